@@ -1,0 +1,130 @@
+"""Shared plumbing for the stage scripts: params loading, atomic writes, logging, and the CLI wrapper.
+
+Every stage module's `main()` goes through `run_stage`, so a bad params.yaml or bad input stops the stage with a
+clear one-paragraph message and exit code 2 before any work, instead of a traceback.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from finetuner.config import ConfigError, Params, parse_params
+
+log = logging.getLogger("finetuner")
+
+PARAMS_FILE = "params.yaml"
+
+
+class InputError(ValueError):
+    """Input data the stage cannot use; the message names the file and what is wrong with it."""
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
+    """Read and validate params.yaml; raise ConfigError naming the file and the offending keys."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found (run from the repository root, where params.yaml lives)") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    return parse_params(raw, source=str(path))
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success it replaces `path` in one rename, on error it vanishes.
+
+    A killed run therefore leaves either the old file or the new one, never half a file that DVC would hash.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def write_csv(path: str | Path, rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> None:
+    """Write rows with exactly `columns` first (extra keys follow in first-seen order)."""
+    rows = list(rows)
+    extra = [key for row in rows for key in row if key not in columns]
+    fieldnames = list(columns) + list(dict.fromkeys(extra))
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fieldnames, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_csv(path: str | Path, required: Sequence[str] = ()) -> list[dict[str, str]]:
+    """Read a CSV written by an earlier stage; a missing file or column is an InputError naming it."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: not found (run the stage that writes it first, e.g. `dvc repro`)")
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = [column for column in required if column not in (reader.fieldnames or [])]
+        if missing:
+            raise InputError(f"{path}: missing column(s) {missing}; found {reader.fieldnames}")
+        return list(reader)
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy and torch scalars
+        return value.item()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def run_stage(name: str, work: Callable[[Params], None], params_path: str | Path = PARAMS_FILE) -> int:
+    """Load params, run one stage, and turn expected failures into a clear message and exit code 2."""
+    setup_logging()
+    try:
+        params = load_params(params_path)
+        work(params)
+    except (ConfigError, InputError) as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def not_built(name: str, issue: int) -> Callable[[Params], None]:
+    """The body of a stage that is not implemented yet: it fails loudly instead of pretending."""
+
+    def work(params: Params) -> None:
+        raise InputError(f"the `{name}` stage is not built yet (tracked in issue {issue}); nothing was written")
+
+    return work

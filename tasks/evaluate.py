@@ -1,0 +1,14 @@
+"""The `evaluate` stage. Run by DVC as `python -m tasks.evaluate` (see dvc.yaml); not built yet: it fails saying so."""
+from __future__ import annotations
+
+import sys
+
+from tasks.common import not_built, run_stage
+
+
+def main() -> int:
+    return run_stage("evaluate", not_built("evaluate", 6))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
