@@ -1,13 +1,109 @@
-"""The `ingest` stage. Run by DVC as `python -m tasks.ingest` (see dvc.yaml); not built yet: it fails saying so."""
+"""The `ingest` stage: `data/raw` -> `data/interim/manifest.csv` and `reports/ingest.json`.
+
+Run by DVC as `python -m tasks.ingest` (see dvc.yaml; `dvc repro ingest`). Every file under `data/raw/images` gets
+one manifest row, `ok` or `quarantined` with a reason; the report holds the counts by status, class and reason,
+the metadata.csv problems and the classes too small to split. Paths come from params.yaml's `data.raw_dir`.
+"""
 from __future__ import annotations
 
+import logging
 import sys
+from pathlib import Path
+from typing import Any
 
-from tasks.common import not_built, run_stage
+from finetuner.config import Params
+from finetuner.ingest import (
+    MANIFEST_COLUMNS,
+    OK,
+    SERIAL_BELOW,
+    build_manifest,
+    check_classes,
+    inspect_files,
+    list_files,
+    missing_files,
+    summarize,
+)
+from finetuner.metadata import Metadata, MetadataError, MetadataProblem, parse_metadata
+from tasks.common import InputError, run_stage, write_csv, write_json
+
+log = logging.getLogger("finetuner.ingest")
+
+MANIFEST = Path("data/interim/manifest.csv")
+REPORT = Path("reports/ingest.json")
+MAX_LOGGED = 20  # problems beyond this are counted in the log and listed in full in the report
+
+
+def read_metadata(path: Path) -> Metadata | None:
+    """Parse metadata.csv when it exists; a file the stage cannot use at all is an InputError naming it."""
+    if not path.exists():
+        return None
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # -sig: spreadsheets often save a byte-order mark
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot be read as UTF-8 text ({exc})") from None
+    try:
+        return parse_metadata(text, source=str(path))
+    except MetadataError as exc:
+        raise InputError(str(exc)) from None
+
+
+def ingest(params: Params, manifest_path: Path = MANIFEST, report_path: Path = REPORT) -> dict[str, Any]:
+    """Scan, decode, hash and label every file; write the manifest and the report; return the report."""
+    raw_dir = Path(params.data.raw_dir)
+    images_dir = raw_dir / "images"
+    if not images_dir.is_dir():
+        raise InputError(
+            f"{images_dir}: no such folder; expected {images_dir}/<label>/.../<image file> "
+            "(`make demo-data` writes a demo dataset there)"
+        )
+    metadata = read_metadata(raw_dir / "metadata.csv")
+    rel_paths = list_files(images_dir)
+    if not rel_paths:
+        raise InputError(f"{images_dir}: no files found; expected {images_dir}/<label>/.../<image file>")
+    log.info("found %d files under %s; decoding and hashing them", len(rel_paths), images_dir)
+    checks = inspect_files(
+        images_dir,
+        rel_paths,
+        max_pixels=params.data.max_image_pixels,
+        workers=params.data.workers,
+        progress=len(rel_paths) >= SERIAL_BELOW,
+    )
+    rows = build_manifest(checks, metadata, params.split.group_pattern)
+    fractions = params.split.fractions
+    n_splits = sum(1 for fraction in (fractions.train, fractions.val, fractions.test) if fraction > 0)
+    report = summarize(rows, check_classes(rows, params.data.min_images_per_class, n_splits))
+    problems = [*metadata.problems, *missing_files(metadata, rel_paths)] if metadata else []
+    problems.sort(key=lambda problem: problem.line or 0)
+    report["metadata"] = {
+        "file": metadata.source if metadata else None,
+        "rows": metadata.n_rows if metadata else 0,
+        "extra_columns": list(metadata.extra_columns) if metadata else [],
+        "problems": [{"line": p.line, "path": p.path, "problem": p.problem} for p in problems],
+    }
+    write_csv(manifest_path, rows, MANIFEST_COLUMNS)
+    write_json(report_path, report)
+    _log_summary(report, problems, metadata.source if metadata else "")
+    if report["by_status"][OK] == 0:
+        raise InputError(f"none of the {len(rows)} files is a usable image; see {manifest_path} and {report_path}")
+    return report
+
+
+def _log_summary(report: dict[str, Any], problems: list[MetadataProblem], source: str) -> None:
+    log.info("manifest: %d files, %s", report["n_files"], report["by_status"])
+    log.info("by class: %s", {label: counts[OK] for label, counts in report["by_class"].items()})
+    log.info("groups: %d (from %s)", report["n_groups"], report["by_group_source"])
+    if report["by_reason"]:
+        log.warning("quarantined by reason: %s", report["by_reason"])
+    for problem in problems[:MAX_LOGGED]:
+        log.warning("%s", problem.describe(source))
+    if len(problems) > MAX_LOGGED:
+        log.warning("... and %d more metadata problems, listed in %s", len(problems) - MAX_LOGGED, REPORT)
+    for finding in report["classes_too_small"]:
+        log.warning("class %r is too small: %s", finding["label"], "; ".join(finding["problems"]))
 
 
 def main() -> int:
-    return run_stage("ingest", not_built("ingest", 2))
+    return run_stage("ingest", ingest)
 
 
 if __name__ == "__main__":
