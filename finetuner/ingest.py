@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import multiprocessing
 import os
 import re
 import sys
@@ -17,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from multiprocessing import get_context
+from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any
 
@@ -114,21 +115,33 @@ def inspect_files(
     paths = [images_dir / rel for rel in rel_paths]
     decode = [not is_hidden(rel) for rel in rel_paths]
     work = partial(_inspect, max_pixels=max_pixels)
-    bar = tqdm(total=len(paths), desc="ingest", unit="file", file=sys.stderr, disable=not progress)
-    with bar:
-        if workers == 1 or len(paths) < SERIAL_BELOW:
-            results = [_tick(bar, work(job)) for job in zip(paths, decode)]
-        else:
-            # spawn, not fork: the parent may hold threads (tqdm's monitor, torch) that fork would copy half-way.
-            chunksize = max(1, min(64, math.ceil(len(paths) / (workers * 8))))
-            with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-                results = [_tick(bar, check) for check in pool.map(work, zip(paths, decode), chunksize=chunksize)]
+    jobs = list(zip(paths, decode))
+    if workers == 1 or len(jobs) < SERIAL_BELOW:
+        with _progress_bar(len(jobs), progress) as bar:
+            results = [_tick(bar, work(job)) for job in jobs]
+    else:
+        chunksize = max(1, min(64, math.ceil(len(jobs) / (workers * 8))))
+        with ProcessPoolExecutor(max_workers=workers, mp_context=_worker_context()) as pool:
+            # map submits every chunk (and so starts the workers) before the bar's monitor thread exists.
+            checks = pool.map(work, jobs, chunksize=chunksize)
+            with _progress_bar(len(jobs), progress) as bar:
+                results = [_tick(bar, check) for check in checks]
     return dict(zip(rel_paths, results))
 
 
 def _inspect(job: tuple[Path, bool], max_pixels: int) -> FileCheck:
     path, decode = job
     return inspect_file(path, max_pixels, decode)
+
+
+def _worker_context() -> BaseContext:
+    """fork where it exists: spawned workers would re-import the stage's __main__ and with it torch (~10 s each)."""
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else None)
+
+
+def _progress_bar(total: int, enabled: bool) -> tqdm:
+    return tqdm(total=total, desc="ingest", unit="file", file=sys.stderr, disable=not enabled)
 
 
 def _tick(bar: tqdm, check: FileCheck) -> FileCheck:
