@@ -60,11 +60,11 @@ class Metadata:
 def normalise_relpath(raw: str) -> tuple[str, str]:
     """Return (posix path relative to the image folder, "") or ("", why it is refused), lexically only."""
     text = raw.strip().replace("\\", "/")
-    if not text:
-        return "", "empty path"
     if text.startswith("/") or _DRIVE.match(text):
         return "", "absolute path: refused (paths are relative to data/raw/images); the file was not read"
     parts = [part for part in text.split("/") if part not in ("", ".")]
+    if not parts:
+        return "", "empty path (no file named)"
     if ".." in parts:
         return "", "path contains '..' and may point outside data/raw/images: refused; the file was not read"
     return "/".join(parts), ""

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from odd_images import BROKEN, VALID, encode, noise_rgb
 
 import finetuner.ingest as ingest_core
@@ -225,3 +227,24 @@ def test_summary_counts(images):
     assert summary["by_reason"]["not an image"] == 4  # 2 junk files, .DS_Store, the hidden folder's image
     assert summary["by_class"]["cat"] == {OK: len(VALID), QUARANTINED: 1}
     assert len(summary["quarantined"]) == summary["by_status"][QUARANTINED]
+
+
+def test_symlinked_folders_are_followed_once(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    write(elsewhere / "a.jpg", encode(noise_rgb(30), "JPEG"))
+    images = tmp_path / "images"
+    (images / "cat").mkdir(parents=True)
+    (images / "cat" / "linked").symlink_to(elsewhere, target_is_directory=True)
+    (images / "cat" / "linked_again").symlink_to(elsewhere, target_is_directory=True)
+    (images / "cat" / "loop").symlink_to(images / "cat", target_is_directory=True)
+    assert list_files(images) == ["cat/linked/a.jpg"]
+
+
+@given(st.text(alphabet="ab./\\:C ", max_size=12))
+def test_accepted_metadata_paths_stay_inside_the_image_folder(raw):
+    path, problem = normalise_relpath(raw)
+    assert bool(path) != bool(problem)
+    if path:
+        base = "/srv/images"
+        joined = os.path.normpath(os.path.join(base, path))
+        assert joined.startswith(base + "/") and ".." not in path.split("/")
