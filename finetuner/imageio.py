@@ -12,6 +12,7 @@ import io
 import struct
 import warnings
 from collections.abc import Iterator
+from typing import BinaryIO
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,16 +103,20 @@ def _pixel_limit(max_pixels: int) -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS = previous
 
 
-def check_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
-    """Decode `data` completely, as training will, and describe it; raise ImageCheckError for anything unusable.
+def check_image(data: bytes | BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
+    """Decode an image (bytes or a seekable binary file) completely, as training will, and describe it.
 
-    The header alone proves little: every pixel is decoded and converted by `to_rgb`, so a file that passes here
-    also loads in later stages. The size is checked before decoding, so a bomb is never expanded in memory.
+    Raises ImageCheckError for anything unusable. The header alone proves little: every pixel is decoded and
+    converted by `to_rgb`, so a file that passes here also loads in later stages. The size is checked before
+    decoding, so a bomb is never expanded in memory.
     """
-    if not data:
+    stream = io.BytesIO(data) if isinstance(data, bytes) else data
+    start = stream.tell()
+    if stream.seek(0, io.SEEK_END) == start:
         raise ImageCheckError(EMPTY, "0 bytes")
+    stream.seek(start)
     try:
-        with _pixel_limit(max_pixels), Image.open(io.BytesIO(data)) as image:
+        with _pixel_limit(max_pixels), Image.open(stream) as image:
             width, height = image.size
             if width * height > max_pixels:
                 raise ImageCheckError(BOMB, f"{width}x{height} = {width * height} pixels > {max_pixels}")

@@ -12,6 +12,7 @@ import math
 import multiprocessing
 import os
 import re
+import stat
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -32,6 +33,7 @@ EXTRA_COLUMNS = ("detail", "size_bytes", "format", "mode", "n_frames", "group_so
 OK, QUARANTINED = "ok", "quarantined"
 NO_LABEL = "no label folder"
 CONFLICT = "conflicting metadata"
+HIDDEN_DETAIL = "hidden file or folder (e.g. .DS_Store, ._x.jpg); not decoded"
 SERIAL_BELOW = 64  # starting worker processes costs more than decoding this many small files
 
 
@@ -78,21 +80,29 @@ def list_files(images_dir: Path) -> list[str]:
 
 
 def inspect_file(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, decode: bool = True) -> FileCheck:
-    """Read one file once, hash those bytes and (with `decode`) decode them fully. Never raises for bad files."""
+    """Hash one file and (with `decode`) decode it fully; a bad file gives a reason, never an exception.
+
+    The file is streamed through the hash rather than read into memory, so a stray multi-gigabyte video
+    costs time, not RAM; the decode then rereads it from the page cache.
+    """
     try:
-        data = path.read_bytes()
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the scan forever; a device never ends
+            return FileCheck(None, "", None, UNREADABLE, "not a regular file (a pipe, socket or device)")
+        with path.open("rb") as handle:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+            size = handle.tell()
+            handle.seek(0)
+            if not decode:
+                return FileCheck(size, digest, None, NOT_AN_IMAGE, HIDDEN_DETAIL)
+            try:
+                info = check_image(handle, max_pixels)
+            except ImageCheckError as exc:
+                return FileCheck(size, digest, None, exc.reason, exc.detail)
+            except Exception as exc:  # noqa: BLE001 - a decoder bug must cost one file, not the whole scan
+                return FileCheck(size, digest, None, "undecodable", f"{type(exc).__name__}: {exc}")
     except OSError as exc:  # permission denied, dangling link, a folder where a file was expected
         return FileCheck(None, "", None, UNREADABLE, f"{type(exc).__name__}: {exc.strerror or exc}")
-    digest = hashlib.sha256(data).hexdigest()
-    if not decode:
-        return FileCheck(len(data), digest, None, NOT_AN_IMAGE, "hidden file or folder (e.g. .DS_Store); not decoded")
-    try:
-        info = check_image(data, max_pixels)
-    except ImageCheckError as exc:
-        return FileCheck(len(data), digest, None, exc.reason, exc.detail)
-    except Exception as exc:  # noqa: BLE001 - a decoder bug must cost one file, not the whole scan
-        return FileCheck(len(data), digest, None, "undecodable", f"{type(exc).__name__}: {exc}")
-    return FileCheck(len(data), digest, info)
+    return FileCheck(size, digest, info)
 
 
 def available_cpus() -> int:

@@ -92,17 +92,23 @@ def test_permission_denied_is_unreadable(images, monkeypatch):
     if os.geteuid() != 0:  # root reads anything, so there the denial is simulated
         target.chmod(0)
     else:
-        real_read = Path.read_bytes
+        real_open = Path.open
 
-        def deny(path: Path) -> bytes:
+        def deny(path: Path, *args, **kwargs):
             if path == target:
                 raise PermissionError(13, "Permission denied", str(path))
-            return real_read(path)
+            return real_open(path, *args, **kwargs)
 
-        monkeypatch.setattr(Path, "read_bytes", deny)
+        monkeypatch.setattr(Path, "open", deny)
     row = manifest_for(images)["dog/d0.jpg"]
     assert (row["status"], row["reason"]) == (QUARANTINED, "unreadable")
     assert "Permission denied" in row["detail"]
+
+
+def test_pipes_are_not_read(images):
+    os.mkfifo(images / "cat" / "pipe.jpg")  # opening it for reading would block the scan forever
+    check = inspect_files(images, ["cat/pipe.jpg"], workers=1)["cat/pipe.jpg"]
+    assert (check.reason, check.detail) == ("unreadable", "not a regular file (a pipe, socket or device)")
 
 
 def test_parallel_scan_matches_serial(images, monkeypatch):
