@@ -63,11 +63,16 @@ def list_files(images_dir: Path) -> list[str]:
     """Every non-directory entry under `images_dir`, as sorted posix paths relative to it.
 
     Symlinked folders are followed (data is often linked in from elsewhere), each real folder once, so a link
-    cycle cannot loop. Dangling links are listed too; reading them fails later with a reason.
+    cycle cannot loop. Dangling links are listed too, and so is a folder that cannot be listed: reading them
+    fails later with a reason, where os.walk would have skipped them without a word.
     """
     found: list[str] = []
     seen: set[str] = set()
-    for folder, dirnames, filenames in os.walk(images_dir, followlinks=True):
+
+    def unlistable(error: OSError) -> None:
+        found.append(Path(error.filename).relative_to(images_dir).as_posix())
+
+    for folder, dirnames, filenames in os.walk(images_dir, onerror=unlistable, followlinks=True):
         real = os.path.realpath(folder)
         if real in seen:
             dirnames[:] = []
@@ -86,7 +91,10 @@ def inspect_file(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, decode: bool 
     costs time, not RAM; the decode then rereads it from the page cache.
     """
     try:
-        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the scan forever; a device never ends
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            return FileCheck(None, "", None, UNREADABLE, "a folder whose contents could not be listed")
+        if not stat.S_ISREG(mode):  # a FIFO would block the scan forever; a device never ends
             return FileCheck(None, "", None, UNREADABLE, "not a regular file (a pipe, socket or device)")
         with path.open("rb") as handle:
             digest = hashlib.file_digest(handle, "sha256").hexdigest()

@@ -111,6 +111,22 @@ def test_pipes_are_not_read(images):
     assert (check.reason, check.detail) == ("unreadable", "not a regular file (a pipe, socket or device)")
 
 
+def test_folders_that_cannot_be_listed_are_reported(images, monkeypatch):
+    real_scandir = os.scandir
+    locked = images / "dog" / "broken"
+
+    def scandir(path):
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)  # root lists anything, so the denial is simulated
+    paths = list_files(images)
+    assert "dog/broken" in paths and not any(path.startswith("dog/broken/") for path in paths)
+    row = manifest_for(images)["dog/broken"]
+    assert (row["reason"], row["detail"]) == ("unreadable", "a folder whose contents could not be listed")
+
+
 def test_parallel_scan_matches_serial(images, monkeypatch):
     paths = list_files(images)
     serial = inspect_files(images, paths, workers=1)
