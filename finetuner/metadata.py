@@ -127,7 +127,8 @@ def _add_row(
         problems.append(MetadataProblem(line, path, "empty group; the image falls back to group_pattern or itself"))
     if path in conflicts:
         conflicts[path] = (*conflicts[path], line)
-        problems.append(MetadataProblem(line, path, f"another contradicting row for this path (lines {conflicts[path]})"))
+        problem = f"another contradicting row for this path (lines {conflicts[path]})"
+        problems.append(MetadataProblem(line, path, problem))
         return
     first = entries.get(path)
     if first is None:
