@@ -11,15 +11,22 @@ scores any pipeline checkpoint on the current test split, writes only that JSON 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 from finetuner.checkpoint import CheckpointError, load_pipeline_checkpoint, model_from_checkpoint
 from finetuner.config import ConfigError, Params
@@ -100,15 +107,30 @@ def score_checkpoint(
 def record_in_ledger(ledger_path: Path, split_hash: str, metrics: dict[str, Any], warn_after: int,
                      source: str) -> dict[str, Any]:
     """Count this model's look at this test split and return the summary that goes into the metrics JSON."""
-    ledger = json.loads(ledger_path.read_text(encoding="utf-8")) if ledger_path.exists() else empty_ledger()
     when = datetime.now(timezone.utc).isoformat(timespec="seconds")
     details = {"source": source, **{k: metrics["checkpoint"][k] for k in ("arch", "stage", "epoch")}}
-    ledger = record_look(ledger, split_hash, metrics["model_sha256"], when, details)
-    write_json(ledger_path, ledger)
+    with _exclusive(ledger_path):
+        try:
+            ledger = json.loads(ledger_path.read_text(encoding="utf-8")) if ledger_path.exists() else empty_ledger()
+        except ValueError as exc:
+            raise InputError(f"{ledger_path}: unreadable test ledger ({exc}); fix or move it aside") from None
+        ledger = record_look(ledger, split_hash, metrics["model_sha256"], when, details)
+        write_json(ledger_path, ledger)
     summary = ledger_summary(ledger, split_hash, warn_after)
     if summary["warning"]:
         log.warning("test-reuse ledger: %s", summary["warning"])
     return summary
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock beside `path`: champion and challenger may be scored at once, and a
+    read-modify-write of the ledger without it could lose one of the looks."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "w") as handle:
+        if fcntl is not None:  # POSIX; elsewhere concurrent scoring is not supported
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def _load_test(params: Params, root: Path) -> tuple[list[dict[str, str]], str, Path]:

@@ -133,3 +133,19 @@ def test_clear_failures(world: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert not (world / "reports/metrics.json").exists()
     with pytest.raises(SystemExit):
         main(["--checkpoint", "models/best.pt"])  # --out is required with --checkpoint
+
+
+def test_concurrent_scoring_loses_no_look(tmp_path: Path) -> None:
+    """Champion and challenger may be scored at once; every distinct model must end up in the ledger."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tasks.evaluate import record_in_ledger
+
+    def look(i: int) -> None:
+        metrics = {"model_sha256": f"model{i}", "checkpoint": {"arch": "resnet18", "stage": "head", "epoch": i}}
+        record_in_ledger(tmp_path / "reports/test_ledger.json", "split", metrics, warn_after=5, source="t")
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(look, range(16)))
+    ledger = json.loads((tmp_path / "reports/test_ledger.json").read_text())
+    assert len(ledger["splits"]["split"]["models"]) == 16
