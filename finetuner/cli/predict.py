@@ -27,13 +27,16 @@ from tasks.common import write_csv  # the atomic CSV writer every stage uses
 IMAGE_SUFFIXES = frozenset(suffix.lower() for suffix in Image.registered_extensions())
 
 
-def expand_inputs(inputs: Iterable[str]) -> tuple[list[Path], list[ImageResult]]:
-    """(files to predict, in input order without repeats; rows for inputs that do not exist)."""
+def expand_inputs(inputs: Iterable[str], allow_lists: bool = True) -> tuple[list[Path], list[ImageResult]]:
+    """(files to predict, in input order without repeats; rows for inputs that do not exist).
+
+    Lines of a list file are files or folders, not further lists (a list naming itself would never end).
+    """
     files: dict[Path, None] = {}
     missing: list[ImageResult] = []
     for item in inputs:
-        if item.startswith("@"):
-            listed, listed_missing = expand_inputs(_read_list(Path(item[1:])))
+        if item.startswith("@") and allow_lists:
+            listed, listed_missing = expand_inputs(_read_list(Path(item[1:])), allow_lists=False)
             files.update(dict.fromkeys(listed))
             missing += listed_missing
             continue
