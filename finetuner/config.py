@@ -148,6 +148,18 @@ class StagesConfig(_Section):
     )
 
 
+# --- evaluate -------------------------------------------------------------------------------------------------
+
+
+class EvaluateConfig(_Section):
+    batch_size: PositiveInt = 64
+    ledger_warn_after: int = Field(
+        5, ge=1, description="warn once more than this many distinct models were scored on one test split"
+    )
+    calibration_bins: int = Field(15, ge=2, le=100, description="equal-width confidence bins for ECE")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
 # --- the whole file -------------------------------------------------------------------------------------------
 
 
@@ -159,6 +171,7 @@ class Params(_Section):
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     stages: StagesConfig = StagesConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
 
     @model_validator(mode="after")
     def _blocks_exist(self) -> Params:

@@ -1,13 +1,215 @@
-"""The `evaluate` stage. Run by DVC as `python -m tasks.evaluate` (see dvc.yaml); not built yet: it fails saying so."""
+"""The `evaluate` stage: the one held-out test of `models/best.pt`, and the reports a person reads.
+
+Run by DVC as `python -m tasks.evaluate` (see dvc.yaml). This is the only code that reads `data/splits/test.csv`.
+Writes `reports/metrics.json`, `reports/predictions.csv`, `reports/confusion_matrix.png`, `reports/reliability.png`,
+`reports/summary.md`, `reports/model_card.md`, and records the look in the test-reuse ledger
+`reports/test_ledger.json` (deliberately not a DVC output: checking out an older experiment must not erase looks).
+
+Champion/challenger mode, used by the retrain flow: `python -m tasks.evaluate --checkpoint PATH --out PATH.json`
+scores any pipeline checkpoint on the current test split, writes only that JSON and counts it in the ledger.
+"""
 from __future__ import annotations
 
+import argparse
+import contextlib
+import json
+import logging
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
 
-from tasks.common import not_built, run_stage
+import numpy as np
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+
+from finetuner.checkpoint import CheckpointError, load_pipeline_checkpoint, model_from_checkpoint
+from finetuner.config import ConfigError, Params
+from finetuner.inference import predict_files, resolve_device
+from finetuner.ledger import empty_ledger, ledger_summary, model_fingerprint, record_look, sha256_bytes
+from finetuner.metrics import (ReliabilityBin, classification_metrics, confusion_counts,
+                               expected_calibration_error, reliability_bins, top_confidence)
+from finetuner.plots import confusion_figure, reliability_figure
+from finetuner.preprocessing import Preprocessing
+from tasks.common import InputError, atomic_path, read_csv, run_stage, write_csv, write_json
+from tasks.evaluate_reports import write_model_card, write_summary
+
+log = logging.getLogger("finetuner.evaluate")
+
+TEST_CSV = Path("data/splits/test.csv")
+BEST_MODEL = Path("models/best.pt")
+REPORTS = Path("reports")
+LEDGER = REPORTS / "test_ledger.json"
+SPLIT_COLUMNS = ("path", "label", "group", "unit")
 
 
-def main() -> int:
-    return run_stage("evaluate", not_built("evaluate", 6))
+@dataclass(frozen=True)
+class Scored:
+    """One checkpoint scored on the test rows: everything the reports are drawn from."""
+
+    checkpoint: dict[str, Any]
+    class_names: list[str]
+    probs: np.ndarray
+    y_true: np.ndarray
+    bins: list[ReliabilityBin]
+    metrics: dict[str, Any]
+
+
+def score(
+    checkpoint_path: str | Path, test_rows: list[dict[str, str]], images_dir: str | Path, batch_size: int,
+    calibration_bins: int = 15, device: str = "cpu",
+) -> Scored:
+    """Predict every test image with the checkpoint's own preprocessing and compute all test figures."""
+    try:
+        checkpoint = load_pipeline_checkpoint(checkpoint_path)
+        model = model_from_checkpoint(checkpoint)
+    except (CheckpointError, RuntimeError, KeyError, ValueError) as exc:
+        raise InputError(f"{checkpoint_path}: cannot rebuild the model ({exc})") from None
+    class_to_idx: dict[str, int] = checkpoint["class_to_idx"]
+    class_names = sorted(class_to_idx, key=class_to_idx.__getitem__)
+    unknown = sorted({row["label"] for row in test_rows} - set(class_to_idx))
+    if unknown:
+        raise InputError(f"test labels {unknown} are not classes of {checkpoint_path} ({class_names})")
+    if not test_rows:
+        raise InputError("the test split is empty; nothing to score")
+    preprocessing = Preprocessing.from_dict(checkpoint["preprocessing"])
+    paths = [Path(images_dir) / row["path"] for row in test_rows]
+    results = predict_files(model, preprocessing, paths, batch_size, device)
+    failed = [f"{r.path} ({r.error})" for r in results if r.error]
+    if failed:
+        # The test set is fixed by the split; silently scoring fewer images would change the figure.
+        raise InputError(f"{len(failed)} test image(s) unreadable: {'; '.join(failed[:5])}")
+    probs = np.stack([r.probs for r in results])
+    y_true = np.array([class_to_idx[row["label"]] for row in test_rows])
+    y_pred, confidence = top_confidence(probs)
+    bins = reliability_bins(confidence, y_pred == y_true, calibration_bins)
+    metrics = classification_metrics(y_true, y_pred, class_names)
+    metrics["ece"] = expected_calibration_error(bins)
+    metrics["checkpoint"] = {key: checkpoint[key] for key in ("stage", "epoch", "metric", "value")}
+    metrics["checkpoint"]["arch"] = checkpoint["arch"]
+    metrics["model_sha256"] = model_fingerprint(checkpoint["state_dict"], checkpoint["arch"], class_to_idx)
+    return Scored(checkpoint, class_names, probs, y_true, bins, metrics)
+
+
+def score_checkpoint(
+    checkpoint_path: str | Path, test_rows: list[dict[str, str]], images_dir: str | Path, batch_size: int,
+    calibration_bins: int = 15, device: str = "cpu",
+) -> dict[str, Any]:
+    """The test metrics of any pipeline checkpoint (accuracy, macro_f1, ..., ece, checkpoint, model_sha256)."""
+    return score(checkpoint_path, test_rows, images_dir, batch_size, calibration_bins, device).metrics
+
+
+def record_in_ledger(ledger_path: Path, split_hash: str, metrics: dict[str, Any], warn_after: int,
+                     source: str) -> dict[str, Any]:
+    """Count this model's look at this test split and return the summary that goes into the metrics JSON."""
+    when = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    details = {"source": source, **{k: metrics["checkpoint"][k] for k in ("arch", "stage", "epoch")}}
+    with _exclusive(ledger_path):
+        try:
+            ledger = json.loads(ledger_path.read_text(encoding="utf-8")) if ledger_path.exists() else empty_ledger()
+        except ValueError as exc:
+            raise InputError(f"{ledger_path}: unreadable test ledger ({exc}); fix or move it aside") from None
+        ledger = record_look(ledger, split_hash, metrics["model_sha256"], when, details)
+        write_json(ledger_path, ledger)
+    summary = ledger_summary(ledger, split_hash, warn_after)
+    if summary["warning"]:
+        log.warning("test-reuse ledger: %s", summary["warning"])
+    return summary
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock beside `path`: champion and challenger may be scored at once, and a
+    read-modify-write of the ledger without it could lose one of the looks."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "w") as handle:
+        if fcntl is not None:  # POSIX; elsewhere concurrent scoring is not supported
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _load_test(params: Params, root: Path) -> tuple[list[dict[str, str]], str, Path]:
+    test_csv = root / TEST_CSV
+    rows = read_csv(test_csv, required=SPLIT_COLUMNS)
+    return rows, sha256_bytes(test_csv.read_bytes()), root / params.data.raw_dir / "images"
+
+
+def _device(params: Params) -> str:
+    try:
+        return str(resolve_device(params.evaluate.device))
+    except ValueError as exc:
+        raise ConfigError(f"evaluate.device: {exc}") from None
+
+
+def evaluate(params: Params, root: Path = Path(".")) -> dict[str, Any]:
+    """The stage: score models/best.pt on the test split and write every report. Returns the metrics."""
+    cfg = params.evaluate
+    rows, split_hash, images_dir = _load_test(params, root)
+    scored = score(root / BEST_MODEL, rows, images_dir, cfg.batch_size, cfg.calibration_bins, _device(params))
+    metrics = scored.metrics
+    metrics["test_ledger"] = record_in_ledger(root / LEDGER, split_hash, metrics, cfg.ledger_warn_after,
+                                              source="evaluate")
+    reports = root / REPORTS
+    write_json(reports / "metrics.json", metrics)
+    _write_predictions(reports / "predictions.csv", rows, scored)
+    counts = confusion_counts(scored.y_true, scored.probs.argmax(axis=1), len(scored.class_names))
+    _save_figure(confusion_figure(counts, scored.class_names), reports / "confusion_matrix.png")
+    _save_figure(reliability_figure(scored.bins, metrics["ece"]), reports / "reliability.png")
+    write_summary(params, root, metrics)
+    write_model_card(params, root, scored.checkpoint, metrics)
+    log.info("test: n=%d accuracy=%.4f macro_f1=%.4f balanced_accuracy=%.4f ece=%.4f", metrics["n_test"],
+             metrics["accuracy"], metrics["macro_f1"], metrics["balanced_accuracy"], metrics["ece"])
+    return metrics
+
+
+def score_to_file(params: Params, checkpoint: Path, out: Path, root: Path = Path(".")) -> dict[str, Any]:
+    """Champion/challenger mode: score `checkpoint`, write only `out`; the look still counts in the ledger."""
+    cfg = params.evaluate
+    rows, split_hash, images_dir = _load_test(params, root)
+    metrics = score_checkpoint(checkpoint, rows, images_dir, cfg.batch_size, cfg.calibration_bins, _device(params))
+    metrics["test_ledger"] = record_in_ledger(root / LEDGER, split_hash, metrics, cfg.ledger_warn_after,
+                                              source=f"--checkpoint {checkpoint}")
+    write_json(out, metrics)
+    return metrics
+
+
+def _write_predictions(path: Path, rows: list[dict[str, str]], scored: Scored) -> None:
+    columns = ["path", "label", "predicted", "confidence", *[f"prob_{name}" for name in scored.class_names]]
+    out = []
+    for row, probs in zip(rows, scored.probs, strict=True):
+        best = int(probs.argmax())
+        record = {"path": row["path"], "label": row["label"], "predicted": scored.class_names[best],
+                  "confidence": f"{probs[best]:.6f}"}
+        record.update({f"prob_{name}": f"{p:.6f}" for name, p in zip(scored.class_names, probs, strict=True)})
+        out.append(record)
+    write_csv(path, out, columns)
+
+
+def _save_figure(figure: Any, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=100)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tasks.evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", type=Path, help="score this checkpoint instead (needs --out)")
+    parser.add_argument("--out", type=Path, help="where the champion/challenger metrics JSON goes")
+    args = parser.parse_args(argv)
+    if (args.checkpoint is None) != (args.out is None):
+        parser.error("--checkpoint and --out go together")
+
+    def work(params: Params) -> None:
+        if args.checkpoint is not None:
+            score_to_file(params, args.checkpoint, args.out)
+        else:
+            evaluate(params)
+
+    return run_stage("evaluate", work)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,65 @@
+"""`dvc repro evaluate` in a temporary git repository runs the stage as declared in dvc.yaml, and
+`dvc metrics show` prints the test metrics."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from evaluate_world import make_checkpoint, make_split
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    bin_dir = str(Path(sys.executable).parent)  # `python` and `dvc` of this environment, as in the activated .venv
+    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), "PYTHONPATH": str(cwd)}
+    return subprocess.run(args, cwd=cwd, env=env, text=True, capture_output=True, timeout=600, check=False)
+
+
+@pytest.mark.slow
+def test_dvc_repro_evaluate_and_metrics_show(tmp_path: Path, repo_root: Path) -> None:
+    repo = tmp_path / "repo"
+    for package in ("finetuner", "tasks"):
+        shutil.copytree(repo_root / package, repo / package, ignore=shutil.ignore_patterns("__pycache__"))
+    pipeline = yaml.safe_load((repo_root / "dvc.yaml").read_text())
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"evaluate": pipeline["stages"]["evaluate"]}}))
+    shutil.copy(repo_root / "params.yaml", repo / "params.yaml")
+    make_split(repo, per_class=2)
+    make_checkpoint(repo / "models/best.pt")
+    for stage in ("train_head", "train_partial", "train_full"):
+        make_checkpoint(repo / "models" / stage / "best.pt", stage=stage.removeprefix("train_"))
+    # The other stages' outputs evaluate reads for the summary (their real content is the other stages' business).
+    with (repo / "data/splits/train.csv").open(newline="") as handle:
+        paths = [row["path"] for row in csv.DictReader(handle)]
+    interim = repo / "data/interim"
+    interim.mkdir(parents=True)
+    (interim / "manifest.csv").write_text("path,label,group,status,reason,sha256,width,height\n")
+    (interim / "units.csv").write_text("path,unit\n" + "".join(f"{p},{i}\n" for i, p in enumerate(paths)))
+    (interim / "near_duplicates.csv").write_text("path_a,path_b,method,distance\n")
+    (repo / "reports").mkdir()
+    for name in ("ingest", "dedup", "split"):
+        (repo / "reports" / f"{name}.json").write_text("{}")
+    for args in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
+                 ["git", "add", "-A"], ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"]):
+        assert _run(args, repo).returncode == 0, args
+
+    result = _run(["dvc", "repro", "evaluate"], repo)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in ("metrics.json", "predictions.csv", "confusion_matrix.png", "reliability.png", "summary.md",
+                 "model_card.md", "test_ledger.json"):
+        assert (repo / "reports" / name).is_file(), name
+    shown = _run(["dvc", "metrics", "show", "--json"], repo)
+    assert shown.returncode == 0, shown.stderr
+    metrics = json.loads(shown.stdout)
+    figures = next(iter(metrics.values()))["data"]["reports/metrics.json"]["data"]
+    assert figures["n_test"] == 6 and 0 <= figures["accuracy"] <= 1 and "macro_f1" in figures
+    assert "| train_partial | macro_f1 | 0.5000 | 2 | models/train_partial/best.pt |" in \
+        (repo / "reports/summary.md").read_text()
+    status = _run(["dvc", "status", "evaluate"], repo)
+    assert "up to date" in status.stdout, status.stdout  # the ledger, not an output, does not make it stale
