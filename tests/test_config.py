@@ -123,3 +123,18 @@ def test_stage_cli_stops_on_bad_params_before_work(tmp_path, monkeypatch, capsys
     assert ingest.main() == 2
     assert "split.fractions" in capsys.readouterr().err
     assert not (tmp_path / "data").exists()
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    import os
+
+    from tasks.common import write_text
+
+    old = os.umask(0o022)
+    try:
+        write_text(tmp_path / "report.md", "hello")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "report.md").read_text() == "hello"
+    assert (tmp_path / "report.md").stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["report.md"]  # no temp file left behind
