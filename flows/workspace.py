@@ -95,8 +95,7 @@ def apply_overrides(project_dir: str | Path, overrides: Mapping[str, Any]) -> Pa
     read params.yaml, and dvc.lock stores the values each stage ran with. Nothing is written when a value is bad.
     """
     path = Path(project_dir) / PARAMS_FILE
-    yaml_rt = YAML()
-    yaml_rt.preserve_quotes = True
+    yaml_rt = _round_trip_yaml()
     document = yaml_rt.load(path.read_text(encoding="utf-8"))
     if not overrides:
         return parse_params(_plain(document), source=str(path))
@@ -107,6 +106,17 @@ def apply_overrides(project_dir: str | Path, overrides: Mapping[str, Any]) -> Pa
         yaml_rt.dump(document, handle)
     log.info("params.yaml updated with %s", dict(overrides))
     return params
+
+
+def _round_trip_yaml() -> YAML:
+    yaml_rt = YAML()
+    yaml_rt.preserve_quotes = True
+    yaml_rt.width = 4096  # keep one-line sections on one line
+    # ruamel writes None as an empty value; `null` is what params.yaml says and what a reader expects.
+    yaml_rt.representer.add_representer(
+        type(None), lambda representer, _: representer.represent_scalar("tag:yaml.org,2002:null", "null")
+    )
+    return yaml_rt
 
 
 def _plain(value: Any) -> Any:
