@@ -158,6 +158,27 @@ class EvaluateConfig(_Section):
     )
     calibration_bins: int = Field(15, ge=2, le=100, description="equal-width confidence bins for ECE")
     device: Literal["auto", "cpu", "cuda"] = "auto"
+# --- retrain ----------------------------------------------------------------------------------------------------
+
+_CRON_FIELD = re.compile(r"^[0-9A-Za-z*,/\-?LW#]+$")
+
+
+class RetrainConfig(_Section):
+    """Scheduled retraining: when a challenger replaces the champion, and when the nightly run starts."""
+
+    min_gain: float = Field(
+        0.01, ge=0, le=1, description="the challenger must beat the champion by at least this on train.select_metric"
+    )
+    schedule: str = Field("0 3 * * *", description="cron (5 fields, server time zone) of the retrain/nightly run")
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron_shape(cls, schedule: str) -> str:
+        fields = schedule.split()
+        # A light check so a typo fails here, with the key's name, rather than later inside Prefect's scheduler.
+        if len(fields) != 5 or not all(_CRON_FIELD.match(field) for field in fields):
+            raise ValueError("expected a cron expression of 5 fields (minute hour day month weekday), e.g. '0 3 * * *'")
+        return schedule
 
 
 # --- the whole file -------------------------------------------------------------------------------------------
@@ -172,6 +193,7 @@ class Params(_Section):
     train: TrainConfig = TrainConfig()
     stages: StagesConfig = StagesConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    retrain: RetrainConfig = RetrainConfig()
 
     @model_validator(mode="after")
     def _blocks_exist(self) -> Params:

@@ -1,0 +1,117 @@
+"""The `finetune` Prefect flow: every DVC stage as one task of the same name, run through `dvc repro`.
+
+Prefect orders, retries, times out, logs and shows; DVC decides what is stale and records what ran in dvc.lock.
+Run locally (a temporary Prefect server is started when no PREFECT_API_URL is set) with
+
+    python -m flows.finetune [--project-dir DIR] [--set stages.head.epochs=3 ...]
+
+which is what `make demo` does; it prints the test metrics at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings
+
+from flows.dvc_cli import dvc_command, stream_command
+from flows.reports import SUMMARY_KEYS, publish_finetune_artifacts
+from flows.workspace import apply_overrides, workspace_lock
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_PROJECT = str(REPO_ROOT)
+
+HOUR = 3600
+# (retries, timeout in seconds) per stage. Data stages and evaluate are idempotent, so a transient failure (a full
+# disk, a flaky network mount) is worth a retry; a failed training stage is a real problem that retrying would hide
+# while burning hours of compute, so it fails at once.
+STAGE_POLICY: dict[str, tuple[int, int]] = {
+    "ingest": (2, 2 * HOUR),
+    "dedup": (2, 2 * HOUR),
+    "split": (2, HOUR // 2),
+    "train_head": (0, 12 * HOUR),
+    "train_partial": (0, 12 * HOUR),
+    "train_full": (0, 24 * HOUR),
+    "evaluate": (2, 2 * HOUR),
+}
+STAGES = tuple(STAGE_POLICY)
+
+
+def _dvc_stage(stage: str, project_dir: str) -> None:
+    stream_command(
+        dvc_command("repro", "--single-item", stage), project_dir, get_run_logger(), STAGE_POLICY[stage][1]
+    )
+
+
+def _stage_task(stage: str) -> Any:
+    retries, timeout_s = STAGE_POLICY[stage]
+    return task(
+        _dvc_stage,
+        name=stage,
+        task_run_name=stage,
+        retries=retries,
+        retry_delay_seconds=10,
+        timeout_seconds=timeout_s,
+        cache_policy=NO_CACHE,  # DVC is the cache: it skips a stage whose deps, params and outs are unchanged
+    )
+
+
+STAGE_TASKS = {stage: _stage_task(stage) for stage in STAGES}
+
+
+def run_pipeline(project_dir: str) -> None:
+    """Run the stages in dvc.yaml order inside the current flow; the first failure stops the rest."""
+    for stage in STAGES:
+        STAGE_TASKS[stage](stage, project_dir)
+
+
+@flow(name="finetune", description="Every DVC stage of the pipeline in order, each through `dvc repro --single-item`.")
+def finetune(project_dir: str = DEFAULT_PROJECT, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Apply `overrides` (dotted params.yaml keys) to params.yaml, run the pipeline, publish its reports."""
+    project = Path(project_dir).resolve()
+    with workspace_lock(project):
+        apply_overrides(project, overrides or {})
+        run_pipeline(str(project))
+        return publish_finetune_artifacts(project)
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """`key=value` pairs as given to `dvc exp run -S`; values are read as YAML (3 -> int, null -> None)."""
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {pair!r}: expected key=value, e.g. stages.head.epochs=3")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
+def format_metrics(metrics: Mapping[str, Any]) -> str:
+    lines = [f"{key:>18}: {metrics[key]}" for key in SUMMARY_KEYS if key in metrics]
+    return "\n".join(lines) if lines else "no test metrics (reports/metrics.json missing)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--project-dir", default=DEFAULT_PROJECT, help="the DVC project (default: this repository)")
+    parser.add_argument("--set", dest="pairs", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+    overrides = parse_overrides(args.pairs)
+    # The temporary server can take longer than Prefect's default 20 s to start on a busy small machine.
+    with temporary_settings({PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 180}):
+        metrics = finetune(project_dir=str(Path(args.project_dir).resolve()), overrides=overrides)
+    print("Test metrics (reports/metrics.json):")
+    print(format_metrics(metrics))
+    print(json.dumps({key: metrics[key] for key in SUMMARY_KEYS if key in metrics}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

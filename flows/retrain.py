@@ -1,0 +1,164 @@
+"""The `retrain` Prefect flow: retrain on new data, and replace the champion only when the challenger is better.
+
+    new or changed data in data/raw?  -- no --> Completed, an artifact saying so, no training
+        | yes
+    run the pipeline (the `finetune` stages through DVC; the sticky split keeps old units where they were)
+    score champion (models/champion.pt) and challenger (models/best.pt) on the same current test split
+    promote if the challenger beats the champion by retrain.min_gain on train.select_metric (first run promotes)
+    append the decision to reports/retrain_registry.jsonl
+
+Both models are scored by `python -m tasks.evaluate --checkpoint ... --out ...`, the only code that reads the test
+split. Served as `retrain/nightly` by flows/serve.py; run once locally with `python -m flows.retrain`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings
+
+from finetuner.champion import KEPT, NO_NEW_DATA, PROMOTED, decide, metric_value, render_card
+from flows.dvc_cli import locked_dep_hash, raw_data_status, stream_command
+from flows.finetune import DEFAULT_PROJECT, HOUR, run_pipeline
+from flows.workspace import read_params, workspace_lock
+from tasks.common import atomic_path, write_text
+
+REGISTRY = Path("reports/retrain_registry.jsonl")
+CHAMPION = Path("models/champion.pt")
+CARD = Path("models/champion.md")
+CHALLENGER = Path("models/best.pt")
+SCORES_DIR = Path("reports/retrain")
+
+
+def read_registry(project: Path) -> list[dict[str, Any]]:
+    path = project / REGISTRY
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def append_record(project: Path, record: dict[str, Any]) -> None:
+    """Add one decision to the registry; the file is rewritten atomically, so it is never half a line long."""
+    path = project / REGISTRY
+    existing = path.read_text(encoding="utf-8") if path.exists() else ""
+    write_text(path, existing + json.dumps(record, sort_keys=True, default=str) + "\n")
+
+
+@task(name="detect_new_data", retries=2, retry_delay_seconds=10, cache_policy=NO_CACHE)
+def detect_new_data(project_dir: str, raw_dir: str) -> tuple[bool, str, str | None]:
+    """(anything new?, why, the data version DVC recorded) from `dvc status` and the last registry entry."""
+    project = Path(project_dir)
+    status = raw_data_status(project, raw_dir)
+    version = locked_dep_hash(project, "ingest", raw_dir)
+    if status is not None:
+        return True, f"{raw_dir}: {status} relative to dvc.lock", version
+    history = read_registry(project)
+    if not history:
+        return True, f"{raw_dir}: no retrain decision recorded yet", version
+    if history[-1].get("data_version") != version:
+        # Someone ran the pipeline by hand on new data: nothing to train, but the comparison is still owed.
+        return True, f"{raw_dir}: version {version} has not been compared yet", version
+    return False, f"{raw_dir} unchanged since the last retrain decision (data version {version})", version
+
+
+@task(name="score", task_run_name="score-{role}", retries=2, retry_delay_seconds=10, cache_policy=NO_CACHE)
+def score(project_dir: str, checkpoint: str, role: str, metric: str) -> float:
+    """Score one checkpoint on the current test split with the evaluate stage's own code."""
+    out = SCORES_DIR / f"{role}.json"
+    command = [sys.executable, "-m", "tasks.evaluate", "--checkpoint", checkpoint, "--out", str(out)]
+    stream_command(command, project_dir, get_run_logger(), 2 * HOUR)
+    scores = json.loads((Path(project_dir) / out).read_text(encoding="utf-8"))
+    return metric_value(scores, metric, str(out))
+
+
+@task(name="promote", cache_policy=NO_CACHE)
+def promote(project_dir: str, record: dict[str, Any]) -> None:
+    """Copy the challenger to the champion's fixed path and write its card, each atomically."""
+    project = Path(project_dir)
+    with atomic_path(project / CHAMPION) as tmp:
+        shutil.copyfile(project / CHALLENGER, tmp)
+    write_text(project / CARD, render_card(record, _checkpoint_info(project / CHAMPION)))
+
+
+def _checkpoint_info(path: Path) -> dict[str, Any] | None:
+    from finetuner.checkpoint import CheckpointError, load_pipeline_checkpoint  # torch is slow to import
+
+    try:
+        checkpoint = load_pipeline_checkpoint(path)
+    except CheckpointError as exc:
+        get_run_logger().warning("the champion card lacks checkpoint details: %s", exc)
+        return None
+    return {key: value for key, value in checkpoint.items() if key not in ("state_dict", "optimizer", "scheduler")}
+
+
+@flow(name="retrain", description="Retrain on new data in data/raw; promote the challenger only if it is better.")
+def retrain(project_dir: str = DEFAULT_PROJECT, lock_timeout_s: float = 6 * HOUR) -> dict[str, Any]:
+    """One scheduled retraining; returns the decision recorded in reports/retrain_registry.jsonl."""
+    project = Path(project_dir).resolve()
+    logger = get_run_logger()
+    with workspace_lock(project, lock_timeout_s):
+        params, raw = read_params(project)
+        metric, min_gain = params.train.select_metric, params.retrain.min_gain
+        new, why, version = detect_new_data(str(project), params.data.raw_dir)
+        record: dict[str, Any] = {
+            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "metric": metric,
+            "min_gain": min_gain,
+            "params": raw,
+        }
+        if not new:
+            record.update(data_version=version, decision=NO_NEW_DATA, reason=why)
+            record.update(champion_score=None, challenger_score=None)
+        else:
+            logger.info("new data: %s", why)
+            run_pipeline(str(project))
+            record["data_version"] = locked_dep_hash(project, "ingest", params.data.raw_dir)
+            has_champion = (project / CHAMPION).exists()
+            champion = score(str(project), str(CHAMPION), "champion", metric) if has_champion else None
+            challenger = score(str(project), str(CHALLENGER), "challenger", metric)
+            decision = decide(champion, challenger, min_gain, metric)
+            record.update(champion_score=champion, challenger_score=challenger)
+            record.update(decision=decision.decision, reason=decision.reason)
+            if decision.promote:
+                promote(str(project), record)
+        append_record(project, record)
+    logger.info("retrain decision: %s (%s)", record["decision"], record["reason"])
+    create_markdown_artifact(_decision_markdown(record), key="retrain-decision", description="this run's decision")
+    return record
+
+
+def _decision_markdown(record: dict[str, Any]) -> str:
+    title = {PROMOTED: "challenger promoted", KEPT: "champion kept", NO_NEW_DATA: "no new data: training skipped"}
+    rows = [
+        ("decision", record["decision"]),
+        ("reason", record["reason"]),
+        ("data version", f"`{record['data_version']}`"),
+        (f"champion {record['metric']}", record["champion_score"]),
+        (f"challenger {record['metric']}", record["challenger_score"]),
+        ("min_gain", record["min_gain"]),
+        ("registry", f"`{REGISTRY}`"),
+    ]
+    table = "\n".join(f"| {name} | {value} |" for name, value in rows)
+    return f"# retrain: {title[record['decision']]}\n\n| | |\n|---|---|\n{table}\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the retrain flow once, locally.")
+    parser.add_argument("--project-dir", default=DEFAULT_PROJECT)
+    args = parser.parse_args(argv)
+    with temporary_settings({PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 180}):
+        record = retrain(project_dir=str(Path(args.project_dir).resolve()))
+    print(json.dumps({key: value for key, value in record.items() if key != "params"}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
