@@ -158,6 +158,8 @@ class EvaluateConfig(_Section):
     )
     calibration_bins: int = Field(15, ge=2, le=100, description="equal-width confidence bins for ECE")
     device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
 # --- retrain ----------------------------------------------------------------------------------------------------
 
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*,/\-?LW#]+$")
