@@ -5,12 +5,11 @@ The unit of assignment is the leakage unit (declared group joined with near-dupl
 spans two splits. Fractions are met per class and counted in images, not units, because units are very uneven.
 
 Order of work, and why:
-1. Sticky first: an image listed in the registry keeps its split, and so does every new image of its unit; a new
-   image whose path is unknown but whose declared group is registered inherits the group's split. A champion and
-   a retrained challenger are then compared on a test split neither trained on.
-2. A unit whose registered images sit in several splits (a new image or a new near-duplicate pair joined them) is
-   a leak bridge: its unregistered images are held out of every split; registered images never move. If registered
-   images are themselves now linked across splits, the minority side of that link is held out too.
+1. Sticky first (`finetuner.split_sticky`): an image listed in the registry keeps its split, and so does every new
+   image of its unit; a new image whose path is unknown but whose declared group is registered inherits the
+   group's split. A champion and a retrained challenger are then compared on a test split neither trained on.
+2. A unit whose registered images sit in several splits (a new image or a new near-duplicate pair joined them):
+   registered images never move; new images that link several splits (leak bridges) are held out of every split.
 3. Free (new) units: large or multi-class units greedily by per-class deficit in images, largest first; the many
    small single-class units in bulk (vectorised cumulative fill of the remaining deficit); then single-unit moves
    that lower the per-class squared deviation; then a repair so each class reaches every split with a fraction.
@@ -23,15 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from finetuner.split_graph import components_of
+from finetuner.split_sticky import BRIDGE, CONFLICT, HELD_OUT, NEW, SPLITS, STICKY, apply_registry
 
-SPLITS = ("train", "val", "test")
-HELD_OUT = ""
+__all__ = ["BRIDGE", "CONFLICT", "HELD_OUT", "NEW", "SPLITS", "STICKY", "SplitAssignment", "SplitError",
+           "assign_splits", "check_feasibility", "fraction_array"]
 REQUIRED_COLUMNS = ("path", "label", "group", "unit")
-# Why an image ended up where it is (column `origin` of the assignment).
-NEW, STICKY, BRIDGE, CONFLICT = "new", "registry", "leak_bridge", "registered_conflict"
-
-_MASK_TO_SPLIT = np.array([-1, 0, 1, -1, 2, -1, -1, -1], dtype=np.int8)
 _BULK_SHARE = 0.005  # pure units smaller than this share of their class are filled in bulk
 _IMPROVE_UNITS = 20_000  # the largest free units that local improvement may move
 _IMPROVE_STEPS = 500
@@ -86,7 +81,7 @@ def assign_splits(
     split = np.full(len(images), -1, dtype=np.int8)
     origin = np.full(len(images), NEW, dtype=object)
     if registry is not None and len(registry):
-        _apply_registry(images, registry, u, split, origin, edges)
+        apply_registry(images, registry, u, split, origin, edges)
     free = origin == NEW
     _assign_free(y, u, len(classes), unit_names, free, split, target, seed)
     warnings += _repair_coverage(y, u, classes, free, split, target)
@@ -146,76 +141,6 @@ def check_feasibility(
         f"class {classes[c]!r}: its largest unit holds {share[c]:.0%} of its images; its fractions may be off"
         for c in np.flatnonzero(share > min(0.25, max_unit_share))
     ]
-
-
-def _apply_registry(
-    images: pd.DataFrame,
-    registry: pd.DataFrame,
-    u: np.ndarray,
-    split: np.ndarray,
-    origin: np.ndarray,
-    edges: pd.DataFrame | None,
-) -> None:
-    """Fill `split`/`origin` in place for every unit the registry already knows (sticky, bridges, conflicts)."""
-    reg = registry.drop_duplicates("path", keep="last")
-    reg_code = pd.Categorical(reg["split"], categories=SPLITS).codes.astype(np.int8)
-    at = pd.Index(reg["path"]).get_indexer(images["path"])
-    by_path = np.where(at >= 0, reg_code[at], -1).astype(np.int8)
-    prior = by_path.copy()
-    if "group" in reg.columns:
-        prior = np.where(prior >= 0, prior, _group_prior(images["group"], reg["group"], reg_code))
-    known = prior >= 0
-    mask = np.zeros(u.max() + 1, dtype=np.uint8)
-    np.bitwise_or.at(mask, u[known], np.left_shift(1, prior[known]).astype(np.uint8))
-    unit_split = _MASK_TO_SPLIT[mask]
-    sticky = unit_split[u] >= 0
-    split[sticky] = unit_split[u][sticky]
-    origin[sticky] = STICKY
-    conflicted = (mask[u] > 0) & ~sticky
-    if conflicted.any():
-        _resolve_conflicts(images, conflicted, by_path, split, origin, edges)
-
-
-def _group_prior(groups: pd.Series, reg_groups: pd.Series, reg_code: np.ndarray) -> np.ndarray:
-    """The registered split of each image's declared group, when the registry gives that group exactly one."""
-    table = pd.DataFrame({"group": reg_groups.to_numpy(), "code": reg_code})
-    table = table[(table["group"] != "") & table["group"].notna() & (table["code"] >= 0)]
-    per_group = table.groupby("group")["code"].agg(["min", "max"])
-    single = per_group[per_group["min"] == per_group["max"]]["min"]
-    return single.reindex(groups.to_numpy()).fillna(-1).to_numpy().astype(np.int8)
-
-
-def _resolve_conflicts(
-    images: pd.DataFrame,
-    conflicted: np.ndarray,
-    by_path: np.ndarray,
-    split: np.ndarray,
-    origin: np.ndarray,
-    edges: pd.DataFrame | None,
-) -> None:
-    """Units whose registered images sit in several splits: hold out the new images, never move the old ones.
-
-    The registered images keep their split unless they are themselves linked (same declared group or a
-    near-duplicate pair, directly or through other registered images) to an image in another split; then the
-    split holding most of that linked piece keeps it and the rest is held out (ties favour keeping test stable).
-    """
-    bridges = conflicted & (by_path < 0)
-    origin[bridges] = BRIDGE
-    placed = np.flatnonzero(conflicted & (by_path >= 0))
-    if not len(placed):
-        return
-    sub = images.iloc[placed]
-    if edges is None:  # without the pairs, the whole unit must be treated as one linked piece
-        piece = pd.factorize(sub["unit"])[0]
-    else:
-        piece = components_of(sub["path"], sub["group"], edges)
-    code = by_path[placed].astype(np.int64)
-    counts = np.bincount(piece * 3 + code, minlength=(piece.max() + 1) * 3).reshape(-1, 3)
-    keep = np.argmax(counts * 4 + np.array([0, 1, 2]), axis=1)  # most images; ties keep test, then val
-    lose = keep[piece] != code
-    split[placed[~lose]] = code[~lose]
-    origin[placed[~lose]] = STICKY
-    origin[placed[lose]] = CONFLICT
 
 
 def _assign_free(
