@@ -94,7 +94,7 @@ def split_dataset(params: Params, paths: SplitPaths = SplitPaths()) -> dict[str,
         _write_split(frame.loc[frame["split"] == name, list(SPLIT_COLUMNS)], paths.out_dir / f"{name}.csv")
     bridged = set(frame.loc[frame["split"] == HELD_OUT, "unit"])
     problems = _verify(paths, edges, bridged, registry)
-    run = next_run(registry)
+    run = next_run(old)  # a reshuffle is a new run too
     report.update(
         seed=params.seed, reshuffle=config.reshuffle, warnings=list(assignment.warnings),
         registry={"run": run, "changed_by_reshuffle": _changed(old, frame) if config.reshuffle else 0},
