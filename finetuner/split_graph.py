@@ -14,9 +14,12 @@ from scipy.sparse.csgraph import connected_components
 def link_pairs(paths: pd.Series, groups: pd.Series, edges: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray]:
     """Positional index pairs (a, b) among `paths` that are linked: consecutive members of one non-empty
     declared group (a chain suffices for connectivity), and near-duplicate pairs with both ends present."""
-    group = groups.fillna("").astype(str).to_numpy()
+    values = groups.to_numpy()
+    group, names = pd.factorize(values)  # missing -> -1
+    if "" in names:
+        group[group == names.get_loc("")] = -1
     order = np.argsort(group, kind="stable")
-    same = (group[order][1:] == group[order][:-1]) & (group[order][1:] != "")
+    same = (group[order][1:] == group[order][:-1]) & (group[order][1:] >= 0)
     a, b = [order[:-1][same]], [order[1:][same]]
     if edges is not None and len(edges):
         index = pd.Index(paths.to_numpy())

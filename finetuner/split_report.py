@@ -35,19 +35,26 @@ def check_leaks(
         paths = placed["path"].to_numpy()
         examples = [f"{paths[i]} ({split[i]}) ~ {paths[j]} ({split[j]})" for i, j in zip(a[crossing], b[crossing])]
         problems.append(f"{crossing.sum()} group/near-duplicate link(s) across splits, e.g. {examples[:_EXAMPLES]}")
-    strict = placed
+    unit, names = pd.factorize(placed["unit"])
+    code = pd.factorize(split)[0]
+    strict = np.ones(len(placed), dtype=bool)
     if edges is not None and bridged_units:
-        strict = placed[~placed["unit"].isin(bridged_units)]
-    spread = strict.groupby("unit")["split"].nunique()
+        strict = ~placed["unit"].isin(bridged_units).to_numpy()
+    pairs = np.unique(unit[strict].astype(np.int64) * 3 + code[strict])
+    spread = np.bincount(pairs // 3, minlength=len(names))
     if (spread > 1).any():
-        problems.append(f"{(spread > 1).sum()} unit(s) in several splits, e.g. {spread[spread > 1].index[:5].tolist()}")
+        problems.append(f"{(spread > 1).sum()} unit(s) in several splits, e.g. {names[spread > 1][:5].tolist()}")
     return problems
 
 
-def moved_images(registry: pd.DataFrame, placed: pd.DataFrame) -> pd.DataFrame:
-    """Registered images whose split now differs from the registry (must be empty unless reshuffled)."""
-    joined = placed[["path", "split"]].merge(registry[["path", "split"]], on="path", suffixes=("", "_registered"))
-    return joined[joined["split"] != joined["split_registered"]]
+def moved_images(registry: pd.DataFrame, placed: pd.DataFrame) -> pd.Series:
+    """Paths of registered images whose split now differs from the registry (must be none unless reshuffled)."""
+    reg = registry.drop_duplicates("path", keep="last")
+    at = pd.Index(reg["path"]).get_indexer(placed["path"])
+    known = at >= 0
+    was = reg["split"].to_numpy()[at[known]]
+    now = placed["split"].to_numpy()[known]
+    return placed["path"][known][was != now]
 
 
 def update_registry(
@@ -91,7 +98,7 @@ def _siblings_across(images: pd.DataFrame, split: np.ndarray, edges: pd.DataFram
     test, train = split == 2, split == 0
     out: dict[str, Any] = {"test_images": int(test.sum())}
     for key in ("unit", "group"):
-        values = images[key].fillna("").astype(str).to_numpy()
+        values = images[key].to_numpy()
         codes, _ = pd.factorize(values)
         has_train = np.bincount(codes[train], minlength=codes.max() + 1) > 0
         leaking = test & has_train[codes] & (values != "")
@@ -113,43 +120,47 @@ def summarize(
     images: pd.DataFrame, assignment: SplitAssignment, target: np.ndarray, edges: pd.DataFrame | None
 ) -> dict[str, Any]:
     """Counts per split and class, achieved vs target fractions, largest units, leak bridges, our own audit."""
-    frame = images.assign(split=assignment.split.to_numpy(), origin=assignment.origin.to_numpy())
-    placed = frame[frame["split"] != HELD_OUT]
-    per_class: dict[str, Any] = {}
-    worst = 0.0
-    for label, rows in placed.groupby("label", sort=True):
-        entry: dict[str, Any] = {"images": len(rows), "units": int(rows["unit"].nunique())}
-        for name, share in zip(SPLITS, target):
-            part = rows[rows["split"] == name]
-            achieved = len(part) / len(rows)
-            worst = max(worst, abs(achieved - share))
-            entry[name] = {"images": len(part), "units": int(part["unit"].nunique()),
-                           "fraction": round(achieved, 4), "target": float(share)}
-        per_class[str(label)] = entry
-    held = frame[frame["split"] == HELD_OUT]
-    codes = pd.Categorical(placed["split"], categories=SPLITS).codes
+    code = np.asarray(assignment.code, dtype=np.int64)
+    y, classes = pd.factorize(images["label"], sort=True)
+    u, _ = pd.factorize(images["unit"])
+    k, on = len(classes), code >= 0
+    n_images = np.bincount(code[on] * k + y[on], minlength=3 * k).reshape(3, k)
+    triples = np.unique((u[on].astype(np.int64) * k + y[on]) * 3 + code[on])
+    n_units = np.bincount((triples % 3) * k + (triples // 3) % k, minlength=3 * k).reshape(3, k)
+    units_per_split = np.bincount(np.unique(u[on].astype(np.int64) * 3 + code[on]) % 3, minlength=3)
+    units_per_class = np.bincount(np.unique(u[on].astype(np.int64) * k + y[on]) % k, minlength=k)
+    shares = n_images / np.maximum(n_images.sum(axis=0), 1)
+    per_class = {
+        str(label): {"images": int(n_images[:, c].sum()), "units": int(units_per_class[c])}
+        | {name: {"images": int(n_images[s, c]), "units": int(n_units[s, c]), "fraction": round(float(shares[s, c]), 4),
+                  "target": float(target[s])} for s, name in enumerate(SPLITS)}
+        for c, label in enumerate(classes)
+    }
+    total = max(int(on.sum()), 1)
+    origin = assignment.origin.to_numpy()
+    held = images[~on].assign(reason=origin[~on])
     return {
-        "images": {"usable": len(frame), "placed": len(placed), "held_out": len(held),
-                   "sticky": int((frame["origin"] == STICKY).sum()), "new": int((frame["origin"] == NEW).sum())},
-        "per_split": {name: {"images": int((placed["split"] == name).sum()),
-                             "units": int(placed.loc[placed["split"] == name, "unit"].nunique()),
-                             "fraction": round(float((placed["split"] == name).mean()) if len(placed) else 0.0, 4),
-                             "target": float(share)} for name, share in zip(SPLITS, target)},
+        "images": {"usable": len(images), "placed": int(on.sum()), "held_out": int((~on).sum()),
+                   "sticky": int((origin == STICKY).sum()), "new": int((origin == NEW).sum())},
+        "per_split": {name: {"images": int(n_images[s].sum()), "units": int(units_per_split[s]),
+                             "fraction": round(n_images[s].sum() / total, 4), "target": float(target[s])}
+                      for s, name in enumerate(SPLITS)},
         "per_class": per_class,
-        "max_class_fraction_error": round(worst, 4),
-        "largest_units": _largest_units(frame),
-        "leak_bridges": {"count": len(held), "images": held[["path", "unit", "origin"]]
-                         .rename(columns={"origin": "reason"}).head(100).to_dict("records")},
-        "our_split_audit": _siblings_across(placed, np.asarray(codes), edges),
+        "max_class_fraction_error": round(float(np.abs(shares - target[:, None]).max()), 4),
+        "largest_units": _largest_units(images, u, code),
+        "leak_bridges": {"count": len(held), "images": held[["path", "unit", "reason"]].head(100).to_dict("records")},
+        "our_split_audit": _siblings_across(images[on], code[on], edges),
     }
 
 
-def _largest_units(frame: pd.DataFrame, top: int = 10) -> list[dict[str, Any]]:
-    sizes = frame.groupby("unit").size().sort_values(ascending=False, kind="stable").head(top)
+def _largest_units(images: pd.DataFrame, u: np.ndarray, code: np.ndarray, top: int = 10) -> list[dict[str, Any]]:
+    sizes = np.bincount(u)
     rows = []
-    for unit, size in sizes.items():
-        members = frame[frame["unit"] == unit]
-        rows.append({"unit": str(unit), "images": int(size),
-                     "classes": {str(k): int(v) for k, v in members["label"].value_counts().items()},
-                     "splits": sorted(set(members["split"]) - {HELD_OUT})})
+    for unit in np.argsort(-sizes, kind="stable")[:top]:
+        members = np.flatnonzero(u == unit)
+        labels = images["label"].to_numpy()[members]
+        names, counts = np.unique(labels.astype(str), return_counts=True)
+        rows.append({"unit": str(images["unit"].iat[members[0]]), "images": int(sizes[unit]),
+                     "classes": {str(n): int(c) for n, c in zip(names, counts)},
+                     "splits": [SPLITS[s] for s in sorted(set(code[members].tolist())) if s >= 0]})
     return rows

@@ -38,11 +38,13 @@ class SplitError(ValueError):
 
 @dataclass(frozen=True)
 class SplitAssignment:
-    """Per image (aligned with the input frame's index): its split (`HELD_OUT` = none) and why."""
+    """Per image (aligned with the input frame's index): its split (`HELD_OUT` = none) and why; `code` is the
+    split as an index into SPLITS (-1 = held out), for vectorised use."""
 
     split: pd.Series
     origin: pd.Series
     warnings: tuple[str, ...]
+    code: np.ndarray
 
 
 def fraction_array(fractions: Mapping[str, float]) -> np.ndarray:
@@ -90,6 +92,7 @@ def assign_splits(
         split=pd.Series(names[split], index=images.index, name="split"),
         origin=pd.Series(origin, index=images.index, name="origin"),
         warnings=tuple(warnings),
+        code=split,
     )
 
 

@@ -8,6 +8,7 @@ leak audit (what a naive per-image random split would leak on the current data) 
 """
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import sys
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from finetuner.config import ConfigError, Params
@@ -46,23 +48,26 @@ class SplitPaths:
 
 
 def read_frame(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
-    """A CSV of strings (empty cells stay ""), or InputError naming the file and the missing columns."""
+    """The `required` columns of a CSV as Python strings (empty cells stay ""), or InputError naming the file and
+    the missing columns. Object columns, because pandas' own string dtype is several times slower without pyarrow."""
     if not path.exists():
         raise InputError(f"{path}: not found (run the stage that writes it first, e.g. `dvc repro`)")
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = [column for column in required if column not in frame.columns]
+    header = pd.read_csv(path, nrows=0).columns
+    missing = [column for column in required if column not in header]
     if missing:
-        raise InputError(f"{path}: missing column(s) {missing}; found {list(frame.columns)}")
-    return frame
+        raise InputError(f"{path}: missing column(s) {missing}; found {list(header)}")
+    return pd.read_csv(path, dtype=object, keep_default_na=False, usecols=list(required))
 
 
 def load_images(paths: SplitPaths) -> pd.DataFrame:
     """Usable images (manifest status `ok`) with their unit; every one must have a unit."""
     manifest = read_frame(paths.manifest, ("path", "label", "group", "status"))
     units = read_frame(paths.units, ("path", "unit"))
-    usable = manifest.loc[manifest["status"] == "ok", ["path", "label", "group"]]
-    images = usable.merge(units[["path", "unit"]].drop_duplicates("path"), on="path", how="left")
-    lacking = images.loc[images["unit"].isna() | (images["unit"] == ""), "path"]
+    images = manifest.loc[manifest["status"] == "ok", ["path", "label", "group"]].reset_index(drop=True)
+    units = units.drop_duplicates("path")
+    at = pd.Index(units["path"]).get_indexer(images["path"])
+    images["unit"] = np.where(at >= 0, units["unit"].to_numpy()[at], "")
+    lacking = images.loc[images["unit"] == "", "path"]
     if len(lacking):
         raise InputError(
             f"{paths.units}: {len(lacking)} usable image(s) of {paths.manifest} have no unit, e.g. "
@@ -76,7 +81,7 @@ def split_dataset(params: Params, paths: SplitPaths = SplitPaths()) -> dict[str,
     config = params.split
     images = load_images(paths)
     edges = read_frame(paths.near_duplicates, ("path_a", "path_b")) if paths.near_duplicates.exists() else None
-    old = read_frame(paths.registry, ("path", "split")) if paths.registry.exists() else None
+    old = read_frame(paths.registry, REGISTRY_COLUMNS) if paths.registry.exists() else None
     registry = None if config.reshuffle else old
     fractions = config.fractions.model_dump()
     try:
@@ -90,9 +95,9 @@ def split_dataset(params: Params, paths: SplitPaths = SplitPaths()) -> dict[str,
     target = fraction_array(fractions)
     report = summarize(images, assignment, target, edges)
     frame = images.assign(split=assignment.split.to_numpy())
-    for name in SPLITS:
-        _write_split(frame.loc[frame["split"] == name, list(SPLIT_COLUMNS)], paths.out_dir / f"{name}.csv")
-    bridged = set(frame.loc[frame["split"] == HELD_OUT, "unit"])
+    for code, name in enumerate(SPLITS):
+        _write_split(frame.loc[assignment.code == code, list(SPLIT_COLUMNS)], paths.out_dir / f"{name}.csv")
+    bridged = set(frame.loc[assignment.code < 0, "unit"])
     problems = _verify(paths, edges, bridged, registry)
     run = next_run(old)  # a reshuffle is a new run too
     report.update(
@@ -105,7 +110,10 @@ def split_dataset(params: Params, paths: SplitPaths = SplitPaths()) -> dict[str,
         write_json(paths.report, report)
         for name in SPLITS:
             (paths.out_dir / f"{name}.csv").unlink(missing_ok=True)
-        raise LeakError("the split leaks (split files removed; see reports/split.json):\n  - " + "\n  - ".join(problems))
+        raise LeakError(
+            "the split leaks (split files removed; see reports/split.json; if units.csv and near_duplicates.csv "
+            "disagree, rerun `dvc repro dedup`):\n  - " + "\n  - ".join(problems)
+        )
     new_registry = update_registry(registry, images, assignment, run)
     _write_split(new_registry[list(REGISTRY_COLUMNS)], paths.registry)
     write_json(paths.report, report)
@@ -114,8 +122,19 @@ def split_dataset(params: Params, paths: SplitPaths = SplitPaths()) -> dict[str,
 
 
 def _write_split(frame: pd.DataFrame, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False)
+    """Atomic CSV write; plain joins when no cell needs quoting (several times faster than to_csv on 1M rows)."""
+    columns = [frame[column].astype(str).to_numpy(dtype=object) for column in frame.columns]
+    joined = ["\x00".join(column) for column in columns]
+    plain = not any(char in text for text in joined for char in ',"\r\n')
+    with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
+        if plain:
+            handle.write(",".join(frame.columns) + "\n")
+            if len(frame):
+                handle.write("\n".join(map(",".join, zip(*columns))) + "\n")
+        else:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(frame.columns)
+            writer.writerows(zip(*columns))
 
 
 def _verify(paths: SplitPaths, edges: pd.DataFrame | None, bridged: set[str], registry: pd.DataFrame | None) -> list[str]:
@@ -128,7 +147,7 @@ def _verify(paths: SplitPaths, edges: pd.DataFrame | None, bridged: set[str], re
     if registry is not None:
         moved = moved_images(registry, written)
         if len(moved):
-            problems.append(f"{len(moved)} registered image(s) changed split, e.g. {moved['path'].head(5).tolist()}")
+            problems.append(f"{len(moved)} registered image(s) changed split, e.g. {moved.head(5).tolist()}")
     return problems
 
 

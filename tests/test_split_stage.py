@@ -108,7 +108,8 @@ def test_impossible_split_exits_2_with_the_class_named(root, capsys, repo_root):
 def test_a_leaking_assignment_fails_and_removes_the_split_files(root, monkeypatch):
     def leaky(images, *args, **kwargs):
         names = pd.Series(["train", "test"] * (len(images) // 2 + 1)).iloc[: len(images)]
-        return SplitAssignment(names.set_axis(images.index), pd.Series("new", index=images.index), ())
+        code = names.map({"train": 0, "test": 2}).to_numpy()
+        return SplitAssignment(names.set_axis(images.index), pd.Series("new", index=images.index), (), code)
 
     monkeypatch.setattr(stage, "assign_splits", leaky)
     with pytest.raises(LeakError, match="unit\\(s\\) in several splits"):
