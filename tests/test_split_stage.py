@@ -124,3 +124,21 @@ def test_audit_command_prints_the_naive_leak(root, capsys):
     audit = json.loads(capsys.readouterr().out)
     assert audit["test_images_with_same_unit_in_train"] > 0
     assert not (root / "data/splits").exists()
+
+
+def test_dataset_without_group_metadata(root):
+    """No metadata: empty groups; units are single images or near-duplicate clusters, which still stay together."""
+    manifest = pd.read_csv(root / "data/interim/manifest.csv", dtype=str, keep_default_na=False)
+    manifest["group"] = ""
+    manifest.to_csv(root / "data/interim/manifest.csv", index=False)
+    pairs = pd.read_csv(root / "data/interim/near_duplicates.csv", dtype=str)
+    units = pd.read_csv(root / "data/interim/units.csv", dtype=str)
+    cluster = {path: f"dup{i}" for i, row in pairs.iterrows() for path in (row["path_a"], row["path_b"])}
+    units["unit"] = [cluster.get(path, path) for path in units["path"]]
+    units.to_csv(root / "data/interim/units.csv", index=False)
+    report = split_dataset(params())
+    splits = read_splits(root)
+    assert report["leak_check"]["passed"] and splits.groupby("unit")["split"].nunique().max() == 1
+    assert report["leak_audit"]["test_images_with_same_group_in_train"] == 0
+    assert report["our_split_audit"]["test_images_with_near_duplicate_in_train"] == 0
+    assert report["max_class_fraction_error"] < 0.1
