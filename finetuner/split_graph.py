@@ -16,8 +16,8 @@ def link_pairs(paths: pd.Series, groups: pd.Series, edges: pd.DataFrame | None) 
     declared group (a chain suffices for connectivity), and near-duplicate pairs with both ends present."""
     values = groups.to_numpy()
     group, names = pd.factorize(values)  # missing -> -1
-    if "" in names:
-        group[group == names.get_loc("")] = -1
+    for empty in np.flatnonzero(np.asarray(names, dtype=object) == ""):  # "" = no declared group
+        group[group == empty] = -1
     order = np.argsort(group, kind="stable")
     same = (group[order][1:] == group[order][:-1]) & (group[order][1:] >= 0)
     a, b = [order[:-1][same]], [order[1:][same]]
