@@ -11,7 +11,7 @@ import tasks.split as stage
 from finetuner.config import parse_params
 from finetuner.splitting import SplitAssignment
 from tasks.common import InputError
-from tasks.split import LeakError, SplitPaths, split_dataset
+from tasks.split import LeakError, split_dataset
 
 
 def write_inputs(root: Path, n_groups: int = 30, prefix: str = "", start: int = 0) -> None:

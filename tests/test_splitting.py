@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from finetuner.split_report import check_leaks, leak_audit, update_registry
-from finetuner.splitting import BRIDGE, CONFLICT, HELD_OUT, NEW, STICKY, SplitError, assign_splits
+from finetuner.splitting import BRIDGE, CONFLICT, HELD_OUT, STICKY, SplitError, assign_splits
 
 FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
 PROPERTY = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -162,7 +162,7 @@ def test_registered_group_keeps_its_split_when_its_old_images_are_gone():
     assert result.split.iloc[-1] == "test" and result.origin.iloc[-1] == STICKY
 
 
-def test_new_link_between_registered_images_holds_out_the_smaller_side():
+def test_new_link_between_registered_images_holds_out_one_side_and_keeps_test_on_a_tie():
     images = make_images([3] * 12, 2, 0.0, 0)
     first = assign_splits(images, FRACTIONS, 0)
     registry = update_registry(None, images, first, run=1)
@@ -174,7 +174,7 @@ def test_new_link_between_registered_images_holds_out_the_smaller_side():
     grown.loc[grown["unit"].isin([a["unit"], b["unit"]]), "unit"] = "merged"
     result = assign_splits(grown, FRACTIONS, 0, registry, edges=edges)
     held = grown[result.split.to_numpy() == HELD_OUT]
-    assert set(held["unit"]) == {b["unit"]} or set(held["group"]) <= {a["group"], b["group"]}
+    assert set(held["group"]) == {a["group"]}  # 3 train vs 3 test images: the tie keeps the test side
     assert len(held) == 3 and (result.origin[result.split == HELD_OUT] == CONFLICT).all()
     kept = placed(grown, result)
     moved = kept.merge(registry[["path", "split"]], on="path", suffixes=("", "_was"))
@@ -269,3 +269,18 @@ def test_leak_check_and_audit_catch_a_per_image_split():
     audit = leak_audit(images, np.array([0.7, 0.15, 0.15]), 0, None)
     assert audit["test_images_with_same_unit_in_train"] > 0.9 * audit["test_images"]
     assert audit["test_images"] == 45
+
+
+def test_larger_side_keeps_its_split_when_registered_images_are_newly_linked():
+    images = make_images([6, 1, 1, 1, 1, 1, 1, 1, 1, 1], 1, 0.0, 0)
+    first = assign_splits(images, FRACTIONS, 0, max_unit_share=1.0)
+    registry = update_registry(None, images, first, run=1)
+    frame = images.assign(split=first.split.to_numpy())
+    big = frame[frame["unit"] == "u0"].iloc[0]
+    small = frame[(frame["split"] != big["split"])].iloc[0]
+    edges = pd.DataFrame({"path_a": [big["path"]], "path_b": [small["path"]]})
+    grown = images.copy()
+    grown.loc[grown["unit"].isin([big["unit"], small["unit"]]), "unit"] = "merged"
+    result = assign_splits(grown, FRACTIONS, 0, registry, edges=edges, max_unit_share=1.0)
+    held = grown[result.split.to_numpy() == HELD_OUT]
+    assert held["path"].tolist() == [small["path"]]
