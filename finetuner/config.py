@@ -77,6 +77,9 @@ class SplitConfig(_Section):
     fractions: Fractions = Fractions()
     group_pattern: str | None = None
     reshuffle: bool = Field(False, description="deliberately reassign every unit, ignoring the sticky registry")
+    max_unit_share: float = Field(
+        0.5, gt=0, le=1, description="a class whose largest unit holds more of its images is refused; 1 = never"
+    )
 
     @field_validator("group_pattern")
     @classmethod
