@@ -189,6 +189,7 @@ class Photo:
     mark_color: tuple[int, int, int]
     brightness: float
     contrast: float
+    light: tuple[tuple[float, float, float, float], ...]  # uneven illumination: waves (fx, fy, phase, grey levels)
     noise: np.ndarray | None  # additive noise (size, size, 3), drawn by the caller from its seeded generator
 
 
@@ -198,6 +199,11 @@ def render_photo(photo: Photo, size: int) -> Image.Image:
     body, outline, marking = _masks(photo.geometry, photo.pose, size, photo.line_width, photo.mark)
     for mask, color in ((body, photo.fill), (outline, photo.line_color), (marking * body, photo.mark_color)):
         image = image * (1 - mask[..., None]) + np.asarray(color, dtype=np.float64) * mask[..., None]
+    # The uneven light is part of each specimen's set-up: it moves perceptual hashes of different specimens apart,
+    # as different rooms and lamps do, so only real copies stay within the dedup radius.
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    for fx, fy, phase, amplitude in photo.light:
+        image = image + (amplitude * np.sin(2 * math.pi * (fx * xx + fy * yy) + phase))[..., None]
     mean = image.mean()
     image = (image - mean) * photo.contrast + mean * photo.brightness
     if photo.noise is not None:

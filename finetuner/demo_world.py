@@ -76,6 +76,7 @@ class Specimen:
     mark_color: Color
     texture: Texture
     noise: float
+    light: tuple[tuple[float, float, float, float], ...]
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,9 @@ def make_specimen(seed: int, stream: int, batch: int, index: int, label: str, sp
         fill=_object_colors(rng, background), line_color=_color(rng),
         line_width=float(rng.choice([0.0, 1.0, 1.5, 2.0, 3.0])), mark=mark, mark_color=_color(rng),
         texture=texture, noise=float(rng.uniform(3, 10)),
+        light=tuple((float(fx), float(fy), float(phase), float(amplitude)) for fx, fy, phase, amplitude
+                    in zip(rng.uniform(-1.2, 1.2, 3), rng.uniform(-1.2, 1.2, 3), rng.uniform(0, 2 * math.pi, 3),
+                           rng.uniform(15, 35, 3), strict=True)),
     )
 
 
@@ -172,6 +176,8 @@ def photograph(specimen: Specimen, view: int, size: int = 64) -> Image.Image:
                   shift=shift, fill=specimen.fill, line_color=specimen.line_color,
                   line_width=specimen.line_width * size / 64, mark=specimen.mark, mark_color=specimen.mark_color,
                   brightness=float(rng.uniform(0.75, 1.25)), contrast=float(rng.uniform(0.7, 1.3)),
+                  light=tuple((fx, fy, phase + float(rng.normal(0, 0.2)), amplitude * float(rng.uniform(0.85, 1.15)))
+                              for fx, fy, phase, amplitude in specimen.light),
                   noise=rng.normal(0, sigma, (size, size, 3)))
     return render_photo(photo, size)
 
@@ -199,9 +205,9 @@ def copy_bytes(data: bytes, kind: str, rng: np.random.Generator, quality: int) -
         factor = float(rng.choice([0.75, 1.25, 1.5]))
         return encode_jpeg(image.resize((round(width * factor), round(height * factor)),
                                         Image.Resampling.BICUBIC), quality)
-    if kind == "cropped":  # about 4% off each dimension, split unevenly between the two sides
-        cut_x, cut_y = max(1, round(width * 0.04)), max(1, round(height * 0.04))
-        left, top = int(rng.integers(0, cut_x + 1)), int(rng.integers(0, cut_y + 1))
+    if kind == "cropped":  # about 3% off each side length (6% of the area), split near-evenly between the sides
+        cut_x, cut_y = max(1, round(width * 0.03)), max(1, round(height * 0.03))
+        left, top = (cut_x + int(rng.integers(0, 2))) // 2, (cut_y + int(rng.integers(0, 2))) // 2
         box = (left, top, width - (cut_x - left), height - (cut_y - top))
         return encode_jpeg(image.crop(box).resize((width, height), Image.Resampling.BICUBIC), quality)
     raise ValueError(f"unknown copy kind {kind!r}; known: {', '.join(PLANTED_KINDS)}")
