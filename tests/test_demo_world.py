@@ -1,4 +1,7 @@
-"""The demo world (finetuner/demo_world.py) and its writer (tasks/demo_data.py), on reduced worlds for speed."""
+"""The demo world (finetuner/demo_world.py, demo_shapes.py, demo_copies.py) and its writer tasks/demo_data.py.
+
+Most tests use reduced worlds (a dozen specimens) so the file stays fast on a shared 2-core machine.
+"""
 from __future__ import annotations
 
 import csv
@@ -15,8 +18,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from finetuner.demo_shapes import DEMO_CLASSES, SOURCE_CLASSES
-from finetuner.demo_world import (BROKEN_KINDS, DEMO_SPEC, PLANTED_KINDS, SOURCE_SPEC, WorldSpec,
-                                  build_world, decode, make_specimens)
+from finetuner.demo_copies import BROKEN_KINDS, PLANTED_KINDS, decode
+from finetuner.demo_world import DEMO_SPEC, SOURCE_SPEC, WorldSpec, build_world, make_specimens
 from tasks import demo_data
 
 SMALL = WorldSpec(specimens=12, views=(2, 3), planted=(2, 2, 2, 2))
