@@ -90,8 +90,8 @@ def _split(rows: list[dict[str, str]], images_root: Path, preprocessing: Preproc
     return Split(torch.from_numpy(images), labels)
 
 
-def _record(model: nn.Module, stage: str, epoch: int, value: float, params: Params, class_to_idx: dict[str, int],
-            preprocessing: Preprocessing, origin: dict[str, Any]) -> dict[str, Any]:
+def pipeline_record(model: nn.Module, stage: str, epoch: int, value: float, params: Params,
+                    class_to_idx: dict[str, int], preprocessing: Preprocessing, origin: dict[str, Any]) -> dict[str, Any]:
     """A pipeline checkpoint: the contract's keys plus where the weights came from and the params used."""
     return {
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
@@ -113,7 +113,7 @@ def _pass_through(paths: train_io.StagePaths, start: Start, params: Params, clas
                      start.built.preprocessing, paths, params, class_to_idx)
         trainee = image_trainee(model, start.built.preprocessing, runtime, lambda: model.eval())
         metrics = evaluate_split(trainee, val, len(class_to_idx), runtime, params.train.batch_size)
-        record = _record(model, paths.stage, 0, metrics[params.train.select_metric], params, class_to_idx,
+        record = pipeline_record(model, paths.stage, 0, metrics[params.train.select_metric], params, class_to_idx,
                          start.built.preprocessing, start.origin)
         train_io.save_torch(paths.out / "best.pt", record)
     train_io.write_skipped_report(paths.reports, start.best_file)
@@ -166,7 +166,7 @@ def _train(paths: train_io.StagePaths, section: str, config: StageConfig, params
             return
         value = record[f"val_{params.train.select_metric}"]
         if improved:
-            train_io.save_torch(paths.resume_dir / "stage_best.pt", _record(
+            train_io.save_torch(paths.resume_dir / "stage_best.pt", pipeline_record(
                 model, paths.stage, record["epoch"], value, params, class_to_idx, start.built.preprocessing,
                 start.origin))
         train_io.save_torch(paths.resume_dir / "resume.pt", {
@@ -183,7 +183,7 @@ def _train(paths: train_io.StagePaths, section: str, config: StageConfig, params
         failure = exc
     live.end()
     log.info("%s: trained %s in %.1f s", paths.stage, trained, time.perf_counter() - began)
-    last = _record(model, paths.stage, len(history), history[-1][f"val_{params.train.select_metric}"]
+    last = pipeline_record(model, paths.stage, len(history), history[-1][f"val_{params.train.select_metric}"]
                    if history else float("nan"), params, class_to_idx, start.built.preprocessing, start.origin)
     result = _write_outputs(paths, start, last)
     train_io.clear_resume(paths)
