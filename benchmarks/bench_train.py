@@ -115,6 +115,5 @@ def partial_benchmark(n: int = 320, batch: int = 32, rounds: int = 3) -> None:
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     head_benchmark()
     partial_benchmark()

@@ -49,7 +49,6 @@ def run_training_stage(stage: str, params: Params, root: Path = Path(".")) -> di
     section, previous = STAGES[stage]
     config: StageConfig = getattr(params.stages, section)
     paths = train_io.StagePaths(root, stage, previous)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     train_rows, val_rows = train_io.read_split(paths, "train"), train_io.read_split(paths, "val")
     if not train_rows or not val_rows:
         raise InputError(f"{paths.splits}: train and val must both hold images (train {len(train_rows)}, "
@@ -181,12 +180,18 @@ def _train(paths: train_io.StagePaths, section: str, config: StageConfig, params
                       len(class_to_idx), on_epoch_end, history, scaler)
     except NonFiniteLossError as exc:
         failure = exc
+        finished = train_io.load_resume(paths, expected)  # last.pt = the last completed epoch, not a broken one
+        if finished is not None:
+            model.load_state_dict(finished["model"])
+            history = list(finished["history"])
     live.end()
     log.info("%s: trained %s in %.1f s", paths.stage, trained, time.perf_counter() - began)
     last = pipeline_record(model, paths.stage, len(history), history[-1][f"val_{params.train.select_metric}"]
                    if history else float("nan"), params, class_to_idx, start.built.preprocessing, start.origin)
-    result = _write_outputs(paths, start, last)
-    train_io.clear_resume(paths)
+    result = {k: v for k, v in last.items() if k != "state_dict"}
+    if runtime.is_main:  # under torchrun only rank 0 writes
+        result = _write_outputs(paths, start, last)
+        train_io.clear_resume(paths)
     if failure is not None:
         raise InputError(f"{paths.stage} stopped: {failure}. Kept the best checkpoint so far in {paths.out}/best.pt; "
                          "lower the learning rates or enable train.clip_grad_norm")

@@ -108,6 +108,8 @@ def test_non_finite_loss_stops_the_stage_and_keeps_the_best(project: Path, monke
     best = load_pipeline_checkpoint(project / "models/train_partial/best.pt")
     assert best["stage"] in ("train_head", "train_partial") and best["epoch"] == 1
     assert (project / "models/train_partial/stage_best.pt").is_file()
+    last = load_pipeline_checkpoint(project / "models/train_partial/last.pt")
+    assert last["epoch"] == 1 and all(torch.isfinite(t.float()).all() for t in last["state_dict"].values())
     assert not (project / "checkpoints/train_partial").exists()
 
 
