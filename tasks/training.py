@@ -17,7 +17,8 @@ from torch import nn
 
 from finetuner.checkpoint import model_from_checkpoint
 from finetuner.config import Params, StageConfig
-from finetuner.engine import FitConfig, NonFiniteLossError, Runtime, Split, Trainee, fit, pick_runtime, steps_per_epoch
+from finetuner.engine import (FitConfig, NonFiniteLossError, Runtime, Split, Trainee, fit, pick_runtime,
+                              steps_per_epoch)
 from finetuner.engine import evaluate as evaluate_split
 from finetuner.models import BuiltModel, WeightsError, build_model, expand_blocks, freeze_except, set_train_mode
 from finetuner.param_groups import block_learning_rates, build_optimizer, build_param_groups, describe_groups
@@ -126,8 +127,23 @@ def _publish(paths: train_io.StagePaths) -> None:
         train_io.copy_file(paths.out / "best.pt", paths.root / "models" / "best.pt")
 
 
-def _train(paths: train_io.StagePaths, section: str, config: StageConfig, params: Params, start: Start,
-           data: dict[str, Split], class_to_idx: dict[str, int], runtime: Runtime) -> dict[str, Any]:
+@dataclass
+class Plan:
+    """Everything one stage optimises with: trainee and its data, optimizer, schedule, loop config."""
+
+    trained: list[str]
+    cached: bool
+    trainee: Trainee
+    data: dict[str, Split]
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler | None
+    fit_config: FitConfig
+
+
+def _plan(paths: train_io.StagePaths, config: StageConfig, params: Params, start: Start, data: dict[str, Split],
+          runtime: Runtime) -> Plan:
+    """Freeze, place, and build a fresh optimizer and schedule over exactly the stage's trainable parameters."""
     arch, model = params.model.arch, start.built.model
     trained = expand_blocks(arch, config.train)
     freeze_except(model, arch, trained)
@@ -150,9 +166,17 @@ def _train(paths: train_io.StagePaths, section: str, config: StageConfig, params
     scaler = torch.amp.GradScaler("cuda") if runtime.amp_dtype == torch.float16 else None
     for line in describe_groups(groups):
         log.info("%s group %s", paths.stage, line)
+    return Plan(trained, cached, trainee, data, optimizer, scheduler, scaler, fit_config)
+
+
+def _train(paths: train_io.StagePaths, section: str, config: StageConfig, params: Params, start: Start,
+           data: dict[str, Split], class_to_idx: dict[str, int], runtime: Runtime) -> dict[str, Any]:
+    model = start.built.model
+    plan = _plan(paths, config, params, start, data, runtime)
+    optimizer, scheduler, scaler = plan.optimizer, plan.scheduler, plan.scaler
     stage_params = {"section": params.stages.model_dump(mode="json")[section], "seed": params.seed,
                     "train": params.train.model_dump(mode="json"), "model": params.model.model_dump(mode="json"),
-                    "image_size": params.data.image_size, "cached": cached}
+                    "image_size": params.data.image_size, "cached": plan.cached}
     expected = train_io.fingerprint(stage_params, [paths.splits / "train.csv", paths.splits / "val.csv",
                                                    start.best_file, _weights_file(params)])
     history = _resume(paths, expected, model, optimizer, scheduler, scaler)
@@ -176,8 +200,8 @@ def _train(paths: train_io.StagePaths, section: str, config: StageConfig, params
     began = time.perf_counter()
     failure = None
     try:
-        history = fit(trainee, data["train"], data["val"], optimizer, scheduler, fit_config, runtime,
-                      len(class_to_idx), on_epoch_end, history, scaler)
+        history = fit(plan.trainee, plan.data["train"], plan.data["val"], optimizer, scheduler, plan.fit_config,
+                      runtime, len(class_to_idx), on_epoch_end, history, scaler)
     except NonFiniteLossError as exc:
         failure = exc
         finished = train_io.load_resume(paths, expected)  # last.pt = the last completed epoch, not a broken one
@@ -185,7 +209,7 @@ def _train(paths: train_io.StagePaths, section: str, config: StageConfig, params
             model.load_state_dict(finished["model"])
             history = list(finished["history"])
     live.end()
-    log.info("%s: trained %s in %.1f s", paths.stage, trained, time.perf_counter() - began)
+    log.info("%s: trained %s in %.1f s", paths.stage, plan.trained, time.perf_counter() - began)
     last = pipeline_record(model, paths.stage, len(history), history[-1][f"val_{params.train.select_metric}"]
                    if history else float("nan"), params, class_to_idx, start.built.preprocessing, start.origin)
     result = {k: v for k, v in last.items() if k != "state_dict"}
