@@ -116,6 +116,13 @@ class TrainConfig(_Section):
     bn_policy: Literal["frozen", "train"] = "frozen"
     select_metric: Literal["macro_f1", "accuracy"] = "macro_f1"
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (Nesterov when > 0)")
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    augment: bool = Field(False, description="random flip and shift of training images")
+    patience: PositiveInt | None = Field(None, description="stop a stage after this many epochs without improvement")
+    cache_features: bool = Field(True, description="head-only stage: compute frozen backbone features once")
+    max_steps_per_epoch: PositiveInt | None = Field(None, description="cap on optimizer steps per epoch (smoke runs)")
 
 
 class StageConfig(_Section):

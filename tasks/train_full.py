@@ -1,13 +1,22 @@
-"""The `train_full` stage. Run by DVC as `python -m tasks.train_full` (see dvc.yaml); not built yet: it fails saying so."""
+"""The `train_full` stage: trains the blocks named in params.yaml `stages.full` (see tasks/training.py).
+
+Run by DVC as `python -m tasks.train_full` (dvc.yaml); reads data/splits/{train,val}.csv, writes models/train_full/.
+"""
 from __future__ import annotations
 
 import sys
 
-from tasks.common import not_built, run_stage
+from finetuner.config import Params
+from tasks.common import run_stage
+from tasks.training import run_training_stage
+
+
+def work(params: Params) -> None:
+    run_training_stage("train_full", params)
 
 
 def main() -> int:
-    return run_stage("train_full", not_built("train_full", 5))
+    return run_stage("train_full", work)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,266 @@
+"""The one body shared by the `train_head`, `train_partial` and `train_full` stages.
+
+`run_training_stage(stage, params, root)`: read the train/val splits and the starting weights (model.weights for
+train_head, the previous stage's best.pt otherwise), train exactly the stage's blocks with the engine, and write
+`models/<stage>/` (plus `models/best.pt` for train_full). Each stage is `python -m tasks.<stage>`.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from finetuner.checkpoint import model_from_checkpoint
+from finetuner.config import Params, StageConfig
+from finetuner.engine import (FitConfig, NonFiniteLossError, Runtime, Split, Trainee, fit, pick_runtime,
+                              steps_per_epoch)
+from finetuner.engine import evaluate as evaluate_split
+from finetuner.models import BuiltModel, WeightsError, build_model, expand_blocks, freeze_except, set_train_mode
+from finetuner.param_groups import block_learning_rates, build_optimizer, build_param_groups, describe_groups
+from finetuner.preprocessing import Preprocessing
+from finetuner.schedules import build_scheduler
+from tasks import train_io
+from tasks.common import InputError
+from tasks.features import feature_trainee, image_trainee
+from tasks.image_cache import cached_images
+
+log = logging.getLogger("finetuner.train")
+
+STAGES = {"train_head": ("head", None), "train_partial": ("partial", "train_head"),
+          "train_full": ("full", "train_partial")}
+
+
+@dataclass
+class Start:
+    """The weights a stage starts from and the best result so far (over earlier stages)."""
+
+    built: BuiltModel
+    best_value: float | None
+    best_file: Path | None
+    origin: dict[str, Any]
+
+
+def run_training_stage(stage: str, params: Params, root: Path = Path(".")) -> dict[str, Any]:
+    """Run one training stage end to end; returns the record written to `models/<stage>/best.pt` (minus weights)."""
+    section, previous = STAGES[stage]
+    config: StageConfig = getattr(params.stages, section)
+    paths = train_io.StagePaths(root, stage, previous)
+    train_rows, val_rows = train_io.read_split(paths, "train"), train_io.read_split(paths, "val")
+    if not train_rows or not val_rows:
+        raise InputError(f"{paths.splits}: train and val must both hold images (train {len(train_rows)}, "
+                         f"val {len(val_rows)})")
+    class_to_idx = {label: i for i, label in enumerate(sorted({r["label"] for r in train_rows + val_rows}))}
+    start = _starting_point(paths, params, class_to_idx)
+    runtime = pick_runtime(params.train.device)
+    if config.epochs == 0:
+        return _pass_through(paths, start, params, class_to_idx, runtime)
+    images_root = root / params.data.raw_dir / "images"
+    data = {name: _split(rows, images_root, start.built.preprocessing, paths, params, class_to_idx)
+            for name, rows in (("train", train_rows), ("val", val_rows))}
+    return _train(paths, section, config, params, start, data, class_to_idx, runtime)
+
+
+def _starting_point(paths: train_io.StagePaths, params: Params, class_to_idx: dict[str, int]) -> Start:
+    if paths.input_best is None:
+        try:
+            built = build_model(params.model.arch, len(class_to_idx), params.model.weights, params.data.image_size)
+        except WeightsError as exc:
+            raise InputError(str(exc)) from None
+        return Start(built, None, None, built.origin)
+    checkpoint = train_io.load_input_checkpoint(paths.input_best)
+    if checkpoint["class_to_idx"] != class_to_idx or checkpoint["arch"] != params.model.arch:
+        raise InputError(f"{paths.input_best}: trained for other classes or another arch; rerun the earlier stages")
+    built = BuiltModel(model_from_checkpoint(checkpoint), Preprocessing.from_dict(checkpoint["preprocessing"]))
+    return Start(built, float(checkpoint["value"]), paths.input_best, checkpoint.get("origin", {}))
+
+
+def _split(rows: list[dict[str, str]], images_root: Path, preprocessing: Preprocessing,
+           paths: train_io.StagePaths, params: Params, class_to_idx: dict[str, int]) -> Split:
+    files = [images_root / row["path"] for row in rows]
+    absent = [str(f) for f in files if not f.is_file()]
+    if absent:
+        raise InputError(f"{len(absent)} image(s) listed in the splits are missing, e.g. {absent[:3]}")
+    images = cached_images(files, preprocessing, paths.image_cache, params.data.workers)
+    labels = torch.tensor([class_to_idx[row["label"]] for row in rows], dtype=torch.int64)
+    return Split(torch.from_numpy(images), labels)
+
+
+def pipeline_record(model: nn.Module, stage: str, epoch: int, value: float, params: Params,
+                    class_to_idx: dict[str, int], preprocessing: Preprocessing, origin: dict[str, Any]) -> dict[str, Any]:
+    """A pipeline checkpoint: the contract's keys plus where the weights came from and the params used."""
+    return {
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "arch": params.model.arch, "class_to_idx": class_to_idx, "stage": stage, "epoch": epoch,
+        "metric": params.train.select_metric, "value": float(value), "preprocessing": preprocessing.to_dict(),
+        "origin": origin, "params": params.model_dump(mode="json"),
+    }
+
+
+def _pass_through(paths: train_io.StagePaths, start: Start, params: Params, class_to_idx: dict[str, int],
+                  runtime: Runtime) -> dict[str, Any]:
+    """`epochs: 0`: the input checkpoint becomes this stage's best unchanged (head stage: evaluated once)."""
+    if start.best_file is not None:
+        train_io.copy_file(start.best_file, paths.out / "best.pt")
+        record = train_io.load_input_checkpoint(paths.out / "best.pt")
+    else:
+        model = start.built.model.to(runtime.device)
+        val = _split(train_io.read_split(paths, "val"), paths.root / params.data.raw_dir / "images",
+                     start.built.preprocessing, paths, params, class_to_idx)
+        trainee = image_trainee(model, start.built.preprocessing, runtime, lambda: model.eval())
+        metrics = evaluate_split(trainee, val, len(class_to_idx), runtime, params.train.batch_size)
+        record = pipeline_record(model, paths.stage, 0, metrics[params.train.select_metric], params, class_to_idx,
+                         start.built.preprocessing, start.origin)
+        train_io.save_torch(paths.out / "best.pt", record)
+    train_io.write_skipped_report(paths.reports, start.best_file)
+    _publish(paths)
+    log.info("%s: epochs 0, passed %s through", paths.stage, start.best_file or params.model.weights)
+    return {k: v for k, v in record.items() if k != "state_dict"}
+
+
+def _publish(paths: train_io.StagePaths) -> None:
+    if paths.stage == "train_full":
+        train_io.copy_file(paths.out / "best.pt", paths.root / "models" / "best.pt")
+
+
+@dataclass
+class Plan:
+    """Everything one stage optimises with: trainee and its data, optimizer, schedule, loop config."""
+
+    trained: list[str]
+    cached: bool
+    trainee: Trainee
+    data: dict[str, Split]
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler | None
+    fit_config: FitConfig
+
+
+def _plan(paths: train_io.StagePaths, config: StageConfig, params: Params, start: Start, data: dict[str, Split],
+          runtime: Runtime) -> Plan:
+    """Freeze, place, and build a fresh optimizer and schedule over exactly the stage's trainable parameters."""
+    arch, model = params.model.arch, start.built.model
+    trained = expand_blocks(arch, config.train)
+    freeze_except(model, arch, trained)
+    model.to(runtime.device, memory_format=torch.channels_last if runtime.channels_last else torch.preserve_format)
+    set_mode = lambda: set_train_mode(model, arch, trained, params.train.bn_policy)  # noqa: E731
+    cached = (trained == ["head"] and params.train.cache_features and params.train.bn_policy == "frozen"
+              and not params.train.augment)
+    trainee, data = (feature_trainee(model, arch, data, start.built.preprocessing, runtime, params.train.batch_size)
+                     if cached else (image_trainee(model, start.built.preprocessing, runtime, set_mode), data))
+    fit_config = FitConfig(
+        epochs=config.epochs, batch_size=params.train.batch_size, seed=params.seed,
+        label_smoothing=params.train.label_smoothing, clip_grad_norm=params.train.clip_grad_norm,
+        select_metric=params.train.select_metric, patience=params.train.patience, augment=params.train.augment,
+        max_steps_per_epoch=params.train.max_steps_per_epoch)
+    rates = block_learning_rates(list(expand_blocks(arch, ["all"])), trained, config.lr, config.lr_decay)
+    groups = build_param_groups(model, arch, rates, params.train.weight_decay)
+    optimizer = build_optimizer(groups, params.train.optimizer, params.train.momentum)
+    steps = steps_per_epoch(len(data["train"].labels), fit_config, runtime.world_size)
+    scheduler = build_scheduler(optimizer, steps * config.epochs, steps * config.warmup_epochs)
+    scaler = torch.amp.GradScaler("cuda") if runtime.amp_dtype == torch.float16 else None
+    for line in describe_groups(groups):
+        log.info("%s group %s", paths.stage, line)
+    return Plan(trained, cached, trainee, data, optimizer, scheduler, scaler, fit_config)
+
+
+def _train(paths: train_io.StagePaths, section: str, config: StageConfig, params: Params, start: Start,
+           data: dict[str, Split], class_to_idx: dict[str, int], runtime: Runtime) -> dict[str, Any]:
+    model = start.built.model
+    plan = _plan(paths, config, params, start, data, runtime)
+    optimizer, scheduler, scaler = plan.optimizer, plan.scheduler, plan.scaler
+    stage_params = {"section": params.stages.model_dump(mode="json")[section], "seed": params.seed,
+                    "train": params.train.model_dump(mode="json"), "model": params.model.model_dump(mode="json"),
+                    "image_size": params.data.image_size, "cached": plan.cached}
+    expected = train_io.fingerprint(stage_params, [paths.splits / "train.csv", paths.splits / "val.csv",
+                                                   start.best_file, _weights_file(params)])
+    history = _resume(paths, expected, model, optimizer, scheduler, scaler)
+    live = train_io.LiveLog(paths.reports, history, runtime.is_main)
+
+    def on_epoch_end(done: list[dict[str, Any]], improved: bool) -> None:
+        record = done[-1]
+        live.log(record)
+        if not runtime.is_main:
+            return
+        value = record[f"val_{params.train.select_metric}"]
+        if improved:
+            train_io.save_torch(paths.resume_dir / "stage_best.pt", pipeline_record(
+                model, paths.stage, record["epoch"], value, params, class_to_idx, start.built.preprocessing,
+                start.origin))
+        train_io.save_torch(paths.resume_dir / "resume.pt", {
+            "fingerprint": expected, "history": done, "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict() if scaler else None, "torch_rng": torch.get_rng_state()})
+
+    began = time.perf_counter()
+    failure = None
+    try:
+        history = fit(plan.trainee, plan.data["train"], plan.data["val"], optimizer, scheduler, plan.fit_config,
+                      runtime, len(class_to_idx), on_epoch_end, history, scaler)
+    except NonFiniteLossError as exc:
+        failure = exc
+        finished = train_io.load_resume(paths, expected)  # last.pt = the last completed epoch, not a broken one
+        if finished is not None:
+            model.load_state_dict(finished["model"])
+            history = list(finished["history"])
+    live.end()
+    log.info("%s: trained %s in %.1f s", paths.stage, plan.trained, time.perf_counter() - began)
+    last = pipeline_record(model, paths.stage, len(history), history[-1][f"val_{params.train.select_metric}"]
+                   if history else float("nan"), params, class_to_idx, start.built.preprocessing, start.origin)
+    result = {k: v for k, v in last.items() if k != "state_dict"}
+    if runtime.is_main:  # under torchrun only rank 0 writes
+        result = _write_outputs(paths, start, last)
+        train_io.clear_resume(paths)
+    if failure is not None:
+        raise InputError(f"{paths.stage} stopped: {failure}. Kept the best checkpoint so far in {paths.out}/best.pt; "
+                         "lower the learning rates or enable train.clip_grad_norm")
+    return result
+
+
+def _weights_file(params: Params) -> Path | None:
+    weights = params.model.weights
+    return Path(weights) if weights and Path(weights).is_file() else None
+
+
+def _resume(paths: train_io.StagePaths, expected: str, model: nn.Module, optimizer: Any, scheduler: Any,
+            scaler: Any) -> list[dict[str, Any]]:
+    state = train_io.load_resume(paths, expected)
+    if state is None:
+        train_io.clear_resume(paths)
+        return []
+    # The groups were rebuilt exactly as at the first start, so the optimizer state maps onto them one to one.
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    torch.set_rng_state(state["torch_rng"])
+    log.info("%s: resuming after epoch %d from %s", paths.stage, len(state["history"]), paths.resume_dir)
+    return list(state["history"])
+
+
+def _write_outputs(paths: train_io.StagePaths, start: Start, last: dict[str, Any]) -> dict[str, Any]:
+    """stage_best.pt, last.pt, and best.pt = the better of this stage's best and the best of earlier stages."""
+    stage_best_file = paths.resume_dir / "stage_best.pt"
+    train_io.save_torch(paths.out / "last.pt", last)
+    stage_best = train_io.load_input_checkpoint(stage_best_file) if stage_best_file.is_file() else None
+    if stage_best is not None:
+        train_io.copy_file(stage_best_file, paths.out / "stage_best.pt")
+    if stage_best is not None and (start.best_value is None or stage_best["value"] > start.best_value):
+        train_io.copy_file(stage_best_file, paths.out / "best.pt")
+        best = stage_best
+    elif start.best_file is not None:
+        train_io.copy_file(start.best_file, paths.out / "best.pt")
+        best = train_io.load_input_checkpoint(paths.out / "best.pt")
+    else:  # head stage that failed before its first epoch ended: the last weights are all there is
+        train_io.save_torch(paths.out / "best.pt", last)
+        best = last
+    _publish(paths)
+    log.info("%s: best so far %s=%.4f (stage %s, epoch %d)", paths.stage, best["metric"], best["value"],
+             best["stage"], best["epoch"])
+    return {k: v for k, v in best.items() if k != "state_dict"}
