@@ -13,7 +13,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help env demo-data demo test server serve bench clean
+.PHONY: help env demo-data demo-batch2 demo test server serve bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,8 +25,12 @@ $(VENV)/.synced: uv.lock pyproject.toml
 	@if command -v uv >/dev/null 2>&1; then uv sync --frozen; else python3 -m uv sync --frozen; fi
 	@touch $@
 
-demo-data: env ## generate the demo dataset in data/raw and the demo backbone, when absent
+demo-data: env ## the demo dataset (data/raw), its source task (data/source) and the demo backbone, when absent
 	$(PY) -m tasks.demo_data
+	$(PY) -m tasks.pretrain
+
+demo-batch2: env ## add a second batch of new specimens to data/raw (to see scheduled retraining react)
+	$(PY) -m tasks.demo_data --batch 2
 
 demo: env demo-data ## run the `finetune` Prefect flow locally (every stage through DVC), print the test metrics
 	$(PY) -m flows.finetune
