@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -47,23 +47,29 @@ class Pairs:
 
 def find_pairs(hashes: dict[str, np.ndarray], detail: np.ndarray, rule: PairRule, workers: int = 1) -> Pairs:
     """Every pair satisfying `rule`; exactly the pairs brute force over all i < j would accept."""
-    methods = rule.methods
     n = len(detail)
     # With agreement, a pair must be within the radius under the first method, so one search finds every candidate.
-    searched = methods[:1] if rule.require_agreement else methods
+    searched = rule.methods[:1] if rule.require_agreement else rule.methods
     found = [radius_pairs(hashes[m], rule.max_distance, workers) for m in searched]
     codes = np.unique(np.concatenate([p[:, 0] * n + p[:, 1] for p in found])) if n else np.zeros(0, np.int64)
     i, j = codes // max(n, 1), codes % max(n, 1)
-    distances = {m: hamming(hashes[m][i], hashes[m][j]) for m in methods}
+    distances = {m: hamming(hashes[m][i], hashes[m][j]) for m in rule.methods}
+    return apply_rule(i, j, distances, detail, rule)
+
+
+def apply_rule(i: np.ndarray, j: np.ndarray, distances: dict[str, np.ndarray], detail: np.ndarray,
+               rule: PairRule) -> Pairs:
+    """The candidate pairs that satisfy `rule` (a rule at most as loose as the one that found them)."""
+    methods = rule.methods
     low = detail < rule.low_info_std
     limit = np.where(low[i] | low[j], min(rule.low_info_max_distance, rule.max_distance), rule.max_distance)
     within = np.stack([distances[m] <= limit for m in methods], axis=1) if len(i) else np.zeros((0, len(methods)), bool)
     keep = within.all(axis=1) if rule.require_agreement else within.any(axis=1)
     i, j, within = i[keep], j[keep], within[keep]
     distances = {m: d[keep] for m, d in distances.items()}
-    labels = np.array(["+".join(m for m, ok in zip(methods, row) if ok) for row in within], dtype=object)
-    matched = np.stack([np.where(within[:, k], distances[m], -1) for k, m in enumerate(methods)], axis=1)
-    distance = matched.max(axis=1) if len(i) else np.zeros(0, np.int64)
+    labels = np.array(["+".join(m for m, ok in zip(methods, row) if ok) for row in within.tolist()], dtype=object)
+    matched = [np.where(within[:, k], distances[m], -1) for k, m in enumerate(methods)]
+    distance = np.max(np.stack(matched, axis=1), axis=1) if len(i) else np.zeros(0, np.int64)
     return Pairs(i=i, j=j, distances=distances, method=labels, distance=distance)
 
 
@@ -188,13 +194,10 @@ def tradeoff(n: int, pairs: Pairs, detail: np.ndarray, rule: PairRule, radii: Se
 
     Shows what loosening or tightening `max_distance` would do, so the chosen radius is a visible trade-off.
     """
-    low = detail < rule.low_info_std
     rows = []
     for radius in radii:
-        limit = np.where(low[pairs.i] | low[pairs.j], min(rule.low_info_max_distance, radius), radius)
-        within = np.stack([pairs.distances[m] <= limit for m in rule.methods], axis=1)
-        keep = within.all(axis=1) if rule.require_agreement else within.any(axis=1)
-        clusters = components(n, pairs.i[keep], pairs.j[keep])
-        rows.append({"radius": int(radius), "pairs": int(keep.sum()), "clusters": len(clusters),
+        kept = apply_rule(pairs.i, pairs.j, pairs.distances, detail, replace(rule, max_distance=int(radius)))
+        clusters = components(n, kept.i, kept.j)
+        rows.append({"radius": int(radius), "pairs": len(kept), "clusters": len(clusters),
                      "largest_cluster": len(clusters[0]) if clusters else 1})
     return rows
