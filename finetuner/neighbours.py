@@ -69,7 +69,7 @@ class _ChunkIndex:
     empty slot holds a sentinel whose chunk bits are the slot's complement, too far from any prober to pass.
     """
 
-    def __init__(self, keys: np.ndarray, width: int, hashes: np.ndarray):
+    def __init__(self, keys: np.ndarray, width: int, shift: int, hashes: np.ndarray):
         self.order = np.argsort(keys, kind="stable")
         self.sorted_keys = sorted_keys = keys[self.order]
         self.sorted_hashes = hashes[self.order]
@@ -81,7 +81,8 @@ class _ChunkIndex:
             self.count = counts.astype(np.int32)
             self.start = np.cumsum(counts) - counts
             slots = np.arange(1 << width, dtype=np.int64)
-            self.first_hash = (~slots & ((1 << width) - 1)).astype(np.uint64)
+            # The sentinel's chunk bits sit where this chunk lives in the hash, so they differ from every key's.
+            self.first_hash = (~slots & ((1 << width) - 1)).astype(np.uint64) << np.uint64(shift)
             self.first_id = np.full(1 << width, -1, dtype=np.int64)
             first = self.start[self.occupied]
             self.first_id[self.occupied] = self.order[first]
@@ -148,7 +149,7 @@ def _probe(hashes: np.ndarray, index: _ChunkIndex, bit: int, masks: list[int], r
     ids, qkeys, qhashes = index.order[sel], index.sorted_keys[sel], index.sorted_hashes[sel]
     found = [np.zeros(0, np.int64)]
     for mask in masks:
-        slots = qkeys ^ mask
+        slots = qkeys ^ qkeys.dtype.type(mask)
         if fast:
             hit = np.flatnonzero(np.bitwise_count(qhashes ^ index.first_hash[slots]) <= radius)
             found.append(_codes(ids[hit], index.first_id[slots[hit]], n))
@@ -192,9 +193,11 @@ def radius_pairs(hashes: np.ndarray, radius: int, workers: int = 1, plan: Plan |
     shift = 0
     with ThreadPoolExecutor(max(1, workers)) as pool:
         for width, r in zip(plan.widths, plan.radii):
-            keys = ((hashes >> np.uint64(shift)) & np.uint64((1 << width) - 1)).astype(np.int64)
+            keys = (hashes >> np.uint64(shift)) & np.uint64((1 << width) - 1)
+            if width <= TABLE_MAX_BITS:  # table indices; wide chunks stay unsigned (a 64-bit key overflows int64)
+                keys = keys.astype(np.int64)
+            index = _ChunkIndex(keys, width, shift, hashes)
             shift += width
-            index = _ChunkIndex(keys, width, hashes)
             left, right = index.same_key_pairs()
             close = np.bitwise_count(hashes[left] ^ hashes[right]) <= radius
             found.append(left[close] * n + right[close])
