@@ -121,7 +121,7 @@ def _hash_chunk(args: tuple[list[str], tuple[str, ...]]) -> HashBatch:
     for i, path in enumerate(paths):
         try:
             images.append(decode_for_hash(path, color=color))
-        except Exception:  # noqa: BLE001 - ingest already vetted these files; one that broke since is reported, not fatal
+        except Exception:  # noqa: BLE001 - ingest vetted these files; one broken since is reported, not fatal
             ok[i] = False
     batch = hash_images(images, methods)
     return _scatter(batch, ok)

@@ -67,15 +67,26 @@ def thumbnail_b64(path: Path) -> str | None:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def detect_pairs(rule: PairRule, hashes: dict, detail: np.ndarray, ok: np.ndarray, workers: int):
+    """Near pairs among the hashed contents at the configured radius, and the radius trade-off table."""
+    hashed = np.flatnonzero(ok)
+    subset = {m: h[hashed] for m, h in hashes.items()}
+    # One search at a wider radius serves both the trade-off table and the pairs at the configured radius.
+    wide = replace(rule, max_distance=min(64, rule.max_distance + TRADEOFF_EXTRA))
+    wide_pairs = find_pairs(subset, detail[hashed], wide, workers)
+    table = tradeoff(len(hashed), wide_pairs, detail[hashed], rule, range(0, wide.max_distance + 1))
+    near = apply_rule(wide_pairs.i, wide_pairs.j, wide_pairs.distances, detail[hashed], rule)
+    return hashed[near.i], hashed[near.j], near, table
+
+
 def run(params: Params, root: Path = Path(".")) -> dict:
+    """The whole stage under `root`; returns the summary written to reports/dedup.json."""
     config, rule = params.dedup, pair_rule(params.dedup)
     images_dir = root / params.data.raw_dir / "images"
     rows = read_csv(root / MANIFEST, required=("path", "group", "status", "sha256"))
-    usable = sorted((r for r in rows if r["status"] == "ok"), key=lambda r: r["path"])
-    paths = [r["path"] for r in usable]
-    groups = [r["group"] for r in usable]
-    shas = [r["sha256"] for r in usable]
-    rep = {}  # content -> first row (in path order) holding it
+    usable = sorted((r for r in rows if r["status"] == "ok"), key=lambda r: r["path"])  # row order never matters
+    paths, groups, shas = [r["path"] for r in usable], [r["group"] for r in usable], [r["sha256"] for r in usable]
+    rep: dict[str, int] = {}  # content -> first row (in path order) holding it; copies are linked as `exact`
     for index, sha in enumerate(shas):
         rep.setdefault(sha, index)
     contents = list(rep)
@@ -83,16 +94,10 @@ def run(params: Params, root: Path = Path(".")) -> dict:
     workers = resolve_workers(params.data.workers)
     hashes, detail, ok, n_new = hash_contents(
         [images_dir / paths[k] for k in rep_rows], contents, rule.methods, root / CACHE_DIR, workers)
-    hashed = np.flatnonzero(ok)
-    # One search at a wider radius serves both the trade-off table and the pairs at the configured radius.
-    wide = replace(rule, max_distance=min(64, rule.max_distance + TRADEOFF_EXTRA))
-    wide_pairs = find_pairs({m: h[hashed] for m, h in hashes.items()}, detail[hashed], wide, workers)
-    table = tradeoff(len(hashed), wide_pairs, detail[hashed], rule, range(0, wide.max_distance + 1))
-    near = apply_rule(wide_pairs.i, wide_pairs.j, wide_pairs.distances, detail[hashed], rule)
-    a, b = rep_rows[hashed[near.i]], rep_rows[hashed[near.j]]
+    near_a, near_b, near, table = detect_pairs(rule, hashes, detail, ok, workers)
+    a, b = rep_rows[near_a], rep_rows[near_b]
     ex_a, ex_b = exact_duplicate_pairs(shas)
-    i = np.concatenate([ex_a, np.minimum(a, b)])
-    j = np.concatenate([ex_b, np.maximum(a, b)])
+    i, j = np.concatenate([ex_a, np.minimum(a, b)]), np.concatenate([ex_b, np.maximum(a, b)])
     methods = np.concatenate([np.full(len(ex_a), "exact", dtype=object), near.method])
     distance = np.concatenate([np.zeros(len(ex_a), np.int64), near.distance])
     forced = np.r_[np.ones(len(ex_a), bool), np.zeros(len(a), bool)]
@@ -102,19 +107,25 @@ def run(params: Params, root: Path = Path(".")) -> dict:
     kept = sorted((r for r, k in zip(records, keep) if k), key=lambda r: (r["path_a"], r["path_b"]))
     cut = sorted((r for r, k in zip(records, keep) if not k), key=lambda r: (r["distance"], r["path_a"], r["path_b"]))
     units = assign_units(paths, groups, i[keep], j[keep])
-    clusters = [[paths[k] for k in c] for c in components(len(paths), i[keep], j[keep])]
     summary = summarize(
-        n_images=len(paths), n_contents=len(contents), n_hashed=n_new, kept=kept, cut=cut, clusters=clusters,
+        n_images=len(paths), n_contents=len(contents), n_hashed=n_new, kept=kept, cut=cut,
+        clusters=[[paths[k] for k in c] for c in components(len(paths), i[keep], j[keep])],
         units=units, tradeoff=table, settings=config.model_dump(mode="json"),
         unreadable=[paths[rep_rows[k]] for k in np.flatnonzero(~ok).tolist()])
+    write_outputs(root, images_dir, kept, paths, units, summary)
+    return summary
+
+
+def write_outputs(root: Path, images_dir: Path, kept: list[dict], paths: list[str], units: list[str],
+                  summary: dict) -> None:
     write_csv(root / PAIRS_CSV, kept, ("path_a", "path_b", "method", "distance"))
     write_csv(root / UNITS_CSV, ({"path": p, "unit": u} for p, u in zip(paths, units)), ("path", "unit"))
     write_json(root / REPORT_JSON, summary)
     thumbs = {p: t for p in paths_to_preview(summary) if (t := thumbnail_b64(images_dir / p)) is not None}
     write_text(root / REPORT_HTML, render_html(summary, thumbs))
-    log.info("dedup: %d images, %d pairs kept, %d cut, %d cross-group, %d units", len(paths), len(kept), len(cut),
-             summary["counts"]["cross_group_pairs"], summary["counts"]["units"])
-    return summary
+    counts = summary["counts"]
+    log.info("dedup: %d images, %d pairs kept, %d cut, %d cross-group, %d units", counts["images"], counts["pairs"],
+             counts["pairs_cut_by_size_guard"], counts["cross_group_pairs"], counts["units"])
 
 
 def main() -> int:

@@ -78,7 +78,12 @@ def test_only_new_files_are_decoded(tmp_path: Path, params, monkeypatch: pytest.
     rows = make_dataset(tmp_path)
     decoded: list[str] = []
     original = hashing.decode_for_hash
-    monkeypatch.setattr(hashing, "decode_for_hash", lambda path, **kw: decoded.append(str(path)) or original(path, **kw))
+
+    def counting(path, **kwargs):
+        decoded.append(str(path))
+        return original(path, **kwargs)
+
+    monkeypatch.setattr(hashing, "decode_for_hash", counting)
     first = dedup.run(params, tmp_path)
     assert len(decoded) == first["counts"]["distinct_contents"] == len(rows) - 2  # one copy, one quarantined
     units_before = read(tmp_path / dedup.UNITS_CSV)
