@@ -24,7 +24,7 @@ from finetuner.imageio import to_rgb
 
 HASH_SIZE = 8  # 8x8 = 64 bits: the size `dedup.max_distance` is defined on
 PHASH_SIZE = HASH_SIZE * 4  # imagehash's highfreq_factor
-DECODE_SIZE = 64  # JPEG draft target: the smallest 1/2^k scale keeping both sides >= 64, twice the 32 px phash input
+DECODE_SIZE = 32  # JPEG draft target: smallest 1/2^k scale (k <= 3) keeping both sides >= the 32 px phash input
 NUMPY_METHODS = ("phash", "dhash", "ahash")
 LANCZOS = Image.Resampling.LANCZOS
 
