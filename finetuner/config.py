@@ -44,6 +44,10 @@ class DataConfig(_Section):
 class DedupConfig(_Section):
     methods: tuple[Literal["phash", "dhash", "whash", "ahash", "colorhash"], ...] = ("phash", "dhash")
     max_distance: int = Field(8, ge=0, le=64, description="inclusive Hamming radius on 64-bit hashes")
+    require_agreement: bool = Field(True, description="a pair needs every listed method within the radius")
+    low_info_std: float = Field(8.0, ge=0, le=128, description="32x32 grey thumbnail std below which it is low-detail")
+    low_info_max_distance: int = Field(4, ge=0, le=64, description="stricter radius for pairs with a low-detail image")
+    max_cluster_size: int = Field(50, ge=0, description="cut near-duplicate clusters beyond this size; 0 = no limit")
 
     @field_validator("methods")
     @classmethod

@@ -1,0 +1,120 @@
+"""The dedup stage's report: a JSON-ready summary and an HTML page of thumbnails a person can look at.
+
+`summarize` counts images, contents, pairs by method, clusters by size, the pairs the size guard cut, and every pair
+that joins two different declared groups (a labelling or collection problem users want to see). `render_html`
+lays out the largest clusters, every cross-group pair and the cut pairs as inline base64 PNG thumbnails.
+Pure: thumbnails come in as a dict path -> base64 string; writing the files is `tasks/dedup.py`'s job.
+"""
+from __future__ import annotations
+
+import html
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+MAX_CLUSTERS_SHOWN = 10
+MAX_MEMBERS_SHOWN = 16
+MAX_CUT_SHOWN = 50
+
+
+def pair_record(path_a: str, path_b: str, method: str, distance: int, group_a: str, group_b: str) -> dict[str, Any]:
+    return {"path_a": path_a, "path_b": path_b, "method": method, "distance": int(distance),
+            "group_a": group_a, "group_b": group_b}
+
+
+def summarize(
+    *,
+    n_images: int,
+    n_contents: int,
+    n_hashed: int,
+    kept: Sequence[Mapping[str, Any]],
+    cut: Sequence[Mapping[str, Any]],
+    clusters: Sequence[Sequence[str]],
+    units: Sequence[str],
+    tradeoff: Sequence[Mapping[str, Any]],
+    settings: Mapping[str, Any],
+    unreadable: Sequence[str],
+) -> dict[str, Any]:
+    """Everything reports/dedup.json holds; `clusters` are lists of paths, largest first."""
+    cross = [p for p in kept if p["group_a"] and p["group_b"] and p["group_a"] != p["group_b"]]
+    unit_sizes = Counter(Counter(units).values())
+    return {
+        "settings": dict(settings),
+        "counts": {
+            "images": n_images,
+            "distinct_contents": n_contents,
+            "newly_hashed": n_hashed,
+            "pairs": len(kept),
+            "pairs_by_method": dict(sorted(Counter(p["method"] for p in kept).items())),
+            "pairs_cut_by_size_guard": len(cut),
+            "cross_group_pairs": len(cross),
+            "clusters": len(clusters),
+            "units": len(set(units)),
+            "unreadable": len(unreadable),
+        },
+        "clusters_by_size": {str(k): v for k, v in sorted(Counter(len(c) for c in clusters).items())},
+        "units_by_size": {str(k): v for k, v in sorted(unit_sizes.items())},
+        "largest_clusters": [list(c[:MAX_MEMBERS_SHOWN]) for c in clusters[:MAX_CLUSTERS_SHOWN]],
+        "largest_cluster_size": len(clusters[0]) if clusters else 1,
+        "cross_group_pairs": list(cross),
+        "cut_pairs": list(cut),
+        "tradeoff": list(tradeoff),
+        "unreadable": list(unreadable),
+    }
+
+
+def _img(path: str, thumbs: Mapping[str, str]) -> str:
+    label = html.escape(path)
+    if path not in thumbs:
+        return f'<figure><div class="missing">no preview</div><figcaption>{label}</figcaption></figure>'
+    return (f'<figure><img src="data:image/png;base64,{thumbs[path]}" alt="{label}">'
+            f"<figcaption>{label}</figcaption></figure>")
+
+
+def _pairs_section(title: str, pairs: Sequence[Mapping[str, Any]], thumbs: Mapping[str, str], note: str) -> list[str]:
+    out = [f"<h2>{html.escape(title)} ({len(pairs)})</h2>", f"<p>{html.escape(note)}</p>"]
+    for p in pairs:
+        caption = f"{p['method']}, distance {p['distance']}; groups {p['group_a'] or '-'} / {p['group_b'] or '-'}"
+        out.append(f'<div class="pair">{_img(p["path_a"], thumbs)}{_img(p["path_b"], thumbs)}'
+                   f"<p>{html.escape(caption)}</p></div>")
+    return out
+
+
+def render_html(summary: Mapping[str, Any], thumbs: Mapping[str, str]) -> str:
+    """A self-contained page (no external files) showing what the numbers in the summary are about."""
+    counts = summary["counts"]
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>dedup report</title><style>"
+        "body{font-family:sans-serif;margin:1.5em}figure{display:inline-block;margin:4px;width:110px;"
+        "vertical-align:top}figure img{width:96px;height:96px;object-fit:contain;background:#eee}"
+        "figcaption{font-size:10px;word-break:break-all}.pair,.cluster{border:1px solid #ccc;margin:6px 0;"
+        "padding:4px}.missing{width:96px;height:96px;background:#fdd}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}</style></head><body>",
+        "<h1>Near-duplicate report</h1>",
+        "<ul>" + "".join(f"<li>{html.escape(str(k))}: {html.escape(str(v))}</li>" for k, v in counts.items()) + "</ul>",
+        "<h2>Trade-off: radius vs pairs and largest cluster (before the size guard)</h2>",
+        "<table><tr><th>radius</th><th>pairs</th><th>clusters</th><th>largest cluster</th></tr>",
+    ]
+    for row in summary["tradeoff"]:
+        parts.append(f"<tr><td>{row['radius']}</td><td>{row['pairs']}</td><td>{row['clusters']}</td>"
+                     f"<td>{row['largest_cluster']}</td></tr>")
+    parts.append("</table>")
+    parts.append(f"<h2>Largest clusters (of {counts['clusters']})</h2>")
+    for index, cluster in enumerate(summary["largest_clusters"]):
+        parts.append(f'<div class="cluster"><p>cluster {index + 1}</p>'
+                     + "".join(_img(p, thumbs) for p in cluster) + "</div>")
+    parts += _pairs_section("Pairs joining different declared groups", summary["cross_group_pairs"], thumbs,
+                            "Each such pair merges two groups into one unit; check the labels or the collection.")
+    parts += _pairs_section("Pairs cut by the cluster size guard", summary["cut_pairs"][:MAX_CUT_SHOWN], thumbs,
+                            f"Shown: up to {MAX_CUT_SHOWN}. These images may still be near-duplicates "
+                            "in different units; raise dedup.max_cluster_size to link them.")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def paths_to_preview(summary: Mapping[str, Any]) -> list[str]:
+    """Every path the HTML page shows, so the stage decodes only those."""
+    paths = {p for cluster in summary["largest_clusters"] for p in cluster}
+    for p in [*summary["cross_group_pairs"], *summary["cut_pairs"][:MAX_CUT_SHOWN]]:
+        paths.update((p["path_a"], p["path_b"]))
+    return sorted(paths)

@@ -1,0 +1,226 @@
+"""Every pair of 64-bit hashes within a Hamming radius, exactly, without comparing all pairs.
+
+`radius_pairs(hashes, radius)` returns the same pair set as brute force (`popcount(h[i] ^ h[j]) <= radius` over all
+i < j) using multi-index hashing with the general pigeonhole principle: split the 64 bits into m chunks; if two
+hashes differ in at most r bits, then some chunk i differs in at most t_i bits whenever sum(t_i) >= r - m + 1
+(Qin et al., "GPH", 2018). For each chunk every stored key is probed with every XOR mask of weight <= t_i in a
+direct-address table (or a sorted array for wide chunks); candidates are verified with a vectorised popcount.
+m is chosen per call by a cost model (probes + expected candidates), so 2,000 or 1,000,000 hashes both run fast.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+BITS = 64
+TABLE_MAX_BITS = 24  # chunks up to 2^24 keys use a direct-address table (64 MiB of int32 at most); wider ones sort
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How the 64 bits are cut: `widths[i]` bits per chunk (low chunks first), probed up to `radii[i]` bits."""
+
+    widths: tuple[int, ...]
+    radii: tuple[int, ...]
+
+
+def make_plan(n: int, radius: int, m: int) -> Plan:
+    """Cut 64 bits into m near-equal chunks with per-chunk radii summing to radius - m + 1 (the GPH bound)."""
+    base, extra = divmod(BITS, m)
+    widths = tuple(base + (1 if i < extra else 0) for i in range(m))
+    total = radius - m + 1
+    # Wider chunks take the larger radii: their buckets are sparser, so extra probes there cost fewest candidates.
+    radii = tuple(total // m + (1 if i < total % m else 0) for i in range(m))
+    return Plan(widths, radii)
+
+
+def plan_cost(n: int, plan: Plan) -> float:
+    """Probes plus expected candidates (uniform hashes), the two costs the search pays per query."""
+    cost = 0.0
+    for width, r in zip(plan.widths, plan.radii):
+        probes = sum(math.comb(width, k) for k in range(r + 1))
+        cost += n * probes * (1.0 + n / 2.0**width)
+    return cost
+
+
+def choose_plan(n: int, radius: int) -> Plan:
+    """The cheapest chunking for n hashes at this radius (m <= radius + 1 keeps every chunk radius >= 0)."""
+    plans = [make_plan(n, radius, m) for m in range(1, min(radius + 1, 16) + 1)]
+    return min(plans, key=lambda plan: plan_cost(n, plan))
+
+
+def masks_of_weight_at_most(width: int, r: int) -> np.ndarray:
+    """Every `width`-bit XOR mask with at most r bits set (0 first)."""
+    masks = [0]
+    for k in range(1, r + 1):
+        masks.extend(sum(1 << b for b in combo) for combo in itertools.combinations(range(width), k))
+    return np.array(masks, dtype=np.uint64)
+
+
+class _ChunkIndex:
+    """Items grouped by one chunk's key: `order` lists item ids sorted by key; a key's run is start..start+count.
+
+    Direct tables (chunks up to TABLE_MAX_BITS wide) also hold each key's first occupant's full hash, so most
+    probes are verified with one random read and a popcount, never touching ids until a pair is confirmed. An
+    empty slot holds a sentinel whose chunk bits are the slot's complement, too far from any prober to pass.
+    """
+
+    def __init__(self, keys: np.ndarray, width: int, shift: int, hashes: np.ndarray):
+        self.order = np.argsort(keys, kind="stable")
+        self.sorted_keys = sorted_keys = keys[self.order]
+        self.sorted_hashes = hashes[self.order]
+        self.direct = width <= TABLE_MAX_BITS
+        if self.direct:
+            counts = np.bincount(keys, minlength=1 << width)
+            self.occupied = counts > 0
+            self.multi = counts > 1
+            self.count = counts.astype(np.int32)
+            self.start = np.cumsum(counts) - counts
+            slots = np.arange(1 << width, dtype=np.int64)
+            # The sentinel's chunk bits sit where this chunk lives in the hash, so they differ from every key's.
+            self.first_hash = (~slots & ((1 << width) - 1)).astype(np.uint64) << np.uint64(shift)
+            self.first_id = np.full(1 << width, -1, dtype=np.int64)
+            first = self.start[self.occupied]
+            self.first_id[self.occupied] = self.order[first]
+            self.first_hash[self.occupied] = hashes[self.order[first]]
+        else:
+            self.unique, first, counts = np.unique(sorted_keys, return_index=True, return_counts=True)
+            self.ustart, self.ucount = first.astype(np.int64), counts.astype(np.int32)
+
+    def lookup(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(positions of present queries, run start, run count) for the queries whose key is stored."""
+        if self.direct:
+            hit = np.flatnonzero(self.occupied[queries])
+            found = queries[hit]
+            return hit, self.start[found], self.count[found]
+        pos = np.minimum(np.searchsorted(self.unique, queries), len(self.unique) - 1)
+        hit = np.flatnonzero(self.unique[pos] == queries)
+        return hit, self.ustart[pos[hit]], self.ucount[pos[hit]]
+
+    def same_key_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every pair of items sharing a key (mask 0), as (i, j) with i < j."""
+        n = len(self.sorted_keys)
+        starts = np.r_[0, np.flatnonzero(np.diff(self.sorted_keys)) + 1]
+        counts = np.diff(np.r_[starts, n])
+        multi = counts > 1
+        return _expand_runs(starts[multi], counts[multi], self.order)
+
+
+def _expand(query_ids: np.ndarray, start: np.ndarray, count: np.ndarray, order: np.ndarray) -> tuple:
+    """All (query, stored item) candidate pairs from runs given by start/count (mostly runs of one: fast path)."""
+    single = count == 1
+    left, right = [query_ids[single]], [order[start[single]]]
+    if not single.all():
+        many = ~single
+        qs, ss, cs = query_ids[many], start[many], count[many]
+        total = int(cs.sum())
+        offsets = np.arange(total) - np.repeat(np.cumsum(cs) - cs, cs)
+        left.append(np.repeat(qs, cs))
+        right.append(order[np.repeat(ss, cs) + offsets])
+    return np.concatenate(left), np.concatenate(right)
+
+
+def _expand_runs(starts: np.ndarray, counts: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All pairs (i, j), i < j, within each run of `order` (a stable sort keeps ids ascending inside a run)."""
+    lefts, rights = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for size in np.unique(counts).tolist():
+        run_starts = starts[counts == size]
+        a, b = np.triu_indices(size, k=1)
+        lefts.append(order[(run_starts[:, None] + a[None, :]).ravel()])
+        rights.append(order[(run_starts[:, None] + b[None, :]).ravel()])
+    return np.concatenate(lefts), np.concatenate(rights)
+
+
+def _probe(hashes: np.ndarray, index: _ChunkIndex, bit: int, masks: list[int], radius: int,
+           fast: bool) -> np.ndarray:
+    """Verified pairs (as i * n + j, i < j) whose chunk keys differ by one of `masks`, all with top bit `bit`.
+
+    Only items with `bit` clear probe: of two keys differing by such a mask exactly one has it clear, so each
+    unordered pair is probed once.
+    """
+    n = len(hashes)
+    # Probing in key order makes `slots` sweep the tables almost sequentially (XOR with a mask keeps keys within
+    # aligned blocks), which the prefetcher turns into streaming reads: ~3x faster than probing in item order.
+    sel = np.flatnonzero(((index.sorted_keys >> bit) & 1) == 0)
+    ids, qkeys, qhashes = index.order[sel], index.sorted_keys[sel], index.sorted_hashes[sel]
+    found = [np.zeros(0, np.int64)]
+    for mask in masks:
+        slots = qkeys ^ qkeys.dtype.type(mask)
+        if fast:
+            hit = np.flatnonzero(np.bitwise_count(qhashes ^ index.first_hash[slots]) <= radius)
+            found.append(_codes(ids[hit], index.first_id[slots[hit]], n))
+            extra = np.flatnonzero(index.multi[slots])  # keys with more than one item: the rest of each run
+            left, right = _expand(ids[extra], index.start[slots[extra]] + 1, index.count[slots[extra]] - 1, index.order)
+        else:
+            hit, start, count = index.lookup(slots)
+            left, right = _expand(ids[hit], start, count, index.order)
+        close = np.bitwise_count(hashes[left] ^ hashes[right]) <= radius
+        found.append(_codes(left[close], right[close], n))
+    return np.concatenate(found)
+
+
+def _codes(left: np.ndarray, right: np.ndarray, n: int) -> np.ndarray:
+    return np.minimum(left, right) * n + np.maximum(left, right)
+
+
+def _top_bit_jobs(width: int, r: int) -> list[tuple[int, list[int]]]:
+    """Non-zero masks of weight <= r grouped by their top bit, biggest groups first (for thread balance)."""
+    groups: dict[int, list[int]] = {}
+    for mask in masks_of_weight_at_most(width, r)[1:].tolist():
+        groups.setdefault(mask.bit_length() - 1, []).append(mask)
+    return sorted(groups.items(), key=lambda item: -len(item[1]))
+
+
+def radius_pairs(hashes: np.ndarray, radius: int, workers: int = 1, plan: Plan | None = None) -> np.ndarray:
+    """All index pairs (i, j), i < j, with popcount(hashes[i] ^ hashes[j]) <= radius, sorted, shape (k, 2).
+
+    Exact: equal to `brute_force_pairs`. `workers` threads probe masks concurrently (numpy releases the GIL).
+    """
+    hashes = np.ascontiguousarray(hashes, dtype=np.uint64)
+    n = len(hashes)
+    if n < 2 or radius < 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    radius = min(radius, BITS)
+    if radius == BITS:
+        i, j = np.triu_indices(n, k=1)
+        return np.stack([i, j], axis=1).astype(np.int64)
+    plan = plan or choose_plan(n, radius)
+    found = []
+    shift = 0
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        for width, r in zip(plan.widths, plan.radii):
+            keys = (hashes >> np.uint64(shift)) & np.uint64((1 << width) - 1)
+            if width <= TABLE_MAX_BITS:  # table indices; wide chunks stay unsigned (a 64-bit key overflows int64)
+                keys = keys.astype(np.int64)
+            index = _ChunkIndex(keys, width, shift, hashes)
+            shift += width
+            left, right = index.same_key_pairs()
+            close = np.bitwise_count(hashes[left] ^ hashes[right]) <= radius
+            found.append(left[close] * n + right[close])
+            # The sentinel in empty slots is >= width - r bits from any prober's chunk, so it can never pass.
+            fast = index.direct and width - r > radius
+            jobs = [pool.submit(_probe, hashes, index, bit, masks, radius, fast)
+                    for bit, masks in _top_bit_jobs(width, r)]
+            found.extend(job.result() for job in jobs)
+    codes = np.unique(np.concatenate(found))
+    return np.stack([codes // n, codes % n], axis=1)
+
+
+def brute_force_pairs(hashes: np.ndarray, radius: int) -> np.ndarray:
+    """The reference: every pair compared (O(n^2) memory per row block); for tests and benchmarks."""
+    hashes = np.asarray(hashes, dtype=np.uint64)
+    pairs = []
+    for i in range(len(hashes) - 1):
+        d = np.bitwise_count(hashes[i + 1 :] ^ hashes[i])
+        j = np.nonzero(d <= radius)[0] + i + 1
+        pairs.append(np.stack([np.full(len(j), i), j], axis=1))
+    return np.concatenate(pairs).astype(np.int64) if pairs else np.zeros((0, 2), dtype=np.int64)
+
+
+def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Elementwise Hamming distance of two uint64 arrays."""
+    return np.bitwise_count(np.asarray(a, dtype=np.uint64) ^ np.asarray(b, dtype=np.uint64)).astype(np.int64)

@@ -1,0 +1,203 @@
+"""From hashes to near-duplicate pairs to leakage units, with guards against chaining.
+
+Precision matters as much as recall: union-find over a loose radius chains unrelated low-detail images (faces,
+documents, plain textures) into one giant unit, and then no split is possible. Three guards, all in params.yaml:
+- agreement: with `require_agreement`, a pair counts only when every hash method is within the radius;
+- low information: a pair touching an image whose 32x32 thumbnail is nearly flat (grey std below
+  `low_info_std`) must be within the stricter `low_info_max_distance`;
+- component size: edges are added closest first (Kruskal order) and an edge that would grow a near-duplicate
+  cluster beyond `max_cluster_size` is cut and reported instead. Exact copies are never cut.
+Units are connected components of declared groups and the kept pairs; their ids depend only on their members.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from finetuner.neighbours import hamming, radius_pairs
+
+
+@dataclass(frozen=True)
+class PairRule:
+    """The near-duplicate test, one value per `dedup` param it reads."""
+
+    methods: tuple[str, ...]
+    max_distance: int
+    require_agreement: bool = True
+    low_info_std: float = 0.0
+    low_info_max_distance: int = 64
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Index pairs i < j with, per method, the Hamming distance; `method` names the methods that matched."""
+
+    i: np.ndarray
+    j: np.ndarray
+    distances: dict[str, np.ndarray]
+    method: np.ndarray  # str labels such as "phash+dhash"
+    distance: np.ndarray  # the largest distance among the matching methods
+
+    def __len__(self) -> int:
+        return len(self.i)
+
+
+def find_pairs(hashes: dict[str, np.ndarray], detail: np.ndarray, rule: PairRule, workers: int = 1) -> Pairs:
+    """Every pair satisfying `rule`; exactly the pairs brute force over all i < j would accept."""
+    n = len(detail)
+    # With agreement, a pair must be within the radius under the first method, so one search finds every candidate.
+    searched = rule.methods[:1] if rule.require_agreement else rule.methods
+    found = [radius_pairs(hashes[m], rule.max_distance, workers) for m in searched]
+    codes = np.unique(np.concatenate([p[:, 0] * n + p[:, 1] for p in found])) if n else np.zeros(0, np.int64)
+    i, j = codes // max(n, 1), codes % max(n, 1)
+    distances = {m: hamming(hashes[m][i], hashes[m][j]) for m in rule.methods}
+    return apply_rule(i, j, distances, detail, rule)
+
+
+def apply_rule(i: np.ndarray, j: np.ndarray, distances: dict[str, np.ndarray], detail: np.ndarray,
+               rule: PairRule) -> Pairs:
+    """The candidate pairs that satisfy `rule` (a rule at most as loose as the one that found them)."""
+    methods = rule.methods
+    low = detail < rule.low_info_std
+    limit = np.where(low[i] | low[j], min(rule.low_info_max_distance, rule.max_distance), rule.max_distance)
+    within = np.stack([distances[m] <= limit for m in methods], axis=1) if len(i) else np.zeros((0, len(methods)), bool)
+    keep = within.all(axis=1) if rule.require_agreement else within.any(axis=1)
+    i, j, within = i[keep], j[keep], within[keep]
+    distances = {m: d[keep] for m, d in distances.items()}
+    labels = np.array(["+".join(m for m, ok in zip(methods, row) if ok) for row in within.tolist()], dtype=object)
+    matched = [np.where(within[:, k], distances[m], -1) for k, m in enumerate(methods)]
+    distance = np.max(np.stack(matched, axis=1), axis=1) if len(i) else np.zeros(0, np.int64)
+    return Pairs(i=i, j=j, distances=distances, method=labels, distance=distance)
+
+
+def brute_force_find_pairs(hashes: dict[str, np.ndarray], detail: np.ndarray, rule: PairRule) -> set[tuple[int, int]]:
+    """The reference for `find_pairs`: every pair checked in Python; for tests only."""
+    n = len(detail)
+    out = set()
+    for a in range(n):
+        for b in range(a + 1, n):
+            low = detail[a] < rule.low_info_std or detail[b] < rule.low_info_std
+            limit = min(rule.low_info_max_distance, rule.max_distance) if low else rule.max_distance
+            ok = [int(hamming(hashes[m][a], hashes[m][b])) <= limit for m in rule.methods]
+            if all(ok) if rule.require_agreement else any(ok):
+                out.add((a, b))
+    return out
+
+
+def exact_duplicate_pairs(contents: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (first copy, other copy) for every run of equal content hashes; rows are taken in the given order.
+
+    A star per content, not all pairs: k identical files give k - 1 rows, which already join them into one unit.
+    """
+    first: dict[str, int] = {}
+    left, right = [], []
+    for index, content in enumerate(contents):
+        if content in first:
+            left.append(first[content])
+            right.append(index)
+        else:
+            first[content] = index
+    return np.array(left, dtype=np.int64), np.array(right, dtype=np.int64)
+
+
+class UnionFind:
+    """Disjoint sets over 0..n-1 with sizes; `find` compresses paths."""
+
+    def __init__(self, n: int):
+        self.parent = list(range(n))
+        self.size = [1] * n
+
+    def find(self, x: int) -> int:
+        root = x
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[x] != root:
+            self.parent[x], x = root, self.parent[x]
+        return root
+
+    def union(self, a: int, b: int) -> int:
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return ra
+        if self.size[ra] < self.size[rb]:
+            ra, rb = rb, ra
+        self.parent[rb] = ra
+        self.size[ra] += self.size[rb]
+        return ra
+
+
+def guard_clusters(n: int, i: np.ndarray, j: np.ndarray, distance: np.ndarray, forced: np.ndarray,
+                   max_cluster_size: int) -> np.ndarray:
+    """Which edges to keep so no near-duplicate cluster exceeds `max_cluster_size` (0 = no limit).
+
+    Edges are taken closest first (ties by index, so the result does not depend on input order); one that would
+    join two clusters into one larger than the limit is cut. `forced` edges (exact copies) are always kept.
+    """
+    keep = np.ones(len(i), dtype=bool)
+    if max_cluster_size <= 0:
+        return keep
+    sets = UnionFind(n)
+    order = np.lexsort((j, i, distance, ~forced))
+    for e in order.tolist():
+        a, b = sets.find(int(i[e])), sets.find(int(j[e]))
+        if a == b:
+            continue
+        if not forced[e] and sets.size[a] + sets.size[b] > max_cluster_size:
+            keep[e] = False
+            continue
+        sets.union(a, b)
+    return keep
+
+
+def assign_units(paths: Sequence[str], groups: Sequence[str], i: np.ndarray, j: np.ndarray) -> list[str]:
+    """Unit id per path: connected components of declared groups and the given pairs.
+
+    An empty group means "no group": the image is its own group. The id is `u-` + a short hash of the
+    component's smallest path, so it is the same whatever the row order and stable while that path remains.
+    """
+    n = len(paths)
+    sets = UnionFind(n)
+    first_of_group: dict[str, int] = {}
+    for index, group in enumerate(groups):
+        if group:
+            sets.union(first_of_group.setdefault(group, index), index)
+    for a, b in zip(i.tolist(), j.tolist()):
+        sets.union(a, b)
+    smallest: dict[int, str] = {}
+    for index, path in enumerate(paths):
+        root = sets.find(index)
+        if root not in smallest or path < smallest[root]:
+            smallest[root] = path
+    return [unit_id(smallest[sets.find(index)]) for index in range(n)]
+
+
+def unit_id(path: str) -> str:
+    return "u-" + hashlib.sha1(path.encode("utf-8")).hexdigest()[:12]
+
+
+def components(n: int, i: np.ndarray, j: np.ndarray) -> list[list[int]]:
+    """Connected components (of size >= 2) of the pair graph, largest first, members ascending."""
+    sets = UnionFind(n)
+    for a, b in zip(i.tolist(), j.tolist()):
+        sets.union(a, b)
+    members: dict[int, list[int]] = {}
+    for index in sorted(set(i.tolist()) | set(j.tolist())):
+        members.setdefault(sets.find(index), []).append(index)
+    return sorted(members.values(), key=lambda c: (-len(c), c[0]))
+
+
+def tradeoff(n: int, pairs: Pairs, detail: np.ndarray, rule: PairRule, radii: Sequence[int]) -> list[dict]:
+    """Pairs and largest cluster (before the size guard) per radius, from pairs found at the largest radius.
+
+    Shows what loosening or tightening `max_distance` would do, so the chosen radius is a visible trade-off.
+    """
+    rows = []
+    for radius in radii:
+        kept = apply_rule(pairs.i, pairs.j, pairs.distances, detail, replace(rule, max_distance=int(radius)))
+        clusters = components(n, kept.i, kept.j)
+        rows.append({"radius": int(radius), "pairs": len(kept), "clusters": len(clusters),
+                     "largest_cluster": len(clusters[0]) if clusters else 1})
+    return rows
