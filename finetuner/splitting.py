@@ -269,21 +269,37 @@ def _improve(table, units, deficit, weight, target, choice) -> None:
 
 def _repair_coverage(y, u, classes, free, split, target) -> list[str]:
     """Give every class at least one image in every split with a fraction > 0, moving the smallest free unit
-    that its current split can spare; report what cannot be repaired."""
+    whose departure leaves no class of it missing from its current split; report what cannot be repaired."""
     k = len(classes)
     placed = split >= 0
     counts = np.bincount(split[placed].astype(np.int64) * k + y[placed], minlength=3 * k).reshape(3, k)
     warnings = []
     for dest, c in zip(*np.nonzero((counts == 0) & (target > 0)[:, None])):
-        mine = (y == c) & free
-        per_unit = pd.DataFrame({"u": u[mine], "s": split[mine]}).groupby("u").agg(s=("s", "first"), n=("s", "size"))
-        spare = per_unit[counts[per_unit["s"].to_numpy(), c] > per_unit["n"].to_numpy()]
-        if spare.empty:
+        if counts[dest, c] > 0:  # an earlier move in this loop already covered it
+            continue
+        unit = _spare_unit(y, u, c, free, split, counts, k)
+        if unit is None:
             warnings.append(f"class {classes[c]!r} has no images in {SPLITS[dest]} (no unit could be spared)")
             continue
-        unit = spare["n"].idxmin()
         moving = (u == unit) & free
         np.subtract.at(counts, (split[moving].astype(np.int64), y[moving]), 1)
         np.add.at(counts, (np.full(moving.sum(), dest), y[moving]), 1)
         split[moving] = dest
     return warnings
+
+
+def _spare_unit(y, u, c, free, split, counts, k) -> int | None:
+    """The smallest free, placed unit holding class `c` whose whole move (a unit may mix classes) leaves every
+    class it holds still present in the split it leaves, so one repair never undoes another."""
+    candidates = np.unique(u[(y == c) & free & (split >= 0)])
+    best, best_size = None, None
+    for unit in candidates:
+        members = (u == unit) & free
+        source = int(split[members][0])
+        held = np.bincount(y[members], minlength=k)
+        if np.any((held > 0) & (counts[source] <= held)):
+            continue
+        size = int(members.sum())
+        if best_size is None or size < best_size:
+            best, best_size = int(unit), size
+    return best

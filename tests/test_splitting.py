@@ -284,3 +284,17 @@ def test_larger_side_keeps_its_split_when_registered_images_are_newly_linked():
     result = assign_splits(grown, FRACTIONS, 0, registry, edges=edges, max_unit_share=1.0)
     held = grown[result.split.to_numpy() == HELD_OUT]
     assert held["path"].tolist() == [small["path"]]
+
+
+def test_coverage_repair_never_empties_another_class():
+    """Regression (found by hypothesis): repairing c2's missing val image once moved a mixed unit holding 72 of
+    c0's images out of train, leaving c0 with no training image at all."""
+    composition = {"u0": {"c0": 1}, "u1": {"c1": 1}, "u10": {"c2": 1}, "u11": {"c3": 3},
+                   "u12": {"c0": 72, "c3": 2, "c2": 1}, "u2": {"c2": 1}, "u3": {"c3": 1}, "u4": {"c0": 19},
+                   "u5": {"c1": 1}, "u6": {"c2": 1}, "u7": {"c3": 2}, "u8": {"c0": 1}, "u9": {"c1": 4}}
+    rows = [{"path": f"{unit}/{label}-{i}.png", "label": label, "group": unit, "unit": unit}
+            for unit, labels in composition.items() for label, n in labels.items() for i in range(n)]
+    images = pd.DataFrame(rows)
+    frame = placed(images, assign_splits(images, FRACTIONS, 4, max_unit_share=1.0))
+    table = pd.crosstab(frame["label"], frame["split"]).reindex(columns=list(FRACTIONS), fill_value=0)
+    assert (table > 0).all().all(), table
