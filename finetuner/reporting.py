@@ -2,92 +2,48 @@
 
 Pure rendering: the `evaluate` stage gathers the inputs (any of which may be missing) and writes the text. Every
 optional input that is absent is shown as "not available" rather than omitted, so a reader knows it was looked for.
-The summary follows the order a reviewer asks in: what data, was it leak-free, how did training go, what is the
-held-out result, where are the pictures.
+The summary follows the order a reviewer asks in: what data, how much of it is near-duplicated, was it split
+leak-free, how did training go, what is the held-out result, where are the pictures. The data, near-duplicate and
+split sections live in `finetuner.summary_sections`.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-NOT_AVAILABLE = "not available"
+from finetuner.report_format import NOT_AVAILABLE, fmt, table
+from finetuner.summary_sections import data_section, dedup_section, split_section
 
+__all__ = ["NOT_AVAILABLE", "render_model_card", "render_summary", "table"]
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return NOT_AVAILABLE
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return str(value)
-
-
-def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A GitHub-flavoured markdown table; pipes in cells are escaped so a label cannot break the layout."""
-    def cell(value: Any) -> str:
-        return _fmt(value).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _data_section(data: Mapping[str, Any] | None, dedup: Mapping[str, Any] | None) -> list[str]:
-    lines = ["## Data", ""]
-    if data is None:
-        lines.append(f"Manifest: {NOT_AVAILABLE}.")
-    else:
-        lines.append(table(["files", "usable", "quarantined"],
-                           [[data.get("files"), data.get("usable"), data.get("quarantined")]]))
-        reasons = data.get("quarantine_reasons") or {}
-        if reasons:
-            lines += ["", "Quarantined, by reason:", "",
-                      table(["reason", "files"], sorted(reasons.items(), key=lambda item: -item[1]))]
-        if data.get("ingest_report"):
-            lines += ["", "Ingest report:", "", table(["measure", "value"], sorted(data["ingest_report"].items()))]
-    lines += ["", "### Near duplicates", ""]
-    if dedup is None:
-        lines.append(f"Near-duplicate report: {NOT_AVAILABLE}.")
-    else:
-        lines.append(table(["measure", "value"], sorted(dedup.items())))
-    return lines
-
-
-def _split_section(split: Mapping[str, Any] | None) -> list[str]:
-    lines = ["## Split", ""]
-    if split is None:
-        return [*lines, f"Split report: {NOT_AVAILABLE}."]
-    lines.append(table(["measure", "value"], [
-        ["leak check", split.get("leak_check")],
-        ["leak bridges (images held out of every split)", split.get("leak_bridges")],
-    ]))
-    counts: Mapping[str, Mapping[str, int]] = split.get("class_counts") or {}
-    if counts:
-        splits = list(counts)
-        classes = sorted({label for per in counts.values() for label in per})
-        rows = [[label, *[counts[s].get(label, 0) for s in splits]] for label in classes]
-        rows.append(["**total**", *[sum(counts[s].values()) for s in splits]])
-        lines += ["", "Images per class and split:", "", table(["class", *splits], rows)]
-    return lines
+TEST_FIGURES = ("n_test", "accuracy", "macro_f1", "balanced_accuracy", "ece")
 
 
 def _training_section(training: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Each stage's best validation figure and epoch; a skipped stage says so and what it passed through."""
     lines = ["## Training (validation split)", ""]
     if not training:
         return [*lines, f"Training records: {NOT_AVAILABLE}."]
-    rows = [[t.get("stage"), t.get("metric"), t.get("value"), t.get("epoch"), t.get("source")] for t in training]
-    return [*lines, table(["stage", "selection metric", "best value", "epoch", "from"], rows)]
+    rows = []
+    for t in training:
+        if "skipped" in t:
+            rows.append([t.get("stage"), "", f"skipped ({t['skipped']})", "", t.get("source") or ""])
+        elif t.get("value") is None:
+            rows.append([t.get("stage"), "", NOT_AVAILABLE, "", ""])
+        else:
+            rows.append([t.get("stage"), t.get("metric"), t.get("value"), t.get("epoch"), t.get("source")])
+    return [*lines, table(["stage", "selection metric", "best value", "best epoch", "checkpoint"], rows)]
 
 
-def _test_section(test: Mapping[str, Any] | None) -> list[str]:
+def _test_section(test: Mapping[str, Any] | None, links: Mapping[str, str | None]) -> list[str]:
+    """The one held-out test: which model, the figures, per class, the confusion matrix and reliability."""
     lines = ["## Held-out test", ""]
     if test is None:
         return [*lines, f"Test metrics: {NOT_AVAILABLE}."]
     checkpoint = test.get("checkpoint", {})
-    lines.append(f"Model: best checkpoint from stage `{checkpoint.get('stage')}`, epoch {checkpoint.get('epoch')}.")
-    lines += ["", table(["metric", "value"], [[key, test.get(key)] for key in
-                                               ("n_test", "accuracy", "macro_f1", "balanced_accuracy", "ece")])]
+    lines.append(f"Model: best checkpoint from stage `{checkpoint.get('stage')}`, epoch {checkpoint.get('epoch')} "
+                 f"(validation {checkpoint.get('metric')} {fmt(checkpoint.get('value'))}).")
+    lines += ["", table(["metric", "value"], [[key, test.get(key)] for key in TEST_FIGURES])]
     per_class = test.get("per_class") or {}
     if per_class:
         rows = [[name, v["precision"], v["recall"], v["f1"], v["support"]] for name, v in per_class.items()]
@@ -95,29 +51,42 @@ def _test_section(test: Mapping[str, Any] | None) -> list[str]:
     warning = (test.get("test_ledger") or {}).get("warning")
     if warning:
         lines += ["", f"> **Warning:** {warning}"]
+    confusion, reliability = links.get("confusion matrix"), links.get("reliability diagram")
+    if confusion:
+        lines += ["", f"![confusion matrix]({confusion})"]
+    if reliability:
+        lines += ["", f"Calibration: expected calibration error (ECE) {fmt(test.get('ece'))}; the reliability "
+                      "diagram shows where confidence and accuracy part.", "",
+                  f"![reliability diagram]({reliability})"]
     return lines
 
 
+def _links_section(links: Mapping[str, str | None]) -> list[str]:
+    lines = ["## Links", ""]
+    lines += [f"- {caption}: [{target}]({target})" if target else f"- {caption}: {NOT_AVAILABLE}"
+              for caption, target in links.items()]
+    return [*lines, "- training curves: run `dvc plots show` (DVCLive logs under `reports/train/<stage>/`)"]
+
+
 def render_summary(
-    data: Mapping[str, Any] | None,
+    ingest: Mapping[str, Any] | None,
     dedup: Mapping[str, Any] | None,
     split: Mapping[str, Any] | None,
     training: Sequence[Mapping[str, Any]],
     test: Mapping[str, Any] | None,
     links: Mapping[str, str | None],
 ) -> str:
-    """The whole summary. `links` maps a caption to a path relative to the summary (None: not available)."""
+    """The whole summary from the stages' reports (`reports/ingest.json`, `dedup.json`, `split.json` as parsed;
+    None where absent), the training records and the test metrics. `links` maps a caption to a path relative to
+    the summary (None: not available); "near-duplicate review page", "confusion matrix" and "reliability diagram"
+    are also used in the text."""
     lines = ["# Fine-tuning run summary", ""]
-    lines += _data_section(data, dedup) + [""]
-    lines += _split_section(split) + [""]
+    lines += data_section(ingest) + [""]
+    lines += dedup_section(dedup, links.get("near-duplicate review page")) + [""]
+    lines += split_section(split) + [""]
     lines += _training_section(training) + [""]
-    lines += _test_section(test) + [""]
-    confusion = links.get("confusion matrix")
-    if confusion:
-        lines += [f"![confusion matrix]({confusion})", ""]
-    lines += ["## Links", ""]
-    lines += [f"- {caption}: [{target}]({target})" if target else f"- {caption}: {NOT_AVAILABLE}"
-              for caption, target in links.items()]
+    lines += _test_section(test, links) + [""]
+    lines += _links_section(links)
     return "\n".join(lines) + "\n"
 
 
@@ -144,10 +113,9 @@ def render_model_card(
         "## Classes (output index order)", "",
         table(["index", "class"], list(enumerate(classes))), "",
         "## Data", "",
-        f"Data version (DVC hash of the raw data): `{_fmt(data_version)}`.", "",
+        f"Data version (DVC hash of the raw data): `{fmt(data_version)}`.", "",
         "## Held-out test", "",
-        table(["metric", "value"], [[k, metrics.get(k)] for k in
-                                    ("n_test", "accuracy", "macro_f1", "balanced_accuracy", "ece")]), "",
+        table(["metric", "value"], [[k, metrics.get(k)] for k in TEST_FIGURES]), "",
         "## Parameters", "",
     ]
     for section, values in params.items():

@@ -42,16 +42,42 @@ def _metrics(root: Path) -> dict:
     return json.loads((root / "reports/metrics.json").read_text())
 
 
+def _write_stage_reports(root: Path) -> None:
+    """reports/ingest.json, dedup.json and split.json shaped like the earlier stages write them (trimmed), and the
+    training stages' folders: head with its own best, partial holding only head's best (it never beat it), full
+    skipped with `epochs: 0`."""
+    reports = root / "reports"
+    reports.mkdir()
+    (reports / "ingest.json").write_text(json.dumps({
+        "n_files": 2, "by_status": {"ok": 1, "quarantined": 1}, "by_reason": {"truncated file": 1},
+        "by_class": {"cat": {"ok": 1, "quarantined": 0}, "dog": {"ok": 0, "quarantined": 1}},
+        "by_group_source": {"image": 1}, "n_groups": 1, "classes_too_small": [],
+        "metadata": {"file": None, "rows": 0, "extra_columns": [], "problems": []}}))
+    (reports / "dedup.json").write_text(json.dumps({
+        "settings": {"max_cluster_size": 50},
+        "counts": {"images": 9, "pairs": 2, "pairs_by_method": {"exact": 2}, "pairs_cut_by_size_guard": 0,
+                   "cross_group_pairs": 1, "clusters": 1, "units": 8, "unreadable": 0},
+        "units_by_size": {"1": 7, "2": 1}, "largest_cluster_size": 3}))
+    (reports / "split.json").write_text(json.dumps({
+        "images": {"placed": 27}, "per_split": {name: {"images": 9, "units": 9, "fraction": 0.3333, "target": 0.3}
+                                                for name in ("train", "val", "test")},
+        "per_class": {label: {"images": 9, **{name: {"images": 3} for name in ("train", "val", "test")}}
+                      for label in CLASSES},
+        "leak_bridges": {"count": 0, "images": []}, "leak_check": {"passed": True, "problems": []},
+        "leak_audit": {"test_images": 9, "test_images_with_same_unit_in_train": 4,
+                       "share_of_test_leaking": 0.4444, "split": "naive per-image random split"}}))
+    (reports / "dedup.html").write_text("<html></html>")
+    make_checkpoint(root / "models/train_head/stage_best.pt", stage="train_head", epoch=4, value=0.75)
+    make_checkpoint(root / "models/train_partial/best.pt", stage="train_head", epoch=4, value=0.75)
+    (reports / "train/train_full").mkdir(parents=True)
+    (reports / "train/train_full/metrics.json").write_text(
+        json.dumps({"epochs": 0, "passed_through": "models/train_partial/best.pt"}))
+
+
 def test_stage_writes_every_report_consistently(world: Path) -> None:
-    (world / "data/interim").mkdir(parents=True)
-    (world / "data/interim/manifest.csv").write_text(
-        "path,label,group,status,reason,sha256,width,height\n"
-        "cat/x.png,cat,g,ok,,h,40,40\ndog/y.png,dog,g,quarantined,truncated file,h,0,0\n")
-    (world / "reports").mkdir()
-    (world / "reports/split.json").write_text(json.dumps({"leak_check": "passed", "leak_bridges": []}))
+    _write_stage_reports(world)
     (world / "dvc.lock").write_text("schema: '2.0'\nstages:\n  ingest:\n    cmd: x\n    deps:\n"
                                     "    - path: data/raw\n      hash: md5\n      md5: 0123abc.dir\n")
-    make_checkpoint(world / "models/train_head/best.pt")
     assert main([]) == 0
     for name in REPORTS:
         assert (world / "reports" / name).stat().st_size > 0, name
@@ -72,13 +98,31 @@ def test_stage_writes_every_report_consistently(world: Path) -> None:
     accuracy = sum(row["predicted"] == row["label"] for row in rows) / len(rows)
     assert accuracy == metrics["accuracy"]
     summary = (world / "reports/summary.md").read_text()
-    assert "| 2 | 1 | 1 |" in summary  # files, usable, quarantined from the manifest
-    assert "| truncated file | 1 |" in summary and "| leak check | passed |" in summary
-    assert "| train_head | macro_f1 | 0.5000 | 2 | models/train_head/best.pt |" in summary
+    assert "- Files: 2; usable: 1; quarantined: 1 (truncated file: 1)" in summary
+    assert "| dog | 0 | 1 |" in summary and "- Metadata problems: 0" in summary
+    assert "- Pairs: 2 (exact: 2) among 9 usable images" in summary
+    assert "- Pairs joining different declared groups: 1 (their groups become one unit; see [dedup.html](dedup.html))" \
+        in summary
+    assert "| val | 9 | 9 | 0.333 (0.30) | 3 | 3 | 3 |" in summary and "| **all** | 27 | 27 |  | 9 | 9 | 9 |" in summary
+    assert "two splits): passed" in summary and "would have leaked 4 of 9 test images (44%)" in summary
+    # Each stage's own best: partial's best.pt is head's (partial never beat it), so partial has no figure.
+    assert "| train_head | macro_f1 | 0.7500 | 4 | models/train_head/stage_best.pt |" in summary
+    assert "| train_partial |  | not available |  |  |" in summary
+    assert "| train_full |  | skipped (epochs: 0) |  | passes through models/train_partial/best.pt |" in summary
     assert "| accuracy | 1.0000 |" in summary and "![confusion matrix](confusion_matrix.png)" in summary
-    assert "- near-duplicate review page: not available" in summary
+    assert "![reliability diagram](reliability.png)" in summary
+    assert f"expected calibration error (ECE) {metrics['ece']:.4f}" in summary
     card = (world / "reports/model_card.md").read_text()
     assert "`0123abc.dir`" in card and "| 2 | fox |" in card
+
+
+def test_summary_without_the_other_stages_reports(world: Path) -> None:
+    assert main([]) == 0
+    summary = (world / "reports/summary.md").read_text()
+    for missing in ("Ingest report (reports/ingest.json): not available.", "Split report (reports/split.json): not",
+                    "| train_head |  | not available |  |  |", "- near-duplicate review page: not available"):
+        assert missing in summary
+    assert "| accuracy | 1.0000 |" in summary
 
 
 def test_ledger_counts_distinct_models_on_this_split(world: Path) -> None:
