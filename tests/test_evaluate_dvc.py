@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from dvc_project import init_repo, run
 from evaluate_world import make_checkpoint, make_split
-
-
-def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    bin_dir = str(Path(sys.executable).parent)  # `python` and `dvc` of this environment, as in the activated .venv
-    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), "PYTHONPATH": str(cwd)}
-    return subprocess.run(args, cwd=cwd, env=env, text=True, capture_output=True, timeout=600, check=False)
 
 
 @pytest.mark.slow
@@ -37,16 +29,14 @@ def test_dvc_repro_evaluate_and_metrics_show(tmp_path: Path, repo_root: Path) ->
     (repo / "reports").mkdir()
     for name in ("ingest", "dedup", "split"):
         (repo / "reports" / f"{name}.json").write_text("{}")
-    for args in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
-                 ["git", "add", "-A"], ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"]):
-        assert _run(args, repo).returncode == 0, args
+    init_repo(repo)
 
-    result = _run(["dvc", "repro", "evaluate"], repo)
+    result = run(["dvc", "repro", "evaluate"], repo)
     assert result.returncode == 0, result.stdout + result.stderr
     for name in ("metrics.json", "predictions.csv", "confusion_matrix.png", "reliability.png", "summary.md",
                  "model_card.md", "test_ledger.json"):
         assert (repo / "reports" / name).is_file(), name
-    shown = _run(["dvc", "metrics", "show", "--json"], repo)
+    shown = run(["dvc", "metrics", "show", "--json"], repo)
     assert shown.returncode == 0, shown.stderr
     metrics = json.loads(shown.stdout)
     figures = next(iter(metrics.values()))["data"]["reports/metrics.json"]["data"]
@@ -54,5 +44,5 @@ def test_dvc_repro_evaluate_and_metrics_show(tmp_path: Path, repo_root: Path) ->
     summary = (repo / "reports/summary.md").read_text()
     assert "| train_partial | macro_f1 | 0.5000 | 2 | models/train_partial/best.pt |" in summary
     assert "- Files: not available" in summary and "two splits): not available" in summary
-    status = _run(["dvc", "status", "evaluate"], repo)
+    status = run(["dvc", "status", "evaluate"], repo)
     assert "up to date" in status.stdout, status.stdout  # the ledger, not an output, does not make it stale

@@ -7,25 +7,17 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from dvc_project import init_repo, run
 from finetuner.demo_world import WorldSpec
 from tasks.demo_data import write_first_batch
 
 STAGES = ("ingest", "dedup", "split", "train_head", "train_partial", "train_full", "evaluate")
-
-
-def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    bin_dir = str(Path(sys.executable).parent)  # the `python` and `dvc` of this environment, as in the .venv
-    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), "PYTHONPATH": str(cwd)}
-    return subprocess.run(args, cwd=cwd, env=env, text=True, capture_output=True, timeout=900, check=False)
 
 
 def _small_params(repo_root: Path) -> dict:
@@ -48,11 +40,9 @@ def test_dvc_repro_runs_every_stage_leak_free(tmp_path: Path, repo_root: Path) -
     (repo / "params.yaml").write_text(yaml.safe_dump(_small_params(repo_root), sort_keys=False))
     spec = WorldSpec(specimens=30, views=(3, 4), image_size=32, planted=(1, 1, 1, 1))
     write_first_batch(seed=0, root=repo / "data", spec=spec)
-    for args in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
-                 ["git", "add", "-A"], ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"]):
-        assert _run(args, repo).returncode == 0, args
+    init_repo(repo)
 
-    result = _run(["dvc", "repro"], repo)
+    result = run(["dvc", "repro"], repo)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     for stage in STAGES:
         assert f"Running stage '{stage}'" in result.stdout, stage
@@ -79,7 +69,7 @@ def test_dvc_repro_runs_every_stage_leak_free(tmp_path: Path, repo_root: Path) -
         assert (repo / "reports" / name).is_file(), name
     assert (repo / "models/best.pt").is_file()
 
-    status = _run(["dvc", "status"], repo)
+    status = run(["dvc", "status"], repo)
     assert "up to date" in status.stdout, status.stdout
-    shown = _run(["dvc", "metrics", "show"], repo)
+    shown = run(["dvc", "metrics", "show"], repo)
     assert shown.returncode == 0 and "macro_f1" in shown.stdout, shown.stdout + shown.stderr
