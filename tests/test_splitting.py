@@ -182,7 +182,9 @@ def test_new_link_between_registered_images_holds_out_one_side_and_keeps_test_on
     assert check_leaks(kept, edges, {"merged"}) == []
 
 
-def test_bridge_is_held_out_and_bystanders_join_their_side():
+def _merge_a_train_and_a_test_unit():
+    """A registered split of 12 units, then grown data in which one train unit and one test unit became one unit
+    ("merged"): the situation a leak bridge creates. Returns the registry, the two anchor rows and the grown data."""
     images = make_images([3] * 12, 2, 0.0, 0)
     first = assign_splits(images, FRACTIONS, 0)
     registry = update_registry(None, images, first, run=1)
@@ -190,6 +192,11 @@ def test_bridge_is_held_out_and_bystanders_join_their_side():
     a, b = frame[frame["split"] == "train"].iloc[0], frame[frame["split"] == "test"].iloc[0]
     grown = images.copy()
     grown.loc[grown["unit"].isin([a["unit"], b["unit"]]), "unit"] = "merged"
+    return registry, a, b, grown
+
+
+def test_bridge_is_held_out_and_bystanders_join_their_side():
+    registry, a, b, grown = _merge_a_train_and_a_test_unit()
     grown.loc[len(grown)] = {"path": "x.png", "label": "c0", "group": "", "unit": "merged"}
     grown.loc[len(grown)] = {"path": "y.png", "label": "c0", "group": "", "unit": "merged"}
     edges = pd.DataFrame({"path_a": ["x.png", "x.png", "y.png"], "path_b": [a["path"], b["path"], a["path"]]})
@@ -206,13 +213,7 @@ def test_bridge_is_held_out_and_bystanders_join_their_side():
 
 
 def test_bridge_without_edges_treats_the_unit_as_one_piece():
-    images = make_images([3] * 12, 2, 0.0, 0)
-    first = assign_splits(images, FRACTIONS, 0)
-    registry = update_registry(None, images, first, run=1)
-    frame = images.assign(split=first.split.to_numpy())
-    a, b = frame[frame["split"] == "train"].iloc[0], frame[frame["split"] == "test"].iloc[0]
-    grown = images.copy()
-    grown.loc[grown["unit"].isin([a["unit"], b["unit"]]), "unit"] = "merged"
+    registry, a, b, grown = _merge_a_train_and_a_test_unit()
     grown.loc[len(grown)] = {"path": "x.png", "label": "c0", "group": "", "unit": "merged"}
     result = assign_splits(grown, FRACTIONS, 0, registry)
     origin = result.origin.to_numpy()
