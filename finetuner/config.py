@@ -41,6 +41,18 @@ class DataConfig(_Section):
 # --- dedup ----------------------------------------------------------------------------------------------------
 
 
+class EmbeddingConfig(_Section):
+    """The optional second signal: cosine similarity of the configured backbone's embeddings (the head's input)."""
+
+    enabled: bool = False
+    min_similarity: float = Field(0.95, gt=0, le=1, description="inclusive cosine similarity for a pair")
+    image_size: int | None = Field(None, ge=16, le=1024, description="backbone input size; null = data.image_size")
+    batch_size: PositiveInt = 128
+    max_pairs_per_image: float = Field(
+        20.0, gt=0, description="refuse a threshold that joins more pairs than this times the images (a backbone "
+                                "whose embeddings do not tell these images apart)")
+
+
 class DedupConfig(_Section):
     methods: tuple[Literal["phash", "dhash", "whash", "ahash", "colorhash"], ...] = ("phash", "dhash")
     max_distance: int = Field(8, ge=0, le=64, description="inclusive Hamming radius on 64-bit hashes")
@@ -48,6 +60,7 @@ class DedupConfig(_Section):
     low_info_std: float = Field(8.0, ge=0, le=128, description="32x32 grey thumbnail std below which it is low-detail")
     low_info_max_distance: int = Field(4, ge=0, le=64, description="stricter radius for pairs with a low-detail image")
     max_cluster_size: int = Field(50, ge=0, description="cut near-duplicate clusters beyond this size; 0 = no limit")
+    embedding: EmbeddingConfig = EmbeddingConfig()
 
     @field_validator("methods")
     @classmethod

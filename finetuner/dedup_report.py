@@ -1,8 +1,9 @@
 """The dedup stage's report: a JSON-ready summary and an HTML page of thumbnails a person can look at.
 
 `summarize` counts images, contents, pairs by method, clusters by size, the pairs the size guard cut, and every pair
-that joins two different declared groups (a labelling or collection problem users want to see). `render_html`
-lays out the largest clusters, every cross-group pair and the cut pairs as inline base64 PNG thumbnails.
+that joins two different declared groups (a labelling or collection problem users want to see), and, with the
+embedding signal on, its trade-off table and the pairs only it found. `render_html` lays out the largest clusters,
+every cross-group pair, the cut pairs and the embedding-only pairs as inline base64 PNG thumbnails.
 Pure: thumbnails come in as a dict path -> base64 string; writing the files is `tasks/dedup.py`'s job.
 """
 from __future__ import annotations
@@ -17,8 +18,10 @@ MAX_MEMBERS_SHOWN = 16
 MAX_CUT_SHOWN = 50
 
 
-def pair_record(path_a: str, path_b: str, method: str, distance: int, group_a: str, group_b: str) -> dict[str, Any]:
-    return {"path_a": path_a, "path_b": path_b, "method": method, "distance": int(distance),
+def pair_record(path_a: str, path_b: str, method: str, distance: int | float, group_a: str,
+                group_b: str) -> dict[str, Any]:
+    """A pair as the report holds it; `distance` is Hamming (int) for hash pairs, cosine (float) for embedding ones."""
+    return {"path_a": path_a, "path_b": path_b, "method": method, "distance": distance,
             "group_a": group_a, "group_b": group_b}
 
 
@@ -34,6 +37,7 @@ def summarize(
     tradeoff: Sequence[Mapping[str, Any]],
     settings: Mapping[str, Any],
     unreadable: Sequence[str],
+    embedding: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything reports/dedup.json holds; `clusters` are lists of paths, largest first."""
     cross = [p for p in kept if p["group_a"] and p["group_b"] and p["group_a"] != p["group_b"]]
@@ -60,7 +64,17 @@ def summarize(
         "cut_pairs": list(cut),
         "tradeoff": list(tradeoff),
         "unreadable": list(unreadable),
+        "embedding": _with_shown_pairs(embedding, kept),
     }
+
+
+def _with_shown_pairs(embedding: Mapping[str, Any] | None, kept: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The embedding section plus the kept embedding-only pairs, closest first (up to MAX_CUT_SHOWN)."""
+    if not embedding or not embedding.get("enabled"):
+        return {"enabled": False}
+    ours = sorted((p for p in kept if p["method"] == "embedding"),
+                  key=lambda p: (p["distance"], p["path_a"], p["path_b"]))
+    return {**embedding, "pairs": len(ours), "pairs_shown": ours[:MAX_CUT_SHOWN]}
 
 
 def _img(path: str, thumbs: Mapping[str, str]) -> str:
@@ -99,6 +113,7 @@ def render_html(summary: Mapping[str, Any], thumbs: Mapping[str, str]) -> str:
         parts.append(f"<tr><td>{row['radius']}</td><td>{row['pairs']}</td><td>{row['clusters']}</td>"
                      f"<td>{row['largest_cluster']}</td></tr>")
     parts.append("</table>")
+    parts += _embedding_section(summary, thumbs)
     parts.append(f"<h2>Largest clusters (of {counts['clusters']})</h2>")
     for index, cluster in enumerate(summary["largest_clusters"]):
         parts.append(f'<div class="cluster"><p>cluster {index + 1}</p>'
@@ -112,9 +127,35 @@ def render_html(summary: Mapping[str, Any], thumbs: Mapping[str, str]) -> str:
     return "\n".join(parts)
 
 
+def embedding_only_pairs(summary: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return summary.get("embedding", {}).get("pairs_shown", [])
+
+
+def _embedding_section(summary: Mapping[str, Any], thumbs: Mapping[str, str]) -> list[str]:
+    section = summary.get("embedding", {})
+    if not section.get("enabled"):
+        return ["<p>Embedding signal: off (dedup.embedding.enabled).</p>"]
+    parts = [
+        f"<h2>Embedding signal: {html.escape(str(section['arch']))}, weights {html.escape(str(section['weights']))}"
+        "</h2><p>Trade-off: cosine similarity vs embedding pairs and largest cluster with the hash pairs "
+        "(before the size guard)</p>",
+        "<table><tr><th>min similarity</th><th>pairs</th><th>clusters</th><th>largest cluster</th></tr>",
+    ]
+    for row in section["tradeoff"]:
+        parts.append(f"<tr><td>{row['min_similarity']}</td><td>{row['pairs']}</td><td>{row['clusters']}</td>"
+                     f"<td>{row['largest_cluster']}</td></tr>")
+    parts.append("</table>")
+    pairs = embedding_only_pairs(summary)
+    parts += _pairs_section("Pairs only the embeddings found", pairs, thumbs,
+                            f"Shown: up to {MAX_CUT_SHOWN}, closest first; distance is 1 - cosine similarity. "
+                            "New photographs of one thing belong here; unrelated images mean min_similarity is "
+                            "too loose.")
+    return parts
+
+
 def paths_to_preview(summary: Mapping[str, Any]) -> list[str]:
     """Every path the HTML page shows, so the stage decodes only those."""
     paths = {p for cluster in summary["largest_clusters"] for p in cluster}
-    for p in [*summary["cross_group_pairs"], *summary["cut_pairs"][:MAX_CUT_SHOWN]]:
+    for p in [*summary["cross_group_pairs"], *summary["cut_pairs"][:MAX_CUT_SHOWN], *embedding_only_pairs(summary)]:
         paths.update((p["path_a"], p["path_b"]))
     return sorted(paths)

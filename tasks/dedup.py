@@ -24,6 +24,7 @@ from finetuner.units import (
 )
 from tasks.common import read_csv, run_stage, write_csv, write_json, write_text
 from tasks.dedup_cache import HashCache
+from tasks.dedup_embed import embedding_pairs
 
 log = logging.getLogger("finetuner.dedup")
 
@@ -35,6 +36,7 @@ REPORT_HTML = Path("reports/dedup.html")
 CACHE_DIR = Path("data/cache/dedup")
 TRADEOFF_EXTRA = 4  # the report shows radii up to max_distance + 4
 THUMB = 96
+EMBEDDING_RANK = 65.0  # guard order key of embedding pairs: after every Hamming distance (0..64)
 
 
 def pair_rule(config: DedupConfig) -> PairRule:
@@ -79,6 +81,28 @@ def detect_pairs(rule: PairRule, hashes: dict, detail: np.ndarray, ok: np.ndarra
     return hashed[near.i], hashed[near.j], near, table
 
 
+def embedding_signal(params: Params, images_dir: Path, paths: list[str], contents: list[str], rep_rows: np.ndarray,
+                     detail: np.ndarray, ok: np.ndarray, near_a: np.ndarray, near_b: np.ndarray, workers: int,
+                     root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Rows (a, b) and similarity of the pairs only the embeddings found, and the report's embedding section."""
+    none = np.zeros(0, np.int64)
+    if not params.dedup.embedding.enabled:
+        return none, none, np.zeros(0, np.float32), {"enabled": False}
+    hashed = np.flatnonzero(ok)
+    position = np.full(len(contents), -1, dtype=np.int64)
+    position[hashed] = np.arange(len(hashed))
+    found = embedding_pairs(params, [images_dir / paths[k] for k in rep_rows[hashed]], [contents[k] for k in hashed],
+                            detail[hashed] < params.dedup.low_info_std, position[near_a], position[near_b],
+                            root / CACHE_DIR, workers)
+    a, b = hashed[found.i], hashed[found.j]
+    n = max(len(contents), 1)
+    new = ~np.isin(np.minimum(a, b) * n + np.maximum(a, b),
+                   np.minimum(near_a, near_b) * n + np.maximum(near_a, near_b))
+    section = {"enabled": True, **found.summary, "pairs_also_found_by_hashes": int((~new).sum()),
+               "tradeoff": found.tradeoff}
+    return rep_rows[a[new]], rep_rows[b[new]], found.similarity[new], section
+
+
 def run(params: Params, root: Path = Path(".")) -> dict:
     """The whole stage under `root`; returns the summary written to reports/dedup.json."""
     config, rule = params.dedup, pair_rule(params.dedup)
@@ -95,23 +119,32 @@ def run(params: Params, root: Path = Path(".")) -> dict:
     hashes, detail, ok, n_new = hash_contents(
         [images_dir / paths[k] for k in rep_rows], contents, rule.methods, root / CACHE_DIR, workers)
     near_a, near_b, near, table = detect_pairs(rule, hashes, detail, ok, workers)
+    emb_a, emb_b, similarity, embedding = embedding_signal(params, images_dir, paths, contents, rep_rows, detail, ok,
+                                                           near_a, near_b, workers, root)
     a, b = rep_rows[near_a], rep_rows[near_b]
     ex_a, ex_b = exact_duplicate_pairs(shas)
-    i, j = np.concatenate([ex_a, np.minimum(a, b)]), np.concatenate([ex_b, np.maximum(a, b)])
-    methods = np.concatenate([np.full(len(ex_a), "exact", dtype=object), near.method])
-    distance = np.concatenate([np.zeros(len(ex_a), np.int64), near.distance])
-    forced = np.r_[np.ones(len(ex_a), bool), np.zeros(len(a), bool)]
-    keep = guard_clusters(len(paths), i, j, distance, forced, config.max_cluster_size)
-    records = [pair_record(paths[x], paths[y], str(m), int(d), groups[x], groups[y])
-               for x, y, m, d in zip(i.tolist(), j.tolist(), methods, distance.tolist())]
+    i = np.concatenate([ex_a, np.minimum(a, b), np.minimum(emb_a, emb_b)])
+    j = np.concatenate([ex_b, np.maximum(a, b), np.maximum(emb_a, emb_b)])
+    n_exact, n_hash, n_emb = len(ex_a), len(a), len(emb_a)
+    methods = np.concatenate([np.full(n_exact, "exact", dtype=object), near.method,
+                              np.full(n_emb, "embedding", dtype=object)])
+    # near_duplicates.csv: Hamming distance for hash pairs, cosine distance (1 - similarity) for embedding pairs.
+    shown = [0] * n_exact + near.distance.tolist() + [round(1.0 - float(s), 4) for s in similarity.tolist()]
+    # The size guard takes exact copies first, then hash pairs closest first, then embedding pairs (weaker evidence).
+    order = np.concatenate([np.zeros(n_exact), near.distance.astype(float), EMBEDDING_RANK + 1.0 - similarity])
+    forced = np.r_[np.ones(n_exact, bool), np.zeros(n_hash + n_emb, bool)]
+    keep = guard_clusters(len(paths), i, j, order, forced, config.max_cluster_size)
+    records = [pair_record(paths[x], paths[y], str(m), d, groups[x], groups[y])
+               for x, y, m, d in zip(i.tolist(), j.tolist(), methods, shown)]
     kept = sorted((r for r, k in zip(records, keep) if k), key=lambda r: (r["path_a"], r["path_b"]))
-    cut = sorted((r for r, k in zip(records, keep) if not k), key=lambda r: (r["distance"], r["path_a"], r["path_b"]))
+    cut = [r for _, r, k in sorted(zip(order.tolist(), records, keep), key=lambda t: (t[0], t[1]["path_a"],
+                                                                                      t[1]["path_b"])) if not k]
     units = assign_units(paths, groups, i[keep], j[keep])
     summary = summarize(
         n_images=len(paths), n_contents=len(contents), n_hashed=n_new, kept=kept, cut=cut,
         clusters=[[paths[k] for k in c] for c in components(len(paths), i[keep], j[keep])],
         units=units, tradeoff=table, settings=config.model_dump(mode="json"),
-        unreadable=[paths[rep_rows[k]] for k in np.flatnonzero(~ok).tolist()])
+        unreadable=[paths[rep_rows[k]] for k in np.flatnonzero(~ok).tolist()], embedding=embedding)
     write_outputs(root, images_dir, kept, paths, units, summary)
     return summary
 

@@ -1,0 +1,175 @@
+"""The dedup stage's optional second signal: embeddings from the configured backbone, cached per content.
+
+Hashes miss near-duplicates that are new photographs of the same thing (another angle, another day); a pretrained
+backbone maps those close together. With `dedup.embedding.enabled`, every hashed content is run once through
+`model.arch` loaded with `model.weights` (the same loading code and preprocessing as training; never a download),
+and the head's input, L2-normalised, is its embedding. Embeddings are cached in data/cache/dedup per content sha256
+under a key that fingerprints the backbone's weights, preprocessing and input size, so grown data embeds only new
+files and a different backbone never reuses stale vectors. Work is done in chunks, each saved before the next, so
+memory stays bounded and a killed run resumes where it stopped.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from finetuner.config import ConfigError, Params
+from tasks.common import atomic_path
+
+log = logging.getLogger("finetuner.dedup")
+
+CHUNK = 1024  # contents decoded and embedded per step (and saved to the cache after each)
+VERSION = 1
+
+
+@dataclass
+class Embeddings:
+    vectors: np.ndarray  # contents x dim float32 (the head's input; unnormalised)
+    n_new: int
+    origin: dict[str, Any] = field(default_factory=dict)  # which backbone, from where
+
+
+class EmbeddingCache:
+    """sha256 -> float16 vector, one file per backbone fingerprint."""
+
+    def __init__(self, directory: Path, key: str):
+        self.path = Path(directory) / f"embed-{key}-v{VERSION}.npz"
+        self.table: dict[str, np.ndarray] = {}
+        self.dirty = False
+        if self.path.exists():
+            try:
+                with np.load(self.path) as data:
+                    self.table = dict(zip(data["sha"].astype(str).tolist(), data["value"]))
+            except (OSError, ValueError, KeyError) as exc:
+                log.warning("ignoring unreadable embedding cache %s (%s); it will be rebuilt", self.path, exc)
+
+    def missing(self, shas: Sequence[str]) -> list[int]:
+        return [k for k, sha in enumerate(shas) if sha not in self.table]
+
+    def add(self, shas: Sequence[str], vectors: np.ndarray) -> None:
+        self.table.update(zip(shas, vectors.astype(np.float16)))
+        self.dirty = True
+
+    def save(self) -> None:
+        if not self.dirty or not self.table:
+            return
+        with atomic_path(self.path) as tmp, tmp.open("wb") as handle:
+            np.savez(handle, sha=np.array(list(self.table), dtype="S64"), value=np.stack(list(self.table.values())))
+        self.dirty = False
+
+
+def backbone_key(model: Any, arch: str, head_prefix: str, preprocessing: Any) -> str:
+    """A short fingerprint of what determines an embedding: every non-head tensor, the preprocessing, the arch."""
+    import torch
+
+    digest = hashlib.sha256(f"{arch}|{preprocessing.to_dict()}".encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        if name == head_prefix or name.startswith(head_prefix + "."):
+            continue
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()[:16]
+
+
+def embed_contents(paths: Sequence[Path], shas: Sequence[str], params: Params, cache_dir: Path,
+                   workers: int) -> Embeddings:
+    """Unit embeddings for every content, computing only those the cache lacks for this backbone."""
+    import torch
+
+    from finetuner.data import decode_images
+    from finetuner.engine import pick_runtime
+    from finetuner.families import HEAD, block_prefixes
+    from finetuner.models import WeightsError, build_model
+    from tasks.features import extract_features
+
+    config = params.dedup.embedding
+    arch = params.model.arch
+    size = config.image_size or params.data.image_size
+    torch.manual_seed(params.seed)  # model.weights null: a seeded random backbone, the same every run
+    try:
+        built = build_model(arch, 1, params.model.weights, size)
+    except WeightsError as exc:
+        raise ConfigError(f"dedup.embedding uses the configured backbone, which cannot be loaded: {exc}") from None
+    model, preprocessing = built.model, built.preprocessing
+    cache = EmbeddingCache(cache_dir, backbone_key(model, arch, block_prefixes(arch)[HEAD][0], preprocessing))
+    missing = cache.missing(shas)
+    origin = {"arch": arch, "weights": built.origin.get("weights"), "image_size": size, "cache": cache.path.name}
+    log.info("embedding %d of %d distinct contents with %s (%d cached)", len(missing), len(shas), arch,
+             len(shas) - len(missing))
+    if missing:
+        runtime = pick_runtime(params.train.device)
+        model.to(runtime.device).eval()
+        for start in range(0, len(missing), CHUNK):
+            chunk = missing[start:start + CHUNK]
+            images = torch.from_numpy(decode_images([paths[k] for k in chunk], preprocessing, workers))
+            features = extract_features(model, arch, images, preprocessing, runtime, config.batch_size)
+            cache.add([shas[k] for k in chunk], features.flatten(1).numpy())
+            cache.save()
+            log.info("embedded %d of %d", min(start + CHUNK, len(missing)), len(missing))
+    vectors = np.stack([cache.table[sha].astype(np.float32) for sha in shas]) if shas else np.zeros((0, 0), np.float32)
+    return Embeddings(vectors=vectors, n_new=len(missing), origin=origin)
+
+
+@dataclass
+class EmbeddingPairs:
+    """Pairs of contents (indices into the embedded list, i < j) at the configured similarity, and the trade-off."""
+
+    i: np.ndarray
+    j: np.ndarray
+    similarity: np.ndarray
+    tradeoff: list[dict]
+    summary: dict[str, Any]
+
+
+def thresholds(min_similarity: float) -> list[float]:
+    """The similarities the report's trade-off table shows: a little looser and a little stricter than configured."""
+    values = {round(min_similarity + step, 4) for step in (-0.04, -0.02, 0.0, 0.01, 0.02)}
+    return sorted(v for v in values if 0 < v <= 1)
+
+
+def embedding_pairs(params: Params, paths: Sequence[Path], shas: Sequence[str], low_detail: np.ndarray,
+                    hash_i: np.ndarray, hash_j: np.ndarray, cache_dir: Path, workers: int) -> EmbeddingPairs:
+    """Embedding pairs among the contents; low-detail contents take no part (to a backbone they all look alike).
+
+    `hash_i`, `hash_j` are the pairs the hashes already found: the trade-off table's clusters include them, since
+    that is the graph the size guard and the split will see.
+    """
+    from finetuner.similarity import TooManyPairs, similar_pairs
+    from finetuner.units import components
+
+    config = params.dedup.embedding
+    embedded = embed_contents(paths, shas, params, cache_dir, workers)
+    vectors = embedded.vectors.copy()
+    vectors[low_detail] = 0.0  # a zero vector is similar to nothing
+    n = len(shas)
+    cap = int(config.max_pairs_per_image * max(n, 1))
+    shown = thresholds(config.min_similarity)
+    try:
+        i, j, sim = similar_pairs(vectors, shown[0], max_pairs=cap)
+    except TooManyPairs:  # the looser rows of the table are too many; the configured threshold may still be fine
+        shown = [t for t in shown if t >= config.min_similarity]
+        try:
+            i, j, sim = similar_pairs(vectors, config.min_similarity, max_pairs=cap)
+        except TooManyPairs as exc:
+            raise ConfigError(
+                f"dedup.embedding.min_similarity: {exc}, over dedup.embedding.max_pairs_per_image "
+                f"({config.max_pairs_per_image}) per image; the embeddings of {params.model.arch} with model.weights "
+                f"{params.model.weights!r} do not tell these images apart. Raise min_similarity, use pretrained "
+                f"weights, or set dedup.embedding.enabled: false") from None
+    table = []
+    for t in shown:
+        keep = sim >= np.float32(t)
+        clusters = components(n, np.concatenate([hash_i, i[keep]]), np.concatenate([hash_j, j[keep]]))
+        table.append({"min_similarity": t, "pairs": int(keep.sum()), "clusters": len(clusters),
+                      "largest_cluster": len(clusters[0]) if clusters else 1})
+    keep = sim >= np.float32(config.min_similarity)
+    summary = {**embedded.origin, "min_similarity": config.min_similarity, "newly_embedded": embedded.n_new,
+               "low_detail_skipped": int(low_detail.sum())}
+    return EmbeddingPairs(i[keep], j[keep], sim[keep], table, summary)
