@@ -44,7 +44,7 @@ server: env ## start a local Prefect server on 127.0.0.1:4200 (embedded SQLite)
 serve: env ## register and serve the deployments finetune/default and retrain/nightly (needs `make server`)
 	PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:4200/api} $(PY) -m flows.serve
 
-bench: env ## run the benchmarks in benchmarks/ (each prints our figure, a baseline and the ratio)
+bench: env demo-data ## run the benchmarks in benchmarks/ (each prints our figure, a baseline and the ratio)
 	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
 
 clean: ## remove generated data, models and reports (keeps .venv and data/raw)

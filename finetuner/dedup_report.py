@@ -139,11 +139,12 @@ def _embedding_section(summary: Mapping[str, Any], thumbs: Mapping[str, str]) ->
         f"<h2>Embedding signal: {html.escape(str(section['arch']))}, weights {html.escape(str(section['weights']))}"
         "</h2><p>Trade-off: cosine similarity vs embedding pairs and largest cluster with the hash pairs "
         "(before the size guard)</p>",
-        "<table><tr><th>min similarity</th><th>pairs</th><th>clusters</th><th>largest cluster</th></tr>",
+        "<table><tr><th>min similarity</th><th>pairs</th><th>of which join two declared groups</th>"
+        "<th>clusters</th><th>largest cluster</th></tr>",
     ]
     for row in section["tradeoff"]:
-        parts.append(f"<tr><td>{row['min_similarity']}</td><td>{row['pairs']}</td><td>{row['clusters']}</td>"
-                     f"<td>{row['largest_cluster']}</td></tr>")
+        parts.append(f"<tr><td>{row['min_similarity']}</td><td>{row['pairs']}</td><td>{row['cross_group_pairs']}</td>"
+                     f"<td>{row['clusters']}</td><td>{row['largest_cluster']}</td></tr>")
     parts.append("</table>")
     pairs = embedding_only_pairs(summary)
     parts += _pairs_section("Pairs only the embeddings found", pairs, thumbs,

@@ -127,12 +127,3 @@ def run_stage(name: str, work: Callable[[Params], None], params_path: str | Path
         print(f"{name}: {exc}", file=sys.stderr)
         return 2
     return 0
-
-
-def not_built(name: str, issue: int) -> Callable[[Params], None]:
-    """The body of a stage that is not implemented yet: it fails loudly instead of pretending."""
-
-    def work(params: Params) -> None:
-        raise InputError(f"the `{name}` stage is not built yet (tracked in issue {issue}); nothing was written")
-
-    return work

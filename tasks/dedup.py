@@ -81,8 +81,9 @@ def detect_pairs(rule: PairRule, hashes: dict, detail: np.ndarray, ok: np.ndarra
     return hashed[near.i], hashed[near.j], near, table
 
 
-def embedding_signal(params: Params, images_dir: Path, paths: list[str], contents: list[str], rep_rows: np.ndarray,
-                     detail: np.ndarray, ok: np.ndarray, near_a: np.ndarray, near_b: np.ndarray, workers: int,
+def embedding_signal(params: Params, images_dir: Path, paths: list[str], groups: list[str],
+                     contents: list[str], rep_rows: np.ndarray, detail: np.ndarray, ok: np.ndarray,
+                     near_a: np.ndarray, near_b: np.ndarray, workers: int,
                      root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """Rows (a, b) and similarity of the pairs only the embeddings found, and the report's embedding section."""
     none = np.zeros(0, np.int64)
@@ -92,8 +93,8 @@ def embedding_signal(params: Params, images_dir: Path, paths: list[str], content
     position = np.full(len(contents), -1, dtype=np.int64)
     position[hashed] = np.arange(len(hashed))
     found = embedding_pairs(params, [images_dir / paths[k] for k in rep_rows[hashed]], [contents[k] for k in hashed],
-                            detail[hashed] < params.dedup.low_info_std, position[near_a], position[near_b],
-                            root / CACHE_DIR, workers)
+                            [groups[k] for k in rep_rows[hashed]], detail[hashed] < params.dedup.low_info_std,
+                            position[near_a], position[near_b], root / CACHE_DIR, workers)
     a, b = hashed[found.i], hashed[found.j]
     n = max(len(contents), 1)
     new = ~np.isin(np.minimum(a, b) * n + np.maximum(a, b),
@@ -119,8 +120,8 @@ def run(params: Params, root: Path = Path(".")) -> dict:
     hashes, detail, ok, n_new = hash_contents(
         [images_dir / paths[k] for k in rep_rows], contents, rule.methods, root / CACHE_DIR, workers)
     near_a, near_b, near, table = detect_pairs(rule, hashes, detail, ok, workers)
-    emb_a, emb_b, similarity, embedding = embedding_signal(params, images_dir, paths, contents, rep_rows, detail, ok,
-                                                           near_a, near_b, workers, root)
+    emb_a, emb_b, similarity, embedding = embedding_signal(
+        params, images_dir, paths, groups, contents, rep_rows, detail, ok, near_a, near_b, workers, root)
     a, b = rep_rows[near_a], rep_rows[near_b]
     ex_a, ex_b = exact_duplicate_pairs(shas)
     i = np.concatenate([ex_a, np.minimum(a, b), np.minimum(emb_a, emb_b)])

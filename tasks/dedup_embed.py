@@ -134,12 +134,15 @@ def thresholds(min_similarity: float) -> list[float]:
     return sorted(v for v in values if 0 < v <= 1)
 
 
-def embedding_pairs(params: Params, paths: Sequence[Path], shas: Sequence[str], low_detail: np.ndarray,
-                    hash_i: np.ndarray, hash_j: np.ndarray, cache_dir: Path, workers: int) -> EmbeddingPairs:
+def embedding_pairs(params: Params, paths: Sequence[Path], shas: Sequence[str], groups: Sequence[str],
+                    low_detail: np.ndarray, hash_i: np.ndarray, hash_j: np.ndarray, cache_dir: Path,
+                    workers: int) -> EmbeddingPairs:
     """Embedding pairs among the contents; low-detail contents take no part (to a backbone they all look alike).
 
     `hash_i`, `hash_j` are the pairs the hashes already found: the trade-off table's clusters include them, since
-    that is the graph the size guard and the split will see.
+    that is the graph the size guard and the split will see. `groups` (declared group per content, "" for none)
+    lets the table count pairs joining two different declared groups: with groups declared, that column is the
+    closest thing to a false-positive count the stage can show without labels.
     """
     from finetuner.similarity import TooManyPairs, similar_pairs
     from finetuner.units import components
@@ -163,12 +166,14 @@ def embedding_pairs(params: Params, paths: Sequence[Path], shas: Sequence[str], 
                 f"({config.max_pairs_per_image}) per image; the embeddings of {params.model.arch} with model.weights "
                 f"{params.model.weights!r} do not tell these images apart. Raise min_similarity, use pretrained "
                 f"weights, or set dedup.embedding.enabled: false") from None
+    group = np.asarray(groups, dtype=object)
+    crosses = (group[i] != "") & (group[j] != "") & (group[i] != group[j]) if len(i) else np.zeros(0, bool)
     table = []
     for t in shown:
         keep = sim >= np.float32(t)
         clusters = components(n, np.concatenate([hash_i, i[keep]]), np.concatenate([hash_j, j[keep]]))
-        table.append({"min_similarity": t, "pairs": int(keep.sum()), "clusters": len(clusters),
-                      "largest_cluster": len(clusters[0]) if clusters else 1})
+        table.append({"min_similarity": t, "pairs": int(keep.sum()), "cross_group_pairs": int(crosses[keep].sum()),
+                      "clusters": len(clusters), "largest_cluster": len(clusters[0]) if clusters else 1})
     keep = sim >= np.float32(config.min_similarity)
     summary = {**embedded.origin, "min_similarity": config.min_similarity, "newly_embedded": embedded.n_new,
                "low_detail_skipped": int(low_detail.sum())}

@@ -110,8 +110,9 @@ def test_embedding_pairs_join_what_hashes_miss(tmp_path: Path, monkeypatch: pyte
     assert units["c1/p1.jpg"] == units["c1/p3.jpg"] != units["c0/p2.jpg"]
     section = summary["embedding"]
     assert section["enabled"] and section["pairs"] == 1 and section["pairs_also_found_by_hashes"] > 0
-    by_threshold = {row["min_similarity"]: row["pairs"] for row in section["tradeoff"]}
-    assert by_threshold[0.91] > by_threshold[0.95]  # the looser rows count p2's pairs too
+    by_threshold = {row["min_similarity"]: row for row in section["tradeoff"]}
+    assert by_threshold[0.91]["pairs"] > by_threshold[0.95]["pairs"]  # the looser rows count p2's pair too
+    assert by_threshold[0.95]["cross_group_pairs"] == 1  # p1 and p3 were declared groups g1 and g3
     report = json.loads((tmp_path / dedup.REPORT_JSON).read_text())
     assert report["counts"]["pairs_by_method"]["embedding"] == 1
     html = (tmp_path / dedup.REPORT_HTML).read_text()

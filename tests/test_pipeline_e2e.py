@@ -73,3 +73,17 @@ def test_dvc_repro_runs_every_stage_leak_free(tmp_path: Path, repo_root: Path) -
     assert "up to date" in status.stdout, status.stdout
     shown = run(["dvc", "metrics", "show"], repo)
     assert shown.returncode == 0 and "macro_f1" in shown.stdout, shown.stdout + shown.stderr
+
+    # The optional embedding signal through DVC: turning it on makes only dedup (and what follows) stale, and
+    # `dvc repro dedup` runs it with the real backbone loading, here from the checkpoint the pipeline just wrote.
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["model"]["weights"] = "models/best.pt"
+    params["dedup"]["embedding"] = {**params["dedup"]["embedding"], "enabled": True}
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    result = run(["dvc", "repro", "dedup"], repo)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert "Running stage 'dedup'" in result.stdout and "Running stage 'ingest'" not in result.stdout
+    report = json.loads((repo / "reports/dedup.json").read_text())
+    embedding = report["embedding"]
+    assert embedding["enabled"] and embedding["weights"] == "models/best.pt" and embedding["newly_embedded"] > 0
+    assert report["counts"]["pairs_by_method"].get("embedding", 0) == embedding["pairs"]
