@@ -1,19 +1,21 @@
-"""Benchmark of the dedup core: three figures, each ours vs a baseline measured in the same run, and the ratio.
+"""Benchmark of the dedup core: four figures, each ours vs a baseline measured in the same run, and the ratio.
 
 1. End to end (hash + all pairs) vs the plain approach: PIL open, imagehash.phash/dhash per image, all-pairs
    ImageHash subtraction. Target: >= 5x at 2,000 images, >= 50x at 20,000 (`--images 20000`).
 2. Hashing vs only decoding the same files at the same reduced size, one process each. Target: <= 1.5x.
 3. Radius-8 pair search over 1,000,000 random 64-bit hashes (`--random`), checked against brute force on a sample
    of rows. Target: < 10 s on 2 cores.
+4. The whole stage after 5% more images vs the same stage cold: only new files are decoded. Target: about 5%.
 Also prints recall per variant kind and precision on the synthetic photo set. Run: `python benchmarks/bench_dedup.py`
 (default ~3 minutes on 2 cores; images are generated once into --cache-dir).
 """
 from __future__ import annotations
 
 import argparse
-import itertools
+import hashlib
 import multiprocessing
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -26,25 +28,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import imagehash  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from finetuner.config import parse_params  # noqa: E402
 from finetuner.hashing import decode_for_hash, hash_files  # noqa: E402
 from finetuner.neighbours import radius_pairs  # noqa: E402
 from finetuner.synthetic_photos import VARIANTS, photo, to_jpeg_bytes, variant  # noqa: E402
 from finetuner.units import PairRule, find_pairs  # noqa: E402
+from tasks import dedup  # noqa: E402
+from tasks.common import write_csv  # noqa: E402
 
 RADIUS = 8
 
 
 def _make(args: tuple[Path, int, bool]) -> list[tuple[str, int, str]]:
     folder, seed, with_variants = args
-    base = photo(seed, (480, 360))
-    items = [("orig", base)] + ([(k, variant(base, k)) for k in VARIANTS] if with_variants else [])
-    out = []
-    for kind, image in items:
-        path = folder / f"{seed:06d}_{kind}.jpg"
-        if not path.exists():
-            path.write_bytes(to_jpeg_bytes(image))
-        out.append((str(path), seed, kind))
-    return out
+    kinds = ["orig", *(VARIANTS if with_variants else ())]
+    paths = [folder / f"{seed:06d}_{kind}.jpg" for kind in kinds]
+    if not all(path.exists() for path in paths):  # generated once into --cache-dir, reused by later runs
+        base = photo(seed, (480, 360))
+        for kind, path in zip(kinds, paths):
+            path.write_bytes(to_jpeg_bytes(base if kind == "orig" else variant(base, kind)))
+    return [(str(path), seed, kind) for kind, path in zip(kinds, paths)]
 
 
 def dataset(n_images: int, cache_dir: Path) -> list[tuple[str, int, str]]:
@@ -122,6 +125,31 @@ def decode_vs_hash(paths: list[str]) -> None:
           f"ratio {t_hash / t_decode:.2f}x (target <= 1.5x)")
 
 
+def incremental_stage(items: list[tuple[str, int, str]], n_base: int) -> None:
+    """The whole dedup stage (tasks.dedup.run) cold on n_base images, then again after the rest were added."""
+    root = Path(tempfile.mkdtemp(prefix="bench-dedup-stage-"))
+    try:
+        images = root / "data/raw/images"
+        images.parent.mkdir(parents=True)
+        images.symlink_to(Path(items[0][0]).parent.resolve(), target_is_directory=True)
+        rows = [{"path": Path(path).name, "label": "x", "group": "", "status": "ok", "reason": "",
+                 "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(), "width": 0, "height": 0}
+                for path, _, _ in items]
+        params = parse_params({})
+        times = []
+        for count in (n_base, len(rows)):
+            write_csv(root / dedup.MANIFEST, rows[:count], list(rows[0]))
+            start = time.perf_counter()
+            summary = dedup.run(params, root)
+            times.append(time.perf_counter() - start)
+        grown = len(rows) - n_base
+        print(f"[4] dedup stage after {grown} more images ({grown / n_base:.0%}): ours {times[1]:.2f} s, "
+              f"{summary['counts']['newly_hashed']} hashed; the cold stage on {n_base} images (baseline) "
+              f"{times[0]:.2f} s; ratio {times[1] / times[0]:.2f} (target about {grown / n_base:.2f})")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def random_search(n: int, sample: int) -> None:
     rng = np.random.default_rng(0)
     hashes = rng.integers(0, 2**64 - 1, size=n, dtype=np.uint64, endpoint=True)
@@ -148,17 +176,24 @@ def main() -> int:
     parser.add_argument("--random", type=int, default=1_000_000)
     parser.add_argument("--baseline-rows", type=int, default=2000, help="rows of the all-pairs loop measured")
     parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "finetuner-bench-dedup")
+    parser.add_argument("--figures", default="1234", help="which figures to measure, e.g. 4 or 13 (default all)")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
-    items = dataset(args.images, args.cache_dir)
+    grown = dataset(args.images + args.images // 20, args.cache_dir)
+    items = grown[: args.images]
     paths = [p for p, _, _ in items]
-    t_ours, pairs = ours_end_to_end(paths)
-    t_base, note = baseline_end_to_end(paths, args.baseline_rows)
-    print(f"[1] end to end, {len(paths)} images (480x360 JPEG): ours {t_ours:.2f} s; baseline {t_base:.1f} s "
-          f"({note}); ratio {t_base / t_ours:.1f}x (target >= {50 if len(paths) >= 20000 else 5}x)")
-    print(f"    {quality(items, pairs)}")
-    decode_vs_hash(paths[: min(len(paths), 1000)])
-    random_search(args.random, sample=200)
+    if "1" in args.figures:
+        t_ours, pairs = ours_end_to_end(paths)
+        t_base, note = baseline_end_to_end(paths, args.baseline_rows)
+        print(f"[1] end to end, {len(paths)} images (480x360 JPEG): ours {t_ours:.2f} s; baseline {t_base:.1f} s "
+              f"({note}); ratio {t_base / t_ours:.1f}x (target >= {50 if len(paths) >= 20000 else 5}x)")
+        print(f"    {quality(items, pairs)}")
+    if "2" in args.figures:
+        decode_vs_hash(paths[: min(len(paths), 1000)])
+    if "3" in args.figures:
+        random_search(args.random, sample=200)
+    if "4" in args.figures:
+        incremental_stage(grown, len(items))
     return 0
 
 

@@ -3,7 +3,7 @@
 `summarize` counts images, contents, pairs by method, clusters by size, the pairs the size guard cut, and every pair
 that joins two different declared groups (a labelling or collection problem users want to see), and, with the
 embedding signal on, its trade-off table and the pairs only it found. `render_html` lays out the largest clusters,
-every cross-group pair, the cut pairs and the embedding-only pairs as inline base64 PNG thumbnails.
+every cross-group pair, the cut pairs and the embedding-only pairs as inline base64 JPEG thumbnails.
 Pure: thumbnails come in as a dict path -> base64 string; writing the files is `tasks/dedup.py`'s job.
 """
 from __future__ import annotations
@@ -81,7 +81,7 @@ def _img(path: str, thumbs: Mapping[str, str]) -> str:
     label = html.escape(path)
     if path not in thumbs:
         return f'<figure><div class="missing">no preview</div><figcaption>{label}</figcaption></figure>'
-    return (f'<figure><img src="data:image/png;base64,{thumbs[path]}" alt="{label}">'
+    return (f'<figure><img src="data:image/jpeg;base64,{thumbs[path]}" alt="{label}">'
             f"<figcaption>{label}</figcaption></figure>")
 
 

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from finetuner.neighbours import hamming, radius_pairs
 
@@ -57,17 +59,28 @@ def find_pairs(hashes: dict[str, np.ndarray], detail: np.ndarray, rule: PairRule
     return apply_rule(i, j, distances, detail, rule)
 
 
-def apply_rule(i: np.ndarray, j: np.ndarray, distances: dict[str, np.ndarray], detail: np.ndarray,
-               rule: PairRule) -> Pairs:
-    """The candidate pairs that satisfy `rule` (a rule at most as loose as the one that found them)."""
+def rule_mask(i: np.ndarray, j: np.ndarray, distances: dict[str, np.ndarray], detail: np.ndarray,
+              rule: PairRule) -> tuple[np.ndarray, np.ndarray]:
+    """(keep, within): which candidate pairs satisfy `rule`, and per pair and method whether it is within its limit."""
     methods = rule.methods
     low = detail < rule.low_info_std
     limit = np.where(low[i] | low[j], min(rule.low_info_max_distance, rule.max_distance), rule.max_distance)
     within = np.stack([distances[m] <= limit for m in methods], axis=1) if len(i) else np.zeros((0, len(methods)), bool)
-    keep = within.all(axis=1) if rule.require_agreement else within.any(axis=1)
+    return (within.all(axis=1) if rule.require_agreement else within.any(axis=1)), within
+
+
+def apply_rule(i: np.ndarray, j: np.ndarray, distances: dict[str, np.ndarray], detail: np.ndarray,
+               rule: PairRule) -> Pairs:
+    """The candidate pairs that satisfy `rule` (a rule at most as loose as the one that found them)."""
+    methods = rule.methods
+    keep, within = rule_mask(i, j, distances, detail, rule)
     i, j, within = i[keep], j[keep], within[keep]
     distances = {m: d[keep] for m, d in distances.items()}
-    labels = np.array(["+".join(m for m, ok in zip(methods, row) if ok) for row in within.tolist()], dtype=object)
+    # One label per pattern of matching methods (at most 2^methods of them), looked up by the pattern's bit code.
+    codes = within.astype(np.int64) @ (1 << np.arange(len(methods), dtype=np.int64)) if len(i) else np.zeros(0, int)
+    names = np.array(["+".join(m for k, m in enumerate(methods) if code >> k & 1) for code in range(1 << len(methods))],
+                     dtype=object)
+    labels = names[codes]
     matched = [np.where(within[:, k], distances[m], -1) for k, m in enumerate(methods)]
     distance = np.max(np.stack(matched, axis=1), axis=1) if len(i) else np.zeros(0, np.int64)
     return Pairs(i=i, j=j, distances=distances, method=labels, distance=distance)
@@ -137,8 +150,8 @@ def guard_clusters(n: int, i: np.ndarray, j: np.ndarray, distance: np.ndarray, f
     join two clusters into one larger than the limit is cut. `forced` edges (exact copies) are always kept.
     """
     keep = np.ones(len(i), dtype=bool)
-    if max_cluster_size <= 0:
-        return keep
+    if max_cluster_size <= 0 or cluster_stats(n, i, j)[1] <= max_cluster_size:
+        return keep  # no final cluster exceeds the limit, so no cluster on the way there did: nothing to cut
     sets = UnionFind(n)
     order = np.lexsort((j, i, distance, ~forced))
     for e in order.tolist():
@@ -159,19 +172,25 @@ def assign_units(paths: Sequence[str], groups: Sequence[str], i: np.ndarray, j: 
     component's smallest path, so it is the same whatever the row order and stable while that path remains.
     """
     n = len(paths)
-    sets = UnionFind(n)
-    first_of_group: dict[str, int] = {}
-    for index, group in enumerate(groups):
-        if group:
-            sets.union(first_of_group.setdefault(group, index), index)
-    for a, b in zip(i.tolist(), j.tolist()):
-        sets.union(a, b)
-    smallest: dict[int, str] = {}
-    for index, path in enumerate(paths):
-        root = sets.find(index)
-        if root not in smallest or path < smallest[root]:
-            smallest[root] = path
-    return [unit_id(smallest[sets.find(index)]) for index in range(n)]
+    if n == 0:
+        return []
+    # Each grouped image is joined to the first image of its group, then the pairs are added; no Python loop.
+    group_ids = np.unique(np.asarray(groups, dtype=object), return_inverse=True)[1].reshape(-1)
+    rows = np.arange(n)
+    grouped = np.asarray([bool(g) for g in groups])
+    leader = np.full(group_ids.max() + 1, n, dtype=np.int64)
+    np.minimum.at(leader, group_ids[grouped], rows[grouped])
+    left = np.concatenate([rows[grouped], np.asarray(i, dtype=np.int64)])
+    right = np.concatenate([leader[group_ids[grouped]], np.asarray(j, dtype=np.int64)])
+    graph = coo_matrix((np.ones(len(left), dtype=np.int32), (left, right)), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    rank = np.empty(n, dtype=np.int64)
+    rank[sorted(range(n), key=paths.__getitem__)] = rows  # position of each path in sorted order
+    smallest = np.full(labels.max() + 1, n, dtype=np.int64)
+    np.minimum.at(smallest, labels, rank)
+    by_rank = sorted(paths)
+    ids = [unit_id(by_rank[r]) for r in smallest.tolist()]
+    return [ids[label] for label in labels.tolist()]
 
 
 def unit_id(path: str) -> str:
@@ -180,13 +199,21 @@ def unit_id(path: str) -> str:
 
 def components(n: int, i: np.ndarray, j: np.ndarray) -> list[list[int]]:
     """Connected components (of size >= 2) of the pair graph, largest first, members ascending."""
-    sets = UnionFind(n)
-    for a, b in zip(i.tolist(), j.tolist()):
-        sets.union(a, b)
-    members: dict[int, list[int]] = {}
-    for index in sorted(set(i.tolist()) | set(j.tolist())):
-        members.setdefault(sets.find(index), []).append(index)
-    return sorted(members.values(), key=lambda c: (-len(c), c[0]))
+    labels = _labels(n, i, j)
+    if labels is None:
+        return []
+    order = np.argsort(labels, kind="stable")  # members ascending within each label
+    sizes = np.bincount(labels)
+    groups = np.split(order, np.cumsum(sizes)[:-1])
+    return sorted((g.tolist() for g in groups if len(g) >= 2), key=lambda c: (-len(c), c[0]))
+
+
+def _labels(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray | None:
+    """Component label per node of the pair graph over n nodes, or None when there are no pairs."""
+    if len(i) == 0:
+        return None
+    graph = coo_matrix((np.ones(len(i), dtype=np.int32), (i, j)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
 
 
 def tradeoff(n: int, pairs: Pairs, detail: np.ndarray, rule: PairRule, radii: Sequence[int]) -> list[dict]:
@@ -196,8 +223,16 @@ def tradeoff(n: int, pairs: Pairs, detail: np.ndarray, rule: PairRule, radii: Se
     """
     rows = []
     for radius in radii:
-        kept = apply_rule(pairs.i, pairs.j, pairs.distances, detail, replace(rule, max_distance=int(radius)))
-        clusters = components(n, kept.i, kept.j)
-        rows.append({"radius": int(radius), "pairs": len(kept), "clusters": len(clusters),
-                     "largest_cluster": len(clusters[0]) if clusters else 1})
+        keep, _ = rule_mask(pairs.i, pairs.j, pairs.distances, detail, replace(rule, max_distance=int(radius)))
+        clusters, largest = cluster_stats(n, pairs.i[keep], pairs.j[keep])
+        rows.append({"radius": int(radius), "pairs": int(keep.sum()), "clusters": clusters, "largest_cluster": largest})
     return rows
+
+
+def cluster_stats(n: int, i: np.ndarray, j: np.ndarray) -> tuple[int, int]:
+    """(number of components of size >= 2, size of the largest; 1 when there are none) of the pair graph."""
+    labels = _labels(n, i, j)
+    if labels is None:
+        return 0, 1
+    sizes = np.bincount(labels)
+    return int((sizes >= 2).sum()), int(sizes.max())

@@ -85,7 +85,8 @@ def write_csv(path: str | Path, rows: Iterable[Mapping[str, Any]], columns: Sequ
     extra = [key for row in rows for key in row if key not in columns]
     fieldnames = list(columns) + list(dict.fromkeys(extra))
     with atomic_path(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fieldnames, restval="")
+        # Every key is a field, so the per-row check for unknown keys ("raise") would only cost time.
+        writer = csv.DictWriter(handle, fieldnames=fieldnames, restval="", extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
 

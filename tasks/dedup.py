@@ -14,11 +14,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from finetuner.config import DedupConfig, Params
 from finetuner.dedup_report import pair_record, paths_to_preview, render_html, summarize
 from finetuner.hashing import DECODE_SIZE, HASH_SIZE, hash_files, resolve_workers
-from finetuner.imageio import load_rgb
+from finetuner.imageio import to_rgb
 from finetuner.units import (
     PairRule, apply_rule, assign_units, components, exact_duplicate_pairs, find_pairs, guard_clusters, tradeoff,
 )
@@ -45,12 +46,13 @@ def pair_rule(config: DedupConfig) -> PairRule:
                     low_info_max_distance=config.low_info_max_distance)
 
 
-def hash_contents(paths: list[Path], shas: list[str], methods: tuple[str, ...], cache_dir: Path, workers: int):
+def hash_contents(images_dir: Path, paths: list[str], shas: list[str], methods: tuple[str, ...], cache_dir: Path,
+                  workers: int):
     """Hashes and detail per content, decoding only contents the cache lacks; returns (hashes, detail, ok, n_new)."""
     cache = HashCache(cache_dir, methods, HASH_SIZE, DECODE_SIZE)
     missing = cache.missing(shas)
     log.info("hashing %d of %d distinct contents (%d cached)", len(missing), len(shas), len(shas) - len(missing))
-    batch = hash_files([paths[k] for k in missing], methods, workers)
+    batch = hash_files([images_dir / paths[k] for k in missing], methods, workers)
     good = [k for k, ok in zip(missing, batch.ok.tolist()) if ok]
     cache.add([shas[k] for k in good], {m: batch.hashes[m][batch.ok] for m in methods}, batch.detail[batch.ok])
     cache.save()
@@ -60,12 +62,14 @@ def hash_contents(paths: list[Path], shas: list[str], methods: tuple[str, ...], 
 
 def thumbnail_b64(path: Path) -> str | None:
     try:
-        image = load_rgb(path, size=None)
+        with Image.open(path) as opened:
+            opened.draft("RGB", (THUMB, THUMB))  # JPEG: decode at the smallest scale still >= the thumbnail
+            image = to_rgb(opened)
     except Exception:  # noqa: BLE001 - a preview is a convenience; the report says "no preview" instead
         return None
     image.thumbnail((THUMB, THUMB))
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.save(buffer, format="JPEG", quality=85)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -118,7 +122,7 @@ def run(params: Params, root: Path = Path(".")) -> dict:
     rep_rows = np.array([rep[s] for s in contents], dtype=np.int64)
     workers = resolve_workers(params.data.workers)
     hashes, detail, ok, n_new = hash_contents(
-        [images_dir / paths[k] for k in rep_rows], contents, rule.methods, root / CACHE_DIR, workers)
+        images_dir, [paths[k] for k in rep_rows], contents, rule.methods, root / CACHE_DIR, workers)
     near_a, near_b, near, table = detect_pairs(rule, hashes, detail, ok, workers)
     emb_a, emb_b, similarity, embedding = embedding_signal(
         params, images_dir, paths, groups, contents, rep_rows, detail, ok, near_a, near_b, workers, root)

@@ -66,16 +66,12 @@ class EmbeddingCache:
 
 def backbone_key(model: Any, arch: str, head_prefix: str, preprocessing: Any) -> str:
     """A short fingerprint of what determines an embedding: every non-head tensor, the preprocessing, the arch."""
-    import torch
+    from finetuner.ledger import model_fingerprint
 
-    digest = hashlib.sha256(f"{arch}|{preprocessing.to_dict()}".encode())
-    for name, tensor in sorted(model.state_dict().items()):
-        if name == head_prefix or name.startswith(head_prefix + "."):
-            continue
-        tensor = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
-    return digest.hexdigest()[:16]
+    backbone = {name: tensor for name, tensor in model.state_dict().items()
+                if name != head_prefix and not name.startswith(head_prefix + ".")}
+    weights = model_fingerprint(backbone, arch, {})
+    return hashlib.sha256(f"{weights}|{preprocessing.to_dict()}".encode()).hexdigest()[:16]
 
 
 def embed_contents(paths: Sequence[Path], shas: Sequence[str], params: Params, cache_dir: Path,
@@ -145,7 +141,7 @@ def embedding_pairs(params: Params, paths: Sequence[Path], shas: Sequence[str], 
     closest thing to a false-positive count the stage can show without labels.
     """
     from finetuner.similarity import TooManyPairs, similar_pairs
-    from finetuner.units import components
+    from finetuner.units import cluster_stats
 
     config = params.dedup.embedding
     embedded = embed_contents(paths, shas, params, cache_dir, workers)
@@ -171,9 +167,9 @@ def embedding_pairs(params: Params, paths: Sequence[Path], shas: Sequence[str], 
     table = []
     for t in shown:
         keep = sim >= np.float32(t)
-        clusters = components(n, np.concatenate([hash_i, i[keep]]), np.concatenate([hash_j, j[keep]]))
+        clusters, largest = cluster_stats(n, np.concatenate([hash_i, i[keep]]), np.concatenate([hash_j, j[keep]]))
         table.append({"min_similarity": t, "pairs": int(keep.sum()), "cross_group_pairs": int(crosses[keep].sum()),
-                      "clusters": len(clusters), "largest_cluster": len(clusters[0]) if clusters else 1})
+                      "clusters": clusters, "largest_cluster": largest})
     keep = sim >= np.float32(config.min_similarity)
     summary = {**embedded.origin, "min_similarity": config.min_similarity, "newly_embedded": embedded.n_new,
                "low_detail_skipped": int(low_detail.sum())}

@@ -70,7 +70,7 @@ def test_stage_writes_pairs_units_and_reports(tmp_path: Path, params) -> None:
     assert cross and all({p["group_a"], p["group_b"]} == {"g0", "g5"} for p in cross)
     assert report["counts"]["images"] == len(rows) - 1
     html = (tmp_path / dedup.REPORT_HTML).read_text()
-    assert html.count("data:image/png;base64,") >= 2 * len(cross)
+    assert html.count("data:image/jpeg;base64,") >= 2 * len(cross)
     assert "other_patient.jpg" in html
 
 
