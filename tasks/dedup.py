@@ -1,7 +1,8 @@
 """The `dedup` stage. Run by DVC as `python -m tasks.dedup` (see dvc.yaml), from the repository root.
 
 Reads the manifest's usable rows, hashes each distinct content once (cached by sha256 in data/cache/dedup, so grown
-data decodes only new files), finds exact and near-duplicate pairs, guards against chaining, and writes
+data decodes only new files), finds exact and near-duplicate pairs (and, with dedup.embedding.enabled, pairs of
+similar backbone embeddings: tasks/dedup_embed.py), guards against chaining, and writes
 data/interim/near_duplicates.csv, data/interim/units.csv, reports/dedup.json and reports/dedup.html.
 """
 from __future__ import annotations
