@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from finetuner.config import ConfigError, Params
-from tasks.common import atomic_path
+from tasks.common import InputError, atomic_path
 
 log = logging.getLogger("finetuner.dedup")
 
@@ -74,12 +74,28 @@ def backbone_key(model: Any, arch: str, head_prefix: str, preprocessing: Any) ->
     return hashlib.sha256(f"{weights}|{preprocessing.to_dict()}".encode()).hexdigest()[:16]
 
 
+def decode_named(paths: Sequence[Path], preprocessing: Any, workers: int) -> np.ndarray:
+    """`decode_images`, but a file that cannot be decoded is an InputError naming it (hashing decodes less of it)."""
+    from finetuner.data import decode_images
+    from finetuner.imageio import load_rgb
+
+    try:
+        return decode_images(paths, preprocessing, workers)
+    except Exception:  # noqa: BLE001 - find which file, and say so
+        for path in paths:
+            try:
+                load_rgb(path)
+            except Exception as exc:  # noqa: BLE001
+                raise InputError(f"{path}: cannot be decoded for dedup.embedding ({exc}); fix or remove the file, "
+                                 "or set dedup.embedding.enabled: false") from None
+        raise
+
+
 def embed_contents(paths: Sequence[Path], shas: Sequence[str], params: Params, cache_dir: Path,
                    workers: int) -> Embeddings:
     """Unit embeddings for every content, computing only those the cache lacks for this backbone."""
     import torch
 
-    from finetuner.data import decode_images
     from finetuner.engine import pick_runtime
     from finetuner.families import HEAD, block_prefixes
     from finetuner.models import WeightsError, build_model
@@ -104,7 +120,7 @@ def embed_contents(paths: Sequence[Path], shas: Sequence[str], params: Params, c
         model.to(runtime.device).eval()
         for start in range(0, len(missing), CHUNK):
             chunk = missing[start:start + CHUNK]
-            images = torch.from_numpy(decode_images([paths[k] for k in chunk], preprocessing, workers))
+            images = torch.from_numpy(decode_named([paths[k] for k in chunk], preprocessing, workers))
             features = extract_features(model, arch, images, preprocessing, runtime, config.batch_size)
             cache.add([shas[k] for k in chunk], features.flatten(1).numpy())
             cache.save()

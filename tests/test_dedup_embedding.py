@@ -16,7 +16,7 @@ from finetuner.config import ConfigError, parse_params
 from finetuner.similarity import TooManyPairs, brute_force_similar_pairs, similar_pairs
 from finetuner.synthetic_photos import photo, to_jpeg_bytes
 from tasks import dedup, dedup_embed
-from tasks.common import write_csv
+from tasks.common import InputError, write_csv
 from tests.test_dedup_stage import COLUMNS, add_image, make_dataset
 
 
@@ -205,3 +205,14 @@ def test_missing_weights_name_the_key(tmp_path: Path) -> None:
                            "dedup": {"embedding": {"enabled": True}}})
     with pytest.raises(ConfigError, match=r"dedup\.embedding.*model\.weights.*absent\.pt"):
         dedup_embed.embed_contents([], [], params, tmp_path / "cache", workers=1)
+
+
+def test_a_file_the_backbone_cannot_decode_is_named(tmp_path: Path) -> None:
+    from finetuner.preprocessing import Preprocessing
+
+    good, bad = tmp_path / "good.jpg", tmp_path / "bad.jpg"
+    good.write_bytes(to_jpeg_bytes(photo(0, (40, 30))))
+    bad.write_bytes(to_jpeg_bytes(photo(1, (40, 30)))[:200])  # truncated
+    assert dedup_embed.decode_named([good], Preprocessing(32, 32), 1).shape == (1, 32, 32, 3)
+    with pytest.raises(InputError, match=r"bad\.jpg: cannot be decoded for dedup\.embedding"):
+        dedup_embed.decode_named([good, bad], Preprocessing(32, 32), 1)
