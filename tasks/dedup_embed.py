@@ -3,10 +3,10 @@
 Hashes miss near-duplicates that are new photographs of the same thing (another angle, another day); a pretrained
 backbone maps those close together. With `dedup.embedding.enabled`, every hashed content is run once through
 `model.arch` loaded with `model.weights` (the same loading code and preprocessing as training; never a download),
-and the head's input, L2-normalised, is its embedding. Embeddings are cached in data/cache/dedup per content sha256
-under a key that fingerprints the backbone's weights, preprocessing and input size, so grown data embeds only new
-files and a different backbone never reuses stale vectors. Work is done in chunks, each saved before the next, so
-memory stays bounded and a killed run resumes where it stopped.
+and the head's input is its embedding (compared by cosine similarity). Embeddings are cached (float16) in
+data/cache/dedup per content sha256 under a key that fingerprints the backbone's weights, preprocessing and input
+size, so grown data embeds only new files and a different backbone never reuses stale vectors. Work is done in
+chunks, each saved before the next, so memory stays bounded and a killed run resumes where it stopped.
 """
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def decode_named(paths: Sequence[Path], preprocessing: Any, workers: int) -> np.
 
 def embed_contents(paths: Sequence[Path], shas: Sequence[str], params: Params, cache_dir: Path,
                    workers: int) -> Embeddings:
-    """Unit embeddings for every content, computing only those the cache lacks for this backbone."""
+    """The embedding of every content (as cached, float16 widened to float32), computing only what the cache lacks."""
     import torch
 
     from finetuner.engine import pick_runtime
