@@ -182,14 +182,15 @@ def assign_units(paths: Sequence[str], groups: Sequence[str], i: np.ndarray, j: 
     np.minimum.at(leader, group_ids[grouped], rows[grouped])
     left = np.concatenate([rows[grouped], np.asarray(i, dtype=np.int64)])
     right = np.concatenate([leader[group_ids[grouped]], np.asarray(j, dtype=np.int64)])
-    graph = coo_matrix((np.ones(len(left), dtype=np.int32), (left, right)), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
+    labels = _labels(n, left, right)
+    if labels is None:  # no groups and no pairs: every image is its own unit
+        labels = rows
+    order = sorted(range(n), key=paths.__getitem__)
     rank = np.empty(n, dtype=np.int64)
-    rank[sorted(range(n), key=paths.__getitem__)] = rows  # position of each path in sorted order
+    rank[order] = rows  # position of each path in sorted order
     smallest = np.full(labels.max() + 1, n, dtype=np.int64)
     np.minimum.at(smallest, labels, rank)
-    by_rank = sorted(paths)
-    ids = [unit_id(by_rank[r]) for r in smallest.tolist()]
+    ids = [unit_id(paths[order[r]]) for r in smallest.tolist()]
     return [ids[label] for label in labels.tolist()]
 
 
