@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, Strict, StrictBool, ValidationError,
+                      ValidationInfo, field_validator, model_validator)
 
 from finetuner.families import ALL, HEAD, block_names, family_for
+from finetuner.params_checks import TORCHVISION_WEIGHTS, cron_problem, looks_like_path, weights_names
 
 HASH_METHODS = ("phash", "dhash", "whash", "ahash", "colorhash")
 SPLITS = ("train", "val", "test")
@@ -23,8 +26,23 @@ class ConfigError(ValueError):
     """params.yaml is unusable; the message names the keys and the allowed values."""
 
 
+def _refuse_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not true/false")
+    return value
+
+
+# YAML's types are kept as written: `epochs: 5.0`, `batch_size: "64"` or `augment: 1` are refused rather than
+# quietly converted. Only floats stay lax, because YAML 1.1 reads an unquoted `1e-4` (no dot) as a string.
+Int = Annotated[int, Strict()]
+PosInt = Annotated[PositiveInt, Strict()]
+Float = Annotated[float, BeforeValidator(_refuse_bool)]
+Bool = StrictBool
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: an infinite or NaN rate, fraction or threshold never reaches the stages.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # --- data -----------------------------------------------------------------------------------------------------
@@ -32,10 +50,10 @@ class _Section(BaseModel):
 
 class DataConfig(_Section):
     raw_dir: str = "data/raw"
-    image_size: int = Field(64, ge=16, le=1024)
-    workers: int = Field(0, ge=0, description="processes for decoding and hashing; 0 = all cores")
-    max_image_pixels: int = Field(89_478_485, gt=0, description="larger images are quarantined as decompression bombs")
-    min_images_per_class: int = Field(3, ge=1, description="classes with fewer usable images are reported")
+    image_size: Int = Field(64, ge=16, le=1024)
+    workers: Int = Field(0, ge=0, description="processes for decoding and hashing; 0 = all cores")
+    max_image_pixels: Int = Field(89_478_485, gt=0, description="larger images are quarantined as decompression bombs")
+    min_images_per_class: Int = Field(3, ge=1, description="classes with fewer usable images are reported")
 
 
 # --- dedup ----------------------------------------------------------------------------------------------------
@@ -44,22 +62,22 @@ class DataConfig(_Section):
 class EmbeddingConfig(_Section):
     """The optional second signal: cosine similarity of the configured backbone's embeddings (the head's input)."""
 
-    enabled: bool = False
-    min_similarity: float = Field(0.95, gt=0, le=1, description="inclusive cosine similarity for a pair")
-    image_size: int | None = Field(None, ge=16, le=1024, description="backbone input size; null = data.image_size")
-    batch_size: PositiveInt = 128
-    max_pairs_per_image: float = Field(
+    enabled: Bool = False
+    min_similarity: Float = Field(0.95, gt=0, le=1, description="inclusive cosine similarity for a pair")
+    image_size: Int | None = Field(None, ge=16, le=1024, description="backbone input size; null = data.image_size")
+    batch_size: PosInt = 128
+    max_pairs_per_image: Float = Field(
         20.0, gt=0, description="refuse a threshold that joins more pairs than this times the images (a backbone "
                                 "whose embeddings do not tell these images apart)")
 
 
 class DedupConfig(_Section):
     methods: tuple[Literal["phash", "dhash", "whash", "ahash", "colorhash"], ...] = ("phash", "dhash")
-    max_distance: int = Field(8, ge=0, le=64, description="inclusive Hamming radius on 64-bit hashes")
-    require_agreement: bool = Field(True, description="a pair needs every listed method within the radius")
-    low_info_std: float = Field(8.0, ge=0, le=128, description="32x32 grey thumbnail std below which it is low-detail")
-    low_info_max_distance: int = Field(4, ge=0, le=64, description="stricter radius for pairs with a low-detail image")
-    max_cluster_size: int = Field(50, ge=0, description="cut near-duplicate clusters beyond this size; 0 = no limit")
+    max_distance: Int = Field(8, ge=0, le=64, description="inclusive Hamming radius on 64-bit hashes")
+    require_agreement: Bool = Field(True, description="a pair needs every listed method within the radius")
+    low_info_std: Float = Field(8.0, ge=0, le=128, description="32x32 grey thumbnail std below which it is low-detail")
+    low_info_max_distance: Int = Field(4, ge=0, le=64, description="stricter radius for pairs with a low-detail image")
+    max_cluster_size: Int = Field(50, ge=0, description="cut near-duplicate clusters beyond this size; 0 = no limit")
     embedding: EmbeddingConfig = EmbeddingConfig()
 
     @field_validator("methods")
@@ -76,9 +94,9 @@ class DedupConfig(_Section):
 
 
 class Fractions(_Section):
-    train: float = Field(0.7, ge=0, le=1)
-    val: float = Field(0.15, ge=0, le=1)
-    test: float = Field(0.15, gt=0, le=1)
+    train: Float = Field(0.7, ge=0, le=1)
+    val: Float = Field(0.15, ge=0, le=1)
+    test: Float = Field(0.15, gt=0, le=1)
 
     @model_validator(mode="after")
     def _sum_to_one(self) -> Fractions:
@@ -93,8 +111,8 @@ class Fractions(_Section):
 class SplitConfig(_Section):
     fractions: Fractions = Fractions()
     group_pattern: str | None = None
-    reshuffle: bool = Field(False, description="deliberately reassign every unit, ignoring the sticky registry")
-    max_unit_share: float = Field(
+    reshuffle: Bool = Field(False, description="deliberately reassign every unit, ignoring the sticky registry")
+    max_unit_share: Float = Field(
         0.5, gt=0, le=1, description="a class whose largest unit holds more of its images is refused; 1 = never"
     )
 
@@ -123,35 +141,55 @@ class ModelConfig(_Section):
     @classmethod
     def _known_family(cls, arch: str) -> str:
         family_for(arch)  # raises with the list of known families
+        if arch not in TORCHVISION_WEIGHTS:
+            close = sorted(name for name in TORCHVISION_WEIGHTS if name[:4] == arch[:4]) or sorted(TORCHVISION_WEIGHTS)
+            raise ValueError(f"{arch!r} is not a torchvision model of a supported family (e.g. {', '.join(close)})")
         return arch
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_exist(cls, weights: str | None, info: ValidationInfo) -> str | None:
+        """A weights name must be one of the architecture's; a path must exist (relative to the project root,
+        checked when the caller says where that is: the stages and flows do, a bare parse does not)."""
+        arch = info.data.get("arch")
+        if weights is None or arch is None or weights in weights_names(arch):
+            return weights  # (an invalid arch is reported on its own)
+        allowed = f"{', '.join(weights_names(arch))} (weights names of {arch}), a checkpoint path, or null"
+        root = (info.context or {}).get("root")
+        exists = root is not None and (Path(root) / weights).is_file()
+        if looks_like_path(weights) or exists:
+            if root is not None and not exists:
+                raise ValueError(f"checkpoint file not found under {Path(root).resolve()}; allowed: {allowed}")
+            return weights
+        raise ValueError(f"not a weights name of {arch}; allowed: {allowed}")
 
 
 class TrainConfig(_Section):
-    batch_size: PositiveInt = 64
-    weight_decay: float = Field(1.0e-4, ge=0)
-    clip_grad_norm: float | None = Field(1.0, gt=0)
+    batch_size: PosInt = 64
+    weight_decay: Float = Field(1.0e-4, ge=0)
+    clip_grad_norm: Float | None = Field(1.0, gt=0)
     bn_policy: Literal["frozen", "train"] = "frozen"
     select_metric: Literal["macro_f1", "accuracy"] = "macro_f1"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     optimizer: Literal["adamw", "sgd"] = "adamw"
-    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (Nesterov when > 0)")
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
-    augment: bool = Field(False, description="random flip and shift of training images")
-    patience: PositiveInt | None = Field(None, description="stop a stage after this many epochs without improvement")
-    cache_features: bool = Field(True, description="head-only stage: compute frozen backbone features once")
-    max_steps_per_epoch: PositiveInt | None = Field(None, description="cap on optimizer steps per epoch (smoke runs)")
+    momentum: Float = Field(0.9, ge=0, lt=1, description="SGD momentum (Nesterov when > 0)")
+    label_smoothing: Float = Field(0.0, ge=0, lt=1)
+    augment: Bool = Field(False, description="random flip and shift of training images")
+    patience: PosInt | None = Field(None, description="stop a stage after this many epochs without improvement")
+    cache_features: Bool = Field(True, description="head-only stage: compute frozen backbone features once")
+    max_steps_per_epoch: PosInt | None = Field(None, description="cap on optimizer steps per epoch (smoke runs)")
 
 
 class StageConfig(_Section):
-    epochs: int = Field(ge=0)
+    epochs: Int = Field(ge=0)
     train: tuple[str, ...]
-    lr: dict[str, float]
-    lr_decay: float | None = Field(None, gt=0, le=1)
-    warmup_epochs: int = Field(0, ge=0)
+    lr: dict[str, Float]
+    lr_decay: Float | None = Field(None, gt=0, le=1)
+    warmup_epochs: Int = Field(0, ge=0)
 
     @field_validator("lr")
     @classmethod
-    def _positive_lrs(cls, lr: dict[str, float]) -> dict[str, float]:
+    def _positive_lrs(cls, lr: dict[str, Float]) -> dict[str, float]:
         bad = {block: value for block, value in lr.items() if not value > 0}
         if bad:
             raise ValueError(f"learning rates must be > 0 (got {bad})")
@@ -166,36 +204,39 @@ class StageConfig(_Section):
 
 
 class StagesConfig(_Section):
-    head: StageConfig = StageConfig(epochs=5, train=(HEAD,), lr={HEAD: 1.0e-3})
-    partial: StageConfig = StageConfig(
-        epochs=5, train=("layer4", HEAD), lr={"layer4": 1.0e-5, HEAD: 1.0e-4}, warmup_epochs=1
-    )
-    full: StageConfig = StageConfig(
-        epochs=0, train=(ALL,), lr={HEAD: 3.0e-4, "layer4": 3.0e-5}, lr_decay=0.33, warmup_epochs=1
-    )
+    """A `stages` section names all three stages: a missing one would otherwise train with defaults nobody chose."""
+
+    head: StageConfig
+    partial: StageConfig
+    full: StageConfig
+
+
+DEFAULT_STAGES = StagesConfig(
+    head=StageConfig(epochs=5, train=(HEAD,), lr={HEAD: 1.0e-3}),
+    partial=StageConfig(epochs=5, train=("layer4", HEAD), lr={"layer4": 1.0e-5, HEAD: 1.0e-4}, warmup_epochs=1),
+    full=StageConfig(epochs=0, train=(ALL,), lr={HEAD: 3.0e-4, "layer4": 3.0e-5}, lr_decay=0.33, warmup_epochs=1),
+)
 
 
 # --- evaluate -------------------------------------------------------------------------------------------------
 
 
 class EvaluateConfig(_Section):
-    batch_size: PositiveInt = 64
-    ledger_warn_after: int = Field(
+    batch_size: PosInt = 64
+    ledger_warn_after: Int = Field(
         5, ge=1, description="warn once more than this many distinct models were scored on one test split"
     )
-    calibration_bins: int = Field(15, ge=2, le=100, description="equal-width confidence bins for ECE")
+    calibration_bins: Int = Field(15, ge=2, le=100, description="equal-width confidence bins for ECE")
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
 # --- retrain ----------------------------------------------------------------------------------------------------
 
-_CRON_FIELD = re.compile(r"^[0-9A-Za-z*,/\-?LW#]+$")
-
 
 class RetrainConfig(_Section):
     """Scheduled retraining: when a challenger replaces the champion, and when the nightly run starts."""
 
-    min_gain: float = Field(
+    min_gain: Float = Field(
         0.01, ge=0, le=1, description="the challenger must beat the champion by at least this on train.select_metric"
     )
     schedule: str = Field("0 3 * * *", description="cron (5 fields, server time zone) of the retrain/nightly run")
@@ -203,10 +244,11 @@ class RetrainConfig(_Section):
     @field_validator("schedule")
     @classmethod
     def _cron_shape(cls, schedule: str) -> str:
-        fields = schedule.split()
-        # A light check so a typo fails here, with the key's name, rather than later inside Prefect's scheduler.
-        if len(fields) != 5 or not all(_CRON_FIELD.match(field) for field in fields):
-            raise ValueError("expected a cron expression of 5 fields (minute hour day month weekday), e.g. '0 3 * * *'")
+        # Checked here, with the key's name, rather than later inside Prefect's scheduler.
+        problem = cron_problem(schedule)
+        if problem:
+            raise ValueError(f"{problem}; allowed: a cron expression of 5 fields (minute hour day-of-month month "
+                             "day-of-week), e.g. '0 3 * * *' (03:00 daily) or '30 1 * * 1-5'")
         return schedule
 
 
@@ -214,13 +256,13 @@ class RetrainConfig(_Section):
 
 
 class Params(_Section):
-    seed: int = 0
+    seed: Int = Field(0, ge=0, le=2**32 - 1, description="every random draw derives from it")
     data: DataConfig = DataConfig()
     dedup: DedupConfig = DedupConfig()
     split: SplitConfig = SplitConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
-    stages: StagesConfig = StagesConfig()
+    stages: StagesConfig = DEFAULT_STAGES
     evaluate: EvaluateConfig = EvaluateConfig()
     retrain: RetrainConfig = RetrainConfig()
 
@@ -246,16 +288,20 @@ class Params(_Section):
                 )
         if problems:
             allowed = ", ".join([*known, ALL])
-            raise ValueError("; ".join(problems) + f" (blocks of {self.model.arch}: {allowed})")
+            # One line per problem, each starting with its dotted key (format_validation_error lists them).
+            raise ValueError("\n".join(f"{problem} (blocks of {self.model.arch}: {allowed})" for problem in problems))
         return self
 
 
-def parse_params(raw: Any, source: str = "params.yaml") -> Params:
-    """Validate a parsed params.yaml; every problem is reported at once, each with its dotted key."""
+def parse_params(raw: Any, source: str = "params.yaml", root: str | Path | None = None) -> Params:
+    """Validate a parsed params.yaml; every problem is reported at once, each with its dotted key.
+
+    With `root` (the project directory), files params.yaml names (`model.weights`) must exist there too.
+    """
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping of sections at the top level, got {type(raw).__name__}")
     try:
-        return Params.model_validate(raw)
+        return Params.model_validate(raw, context={"root": root} if root is not None else None)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source)) from None
 
@@ -263,13 +309,39 @@ def parse_params(raw: Any, source: str = "params.yaml") -> Params:
 def format_validation_error(exc: ValidationError, source: str) -> str:
     lines = [f"{source} is invalid ({exc.error_count()} problem{'s' if exc.error_count() > 1 else ''}):"]
     for error in exc.errors():
-        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        key = ".".join(str(part) for part in error["loc"])
         message = error["msg"].removeprefix("Value error, ")
+        if not key:  # checks across sections name their keys themselves, one problem per line
+            lines += [f"  - {line}" for line in message.splitlines()]
+            continue
         if error["type"] == "extra_forbidden":
-            message = "unknown key (a typo? see params.yaml in the repository for every allowed key)"
+            message = f"unknown key (a typo?); allowed here: {', '.join(_allowed_keys(error['loc'][:-1]))}"
+        elif error["type"] == "missing":
+            message = f"missing key; this section needs {', '.join(_required_keys(error['loc'][:-1]))}"
         elif error["type"] == "literal_error":
             message = f"{message}; got {error['input']!r}"
         elif "input" in error and not isinstance(error["input"], dict):
             message = f"{message}; got {error['input']!r}"
         lines.append(f"  - {key}: {message}")
     return "\n".join(lines)
+
+
+def _section_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The config model a location points into (None below a plain dict such as a stage's `lr`)."""
+    model: Any = Params
+    for part in loc:
+        field = model.model_fields.get(str(part)) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None:
+            return None
+        model = field.annotation
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    section = _section_at(loc)
+    return list(section.model_fields) if section else []
+
+
+def _required_keys(loc: tuple[Any, ...]) -> list[str]:
+    section = _section_at(loc)
+    return [name for name, field in section.model_fields.items() if field.is_required()] if section else []

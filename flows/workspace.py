@@ -18,7 +18,7 @@ from typing import Any
 from ruamel.yaml import YAML  # DVC's own YAML library: a round trip keeps params.yaml's comments and layout
 
 from finetuner.config import ConfigError, Params, parse_params
-from tasks.common import atomic_path
+from tasks.common import atomic_path, read_params_yaml
 
 log = logging.getLogger("finetuner.flows")
 
@@ -81,11 +81,9 @@ def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
 
 def read_params(project_dir: str | Path) -> tuple[Params, dict[str, Any]]:
     """The project's params.yaml, validated, and as plain data (for the retrain registry)."""
-    import yaml
-
     path = Path(project_dir) / PARAMS_FILE
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return parse_params(raw, source=str(path)), raw
+    raw = read_params_yaml(path)
+    return parse_params(raw, source=str(path), root=Path(project_dir).resolve()), raw
 
 
 def apply_overrides(project_dir: str | Path, overrides: Mapping[str, Any]) -> Params:
@@ -96,12 +94,14 @@ def apply_overrides(project_dir: str | Path, overrides: Mapping[str, Any]) -> Pa
     """
     path = Path(project_dir) / PARAMS_FILE
     yaml_rt = _round_trip_yaml()
+    read_params_yaml(path)  # YAML errors and duplicate keys as a ConfigError naming the line, before ruamel
     document = yaml_rt.load(path.read_text(encoding="utf-8"))
+    root = Path(project_dir).resolve()
     if not overrides:
-        return parse_params(_plain(document), source=str(path))
+        return parse_params(_plain(document), source=str(path), root=root)
     for key, value in overrides.items():
         set_dotted(document, key, value)
-    params = parse_params(_plain(document), source=f"{path} with overrides {dict(overrides)}")
+    params = parse_params(_plain(document), source=f"{path} with overrides {dict(overrides)}", root=root)
     with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as handle:
         yaml_rt.dump(document, handle)
     log.info("params.yaml updated with %s", dict(overrides))

@@ -29,18 +29,43 @@ class InputError(ValueError):
     """Input data the stage cannot use; the message names the file and what is wrong with it."""
 
 
-def load_params(path: str | Path = PARAMS_FILE) -> Params:
-    """Read and validate params.yaml; raise ConfigError naming the file and the offending keys."""
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (plain YAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice (first on line {seen[key] + 1}); keep one",
+                    key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_params_yaml(path: str | Path = PARAMS_FILE) -> Any:
+    """The parsed params.yaml, or a ConfigError naming the file and the line of a YAML error or duplicate key."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: not found (run from the repository root, where params.yaml lives)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read as UTF-8 text ({exc})") from None
     try:
-        raw = yaml.safe_load(text)
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-    return parse_params(raw, source=str(path))
+
+
+def load_params(path: str | Path = PARAMS_FILE, check_files: bool = False) -> Params:
+    """Read and validate params.yaml; raise ConfigError naming the file and the offending keys.
+
+    `check_files`: files it names (model.weights) must also exist, relative to its folder (the project root).
+    """
+    path = Path(path)
+    return parse_params(read_params_yaml(path), source=str(path), root=path.resolve().parent if check_files else None)
 
 
 @contextlib.contextmanager
@@ -118,11 +143,16 @@ def setup_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
+# Stages that fail on a model.weights file that is not there; ingest is among them because it is the first stage of
+# every full run, so `dvc repro` stops before any work. split and evaluate never load those weights.
+_CHECK_FILES = frozenset({"ingest", "dedup", "train_head", "train_partial", "train_full"})
+
+
 def run_stage(name: str, work: Callable[[Params], None], params_path: str | Path = PARAMS_FILE) -> int:
     """Load params, run one stage, and turn expected failures into a clear message and exit code 2."""
     setup_logging()
     try:
-        params = load_params(params_path)
+        params = load_params(params_path, check_files=name in _CHECK_FILES)
         work(params)
     except (ConfigError, InputError) as exc:
         print(f"{name}: {exc}", file=sys.stderr)

@@ -100,9 +100,12 @@ def split_dataset(params: Params, paths: SplitPaths = SplitPaths()) -> dict[str,
     bridged = set(frame.loc[assignment.code < 0, "unit"])
     problems = _verify(paths, edges, bridged, registry)
     run = next_run(old)  # a reshuffle is a new run too
+    new_registry = update_registry(registry, images, assignment, run)
     report.update(
         seed=params.seed, reshuffle=config.reshuffle, warnings=list(assignment.warnings),
-        registry={"run": run, "changed_by_reshuffle": _changed(old, frame) if config.reshuffle else 0},
+        # The run that last added rows, not a count of executions: a rerun on unchanged inputs writes the same bytes.
+        registry={"run": next_run(new_registry) - 1,
+                  "changed_by_reshuffle": _changed(old, frame) if config.reshuffle else 0},
         leak_check={"passed": not problems, "problems": problems},
         leak_audit=leak_audit(images, target, params.seed, edges),
     )
@@ -114,7 +117,6 @@ def split_dataset(params: Params, paths: SplitPaths = SplitPaths()) -> dict[str,
             "the split leaks (split files removed; see reports/split.json; if units.csv and near_duplicates.csv "
             "disagree, rerun `dvc repro dedup`):\n  - " + "\n  - ".join(problems)
         )
-    new_registry = update_registry(registry, images, assignment, run)
     _write_split(new_registry[list(REGISTRY_COLUMNS)], paths.registry)
     write_json(paths.report, report)
     log.info("split: %s", json.dumps(report["per_split"]))

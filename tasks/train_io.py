@@ -10,6 +10,7 @@ Every file is written atomically.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import shutil
 from dataclasses import dataclass
@@ -63,9 +64,18 @@ def read_split(paths: StagePaths, name: str) -> list[dict[str, str]]:
     return read_csv(paths.splits / f"{name}.csv", required=SPLIT_COLUMNS)
 
 
+def torch_bytes(obj: Any) -> bytes:
+    """torch.save's bytes, the same for equal objects: saving to a path records that file's name inside the zip
+    (a temp name differs every run), saving to a buffer records a fixed one."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
 def save_torch(path: Path, obj: Any) -> None:
+    data = torch_bytes(obj)
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        tmp.write_bytes(data)
 
 
 def copy_file(source: Path, target: Path) -> None:

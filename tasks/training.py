@@ -24,6 +24,7 @@ from finetuner.models import BuiltModel, WeightsError, build_model, expand_block
 from finetuner.param_groups import block_learning_rates, build_optimizer, build_param_groups, describe_groups
 from finetuner.preprocessing import Preprocessing
 from finetuner.schedules import build_scheduler
+from finetuner.seeding import seed_torch
 from tasks import train_io
 from tasks.common import InputError
 from tasks.features import feature_trainee, image_trainee
@@ -66,6 +67,9 @@ def run_training_stage(stage: str, params: Params, root: Path = Path(".")) -> di
 
 
 def _starting_point(paths: train_io.StagePaths, params: Params, class_to_idx: dict[str, int]) -> Start:
+    # The new head's initial weights are random draws: fix them by the seed and stage, or reruns on identical
+    # inputs diverge (and so does everything downstream).
+    seed_torch(params.seed, paths.stage)
     if paths.input_best is None:
         try:
             built = build_model(params.model.arch, len(class_to_idx), params.model.weights, params.data.image_size)
