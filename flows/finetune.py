@@ -19,8 +19,8 @@ from typing import Any
 import yaml
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings
 
+from flows.connect import prefect_backend
 from flows.dvc_cli import dvc_command, stream_command
 from flows.reports import SUMMARY_KEYS, publish_finetune_artifacts
 from flows.workspace import apply_overrides, workspace_lock
@@ -104,8 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", dest="pairs", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
     overrides = parse_overrides(args.pairs)
-    # The temporary server can take longer than Prefect's default 20 s to start on a busy small machine.
-    with temporary_settings({PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 180}):
+    with prefect_backend():
         metrics = finetune(project_dir=str(Path(args.project_dir).resolve()), overrides=overrides)
     print("Test metrics (reports/metrics.json):")
     print(format_metrics(metrics))

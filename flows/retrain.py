@@ -23,9 +23,9 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings
 
 from finetuner.champion import KEPT, NO_NEW_DATA, PROMOTED, decide, metric_value, render_card
+from flows.connect import prefect_backend
 from flows.dvc_cli import locked_dep_hash, raw_data_status, stream_command
 from flows.finetune import DEFAULT_PROJECT, HOUR, run_pipeline
 from flows.workspace import read_params, workspace_lock
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the retrain flow once, locally.")
     parser.add_argument("--project-dir", default=DEFAULT_PROJECT)
     args = parser.parse_args(argv)
-    with temporary_settings({PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 180}):
+    with prefect_backend():
         record = retrain(project_dir=str(Path(args.project_dir).resolve()))
     print(json.dumps({key: value for key, value in record.items() if key != "params"}, indent=2))
     return 0

@@ -27,9 +27,13 @@ from flows.workspace import read_params
 log = logging.getLogger("finetuner.flows")
 
 
-def build_deployments(project_dir: str, cron: str) -> list[RunnerDeployment]:
-    """The two deployments; parameters stay overridable per run (`prefect deployment run --param ...`)."""
+def build_deployments(project_dir: str, cron: str, interval_s: float | None = None) -> list[RunnerDeployment]:
+    """The two deployments; parameters stay overridable per run (`prefect deployment run --param ...`).
+
+    `interval_s` replaces the nightly cron by a run every so many seconds (to watch the scheduler at work).
+    """
     project = str(Path(project_dir).resolve())
+    schedule = {"interval": interval_s} if interval_s else {"cron": cron}
     return [
         finetune.to_deployment(
             name="default",
@@ -40,7 +44,7 @@ def build_deployments(project_dir: str, cron: str) -> list[RunnerDeployment]:
         ),
         retrain.to_deployment(
             name="nightly",
-            cron=cron,
+            **schedule,
             parameters={"project_dir": project},
             # One retrain at a time: a late run waits (ENQUEUE) rather than sharing the workspace or being dropped.
             concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE),
@@ -55,12 +59,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Register and serve finetune/default and retrain/nightly.")
     parser.add_argument("--project-dir", default=DEFAULT_PROJECT, help="the DVC project the flows act on")
     parser.add_argument("--cron", default=None, help="override retrain.schedule from params.yaml, e.g. '0 3 * * *'")
+    parser.add_argument("--interval", type=float, default=None, metavar="SECONDS",
+                        help="run retrain every SECONDS instead of on the cron (e.g. to watch the scheduler)")
     args = parser.parse_args(argv)
     cron = args.cron or read_params(args.project_dir)[0].retrain.schedule
     os.chdir(REPO_ROOT)  # the runs' working directory: this repository, an absolute path, wherever serve started
     logging.basicConfig(level=logging.INFO)
-    log.info("serving finetune/default and retrain/nightly (cron %r) for %s", cron, args.project_dir)
-    serve(*build_deployments(args.project_dir, cron))
+    when = f"every {args.interval:g} s" if args.interval else f"cron {cron!r}"
+    log.info("serving finetune/default and retrain/nightly (%s) for %s", when, args.project_dir)
+    serve(*build_deployments(args.project_dir, cron, args.interval))
     return 0
 
 

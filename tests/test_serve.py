@@ -1,102 +1,72 @@
-"""Deployments on a real local Prefect server: `flows.serve` registers finetune/default and retrain/nightly, and
-`prefect deployment run 'finetune/default' --watch` completes against a toy DVC project."""
+"""Deployments on a real local Prefect server: `flows.serve` registers finetune/default and retrain/nightly, the
+server's scheduler creates nightly runs that the served runner completes, and `prefect deployment run
+'finetune/default' --watch` completes, all against a toy DVC project."""
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
-from toy_dvc import STAGES, make_toy_project, stage_runs
+from prefect_server import BIN, background, prefect_server, wait_for
+from toy_dvc import make_toy_project, stage_runs
 
-BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from flows.serve import build_deployments
 
 
-def _wait_for(url: str, process: subprocess.Popen, timeout_s: float) -> httpx.Response:
+def _nightly_runs(api: str) -> list[dict]:
+    response = httpx.post(
+        f"{api}/flow_runs/filter",
+        json={"deployments": {"name": {"any_": ["nightly"]}}, "sort": "EXPECTED_START_TIME_ASC"},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return response.json()
+
+
+def _wait_for_completed_nightly(api: str, serving: subprocess.Popen, logs: Path, timeout_s: float) -> list[dict]:
+    """Poll until a nightly run has completed; fail at once when the server logs a traceback or serve dies."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"process exited early with {process.returncode}"
-        try:
-            response = httpx.get(url, timeout=5)
-            if response.status_code == 200:
-                return response
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    raise AssertionError(f"{url} not ready within {timeout_s} s")
+    runs = _nightly_runs(api)
+    while time.monotonic() < deadline and not any(r["state_type"] == "COMPLETED" for r in runs):
+        assert serving.poll() is None, (logs / "serve.log").read_text()[-3000:]
+        assert "Traceback" not in (logs / "server.log").read_text(), (logs / "server.log").read_text()[-3000:]
+        time.sleep(2)
+        runs = _nightly_runs(api)
+    return runs
 
 
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    port = _free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(tmp_path / "prefect-home"),
-        "PREFECT_API_URL": api,
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
-    }
-    log = (tmp_path / "server.log").open("w")
-    process = subprocess.Popen(
-        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    try:
-        _wait_for(f"{api}/health", process, 180)
-        yield api, env
-    finally:
-        _stop(process)
-        log.close()
-
-
-def test_served_deployment_run_completes(server, tmp_path):
-    api, env = server
+def test_scheduler_runs_nightly_and_manual_runs_complete(tmp_path):
+    """The server's own scheduler (not a manual `deployment run`) creates retrain runs and the runner completes
+    one, with no traceback in the server log (sqlalchemy 2.1 broke the scheduler's insert under prefect 3.8.8)."""
     project = make_toy_project(tmp_path / "toy")
-    log = (tmp_path / "serve.log").open("w")
-    serving = subprocess.Popen(
-        [sys.executable, "-m", "flows.serve", "--project-dir", str(project), "--cron", "30 2 * * *"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    try:
-        _wait_for(f"{api}/deployments/name/finetune/default", serving, 180)
-        nightly = _wait_for(f"{api}/deployments/name/retrain/nightly", serving, 60).json()
-        assert nightly["global_concurrency_limit"]["limit"] == 1
-        assert [s["schedule"]["cron"] for s in nightly["schedules"]] == ["30 2 * * *"]
-        assert nightly["parameters"]["project_dir"] == str(project.resolve())
+    with prefect_server(tmp_path) as server:
+        command = [sys.executable, "-m", "flows.serve", "--project-dir", str(project), "--interval", "15"]
+        with background(command, server.env, tmp_path / "serve.log") as serving:
+            wait_for(f"{server.api}/deployments/name/finetune/default", serving, 180)
+            nightly = wait_for(f"{server.api}/deployments/name/retrain/nightly", serving, 60).json()
+            assert nightly["global_concurrency_limit"]["limit"] == 1
+            assert nightly["parameters"]["project_dir"] == str(project.resolve())
+            listed = subprocess.run([BIN / "prefect", "deployment", "ls"], env=server.env, capture_output=True, text=True)
+            assert "finetune/default" in listed.stdout and "retrain/nightly" in listed.stdout
 
-        listed = subprocess.run([str(BIN / "prefect"), "deployment", "ls"], env=env, capture_output=True, text=True)
-        assert "finetune/default" in listed.stdout and "retrain/nightly" in listed.stdout
+            runs = _wait_for_completed_nightly(server.api, serving, tmp_path, timeout_s=240)
+            scheduled = [r for r in runs if r["auto_scheduled"]]
+            assert len(scheduled) >= 2, f"the scheduler created {len(scheduled)} runs of retrain/nightly"
+            assert [r for r in scheduled if r["state_type"] == "COMPLETED"], [(r["name"], r["state_type"]) for r in runs]
+            assert stage_runs(project)[:1] == ["ingest"]  # the scheduled retrain really ran the pipeline
 
-        run = subprocess.run(
-            [str(BIN / "prefect"), "deployment", "run", "finetune/default", "--watch", "--watch-timeout", "400"],
-            env=env, capture_output=True, text=True, timeout=450,
-        )
-        assert run.returncode == 0, run.stdout + run.stderr
-        assert "Completed" in run.stdout
-        assert stage_runs(project) == [*STAGES[:-1], "evaluate models/best.pt"]
-    finally:
-        _stop(serving)
-        log.close()
+            run = subprocess.run(
+                [BIN / "prefect", "deployment", "run", "finetune/default", "--watch", "--watch-timeout", "300"],
+                env=server.env, capture_output=True, text=True, timeout=360,
+            )
+            assert run.returncode == 0, run.stdout + run.stderr
+            assert "Completed" in run.stdout
+    assert "Traceback" not in (tmp_path / "server.log").read_text()
+
+
+def test_nightly_deployment_takes_the_cron_of_params_yaml(tmp_path):
+    finetune, nightly = build_deployments(str(tmp_path), cron="30 2 * * *")
+    assert [schedule.schedule.cron for schedule in nightly.schedules] == ["30 2 * * *"]
+    assert nightly.concurrency_limit == 1 and not finetune.schedules
