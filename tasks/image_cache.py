@@ -1,25 +1,29 @@
-"""The decoded-image cache of the training stages: uint8 arrays, decoded once per preprocessing.
+"""The decoded-image input of the training stages, backed by the on-disk image store (tasks/image_store.py).
 
-`data/cache/images/<preprocessing hash>/images.npy` (N x crop x crop x 3 uint8, memory-mapped on read) plus
-`index.json` (file key -> row). A file's key is its path, size and modification time, so an edited image is
-decoded again; new images are appended, nothing already decoded is decoded twice. The cache is gitignored and not
-a DVC output: deleting it only costs time.
+`stored_images(paths, preprocessing, cache_root, ...)` returns a lazy `StoreView`: the engine indexes it like a
+uint8 NHWC tensor and only the requested batch is ever in memory. Images are kept under
+`data/cache/images/<preprocessing hash>-<stored size>/`, decoded once per content hash. With `augment=True` the store
+keeps a larger square (`augment_size`, by default 1.25 x the crop: room for the random crops) and every read is a
+fresh random-resized-crop plus flip to the training size; without it the stored image is exactly the centre crop
+`Preprocessing.to_uint8` gives, as before. `cached_images` is the older whole-array interface, kept for callers
+that want an ndarray in RAM.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
+import math
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from finetuner.data import decode_images
 from finetuner.preprocessing import Preprocessing
-from tasks.common import atomic_path, write_json
+from tasks.image_store import CropSpec, ImageStore, StoreView
 
-log = logging.getLogger("finetuner.cache")
+AUGMENT_MARGIN = 1.25  # stored side / training side when augmenting: crops can move and zoom within the margin
 
 
 def preprocessing_key(preprocessing: Preprocessing) -> str:
@@ -27,34 +31,35 @@ def preprocessing_key(preprocessing: Preprocessing) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def file_key(path: Path) -> str:
-    stat = path.stat()
-    return f"{path.as_posix()}|{stat.st_size}|{stat.st_mtime_ns}"
+def open_store(preprocessing: Preprocessing, cache_root: Path, stored_size: int | None = None) -> tuple[
+        ImageStore, Preprocessing]:
+    """The store of `preprocessing` at `stored_size` (default: its crop), and the preprocessing that fills it."""
+    size = stored_size or preprocessing.crop_size
+    # A larger stored square is the same resize-and-centre-crop, scaled: the shorter side to `size`, then `size`.
+    filling = preprocessing if size == preprocessing.crop_size else replace(
+        preprocessing, resize_size=size, crop_size=size)
+    return ImageStore(cache_root / f"{preprocessing_key(preprocessing)}-{size}", size), filling
+
+
+def stored_images(paths: Sequence[Path], preprocessing: Preprocessing, cache_root: Path, workers: int = 0,
+                  augment: bool = False, augment_size: int | None = None,
+                  hashes: Sequence[str] | None = None) -> StoreView:
+    """The images of `paths` in order as a lazy view, decoding only content the store does not hold yet.
+
+    `hashes`: the files' sha256 (the manifest's column) when the caller has them; otherwise the store hashes each
+    file once and remembers it by path, size and modification time.
+    """
+    stored_size = (augment_size or math.ceil(preprocessing.crop_size * AUGMENT_MARGIN)) if augment else None
+    store, filling = open_store(preprocessing, cache_root, stored_size)
+    keys = list(hashes) if hashes is not None else store.content_keys(paths)
+    store.add(paths, keys, filling, workers)
+    return store.view(keys, CropSpec(preprocessing.crop_size) if augment else None)
 
 
 def cached_images(
     paths: Sequence[Path], preprocessing: Preprocessing, cache_root: Path | None, workers: int = 0
 ) -> np.ndarray:
-    """The uint8 images of `paths` in order, decoding only those not cached yet (no cache: decode all)."""
+    """The uint8 images of `paths` in order as one array in RAM (no cache root: decoded directly)."""
     if cache_root is None or not paths:
         return decode_images(paths, preprocessing, workers)
-    folder = cache_root / preprocessing_key(preprocessing)
-    index_file, array_file = folder / "index.json", folder / "images.npy"
-    index: dict[str, int] = json.loads(index_file.read_text()) if index_file.exists() and array_file.exists() else {}
-    stored = np.load(array_file, mmap_mode="r") if index else None
-    keys = [file_key(path) for path in paths]
-    missing = list(dict.fromkeys(key for key in keys if key not in index))
-    if missing:
-        by_key = dict(zip(keys, paths))
-        log.info("decoding %d images into the cache %s (%d already there)", len(missing), folder, len(index))
-        fresh = decode_images([by_key[key] for key in missing], preprocessing, workers)
-        merged = fresh if stored is None else np.concatenate([np.asarray(stored), fresh])
-        index.update({key: len(index) + i for i, key in enumerate(missing)})
-        # Array first, then index: a kill in between leaves an index whose rows all still exist.
-        with atomic_path(array_file) as tmp:
-            with tmp.open("wb") as handle:
-                np.save(handle, merged)
-        write_json(index_file, index)
-        stored = np.load(array_file, mmap_mode="r")
-    assert stored is not None
-    return np.ascontiguousarray(stored[[index[key] for key in keys]])
+    return stored_images(paths, preprocessing, cache_root, workers)[:].numpy()

@@ -28,7 +28,7 @@ from finetuner.seeding import seed_torch
 from tasks import train_io
 from tasks.common import InputError
 from tasks.features import feature_trainee, image_trainee
-from tasks.image_cache import cached_images
+from tasks.image_cache import stored_images
 
 log = logging.getLogger("finetuner.train")
 
@@ -61,7 +61,8 @@ def run_training_stage(stage: str, params: Params, root: Path = Path(".")) -> di
     if config.epochs == 0:
         return _pass_through(paths, start, params, class_to_idx, runtime)
     images_root = root / params.data.raw_dir / "images"
-    data = {name: _split(rows, images_root, start.built.preprocessing, paths, params, class_to_idx)
+    data = {name: _split(rows, images_root, start.built.preprocessing, paths, params, class_to_idx,
+                         augment=params.train.augment and name == "train")
             for name, rows in (("train", train_rows), ("val", val_rows))}
     return _train(paths, section, config, params, start, data, class_to_idx, runtime)
 
@@ -84,14 +85,14 @@ def _starting_point(paths: train_io.StagePaths, params: Params, class_to_idx: di
 
 
 def _split(rows: list[dict[str, str]], images_root: Path, preprocessing: Preprocessing,
-           paths: train_io.StagePaths, params: Params, class_to_idx: dict[str, int]) -> Split:
+           paths: train_io.StagePaths, params: Params, class_to_idx: dict[str, int], augment: bool = False) -> Split:
     files = [images_root / row["path"] for row in rows]
     absent = [str(f) for f in files if not f.is_file()]
     if absent:
         raise InputError(f"{len(absent)} image(s) listed in the splits are missing, e.g. {absent[:3]}")
-    images = cached_images(files, preprocessing, paths.image_cache, params.data.workers)
+    images = stored_images(files, preprocessing, paths.image_cache, params.data.workers, augment=augment)
     labels = torch.tensor([class_to_idx[row["label"]] for row in rows], dtype=torch.int64)
-    return Split(torch.from_numpy(images), labels)
+    return Split(images, labels)  # type: ignore[arg-type]  # a lazy view indexed like the uint8 tensor
 
 
 def pipeline_record(model: nn.Module, stage: str, epoch: int, value: float, params: Params,
