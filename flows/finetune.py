@@ -23,7 +23,8 @@ from prefect.cache_policies import NO_CACHE
 from flows.connect import prefect_backend
 from flows.dvc_cli import dvc_command, stream_command
 from flows.reports import SUMMARY_KEYS, publish_finetune_artifacts
-from flows.workspace import apply_overrides, workspace_lock
+from flows.experiment import one_run_experiment
+from flows.workspace import workspace_lock
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PROJECT = str(REPO_ROOT)
@@ -74,12 +75,23 @@ def run_pipeline(project_dir: str) -> None:
 
 @flow(name="finetune", description="Every DVC stage of the pipeline in order, each through `dvc repro --single-item`.")
 def finetune(project_dir: str = DEFAULT_PROJECT, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Apply `overrides` (dotted params.yaml keys) to params.yaml, run the pipeline, publish its reports."""
+    """Run the pipeline and publish its reports; with `overrides` (dotted params.yaml keys), as a DVC experiment
+    named after this flow run that leaves params.yaml and the workspace's outputs as they were."""
     project = Path(project_dir).resolve()
     with workspace_lock(project):
-        apply_overrides(project, overrides or {})
-        run_pipeline(str(project))
-        return publish_finetune_artifacts(project)
+        if not overrides:
+            run_pipeline(str(project))
+            return publish_finetune_artifacts(project)
+        with one_run_experiment(project, overrides, experiment_name(), get_run_logger()):
+            run_pipeline(str(project))
+            return publish_finetune_artifacts(project)
+
+
+def experiment_name() -> str:
+    """The DVC experiment's name: this flow run's name (e.g. `savvy-frog`), so UI and `dvc exp show` agree."""
+    from prefect.runtime import flow_run
+
+    return str(flow_run.name or "finetune")
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:

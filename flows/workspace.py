@@ -86,26 +86,33 @@ def read_params(project_dir: str | Path) -> tuple[Params, dict[str, Any]]:
     return parse_params(raw, source=str(path), root=Path(project_dir).resolve()), raw
 
 
+def check_overrides(project_dir: str | Path, overrides: Mapping[str, Any]) -> Params:
+    """params.yaml with dotted-key overrides applied, validated; nothing is written. Raises ConfigError."""
+    return _overridden(project_dir, overrides)[1]
+
+
 def apply_overrides(project_dir: str | Path, overrides: Mapping[str, Any]) -> Params:
     """Write dotted-key overrides into params.yaml, validated first, atomically, comments kept.
 
     Writing params.yaml (as `dvc exp run -S` does) is what makes DVC see and record the new values: the stages
     read params.yaml, and dvc.lock stores the values each stage ran with. Nothing is written when a value is bad.
     """
+    document, params = _overridden(project_dir, overrides)
+    if overrides:
+        with atomic_path(Path(project_dir) / PARAMS_FILE) as tmp, tmp.open("w", encoding="utf-8") as handle:
+            _round_trip_yaml().dump(document, handle)
+        log.info("params.yaml updated with %s", dict(overrides))
+    return params
+
+
+def _overridden(project_dir: str | Path, overrides: Mapping[str, Any]) -> tuple[Any, Params]:
     path = Path(project_dir) / PARAMS_FILE
-    yaml_rt = _round_trip_yaml()
     read_params_yaml(path)  # YAML errors and duplicate keys as a ConfigError naming the line, before ruamel
-    document = yaml_rt.load(path.read_text(encoding="utf-8"))
-    root = Path(project_dir).resolve()
-    if not overrides:
-        return parse_params(_plain(document), source=str(path), root=root)
+    document = _round_trip_yaml().load(path.read_text(encoding="utf-8"))
     for key, value in overrides.items():
         set_dotted(document, key, value)
-    params = parse_params(_plain(document), source=f"{path} with overrides {dict(overrides)}", root=root)
-    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as handle:
-        yaml_rt.dump(document, handle)
-    log.info("params.yaml updated with %s", dict(overrides))
-    return params
+    source = f"{path} with overrides {dict(overrides)}" if overrides else str(path)
+    return document, parse_params(_plain(document), source=source, root=Path(project_dir).resolve())
 
 
 def _round_trip_yaml() -> YAML:

@@ -2,6 +2,7 @@
 overrides recorded by DVC, output streamed into the run logs, artifacts, retries only where they are safe."""
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -24,7 +25,7 @@ def _lock(project: Path) -> dict:
     return yaml.safe_load((project / "dvc.lock").read_text())
 
 
-def test_flow_runs_stages_through_dvc_like_dvc_exp_run(prefect_harness, tmp_path):
+def test_flow_runs_stages_through_dvc_like_dvc_repro(prefect_harness, tmp_path):
     from prefect.artifacts import Artifact
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
@@ -33,14 +34,13 @@ def test_flow_runs_stages_through_dvc_like_dvc_exp_run(prefect_harness, tmp_path
     by_flow = make_toy_project(tmp_path / "flow")
     by_dvc = make_toy_project(tmp_path / "dvc")
 
-    state = finetune(project_dir=str(by_flow), overrides={"stages.head.epochs": 3}, return_state=True)
-    dvc(by_dvc, "exp", "run", "-S", "stages.head.epochs=3")
+    state = finetune(project_dir=str(by_flow), return_state=True)
+    dvc(by_dvc, "repro")
 
     assert state.is_completed()
     assert state.result()["macro_f1"] == pytest.approx(0.7)
     assert stage_runs(by_flow) == ALL_RUNS
     assert _lock(by_flow) == _lock(by_dvc)  # the same stages, deps, params and outs, byte for byte hashes
-    assert _lock(by_flow)["stages"]["train_head"]["params"]["params.yaml"]["stages.head"]["epochs"] == 3
     assert "Data and pipelines are up to date" in dvc(by_flow, "status").stdout
 
     APILogWorker.drain_all(timeout=10)  # logs reach the server in batches
@@ -54,6 +54,36 @@ def test_flow_runs_stages_through_dvc_like_dvc_exp_run(prefect_harness, tmp_path
     assert table is not None and table.flow_run_id == flow_run_id and "macro_f1" in str(table.data)
     best = Artifact.get("finetune-stage-best")
     assert best is not None and "train_head" in str(best.data)
+
+
+def _snapshot(project: Path) -> dict[str, str]:
+    files = ["params.yaml", "dvc.lock", "models/best.pt", "reports/metrics.json", "models/train_head/state.json"]
+    return {name: (project / name).read_text() for name in files}
+
+
+def test_overrides_are_one_dvc_experiment_and_leave_the_workspace(prefect_harness, tmp_path):
+    project = make_toy_project(tmp_path / "toy")
+    assert finetune(project_dir=str(project), return_state=True).is_completed()
+    before = _snapshot(project)
+
+    overrides = {"stages.head.epochs": 3, "stages.full.epochs": 2}
+    state = finetune(project_dir=str(project), overrides=overrides, return_state=True)
+
+    assert state.is_completed()
+    assert stage_runs(project)[len(ALL_RUNS):] == ["train_head", "train_partial", "train_full", "evaluate models/best.pt"]
+    assert _snapshot(project) == before  # params.yaml, dvc.lock and the outputs are the workspace's own again
+    assert "Data and pipelines are up to date" in dvc(project, "status").stdout
+    experiments = json.loads(dvc(project, "exp", "show", "--json").stdout)
+    runs = [exp for commit in experiments for exp in commit.get("experiments") or []]
+    assert len(runs) == 1
+    data = runs[0]["revs"][0]["data"]
+    assert data["params"]["params.yaml"]["data"]["stages"]["head"]["epochs"] == 3
+    assert data["metrics"]["reports/metrics.json"]["data"]["macro_f1"] == pytest.approx(0.7)
+
+    dvc(project, "exp", "apply", runs[0]["name"])
+    assert yaml.safe_load((project / "params.yaml").read_text())["stages"]["head"]["epochs"] == 3
+    assert json.loads((project / "models/best.pt").read_text())["head_epochs"] == 3
+    assert "Data and pipelines are up to date" in dvc(project, "status").stdout
 
 
 def test_data_stages_retry_training_does_not(prefect_harness, tmp_path, monkeypatch):
