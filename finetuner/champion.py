@@ -6,6 +6,7 @@ split, so the comparison is fair: the sticky split guarantees neither model trai
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Mapping
@@ -102,3 +103,58 @@ def _fmt(score: float | None) -> str:
 
 def _json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str)
+
+
+# --- the registry of decisions (reports/retrain_registry.jsonl) ----------------------------------------------------
+
+REGISTRY_KEYS = ("time", "metric", "min_gain", "data_version", "decision", "reason", "champion_score",
+                 "challenger_score")
+_DECISIONS = (PROMOTED, KEPT, NO_NEW_DATA)
+
+
+def _line_digest(line: str) -> str:
+    return hashlib.sha256(line.encode("utf-8")).hexdigest()
+
+
+def registry_line(record: Mapping[str, Any], previous_line: str | None) -> str:
+    """One JSON line for the registry, chained to the line before it (its sha256), so an edited, garbled or removed
+    earlier line is detected when the registry is read back."""
+    chained = {**record, "previous_sha256": _line_digest(previous_line) if previous_line is not None else None}
+    return json.dumps(chained, sort_keys=True, default=str)
+
+
+def parse_registry(text: str, source: str) -> list[dict[str, Any]]:
+    """Every decision in the registry's text, checked; ValueError naming the line and what is wrong.
+
+    The registry is the record of which model became champion and why: a damaged one is refused, never repaired.
+    Lines written before chaining existed (no `previous_sha256`) are checked for their keys only.
+    """
+    records = []
+    previous: str | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{source}, line {number}"
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise ValueError(f"{where}: not a JSON record ({exc})") from None
+        if not isinstance(record, dict):
+            raise ValueError(f"{where}: expected a JSON object, got {type(record).__name__}")
+        missing = [key for key in REGISTRY_KEYS if key not in record]
+        if missing or record.get("decision") not in _DECISIONS:
+            raise ValueError(f"{where}: not a retrain decision (missing {missing}, decision "
+                             f"{record.get('decision')!r}; allowed {', '.join(_DECISIONS)})")
+        if "previous_sha256" in record:
+            expected = _line_digest(previous) if previous is not None else None
+            if record["previous_sha256"] != expected:
+                raise ValueError(f"{where}: the line before it is not the one it was written after "
+                                 "(an earlier line was edited, garbled or removed)")
+        records.append(record)
+        previous = line
+    return records
+
+
+def last_line(text: str) -> str | None:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else None

@@ -57,6 +57,28 @@ class Metadata:
     n_rows: int = 0
 
 
+def decode_metadata(data: bytes) -> tuple[str, tuple[MetadataProblem, ...]]:
+    """The file's text with `\n` line ends: UTF-8 (a byte-order mark is dropped; spreadsheets often write one), else
+    Windows-1252 / Latin-1 (what spreadsheets on Windows save as "CSV"), with a problem naming the first line that
+    is not UTF-8. CRLF and old-Mac CR line ends become `\n`, as a text-mode read would make them."""
+    try:
+        return _unix_newlines(data.decode("utf-8-sig")), ()
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+    try:
+        text, encoding = data.decode("cp1252"), "Windows-1252"
+    except UnicodeDecodeError:
+        text, encoding = data.decode("latin-1"), "Latin-1"
+    text = _unix_newlines(text)
+    problem = MetadataProblem(line, "", f"not UTF-8 (first at this line); the file was read as {encoding}; "
+                                        "save it as UTF-8 if names look wrong")
+    return text, (problem,)
+
+
+def _unix_newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def normalise_relpath(raw: str) -> tuple[str, str]:
     """Return (posix path relative to the image folder, "") or ("", why it is refused), lexically only."""
     text = raw.strip().replace("\\", "/")
@@ -111,6 +133,10 @@ def _add_row(
 ) -> None:
     """Validate one row and file it under entries, conflicts or problems."""
     raw_path = _cell(row, "path")
+    if any("\x00" in value for value in row.values() if isinstance(value, str)):
+        problems.append(MetadataProblem(line, raw_path.replace("\x00", ""), "contains a NUL byte (a binary file or a "
+                                                                           "broken export?); the row is ignored"))
+        return
     path, refused = normalise_relpath(raw_path)
     if refused:
         problems.append(MetadataProblem(line, raw_path, refused))

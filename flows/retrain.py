@@ -24,7 +24,8 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from finetuner.champion import KEPT, NO_NEW_DATA, PROMOTED, decide, metric_value, render_card
+from finetuner.champion import (KEPT, NO_NEW_DATA, PROMOTED, decide, last_line, metric_value, parse_registry,
+                                registry_line, render_card)
 from flows.connect import prefect_backend
 from flows.dvc_cli import locked_dep_hash, raw_data_status, stream_command
 from flows.finetune import DEFAULT_PROJECT, HOUR, run_pipeline
@@ -38,18 +39,28 @@ CHALLENGER = Path("models/best.pt")
 SCORES_DIR = Path("reports/retrain")
 
 
+class RegistryError(RuntimeError):
+    """The champion registry is damaged; the message names the file, the line and what to do."""
+
+
 def read_registry(project: Path) -> list[dict[str, Any]]:
+    """Every decision so far; a damaged registry stops the flow (its decisions must not be silently lost)."""
     path = project / REGISTRY
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        return parse_registry(path.read_text(encoding="utf-8"), str(path))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RegistryError(f"{exc}. Restore {path} from a backup or git, or move it aside to start a new "
+                            "record (the next run then promotes its challenger as the first champion)") from None
 
 
 def append_record(project: Path, record: dict[str, Any]) -> None:
     """Add one decision to the registry; the file is rewritten atomically, so it is never half a line long."""
     path = project / REGISTRY
+    read_registry(project)  # never append to a damaged record
     existing = path.read_text(encoding="utf-8") if path.exists() else ""
-    write_text(path, existing + json.dumps(record, sort_keys=True, default=str) + "\n")
+    write_text(path, existing + registry_line(record, last_line(existing)) + "\n")
 
 
 @task(name="detect_new_data", retries=2, retry_delay_seconds=10, cache_policy=NO_CACHE)
@@ -106,6 +117,7 @@ def retrain(project_dir: str = DEFAULT_PROJECT, lock_timeout_s: float = 6 * HOUR
     logger = get_run_logger()
     with workspace_lock(project, lock_timeout_s):
         params, raw = read_params(project)
+        read_registry(project)  # a damaged champion registry stops the run before any work
         metric, min_gain = params.train.select_metric, params.retrain.min_gain
         new, why, version = detect_new_data(str(project), params.data.raw_dir)
         record: dict[str, Any] = {

@@ -1,16 +1,14 @@
 """Project-level helpers for the flows: the workspace lock and params.yaml overrides.
 
 One DVC workspace can host one pipeline run at a time (DVC itself refuses a second `dvc repro` with a lock error).
-The flows take `workspace_lock` first, so an overlapping run waits its turn instead of failing halfway; the
-`retrain/nightly` deployment additionally has a Prefect concurrency limit of 1.
+The flows take `workspace_lock` first, so an overlapping run waits its turn instead of failing halfway, and a
+`dvc repro` started beside a flow run is refused at its first stage, naming the flow run; the `retrain/nightly`
+deployment additionally has a Prefect concurrency limit of 1.
 """
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
-import os
-import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,48 +16,33 @@ from typing import Any
 from ruamel.yaml import YAML  # DVC's own YAML library: a round trip keeps params.yaml's comments and layout
 
 from finetuner.config import ConfigError, Params, parse_params
+from tasks import workspace_lock as lock
 from tasks.common import atomic_path, read_params_yaml
 
 log = logging.getLogger("finetuner.flows")
 
 PARAMS_FILE = "params.yaml"
-# Inside .dvc/tmp, which DVC already keeps out of git, so the lock never shows up as an untracked file.
-LOCK_FILE = Path(".dvc") / "tmp" / "finetuner-workspace.lock"
-
-
-class WorkspaceBusy(RuntimeError):
-    """Another flow run held the project's workspace for longer than this run was willing to wait."""
+WorkspaceBusy = lock.WorkspaceBusy  # re-exported: the flows' callers catch it from here
 
 
 @contextlib.contextmanager
 def workspace_lock(project_dir: str | Path, timeout_s: float = 6 * 3600, poll_s: float = 1.0) -> Iterator[None]:
-    """Hold an exclusive OS lock on the project's workspace; wait up to `timeout_s` for it.
+    """Hold the project's workspace for this flow run, waiting up to `timeout_s` for another run to finish (a queue).
 
-    An flock dies with its process, so a killed run never leaves a stale lock behind.
+    Stages this run starts through DVC inherit its token and run under it; anything else (a `dvc repro` or a stage
+    run by hand) is refused at once, naming this flow run (tasks/workspace_lock.py).
     """
-    path = Path(project_dir) / LOCK_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + timeout_s
-    with path.open("a+") as handle:
-        announced = False
-        while True:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise WorkspaceBusy(f"{project_dir}: another run held the workspace for over {timeout_s:g} s")
-                if not announced:
-                    log.info("waiting for another run to release the workspace %s", project_dir)
-                    announced = True
-                time.sleep(poll_s)
-        try:
-            handle.truncate(0)
-            handle.write(f"{os.getpid()}\n")
-            handle.flush()
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    with lock.workspace_lock(project_dir, _this_run(), wait_s=timeout_s, poll_s=poll_s):
+        yield
+
+
+def _this_run() -> str:
+    try:
+        from prefect.runtime import flow_run
+
+        return f"Prefect flow run {flow_run.flow_name}/{flow_run.name} ({flow_run.id})"
+    except Exception:  # noqa: BLE001 (outside a flow run the name is simply unknown)
+        return "a flow run"
 
 
 def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:

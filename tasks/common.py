@@ -10,6 +10,7 @@ import csv
 import json
 import logging
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -19,6 +20,7 @@ from typing import Any
 import yaml
 
 from finetuner.config import ConfigError, Params, parse_params
+from tasks.workspace_lock import WorkspaceBusy, stage_lock
 
 log = logging.getLogger("finetuner")
 
@@ -83,10 +85,28 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp_path
         # mkstemp creates owner-only files; give the result the permissions a plain open() would have.
         os.chmod(tmp_path, 0o666 & ~_current_umask())
+        _fault_point("before")
         os.replace(tmp_path, path)
+        _fault_point("after")
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+
+
+# Fault injection for the kill tests (tests/test_faults_kill.py, benchmarks/kill_matrix.py): with
+# FINETUNER_KILL_AT="after:3" the process SIGKILLs itself right after its 3rd atomic write lands ("before:3": with
+# the 3rd file fully written to its temp name but not yet renamed). Unset, this costs one dict lookup per write.
+_WRITES = {"count": 0}
+
+
+def _fault_point(when: str) -> None:
+    spec = os.environ.get("FINETUNER_KILL_AT")
+    if not spec:
+        return
+    if when == "before":
+        _WRITES["count"] += 1
+    if spec == f"{when}:{_WRITES['count']}":
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _current_umask() -> int:
@@ -153,8 +173,9 @@ def run_stage(name: str, work: Callable[[Params], None], params_path: str | Path
     setup_logging()
     try:
         params = load_params(params_path, check_files=name in _CHECK_FILES)
-        work(params)
-    except (ConfigError, InputError) as exc:
+        with stage_lock(name, Path(params_path).resolve().parent):
+            work(params)
+    except (ConfigError, InputError, WorkspaceBusy) as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -2,7 +2,7 @@
 
 Lives in data/cache/dedup (gitignored, not a DVC output), so `dvc repro` after data grew decodes only new files.
 A hash depends on the decode (reduced-size JPEG draft), hence the decode size in the key; bump VERSION when the
-hashing code changes what it computes. Files are written atomically; a corrupt file is ignored and rebuilt.
+hashing code changes what it computes. Files are written atomically and checksummed; a damaged file is reported, ignored and rebuilt.
 """
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.common import atomic_path
+from tasks.integrity import CorruptFile, load_npz_checked, save_npz_checked
 
 log = logging.getLogger("finetuner.dedup")
 
-VERSION = 1
+VERSION = 2  # 2: files carry a checksum (tasks/integrity.py)
 
 
 class HashCache:
@@ -35,10 +35,10 @@ class HashCache:
         if not path.exists():
             return {}
         try:
-            with np.load(path) as data:
-                return dict(zip(data["sha"].astype(str).tolist(), data["value"].tolist()))
-        except (OSError, ValueError, KeyError) as exc:
-            log.warning("ignoring unreadable hash cache %s (%s); it will be rebuilt", path, exc)
+            data = load_npz_checked(path)
+            return dict(zip(data["sha"].astype(str).tolist(), data["value"].tolist()))
+        except (CorruptFile, KeyError) as exc:
+            log.warning("ignoring damaged hash cache %s (%s); it will be rebuilt", path, exc)
             return {}
 
     def missing(self, shas: Sequence[str]) -> list[int]:
@@ -64,6 +64,6 @@ class HashCache:
         for name in sorted(self.dirty):
             table = self.tables[name]
             dtype = np.float32 if name == "detail" else np.uint64
-            with atomic_path(self.files[name]) as tmp, tmp.open("wb") as handle:
-                np.savez(handle, sha=np.array(list(table), dtype="S64"), value=np.array(list(table.values()), dtype))
+            save_npz_checked(self.files[name], sha=np.array(list(table), dtype="S64"),
+                             value=np.array(list(table.values()), dtype))
         self.dirty.clear()

@@ -20,12 +20,13 @@ from typing import Any
 import numpy as np
 
 from finetuner.config import ConfigError, Params
-from tasks.common import InputError, atomic_path
+from tasks.common import InputError
+from tasks.integrity import CorruptFile, load_npz_checked, save_npz_checked
 
 log = logging.getLogger("finetuner.dedup")
 
 CHUNK = 1024  # contents decoded and embedded per step (and saved to the cache after each)
-VERSION = 1
+VERSION = 2  # 2: files carry a checksum (tasks/integrity.py)
 
 
 @dataclass
@@ -44,10 +45,10 @@ class EmbeddingCache:
         self.dirty = False
         if self.path.exists():
             try:
-                with np.load(self.path) as data:
-                    self.table = dict(zip(data["sha"].astype(str).tolist(), data["value"]))
-            except (OSError, ValueError, KeyError) as exc:
-                log.warning("ignoring unreadable embedding cache %s (%s); it will be rebuilt", self.path, exc)
+                data = load_npz_checked(self.path)
+                self.table = dict(zip(data["sha"].astype(str).tolist(), data["value"]))
+            except (CorruptFile, KeyError) as exc:
+                log.warning("ignoring damaged embedding cache %s (%s); it will be rebuilt", self.path, exc)
 
     def missing(self, shas: Sequence[str]) -> list[int]:
         return [k for k, sha in enumerate(shas) if sha not in self.table]
@@ -59,8 +60,8 @@ class EmbeddingCache:
     def save(self) -> None:
         if not self.dirty or not self.table:
             return
-        with atomic_path(self.path) as tmp, tmp.open("wb") as handle:
-            np.savez(handle, sha=np.array(list(self.table), dtype="S64"), value=np.stack(list(self.table.values())))
+        save_npz_checked(self.path, sha=np.array(list(self.table), dtype="S64"),
+                         value=np.stack(list(self.table.values())))
         self.dirty = False
 
 

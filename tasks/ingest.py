@@ -6,6 +6,7 @@ the metadata.csv problems and the classes too small to split. Paths come from pa
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -23,7 +24,7 @@ from finetuner.ingest import (
     missing_files,
     summarize,
 )
-from finetuner.metadata import Metadata, MetadataError, MetadataProblem, parse_metadata
+from finetuner.metadata import Metadata, MetadataError, MetadataProblem, decode_metadata, parse_metadata
 from tasks.common import InputError, run_stage, write_csv, write_json
 
 log = logging.getLogger("finetuner.ingest")
@@ -38,13 +39,14 @@ def read_metadata(path: Path) -> Metadata | None:
     if not path.exists():
         return None
     try:
-        text = path.read_text(encoding="utf-8-sig")  # -sig: spreadsheets often save a byte-order mark
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot be read as UTF-8 text ({exc})") from None
+        text, problems = decode_metadata(path.read_bytes())
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc})") from None
     try:
-        return parse_metadata(text, source=str(path))
+        metadata = parse_metadata(text, source=str(path))
     except MetadataError as exc:
         raise InputError(str(exc)) from None
+    return dataclasses.replace(metadata, problems=(*problems, *metadata.problems))
 
 
 def ingest(params: Params, manifest_path: Path = MANIFEST, report_path: Path = REPORT) -> dict[str, Any]:

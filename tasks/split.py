@@ -25,6 +25,7 @@ from finetuner.split_report import (
 )
 from finetuner.splitting import HELD_OUT, SPLITS, SplitError, assign_splits, fraction_array
 from tasks.common import InputError, atomic_path, run_stage, write_json
+from tasks.split_registry import read_registry, write_registry
 
 log = logging.getLogger("finetuner.split")
 SPLIT_COLUMNS = ("path", "label", "group", "unit")
@@ -81,7 +82,7 @@ def split_dataset(params: Params, paths: SplitPaths = SplitPaths()) -> dict[str,
     config = params.split
     images = load_images(paths)
     edges = read_frame(paths.near_duplicates, ("path_a", "path_b")) if paths.near_duplicates.exists() else None
-    old = read_frame(paths.registry, REGISTRY_COLUMNS) if paths.registry.exists() else None
+    old = read_registry(paths.registry) if paths.registry.exists() else None
     registry = None if config.reshuffle else old
     fractions = config.fractions.model_dump()
     try:
@@ -117,7 +118,7 @@ def split_dataset(params: Params, paths: SplitPaths = SplitPaths()) -> dict[str,
             "the split leaks (split files removed; see reports/split.json; if units.csv and near_duplicates.csv "
             "disagree, rerun `dvc repro dedup`):\n  - " + "\n  - ".join(problems)
         )
-    _write_split(new_registry[list(REGISTRY_COLUMNS)], paths.registry)
+    write_registry(paths.registry, lambda target: _write_split(new_registry[list(REGISTRY_COLUMNS)], target))
     write_json(paths.report, report)
     log.info("split: %s", json.dumps(report["per_split"]))
     return report

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +20,12 @@ from typing import Any
 
 import torch
 
-from finetuner.checkpoint import CheckpointError, load_checkpoint
+from finetuner.checkpoint import CheckpointError
 from tasks.common import InputError, atomic_path, read_csv, write_json
 
 SPLIT_COLUMNS = ("path", "label", "group", "unit")
+
+log = logging.getLogger("finetuner.train")
 
 
 @dataclass(frozen=True)
@@ -108,16 +111,37 @@ def fingerprint(config: dict[str, Any], files: list[Path | None]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def save_resume(paths: StagePaths, state: dict[str, Any]) -> None:
+    """The state after a finished epoch, checksummed, with the sha256 of the stage_best.pt it goes with (written
+    just before it), so a resume never pairs this state with a damaged or stale best checkpoint."""
+    from tasks.integrity import wrap_checked
+
+    state = {**state, "stage_best_sha256": file_digest(paths.resume_dir / "stage_best.pt")}
+    save_torch(paths.resume_dir / "resume.pt", wrap_checked(state))
+
+
 def load_resume(paths: StagePaths, expected: str) -> dict[str, Any] | None:
-    """The unfinished stage's state when its fingerprint matches; anything else means starting afresh."""
+    """The unfinished stage's state when its fingerprint matches; anything else means starting afresh.
+
+    A damaged file (truncated, garbled, or out of step with stage_best.pt) is reported, never used: the stage
+    starts again from its first epoch, which reaches the same result, only later.
+    """
+    from tasks.integrity import CorruptFile, load_torch_checked
+
     path = paths.resume_dir / "resume.pt"
     if not path.is_file():
         return None
     try:
-        state = load_checkpoint(path)
-    except CheckpointError:
+        state = load_torch_checked(path)
+    except CorruptFile as exc:
+        log.warning("%s; ignored: %s starts again from its first epoch", exc, paths.stage)
         return None
     if not isinstance(state, dict) or state.get("fingerprint") != expected:
+        return None
+    if state.get("stage_best_sha256") != file_digest(paths.resume_dir / "stage_best.pt"):
+        log.warning("%s: does not match the resume state beside it (damaged, or killed between the two writes); "
+                    "ignored: %s starts again from its first epoch", paths.resume_dir / "stage_best.pt",
+                    paths.stage)
         return None
     return state
 

@@ -197,7 +197,7 @@ def _train(paths: train_io.StagePaths, section: str, config: StageConfig, params
             train_io.save_torch(paths.resume_dir / "stage_best.pt", pipeline_record(
                 model, paths.stage, record["epoch"], value, params, class_to_idx, start.built.preprocessing,
                 start.origin))
-        train_io.save_torch(paths.resume_dir / "resume.pt", {
+        train_io.save_resume(paths, {
             "fingerprint": expected, "history": done, "model": model.state_dict(),
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict() if scaler else None, "torch_rng": torch.get_rng_state()})

@@ -37,6 +37,7 @@ def write(path: Path, data: bytes) -> Path:
 
 def write_params(project: Path, **sections: dict) -> None:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["model"]["weights"] = None  # ingest refuses a weights file that is not there (no demo backbone here)
     for section, values in sections.items():
         params[section].update(values)
     (project / "params.yaml").write_text(yaml.safe_dump(params))
