@@ -221,6 +221,14 @@ DEFAULT_STAGES = StagesConfig(
 # --- evaluate -------------------------------------------------------------------------------------------------
 
 
+class LeakageConfig(_Section):
+    """The comparisons behind reports/leakage.json: each trains the pipeline's recipe once more (evaluate stage)."""
+
+    naive: bool = Field(False, description="train on a per-image random split of train+val; report its inflation")
+    scratch: bool = Field(False, description="train from random initialisation; report the value of pretraining")
+    pairs_shown: int = Field(6, ge=0, le=50, description="near-duplicate pairs the naive split separated, pictured")
+
+
 class EvaluateConfig(_Section):
     batch_size: PosInt = 64
     ledger_warn_after: Int = Field(
@@ -228,6 +236,7 @@ class EvaluateConfig(_Section):
     )
     calibration_bins: Int = Field(15, ge=2, le=100, description="equal-width confidence bins for ECE")
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    leakage: LeakageConfig = LeakageConfig()
 
 
 # --- retrain ----------------------------------------------------------------------------------------------------

@@ -19,7 +19,11 @@ Polygon = list[Point]
 #: Classes of the demo task (what the pipeline fine-tunes on).
 DEMO_CLASSES = ("circle", "square", "triangle", "star", "cross", "ring")
 #: Classes of the pretraining source task: other shapes, same generator, so features transfer but labels do not.
-SOURCE_CLASSES = ("pentagon", "hexagon", "crescent", "arrow", "chevron", "semicircle", "ell", "tee")
+#: Like ImageNet for pets (which holds other breeds of the same animals), the source shares the target's primitives:
+#: curves (oval, semicircle, crescent), corners (pentagon, hexagon, rectangle, trapezoid), holes (frame), spikes
+#: (sparkle, hexagram) and bars (tee, ell), in shapes none of which is a demo class.
+SOURCE_CLASSES = ("pentagon", "hexagon", "crescent", "arrow", "chevron", "semicircle", "ell", "tee", "frame",
+                  "trapezoid", "bowtie", "sparkle", "hexagram", "oval", "rectangle")
 TEXTURES = ("stripes", "checker", "dots", "blobs", "grid", "gradient")
 
 _SUPERSAMPLE = 4  # shapes are drawn 4x larger and downscaled, which anti-aliases their edges
@@ -70,6 +74,18 @@ def shape_geometry(name: str, hollow: float = 0.35) -> Geometry:
         "semicircle": lambda: Geometry((_semicircle(),)),
         "ell": lambda: Geometry((_rect(-0.8, -1, -0.3, 1), _rect(-0.8, 0.5, 0.8, 1))),
         "tee": lambda: Geometry((_rect(-0.9, -1, 0.9, -0.5), _rect(-0.25, -1, 0.25, 1))),
+        "frame": lambda: Geometry((_rect(-0.8, -0.8, 0.8, 0.8),), (_rect(-0.8 + hollow, -0.8 + hollow,
+                                                                        0.8 - hollow, 0.8 - hollow),)),
+        "trapezoid": lambda: Geometry(([(-0.45, -0.7), (0.45, -0.7), (1, 0.7), (-1, 0.7)],)),
+        "bowtie": lambda: Geometry(([(-1, -0.8), (0, -0.15), (1, -0.8), (1, 0.8), (0, 0.15), (-1, 0.8)],)),
+        "hexagram": lambda: Geometry(([(r * math.cos(-math.pi / 2 + math.pi * k / 6),
+                                        r * math.sin(-math.pi / 2 + math.pi * k / 6))
+                                       for k, r in zip(range(12), [1.0, 0.55] * 6, strict=True)],)),
+        "oval": lambda: Geometry(([(x, 0.5 * y) for x, y in _regular(48)],)),
+        "rectangle": lambda: Geometry((_rect(-1, -0.45, 1, 0.45),)),
+        "sparkle": lambda: Geometry(([(r * math.cos(-math.pi / 2 + math.pi * k / 4),
+                                       r * math.sin(-math.pi / 2 + math.pi * k / 4))
+                                      for k, r in zip(range(8), [1.0, 0.3] * 4, strict=True)],)),
     }
     if name not in builders:
         raise ValueError(f"unknown shape {name!r}; known: {', '.join(builders)}")

@@ -75,17 +75,19 @@ def render_summary(
     training: Sequence[Mapping[str, Any]],
     test: Mapping[str, Any] | None,
     links: Mapping[str, str | None],
+    extra: Sequence[str] = (),
 ) -> str:
     """The whole summary from the stages' reports (`reports/ingest.json`, `dedup.json`, `split.json` as parsed;
     None where absent), the training records and the test metrics. `links` maps a caption to a path relative to
     the summary (None: not available); "near-duplicate review page", "confusion matrix" and "reliability diagram"
-    are also used in the text."""
+    are also used in the text. `extra` lines (the leakage and pictures sections) go after the test."""
     lines = ["# Fine-tuning run summary", ""]
     lines += data_section(ingest) + [""]
     lines += dedup_section(dedup, links.get("near-duplicate review page")) + [""]
     lines += split_section(split) + [""]
     lines += _training_section(training) + [""]
     lines += _test_section(test, links) + [""]
+    lines += [*extra, ""] if extra else []
     lines += _links_section(links)
     return "\n".join(lines) + "\n"
 

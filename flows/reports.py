@@ -4,9 +4,11 @@ Reading only, from the project's `reports/` folder; nothing here computes a metr
 """
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +62,28 @@ def _is_number(text: str | None) -> bool:
     return True
 
 
+_IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)\s]+\.png)\)")
+
+
+def inline_images(markdown: str, reports: Path) -> str:
+    """`![x](file.png)` links to files in reports/ become data URLs: the Prefect UI shows the pictures themselves."""
+    def embed(match: re.Match[str]) -> str:
+        path = reports / match.group(2)
+        if not path.is_file() or "/" in match.group(2):
+            return match.group(0)
+        return f"![{match.group(1)}](data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()})"
+
+    return _IMAGE.sub(embed, markdown)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def publish_finetune_artifacts(project_dir: Path) -> dict[str, Any]:
     """Create the finetune run's artifacts; return the test metrics (empty when evaluate wrote none)."""
     reports = project_dir / "reports"
@@ -71,7 +95,13 @@ def publish_finetune_artifacts(project_dir: Path) -> dict[str, Any]:
     else:
         overall = ", ".join(f"{key} {metrics[key]}" for key in SUMMARY_KEYS if key in metrics) or "no test metrics"
         summary = f"# finetune\n\nTest split: {overall}.\n\nReports in `{reports}`.\n"
-    create_markdown_artifact(summary, key="finetune-summary", description="reports/summary.md of this run")
+    create_markdown_artifact(inline_images(summary, reports), key="finetune-summary",
+                             description="reports/summary.md of this run")
+    leakage = _read_json(reports / "leakage.json")
+    if leakage.get("enabled"):
+        create_table_artifact(leakage.get("table") or [], key="finetune-leakage",
+                              description="reports/leakage.json: each model's figure on its own test and on the "
+                                          "leak-free test (never used to select)")
     if metrics:
         create_table_artifact(metrics_table_rows(metrics), key="finetune-test-metrics", description="reports/metrics.json")
     else:

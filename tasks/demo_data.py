@@ -84,6 +84,7 @@ def write_first_batch(seed: int, root: Path, force: bool = False, spec: WorldSpe
     if _present(raw / "images") and not force:
         log.info("%s already present: nothing written (use --force to regenerate the demo world)", raw / "images")
         return None
+    log.info("%s: drawing the demo world (batch 1, %d specimens)...", raw, spec.specimens)
     world = build_world(seed, spec, batch=1)
     # metadata first: a run killed before the images are swapped in leaves no images, so the next run redoes both
     write_csv(raw / "metadata.csv", world.metadata_rows(), COLUMNS)
@@ -101,6 +102,7 @@ def write_source(seed: int, root: Path, force: bool = False, spec: WorldSpec = S
     if _present(source / "images") and not force:
         log.info("%s already present: nothing written", source / "images")
         return None
+    log.info("%s: drawing the pretraining source task (%d photos, ~10 s on 2 cores)...", source, spec.specimens)
     world = build_source(seed, spec)
     write_csv(source / "metadata.csv", world.metadata_rows(), COLUMNS)
     _write_tree(source / "images", world.files)

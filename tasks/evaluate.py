@@ -37,6 +37,9 @@ from finetuner.metrics import (ReliabilityBin, classification_metrics, confusion
 from finetuner.plots import confusion_figure, reliability_figure
 from finetuner.preprocessing import Preprocessing
 from tasks.common import InputError, atomic_path, read_csv, run_stage, write_csv, write_json
+from finetuner.leakage import SCHEMA, format_table
+from tasks import leakage
+from tasks.evaluate_pictures import write_pictures
 from tasks.evaluate_reports import write_model_card, write_summary
 
 log = logging.getLogger("finetuner.evaluate")
@@ -152,19 +155,45 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict[str, Any]:
     rows, split_hash, images_dir = _load_test(params, root)
     scored = score(root / BEST_MODEL, rows, images_dir, cfg.batch_size, cfg.calibration_bins, _device(params))
     metrics = scored.metrics
+    # models/best.pt is fixed above; the comparisons only score other models beside it (never used to select).
+    leakage = _compare(params, root, rows, split_hash, images_dir, metrics)
     metrics["test_ledger"] = record_in_ledger(root / LEDGER, split_hash, metrics, cfg.ledger_warn_after,
                                               source="evaluate")
     reports = root / REPORTS
+    write_json(reports / "leakage.json", leakage)
     write_json(reports / "metrics.json", metrics)
     _write_predictions(reports / "predictions.csv", rows, scored)
     counts = confusion_counts(scored.y_true, scored.probs.argmax(axis=1), len(scored.class_names))
     _save_figure(confusion_figure(counts, scored.class_names), reports / "confusion_matrix.png")
     _save_figure(reliability_figure(scored.bins, metrics["ece"]), reports / "reliability.png")
-    write_summary(params, root, metrics)
+    predicted = [scored.class_names[i] for i in scored.probs.argmax(axis=1)]
+    pictures = write_pictures(reports, images_dir, rows, predicted, leakage)
+    write_summary(params, root, metrics, leakage, pictures)
     write_model_card(params, root, scored.checkpoint, metrics)
     log.info("test: n=%d accuracy=%.4f macro_f1=%.4f balanced_accuracy=%.4f ece=%.4f", metrics["n_test"],
              metrics["accuracy"], metrics["macro_f1"], metrics["balanced_accuracy"], metrics["ece"])
     return metrics
+
+
+def _compare(params: Params, root: Path, rows: list[dict[str, str]], split_hash: str, images_dir: Path,
+             metrics: dict[str, Any]) -> dict[str, Any]:
+    """reports/leakage.json: the naive-split and from-scratch comparisons, or a note that they are off."""
+    cfg = params.evaluate
+    if not (cfg.leakage.naive or cfg.leakage.scratch):
+        return {"schema": SCHEMA, "enabled": False, "used_for_selection": False,
+                "note": "evaluate.leakage.naive and evaluate.leakage.scratch are off"}
+
+    def scorer(checkpoint: Path, some_rows: leakage.Rows, ledger_source: str | None) -> dict[str, Any]:
+        figures = score_checkpoint(checkpoint, list(some_rows), images_dir, cfg.batch_size, cfg.calibration_bins,
+                                   _device(params))
+        if ledger_source is not None:  # a look at the test split: it counts, whoever looks
+            record_in_ledger(root / LEDGER, split_hash, figures, cfg.ledger_warn_after, source=ledger_source)
+        return figures
+
+    report = leakage.compare(params, root, rows, metrics, scorer)
+    for line in format_table(report).splitlines():
+        log.info("leakage: %s", line)
+    return report
 
 
 def score_to_file(params: Params, checkpoint: Path, out: Path, root: Path = Path(".")) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import yaml
 from finetuner.checkpoint import CheckpointError, load_pipeline_checkpoint
 from finetuner.config import Params
 from finetuner.reporting import render_model_card, render_summary
+from finetuner.summary_leakage import leakage_section, pictures_section
 from tasks.common import write_text
 
 log = logging.getLogger("finetuner.evaluate")
@@ -71,8 +72,10 @@ def _load(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def write_summary(params: Params, root: Path, metrics: dict[str, Any]) -> None:
+def write_summary(params: Params, root: Path, metrics: dict[str, Any], leakage: dict[str, Any] | None = None,
+                  pictures: dict[str, str | None] | None = None) -> None:
     reports = root / "reports"
+    pictures = pictures or {}
     links: dict[str, str | None] = {
         "confusion matrix": "confusion_matrix.png",
         "reliability diagram": "reliability.png",
@@ -81,8 +84,10 @@ def write_summary(params: Params, root: Path, metrics: dict[str, Any]) -> None:
         "model card": "model_card.md",
         "near-duplicate review page": "dedup.html" if (reports / "dedup.html").exists() else None,
     }
+    extra = (leakage_section(leakage, pictures.get("separated near duplicates")) + [""]
+             + pictures_section(pictures))
     text = render_summary(_read_json(reports / "ingest.json"), _read_json(reports / "dedup.json"),
-                          _read_json(reports / "split.json"), gather_training(root), metrics, links)
+                          _read_json(reports / "split.json"), gather_training(root), metrics, links, extra)
     write_text(reports / "summary.md", text)
 
 

@@ -31,8 +31,12 @@ def make_images(root: Path, per_class: int = 6, size: int = 32, seed: int = 0) -
 
 def make_splits(root: Path, per_class: int = 6) -> None:
     rows = make_images(root, per_class)
-    splits = {"train": [r for r in rows if int(r["path"][-5]) % 3 != 0],
-              "val": [r for r in rows if int(r["path"][-5]) % 3 == 0]}
+    write_splits(root, {"train": [r for r in rows if int(r["path"][-5]) % 3 != 0],
+                        "val": [r for r in rows if int(r["path"][-5]) % 3 == 0]})
+
+
+def write_splits(root: Path, splits: dict[str, list[dict[str, str]]]) -> None:
+    """root/data/splits/<name>.csv for each split, in the pipeline's columns."""
     for name, chosen in splits.items():
         path = root / "data" / "splits" / f"{name}.csv"
         path.parent.mkdir(parents=True, exist_ok=True)
