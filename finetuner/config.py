@@ -71,6 +71,21 @@ class EmbeddingConfig(_Section):
                                 "whose embeddings do not tell these images apart)")
 
 
+class VerifyConfig(_Section):
+    """The verifier that decides every candidate pair (finetuner/verify.py); thresholds on 64x64 thumbnails."""
+
+    enabled: bool = Field(True, description="false = the hash rule alone decides (require_agreement, low_info_*)")
+    candidate_distance: int = Field(12, ge=0, le=32, description="Hamming radius between any two views of two images "
+                                                                 "(mirror, crops, trimmed) that makes a candidate")
+    min_similarity: float = Field(0.93, gt=0, le=1, description="aligned correlation needed")
+    min_detail_similarity: float = Field(0.6, ge=-1, le=1, description="aligned correlation of fine detail needed")
+    min_overlap: float = Field(0.6, gt=0, le=1, description="share of the larger frame the aligned other must cover")
+    low_detail: float = Field(1.0, ge=0, description="detail std (grey levels) below which an image is low-detail")
+    flat_max_difference: float = Field(4.0, ge=0, le=255, description="low-detail pairs: mean grey difference allowed")
+    candidates_per_image: int = Field(20, ge=1, description="each image's closest candidates (by hash distance) "
+                                                            "that are verified; bounds the work on crowded sets")
+
+
 class DedupConfig(_Section):
     methods: tuple[Literal["phash", "dhash", "whash", "ahash", "colorhash"], ...] = ("phash", "dhash")
     max_distance: Int = Field(8, ge=0, le=64, description="inclusive Hamming radius on 64-bit hashes")
@@ -79,6 +94,9 @@ class DedupConfig(_Section):
     low_info_max_distance: Int = Field(4, ge=0, le=64, description="stricter radius for pairs with a low-detail image")
     max_cluster_size: Int = Field(50, ge=0, description="cut near-duplicate clusters beyond this size; 0 = no limit")
     embedding: EmbeddingConfig = EmbeddingConfig()
+    verify: VerifyConfig = VerifyConfig()
+    explain_unit_share: float = Field(0.25, gt=0, le=1, description="units holding more of a class are explained "
+                                                                     "by their bridging pairs")
 
     @field_validator("methods")
     @classmethod

@@ -1,9 +1,11 @@
 """The dedup stage's report: a JSON-ready summary and an HTML page of thumbnails a person can look at.
 
-`summarize` counts images, contents, pairs by method, clusters by size, the pairs the size guard cut, and every pair
-that joins two different declared groups (a labelling or collection problem users want to see), and, with the
-embedding signal on, its trade-off table and the pairs only it found. `render_html` lays out the largest clusters,
-every cross-group pair, the cut pairs and the embedding-only pairs as inline base64 JPEG thumbnails.
+`summarize` counts images, contents, pairs by method, clusters by size, the pairs the size guard cut, every pair
+that joins two different declared groups (a labelling or collection problem users want to see), the rejected
+candidates nearest the verifier's cut-off, the giant units with the pairs that bridge them, and, with the embedding
+signal on, its trade-off table and the pairs only it found. `render_html` shows each of these as tables whose rows
+hold the two images side by side (inline base64 JPEG thumbnails) and the evidence: signal, similarity, overlap,
+transform.
 Pure: thumbnails come in as a dict path -> base64 string; writing the files is `tasks/dedup.py`'s job.
 """
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 MAX_CLUSTERS_SHOWN = 10
 MAX_MEMBERS_SHOWN = 16
 MAX_CUT_SHOWN = 50
+MAX_ACCEPTED_SHOWN = 200  # accepted pairs in the page, least similar first (the ones worth a look)
+EVIDENCE_SHOWN = ("signal", "similarity", "detail_similarity", "overlap", "transform")
 
 
 def pair_record(path_a: str, path_b: str, method: str, distance: int | float, group_a: str,
@@ -38,6 +42,8 @@ def summarize(
     settings: Mapping[str, Any],
     unreadable: Sequence[str],
     embedding: Mapping[str, Any] | None = None,
+    rejected: Sequence[Mapping[str, Any]] = (),
+    giant_units: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """Everything reports/dedup.json holds; `clusters` are lists of paths, largest first."""
     cross = [p for p in kept if p["group_a"] and p["group_b"] and p["group_a"] != p["group_b"]]
@@ -65,7 +71,17 @@ def summarize(
         "tradeoff": list(tradeoff),
         "unreadable": list(unreadable),
         "embedding": _with_shown_pairs(embedding, kept),
+        "nearest_rejected": list(rejected),
+        "giant_units": list(giant_units),
+        "accepted_shown": _least_similar(kept),
     }
+
+
+def _least_similar(kept: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Verified pairs, least similar first: the accepted side of the cut-off, for the page (up to a limit)."""
+    verified = [p for p in kept if p["method"] == "verified"]
+    ranked = sorted(verified, key=lambda p: (p.get("similarity", 1.0), p["path_a"], p["path_b"]))
+    return ranked[:MAX_ACCEPTED_SHOWN]
 
 
 def _with_shown_pairs(embedding: Mapping[str, Any] | None, kept: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -86,11 +102,48 @@ def _img(path: str, thumbs: Mapping[str, str]) -> str:
 
 
 def _pairs_section(title: str, pairs: Sequence[Mapping[str, Any]], thumbs: Mapping[str, str], note: str) -> list[str]:
+    """A table, one pair per row: both images side by side, then how it was found and the verifier's evidence."""
     out = [f"<h2>{html.escape(title)} ({len(pairs)})</h2>", f"<p>{html.escape(note)}</p>"]
+    if not pairs:
+        return out
+    extra = [c for c in ("images_cut_off", *EVIDENCE_SHOWN) if any(c in p for p in pairs)]
+    head = ["image a", "image b", "method", "distance", "groups", *extra]
+    out.append("<table class='pairs'><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>")
     for p in pairs:
-        caption = f"{p['method']}, distance {p['distance']}; groups {p['group_a'] or '-'} / {p['group_b'] or '-'}"
-        out.append(f'<div class="pair">{_img(p["path_a"], thumbs)}{_img(p["path_b"], thumbs)}'
-                   f"<p>{html.escape(caption)}</p></div>")
+        cells = [_img(p["path_a"], thumbs), _img(p["path_b"], thumbs), html.escape(str(p["method"])),
+                 html.escape(str(p["distance"])), html.escape(f"{p['group_a'] or '-'} / {p['group_b'] or '-'}")]
+        cells += [html.escape(str(p.get(c, ""))) for c in extra]
+        out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    out.append("</table>")
+    return out
+
+
+def _tradeoff_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    key = "min_similarity" if "min_similarity" in rows[0] else "radius"
+    title = ("verifier threshold (dedup.verify.min_similarity)" if key == "min_similarity"
+             else "Hamming radius (dedup.max_distance)")
+    out = [f"<h2>Trade-off: {title} vs pairs and largest cluster (before the size guard)</h2>",
+           f"<table><tr><th>{key}</th><th>pairs</th><th>clusters</th><th>largest cluster</th></tr>"]
+    out += [f"<tr><td>{r[key]}</td><td>{r['pairs']}</td><td>{r['clusters']}</td><td>{r['largest_cluster']}</td></tr>"
+            for r in rows]
+    return out + ["</table>"]
+
+
+def _giant_units_section(summary: Mapping[str, Any], thumbs: Mapping[str, str]) -> list[str]:
+    units = summary.get("giant_units", [])
+    share = summary["settings"].get("explain_unit_share")
+    out = [f"<h2>Giant units ({len(units)})</h2>",
+           f"<p>Units holding more than {share} of a class's images. Each is declared groups joined by "
+           "near-duplicate pairs; the pairs below bridge it (removing one cuts off the images shown), or, when no "
+           "single pair does, are its weakest links. Check them: a wrong pair here is why a split is lopsided or "
+           "refused.</p>"]
+    for unit in units:
+        out.append(f"<h3>{html.escape(unit['unit'])}: {unit['images_of_class']} of class "
+                   f"{html.escape(str(unit['class']))} ({unit['share_of_class']:.0%}), {unit['images']} images, "
+                   f"{unit['links_between_groups']} links between groups</h3>")
+        out += _pairs_section("Bridging pairs", unit["bridges"], thumbs, "largest cut first")[2:]
     return out
 
 
@@ -101,18 +154,15 @@ def render_html(summary: Mapping[str, Any], thumbs: Mapping[str, str]) -> str:
         "<!doctype html><html><head><meta charset='utf-8'><title>dedup report</title><style>"
         "body{font-family:sans-serif;margin:1.5em}figure{display:inline-block;margin:4px;width:110px;"
         "vertical-align:top}figure img{width:96px;height:96px;object-fit:contain;background:#eee}"
-        "figcaption{font-size:10px;word-break:break-all}.pair,.cluster{border:1px solid #ccc;margin:6px 0;"
+        "figcaption{font-size:10px;word-break:break-all}.cluster{border:1px solid #ccc;margin:6px 0;"
         "padding:4px}.missing{width:96px;height:96px;background:#fdd}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}</style></head><body>",
+        "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}table.pairs td{text-align:left;"
+        "vertical-align:top;font-size:12px}</style></head><body>",
         "<h1>Near-duplicate report</h1>",
-        "<ul>" + "".join(f"<li>{html.escape(str(k))}: {html.escape(str(v))}</li>" for k, v in counts.items()) + "</ul>",
-        "<h2>Trade-off: radius vs pairs and largest cluster (before the size guard)</h2>",
-        "<table><tr><th>radius</th><th>pairs</th><th>clusters</th><th>largest cluster</th></tr>",
+        "<table>" + "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_plain(v))}</td></tr>"
+                            for k, v in counts.items()) + "</table>",
+        *_tradeoff_table(summary["tradeoff"]),
     ]
-    for row in summary["tradeoff"]:
-        parts.append(f"<tr><td>{row['radius']}</td><td>{row['pairs']}</td><td>{row['clusters']}</td>"
-                     f"<td>{row['largest_cluster']}</td></tr>")
-    parts.append("</table>")
     parts += _embedding_section(summary, thumbs)
     parts.append(f"<h2>Largest clusters (of {counts['clusters']})</h2>")
     for index, cluster in enumerate(summary["largest_clusters"]):
@@ -123,6 +173,13 @@ def render_html(summary: Mapping[str, Any], thumbs: Mapping[str, str]) -> str:
     parts += _pairs_section("Pairs cut by the cluster size guard", summary["cut_pairs"][:MAX_CUT_SHOWN], thumbs,
                             f"Shown: up to {MAX_CUT_SHOWN}. These images may still be near-duplicates "
                             "in different units; raise dedup.max_cluster_size to link them.")
+    parts += _giant_units_section(summary, thumbs)
+    parts += _pairs_section("Accepted pairs, least similar first", summary.get("accepted_shown", []), thumbs,
+                            f"Shown: up to {MAX_ACCEPTED_SHOWN} pairs the verifier accepted, those nearest the "
+                            "cut-off first. Unrelated images here mean the dedup.verify thresholds are too loose.")
+    parts += _pairs_section("Rejected candidates nearest the cut-off", summary.get("nearest_rejected", []), thumbs,
+                            "Proposed by a hash signal, rejected by the verifier, closest to passing first. Copies "
+                            "here mean the dedup.verify thresholds are too strict.")
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -157,6 +214,15 @@ def _embedding_section(summary: Mapping[str, Any], thumbs: Mapping[str, str]) ->
 def paths_to_preview(summary: Mapping[str, Any]) -> list[str]:
     """Every path the HTML page shows, so the stage decodes only those."""
     paths = {p for cluster in summary["largest_clusters"] for p in cluster}
-    for p in [*summary["cross_group_pairs"], *summary["cut_pairs"][:MAX_CUT_SHOWN], *embedding_only_pairs(summary)]:
+    bridges = [p for unit in summary.get("giant_units", []) for p in unit["bridges"]]
+    for p in [*summary["cross_group_pairs"], *summary["cut_pairs"][:MAX_CUT_SHOWN], *embedding_only_pairs(summary),
+              *summary.get("accepted_shown", []), *summary.get("nearest_rejected", []), *bridges]:
         paths.update((p["path_a"], p["path_b"]))
     return sorted(paths)
+
+
+def _plain(value: Any) -> str:
+    """A count or a small mapping as text a person reads ("phash: 3, exact: 1"), never a Python dict literal."""
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}: {v}" for k, v in value.items()) or "-"
+    return str(value)

@@ -15,6 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import imagehash
 import numpy as np
 import scipy.fftpack
@@ -27,11 +28,13 @@ PHASH_SIZE = HASH_SIZE * 4  # imagehash's highfreq_factor
 DECODE_SIZE = 32  # JPEG draft target: smallest 1/2^k scale (k <= 3) keeping both sides >= the 32 px phash input
 NUMPY_METHODS = ("phash", "dhash", "ahash")
 LANCZOS = Image.Resampling.LANCZOS
+THUMB = 64  # side of the squashed grey thumbnail kept per image for candidate views and the verifier
 
 
 @dataclass(frozen=True)
 class HashBatch:
-    """Hashes of a batch of files: `hashes[method]` is uint64 per file, `detail` the 32x32 thumbnail's grey std.
+    """Hashes of a batch of files: `hashes[method]` is uint64 per file, `detail` the 32x32 thumbnail's grey std,
+    `thumbs` the (n, 64, 64) uint8 squashed grey thumbnails (finetuner/views.py and finetuner/verify.py use them).
 
     `ok[i]` is False where file i could not be decoded (its hashes are 0 and must not be used).
     """
@@ -39,6 +42,7 @@ class HashBatch:
     hashes: dict[str, np.ndarray]
     detail: np.ndarray
     ok: np.ndarray
+    thumbs: np.ndarray
 
 
 def decode_for_hash(path: str | Path, size: int = DECODE_SIZE, color: bool = False) -> Image.Image:
@@ -83,6 +87,16 @@ def ahash_bits(thumbs8: np.ndarray) -> np.ndarray:
     return flat > flat.mean(axis=1, keepdims=True)
 
 
+def thumbnails(images: Sequence[Image.Image]) -> np.ndarray:
+    """(n, 64, 64) uint8 squashed grey thumbnails (area averaging when shrinking, so no aliasing)."""
+    out = np.zeros((len(images), THUMB, THUMB), dtype=np.uint8)
+    for k, image in enumerate(images):
+        grey = np.asarray(image if image.mode == "L" else image.convert("L"))
+        interp = cv2.INTER_AREA if min(grey.shape) >= THUMB else cv2.INTER_LINEAR
+        out[k] = cv2.resize(np.ascontiguousarray(grey), (THUMB, THUMB), interpolation=interp)
+    return out
+
+
 def hash_images(images: Sequence[Image.Image], methods: Sequence[str]) -> HashBatch:
     """Hash already-decoded images (any mode) with every method; the vectorised core of `hash_files`."""
     n = len(images)
@@ -107,15 +121,16 @@ def hash_images(images: Sequence[Image.Image], methods: Sequence[str]) -> HashBa
         else:
             raise ValueError(f"unknown hash method {method!r}")
     detail = thumbs32.reshape(n, -1).std(axis=1) if n else np.zeros(0)
-    return HashBatch(hashes=hashes, detail=detail.astype(np.float32), ok=np.ones(n, dtype=bool))
+    return HashBatch(hashes=hashes, detail=detail.astype(np.float32), ok=np.ones(n, dtype=bool),
+                     thumbs=thumbnails(grey))
 
 
 def _via_imagehash(function, images: Sequence[Image.Image]) -> np.ndarray:
     return np.array([int(str(function(image)), 16) for image in images], dtype=np.uint64)
 
 
-def _hash_chunk(args: tuple[list[str], tuple[str, ...]]) -> HashBatch:
-    paths, methods = args
+def _hash_chunk(args: tuple[list[str], tuple[str, ...], bool]) -> HashBatch:
+    paths, methods, with_views = args
     color = "colorhash" in methods
     images, ok = [], np.ones(len(paths), dtype=bool)
     for i, path in enumerate(paths):
@@ -124,7 +139,16 @@ def _hash_chunk(args: tuple[list[str], tuple[str, ...]]) -> HashBatch:
         except Exception:  # noqa: BLE001 - ingest vetted these files; one broken since is reported, not fatal
             ok[i] = False
     batch = hash_images(images, methods)
+    if with_views:  # in the worker, so the views' resizes and DCTs run in parallel too
+        from finetuner.views import view_hashes  # views builds on this module's hash primitives
+
+        batch.hashes.update({view_key(name): h for name, h in view_hashes(batch.thumbs).items()})
     return _scatter(batch, ok)
+
+
+def view_key(view: str) -> str:
+    """The name a candidate view's hash goes by next to the methods (finetuner/views.py)."""
+    return f"view-{view}"
 
 
 def _scatter(batch: HashBatch, ok: np.ndarray) -> HashBatch:
@@ -136,7 +160,9 @@ def _scatter(batch: HashBatch, ok: np.ndarray) -> HashBatch:
         hashes[method] = full
     detail = np.zeros(len(ok), dtype=np.float32)
     detail[ok] = batch.detail
-    return HashBatch(hashes=hashes, detail=detail, ok=ok)
+    thumbs = np.zeros((len(ok), THUMB, THUMB), dtype=np.uint8)
+    thumbs[ok] = batch.thumbs
+    return HashBatch(hashes=hashes, detail=detail, ok=ok, thumbs=thumbs)
 
 
 def resolve_workers(workers: int) -> int:
@@ -149,10 +175,14 @@ def resolve_workers(workers: int) -> int:
         return os.cpu_count() or 1
 
 
-def hash_files(paths: Sequence[str | Path], methods: Sequence[str], workers: int = 0, chunk: int = 256) -> HashBatch:
-    """Hash every file with every method, in parallel over `workers` processes (0 = all cores)."""
+def hash_files(paths: Sequence[str | Path], methods: Sequence[str], workers: int = 0, chunk: int = 256,
+               views: Sequence[str] = ()) -> HashBatch:
+    """Hash every file with every method, in parallel over `workers` processes (0 = all cores).
+
+    With `views` (names from finetuner/views.py VIEWS; all of them are computed), their hashes are added to
+    `hashes` under `view_key(name)`."""
     methods = tuple(methods)
-    chunks = [([str(p) for p in paths[i : i + chunk]], methods) for i in range(0, len(paths), chunk)]
+    chunks = [([str(p) for p in paths[i : i + chunk]], methods, bool(views)) for i in range(0, len(paths), chunk)]
     n_workers = min(resolve_workers(workers), len(chunks))
     if n_workers <= 1:
         parts = [_hash_chunk(c) for c in chunks]
@@ -161,15 +191,17 @@ def hash_files(paths: Sequence[str | Path], methods: Sequence[str], workers: int
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
         with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context(method)) as pool:
             parts = list(pool.map(_hash_chunk, chunks))
-    return concat_batches(parts, methods)
+    return concat_batches(parts, methods + tuple(view_key(v) for v in views))
 
 
 def concat_batches(parts: Sequence[HashBatch], methods: Sequence[str]) -> HashBatch:
     if not parts:
         empty = np.zeros(0, dtype=np.uint64)
-        return HashBatch({m: empty for m in methods}, np.zeros(0, dtype=np.float32), np.zeros(0, dtype=bool))
+        return HashBatch({m: empty for m in methods}, np.zeros(0, dtype=np.float32), np.zeros(0, dtype=bool),
+                         np.zeros((0, THUMB, THUMB), dtype=np.uint8))
     return HashBatch(
         hashes={m: np.concatenate([p.hashes[m] for p in parts]) for m in methods},
         detail=np.concatenate([p.detail for p in parts]),
         ok=np.concatenate([p.ok for p in parts]),
+        thumbs=np.concatenate([p.thumbs for p in parts]),
     )

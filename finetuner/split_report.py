@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from finetuner.split_graph import link_pairs
+from finetuner.units import explain_units
 from finetuner.splitting import HELD_OUT, NEW, SPLITS, STICKY, SplitAssignment
 
 REGISTRY_COLUMNS = ("path", "unit", "group", "label", "split", "assigned_at_run")
@@ -116,10 +117,36 @@ def _siblings_across(images: pd.DataFrame, split: np.ndarray, edges: pd.DataFram
     return out
 
 
+def giant_units(images: pd.DataFrame, edges: pd.DataFrame | None, share: float) -> list[dict[str, Any]]:
+    """Units holding more than `share` of a class, each with the near-duplicate pairs that bridge it (the cut edges
+    that would split it, largest cut first; its weakest links when no single pair does)."""
+    if edges is None or not len(edges):
+        return []
+    index = pd.Index(images["path"].to_numpy())
+    ia, ib = index.get_indexer(edges["path_a"].to_numpy()), index.get_indexer(edges["path_b"].to_numpy())
+    both = (ia >= 0) & (ib >= 0)
+    found = edges[both].reset_index(drop=True)
+    strength = pd.to_numeric(found.get("similarity", pd.Series(1.0, index=found.index)), errors="coerce")
+    groups = images["group"].fillna("").astype(str).tolist()
+    units = explain_units(images["label"].astype(str).tolist(), groups, images["unit"].astype(str).tolist(),
+                          ia[both], ib[both], strength.fillna(1.0).to_numpy(), share)
+    columns = [c for c in ("path_a", "path_b", "method", "distance", "signal", "similarity") if c in found]
+    for unit in units:
+        unit["bridges"] = [{**{c: _plain(found.at[e, c]) for c in columns}, "images_cut_off": cut}
+                           for e, cut in unit["bridges"]]
+    return units
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
 def summarize(
-    images: pd.DataFrame, assignment: SplitAssignment, target: np.ndarray, edges: pd.DataFrame | None
+    images: pd.DataFrame, assignment: SplitAssignment, target: np.ndarray, edges: pd.DataFrame | None,
+    explain_share: float = 0.25,
 ) -> dict[str, Any]:
-    """Counts per split and class, achieved vs target fractions, largest units, leak bridges, our own audit."""
+    """Counts per split and class, achieved vs target fractions, largest units (and what bridges the giant ones),
+    leak bridges, our own audit."""
     code = np.asarray(assignment.code, dtype=np.int64)
     y, classes = pd.factorize(images["label"], sort=True)
     u, _ = pd.factorize(images["unit"])
@@ -148,6 +175,7 @@ def summarize(
         "per_class": per_class,
         "max_class_fraction_error": round(float(np.abs(shares - target[:, None]).max()), 4),
         "largest_units": _largest_units(images, u, code),
+        "giant_units": giant_units(images, edges, explain_share),
         "leak_bridges": {"count": len(held), "images": held[["path", "unit", "reason"]].head(100).to_dict("records")},
         "our_split_audit": _siblings_across(images[on], code[on], edges),
     }

@@ -237,3 +237,78 @@ def cluster_stats(n: int, i: np.ndarray, j: np.ndarray) -> tuple[int, int]:
         return 0, 1
     sizes = np.bincount(labels)
     return int((sizes >= 2).sum()), int(sizes.max())
+
+
+def explain_units(labels: Sequence[str], groups: Sequence[str], units: Sequence[str], i: np.ndarray, j: np.ndarray,
+                  strength: np.ndarray, share: float, top: int = 5) -> list[dict]:
+    """Units holding more than `share` of a class's images, each with the few pairs that bridge it.
+
+    A unit is declared groups (an image without one is its own group) joined by near-duplicate pairs; a giant unit
+    is almost always a few pairs linking otherwise separate groups. Contracting each group to one node, a pair whose
+    removal disconnects the unit (a bridge of that graph) is reported with how many images it would cut off,
+    largest cut first; a unit without bridges reports its weakest links between groups (lowest `strength`).
+    Returns dicts with the unit, class, size, share and `bridges` as (index into i/j, images cut off or None).
+    """
+    labels, units = np.asarray(labels, dtype=object), np.asarray(units, dtype=object)
+    node = np.asarray([g if g else f"\0{k}" for k, g in enumerate(groups)], dtype=object)
+    out = []
+    for label in sorted(set(labels.tolist())):
+        in_class = labels == label
+        names, counts = np.unique(units[in_class].astype(str), return_counts=True)
+        for unit, count in zip(names.tolist(), counts.tolist()):
+            if count <= share * in_class.sum() or count < 3:
+                continue
+            members = units == unit
+            edges = np.flatnonzero(members[i] & (node[i] != node[j]))
+            cuts = _bridges(node, i[edges], j[edges], members)
+            ranked = sorted(cuts, key=lambda c: -c[1])[:top] if cuts else \
+                [(int(e), None) for e in edges[np.argsort(strength[edges], kind="stable")][:top]]
+            out.append({"unit": unit, "class": label, "images": int(members.sum()), "images_of_class": count,
+                        "share_of_class": round(float(count / in_class.sum()), 4), "links_between_groups": len(edges),
+                        "bridges": [(int(edges[e]) if c is not None else e, c) for e, c in ranked]})
+    return out
+
+
+def _bridges(node: np.ndarray, i: np.ndarray, j: np.ndarray, members: np.ndarray) -> list[tuple[int, int]]:
+    """(edge position, images on the smaller side) of every bridge of the group-contracted multigraph."""
+    names, weight = np.unique(node[members], return_counts=True)
+    index = {name: k for k, name in enumerate(names.tolist())}
+    size = weight.astype(np.int64)
+    adjacency: list[list[tuple[int, int]]] = [[] for _ in names]
+    for e, (a, b) in enumerate(zip(node[i].tolist(), node[j].tolist())):
+        adjacency[index[a]].append((index[b], e))
+        adjacency[index[b]].append((index[a], e))
+    total = int(size.sum())
+    found, order, low, below = [], [-1] * len(names), [0] * len(names), [0] * len(names)
+    counter = 0
+    for root in range(len(names)):
+        if order[root] >= 0:
+            continue
+        order[root] = low[root] = counter
+        counter += 1
+        below[root] = int(size[root])
+        stack = [(root, -1, iter(adjacency[root]))]
+        while stack:  # iterative DFS (Tarjan): recursion would overflow on long chains of groups
+            v, via, it = stack[-1]
+            advanced = False
+            for w, e in it:
+                if e == via:
+                    continue
+                if order[w] < 0:
+                    order[w] = low[w] = counter
+                    counter += 1
+                    below[w] = int(size[w])
+                    stack.append((w, e, iter(adjacency[w])))
+                    advanced = True
+                    break
+                low[v] = min(low[v], order[w])
+            if advanced:
+                continue
+            stack.pop()
+            if stack:
+                parent = stack[-1][0]
+                low[parent] = min(low[parent], low[v])
+                below[parent] += below[v]
+                if low[v] > order[parent]:
+                    found.append((via, min(below[v], total - below[v])))
+    return found

@@ -11,7 +11,7 @@ import base64
 import io
 import logging
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,14 +19,17 @@ from PIL import Image
 
 from finetuner.config import DedupConfig, Params
 from finetuner.dedup_report import pair_record, paths_to_preview, render_html, summarize
-from finetuner.hashing import DECODE_SIZE, HASH_SIZE, hash_files, resolve_workers
+from finetuner.hashing import DECODE_SIZE, HASH_SIZE, hash_files, resolve_workers, view_key
 from finetuner.imageio import to_rgb
 from finetuner.units import (
-    PairRule, apply_rule, assign_units, components, exact_duplicate_pairs, find_pairs, guard_clusters, tradeoff,
+    PairRule, apply_rule, assign_units, components, exact_duplicate_pairs, explain_units, find_pairs, guard_clusters,
+    tradeoff,
 )
+from finetuner.views import VIEWS
 from tasks.common import read_csv, run_stage, write_csv, write_json, write_text
 from tasks.dedup_cache import HashCache
 from tasks.dedup_embed import embedding_pairs
+from tasks.dedup_verify import EVIDENCE, nearest_rejected, verified_pairs, verify_tradeoff
 
 log = logging.getLogger("finetuner.dedup")
 
@@ -48,17 +51,20 @@ def pair_rule(config: DedupConfig) -> PairRule:
 
 
 def hash_contents(images_dir: Path, paths: list[str], shas: list[str], methods: tuple[str, ...], cache_dir: Path,
-                  workers: int):
-    """Hashes and detail per content, decoding only contents the cache lacks; returns (hashes, detail, ok, n_new)."""
-    cache = HashCache(cache_dir, methods, HASH_SIZE, DECODE_SIZE)
+                  workers: int, views: bool = False):
+    """Hashes, detail and (with `views`: view hashes, thumbnails) per content, decoding only contents the cache
+    lacks; returns (hashes, detail, ok, thumbs or None, n_new)."""
+    names = methods + (tuple(view_key(v) for v in VIEWS) if views else ())
+    cache = HashCache(cache_dir, names, HASH_SIZE, DECODE_SIZE, thumbs=views)
     missing = cache.missing(shas)
     log.info("hashing %d of %d distinct contents (%d cached)", len(missing), len(shas), len(shas) - len(missing))
-    batch = hash_files([images_dir / paths[k] for k in missing], methods, workers)
+    batch = hash_files([images_dir / paths[k] for k in missing], methods, workers, views=VIEWS if views else ())
     good = [k for k, ok in zip(missing, batch.ok.tolist()) if ok]
-    cache.add([shas[k] for k in good], {m: batch.hashes[m][batch.ok] for m in methods}, batch.detail[batch.ok])
+    cache.add([shas[k] for k in good], {m: batch.hashes[m][batch.ok] for m in names}, batch.detail[batch.ok],
+              batch.thumbs[batch.ok])
     cache.save()
     hashes, detail, ok = cache.lookup(shas)
-    return hashes, detail, ok, len(missing)
+    return hashes, detail, ok, cache.thumbs(shas) if views else None, len(missing)
 
 
 def thumbnail_b64(path: Path) -> str | None:
@@ -109,55 +115,108 @@ def embedding_signal(params: Params, images_dir: Path, paths: list[str], groups:
     return rep_rows[a[new]], rep_rows[b[new]], found.similarity[new], section
 
 
+@dataclass(frozen=True)
+class Found:
+    """Near-duplicate pairs between contents (indices a, b) found from the hashes, verified or by the hash rule."""
+
+    a: np.ndarray
+    b: np.ndarray
+    method: np.ndarray  # "verified", or the hash rule's label such as "phash+dhash"
+    distance: list  # Hamming distance of the signal that proposed the pair
+    evidence: list[dict]  # the verifier's evidence columns ({} without the verifier)
+    order: np.ndarray  # the size guard's key: closest (most similar) first
+    tradeoff: list[dict]
+    rejected: list[tuple[int, int, int, dict]]  # (a, b, distance, evidence) of rejected candidates nearest the cut-off
+
+
+def hash_pairs(params: Params, hashes: dict, detail: np.ndarray, thumbs: np.ndarray | None, ok: np.ndarray,
+               workers: int) -> Found:
+    config, rule = params.dedup, pair_rule(params.dedup)
+    if not config.verify.enabled:
+        near_a, near_b, near, table = detect_pairs(rule, hashes, detail, ok, workers)
+        return Found(near_a, near_b, near.method, near.distance.tolist(), [{}] * len(near_a),
+                     near.distance.astype(float), table, [])
+    found = verified_pairs(hashes, detail, thumbs, ok, rule.methods, rule.max_distance, config.low_info_std,
+                           config.verify, workers)
+    kept = np.flatnonzero(found.verdicts.accepted)
+    rejected = [(int(found.a[k]), int(found.b[k]), int(found.distance[k]), found.evidence(k))
+                for k in nearest_rejected(found, config.verify).tolist()]
+    return Found(found.a[kept], found.b[kept], np.full(len(kept), "verified", dtype=object),
+                 found.distance[kept].tolist(), [found.evidence(k) for k in kept.tolist()],
+                 1.0 - found.verdicts.similarity[kept], verify_tradeoff(len(detail), found, config.verify), rejected)
+
+
 def run(params: Params, root: Path = Path(".")) -> dict:
     """The whole stage under `root`; returns the summary written to reports/dedup.json."""
-    config, rule = params.dedup, pair_rule(params.dedup)
+    config = params.dedup
     images_dir = root / params.data.raw_dir / "images"
     rows = read_csv(root / MANIFEST, required=("path", "group", "status", "sha256"))
     usable = sorted((r for r in rows if r["status"] == "ok"), key=lambda r: r["path"])  # row order never matters
     paths, groups, shas = [r["path"] for r in usable], [r["group"] for r in usable], [r["sha256"] for r in usable]
+    labels = [r.get("label", "") for r in usable]
     rep: dict[str, int] = {}  # content -> first row (in path order) holding it; copies are linked as `exact`
     for index, sha in enumerate(shas):
         rep.setdefault(sha, index)
     contents = list(rep)
     rep_rows = np.array([rep[s] for s in contents], dtype=np.int64)
     workers = resolve_workers(params.data.workers)
-    hashes, detail, ok, n_new = hash_contents(
-        images_dir, [paths[k] for k in rep_rows], contents, rule.methods, root / CACHE_DIR, workers)
-    near_a, near_b, near, table = detect_pairs(rule, hashes, detail, ok, workers)
+    hashes, detail, ok, thumbs, n_new = hash_contents(
+        images_dir, [paths[k] for k in rep_rows], contents, tuple(config.methods), root / CACHE_DIR, workers,
+        views=config.verify.enabled)
+    found = hash_pairs(params, hashes, detail, thumbs, ok, workers)
     emb_a, emb_b, similarity, embedding = embedding_signal(
-        params, images_dir, paths, groups, contents, rep_rows, detail, ok, near_a, near_b, workers, root)
-    a, b = rep_rows[near_a], rep_rows[near_b]
+        params, images_dir, paths, groups, contents, rep_rows, detail, ok, found.a, found.b, workers, root)
+    a, b = rep_rows[found.a], rep_rows[found.b]
     ex_a, ex_b = exact_duplicate_pairs(shas)
     i = np.concatenate([ex_a, np.minimum(a, b), np.minimum(emb_a, emb_b)])
     j = np.concatenate([ex_b, np.maximum(a, b), np.maximum(emb_a, emb_b)])
     n_exact, n_hash, n_emb = len(ex_a), len(a), len(emb_a)
-    methods = np.concatenate([np.full(n_exact, "exact", dtype=object), near.method,
+    methods = np.concatenate([np.full(n_exact, "exact", dtype=object), found.method,
                               np.full(n_emb, "embedding", dtype=object)])
     # near_duplicates.csv: Hamming distance for hash pairs, cosine distance (1 - similarity) for embedding pairs.
-    shown = [0] * n_exact + near.distance.tolist() + [round(1.0 - float(s), 4) for s in similarity.tolist()]
+    shown = [0] * n_exact + found.distance + [round(1.0 - float(s), 4) for s in similarity.tolist()]
+    evidence = [{}] * n_exact + found.evidence + [{}] * n_emb
     # The size guard takes exact copies first, then hash pairs closest first, then embedding pairs (weaker evidence).
-    order = np.concatenate([np.zeros(n_exact), near.distance.astype(float), EMBEDDING_RANK + 1.0 - similarity])
+    order = np.concatenate([np.zeros(n_exact), found.order, EMBEDDING_RANK + 1.0 - similarity])
     forced = np.r_[np.ones(n_exact, bool), np.zeros(n_hash + n_emb, bool)]
     keep = guard_clusters(len(paths), i, j, order, forced, config.max_cluster_size)
-    records = [pair_record(paths[x], paths[y], str(m), d, groups[x], groups[y])
-               for x, y, m, d in zip(i.tolist(), j.tolist(), methods, shown)]
+    records = [pair_record(paths[x], paths[y], str(m), d, groups[x], groups[y]) | e
+               for x, y, m, d, e in zip(i.tolist(), j.tolist(), methods, shown, evidence)]
     kept = sorted((r for r, k in zip(records, keep) if k), key=lambda r: (r["path_a"], r["path_b"]))
     cut = [r for _, r, k in sorted(zip(order.tolist(), records, keep), key=lambda t: (t[0], t[1]["path_a"],
                                                                                       t[1]["path_b"])) if not k]
     units = assign_units(paths, groups, i[keep], j[keep])
+    rejected = [pair_record(*sorted((paths[rep_rows[x]], paths[rep_rows[y]])), "rejected", d, "", "") | e
+                for x, y, d, e in found.rejected]
+    strength = np.array([r.get("similarity", 1.0) if r["method"] != "embedding" else 0.0 for r in records])
     summary = summarize(
         n_images=len(paths), n_contents=len(contents), n_hashed=n_new, kept=kept, cut=cut,
         clusters=[[paths[k] for k in c] for c in components(len(paths), i[keep], j[keep])],
-        units=units, tradeoff=table, settings=config.model_dump(mode="json"),
-        unreadable=[paths[rep_rows[k]] for k in np.flatnonzero(~ok).tolist()], embedding=embedding)
+        units=units, tradeoff=found.tradeoff, settings=config.model_dump(mode="json"),
+        unreadable=[paths[rep_rows[k]] for k in np.flatnonzero(~ok).tolist()], embedding=embedding,
+        rejected=rejected, giant_units=explain(paths, labels, groups, units, i[keep], j[keep], strength[keep],
+                                               records_kept(records, keep), config.explain_unit_share))
     write_outputs(root, images_dir, kept, paths, units, summary)
     return summary
 
 
+def records_kept(records: list[dict], keep: np.ndarray) -> list[dict]:
+    return [r for r, k in zip(records, keep) if k]
+
+
+def explain(paths: list[str], labels: list[str], groups: list[str], units: list[str], i: np.ndarray, j: np.ndarray,
+            strength: np.ndarray, records: list[dict], share: float) -> list[dict]:
+    """Giant units with the pairs that bridge them, as report rows (pair records plus images cut off)."""
+    out = []
+    for unit in explain_units(labels, groups, units, i, j, strength, share):
+        bridges = [records[e] | {"images_cut_off": cut} for e, cut in unit.pop("bridges")]
+        out.append(unit | {"bridges": bridges})
+    return out
+
+
 def write_outputs(root: Path, images_dir: Path, kept: list[dict], paths: list[str], units: list[str],
                   summary: dict) -> None:
-    write_csv(root / PAIRS_CSV, kept, ("path_a", "path_b", "method", "distance"))
+    write_csv(root / PAIRS_CSV, kept, ("path_a", "path_b", "method", "distance", *EVIDENCE))
     write_csv(root / UNITS_CSV, ({"path": p, "unit": u} for p, u in zip(paths, units)), ("path", "unit"))
     write_json(root / REPORT_JSON, summary)
     thumbs = {p: t for p in paths_to_preview(summary) if (t := thumbnail_b64(images_dir / p)) is not None}

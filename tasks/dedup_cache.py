@@ -2,7 +2,9 @@
 
 Lives in data/cache/dedup (gitignored, not a DVC output), so `dvc repro` after data grew decodes only new files.
 A hash depends on the decode (reduced-size JPEG draft), hence the decode size in the key; bump VERSION when the
-hashing code changes what it computes. Files are written atomically and checksummed; a damaged file is reported, ignored and rebuilt.
+hashing code changes what it computes. With `thumbs`, the 64x64 grey thumbnails the verifier compares are kept too
+(4 KiB per content), so verifying a pair never decodes a file again. Files are written atomically and checksummed; a
+damaged file is reported, ignored and rebuilt.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from finetuner.hashing import THUMB
 from tasks.integrity import CorruptFile, load_npz_checked, save_npz_checked
 
 log = logging.getLogger("finetuner.dedup")
@@ -22,11 +25,14 @@ VERSION = 2  # 2: files carry a checksum (tasks/integrity.py)
 class HashCache:
     """sha256 -> uint64 per method, plus sha256 -> detail (the thumbnail's grey std)."""
 
-    def __init__(self, directory: Path, methods: Sequence[str], hash_size: int, decode_size: int):
+    def __init__(self, directory: Path, methods: Sequence[str], hash_size: int, decode_size: int,
+                 thumbs: bool = False):
         self.directory = Path(directory)
         tag = f"{hash_size * hash_size}bit-d{decode_size}-v{VERSION}"
         self.files = {m: self.directory / f"{m}-{tag}.npz" for m in methods}
         self.files["detail"] = self.directory / f"detail-d{decode_size}-v{VERSION}.npz"
+        if thumbs:
+            self.files["thumbs"] = self.directory / f"thumbs-d{decode_size}-v{VERSION}.npz"
         self.tables = {name: self._load(path) for name, path in self.files.items()}
         self.dirty: set[str] = set()
 
@@ -36,7 +42,8 @@ class HashCache:
             return {}
         try:
             data = load_npz_checked(path)
-            return dict(zip(data["sha"].astype(str).tolist(), data["value"].tolist()))
+            values = data["value"]
+            return dict(zip(data["sha"].astype(str).tolist(), values.tolist() if values.ndim == 1 else values))
         except (CorruptFile, KeyError) as exc:
             log.warning("ignoring damaged hash cache %s (%s); it will be rebuilt", path, exc)
             return {}
@@ -45,9 +52,11 @@ class HashCache:
         """Positions of the contents lacking any method's hash or the detail value."""
         return [k for k, sha in enumerate(shas) if any(sha not in table for table in self.tables.values())]
 
-    def add(self, shas: Sequence[str], hashes: dict[str, np.ndarray], detail: np.ndarray) -> None:
-        for name, values in [*hashes.items(), ("detail", detail)]:
-            self.tables[name].update(zip(shas, values.tolist()))
+    def add(self, shas: Sequence[str], hashes: dict[str, np.ndarray], detail: np.ndarray,
+            thumbs: np.ndarray | None = None) -> None:
+        extra = [("thumbs", thumbs)] if "thumbs" in self.tables and thumbs is not None else []
+        for name, values in [*hashes.items(), ("detail", detail), *extra]:
+            self.tables[name].update(zip(shas, values.tolist() if values.ndim == 1 else values))
             self.dirty.add(name)
 
     def lookup(self, shas: Sequence[str]) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
@@ -55,15 +64,24 @@ class HashCache:
         ok = np.array([all(sha in t for t in self.tables.values()) for sha in shas], dtype=bool)
         hashes = {
             name: np.array([table.get(sha, 0) for sha in shas], dtype=np.uint64)
-            for name, table in self.tables.items() if name != "detail"
+            for name, table in self.tables.items() if name not in ("detail", "thumbs")
         }
         detail = np.array([self.tables["detail"].get(sha, 0.0) for sha in shas], dtype=np.float32)
         return hashes, detail, ok
 
+    def thumbs(self, shas: Sequence[str]) -> np.ndarray:
+        """(n, 64, 64) uint8 thumbnails (zeros where missing: such contents are not `ok` in `lookup`)."""
+        table = self.tables["thumbs"]
+        out = np.zeros((len(shas), THUMB, THUMB), dtype=np.uint8)
+        for k, sha in enumerate(shas):
+            if sha in table:
+                out[k] = table[sha]
+        return out
+
     def save(self) -> None:
         for name in sorted(self.dirty):
             table = self.tables[name]
-            dtype = np.float32 if name == "detail" else np.uint64
-            save_npz_checked(self.files[name], sha=np.array(list(table), dtype="S64"),
-                             value=np.array(list(table.values()), dtype))
+            dtype = {"detail": np.float32, "thumbs": np.uint8}.get(name, np.uint64)
+            values = np.array(list(table.values()), dtype) if table else np.zeros(0, dtype)
+            save_npz_checked(self.files[name], sha=np.array(list(table), dtype="S64"), value=values)
         self.dirty.clear()

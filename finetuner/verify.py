@@ -1,0 +1,224 @@
+"""The verifier: decides every candidate pair by aligning the two images and measuring what the alignment explains.
+
+Hash distance is a poor judge on real photographs: smooth wallpapers and near-blank frames sit within a few bits of
+each other without being copies, while a 10% crop or a mirror is far away. So candidates (finetuner/views.py) are
+only proposals; a pair joins units when, on the 64x64 grey thumbnails,
+1. the two frames align: as they are, or as the candidate's views say (the region of one view of image a shows the
+   region of another view of image b, mirrored for a mirror view), refined by a local template search
+   (OpenCV's normalised cross-correlation) over shifts and a few scales, for pairs close to the threshold; and
+2. over the aligned overlap the images correlate (`similarity`, Pearson over pixels, tolerant of one caption band
+   at the top or bottom), so do their fine structures (`detail_similarity`, the same on a difference of Gaussians:
+   two different smooth gradients correlate almost perfectly, their textures do not), and the overlap covers at
+   least `min_overlap` of each image's content (inside letterbox bars).
+Low-detail images (little fine structure) get their own rule: no search, the frames must agree pixel for pixel
+within `flat_max_difference` grey levels on average (or mirrored), since any two near-blank images correlate.
+`verify_pairs` does the cheap steps for all pairs at once (numpy) and the search only where it can matter.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy.ndimage import gaussian_filter
+
+from finetuner.hashing import THUMB
+from finetuner.views import VIEWS, trim_box, view_box, view_hashes
+
+BAND = 0.15  # a caption bar: up to this share of the height, at the top or the bottom, may disagree
+SMOOTH_SIGMA = 1.0  # thumbnail pixels: below this, resampling and JPEG noise, not content
+DETAIL_SIGMA = 3.0  # structure between SMOOTH_SIGMA and this is "detail" (a difference of Gaussians)
+REFINE_MARGIN = 0.25  # pairs this far below min_similarity are not worth a template search
+REFINE_SCALES = (0.9, 0.95)  # the inner region's size relative to the outer one in the local search
+
+
+@dataclass(frozen=True)
+class VerifyRule:
+    """Acceptance thresholds (params.yaml `dedup.verify`)."""
+
+    min_similarity: float = 0.93
+    min_detail_similarity: float = 0.6
+    min_overlap: float = 0.6
+    low_detail: float = 1.0  # detail std (grey levels) below which an image is low-detail
+    flat_max_difference: float = 4.0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One pair's decision and its evidence; `transform` reads e.g. "mirror, b in a at 0.90x1.00 +(3,0)"."""
+
+    accepted: bool
+    rule: str  # "aligned" or "low-detail"
+    similarity: float
+    detail_similarity: float
+    overlap: float
+    transform: str
+
+
+def bands(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(smoothed, detail) float32 stacks of (n, h, w) thumbnails: what is compared, and its fine structure."""
+    stack = np.asarray(thumbs, dtype=np.float32)
+    smooth = gaussian_filter(stack, (0, SMOOTH_SIGMA, SMOOTH_SIGMA), mode="nearest", truncate=3.0)
+    coarse = gaussian_filter(stack, (0, DETAIL_SIGMA, DETAIL_SIGMA), mode="nearest", truncate=3.0)
+    return smooth, smooth - coarse
+
+
+def detail_levels(thumbs: np.ndarray) -> np.ndarray:
+    """Detail std in grey levels per thumbnail: how much fine structure each has."""
+    if len(thumbs) == 0:
+        return np.zeros(0, dtype=np.float32)
+    return bands(thumbs)[1].reshape(len(thumbs), -1).std(axis=1)
+
+
+def _corr_many(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each p[k] with q[k] over all their pixels; 0 where either is constant."""
+    p = p.reshape(len(p), -1) - p.reshape(len(p), -1).mean(axis=1, keepdims=True)
+    q = q.reshape(len(q), -1) - q.reshape(len(q), -1).mean(axis=1, keepdims=True)
+    denom = np.sqrt((p * p).sum(axis=1) * (q * q).sum(axis=1))
+    return np.where(denom > 1e-6, (p * q).sum(axis=1) / np.maximum(denom, 1e-6), 0.0)
+
+
+def banded_corr(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Per pair, the correlation over the overlap less its top or its bottom band, whichever is higher; p, q are
+    (k, h, w). A caption bar on one image is left out; on both images it is left out too (were the whole overlap
+    an option, two unrelated pictures with the same bar would correlate through the bar)."""
+    band = max(1, int(round(p.shape[1] * BAND)))
+    return np.maximum(_corr_many(p[:, band:], q[:, band:]), _corr_many(p[:, :-band], q[:, :-band]))
+
+
+def evidence(p: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(similarity, detail similarity) of aligned raw grey stacks p, q of shape (k, h, w)."""
+    sp, dp = bands(p)
+    sq, dq = bands(q)
+    return banded_corr(sp, sq), banded_corr(dp, dq)
+
+
+def _resized(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA) if image.shape[::-1] != size else image
+
+
+@dataclass(frozen=True)
+class Verdicts:
+    """Column-wise verdicts of many pairs; `transform` reads e.g. "mirror: full of a = crop90 of b, +(2,0) x0.95"."""
+
+    accepted: np.ndarray
+    rule: np.ndarray  # "aligned" or "low-detail"
+    similarity: np.ndarray
+    detail_similarity: np.ndarray
+    overlap: np.ndarray
+    transform: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.accepted)
+
+    def row(self, k: int) -> Verdict:
+        return Verdict(bool(self.accepted[k]), str(self.rule[k]), float(self.similarity[k]),
+                       float(self.detail_similarity[k]), float(self.overlap[k]), str(self.transform[k]))
+
+
+def _regions(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, signals: Sequence[str],
+             content: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Per pair, the two view regions the signal names, resized to 64x64 (b mirrored when exactly one view is),
+    the overlap (each region's share of its image's content, the smaller) and a description."""
+    ra = np.zeros((len(i), THUMB, THUMB), np.float32)
+    rb = np.zeros_like(ra)
+    overlap = np.ones(len(i))
+    names = []
+    for k, (x, y, signal) in enumerate(zip(i.tolist(), j.tolist(), signals)):
+        va, vb = signal.split("~") if "~" in signal else ("full", "full")
+        (ta, ba, la, rga), ma = view_box(va, thumbs[x])
+        (tb, bb, lb, rgb), mb = view_box(vb, thumbs[y])
+        ra[k] = _resized(thumbs[x][ta:ba, la:rga].astype(np.float32), (THUMB, THUMB))
+        region_b = _resized(thumbs[y][tb:bb, lb:rgb].astype(np.float32), (THUMB, THUMB))
+        rb[k] = region_b[:, ::-1] if ma != mb else region_b
+        overlap[k] = min((ba - ta) * (rga - la) / content[x], (bb - tb) * (rgb - lb) / content[y])
+        names.append(f"{'mirror: ' if ma != mb else ''}{va} of a = {vb} of b")
+    return ra, rb, np.minimum(overlap, 1.0), names
+
+
+def _refine(a: np.ndarray, b: np.ndarray) -> tuple[float, float, str]:
+    """(similarity, detail similarity, shift) where one region best sits inside the other at a few sizes."""
+    best = (-2.0, None)
+    for scale in REFINE_SCALES:
+        size = (round(THUMB * scale), round(THUMB * scale))
+        for name, outer, inner in (("b in a", a, b), ("a in b", b, a)):
+            template = _resized(inner, size)
+            _, score, _, (x, y) = cv2.minMaxLoc(cv2.matchTemplate(outer, template, cv2.TM_CCOEFF_NORMED))
+            if score > best[0]:
+                best = (score, (outer[y:y + size[1], x:x + size[0]], template, f", {name} +({x},{y}) x{scale:.2f}"))
+    patch, template, shift = best[1]
+    sim, det = (float(v[0]) for v in evidence(patch[None], template[None]))
+    return sim, det, shift
+
+
+def verify_pairs(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, signals: Sequence[str],
+                 rule: VerifyRule = VerifyRule(), chunk: int = 2048) -> Verdicts:
+    """Decide every pair (thumbs[i[k]], thumbs[j[k]]) proposed by `signals[k]` (a view pair such as "full~crop90").
+
+    Identity alignment for all pairs at once (re-encodes, rescales, blur, brightness pass there), then the signal's
+    alignment, then the local search for the pairs still near the threshold; low-detail pairs by the pixel rule."""
+    k = len(i)
+    i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
+    smooth, detail = bands(thumbs)
+    level = detail.reshape(len(thumbs), -1).std(axis=1)
+    boxes = [trim_box(t) for t in thumbs]
+    content = np.array([(b - t) * (r - lft) for t, b, lft, r in boxes], dtype=np.float64)
+    sim, det, overlap = np.zeros(k), np.zeros(k), np.ones(k)
+    how = np.full(k, "identity", dtype=object)
+    for s in range(0, k, chunk):
+        part = slice(s, s + chunk)
+        sim[part] = banded_corr(smooth[i[part]], smooth[j[part]])
+        det[part] = banded_corr(detail[i[part]], detail[j[part]])
+    flat = (level[i] < rule.low_detail) | (level[j] < rule.low_detail)
+    passes = _rule(rule)
+    todo = np.flatnonzero(~flat & ~passes(sim, det, overlap))
+    for s in range(0, len(todo), chunk):
+        part = todo[s:s + chunk]
+        ra, rb, cover, names = _regions(thumbs, i[part], j[part], [signals[p] for p in part], content)
+        gs, gd = evidence(ra, rb)
+        better = gs + gd > sim[part] + det[part]
+        sim[part[better]], det[part[better]], overlap[part[better]] = gs[better], gd[better], cover[better]
+        how[part[better]] = np.asarray(names, dtype=object)[better]
+        near = np.flatnonzero(~passes(gs, gd, cover) & (gs >= rule.min_similarity - REFINE_MARGIN))
+        for q in near.tolist():
+            rs, rd, shift = _refine(ra[q], rb[q])
+            if rs + rd > sim[part[q]] + det[part[q]]:
+                sim[part[q]], det[part[q]], overlap[part[q]] = rs, rd, cover[q]
+                how[part[q]] = names[q] + shift
+    accepted = passes(sim, det, overlap)
+    rules = np.where(flat, "low-detail", "aligned").astype(object)
+    if flat.any():
+        accepted[flat], sim[flat], how[flat] = _flat(thumbs, i[flat], j[flat], rule)
+        det[flat], overlap[flat] = 0.0, 1.0
+    return Verdicts(accepted, rules, np.round(sim, 4), np.round(det, 4), np.round(overlap, 4), how)
+
+
+def _rule(rule: VerifyRule):
+    def passes(sim: np.ndarray, det: np.ndarray, overlap: np.ndarray) -> np.ndarray:
+        return (sim >= rule.min_similarity) & (det >= rule.min_detail_similarity) & (overlap >= rule.min_overlap)
+    return passes
+
+
+def _flat(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, rule: VerifyRule) -> tuple[np.ndarray, ...]:
+    """Low-detail pairs: the same picture pixel for pixel (mirrored or not), or not a copy."""
+    a, b = thumbs[i].astype(np.float32), thumbs[j].astype(np.float32)
+    straight = np.abs(a - b).reshape(len(i), -1).mean(axis=1)
+    mirrored = np.abs(a - b[:, :, ::-1]).reshape(len(i), -1).mean(axis=1)
+    difference = np.minimum(straight, mirrored)
+    how = np.array([f"{'mirror' if m < s else 'identity'}, mean difference {d:.1f} grey levels"
+                    for s, m, d in zip(straight.tolist(), mirrored.tolist(), difference.tolist())], dtype=object)
+    return difference <= rule.flat_max_difference, 1.0 - difference / 255.0, how
+
+
+def best_signal(a: np.ndarray, b: np.ndarray) -> str:
+    """The view pair ("full~crop90") whose hashes of two thumbnails are closest, as a candidate search names it."""
+    hashes = view_hashes(np.stack([a, b]))
+    pairs = [(int(np.bitwise_count(hashes[x][0] ^ hashes[y][1])), f"{x}~{y}") for x in VIEWS for y in VIEWS]
+    return min(pairs, key=lambda p: p[0])[1]
+
+
+def verify(a: np.ndarray, b: np.ndarray, rule: VerifyRule = VerifyRule()) -> Verdict:
+    """Decide one pair of 64x64 grey uint8 thumbnails, proposed by their closest view pair."""
+    pair = np.stack([a, b])
+    return verify_pairs(pair, np.array([0]), np.array([1]), [best_signal(a, b)], rule).row(0)
