@@ -13,7 +13,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help env demo-data demo-batch2 demo test server serve bench clean
+.PHONY: help env demo-data demo-batch2 demo test server serve worker remote push pull bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -47,6 +47,21 @@ server: env ## start a local Prefect server on 127.0.0.1:4200 (embedded SQLite)
 
 serve: env ## register and serve the deployments finetune/default and retrain/nightly (needs `make server`)
 	PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:4200/api} $(PY) -m flows.serve
+
+POOL ?= finetuner
+worker: env ## deploy finetune/default + retrain/nightly to a process work pool (POOL=finetuner), start a worker
+	PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:4200/api} $(PY) -m flows.deploy --pool $(POOL)
+	PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:4200/api} $(VENV)/bin/prefect worker start --pool $(POOL)
+
+REMOTE ?=
+remote: env ## make REMOTE (a directory, s3://..., gs://...; default ../<repo>-dvc-storage) the default DVC remote
+	$(PY) -m finetuner.cli.remote $(REMOTE)
+
+push: env ## dvc push data, models and the run cache to the DVC remote
+	$(VENV)/bin/dvc push --run-cache
+
+pull: env ## dvc pull data, models and the run cache from the DVC remote (then `dvc repro` reruns nothing)
+	$(VENV)/bin/dvc pull --run-cache
 
 bench: env demo-data ## run the benchmarks in benchmarks/ (each prints our figure, a baseline and the ratio)
 	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
