@@ -18,12 +18,16 @@ export PYTHONUNBUFFERED := 1
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-env: $(VENV)/.synced ## create .venv from uv.lock (installs uv with pip if missing)
+env: $(VENV)/.synced .dvc/plots/offline.html ## create .venv from uv.lock (installs uv with pip if missing)
 
 $(VENV)/.synced: uv.lock pyproject.toml
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	@if command -v uv >/dev/null 2>&1; then uv sync --frozen; else python3 -m uv sync --frozen; fi
 	@touch $@
+
+# The page `dvc plots show` fills (named in .dvc/config): Vega's scripts inlined from the locked vl-convert-python.
+.dvc/plots/offline.html: $(VENV)/.synced finetuner/cli/plots_template.py
+	@$(PY) -m finetuner.cli.plots_template $@
 
 demo-data: env ## the demo dataset (data/raw), its source task (data/source) and the demo backbone, when absent
 	$(PY) -m tasks.demo_data
