@@ -27,6 +27,23 @@ PARAMS_FILE = "params.yaml"
 LOCK_FILE = Path(".dvc") / "tmp" / "finetuner-workspace.lock"
 
 
+class NoImages(ValueError):
+    """The project has no input images: nothing to train on, and waiting or retrying will not change that."""
+
+
+def require_images(project_dir: str | Path) -> Params:
+    """The validated params, once data/raw/images holds at least one file; raises NoImages (or ConfigError)."""
+    from tasks.ingest import no_images_message
+
+    params = read_params(project_dir)[0]
+    images = Path(project_dir) / params.data.raw_dir / "images"
+    if not images.is_dir():
+        raise NoImages(no_images_message(images, "no such folder"))
+    if not any(path.is_file() for path in images.rglob("*")):  # stops at the first file
+        raise NoImages(no_images_message(images, "no files in it"))
+    return params
+
+
 class WorkspaceBusy(RuntimeError):
     """Another flow run held the project's workspace for longer than this run was willing to wait."""
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,7 +18,7 @@ from finetuner.config import ConfigError
 from flows.dvc_cli import CommandFailed, stream_command
 from flows.finetune import STAGE_TASKS, finetune
 from flows.reports import best_stage_metrics
-from flows.workspace import apply_overrides
+from flows.workspace import NoImages, apply_overrides
 
 ALL_RUNS = [*STAGES[:-1], "evaluate models/best.pt"]
 
@@ -96,6 +98,32 @@ def test_data_stages_retry_training_does_not(prefect_harness, tmp_path, monkeypa
 
     assert state.is_failed()
     assert stage_runs(project) == ["ingest failed", "ingest", "dedup", "split", "train_head failed"]
+
+
+def test_bad_input_is_not_retried_and_the_log_says_why(prefect_harness, tmp_path, caplog):
+    project = make_toy_project(tmp_path / "toy")
+    (project / "refuse_ingest").touch()  # the stage exits 2, as ours do on bad input or params
+
+    state = finetune(project_dir=str(project), return_state=True)
+
+    assert state.is_failed()
+    assert stage_runs(project) == ["ingest failed"]  # ingest may retry twice, but not this
+    assert "not retried: bad params or input data" in caplog.text and "not an image" in caplog.text
+
+
+def test_no_images_fails_fast_in_one_line(tmp_path):
+    project = make_toy_project(tmp_path / "toy")
+    shutil.rmtree(project / "data" / "raw" / "images")
+
+    result = subprocess.run([sys.executable, "-m", "flows.finetune", "--project-dir", str(project)],
+                            capture_output=True, text=True, timeout=120)
+
+    assert result.returncode == 2
+    assert "put images in" in result.stderr and "make demo-data" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert stage_runs(project) == []
+    with pytest.raises(NoImages, match=r"data/raw/images: no such folder"):
+        finetune.fn(project_dir=str(project))
 
 
 def test_bad_override_fails_before_any_work(prefect_harness, tmp_path):
