@@ -13,7 +13,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help env demo-data demo-batch2 demo test server serve bench clean
+.PHONY: help env demo-data demo-batch2 demo test server serve check-ui chromium bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -47,6 +47,12 @@ server: env ## start a local Prefect server on 127.0.0.1:4200 (embedded SQLite)
 
 serve: env ## register and serve the deployments finetune/default and retrain/nightly (needs `make server`)
 	PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:4200/api} $(PY) -m flows.serve
+
+check-ui: env chromium ## screenshot this project's artifacts in the Prefect UI with headless Chromium (needs `make server`, `make demo`)
+	$(PY) -m flows.check_ui
+
+chromium: ## install Debian's chromium for `make check-ui` when it is missing (apt-get; needs root)
+	@command -v chromium >/dev/null 2>&1 || { apt-get update && apt-get install -y chromium; }
 
 bench: env demo-data ## run the benchmarks in benchmarks/ (each prints our figure, a baseline and the ratio)
 	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done

@@ -93,14 +93,14 @@ def finetune(project_dir: str = DEFAULT_PROJECT, overrides: dict[str, Any] | Non
     """Run the pipeline and publish its reports; with `overrides` (dotted params.yaml keys), as a DVC experiment
     named after this flow run that leaves params.yaml and the workspace's outputs as they were."""
     project = Path(project_dir).resolve()
-    require_images(project)
+    select = require_images(project).train.select_metric
     with workspace_lock(project):
         if not overrides:
             run_pipeline(str(project))
-            return publish_finetune_artifacts(project)
+            return publish_finetune_artifacts(project, select)
         with one_run_experiment(project, overrides, experiment_name(), get_run_logger()):
             run_pipeline(str(project))
-            return publish_finetune_artifacts(project)
+            return publish_finetune_artifacts(project, select, experiment=experiment_name())
 
 
 def experiment_name() -> str:

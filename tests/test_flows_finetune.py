@@ -17,7 +17,7 @@ from toy_dvc import STAGES, dvc, make_toy_project, stage_runs
 from finetuner.config import ConfigError
 from flows.dvc_cli import CommandFailed, stream_command
 from flows.finetune import STAGE_TASKS, finetune
-from flows.reports import best_stage_metrics
+from flows.reports import embed_local_files, stage_table_rows
 from flows.workspace import NoImages, apply_overrides
 
 ALL_RUNS = [*STAGES[:-1], "evaluate models/best.pt"]
@@ -54,8 +54,8 @@ def test_flow_runs_stages_through_dvc_like_dvc_repro(prefect_harness, tmp_path):
 
     table = Artifact.get("finetune-test-metrics")
     assert table is not None and table.flow_run_id == flow_run_id and "macro_f1" in str(table.data)
-    best = Artifact.get("finetune-stage-best")
-    assert best is not None and "train_head" in str(best.data)
+    stages = Artifact.get("finetune-stages")
+    assert stages is not None and "train_head" in str(stages.data)
 
 
 def _snapshot(project: Path) -> dict[str, str]:
@@ -165,11 +165,27 @@ def test_stream_command_logs_lines_and_stops_at_deadline(tmp_path, caplog):
         stream_command([sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"], tmp_path, logger, None)
 
 
-def test_best_stage_metrics_maximise_scores_minimise_losses(tmp_path):
+def test_stage_table_shows_the_best_epoch_1_based_and_the_rates_used(tmp_path):
     metrics = tmp_path / "train" / "train_head" / "plots" / "metrics"
-    (metrics / "val").mkdir(parents=True)
-    (metrics / "val" / "macro_f1.tsv").write_text("timestamp\tstep\tmacro_f1\n1\t0\t0.5\n2\t1\t0.8\n3\t2\t0.7\n")
-    (metrics / "train_loss.tsv").write_text("timestamp\tstep\ttrain_loss\n1\t0\t2.0\n2\t1\t1.5\n3\t2\t1.7\n")
-    rows = {row["metric"]: row for row in best_stage_metrics(tmp_path)}
-    assert rows["val/macro_f1"]["best"] == pytest.approx(0.8) and rows["val/macro_f1"]["step"] == "1"
-    assert rows["train_loss"]["best"] == pytest.approx(1.5)
+    for name, column, values in (("val/macro_f1", "macro_f1", (0.5, 0.8, 0.7)), ("train/loss", "loss", (2, 1.5, 1.7)),
+                                 ("lr/head", "head", (1e-4, 1e-3, 5e-4))):
+        (metrics / name).parent.mkdir(parents=True, exist_ok=True)
+        lines = "".join(f"{step}\t{value}\n" for step, value in enumerate(values))
+        (metrics / f"{name}.tsv").write_text(f"step\t{column}\n{lines}")
+    (tmp_path / "train" / "train_full").mkdir(parents=True)
+    (tmp_path / "train" / "train_full" / "metrics.json").write_text('{"epochs": 0}')
+
+    head, partial, full = stage_table_rows(tmp_path)
+
+    assert head["best epoch"] == 2 and head["epochs"] == 3  # step 1 is the second epoch
+    assert head["val/macro_f1"] == pytest.approx(0.8) and head["train/loss"] == pytest.approx(1.5)
+    assert head["peak lr/head"] == pytest.approx(1e-3)
+    assert partial["note"] == "no val/macro_f1 log" and full["note"] == "skipped (epochs: 0)"
+
+
+def test_summary_pictures_are_embedded_and_links_name_the_file(tmp_path):
+    (tmp_path / "confusion_matrix.png").write_bytes(b"\x89PNG fake")
+    markdown = "![confusion](confusion_matrix.png) see [dedup](dedup.html) or [site](https://x.org/a.png)"
+    out = embed_local_files(markdown, tmp_path)
+    assert "](data:image/png;base64," in out and "confusion_matrix.png" not in out
+    assert f"dedup (`{tmp_path / 'dedup.html'}`)" in out and "[site](https://x.org/a.png)" in out
