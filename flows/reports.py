@@ -146,7 +146,8 @@ def publish_finetune_artifacts(project_dir: Path, select: str = "macro_f1", expe
                    f"`dvc exp apply {experiment}` adopts this run.\n\n{summary}")
     create_markdown_artifact(summary, key="finetune-summary", description="reports/summary.md of this run")
     if metrics:
-        create_table_artifact(metrics_table_rows(metrics), key="finetune-test-metrics", description="reports/metrics.json")
+        create_table_artifact(metrics_table_rows(metrics), key="finetune-test-metrics",
+                              description="reports/metrics.json")
     else:
         log.warning("no %s: the test metrics table was not created", metrics_file)
     create_table_artifact(stage_table_rows(reports, select), key="finetune-stages",

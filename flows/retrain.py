@@ -71,8 +71,8 @@ def detect_new_data(project_dir: str, raw_dir: str) -> tuple[bool, str, str | No
     return False, f"{raw_dir} unchanged since the last retrain decision (data version {version})", version
 
 
-@task(name="score", task_run_name="score-{role}", retries=2, retry_delay_seconds=10, retry_condition_fn=retry_if_transient,
-      cache_policy=NO_CACHE)
+@task(name="score", task_run_name="score-{role}", retries=2, retry_delay_seconds=10,
+      retry_condition_fn=retry_if_transient, cache_policy=NO_CACHE)
 def score(project_dir: str, checkpoint: str, role: str, metric: str) -> float:
     """Score one checkpoint on the current test split with the evaluate stage's own code."""
     out = SCORES_DIR / f"{role}.json"

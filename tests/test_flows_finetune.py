@@ -72,7 +72,8 @@ def test_overrides_are_one_dvc_experiment_and_leave_the_workspace(prefect_harnes
     state = finetune(project_dir=str(project), overrides=overrides, return_state=True)
 
     assert state.is_completed()
-    assert stage_runs(project)[len(ALL_RUNS):] == ["train_head", "train_partial", "train_full", "evaluate models/best.pt"]
+    rerun = ["train_head", "train_partial", "train_full", "evaluate models/best.pt"]
+    assert stage_runs(project)[len(ALL_RUNS):] == rerun
     assert _snapshot(project) == before  # params.yaml, dvc.lock and the outputs are the workspace's own again
     assert "Data and pipelines are up to date" in dvc(project, "status").stdout
     experiments = json.loads(dvc(project, "exp", "show", "--json").stdout)
