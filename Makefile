@@ -13,17 +13,21 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help env demo-data demo-batch2 demo test server serve worker remote push pull bench clean
+.PHONY: help env demo-data demo-batch2 demo test server serve worker remote push pull check-ui chromium bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-env: $(VENV)/.synced ## create .venv from uv.lock (installs uv with pip if missing)
+env: $(VENV)/.synced .dvc/plots/offline.html ## create .venv from uv.lock (installs uv with pip if missing)
 
 $(VENV)/.synced: uv.lock pyproject.toml
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	@if command -v uv >/dev/null 2>&1; then uv sync --frozen; else python3 -m uv sync --frozen; fi
 	@touch $@
+
+# The page `dvc plots show` fills (named in .dvc/config): Vega's scripts inlined from the locked vl-convert-python.
+.dvc/plots/offline.html: $(VENV)/.synced finetuner/cli/plots_template.py
+	@$(PY) -m finetuner.cli.plots_template $@
 
 demo-data: env ## the demo dataset (data/raw), its source task (data/source) and the demo backbone, when absent
 	$(PY) -m tasks.demo_data
@@ -62,6 +66,12 @@ push: env ## dvc push data, models and the run cache to the DVC remote
 
 pull: env ## dvc pull data, models and the run cache from the DVC remote (then `dvc repro` reruns nothing)
 	$(VENV)/bin/dvc pull --run-cache
+
+check-ui: env chromium ## screenshot this project's artifacts in the Prefect UI with headless Chromium (needs `make server`, `make demo`)
+	$(PY) -m flows.check_ui
+
+chromium: ## install Debian's chromium for `make check-ui` when it is missing (apt-get; needs root)
+	@command -v chromium >/dev/null 2>&1 || { apt-get update && apt-get install -y chromium; }
 
 bench: env demo-data ## run the benchmarks in benchmarks/ (each prints our figure, a baseline and the ratio)
 	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done

@@ -111,7 +111,9 @@ def _leak_lines(split: Mapping[str, Any]) -> list[str]:
         share = audit.get("share_of_test_leaking")
         lines.append(
             f"- Leak audit: a {audit.get('split', 'naive per-image random split')} would have leaked "
-            f"{fmt(audit.get('test_images_with_same_unit_in_train'))} of {audit['test_images']} test images "
+            # Its own test set, drawn per image, differs in size from the real one (n_test): say whose count it is.
+            f"{fmt(audit.get('test_images_with_same_unit_in_train'))} of the {audit['test_images']} test images it "
+            f"draws "
             f"({'?' if share is None else f'{100 * share:.0f}%'}): an image of the same leakage unit in train "
             f"(same declared group: {fmt(audit.get('test_images_with_same_group_in_train'))}; "
             f"a near duplicate: {fmt(audit.get('test_images_with_near_duplicate_in_train'))})")

@@ -36,10 +36,11 @@ def prefect_backend() -> Iterator[str]:
         yield url
         return
     if url:
-        log.warning("no Prefect server answers at %s (start one with `make server`); using a temporary one", url)
+        log.info("no Prefect server answers at %s (`make server` starts one); using a temporary one", url)
     with tempfile.TemporaryDirectory(prefix="finetuner-prefect-") as home:
         database = f"sqlite+aiosqlite:///{Path(home) / 'prefect.db'}"
         # The temporary server can take longer than Prefect's default 20 s to start on a busy small machine.
-        settings = {PREFECT_SERVER_DATABASE_CONNECTION_URL: database, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 180}
+        settings = {PREFECT_SERVER_DATABASE_CONNECTION_URL: database,
+                    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 180}
         with temporary_settings(updates=settings, restore_defaults={PREFECT_API_URL}):
             yield "a temporary local server"

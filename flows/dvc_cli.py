@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,6 +25,16 @@ _GRACE_S = 10.0
 
 class CommandFailed(RuntimeError):
     """A child process exited non-zero or ran past its deadline; the message has the command and the last lines."""
+
+
+class StageRefused(CommandFailed):
+    """A stage refused its params or input data (it exits with code 2, see tasks.common.run_stage): running it
+    again cannot help, so the flows never retry it."""
+
+
+# DVC reports the stage's own exit code like this when a stage command fails.
+_REFUSED = re.compile(r"exited with 2\b")
+REFUSED_EXIT_CODE = 2
 
 
 def child_env() -> dict[str, str]:
@@ -87,7 +98,9 @@ def stream_command(
         raise CommandFailed(f"`{' '.join(command)}` ran past its {timeout_s:g} s limit and was stopped")
     if returncode != 0:
         last = "\n".join(tail[-10:])
-        raise CommandFailed(f"`{' '.join(command)}` exited with code {returncode}; last output:\n{last}")
+        refused = returncode == REFUSED_EXIT_CODE or bool(_REFUSED.search(last))
+        error = StageRefused if refused else CommandFailed
+        raise error(f"`{' '.join(command)}` exited with code {returncode}; last output:\n{last}")
 
 
 def _stop(process: subprocess.Popen[str], flag: threading.Event) -> None:

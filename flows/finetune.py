@@ -21,12 +21,13 @@ import yaml
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from finetuner.config import ConfigError
 from finetuner.leakage import format_table
 from flows.connect import prefect_backend
-from flows.dvc_cli import dvc_command, stream_command
+from flows.dvc_cli import StageRefused, dvc_command, stream_command
 from flows.reports import SUMMARY_KEYS, publish_finetune_artifacts
 from flows.experiment import one_run_experiment
-from flows.workspace import workspace_lock
+from flows.workspace import NoImages, require_images, workspace_lock
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PROJECT = str(REPO_ROOT)
@@ -56,6 +57,19 @@ def _dvc_stage(stage: str, project_dir: str) -> None:
                 time.perf_counter() - _STARTED[0])
 
 
+def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect's retry condition: retry a failure that may pass (I/O, a killed process), never a refusal of bad
+    params or input data, and say so in the run log."""
+    try:
+        state.result()
+    except StageRefused as exc:
+        get_run_logger().error("not retried: bad params or input data fail the same way every time\n%s", exc)
+        return False
+    except Exception:  # noqa: BLE001 - anything else may be transient; that is what retries are for
+        return True
+    return False
+
+
 def _stage_task(stage: str) -> Any:
     retries, timeout_s = STAGE_POLICY[stage]
     return task(
@@ -64,6 +78,7 @@ def _stage_task(stage: str) -> Any:
         task_run_name=stage,
         retries=retries,
         retry_delay_seconds=10,
+        retry_condition_fn=retry_if_transient,
         timeout_seconds=timeout_s,
         cache_policy=NO_CACHE,  # DVC is the cache: it skips a stage whose deps, params and outs are unchanged
     )
@@ -85,13 +100,14 @@ def finetune(project_dir: str = DEFAULT_PROJECT, overrides: dict[str, Any] | Non
     named after this flow run that leaves params.yaml and the workspace's outputs as they were."""
     project = Path(project_dir).resolve()
     _STARTED[0] = time.perf_counter()
+    select = require_images(project).train.select_metric
     with workspace_lock(project):
         if not overrides:
             run_pipeline(str(project))
-            return publish_finetune_artifacts(project)
+            return publish_finetune_artifacts(project, select)
         with one_run_experiment(project, overrides, experiment_name(), get_run_logger()):
             run_pipeline(str(project))
-            return publish_finetune_artifacts(project)
+            return publish_finetune_artifacts(project, select, experiment=experiment_name())
 
 
 def experiment_name() -> str:
@@ -131,6 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", dest="pairs", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
     overrides = parse_overrides(args.pairs)
+    try:  # a user error is said in one line, before a Prefect server is even started
+        require_images(args.project_dir)
+    except (NoImages, ConfigError) as exc:
+        print(f"finetune: {exc}", file=sys.stderr)
+        return 2
     with prefect_backend():
         metrics = finetune(project_dir=str(Path(args.project_dir).resolve()), overrides=overrides)
     print("Test metrics (reports/metrics.json):")

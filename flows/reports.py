@@ -1,6 +1,7 @@
-"""What the flows show in the Prefect UI: summaries of the files the stages wrote, as Prefect artifacts.
+"""What the flows show in the Prefect UI: the files the stages wrote, as Prefect artifacts that render there.
 
 Reading only, from the project's `reports/` folder; nothing here computes a metric the stages did not write.
+The UI cannot reach files on this machine, so pictures are embedded (data URIs) and reports shown as content.
 """
 from __future__ import annotations
 
@@ -12,12 +13,18 @@ import re
 from pathlib import Path
 from typing import Any
 
-from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 log = logging.getLogger("finetuner.flows")
 
 TRAIN_STAGES = ("train_head", "train_partial", "train_full")
 SUMMARY_KEYS = ("accuracy", "macro_f1", "balanced_accuracy", "n_test")
+JSON_REPORTS = ("ingest.json", "dedup.json", "split.json")
+_IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
+                ".svg": "image/svg+xml", ".webp": "image/webp"}
+_LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)\)")
+# Pictures above this size stay links: a markdown artifact is stored in the server's database.
+MAX_EMBED_BYTES = 2_000_000
 
 
 def metrics_table_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
@@ -31,49 +38,66 @@ def metrics_table_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def best_stage_metrics(reports_dir: Path) -> list[dict[str, Any]]:
-    """The best value of every per-epoch metric each training stage logged (DVCLive TSVs under reports/train/).
+def embed_local_files(markdown: str, base: Path) -> str:
+    """Pictures referenced by relative path become data URIs; other relative links name the file's full path."""
 
-    Losses are minimised, everything else maximised; the step of the best epoch is kept so it can be found again.
-    """
+    def replace(match: re.Match[str]) -> str:
+        bang, text, target = match.groups()
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.IGNORECASE) or target.startswith("#"):
+            return match.group(0)  # already a URL or an anchor
+        path = (base / target).resolve()
+        kind = _IMAGE_TYPES.get(path.suffix.lower())
+        if bang and kind and path.is_file() and path.stat().st_size <= MAX_EMBED_BYTES:
+            return f"![{text}](data:{kind};base64,{base64.b64encode(path.read_bytes()).decode('ascii')})"
+        return f"{text} (`{path}`)"
+
+    return _LINK.sub(replace, markdown)
+
+
+def stage_table_rows(reports_dir: Path, select: str = "macro_f1") -> list[dict[str, Any]]:
+    """One row per training stage at its best validation epoch (by `select`): epochs 1-based as in the logs people
+    read, the validation and train figures of that epoch, and the peak learning rate each block was given."""
     rows: list[dict[str, Any]] = []
     for stage in TRAIN_STAGES:
-        for tsv in sorted((reports_dir / "train" / stage).rglob("*.tsv")):
-            with tsv.open(newline="", encoding="utf-8") as handle:
-                records = list(csv.DictReader(handle, delimiter="\t"))
-            if not records:
-                continue
-            name = [column for column in records[0] if column not in ("step", "timestamp")][-1]
-            values = [(float(r[name]), r.get("step", "")) for r in records if _is_number(r.get(name))]
-            if not values:
-                continue
-            pick = min if "loss" in tsv.stem else max
-            value, step = pick(values, key=lambda pair: pair[0])
-            metric = tsv.relative_to(reports_dir / "train" / stage).with_suffix("").as_posix()
-            rows.append({"stage": stage, "metric": metric.removeprefix("plots/metrics/"), "best": value, "step": step})
+        metrics_dir = reports_dir / "train" / stage / "plots" / "metrics"
+        series = {tsv.relative_to(metrics_dir).with_suffix("").as_posix(): _read_series(tsv)
+                  for tsv in sorted(metrics_dir.rglob("*.tsv"))}
+        chosen = series.get(f"val/{select}")
+        if not chosen:
+            skipped = _skipped(reports_dir / "train" / stage / "metrics.json")
+            rows.append({"stage": stage, "epochs": 0 if skipped else None,
+                         "note": "skipped (epochs: 0)" if skipped else f"no val/{select} log"})
+            continue
+        step = max(chosen, key=lambda item: (chosen[item], -item))  # the first epoch reaching the best value
+        row: dict[str, Any] = {"stage": stage, "epochs": len(chosen), "best epoch": step + 1}
+        for name in (f"val/{select}", "val/accuracy", "val/loss", "train/loss"):
+            if step in series.get(name, {}):
+                row[name] = round(series[name][step], 4)
+        for name, values in series.items():
+            if name.startswith("lr/"):
+                row[f"peak {name}"] = float(f"{max(values.values()):.3g}")
+        rows.append(row)
     return rows
 
 
-def _is_number(text: str | None) -> bool:
+def _read_series(tsv: Path) -> dict[int, float]:
+    with tsv.open(newline="", encoding="utf-8") as handle:
+        records = list(csv.DictReader(handle, delimiter="\t"))
+    series: dict[int, float] = {}
+    for record in records:
+        value = [v for k, v in record.items() if k not in ("step", "timestamp")][-1:]
+        try:
+            series[int(record["step"])] = float(value[0])
+        except (KeyError, ValueError, IndexError, TypeError):
+            continue
+    return series
+
+
+def _skipped(metrics_file: Path) -> bool:
     try:
-        float(text or "")
-    except ValueError:
+        return json.loads(metrics_file.read_text(encoding="utf-8")).get("epochs") == 0
+    except (OSError, ValueError, AttributeError):
         return False
-    return True
-
-
-_IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)\s]+\.png)\)")
-
-
-def inline_images(markdown: str, reports: Path) -> str:
-    """`![x](file.png)` links to files in reports/ become data URLs: the Prefect UI shows the pictures themselves."""
-    def embed(match: re.Match[str]) -> str:
-        path = reports / match.group(2)
-        if not path.is_file() or "/" in match.group(2):
-            return match.group(0)
-        return f"![{match.group(1)}](data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()})"
-
-    return _IMAGE.sub(embed, markdown)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -84,30 +108,62 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def publish_finetune_artifacts(project_dir: Path) -> dict[str, Any]:
+def reports_markdown(reports_dir: Path) -> str:
+    """The model card and the scalar figures of the ingest, dedup and split reports, as one page."""
+    parts = [f"# Reports\n\nFolder: `{reports_dir.resolve()}`\n"]
+    card = reports_dir / "model_card.md"
+    if card.is_file():
+        parts.append(embed_local_files(card.read_text(encoding="utf-8"), reports_dir))
+    for name in JSON_REPORTS:
+        path = reports_dir / name
+        if not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            continue
+        lines = [f"## {name}", "", "| key | value |", "|---|---|"]
+        lines += [f"| {key} | {_cell(value)} |" for key, value in data.items()] if isinstance(data, dict) else []
+        parts.append("\n".join(lines) + "\n")
+    return "\n\n".join(parts)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, dict):
+        inner = ", ".join(f"{k}: {v}" for k, v in value.items() if not isinstance(v, (dict, list)))
+        return inner if inner and len(inner) <= 200 else f"{len(value)} entries (see the file)"
+    if isinstance(value, list):
+        return f"{len(value)} items (see the file)"
+    return str(value).replace("|", "\\|")
+
+
+def publish_finetune_artifacts(project_dir: Path, select: str = "macro_f1", experiment: str | None = None
+                               ) -> dict[str, Any]:
     """Create the finetune run's artifacts; return the test metrics (empty when evaluate wrote none)."""
     reports = project_dir / "reports"
     metrics_file = reports / "metrics.json"
     metrics: dict[str, Any] = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.exists() else {}
     summary_file = reports / "summary.md"
     if summary_file.exists():
-        summary = summary_file.read_text(encoding="utf-8")
+        summary = embed_local_files(summary_file.read_text(encoding="utf-8"), reports)
     else:
         overall = ", ".join(f"{key} {metrics[key]}" for key in SUMMARY_KEYS if key in metrics) or "no test metrics"
         summary = f"# finetune\n\nTest split: {overall}.\n\nReports in `{reports}`.\n"
-    create_markdown_artifact(inline_images(summary, reports), key="finetune-summary",
-                             description="reports/summary.md of this run")
+    if experiment:
+        summary = (f"> DVC experiment `{experiment}`: the workspace was left as it was; "
+                   f"`dvc exp apply {experiment}` adopts this run.\n\n{summary}")
+    create_markdown_artifact(summary, key="finetune-summary", description="reports/summary.md of this run")
     leakage = _read_json(reports / "leakage.json")
     if leakage.get("enabled"):
         create_table_artifact(leakage.get("table") or [], key="finetune-leakage",
                               description="reports/leakage.json: each model's figure on its own test and on the "
                                           "leak-free test (never used to select)")
     if metrics:
-        create_table_artifact(metrics_table_rows(metrics), key="finetune-test-metrics", description="reports/metrics.json")
+        create_table_artifact(metrics_table_rows(metrics), key="finetune-test-metrics",
+                              description="reports/metrics.json")
     else:
         log.warning("no %s: the test metrics table was not created", metrics_file)
-    stage_rows = best_stage_metrics(reports)
-    if stage_rows:
-        create_table_artifact(stage_rows, key="finetune-stage-best", description="best per-epoch value per stage")
-    create_link_artifact(reports.resolve().as_uri(), link_text=str(reports), key="finetune-reports")
+    create_table_artifact(stage_table_rows(reports, select), key="finetune-stages",
+                          description="each training stage at its best validation epoch (1-based), peak rates")
+    create_markdown_artifact(reports_markdown(reports), key="finetune-reports", description="model card and reports")
     return metrics

@@ -26,10 +26,11 @@ from prefect.cache_policies import NO_CACHE
 
 from finetuner.champion import (KEPT, NO_NEW_DATA, PROMOTED, decide, last_line, metric_value, parse_registry,
                                 registry_line, render_card)
+from finetuner.config import ConfigError
 from flows.connect import prefect_backend
 from flows.dvc_cli import locked_dep_hash, raw_data_status, stream_command
-from flows.finetune import DEFAULT_PROJECT, HOUR, run_pipeline
-from flows.workspace import read_params, workspace_lock
+from flows.finetune import DEFAULT_PROJECT, HOUR, retry_if_transient, run_pipeline
+from flows.workspace import NoImages, read_params, require_images, workspace_lock
 from tasks.common import atomic_path, write_text
 
 REGISTRY = Path("reports/retrain_registry.jsonl")
@@ -63,7 +64,8 @@ def append_record(project: Path, record: dict[str, Any]) -> None:
     write_text(path, existing + registry_line(record, last_line(existing)) + "\n")
 
 
-@task(name="detect_new_data", retries=2, retry_delay_seconds=10, cache_policy=NO_CACHE)
+@task(name="detect_new_data", retries=2, retry_delay_seconds=10, retry_condition_fn=retry_if_transient,
+      cache_policy=NO_CACHE)
 def detect_new_data(project_dir: str, raw_dir: str) -> tuple[bool, str, str | None]:
     """(anything new?, why, the data version DVC recorded) from `dvc status` and the last registry entry."""
     project = Path(project_dir)
@@ -80,7 +82,8 @@ def detect_new_data(project_dir: str, raw_dir: str) -> tuple[bool, str, str | No
     return False, f"{raw_dir} unchanged since the last retrain decision (data version {version})", version
 
 
-@task(name="score", task_run_name="score-{role}", retries=2, retry_delay_seconds=10, cache_policy=NO_CACHE)
+@task(name="score", task_run_name="score-{role}", retries=2, retry_delay_seconds=10,
+      retry_condition_fn=retry_if_transient, cache_policy=NO_CACHE)
 def score(project_dir: str, checkpoint: str, role: str, metric: str) -> float:
     """Score one checkpoint on the current test split with the evaluate stage's own code."""
     out = SCORES_DIR / f"{role}.json"
@@ -115,6 +118,7 @@ def retrain(project_dir: str = DEFAULT_PROJECT, lock_timeout_s: float = 6 * HOUR
     """One scheduled retraining; returns the decision recorded in reports/retrain_registry.jsonl."""
     project = Path(project_dir).resolve()
     logger = get_run_logger()
+    require_images(project)
     with workspace_lock(project, lock_timeout_s):
         params, raw = read_params(project)
         read_registry(project)  # a damaged champion registry stops the run before any work
@@ -166,6 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the retrain flow once, locally.")
     parser.add_argument("--project-dir", default=DEFAULT_PROJECT)
     args = parser.parse_args(argv)
+    try:  # a user error is said in one line, before a Prefect server is even started
+        require_images(args.project_dir)
+    except (NoImages, ConfigError) as exc:
+        print(f"retrain: {exc}", file=sys.stderr)
+        return 2
     with prefect_backend():
         record = retrain(project_dir=str(Path(args.project_dir).resolve()))
     print(json.dumps({key: value for key, value in record.items() if key != "params"}, indent=2))

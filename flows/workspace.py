@@ -25,6 +25,23 @@ PARAMS_FILE = "params.yaml"
 WorkspaceBusy = lock.WorkspaceBusy  # re-exported: the flows' callers catch it from here
 
 
+class NoImages(ValueError):
+    """The project has no input images: nothing to train on, and waiting or retrying will not change that."""
+
+
+def require_images(project_dir: str | Path) -> Params:
+    """The validated params, once data/raw/images holds at least one file; raises NoImages (or ConfigError)."""
+    from tasks.ingest import no_images_message
+
+    params = read_params(project_dir)[0]
+    images = Path(project_dir) / params.data.raw_dir / "images"
+    if not images.is_dir():
+        raise NoImages(no_images_message(images, "no such folder"))
+    if not any(path.is_file() for path in images.rglob("*")):  # stops at the first file
+        raise NoImages(no_images_message(images, "no files in it"))
+    return params
+
+
 @contextlib.contextmanager
 def workspace_lock(project_dir: str | Path, timeout_s: float = 6 * 3600, poll_s: float = 1.0) -> Iterator[None]:
     """Hold the project's workspace for this flow run, waiting up to `timeout_s` for another run to finish (a queue).

@@ -1,8 +1,8 @@
 """The `evaluate` stage: the one held-out test of `models/best.pt`, and the reports a person reads.
 
 Run by DVC as `python -m tasks.evaluate` (see dvc.yaml). This is the only code that reads `data/splits/test.csv`.
-Writes `reports/metrics.json`, `reports/predictions.csv`, `reports/confusion_matrix.png`, `reports/reliability.png`,
-`reports/summary.md`, `reports/model_card.md`, and records the look in the test-reuse ledger
+Writes `reports/metrics.json`, `reports/test_scores.json`, `reports/predictions.csv`, `reports/confusion_matrix.png`,
+`reports/reliability.png`, `reports/summary.md`, `reports/model_card.md`, and records the look in the test-reuse ledger
 `reports/test_ledger.json` (deliberately not a DVC output: checking out an older experiment must not erase looks).
 
 Champion/challenger mode, used by the retrain flow: `python -m tasks.evaluate --checkpoint PATH --out PATH.json`
@@ -49,6 +49,9 @@ BEST_MODEL = Path("models/best.pt")
 REPORTS = Path("reports")
 LEDGER = REPORTS / "test_ledger.json"
 SPLIT_COLUMNS = ("path", "label", "group", "unit")
+# The DVC metric (`dvc exp show`, `dvc metrics diff`): the scalar test figures only, so the table fits a terminal;
+# per-class figures and the ledger stay in reports/metrics.json.
+TEST_SCORES = ("accuracy", "macro_f1", "balanced_accuracy", "ece", "n_test")
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,7 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict[str, Any]:
     reports = root / REPORTS
     write_json(reports / "leakage.json", leakage)
     write_json(reports / "metrics.json", metrics)
+    write_json(reports / "test_scores.json", {key: metrics[key] for key in TEST_SCORES if key in metrics})
     _write_predictions(reports / "predictions.csv", rows, scored)
     counts = confusion_counts(scored.y_true, scored.probs.argmax(axis=1), len(scored.class_names))
     _save_figure(confusion_figure(counts, scored.class_names), reports / "confusion_matrix.png")

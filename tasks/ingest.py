@@ -49,19 +49,22 @@ def read_metadata(path: Path) -> Metadata | None:
     return dataclasses.replace(metadata, problems=(*problems, *metadata.problems))
 
 
+def no_images_message(images_dir: Path, problem: str) -> str:
+    """What to do when there is nothing to train on (also said by the flows before they start DVC)."""
+    return (f"{images_dir}: {problem}; put images in {images_dir}/<label>/ (any nested folders below the label) "
+            "or run `make demo-data` for the demo dataset (data/README.md describes the layout)")
+
+
 def ingest(params: Params, manifest_path: Path = MANIFEST, report_path: Path = REPORT) -> dict[str, Any]:
     """Scan, decode, hash and label every file; write the manifest and the report; return the report."""
     raw_dir = Path(params.data.raw_dir)
     images_dir = raw_dir / "images"
     if not images_dir.is_dir():
-        raise InputError(
-            f"{images_dir}: no such folder; expected {images_dir}/<label>/.../<image file> "
-            "(`make demo-data` writes a demo dataset there)"
-        )
+        raise InputError(no_images_message(images_dir, "no such folder"))
     metadata = read_metadata(raw_dir / "metadata.csv")
     rel_paths = list_files(images_dir)
     if not rel_paths:
-        raise InputError(f"{images_dir}: no files found; expected {images_dir}/<label>/.../<image file>")
+        raise InputError(no_images_message(images_dir, "no files in it"))
     log.info("found %d files under %s; decoding and hashing them", len(rel_paths), images_dir)
     checks = inspect_files(
         images_dir,

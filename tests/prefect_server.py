@@ -61,7 +61,9 @@ def stop(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def background(command: list[str], env: dict[str, str], log: Path, cwd: Path | None = None) -> Iterator[subprocess.Popen]:
+def background(
+    command: list[str], env: dict[str, str], log: Path, cwd: Path | None = None
+) -> Iterator[subprocess.Popen]:
     """Run `command` in its own process group with output to `log`; stop it on exit."""
     with log.open("w") as handle:
         process = subprocess.Popen(

@@ -104,7 +104,7 @@ def test_stage_writes_every_report_consistently(world: Path) -> None:
     assert "- Pairs joining different declared groups: 1 (their groups become one unit; see [dedup.html](dedup.html))" \
         in summary
     assert "| val | 9 | 9 | 0.333 (0.30) | 3 | 3 | 3 |" in summary and "| **all** | 27 | 27 |  | 9 | 9 | 9 |" in summary
-    assert "two splits): passed" in summary and "would have leaked 4 of 9 test images (44%)" in summary
+    assert "two splits): passed" in summary and "would have leaked 4 of the 9 test images it draws (44%)" in summary
     # Each stage's own best: partial's best.pt is head's (partial never beat it), so partial has no figure.
     assert "| train_head | macro_f1 | 0.7500 | 4 | models/train_head/stage_best.pt |" in summary
     assert "| train_partial |  | not available |  |  |" in summary

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,8 +17,8 @@ from toy_dvc import STAGES, dvc, make_toy_project, stage_runs
 from finetuner.config import ConfigError
 from flows.dvc_cli import CommandFailed, stream_command
 from flows.finetune import STAGE_TASKS, finetune
-from flows.reports import best_stage_metrics
-from flows.workspace import apply_overrides
+from flows.reports import embed_local_files, stage_table_rows
+from flows.workspace import NoImages, apply_overrides
 
 ALL_RUNS = [*STAGES[:-1], "evaluate models/best.pt"]
 
@@ -52,8 +54,8 @@ def test_flow_runs_stages_through_dvc_like_dvc_repro(prefect_harness, tmp_path):
 
     table = Artifact.get("finetune-test-metrics")
     assert table is not None and table.flow_run_id == flow_run_id and "macro_f1" in str(table.data)
-    best = Artifact.get("finetune-stage-best")
-    assert best is not None and "train_head" in str(best.data)
+    stages = Artifact.get("finetune-stages")
+    assert stages is not None and "train_head" in str(stages.data)
 
 
 def _snapshot(project: Path) -> dict[str, str]:
@@ -70,7 +72,8 @@ def test_overrides_are_one_dvc_experiment_and_leave_the_workspace(prefect_harnes
     state = finetune(project_dir=str(project), overrides=overrides, return_state=True)
 
     assert state.is_completed()
-    assert stage_runs(project)[len(ALL_RUNS):] == ["train_head", "train_partial", "train_full", "evaluate models/best.pt"]
+    rerun = ["train_head", "train_partial", "train_full", "evaluate models/best.pt"]
+    assert stage_runs(project)[len(ALL_RUNS):] == rerun
     assert _snapshot(project) == before  # params.yaml, dvc.lock and the outputs are the workspace's own again
     assert "Data and pipelines are up to date" in dvc(project, "status").stdout
     experiments = json.loads(dvc(project, "exp", "show", "--json").stdout)
@@ -96,6 +99,32 @@ def test_data_stages_retry_training_does_not(prefect_harness, tmp_path, monkeypa
 
     assert state.is_failed()
     assert stage_runs(project) == ["ingest failed", "ingest", "dedup", "split", "train_head failed"]
+
+
+def test_bad_input_is_not_retried_and_the_log_says_why(prefect_harness, tmp_path, caplog):
+    project = make_toy_project(tmp_path / "toy")
+    (project / "refuse_ingest").touch()  # the stage exits 2, as ours do on bad input or params
+
+    state = finetune(project_dir=str(project), return_state=True)
+
+    assert state.is_failed()
+    assert stage_runs(project) == ["ingest failed"]  # ingest may retry twice, but not this
+    assert "not retried: bad params or input data" in caplog.text and "not an image" in caplog.text
+
+
+def test_no_images_fails_fast_in_one_line(tmp_path):
+    project = make_toy_project(tmp_path / "toy")
+    shutil.rmtree(project / "data" / "raw" / "images")
+
+    result = subprocess.run([sys.executable, "-m", "flows.finetune", "--project-dir", str(project)],
+                            capture_output=True, text=True, timeout=120)
+
+    assert result.returncode == 2
+    assert "put images in" in result.stderr and "make demo-data" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert stage_runs(project) == []
+    with pytest.raises(NoImages, match=r"data/raw/images: no such folder"):
+        finetune.fn(project_dir=str(project))
 
 
 def test_bad_override_fails_before_any_work(prefect_harness, tmp_path):
@@ -137,11 +166,27 @@ def test_stream_command_logs_lines_and_stops_at_deadline(tmp_path, caplog):
         stream_command([sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"], tmp_path, logger, None)
 
 
-def test_best_stage_metrics_maximise_scores_minimise_losses(tmp_path):
+def test_stage_table_shows_the_best_epoch_1_based_and_the_rates_used(tmp_path):
     metrics = tmp_path / "train" / "train_head" / "plots" / "metrics"
-    (metrics / "val").mkdir(parents=True)
-    (metrics / "val" / "macro_f1.tsv").write_text("timestamp\tstep\tmacro_f1\n1\t0\t0.5\n2\t1\t0.8\n3\t2\t0.7\n")
-    (metrics / "train_loss.tsv").write_text("timestamp\tstep\ttrain_loss\n1\t0\t2.0\n2\t1\t1.5\n3\t2\t1.7\n")
-    rows = {row["metric"]: row for row in best_stage_metrics(tmp_path)}
-    assert rows["val/macro_f1"]["best"] == pytest.approx(0.8) and rows["val/macro_f1"]["step"] == "1"
-    assert rows["train_loss"]["best"] == pytest.approx(1.5)
+    for name, column, values in (("val/macro_f1", "macro_f1", (0.5, 0.8, 0.7)), ("train/loss", "loss", (2, 1.5, 1.7)),
+                                 ("lr/head", "head", (1e-4, 1e-3, 5e-4))):
+        (metrics / name).parent.mkdir(parents=True, exist_ok=True)
+        lines = "".join(f"{step}\t{value}\n" for step, value in enumerate(values))
+        (metrics / f"{name}.tsv").write_text(f"step\t{column}\n{lines}")
+    (tmp_path / "train" / "train_full").mkdir(parents=True)
+    (tmp_path / "train" / "train_full" / "metrics.json").write_text('{"epochs": 0}')
+
+    head, partial, full = stage_table_rows(tmp_path)
+
+    assert head["best epoch"] == 2 and head["epochs"] == 3  # step 1 is the second epoch
+    assert head["val/macro_f1"] == pytest.approx(0.8) and head["train/loss"] == pytest.approx(1.5)
+    assert head["peak lr/head"] == pytest.approx(1e-3)
+    assert partial["note"] == "no val/macro_f1 log" and full["note"] == "skipped (epochs: 0)"
+
+
+def test_summary_pictures_are_embedded_and_links_name_the_file(tmp_path):
+    (tmp_path / "confusion_matrix.png").write_bytes(b"\x89PNG fake")
+    markdown = "![confusion](confusion_matrix.png) see [dedup](dedup.html) or [site](https://x.org/a.png)"
+    out = embed_local_files(markdown, tmp_path)
+    assert "](data:image/png;base64," in out and "confusion_matrix.png" not in out
+    assert f"dedup (`{tmp_path / 'dedup.html'}`)" in out and "[site](https://x.org/a.png)" in out

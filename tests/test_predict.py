@@ -32,23 +32,34 @@ def folder(tmp_path: Path) -> Path:
     return root
 
 
-def test_folder_and_missing_file(tmp_path: Path, folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_folder_with_broken_files_gets_plain_reasons(tmp_path: Path, folder: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
     ckpt = make_checkpoint(tmp_path / "best.pt")
     out = tmp_path / "out" / "pred.csv"
-    code = main(["--checkpoint", str(ckpt), "--out", str(out), "--top-k", "2", "--batch-size", "2",
-                 str(folder), str(tmp_path / "gone.png")])
+    (folder / "fake.jpg").write_text("a text file with an image's name")
+    code = main(["--checkpoint", str(ckpt), "--out", str(out), "--top-k", "2", "--batch-size", "2", str(folder)])
     assert code == 0
     rows = _read(out)
-    assert set(rows) == {"a.png", "b.JPG", "c.png", "broken.png", "empty.jpg", "gone.png"}
+    assert set(rows) == {"a.png", "b.JPG", "c.png", "broken.png", "empty.jpg", "fake.jpg"}
     for name in ("a.png", "b.JPG", "c.png"):
         row = rows[name]
         assert row["error"] == "" and row["predicted"] in CLASSES and row["predicted"] == row["top1_label"]
         assert float(row["top1_prob"]) >= float(row["top2_prob"]) and row["confidence"] == row["top1_prob"]
         assert "top3_label" not in row
-    for name in ("broken.png", "empty.jpg"):
-        assert rows[name]["predicted"] == "" and rows[name]["error"]
-    assert rows["gone.png"]["error"] == "not found"
+    assert rows["empty.jpg"]["error"] == "empty file: 0 bytes"
+    assert rows["fake.jpg"]["error"].startswith("not an image")
+    assert rows["broken.png"]["error"].startswith(("truncated", "corrupt"))
+    assert all(row["predicted"] == "" for name, row in rows.items() if row["error"])
     assert "6 row(s)" in capsys.readouterr().err
+
+
+def test_missing_input_stops_before_any_work(tmp_path: Path, folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "pred.csv"
+    (tmp_path / "list.txt").write_text("gone-too.png\n")
+    code = main(["--checkpoint", str(tmp_path / "never-read.pt"), "--out", str(out), str(folder),
+                 str(tmp_path / "gone.png"), f"@{tmp_path / 'list.txt'}"])
+    assert code == 2 and not out.exists()
+    assert f"no such file or folder: {tmp_path / 'gone.png'}, gone-too.png" in capsys.readouterr().err
 
 
 def test_probabilities_are_the_models_and_independent_of_batching(tmp_path: Path, folder: Path) -> None:

@@ -89,7 +89,7 @@ def test_split_section_table_leaks_and_audit() -> None:
     assert "- Largest gap between a class's fraction and its target: 0.100" in text
     assert "(no group or near-duplicate cluster in two splits): passed" in text
     assert "- Leak bridges (images held out of every split to keep units apart): 1" in text
-    assert "would have leaked 6 of 8 test images (75%)" in text
+    assert "would have leaked 6 of the 8 test images it draws (75%)" in text
     assert "(same declared group: 5; a near duplicate: 2)" in text
     assert "- Warning: class 'dog': its largest unit holds 50% of its images" in text
 

@@ -5,9 +5,10 @@
 
 INPUT is any mix of image files, folders (searched recursively for image files) and `@list.txt` files naming one
 input per line (relative lines are taken from the current directory; blank lines and `#` comments are skipped).
-The CSV has `path, predicted, confidence, top1_label, top1_prob, ..., error`; a file that is missing or cannot be
-decoded gets a row with the reason in `error`, never a crash. The checkpoint's own preprocessing and class names are
-used. A checkpoint that would need to run code to load is refused (exit code 2).
+The CSV has `path, predicted, confidence, top1_label, top1_prob, ..., error`; a file that cannot be decoded gets a
+row with a plain reason in `error` (empty file, not an image, truncated, corrupt, ...), never a crash. An input that
+does not exist stops the command before any work (exit code 2, naming it). The checkpoint's own preprocessing and
+class names are used. A checkpoint that would need to run code to load is refused (exit code 2).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from finetuner.checkpoint import CheckpointError, load_pipeline_checkpoint, model_from_checkpoint
+from finetuner.imageio import UNREADABLE, ImageCheckError, check_image
 from finetuner.inference import ImageResult, predict_files, resolve_device
 from finetuner.preprocessing import Preprocessing
 from tasks.common import write_csv  # the atomic CSV writer every stage uses
@@ -27,13 +29,13 @@ from tasks.common import write_csv  # the atomic CSV writer every stage uses
 IMAGE_SUFFIXES = frozenset(suffix.lower() for suffix in Image.registered_extensions())
 
 
-def expand_inputs(inputs: Iterable[str], allow_lists: bool = True) -> tuple[list[Path], list[ImageResult]]:
-    """(files to predict, in input order without repeats; rows for inputs that do not exist).
+def expand_inputs(inputs: Iterable[str], allow_lists: bool = True) -> tuple[list[Path], list[Path]]:
+    """(files to predict, in input order without repeats; inputs that do not exist).
 
     Lines of a list file are files or folders, not further lists (a list naming itself would never end).
     """
     files: dict[Path, None] = {}
-    missing: list[ImageResult] = []
+    missing: list[Path] = []
     for item in inputs:
         if item.startswith("@") and allow_lists:
             listed, listed_missing = expand_inputs(_read_list(Path(item[1:])), allow_lists=False)
@@ -49,7 +51,7 @@ def expand_inputs(inputs: Iterable[str], allow_lists: bool = True) -> tuple[list
         elif path.is_file():
             files[path] = None
         else:
-            missing.append(ImageResult(str(path), None, "not found"))
+            missing.append(path)
     return list(files), missing
 
 
@@ -59,6 +61,20 @@ def _read_list(path: Path) -> list[str]:
     except OSError as exc:
         raise SystemExit(f"predict: cannot read input list {path}: {exc}") from None
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def plain_error(result: ImageResult) -> ImageResult:
+    """The ingest stage's category for a file that failed to decode ("empty file: 0 bytes", "not an image: ...")
+    instead of the decoder's exception name."""
+    if result.error is None:
+        return result
+    try:
+        check_image(Path(result.path).read_bytes())
+    except ImageCheckError as exc:
+        return ImageResult(result.path, None, str(exc))
+    except OSError as exc:
+        return ImageResult(result.path, None, f"{UNREADABLE}: {exc.strerror or exc}")
+    return result  # decodes here but not with the checkpoint's preprocessing: keep that message
 
 
 def result_rows(results: Sequence[ImageResult], class_names: Sequence[str], top_k: int) -> list[dict[str, str]]:
@@ -96,6 +112,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.top_k < 1 or args.batch_size < 1:
         parser.error("--top-k and --batch-size must be >= 1")
+    files, missing = expand_inputs(args.inputs)
+    if missing:
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        shown = ", ".join(str(path) for path in missing[:10]) + more
+        print(f"predict: no such file or folder: {shown}", file=sys.stderr)
+        return 2
     try:
         device = resolve_device(args.device)
         checkpoint = load_pipeline_checkpoint(args.checkpoint)
@@ -105,10 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     class_to_idx = checkpoint["class_to_idx"]
     class_names = sorted(class_to_idx, key=class_to_idx.__getitem__)
-    files, missing = expand_inputs(args.inputs)
     results = predict_files(model, Preprocessing.from_dict(checkpoint["preprocessing"]), files,
                             args.batch_size, device)
-    rows = result_rows([*results, *missing], class_names, args.top_k)
+    rows = result_rows([plain_error(result) for result in results], class_names, args.top_k)
     columns = ["path", "predicted", "confidence", *[c for c in rows[0] if c.startswith("top")], "error"] if rows \
         else ["path", "predicted", "confidence", "error"]
     write_csv(args.out, rows, columns)
