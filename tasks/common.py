@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import tempfile
+from datetime import datetime, timezone
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,32 @@ def read_csv(path: str | Path, required: Sequence[str] = ()) -> list[dict[str, s
         if missing:
             raise InputError(f"{path}: missing column(s) {missing}; found {reader.fieldnames}")
         return list(reader)
+
+
+RUN_LOG_DIR = Path("logs")
+
+
+def log_run(root: str | Path, stage: str, facts: Mapping[str, Any]) -> None:
+    """Append what depends on the run rather than the inputs (cache hits, timings, when) to `logs/<stage>.jsonl`,
+    untracked: DVC-tracked reports must be byte-identical on a rerun, or every later stage would rerun too."""
+    path = Path(root) / RUN_LOG_DIR / f"{stage}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), **facts}
+    with path.open("a", encoding="utf-8") as handle:  # a log: a torn last line after a kill costs nothing
+        handle.write(json.dumps(record, default=_json_default) + "\n")
+
+
+def split_run_facts(report: Mapping[str, Any], keys: Sequence[tuple[str, ...]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(a copy of `report` without the nested `keys`, {dotted key: value} of those present)."""
+    tracked = json.loads(json.dumps(report, default=_json_default))
+    facts = {}
+    for key in keys:
+        node = tracked
+        for part in key[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and key[-1] in node:
+            facts[".".join(key)] = node.pop(key[-1])
+    return tracked, facts
 
 
 def _json_default(value: Any) -> Any:

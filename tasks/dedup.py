@@ -26,7 +26,7 @@ from finetuner.units import (
     tradeoff,
 )
 from finetuner.views import VIEWS
-from tasks.common import read_csv, run_stage, write_csv, write_json, write_text
+from tasks.common import log_run, read_csv, run_stage, split_run_facts, write_csv, write_json, write_text
 from tasks.dedup_cache import HashCache
 from tasks.dedup_embed import embedding_pairs
 from tasks.dedup_verify import EVIDENCE, nearest_rejected, verified_pairs, verify_tradeoff
@@ -39,6 +39,7 @@ UNITS_CSV = Path("data/interim/units.csv")
 REPORT_JSON = Path("reports/dedup.json")
 REPORT_HTML = Path("reports/dedup.html")
 CACHE_DIR = Path("data/cache/dedup")
+RUN_FACTS = (("counts", "newly_hashed"), ("embedding", "newly_embedded"))  # logs/dedup.jsonl, not the reports
 TRADEOFF_EXTRA = 4  # the report shows radii up to max_distance + 4
 THUMB = 96
 EMBEDDING_RANK = 65.0  # guard order key of embedding pairs: after every Hamming distance (0..64)
@@ -218,9 +219,12 @@ def write_outputs(root: Path, images_dir: Path, kept: list[dict], paths: list[st
                   summary: dict) -> None:
     write_csv(root / PAIRS_CSV, kept, ("path_a", "path_b", "method", "distance", *EVIDENCE))
     write_csv(root / UNITS_CSV, ({"path": p, "unit": u} for p, u in zip(paths, units)), ("path", "unit"))
-    write_json(root / REPORT_JSON, summary)
-    thumbs = {p: t for p in paths_to_preview(summary) if (t := thumbnail_b64(images_dir / p)) is not None}
-    write_text(root / REPORT_HTML, render_html(summary, thumbs))
+    # Cache hits depend on earlier runs, not on the inputs: they go to the untracked run log, not the reports.
+    tracked, facts = split_run_facts(summary, RUN_FACTS)
+    write_json(root / REPORT_JSON, tracked)
+    thumbs = {p: t for p in paths_to_preview(tracked) if (t := thumbnail_b64(images_dir / p)) is not None}
+    write_text(root / REPORT_HTML, render_html(tracked, thumbs))
+    log_run(root, "dedup", facts)
     counts = summary["counts"]
     log.info("dedup: %d images, %d pairs kept, %d cut, %d cross-group, %d units", counts["images"], counts["pairs"],
              counts["pairs_cut_by_size_guard"], counts["cross_group_pairs"], counts["units"])

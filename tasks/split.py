@@ -25,7 +25,7 @@ from finetuner.split_report import (
 )
 from finetuner.splitting import HELD_OUT, SPLITS, SplitError, assign_splits, fraction_array
 from tasks.common import InputError, atomic_path, run_stage, write_json
-from tasks.split_registry import read_registry, write_registry
+from tasks.split_registry import latest_run_counts, read_registry, write_registry
 
 log = logging.getLogger("finetuner.split")
 SPLIT_COLUMNS = ("path", "label", "group", "unit")
@@ -108,6 +108,7 @@ def split_dataset(params: Params, paths: SplitPaths = SplitPaths()) -> dict[str,
         registry={"run": next_run(new_registry) - 1,
                   "changed_by_reshuffle": _changed(old, frame) if config.reshuffle else 0},
         leak_check={"passed": not problems, "problems": problems},
+        images={**report["images"], **latest_run_counts(new_registry, frame.loc[assignment.code >= 0, "path"])},
         leak_audit=leak_audit(images, target, params.seed, edges),
     )
     if problems:

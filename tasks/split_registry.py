@@ -69,6 +69,16 @@ def _row_problems(frame: pd.DataFrame) -> tuple[list[str], int]:
     return [f"line {line}: {text}" for line, text in sorted(problems)][:MAX_SHOWN], counts
 
 
+def latest_run_counts(registry: pd.DataFrame, placed: pd.Series) -> dict[str, int]:
+    """{sticky, new} for the placed images, "new" meaning registered by the latest run that registered any: the same
+    figures for a rerun on unchanged inputs (whose registry already holds every image) as for the run before it,
+    so reports/split.json stays byte-identical (a count of what this very execution did would not)."""
+    runs = registry.set_index("path")["assigned_at_run"].astype(str)
+    latest = str(max((int(run) for run in runs), default=0))
+    new = int((runs.reindex(placed.to_numpy()) == latest).sum())
+    return {"sticky": int(len(placed) - new), "new": new}
+
+
 def write_registry(path: Path, write: Callable[[Path], None]) -> None:
     """Write the registry with `write(target)`, its checksum beside it: the next run can tell it was not damaged
     or edited since, and a kill at any moment leaves a registry that still verifies."""

@@ -85,5 +85,7 @@ def test_dvc_repro_runs_every_stage_leak_free(tmp_path: Path, repo_root: Path) -
     assert "Running stage 'dedup'" in result.stdout and "Running stage 'ingest'" not in result.stdout
     report = json.loads((repo / "reports/dedup.json").read_text())
     embedding = report["embedding"]
-    assert embedding["enabled"] and embedding["weights"] == "models/best.pt" and embedding["newly_embedded"] > 0
+    run_facts = json.loads((repo / "logs/dedup.jsonl").read_text().splitlines()[-1])  # untracked: not a report
+    assert embedding["enabled"] and embedding["weights"] == "models/best.pt"
+    assert run_facts["embedding.newly_embedded"] > 0
     assert report["counts"]["pairs_by_method"].get("embedding", 0) == embedding["pairs"]
