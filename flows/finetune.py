@@ -120,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     overrides = parse_overrides(args.pairs)
     # The temporary server can take longer than Prefect's default 20 s to start on a busy small machine.
+    print("Starting the flow `finetune` (without PREFECT_API_URL, Prefect first starts a temporary local server: "
+          "10-60 s on a small machine)...", flush=True)
     with temporary_settings({PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 180}):
         metrics = finetune(project_dir=str(Path(args.project_dir).resolve()), overrides=overrides)
     print("Test metrics (reports/metrics.json):")
