@@ -21,6 +21,9 @@ def test_samples_show_every_mistake_first_then_classes_in_turn():
     assert [true[i] for i in chosen[2:]] == ["a", "b", "c", "a"]  # then right ones, one class after another
     assert len(pick_samples(true, predicted, 100)) == len(true)
     assert len(pick_samples(true, ["x"] * 8, 4)) == 4  # never more than asked, mistakes capped at half
+    # photos of one specimen fail together: one mistake per unit before a second of the same unit
+    units = ["u1", "u1", "u1", "u2", "u3", "u3", "u4", "u4"]
+    assert pick_samples(true, ["x"] * 8, 8, units)[:4] == [0, 3, 4, 6]
 
 
 def test_training_curves_read_every_stage_in_order(tmp_path: Path):
