@@ -152,7 +152,7 @@ def make_specimen(seed: int, stream: int, batch: int, index: int, label: str, sp
         id=f"{prefix}-s{index:03d}", label=label, index=index,
         n_views=int(rng.integers(spec.views[0], spec.views[1] + 1)),
         entropy=(seed, stream, batch, index, 1),
-        radius=float(rng.uniform(0.24, 0.40)), aspect=(float(rng.uniform(0.85, 1.15)), float(rng.uniform(0.85, 1.15))),
+        radius=float(rng.uniform(0.28, 0.42)), aspect=(float(rng.uniform(0.85, 1.15)), float(rng.uniform(0.85, 1.15))),
         rotation=float(rng.uniform(-0.3, 0.3)), hollow=float(rng.uniform(0.3, 0.5)),
         fill=_object_colors(rng, background), line_color=_color(rng),
         line_width=float(rng.choice([0.0, 1.0, 1.5, 2.0, 3.0])), mark=mark, mark_color=_color(rng),

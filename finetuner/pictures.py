@@ -56,7 +56,8 @@ def training_curves(stages: Mapping[str, Mapping[str, Sequence[float]]]) -> Figu
     panels[1].set_title("loss per epoch")
     for ax in panels:
         ax.set_xlabel("epoch (all training stages in order)")
-        ax.legend(fontsize=7, loc="best")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="best")
     return figure
 
 

@@ -152,7 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     except (NoImages, ConfigError) as exc:
         print(f"finetune: {exc}", file=sys.stderr)
         return 2
-    with prefect_backend():
+    with prefect_backend() as backend:
+        print(f"Starting the flow `finetune` on {backend} (a temporary one takes 10-60 s to start on a small "
+              "machine)...", flush=True)
         metrics = finetune(project_dir=str(Path(args.project_dir).resolve()), overrides=overrides)
     print("Test metrics (reports/metrics.json):")
     print(format_metrics(metrics))

@@ -2,7 +2,10 @@
 
 Run by DVC as `python -m tasks.evaluate` (see dvc.yaml). This is the only code that reads `data/splits/test.csv`.
 Writes `reports/metrics.json`, `reports/test_scores.json`, `reports/predictions.csv`, `reports/confusion_matrix.png`,
-`reports/reliability.png`, `reports/summary.md`, `reports/model_card.md`, and records the look in the test-reuse ledger
+`reports/reliability.png`, `reports/summary.md` with its pictures (`tasks/evaluate_pictures.py`),
+`reports/model_card.md`, and `reports/leakage.json` (the naive-split and from-scratch comparisons of
+`tasks/leakage.py`, taken after best.pt is scored and never used to select), and records every look in the test-reuse
+ledger
 `reports/test_ledger.json` (deliberately not a DVC output: checking out an older experiment must not erase looks).
 
 Champion/challenger mode, used by the retrain flow: `python -m tasks.evaluate --checkpoint PATH --out PATH.json`
@@ -159,11 +162,11 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict[str, Any]:
     scored = score(root / BEST_MODEL, rows, images_dir, cfg.batch_size, cfg.calibration_bins, _device(params))
     metrics = scored.metrics
     # models/best.pt is fixed above; the comparisons only score other models beside it (never used to select).
-    leakage = _compare(params, root, rows, split_hash, images_dir, metrics)
+    comparison = _compare(params, root, rows, split_hash, images_dir, metrics)
     metrics["test_ledger"] = record_in_ledger(root / LEDGER, split_hash, metrics, cfg.ledger_warn_after,
                                               source="evaluate")
     reports = root / REPORTS
-    write_json(reports / "leakage.json", leakage)
+    write_json(reports / "leakage.json", comparison)
     write_json(reports / "metrics.json", metrics)
     write_json(reports / "test_scores.json", {key: metrics[key] for key in TEST_SCORES if key in metrics})
     _write_predictions(reports / "predictions.csv", rows, scored)
@@ -171,8 +174,8 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict[str, Any]:
     _save_figure(confusion_figure(counts, scored.class_names), reports / "confusion_matrix.png")
     _save_figure(reliability_figure(scored.bins, metrics["ece"]), reports / "reliability.png")
     predicted = [scored.class_names[i] for i in scored.probs.argmax(axis=1)]
-    pictures = write_pictures(reports, images_dir, rows, predicted, leakage)
-    write_summary(params, root, metrics, leakage, pictures)
+    pictures = write_pictures(reports, images_dir, rows, predicted, comparison)
+    write_summary(params, root, metrics, comparison, pictures)
     write_model_card(params, root, scored.checkpoint, metrics)
     log.info("test: n=%d accuracy=%.4f macro_f1=%.4f balanced_accuracy=%.4f ece=%.4f", metrics["n_test"],
              metrics["accuracy"], metrics["macro_f1"], metrics["balanced_accuracy"], metrics["ece"])

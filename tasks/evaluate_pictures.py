@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,17 @@ PICTURES = {"test samples": "test_samples.png", "training curves": "training_cur
             "separated near duplicates": "separated_pairs.png"}
 
 
-def pick_samples(true: Sequence[str], predicted: Sequence[str], count: int) -> list[int]:
-    """Up to `count` indices: every mistake first (at most half the grid), then right ones taking classes in turn."""
-    wrong = [i for i, (t, p) in enumerate(zip(true, predicted, strict=True)) if t != p][: count // 2]
+def pick_samples(true: Sequence[str], predicted: Sequence[str], count: int,
+                 units: Sequence[str] | None = None) -> list[int]:
+    """Up to `count` indices: mistakes first (at most half the grid; one per leakage unit before a second, since
+    photos of one specimen tend to fail together), then right ones taking classes in turn."""
+    units = units if units is not None else [str(i) for i in range(len(true))]
+    mistakes = [i for i, (t, p) in enumerate(zip(true, predicted, strict=True)) if t != p]
+    rank, seen = {}, Counter[str]()
+    for i in mistakes:  # the k-th mistake within its unit
+        rank[i] = seen[units[i]]
+        seen[units[i]] += 1
+    wrong = sorted(mistakes, key=lambda i: (rank[i], i))[: count // 2]
     by_class: dict[str, list[int]] = {}
     for i, label in enumerate(true):
         if i not in wrong:
@@ -60,11 +69,11 @@ def read_curves(train_reports: Path) -> dict[str, dict[str, list[float]]]:
 
 
 def write_pictures(reports: Path, images_dir: Path, rows: Sequence[Mapping[str, str]], predicted: Sequence[str],
-                   leakage: Mapping[str, Any], samples: int = 24) -> dict[str, str | None]:
+                   leakage: Mapping[str, Any], samples: int = 16) -> dict[str, str | None]:
     """Draw every picture that has its inputs; returns caption -> file name relative to `reports` (None: absent)."""
     written: dict[str, str | None] = dict.fromkeys(PICTURES)
     true = [row["label"] for row in rows]
-    chosen = pick_samples(true, predicted, samples)
+    chosen = pick_samples(true, predicted, samples, [row.get("unit", row["path"]) for row in rows])
     thumbs = [np.asarray(load_rgb(images_dir / rows[i]["path"])) for i in chosen]
     _save(sample_grid(thumbs, [true[i] for i in chosen], [predicted[i] for i in chosen]) if chosen else None,
           reports, written, "test samples")
@@ -85,4 +94,4 @@ def _save(figure: Figure | None, reports: Path, written: dict[str, str | None], 
         figure = Figure(figsize=(4, 0.6))
         figure.text(0.5, 0.5, f"{caption}: not available in this run", ha="center", va="center", fontsize=9)
     with atomic_path(reports / PICTURES[caption]) as tmp:
-        figure.savefig(tmp, format="png", dpi=80)
+        figure.savefig(tmp, format="png", dpi=72)
