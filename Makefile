@@ -13,7 +13,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help env demo-data demo-batch2 demo test server serve worker remote push pull check-ui chromium bench clean
+.PHONY: help env demo-data demo-batch2 demo test server serve worker remote push pull check-ui chromium bench bench-env-dedup-peers clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -75,6 +75,9 @@ chromium: ## install Debian's chromium for `make check-ui` when it is missing (a
 
 bench: env demo-data ## run the benchmarks in benchmarks/ (each prints our figure, a baseline and the ratio)
 	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
+
+bench-env-dedup-peers: ## benchmark-only env with imagededup, cleanvision, scikit-image (bench_dedup_quality.py)
+	cd benchmarks/envs/dedup-peers && UV_PROJECT_ENVIRONMENT=$(CURDIR)/benchmarks/envs/dedup-peers/.venv uv sync --frozen
 
 clean: ## remove generated data, models and reports (keeps .venv and data/raw)
 	rm -rf data/interim data/splits models reports .prefect

@@ -79,7 +79,8 @@ class VerifyConfig(_Section):
                                                                  "(mirror, crops, trimmed) that makes a candidate")
     min_similarity: float = Field(0.93, gt=0, le=1, description="aligned correlation needed")
     min_detail_similarity: float = Field(0.6, ge=-1, le=1, description="aligned correlation of fine detail needed")
-    min_overlap: float = Field(0.6, gt=0, le=1, description="share of the larger frame the aligned other must cover")
+    min_overlap: float = Field(0.6, gt=0, le=1, description="share of each image's content the alignment must cover")
+    max_stretch: float = Field(0.12, ge=0, description="|log| of the aspect-ratio change an alignment may imply")
     low_detail: float = Field(1.0, ge=0, description="detail std (grey levels) below which an image is low-detail")
     flat_max_difference: float = Field(4.0, ge=0, le=255, description="low-detail pairs: mean grey difference allowed")
     candidates_per_image: int = Field(20, ge=1, description="each image's closest candidates (by hash distance) "
@@ -95,6 +96,8 @@ class DedupConfig(_Section):
     max_cluster_size: Int = Field(50, ge=0, description="cut near-duplicate clusters beyond this size; 0 = no limit")
     embedding: EmbeddingConfig = EmbeddingConfig()
     verify: VerifyConfig = VerifyConfig()
+    max_unit_share: float = Field(0.3, gt=0, le=1, description="a pair that would grow a unit (groups + pairs) past "
+                                                               "this share of a class is cut and reported; 1 = never")
     explain_unit_share: float = Field(0.25, gt=0, le=1, description="units holding more of a class are explained "
                                                                      "by their bridging pairs")
 

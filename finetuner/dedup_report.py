@@ -56,7 +56,8 @@ def summarize(
             "newly_hashed": n_hashed,
             "pairs": len(kept),
             "pairs_by_method": dict(sorted(Counter(p["method"] for p in kept).items())),
-            "pairs_cut_by_size_guard": len(cut),
+            "pairs_cut_by_size_guard": sum(1 for p in cut if "cut_by" not in p),
+            "pairs_cut_by_unit_guard": sum(1 for p in cut if "cut_by" in p),
             "cross_group_pairs": len(cross),
             "clusters": len(clusters),
             "units": len(set(units)),
@@ -106,7 +107,7 @@ def _pairs_section(title: str, pairs: Sequence[Mapping[str, Any]], thumbs: Mappi
     out = [f"<h2>{html.escape(title)} ({len(pairs)})</h2>", f"<p>{html.escape(note)}</p>"]
     if not pairs:
         return out
-    extra = [c for c in ("images_cut_off", *EVIDENCE_SHOWN) if any(c in p for p in pairs)]
+    extra = [c for c in ("images_cut_off", "cut_by", *EVIDENCE_SHOWN) if any(c in p for p in pairs)]
     head = ["image a", "image b", "method", "distance", "groups", *extra]
     out.append("<table class='pairs'><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>")
     for p in pairs:
@@ -170,9 +171,10 @@ def render_html(summary: Mapping[str, Any], thumbs: Mapping[str, str]) -> str:
                      + "".join(_img(p, thumbs) for p in cluster) + "</div>")
     parts += _pairs_section("Pairs joining different declared groups", summary["cross_group_pairs"], thumbs,
                             "Each such pair merges two groups into one unit; check the labels or the collection.")
-    parts += _pairs_section("Pairs cut by the cluster size guard", summary["cut_pairs"][:MAX_CUT_SHOWN], thumbs,
-                            f"Shown: up to {MAX_CUT_SHOWN}. These images may still be near-duplicates "
-                            "in different units; raise dedup.max_cluster_size to link them.")
+    parts += _pairs_section("Pairs cut by the cluster size guard or the unit share guard",
+                            summary["cut_pairs"][:MAX_CUT_SHOWN], thumbs,
+                            f"Shown: up to {MAX_CUT_SHOWN}. These images may still be near-duplicates in different "
+                            "units; raise dedup.max_cluster_size (cut_by empty) or dedup.max_unit_share to link them.")
     parts += _giant_units_section(summary, thumbs)
     parts += _pairs_section("Accepted pairs, least similar first", summary.get("accepted_shown", []), thumbs,
                             f"Shown: up to {MAX_ACCEPTED_SHOWN} pairs the verifier accepted, those nearest the "

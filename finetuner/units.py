@@ -312,3 +312,44 @@ def _bridges(node: np.ndarray, i: np.ndarray, j: np.ndarray, members: np.ndarray
                 if low[v] > order[parent]:
                     found.append((via, min(below[v], total - below[v])))
     return found
+
+
+def guard_units(groups: Sequence[str], labels: Sequence[str], i: np.ndarray, j: np.ndarray, order: np.ndarray,
+                forced: np.ndarray, max_share: float, floor: int) -> np.ndarray:
+    """Which pairs to keep so no unit (declared groups joined by pairs) holds more than `max_share` of a class's
+    images, and never fewer than `floor` (small collections are left alone).
+
+    Declared groups are joined first (they are facts); then pairs closest first (`order`, ties by index), cutting one
+    that would push a class past its limit in the merged unit. Look-alikes between groups (letters of two typefaces)
+    otherwise chain whole classes into one unit and no split is possible; `forced` pairs (exact copies) are kept.
+    """
+    n = len(groups)
+    keep = np.ones(len(i), dtype=bool)
+    if max_share >= 1 or len(i) == 0:
+        return keep
+    classes, y = np.unique(np.asarray(labels, dtype=object).astype(str), return_inverse=True)
+    limit = np.maximum(np.floor(max_share * np.bincount(y, minlength=len(classes))), floor)
+    sets = UnionFind(n)
+    counts: dict[int, np.ndarray] = {}
+
+    def count(root: int) -> np.ndarray:
+        return counts.get(root, np.bincount(y[[root]], minlength=len(classes)))
+
+    def join(a: int, b: int) -> None:
+        ra, rb = sets.find(a), sets.find(b)
+        if ra != rb:
+            total = count(ra) + count(rb)
+            counts.pop(ra, None), counts.pop(rb, None)
+            counts[sets.union(ra, rb)] = total
+
+    first: dict[str, int] = {}
+    for k, group in enumerate(groups):
+        if group:
+            join(first.setdefault(group, k), k)
+    for e in np.lexsort((j, i, order, ~forced)).tolist():
+        ra, rb = sets.find(int(i[e])), sets.find(int(j[e]))
+        if ra != rb and not forced[e] and (count(ra) + count(rb) > limit).any():
+            keep[e] = False
+            continue
+        join(int(i[e]), int(j[e]))
+    return keep

@@ -24,7 +24,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from finetuner.hashing import THUMB
-from finetuner.views import VIEWS, trim_box, view_box, view_hashes
+from finetuner.views import VIEWS, allowed_combos, trim_boxes, view_box, view_hashes
 
 BAND = 0.15  # a caption bar: up to this share of the height, at the top or the bottom, may disagree
 SMOOTH_SIGMA = 1.0  # thumbnail pixels: below this, resampling and JPEG noise, not content
@@ -40,6 +40,7 @@ class VerifyRule:
     min_similarity: float = 0.93
     min_detail_similarity: float = 0.6
     min_overlap: float = 0.6
+    max_stretch: float = 0.12  # |log| of the aspect change the alignment implies (a copy keeps its proportions)
     low_detail: float = 1.0  # detail std (grey levels) below which an image is low-detail
     flat_max_difference: float = 4.0
 
@@ -117,28 +118,33 @@ class Verdicts:
                        float(self.detail_similarity[k]), float(self.overlap[k]), str(self.transform[k]))
 
 
-def _regions(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, signals: Sequence[str],
-             content: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+def _regions(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, signals: Sequence[str], trims: np.ndarray,
+             aspect: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Per pair, the two view regions the signal names, resized to 64x64 (b mirrored when exactly one view is),
-    the overlap (each region's share of its image's content, the smaller) and a description."""
+    the overlap (each region's share of its image's content inside bars, the smaller), the stretch (|log| of the
+    ratio of the two regions' true aspect ratios) and a description."""
     ra = np.zeros((len(i), THUMB, THUMB), np.float32)
     rb = np.zeros_like(ra)
-    overlap = np.ones(len(i))
+    overlap, stretch = np.ones(len(i)), np.zeros(len(i))
     names = []
+    area = (trims[:, 1] - trims[:, 0]) * (trims[:, 3] - trims[:, 2])
     for k, (x, y, signal) in enumerate(zip(i.tolist(), j.tolist(), signals)):
         va, vb = signal.split("~") if "~" in signal else ("full", "full")
-        (ta, ba, la, rga), ma = view_box(va, thumbs[x])
-        (tb, bb, lb, rgb), mb = view_box(vb, thumbs[y])
+        (ta, ba, la, rga), ma = view_box(va, trims[x])
+        (tb, bb, lb, rgb), mb = view_box(vb, trims[y])
         ra[k] = _resized(thumbs[x][ta:ba, la:rga].astype(np.float32), (THUMB, THUMB))
         region_b = _resized(thumbs[y][tb:bb, lb:rgb].astype(np.float32), (THUMB, THUMB))
         rb[k] = region_b[:, ::-1] if ma != mb else region_b
-        overlap[k] = min((ba - ta) * (rga - la) / content[x], (bb - tb) * (rgb - lb) / content[y])
+        overlap[k] = min((ba - ta) * (rga - la) / area[x], (bb - tb) * (rgb - lb) / area[y])
+        if aspect is not None:
+            stretch[k] = abs(np.log((rga - la) / (ba - ta) * aspect[x] / ((rgb - lb) / (bb - tb) * aspect[y])))
         names.append(f"{'mirror: ' if ma != mb else ''}{va} of a = {vb} of b")
-    return ra, rb, np.minimum(overlap, 1.0), names
+    stretch[~np.isfinite(stretch)] = 0.0  # an image of unknown size: proportions not checked
+    return ra, rb, np.minimum(overlap, 1.0), stretch, names
 
 
-def _refine(a: np.ndarray, b: np.ndarray) -> tuple[float, float, str]:
-    """(similarity, detail similarity, shift) where one region best sits inside the other at a few sizes."""
+def _placement(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """(patch, template, description): where one region best sits inside the other at a few sizes."""
     best = (-2.0, None)
     for scale in REFINE_SCALES:
         size = (round(THUMB * scale), round(THUMB * scale))
@@ -147,24 +153,39 @@ def _refine(a: np.ndarray, b: np.ndarray) -> tuple[float, float, str]:
             _, score, _, (x, y) = cv2.minMaxLoc(cv2.matchTemplate(outer, template, cv2.TM_CCOEFF_NORMED))
             if score > best[0]:
                 best = (score, (outer[y:y + size[1], x:x + size[0]], template, f", {name} +({x},{y}) x{scale:.2f}"))
-    patch, template, shift = best[1]
-    sim, det = (float(v[0]) for v in evidence(patch[None], template[None]))
-    return sim, det, shift
+    return best[1]
+
+
+def _refine(ra: np.ndarray, rb: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(similarity, detail similarity, description) of each region pair at its best placement, evidence batched
+    per template size."""
+    placed = [_placement(a, b) for a, b in zip(ra, rb)]
+    sim, det = np.zeros(len(placed)), np.zeros(len(placed))
+    for size in {p[1].shape for p in placed}:
+        members = [k for k, p in enumerate(placed) if p[1].shape == size]
+        sim[members], det[members] = evidence(np.stack([placed[k][0] for k in members]),
+                                              np.stack([placed[k][1] for k in members]))
+    return sim, det, [p[2] for p in placed]
 
 
 def verify_pairs(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, signals: Sequence[str],
-                 rule: VerifyRule = VerifyRule(), chunk: int = 2048) -> Verdicts:
+                 rule: VerifyRule = VerifyRule(), aspect: np.ndarray | None = None, chunk: int = 2048) -> Verdicts:
     """Decide every pair (thumbs[i[k]], thumbs[j[k]]) proposed by `signals[k]` (a view pair such as "full~crop90").
 
     Identity alignment for all pairs at once (re-encodes, rescales, blur, brightness pass there), then the signal's
-    alignment, then the local search for the pairs still near the threshold; low-detail pairs by the pixel rule."""
+    alignment, then the local search for the pairs still near the threshold; low-detail pairs by the pixel rule.
+    `aspect` (width / height of each original image, NaN where unknown; the thumbnails are squashed) lets the verifier refuse an
+    alignment that would stretch one image into the other: letters of two typefaces fit each other's bounding box
+    only when stretched, a crop or letterbox of a copy never needs it. Unknown (None): not checked."""
     k = len(i)
     i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
     smooth, detail = bands(thumbs)
     level = detail.reshape(len(thumbs), -1).std(axis=1)
-    boxes = [trim_box(t) for t in thumbs]
-    content = np.array([(b - t) * (r - lft) for t, b, lft, r in boxes], dtype=np.float64)
+    trims = trim_boxes(thumbs)
+    aspect = None if aspect is None else np.asarray(aspect, dtype=np.float64)
     sim, det, overlap = np.zeros(k), np.zeros(k), np.ones(k)
+    stretch = np.abs(np.log(aspect[i] / aspect[j])) if aspect is not None and k else np.zeros(k)
+    stretch[~np.isfinite(stretch)] = 0.0
     how = np.full(k, "identity", dtype=object)
     for s in range(0, k, chunk):
         part = slice(s, s + chunk)
@@ -172,21 +193,28 @@ def verify_pairs(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, signals: Sequ
         det[part] = banded_corr(detail[i[part]], detail[j[part]])
     flat = (level[i] < rule.low_detail) | (level[j] < rule.low_detail)
     passes = _rule(rule)
-    todo = np.flatnonzero(~flat & ~passes(sim, det, overlap))
+    todo = np.flatnonzero(~flat & ~passes(sim, det, overlap, stretch))
     for s in range(0, len(todo), chunk):
         part = todo[s:s + chunk]
-        ra, rb, cover, names = _regions(thumbs, i[part], j[part], [signals[p] for p in part], content)
+        ra, rb, cover, bend, names = _regions(thumbs, i[part], j[part], [signals[p] for p in part], trims, aspect)
         gs, gd = evidence(ra, rb)
-        better = gs + gd > sim[part] + det[part]
-        sim[part[better]], det[part[better]], overlap[part[better]] = gs[better], gd[better], cover[better]
-        how[part[better]] = np.asarray(names, dtype=object)[better]
-        near = np.flatnonzero(~passes(gs, gd, cover) & (gs >= rule.min_similarity - REFINE_MARGIN))
-        for q in near.tolist():
-            rs, rd, shift = _refine(ra[q], rb[q])
-            if rs + rd > sim[part[q]] + det[part[q]]:
-                sim[part[q]], det[part[q]], overlap[part[q]] = rs, rd, cover[q]
-                how[part[q]] = names[q] + shift
-    accepted = passes(sim, det, overlap)
+        better = _score(gs, gd, bend, rule) > _score(sim[part], det[part], stretch[part], rule)
+        where = part[better]
+        sim[where], det[where], overlap[where], stretch[where] = gs[better], gd[better], cover[better], bend[better]
+        how[where] = np.asarray(names, dtype=object)[better]
+        near = np.flatnonzero(~passes(gs, gd, cover, bend) & (gs >= rule.min_similarity - REFINE_MARGIN)
+                              & (bend <= rule.max_stretch))
+        if len(near):
+            rs, rd, shifts = _refine(ra[near], rb[near])
+            better = _score(rs, rd, bend[near], rule) > _score(sim[part[near]], det[part[near]], stretch[part[near]],
+                                                                rule)
+            where = part[near[better]]
+            sim[where], det[where], overlap[where] = rs[better], rd[better], cover[near[better]]
+            stretch[where] = bend[near[better]]
+            how[where] = [names[q] + shift for q, shift, b in zip(near.tolist(), shifts, better) if b]
+    accepted = passes(sim, det, overlap, stretch)
+    how = np.array([f"{h}, stretch {b:.0%}" if b >= 0.005 else h for h, b in zip(how.tolist(), stretch.tolist())],
+                   dtype=object)
     rules = np.where(flat, "low-detail", "aligned").astype(object)
     if flat.any():
         accepted[flat], sim[flat], how[flat] = _flat(thumbs, i[flat], j[flat], rule)
@@ -194,9 +222,15 @@ def verify_pairs(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, signals: Sequ
     return Verdicts(accepted, rules, np.round(sim, 4), np.round(det, 4), np.round(overlap, 4), how)
 
 
+def _score(sim: np.ndarray, det: np.ndarray, stretch: np.ndarray, rule: VerifyRule) -> np.ndarray:
+    """Which of two alignments to keep: the more similar one, and never one that stretches beyond the limit."""
+    return sim + det - 10.0 * (stretch > rule.max_stretch)
+
+
 def _rule(rule: VerifyRule):
-    def passes(sim: np.ndarray, det: np.ndarray, overlap: np.ndarray) -> np.ndarray:
-        return (sim >= rule.min_similarity) & (det >= rule.min_detail_similarity) & (overlap >= rule.min_overlap)
+    def passes(sim: np.ndarray, det: np.ndarray, overlap: np.ndarray, stretch: np.ndarray) -> np.ndarray:
+        return ((sim >= rule.min_similarity) & (det >= rule.min_detail_similarity) & (overlap >= rule.min_overlap)
+                & (stretch <= rule.max_stretch))
     return passes
 
 
@@ -214,11 +248,15 @@ def _flat(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, rule: VerifyRule) ->
 def best_signal(a: np.ndarray, b: np.ndarray) -> str:
     """The view pair ("full~crop90") whose hashes of two thumbnails are closest, as a candidate search names it."""
     hashes = view_hashes(np.stack([a, b]))
-    pairs = [(int(np.bitwise_count(hashes[x][0] ^ hashes[y][1])), f"{x}~{y}") for x in VIEWS for y in VIEWS]
+    allowed = allowed_combos(VIEWS).tolist()
+    pairs = [(int(np.bitwise_count(hashes[x][0] ^ hashes[y][1])), f"{x}~{y}")
+             for (x, y), ok in zip(((x, y) for x in VIEWS for y in VIEWS), allowed) if ok]
     return min(pairs, key=lambda p: p[0])[1]
 
 
-def verify(a: np.ndarray, b: np.ndarray, rule: VerifyRule = VerifyRule()) -> Verdict:
+def verify(a: np.ndarray, b: np.ndarray, rule: VerifyRule = VerifyRule(),
+           aspect: tuple[float, float] | None = None) -> Verdict:
     """Decide one pair of 64x64 grey uint8 thumbnails, proposed by their closest view pair."""
     pair = np.stack([a, b])
-    return verify_pairs(pair, np.array([0]), np.array([1]), [best_signal(a, b)], rule).row(0)
+    return verify_pairs(pair, np.array([0]), np.array([1]), [best_signal(a, b)], rule,
+                        None if aspect is None else np.array(aspect)).row(0)

@@ -29,24 +29,31 @@ BAR_TOLERANCE = 10.0  # grey levels: ...when its mean is this close to the outer
 MAX_TRIM = 0.3  # never strip more than this share of a side from one edge
 
 
-def _edge_run(lines: np.ndarray) -> int:
-    """How many leading rows of `lines` (rows x pixels, float) form a flat bar of one shade."""
-    limit = int(len(lines) * MAX_TRIM)
-    flat = (lines.std(axis=1) < FLAT_STD) & (np.abs(lines.mean(axis=1) - lines[0].mean()) < BAR_TOLERANCE)
-    run = int(np.argmin(flat)) if not flat.all() else len(flat)
-    return min(run, limit)
+def _edge_runs(lines: np.ndarray) -> np.ndarray:
+    """Per stack item, how many leading rows of `lines` (n, rows, pixels) form a flat bar of one shade."""
+    limit = int(lines.shape[1] * MAX_TRIM)
+    means = lines.mean(axis=2)
+    flat = (lines.std(axis=2) < FLAT_STD) & (np.abs(means - means[:, :1]) < BAR_TOLERANCE)
+    run = np.where(flat.all(axis=1), flat.shape[1], np.argmin(flat, axis=1))
+    return np.minimum(run, limit)
+
+
+def trim_boxes(thumbs: np.ndarray) -> np.ndarray:
+    """(n, 4) of (top, bottom, left, right): the content inside uniform borders; the whole frame when there are none
+    (or when the frame is nearly blank, so nothing is content)."""
+    grey = np.asarray(thumbs, dtype=np.float32)
+    h, w = grey.shape[1:]
+    flip = grey.transpose(0, 2, 1)
+    boxes = np.stack([_edge_runs(grey), h - _edge_runs(grey[:, ::-1]), _edge_runs(flip),
+                      w - _edge_runs(flip[:, ::-1])], axis=1)
+    blank = (boxes[:, 1] - boxes[:, 0] < h // 4) | (boxes[:, 3] - boxes[:, 2] < w // 4)
+    boxes[blank] = (0, h, 0, w)
+    return boxes
 
 
 def trim_box(thumb: np.ndarray) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right) of the content inside uniform borders; the whole frame when there are none."""
-    grey = thumb.astype(np.float32)
-    top = _edge_run(grey)
-    bottom = len(grey) - _edge_run(grey[::-1])
-    left = _edge_run(grey.T)
-    right = grey.shape[1] - _edge_run(grey.T[::-1])
-    if bottom - top < THUMB // 4 or right - left < THUMB // 4:  # a near-blank frame: nothing to trim towards
-        return 0, THUMB, 0, THUMB
-    return top, bottom, left, right
+    """`trim_boxes` of one thumbnail."""
+    return tuple(int(v) for v in trim_boxes(thumb[None])[0])
 
 
 def _region_hash(thumbs: np.ndarray, boxes: Sequence[tuple[int, int, int, int]]) -> np.ndarray:
@@ -58,10 +65,10 @@ def _region_hash(thumbs: np.ndarray, boxes: Sequence[tuple[int, int, int, int]])
     return bits_to_uint64(phash_bits(regions))
 
 
-def view_box(view: str, thumb: np.ndarray) -> tuple[tuple[int, int, int, int], bool]:
-    """((top, bottom, left, right), mirrored) of a view on a 64x64 thumbnail."""
+def view_box(view: str, trim: tuple[int, int, int, int]) -> tuple[tuple[int, int, int, int], bool]:
+    """((top, bottom, left, right), mirrored) of a view on a 64x64 thumbnail whose `trim_box` is `trim`."""
     if view == "trim":
-        return trim_box(thumb), False
+        return tuple(trim), False
     m = {"crop90": round(THUMB * 0.05), "crop80": round(THUMB * 0.1)}.get(view, 0)
     cut = round(THUMB * 0.1)  # 10% off one side: the view of the original that a one-sided crop shows
     boxes = {"left90": (0, THUMB, 0, THUMB - cut), "right90": (0, THUMB, cut, THUMB),
@@ -72,8 +79,9 @@ def view_box(view: str, thumb: np.ndarray) -> tuple[tuple[int, int, int, int], b
 def view_hashes(thumbs: np.ndarray) -> dict[str, np.ndarray]:
     """Every view's 64-bit hash per thumbnail, as uint64 arrays keyed by view name."""
     out = {}
+    trims = trim_boxes(thumbs).tolist()
     for name in VIEWS:
-        boxes = [view_box(name, t)[0] for t in thumbs]
+        boxes = [view_box(name, t)[0] for t in trims]
         out[name] = _region_hash(thumbs[:, :, ::-1] if name == "mirror" else thumbs, boxes)
     return out
 
@@ -111,16 +119,31 @@ def view_candidates(views: dict[str, np.ndarray], low_detail: np.ndarray, radius
     other = a != b
     pairs, a, b = pairs[other], a[other], b[other]
     dist = np.bitwise_count(stacked[pairs[:, 0]] ^ stacked[pairs[:, 1]]).astype(np.int64)
-    i, j = np.minimum(a, b), np.maximum(a, b)
+    swap = a > b
+    i, j = np.where(swap, b, a), np.where(swap, a, b)
     ka, kb = kind[pairs[:, 0]], kind[pairs[:, 1]]
-    first = np.where(a < b, ka, kb)  # the view of image i, then of image j
-    second = np.where(a < b, kb, ka)
-    order = np.lexsort((second, first, dist, j, i))
-    i, j, dist, first, second = i[order], j[order], dist[order], first[order], second[order]
-    head = np.r_[True, (i[1:] != i[:-1]) | (j[1:] != j[:-1])] if len(i) else np.zeros(0, bool)
-    label = np.array([f"{x}~{y}" for x in names for y in names], dtype=object).reshape(len(names), len(names))
-    found = Candidates(i=i[head], j=j[head], signal=label[first[head], second[head]], distance=dist[head])
+    combo = np.where(swap, kb * len(names) + ka, ka * len(names) + kb)  # (view of image i, view of image j)
+    allowed = allowed_combos(names)[combo]
+    i, j, dist, combo = i[allowed], j[allowed], dist[allowed], combo[allowed]
+    # One int64 sort key (pair, distance, view pair): a single sort instead of a multi-key lexsort of millions.
+    key = (i * n + j) * (65 * len(names) ** 2) + dist * len(names) ** 2 + combo
+    key = np.sort(key)
+    code, rest = np.divmod(key, 65 * len(names) ** 2)
+    head = np.r_[True, code[1:] != code[:-1]] if len(code) else np.zeros(0, bool)
+    code, rest = code[head], rest[head]
+    dist, combo = np.divmod(rest, len(names) ** 2)
+    label = np.array([f"{x}~{y}" for x in names for y in names], dtype=object)
+    i, j = np.divmod(code, n)
+    found = Candidates(i=i, j=j, signal=label[combo], distance=dist)
     return nearest_per_image(found, n, per_image) if per_image > 0 else found
+
+
+def allowed_combos(names: Sequence[str]) -> np.ndarray:
+    """Which view pairs may propose a candidate: the trimmed content only against a whole frame. Two trimmed frames
+    (or a trimmed frame and a crop) both lose their own framing; letters of different typefaces, trimmed to their
+    bounding boxes, look alike that way without being copies."""
+    whole = {"full", "mirror"}
+    return np.array([not ("trim" in (x, y) and not {x, y} & whole) for x in names for y in names])
 
 
 def nearest_per_image(found: Candidates, n: int, per_image: int) -> Candidates:

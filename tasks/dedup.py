@@ -23,7 +23,7 @@ from finetuner.hashing import DECODE_SIZE, HASH_SIZE, hash_files, resolve_worker
 from finetuner.imageio import to_rgb
 from finetuner.units import (
     PairRule, apply_rule, assign_units, components, exact_duplicate_pairs, explain_units, find_pairs, guard_clusters,
-    tradeoff,
+    guard_units, tradeoff,
 )
 from finetuner.views import VIEWS
 from tasks.common import log_run, read_csv, run_stage, split_run_facts, write_csv, write_json, write_text
@@ -131,14 +131,14 @@ class Found:
 
 
 def hash_pairs(params: Params, hashes: dict, detail: np.ndarray, thumbs: np.ndarray | None, ok: np.ndarray,
-               workers: int) -> Found:
+               aspect: np.ndarray, workers: int) -> Found:
     config, rule = params.dedup, pair_rule(params.dedup)
     if not config.verify.enabled:
         near_a, near_b, near, table = detect_pairs(rule, hashes, detail, ok, workers)
         return Found(near_a, near_b, near.method, near.distance.tolist(), [{}] * len(near_a),
                      near.distance.astype(float), table, [])
     found = verified_pairs(hashes, detail, thumbs, ok, rule.methods, rule.max_distance, config.low_info_std,
-                           config.verify, workers)
+                           config.verify, workers, aspect)
     kept = np.flatnonzero(found.verdicts.accepted)
     rejected = [(int(found.a[k]), int(found.b[k]), int(found.distance[k]), found.evidence(k))
                 for k in nearest_rejected(found, config.verify).tolist()]
@@ -164,7 +164,7 @@ def run(params: Params, root: Path = Path(".")) -> dict:
     hashes, detail, ok, thumbs, n_new = hash_contents(
         images_dir, [paths[k] for k in rep_rows], contents, tuple(config.methods), root / CACHE_DIR, workers,
         views=config.verify.enabled)
-    found = hash_pairs(params, hashes, detail, thumbs, ok, workers)
+    found = hash_pairs(params, hashes, detail, thumbs, ok, aspects([usable[k] for k in rep_rows]), workers)
     emb_a, emb_b, similarity, embedding = embedding_signal(
         params, images_dir, paths, groups, contents, rep_rows, detail, ok, found.a, found.b, workers, root)
     a, b = rep_rows[found.a], rep_rows[found.b]
@@ -181,8 +181,12 @@ def run(params: Params, root: Path = Path(".")) -> dict:
     order = np.concatenate([np.zeros(n_exact), found.order, EMBEDDING_RANK + 1.0 - similarity])
     forced = np.r_[np.ones(n_exact, bool), np.zeros(n_hash + n_emb, bool)]
     keep = guard_clusters(len(paths), i, j, order, forced, config.max_cluster_size)
+    unit_cut = keep & ~guard_units(groups, labels, i, j, order, forced | ~keep, config.max_unit_share,
+                                   config.max_cluster_size)
+    keep &= ~unit_cut
     records = [pair_record(paths[x], paths[y], str(m), d, groups[x], groups[y]) | e
-               for x, y, m, d, e in zip(i.tolist(), j.tolist(), methods, shown, evidence)]
+               | ({"cut_by": "unit share guard"} if u else {})
+               for x, y, m, d, e, u in zip(i.tolist(), j.tolist(), methods, shown, evidence, unit_cut.tolist())]
     kept = sorted((r for r, k in zip(records, keep) if k), key=lambda r: (r["path_a"], r["path_b"]))
     cut = [r for _, r, k in sorted(zip(order.tolist(), records, keep), key=lambda t: (t[0], t[1]["path_a"],
                                                                                       t[1]["path_b"])) if not k]
@@ -199,6 +203,19 @@ def run(params: Params, root: Path = Path(".")) -> dict:
                                                records_kept(records, keep), config.explain_unit_share))
     write_outputs(root, images_dir, kept, paths, units, summary)
     return summary
+
+
+def aspects(rows: list[dict]) -> np.ndarray:
+    """width / height per manifest row, NaN where the manifest does not say (the verifier then skips that check)."""
+    out = np.full(len(rows), np.nan)
+    for k, row in enumerate(rows):
+        try:
+            width, height = float(row.get("width") or 0), float(row.get("height") or 0)
+        except ValueError:
+            continue
+        if width > 0 and height > 0:
+            out[k] = width / height
+    return out
 
 
 def records_kept(records: list[dict], keep: np.ndarray) -> list[dict]:

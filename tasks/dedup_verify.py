@@ -26,7 +26,7 @@ MAX_REJECTED_SHOWN = 30
 
 def verify_rule(config: VerifyConfig) -> VerifyRule:
     return VerifyRule(min_similarity=config.min_similarity, min_detail_similarity=config.min_detail_similarity,
-                      min_overlap=config.min_overlap, low_detail=config.low_detail,
+                      min_overlap=config.min_overlap, max_stretch=config.max_stretch, low_detail=config.low_detail,
                       flat_max_difference=config.flat_max_difference)
 
 
@@ -72,14 +72,16 @@ def candidate_pairs(hashes: dict[str, np.ndarray], low_detail: np.ndarray, metho
 
 def verified_pairs(hashes: dict[str, np.ndarray], detail: np.ndarray, thumbs: np.ndarray, ok: np.ndarray,
                    methods: tuple[str, ...], max_distance: int, low_info_std: float, config: VerifyConfig,
-                   workers: int) -> Verified:
-    """Candidates among the hashed contents, each decided by the verifier; indices are content positions."""
+                   workers: int, aspect: np.ndarray | None = None) -> Verified:
+    """Candidates among the hashed contents, each decided by the verifier; indices are content positions.
+    `aspect`: width / height per content (NaN where unknown), so no alignment may stretch an image."""
     hashed = np.flatnonzero(ok)
     subset = {name: values[hashed] for name, values in hashes.items()}
     found = candidate_pairs(subset, detail[hashed] < low_info_std, methods, max_distance, config, workers)
     used, inverse = np.unique(np.r_[found.i, found.j], return_inverse=True)  # verify on the candidates' thumbs only
     k = len(found.i)
-    verdicts = verify_pairs(thumbs[hashed[used]], inverse[:k], inverse[k:], list(found.signal), verify_rule(config))
+    verdicts = verify_pairs(thumbs[hashed[used]], inverse[:k], inverse[k:], list(found.signal), verify_rule(config),
+                            None if aspect is None else aspect[hashed[used]])
     return Verified(hashed[found.i], hashed[found.j], found.signal, found.distance, verdicts)
 
 

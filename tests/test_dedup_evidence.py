@@ -13,7 +13,7 @@ from PIL import ImageOps
 from finetuner.config import parse_params
 from finetuner.split_report import giant_units
 from finetuner.synthetic_photos import photo, to_jpeg_bytes
-from finetuner.units import explain_units
+from finetuner.units import assign_units, explain_units, guard_units
 from tasks import dedup
 from tasks.common import write_csv
 from test_dedup_stage import COLUMNS, add_image
@@ -88,3 +88,17 @@ def _png(image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def test_unit_guard_stops_look_alikes_chaining_a_class() -> None:
+    # ten families (groups) of one letter each with 3 styles; look-alike pairs chain family k to k+1
+    groups = [f"f{k // 3}" for k in range(30)]
+    labels = ["N"] * 30
+    i = np.arange(0, 27, 3)
+    j = i + 3
+    order = np.linspace(0.0, 0.5, len(i))  # the first links are the closest
+    keep = guard_units(groups, labels, i, j, order, np.zeros(len(i), bool), max_share=0.3, floor=2)
+    assert keep[:2].all() and not keep.all()  # the closest links stay; the chain stops at 30% of the class (9)
+    units = assign_units([str(k) for k in range(30)], groups, i[keep], j[keep])
+    assert max(units.count(u) for u in set(units)) <= 9
+    assert guard_units(groups, labels, i, j, order, np.zeros(len(i), bool), 0.3, floor=50).all()  # small: untouched

@@ -1,0 +1,141 @@
+"""Near-duplicate quality on real photographs: ours vs imagededup (PHash, DHash) and cleanvision, same set, same scorer.
+
+The set (benchmarks/dedup_photoset.py): Debian wallpapers and scikit-image samples, each with re-encode, rescale,
+blur, brightness, PNG (`must`), border crops up to 10% (`crop`), mirror, caption bar, letterbox (`hard`), plus
+negatives (near-blank and smooth images, light/dark twin designs, a stereo pair, faces). Scored per tool:
+- recall per edit kind: the edited copy ends in the same cluster (connected component of the tool's pairs) as its
+  original, i.e. it would land in the same split;
+- precision: the share of the tool's pairs whose two files come from one picture; largest cluster;
+- time, and the time ratio to ours.
+Ours = the dedup stage's core with default params.yaml (candidate views + verifier), and, for reference, the hash
+rule alone (`dedup.verify.enabled: false`). Peers run in the benchmark-only env (`make bench-env-dedup-peers`); they
+are skipped with a note when it is absent. Run: `python benchmarks/bench_dedup_quality.py` (a few minutes on 2 cores;
+the set is built once into --cache-dir).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import dedup_photoset  # noqa: E402
+
+from finetuner.config import parse_params  # noqa: E402
+from finetuner.hashing import hash_files  # noqa: E402
+from finetuner.units import PairRule, find_pairs  # noqa: E402
+from finetuner.views import VIEWS  # noqa: E402
+from tasks.dedup_verify import verified_pairs  # noqa: E402
+
+PEERS = ROOT / "benchmarks/envs/dedup-peers"
+
+
+def ours(paths: list[str]) -> tuple[np.ndarray, float]:
+    config = parse_params({}).dedup
+    start = time.perf_counter()
+    batch = hash_files(paths, tuple(config.methods), workers=0, views=VIEWS)
+    aspect = np.array([_aspect(p) for p in paths])  # the stage reads these from the manifest (width, height)
+    found = verified_pairs(batch.hashes, batch.detail, batch.thumbs, batch.ok, tuple(config.methods),
+                           config.max_distance, config.low_info_std, config.verify, workers=2, aspect=aspect)
+    keep = found.verdicts.accepted
+    return np.stack([found.a[keep], found.b[keep]], axis=1), time.perf_counter() - start
+
+
+def _aspect(path: str) -> float:
+    with Image.open(path) as image:
+        return image.size[0] / image.size[1]
+
+
+def hash_rule_only(paths: list[str]) -> tuple[np.ndarray, float]:
+    config = parse_params({}).dedup
+    start = time.perf_counter()
+    batch = hash_files(paths, tuple(config.methods), workers=0)
+    rule = PairRule(tuple(config.methods), config.max_distance, config.require_agreement, config.low_info_std,
+                    config.low_info_max_distance)
+    found = find_pairs(batch.hashes, batch.detail, rule, workers=2)
+    return np.stack([found.i, found.j], axis=1), time.perf_counter() - start
+
+
+def peers(folder: Path, paths: list[str]) -> dict[str, tuple[np.ndarray, float]]:
+    python = PEERS / ".venv/bin/python"
+    if not python.exists():
+        print(f"peers skipped: no {python} (build it with `make bench-env-dedup-peers`)")
+        return {}
+    done = subprocess.run([str(python), str(PEERS / "run_peers.py"), str(folder)], capture_output=True, text=True)
+    if done.returncode != 0:
+        print(f"peers failed: {done.stderr.strip()[-500:]}")
+        return {}
+    index = {Path(p).name: k for k, p in enumerate(paths)}
+    out = {}
+    for tool, result in json.loads(done.stdout.strip().splitlines()[-1]).items():
+        pairs = [(index[a], index[b]) for a, b in result["pairs"] if a in index and b in index]
+        out[tool] = (np.array(pairs, dtype=np.int64).reshape(-1, 2), result["seconds"])
+    return out
+
+
+def score(items: list[tuple[str, str, str]], pairs: np.ndarray) -> dict:
+    n = len(items)
+    base = np.array([b for _, b, _ in items])
+    kinds = [k for _, _, k in items]
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n)) if len(pairs) else None
+    labels = connected_components(graph, directed=False)[1] if graph is not None else np.arange(n)
+    original = {b: k for k, (_, b, kind) in enumerate(items) if kind == "orig"}
+    recall = {}
+    for kind in dedup_photoset.KINDS:
+        hits = [labels[k] == labels[original[base[k]]] for k in range(n) if kinds[k] == kind]
+        recall[kind] = float(np.mean(hits)) if hits else float("nan")
+    for tier in ("must", "crop", "hard"):
+        members = [recall[k] for k, t in dedup_photoset.KINDS.items() if t == tier]
+        recall[tier] = float(np.mean(members))
+    right = base[pairs[:, 0]] == base[pairs[:, 1]] if len(pairs) else np.zeros(0, bool)
+    return {"recall": recall, "precision": float(right.mean()) if len(right) else 1.0, "pairs": len(pairs),
+            "largest": int(np.bincount(labels).max())}
+
+
+def report(name: str, result: dict, seconds: float, ours_seconds: float) -> None:
+    r = result["recall"]
+    per_kind = " ".join(f"{k} {r[k]:.2f}" for k in dedup_photoset.KINDS)
+    print(f"{name:28s} must {r['must']:.3f}  crop {r['crop']:.3f}  hard {r['hard']:.3f}  precision "
+          f"{result['precision']:.3f} ({result['pairs']} pairs)  largest cluster {result['largest']:3d}  "
+          f"{seconds:6.1f} s ({seconds / ours_seconds:.1f}x ours)\n{'':28s} {per_kind}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "finetuner-bench-dedup-quality")
+    parser.add_argument("--wallpapers", type=Path, default=None,
+                        help="a folder where the Debian wallpaper packages are already unpacked (dpkg -x)")
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
+    items = dedup_photoset.build(args.cache_dir, PEERS / ".venv/bin/python", args.wallpapers)
+    if items is None:
+        return 0  # the message says how to get the photos
+    paths = [p for p, _, _ in items]
+    bases = len({b for _, b, k in items if k == "orig"})
+    print(f"set: {len(items)} files, {bases} pictures with {len(dedup_photoset.KINDS)} edits each, "
+          f"{sum(k == 'negative' for _, _, k in items)} negatives")
+    found, t_ours = ours(paths)
+    report("ours (views + verifier)", score(items, found), t_ours, t_ours)
+    found, seconds = hash_rule_only(paths)
+    report("ours, hash rule only", score(items, found), seconds, t_ours)
+    for tool, (found, seconds) in peers(Path(paths[0]).parent, paths).items():
+        report(tool, score(items, found), seconds, t_ours)
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
