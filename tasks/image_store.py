@@ -187,9 +187,9 @@ class ImageStore:
         self.shards.append(Shard(data_file, len(keys), self.size))
         self.rows.update({key: (number, row) for row, key in enumerate(keys)})
 
-    def view(self, keys: Sequence[str], crop: CropSpec | None = None) -> StoreView:
+    def view(self, keys: Sequence[str], crop: CropSpec | None = None, pin_memory: bool = False) -> StoreView:
         locations = np.array([self.rows[key] for key in keys], dtype=np.int64).reshape(-1, 2)
-        return StoreView(self.shards, locations, self.size, crop)
+        return StoreView(self.shards, locations, self.size, crop, pin_memory)
 
 
 @dataclass(frozen=True)
@@ -209,8 +209,11 @@ class StoreView:
     torch's global generator, which the engine reseeds at every epoch, so a resumed run sees the same crops.
     """
 
-    def __init__(self, shards: list[Shard], locations: np.ndarray, size: int, crop: CropSpec | None = None):
+    def __init__(self, shards: list[Shard], locations: np.ndarray, size: int, crop: CropSpec | None = None,
+                 pin_memory: bool = False):
         self.shards, self.locations, self.size, self.crop = shards, locations, size, crop
+        # Pinned (page-locked) batches let `.to("cuda", non_blocking=True)` copy while the GPU computes.
+        self.pin_memory = pin_memory
 
     def __len__(self) -> int:
         return len(self.locations)
@@ -225,10 +228,11 @@ class StoreView:
         rows = np.arange(len(self))[index] if isinstance(index, slice) else np.asarray(index, dtype=np.int64)
         rows = rows.reshape(-1)
         picked = self.locations[rows]
-        out = np.empty((len(rows), self.size, self.size, 3), dtype=np.uint8)
-        for target, (number, row) in zip(out, picked.tolist()):
+        batch = torch.empty((len(rows), self.size, self.size, 3), dtype=torch.uint8,
+                            pin_memory=self.pin_memory and self.crop is None)
+        for target, (number, row) in zip(batch.numpy(), picked.tolist()):
             self.shards[number].read(row, target)
-        batch = torch.from_numpy(out)
         if self.crop is not None:
             batch = random_resized_crop(batch, self.crop.size, self.crop.scale, self.crop.ratio)
+            batch = batch.pin_memory() if self.pin_memory else batch
         return batch[0] if single else batch
