@@ -6,8 +6,7 @@ uint8 NHWC tensor and only the requested batch is ever in memory. Images are kep
 keeps a larger square (`augment_size`, by default 1.25 x the crop: room for the random crops) and every read is a
 fresh random-resized-crop plus flip to the training size; without it the stored image is exactly the centre crop
 `Preprocessing.to_uint8` gives, as before. Where CUDA is present, batches come back in pinned memory.
-`cached_images` is the older whole-array interface, kept for callers
-that want an ndarray in RAM.
+`cached_images` is the older whole-array interface, kept for callers that want an ndarray in RAM.
 """
 from __future__ import annotations
 
