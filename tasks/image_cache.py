@@ -5,8 +5,8 @@ uint8 NHWC tensor and only the requested batch is ever in memory. Images are kep
 `data/cache/images/<preprocessing hash>-<stored size>/`, decoded once per content hash. With `augment=True` the store
 keeps a larger square (`augment_size`, by default 1.25 x the crop: room for the random crops) and every read is a
 fresh random-resized-crop plus flip to the training size; without it the stored image is exactly the centre crop
-`Preprocessing.to_uint8` gives, as before. `cached_images` is the older whole-array interface, kept for callers
-that want an ndarray in RAM.
+`Preprocessing.to_uint8` gives, as before. Where CUDA is present, batches come back in pinned memory.
+`cached_images` is the older whole-array interface, kept for callers that want an ndarray in RAM.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from finetuner.data import decode_images
 from finetuner.preprocessing import Preprocessing
@@ -53,7 +54,8 @@ def stored_images(paths: Sequence[Path], preprocessing: Preprocessing, cache_roo
     store, filling = open_store(preprocessing, cache_root, stored_size)
     keys = list(hashes) if hashes is not None else store.content_keys(paths)
     store.add(paths, keys, filling, workers)
-    return store.view(keys, CropSpec(preprocessing.crop_size) if augment else None)
+    return store.view(keys, CropSpec(preprocessing.crop_size) if augment else None,
+                      pin_memory=torch.cuda.is_available())
 
 
 def cached_images(

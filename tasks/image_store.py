@@ -4,7 +4,9 @@ Layout under `<cache root>/<store key>/` (the key names the preprocessing and th
 - `shard-000000.u8`: rows of S x S x 3 uint8 pixels, raw bytes, written once and never modified;
 - `shard-000000.json`: the content hash (sha256 of the image file, as in the manifest) of every row, the shape,
   the sha256 of the `.u8` bytes and a checksum of the JSON itself;
-- `files.json`: a memo `path|size|mtime -> sha256`, so an unchanged file is not read again to learn its hash.
+- `files.json`: a memo `path|size|mtime -> sha256`, so an unchanged file is not read again to learn its hash;
+- `verified.json`: the size, mtime and inode of each shard when its sha256 was last checked: unchanged shards are
+  not hashed again at every start (delete the file to force a full check, e.g. after a disk error).
 An image is decoded once per content hash: renamed or copied files cost a hash, not a decode. New images go into
 new shards (data file first, then its JSON, each by an atomic rename), so a killed write leaves at most an orphan
 `.u8` that the next open deletes. A shard whose bytes or JSON do not match their checksums is logged, deleted and
@@ -62,6 +64,12 @@ def _unseal(path: Path) -> dict[str, Any]:
     return data
 
 
+def _stamp(path: Path, sha256: str) -> list[Any]:
+    """What identifies one version of a shard file, for trusting an earlier full check of it."""
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ino, sha256]
+
+
 @dataclass
 class Shard:
     """One data file, opened on first read; pickles without its file handle so DataLoader workers reopen it."""
@@ -102,10 +110,11 @@ class ImageStore:
         self.folder, self.size = folder, size
         self.shards: list[Shard] = []
         self.rows: dict[str, tuple[int, int]] = {}  # content hash -> (shard number, row)
-        self.files: dict[str, str] = {}
         folder.mkdir(parents=True, exist_ok=True)
+        self.verified = self._read_memo("verified.json", "shards will be checked in full again")
+        self._saved_verified = dict(self.verified)
+        self.files = self._read_memo("files.json", "files will be hashed again")
         self._open_shards()
-        self._open_files_memo()
 
     def _open_shards(self) -> None:
         metas = sorted(self.folder.glob("shard-*.json"))
@@ -123,27 +132,39 @@ class ImageStore:
             number = len(self.shards)
             self.shards.append(Shard(meta.with_suffix(".u8"), len(keys), self.size))
             self.rows.update({key: (number, row) for row, key in enumerate(keys) if key not in self.rows})
+        self._save_verified()
 
     def _verified_keys(self, meta: Path) -> list[str]:
+        """The shard's keys, after checking its JSON, its length and (once per version of the file) its sha256."""
         data = _unseal(meta)
         keys, data_file = data["keys"], meta.with_suffix(".u8")
         if data["size"] != self.size:
             raise ValueError(f"stored size {data['size']}, expected {self.size}")
         if not data_file.is_file() or data_file.stat().st_size != len(keys) * self.size * self.size * 3:
             raise ValueError(f"{data_file.name} is missing or has the wrong length")
-        with data_file.open("rb") as handle:
-            if hashlib.file_digest(handle, "sha256").hexdigest() != data["sha256"]:
-                raise ValueError(f"{data_file.name} does not match its checksum")
+        # Hashing every shard at every start would cost a full read of the store (minutes at 10^6 images): a
+        # shard is hashed once, then trusted while its size, mtime and inode match what was hashed.
+        if self.verified.get(data_file.name) != _stamp(data_file, data["sha256"]):
+            with data_file.open("rb") as handle:
+                if hashlib.file_digest(handle, "sha256").hexdigest() != data["sha256"]:
+                    raise ValueError(f"{data_file.name} does not match its checksum")
+            self.verified[data_file.name] = _stamp(data_file, data["sha256"])
         return keys
 
-    def _open_files_memo(self) -> None:
-        memo = self.folder / "files.json"
-        if not memo.exists():
-            return
+    def _save_verified(self) -> None:
+        current = {shard.path.name for shard in self.shards}
+        kept = {name: stamp for name, stamp in self.verified.items() if name in current}
+        if kept != self._saved_verified:
+            write_text(self.folder / "verified.json", _sealed(kept))
+            self._saved_verified = dict(kept)
+
+    def _read_memo(self, name: str, consequence: str) -> dict[str, Any]:
+        memo = self.folder / name
         try:
-            self.files = dict(_unseal(memo))
+            return dict(_unseal(memo)) if memo.exists() else {}
         except ValueError as exc:
-            log.warning("image store: %s is corrupt (%s); files will be hashed again", memo, exc)
+            log.warning("image store: %s is corrupt (%s); %s", memo, exc, consequence)
+            return {}
 
     def content_keys(self, paths: Sequence[Path]) -> list[str]:
         """The sha256 of each file, read from the memo when its path, size and mtime are unchanged."""
@@ -186,10 +207,12 @@ class ImageStore:
                    _sealed({"keys": keys, "size": self.size, "sha256": digest.hexdigest()}))
         self.shards.append(Shard(data_file, len(keys), self.size))
         self.rows.update({key: (number, row) for row, key in enumerate(keys)})
+        self.verified[data_file.name] = _stamp(data_file, digest.hexdigest())
+        self._save_verified()
 
-    def view(self, keys: Sequence[str], crop: CropSpec | None = None) -> StoreView:
+    def view(self, keys: Sequence[str], crop: CropSpec | None = None, pin_memory: bool = False) -> StoreView:
         locations = np.array([self.rows[key] for key in keys], dtype=np.int64).reshape(-1, 2)
-        return StoreView(self.shards, locations, self.size, crop)
+        return StoreView(self.shards, locations, self.size, crop, pin_memory)
 
 
 @dataclass(frozen=True)
@@ -209,8 +232,11 @@ class StoreView:
     torch's global generator, which the engine reseeds at every epoch, so a resumed run sees the same crops.
     """
 
-    def __init__(self, shards: list[Shard], locations: np.ndarray, size: int, crop: CropSpec | None = None):
+    def __init__(self, shards: list[Shard], locations: np.ndarray, size: int, crop: CropSpec | None = None,
+                 pin_memory: bool = False):
         self.shards, self.locations, self.size, self.crop = shards, locations, size, crop
+        # Pinned (page-locked) batches let `.to("cuda", non_blocking=True)` copy while the GPU computes.
+        self.pin_memory = pin_memory
 
     def __len__(self) -> int:
         return len(self.locations)
@@ -225,10 +251,11 @@ class StoreView:
         rows = np.arange(len(self))[index] if isinstance(index, slice) else np.asarray(index, dtype=np.int64)
         rows = rows.reshape(-1)
         picked = self.locations[rows]
-        out = np.empty((len(rows), self.size, self.size, 3), dtype=np.uint8)
-        for target, (number, row) in zip(out, picked.tolist()):
+        batch = torch.empty((len(rows), self.size, self.size, 3), dtype=torch.uint8,
+                            pin_memory=self.pin_memory and self.crop is None)
+        for target, (number, row) in zip(batch.numpy(), picked.tolist()):
             self.shards[number].read(row, target)
-        batch = torch.from_numpy(out)
         if self.crop is not None:
             batch = random_resized_crop(batch, self.crop.size, self.crop.scale, self.crop.ratio)
+            batch = batch.pin_memory() if self.pin_memory else batch
         return batch[0] if single else batch

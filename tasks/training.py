@@ -92,7 +92,7 @@ def _split(rows: list[dict[str, str]], images_root: Path, preprocessing: Preproc
         raise InputError(f"{len(absent)} image(s) listed in the splits are missing, e.g. {absent[:3]}")
     images = stored_images(files, preprocessing, paths.image_cache, params.data.workers, augment=augment)
     labels = torch.tensor([class_to_idx[row["label"]] for row in rows], dtype=torch.int64)
-    return Split(images, labels)  # type: ignore[arg-type]  # a lazy view indexed like the uint8 tensor
+    return Split(images, labels)  # type: ignore[arg-type]  # a lazy StoreView, indexed like a uint8 tensor
 
 
 def pipeline_record(model: nn.Module, stage: str, epoch: int, value: float, params: Params,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import shutil
 from pathlib import Path
@@ -70,7 +71,10 @@ def test_a_corrupt_shard_is_logged_deleted_and_rebuilt_never_read(
     if damage == "pixels":
         raw = bytearray(data_file.read_bytes())
         raw[100] ^= 0xFF
+        stamp = data_file.stat()
         data_file.write_bytes(bytes(raw))
+        # A rewrite moves the mtime; pinned here so a coarse filesystem clock cannot hide it.
+        os.utime(data_file, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 10**9))
     elif damage == "index":
         meta = data_file.with_suffix(".json")
         meta.write_text(meta.read_text().replace('"keys": ["', '"keys": ["0'))
@@ -80,6 +84,21 @@ def test_a_corrupt_shard_is_logged_deleted_and_rebuilt_never_read(
         view = stored_images(files, PREP, cache, workers=1)
     assert any("corrupt" in record.getMessage() and "deleted" in record.getMessage() for record in caplog.records)
     assert np.array_equal(view[:].numpy(), decode_images(files, PREP, 1))
+
+
+def test_unchanged_shards_are_not_hashed_again_at_every_open(tmp_path: Path, files: list[Path],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "cache"
+    stored_images(files, PREP, cache, workers=1)
+    hashed: list[str] = []
+    real = image_store.hashlib.file_digest
+    monkeypatch.setattr(image_store.hashlib, "file_digest", lambda handle, name: hashed.append(handle.name) or real(
+        handle, name))
+    stored_images(files, PREP, cache, workers=1)
+    assert not [name for name in hashed if name.endswith(".u8")]
+    (_shards(cache)[0].parent / "verified.json").unlink()  # forces the full check
+    stored_images(files, PREP, cache, workers=1)
+    assert [Path(name).suffix for name in hashed] == [".u8"]
 
 
 def test_interrupted_write_and_corrupt_file_memo_are_recovered(tmp_path: Path, files: list[Path]) -> None:

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from toy_dvc import STAGES, make_toy_project, stage_runs
 
 BIN = Path(sys.executable).parent
@@ -15,6 +17,7 @@ BIN = Path(sys.executable).parent
 
 def test_worker_runs_a_deployment_from_the_process_pool(prefect_harness, tmp_path: Path) -> None:
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL
     from prefect.utilities.asyncutils import run_coro_as_sync
@@ -33,6 +36,14 @@ def test_worker_runs_a_deployment_from_the_process_pool(prefect_harness, tmp_pat
     pool, deployment = run_coro_as_sync(read_pool_and_deployment())
     assert pool.type == "process" and deployment.work_pool_name == "test-pool"
     assert deployment.job_variables["working_dir"] == str(Path(__file__).resolve().parents[1])
+
+    async def create_docker_pool():
+        async with get_client() as client:
+            await client.create_work_pool(WorkPoolCreate(name="test-docker", type="docker"))
+
+    run_coro_as_sync(create_docker_pool())
+    with pytest.raises(ValueError, match="docker pool.*image"):  # code must come in an image there
+        deploy_to_pool(str(project), "test-docker", "30 2 * * *")
 
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT_WORKER_QUERY_SECONDS": "1"}
     log = (tmp_path / "worker.log").open("w")
