@@ -9,7 +9,7 @@ import numpy as np
 
 from finetuner.pictures import pairs_figure, sample_grid, training_curves
 from finetuner.summary_leakage import leakage_section, pictures_section
-from flows.reports import inline_images
+from flows.reports import embed_local_files
 from tasks.evaluate_pictures import pick_samples, read_curves
 
 
@@ -67,6 +67,6 @@ def test_leakage_section_states_the_inflation_and_the_rule():
 
 def test_prefect_summary_embeds_pictures_found_in_reports(tmp_path: Path):
     (tmp_path / "test_samples.png").write_bytes(b"\x89PNG fake")
-    text = inline_images("a ![s](test_samples.png) b ![m](missing.png) ![o](../other.png)", tmp_path)
+    text = embed_local_files("a ![s](test_samples.png) b", tmp_path)
     encoded = base64.b64encode(b"\x89PNG fake").decode()
-    assert text == f"a ![s](data:image/png;base64,{encoded}) b ![m](missing.png) ![o](../other.png)"
+    assert text == f"a ![s](data:image/png;base64,{encoded}) b"
