@@ -98,9 +98,9 @@ def fingerprint(config: dict[str, Any], files: list[Path | None]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def load_resume(paths: StagePaths, expected: str) -> dict[str, Any] | None:
-    """The unfinished stage's state when its fingerprint matches; anything else means starting afresh."""
-    path = paths.resume_dir / "resume.pt"
+def load_resume(paths: StagePaths, expected: str, name: str = "resume.pt") -> dict[str, Any] | None:
+    """The unfinished stage's state (`name` in its resume folder) when its fingerprint matches; else None."""
+    path = paths.resume_dir / name
     if not path.is_file():
         return None
     try:
