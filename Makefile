@@ -13,7 +13,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help env demo-data demo-batch2 demo test server serve bench clean
+.PHONY: help env demo-data demo-batch2 demo test server serve bench bench-env-fastai clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ serve: env ## register and serve the deployments finetune/default and retrain/ni
 
 bench: env demo-data ## run the benchmarks in benchmarks/ (each prints our figure, a baseline and the ratio)
 	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
+
+bench-env-fastai: ## the benchmark-only fastai environment (benchmarks/envs/fastai/.venv) for bench_recipe.py
+	cd benchmarks/envs/fastai && UV_PROJECT_ENVIRONMENT=$(CURDIR)/benchmarks/envs/fastai/.venv uv sync --frozen
 
 clean: ## remove generated data, models and reports (keeps .venv and data/raw)
 	rm -rf data/interim data/splits models reports .prefect

@@ -186,10 +186,10 @@ class StagesConfig(_Section):
     # The seed recipe's explicit numbers are documented in the README; these defaults adapt to the data set.
     head: StageConfig = StageConfig(epochs=100, train=(HEAD,), lr={HEAD: 1.0e-3}, solver="lbfgs")
     partial: StageConfig = StageConfig(
-        epochs=30, train=("layer3", "layer4", HEAD), lr="auto", lr_decay=0.5, warmup_epochs=1, min_steps=600
+        epochs=30, train=("layer3", "layer4", HEAD), lr="auto", lr_decay=0.5, warmup_epochs=1, min_steps=300
     )
     full: StageConfig = StageConfig(
-        epochs=30, train=(ALL,), lr="auto", lr_decay=0.5, warmup_epochs=1, min_steps=600, min_gain=0.01
+        epochs=30, train=(ALL,), lr="auto", lr_decay=0.5, warmup_epochs=1, min_steps=300, min_gain=0.01
     )
 
 

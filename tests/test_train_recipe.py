@@ -45,8 +45,9 @@ def test_gate_skips_the_deeper_stage_and_passes_its_input_through(project: Path)
     run_training_stage("train_full", params, project)
     partial = json.loads((project / "models/train_partial/recipe.json").read_text())
     full = json.loads((project / "reports/train/train_full/recipe.json").read_text())
-    assert not full["ran"] and full["reason"].startswith("full: skipped, train_partial gained")
-    assert f"{partial['gain']:.3f}" in full["reason"]
+    assert not full["ran"] and full["reason"] in (
+        f"full: skipped, train_partial gained {partial['gain']:.3f} over its start (< 1)",
+        "full: skipped, validation is already perfect after train_partial")  # tiny data: either stops it
     assert (project / "models/best.pt").read_bytes() == (project / "models/train_partial/best.pt").read_bytes()
     assert not (project / "models/train_full/last.pt").exists()  # nothing was trained
 
