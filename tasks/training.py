@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,8 @@ def run_training_stage(stage: str, params: Params, root: Path = Path(".")) -> di
 
 def _starting_point(paths: train_io.StagePaths, params: Params, class_to_idx: dict[str, int]) -> Start:
     if paths.input_best is None:
+        # The new head's random init must not depend on whatever drew from the global RNG before this stage.
+        torch.manual_seed(stage_seed(params.seed, paths.stage))
         try:
             built = build_model(params.model.arch, len(class_to_idx), params.model.weights, params.data.image_size)
         except WeightsError as exc:
@@ -82,6 +85,11 @@ def _starting_point(paths: train_io.StagePaths, params: Params, class_to_idx: di
         raise InputError(f"{paths.input_best}: trained for other classes or another arch; rerun the earlier stages")
     built = BuiltModel(model_from_checkpoint(checkpoint), Preprocessing.from_dict(checkpoint["preprocessing"]))
     return Start(built, float(checkpoint["value"]), paths.input_best, checkpoint.get("origin", {}))
+
+
+def stage_seed(seed: int, stage: str) -> int:
+    """A seed per (seed, stage name), stable across processes (unlike hash() of a str)."""
+    return (seed * 1_000_003 + zlib.crc32(stage.encode())) % 2**63
 
 
 def _split(rows: list[dict[str, str]], images_root: Path, preprocessing: Preprocessing,
