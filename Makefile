@@ -13,7 +13,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help env demo-data demo-batch2 demo test server serve worker remote push pull check-ui chromium bench bench-env-dedup-peers clean
+.PHONY: help env demo-data demo-batch2 demo test server serve worker remote push pull check-ui chromium bench bench-env-dedup-peers bench-env-fastai clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -78,6 +78,9 @@ bench: env demo-data ## run the benchmarks in benchmarks/ (each prints our figur
 
 bench-env-dedup-peers: ## benchmark-only env with imagededup, cleanvision, scikit-image (bench_dedup_quality.py)
 	cd benchmarks/envs/dedup-peers && UV_PROJECT_ENVIRONMENT=$(CURDIR)/benchmarks/envs/dedup-peers/.venv uv sync --frozen
+
+bench-env-fastai: ## the benchmark-only fastai environment (benchmarks/envs/fastai/.venv) for bench_recipe.py
+	cd benchmarks/envs/fastai && UV_PROJECT_ENVIRONMENT=$(CURDIR)/benchmarks/envs/fastai/.venv uv sync --frozen
 
 clean: ## remove generated data, models and reports (keeps .venv and data/raw)
 	rm -rf data/interim data/splits models reports .prefect

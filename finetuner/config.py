@@ -196,21 +196,31 @@ class TrainConfig(_Section):
     momentum: Float = Field(0.9, ge=0, lt=1, description="SGD momentum (Nesterov when > 0)")
     label_smoothing: Float = Field(0.0, ge=0, lt=1)
     augment: Bool = Field(False, description="random flip and shift of training images")
-    patience: PosInt | None = Field(None, description="stop a stage after this many epochs without improvement")
+    patience: PosInt | None = Field(3, description="stop a stage after this many epochs without improvement")
     cache_features: Bool = Field(True, description="head-only stage: compute frozen backbone features once")
     max_steps_per_epoch: PosInt | None = Field(None, description="cap on optimizer steps per epoch (smoke runs)")
+    lr_find_steps: Int = Field(100, ge=10, le=10_000, description="steps of the learning-rate range test (`lr: auto`)")
 
 
 class StageConfig(_Section):
+    """One training stage. `epochs` caps its length; `min_steps` stretches it on small data (see finetuner/recipe.py)."""
+
     epochs: Int = Field(ge=0)
     train: tuple[str, ...]
-    lr: dict[str, Float]
+    lr: dict[str, Float] | Literal["auto"]
     lr_decay: Float | None = Field(None, gt=0, le=1)
     warmup_epochs: Int = Field(0, ge=0)
+    min_steps: Int = Field(0, ge=0, description="plan at least this many optimizer steps, within the `epochs` cap")
+    solver: Literal["gradient", "lbfgs"] = Field(
+        "gradient", description="lbfgs: head only, full-batch multinomial logistic regression on cached features")
+    min_gain: Float | None = Field(
+        None, ge=0, le=1, description="run only if the previous stage gained at least this on validation")
 
     @field_validator("lr")
     @classmethod
-    def _positive_lrs(cls, lr: dict[str, Float]) -> dict[str, float]:
+    def _positive_lrs(cls, lr: dict[str, float] | str) -> dict[str, float] | str:
+        if isinstance(lr, str):
+            return lr
         bad = {block: value for block, value in lr.items() if not value > 0}
         if bad:
             raise ValueError(f"learning rates must be > 0 (got {bad})")
@@ -223,6 +233,13 @@ class StageConfig(_Section):
             raise ValueError(f"name at least one block, `{HEAD}` or `{ALL}`")
         return train
 
+    @model_validator(mode="after")
+    def _lbfgs_trains_the_head_only(self) -> StageConfig:
+        if self.solver == "lbfgs" and self.train != (HEAD,):
+            raise ValueError(f"solver lbfgs fits the head alone on frozen features: set train: [{HEAD}] "
+                             f"(got {list(self.train)}) or solver: gradient")
+        return self
+
 
 class StagesConfig(_Section):
     """A `stages` section names all three stages: a missing one would otherwise train with defaults nobody chose."""
@@ -232,10 +249,14 @@ class StagesConfig(_Section):
     full: StageConfig
 
 
+# The defaults when params.yaml has no `stages` section at all: the recipe of README "The training recipe" (the
+# seed recipe's explicit numbers are documented there too).
 DEFAULT_STAGES = StagesConfig(
-    head=StageConfig(epochs=5, train=(HEAD,), lr={HEAD: 1.0e-3}),
-    partial=StageConfig(epochs=5, train=("layer4", HEAD), lr={"layer4": 1.0e-5, HEAD: 1.0e-4}, warmup_epochs=1),
-    full=StageConfig(epochs=0, train=(ALL,), lr={HEAD: 3.0e-4, "layer4": 3.0e-5}, lr_decay=0.33, warmup_epochs=1),
+    head=StageConfig(epochs=100, train=(HEAD,), lr={HEAD: 1.0e-3}, solver="lbfgs"),
+    partial=StageConfig(epochs=30, train=("layer3", "layer4", HEAD), lr="auto", lr_decay=0.5, warmup_epochs=1,
+                        min_steps=600),
+    full=StageConfig(epochs=30, train=(ALL,), lr="auto", lr_decay=0.5, warmup_epochs=1, min_steps=600,
+                     min_gain=0.01),
 )
 
 
@@ -307,6 +328,8 @@ class Params(_Section):
             for block in stage.train:
                 if block not in known and block != ALL:
                     problems.append(f"{prefix}.train: unknown block {block!r}")
+            if stage.lr == "auto":  # one range-tested factor over ratios from lr_decay: every block has a rate
+                continue
             for block in stage.lr:
                 if block not in known:
                     problems.append(f"{prefix}.lr: unknown block {block!r}")

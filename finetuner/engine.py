@@ -107,7 +107,7 @@ def train_epoch(
         if not torch.isfinite(loss):
             raise NonFiniteLossError(f"loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}")
         optimizer.zero_grad(set_to_none=True)
-        _backward_step(trainee.module, loss, optimizer, config.clip_grad_norm, scaler)
+        backward_step(trainee.module, loss, optimizer, config.clip_grad_norm, scaler)
         scheduler.step()
         total += loss.detach() * len(index)
         count += len(index)
@@ -115,7 +115,7 @@ def train_epoch(
     return float(summed[0] / summed[1].clamp(min=1))
 
 
-def _backward_step(module: nn.Module, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
+def backward_step(module: nn.Module, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
                    clip: float | None, scaler: torch.amp.GradScaler | None) -> None:
     params = [p for group in optimizer.param_groups for p in group["params"]]
     if scaler is not None:

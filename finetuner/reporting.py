@@ -32,7 +32,14 @@ def _training_section(training: Sequence[Mapping[str, Any]]) -> list[str]:
             rows.append([t.get("stage"), "", NOT_AVAILABLE, "", ""])
         else:
             rows.append([t.get("stage"), t.get("metric"), t.get("value"), t.get("epoch"), t.get("source")])
-    return [*lines, table(["stage", "selection metric", "best value", "best epoch", "checkpoint"], rows)]
+    decisions = [f"- {t['decision']}" + (f"; rates {_rates(t['rates'])}" if t.get("rates") else "")
+                 for t in training if t.get("decision")]
+    return [*lines, table(["stage", "selection metric", "best value", "best epoch", "checkpoint"], rows),
+            *(["", "Recipe decisions (models/<stage>/recipe.json):", *decisions] if decisions else [])]
+
+
+def _rates(rates: Mapping[str, Any]) -> str:
+    return ", ".join(f"{block} {rate:.2g}" for block, rate in rates.items())
 
 
 def _test_section(test: Mapping[str, Any] | None, links: Mapping[str, str | None]) -> list[str]:

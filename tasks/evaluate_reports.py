@@ -50,16 +50,20 @@ def _stage_record(root: Path, stage: str) -> dict[str, Any]:
     one (or was skipped with `epochs: 0`) holds an earlier stage's checkpoint there.
     """
     folder = root / "models" / stage
+    recipe = _read_json(folder / "recipe.json") or {}  # the recipe's decision and rates (tasks/train_recipe.py)
+    decision = {"decision": recipe.get("reason"), "rates": recipe.get("lr")}
     for name in ("stage_best.pt", "best.pt"):
         checkpoint = _load(folder / name)
         if checkpoint is not None and (name == "stage_best.pt" or _same_stage(checkpoint.get("stage"), stage)):
             return {"stage": stage, "metric": checkpoint.get("metric"), "value": checkpoint.get("value"),
-                    "epoch": checkpoint.get("epoch"), "source": (folder / name).relative_to(root).as_posix()}
+                    "epoch": checkpoint.get("epoch"), "source": (folder / name).relative_to(root).as_posix(),
+                    **decision}
     live = _read_json(root / "reports/train" / stage / "metrics.json") or {}
     if live.get("epochs") == 0:
         through = live.get("passed_through")
-        return {"stage": stage, "skipped": "epochs: 0", "source": f"passes through {through}" if through else None}
-    return {"stage": stage, "value": None}
+        return {"stage": stage, "skipped": "epochs: 0" if recipe.get("ran") is not False else "gated",
+                "source": f"passes through {through}" if through else None, **decision}
+    return {"stage": stage, "value": None, **decision}
 
 
 def _load(path: Path) -> dict[str, Any] | None:

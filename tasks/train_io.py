@@ -111,32 +111,41 @@ def fingerprint(config: dict[str, Any], files: list[Path | None]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def save_resume(paths: StagePaths, state: dict[str, Any]) -> None:
-    """The state after a finished epoch, checksummed, with the sha256 of the stage_best.pt it goes with (written
-    just before it), so a resume never pairs this state with a damaged or stale best checkpoint."""
+def save_state(paths: StagePaths, name: str, state: dict[str, Any]) -> None:
+    """`state` as `name` in the stage's resume folder, checksummed (tasks/integrity.py)."""
     from tasks.integrity import wrap_checked
 
-    state = {**state, "stage_best_sha256": file_digest(paths.resume_dir / "stage_best.pt")}
-    save_torch(paths.resume_dir / "resume.pt", wrap_checked(state))
+    save_torch(paths.resume_dir / name, wrap_checked(state))
 
 
-def load_resume(paths: StagePaths, expected: str) -> dict[str, Any] | None:
-    """The unfinished stage's state when its fingerprint matches; anything else means starting afresh.
+def load_state(paths: StagePaths, expected: str, name: str) -> dict[str, Any] | None:
+    """The state saved as `name` when it is intact and its fingerprint matches; else None.
 
-    A damaged file (truncated, garbled, or out of step with stage_best.pt) is reported, never used: the stage
-    starts again from its first epoch, which reaches the same result, only later.
+    A damaged file (truncated, garbled) is reported, never used: the stage redoes that work, reaching the same result.
     """
     from tasks.integrity import CorruptFile, load_torch_checked
 
-    path = paths.resume_dir / "resume.pt"
+    path = paths.resume_dir / name
     if not path.is_file():
         return None
     try:
         state = load_torch_checked(path)
     except CorruptFile as exc:
-        log.warning("%s; ignored: %s starts again from its first epoch", exc, paths.stage)
+        log.warning("%s; ignored: %s redoes that work", exc, paths.stage)
         return None
-    if not isinstance(state, dict) or state.get("fingerprint") != expected:
+    return state if isinstance(state, dict) and state.get("fingerprint") == expected else None
+
+
+def save_resume(paths: StagePaths, state: dict[str, Any]) -> None:
+    """The state after a finished epoch, with the sha256 of the stage_best.pt it goes with (written just before
+    it), so a resume never pairs this state with a damaged or stale best checkpoint."""
+    save_state(paths, "resume.pt", {**state, "stage_best_sha256": file_digest(paths.resume_dir / "stage_best.pt")})
+
+
+def load_resume(paths: StagePaths, expected: str) -> dict[str, Any] | None:
+    """The unfinished stage's state when it is intact, its fingerprint matches and it goes with stage_best.pt."""
+    state = load_state(paths, expected, "resume.pt")
+    if state is None:
         return None
     if state.get("stage_best_sha256") != file_digest(paths.resume_dir / "stage_best.pt"):
         log.warning("%s: does not match the resume state beside it (damaged, or killed between the two writes); "

@@ -17,18 +17,18 @@ from torch import nn
 
 from finetuner.checkpoint import model_from_checkpoint
 from finetuner.config import Params, StageConfig
-from finetuner.engine import (FitConfig, NonFiniteLossError, Runtime, Split, Trainee, fit, pick_runtime,
-                              steps_per_epoch)
+from finetuner.engine import NonFiniteLossError, Runtime, Split, fit, pick_runtime
 from finetuner.engine import evaluate as evaluate_split
-from finetuner.models import BuiltModel, WeightsError, build_model, expand_blocks, freeze_except, set_train_mode
-from finetuner.param_groups import block_learning_rates, build_optimizer, build_param_groups, describe_groups
+from finetuner.models import BuiltModel, WeightsError, build_model, expand_blocks
 from finetuner.preprocessing import Preprocessing
-from finetuner.schedules import build_scheduler
+from finetuner.recipe import gate_stage
 from finetuner.seeding import seed_torch
-from tasks import train_io
+from tasks import train_io, train_recipe
 from tasks.common import InputError
-from tasks.features import feature_trainee, image_trainee
+from tasks.features import image_trainee
 from tasks.image_cache import stored_images
+from tasks.train_plan import plan_stage, uses_cache
+from tasks.train_probe import probe_head
 
 log = logging.getLogger("finetuner.train")
 
@@ -59,12 +59,17 @@ def run_training_stage(stage: str, params: Params, root: Path = Path(".")) -> di
     start = _starting_point(paths, params, class_to_idx)
     runtime = pick_runtime(params.train.device)
     if config.epochs == 0:
-        return _pass_through(paths, start, params, class_to_idx, runtime)
+        return _pass_through(paths, start, params, class_to_idx, runtime, f"{section}: skipped, epochs: 0")
+    decision = gate_stage(section, config.min_gain, train_recipe.read_recipe(paths))
+    if not decision.run:
+        return _pass_through(paths, start, params, class_to_idx, runtime, decision.reason)
     images_root = root / params.data.raw_dir / "images"
     data = {name: _split(rows, images_root, start.built.preprocessing, paths, params, class_to_idx,
                          augment=params.train.augment and name == "train")
             for name, rows in (("train", train_rows), ("val", val_rows))}
-    return _train(paths, section, config, params, start, data, class_to_idx, runtime)
+    if config.solver == "lbfgs":
+        return _probe(paths, params, start, data, class_to_idx, runtime, decision.reason)
+    return _train(paths, section, config, params, start, data, class_to_idx, runtime, decision.reason)
 
 
 def _starting_point(paths: train_io.StagePaths, params: Params, class_to_idx: dict[str, int]) -> Start:
@@ -96,9 +101,10 @@ def _split(rows: list[dict[str, str]], images_root: Path, preprocessing: Preproc
 
 
 def pipeline_record(model: nn.Module, stage: str, epoch: int, value: float, params: Params,
-                    class_to_idx: dict[str, int], preprocessing: Preprocessing, origin: dict[str, Any]) -> dict[str, Any]:
-    """A pipeline checkpoint: the contract's keys plus where the weights came from and the params used."""
-    return {
+                    class_to_idx: dict[str, int], preprocessing: Preprocessing, origin: dict[str, Any],
+                    lr: dict[str, float] | None = None) -> dict[str, Any]:
+    """A pipeline checkpoint: the contract's keys plus where the weights came from, the params and rates used."""
+    return {"lr": dict(lr or {}),
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "arch": params.model.arch, "class_to_idx": class_to_idx, "stage": stage, "epoch": epoch,
         "metric": params.train.select_metric, "value": float(value), "preprocessing": preprocessing.to_dict(),
@@ -107,8 +113,8 @@ def pipeline_record(model: nn.Module, stage: str, epoch: int, value: float, para
 
 
 def _pass_through(paths: train_io.StagePaths, start: Start, params: Params, class_to_idx: dict[str, int],
-                  runtime: Runtime) -> dict[str, Any]:
-    """`epochs: 0`: the input checkpoint becomes this stage's best unchanged (head stage: evaluated once)."""
+                  runtime: Runtime, reason: str) -> dict[str, Any]:
+    """`epochs: 0` or gated off: the input checkpoint becomes this stage's best unchanged (head: evaluated once)."""
     if start.best_file is not None:
         train_io.copy_file(start.best_file, paths.out / "best.pt")
         record = train_io.load_input_checkpoint(paths.out / "best.pt")
@@ -122,8 +128,9 @@ def _pass_through(paths: train_io.StagePaths, start: Start, params: Params, clas
                          start.built.preprocessing, start.origin)
         train_io.save_torch(paths.out / "best.pt", record)
     train_io.write_skipped_report(paths.reports, start.best_file)
+    train_recipe.write_recipe(paths, train_recipe.skipped_record(paths.stage, reason, start.best_value))
     _publish(paths)
-    log.info("%s: epochs 0, passed %s through", paths.stage, start.best_file or params.model.weights)
+    log.info("%s: passed %s through", paths.stage, start.best_file or params.model.weights)
     return {k: v for k, v in record.items() if k != "state_dict"}
 
 
@@ -132,59 +139,30 @@ def _publish(paths: train_io.StagePaths) -> None:
         train_io.copy_file(paths.out / "best.pt", paths.root / "models" / "best.pt")
 
 
-@dataclass
-class Plan:
-    """Everything one stage optimises with: trainee and its data, optimizer, schedule, loop config."""
-
-    trained: list[str]
-    cached: bool
-    trainee: Trainee
-    data: dict[str, Split]
-    optimizer: torch.optim.Optimizer
-    scheduler: Any
-    scaler: torch.amp.GradScaler | None
-    fit_config: FitConfig
-
-
-def _plan(paths: train_io.StagePaths, config: StageConfig, params: Params, start: Start, data: dict[str, Split],
-          runtime: Runtime) -> Plan:
-    """Freeze, place, and build a fresh optimizer and schedule over exactly the stage's trainable parameters."""
-    arch, model = params.model.arch, start.built.model
-    trained = expand_blocks(arch, config.train)
-    freeze_except(model, arch, trained)
-    model.to(runtime.device, memory_format=torch.channels_last if runtime.channels_last else torch.preserve_format)
-    set_mode = lambda: set_train_mode(model, arch, trained, params.train.bn_policy)  # noqa: E731
-    cached = (trained == ["head"] and params.train.cache_features and params.train.bn_policy == "frozen"
-              and not params.train.augment)
-    trainee, data = (feature_trainee(model, arch, data, start.built.preprocessing, runtime, params.train.batch_size)
-                     if cached else (image_trainee(model, start.built.preprocessing, runtime, set_mode), data))
-    fit_config = FitConfig(
-        epochs=config.epochs, batch_size=params.train.batch_size, seed=params.seed,
-        label_smoothing=params.train.label_smoothing, clip_grad_norm=params.train.clip_grad_norm,
-        select_metric=params.train.select_metric, patience=params.train.patience, augment=params.train.augment,
-        max_steps_per_epoch=params.train.max_steps_per_epoch)
-    rates = block_learning_rates(list(expand_blocks(arch, ["all"])), trained, config.lr, config.lr_decay)
-    groups = build_param_groups(model, arch, rates, params.train.weight_decay)
-    optimizer = build_optimizer(groups, params.train.optimizer, params.train.momentum)
-    steps = steps_per_epoch(len(data["train"].labels), fit_config, runtime.world_size)
-    scheduler = build_scheduler(optimizer, steps * config.epochs, steps * config.warmup_epochs)
-    scaler = torch.amp.GradScaler("cuda") if runtime.amp_dtype == torch.float16 else None
-    for line in describe_groups(groups):
-        log.info("%s group %s", paths.stage, line)
-    return Plan(trained, cached, trainee, data, optimizer, scheduler, scaler, fit_config)
+def _fingerprint(paths: train_io.StagePaths, section: str, params: Params, start: Start) -> str:
+    trained = expand_blocks(params.model.arch, getattr(params.stages, section).train)
+    stage_params = {"section": params.stages.model_dump(mode="json")[section], "seed": params.seed,
+                    "train": params.train.model_dump(mode="json"), "model": params.model.model_dump(mode="json"),
+                    "image_size": params.data.image_size, "cached": uses_cache(trained, params)}
+    return train_io.fingerprint(stage_params, [paths.splits / "train.csv", paths.splits / "val.csv",
+                                               start.best_file, _weights_file(params)])
 
 
 def _train(paths: train_io.StagePaths, section: str, config: StageConfig, params: Params, start: Start,
-           data: dict[str, Split], class_to_idx: dict[str, int], runtime: Runtime) -> dict[str, Any]:
+           data: dict[str, Split], class_to_idx: dict[str, int], runtime: Runtime, reason: str) -> dict[str, Any]:
     model = start.built.model
-    plan = _plan(paths, config, params, start, data, runtime)
+    expected = _fingerprint(paths, section, params, start)
+    state = train_io.load_resume(paths, expected)
+    if state is None:
+        _clear_resume_but_range_test(paths, expected)
+    plan = plan_stage(paths, config, params, start.built, data, runtime, expected)
     optimizer, scheduler, scaler = plan.optimizer, plan.scheduler, plan.scaler
-    stage_params = {"section": params.stages.model_dump(mode="json")[section], "seed": params.seed,
-                    "train": params.train.model_dump(mode="json"), "model": params.model.model_dump(mode="json"),
-                    "image_size": params.data.image_size, "cached": plan.cached}
-    expected = train_io.fingerprint(stage_params, [paths.splits / "train.csv", paths.splits / "val.csv",
-                                                   start.best_file, _weights_file(params)])
-    history = _resume(paths, expected, model, optimizer, scheduler, scaler)
+    metric = params.train.select_metric
+    start_value = start.best_value
+    if start_value is None:  # head stage: the untrained head is the baseline its gain is measured from
+        start_value = evaluate_split(plan.trainee, plan.data["val"], len(class_to_idx), runtime,
+                                     params.train.batch_size)[metric]
+    history = _resume(paths, state, model, optimizer, scheduler, scaler)
     live = train_io.LiveLog(paths.reports, history, runtime.is_main)
 
     def on_epoch_end(done: list[dict[str, Any]], improved: bool) -> None:
@@ -192,11 +170,10 @@ def _train(paths: train_io.StagePaths, section: str, config: StageConfig, params
         live.log(record)
         if not runtime.is_main:
             return
-        value = record[f"val_{params.train.select_metric}"]
         if improved:
             train_io.save_torch(paths.resume_dir / "stage_best.pt", pipeline_record(
-                model, paths.stage, record["epoch"], value, params, class_to_idx, start.built.preprocessing,
-                start.origin))
+                model, paths.stage, record["epoch"], record[f"val_{metric}"], params, class_to_idx,
+                start.built.preprocessing, start.origin, plan.rates))
         train_io.save_resume(paths, {
             "fingerprint": expected, "history": done, "model": model.state_dict(),
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
@@ -215,10 +192,18 @@ def _train(paths: train_io.StagePaths, section: str, config: StageConfig, params
             history = list(finished["history"])
     live.end()
     log.info("%s: trained %s in %.1f s", paths.stage, plan.trained, time.perf_counter() - began)
-    last = pipeline_record(model, paths.stage, len(history), history[-1][f"val_{params.train.select_metric}"]
-                   if history else float("nan"), params, class_to_idx, start.built.preprocessing, start.origin)
+    last = pipeline_record(model, paths.stage, len(history), history[-1][f"val_{metric}"]
+                   if history else float("nan"), params, class_to_idx, start.built.preprocessing, start.origin,
+                   plan.rates)
     result = {k: v for k, v in last.items() if k != "state_dict"}
     if runtime.is_main:  # under torchrun only rank 0 writes
+        if plan.range_test is not None:
+            train_recipe.write_range_test(paths, plan.range_test, plan.rates)
+        train_recipe.write_recipe(paths, train_recipe.trained_record(
+            paths.stage, reason, start_value, history, metric, solver="gradient", trained=plan.trained,
+            lr=plan.rates, lr_source="auto" if plan.range_test else "explicit",
+            lr_factor=plan.range_test.chosen if plan.range_test else None, epochs_planned=plan.fit_config.epochs,
+            stopped_early=len(history) < plan.fit_config.epochs and failure is None))
         result = _write_outputs(paths, start, last)
         train_io.clear_resume(paths)
     if failure is not None:
@@ -227,16 +212,46 @@ def _train(paths: train_io.StagePaths, section: str, config: StageConfig, params
     return result
 
 
+def _probe(paths: train_io.StagePaths, params: Params, start: Start, data: dict[str, Split],
+           class_to_idx: dict[str, int], runtime: Runtime, reason: str) -> dict[str, Any]:
+    """`solver: lbfgs`: converged linear probes on cached features; the best on validation is the stage's best."""
+    model, metric = start.built.model, params.train.select_metric
+    began = time.perf_counter()
+    result = probe_head(model, params.model.arch, data, start.built.preprocessing, runtime, params.train.batch_size,
+                        len(class_to_idx), metric)
+    log.info("%s: linear probes fitted in %.1f s", paths.stage, time.perf_counter() - began)
+    live = train_io.LiveLog(paths.reports, result.history, runtime.is_main)
+    live.end()
+    chosen = result.history[result.best_epoch - 1]
+    record = pipeline_record(model, paths.stage, result.best_epoch, chosen[f"val_{metric}"], params, class_to_idx,
+                             start.built.preprocessing, start.origin)
+    if not runtime.is_main:
+        return {k: v for k, v in record.items() if k != "state_dict"}
+    train_io.save_torch(paths.resume_dir / "stage_best.pt", record)
+    train_recipe.write_recipe(paths, train_recipe.trained_record(
+        paths.stage, reason, result.start_value, result.history, metric, solver="lbfgs", trained=["head"],
+        C=chosen["C"], epochs_planned=len(result.history), stopped_early=False))
+    outputs = _write_outputs(paths, start, record)
+    train_io.clear_resume(paths)
+    return outputs
+
+
 def _weights_file(params: Params) -> Path | None:
     weights = params.model.weights
     return Path(weights) if weights and Path(weights).is_file() else None
 
 
-def _resume(paths: train_io.StagePaths, expected: str, model: nn.Module, optimizer: Any, scheduler: Any,
-            scaler: Any) -> list[dict[str, Any]]:
-    state = train_io.load_resume(paths, expected)
+def _clear_resume_but_range_test(paths: train_io.StagePaths, expected: str) -> None:
+    """No usable resume state: start afresh, but keep a matching range test (a kill before the first epoch ended)."""
+    test = train_recipe.recall_range_test(paths, expected)
+    train_io.clear_resume(paths)
+    if test is not None:
+        train_recipe.remember_range_test(paths, expected, test)
+
+
+def _resume(paths: train_io.StagePaths, state: dict[str, Any] | None, model: nn.Module, optimizer: Any,
+            scheduler: Any, scaler: Any) -> list[dict[str, Any]]:
     if state is None:
-        train_io.clear_resume(paths)
         return []
     # The groups were rebuilt exactly as at the first start, so the optimizer state maps onto them one to one.
     model.load_state_dict(state["model"])

@@ -25,6 +25,7 @@ def _small_params(repo_root: Path) -> dict:
     params["data"]["image_size"] = 32
     params["model"]["weights"] = None
     params["train"]["batch_size"] = 16
+    params["train"]["lr_find_steps"] = 10  # `lr: auto` stages: a short range test
     for stage in ("head", "partial", "full"):
         params["stages"][stage]["epochs"] = 1
         params["stages"][stage]["warmup_epochs"] = 0

@@ -9,10 +9,9 @@ import pytest
 import torch
 
 from finetuner.checkpoint import REQUIRED_KEYS, load_pipeline_checkpoint, model_from_checkpoint
-from tasks import train_io
 from tasks.common import InputError
 from tasks.training import run_training_stage
-from tests.train_fixtures import make_splits, tiny_params
+from tests.train_fixtures import kill_after_first_epoch, make_splits, tiny_params
 
 FROZEN_IN_PARTIAL = ("conv1.", "bn1.", "layer1.", "layer2.", "layer3.")
 
@@ -62,17 +61,9 @@ def test_interrupted_stage_resumes_to_the_same_result(project: Path, monkeypatch
     reference = load_pipeline_checkpoint(project / "models/train_partial/last.pt")
     shutil.rmtree(project / "models/train_partial")
 
-    save = train_io.save_torch
-
-    def killed_after_first_epoch(path: Path, obj: object) -> None:
-        save(path, obj)
-        if path.name == "resume.pt":
-            raise KeyboardInterrupt("killed")
-
-    monkeypatch.setattr(train_io, "save_torch", killed_after_first_epoch)
+    kill_after_first_epoch(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         run_training_stage("train_partial", params, project)
-    monkeypatch.setattr(train_io, "save_torch", save)
     assert (project / "checkpoints/train_partial/resume.pt").is_file()
     with caplog.at_level(logging.INFO, logger="finetuner.train"):
         run_training_stage("train_partial", params, project)

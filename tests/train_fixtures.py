@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import yaml
 from PIL import Image
 
@@ -68,3 +69,18 @@ stages:
             node = node.setdefault(part, {})
         node[last] = value
     return parse_params(raw)
+
+
+def kill_after_first_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the next training stage die (KeyboardInterrupt) right after it wrote its first resume.pt."""
+    from tasks import train_io
+
+    save = train_io.save_torch
+
+    def killed(path: Path, obj: object) -> None:
+        save(path, obj)
+        if path.name == "resume.pt":
+            monkeypatch.setattr(train_io, "save_torch", save)
+            raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(train_io, "save_torch", killed)
