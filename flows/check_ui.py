@@ -45,15 +45,16 @@ def find_browser() -> str | None:
     return next((path for name in BROWSERS if (path := shutil.which(name))), None)
 
 
-def render(browser: str, url: str, screenshot: Path, timeout_s: float = 120) -> str:
-    """The page's DOM after its scripts ran (virtual time), and a screenshot of it."""
+def render(browser: str, url: str, screenshot: Path | None, timeout_s: float = 120) -> str:
+    """The page's DOM after its scripts ran (virtual time), and a screenshot of it unless `screenshot` is None."""
     common = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1400,2000",
               "--virtual-time-budget=15000"]
-    subprocess.run([*common, f"--screenshot={screenshot}", url], capture_output=True, timeout=timeout_s, check=False)
+    if screenshot is not None:
+        subprocess.run([*common, f"--screenshot={screenshot}", url], capture_output=True, timeout=timeout_s)
     return subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True, timeout=timeout_s).stdout
 
 
-def check(api_url: str, flow_run_id: str, browser: str, out: Path) -> list[str]:
+def check(api_url: str, flow_run_id: str, browser: str, out: Path, screenshots: bool = True) -> list[str]:
     """Screenshot every artifact page of the run; return the problems found (empty when all rendered)."""
     ui = api_url.rstrip("/").removesuffix("/api")
     out.mkdir(parents=True, exist_ok=True)
@@ -63,14 +64,15 @@ def check(api_url: str, flow_run_id: str, browser: str, out: Path) -> list[str]:
         if artifact is None or str(artifact.flow_run_id) != flow_run_id:
             problems.append(f"{key}: not created by this run")
             continue
-        dom = render(browser, f"{ui}/artifacts/artifact/{artifact.id}", out / f"{key}.png")
+        shot = out / f"{key}.png" if screenshots else None
+        dom = render(browser, f"{ui}/artifacts/artifact/{artifact.id}", shot)
         missing = [needle for needle in needles if needle not in dom]
-        print(f"{key}: {out / f'{key}.png'}" + (f"  MISSING {missing}" if missing else "  ok"))
+        print(f"{key}: {shot or 'rendered'}" + (f"  MISSING {missing}" if missing else "  ok"))
         if missing:
             problems.append(f"{key}: the rendered page lacks {missing}")
-    run_png = out / "flow-run.png"
-    render(browser, f"{ui}/runs/flow-run/{flow_run_id}?tab=Artifacts", run_png)
-    print(f"flow run page: {run_png}")
+    if screenshots:
+        render(browser, f"{ui}/runs/flow-run/{flow_run_id}?tab=Artifacts", out / "flow-run.png")
+        print(f"flow run page: {out / 'flow-run.png'}")
     return problems
 
 
@@ -78,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--project-dir", default=DEFAULT_PROJECT)
     parser.add_argument("--out", type=Path, default=Path(".prefect/ui-check"))
+    parser.add_argument("--no-screenshots", action="store_true", help="only check the rendered pages")
     args = parser.parse_args(argv)
     api_url = get_current_settings().api.url
     browser = find_browser()
@@ -90,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     if not (Path(args.project_dir) / "reports" / "summary.md").is_file():
         print(f"check-ui: {args.project_dir}/reports/summary.md is missing; run `make demo` first", file=sys.stderr)
         return 2
-    problems = check(api_url, ui_check(str(Path(args.project_dir).resolve())), browser, args.out)
+    run_id = ui_check(str(Path(args.project_dir).resolve()))
+    problems = check(api_url, run_id, browser, args.out, screenshots=not args.no_screenshots)
     for problem in problems:
         print(f"check-ui: {problem}", file=sys.stderr)
     return 1 if problems else 0

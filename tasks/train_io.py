@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from finetuner.checkpoint import CheckpointError
-from tasks.common import InputError, atomic_path, read_csv, write_json
+from tasks.common import InputError, atomic_path, read_csv, write_json, write_text
 
 SPLIT_COLUMNS = ("path", "label", "group", "unit")
 
@@ -190,3 +190,6 @@ class LiveLog:
 
 def write_skipped_report(directory: Path, source: Path | None) -> None:
     write_json(directory / "metrics.json", {"epochs": 0, "passed_through": str(source) if source else None})
+    # dvc.yaml plots these curves for every stage: empty ones (header only) instead of "failed to load some plots".
+    for name in ("macro_f1", "loss"):
+        write_text(directory / "plots" / "metrics" / "val" / f"{name}.tsv", f"step\t{name}\n")

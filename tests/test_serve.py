@@ -3,6 +3,8 @@ server's scheduler creates nightly runs that the served runner completes, and `p
 'finetune/default' --watch` completes, all against a toy DVC project."""
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -10,7 +12,7 @@ from pathlib import Path
 
 import httpx
 from prefect_server import BIN, background, prefect_server, wait_for
-from toy_dvc import make_toy_project, stage_runs
+from toy_dvc import REPO_ROOT, make_toy_project, stage_runs
 
 from flows.serve import build_deployments
 
@@ -42,28 +44,50 @@ def test_scheduler_runs_nightly_and_manual_runs_complete(tmp_path):
     one, with no traceback in the server log (sqlalchemy 2.1 broke the scheduler's insert under prefect 3.8.8)."""
     project = make_toy_project(tmp_path / "toy")
     with prefect_server(tmp_path) as server:
-        command = [sys.executable, "-m", "flows.serve", "--project-dir", str(project), "--interval", "15"]
+        command = [sys.executable, "-m", "flows.serve", "--project-dir", str(project), "--interval", "60"]
         with background(command, server.env, tmp_path / "serve.log") as serving:
             wait_for(f"{server.api}/deployments/name/finetune/default", serving, 180)
             nightly = wait_for(f"{server.api}/deployments/name/retrain/nightly", serving, 60).json()
             assert nightly["global_concurrency_limit"]["limit"] == 1
             assert nightly["parameters"]["project_dir"] == str(project.resolve())
-            listed = subprocess.run([BIN / "prefect", "deployment", "ls"], env=server.env, capture_output=True, text=True)
-            assert "finetune/default" in listed.stdout and "retrain/nightly" in listed.stdout
+            listed = _prefect_typed_in_project_root(server.api, tmp_path / "root", "deployment", "ls")
+            assert "finetune/default" in listed.stdout and "retrain/nightly" in listed.stdout, listed.stderr
 
             runs = _wait_for_completed_nightly(server.api, serving, tmp_path, timeout_s=240)
             scheduled = [r for r in runs if r["auto_scheduled"]]
             assert len(scheduled) >= 2, f"the scheduler created {len(scheduled)} runs of retrain/nightly"
             assert [r for r in scheduled if r["state_type"] == "COMPLETED"], [(r["name"], r["state_type"]) for r in runs]
             assert stage_runs(project)[:1] == ["ingest"]  # the scheduled retrain really ran the pipeline
+            # Paused, so later nightly runs do not queue for the workspace ahead of the manual run below.
+            httpx.post(f"{server.api}/deployments/{nightly['id']}/pause_deployment", timeout=10).raise_for_status()
 
-            run = subprocess.run(
-                [BIN / "prefect", "deployment", "run", "finetune/default", "--watch", "--watch-timeout", "300"],
-                env=server.env, capture_output=True, text=True, timeout=360,
+            params = (project / "params.yaml").read_text()
+            run = _prefect_typed_in_project_root(  # the README's example, with its quoting
+                server.api, tmp_path / "root", "deployment", "run", "finetune/default",
+                "--param", 'overrides={"stages.head.epochs": 3}', "--watch", "--watch-timeout", "300",
             )
             assert run.returncode == 0, run.stdout + run.stderr
             assert "Completed" in run.stdout
+            assert (project / "params.yaml").read_text() == params  # for one run: a DVC experiment instead
+            assert '"epochs": 3' in subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"],
+                                                  cwd=project, capture_output=True, text=True).stdout
+
+            if shutil.which("chromium"):  # the artifacts as a person sees them in the UI
+                check = subprocess.run([sys.executable, "-m", "flows.check_ui", "--project-dir", str(project),
+                                        "--out", str(tmp_path / "shots"), "--no-screenshots"], env=server.env, capture_output=True,
+                                       text=True, timeout=300)
+                assert check.returncode == 0, check.stdout + check.stderr
     assert "Traceback" not in (tmp_path / "server.log").read_text()
+
+
+def _prefect_typed_in_project_root(api: str, root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`prefect ...` as typed in the project root: settings from its prefect.toml (pointed at the test server),
+    nothing from PREFECT_* variables."""
+    root.mkdir(exist_ok=True)
+    toml = (REPO_ROOT / "prefect.toml").read_text()
+    (root / "prefect.toml").write_text(toml.replace("http://127.0.0.1:4200/api", api))
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_")}
+    return subprocess.run([BIN / "prefect", *args], cwd=root, env=env, capture_output=True, text=True, timeout=400)
 
 
 def test_nightly_deployment_takes_the_cron_of_params_yaml(tmp_path):

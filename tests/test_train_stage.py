@@ -44,6 +44,9 @@ def test_three_stages_write_the_contract(project: Path) -> None:
     assert best["value"] >= head["value"] and best["metric"] == "macro_f1"
     assert (project / "models/train_full/best.pt").read_bytes() == (project / "models/best.pt").read_bytes()
     assert (project / "models/train_partial/best.pt").read_bytes() == (project / "models/best.pt").read_bytes()
+    # The skipped stage's curves exist, empty, so `dvc plots show` does not warn about missing plots.
+    curve = project / "reports/train/train_full/plots/metrics/val/macro_f1.tsv"
+    assert curve.read_text() == "step\tmacro_f1\n"
     model_from_checkpoint(best)  # the contract architecture loads it
     partial = load_pipeline_checkpoint(project / "models/train_partial/last.pt")["state_dict"]
     for name, tensor in head["state_dict"].items():
