@@ -163,7 +163,8 @@ def log_run(root: str | Path, stage: str, facts: Mapping[str, Any]) -> None:
         handle.write(json.dumps(record, default=_json_default) + "\n")
 
 
-def split_run_facts(report: Mapping[str, Any], keys: Sequence[tuple[str, ...]]) -> tuple[dict[str, Any], dict[str, Any]]:
+def split_run_facts(report: Mapping[str, Any],
+                    keys: Sequence[tuple[str, ...]]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(a copy of `report` without the nested `keys`, {dotted key: value} of those present)."""
     tracked = json.loads(json.dumps(report, default=_json_default))
     facts = {}

@@ -2,7 +2,8 @@
 
 Lives in data/cache/dedup (gitignored, not a DVC output), so `dvc repro` after data grew decodes only new files.
 A hash depends on the decode (reduced-size JPEG draft), hence the decode size in the key; bump VERSION when the
-hashing code changes what it computes. Files are written atomically and checksummed; a damaged file is reported, ignored and rebuilt.
+hashing code changes what it computes. Files are written atomically and checksummed; a damaged file is reported,
+ignored and rebuilt.
 """
 from __future__ import annotations
 
