@@ -69,7 +69,8 @@ def cron_problem(expression: str) -> str | None:
         for item in text.split(","):
             problem = _item_problem(item, low, high, names)
             if problem:
-                return f"{name} field {text!r}: {problem} (allowed {low}-{high}{', ' + '/'.join(names) if names else ''})"
+                spelled = f", {'/'.join(names)}" if names else ""
+                return f"{name} field {text!r}: {problem} (allowed {low}-{high}{spelled})"
     return None
 
 

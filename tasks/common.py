@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import glob
 import json
 import logging
 import os
@@ -79,6 +80,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # A run killed mid-write left its temp file behind; nothing ever reads one, and the workspace lock means no
+    # other writer is alive, so clear them rather than let them pile up beside the outputs.
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -163,7 +168,8 @@ def log_run(root: str | Path, stage: str, facts: Mapping[str, Any]) -> None:
         handle.write(json.dumps(record, default=_json_default) + "\n")
 
 
-def split_run_facts(report: Mapping[str, Any], keys: Sequence[tuple[str, ...]]) -> tuple[dict[str, Any], dict[str, Any]]:
+def split_run_facts(report: Mapping[str, Any],
+                    keys: Sequence[tuple[str, ...]]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(a copy of `report` without the nested `keys`, {dotted key: value} of those present)."""
     tracked = json.loads(json.dumps(report, default=_json_default))
     facts = {}

@@ -76,7 +76,8 @@ def wrap_checked(obj: Any) -> dict[str, Any]:
 
 
 def load_torch_checked(path: Path) -> Any:
-    """The object of a torch.save(wrap_checked(obj)); CorruptFile when unreadable, of another layout or failing its checksum."""
+    """The object of a torch.save(wrap_checked(obj)); CorruptFile when unreadable, of another layout or failing its
+    checksum."""
     import torch
 
     from finetuner.checkpoint import CheckpointError, load_checkpoint

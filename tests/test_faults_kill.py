@@ -40,6 +40,7 @@ def test_forced_rerun_of_every_stage_writes_the_same_bytes(reference, tmp_path: 
 # temporary name, not yet renamed.
 KILLS = [
     ("ingest", "after:1"),         # manifest written, report not
+    ("ingest", "before:2"),        # report written to its temp name, not renamed (the rerun clears the temp file)
     ("split", "after:5"),          # new registry staged, its checksum accepts old and new, not yet renamed
     ("train_head", "after:2"),     # epoch 1 of 2 finished: stage_best.pt and resume.pt written; resumes there
 ]

@@ -64,27 +64,32 @@ def _type_cases() -> list[tuple[str, dict, str, str]]:
 
 # (key, bad value, a fragment of the allowed values that the message must show)
 RANGES = [
-    ("seed", -1, "greater than or equal to 0"), ("seed", 2**40, "less than or equal to"), ("stages.head.epochs", 2.5, "integer"),
-    ("data.image_size", 64.0, "integer"), ("train.batch_size", "64", "integer"), ("data.image_size", 8, "16"), ("data.image_size", 5000, "1024"), ("data.workers", -2, "0"),
+    ("seed", -1, "greater than or equal to 0"), ("seed", 2**40, "less than or equal to"),
+    ("stages.head.epochs", 2.5, "integer"), ("data.image_size", 64.0, "integer"), ("train.batch_size", "64", "integer"),
+    ("data.image_size", 8, "16"), ("data.image_size", 5000, "1024"), ("data.workers", -2, "0"),
     ("data.max_image_pixels", 0, "0"), ("dedup.max_distance", 65, "64"), ("dedup.methods", [], "phash"),
     ("dedup.methods", ["phash", "sha1"], "phash"), ("dedup.methods", ["phash", "phash"], "once"),
     ("dedup.embedding.min_similarity", 1.5, "1"), ("split.fractions.train", 1.2, "1"),
-    ("split.fractions.test", 0.0, "0"), ("split.max_unit_share", 0, "0"), ("split.group_pattern", "(unclosed", "regular"),
+    ("split.fractions.test", 0.0, "0"), ("split.max_unit_share", 0, "0"),
+    ("split.group_pattern", "(unclosed", "regular"),
     ("split.group_pattern", "patient_(\\d+)", "named group"), ("model.arch", "resnet19", "resnet18"),
     ("model.arch", "vgg16", "families"), ("model.weights", "IMAGENET", "IMAGENET1K_V1"),
     ("model.weights", "IMAGENET1K_V2", "IMAGENET1K_V1"), ("train.batch_size", 0, "0"),
-    ("train.weight_decay", -1.0, "0"), ("train.bn_policy", "thawed", "frozen"), ("train.select_metric", "f1", "macro_f1"),
+    ("train.weight_decay", -1.0, "0"), ("train.bn_policy", "thawed", "frozen"),
+    ("train.select_metric", "f1", "macro_f1"),
     ("train.device", "tpu", "cuda"), ("train.optimizer", "adam", "adamw"), ("train.momentum", 1.0, "1"),
     ("train.label_smoothing", -0.1, "0"), ("stages.head.epochs", -1, "0"), ("stages.head.train", [], "head"),
     ("stages.head.train", ["layer9"], "layer4"), ("stages.partial.lr", {"layer4": 1e-5, "head": 0.0}, "> 0"),
     ("stages.partial.lr", {"layer5": 1e-5, "head": 1e-4}, "layer4"), ("stages.full.lr_decay", 1.5, "1"),
-    ("evaluate.calibration_bins", 1, "2"), ("evaluate.ledger_warn_after", 0, "1"), ("retrain.min_gain", 2.0, "1"),
+    ("evaluate.calibration_bins", 1, "2"), ("evaluate.ledger_warn_after", 0, "1"),
+    ("retrain.min_gain", 2.0, "1"),
     ("retrain.schedule", "61 3 * * *", "0-59"), ("retrain.schedule", "0 3 * * 9", "0-7"),
     ("retrain.schedule", "0 3 * *", "5 fields"), ("retrain.schedule", "0 25 * * *", "0-23"),
     ("retrain.schedule", "0 3 32 * *", "1-31"), ("retrain.schedule", "0 3 * 13 *", "1-12"),
 ]
-NON_FINITE = [("stages.head.lr.head", math.inf), ("stages.partial.lr.layer4", math.nan), ("train.weight_decay", math.inf),
-              ("train.clip_grad_norm", math.nan), ("split.fractions.val", math.nan), ("retrain.min_gain", -math.inf),
+NON_FINITE = [("stages.head.lr.head", math.inf), ("stages.partial.lr.layer4", math.nan),
+              ("train.weight_decay", math.inf), ("train.clip_grad_norm", math.nan), ("split.fractions.val", math.nan),
+              ("retrain.min_gain", -math.inf),
               ("dedup.low_info_std", math.inf), ("dedup.embedding.max_pairs_per_image", math.inf)]
 
 

@@ -142,6 +142,8 @@ def test_bad_override_fails_before_any_work(prefect_harness, tmp_path):
 
 def test_overrides_keep_comments_and_refuse_unknown_keys(tmp_path, repo_root):
     (tmp_path / "params.yaml").write_text((repo_root / "params.yaml").read_text())
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "demo_backbone.pt").touch()  # overrides are validated with the weights file existing
     params = apply_overrides(tmp_path, {"stages.head.epochs": 2, "train.batch_size": 8})
     text = (tmp_path / "params.yaml").read_text()
     assert params.stages.head.epochs == 2 and params.train.batch_size == 8
