@@ -59,7 +59,8 @@ def pretrain(params: Params, source: Path, out: Path, epochs: int, lr: float, ba
     for name, keep in (("train", lambda p: not held_out(p)), ("val", held_out)):
         chosen = [(p, label) for p, label in files if keep(p)]
         pixels = cached_images([p for p, _ in chosen], preprocessing, Path("data/cache/images"), params.data.workers)
-        splits[name] = Split(torch.from_numpy(pixels), torch.tensor([class_to_idx[lab] for _, lab in chosen]))
+        labels = torch.tensor([class_to_idx[lab] for _, lab in chosen], dtype=torch.int64)  # int64 even when empty
+        splits[name] = Split(torch.from_numpy(pixels), labels)
     trained = expand_blocks(arch, ["all"])
     freeze_except(model, arch, trained)
     config = FitConfig(epochs=epochs, batch_size=batch_size, seed=params.seed, clip_grad_norm=1.0, augment=True,

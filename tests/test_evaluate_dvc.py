@@ -20,7 +20,9 @@ def test_dvc_repro_evaluate_and_metrics_show(tmp_path: Path, repo_root: Path) ->
         shutil.copytree(repo_root / package, repo / package, ignore=shutil.ignore_patterns("__pycache__"))
     pipeline = yaml.safe_load((repo_root / "dvc.yaml").read_text())
     (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"evaluate": pipeline["stages"]["evaluate"]}}))
-    shutil.copy(repo_root / "params.yaml", repo / "params.yaml")
+    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    params["evaluate"]["leakage"] = {"naive": False, "scratch": False}  # no backbone here; tests/test_evaluate_leakage
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     make_split(repo, per_class=2)
     make_checkpoint(repo / "models/best.pt")
     for stage in ("train_head", "train_partial", "train_full"):

@@ -66,8 +66,11 @@ def test_dvc_repro_runs_every_stage_leak_free(tmp_path: Path, repo_root: Path) -
 
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     assert {"accuracy", "macro_f1", "balanced_accuracy", "per_class", "n_test"} <= set(metrics)
-    for name in ("confusion_matrix.png", "predictions.csv", "dedup.json", "split.json", "summary.md"):
+    for name in ("confusion_matrix.png", "predictions.csv", "dedup.json", "split.json", "summary.md",
+                 "test_samples.png", "training_curves.png"):
         assert (repo / "reports" / name).is_file(), name
+    leakage = json.loads((repo / "reports/leakage.json").read_text())  # on in the repository's params.yaml
+    assert set(leakage["models"]) == {"leak_free", "naive", "scratch"} and not leakage["used_for_selection"]
     assert (repo / "models/best.pt").is_file()
 
     status = run(["dvc", "status"], repo)
