@@ -42,7 +42,7 @@ class VerifyRule:
     min_overlap: float = 0.6
     max_stretch: float = 0.12  # |log| of the aspect change the alignment implies (a copy keeps its proportions)
     low_detail: float = 1.0  # detail std (grey levels) below which an image is low-detail
-    flat_max_difference: float = 4.0
+    flat_max_difference: float = 1.5
 
 
 @dataclass(frozen=True)
@@ -130,8 +130,10 @@ def _regions(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, signals: Sequence
     area = (trims[:, 1] - trims[:, 0]) * (trims[:, 3] - trims[:, 2])
     for k, (x, y, signal) in enumerate(zip(i.tolist(), j.tolist(), signals)):
         va, vb = signal.split("~") if "~" in signal else ("full", "full")
-        (ta, ba, la, rga), ma = view_box(va, trims[x])
-        (tb, bb, lb, rgb), mb = view_box(vb, trims[y])
+        # a whole frame is compared without its bars: bars alike in two pictures are no evidence
+        (ta, ba, la, rga), ma = view_box("trim" if va in ("full", "mirror") else va, trims[x])
+        (tb, bb, lb, rgb), mb = view_box("trim" if vb in ("full", "mirror") else vb, trims[y])
+        ma, mb = va == "mirror", vb == "mirror"
         ra[k] = _resized(thumbs[x][ta:ba, la:rga].astype(np.float32), (THUMB, THUMB))
         region_b = _resized(thumbs[y][tb:bb, lb:rgb].astype(np.float32), (THUMB, THUMB))
         rb[k] = region_b[:, ::-1] if ma != mb else region_b
@@ -179,14 +181,21 @@ def verify_pairs(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, signals: Sequ
     only when stretched, a crop or letterbox of a copy never needs it. Unknown (None): not checked."""
     k = len(i)
     i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
-    smooth, detail = bands(thumbs)
-    level = detail.reshape(len(thumbs), -1).std(axis=1)
     trims = trim_boxes(thumbs)
+    # The identity test compares content: letterbox bars removed, or two unrelated pictures letterboxed alike
+    # would correlate through their bars.
+    content = np.stack([_resized(t[a:b, c:d], (THUMB, THUMB)) for t, (a, b, c, d) in zip(thumbs, trims.tolist())])
+    smooth, detail = bands(content)
+    level = detail.reshape(len(thumbs), -1).std(axis=1)
     aspect = None if aspect is None else np.asarray(aspect, dtype=np.float64)
     sim, det, overlap = np.zeros(k), np.zeros(k), np.ones(k)
-    stretch = np.abs(np.log(aspect[i] / aspect[j])) if aspect is not None and k else np.zeros(k)
-    stretch[~np.isfinite(stretch)] = 0.0
-    how = np.full(k, "identity", dtype=object)
+    stretch = np.zeros(k)
+    if aspect is not None and k:
+        shape = (trims[:, 3] - trims[:, 2]) / (trims[:, 1] - trims[:, 0]) * aspect  # the content's true aspect
+        stretch = np.abs(np.log(shape[i] / shape[j]))
+        stretch[~np.isfinite(stretch)] = 0.0
+    how = np.array(["identity" if (trims[x] == (0, THUMB, 0, THUMB)).all() and (trims[y] == (0, THUMB, 0, THUMB)).all()
+                    else "identity, bars trimmed" for x, y in zip(i.tolist(), j.tolist())], dtype=object)
     for s in range(0, k, chunk):
         part = slice(s, s + chunk)
         sim[part] = banded_corr(smooth[i[part]], smooth[j[part]])
