@@ -202,6 +202,9 @@ def verify_pairs(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, signals: Sequ
     only when stretched, a crop or letterbox of a copy never needs it. Unknown (None): not checked."""
     k = len(i)
     i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
+    if k == 0:
+        none = np.zeros(0)
+        return Verdicts(none.astype(bool), none.astype(object), none, none, none, none.astype(object))
     trims = trim_boxes(thumbs)
     # The identity test compares content: letterbox bars removed, or two unrelated pictures letterboxed alike
     # would correlate through their bars.

@@ -130,14 +130,14 @@ class Found:
 
 
 def hash_pairs(params: Params, hashes: dict, detail: np.ndarray, thumbs: np.ndarray | None, ok: np.ndarray,
-               aspect: np.ndarray, workers: int) -> Found:
+               aspect: np.ndarray, workers: int, shas: list[str], cache_dir: Path) -> Found:
     config, rule = params.dedup, pair_rule(params.dedup)
     if not config.verify.enabled:
         near_a, near_b, near, table = detect_pairs(rule, hashes, detail, ok, workers)
         return Found(near_a, near_b, near.method, near.distance.tolist(), [{}] * len(near_a),
                      near.distance.astype(float), table, [])
     found = verified_pairs(hashes, detail, thumbs, ok, rule.methods, rule.max_distance, config.low_info_std,
-                           config.verify, workers, aspect)
+                           config.verify, workers, aspect, shas, cache_dir)
     kept = np.flatnonzero(found.verdicts.accepted)
     rejected = [(int(found.a[k]), int(found.b[k]), int(found.distance[k]), found.evidence(k))
                 for k in nearest_rejected(found, config.verify).tolist()]
@@ -163,7 +163,8 @@ def run(params: Params, root: Path = Path(".")) -> dict:
     hashes, detail, ok, thumbs, n_new = hash_contents(
         images_dir, [paths[k] for k in rep_rows], contents, tuple(config.methods), root / CACHE_DIR, workers,
         views=config.verify.enabled)
-    found = hash_pairs(params, hashes, detail, thumbs, ok, aspects([usable[k] for k in rep_rows]), workers)
+    found = hash_pairs(params, hashes, detail, thumbs, ok, aspects([usable[k] for k in rep_rows]), workers,
+                       contents, root / CACHE_DIR)
     emb_a, emb_b, similarity, embedding = embedding_signal(
         params, images_dir, paths, groups, contents, rep_rows, detail, ok, found.a, found.b, workers, root)
     a, b = rep_rows[found.a], rep_rows[found.b]
@@ -180,8 +181,10 @@ def run(params: Params, root: Path = Path(".")) -> dict:
     order = np.concatenate([np.zeros(n_exact), found.order, EMBEDDING_RANK + 1.0 - similarity])
     forced = np.r_[np.ones(n_exact, bool), np.zeros(n_hash + n_emb, bool)]
     keep = guard_clusters(len(paths), i, j, order, forced, config.max_cluster_size)
-    unit_cut = keep & ~guard_units(groups, labels, i, j, order, forced | ~keep, config.max_unit_share,
-                                   config.max_cluster_size)
+    unit_cut = np.zeros(len(i), dtype=bool)
+    kept_edges = np.flatnonzero(keep)  # pairs the size guard cut take no part: they join nothing
+    unit_cut[kept_edges] = ~guard_units(groups, labels, i[kept_edges], j[kept_edges], order[kept_edges],
+                                        forced[kept_edges], config.max_unit_share, config.max_cluster_size)
     keep &= ~unit_cut
     records = [pair_record(paths[x], paths[y], str(m), d, groups[x], groups[y]) | e
                | ({"cut_by": "unit share guard"} if u else {})

@@ -8,6 +8,7 @@ is ignored and rebuilt.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -86,3 +87,41 @@ class HashCache:
             with atomic_path(self.files[name]) as tmp, tmp.open("wb") as handle:
                 np.savez(handle, sha=np.array(list(table), dtype="S64"), value=values)
         self.dirty.clear()
+
+
+class VerdictCache:
+    """The verifier's decision per candidate (both contents' sha256, the proposing signal, both aspect ratios),
+    one file per verifier setting, so when data grows only pairs with a new image are verified again."""
+
+    FIELDS = ("accepted", "rule", "similarity", "detail_similarity", "overlap", "transform")
+
+    def __init__(self, directory: Path, setting: str):
+        tag = hashlib.sha256(setting.encode()).hexdigest()[:12]
+        self.path = Path(directory) / f"verdicts-{tag}-v{VERSION}.npz"
+        self.table: dict[str, tuple] = {}
+        self.dirty = False
+        if self.path.exists():
+            try:
+                with np.load(self.path) as data:
+                    columns = [data[f].tolist() for f in self.FIELDS]
+                    self.table = dict(zip(data["key"].astype(str).tolist(), zip(*columns)))
+            except (OSError, ValueError, KeyError) as exc:
+                log.warning("ignoring unreadable verdict cache %s (%s); it will be rebuilt", self.path, exc)
+
+    def get(self, keys: Sequence[str]) -> list[tuple | None]:
+        return [self.table.get(key) for key in keys]
+
+    def add(self, keys: Sequence[str], rows: Sequence[tuple]) -> None:
+        self.table.update(zip(keys, rows))
+        self.dirty = self.dirty or bool(keys)
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        keys = sorted(self.table)
+        columns = list(zip(*(self.table[k] for k in keys))) if keys else [[]] * len(self.FIELDS)
+        arrays = {f: np.array(c, dtype=d) for f, c, d in zip(self.FIELDS, columns, (bool, "U16", np.float64,
+                                                                                   np.float64, np.float64, "U200"))}
+        with atomic_path(self.path) as tmp, tmp.open("wb") as handle:
+            np.savez(handle, key=np.array(keys, dtype="U300"), **arrays)
+        self.dirty = False
