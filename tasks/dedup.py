@@ -27,7 +27,7 @@ from finetuner.units import (
 )
 from finetuner.views import VIEWS
 from tasks.common import read_csv, run_stage, write_csv, write_json, write_text
-from tasks.dedup_cache import HashCache
+from tasks.dedup_cache import HashCache, PreviewCache
 from tasks.dedup_embed import embedding_pairs
 from tasks.dedup_verify import EVIDENCE, nearest_rejected, verified_pairs, verify_tradeoff
 
@@ -203,7 +203,7 @@ def run(params: Params, root: Path = Path(".")) -> dict:
         unreadable=[paths[rep_rows[k]] for k in np.flatnonzero(~ok).tolist()], embedding=embedding,
         rejected=rejected, giant_units=explain(paths, labels, groups, units, i[keep], j[keep], strength[keep],
                                                records_kept(records, keep), config.explain_unit_share))
-    write_outputs(root, images_dir, kept, paths, units, summary)
+    write_outputs(root, images_dir, kept, paths, units, summary, shas)
     return summary
 
 
@@ -235,11 +235,17 @@ def explain(paths: list[str], labels: list[str], groups: list[str], units: list[
 
 
 def write_outputs(root: Path, images_dir: Path, kept: list[dict], paths: list[str], units: list[str],
-                  summary: dict) -> None:
+                  summary: dict, shas: list[str]) -> None:
     write_csv(root / PAIRS_CSV, kept, ("path_a", "path_b", "method", "distance", *EVIDENCE))
     write_csv(root / UNITS_CSV, ({"path": p, "unit": u} for p, u in zip(paths, units)), ("path", "unit"))
     write_json(root / REPORT_JSON, summary)
-    thumbs = {p: t for p in paths_to_preview(summary) if (t := thumbnail_b64(images_dir / p)) is not None}
+    sha_of = dict(zip(paths, shas))
+    cache = PreviewCache(root / CACHE_DIR, THUMB)  # a rerun shows mostly the same pairs: decode each file once
+    thumbs = {}
+    for p in paths_to_preview(summary):
+        if (t := cache.get(sha_of[p]) or thumbnail_b64(images_dir / p)) is not None:
+            thumbs[p] = cache.put(sha_of[p], t)
+    cache.save()
     write_text(root / REPORT_HTML, render_html(summary, thumbs))
     counts = summary["counts"]
     log.info("dedup: %d images, %d pairs kept, %d cut, %d cross-group, %d units", counts["images"], counts["pairs"],

@@ -125,3 +125,34 @@ class VerdictCache:
         with atomic_path(self.path) as tmp, tmp.open("wb") as handle:
             np.savez(handle, key=np.array(keys, dtype="U300"), **arrays)
         self.dirty = False
+
+
+class PreviewCache:
+    """dedup.html's base64 JPEG thumbnails per content sha256, so a rerun decodes only files it has not shown."""
+
+    def __init__(self, directory: Path, size: int):
+        self.path = Path(directory) / f"previews-{size}-v{VERSION}.npz"
+        self.table: dict[str, str] = {}
+        self.dirty = False
+        if self.path.exists():
+            try:
+                with np.load(self.path) as data:
+                    self.table = dict(zip(data["sha"].astype(str).tolist(), data["value"].astype(str).tolist()))
+            except (OSError, ValueError, KeyError) as exc:
+                log.warning("ignoring unreadable preview cache %s (%s); it will be rebuilt", self.path, exc)
+
+    def get(self, sha: str) -> str | None:
+        return self.table.get(sha)
+
+    def put(self, sha: str, value: str) -> str:
+        if self.table.get(sha) != value:
+            self.table[sha] = value
+            self.dirty = True
+        return value
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        with atomic_path(self.path) as tmp, tmp.open("wb") as handle:
+            np.savez(handle, sha=np.array(list(self.table), dtype="S64"), value=np.array(list(self.table.values())))
+        self.dirty = False
