@@ -82,7 +82,7 @@ class VerifyConfig(_Section):
     min_overlap: float = Field(0.6, gt=0, le=1, description="share of each image's content the alignment must cover")
     max_stretch: float = Field(0.12, ge=0, description="|log| of the aspect-ratio change an alignment may imply")
     low_detail: float = Field(1.0, ge=0, description="detail std (grey levels) below which an image is low-detail")
-    flat_max_difference: float = Field(4.0, ge=0, le=255, description="low-detail pairs: mean grey difference allowed")
+    flat_max_difference: float = Field(1.5, ge=0, le=255, description="low-detail pairs: mean grey difference allowed")
     candidates_per_image: int = Field(20, ge=1, description="each image's closest candidates (by hash distance) "
                                                             "that are verified; bounds the work on crowded sets")
 

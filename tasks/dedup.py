@@ -27,7 +27,7 @@ from finetuner.units import (
 )
 from finetuner.views import VIEWS
 from tasks.common import log_run, read_csv, run_stage, split_run_facts, write_csv, write_json, write_text
-from tasks.dedup_cache import HashCache
+from tasks.dedup_cache import HashCache, PreviewCache
 from tasks.dedup_embed import embedding_pairs
 from tasks.dedup_verify import EVIDENCE, nearest_rejected, verified_pairs, verify_tradeoff
 
@@ -131,14 +131,14 @@ class Found:
 
 
 def hash_pairs(params: Params, hashes: dict, detail: np.ndarray, thumbs: np.ndarray | None, ok: np.ndarray,
-               aspect: np.ndarray, workers: int) -> Found:
+               aspect: np.ndarray, workers: int, shas: list[str], cache_dir: Path) -> Found:
     config, rule = params.dedup, pair_rule(params.dedup)
     if not config.verify.enabled:
         near_a, near_b, near, table = detect_pairs(rule, hashes, detail, ok, workers)
         return Found(near_a, near_b, near.method, near.distance.tolist(), [{}] * len(near_a),
                      near.distance.astype(float), table, [])
     found = verified_pairs(hashes, detail, thumbs, ok, rule.methods, rule.max_distance, config.low_info_std,
-                           config.verify, workers, aspect)
+                           config.verify, workers, aspect, shas, cache_dir)
     kept = np.flatnonzero(found.verdicts.accepted)
     rejected = [(int(found.a[k]), int(found.b[k]), int(found.distance[k]), found.evidence(k))
                 for k in nearest_rejected(found, config.verify).tolist()]
@@ -164,7 +164,8 @@ def run(params: Params, root: Path = Path(".")) -> dict:
     hashes, detail, ok, thumbs, n_new = hash_contents(
         images_dir, [paths[k] for k in rep_rows], contents, tuple(config.methods), root / CACHE_DIR, workers,
         views=config.verify.enabled)
-    found = hash_pairs(params, hashes, detail, thumbs, ok, aspects([usable[k] for k in rep_rows]), workers)
+    found = hash_pairs(params, hashes, detail, thumbs, ok, aspects([usable[k] for k in rep_rows]), workers,
+                       contents, root / CACHE_DIR)
     emb_a, emb_b, similarity, embedding = embedding_signal(
         params, images_dir, paths, groups, contents, rep_rows, detail, ok, found.a, found.b, workers, root)
     a, b = rep_rows[found.a], rep_rows[found.b]
@@ -181,8 +182,10 @@ def run(params: Params, root: Path = Path(".")) -> dict:
     order = np.concatenate([np.zeros(n_exact), found.order, EMBEDDING_RANK + 1.0 - similarity])
     forced = np.r_[np.ones(n_exact, bool), np.zeros(n_hash + n_emb, bool)]
     keep = guard_clusters(len(paths), i, j, order, forced, config.max_cluster_size)
-    unit_cut = keep & ~guard_units(groups, labels, i, j, order, forced | ~keep, config.max_unit_share,
-                                   config.max_cluster_size)
+    unit_cut = np.zeros(len(i), dtype=bool)
+    kept_edges = np.flatnonzero(keep)  # pairs the size guard cut take no part: they join nothing
+    unit_cut[kept_edges] = ~guard_units(groups, labels, i[kept_edges], j[kept_edges], order[kept_edges],
+                                        forced[kept_edges], config.max_unit_share, config.max_cluster_size)
     keep &= ~unit_cut
     records = [pair_record(paths[x], paths[y], str(m), d, groups[x], groups[y]) | e
                | ({"cut_by": "unit share guard"} if u else {})
@@ -201,7 +204,7 @@ def run(params: Params, root: Path = Path(".")) -> dict:
         unreadable=[paths[rep_rows[k]] for k in np.flatnonzero(~ok).tolist()], embedding=embedding,
         rejected=rejected, giant_units=explain(paths, labels, groups, units, i[keep], j[keep], strength[keep],
                                                records_kept(records, keep), config.explain_unit_share))
-    write_outputs(root, images_dir, kept, paths, units, summary)
+    write_outputs(root, images_dir, kept, paths, units, summary, shas)
     return summary
 
 
@@ -233,13 +236,19 @@ def explain(paths: list[str], labels: list[str], groups: list[str], units: list[
 
 
 def write_outputs(root: Path, images_dir: Path, kept: list[dict], paths: list[str], units: list[str],
-                  summary: dict) -> None:
+                  summary: dict, shas: list[str]) -> None:
     write_csv(root / PAIRS_CSV, kept, ("path_a", "path_b", "method", "distance", *EVIDENCE))
     write_csv(root / UNITS_CSV, ({"path": p, "unit": u} for p, u in zip(paths, units)), ("path", "unit"))
     # Cache hits depend on earlier runs, not on the inputs: they go to the untracked run log, not the reports.
     tracked, facts = split_run_facts(summary, RUN_FACTS)
     write_json(root / REPORT_JSON, tracked)
-    thumbs = {p: t for p in paths_to_preview(tracked) if (t := thumbnail_b64(images_dir / p)) is not None}
+    sha_of = dict(zip(paths, shas))
+    cache = PreviewCache(root / CACHE_DIR, THUMB)  # a rerun shows mostly the same pairs: decode each file once
+    thumbs = {}
+    for p in paths_to_preview(tracked):
+        if (t := cache.get(sha_of[p]) or thumbnail_b64(images_dir / p)) is not None:
+            thumbs[p] = cache.put(sha_of[p], t)
+    cache.save()
     write_text(root / REPORT_HTML, render_html(tracked, thumbs))
     log_run(root, "dedup", facts)
     counts = summary["counts"]

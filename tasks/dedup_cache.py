@@ -8,6 +8,7 @@ damaged file is reported, ignored and rebuilt.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -85,3 +86,71 @@ class HashCache:
             values = np.array(list(table.values()), dtype) if table else np.zeros(0, dtype)
             save_npz_checked(self.files[name], sha=np.array(list(table), dtype="S64"), value=values)
         self.dirty.clear()
+
+
+class VerdictCache:
+    """The verifier's decision per candidate (both contents' sha256, the proposing signal, both aspect ratios),
+    one file per verifier setting, so when data grows only pairs with a new image are verified again."""
+
+    FIELDS = ("accepted", "rule", "similarity", "detail_similarity", "overlap", "transform")
+
+    def __init__(self, directory: Path, setting: str):
+        tag = hashlib.sha256(setting.encode()).hexdigest()[:12]
+        self.path = Path(directory) / f"verdicts-{tag}-v{VERSION}.npz"
+        self.table: dict[str, tuple] = {}
+        self.dirty = False
+        if self.path.exists():
+            try:
+                data = load_npz_checked(self.path)
+                columns = [data[f].tolist() for f in self.FIELDS]
+                self.table = dict(zip(data["key"].astype(str).tolist(), zip(*columns)))
+            except (CorruptFile, KeyError) as exc:
+                log.warning("ignoring damaged verdict cache %s (%s); it will be rebuilt", self.path, exc)
+
+    def get(self, keys: Sequence[str]) -> list[tuple | None]:
+        return [self.table.get(key) for key in keys]
+
+    def add(self, keys: Sequence[str], rows: Sequence[tuple]) -> None:
+        self.table.update(zip(keys, rows))
+        self.dirty = self.dirty or bool(keys)
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        keys = sorted(self.table)
+        columns = list(zip(*(self.table[k] for k in keys))) if keys else [[]] * len(self.FIELDS)
+        arrays = {f: np.array(c, dtype=d) for f, c, d in zip(self.FIELDS, columns, (bool, "U16", np.float64,
+                                                                                   np.float64, np.float64, "U200"))}
+        save_npz_checked(self.path, key=np.array(keys, dtype="U300"), **arrays)
+        self.dirty = False
+
+
+class PreviewCache:
+    """dedup.html's base64 JPEG thumbnails per content sha256, so a rerun decodes only files it has not shown."""
+
+    def __init__(self, directory: Path, size: int):
+        self.path = Path(directory) / f"previews-{size}-v{VERSION}.npz"
+        self.table: dict[str, str] = {}
+        self.dirty = False
+        if self.path.exists():
+            try:
+                data = load_npz_checked(self.path)
+                self.table = dict(zip(data["sha"].astype(str).tolist(), data["value"].astype(str).tolist()))
+            except (CorruptFile, KeyError) as exc:
+                log.warning("ignoring damaged preview cache %s (%s); it will be rebuilt", self.path, exc)
+
+    def get(self, sha: str) -> str | None:
+        return self.table.get(sha)
+
+    def put(self, sha: str, value: str) -> str:
+        if self.table.get(sha) != value:
+            self.table[sha] = value
+            self.dirty = True
+        return value
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        save_npz_checked(self.path, sha=np.array(list(self.table), dtype="S64"),
+                         value=np.array(list(self.table.values())))
+        self.dirty = False

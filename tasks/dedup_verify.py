@@ -10,6 +10,7 @@ rejected candidates nearest the cut-off, which dedup.html shows so a person can 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from finetuner.neighbours import hamming, radius_pairs
 from finetuner.units import cluster_stats
 from finetuner.verify import Verdicts, VerifyRule, verify_pairs
 from finetuner.views import VIEWS, Candidates, nearest_per_image, view_candidates
+from tasks.dedup_cache import VerdictCache
 
 EVIDENCE = ("signal", "rule", "similarity", "detail_similarity", "overlap", "transform")
 MAX_REJECTED_SHOWN = 30
@@ -72,17 +74,36 @@ def candidate_pairs(hashes: dict[str, np.ndarray], low_detail: np.ndarray, metho
 
 def verified_pairs(hashes: dict[str, np.ndarray], detail: np.ndarray, thumbs: np.ndarray, ok: np.ndarray,
                    methods: tuple[str, ...], max_distance: int, low_info_std: float, config: VerifyConfig,
-                   workers: int, aspect: np.ndarray | None = None) -> Verified:
+                   workers: int, aspect: np.ndarray | None = None, shas: list[str] | None = None,
+                   cache_dir: Path | None = None) -> Verified:
     """Candidates among the hashed contents, each decided by the verifier; indices are content positions.
-    `aspect`: width / height per content (NaN where unknown), so no alignment may stretch an image."""
+    `aspect`: width / height per content (NaN where unknown), so no alignment may stretch an image. With `shas`
+    and `cache_dir`, verdicts are cached per content pair: a grown collection verifies only its new pairs."""
     hashed = np.flatnonzero(ok)
     subset = {name: values[hashed] for name, values in hashes.items()}
     found = candidate_pairs(subset, detail[hashed] < low_info_std, methods, max_distance, config, workers)
-    used, inverse = np.unique(np.r_[found.i, found.j], return_inverse=True)  # verify on the candidates' thumbs only
-    k = len(found.i)
-    verdicts = verify_pairs(thumbs[hashed[used]], inverse[:k], inverse[k:], list(found.signal), verify_rule(config),
-                            None if aspect is None else aspect[hashed[used]])
-    return Verified(hashed[found.i], hashed[found.j], found.signal, found.distance, verdicts)
+    a, b = hashed[found.i], hashed[found.j]
+    rule = verify_rule(config)
+    cache = VerdictCache(cache_dir, repr(rule)) if shas is not None and cache_dir is not None else None
+    ratio = np.full(len(detail), np.nan) if aspect is None else aspect
+    keys = [f"{shas[x]}|{shas[y]}|{s}|{ratio[x]:.4f}|{ratio[y]:.4f}" for x, y, s in
+            zip(a.tolist(), b.tolist(), found.signal.tolist())] if cache else []
+    known = cache.get(keys) if cache else [None] * len(a)
+    todo = np.array([k for k, row in enumerate(known) if row is None], dtype=np.int64)
+    used, inverse = np.unique(np.r_[a[todo], b[todo]], return_inverse=True)  # the new candidates' thumbs only
+    fresh = verify_pairs(thumbs[used], inverse[:len(todo)], inverse[len(todo):], list(found.signal[todo]), rule,
+                         None if aspect is None else aspect[used])
+    rows = [(bool(v.accepted), v.rule, v.similarity, v.detail_similarity, v.overlap, v.transform)
+            for v in (fresh.row(k) for k in range(len(todo)))]
+    if cache:
+        cache.add([keys[k] for k in todo.tolist()], rows)
+        cache.save()
+    for k, row in zip(todo.tolist(), rows):
+        known[k] = row
+    columns = list(zip(*known)) if known else [[]] * 6
+    verdicts = Verdicts(*(np.array(c, dtype=d) for c, d in zip(columns, (bool, object, np.float64, np.float64,
+                                                                         np.float64, object))))
+    return Verified(a, b, found.signal, found.distance, verdicts)
 
 
 def margin(verified: Verified, config: VerifyConfig) -> np.ndarray:

@@ -102,3 +102,25 @@ def test_unit_guard_stops_look_alikes_chaining_a_class() -> None:
     units = assign_units([str(k) for k in range(30)], groups, i[keep], j[keep])
     assert max(units.count(u) for u in set(units)) <= 9
     assert guard_units(groups, labels, i, j, order, np.zeros(len(i), bool), 0.3, floor=50).all()  # small: untouched
+
+
+def test_grown_collection_verifies_only_new_pairs(tmp_path: Path, monkeypatch) -> None:
+    from tasks import dedup_verify
+    from test_dedup_stage import make_dataset
+
+    rows = make_dataset(tmp_path)
+    params = parse_params({"data": {"workers": 1}})
+    first = dedup.run(params, tmp_path)
+    seen: list[int] = []
+    original = dedup_verify.verify_pairs
+
+    def counting(thumbs, i, j, *args, **kwargs):
+        seen.append(len(i))
+        return original(thumbs, i, j, *args, **kwargs)
+
+    monkeypatch.setattr(dedup_verify, "verify_pairs", counting)
+    add_image(tmp_path, rows, "c1/p0_again.jpg", to_jpeg_bytes(ImageOps.mirror(photo(0, (96, 72)))), "g7")
+    write_csv(tmp_path / dedup.MANIFEST, rows, COLUMNS)
+    second = dedup.run(params, tmp_path)
+    assert 0 < seen[0] < first["counts"]["pairs"]  # only the new image's candidates
+    assert second["counts"]["pairs"] > first["counts"]["pairs"]  # ...and its mirror copy still joins its family
