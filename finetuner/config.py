@@ -74,16 +74,16 @@ class EmbeddingConfig(_Section):
 class VerifyConfig(_Section):
     """The verifier that decides every candidate pair (finetuner/verify.py); thresholds on 64x64 thumbnails."""
 
-    enabled: bool = Field(True, description="false = the hash rule alone decides (require_agreement, low_info_*)")
-    candidate_distance: int = Field(12, ge=0, le=32, description="Hamming radius between any two views of two images "
+    enabled: Bool = Field(True, description="false = the hash rule alone decides (require_agreement, low_info_*)")
+    candidate_distance: Int = Field(12, ge=0, le=32, description="Hamming radius between any two views of two images "
                                                                  "(mirror, crops, trimmed) that makes a candidate")
-    min_similarity: float = Field(0.93, gt=0, le=1, description="aligned correlation needed")
-    min_detail_similarity: float = Field(0.6, ge=-1, le=1, description="aligned correlation of fine detail needed")
-    min_overlap: float = Field(0.6, gt=0, le=1, description="share of each image's content the alignment must cover")
-    max_stretch: float = Field(0.12, ge=0, description="|log| of the aspect-ratio change an alignment may imply")
-    low_detail: float = Field(1.0, ge=0, description="detail std (grey levels) below which an image is low-detail")
-    flat_max_difference: float = Field(1.5, ge=0, le=255, description="low-detail pairs: mean grey difference allowed")
-    candidates_per_image: int = Field(20, ge=1, description="each image's closest candidates (by hash distance) "
+    min_similarity: Float = Field(0.93, gt=0, le=1, description="aligned correlation needed")
+    min_detail_similarity: Float = Field(0.6, ge=-1, le=1, description="aligned correlation of fine detail needed")
+    min_overlap: Float = Field(0.6, gt=0, le=1, description="share of each image's content the alignment must cover")
+    max_stretch: Float = Field(0.12, ge=0, description="|log| of the aspect-ratio change an alignment may imply")
+    low_detail: Float = Field(1.0, ge=0, description="detail std (grey levels) below which an image is low-detail")
+    flat_max_difference: Float = Field(1.5, ge=0, le=255, description="low-detail pairs: mean grey difference allowed")
+    candidates_per_image: Int = Field(20, ge=1, description="each image's closest candidates (by hash distance) "
                                                             "that are verified; bounds the work on crowded sets")
 
 
@@ -96,9 +96,9 @@ class DedupConfig(_Section):
     max_cluster_size: Int = Field(50, ge=0, description="cut near-duplicate clusters beyond this size; 0 = no limit")
     embedding: EmbeddingConfig = EmbeddingConfig()
     verify: VerifyConfig = VerifyConfig()
-    max_unit_share: float = Field(0.3, gt=0, le=1, description="a pair that would grow a unit (groups + pairs) past "
+    max_unit_share: Float = Field(0.3, gt=0, le=1, description="a pair that would grow a unit (groups + pairs) past "
                                                                "this share of a class is cut and reported; 1 = never")
-    explain_unit_share: float = Field(0.25, gt=0, le=1, description="units holding more of a class are explained "
+    explain_unit_share: Float = Field(0.25, gt=0, le=1, description="units holding more of a class are explained "
                                                                      "by their bridging pairs")
 
     @field_validator("methods")
@@ -266,9 +266,9 @@ DEFAULT_STAGES = StagesConfig(
 class LeakageConfig(_Section):
     """The comparisons behind reports/leakage.json: each trains the pipeline's recipe once more (evaluate stage)."""
 
-    naive: bool = Field(False, description="train on a per-image random split of train+val; report its inflation")
-    scratch: bool = Field(False, description="train from random initialisation; report the value of pretraining")
-    pairs_shown: int = Field(6, ge=0, le=50, description="near-duplicate pairs the naive split separated, pictured")
+    naive: Bool = Field(False, description="train on a per-image random split of train+val; report its inflation")
+    scratch: Bool = Field(False, description="train from random initialisation; report the value of pretraining")
+    pairs_shown: Int = Field(6, ge=0, le=50, description="near-duplicate pairs the naive split separated, pictured")
 
 
 class EvaluateConfig(_Section):
