@@ -11,8 +11,8 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, Strict, StrictBool, ValidationError,
-                      ValidationInfo, field_validator, model_validator)
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, PositiveInt, Strict, StrictBool, Tag,
+                      ValidationError, ValidationInfo, field_validator, model_validator)
 
 from finetuner.families import ALL, HEAD, block_names, family_for
 from finetuner.params_checks import TORCHVISION_WEIGHTS, cron_problem, looks_like_path, weights_names
@@ -202,12 +202,21 @@ class TrainConfig(_Section):
     lr_find_steps: Int = Field(100, ge=10, le=10_000, description="steps of the learning-rate range test (`lr: auto`)")
 
 
+# A stage's `lr`: per-block rates, or `auto` (a range test). The string picks the branch before validation, so a bad
+# rate is reported once, at its key, not once per union branch.
+_RATES_TAG = "per-block rates"
+LearningRates = Annotated[
+    Annotated[Literal["auto"], Tag("auto")] | Annotated[dict[str, Float], Tag(_RATES_TAG)],
+    Discriminator(lambda value: "auto" if isinstance(value, str) else _RATES_TAG),
+]
+
+
 class StageConfig(_Section):
     """One training stage. `epochs` caps its length; `min_steps` stretches it on small data (see finetuner/recipe.py)."""
 
     epochs: Int = Field(ge=0)
     train: tuple[str, ...]
-    lr: dict[str, Float] | Literal["auto"]
+    lr: LearningRates
     lr_decay: Float | None = Field(None, gt=0, le=1)
     warmup_epochs: Int = Field(0, ge=0)
     min_steps: Int = Field(0, ge=0, description="plan at least this many optimizer steps, within the `epochs` cap")
@@ -362,7 +371,7 @@ def parse_params(raw: Any, source: str = "params.yaml", root: str | Path | None 
 def format_validation_error(exc: ValidationError, source: str) -> str:
     lines = [f"{source} is invalid ({exc.error_count()} problem{'s' if exc.error_count() > 1 else ''}):"]
     for error in exc.errors():
-        key = ".".join(str(part) for part in error["loc"])
+        key = ".".join(str(part) for part in error["loc"] if part not in ("auto", _RATES_TAG))
         message = error["msg"].removeprefix("Value error, ")
         if not key:  # checks across sections name their keys themselves, one problem per line
             lines += [f"  - {line}" for line in message.splitlines()]

@@ -79,7 +79,7 @@ RANGES = [
     ("train.select_metric", "f1", "macro_f1"),
     ("train.device", "tpu", "cuda"), ("train.optimizer", "adam", "adamw"), ("train.momentum", 1.0, "1"),
     ("train.label_smoothing", -0.1, "0"), ("stages.head.epochs", -1, "0"), ("stages.head.train", [], "head"),
-    ("stages.head.train", ["layer9"], "layer4"), ("stages.partial.lr", {"layer4": 1e-5, "head": 0.0}, "> 0"),
+    ("stages.partial.train", ["layer9"], "layer4"), ("stages.partial.lr", {"layer4": 1e-5, "head": 0.0}, "> 0"),
     ("stages.partial.lr", {"layer5": 1e-5, "head": 1e-4}, "layer4"), ("stages.full.lr_decay", 1.5, "1"),
     ("evaluate.calibration_bins", 1, "2"), ("evaluate.ledger_warn_after", 0, "1"),
     ("retrain.min_gain", 2.0, "1"),
@@ -87,7 +87,7 @@ RANGES = [
     ("retrain.schedule", "0 3 * *", "5 fields"), ("retrain.schedule", "0 25 * * *", "0-23"),
     ("retrain.schedule", "0 3 32 * *", "1-31"), ("retrain.schedule", "0 3 * 13 *", "1-12"),
 ]
-NON_FINITE = [("stages.head.lr.head", math.inf), ("stages.partial.lr.layer4", math.nan),
+NON_FINITE = [("stages.head.lr.head", math.inf), ("stages.partial.lr_decay", math.nan),
               ("train.weight_decay", math.inf), ("train.clip_grad_norm", math.nan), ("split.fractions.val", math.nan),
               ("retrain.min_gain", -math.inf),
               ("dedup.low_info_std", math.inf), ("dedup.embedding.max_pairs_per_image", math.inf)]
