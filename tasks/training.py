@@ -108,8 +108,15 @@ def pipeline_record(model: nn.Module, stage: str, epoch: int, value: float, para
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "arch": params.model.arch, "class_to_idx": class_to_idx, "stage": stage, "epoch": epoch,
         "metric": params.train.select_metric, "value": float(value), "preprocessing": preprocessing.to_dict(),
-        "origin": origin, "params": params.model_dump(mode="json"),
+        "origin": origin, "params": recorded_params(params),
     }
+
+
+def recorded_params(params: Params) -> dict[str, Any]:
+    """The params every training stage depends on (dvc.yaml), kept in its checkpoints; the stage's own section is in
+    its recipe.json. Not the whole file: a checkpoint must not change when an unrelated key (retrain, dedup) does."""
+    return {"seed": params.seed, "data": {"image_size": params.data.image_size},
+            "model": params.model.model_dump(mode="json"), "train": params.train.model_dump(mode="json")}
 
 
 def _pass_through(paths: train_io.StagePaths, start: Start, params: Params, class_to_idx: dict[str, int],
@@ -139,9 +146,9 @@ def _publish(paths: train_io.StagePaths) -> None:
         train_io.copy_file(paths.out / "best.pt", paths.root / "models" / "best.pt")
 
 
-def _fingerprint(paths: train_io.StagePaths, section: str, params: Params, start: Start) -> str:
-    trained = expand_blocks(params.model.arch, getattr(params.stages, section).train)
-    stage_params = {"section": params.stages.model_dump(mode="json")[section], "seed": params.seed,
+def _fingerprint(paths: train_io.StagePaths, config: StageConfig, params: Params, start: Start) -> str:
+    trained = expand_blocks(params.model.arch, config.train)
+    stage_params = {"section": config.model_dump(mode="json"), "seed": params.seed,
                     "train": params.train.model_dump(mode="json"), "model": params.model.model_dump(mode="json"),
                     "image_size": params.data.image_size, "cached": uses_cache(trained, params)}
     return train_io.fingerprint(stage_params, [paths.splits / "train.csv", paths.splits / "val.csv",
@@ -151,7 +158,7 @@ def _fingerprint(paths: train_io.StagePaths, section: str, params: Params, start
 def _train(paths: train_io.StagePaths, section: str, config: StageConfig, params: Params, start: Start,
            data: dict[str, Split], class_to_idx: dict[str, int], runtime: Runtime, reason: str) -> dict[str, Any]:
     model = start.built.model
-    expected = _fingerprint(paths, section, params, start)
+    expected = _fingerprint(paths, config, params, start)
     state = train_io.load_resume(paths, expected)
     if state is None:
         _clear_resume_but_range_test(paths, expected)
