@@ -2,6 +2,7 @@
 analytics off, and the flows' local entry points fall back to a temporary server when none answers."""
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 
@@ -27,6 +28,7 @@ def test_prefect_cli_in_project_root_reads_prefect_toml(repo_root):
 
 def test_local_runs_use_a_temporary_server_when_none_answers(caplog):
     dead = f"http://127.0.0.1:{free_port()}/api"
+    caplog.set_level(logging.INFO, logger="finetuner.flows")
     with temporary_settings(updates={PREFECT_API_URL: dead}), prefect_backend() as backend:
         assert backend == "a temporary local server"
         settings = get_current_settings()
