@@ -29,6 +29,7 @@ def test_prefect_cli_in_project_root_reads_prefect_toml(repo_root):
 def test_local_runs_use_a_temporary_server_when_none_answers(caplog):
     caplog.set_level(logging.INFO, logger="finetuner.flows")
     dead = f"http://127.0.0.1:{free_port()}/api"
+    caplog.set_level(logging.INFO, logger="finetuner.flows")
     with temporary_settings(updates={PREFECT_API_URL: dead}), prefect_backend() as backend:
         assert backend == "a temporary local server"
         settings = get_current_settings()
