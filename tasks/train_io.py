@@ -118,10 +118,12 @@ def save_state(paths: StagePaths, name: str, state: dict[str, Any]) -> None:
     save_torch(paths.resume_dir / name, wrap_checked(state))
 
 
-def load_state(paths: StagePaths, expected: str, name: str) -> dict[str, Any] | None:
+def load_state(paths: StagePaths, expected: str, name: str,
+               redo: str = "starts again from its first epoch") -> dict[str, Any] | None:
     """The state saved as `name` when it is intact and its fingerprint matches; else None.
 
-    A damaged file (truncated, garbled) is reported, never used: the stage redoes that work, reaching the same result.
+    A damaged file (truncated, garbled) is reported, never used: the stage `redo`es that work (the log says so),
+    reaching the same result, only later.
     """
     from tasks.integrity import CorruptFile, load_torch_checked
 
@@ -131,7 +133,7 @@ def load_state(paths: StagePaths, expected: str, name: str) -> dict[str, Any] | 
     try:
         state = load_torch_checked(path)
     except CorruptFile as exc:
-        log.warning("%s; ignored: %s redoes that work", exc, paths.stage)
+        log.warning("%s; ignored: %s %s", exc, paths.stage, redo)
         return None
     return state if isinstance(state, dict) and state.get("fingerprint") == expected else None
 

@@ -41,7 +41,7 @@ def write_recipe(paths: train_io.StagePaths, record: dict[str, Any]) -> None:
 
 
 def recall_range_test(paths: train_io.StagePaths, expected: str) -> RangeTest | None:
-    state = train_io.load_state(paths, expected, "lr_find.pt")
+    state = train_io.load_state(paths, expected, "lr_find.pt", "runs its range test again")
     if state is None:
         return None
     log.info("%s: reusing the recorded range test (factor %.3g), not re-running it", paths.stage,
