@@ -69,7 +69,7 @@ def run_training_stage(stage: str, params: Params, root: Path = Path(".")) -> di
             for name, rows in (("train", train_rows), ("val", val_rows))}
     if config.solver == "lbfgs":
         return _probe(paths, params, start, data, class_to_idx, runtime, decision.reason)
-    return _train(paths, section, config, params, start, data, class_to_idx, runtime, decision.reason)
+    return _train(paths, config, params, start, data, class_to_idx, runtime, decision.reason)
 
 
 def _starting_point(paths: train_io.StagePaths, params: Params, class_to_idx: dict[str, int]) -> Start:
@@ -155,7 +155,7 @@ def _fingerprint(paths: train_io.StagePaths, config: StageConfig, params: Params
                                                start.best_file, _weights_file(params)])
 
 
-def _train(paths: train_io.StagePaths, section: str, config: StageConfig, params: Params, start: Start,
+def _train(paths: train_io.StagePaths, config: StageConfig, params: Params, start: Start,
            data: dict[str, Split], class_to_idx: dict[str, int], runtime: Runtime, reason: str) -> dict[str, Any]:
     model = start.built.model
     expected = _fingerprint(paths, config, params, start)
