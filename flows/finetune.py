@@ -25,7 +25,7 @@ from finetuner.config import ConfigError
 from finetuner.leakage import format_table
 from flows.connect import prefect_backend
 from flows.dvc_cli import StageRefused, dvc_command, stream_command
-from flows.reports import SUMMARY_KEYS, publish_finetune_artifacts
+from flows.reports import SUMMARY_KEYS, publish_finetune_artifacts, read_leakage
 from flows.experiment import one_run_experiment
 from flows.workspace import NoImages, require_images, workspace_lock
 
@@ -133,14 +133,6 @@ def format_metrics(metrics: Mapping[str, Any]) -> str:
     return "\n".join(lines) if lines else "no test metrics (reports/metrics.json missing)"
 
 
-def _read_leakage(project_dir: Path) -> dict[str, Any] | None:
-    try:
-        report = json.loads((project_dir / "reports" / "leakage.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return report if isinstance(report, dict) and report.get("enabled") else None
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--project-dir", default=DEFAULT_PROJECT, help="the DVC project (default: this repository)")
@@ -158,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics = finetune(project_dir=str(Path(args.project_dir).resolve()), overrides=overrides)
     print("Test metrics (reports/metrics.json):")
     print(format_metrics(metrics))
-    leakage = _read_leakage(Path(args.project_dir))
+    leakage = read_leakage(Path(args.project_dir) / "reports")
     if leakage:
         print("What a careless split would have reported (reports/leakage.json; never used to select):")
         print(format_table(leakage))

@@ -100,6 +100,12 @@ def _skipped(metrics_file: Path) -> bool:
         return False
 
 
+def read_leakage(reports: Path) -> dict[str, Any]:
+    """reports/leakage.json when the comparisons ran (`enabled`), else {} (off, absent or unreadable)."""
+    leakage = _read_json(reports / "leakage.json")
+    return leakage if leakage.get("enabled") else {}
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -153,8 +159,8 @@ def publish_finetune_artifacts(project_dir: Path, select: str = "macro_f1", expe
         summary = (f"> DVC experiment `{experiment}`: the workspace was left as it was; "
                    f"`dvc exp apply {experiment}` adopts this run.\n\n{summary}")
     create_markdown_artifact(summary, key="finetune-summary", description="reports/summary.md of this run")
-    leakage = _read_json(reports / "leakage.json")
-    if leakage.get("enabled"):
+    leakage = read_leakage(reports)
+    if leakage:
         create_table_artifact(leakage.get("table") or [], key="finetune-leakage",
                               description="reports/leakage.json: each model's figure on its own test and on the "
                                           "leak-free test (never used to select)")
