@@ -3,13 +3,21 @@
 `range_test` trains a throwaway copy of the stage's parameter groups for a fixed number of steps while the rate
 grows exponentially from `start` to `end`, then puts the weights back exactly as they were. Every group is scaled
 by the same factor, so the discriminative ratios between blocks stay. The rate is picked from the loss curve,
-smoothed by a bias-corrected exponential moving average, by the rule of `pick_factor`:
+smoothed by a bias-corrected exponential moving average, by the rule of `pick_factor`, which depends on where
+the test starts:
 
-    the factor at the minimum of the smoothed loss, divided by 10
+- from a model that does not fit its data yet (the mean loss of the first steps above half of chance level,
+  ln(classes) / 2: training from scratch, a new head): the factor at the minimum of the smoothed loss, divided by
+  10. The curve has a real valley; its minimum is where the loss still falls fastest before it blows up, and a
+  tenth of it is safely inside the stable region for a whole schedule (Smith; fastai's `lr_find`).
+- from a model that already fits (a converged linear probe before unfreezing blocks): the last factor before the
+  smoothed loss rises clearly above its minimum (by 10%, and by at least 0.01 nats so that noise on a loss near zero
+  does not count), divided by 10: "ten times below where the loss starts to get worse", the rule fastai's course
+  gives for unfrozen models. A fitted model sits at a minimum, so the curve is flat until the rate becomes
+  destructive and where its noisy minimum falls says nothing; on glyphs the minimum rule picked rates 15-60x below
+  the best ones, the edge rule lands among them.
 
-The minimum is where the loss still falls fastest before it blows up; a tenth of it sits safely inside the stable
-region for the whole schedule (the rule fastai and Smith recommend; robust to the noise of a short curve, unlike
-the point of steepest slope). The batches are seeded, so the same seed and data pick the same rate.
+The batches are seeded, so the same seed and data pick the same rate.
 """
 from __future__ import annotations
 
@@ -32,20 +40,36 @@ class RangeTest:
     losses: list[float] = field(default_factory=list)
     smoothed: list[float] = field(default_factory=list)
     chosen: float = 1.0
-    rule: str = "factor at the minimum smoothed loss / 10"
+    rule: str = ""
 
     def to_dict(self) -> dict[str, object]:
         return {"factors": self.factors, "losses": self.losses, "smoothed": self.smoothed, "chosen": self.chosen,
                 "rule": self.rule}
 
 
-def pick_factor(factors: list[float], smoothed: list[float], divisor: float = 10.0) -> float:
-    """The factor at the minimum of the smoothed loss, divided by `divisor` (the first step when nothing is finite)."""
+VALLEY_RULE = "factor at the minimum of the smoothed loss / 10 (the test started above half of chance loss)"
+EDGE_RULE = ("last factor before the smoothed loss rises 10% (at least 0.01 nats) above its minimum / 10 "
+             "(the test started below half of chance loss)")
+
+
+def pick_factor(factors: list[float], losses: list[float], smoothed: list[float], classes: int,
+                divisor: float = 10.0) -> tuple[float, str]:
+    """The chosen factor and the rule that chose it (see the module docstring); the first factor when no loss is
+    finite."""
     finite = [(loss, i) for i, loss in enumerate(smoothed) if math.isfinite(loss)]
     if not finite:
-        return factors[0]
-    _, best = min(finite)
-    return factors[best] / divisor
+        return factors[0], "no finite loss: the smallest factor tried"
+    lowest, best = min(finite)
+    start = [loss for loss in losses[:10] if math.isfinite(loss)]
+    if not start or sum(start) / len(start) > 0.5 * math.log(max(2, classes)):
+        return factors[best] / divisor, VALLEY_RULE
+    limit = lowest + max(0.1 * lowest, 0.01)
+    edge = best
+    for i in range(best + 1, len(factors)):
+        if not math.isfinite(smoothed[i]) or smoothed[i] > limit:
+            break
+        edge = i
+    return factors[edge] / divisor, EDGE_RULE
 
 
 def range_test(
@@ -89,8 +113,8 @@ def range_test(
         module.load_state_dict(saved_weights)
         optimizer.load_state_dict(saved_optimizer)
         optimizer.zero_grad(set_to_none=True)
-    chosen = pick_factor(result.factors, result.smoothed)
-    return RangeTest(result.factors, result.losses, result.smoothed, chosen)
+    chosen, rule = pick_factor(result.factors, result.losses, result.smoothed, int(data.labels.max()) + 1)
+    return RangeTest(result.factors, result.losses, result.smoothed, chosen, rule)
 
 
 def _batches(n: int, config: FitConfig, runtime: Runtime, steps: int) -> list[torch.Tensor]:

@@ -52,6 +52,19 @@ def test_range_test_picks_a_rate_near_the_best_and_restores_the_weights() -> Non
     assert again.chosen == test.chosen  # seeded batches: the same seed picks the same rate
 
 
-def test_pick_factor_is_a_tenth_of_the_minimum_of_the_smoothed_loss() -> None:
-    assert pick_factor([1e-3, 1e-2, 1e-1, 1.0], [2.0, 1.0, 0.5, 3.0]) == 1e-1 / 10
-    assert pick_factor([1e-3, 1e-2], [float("nan"), float("inf")]) == 1e-3
+def test_pick_factor_from_an_unfitted_model_is_a_tenth_of_the_valley_minimum() -> None:
+    factors = [1e-3, 1e-2, 1e-1, 1.0]
+    chosen, rule = pick_factor(factors, [1.4, 1.3, 0.5, 3.0], [1.4, 1.0, 0.5, 3.0], classes=4)  # starts at chance
+    assert chosen == 1e-1 / 10 and "minimum" in rule
+    assert pick_factor([1e-3, 1e-2], [float("nan")] * 2, [float("nan"), float("inf")], classes=4)[0] == 1e-3
+
+
+def test_pick_factor_from_a_fitted_model_is_a_tenth_of_where_the_loss_starts_to_rise() -> None:
+    # A converged head: flat and noisy near 0.2 (its minimum early, by chance), rising only past 1e-2.
+    factors = [10.0 ** (k / 2) for k in range(-14, 1)]  # 1e-7 .. 1
+    smoothed = [0.21, 0.20, 0.19, 0.20, 0.205, 0.20, 0.20, 0.205, 0.20, 0.205, 0.205, 0.30, 0.6, 1.5, 3.0]
+    chosen, rule = pick_factor(factors, smoothed, smoothed, classes=13)
+    assert abs(chosen - factors[10] / 10) < 1e-12 and "rises" in rule  # edge 1e-2 -> 1e-3, not 1e-6 / 10
+    # Near zero a rise of 10% is noise: the 0.01-nat floor keeps the edge where the loss really climbs.
+    tiny = [0.004, 0.003, 0.005, 0.004, 0.006, 0.005, 0.3]
+    assert pick_factor(factors[:7], tiny, tiny, classes=13)[0] == factors[5] / 10
