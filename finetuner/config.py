@@ -263,8 +263,8 @@ class StagesConfig(_Section):
 DEFAULT_STAGES = StagesConfig(
     head=StageConfig(epochs=100, train=(HEAD,), lr={HEAD: 1.0e-3}, solver="lbfgs"),
     partial=StageConfig(epochs=30, train=("layer3", "layer4", HEAD), lr="auto", lr_decay=0.5, warmup_epochs=1,
-                        min_steps=600),
-    full=StageConfig(epochs=30, train=(ALL,), lr="auto", lr_decay=0.5, warmup_epochs=1, min_steps=600,
+                        min_steps=300),
+    full=StageConfig(epochs=30, train=(ALL,), lr="auto", lr_decay=0.5, warmup_epochs=1, min_steps=300,
                      min_gain=0.01),
 )
 

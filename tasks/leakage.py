@@ -1,13 +1,17 @@
 """Part of the `evaluate` stage: the naive-split and from-scratch comparisons behind `reports/leakage.json`.
 
 Called by `tasks.evaluate` when `evaluate.leakage.naive` or `.scratch` is on. Each comparison model is trained with
-exactly the pipeline's own recipe (the `train_head`, `train_partial`, `train_full` stage code and params) inside a
-throwaway workspace, so nothing under `models/` or `reports/train/` changes, and is then scored on the leak-aware
-test split by the caller, which counts every such look in the test ledger. None of these figures chooses anything:
+the pipeline's own stage code inside a throwaway workspace, so nothing under `models/` or `reports/train/` changes,
+and is then scored on the leak-aware test split by the caller, which counts every such look in the test ledger.
+- naive: the same recipe on the naive split, reusing the rates the leak-free run's range tests chose (the same
+  settings, and no second range test to pay for); each stage's gate still decides on the naive validation split.
+- scratch: random weights, every block trained from the start (the `full` stage alone, ungated, with its step
+  budget): a head probe or a partial stage on random features would only spend time. None of these figures chooses anything:
 `models/best.pt` was fixed before this runs, and the report says so (`used_for_selection: false`).
 """
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import time
@@ -16,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from finetuner.config import Params
+from finetuner.families import ALL
 from finetuner.leakage import build_report, model_entry, naive_leaks, naive_split, separated_pairs
 from tasks.common import read_csv, write_csv
 from tasks.training import STAGES, run_training_stage
@@ -52,6 +57,36 @@ def _with_weights(params: Params, root: Path, weights: str | None) -> Params:
     return params.model_copy(update={"model": params.model.model_copy(update={"weights": weights})})
 
 
+def _with_rates(params: Params, root: Path) -> Params:
+    """params whose `lr: auto` stages take the rates the leak-free run recorded in models/<stage>/recipe.json."""
+    stages = {}
+    for stage, (section, _) in STAGES.items():
+        config = getattr(params.stages, section)
+        record = _read_recipe(root / "models" / stage / "recipe.json")
+        if config.lr == "auto" and record.get("lr_source") == "auto" and record.get("lr"):
+            config = config.model_copy(update={"lr": dict(record["lr"])})
+        stages[section] = config
+    return params.model_copy(update={"stages": params.stages.model_copy(update=stages)})
+
+
+def _scratch(params: Params) -> Params:
+    """params that train every block from the first step: head and partial off, full ungated."""
+    stages = params.stages.model_copy(update={
+        "head": params.stages.head.model_copy(update={"epochs": 0}),
+        "partial": params.stages.partial.model_copy(update={"epochs": 0}),
+        "full": params.stages.full.model_copy(update={"min_gain": None, "train": (ALL,)}),
+    })
+    return params.model_copy(update={"stages": stages})
+
+
+def _read_recipe(path: Path) -> dict[str, Any]:
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
 def _counts(splits: Mapping[str, Rows]) -> dict[str, int]:
     return {name: len(rows) for name, rows in splits.items()}
 
@@ -76,7 +111,8 @@ def compare(params: Params, root: Path, test_rows: Rows, leak_free: dict[str, An
         log.info("leakage: naive split of the %d train+val images: %d of its %d test images have an image of the "
                  "same unit in its train split", sum(_counts(naive).values()),
                  leaks["test_images_with_same_unit_in_train"], leaks["test_images"])
-        own, true = _train_and_score("naive split", _with_weights(params, root, params.model.weights), root, naive,
+        same = _with_rates(_with_weights(params, root, params.model.weights), root)
+        own, true = _train_and_score("naive split", same, root, naive,
                                      [(naive["test"], None), (test_rows, "leakage: naive")],
                                      score)
         models["naive"] = model_entry("naive per-image split of the same train+val images, model.weights",
@@ -84,9 +120,9 @@ def compare(params: Params, root: Path, test_rows: Rows, leak_free: dict[str, An
         where = {row["path"]: name for name, rows in ours.items() for row in rows}
         pairs = separated_pairs(_pairs(root), naive, where, cfg.pairs_shown)
     if cfg.scratch:
-        (true,) = _train_and_score("from-scratch", _with_weights(params, root, None), root, ours,
+        (true,) = _train_and_score("from-scratch", _scratch(_with_weights(params, root, None)), root, ours,
                                    [(test_rows, "leakage: scratch")], score)
-        models["scratch"] = model_entry("leak-aware split, random initialisation (model.weights: null)",
+        models["scratch"] = model_entry("leak-aware split, random initialisation (model.weights: null), all blocks",
                                         _counts(ours), None, true)
     return build_report(models, params.train.select_metric, leaks, pairs)
 

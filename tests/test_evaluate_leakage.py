@@ -84,3 +84,24 @@ def test_summary_shows_the_comparison_and_the_pictures(world):
     assert "(test_samples.png)" in summary and "(training_curves.png)" not in summary  # no stage logs in this world
     for name in ("test_samples.png", "training_curves.png", "separated_pairs.png"):
         assert (world / "reports" / name).read_bytes().startswith(b"\x89PNG")
+
+
+def test_naive_model_reuses_the_leak_free_rates_and_scratch_trains_every_block(tmp_path):
+    from finetuner.config import parse_params
+    from tasks.leakage import _scratch, _with_rates
+
+    params = parse_params({"stages": {"head": {"epochs": 10, "train": ["head"], "lr": {"head": 1e-3}, "solver": "lbfgs"},
+                                      "partial": {"epochs": 5, "train": ["layer4", "head"], "lr": "auto",
+                                                  "lr_decay": 0.5},
+                                      "full": {"epochs": 5, "train": ["all"], "lr": "auto", "lr_decay": 0.5,
+                                               "min_gain": 0.01}}})
+    recorded = {"layer4": 2e-4, "head": 4e-4}
+    (tmp_path / "models" / "train_partial").mkdir(parents=True)
+    (tmp_path / "models" / "train_partial" / "recipe.json").write_text(json.dumps(
+        {"stage": "partial", "ran": True, "lr": recorded, "lr_source": "auto"}))
+    naive = _with_rates(params, tmp_path)
+    assert naive.stages.partial.lr == recorded  # the leak-free run's range test, not a second one
+    assert naive.stages.full.lr == "auto"  # the leak-free run recorded nothing for it
+    scratch = _scratch(params)
+    assert scratch.stages.head.epochs == 0 and scratch.stages.partial.epochs == 0
+    assert scratch.stages.full.train == ("all",) and scratch.stages.full.min_gain is None
