@@ -6,15 +6,15 @@ by the same factor, so the discriminative ratios between blocks stay. The rate i
 smoothed by a bias-corrected exponential moving average, by the rule of `pick_factor`, which depends on where
 the test starts:
 
-- from a model that does not fit its data yet (the mean loss of the first steps above half of chance level,
+- from a model that does not fit its data yet (the loss of the first steps above half of chance level,
   ln(classes) / 2: training from scratch, a new head): the factor at the minimum of the smoothed loss, divided by
   10. The curve has a real valley; its minimum is where the loss still falls fastest before it blows up, and a
   tenth of it is safely inside the stable region for a whole schedule (Smith; fastai's `lr_find`).
 - from a model that already fits (a converged linear probe before unfreezing blocks): the last factor before the
-  smoothed loss rises clearly above its minimum (by 10%, and by at least 0.01 nats so that noise on a loss near zero
-  does not count), divided by 10: "ten times below where the loss starts to get worse", the rule fastai's course
-  gives for unfrozen models. A fitted model sits at a minimum, so the curve is flat until the rate becomes
-  destructive and where its noisy minimum falls says nothing; on glyphs the minimum rule picked rates 15-60x below
+  loss (a running median) climbs clearly above its starting level (by 25%, and by at least 0.02 nats so that noise on a loss
+  near zero does not count), divided by 10: "ten times below where the loss starts to get worse", the rule fastai's
+  course gives for unfrozen models. A fitted model sits at a minimum, so the curve is flat until the rate becomes
+  destructive, and where its noisy minimum falls says nothing; on glyphs the minimum rule picked rates 15-60x below
   the best ones, the edge rule lands among them.
 
 The batches are seeded, so the same seed and data pick the same rate.
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import math
+import statistics
 from dataclasses import dataclass, field
 
 import torch
@@ -48,25 +49,32 @@ class RangeTest:
 
 
 VALLEY_RULE = "factor at the minimum of the smoothed loss / 10 (the test started above half of chance loss)"
-EDGE_RULE = ("last factor before the smoothed loss rises 10% (at least 0.01 nats) above its minimum / 10 "
-             "(the test started below half of chance loss)")
+EDGE_RULE = ("last factor before the running median of the loss climbs 25% (at least 0.02 nats) above its starting "
+             "level / 10 (the test started below half of chance loss)")
 
 
 def pick_factor(factors: list[float], losses: list[float], smoothed: list[float], classes: int,
                 divisor: float = 10.0) -> tuple[float, str]:
     """The chosen factor and the rule that chose it (see the module docstring); the first factor when no loss is
-    finite."""
+    finite.
+
+    The starting level is the median raw loss of the first fifth of the steps, where the rate is still too small to
+    change the model. The edge is judged on a running median over 11 steps: it has no lag (unlike the moving
+    average, whose memory of 50 steps would carry a noisy start far into the curve) and one odd batch does not
+    move it.
+    """
     finite = [(loss, i) for i, loss in enumerate(smoothed) if math.isfinite(loss)]
     if not finite:
         return factors[0], "no finite loss: the smallest factor tried"
-    lowest, best = min(finite)
-    start = [loss for loss in losses[:10] if math.isfinite(loss)]
-    if not start or sum(start) / len(start) > 0.5 * math.log(max(2, classes)):
-        return factors[best] / divisor, VALLEY_RULE
-    limit = lowest + max(0.1 * lowest, 0.01)
-    edge = best
-    for i in range(best + 1, len(factors)):
-        if not math.isfinite(smoothed[i]) or smoothed[i] > limit:
+    lead = min(len(losses), max(5, len(losses) // 5))
+    level = statistics.median(losses[:lead])
+    if not math.isfinite(level) or level > 0.5 * math.log(max(2, classes)):
+        return factors[min(finite)[1]] / divisor, VALLEY_RULE
+    limit = level + max(0.25 * level, 0.02)
+    edge = lead - 1
+    for i in range(lead, len(factors)):
+        window = losses[max(0, i - 5):i + 6]
+        if not all(math.isfinite(loss) for loss in window) or statistics.median(window) > limit:
             break
         edge = i
     return factors[edge] / divisor, EDGE_RULE
@@ -79,7 +87,8 @@ def range_test(
     """Run the range test with `optimizer` (its group rates are the base rates), then restore weights and optimizer.
 
     The factor of step i is start * (end/start) ** (i / (steps - 1)); the test stops early once the smoothed loss
-    exceeds `diverge` times its minimum or is not finite.
+    exceeds `diverge` times its minimum (a minimum below 0.1 nats counts as 0.1, and never in the first tenth of the
+    steps: one noisy batch must not end the test of a model whose loss is near zero) or is not finite.
     """
     module = trainee.module
     saved_weights = copy.deepcopy(module.state_dict())
@@ -104,7 +113,7 @@ def range_test(
             result.factors.append(factor)
             result.losses.append(value)
             result.smoothed.append(smooth)
-            if not math.isfinite(smooth) or smooth > diverge * lowest:
+            if not math.isfinite(smooth) or (step >= steps // 10 and smooth > diverge * max(lowest, 0.1)):
                 break
             lowest = min(lowest, smooth)
             optimizer.zero_grad(set_to_none=True)

@@ -60,11 +60,31 @@ def test_pick_factor_from_an_unfitted_model_is_a_tenth_of_the_valley_minimum() -
 
 
 def test_pick_factor_from_a_fitted_model_is_a_tenth_of_where_the_loss_starts_to_rise() -> None:
-    # A converged head: flat and noisy near 0.2 (its minimum early, by chance), rising only past 1e-2.
-    factors = [10.0 ** (k / 2) for k in range(-14, 1)]  # 1e-7 .. 1
-    smoothed = [0.21, 0.20, 0.19, 0.20, 0.205, 0.20, 0.20, 0.205, 0.20, 0.205, 0.205, 0.30, 0.6, 1.5, 3.0]
-    chosen, rule = pick_factor(factors, smoothed, smoothed, classes=13)
-    assert abs(chosen - factors[10] / 10) < 1e-12 and "rises" in rule  # edge 1e-2 -> 1e-3, not 1e-6 / 10
-    # Near zero a rise of 10% is noise: the 0.01-nat floor keeps the edge where the loss really climbs.
-    tiny = [0.004, 0.003, 0.005, 0.004, 0.006, 0.005, 0.3]
-    assert pick_factor(factors[:7], tiny, tiny, classes=13)[0] == factors[5] / 10
+    # A converged head: noisy around 0.2 (its lowest point early, by chance), climbing only past 1e-2.
+    factors = [10.0 ** (k / 4 - 7) for k in range(33)]  # 1e-7 .. 10, four per decade
+    losses = [0.2, 0.1, 0.3, 0.2, 0.15, 0.25, 0.2, 0.05, 0.3, 0.2] * 2 + [0.22, 0.18] * 2 + [
+        0.6, 0.9, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0]
+    chosen, rule = pick_factor(factors, losses, losses, classes=13)
+    assert abs(chosen - factors[22] / 10) < 1e-12 and "climbs" in rule, chosen  # 1e-7 * 10**5.5 / 10
+    # Near zero a rise of 25% is noise: the 0.02-nat floor keeps the edge where the loss really climbs.
+    tiny = [0.004, 0.012, 0.003, 0.010, 0.005] * 4 + [0.3] * 13
+    assert pick_factor(factors, tiny, tiny, classes=13)[0] == factors[19] / 10
+
+
+def test_range_test_of_a_fitted_model_runs_until_the_loss_really_climbs() -> None:
+    """A model at a training loss near zero: one noisy batch must not end the test and pick the smallest factor."""
+    model = mlp()
+    labels = blobs(1).labels
+    noise = torch.randn(len(labels), 16, generator=torch.Generator().manual_seed(5))
+    inputs = nn.functional.one_hot(labels, 16).float() * 4 + 0.3 * noise  # separable: the loss falls near 0...
+    data = Split(inputs, torch.where(torch.arange(len(labels)) % 50 == 7, (labels + 1) % 4, labels))  # ...but 6 lie
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0)
+    trainee = Trainee(model, model.train, lambda batch: batch)
+    for epoch in range(15):
+        train_epoch(trainee, data, optimizer, build_scheduler(optimizer, 8, 0), CONFIG, Runtime(), epoch)
+    assert float(nn.functional.cross_entropy(model(data.inputs), data.labels)) < 0.3
+    for group in optimizer.param_groups:
+        group["lr"] = 1.0
+    test = range_test(trainee, data, optimizer, CONFIG, Runtime())
+    assert len(test.factors) > 50 and "climbs" in test.rule
+    assert test.chosen > 1e-5, test.chosen
