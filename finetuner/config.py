@@ -189,7 +189,7 @@ class TrainConfig(_Section):
     batch_size: PosInt = 64
     weight_decay: Float = Field(1.0e-4, ge=0)
     clip_grad_norm: Float | None = Field(1.0, gt=0)
-    bn_policy: Literal["frozen", "train"] = "frozen"
+    bn_policy: Literal["frozen", "train", "eval"] = "frozen"
     select_metric: Literal["macro_f1", "accuracy"] = "macro_f1"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     optimizer: Literal["adamw", "sgd"] = "adamw"
@@ -262,9 +262,9 @@ class StagesConfig(_Section):
 # seed recipe's explicit numbers are documented there too).
 DEFAULT_STAGES = StagesConfig(
     head=StageConfig(epochs=100, train=(HEAD,), lr={HEAD: 1.0e-3}, solver="lbfgs"),
-    partial=StageConfig(epochs=30, train=("layer3", "layer4", HEAD), lr="auto", lr_decay=0.5, warmup_epochs=1,
-                        min_steps=300),
-    full=StageConfig(epochs=30, train=(ALL,), lr="auto", lr_decay=0.5, warmup_epochs=1, min_steps=300,
+    partial=StageConfig(epochs=30, train=("layer3", "layer4", HEAD), lr={HEAD: 1.0e-3}, lr_decay=0.5,
+                        warmup_epochs=1, min_steps=300),
+    full=StageConfig(epochs=30, train=(ALL,), lr={HEAD: 1.0e-3}, lr_decay=0.5, warmup_epochs=1, min_steps=300,
                      min_gain=0.01),
 )
 

@@ -77,9 +77,16 @@ def set_train_mode(model: nn.Module, arch: str, trained: list[str], bn_policy: s
     A frozen block is a fixed feature extractor: its BatchNorm must keep normalising with the statistics it was
     pretrained with (updating them on a small, differently distributed dataset silently shifts the features the
     head learns on), and it must be deterministic, which is also what makes cached head-only training exact.
+    Policy `eval` keeps every BatchNorm, in trained blocks too, normalising with its pretrained statistics (its
+    scale and shift still learn): a stage then starts from exactly the function the previous stage handed on (a
+    converged probe stays converged), and the statistics do not drift with the batches. `train` updates them all.
     Must be re-applied after every `model.train()`.
     """
     model.train()
+    if bn_policy == "eval":
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.training = False
     if bn_policy != "frozen":
         return model
     prefixes = [prefix for block, values in block_prefixes(arch).items() if block in trained for prefix in values]

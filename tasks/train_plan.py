@@ -43,8 +43,16 @@ class Plan:
 
 def uses_cache(trained: list[str], params: Params) -> bool:
     """Head-only training on a frozen eval-mode backbone without augmentation is training on fixed features."""
-    return (trained == ["head"] and params.train.cache_features and params.train.bn_policy == "frozen"
+    return (trained == ["head"] and params.train.cache_features and bn_policy(params) in ("frozen", "eval")
             and not params.train.augment)
+
+
+def bn_policy(params: Params) -> str:
+    """`train.bn_policy`, except that `eval` means `train` for a model with no pretrained weights: random
+    BatchNorm statistics are nothing to keep (they would leave the network unnormalised)."""
+    if params.train.bn_policy == "eval" and params.model.weights is None:
+        return "train"
+    return params.train.bn_policy
 
 
 def plan_stage(paths: train_io.StagePaths, config: StageConfig, params: Params, built: BuiltModel,
@@ -54,7 +62,7 @@ def plan_stage(paths: train_io.StagePaths, config: StageConfig, params: Params, 
     trained = expand_blocks(arch, config.train)
     freeze_except(model, arch, trained)
     model.to(runtime.device, memory_format=torch.channels_last if runtime.channels_last else torch.preserve_format)
-    set_mode = lambda: set_train_mode(model, arch, trained, params.train.bn_policy)  # noqa: E731
+    set_mode = lambda: set_train_mode(model, arch, trained, bn_policy(params))  # noqa: E731
     trainee, data = (feature_trainee(model, arch, data, built.preprocessing, runtime, params.train.batch_size)
                      if uses_cache(trained, params) else (image_trainee(model, built.preprocessing, runtime,
                                                                          set_mode), data))

@@ -93,3 +93,10 @@ def test_freezing_and_bn_policy() -> None:
     assert model.training and model.layer4.training
     set_train_mode(model, "resnet18", trained, "train")
     assert all(m.training for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+    set_train_mode(model, "resnet18", trained, "eval")  # pretrained statistics everywhere, trained blocks too
+    assert not any(m.training for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+    assert model.training and model.layer4.training
+    before = model.layer4[0].bn1.running_mean.clone()
+    model(torch.randn(4, 3, 32, 32)).sum().backward()  # a training forward leaves the statistics alone
+    assert torch.equal(model.layer4[0].bn1.running_mean, before)
+    assert model.layer4[0].bn1.weight.grad is not None  # while BatchNorm's scale still learns

@@ -77,3 +77,10 @@ def test_resume_after_a_kill_is_bit_exact_with_lr_auto(project: Path, monkeypatc
     assert resumed["lr"] == reference["lr"]
     for name, tensor in reference["state_dict"].items():
         assert torch.equal(tensor, resumed["state_dict"][name]), name
+
+
+def test_bn_policy_eval_means_train_for_a_model_without_pretrained_weights() -> None:
+    pretrained = tiny_params(**{"train.bn_policy": "eval", "model.weights": "DEFAULT"})
+    scratch = tiny_params(**{"train.bn_policy": "eval", "model.weights": None})
+    assert train_plan.bn_policy(pretrained) == "eval" and train_plan.bn_policy(scratch) == "train"
+    assert train_plan.uses_cache(["head"], pretrained)  # head-only on a fixed backbone: features cached either way
