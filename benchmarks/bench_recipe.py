@@ -195,6 +195,7 @@ def contenders(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
     scratch["stages"]["head"]["epochs"] = 0
     scratch["stages"]["partial"]["epochs"] = 0
     scratch["stages"]["full"]["min_gain"] = None  # nothing before it to gate on
+    scratch["stages"]["full"]["lr_decay"] = 1.0  # one rate for every block: random lower blocks have nothing to keep
     return {"ours (defaults)": raw, "old defaults": old, "scratch (our recipe, all blocks)": scratch}
 
 

@@ -5,8 +5,8 @@ the pipeline's own stage code inside a throwaway workspace, so nothing under `mo
 and is then scored on the leak-aware test split by the caller, which counts every such look in the test ledger.
 - naive: the same recipe on the naive split, reusing the rates the leak-free run's range tests chose (the same
   settings, and no second range test to pay for); each stage's gate still decides on the naive validation split.
-- scratch: random weights, every block trained from the start (the `full` stage alone, ungated, with its step
-  budget): a head probe or a partial stage on random features would only spend time. None of these figures chooses anything:
+- scratch: random weights, every block trained from the start at one rate (the `full` stage alone, ungated, with
+  its step budget): a head probe or a partial stage on random features would only spend time. None of these figures chooses anything:
 `models/best.pt` was fixed before this runs, and the report says so (`used_for_selection: false`).
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from finetuner.config import Params
-from finetuner.families import ALL
+from finetuner.families import ALL, HEAD
 from finetuner.leakage import build_report, model_entry, naive_leaks, naive_split, separated_pairs
 from tasks.common import read_csv, write_csv
 from tasks.training import STAGES, run_training_stage
@@ -70,11 +70,16 @@ def _with_rates(params: Params, root: Path) -> Params:
 
 
 def _scratch(params: Params) -> Params:
-    """params that train every block from the first step: head and partial off, full ungated."""
+    """params that train every block from the first step: head and partial off, full ungated, and one rate for all
+    blocks (the full stage's head rate: a random network has no general lower blocks to protect)."""
+    full = params.stages.full
+    update: dict[str, Any] = {"min_gain": None, "train": (ALL,)}
+    if isinstance(full.lr, dict):
+        update.update(lr={HEAD: max(full.lr.values())}, lr_decay=1.0)
     stages = params.stages.model_copy(update={
         "head": params.stages.head.model_copy(update={"epochs": 0}),
         "partial": params.stages.partial.model_copy(update={"epochs": 0}),
-        "full": params.stages.full.model_copy(update={"min_gain": None, "train": (ALL,)}),
+        "full": full.model_copy(update=update),
     })
     return params.model_copy(update={"stages": stages})
 

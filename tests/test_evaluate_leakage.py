@@ -105,3 +105,6 @@ def test_naive_model_reuses_the_leak_free_rates_and_scratch_trains_every_block(t
     scratch = _scratch(params)
     assert scratch.stages.head.epochs == 0 and scratch.stages.partial.epochs == 0
     assert scratch.stages.full.train == ("all",) and scratch.stages.full.min_gain is None
+    explicit = parse_params({"stages": {**params.model_dump()["stages"], "full": {
+        "epochs": 5, "train": ["all"], "lr": {"head": 1e-3}, "lr_decay": 0.5}}})
+    assert _scratch(explicit).stages.full.lr == {"head": 1e-3} and _scratch(explicit).stages.full.lr_decay == 1.0
