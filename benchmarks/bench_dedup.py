@@ -30,10 +30,10 @@ import imagehash  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from finetuner.config import parse_params  # noqa: E402
-from finetuner.hashing import decode_for_hash, hash_files  # noqa: E402
-from finetuner.neighbours import radius_pairs  # noqa: E402
-from finetuner.synthetic_photos import VARIANTS, photo, to_jpeg_bytes, variant  # noqa: E402
-from finetuner.views import VIEWS  # noqa: E402
+from finetuner.dedup.hashing import decode_for_hash, hash_files  # noqa: E402
+from finetuner.dedup.neighbours import radius_pairs  # noqa: E402
+from finetuner.demo.synthetic_photos import VARIANTS, photo, to_jpeg_bytes, variant  # noqa: E402
+from finetuner.dedup.views import VIEWS  # noqa: E402
 from tasks import dedup  # noqa: E402
 from tasks.dedup_verify import verified_pairs  # noqa: E402
 from tasks.common import write_csv  # noqa: E402

@@ -133,9 +133,9 @@ def test_macro_f1(root: Path) -> float:
     """Scores models/best.pt on the test split (a benchmark may; the pipeline reads it only in evaluate)."""
     import torch
 
-    from finetuner.checkpoint import load_pipeline_checkpoint, model_from_checkpoint
-    from finetuner.engine import Runtime, Split, evaluate
-    from finetuner.preprocessing import Preprocessing
+    from finetuner.train.checkpoint import load_pipeline_checkpoint, model_from_checkpoint
+    from finetuner.train.engine import Runtime, Split, evaluate
+    from finetuner.train.preprocessing import Preprocessing
     from tasks.common import read_csv
     from tasks.features import image_trainee
     from tasks.image_cache import cached_images
@@ -167,8 +167,8 @@ def sklearn_probe(ws: Path, raw: dict[str, Any]) -> float:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score
 
-    from finetuner.engine import Runtime
-    from finetuner.models import build_model
+    from finetuner.train.engine import Runtime
+    from finetuner.train.models import build_model
     from tasks.common import read_csv
     from tasks.features import extract_features
     from tasks.image_cache import cached_images

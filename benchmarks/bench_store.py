@@ -48,8 +48,8 @@ def child(args: argparse.Namespace) -> None:
     import torch
     from torch import nn
 
-    from finetuner.engine import FitConfig, Runtime, Split, Trainee, train_epoch
-    from finetuner.preprocessing import Preprocessing
+    from finetuner.train.engine import FitConfig, Runtime, Split, Trainee, train_epoch
+    from finetuner.train.preprocessing import Preprocessing
     from tasks.image_cache import stored_images
 
     paths = sorted(Path(args.folder).rglob("*.jpg"))[: args.n]

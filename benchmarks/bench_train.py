@@ -18,11 +18,11 @@ from torchvision.models import get_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from finetuner.engine import FitConfig, Split, fit, pick_runtime, train_epoch  # noqa: E402
-from finetuner.models import expand_blocks, freeze_except, set_train_mode  # noqa: E402
-from finetuner.param_groups import block_learning_rates, build_optimizer, build_param_groups  # noqa: E402
-from finetuner.preprocessing import Preprocessing  # noqa: E402
-from finetuner.schedules import build_scheduler  # noqa: E402
+from finetuner.train.engine import FitConfig, Split, fit, pick_runtime, train_epoch  # noqa: E402
+from finetuner.train.models import expand_blocks, freeze_except, set_train_mode  # noqa: E402
+from finetuner.train.param_groups import block_learning_rates, build_optimizer, build_param_groups  # noqa: E402
+from finetuner.train.preprocessing import Preprocessing  # noqa: E402
+from finetuner.train.schedules import build_scheduler  # noqa: E402
 from tasks.features import feature_trainee, image_trainee  # noqa: E402
 
 ARCH, SIZE, CLASSES = "resnet18", 64, 4

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, PositiveInt, Strict, StrictBool, Tag,
                       ValidationError, ValidationInfo, field_validator, model_validator)
 
-from finetuner.families import ALL, HEAD, block_names, family_for
+from finetuner.train.families import ALL, HEAD, block_names, family_for
 from finetuner.params_checks import TORCHVISION_WEIGHTS, cron_problem, looks_like_path, weights_names
 
 HASH_METHODS = ("phash", "dhash", "whash", "ahash", "colorhash")
@@ -72,7 +72,7 @@ class EmbeddingConfig(_Section):
 
 
 class VerifyConfig(_Section):
-    """The verifier that decides every candidate pair (finetuner/verify.py); thresholds on 64x64 thumbnails."""
+    """The verifier that decides every candidate pair (finetuner/dedup/verify.py); thresholds on 64x64 thumbnails."""
 
     enabled: Bool = Field(True, description="false = the hash rule alone decides (require_agreement, low_info_*)")
     candidate_distance: Int = Field(12, ge=0, le=32, description="Hamming radius between any two views of two images "
@@ -212,7 +212,7 @@ LearningRates = Annotated[
 
 
 class StageConfig(_Section):
-    """One training stage. `epochs` caps its length; `min_steps` stretches it on small data (see finetuner/recipe.py)."""
+    """One training stage. `epochs` caps its length; `min_steps` stretches it on small data (see finetuner/train/recipe.py)."""
 
     epochs: Int = Field(ge=0)
     train: tuple[str, ...]

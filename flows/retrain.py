@@ -24,7 +24,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from finetuner.champion import (KEPT, NO_NEW_DATA, PROMOTED, decide, last_line, metric_value, parse_registry,
+from finetuner.retrain.champion import (KEPT, NO_NEW_DATA, PROMOTED, decide, last_line, metric_value, parse_registry,
                                 registry_line, render_card)
 from finetuner.config import ConfigError
 from flows.connect import prefect_backend
@@ -103,7 +103,7 @@ def promote(project_dir: str, record: dict[str, Any]) -> None:
 
 
 def _checkpoint_info(path: Path) -> dict[str, Any] | None:
-    from finetuner.checkpoint import CheckpointError, load_pipeline_checkpoint  # torch is slow to import
+    from finetuner.train.checkpoint import CheckpointError, load_pipeline_checkpoint  # torch is slow to import
 
     try:
         checkpoint = load_pipeline_checkpoint(path)

@@ -18,14 +18,14 @@ import numpy as np
 from PIL import Image
 
 from finetuner.config import DedupConfig, Params
-from finetuner.dedup_report import pair_record, paths_to_preview, render_html, summarize
-from finetuner.hashing import DECODE_SIZE, HASH_SIZE, hash_files, resolve_workers, view_key
-from finetuner.imageio import to_rgb
-from finetuner.units import (
+from finetuner.dedup.report import pair_record, paths_to_preview, render_html, summarize
+from finetuner.dedup.hashing import DECODE_SIZE, HASH_SIZE, hash_files, resolve_workers, view_key
+from finetuner.common.imageio import to_rgb
+from finetuner.dedup.units import (
     PairRule, apply_rule, assign_units, components, exact_duplicate_pairs, explain_units, find_pairs, guard_clusters,
     guard_units, tradeoff,
 )
-from finetuner.views import VIEWS
+from finetuner.dedup.views import VIEWS
 from tasks.common import log_run, read_csv, run_stage, split_run_facts, write_csv, write_json, write_text
 from tasks.dedup_cache import HashCache, PreviewCache
 from tasks.dedup_embed import embedding_pairs

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from finetuner.hashing import THUMB
+from finetuner.dedup.hashing import THUMB
 from tasks.integrity import CorruptFile, load_npz_checked, save_npz_checked
 
 log = logging.getLogger("finetuner.dedup")

@@ -67,7 +67,7 @@ class EmbeddingCache:
 
 def backbone_key(model: Any, arch: str, head_prefix: str, preprocessing: Any) -> str:
     """A short fingerprint of what determines an embedding: every non-head tensor, the preprocessing, the arch."""
-    from finetuner.ledger import model_fingerprint
+    from finetuner.evaluate.ledger import model_fingerprint
 
     backbone = {name: tensor for name, tensor in model.state_dict().items()
                 if name != head_prefix and not name.startswith(head_prefix + ".")}
@@ -77,8 +77,8 @@ def backbone_key(model: Any, arch: str, head_prefix: str, preprocessing: Any) ->
 
 def decode_named(paths: Sequence[Path], preprocessing: Any, workers: int) -> np.ndarray:
     """`decode_images`, but a file that cannot be decoded is an InputError naming it (hashing decodes less of it)."""
-    from finetuner.data import decode_images
-    from finetuner.imageio import load_rgb
+    from finetuner.train.data import decode_images
+    from finetuner.common.imageio import load_rgb
 
     try:
         return decode_images(paths, preprocessing, workers)
@@ -97,9 +97,9 @@ def embed_contents(paths: Sequence[Path], shas: Sequence[str], params: Params, c
     """The embedding of every content (as cached, float16 widened to float32), computing only what the cache lacks."""
     import torch
 
-    from finetuner.engine import pick_runtime
-    from finetuner.families import HEAD, block_prefixes
-    from finetuner.models import WeightsError, build_model
+    from finetuner.train.engine import pick_runtime
+    from finetuner.train.families import HEAD, block_prefixes
+    from finetuner.train.models import WeightsError, build_model
     from tasks.features import extract_features
 
     config = params.dedup.embedding
@@ -157,8 +157,8 @@ def embedding_pairs(params: Params, paths: Sequence[Path], shas: Sequence[str], 
     lets the table count pairs joining two different declared groups: with groups declared, that column is the
     closest thing to a false-positive count the stage can show without labels.
     """
-    from finetuner.similarity import TooManyPairs, similar_pairs
-    from finetuner.units import cluster_stats
+    from finetuner.dedup.similarity import TooManyPairs, similar_pairs
+    from finetuner.dedup.units import cluster_stats
 
     config = params.dedup.embedding
     embedded = embed_contents(paths, shas, params, cache_dir, workers)

@@ -1,9 +1,9 @@
 """The dedup stage's verified pairs: candidate signals propose, the verifier decides (dedup.verify.enabled).
 
 Candidates are image pairs with some view of one (full, mirror, centre and one-sided crops, letterbox-trimmed:
-finetuner/views.py) within `dedup.verify.candidate_distance` bits of some view of the other, plus pairs within
+finetuner/dedup/views.py) within `dedup.verify.candidate_distance` bits of some view of the other, plus pairs within
 `dedup.max_distance` under any configured hash method; each image's `candidates_per_image` closest are kept. Every
-candidate is then decided by finetuner/verify.py on the cached thumbnails, so no file is decoded again. Also builds
+candidate is then decided by finetuner/dedup/verify.py on the cached thumbnails, so no file is decoded again. Also builds
 the report's trade-off table (pairs and largest cluster at thresholds around `min_similarity`) and the list of
 rejected candidates nearest the cut-off, which dedup.html shows so a person can audit it. Called by tasks/dedup.py.
 """
@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from finetuner.config import VerifyConfig
-from finetuner.hashing import view_key
-from finetuner.neighbours import hamming, radius_pairs
-from finetuner.units import cluster_stats
-from finetuner.verify import Verdicts, VerifyRule, verify_pairs
-from finetuner.views import VIEWS, Candidates, nearest_per_image, view_candidates
+from finetuner.dedup.hashing import view_key
+from finetuner.dedup.neighbours import hamming, radius_pairs
+from finetuner.dedup.units import cluster_stats
+from finetuner.dedup.verify import Verdicts, VerifyRule, verify_pairs
+from finetuner.dedup.views import VIEWS, Candidates, nearest_per_image, view_candidates
 from tasks.dedup_cache import VerdictCache
 
 EVIDENCE = ("signal", "rule", "similarity", "detail_similarity", "overlap", "transform")

@@ -25,7 +25,7 @@ from typing import Any
 
 from PIL import Image
 
-from finetuner.demo_world import (BATCH_SPEC, DEMO_SPEC, SOURCE_SPEC, DemoFile, DemoWorld, WorldSpec, build_source,
+from finetuner.demo.world import (BATCH_SPEC, DEMO_SPEC, SOURCE_SPEC, DemoFile, DemoWorld, WorldSpec, build_source,
                                   build_world)
 from tasks.common import InputError, atomic_path, read_csv, run_stage, write_csv, write_json
 

@@ -31,16 +31,16 @@ try:
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
-from finetuner.checkpoint import CheckpointError, load_pipeline_checkpoint, model_from_checkpoint
+from finetuner.train.checkpoint import CheckpointError, load_pipeline_checkpoint, model_from_checkpoint
 from finetuner.config import ConfigError, Params
-from finetuner.inference import predict_files, resolve_device
-from finetuner.ledger import empty_ledger, ledger_summary, model_fingerprint, record_look, sha256_bytes
-from finetuner.metrics import (ReliabilityBin, classification_metrics, confusion_counts,
+from finetuner.evaluate.inference import predict_files, resolve_device
+from finetuner.evaluate.ledger import empty_ledger, ledger_summary, model_fingerprint, record_look, sha256_bytes
+from finetuner.evaluate.metrics import (ReliabilityBin, classification_metrics, confusion_counts,
                                expected_calibration_error, reliability_bins, top_confidence)
-from finetuner.plots import confusion_figure, reliability_figure
-from finetuner.preprocessing import Preprocessing
+from finetuner.evaluate.plots import confusion_figure, reliability_figure
+from finetuner.train.preprocessing import Preprocessing
 from tasks.common import InputError, atomic_path, read_csv, run_stage, write_csv, write_json
-from finetuner.leakage import SCHEMA, format_table
+from finetuner.evaluate.leakage import SCHEMA, format_table
 from tasks import leakage
 from tasks.evaluate_pictures import write_pictures
 from tasks.evaluate_reports import write_model_card, write_summary

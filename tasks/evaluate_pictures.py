@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from finetuner.imageio import load_rgb
-from finetuner.pictures import CURVES, pairs_figure, sample_grid, training_curves
+from finetuner.common.imageio import load_rgb
+from finetuner.evaluate.pictures import CURVES, pairs_figure, sample_grid, training_curves
 from tasks.common import atomic_path
 
 log = logging.getLogger("finetuner.evaluate")

@@ -14,10 +14,10 @@ from typing import Any
 
 import yaml
 
-from finetuner.checkpoint import CheckpointError, load_pipeline_checkpoint
+from finetuner.train.checkpoint import CheckpointError, load_pipeline_checkpoint
 from finetuner.config import Params
-from finetuner.reporting import render_model_card, render_summary
-from finetuner.summary_leakage import leakage_section, pictures_section
+from finetuner.evaluate.reporting import render_model_card, render_summary
+from finetuner.evaluate.summary_leakage import leakage_section, pictures_section
 from tasks.common import write_text
 
 log = logging.getLogger("finetuner.evaluate")

@@ -12,10 +12,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from finetuner.data import epoch_indices
-from finetuner.engine import Runtime, Split, Trainee
-from finetuner.models import head_module
-from finetuner.preprocessing import Preprocessing
+from finetuner.train.data import epoch_indices
+from finetuner.train.engine import Runtime, Split, Trainee
+from finetuner.train.models import head_module
+from finetuner.train.preprocessing import Preprocessing
 
 
 def image_trainee(model: nn.Module, preprocessing: Preprocessing, runtime: Runtime,

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from finetuner.data import decode_images
-from finetuner.preprocessing import Preprocessing
+from finetuner.train.data import decode_images
+from finetuner.train.preprocessing import Preprocessing
 from tasks.image_store import CropSpec, ImageStore, StoreView
 
 AUGMENT_MARGIN = 1.25  # stored side / training side when augmenting: crops can move and zoom within the margin

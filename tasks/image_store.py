@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from finetuner.crops import random_resized_crop
-from finetuner.data import decode_images
-from finetuner.preprocessing import Preprocessing
+from finetuner.train.crops import random_resized_crop
+from finetuner.train.data import decode_images
+from finetuner.train.preprocessing import Preprocessing
 from tasks.common import atomic_path, write_text
 
 log = logging.getLogger("finetuner.store")

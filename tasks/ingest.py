@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from finetuner.config import Params
-from finetuner.ingest import (
+from finetuner.ingest.manifest import (
     MANIFEST_COLUMNS,
     OK,
     SERIAL_BELOW,
@@ -24,7 +24,7 @@ from finetuner.ingest import (
     missing_files,
     summarize,
 )
-from finetuner.metadata import Metadata, MetadataError, MetadataProblem, decode_metadata, parse_metadata
+from finetuner.ingest.metadata import Metadata, MetadataError, MetadataProblem, decode_metadata, parse_metadata
 from tasks.common import InputError, run_stage, write_csv, write_json
 
 log = logging.getLogger("finetuner.ingest")

@@ -80,7 +80,7 @@ def load_torch_checked(path: Path) -> Any:
     checksum."""
     import torch
 
-    from finetuner.checkpoint import CheckpointError, load_checkpoint
+    from finetuner.train.checkpoint import CheckpointError, load_checkpoint
 
     try:
         wrapped = load_checkpoint(path)

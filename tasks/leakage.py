@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from finetuner.config import Params
-from finetuner.leakage import build_report, model_entry, naive_leaks, naive_split, separated_pairs
+from finetuner.evaluate.leakage import build_report, model_entry, naive_leaks, naive_split, separated_pairs
 from tasks.common import read_csv, write_csv
 from tasks.training import STAGES, run_training_stage
 

@@ -20,10 +20,10 @@ from typing import Any
 import torch
 
 from finetuner.config import Params
-from finetuner.engine import FitConfig, Split, fit, pick_runtime, steps_per_epoch
-from finetuner.models import build_model, expand_blocks, freeze_except, set_train_mode
-from finetuner.param_groups import block_learning_rates, build_optimizer, build_param_groups
-from finetuner.schedules import build_scheduler
+from finetuner.train.engine import FitConfig, Split, fit, pick_runtime, steps_per_epoch
+from finetuner.train.models import build_model, expand_blocks, freeze_except, set_train_mode
+from finetuner.train.param_groups import block_learning_rates, build_optimizer, build_param_groups
+from finetuner.train.schedules import build_scheduler
 from tasks import train_io
 from tasks.common import InputError, load_params, setup_logging
 from tasks.features import image_trainee

@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 
 from finetuner.config import ConfigError, Params
-from finetuner.split_report import (
+from finetuner.split.report import (
     REGISTRY_COLUMNS, check_leaks, leak_audit, moved_images, next_run, summarize, update_registry,
 )
-from finetuner.splitting import HELD_OUT, SPLITS, SplitError, assign_splits, fraction_array
+from finetuner.split.assign import HELD_OUT, SPLITS, SplitError, assign_splits, fraction_array
 from tasks.common import InputError, atomic_path, run_stage, write_json
 from tasks.split_registry import latest_run_counts, read_registry, write_registry
 

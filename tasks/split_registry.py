@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from finetuner.split_report import REGISTRY_COLUMNS
-from finetuner.splitting import SPLITS
+from finetuner.split.report import REGISTRY_COLUMNS
+from finetuner.split.assign import SPLITS
 from tasks.common import InputError
 from tasks.integrity import CorruptFile, replace_with_sidecar, sidecar, verify_sidecar
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from finetuner.checkpoint import CheckpointError
+from finetuner.train.checkpoint import CheckpointError
 from tasks.common import InputError, atomic_path, read_csv, write_json, write_text
 
 SPLIT_COLUMNS = ("path", "label", "group", "unit")
@@ -87,7 +87,7 @@ def copy_file(source: Path, target: Path) -> None:
 
 
 def load_input_checkpoint(path: Path) -> dict[str, Any]:
-    from finetuner.checkpoint import load_pipeline_checkpoint
+    from finetuner.train.checkpoint import load_pipeline_checkpoint
 
     try:
         return load_pipeline_checkpoint(path)

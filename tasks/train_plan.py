@@ -2,8 +2,8 @@
 the step budget, learning rates (explicit, or `lr: auto` by a range test that is recorded and reused on resume),
 a fresh optimizer over exactly the trainable parameters, and a warmup + cosine schedule over the planned steps.
 
-Called by tasks/training.py (`plan_stage`); the recipe's rules themselves live in finetuner/recipe.py and
-finetuner/lr_finder.py.
+Called by tasks/training.py (`plan_stage`); the recipe's rules themselves live in finetuner/train/recipe.py and
+finetuner/train/lr_finder.py.
 """
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ from typing import Any
 import torch
 
 from finetuner.config import Params, StageConfig
-from finetuner.engine import FitConfig, Runtime, Split, Trainee, steps_per_epoch
-from finetuner.lr_finder import RangeTest, range_test
-from finetuner.models import BuiltModel, expand_blocks, freeze_except, set_train_mode
-from finetuner.param_groups import block_learning_rates, build_optimizer, build_param_groups, describe_groups
-from finetuner.recipe import plan_epochs
-from finetuner.schedules import build_scheduler
+from finetuner.train.engine import FitConfig, Runtime, Split, Trainee, steps_per_epoch
+from finetuner.train.lr_finder import RangeTest, range_test
+from finetuner.train.models import BuiltModel, expand_blocks, freeze_except, set_train_mode
+from finetuner.train.param_groups import block_learning_rates, build_optimizer, build_param_groups, describe_groups
+from finetuner.train.recipe import plan_epochs
+from finetuner.train.schedules import build_scheduler
 from tasks import train_io, train_recipe
 from tasks.features import feature_trainee, image_trainee
 

@@ -1,5 +1,5 @@
 """The head stage with `solver: lbfgs`: a converged linear probe on cached backbone features (see
-finetuner/linear_probe.py), one fit per regularisation strength, the best on validation kept in the head.
+finetuner/train/linear_probe.py), one fit per regularisation strength, the best on validation kept in the head.
 
 Called by tasks/training.py; returns the per-fit history in the engine's record format (one record per C, so
 DVCLive and the stage reports show the validation curve over C) and leaves the chosen weights in the model.
@@ -12,11 +12,11 @@ from typing import Any
 
 from torch import nn
 
-from finetuner.engine import Runtime, Split
-from finetuner.engine import evaluate as evaluate_split
-from finetuner.linear_probe import fit_probes, load_probe, single_linear
-from finetuner.models import freeze_except, head_module
-from finetuner.preprocessing import Preprocessing
+from finetuner.train.engine import Runtime, Split
+from finetuner.train.engine import evaluate as evaluate_split
+from finetuner.train.linear_probe import fit_probes, load_probe, single_linear
+from finetuner.train.models import freeze_except, head_module
+from finetuner.train.preprocessing import Preprocessing
 from tasks.common import InputError
 from tasks.features import feature_trainee
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from finetuner.lr_finder import RangeTest
+from finetuner.train.lr_finder import RangeTest
 from tasks import train_io
 from tasks.common import atomic_path, write_json
 

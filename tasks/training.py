@@ -15,14 +15,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from finetuner.checkpoint import model_from_checkpoint
+from finetuner.train.checkpoint import model_from_checkpoint
 from finetuner.config import Params, StageConfig
-from finetuner.engine import NonFiniteLossError, Runtime, Split, fit, pick_runtime
-from finetuner.engine import evaluate as evaluate_split
-from finetuner.models import BuiltModel, WeightsError, build_model, expand_blocks
-from finetuner.preprocessing import Preprocessing
-from finetuner.recipe import gate_stage
-from finetuner.seeding import seed_torch
+from finetuner.train.engine import NonFiniteLossError, Runtime, Split, fit, pick_runtime
+from finetuner.train.engine import evaluate as evaluate_split
+from finetuner.train.models import BuiltModel, WeightsError, build_model, expand_blocks
+from finetuner.train.preprocessing import Preprocessing
+from finetuner.train.recipe import gate_stage
+from finetuner.common.seeding import seed_torch
 from tasks import train_io, train_recipe
 from tasks.common import InputError
 from tasks.features import image_trainee

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from finetuner.checkpoint import build_classifier
-from finetuner.preprocessing import Preprocessing
+from finetuner.train.checkpoint import build_classifier
+from finetuner.train.preprocessing import Preprocessing
 
 CLASSES = ("cat", "dog", "fox")
 COLOURS = {"cat": (220, 30, 30), "dog": (30, 200, 40), "fox": (40, 40, 220)}
@@ -68,7 +68,7 @@ def fit_head(checkpoint_path: Path, train_rows: list[dict[str, str]], images_dir
     The features go through the checkpoint's own preprocessing, like evaluate and predict do: a mismatch there
     would show up as lost accuracy.
     """
-    from finetuner.imageio import load_rgb
+    from finetuner.common.imageio import load_rgb
 
     checkpoint = torch.load(checkpoint_path, weights_only=True)
     model = build_classifier(checkpoint["arch"], len(checkpoint["class_to_idx"]))

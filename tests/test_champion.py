@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from finetuner.champion import KEPT, PROMOTED, decide, metric_value, render_card
+from finetuner.retrain.champion import KEPT, PROMOTED, decide, metric_value, render_card
 
 scores = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
 gains = st.floats(min_value=0.0, max_value=0.5, allow_nan=False)

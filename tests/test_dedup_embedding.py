@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from finetuner.config import ConfigError, parse_params
-from finetuner.similarity import TooManyPairs, brute_force_similar_pairs, similar_pairs
-from finetuner.synthetic_photos import photo, to_jpeg_bytes
+from finetuner.dedup.similarity import TooManyPairs, brute_force_similar_pairs, similar_pairs
+from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
 from tasks import dedup, dedup_embed
 from tasks.common import InputError, write_csv
 from tests.test_dedup_stage import COLUMNS, add_image, make_dataset
@@ -208,7 +208,7 @@ def test_missing_weights_name_the_key(tmp_path: Path) -> None:
 
 
 def test_a_file_the_backbone_cannot_decode_is_named(tmp_path: Path) -> None:
-    from finetuner.preprocessing import Preprocessing
+    from finetuner.train.preprocessing import Preprocessing
 
     good, bad = tmp_path / "good.jpg", tmp_path / "bad.jpg"
     good.write_bytes(to_jpeg_bytes(photo(0, (40, 30))))

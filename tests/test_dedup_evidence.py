@@ -11,9 +11,9 @@ import pandas as pd
 from PIL import ImageOps
 
 from finetuner.config import parse_params
-from finetuner.split_report import giant_units
-from finetuner.synthetic_photos import photo, to_jpeg_bytes
-from finetuner.units import assign_units, explain_units, guard_units
+from finetuner.split.report import giant_units
+from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
+from finetuner.dedup.units import assign_units, explain_units, guard_units
 from tasks import dedup
 from tasks.common import write_csv
 from test_dedup_stage import COLUMNS, add_image

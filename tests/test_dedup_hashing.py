@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from finetuner import hashing
-from finetuner.hashing import decode_for_hash, hash_files, hash_images
-from finetuner.synthetic_photos import photo, to_jpeg_bytes
+from finetuner.dedup import hashing
+from finetuner.dedup.hashing import decode_for_hash, hash_files, hash_images
+from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
 
 REFERENCE = {
     "phash": imagehash.phash,

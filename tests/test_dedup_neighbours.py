@@ -5,7 +5,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from finetuner.neighbours import choose_plan, make_plan, radius_pairs
+from finetuner.dedup.neighbours import choose_plan, make_plan, radius_pairs
 
 
 def python_brute_force(hashes: list[int], radius: int) -> set[tuple[int, int]]:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from finetuner import hashing
+from finetuner.dedup import hashing
 from finetuner.config import parse_params
-from finetuner.synthetic_photos import VARIANTS, photo, to_jpeg_bytes, variant
+from finetuner.demo.synthetic_photos import VARIANTS, photo, to_jpeg_bytes, variant
 from tasks import dedup
 from tasks.common import InputError, split_run_facts, write_csv
 

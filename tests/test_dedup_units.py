@@ -5,7 +5,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from finetuner.units import (
+from finetuner.dedup.units import (
     PairRule,
     assign_units,
     brute_force_find_pairs,

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageOps
 
-from finetuner.hashing import hash_images
-from finetuner.neighbours import hamming
-from finetuner.synthetic_photos import photo
-from finetuner.verify import verify, verify_pairs
-from finetuner.views import Candidates, nearest_per_image, trim_box, view_candidates, view_hashes
+from finetuner.dedup.hashing import hash_images
+from finetuner.dedup.neighbours import hamming
+from finetuner.demo.synthetic_photos import photo
+from finetuner.dedup.verify import verify, verify_pairs
+from finetuner.dedup.views import Candidates, nearest_per_image, trim_box, view_candidates, view_hashes
 
 
 def thumb(image: Image.Image) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The demo world (finetuner/demo_world.py, demo_shapes.py, demo_copies.py) and its writer tasks/demo_data.py.
+"""The demo world (finetuner/demo/world.py, demo_shapes.py, demo_copies.py) and its writer tasks/demo_data.py.
 
 Most tests use reduced worlds (a dozen specimens) so the file stays fast on a shared 2-core machine.
 """
@@ -17,9 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from finetuner.demo_shapes import DEMO_CLASSES, SOURCE_CLASSES
-from finetuner.demo_copies import BROKEN_KINDS, PLANTED_KINDS, decode
-from finetuner.demo_world import DEMO_SPEC, SOURCE_SPEC, WorldSpec, build_world, make_specimens
+from finetuner.demo.shapes import DEMO_CLASSES, SOURCE_CLASSES
+from finetuner.demo.copies import BROKEN_KINDS, PLANTED_KINDS, decode
+from finetuner.demo.world import DEMO_SPEC, SOURCE_SPEC, WorldSpec, build_world, make_specimens
 from tasks import demo_data
 
 SMALL = WorldSpec(specimens=12, views=(2, 3), planted=(2, 2, 2, 2))

@@ -11,12 +11,12 @@ from hypothesis import strategies as st
 from sklearn.metrics import accuracy_score, f1_score
 from torchvision.models import get_model
 
-from finetuner.data import epoch_indices
-from finetuner.engine import FitConfig, NonFiniteLossError, Runtime, Split, fit, metrics_from_confusion
-from finetuner.models import expand_blocks, freeze_except, set_train_mode
-from finetuner.param_groups import block_learning_rates, build_optimizer, build_param_groups
-from finetuner.preprocessing import Preprocessing
-from finetuner.schedules import build_scheduler
+from finetuner.train.data import epoch_indices
+from finetuner.train.engine import FitConfig, NonFiniteLossError, Runtime, Split, fit, metrics_from_confusion
+from finetuner.train.models import expand_blocks, freeze_except, set_train_mode
+from finetuner.train.param_groups import block_learning_rates, build_optimizer, build_param_groups
+from finetuner.train.preprocessing import Preprocessing
+from finetuner.train.schedules import build_scheduler
 from tasks.features import feature_trainee, image_trainee
 
 RUNTIME = Runtime()

@@ -6,8 +6,8 @@ import torch
 from torch import nn
 from torchvision.models import get_model
 
-from finetuner.families import HEAD, block_names, block_prefixes, families, family_for, register_family
-from finetuner.models import parameters_by_block
+from finetuner.train.families import HEAD, block_names, block_prefixes, families, family_for, register_family
+from finetuner.train.models import parameters_by_block
 
 # One architecture per distinct block layout; construction on the meta device skips weight initialisation
 # (regnet cannot be built there, and is small anyway).

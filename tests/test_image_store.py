@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from finetuner.data import decode_images
-from finetuner.preprocessing import Preprocessing
+from finetuner.train.data import decode_images
+from finetuner.train.preprocessing import Preprocessing
 from tasks import image_store
 from tasks.image_cache import cached_images, stored_images
 from tests.train_fixtures import make_images

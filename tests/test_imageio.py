@@ -8,7 +8,7 @@ import pytest
 from odd_images import BROKEN, VALID, H, W, animated_gif, encode, palette_transparent_png, png16, rgba_png
 from PIL import Image
 
-from finetuner.imageio import BOMB, ImageCheckError, check_image, load_rgb, to_rgb
+from finetuner.common.imageio import BOMB, ImageCheckError, check_image, load_rgb, to_rgb
 
 
 @pytest.mark.parametrize("name", sorted(VALID))

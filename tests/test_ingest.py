@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from odd_images import BROKEN, VALID, encode, noise_rgb
 
-import finetuner.ingest as ingest_core
-from finetuner.ingest import (
+import finetuner.ingest.manifest as ingest_core
+from finetuner.ingest.manifest import (
     MANIFEST_COLUMNS,
     OK,
     QUARANTINED,
@@ -23,7 +23,7 @@ from finetuner.ingest import (
     resolve_groups,
     summarize,
 )
-from finetuner.metadata import MetadataError, normalise_relpath, parse_metadata
+from finetuner.ingest.metadata import MetadataError, normalise_relpath, parse_metadata
 
 
 def write(path: Path, data: bytes) -> Path:

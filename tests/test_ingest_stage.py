@@ -14,7 +14,7 @@ import pytest
 import yaml
 from odd_images import BROKEN, encode, noise_rgb
 
-from finetuner.ingest import MANIFEST_COLUMNS
+from finetuner.ingest.manifest import MANIFEST_COLUMNS
 from tasks.ingest import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -155,5 +155,5 @@ def test_dvc_repro_ingest(project):
     _, rows = read_manifest(project)
     assert len(rows) == 9
     lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]["ingest"]
-    assert {"finetuner/ingest.py", "finetuner/imageio.py", "data/raw"} <= {dep["path"] for dep in lock["deps"]}
+    assert {"finetuner/ingest/manifest.py", "finetuner/common/imageio.py", "data/raw"} <= {dep["path"] for dep in lock["deps"]}
     assert {"split.group_pattern", "data.max_image_pixels"} <= set(lock["params"]["params.yaml"])

@@ -1,4 +1,4 @@
-"""The leakage comparison: the naive split's core (finetuner/leakage.py) and its report schema."""
+"""The leakage comparison: the naive split's core (finetuner/evaluate/leakage.py) and its report schema."""
 from __future__ import annotations
 
 from collections import Counter
@@ -6,7 +6,7 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from finetuner.leakage import SCHEMA, build_report, format_table, model_entry, naive_leaks, naive_split, separated_pairs
+from finetuner.evaluate.leakage import SCHEMA, build_report, format_table, model_entry, naive_leaks, naive_split, separated_pairs
 
 FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from finetuner.ledger import distinct_models, empty_ledger, ledger_summary, model_fingerprint, record_look
+from finetuner.evaluate.ledger import distinct_models, empty_ledger, ledger_summary, model_fingerprint, record_look
 
 CLASSES = {"cat": 0, "dog": 1}
 

@@ -11,10 +11,10 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 
-from finetuner.checkpoint import load_pipeline_checkpoint, model_from_checkpoint
-from finetuner.engine import Runtime
-from finetuner.linear_probe import fit_logistic, fit_probes
-from finetuner.preprocessing import Preprocessing
+from finetuner.train.checkpoint import load_pipeline_checkpoint, model_from_checkpoint
+from finetuner.train.engine import Runtime
+from finetuner.train.linear_probe import fit_logistic, fit_probes
+from finetuner.train.preprocessing import Preprocessing
 from tasks.common import read_csv
 from tasks.features import extract_features
 from tasks.image_cache import cached_images

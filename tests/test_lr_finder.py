@@ -4,9 +4,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from finetuner.engine import FitConfig, Runtime, Split, Trainee, train_epoch
-from finetuner.lr_finder import pick_factor, range_test
-from finetuner.schedules import build_scheduler
+from finetuner.train.engine import FitConfig, Runtime, Split, Trainee, train_epoch
+from finetuner.train.lr_finder import pick_factor, range_test
+from finetuner.train.schedules import build_scheduler
 
 CONFIG = FitConfig(epochs=6, batch_size=32, seed=0)
 

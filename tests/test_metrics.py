@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import (accuracy_score, balanced_accuracy_score, f1_score, precision_recall_fscore_support)
 
-from finetuner.metrics import (classification_metrics, confusion_counts, expected_calibration_error,
+from finetuner.evaluate.metrics import (classification_metrics, confusion_counts, expected_calibration_error,
                                reliability_bins, top_confidence)
 
 NAMES = ["a", "b", "c", "d"]

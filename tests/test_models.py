@@ -9,9 +9,9 @@ import torch
 from torch import nn
 from torchvision.models import get_model
 
-from finetuner.families import block_names
-from finetuner.models import WeightsError, build_model, expand_blocks, freeze_except, set_train_mode
-from finetuner.preprocessing import IMAGENET_MEAN
+from finetuner.train.families import block_names
+from finetuner.train.models import WeightsError, build_model, expand_blocks, freeze_except, set_train_mode
+from finetuner.train.preprocessing import IMAGENET_MEAN
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ import torch
 from torch import nn
 from torchvision.models import get_model
 
-from finetuner.families import block_names
-from finetuner.models import expand_blocks, freeze_except
-from finetuner.param_groups import block_learning_rates, build_optimizer, build_param_groups
+from finetuner.train.families import block_names
+from finetuner.train.models import expand_blocks, freeze_except
+from finetuner.train.param_groups import block_learning_rates, build_optimizer, build_param_groups
 
 RESNET = ["stem", "layer1", "layer2", "layer3", "layer4", "head"]
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from finetuner.families import family_for
+from finetuner.train.families import family_for
 from finetuner.params_checks import TORCHVISION_WEIGHTS, cron_problem
 
 

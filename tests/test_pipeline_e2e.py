@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from dvc_project import init_repo, run
-from finetuner.demo_world import WorldSpec
+from finetuner.demo.world import WorldSpec
 from tasks.demo_data import write_first_batch
 
 STAGES = ("ingest", "dedup", "split", "train_head", "train_partial", "train_full", "evaluate")

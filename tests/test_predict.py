@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from evaluate_world import CLASSES, RunsCode, make_checkpoint, make_image
-from finetuner.checkpoint import load_pipeline_checkpoint, model_from_checkpoint
+from finetuner.train.checkpoint import load_pipeline_checkpoint, model_from_checkpoint
 from finetuner.cli.predict import main
-from finetuner.imageio import load_rgb
-from finetuner.preprocessing import Preprocessing
+from finetuner.common.imageio import load_rgb
+from finetuner.train.preprocessing import Preprocessing
 
 
 def _read(path: Path) -> dict[str, dict[str, str]]:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from finetuner.checkpoint import load_pipeline_checkpoint
-from finetuner.models import build_model
+from finetuner.train.checkpoint import load_pipeline_checkpoint
+from finetuner.train.models import build_model
 from tasks.pretrain import pretrain
 from tests.train_fixtures import make_images, tiny_params
 

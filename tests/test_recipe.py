@@ -1,7 +1,7 @@
 """The recipe's rules: step budgets that follow the data size, and the validation gate of deeper stages."""
 from __future__ import annotations
 
-from finetuner.recipe import gate_stage, plan_epochs
+from finetuner.train.recipe import gate_stage, plan_epochs
 
 
 def test_budget_follows_the_data_size() -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import copy
 
-from finetuner.reporting import NOT_AVAILABLE, render_model_card, render_summary, table
+from finetuner.evaluate.reporting import NOT_AVAILABLE, render_model_card, render_summary, table
 
 TEST = {"n_test": 4, "accuracy": 0.75, "macro_f1": 0.7, "balanced_accuracy": 0.72, "ece": 0.1,
         "checkpoint": {"stage": "train_partial", "epoch": 3, "metric": "macro_f1", "value": 0.8},

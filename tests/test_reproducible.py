@@ -1,7 +1,7 @@
 """Seeds derived from `seed` and the stage name (the byte-identical reruns are tested in tests/test_faults_kill.py)."""
 from __future__ import annotations
 
-from finetuner.seeding import derived_seed
+from finetuner.common.seeding import derived_seed
 
 
 def test_derived_seeds_differ_by_stage_and_seed_and_are_stable() -> None:

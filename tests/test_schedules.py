@@ -8,7 +8,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from finetuner.schedules import build_scheduler, warmup_cosine_factor
+from finetuner.train.schedules import build_scheduler, warmup_cosine_factor
 
 
 def test_known_values() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 import tasks.split as stage
 from finetuner.config import parse_params
-from finetuner.splitting import SplitAssignment
+from finetuner.split.assign import SplitAssignment
 from tasks.common import InputError
 from tasks.split import LeakError, split_dataset
 

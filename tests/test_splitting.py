@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from finetuner.split_report import check_leaks, leak_audit, update_registry
-from finetuner.splitting import BRIDGE, CONFLICT, HELD_OUT, STICKY, SplitError, assign_splits
+from finetuner.split.report import check_leaks, leak_audit, update_registry
+from finetuner.split.assign import BRIDGE, CONFLICT, HELD_OUT, STICKY, SplitError, assign_splits
 
 FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
 PROPERTY = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

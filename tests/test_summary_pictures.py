@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from finetuner.pictures import pairs_figure, sample_grid, training_curves
-from finetuner.summary_leakage import leakage_section, pictures_section
+from finetuner.evaluate.pictures import pairs_figure, sample_grid, training_curves
+from finetuner.evaluate.summary_leakage import leakage_section, pictures_section
 from flows.reports import embed_local_files
 from tasks.evaluate_pictures import pick_samples, read_curves
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from finetuner.checkpoint import load_pipeline_checkpoint
+from finetuner.train.checkpoint import load_pipeline_checkpoint
 from tasks import train_plan
 from tasks.training import run_training_stage
 from tests.test_train_stage import after_head, project  # noqa: F401 (fixtures: a tiny project after train_head)

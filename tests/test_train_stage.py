@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from finetuner.checkpoint import REQUIRED_KEYS, load_pipeline_checkpoint, model_from_checkpoint
+from finetuner.train.checkpoint import REQUIRED_KEYS, load_pipeline_checkpoint, model_from_checkpoint
 from tasks.common import InputError
 from tasks.training import run_training_stage
 from tests.train_fixtures import kill_after_first_epoch, make_splits, tiny_params

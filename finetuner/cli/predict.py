@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from finetuner.checkpoint import CheckpointError, load_pipeline_checkpoint, model_from_checkpoint
-from finetuner.imageio import UNREADABLE, ImageCheckError, check_image
-from finetuner.inference import ImageResult, predict_files, resolve_device
-from finetuner.preprocessing import Preprocessing
+from finetuner.train.checkpoint import CheckpointError, load_pipeline_checkpoint, model_from_checkpoint
+from finetuner.common.imageio import UNREADABLE, ImageCheckError, check_image
+from finetuner.evaluate.inference import ImageResult, predict_files, resolve_device
+from finetuner.train.preprocessing import Preprocessing
 from tasks.common import write_csv  # the atomic CSV writer every stage uses
 
 IMAGE_SUFFIXES = frozenset(suffix.lower() for suffix in Image.registered_extensions())

@@ -14,7 +14,7 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from finetuner.split_graph import components_of, link_pairs
+from finetuner.split.graph import components_of, link_pairs
 
 SPLITS = ("train", "val", "test")
 HELD_OUT = ""

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from finetuner.report_format import NOT_AVAILABLE, fmt, table
-from finetuner.summary_sections import data_section, dedup_section, split_section
+from finetuner.evaluate.report_format import NOT_AVAILABLE, fmt, table
+from finetuner.evaluate.summary_sections import data_section, dedup_section, split_section
 
 __all__ = ["NOT_AVAILABLE", "render_model_card", "render_summary", "table"]
 

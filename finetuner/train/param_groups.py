@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from finetuner.models import parameters_by_block
+from finetuner.train.models import parameters_by_block
 
 # Normalisation layers: their scale/shift are statistics-like and decaying them towards zero only hurts.
 NORM_TYPES: tuple[type[nn.Module], ...] = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm,

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from finetuner.imageio import load_rgb
-from finetuner.preprocessing import Preprocessing
+from finetuner.common.imageio import load_rgb
+from finetuner.train.preprocessing import Preprocessing
 
 
 def decode_images(paths: Sequence[Path], preprocessing: Preprocessing, workers: int = 0) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from finetuner.neighbours import hamming, radius_pairs
+from finetuner.dedup.neighbours import hamming, radius_pairs
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from finetuner.data import epoch_indices
-from finetuner.engine import FitConfig, Runtime, Split, Trainee, backward_step
+from finetuner.train.data import epoch_indices
+from finetuner.train.engine import FitConfig, Runtime, Split, Trainee, backward_step
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from finetuner.imageio import DEFAULT_MAX_PIXELS, NOT_AN_IMAGE, UNREADABLE, ImageCheckError, ImageInfo, check_image
-from finetuner.metadata import Metadata, MetadataProblem
+from finetuner.common.imageio import DEFAULT_MAX_PIXELS, NOT_AN_IMAGE, UNREADABLE, ImageCheckError, ImageInfo, check_image
+from finetuner.ingest.metadata import Metadata, MetadataProblem
 
 MANIFEST_COLUMNS = ("path", "label", "group", "status", "reason", "sha256", "width", "height")
 EXTRA_COLUMNS = ("detail", "size_bytes", "format", "mode", "n_frames", "group_source")

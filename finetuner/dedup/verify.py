@@ -1,7 +1,7 @@
 """The verifier: decides every candidate pair by aligning the two images and measuring what the alignment explains.
 
 Hash distance is a poor judge on real photographs: smooth wallpapers and near-blank frames sit within a few bits of
-each other without being copies, while a 10% crop or a mirror is far away. So candidates (finetuner/views.py) are
+each other without being copies, while a 10% crop or a mirror is far away. So candidates (finetuner/dedup/views.py) are
 only proposals; a pair joins units when, on the 64x64 grey thumbnails,
 1. the two frames align: as they are, or as the candidate's views say (the region of one view of image a shows the
    region of another view of image b, mirrored for a mirror view), refined by a local template search
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from finetuner.hashing import THUMB
-from finetuner.views import VIEWS, allowed_combos, trim_boxes, view_box, view_hashes
+from finetuner.dedup.hashing import THUMB
+from finetuner.dedup.views import VIEWS, allowed_combos, trim_boxes, view_box, view_hashes
 
 BAND = 0.15  # a caption bar: up to this share of the height, at the top or the bottom, may disagree
 SMOOTH_SIGMA = 1.0  # thumbnail pixels: below this, resampling and JPEG noise, not content

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from finetuner.split_graph import link_pairs
-from finetuner.units import explain_units
-from finetuner.splitting import HELD_OUT, NEW, SPLITS, STICKY, SplitAssignment
+from finetuner.split.graph import link_pairs
+from finetuner.dedup.units import explain_units
+from finetuner.split.assign import HELD_OUT, NEW, SPLITS, STICKY, SplitAssignment
 
 REGISTRY_COLUMNS = ("path", "unit", "group", "label", "split", "assigned_at_run")
 _EXAMPLES = 5

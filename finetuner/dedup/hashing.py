@@ -21,7 +21,7 @@ import numpy as np
 import scipy.fftpack
 from PIL import Image, ImageOps
 
-from finetuner.imageio import to_rgb
+from finetuner.common.imageio import to_rgb
 
 HASH_SIZE = 8  # 8x8 = 64 bits: the size `dedup.max_distance` is defined on
 PHASH_SIZE = HASH_SIZE * 4  # imagehash's highfreq_factor
@@ -34,7 +34,7 @@ THUMB = 64  # side of the squashed grey thumbnail kept per image for candidate v
 @dataclass(frozen=True)
 class HashBatch:
     """Hashes of a batch of files: `hashes[method]` is uint64 per file, `detail` the 32x32 thumbnail's grey std,
-    `thumbs` the (n, 64, 64) uint8 squashed grey thumbnails (finetuner/views.py and finetuner/verify.py use them).
+    `thumbs` the (n, 64, 64) uint8 squashed grey thumbnails (finetuner/dedup/views.py and finetuner/dedup/verify.py use them).
 
     `ok[i]` is False where file i could not be decoded (its hashes are 0 and must not be used).
     """
@@ -140,14 +140,14 @@ def _hash_chunk(args: tuple[list[str], tuple[str, ...], bool]) -> HashBatch:
             ok[i] = False
     batch = hash_images(images, methods)
     if with_views:  # in the worker, so the views' resizes and DCTs run in parallel too
-        from finetuner.views import view_hashes  # views builds on this module's hash primitives
+        from finetuner.dedup.views import view_hashes  # views builds on this module's hash primitives
 
         batch.hashes.update({view_key(name): h for name, h in view_hashes(batch.thumbs).items()})
     return _scatter(batch, ok)
 
 
 def view_key(view: str) -> str:
-    """The name a candidate view's hash goes by next to the methods (finetuner/views.py)."""
+    """The name a candidate view's hash goes by next to the methods (finetuner/dedup/views.py)."""
     return f"view-{view}"
 
 
@@ -179,7 +179,7 @@ def hash_files(paths: Sequence[str | Path], methods: Sequence[str], workers: int
                views: Sequence[str] = ()) -> HashBatch:
     """Hash every file with every method, in parallel over `workers` processes (0 = all cores).
 
-    With `views` (names from finetuner/views.py VIEWS; all of them are computed), their hashes are added to
+    With `views` (names from finetuner/dedup/views.py VIEWS; all of them are computed), their hashes are added to
     `hashes` under `view_key(name)`."""
     methods = tuple(methods)
     chunks = [([str(p) for p in paths[i : i + chunk]], methods, bool(views)) for i in range(0, len(paths), chunk)]

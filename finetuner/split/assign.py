@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from finetuner.split_sticky import BRIDGE, CONFLICT, HELD_OUT, NEW, SPLITS, STICKY, apply_registry
+from finetuner.split.sticky import BRIDGE, CONFLICT, HELD_OUT, NEW, SPLITS, STICKY, apply_registry
 
 __all__ = ["BRIDGE", "CONFLICT", "HELD_OUT", "NEW", "SPLITS", "STICKY", "SplitAssignment", "SplitError",
            "assign_splits", "check_feasibility", "fraction_array"]

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from finetuner.data import augment, epoch_indices
+from finetuner.train.data import augment, epoch_indices
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from finetuner.checkpoint import CheckpointError, build_classifier, load_checkpoint
-from finetuner.families import ALL, HEAD, block_prefixes
-from finetuner.preprocessing import Preprocessing, preprocessing_for
+from finetuner.train.checkpoint import CheckpointError, build_classifier, load_checkpoint
+from finetuner.train.families import ALL, HEAD, block_prefixes
+from finetuner.train.preprocessing import Preprocessing, preprocessing_for
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from finetuner.demo_copies import BROKEN_KINDS, PLANTED_KINDS, broken_bytes, copy_bytes, encode_jpeg
-from finetuner.demo_shapes import (DEMO_CLASSES, SOURCE_CLASSES, TEXTURES, Photo, Pose, Texture, render_photo,
+from finetuner.demo.copies import BROKEN_KINDS, PLANTED_KINDS, broken_bytes, copy_bytes, encode_jpeg
+from finetuner.demo.shapes import (DEMO_CLASSES, SOURCE_CLASSES, TEXTURES, Photo, Pose, Texture, render_photo,
                                    shape_geometry)
 
 _DEMO_STREAM, _SOURCE_STREAM = 0, 1  # separate random streams, so the two tasks never share a specimen

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from finetuner.metrics import ReliabilityBin
+from finetuner.evaluate.metrics import ReliabilityBin
 
 
 def confusion_figure(counts: np.ndarray, class_names: Sequence[str]) -> Figure:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from finetuner.report_format import NOT_AVAILABLE, fmt, get, size, table
+from finetuner.evaluate.report_format import NOT_AVAILABLE, fmt, get, size, table
 
 SPLITS = ("train", "val", "test")
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from finetuner.leakage import LABELS
-from finetuner.report_format import NOT_AVAILABLE, fmt, table
+from finetuner.evaluate.leakage import LABELS
+from finetuner.evaluate.report_format import NOT_AVAILABLE, fmt, table
 
 
 def leakage_section(report: Mapping[str, Any] | None, pairs_picture: str | None) -> list[str]:

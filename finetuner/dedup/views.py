@@ -8,8 +8,8 @@ below undoes one kind of edit before hashing, so the copy and the original meet 
 - `trim`: the content inside uniform borders (letterbox / pillarbox bars, a plain mat) stripped before hashing.
 Views are computed from a 64x64 grey thumbnail (aspect squashed: a per-axis scale, which the verifier undoes the
 same way), so they can be recomputed from the cached thumbnail. `view_candidates` stacks every view of every image
-into one multi-index search (finetuner/neighbours.py), so the cost stays near-linear in the number of images.
-Pure functions; used by tasks/dedup.py and the verifier (finetuner/verify.py).
+into one multi-index search (finetuner/dedup/neighbours.py), so the cost stays near-linear in the number of images.
+Pure functions; used by tasks/dedup.py and the verifier (finetuner/dedup/verify.py).
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from finetuner.hashing import THUMB, bits_to_uint64, phash_bits
-from finetuner.neighbours import radius_pairs
+from finetuner.dedup.hashing import THUMB, bits_to_uint64, phash_bits
+from finetuner.dedup.neighbours import radius_pairs
 
 VIEWS = ("full", "mirror", "crop90", "crop80", "left90", "right90", "top90", "bottom90", "trim")
 DETAIL_VIEWS = VIEWS[2:]  # skipped for low-detail images: they add only chance candidates

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from finetuner.imageio import load_rgb
-from finetuner.preprocessing import Preprocessing
+from finetuner.common.imageio import load_rgb
+from finetuner.train.preprocessing import Preprocessing
 
 
 @dataclass(frozen=True)
