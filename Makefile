@@ -30,11 +30,11 @@ $(VENV)/.synced: uv.lock pyproject.toml
 	@$(PY) -m finetuner.cli.plots_template $@
 
 demo-data: env ## the demo dataset (data/raw), its source task (data/source) and the demo backbone, when absent
-	$(PY) -m tasks.demo_data
-	$(PY) -m tasks.pretrain
+	$(PY) -m finetuner.demo.data
+	$(PY) -m finetuner.demo.pretrain
 
 demo-batch2: env ## add a second batch of new specimens to data/raw (to see scheduled retraining react)
-	$(PY) -m tasks.demo_data --batch 2
+	$(PY) -m finetuner.demo.data --batch 2
 
 # Taken when make reads this file, so the figure printed at the end of `make demo` covers env and demo-data too.
 DEMO_T0 := $(shell date +%s)

@@ -35,8 +35,8 @@ from finetuner.dedup.neighbours import radius_pairs  # noqa: E402
 from finetuner.demo.synthetic_photos import VARIANTS, photo, to_jpeg_bytes, variant  # noqa: E402
 from finetuner.dedup.views import VIEWS  # noqa: E402
 from tasks import dedup  # noqa: E402
-from tasks.dedup_verify import verified_pairs  # noqa: E402
-from tasks.common import write_csv  # noqa: E402
+from finetuner.dedup.candidates import verified_pairs  # noqa: E402
+from finetuner.common.stage import write_csv  # noqa: E402
 
 RADIUS = 8
 

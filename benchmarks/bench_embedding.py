@@ -28,7 +28,7 @@ from finetuner.demo.copies import BROKEN_KINDS  # noqa: E402
 from finetuner.demo.world import DEMO_SPEC, build_world  # noqa: E402
 from finetuner.dedup.similarity import normalize, similar_pairs  # noqa: E402
 from tasks import dedup  # noqa: E402
-from tasks.common import read_csv, write_csv  # noqa: E402
+from finetuner.common.stage import read_csv, write_csv  # noqa: E402
 
 COLUMNS = ("path", "label", "group", "status", "reason", "sha256", "width", "height")
 

@@ -50,7 +50,7 @@ def child(args: argparse.Namespace) -> None:
 
     from finetuner.train.engine import FitConfig, Runtime, Split, Trainee, train_epoch
     from finetuner.train.preprocessing import Preprocessing
-    from tasks.image_cache import stored_images
+    from finetuner.train.image_cache import stored_images
 
     paths = sorted(Path(args.folder).rglob("*.jpg"))[: args.n]
     prep = Preprocessing(args.size, args.size)

@@ -23,7 +23,7 @@ from finetuner.train.models import expand_blocks, freeze_except, set_train_mode 
 from finetuner.train.param_groups import block_learning_rates, build_optimizer, build_param_groups  # noqa: E402
 from finetuner.train.preprocessing import Preprocessing  # noqa: E402
 from finetuner.train.schedules import build_scheduler  # noqa: E402
-from tasks.features import feature_trainee, image_trainee  # noqa: E402
+from finetuner.train.features import feature_trainee, image_trainee  # noqa: E402
 
 ARCH, SIZE, CLASSES = "resnet18", 64, 4
 RUNTIME = pick_runtime("auto")

@@ -76,8 +76,8 @@ def pipeline(model: torch.nn.Module, trained: list[str], runtime, batch: int, st
     from finetuner.train.engine import FitConfig, Split, train_epoch
     from finetuner.train.models import set_train_mode
     from finetuner.train.preprocessing import Preprocessing
-    from tasks.features import image_trainee
-    from tasks.image_cache import stored_images
+    from finetuner.train.features import image_trainee
+    from finetuner.train.image_cache import stored_images
 
     n = batch * (steps + 5)
     rng = np.random.default_rng(0)

@@ -2,7 +2,7 @@
 
 `parse_params(raw_dict)` turns the parsed YAML into `Params` or raises `ConfigError` whose message names every
 offending key (dotted, as in `dvc exp run -S`) and what is allowed there. Unknown keys are refused, so a typo
-never silently falls back to a default. Reading the file is the stages' job (`tasks/common.py`), not this module's.
+never silently falls back to a default. Reading the file is the stages' job (`finetuner/common/stage.py`), not this module's.
 """
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ from flows.connect import prefect_backend
 from flows.dvc_cli import locked_dep_hash, raw_data_status, stream_command
 from flows.finetune import DEFAULT_PROJECT, HOUR, retry_if_transient, run_pipeline
 from flows.workspace import NoImages, read_params, require_images, workspace_lock
-from tasks.common import atomic_path, write_text
+from finetuner.common.stage import atomic_path, write_text
 
 REGISTRY = Path("reports/retrain_registry.jsonl")
 CHAMPION = Path("models/champion.pt")

@@ -16,8 +16,8 @@ from typing import Any
 from ruamel.yaml import YAML  # DVC's own YAML library: a round trip keeps params.yaml's comments and layout
 
 from finetuner.config import ConfigError, Params, parse_params
-from tasks import workspace_lock as lock
-from tasks.common import atomic_path, read_params_yaml
+from finetuner.common import workspace_lock as lock
+from finetuner.common.stage import atomic_path, read_params_yaml
 
 log = logging.getLogger("finetuner.flows")
 
@@ -47,7 +47,7 @@ def workspace_lock(project_dir: str | Path, timeout_s: float = 6 * 3600, poll_s:
     """Hold the project's workspace for this flow run, waiting up to `timeout_s` for another run to finish (a queue).
 
     Stages this run starts through DVC inherit its token and run under it; anything else (a `dvc repro` or a stage
-    run by hand) is refused at once, naming this flow run (tasks/workspace_lock.py).
+    run by hand) is refused at once, naming this flow run (finetuner/common/workspace_lock.py).
     """
     with lock.workspace_lock(project_dir, _this_run(), wait_s=timeout_s, poll_s=poll_s):
         yield

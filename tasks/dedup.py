@@ -2,7 +2,7 @@
 
 Reads the manifest's usable rows, hashes each distinct content once (cached by sha256 in data/cache/dedup, so grown
 data decodes only new files), finds exact and near-duplicate pairs (and, with dedup.embedding.enabled, pairs of
-similar backbone embeddings: tasks/dedup_embed.py), guards against chaining, and writes
+similar backbone embeddings: finetuner/dedup/embedding.py), guards against chaining, and writes
 data/interim/near_duplicates.csv, data/interim/units.csv, reports/dedup.json and reports/dedup.html.
 """
 from __future__ import annotations
@@ -26,10 +26,10 @@ from finetuner.dedup.units import (
     guard_units, tradeoff,
 )
 from finetuner.dedup.views import VIEWS
-from tasks.common import log_run, read_csv, run_stage, split_run_facts, write_csv, write_json, write_text
-from tasks.dedup_cache import HashCache, PreviewCache
-from tasks.dedup_embed import embedding_pairs
-from tasks.dedup_verify import EVIDENCE, nearest_rejected, verified_pairs, verify_tradeoff
+from finetuner.common.stage import log_run, read_csv, run_stage, split_run_facts, write_csv, write_json, write_text
+from finetuner.dedup.hash_cache import HashCache, PreviewCache
+from finetuner.dedup.embedding import embedding_pairs
+from finetuner.dedup.candidates import EVIDENCE, nearest_rejected, verified_pairs, verify_tradeoff
 
 log = logging.getLogger("finetuner.dedup")
 

@@ -2,9 +2,9 @@
 
 Run by DVC as `python -m tasks.evaluate` (see dvc.yaml). This is the only code that reads `data/splits/test.csv`.
 Writes `reports/metrics.json`, `reports/test_scores.json`, `reports/predictions.csv`, `reports/confusion_matrix.png`,
-`reports/reliability.png`, `reports/summary.md` with its pictures (`tasks/evaluate_pictures.py`),
+`reports/reliability.png`, `reports/summary.md` with its pictures (`finetuner/evaluate/summary_pictures.py`),
 `reports/model_card.md`, and `reports/leakage.json` (the naive-split and from-scratch comparisons of
-`tasks/leakage.py`, taken after best.pt is scored and never used to select), and records every look in the test-reuse
+`finetuner/evaluate/leakage_runs.py`, taken after best.pt is scored and never used to select), and records every look in the test-reuse
 ledger
 `reports/test_ledger.json` (deliberately not a DVC output: checking out an older experiment must not erase looks).
 
@@ -39,11 +39,11 @@ from finetuner.evaluate.metrics import (ReliabilityBin, classification_metrics, 
                                expected_calibration_error, reliability_bins, top_confidence)
 from finetuner.evaluate.plots import confusion_figure, reliability_figure
 from finetuner.train.preprocessing import Preprocessing
-from tasks.common import InputError, atomic_path, read_csv, run_stage, write_csv, write_json
+from finetuner.common.stage import InputError, atomic_path, read_csv, run_stage, write_csv, write_json
 from finetuner.evaluate.leakage import SCHEMA, format_table
-from tasks import leakage
-from tasks.evaluate_pictures import write_pictures
-from tasks.evaluate_reports import write_model_card, write_summary
+from finetuner.evaluate import leakage_runs as leakage
+from finetuner.evaluate.summary_pictures import write_pictures
+from finetuner.evaluate.report_inputs import write_model_card, write_summary
 
 log = logging.getLogger("finetuner.evaluate")
 

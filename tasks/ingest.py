@@ -25,7 +25,7 @@ from finetuner.ingest.manifest import (
     summarize,
 )
 from finetuner.ingest.metadata import Metadata, MetadataError, MetadataProblem, decode_metadata, parse_metadata
-from tasks.common import InputError, run_stage, write_csv, write_json
+from finetuner.common.stage import InputError, run_stage, write_csv, write_json
 
 log = logging.getLogger("finetuner.ingest")
 

@@ -24,8 +24,8 @@ from finetuner.split.report import (
     REGISTRY_COLUMNS, check_leaks, leak_audit, moved_images, next_run, summarize, update_registry,
 )
 from finetuner.split.assign import HELD_OUT, SPLITS, SplitError, assign_splits, fraction_array
-from tasks.common import InputError, atomic_path, run_stage, write_json
-from tasks.split_registry import latest_run_counts, read_registry, write_registry
+from finetuner.common.stage import InputError, atomic_path, run_stage, write_json
+from finetuner.split.registry import latest_run_counts, read_registry, write_registry
 
 log = logging.getLogger("finetuner.split")
 SPLIT_COLUMNS = ("path", "label", "group", "unit")
@@ -163,7 +163,7 @@ def _changed(old: pd.DataFrame | None, frame: pd.DataFrame) -> int:
 
 def audit(paths: SplitPaths = SplitPaths()) -> dict[str, Any]:
     """The leak audit alone, on the current inputs and params; writes nothing."""
-    from tasks.common import load_params
+    from finetuner.common.stage import load_params
 
     params = load_params()
     images = load_images(paths)

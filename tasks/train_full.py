@@ -1,4 +1,4 @@
-"""The `train_full` stage: trains the blocks named in params.yaml `stages.full` (see tasks/training.py).
+"""The `train_full` stage: trains the blocks named in params.yaml `stages.full` (see finetuner/train/stage.py).
 
 Run by DVC as `python -m tasks.train_full` (dvc.yaml); reads data/splits/{train,val}.csv, writes models/train_full/.
 """
@@ -7,8 +7,8 @@ from __future__ import annotations
 import sys
 
 from finetuner.config import Params
-from tasks.common import run_stage
-from tasks.training import run_training_stage
+from finetuner.common.stage import run_stage
+from finetuner.train.stage import run_training_stage
 
 
 def work(params: Params) -> None:

@@ -15,8 +15,9 @@ import pytest
 from finetuner.config import ConfigError, parse_params
 from finetuner.dedup.similarity import TooManyPairs, brute_force_similar_pairs, similar_pairs
 from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
-from tasks import dedup, dedup_embed
-from tasks.common import InputError, write_csv
+from tasks import dedup
+from finetuner.dedup import embedding as dedup_embed
+from finetuner.common.stage import InputError, write_csv
 from tests.test_dedup_stage import COLUMNS, add_image, make_dataset
 
 

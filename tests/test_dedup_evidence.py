@@ -15,7 +15,7 @@ from finetuner.split.report import giant_units
 from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
 from finetuner.dedup.units import assign_units, explain_units, guard_units
 from tasks import dedup
-from tasks.common import write_csv
+from finetuner.common.stage import write_csv
 from test_dedup_stage import COLUMNS, add_image
 from test_dedup_verify import letterbox, near_blank
 
@@ -105,7 +105,7 @@ def test_unit_guard_stops_look_alikes_chaining_a_class() -> None:
 
 
 def test_grown_collection_verifies_only_new_pairs(tmp_path: Path, monkeypatch) -> None:
-    from tasks import dedup_verify
+    from finetuner.dedup import candidates as dedup_verify
     from test_dedup_stage import make_dataset
 
     rows = make_dataset(tmp_path)

@@ -12,7 +12,7 @@ from finetuner.dedup import hashing
 from finetuner.config import parse_params
 from finetuner.demo.synthetic_photos import VARIANTS, photo, to_jpeg_bytes, variant
 from tasks import dedup
-from tasks.common import InputError, split_run_facts, write_csv
+from finetuner.common.stage import InputError, split_run_facts, write_csv
 
 COLUMNS = ["path", "label", "group", "status", "reason", "sha256", "width", "height"]
 

@@ -1,4 +1,4 @@
-"""The demo world (finetuner/demo/world.py, demo_shapes.py, demo_copies.py) and its writer tasks/demo_data.py.
+"""The demo world (finetuner/demo/world.py, demo_shapes.py, demo_copies.py) and its writer finetuner/demo/data.py.
 
 Most tests use reduced worlds (a dozen specimens) so the file stays fast on a shared 2-core machine.
 """
@@ -20,7 +20,7 @@ from PIL import Image
 from finetuner.demo.shapes import DEMO_CLASSES, SOURCE_CLASSES
 from finetuner.demo.copies import BROKEN_KINDS, PLANTED_KINDS, decode
 from finetuner.demo.world import DEMO_SPEC, SOURCE_SPEC, WorldSpec, build_world, make_specimens
-from tasks import demo_data
+from finetuner.demo import data as demo_data
 
 SMALL = WorldSpec(specimens=12, views=(2, 3), planted=(2, 2, 2, 2))
 SMALL_BATCH = WorldSpec(specimens=6, views=(2, 2), planted=(1, 1, 0, 0), broken=False, cross_batch=2)

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from finetuner.config import Params
-from tasks.training import STAGES as TRAINING_STAGES
+from finetuner.train.stage import STAGES as TRAINING_STAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_PACKAGES = ("finetuner", "tasks", "flows")
@@ -72,7 +72,7 @@ def params_read(path: Path) -> set[str]:
     """Dotted params keys read as `params.<section>[.<key>...]` chains in one file (`params` = the Params object).
 
     `getattr(params.stages, name)` reads one stage's section, chosen at run time: it is recorded as `stages.*`, which
-    `stage_gaps` resolves through tasks/training.py's STAGES table (the one place a stage's section is named).
+    `stage_gaps` resolves through finetuner/train/stage.py's STAGES table (the one place a stage's section is named).
     """
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
     inner = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Attribute)}

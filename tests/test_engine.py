@@ -17,7 +17,7 @@ from finetuner.train.models import expand_blocks, freeze_except, set_train_mode
 from finetuner.train.param_groups import block_learning_rates, build_optimizer, build_param_groups
 from finetuner.train.preprocessing import Preprocessing
 from finetuner.train.schedules import build_scheduler
-from tasks.features import feature_trainee, image_trainee
+from finetuner.train.features import feature_trainee, image_trainee
 
 RUNTIME = Runtime()
 PREP = Preprocessing(32, 32)

@@ -1,4 +1,4 @@
-"""The evaluate stage's leakage comparisons (tasks/leakage.py): scored after best.pt is fixed, never used to select.
+"""The evaluate stage's leakage comparisons (finetuner/evaluate/leakage_runs.py): scored after best.pt is fixed, never used to select.
 
 One tiny world (three colours, 32 px, two optimizer steps per epoch) evaluated with the comparisons off and on.
 """
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.common import read_csv
+from finetuner.common.stage import read_csv
 from tasks.evaluate import _compare, evaluate, score_checkpoint
 from tests.evaluate_world import make_checkpoint
 from tests.train_fixtures import COLOURS, make_images, tiny_params, write_splits

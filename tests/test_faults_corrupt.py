@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.common import InputError
-from tasks.dedup_cache import HashCache
-from tasks.dedup_embed import EmbeddingCache
-from tasks.integrity import sidecar
-from tasks.split_registry import read_registry, write_registry
+from finetuner.common.stage import InputError
+from finetuner.dedup.hash_cache import HashCache
+from finetuner.dedup.embedding import EmbeddingCache
+from finetuner.common.integrity import sidecar
+from finetuner.split.registry import read_registry, write_registry
 
 
 def truncate(path: Path) -> None:
@@ -118,7 +118,7 @@ def test_a_kill_while_the_registry_is_replaced_leaves_a_pair_that_verifies(regis
         _write_csv(frame)(target)
         staged_only["written"] = True
 
-    import tasks.integrity as integrity
+    import finetuner.common.integrity as integrity
 
     real_replace = integrity.os.replace
     integrity.os.replace = lambda *_: (_ for _ in ()).throw(KeyboardInterrupt())  # killed just before the rename
@@ -154,8 +154,8 @@ def test_damaged_champion_registry_stops_the_retrain_flow_naming_the_line(tmp_pa
 
 def test_damaged_resume_checkpoint_is_ignored_and_the_stage_reaches_the_same_bytes(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    from tasks import train_io
-    from tasks.training import run_training_stage
+    from finetuner.train import stage_files as train_io
+    from finetuner.train.stage import run_training_stage
     from tests.train_fixtures import make_splits, tiny_params
 
     make_splits(tmp_path, per_class=4)
@@ -188,8 +188,8 @@ def test_damaged_resume_checkpoint_is_ignored_and_the_stage_reaches_the_same_byt
 def test_damaged_checksummed_torch_file_is_refused(tmp_path: Path, damage: str) -> None:
     import torch
 
-    from tasks.integrity import CorruptFile, load_torch_checked, wrap_checked
-    from tasks.train_io import save_torch
+    from finetuner.common.integrity import CorruptFile, load_torch_checked, wrap_checked
+    from finetuner.train.stage_files import save_torch
 
     path = tmp_path / "resume.pt"
     state = {"model": {"w": torch.arange(4096, dtype=torch.float32)}, "history": [{"epoch": 1}]}

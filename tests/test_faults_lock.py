@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.workspace_lock import TOKEN_ENV, WorkspaceBusy, stage_lock, workspace_lock
+from finetuner.common.workspace_lock import TOKEN_ENV, WorkspaceBusy, stage_lock, workspace_lock
 from tests.dvc_project import init_repo
 from tests.fault_project import REPO_ROOT, make_project
 

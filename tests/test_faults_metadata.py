@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.common import InputError
+from finetuner.common.stage import InputError
 from tasks.ingest import read_metadata
 
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from finetuner.config import ConfigError
-from tasks.common import load_params
+from finetuner.common.stage import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE: dict[str, Any] = yaml.safe_load((ROOT / "params.yaml").read_text())

@@ -13,8 +13,8 @@ import torch
 
 from finetuner.train.data import decode_images
 from finetuner.train.preprocessing import Preprocessing
-from tasks import image_store
-from tasks.image_cache import cached_images, stored_images
+from finetuner.train import image_store
+from finetuner.train.image_cache import cached_images, stored_images
 from tests.train_fixtures import make_images
 
 PREP = Preprocessing(resize_size=36, crop_size=32)
@@ -136,7 +136,7 @@ def test_view_pickles_for_dataloader_workers_without_its_mappings(tmp_path: Path
 
 
 def test_training_with_augment_reads_random_crops_from_the_larger_store(tmp_path: Path) -> None:
-    from tasks.training import run_training_stage
+    from finetuner.train.stage import run_training_stage
     from tests.train_fixtures import make_splits, tiny_params
 
     make_splits(tmp_path)

@@ -15,10 +15,10 @@ from finetuner.train.checkpoint import load_pipeline_checkpoint, model_from_chec
 from finetuner.train.engine import Runtime
 from finetuner.train.linear_probe import fit_logistic, fit_probes
 from finetuner.train.preprocessing import Preprocessing
-from tasks.common import read_csv
-from tasks.features import extract_features
-from tasks.image_cache import cached_images
-from tasks.training import run_training_stage
+from finetuner.common.stage import read_csv
+from finetuner.train.features import extract_features
+from finetuner.train.image_cache import cached_images
+from finetuner.train.stage import run_training_stage
 from tests.train_fixtures import make_splits, tiny_params
 
 

@@ -15,7 +15,7 @@ import yaml
 
 from dvc_project import init_repo, run
 from finetuner.demo.world import WorldSpec
-from tasks.demo_data import write_first_batch
+from finetuner.demo.data import write_first_batch
 
 STAGES = ("ingest", "dedup", "split", "train_head", "train_partial", "train_full", "evaluate")
 

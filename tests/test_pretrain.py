@@ -9,7 +9,7 @@ import torch
 
 from finetuner.train.checkpoint import load_pipeline_checkpoint
 from finetuner.train.models import build_model
-from tasks.pretrain import pretrain
+from finetuner.demo.pretrain import pretrain
 from tests.train_fixtures import make_images, tiny_params
 
 

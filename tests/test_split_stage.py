@@ -10,7 +10,7 @@ import pytest
 import tasks.split as stage
 from finetuner.config import parse_params
 from finetuner.split.assign import SplitAssignment
-from tasks.common import InputError
+from finetuner.common.stage import InputError
 from tasks.split import LeakError, split_dataset
 
 

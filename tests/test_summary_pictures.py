@@ -10,7 +10,7 @@ import numpy as np
 from finetuner.evaluate.pictures import pairs_figure, sample_grid, training_curves
 from finetuner.evaluate.summary_leakage import leakage_section, pictures_section
 from flows.reports import embed_local_files
-from tasks.evaluate_pictures import pick_samples, read_curves
+from finetuner.evaluate.summary_pictures import pick_samples, read_curves
 
 
 def test_samples_show_every_mistake_first_then_classes_in_turn():

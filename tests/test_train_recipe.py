@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from finetuner.train.checkpoint import load_pipeline_checkpoint
-from tasks import train_plan
-from tasks.training import run_training_stage
+from finetuner.train import plan as train_plan
+from finetuner.train.stage import run_training_stage
 from tests.test_train_stage import after_head, project  # noqa: F401 (fixtures: a tiny project after train_head)
 from tests.train_fixtures import kill_after_first_epoch, tiny_params
 

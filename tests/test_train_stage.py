@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from finetuner.train.checkpoint import REQUIRED_KEYS, load_pipeline_checkpoint, model_from_checkpoint
-from tasks.common import InputError
-from tasks.training import run_training_stage
+from finetuner.common.stage import InputError
+from finetuner.train.stage import run_training_stage
 from tests.train_fixtures import kill_after_first_epoch, make_splits, tiny_params
 
 FROZEN_IN_PARTIAL = ("conv1.", "bn1.", "layer1.", "layer2.", "layer3.")

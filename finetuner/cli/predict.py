@@ -24,7 +24,7 @@ from finetuner.train.checkpoint import CheckpointError, load_pipeline_checkpoint
 from finetuner.common.imageio import UNREADABLE, ImageCheckError, check_image
 from finetuner.evaluate.inference import ImageResult, predict_files, resolve_device
 from finetuner.train.preprocessing import Preprocessing
-from tasks.common import write_csv  # the atomic CSV writer every stage uses
+from finetuner.common.stage import write_csv  # the atomic CSV writer every stage uses
 
 IMAGE_SUFFIXES = frozenset(suffix.lower() for suffix in Image.registered_extensions())
 

@@ -9,7 +9,7 @@ join them) and a few broken files, and records the truth about them.
 
 Pure and deterministic: `build_world(seed, spec, batch)` returns encoded files as records and writes nothing; the
 same seed gives the same bytes. Drawing lives in `demo_shapes`, the copy and breakage transforms in `demo_copies`;
-`tasks/demo_data.py` writes the files to disk (`python -m tasks.demo_data`).
+`finetuner/demo/data.py` writes the files to disk (`python -m finetuner.demo.data`).
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ Pure functions over split rows (`path,label,group,unit` dicts) and metric dicts.
 leak-aware train + val images; never the test split) at random by image, stratified by class, as a user who ignores
 groups and near duplicates would; `naive_leaks` counts how many of its test images have an image of the same
 leakage unit in its train split; `build_report` assembles `reports/leakage.json` (schema below). The evaluate stage
-(`tasks/leakage.py`) trains and scores the models; nothing here reads a file.
+(`finetuner/evaluate/leakage_runs.py`) trains and scores the models; nothing here reads a file.
 
 `reports/leakage.json` (`schema: finetuner.leakage/1`; every figure a test-split score, none used to select):
 - `metric`: the selection metric named in train.select_metric; `used_for_selection`: always false.

@@ -1,6 +1,6 @@
 """The recipe's decisions between and within training stages: how long a stage runs, and whether it runs at all.
 
-Pure functions over numbers; the training stages (tasks/training.py) call them and write each decision, with its
+Pure functions over numbers; the training stages (finetuner/train/stage.py) call them and write each decision, with its
 reason, to `models/<stage>/recipe.json` and `reports/train/<stage>/recipe.json`.
 
 - Budget: a stage plans `ceil(min_steps / steps_per_epoch)` epochs, capped by `epochs`, so a small data set still

@@ -18,7 +18,7 @@ from finetuner.train.checkpoint import CheckpointError, load_pipeline_checkpoint
 from finetuner.config import Params
 from finetuner.evaluate.reporting import render_model_card, render_summary
 from finetuner.evaluate.summary_leakage import leakage_section, pictures_section
-from tasks.common import write_text
+from finetuner.common.stage import write_text
 
 log = logging.getLogger("finetuner.evaluate")
 
@@ -50,7 +50,7 @@ def _stage_record(root: Path, stage: str) -> dict[str, Any]:
     one (or was skipped with `epochs: 0`) holds an earlier stage's checkpoint there.
     """
     folder = root / "models" / stage
-    recipe = _read_json(folder / "recipe.json") or {}  # the recipe's decision and rates (tasks/train_recipe.py)
+    recipe = _read_json(folder / "recipe.json") or {}  # the recipe's decision and rates (finetuner/train/recipe_files.py)
     decision = {"decision": recipe.get("reason"), "rates": recipe.get("lr")}
     for name in ("stage_best.pt", "best.pt"):
         checkpoint = _load(folder / name)

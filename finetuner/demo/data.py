@@ -1,4 +1,4 @@
-"""Write the synthetic demo world to disk: `python -m tasks.demo_data [--batch N] [--force] [--root DIR]`.
+"""Write the synthetic demo world to disk: `python -m finetuner.demo.data [--batch N] [--force] [--root DIR]`.
 
 Batch 1 (the default) writes, when absent, `<root>/raw/images/<label>/<specimen>/<file>.jpg` with
 `<root>/raw/metadata.csv` (`path,group`), the pretraining source task in `<root>/source/` (same layout), and the
@@ -27,7 +27,7 @@ from PIL import Image
 
 from finetuner.demo.world import (BATCH_SPEC, DEMO_SPEC, SOURCE_SPEC, DemoFile, DemoWorld, WorldSpec, build_source,
                                   build_world)
-from tasks.common import InputError, atomic_path, read_csv, run_stage, write_csv, write_json
+from finetuner.common.stage import InputError, atomic_path, read_csv, run_stage, write_csv, write_json
 
 log = logging.getLogger("finetuner.demo_data")
 COLUMNS = ("path", "group")
@@ -130,7 +130,7 @@ def write_later_batch(seed: int, root: Path, batch: int, force: bool = False, sp
     raw, prefix = root / "raw", f"b{batch}-"
     metadata = raw / "metadata.csv"
     if not _present(raw / "images") or not metadata.exists():
-        raise InputError(f"{raw}: no demo world yet; write batch 1 first (`python -m tasks.demo_data`)")
+        raise InputError(f"{raw}: no demo world yet; write batch 1 first (`python -m finetuner.demo.data`)")
     rows = read_csv(metadata, required=COLUMNS)
     mine = [row for row in rows if row["group"].startswith(prefix)]
     if mine and not force:
@@ -159,7 +159,7 @@ def write_demo_data(seed: int, root: Path, batch: int = 1, force: bool = False) 
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m tasks.demo_data", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m finetuner.demo.data", description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=1, help="1: the demo world and source task; 2+: new specimens")
     parser.add_argument("--force", action="store_true", help="regenerate even if present (batch 1 replaces all)")
     parser.add_argument("--root", default="data", help="folder holding raw/ and source/ (default: data)")

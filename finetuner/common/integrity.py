@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from tasks.common import atomic_path, write_text
+from finetuner.common.stage import atomic_path, write_text
 
 log = logging.getLogger("finetuner.integrity")
 
@@ -69,7 +69,7 @@ def wrap_checked(obj: Any) -> dict[str, Any]:
     """`obj` serialised, as a uint8 tensor beside its sha256: torch.save this (it loads with weights_only=True)."""
     import torch
 
-    from tasks.train_io import torch_bytes
+    from finetuner.train.stage_files import torch_bytes
 
     payload = torch_bytes(obj)
     return {"sha256": sha256_hex(payload), "payload": torch.frombuffer(bytearray(payload), dtype=torch.uint8)}

@@ -32,7 +32,7 @@ import torch
 from finetuner.train.crops import random_resized_crop
 from finetuner.train.data import decode_images
 from finetuner.train.preprocessing import Preprocessing
-from tasks.common import atomic_path, write_text
+from finetuner.common.stage import atomic_path, write_text
 
 log = logging.getLogger("finetuner.store")
 

@@ -23,12 +23,12 @@ from finetuner.train.models import BuiltModel, WeightsError, build_model, expand
 from finetuner.train.preprocessing import Preprocessing
 from finetuner.train.recipe import gate_stage
 from finetuner.common.seeding import seed_torch
-from tasks import train_io, train_recipe
-from tasks.common import InputError
-from tasks.features import image_trainee
-from tasks.image_cache import stored_images
-from tasks.train_plan import plan_stage, uses_cache
-from tasks.train_probe import probe_head
+from finetuner.train import stage_files as train_io, recipe_files as train_recipe
+from finetuner.common.stage import InputError
+from finetuner.train.features import image_trainee
+from finetuner.train.image_cache import stored_images
+from finetuner.train.plan import plan_stage, uses_cache
+from finetuner.train.probe import probe_head
 
 log = logging.getLogger("finetuner.train")
 

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from finetuner.train.checkpoint import CheckpointError
-from tasks.common import InputError, atomic_path, read_csv, write_json, write_text
+from finetuner.common.stage import InputError, atomic_path, read_csv, write_json, write_text
 
 SPLIT_COLUMNS = ("path", "label", "group", "unit")
 
@@ -112,8 +112,8 @@ def fingerprint(config: dict[str, Any], files: list[Path | None]) -> str:
 
 
 def save_state(paths: StagePaths, name: str, state: dict[str, Any]) -> None:
-    """`state` as `name` in the stage's resume folder, checksummed (tasks/integrity.py)."""
-    from tasks.integrity import wrap_checked
+    """`state` as `name` in the stage's resume folder, checksummed (finetuner/common/integrity.py)."""
+    from finetuner.common.integrity import wrap_checked
 
     save_torch(paths.resume_dir / name, wrap_checked(state))
 
@@ -125,7 +125,7 @@ def load_state(paths: StagePaths, expected: str, name: str,
     A damaged file (truncated, garbled) is reported, never used: the stage `redo`es that work (the log says so),
     reaching the same result, only later.
     """
-    from tasks.integrity import CorruptFile, load_torch_checked
+    from finetuner.common.integrity import CorruptFile, load_torch_checked
 
     path = paths.resume_dir / name
     if not path.is_file():

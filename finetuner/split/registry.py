@@ -15,8 +15,8 @@ import pandas as pd
 
 from finetuner.split.report import REGISTRY_COLUMNS
 from finetuner.split.assign import SPLITS
-from tasks.common import InputError
-from tasks.integrity import CorruptFile, replace_with_sidecar, sidecar, verify_sidecar
+from finetuner.common.stage import InputError
+from finetuner.common.integrity import CorruptFile, replace_with_sidecar, sidecar, verify_sidecar
 
 log = logging.getLogger("finetuner.split")
 

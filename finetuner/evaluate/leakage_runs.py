@@ -17,8 +17,8 @@ from typing import Any
 
 from finetuner.config import Params
 from finetuner.evaluate.leakage import build_report, model_entry, naive_leaks, naive_split, separated_pairs
-from tasks.common import read_csv, write_csv
-from tasks.training import STAGES, run_training_stage
+from finetuner.common.stage import read_csv, write_csv
+from finetuner.train.stage import STAGES, run_training_stage
 
 log = logging.getLogger("finetuner.evaluate")
 

@@ -20,7 +20,7 @@ from finetuner.dedup.neighbours import hamming, radius_pairs
 from finetuner.dedup.units import cluster_stats
 from finetuner.dedup.verify import Verdicts, VerifyRule, verify_pairs
 from finetuner.dedup.views import VIEWS, Candidates, nearest_per_image, view_candidates
-from tasks.dedup_cache import VerdictCache
+from finetuner.dedup.hash_cache import VerdictCache
 
 EVIDENCE = ("signal", "rule", "similarity", "detail_similarity", "overlap", "transform")
 MAX_REJECTED_SHOWN = 30

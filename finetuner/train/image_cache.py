@@ -1,4 +1,4 @@
-"""The decoded-image input of the training stages, backed by the on-disk image store (tasks/image_store.py).
+"""The decoded-image input of the training stages, backed by the on-disk image store (finetuner/train/image_store.py).
 
 `stored_images(paths, preprocessing, cache_root, ...)` returns a lazy `StoreView`: the engine indexes it like a
 uint8 NHWC tensor and only the requested batch is ever in memory. Images are kept under
@@ -22,7 +22,7 @@ import torch
 
 from finetuner.train.data import decode_images
 from finetuner.train.preprocessing import Preprocessing
-from tasks.image_store import CropSpec, ImageStore, StoreView
+from finetuner.train.image_store import CropSpec, ImageStore, StoreView
 
 AUGMENT_MARGIN = 1.25  # stored side / training side when augmenting: crops can move and zoom within the margin
 

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from finetuner.common.imageio import load_rgb
 from finetuner.evaluate.pictures import CURVES, pairs_figure, sample_grid, training_curves
-from tasks.common import atomic_path
+from finetuner.common.stage import atomic_path
 
 log = logging.getLogger("finetuner.evaluate")
 

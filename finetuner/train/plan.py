@@ -2,7 +2,7 @@
 the step budget, learning rates (explicit, or `lr: auto` by a range test that is recorded and reused on resume),
 a fresh optimizer over exactly the trainable parameters, and a warmup + cosine schedule over the planned steps.
 
-Called by tasks/training.py (`plan_stage`); the recipe's rules themselves live in finetuner/train/recipe.py and
+Called by finetuner/train/stage.py (`plan_stage`); the recipe's rules themselves live in finetuner/train/recipe.py and
 finetuner/train/lr_finder.py.
 """
 from __future__ import annotations
@@ -20,8 +20,8 @@ from finetuner.train.models import BuiltModel, expand_blocks, freeze_except, set
 from finetuner.train.param_groups import block_learning_rates, build_optimizer, build_param_groups, describe_groups
 from finetuner.train.recipe import plan_epochs
 from finetuner.train.schedules import build_scheduler
-from tasks import train_io, train_recipe
-from tasks.features import feature_trainee, image_trainee
+from finetuner.train import stage_files as train_io, recipe_files as train_recipe
+from finetuner.train.features import feature_trainee, image_trainee
 
 log = logging.getLogger("finetuner.train")
 

@@ -1,7 +1,7 @@
 """Pretrain the demo backbone: random init, every block trained with the stage engine, on the demo source task.
 
-Run `python -m tasks.pretrain` (called by `make demo-data`): reads `data/source/images/<label>/...` (written by
-`python -m tasks.demo_data`: twelve shape classes, none of them a demo class, one photo per specimen), trains
+Run `python -m finetuner.demo.pretrain` (called by `make demo-data`): reads `data/source/images/<label>/...` (written by
+`python -m finetuner.demo.data`: twelve shape classes, none of them a demo class, one photo per specimen), trains
 `model.arch` at `data.image_size` for a fixed number of epochs (deterministic for params.yaml's `seed`: the same
 backbone on every machine, however busy), and writes `models/demo_backbone.pt`, a plain pipeline checkpoint that
 `model.weights` can point at (its head is replaced when fine-tuning). Not a DVC stage: it stands in for the ImageNet
@@ -24,11 +24,11 @@ from finetuner.train.engine import FitConfig, Split, fit, pick_runtime, steps_pe
 from finetuner.train.models import build_model, expand_blocks, freeze_except, set_train_mode
 from finetuner.train.param_groups import block_learning_rates, build_optimizer, build_param_groups
 from finetuner.train.schedules import build_scheduler
-from tasks import train_io
-from tasks.common import InputError, load_params, setup_logging
-from tasks.features import image_trainee
-from tasks.image_cache import cached_images
-from tasks.training import pipeline_record
+from finetuner.train import stage_files as train_io
+from finetuner.common.stage import InputError, load_params, setup_logging
+from finetuner.train.features import image_trainee
+from finetuner.train.image_cache import cached_images
+from finetuner.train.stage import pipeline_record
 
 log = logging.getLogger("finetuner.pretrain")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -37,7 +37,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 def list_source(source: Path) -> list[tuple[Path, str]]:
     files = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
-        raise InputError(f"{source}: no images (generate the demo world first: `python -m tasks.demo_data`)")
+        raise InputError(f"{source}: no images (generate the demo world first: `python -m finetuner.demo.data`)")
     return [(path, path.relative_to(source).parts[0]) for path in files]
 
 

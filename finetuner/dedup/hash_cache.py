@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from finetuner.dedup.hashing import THUMB
-from tasks.integrity import CorruptFile, load_npz_checked, save_npz_checked
+from finetuner.common.integrity import CorruptFile, load_npz_checked, save_npz_checked
 
 log = logging.getLogger("finetuner.dedup")
 
-VERSION = 2  # 2: files carry a checksum (tasks/integrity.py)
+VERSION = 2  # 2: files carry a checksum (finetuner/common/integrity.py)
 
 
 class HashCache:

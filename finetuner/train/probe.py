@@ -1,7 +1,7 @@
 """The head stage with `solver: lbfgs`: a converged linear probe on cached backbone features (see
 finetuner/train/linear_probe.py), one fit per regularisation strength, the best on validation kept in the head.
 
-Called by tasks/training.py; returns the per-fit history in the engine's record format (one record per C, so
+Called by finetuner/train/stage.py; returns the per-fit history in the engine's record format (one record per C, so
 DVCLive and the stage reports show the validation curve over C) and leaves the chosen weights in the model.
 """
 from __future__ import annotations
@@ -17,8 +17,8 @@ from finetuner.train.engine import evaluate as evaluate_split
 from finetuner.train.linear_probe import fit_probes, load_probe, single_linear
 from finetuner.train.models import freeze_except, head_module
 from finetuner.train.preprocessing import Preprocessing
-from tasks.common import InputError
-from tasks.features import feature_trainee
+from finetuner.common.stage import InputError
+from finetuner.train.features import feature_trainee
 
 log = logging.getLogger("finetuner.train")
 

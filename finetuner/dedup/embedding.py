@@ -20,13 +20,13 @@ from typing import Any
 import numpy as np
 
 from finetuner.config import ConfigError, Params
-from tasks.common import InputError
-from tasks.integrity import CorruptFile, load_npz_checked, save_npz_checked
+from finetuner.common.stage import InputError
+from finetuner.common.integrity import CorruptFile, load_npz_checked, save_npz_checked
 
 log = logging.getLogger("finetuner.dedup")
 
 CHUNK = 1024  # contents decoded and embedded per step (and saved to the cache after each)
-VERSION = 2  # 2: files carry a checksum (tasks/integrity.py)
+VERSION = 2  # 2: files carry a checksum (finetuner/common/integrity.py)
 
 
 @dataclass
@@ -100,7 +100,7 @@ def embed_contents(paths: Sequence[Path], shas: Sequence[str], params: Params, c
     from finetuner.train.engine import pick_runtime
     from finetuner.train.families import HEAD, block_prefixes
     from finetuner.train.models import WeightsError, build_model
-    from tasks.features import extract_features
+    from finetuner.train.features import extract_features
 
     config = params.dedup.embedding
     arch = params.model.arch

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from finetuner.config import ConfigError, Params, parse_params
-from tasks.workspace_lock import WorkspaceBusy, stage_lock
+from finetuner.common.workspace_lock import WorkspaceBusy, stage_lock
 
 log = logging.getLogger("finetuner")
 

@@ -16,8 +16,8 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from finetuner.train.lr_finder import RangeTest
-from tasks import train_io
-from tasks.common import atomic_path, write_json
+from finetuner.train import stage_files as train_io
+from finetuner.common.stage import atomic_path, write_json
 
 log = logging.getLogger("finetuner.train")
 RECIPE_FILE = "recipe.json"
