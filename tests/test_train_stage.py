@@ -112,3 +112,11 @@ def test_head_stage_with_zero_epochs_evaluates_the_starting_weights(tmp_path: Pa
     result = run_training_stage("train_head", tiny_params(**{"stages.head.epochs": 0}), tmp_path)
     assert result["epoch"] == 0 and 0 <= result["value"] <= 1
     assert load_pipeline_checkpoint(tmp_path / "models/train_head/best.pt")["stage"] == "train_head"
+
+
+def test_the_train_entry_refuses_an_unknown_stage_name_with_the_allowed_ones(capsys):
+    from tasks.train import main
+
+    assert main(["train_everything"]) == 2
+    message = capsys.readouterr().err
+    assert "train_everything" in message and "train_head,train_partial,train_full" in message
