@@ -132,7 +132,7 @@ def test_a_kill_while_the_registry_is_replaced_leaves_a_pair_that_verifies(regis
 
 
 def test_damaged_champion_registry_stops_the_retrain_flow_naming_the_line(tmp_path: Path) -> None:
-    from flows.retrain import REGISTRY, RegistryError, append_record, read_registry as read_decisions
+    from finetuner.retrain.registry import REGISTRY, RegistryError, append_record, read_registry as read_decisions
 
     record = {"time": "t", "metric": "macro_f1", "min_gain": 0.01, "data_version": "v1", "decision": "promoted",
               "reason": "first", "champion_score": None, "challenger_score": 0.5}

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from toy_dvc import STAGES, add_data, make_toy_project, stage_intervals, stage_runs
 
-from flows.retrain import CARD, CHAMPION, read_registry, retrain
+from finetuner.retrain.registry import CARD, CHAMPION, read_registry
+from flows.retrain import retrain
 
 
 def _champion_quality(project: Path) -> float:
