@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from finetuner import layout
 from finetuner.config import DedupConfig, Params
 from finetuner.dedup.report import pair_record, paths_to_preview, render_html, summarize
 from finetuner.dedup.hashing import DECODE_SIZE, HASH_SIZE, hash_files, resolve_workers, view_key
@@ -33,12 +34,12 @@ from finetuner.dedup.candidates import EVIDENCE, nearest_rejected, verified_pair
 
 log = logging.getLogger("finetuner.dedup")
 
-MANIFEST = Path("data/interim/manifest.csv")
-PAIRS_CSV = Path("data/interim/near_duplicates.csv")
-UNITS_CSV = Path("data/interim/units.csv")
-REPORT_JSON = Path("reports/dedup.json")
-REPORT_HTML = Path("reports/dedup.html")
-CACHE_DIR = Path("data/cache/dedup")
+MANIFEST = layout.MANIFEST
+PAIRS_CSV = layout.NEAR_DUPLICATES
+UNITS_CSV = layout.UNITS
+REPORT_JSON = layout.DEDUP_REPORT
+REPORT_HTML = layout.DEDUP_PAGE
+CACHE_DIR = layout.DEDUP_CACHE
 RUN_FACTS = (("counts", "newly_hashed"), ("embedding", "newly_embedded"))  # logs/dedup.jsonl, not the reports
 TRADEOFF_EXTRA = 4  # the report shows radii up to max_distance + 4
 THUMB = 96
@@ -150,7 +151,7 @@ def hash_pairs(params: Params, hashes: dict, detail: np.ndarray, thumbs: np.ndar
 def run(params: Params, root: Path = Path(".")) -> dict:
     """The whole stage under `root`; returns the summary written to reports/dedup.json."""
     config = params.dedup
-    images_dir = root / params.data.raw_dir / "images"
+    images_dir = root / params.data.raw_dir / layout.RAW_IMAGES
     rows = read_csv(root / MANIFEST, required=("path", "group", "status", "sha256"))
     usable = sorted((r for r in rows if r["status"] == "ok"), key=lambda r: r["path"])  # row order never matters
     paths, groups, shas = [r["path"] for r in usable], [r["group"] for r in usable], [r["sha256"] for r in usable]
@@ -237,8 +238,8 @@ def explain(paths: list[str], labels: list[str], groups: list[str], units: list[
 
 def write_outputs(root: Path, images_dir: Path, kept: list[dict], paths: list[str], units: list[str],
                   summary: dict, shas: list[str]) -> None:
-    write_csv(root / PAIRS_CSV, kept, ("path_a", "path_b", "method", "distance", *EVIDENCE))
-    write_csv(root / UNITS_CSV, ({"path": p, "unit": u} for p, u in zip(paths, units)), ("path", "unit"))
+    write_csv(root / PAIRS_CSV, kept, (*layout.PAIR_COLUMNS, *EVIDENCE))
+    write_csv(root / UNITS_CSV, ({"path": p, "unit": u} for p, u in zip(paths, units)), layout.UNIT_COLUMNS)
     # Cache hits depend on earlier runs, not on the inputs: they go to the untracked run log, not the reports.
     tracked, facts = split_run_facts(summary, RUN_FACTS)
     write_json(root / REPORT_JSON, tracked)

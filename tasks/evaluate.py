@@ -31,6 +31,7 @@ try:
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
+from finetuner import layout
 from finetuner.train.checkpoint import CheckpointError, load_pipeline_checkpoint, model_from_checkpoint
 from finetuner.config import ConfigError, Params
 from finetuner.evaluate.inference import predict_files, resolve_device
@@ -47,11 +48,11 @@ from finetuner.evaluate.report_inputs import write_model_card, write_summary
 
 log = logging.getLogger("finetuner.evaluate")
 
-TEST_CSV = Path("data/splits/test.csv")
-BEST_MODEL = Path("models/best.pt")
-REPORTS = Path("reports")
-LEDGER = REPORTS / "test_ledger.json"
-SPLIT_COLUMNS = ("path", "label", "group", "unit")
+TEST_CSV = layout.split_csv("test")
+BEST_MODEL = layout.BEST_MODEL
+REPORTS = layout.REPORTS
+LEDGER = layout.TEST_LEDGER
+SPLIT_COLUMNS = layout.SPLIT_COLUMNS
 # The DVC metric (`dvc exp show`, `dvc metrics diff`): the scalar test figures only, so the table fits a terminal;
 # per-class figures and the ledger stay in reports/metrics.json.
 TEST_SCORES = ("accuracy", "macro_f1", "balanced_accuracy", "ece", "n_test")
@@ -145,7 +146,7 @@ def _exclusive(path: Path) -> Iterator[None]:
 def _load_test(params: Params, root: Path) -> tuple[list[dict[str, str]], str, Path]:
     test_csv = root / TEST_CSV
     rows = read_csv(test_csv, required=SPLIT_COLUMNS)
-    return rows, sha256_bytes(test_csv.read_bytes()), root / params.data.raw_dir / "images"
+    return rows, sha256_bytes(test_csv.read_bytes()), root / params.data.raw_dir / layout.RAW_IMAGES
 
 
 def _device(params: Params) -> str:
@@ -166,13 +167,13 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict[str, Any]:
     metrics["test_ledger"] = record_in_ledger(root / LEDGER, split_hash, metrics, cfg.ledger_warn_after,
                                               source="evaluate")
     reports = root / REPORTS
-    write_json(reports / "leakage.json", comparison)
-    write_json(reports / "metrics.json", metrics)
-    write_json(reports / "test_scores.json", {key: metrics[key] for key in TEST_SCORES if key in metrics})
-    _write_predictions(reports / "predictions.csv", rows, scored)
+    write_json(reports / layout.LEAKAGE.name, comparison)
+    write_json(reports / layout.METRICS.name, metrics)
+    write_json(reports / layout.TEST_SCORES.name, {key: metrics[key] for key in TEST_SCORES if key in metrics})
+    _write_predictions(reports / layout.PREDICTIONS.name, rows, scored)
     counts = confusion_counts(scored.y_true, scored.probs.argmax(axis=1), len(scored.class_names))
-    _save_figure(confusion_figure(counts, scored.class_names), reports / "confusion_matrix.png")
-    _save_figure(reliability_figure(scored.bins, metrics["ece"]), reports / "reliability.png")
+    _save_figure(confusion_figure(counts, scored.class_names), reports / layout.CONFUSION_MATRIX.name)
+    _save_figure(reliability_figure(scored.bins, metrics["ece"]), reports / layout.RELIABILITY.name)
     predicted = [scored.class_names[i] for i in scored.probs.argmax(axis=1)]
     pictures = write_pictures(reports, images_dir, rows, predicted, comparison)
     write_summary(params, root, metrics, comparison, pictures)

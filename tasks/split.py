@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from finetuner import layout
 from finetuner.config import ConfigError, Params
 from finetuner.split.report import (
     REGISTRY_COLUMNS, check_leaks, leak_audit, moved_images, next_run, summarize, update_registry,
@@ -28,7 +29,7 @@ from finetuner.common.stage import InputError, atomic_path, run_stage, write_jso
 from finetuner.split.registry import latest_run_counts, read_registry, write_registry
 
 log = logging.getLogger("finetuner.split")
-SPLIT_COLUMNS = ("path", "label", "group", "unit")
+SPLIT_COLUMNS = layout.SPLIT_COLUMNS
 
 
 class LeakError(RuntimeError):
@@ -37,15 +38,15 @@ class LeakError(RuntimeError):
 
 @dataclass(frozen=True)
 class SplitPaths:
-    manifest: Path = Path("data/interim/manifest.csv")
-    units: Path = Path("data/interim/units.csv")
-    near_duplicates: Path = Path("data/interim/near_duplicates.csv")
-    out_dir: Path = Path("data/splits")
-    report: Path = Path("reports/split.json")
+    manifest: Path = layout.MANIFEST
+    units: Path = layout.UNITS
+    near_duplicates: Path = layout.NEAR_DUPLICATES
+    out_dir: Path = layout.SPLITS
+    report: Path = layout.SPLIT_REPORT
 
     @property
     def registry(self) -> Path:
-        return self.out_dir / "registry.csv"
+        return self.out_dir / layout.SPLIT_REGISTRY.name
 
 
 def read_frame(path: Path, required: tuple[str, ...]) -> pd.DataFrame:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from finetuner import layout
 from finetuner.train.checkpoint import CheckpointError, load_pipeline_checkpoint, model_from_checkpoint
 from finetuner.common.imageio import UNREADABLE, ImageCheckError, check_image
 from finetuner.evaluate.inference import ImageResult, predict_files, resolve_device
@@ -99,7 +100,7 @@ def result_rows(results: Sequence[ImageResult], class_names: Sequence[str], top_
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="predict", description="Label images with a finetuner checkpoint.")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, or @list.txt")
-    parser.add_argument("--checkpoint", type=Path, default=Path("models/best.pt"))
+    parser.add_argument("--checkpoint", type=Path, default=layout.BEST_MODEL)
     parser.add_argument("--out", type=Path, required=True, help="CSV to write")
     parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=64)

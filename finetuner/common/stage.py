@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from finetuner import layout
 from finetuner.config import ConfigError, Params, parse_params
 from finetuner.common.workspace_lock import WorkspaceBusy, stage_lock
 
@@ -155,7 +156,7 @@ def read_csv(path: str | Path, required: Sequence[str] = ()) -> list[dict[str, s
         return list(reader)
 
 
-RUN_LOG_DIR = Path("logs")
+RUN_LOG_DIR = layout.RUN_LOGS
 
 
 def log_run(root: str | Path, stage: str, facts: Mapping[str, Any]) -> None:

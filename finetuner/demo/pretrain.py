@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from finetuner import layout
 from finetuner.config import Params
 from finetuner.train.engine import FitConfig, Split, fit, pick_runtime, steps_per_epoch
 from finetuner.train.models import build_model, expand_blocks, freeze_except, set_train_mode
@@ -58,7 +59,7 @@ def pretrain(params: Params, source: Path, out: Path, epochs: int, lr: float, ba
     splits = {}
     for name, keep in (("train", lambda p: not held_out(p)), ("val", held_out)):
         chosen = [(p, label) for p, label in files if keep(p)]
-        pixels = cached_images([p for p, _ in chosen], preprocessing, Path("data/cache/images"), params.data.workers)
+        pixels = cached_images([p for p, _ in chosen], preprocessing, layout.IMAGE_CACHE, params.data.workers)
         labels = torch.tensor([class_to_idx[lab] for _, lab in chosen], dtype=torch.int64)  # int64 even when empty
         splits[name] = Split(torch.from_numpy(pixels), labels)
     trained = expand_blocks(arch, ["all"])
@@ -89,8 +90,8 @@ def pretrain(params: Params, source: Path, out: Path, epochs: int, lr: float, ba
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", type=Path, default=Path("data/source/images"))
-    parser.add_argument("--out", type=Path, default=Path("models/demo_backbone.pt"))
+    parser.add_argument("--source", type=Path, default=layout.DEMO_SOURCE_IMAGES)
+    parser.add_argument("--out", type=Path, default=layout.DEMO_BACKBONE)
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--batch-size", type=int, default=32)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from finetuner import layout
 from finetuner.config import Params
 from finetuner.evaluate.leakage import build_report, model_entry, naive_leaks, naive_split, separated_pairs
 from finetuner.common.stage import read_csv, write_csv
@@ -22,7 +23,7 @@ from finetuner.train.stage import STAGES, run_training_stage
 
 log = logging.getLogger("finetuner.evaluate")
 
-SPLIT_COLUMNS = ("path", "label", "group", "unit")
+SPLIT_COLUMNS = layout.SPLIT_COLUMNS
 Rows = Sequence[Mapping[str, str]]
 #: (checkpoint, rows, ledger source) -> the evaluate stage's metrics for those rows; a look at the test split passes
 #: the source under which the ledger counts it, any other rows None.

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from finetuner import layout
 from finetuner.train.checkpoint import CheckpointError, load_pipeline_checkpoint
 from finetuner.config import Params
 from finetuner.evaluate.reporting import render_model_card, render_summary
@@ -49,7 +50,7 @@ def _stage_record(root: Path, stage: str) -> dict[str, Any]:
     `best.pt` alone is not enough: it is the best over all stages so far, so a stage that never beat the previous
     one (or was skipped with `epochs: 0`) holds an earlier stage's checkpoint there.
     """
-    folder = root / "models" / stage
+    folder = root / layout.stage_models(stage)
     recipe = _read_json(folder / "recipe.json") or {}  # the recipe's decision and rates (finetuner/train/recipe_files.py)
     decision = {"decision": recipe.get("reason"), "rates": recipe.get("lr")}
     for name in ("stage_best.pt", "best.pt"):
@@ -58,7 +59,7 @@ def _stage_record(root: Path, stage: str) -> dict[str, Any]:
             return {"stage": stage, "metric": checkpoint.get("metric"), "value": checkpoint.get("value"),
                     "epoch": checkpoint.get("epoch"), "source": (folder / name).relative_to(root).as_posix(),
                     **decision}
-    live = _read_json(root / "reports/train" / stage / "metrics.json") or {}
+    live = _read_json(root / layout.stage_reports(stage) / "metrics.json") or {}
     if live.get("epochs") == 0:
         through = live.get("passed_through")
         return {"stage": stage, "skipped": "epochs: 0" if recipe.get("ran") is not False else "gated",
@@ -78,7 +79,7 @@ def _load(path: Path) -> dict[str, Any] | None:
 
 def write_summary(params: Params, root: Path, metrics: dict[str, Any], leakage: dict[str, Any] | None = None,
                   pictures: dict[str, str | None] | None = None) -> None:
-    reports = root / "reports"
+    reports = root / layout.REPORTS
     pictures = pictures or {}
     links: dict[str, str | None] = {
         "confusion matrix": "confusion_matrix.png",
@@ -92,13 +93,13 @@ def write_summary(params: Params, root: Path, metrics: dict[str, Any], leakage: 
              + pictures_section(pictures))
     text = render_summary(_read_json(reports / "ingest.json"), _read_json(reports / "dedup.json"),
                           _read_json(reports / "split.json"), gather_training(root), metrics, links, extra)
-    write_text(reports / "summary.md", text)
+    write_text(root / layout.SUMMARY, text)
 
 
 def data_version(root: Path, raw_dir: str) -> str | None:
     """The DVC hash of the raw data as dvc.lock records it for the ingest stage, if the lock exists."""
     try:
-        lock = yaml.safe_load((root / "dvc.lock").read_text(encoding="utf-8")) or {}
+        lock = yaml.safe_load((root / layout.DVC_LOCK).read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):
         return None
     for dep in ((lock.get("stages") or {}).get("ingest") or {}).get("deps") or []:
@@ -115,4 +116,4 @@ def write_model_card(params: Params, root: Path, checkpoint: dict[str, Any], met
                    "model": params.model.model_dump(mode="json"), "train": params.train.model_dump(mode="json"),
                    "stages": params.stages.model_dump(mode="json")}
     text = render_model_card(checkpoint, origin, data_version(root, params.data.raw_dir), card_params, metrics)
-    write_text(root / "reports" / "model_card.md", text)
+    write_text(root / layout.MODEL_CARD, text)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from finetuner import layout
 from finetuner.common.imageio import load_rgb
 from finetuner.evaluate.pictures import CURVES, pairs_figure, sample_grid, training_curves
 from finetuner.common.stage import atomic_path
@@ -24,8 +25,8 @@ from finetuner.common.stage import atomic_path
 log = logging.getLogger("finetuner.evaluate")
 
 TRAIN_STAGES = ("train_head", "train_partial", "train_full")
-PICTURES = {"test samples": "test_samples.png", "training curves": "training_curves.png",
-            "separated near duplicates": "separated_pairs.png"}
+PICTURES = {"test samples": layout.TEST_SAMPLES.name, "training curves": layout.TRAINING_CURVES.name,
+            "separated near duplicates": layout.SEPARATED_PAIRS.name}
 
 
 def pick_samples(true: Sequence[str], predicted: Sequence[str], count: int,
@@ -77,7 +78,7 @@ def write_pictures(reports: Path, images_dir: Path, rows: Sequence[Mapping[str, 
     thumbs = [np.asarray(load_rgb(images_dir / rows[i]["path"])) for i in chosen]
     _save(sample_grid(thumbs, [true[i] for i in chosen], [predicted[i] for i in chosen]) if chosen else None,
           reports, written, "test samples")
-    curves = read_curves(reports / "train")
+    curves = read_curves(reports / layout.TRAIN_REPORTS.name)
     _save(training_curves(curves) if any(curves.values()) else None, reports, written, "training curves")
     pairs = leakage.get("separated_pairs") or []
     drawn = [(np.asarray(load_rgb(images_dir / p["naive_train"])), np.asarray(load_rgb(images_dir / p["naive_test"])),

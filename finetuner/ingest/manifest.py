@@ -25,10 +25,11 @@ from typing import Any
 
 from tqdm import tqdm
 
+from finetuner import layout
 from finetuner.common.imageio import DEFAULT_MAX_PIXELS, NOT_AN_IMAGE, UNREADABLE, ImageCheckError, ImageInfo, check_image
 from finetuner.ingest.metadata import Metadata, MetadataProblem
 
-MANIFEST_COLUMNS = ("path", "label", "group", "status", "reason", "sha256", "width", "height")
+MANIFEST_COLUMNS = layout.MANIFEST_COLUMNS
 EXTRA_COLUMNS = ("detail", "size_bytes", "format", "mode", "n_frames", "group_source")
 OK, QUARANTINED = "ok", "quarantined"
 NO_LABEL = "no label folder"

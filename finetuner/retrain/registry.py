@@ -11,16 +11,17 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from finetuner import layout
 from finetuner.common.stage import atomic_path, write_text
 from finetuner.retrain.champion import KEPT, NO_NEW_DATA, PROMOTED, last_line, parse_registry, registry_line, render_card
 
 log = logging.getLogger("finetuner.retrain")
 
-REGISTRY = Path("reports/retrain_registry.jsonl")
-CHAMPION = Path("models/champion.pt")
-CARD = Path("models/champion.md")
-CHALLENGER = Path("models/best.pt")
-SCORES_DIR = Path("reports/retrain")
+REGISTRY = layout.RETRAIN_REGISTRY
+CHAMPION = layout.CHAMPION
+CARD = layout.CHAMPION_CARD
+CHALLENGER = layout.BEST_MODEL
+SCORES_DIR = layout.RETRAIN_SCORES
 
 
 class RegistryError(RuntimeError):

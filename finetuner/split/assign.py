@@ -22,11 +22,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from finetuner import layout
 from finetuner.split.sticky import BRIDGE, CONFLICT, HELD_OUT, NEW, SPLITS, STICKY, apply_registry
 
 __all__ = ["BRIDGE", "CONFLICT", "HELD_OUT", "NEW", "SPLITS", "STICKY", "SplitAssignment", "SplitError",
            "assign_splits", "check_feasibility", "fraction_array"]
-REQUIRED_COLUMNS = ("path", "label", "group", "unit")
+REQUIRED_COLUMNS = layout.SPLIT_COLUMNS
 _BULK_SHARE = 0.005  # pure units smaller than this share of their class are filled in bulk
 _IMPROVE_UNITS = 20_000  # the largest free units that local improvement may move
 _IMPROVE_STEPS = 500

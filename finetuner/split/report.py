@@ -8,11 +8,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from finetuner import layout
 from finetuner.split.graph import link_pairs
 from finetuner.dedup.units import explain_units
 from finetuner.split.assign import HELD_OUT, NEW, SPLITS, STICKY, SplitAssignment
 
-REGISTRY_COLUMNS = ("path", "unit", "group", "label", "split", "assigned_at_run")
+REGISTRY_COLUMNS = layout.REGISTRY_COLUMNS
 _EXAMPLES = 5
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from finetuner import layout
 from finetuner.train.checkpoint import model_from_checkpoint
 from finetuner.config import Params, StageConfig
 from finetuner.train.engine import NonFiniteLossError, Runtime, Split, fit, pick_runtime
@@ -63,7 +64,7 @@ def run_training_stage(stage: str, params: Params, root: Path = Path(".")) -> di
     decision = gate_stage(section, config.min_gain, train_recipe.read_recipe(paths))
     if not decision.run:
         return _pass_through(paths, start, params, class_to_idx, runtime, decision.reason)
-    images_root = root / params.data.raw_dir / "images"
+    images_root = root / params.data.raw_dir / layout.RAW_IMAGES
     data = {name: _split(rows, images_root, start.built.preprocessing, paths, params, class_to_idx,
                          augment=params.train.augment and name == "train")
             for name, rows in (("train", train_rows), ("val", val_rows))}
@@ -127,7 +128,7 @@ def _pass_through(paths: train_io.StagePaths, start: Start, params: Params, clas
         record = train_io.load_input_checkpoint(paths.out / "best.pt")
     else:
         model = start.built.model.to(runtime.device)
-        val = _split(train_io.read_split(paths, "val"), paths.root / params.data.raw_dir / "images",
+        val = _split(train_io.read_split(paths, "val"), paths.root / params.data.raw_dir / layout.RAW_IMAGES,
                      start.built.preprocessing, paths, params, class_to_idx)
         trainee = image_trainee(model, start.built.preprocessing, runtime, lambda: model.eval())
         metrics = evaluate_split(trainee, val, len(class_to_idx), runtime, params.train.batch_size)
@@ -143,7 +144,7 @@ def _pass_through(paths: train_io.StagePaths, start: Start, params: Params, clas
 
 def _publish(paths: train_io.StagePaths) -> None:
     if paths.stage == "train_full":
-        train_io.copy_file(paths.out / "best.pt", paths.root / "models" / "best.pt")
+        train_io.copy_file(paths.out / "best.pt", paths.root / layout.BEST_MODEL)
 
 
 def _fingerprint(paths: train_io.StagePaths, config: StageConfig, params: Params, start: Start) -> str:

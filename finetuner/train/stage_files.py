@@ -20,10 +20,11 @@ from typing import Any
 
 import torch
 
+from finetuner import layout
 from finetuner.train.checkpoint import CheckpointError
 from finetuner.common.stage import InputError, atomic_path, read_csv, write_json, write_text
 
-SPLIT_COLUMNS = ("path", "label", "group", "unit")
+SPLIT_COLUMNS = layout.SPLIT_COLUMNS
 
 log = logging.getLogger("finetuner.train")
 
@@ -38,27 +39,27 @@ class StagePaths:
 
     @property
     def splits(self) -> Path:
-        return self.root / "data" / "splits"
+        return self.root / layout.SPLITS
 
     @property
     def out(self) -> Path:
-        return self.root / "models" / self.stage
+        return self.root / layout.stage_models(self.stage)
 
     @property
     def input_best(self) -> Path | None:
-        return self.root / "models" / self.previous / "best.pt" if self.previous else None
+        return self.root / layout.stage_models(self.previous) / "best.pt" if self.previous else None
 
     @property
     def resume_dir(self) -> Path:
-        return self.root / "checkpoints" / self.stage
+        return self.root / layout.RESUME / self.stage
 
     @property
     def reports(self) -> Path:
-        return self.root / "reports" / "train" / self.stage
+        return self.root / layout.stage_reports(self.stage)
 
     @property
     def image_cache(self) -> Path:
-        return self.root / "data" / "cache" / "images"
+        return self.root / layout.IMAGE_CACHE
 
 
 def read_split(paths: StagePaths, name: str) -> list[dict[str, str]]:
