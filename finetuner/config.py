@@ -2,11 +2,11 @@
 
 `parse_params(raw_dict)` turns the parsed YAML into `Params` or raises `ConfigError` whose message names every
 offending key (dotted, as in `dvc exp run -S`) and what is allowed there. Unknown keys are refused, so a typo
-never silently falls back to a default. Reading the file is the stages' job (`finetuner/common/stage.py`), not this module's.
+never silently falls back to a default. Reading the file is the stages' job (`finetuner/common/stage.py`), not
+this module's.
 """
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -15,6 +15,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Fie
                       ValidationError, ValidationInfo, field_validator, model_validator)
 
 from finetuner.train.families import ALL, HEAD, block_names, family_for
+from finetuner.split.fractions import fraction_problem
 from finetuner.params_checks import TORCHVISION_WEIGHTS, cron_problem, looks_like_path, weights_names
 
 HASH_METHODS = ("phash", "dhash", "whash", "ahash", "colorhash")
@@ -121,11 +122,9 @@ class Fractions(_Section):
 
     @model_validator(mode="after")
     def _sum_to_one(self) -> Fractions:
-        total = self.train + self.val + self.test
-        if not math.isclose(total, 1.0, abs_tol=1e-6):
-            raise ValueError(f"train + val + test must sum to 1 (got {total:g})")
-        if self.train <= 0:
-            raise ValueError("train must be > 0")
+        problem = fraction_problem(self.train, self.val, self.test)
+        if problem:
+            raise ValueError(problem)
         return self
 
 
@@ -212,7 +211,7 @@ LearningRates = Annotated[
 
 
 class StageConfig(_Section):
-    """One training stage. `epochs` caps its length; `min_steps` stretches it on small data (see finetuner/train/recipe.py)."""
+    """One training stage. `epochs` caps its length; `min_steps` stretches it on small data (finetuner/train/recipe.py)."""
 
     epochs: Int = Field(ge=0)
     train: tuple[str, ...]

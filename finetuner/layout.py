@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+PARAMS_FILE = "params.yaml"
+
 # Under params.yaml's data.raw_dir.
 RAW_IMAGES = "images"
 RAW_METADATA = "metadata.csv"

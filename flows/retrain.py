@@ -28,7 +28,8 @@ from finetuner.retrain.registry import (CHALLENGER, CHAMPION, SCORES_DIR, append
                                         install_champion, read_registry)
 from finetuner.config import ConfigError
 from flows.connect import prefect_backend
-from flows.dvc_cli import locked_dep_hash, raw_data_status, stream_command
+from finetuner.common.dvc_lock import locked_dep_hash
+from flows.dvc_cli import raw_data_status, stream_command
 from flows.finetune import DEFAULT_PROJECT, HOUR, retry_if_transient, run_pipeline
 from flows.workspace import NoImages, read_params, require_images, workspace_lock
 

@@ -17,11 +17,12 @@ from ruamel.yaml import YAML  # DVC's own YAML library: a round trip keeps param
 
 from finetuner.config import ConfigError, Params, parse_params
 from finetuner.common import workspace_lock as lock
-from finetuner.common.stage import atomic_path, read_params_yaml
+from finetuner import layout
+from finetuner.common.stage import atomic_path, load_params_and_data, read_params_yaml
 
 log = logging.getLogger("finetuner.flows")
 
-PARAMS_FILE = "params.yaml"
+PARAMS_FILE = layout.PARAMS_FILE
 WorkspaceBusy = lock.WorkspaceBusy  # re-exported: the flows' callers catch it from here
 
 
@@ -34,7 +35,7 @@ def require_images(project_dir: str | Path) -> Params:
     from tasks.ingest import no_images_message
 
     params = read_params(project_dir)[0]
-    images = Path(project_dir) / params.data.raw_dir / "images"
+    images = Path(project_dir) / params.data.raw_dir / layout.RAW_IMAGES
     if not images.is_dir():
         raise NoImages(no_images_message(images, "no such folder"))
     if not any(path.is_file() for path in images.rglob("*")):  # stops at the first file
@@ -81,9 +82,7 @@ def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
 
 def read_params(project_dir: str | Path) -> tuple[Params, dict[str, Any]]:
     """The project's params.yaml, validated, and as plain data (for the retrain registry)."""
-    path = Path(project_dir) / PARAMS_FILE
-    raw = read_params_yaml(path)
-    return parse_params(raw, source=str(path), root=Path(project_dir).resolve()), raw
+    return load_params_and_data(Path(project_dir) / PARAMS_FILE, check_files=True)
 
 
 def check_overrides(project_dir: str | Path, overrides: Mapping[str, Any]) -> Params:

@@ -29,7 +29,7 @@ from finetuner.dedup.units import (
 from finetuner.dedup.views import VIEWS
 from finetuner.common.stage import log_run, read_csv, run_stage, split_run_facts, write_csv, write_json, write_text
 from finetuner.dedup.hash_cache import HashCache, PreviewCache
-from finetuner.dedup.embedding import embedding_pairs
+from finetuner.dedup.embedding import HashedContents, embedding_signal
 from finetuner.dedup.candidates import EVIDENCE, nearest_rejected, verified_pairs, verify_tradeoff
 
 log = logging.getLogger("finetuner.dedup")
@@ -94,29 +94,6 @@ def detect_pairs(rule: PairRule, hashes: dict, detail: np.ndarray, ok: np.ndarra
     return hashed[near.i], hashed[near.j], near, table
 
 
-def embedding_signal(params: Params, images_dir: Path, paths: list[str], groups: list[str],
-                     contents: list[str], rep_rows: np.ndarray, detail: np.ndarray, ok: np.ndarray,
-                     near_a: np.ndarray, near_b: np.ndarray, workers: int,
-                     root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-    """Rows (a, b) and similarity of the pairs only the embeddings found, and the report's embedding section."""
-    none = np.zeros(0, np.int64)
-    if not params.dedup.embedding.enabled:
-        return none, none, np.zeros(0, np.float32), {"enabled": False}
-    hashed = np.flatnonzero(ok)
-    position = np.full(len(contents), -1, dtype=np.int64)
-    position[hashed] = np.arange(len(hashed))
-    found = embedding_pairs(params, [images_dir / paths[k] for k in rep_rows[hashed]], [contents[k] for k in hashed],
-                            [groups[k] for k in rep_rows[hashed]], detail[hashed] < params.dedup.low_info_std,
-                            position[near_a], position[near_b], root / CACHE_DIR, workers)
-    a, b = hashed[found.i], hashed[found.j]
-    n = max(len(contents), 1)
-    new = ~np.isin(np.minimum(a, b) * n + np.maximum(a, b),
-                   np.minimum(near_a, near_b) * n + np.maximum(near_a, near_b))
-    section = {"enabled": True, **found.summary, "pairs_also_found_by_hashes": int((~new).sum()),
-               "tradeoff": found.tradeoff}
-    return rep_rows[a[new]], rep_rows[b[new]], found.similarity[new], section
-
-
 @dataclass(frozen=True)
 class Found:
     """Near-duplicate pairs between contents (indices a, b) found from the hashes, verified or by the hash rule."""
@@ -167,8 +144,8 @@ def run(params: Params, root: Path = Path(".")) -> dict:
         views=config.verify.enabled)
     found = hash_pairs(params, hashes, detail, thumbs, ok, aspects([usable[k] for k in rep_rows]), workers,
                        contents, root / CACHE_DIR)
-    emb_a, emb_b, similarity, embedding = embedding_signal(
-        params, images_dir, paths, groups, contents, rep_rows, detail, ok, found.a, found.b, workers, root)
+    hashed = HashedContents(images_dir, paths, groups, contents, rep_rows, detail, ok, workers, root / CACHE_DIR)
+    emb_a, emb_b, similarity, embedding = embedding_signal(params, hashed, found.a, found.b)
     a, b = rep_rows[found.a], rep_rows[found.b]
     ex_a, ex_b = exact_duplicate_pairs(shas)
     i = np.concatenate([ex_a, np.minimum(a, b), np.minimum(emb_a, emb_b)])

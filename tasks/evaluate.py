@@ -4,9 +4,9 @@ Run by DVC as `python -m tasks.evaluate` (see dvc.yaml). This is the only code t
 Writes `reports/metrics.json`, `reports/test_scores.json`, `reports/predictions.csv`, `reports/confusion_matrix.png`,
 `reports/reliability.png`, `reports/summary.md` with its pictures (`finetuner/evaluate/summary_pictures.py`),
 `reports/model_card.md`, and `reports/leakage.json` (the naive-split and from-scratch comparisons of
-`finetuner/evaluate/leakage_runs.py`, taken after best.pt is scored and never used to select), and records every look in the test-reuse
-ledger
-`reports/test_ledger.json` (deliberately not a DVC output: checking out an older experiment must not erase looks).
+`finetuner/evaluate/leakage_runs.py`, taken after best.pt is scored and never used to select), and records every
+look in the test-reuse ledger `reports/test_ledger.json` (deliberately not a DVC output: checking out an older
+experiment must not erase looks).
 
 Champion/challenger mode, used by the retrain flow: `python -m tasks.evaluate --checkpoint PATH --out PATH.json`
 scores any pipeline checkpoint on the current test split, writes only that JSON and counts it in the ledger.
@@ -26,15 +26,12 @@ from typing import Any
 
 import numpy as np
 
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None  # type: ignore[assignment]
-
 from finetuner import layout
+from finetuner.common.workspace_lock import file_lock
 from finetuner.train.checkpoint import CheckpointError, load_pipeline_checkpoint, model_from_checkpoint
 from finetuner.config import ConfigError, Params
-from finetuner.evaluate.inference import predict_files, resolve_device
+from finetuner.common.device import resolve_device
+from finetuner.evaluate.inference import predict_files
 from finetuner.evaluate.ledger import empty_ledger, ledger_summary, model_fingerprint, record_look, sha256_bytes
 from finetuner.evaluate.metrics import (ReliabilityBin, classification_metrics, confusion_counts,
                                expected_calibration_error, reliability_bins, top_confidence)
@@ -136,10 +133,7 @@ def record_in_ledger(ledger_path: Path, split_hash: str, metrics: dict[str, Any]
 def _exclusive(path: Path) -> Iterator[None]:
     """Hold an exclusive lock beside `path`: champion and challenger may be scored at once, and a
     read-modify-write of the ledger without it could lose one of the looks."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(f".{path.name}.lock"), "w") as handle:
-        if fcntl is not None:  # POSIX; elsewhere concurrent scoring is not supported
-            fcntl.flock(handle, fcntl.LOCK_EX)
+    with file_lock(path.with_name(f".{path.name}.lock")):
         yield
 
 

@@ -25,7 +25,7 @@ from finetuner.split.report import (
     REGISTRY_COLUMNS, check_leaks, leak_audit, moved_images, next_run, summarize, update_registry,
 )
 from finetuner.split.assign import HELD_OUT, SPLITS, SplitError, assign_splits, fraction_array
-from finetuner.common.stage import InputError, atomic_path, run_stage, write_json
+from finetuner.common.stage import InputError, atomic_path, read_frame, run_stage, write_json
 from finetuner.split.registry import latest_run_counts, read_registry, write_registry
 
 log = logging.getLogger("finetuner.split")
@@ -47,18 +47,6 @@ class SplitPaths:
     @property
     def registry(self) -> Path:
         return self.out_dir / layout.SPLIT_REGISTRY.name
-
-
-def read_frame(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
-    """The `required` columns of a CSV as Python strings (empty cells stay ""), or InputError naming the file and
-    the missing columns. Object columns, because pandas' own string dtype is several times slower without pyarrow."""
-    if not path.exists():
-        raise InputError(f"{path}: not found (run the stage that writes it first, e.g. `dvc repro`)")
-    header = pd.read_csv(path, nrows=0).columns
-    missing = [column for column in required if column not in header]
-    if missing:
-        raise InputError(f"{path}: missing column(s) {missing}; found {list(header)}")
-    return pd.read_csv(path, dtype=object, keep_default_na=False, usecols=list(required))
 
 
 def load_images(paths: SplitPaths) -> pd.DataFrame:

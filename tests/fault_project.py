@@ -1,5 +1,6 @@
 """A tiny project for the fault tests and benchmarks/kill_matrix.py: images, params.yaml, and running the seven
-stages through their real entry points (dvc.yaml's `python -m tasks.<module>` commands), in process or as killable subprocesses."""
+stages through their real entry points (dvc.yaml's `python -m tasks.<module>` commands), in process or as
+killable subprocesses."""
 from __future__ import annotations
 
 import contextlib
@@ -54,7 +55,8 @@ def run_in_process(root: Path, stage: str) -> int:
 
 
 def run_subprocess(root: Path, stage: str, kill_at: str | None = None, timeout: float = 600) -> int:
-    """One stage as its dvc.yaml command (`python -m tasks.<stage>`); `kill_at` ("after:N" / "before:N") SIGKILLs it at that write."""
+    """One stage as its dvc.yaml command (`python -m tasks.<stage>`); `kill_at` ("after:N" / "before:N") SIGKILLs it
+    at that write."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     env.pop("FINETUNER_KILL_AT", None)
     if kill_at:

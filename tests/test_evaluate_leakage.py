@@ -1,4 +1,5 @@
-"""The evaluate stage's leakage comparisons (finetuner/evaluate/leakage_runs.py): scored after best.pt is fixed, never used to select.
+"""The evaluate stage's leakage comparisons (finetuner/evaluate/leakage_runs.py): scored after best.pt is fixed,
+never used to select.
 
 One tiny world (three colours, 32 px, two optimizer steps per epoch) evaluated with the comparisons off and on.
 """

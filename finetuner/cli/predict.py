@@ -23,7 +23,8 @@ from PIL import Image
 from finetuner import layout
 from finetuner.train.checkpoint import CheckpointError, load_pipeline_checkpoint, model_from_checkpoint
 from finetuner.common.imageio import UNREADABLE, ImageCheckError, check_image
-from finetuner.evaluate.inference import ImageResult, predict_files, resolve_device
+from finetuner.common.device import resolve_device
+from finetuner.evaluate.inference import ImageResult, predict_files
 from finetuner.train.preprocessing import Preprocessing
 from finetuner.common.stage import write_csv  # the atomic CSV writer every stage uses
 

@@ -17,7 +17,7 @@ import tempfile
 from datetime import datetime, timezone
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -25,9 +25,12 @@ from finetuner import layout
 from finetuner.config import ConfigError, Params, parse_params
 from finetuner.common.workspace_lock import WorkspaceBusy, stage_lock
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 log = logging.getLogger("finetuner")
 
-PARAMS_FILE = "params.yaml"
+PARAMS_FILE = layout.PARAMS_FILE
 
 
 class InputError(ValueError):
@@ -69,8 +72,14 @@ def load_params(path: str | Path = PARAMS_FILE, check_files: bool = False) -> Pa
 
     `check_files`: files it names (model.weights) must also exist, relative to its folder (the project root).
     """
+    return load_params_and_data(path, check_files)[0]
+
+
+def load_params_and_data(path: str | Path = PARAMS_FILE, check_files: bool = False) -> tuple[Params, Any]:
+    """`load_params`, and the parsed YAML as plain data (the retrain registry records it)."""
     path = Path(path)
-    return parse_params(read_params_yaml(path), source=str(path), root=path.resolve().parent if check_files else None)
+    raw = read_params_yaml(path)
+    return parse_params(raw, source=str(path), root=path.resolve().parent if check_files else None), raw
 
 
 @contextlib.contextmanager
@@ -145,15 +154,34 @@ def write_csv(path: str | Path, rows: Iterable[Mapping[str, Any]], columns: Sequ
 
 def read_csv(path: str | Path, required: Sequence[str] = ()) -> list[dict[str, str]]:
     """Read a CSV written by an earlier stage; a missing file or column is an InputError naming it."""
+    path = _existing(path)
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        _require_columns(path, reader.fieldnames or [], required)
+        return list(reader)
+
+
+def read_frame(path: str | Path, required: Sequence[str]) -> pd.DataFrame:
+    """The `required` columns of a CSV as Python strings (empty cells stay ""), or InputError naming the file and
+    the missing columns. Object columns, because pandas' own string dtype is several times slower without pyarrow."""
+    import pandas as pd  # only the split stage reads frames; the others need not pay for the import
+
+    path = _existing(path)
+    _require_columns(path, list(pd.read_csv(path, nrows=0).columns), required)
+    return pd.read_csv(path, dtype=object, keep_default_na=False, usecols=list(required))
+
+
+def _existing(path: str | Path) -> Path:
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: not found (run the stage that writes it first, e.g. `dvc repro`)")
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [column for column in required if column not in (reader.fieldnames or [])]
-        if missing:
-            raise InputError(f"{path}: missing column(s) {missing}; found {reader.fieldnames}")
-        return list(reader)
+    return path
+
+
+def _require_columns(path: Path, found: Sequence[str], required: Sequence[str]) -> None:
+    missing = [column for column in required if column not in found]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {missing}; found {list(found)}")
 
 
 RUN_LOG_DIR = layout.RUN_LOGS

@@ -75,6 +75,19 @@ def workspace_lock(project_dir: str | Path, what: str, wait_s: float = 0.0, poll
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive OS lock on `path` (created if absent), waiting for it; like the workspace lock it dies with
+    its process, so a killed holder never leaves it stale."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 def _record_holder(handle, what: str, token: str) -> None:
     since = datetime.now(timezone.utc).isoformat(timespec="seconds")
     handle.seek(0)

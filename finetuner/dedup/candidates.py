@@ -3,8 +3,8 @@
 Candidates are image pairs with some view of one (full, mirror, centre and one-sided crops, letterbox-trimmed:
 finetuner/dedup/views.py) within `dedup.verify.candidate_distance` bits of some view of the other, plus pairs within
 `dedup.max_distance` under any configured hash method; each image's `candidates_per_image` closest are kept. Every
-candidate is then decided by finetuner/dedup/verify.py on the cached thumbnails, so no file is decoded again. Also builds
-the report's trade-off table (pairs and largest cluster at thresholds around `min_similarity`) and the list of
+candidate is then decided by finetuner/dedup/verify.py on the cached thumbnails, so no file is decoded again. Also
+builds the report's trade-off table (pairs and largest cluster at thresholds around `min_similarity`) and the list of
 rejected candidates nearest the cut-off, which dedup.html shows so a person can audit it. Called by tasks/dedup.py.
 """
 from __future__ import annotations

@@ -21,7 +21,7 @@ import numpy as np
 
 from finetuner.config import ConfigError, Params
 from finetuner.common.stage import InputError
-from finetuner.common.integrity import CorruptFile, load_npz_checked, save_npz_checked
+from finetuner.common.content_cache import ContentCache
 
 log = logging.getLogger("finetuner.dedup")
 
@@ -36,33 +36,14 @@ class Embeddings:
     origin: dict[str, Any] = field(default_factory=dict)  # which backbone, from where
 
 
-class EmbeddingCache:
+class EmbeddingCache(ContentCache):
     """sha256 -> float16 vector, one file per backbone fingerprint."""
 
     def __init__(self, directory: Path, key: str):
-        self.path = Path(directory) / f"embed-{key}-v{VERSION}.npz"
-        self.table: dict[str, np.ndarray] = {}
-        self.dirty = False
-        if self.path.exists():
-            try:
-                data = load_npz_checked(self.path)
-                self.table = dict(zip(data["sha"].astype(str).tolist(), data["value"]))
-            except (CorruptFile, KeyError) as exc:
-                log.warning("ignoring damaged embedding cache %s (%s); it will be rebuilt", self.path, exc)
-
-    def missing(self, shas: Sequence[str]) -> list[int]:
-        return [k for k, sha in enumerate(shas) if sha not in self.table]
+        super().__init__(Path(directory) / f"embed-{key}-v{VERSION}.npz", "embedding cache")
 
     def add(self, shas: Sequence[str], vectors: np.ndarray) -> None:
-        self.table.update(zip(shas, vectors.astype(np.float16)))
-        self.dirty = True
-
-    def save(self) -> None:
-        if not self.dirty or not self.table:
-            return
-        save_npz_checked(self.path, sha=np.array(list(self.table), dtype="S64"),
-                         value=np.stack(list(self.table.values())))
-        self.dirty = False
+        self.update(shas, vectors.astype(np.float16))
 
 
 def backbone_key(model: Any, arch: str, head_prefix: str, preprocessing: Any) -> str:
@@ -191,3 +172,41 @@ def embedding_pairs(params: Params, paths: Sequence[Path], shas: Sequence[str], 
     summary = {**embedded.origin, "min_similarity": config.min_similarity, "newly_embedded": embedded.n_new,
                "low_detail_skipped": int(low_detail.sum())}
     return EmbeddingPairs(i[keep], j[keep], sim[keep], table, summary)
+
+
+@dataclass(frozen=True)
+class HashedContents:
+    """The dedup stage's distinct contents after hashing: content k is image row `rep_rows[k]`."""
+
+    images_dir: Path
+    paths: list[str]  # every usable image, in path order
+    groups: list[str]  # their declared groups ("" for none)
+    shas: list[str]  # one per distinct content
+    rep_rows: np.ndarray  # content -> the first row holding it
+    detail: np.ndarray  # content -> its thumbnail's grey std (low-detail contents are never embedded pairs)
+    ok: np.ndarray  # content -> hashed (decodable)
+    workers: int
+    cache_dir: Path
+
+
+def embedding_signal(params: Params, contents: HashedContents, near_a: np.ndarray,
+                     near_b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Rows (a, b) and similarity of the pairs only the embeddings found (`near_a`, `near_b`: the contents the
+    hashes already paired), and the report's embedding section."""
+    none = np.zeros(0, np.int64)
+    if not params.dedup.embedding.enabled:
+        return none, none, np.zeros(0, np.float32), {"enabled": False}
+    c = contents
+    hashed = np.flatnonzero(c.ok)
+    position = np.full(len(c.shas), -1, dtype=np.int64)
+    position[hashed] = np.arange(len(hashed))
+    found = embedding_pairs(params, [c.images_dir / c.paths[k] for k in c.rep_rows[hashed]], [c.shas[k] for k in hashed],
+                            [c.groups[k] for k in c.rep_rows[hashed]], c.detail[hashed] < params.dedup.low_info_std,
+                            position[near_a], position[near_b], c.cache_dir, c.workers)
+    a, b = hashed[found.i], hashed[found.j]
+    n = max(len(c.shas), 1)
+    new = ~np.isin(np.minimum(a, b) * n + np.maximum(a, b),
+                   np.minimum(near_a, near_b) * n + np.maximum(near_a, near_b))
+    section = {"enabled": True, **found.summary, "pairs_also_found_by_hashes": int((~new).sum()),
+               "tradeoff": found.tradeoff}
+    return c.rep_rows[a[new]], c.rep_rows[b[new]], found.similarity[new], section

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from finetuner.dedup.hashing import THUMB
+from finetuner.common.content_cache import ContentCache
 from finetuner.common.integrity import CorruptFile, load_npz_checked, save_npz_checked
 
 log = logging.getLogger("finetuner.dedup")
@@ -34,20 +35,7 @@ class HashCache:
         self.files["detail"] = self.directory / f"detail-d{decode_size}-v{VERSION}.npz"
         if thumbs:
             self.files["thumbs"] = self.directory / f"thumbs-d{decode_size}-v{VERSION}.npz"
-        self.tables = {name: self._load(path) for name, path in self.files.items()}
-        self.dirty: set[str] = set()
-
-    @staticmethod
-    def _load(path: Path) -> dict[str, float | int]:
-        if not path.exists():
-            return {}
-        try:
-            data = load_npz_checked(path)
-            values = data["value"]
-            return dict(zip(data["sha"].astype(str).tolist(), values.tolist() if values.ndim == 1 else values))
-        except (CorruptFile, KeyError) as exc:
-            log.warning("ignoring damaged hash cache %s (%s); it will be rebuilt", path, exc)
-            return {}
+        self.tables = {name: ContentCache(path, "hash cache") for name, path in self.files.items()}
 
     def missing(self, shas: Sequence[str]) -> list[int]:
         """Positions of the contents lacking any method's hash or the detail value."""
@@ -57,8 +45,7 @@ class HashCache:
             thumbs: np.ndarray | None = None) -> None:
         extra = [("thumbs", thumbs)] if "thumbs" in self.tables and thumbs is not None else []
         for name, values in [*hashes.items(), ("detail", detail), *extra]:
-            self.tables[name].update(zip(shas, values.tolist() if values.ndim == 1 else values))
-            self.dirty.add(name)
+            self.tables[name].update(shas, values.tolist() if values.ndim == 1 else values)
 
     def lookup(self, shas: Sequence[str]) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
         """(hashes per method, detail, ok) for every content; ok is False where nothing is cached (unreadable)."""
@@ -76,16 +63,12 @@ class HashCache:
         out = np.zeros((len(shas), THUMB, THUMB), dtype=np.uint8)
         for k, sha in enumerate(shas):
             if sha in table:
-                out[k] = table[sha]
+                out[k] = table.get(sha)
         return out
 
     def save(self) -> None:
-        for name in sorted(self.dirty):
-            table = self.tables[name]
-            dtype = {"detail": np.float32, "thumbs": np.uint8}.get(name, np.uint64)
-            values = np.array(list(table.values()), dtype) if table else np.zeros(0, dtype)
-            save_npz_checked(self.files[name], sha=np.array(list(table), dtype="S64"), value=values)
-        self.dirty.clear()
+        for name, table in self.tables.items():
+            table.save({"detail": np.float32, "thumbs": np.uint8}.get(name, np.uint64))
 
 
 class VerdictCache:
@@ -129,28 +112,14 @@ class PreviewCache:
     """dedup.html's base64 JPEG thumbnails per content sha256, so a rerun decodes only files it has not shown."""
 
     def __init__(self, directory: Path, size: int):
-        self.path = Path(directory) / f"previews-{size}-v{VERSION}.npz"
-        self.table: dict[str, str] = {}
-        self.dirty = False
-        if self.path.exists():
-            try:
-                data = load_npz_checked(self.path)
-                self.table = dict(zip(data["sha"].astype(str).tolist(), data["value"].astype(str).tolist()))
-            except (CorruptFile, KeyError) as exc:
-                log.warning("ignoring damaged preview cache %s (%s); it will be rebuilt", self.path, exc)
+        self.cache = ContentCache(Path(directory) / f"previews-{size}-v{VERSION}.npz", "preview cache")
 
     def get(self, sha: str) -> str | None:
-        return self.table.get(sha)
+        return self.cache.get(sha)
 
     def put(self, sha: str, value: str) -> str:
-        if self.table.get(sha) != value:
-            self.table[sha] = value
-            self.dirty = True
+        self.cache.update([sha], [value])
         return value
 
     def save(self) -> None:
-        if not self.dirty:
-            return
-        save_npz_checked(self.path, sha=np.array(list(self.table), dtype="S64"),
-                         value=np.array(list(self.table.values())))
-        self.dirty = False
+        self.cache.save()

@@ -34,7 +34,7 @@ THUMB = 64  # side of the squashed grey thumbnail kept per image for candidate v
 @dataclass(frozen=True)
 class HashBatch:
     """Hashes of a batch of files: `hashes[method]` is uint64 per file, `detail` the 32x32 thumbnail's grey std,
-    `thumbs` the (n, 64, 64) uint8 squashed grey thumbnails (finetuner/dedup/views.py and finetuner/dedup/verify.py use them).
+    `thumbs` the (n, 64, 64) uint8 squashed grey thumbnails (finetuner/dedup/views.py and verify.py use them).
 
     `ok[i]` is False where file i could not be decoded (its hashes are 0 and must not be used).
     """

@@ -26,15 +26,6 @@ class ImageResult:
     error: str | None = None
 
 
-def resolve_device(device: str) -> torch.device:
-    """`auto` picks CUDA when present; `cuda` without a GPU is refused rather than silently run on the CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device `cuda` was asked for but no CUDA device is available")
-    return torch.device(device)
-
-
 def decode(path: str | Path, preprocessing: Preprocessing) -> tuple[np.ndarray | None, str | None]:
     """HxWx3 uint8 ready for normalisation, or (None, reason)."""
     try:

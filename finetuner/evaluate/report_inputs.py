@@ -12,13 +12,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from finetuner import layout
 from finetuner.train.checkpoint import CheckpointError, load_pipeline_checkpoint
 from finetuner.config import Params
 from finetuner.evaluate.reporting import render_model_card, render_summary
 from finetuner.evaluate.summary_leakage import leakage_section, pictures_section
+from finetuner.common.dvc_lock import locked_dep_hash
 from finetuner.common.stage import write_text
 
 log = logging.getLogger("finetuner.evaluate")
@@ -98,14 +98,7 @@ def write_summary(params: Params, root: Path, metrics: dict[str, Any], leakage: 
 
 def data_version(root: Path, raw_dir: str) -> str | None:
     """The DVC hash of the raw data as dvc.lock records it for the ingest stage, if the lock exists."""
-    try:
-        lock = yaml.safe_load((root / layout.DVC_LOCK).read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
-        return None
-    for dep in ((lock.get("stages") or {}).get("ingest") or {}).get("deps") or []:
-        if isinstance(dep, dict) and dep.get("path", "").rstrip("/") == raw_dir.rstrip("/"):
-            return dep.get("md5") or dep.get("hash")
-    return None
+    return locked_dep_hash(root, "ingest", raw_dir)
 
 
 def write_model_card(params: Params, root: Path, checkpoint: dict[str, Any], metrics: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from finetuner import layout
+from finetuner.split.fractions import fraction_problem
 from finetuner.split.sticky import BRIDGE, CONFLICT, HELD_OUT, NEW, SPLITS, STICKY, apply_registry
 
 __all__ = ["BRIDGE", "CONFLICT", "HELD_OUT", "NEW", "SPLITS", "STICKY", "SplitAssignment", "SplitError",
@@ -54,10 +55,9 @@ def fraction_array(fractions: Mapping[str, float]) -> np.ndarray:
     if unknown:
         raise SplitError(f"unknown split name(s) {sorted(unknown)}; use {', '.join(SPLITS)}")
     values = np.array([float(fractions.get(name, 0.0)) for name in SPLITS])
-    if (values < 0).any() or not np.isclose(values.sum(), 1.0, atol=1e-6):
-        raise SplitError(f"split fractions must be >= 0 and sum to 1 (got {dict(zip(SPLITS, values.tolist()))})")
-    if values[0] <= 0 or values[2] <= 0:
-        raise SplitError("train and test fractions must be > 0 (val may be 0)")
+    problem = fraction_problem(*values.tolist())
+    if problem:
+        raise SplitError(f"split {problem}")
     return values
 
 

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from finetuner.common.device import resolve_device
 from finetuner.train.data import augment, epoch_indices
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class Runtime:
 
 def pick_runtime(device: str = "auto") -> Runtime:
     """`auto`: CUDA with AMP (bf16 where supported, else fp16) and channels_last when present; else CPU fp32."""
-    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
+    if resolve_device(device).type == "cuda":
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return Runtime(torch.device("cuda"), dtype, channels_last=True)
     return Runtime(torch.device("cpu"))

@@ -18,7 +18,7 @@ from typing import Any
 
 
 def plan_epochs(epochs: int, min_steps: int, steps_per_epoch: int) -> int:
-    """Epochs a stage plans: `epochs` when no `min_steps` is set, else enough epochs for `min_steps`, at most `epochs`."""
+    """Epochs a stage plans: `epochs` without `min_steps`, else enough epochs for `min_steps`, at most `epochs`."""
     if not min_steps or epochs == 0:
         return epochs
     return max(1, min(epochs, math.ceil(min_steps / max(1, steps_per_epoch))))
