@@ -109,7 +109,6 @@ def ours_end_to_end(paths: list[str]) -> tuple[float, np.ndarray, str]:
 
 def quality(items: list[tuple[str, int, str]], pairs: np.ndarray) -> str:
     seeds = np.array([s for _, s, _ in items])
-    kinds = [k for _, _, k in items]
     same = seeds[pairs[:, 0]] == seeds[pairs[:, 1]] if len(pairs) else np.zeros(0, bool)
     found = {(int(a), int(b)) for a, b in pairs.tolist()}
     originals = {s: k for k, (_, s, kind) in enumerate(items) if kind == "orig"}
