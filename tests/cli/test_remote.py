@@ -6,8 +6,8 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-from dvc_project import run
-from toy_dvc import make_toy_project, stage_runs
+from tests.dvc_project import run
+from tests.toy_dvc import make_toy_project, stage_runs
 
 from finetuner.cli import remote
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from odd_images import BROKEN, encode, noise_rgb
+from tests.odd_images import BROKEN, encode, noise_rgb
 
 from finetuner.ingest.manifest import MANIFEST_COLUMNS
 from tasks.ingest import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 _OPENED: list[str] | None = None  # while a list, every file opened in this process is recorded here
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from odd_images import BROKEN, VALID, encode, noise_rgb
+from tests.odd_images import BROKEN, VALID, encode, noise_rgb
 
 import finetuner.ingest.manifest as ingest_core
 from finetuner.ingest.manifest import (

@@ -5,7 +5,7 @@ import io
 
 import numpy as np
 import pytest
-from odd_images import BROKEN, VALID, H, W, animated_gif, encode, palette_transparent_png, png16, rgba_png
+from tests.odd_images import BROKEN, VALID, H, W, animated_gif, encode, palette_transparent_png, png16, rgba_png
 from PIL import Image
 
 from finetuner.common.imageio import BOMB, ImageCheckError, check_image, load_rgb, to_rgb

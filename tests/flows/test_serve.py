@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import httpx
-from prefect_server import BIN, background, prefect_server, wait_for
-from toy_dvc import REPO_ROOT, make_toy_project, stage_runs
+from tests.prefect_server import BIN, background, prefect_server, wait_for
+from tests.toy_dvc import REPO_ROOT, make_toy_project, stage_runs
 
 from flows.serve import build_deployments
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dvc_project import init_repo, run
-from evaluate_world import make_checkpoint, make_split
+from tests.dvc_project import init_repo, run
+from tests.evaluate_world import make_checkpoint, make_split
 
 
 @pytest.mark.slow
@@ -21,7 +21,7 @@ def test_dvc_repro_evaluate_and_metrics_show(tmp_path: Path, repo_root: Path) ->
     pipeline = yaml.safe_load((repo_root / "dvc.yaml").read_text())
     (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"evaluate": pipeline["stages"]["evaluate"]}}))
     params = yaml.safe_load((repo_root / "params.yaml").read_text())
-    params["evaluate"]["leakage"] = {"naive": False, "scratch": False}  # no backbone here; tests/test_evaluate_leakage
+    params["evaluate"]["leakage"] = {"naive": False, "scratch": False}  # no backbone here; tests/evaluate/test_leakage_runs.py
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     make_split(repo, per_class=2)
     make_checkpoint(repo / "models/best.pt")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from toy_dvc import STAGES, dvc, make_toy_project, stage_runs
+from tests.toy_dvc import STAGES, dvc, make_toy_project, stage_runs
 
 from finetuner.config import ConfigError
 from flows.dvc_cli import CommandFailed, stream_command

@@ -7,7 +7,7 @@ import os
 import subprocess
 
 from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
-from prefect_server import BIN, free_port
+from tests.prefect_server import BIN, free_port
 
 from flows.connect import prefect_backend
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from evaluate_world import CLASSES, RunsCode, make_checkpoint, make_image
+from tests.evaluate_world import CLASSES, RunsCode, make_checkpoint, make_image
 from finetuner.train.checkpoint import load_pipeline_checkpoint, model_from_checkpoint
 from finetuner.cli.predict import main
 from finetuner.common.imageio import load_rgb

@@ -17,7 +17,7 @@ import yaml
 from finetuner.config import ConfigError
 from finetuner.common.stage import load_params
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BASE: dict[str, Any] = yaml.safe_load((ROOT / "params.yaml").read_text())
 BASE["model"]["weights"] = None  # the committed demo backbone is not there in a clean clone
 

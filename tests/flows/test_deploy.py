@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from toy_dvc import STAGES, make_toy_project, stage_runs
+from tests.toy_dvc import STAGES, make_toy_project, stage_runs
 
 BIN = Path(sys.executable).parent
 
@@ -35,7 +35,7 @@ def test_worker_runs_a_deployment_from_the_process_pool(prefect_harness, tmp_pat
 
     pool, deployment = run_coro_as_sync(read_pool_and_deployment())
     assert pool.type == "process" and deployment.work_pool_name == "test-pool"
-    assert deployment.job_variables["working_dir"] == str(Path(__file__).resolve().parents[1])
+    assert deployment.job_variables["working_dir"] == str(Path(__file__).resolve().parents[2])
 
     async def create_docker_pool():
         async with get_client() as client:

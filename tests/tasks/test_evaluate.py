@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluate_world import CLASSES, RunsCode, fit_head, make_checkpoint, make_split, write_params
+from tests.evaluate_world import CLASSES, RunsCode, fit_head, make_checkpoint, make_split, write_params
 from tasks.evaluate import main, score_checkpoint
 
 REPORTS = ("metrics.json", "predictions.csv", "confusion_matrix.png", "reliability.png", "summary.md",

@@ -18,7 +18,7 @@ from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
 from tasks import dedup
 from finetuner.dedup import embedding as dedup_embed
 from finetuner.common.stage import InputError, write_csv
-from tests.test_dedup_stage import COLUMNS, add_image, make_dataset
+from tests.tasks.test_dedup import COLUMNS, add_image, make_dataset
 
 
 def clustered(n: int, dim: int, seed: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Seeds derived from `seed` and the stage name (the byte-identical reruns are tested in tests/test_faults_kill.py)."""
+"""Seeds derived from `seed` and the stage name (the byte-identical reruns are tested in tests/faults/test_kill.py)."""
 from __future__ import annotations
 
 from finetuner.common.seeding import derived_seed

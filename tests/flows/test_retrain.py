@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from toy_dvc import STAGES, add_data, make_toy_project, stage_intervals, stage_runs
+from tests.toy_dvc import STAGES, add_data, make_toy_project, stage_intervals, stage_runs
 
 from finetuner.retrain.registry import CARD, CHAMPION, read_registry
 from flows.retrain import retrain
