@@ -109,7 +109,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp_path.unlink()
 
 
-# Fault injection for the kill tests (tests/test_faults_kill.py, benchmarks/kill_matrix.py): with
+# Fault injection for the kill tests (tests/faults/test_kill.py, benchmarks/kill_matrix.py): with
 # FINETUNER_KILL_AT="after:3" the process SIGKILLs itself right after its 3rd atomic write lands ("before:3": with
 # the 3rd file fully written to its temp name but not yet renamed). Unset, this costs one dict lookup per write.
 _WRITES = {"count": 0}

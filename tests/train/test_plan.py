@@ -13,7 +13,6 @@ import torch
 from finetuner.train.checkpoint import load_pipeline_checkpoint
 from finetuner.train import plan as train_plan
 from finetuner.train.stage import run_training_stage
-from tests.train.test_stage import after_head, project  # noqa: F401 (fixtures: a tiny project after train_head)
 from tests.train_fixtures import kill_after_first_epoch, tiny_params
 
 AUTO = {"epochs": 2, "train": ["layer4", "head"], "lr": "auto", "lr_decay": 0.5, "warmup_epochs": 1}

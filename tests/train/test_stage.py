@@ -16,22 +16,6 @@ from tests.train_fixtures import kill_after_first_epoch, make_splits, tiny_param
 FROZEN_IN_PARTIAL = ("conv1.", "bn1.", "layer1.", "layer2.", "layer3.")
 
 
-@pytest.fixture(scope="module")
-def after_head(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny project whose train_head stage has run (1 epoch, cached features)."""
-    root = tmp_path_factory.mktemp("project")
-    make_splits(root)
-    run_training_stage("train_head", tiny_params(**{"stages.head.epochs": 1}), root)
-    return root
-
-
-@pytest.fixture
-def project(after_head: Path, tmp_path: Path) -> Path:
-    root = tmp_path / "project"
-    shutil.copytree(after_head, root)
-    return root
-
-
 def test_three_stages_write_the_contract(project: Path) -> None:
     params = tiny_params(**{"stages.partial.epochs": 1})
     head = load_pipeline_checkpoint(project / "models/train_head/best.pt")
