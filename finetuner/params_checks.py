@@ -45,7 +45,7 @@ def weights_names(arch: str) -> tuple[str, ...]:
 
 
 def looks_like_path(weights: str) -> bool:
-    """The rule finetuner.models applies: a slash or a checkpoint suffix means a file, anything else a name."""
+    """The rule finetuner.train.models applies: a slash or a checkpoint suffix means a file, anything else a name."""
     return "/" in weights or "\\" in weights or weights.endswith((".pt", ".pth", ".bin"))
 
 

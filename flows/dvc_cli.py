@@ -28,7 +28,7 @@ class CommandFailed(RuntimeError):
 
 
 class StageRefused(CommandFailed):
-    """A stage refused its params or input data (it exits with code 2, see tasks.common.run_stage): running it
+    """A stage refused its params or input data (it exits with code 2, see finetuner.common.stage.run_stage): running it
     again cannot help, so the flows never retry it."""
 
 

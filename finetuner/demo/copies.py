@@ -2,7 +2,7 @@
 
 A copy is identical bytes, a re-encode at another JPEG quality, a rescale, or a light crop; each stays within the
 dedup stage's default Hamming radius of its original. A broken file is a JPEG cut in half, an empty file, or text.
-Used by `finetuner.demo_world`; nothing here touches the disk.
+Used by `finetuner.demo.world`; nothing here touches the disk.
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ Batch 1 (the default) writes, when absent, `<root>/raw/images/<label>/<specimen>
 ground truth of what was planted in `<root>/demo_truth.json` (kept outside `raw/images`, so ingest never sees it).
 `--batch 2` (3, ...) adds new specimens to `raw/`, appending their rows to metadata.csv and leaving every earlier
 file and row as it was. Without `--force` anything already present is left alone (and the log says so).
-The seed is params.yaml's `seed`; the world itself is `finetuner.demo_world` (pure, deterministic).
+The seed is params.yaml's `seed`; the world itself is `finetuner.demo.world` (pure, deterministic).
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Pure: every function maps explicit parameters to a polygon, an array or a PIL image; no randomness happens here
 (the caller draws the parameters from a seeded generator), so a photograph is a function of its parameters alone.
-`finetuner.demo_world` decides what to draw; this module only knows how.
+`finetuner.demo.world` decides what to draw; this module only knows how.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Figures for the summary page: sample test images with their labels, training curves, separated near duplicates.
 
-Built on `matplotlib.figure.Figure` directly (never pyplot), like `finetuner.plots`; inputs are plain arrays and
+Built on `matplotlib.figure.Figure` directly (never pyplot), like `evaluate.plots`; inputs are plain arrays and
 lists, the caller (`finetuner/evaluate/summary_pictures.py`) reads the files and saves the figures atomically.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Markdown building blocks shared by the summary and the model card: value formatting, tolerant lookups, tables.
 
-Pure helpers for `finetuner.reporting` and `finetuner.summary_sections`; nothing here reads files.
+Pure helpers for `finetuner.evaluate.reporting` and `finetuner.evaluate.summary_sections`; nothing here reads files.
 """
 from __future__ import annotations
 

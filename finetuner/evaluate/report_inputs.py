@@ -2,7 +2,7 @@
 
 Part of the evaluate stage (not a stage of its own): reads what the earlier stages wrote (`reports/ingest.json`,
 `dedup.json`, `split.json`, the training stages' checkpoints), every file optional, and hands plain dicts to
-`finetuner.reporting`. A missing or unreadable optional input becomes "not available" in the text, never a
+`finetuner.evaluate.reporting`. A missing or unreadable optional input becomes "not available" in the text, never a
 failure: the test figures matter more than a summary line.
 """
 from __future__ import annotations
@@ -51,7 +51,7 @@ def _stage_record(root: Path, stage: str) -> dict[str, Any]:
     one (or was skipped with `epochs: 0`) holds an earlier stage's checkpoint there.
     """
     folder = root / layout.stage_models(stage)
-    recipe = _read_json(folder / "recipe.json") or {}  # the recipe's decision and rates (finetuner/train/recipe_files.py)
+    recipe = _read_json(folder / "recipe.json") or {}  # the recipe's decision and rates (train/recipe_files.py)
     decision = {"decision": recipe.get("reason"), "rates": recipe.get("lr")}
     for name in ("stage_best.pt", "best.pt"):
         checkpoint = _load(folder / name)

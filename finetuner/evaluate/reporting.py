@@ -4,7 +4,7 @@ Pure rendering: the `evaluate` stage gathers the inputs (any of which may be mis
 optional input that is absent is shown as "not available" rather than omitted, so a reader knows it was looked for.
 The summary follows the order a reviewer asks in: what data, how much of it is near-duplicated, was it split
 leak-free, how did training go, what is the held-out result, where are the pictures. The data, near-duplicate and
-split sections live in `finetuner.summary_sections`.
+split sections live in `finetuner.evaluate.summary_sections`.
 """
 from __future__ import annotations
 

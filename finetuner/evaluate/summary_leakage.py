@@ -1,6 +1,6 @@
 """The leakage and pictures sections of `reports/summary.md`, rendered from `reports/leakage.json` and file names.
 
-Pure rendering, tolerant like `finetuner.summary_sections`: an absent report or picture reads "not available".
+Pure rendering, tolerant like `finetuner.evaluate.summary_sections`: an absent report or picture reads "not available".
 """
 from __future__ import annotations
 

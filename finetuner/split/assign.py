@@ -5,7 +5,7 @@ The unit of assignment is the leakage unit (declared group joined with near-dupl
 spans two splits. Fractions are met per class and counted in images, not units, because units are very uneven.
 
 Order of work, and why:
-1. Sticky first (`finetuner.split_sticky`): an image listed in the registry keeps its split, and so does every new
+1. Sticky first (`finetuner.split.sticky`): an image listed in the registry keeps its split, and so does every new
    image of its unit; a new image whose path is unknown but whose declared group is registered inherits the
    group's split. A champion and a retrained challenger are then compared on a test split neither trained on.
 2. A unit whose registered images sit in several splits (a new image or a new near-duplicate pair joined them):

@@ -1,5 +1,5 @@
 """Stickiness: what the registry of earlier runs decides before any new unit is assigned. Pure; used by
-`finetuner.splitting.assign_splits`.
+`finetuner.split.assign.assign_splits`.
 
 Stickiness is keyed by image path (and declared group), not by unit id, because the dedup stage renumbers units
 when components merge as data grows. Registered images never move. A new image inherits the split of the

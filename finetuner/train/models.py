@@ -1,7 +1,7 @@
 """Model surgery for staged fine-tuning: build with weights, replace the head, freeze blocks, apply the BN policy.
 
 Every model built here has exactly the architecture of `get_model(arch, weights=None, num_classes=K)` (the
-invariant `finetuner.checkpoint` relies on): pretrained weights are loaded into that model minus its head, so the
+invariant `finetuner.train.checkpoint` relies on): pretrained weights are loaded into that model minus its head, so the
 head is always a fresh one of the same structure sized to the classes. No file is written; pretrained weights are
 read from the torch hub cache or a checkpoint path, never downloaded.
 """
@@ -125,8 +125,9 @@ def _torchvision_state(arch: str, name: str, image_size: int) -> tuple[dict, Pre
     if not cached.is_file():
         # torchvision would download it; this pipeline never downloads implicitly (no internet at run time).
         raise WeightsError(
-            f"model.weights: {enum.__name__}.{member.name} is not in the torch hub cache; place {Path(member.url).name} "
-            f"at {cached} (from {member.url}) or set model.weights to a checkpoint path or null"
+            f"model.weights: {enum.__name__}.{member.name} is not in the torch hub cache; "
+            f"place {Path(member.url).name} at {cached} (from {member.url}) "
+            "or set model.weights to a checkpoint path or null"
         )
     try:
         pretrained = get_model(arch, weights=member)  # torchvision's own loading: reads the hub cache first

@@ -1,4 +1,4 @@
-"""finetuner.metrics against scikit-learn on known predictions, and ECE against a hand computation."""
+"""finetuner.evaluate.metrics against scikit-learn on known predictions, and ECE against a hand computation."""
 from __future__ import annotations
 
 import warnings
