@@ -211,7 +211,7 @@ LearningRates = Annotated[
 
 
 class StageConfig(_Section):
-    """One training stage. `epochs` caps its length; `min_steps` stretches it on small data (finetuner/train/recipe.py)."""
+    """One training stage. `epochs` caps its length; `min_steps` stretches it on small data (train/recipe.py)."""
 
     epochs: Int = Field(ge=0)
     train: tuple[str, ...]

@@ -1,6 +1,7 @@
 """A tiny world for the evaluate/predict tests: coloured 32-40 px images in class folders and resnet18 checkpoints.
 
-Not a test module; imported by tests/tasks/test_evaluate.py, tests/cli/test_predict.py and tests/evaluate/test_ledger.py.
+Not a test module; imported by tests/tasks/test_evaluate.py, tests/cli/test_predict.py and
+tests/evaluate/test_ledger.py.
 """
 from __future__ import annotations
 

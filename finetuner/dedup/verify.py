@@ -64,7 +64,8 @@ def bands(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _blur(stack: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian blur of each image of an (n, h, w) stack: OpenCV on up to 128 images at once (its channel limit), as channels."""
+    """Gaussian blur of each image of an (n, h, w) stack: OpenCV on up to 128 images at once (its channel limit), as
+    channels."""
     out = np.empty_like(stack)
     for start in range(0, len(stack), 128):
         part = np.ascontiguousarray(stack[start:start + 128].transpose(1, 2, 0))
@@ -197,9 +198,9 @@ def verify_pairs(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, signals: Sequ
 
     Identity alignment for all pairs at once (re-encodes, rescales, blur, brightness pass there), then the signal's
     alignment, then the local search for the pairs still near the threshold; low-detail pairs by the pixel rule.
-    `aspect` (width / height of each original image, NaN where unknown; the thumbnails are squashed) lets the verifier refuse an
-    alignment that would stretch one image into the other: letters of two typefaces fit each other's bounding box
-    only when stretched, a crop or letterbox of a copy never needs it. Unknown (None): not checked."""
+    `aspect` (width / height of each original image, NaN where unknown; the thumbnails are squashed) lets the verifier
+    refuse an alignment that would stretch one image into the other: letters of two typefaces fit each other's
+    bounding box only when stretched, a crop or letterbox of a copy never needs it. Unknown (None): not checked."""
     k = len(i)
     i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
     if k == 0:

@@ -173,8 +173,9 @@ def fit(
 ) -> list[dict[str, Any]]:
     """Train from epoch len(history) to config.epochs, validating each epoch; returns the history of records.
 
-    `on_epoch_end(history, improved)` runs after every epoch (the new record is `history[-1]`) (rank 0 writes checkpoints there); `history` from a
-    resume checkpoint continues the run. Early stopping after `patience` epochs without improvement.
+    `on_epoch_end(history, improved)` runs after every epoch (the new record is `history[-1]`) (rank 0 writes
+    checkpoints there); `history` from a resume checkpoint continues the run. Early stopping after `patience` epochs
+    without improvement.
     """
     history = list(history or [])
     for epoch in range(len(history), config.epochs):
