@@ -13,7 +13,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help env demo-data demo-batch2 demo test server serve worker remote push pull check-ui chromium bench bench-env-dedup-peers bench-env-fastai clean
+.PHONY: help env demo-data demo-batch2 demo lint test server serve worker remote push pull check-ui chromium bench bench-env-dedup-peers bench-env-fastai clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -30,11 +30,11 @@ $(VENV)/.synced: uv.lock pyproject.toml
 	@$(PY) -m finetuner.cli.plots_template $@
 
 demo-data: env ## the demo dataset (data/raw), its source task (data/source) and the demo backbone, when absent
-	$(PY) -m tasks.demo_data
-	$(PY) -m tasks.pretrain
+	$(PY) -m finetuner.demo.data
+	$(PY) -m finetuner.demo.pretrain
 
 demo-batch2: env ## add a second batch of new specimens to data/raw (to see scheduled retraining react)
-	$(PY) -m tasks.demo_data --batch 2
+	$(PY) -m finetuner.demo.data --batch 2
 
 # Taken when make reads this file, so the figure printed at the end of `make demo` covers env and demo-data too.
 DEMO_T0 := $(shell date +%s)
@@ -43,7 +43,11 @@ demo: env demo-data ## run the `finetune` Prefect flow locally (every stage thro
 	$(PY) -m flows.finetune
 	@echo "make demo: $$(( $$(date +%s) - $(DEMO_T0) )) s in all (environment, demo data and backbone, pipeline)"
 
-test: env ## run the whole test suite (what CI runs)
+lint: env ## ruff: lint and format check (configured in pyproject.toml); `make test` runs it first
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: env lint ## run the lint check and the whole test suite (what CI runs)
 	$(PY) -m pytest
 
 server: env ## start a local Prefect server on 127.0.0.1:4200 (embedded SQLite)

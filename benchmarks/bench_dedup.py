@@ -30,13 +30,13 @@ import imagehash  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from finetuner.config import parse_params  # noqa: E402
-from finetuner.hashing import decode_for_hash, hash_files  # noqa: E402
-from finetuner.neighbours import radius_pairs  # noqa: E402
-from finetuner.synthetic_photos import VARIANTS, photo, to_jpeg_bytes, variant  # noqa: E402
-from finetuner.views import VIEWS  # noqa: E402
+from finetuner.dedup.hashing import decode_for_hash, hash_files  # noqa: E402
+from finetuner.dedup.neighbours import radius_pairs  # noqa: E402
+from finetuner.demo.synthetic_photos import VARIANTS, photo, to_jpeg_bytes, variant  # noqa: E402
+from finetuner.dedup.views import VIEWS  # noqa: E402
 from tasks import dedup  # noqa: E402
-from tasks.dedup_verify import verified_pairs  # noqa: E402
-from tasks.common import write_csv  # noqa: E402
+from finetuner.dedup.candidates import verified_pairs  # noqa: E402
+from finetuner.common.stage import write_csv  # noqa: E402
 
 RADIUS = 8
 
@@ -109,7 +109,6 @@ def ours_end_to_end(paths: list[str]) -> tuple[float, np.ndarray, str]:
 
 def quality(items: list[tuple[str, int, str]], pairs: np.ndarray) -> str:
     seeds = np.array([s for _, s, _ in items])
-    kinds = [k for _, _, k in items]
     same = seeds[pairs[:, 0]] == seeds[pairs[:, 1]] if len(pairs) else np.zeros(0, bool)
     found = {(int(a), int(b)) for a, b in pairs.tolist()}
     originals = {s: k for k, (_, s, kind) in enumerate(items) if kind == "orig"}

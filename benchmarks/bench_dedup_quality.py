@@ -35,10 +35,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import dedup_photoset  # noqa: E402
 
 from finetuner.config import parse_params  # noqa: E402
-from finetuner.hashing import hash_files  # noqa: E402
-from finetuner.units import PairRule, find_pairs  # noqa: E402
-from finetuner.views import VIEWS  # noqa: E402
-from tasks.dedup_verify import verified_pairs  # noqa: E402
+from finetuner.dedup.hashing import hash_files  # noqa: E402
+from finetuner.dedup.units import PairRule, find_pairs  # noqa: E402
+from finetuner.dedup.views import VIEWS  # noqa: E402
+from finetuner.dedup.candidates import verified_pairs  # noqa: E402
 
 PEERS = ROOT / "benchmarks/envs/dedup-peers"
 

@@ -19,12 +19,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from finetuner.demo_copies import decode  # noqa: E402
-from finetuner.demo_world import DEMO_SPEC, build_world  # noqa: E402
-from finetuner.engine import pick_runtime  # noqa: E402
-from finetuner.models import build_model  # noqa: E402
-from tasks.common import load_params  # noqa: E402
-from tasks.features import extract_features  # noqa: E402
+from finetuner.demo.copies import decode  # noqa: E402
+from finetuner.demo.world import DEMO_SPEC, build_world  # noqa: E402
+from finetuner.train.engine import pick_runtime  # noqa: E402
+from finetuner.train.models import build_model  # noqa: E402
+from finetuner.common.stage import load_params  # noqa: E402
+from finetuner.train.features import extract_features  # noqa: E402
 
 TARGET = 0.80
 

@@ -47,14 +47,14 @@ def run(cmd: list[str], cwd: Path) -> None:
 
 
 def backbone(half: str, image_size: int, budget_s: float) -> Path:
-    """The pipeline's own pretraining (tasks/pretrain.py) on one half of glyphs, once per half and size."""
+    """The pipeline's own pretraining (finetuner/demo/pretrain.py) on one half of glyphs, once per half and size."""
     out = CACHE / f"backbone_{half}_{image_size}.pt"
     if not out.is_file():
         work = CACHE / f"pretrain_{half}_{image_size}"
         work.mkdir(parents=True, exist_ok=True)
         (work / "params.yaml").write_text(yaml.safe_dump(
             {"seed": 0, "data": {"image_size": image_size, "workers": 1}, "model": {"weights": None}}))
-        run([sys.executable, "-m", "tasks.pretrain", "--source", str(GLYPHS / half / "images"), "--out", str(out),
+        run([sys.executable, "-m", "finetuner.demo.pretrain", "--source", str(GLYPHS / half / "images"), "--out", str(out),
              "--budget-seconds", str(budget_s), "--epochs", "6", "--lr", "2e-3"], work)
     return out
 
@@ -112,7 +112,7 @@ def contender_root(ws: Path, name: str) -> Path:
 def train_ours(ws: Path, name: str, raw: dict[str, Any]) -> dict[str, Any]:
     """The three training stages in-process on `raw` params; wall time of training only, test macro-F1 after."""
     from finetuner.config import parse_params
-    from tasks.training import run_training_stage
+    from finetuner.train.stage import run_training_stage
 
     root = contender_root(ws, name)
     params = parse_params(raw)
@@ -133,12 +133,12 @@ def test_macro_f1(root: Path) -> float:
     """Scores models/best.pt on the test split (a benchmark may; the pipeline reads it only in evaluate)."""
     import torch
 
-    from finetuner.checkpoint import load_pipeline_checkpoint, model_from_checkpoint
-    from finetuner.engine import Runtime, Split, evaluate
-    from finetuner.preprocessing import Preprocessing
-    from tasks.common import read_csv
-    from tasks.features import image_trainee
-    from tasks.image_cache import cached_images
+    from finetuner.train.checkpoint import load_pipeline_checkpoint, model_from_checkpoint
+    from finetuner.train.engine import Runtime, Split, evaluate
+    from finetuner.train.preprocessing import Preprocessing
+    from finetuner.common.stage import read_csv
+    from finetuner.train.features import image_trainee
+    from finetuner.train.image_cache import cached_images
 
     checkpoint = load_pipeline_checkpoint(root / "models" / "best.pt")
     model, prep = model_from_checkpoint(checkpoint), Preprocessing.from_dict(checkpoint["preprocessing"])
@@ -167,11 +167,11 @@ def sklearn_probe(ws: Path, raw: dict[str, Any]) -> float:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score
 
-    from finetuner.engine import Runtime
-    from finetuner.models import build_model
-    from tasks.common import read_csv
-    from tasks.features import extract_features
-    from tasks.image_cache import cached_images
+    from finetuner.train.engine import Runtime
+    from finetuner.train.models import build_model
+    from finetuner.common.stage import read_csv
+    from finetuner.train.features import extract_features
+    from finetuner.train.image_cache import cached_images
 
     rows = {name: read_csv(ws / "data" / "splits" / f"{name}.csv") for name in ("train", "val")}
     classes = sorted({r["label"] for r in rows["train"] + rows["val"]})
@@ -262,7 +262,7 @@ def main() -> int:
 
         torch.set_num_threads(args.threads)
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
-    from tasks.common import setup_logging
+    from finetuner.common.stage import setup_logging
 
     setup_logging()
     for task in (["forward", "reverse"] if args.task == "both" else [args.task]):

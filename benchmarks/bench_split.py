@@ -17,7 +17,7 @@ import pandas as pd
 from sklearn.model_selection import GroupShuffleSplit
 
 from finetuner.config import parse_params
-from finetuner.splitting import assign_splits
+from finetuner.split.assign import assign_splits
 from tasks.split import SplitPaths, split_dataset
 
 FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}

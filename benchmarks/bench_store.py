@@ -48,9 +48,9 @@ def child(args: argparse.Namespace) -> None:
     import torch
     from torch import nn
 
-    from finetuner.engine import FitConfig, Runtime, Split, Trainee, train_epoch
-    from finetuner.preprocessing import Preprocessing
-    from tasks.image_cache import stored_images
+    from finetuner.train.engine import FitConfig, Runtime, Split, Trainee, train_epoch
+    from finetuner.train.preprocessing import Preprocessing
+    from finetuner.train.image_cache import stored_images
 
     paths = sorted(Path(args.folder).rglob("*.jpg"))[: args.n]
     prep = Preprocessing(args.size, args.size)

@@ -18,12 +18,12 @@ from torchvision.models import get_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from finetuner.engine import FitConfig, Split, fit, pick_runtime, train_epoch  # noqa: E402
-from finetuner.models import expand_blocks, freeze_except, set_train_mode  # noqa: E402
-from finetuner.param_groups import block_learning_rates, build_optimizer, build_param_groups  # noqa: E402
-from finetuner.preprocessing import Preprocessing  # noqa: E402
-from finetuner.schedules import build_scheduler  # noqa: E402
-from tasks.features import feature_trainee, image_trainee  # noqa: E402
+from finetuner.train.engine import FitConfig, Split, fit, pick_runtime, train_epoch  # noqa: E402
+from finetuner.train.models import expand_blocks, freeze_except, set_train_mode  # noqa: E402
+from finetuner.train.param_groups import block_learning_rates, build_optimizer, build_param_groups  # noqa: E402
+from finetuner.train.preprocessing import Preprocessing  # noqa: E402
+from finetuner.train.schedules import build_scheduler  # noqa: E402
+from finetuner.train.features import feature_trainee, image_trainee  # noqa: E402
 
 ARCH, SIZE, CLASSES = "resnet18", 64, 4
 RUNTIME = pick_runtime("auto")
@@ -60,7 +60,7 @@ def head_benchmark(n_train: int = 256, n_val: int = 64, epochs: int = 10) -> Non
         if name == "ours":
             trainee, data = feature_trainee(model, ARCH, data, PREP, RUNTIME, 64)
         else:
-            trainee = image_trainee(model, PREP, RUNTIME, lambda: set_train_mode(model, ARCH, trained, "frozen"))
+            trainee = image_trainee(model, PREP, RUNTIME, lambda m=model, t=trained: set_train_mode(m, ARCH, t, "frozen"))
         history = fit(trainee, data["train"], data["val"], optimizer, scheduler, config, RUNTIME, CLASSES,
                       lambda h, i: None)
         results[name] = (time.perf_counter() - began, history[-1]["val_macro_f1"])
@@ -78,7 +78,7 @@ def partial_benchmark(n: int = 192, batch: int = 32, rounds: int = 3) -> None:
     trained, optimizer, scheduler = setup(model, ["layer4", "head"], steps, 100)
     data = images(n, 3)
     config = FitConfig(epochs=1, batch_size=batch, seed=0, clip_grad_norm=1.0)
-    trainee = image_trainee(model, PREP, RUNTIME, lambda: set_train_mode(model, ARCH, trained, "frozen"))
+    trainee = image_trainee(model, PREP, RUNTIME, lambda m=model, t=trained: set_train_mode(m, ARCH, t, "frozen"))
     ready = [PREP.normalize(data.inputs[i:i + batch]).to(RUNTIME.device) for i in range(0, n, batch)]
     ready = [x.contiguous(memory_format=torch.channels_last) if RUNTIME.channels_last else x for x in ready]
     labels = [data.labels[i:i + batch].to(RUNTIME.device) for i in range(0, n, batch)]

@@ -36,7 +36,7 @@ def sync(device: torch.device) -> None:
 
 
 def partial_model(device: torch.device, channels_last: bool) -> tuple[torch.nn.Module, list[str]]:
-    from finetuner.models import expand_blocks, freeze_except, set_train_mode
+    from finetuner.train.models import expand_blocks, freeze_except, set_train_mode
     from torchvision.models import get_model
 
     model = get_model(ARCH, weights=None, num_classes=CLASSES)
@@ -73,11 +73,11 @@ def model_only(model: torch.nn.Module, runtime, batch: int, steps: int) -> float
 
 def pipeline(model: torch.nn.Module, trained: list[str], runtime, batch: int, steps: int, folder: Path) -> float:
     """Images/s of the stage's real path: store view -> engine.train_epoch (prepare, autocast, scaler, schedule)."""
-    from finetuner.engine import FitConfig, Split, train_epoch
-    from finetuner.models import set_train_mode
-    from finetuner.preprocessing import Preprocessing
-    from tasks.features import image_trainee
-    from tasks.image_cache import stored_images
+    from finetuner.train.engine import FitConfig, Split, train_epoch
+    from finetuner.train.models import set_train_mode
+    from finetuner.train.preprocessing import Preprocessing
+    from finetuner.train.features import image_trainee
+    from finetuner.train.image_cache import stored_images
 
     n = batch * (steps + 5)
     rng = np.random.default_rng(0)
@@ -105,7 +105,7 @@ def pipeline(model: torch.nn.Module, trained: list[str], runtime, batch: int, st
 def _ddp_worker(rank: int, world: int, batch: int, steps: int, port: int, results) -> None:
     import torch.distributed as dist
 
-    from finetuner.engine import pick_runtime
+    from finetuner.train.engine import pick_runtime
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("nccl", rank=rank, world_size=world)
@@ -150,7 +150,7 @@ def main() -> int:
     if args.device == "auto" and not torch.cuda.is_available():
         print("gpu_check: no CUDA device here; skipped (the CPU paths do not depend on it)")
         return 0
-    from finetuner.engine import pick_runtime
+    from finetuner.train.engine import pick_runtime
 
     runtime = pick_runtime(args.device)
     name = torch.cuda.get_device_name(0) if runtime.device.type == "cuda" else "cpu"

@@ -2,11 +2,11 @@
 
 `parse_params(raw_dict)` turns the parsed YAML into `Params` or raises `ConfigError` whose message names every
 offending key (dotted, as in `dvc exp run -S`) and what is allowed there. Unknown keys are refused, so a typo
-never silently falls back to a default. Reading the file is the stages' job (`tasks/common.py`), not this module's.
+never silently falls back to a default. Reading the file is the stages' job (`finetuner/common/stage.py`), not
+this module's.
 """
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -14,7 +14,8 @@ from typing import Annotated, Any, Literal
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, PositiveInt, Strict, StrictBool, Tag,
                       ValidationError, ValidationInfo, field_validator, model_validator)
 
-from finetuner.families import ALL, HEAD, block_names, family_for
+from finetuner.train.families import ALL, HEAD, block_names, family_for
+from finetuner.split.fractions import fraction_problem
 from finetuner.params_checks import TORCHVISION_WEIGHTS, cron_problem, looks_like_path, weights_names
 
 HASH_METHODS = ("phash", "dhash", "whash", "ahash", "colorhash")
@@ -72,7 +73,7 @@ class EmbeddingConfig(_Section):
 
 
 class VerifyConfig(_Section):
-    """The verifier that decides every candidate pair (finetuner/verify.py); thresholds on 64x64 thumbnails."""
+    """The verifier that decides every candidate pair (finetuner/dedup/verify.py); thresholds on 64x64 thumbnails."""
 
     enabled: Bool = Field(True, description="false = the hash rule alone decides (require_agreement, low_info_*)")
     candidate_distance: Int = Field(12, ge=0, le=32, description="Hamming radius between any two views of two images "
@@ -121,11 +122,9 @@ class Fractions(_Section):
 
     @model_validator(mode="after")
     def _sum_to_one(self) -> Fractions:
-        total = self.train + self.val + self.test
-        if not math.isclose(total, 1.0, abs_tol=1e-6):
-            raise ValueError(f"train + val + test must sum to 1 (got {total:g})")
-        if self.train <= 0:
-            raise ValueError("train must be > 0")
+        problem = fraction_problem(self.train, self.val, self.test)
+        if problem:
+            raise ValueError(problem)
         return self
 
 
@@ -212,7 +211,7 @@ LearningRates = Annotated[
 
 
 class StageConfig(_Section):
-    """One training stage. `epochs` caps its length; `min_steps` stretches it on small data (see finetuner/recipe.py)."""
+    """One training stage. `epochs` caps its length; `min_steps` stretches it on small data (train/recipe.py)."""
 
     epochs: Int = Field(ge=0)
     train: tuple[str, ...]

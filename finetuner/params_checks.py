@@ -3,7 +3,7 @@ weights names, and cron expressions. Pure and fast: no torchvision import, so th
 well under a second instead of paying torchvision's import.
 
 `TORCHVISION_WEIGHTS` is a copy of `torchvision.models.get_model_weights(arch)` for the pinned torchvision
-(0.28); tests/test_params_names.py compares it with the installed torchvision, so an upgrade that adds or drops a
+(0.28); tests/test_params_checks.py compares it with the installed torchvision, so an upgrade that adds or drops a
 name fails there. `cron_problem` follows the 5-field syntax of Prefect's cron schedules.
 """
 from __future__ import annotations
@@ -45,7 +45,7 @@ def weights_names(arch: str) -> tuple[str, ...]:
 
 
 def looks_like_path(weights: str) -> bool:
-    """The rule finetuner.models applies: a slash or a checkpoint suffix means a file, anything else a name."""
+    """The rule finetuner.train.models applies: a slash or a checkpoint suffix means a file, anything else a name."""
     return "/" in weights or "\\" in weights or weights.endswith((".pt", ".pth", ".bin"))
 
 

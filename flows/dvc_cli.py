@@ -15,9 +15,9 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-import yaml
+from finetuner.common.dvc_lock import locked_dep_hash
+
 
 # How long a child gets to stop after SIGTERM before SIGKILL: enough for DVC to release its lock.
 _GRACE_S = 10.0
@@ -28,7 +28,7 @@ class CommandFailed(RuntimeError):
 
 
 class StageRefused(CommandFailed):
-    """A stage refused its params or input data (it exits with code 2, see tasks.common.run_stage): running it
+    """A stage refused its params or input data (it exits with code 2, see finetuner.common.stage.run_stage): running it
     again cannot help, so the flows never retry it."""
 
 
@@ -139,16 +139,4 @@ def raw_data_status(project_dir: str | Path, raw_dir: str) -> str | None:
             return str(entry["changed deps"][raw_dir])
     if locked_dep_hash(project_dir, "ingest", raw_dir) is None:
         return "not in dvc.lock"
-    return None
-
-
-def locked_dep_hash(project_dir: str | Path, stage: str, path: str) -> str | None:
-    """The content hash DVC recorded in dvc.lock for one dependency of one stage (`<md5>.dir` for a folder)."""
-    lock_file = Path(project_dir) / "dvc.lock"
-    if not lock_file.exists():
-        return None
-    lock: dict[str, Any] = yaml.safe_load(lock_file.read_text(encoding="utf-8")) or {}
-    for dep in lock.get("stages", {}).get(stage, {}).get("deps", []):
-        if Path(dep.get("path", "")) == Path(path):
-            return dep.get("md5") or dep.get("hash") or dep.get("etag")
     return None

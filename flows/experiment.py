@@ -19,12 +19,13 @@ from typing import Any
 
 import yaml
 
+from finetuner import layout
 from flows.dvc_cli import dvc_command, stream_command
 from flows.workspace import PARAMS_FILE, apply_overrides, check_overrides
 
 log = logging.getLogger("finetuner.flows")
 
-LOCK_FILE = "dvc.lock"
+LOCK_FILE = str(layout.DVC_LOCK)
 _OUTPUT_KINDS = ("outs", "metrics", "plots")
 
 

@@ -22,7 +22,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from finetuner.config import ConfigError
-from finetuner.leakage import format_table
+from finetuner.evaluate.leakage import format_table
 from flows.connect import prefect_backend
 from flows.dvc_cli import StageRefused, dvc_command, stream_command
 from flows.reports import SUMMARY_KEYS, publish_finetune_artifacts, read_leakage

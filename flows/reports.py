@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from finetuner import layout
 
 log = logging.getLogger("finetuner.flows")
 
-TRAIN_STAGES = ("train_head", "train_partial", "train_full")
+TRAIN_STAGES = layout.TRAINING_STAGES
 SUMMARY_KEYS = ("accuracy", "macro_f1", "balanced_accuracy", "n_test")
-JSON_REPORTS = ("ingest.json", "dedup.json", "split.json")
+JSON_REPORTS = tuple(path.name for path in (layout.INGEST_REPORT, layout.DEDUP_REPORT, layout.SPLIT_REPORT))
 _IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
                 ".svg": "image/svg+xml", ".webp": "image/webp"}
 _LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)\)")
@@ -59,12 +60,12 @@ def stage_table_rows(reports_dir: Path, select: str = "macro_f1") -> list[dict[s
     read, the validation and train figures of that epoch, and the peak learning rate each block was given."""
     rows: list[dict[str, Any]] = []
     for stage in TRAIN_STAGES:
-        metrics_dir = reports_dir / "train" / stage / "plots" / "metrics"
+        metrics_dir = reports_dir / layout.TRAIN_REPORTS.name / stage / "plots" / "metrics"
         series = {tsv.relative_to(metrics_dir).with_suffix("").as_posix(): _read_series(tsv)
                   for tsv in sorted(metrics_dir.rglob("*.tsv"))}
         chosen = series.get(f"val/{select}")
         if not chosen:
-            skipped = _skipped(reports_dir / "train" / stage / "metrics.json")
+            skipped = _skipped(reports_dir / layout.TRAIN_REPORTS.name / stage / "metrics.json")
             rows.append({"stage": stage, "epochs": 0 if skipped else None,
                          "note": "skipped (epochs: 0)" if skipped else f"no val/{select} log"})
             continue
@@ -102,7 +103,7 @@ def _skipped(metrics_file: Path) -> bool:
 
 def read_leakage(reports: Path) -> dict[str, Any]:
     """reports/leakage.json when the comparisons ran (`enabled`), else {} (off, absent or unreadable)."""
-    leakage = _read_json(reports / "leakage.json")
+    leakage = _read_json(reports / layout.LEAKAGE.name)
     return leakage if leakage.get("enabled") else {}
 
 
@@ -117,7 +118,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 def reports_markdown(reports_dir: Path) -> str:
     """The model card and the scalar figures of the ingest, dedup and split reports, as one page."""
     parts = [f"# Reports\n\nFolder: `{reports_dir.resolve()}`\n"]
-    card = reports_dir / "model_card.md"
+    card = reports_dir / layout.MODEL_CARD.name
     if card.is_file():
         parts.append(embed_local_files(card.read_text(encoding="utf-8"), reports_dir))
     for name in JSON_REPORTS:
@@ -146,10 +147,10 @@ def _cell(value: Any) -> str:
 def publish_finetune_artifacts(project_dir: Path, select: str = "macro_f1", experiment: str | None = None
                                ) -> dict[str, Any]:
     """Create the finetune run's artifacts; return the test metrics (empty when evaluate wrote none)."""
-    reports = project_dir / "reports"
-    metrics_file = reports / "metrics.json"
+    reports = project_dir / layout.REPORTS
+    metrics_file = project_dir / layout.METRICS
     metrics: dict[str, Any] = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.exists() else {}
-    summary_file = reports / "summary.md"
+    summary_file = project_dir / layout.SUMMARY
     if summary_file.exists():
         summary = embed_local_files(summary_file.read_text(encoding="utf-8"), reports)
     else:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,45 +23,15 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from finetuner.champion import (KEPT, NO_NEW_DATA, PROMOTED, decide, last_line, metric_value, parse_registry,
-                                registry_line, render_card)
+from finetuner.retrain.champion import NO_NEW_DATA, decide, metric_value
+from finetuner.retrain.registry import (CHALLENGER, CHAMPION, SCORES_DIR, append_record, decision_markdown,
+                                        install_champion, read_registry)
 from finetuner.config import ConfigError
 from flows.connect import prefect_backend
-from flows.dvc_cli import locked_dep_hash, raw_data_status, stream_command
+from finetuner.common.dvc_lock import locked_dep_hash
+from flows.dvc_cli import raw_data_status, stream_command
 from flows.finetune import DEFAULT_PROJECT, HOUR, retry_if_transient, run_pipeline
 from flows.workspace import NoImages, read_params, require_images, workspace_lock
-from tasks.common import atomic_path, write_text
-
-REGISTRY = Path("reports/retrain_registry.jsonl")
-CHAMPION = Path("models/champion.pt")
-CARD = Path("models/champion.md")
-CHALLENGER = Path("models/best.pt")
-SCORES_DIR = Path("reports/retrain")
-
-
-class RegistryError(RuntimeError):
-    """The champion registry is damaged; the message names the file, the line and what to do."""
-
-
-def read_registry(project: Path) -> list[dict[str, Any]]:
-    """Every decision so far; a damaged registry stops the flow (its decisions must not be silently lost)."""
-    path = project / REGISTRY
-    if not path.exists():
-        return []
-    try:
-        return parse_registry(path.read_text(encoding="utf-8"), str(path))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RegistryError(f"{exc}. Restore {path} from a backup or git, or move it aside to start a new "
-                            "record (the next run then promotes its challenger as the first champion)") from None
-
-
-def append_record(project: Path, record: dict[str, Any]) -> None:
-    """Add one decision to the registry; the file is rewritten atomically, so it is never half a line long."""
-    path = project / REGISTRY
-    read_registry(project)  # never append to a damaged record
-    existing = path.read_text(encoding="utf-8") if path.exists() else ""
-    write_text(path, existing + registry_line(record, last_line(existing)) + "\n")
-
 
 @task(name="detect_new_data", retries=2, retry_delay_seconds=10, retry_condition_fn=retry_if_transient,
       cache_policy=NO_CACHE)
@@ -96,21 +65,7 @@ def score(project_dir: str, checkpoint: str, role: str, metric: str) -> float:
 @task(name="promote", cache_policy=NO_CACHE)
 def promote(project_dir: str, record: dict[str, Any]) -> None:
     """Copy the challenger to the champion's fixed path and write its card, each atomically."""
-    project = Path(project_dir)
-    with atomic_path(project / CHAMPION) as tmp:
-        shutil.copyfile(project / CHALLENGER, tmp)
-    write_text(project / CARD, render_card(record, _checkpoint_info(project / CHAMPION)))
-
-
-def _checkpoint_info(path: Path) -> dict[str, Any] | None:
-    from finetuner.checkpoint import CheckpointError, load_pipeline_checkpoint  # torch is slow to import
-
-    try:
-        checkpoint = load_pipeline_checkpoint(path)
-    except CheckpointError as exc:
-        get_run_logger().warning("the champion card lacks checkpoint details: %s", exc)
-        return None
-    return {key: value for key, value in checkpoint.items() if key not in ("state_dict", "optimizer", "scheduler")}
+    install_champion(Path(project_dir), record)
 
 
 @flow(name="retrain", description="Retrain on new data in data/raw; promote the challenger only if it is better.")
@@ -147,23 +102,8 @@ def retrain(project_dir: str = DEFAULT_PROJECT, lock_timeout_s: float = 6 * HOUR
                 promote(str(project), record)
         append_record(project, record)
     logger.info("retrain decision: %s (%s)", record["decision"], record["reason"])
-    create_markdown_artifact(_decision_markdown(record), key="retrain-decision", description="this run's decision")
+    create_markdown_artifact(decision_markdown(record), key="retrain-decision", description="this run's decision")
     return record
-
-
-def _decision_markdown(record: dict[str, Any]) -> str:
-    title = {PROMOTED: "challenger promoted", KEPT: "champion kept", NO_NEW_DATA: "no new data: training skipped"}
-    rows = [
-        ("decision", record["decision"]),
-        ("reason", record["reason"]),
-        ("data version", f"`{record['data_version']}`"),
-        (f"champion {record['metric']}", record["champion_score"]),
-        (f"challenger {record['metric']}", record["challenger_score"]),
-        ("min_gain", record["min_gain"]),
-        ("registry", f"`{REGISTRY}`"),
-    ]
-    table = "\n".join(f"| {name} | {value} |" for name, value in rows)
-    return f"# retrain: {title[record['decision']]}\n\n| | |\n|---|---|\n{table}\n"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,12 +16,13 @@ from typing import Any
 from ruamel.yaml import YAML  # DVC's own YAML library: a round trip keeps params.yaml's comments and layout
 
 from finetuner.config import ConfigError, Params, parse_params
-from tasks import workspace_lock as lock
-from tasks.common import atomic_path, read_params_yaml
+from finetuner.common import workspace_lock as lock
+from finetuner import layout
+from finetuner.common.stage import atomic_path, load_params_and_data, read_params_yaml
 
 log = logging.getLogger("finetuner.flows")
 
-PARAMS_FILE = "params.yaml"
+PARAMS_FILE = layout.PARAMS_FILE
 WorkspaceBusy = lock.WorkspaceBusy  # re-exported: the flows' callers catch it from here
 
 
@@ -34,7 +35,7 @@ def require_images(project_dir: str | Path) -> Params:
     from tasks.ingest import no_images_message
 
     params = read_params(project_dir)[0]
-    images = Path(project_dir) / params.data.raw_dir / "images"
+    images = Path(project_dir) / params.data.raw_dir / layout.RAW_IMAGES
     if not images.is_dir():
         raise NoImages(no_images_message(images, "no such folder"))
     if not any(path.is_file() for path in images.rglob("*")):  # stops at the first file
@@ -47,7 +48,7 @@ def workspace_lock(project_dir: str | Path, timeout_s: float = 6 * 3600, poll_s:
     """Hold the project's workspace for this flow run, waiting up to `timeout_s` for another run to finish (a queue).
 
     Stages this run starts through DVC inherit its token and run under it; anything else (a `dvc repro` or a stage
-    run by hand) is refused at once, naming this flow run (tasks/workspace_lock.py).
+    run by hand) is refused at once, naming this flow run (finetuner/common/workspace_lock.py).
     """
     with lock.workspace_lock(project_dir, _this_run(), wait_s=timeout_s, poll_s=poll_s):
         yield
@@ -81,9 +82,7 @@ def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
 
 def read_params(project_dir: str | Path) -> tuple[Params, dict[str, Any]]:
     """The project's params.yaml, validated, and as plain data (for the retrain registry)."""
-    path = Path(project_dir) / PARAMS_FILE
-    raw = read_params_yaml(path)
-    return parse_params(raw, source=str(path), root=Path(project_dir).resolve()), raw
+    return load_params_and_data(Path(project_dir) / PARAMS_FILE, check_files=True)
 
 
 def check_overrides(project_dir: str | Path, overrides: Mapping[str, Any]) -> Params:

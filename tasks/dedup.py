@@ -2,7 +2,7 @@
 
 Reads the manifest's usable rows, hashes each distinct content once (cached by sha256 in data/cache/dedup, so grown
 data decodes only new files), finds exact and near-duplicate pairs (and, with dedup.embedding.enabled, pairs of
-similar backbone embeddings: tasks/dedup_embed.py), guards against chaining, and writes
+similar backbone embeddings: finetuner/dedup/embedding.py), guards against chaining, and writes
 data/interim/near_duplicates.csv, data/interim/units.csv, reports/dedup.json and reports/dedup.html.
 """
 from __future__ import annotations
@@ -17,28 +17,29 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from finetuner import layout
 from finetuner.config import DedupConfig, Params
-from finetuner.dedup_report import pair_record, paths_to_preview, render_html, summarize
-from finetuner.hashing import DECODE_SIZE, HASH_SIZE, hash_files, resolve_workers, view_key
-from finetuner.imageio import to_rgb
-from finetuner.units import (
+from finetuner.dedup.report import pair_record, paths_to_preview, render_html, summarize
+from finetuner.dedup.hashing import DECODE_SIZE, HASH_SIZE, hash_files, resolve_workers, view_key
+from finetuner.common.imageio import to_rgb
+from finetuner.dedup.units import (
     PairRule, apply_rule, assign_units, components, exact_duplicate_pairs, explain_units, find_pairs, guard_clusters,
     guard_units, tradeoff,
 )
-from finetuner.views import VIEWS
-from tasks.common import log_run, read_csv, run_stage, split_run_facts, write_csv, write_json, write_text
-from tasks.dedup_cache import HashCache, PreviewCache
-from tasks.dedup_embed import embedding_pairs
-from tasks.dedup_verify import EVIDENCE, nearest_rejected, verified_pairs, verify_tradeoff
+from finetuner.dedup.views import VIEWS
+from finetuner.common.stage import log_run, read_csv, run_stage, split_run_facts, write_csv, write_json, write_text
+from finetuner.dedup.hash_cache import HashCache, PreviewCache
+from finetuner.dedup.embedding import HashedContents, embedding_signal
+from finetuner.dedup.candidates import EVIDENCE, nearest_rejected, verified_pairs, verify_tradeoff
 
 log = logging.getLogger("finetuner.dedup")
 
-MANIFEST = Path("data/interim/manifest.csv")
-PAIRS_CSV = Path("data/interim/near_duplicates.csv")
-UNITS_CSV = Path("data/interim/units.csv")
-REPORT_JSON = Path("reports/dedup.json")
-REPORT_HTML = Path("reports/dedup.html")
-CACHE_DIR = Path("data/cache/dedup")
+MANIFEST = layout.MANIFEST
+PAIRS_CSV = layout.NEAR_DUPLICATES
+UNITS_CSV = layout.UNITS
+REPORT_JSON = layout.DEDUP_REPORT
+REPORT_HTML = layout.DEDUP_PAGE
+CACHE_DIR = layout.DEDUP_CACHE
 RUN_FACTS = (("counts", "newly_hashed"), ("embedding", "newly_embedded"))  # logs/dedup.jsonl, not the reports
 TRADEOFF_EXTRA = 4  # the report shows radii up to max_distance + 4
 THUMB = 96
@@ -93,29 +94,6 @@ def detect_pairs(rule: PairRule, hashes: dict, detail: np.ndarray, ok: np.ndarra
     return hashed[near.i], hashed[near.j], near, table
 
 
-def embedding_signal(params: Params, images_dir: Path, paths: list[str], groups: list[str],
-                     contents: list[str], rep_rows: np.ndarray, detail: np.ndarray, ok: np.ndarray,
-                     near_a: np.ndarray, near_b: np.ndarray, workers: int,
-                     root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-    """Rows (a, b) and similarity of the pairs only the embeddings found, and the report's embedding section."""
-    none = np.zeros(0, np.int64)
-    if not params.dedup.embedding.enabled:
-        return none, none, np.zeros(0, np.float32), {"enabled": False}
-    hashed = np.flatnonzero(ok)
-    position = np.full(len(contents), -1, dtype=np.int64)
-    position[hashed] = np.arange(len(hashed))
-    found = embedding_pairs(params, [images_dir / paths[k] for k in rep_rows[hashed]], [contents[k] for k in hashed],
-                            [groups[k] for k in rep_rows[hashed]], detail[hashed] < params.dedup.low_info_std,
-                            position[near_a], position[near_b], root / CACHE_DIR, workers)
-    a, b = hashed[found.i], hashed[found.j]
-    n = max(len(contents), 1)
-    new = ~np.isin(np.minimum(a, b) * n + np.maximum(a, b),
-                   np.minimum(near_a, near_b) * n + np.maximum(near_a, near_b))
-    section = {"enabled": True, **found.summary, "pairs_also_found_by_hashes": int((~new).sum()),
-               "tradeoff": found.tradeoff}
-    return rep_rows[a[new]], rep_rows[b[new]], found.similarity[new], section
-
-
 @dataclass(frozen=True)
 class Found:
     """Near-duplicate pairs between contents (indices a, b) found from the hashes, verified or by the hash rule."""
@@ -150,7 +128,7 @@ def hash_pairs(params: Params, hashes: dict, detail: np.ndarray, thumbs: np.ndar
 def run(params: Params, root: Path = Path(".")) -> dict:
     """The whole stage under `root`; returns the summary written to reports/dedup.json."""
     config = params.dedup
-    images_dir = root / params.data.raw_dir / "images"
+    images_dir = root / params.data.raw_dir / layout.RAW_IMAGES
     rows = read_csv(root / MANIFEST, required=("path", "group", "status", "sha256"))
     usable = sorted((r for r in rows if r["status"] == "ok"), key=lambda r: r["path"])  # row order never matters
     paths, groups, shas = [r["path"] for r in usable], [r["group"] for r in usable], [r["sha256"] for r in usable]
@@ -166,8 +144,8 @@ def run(params: Params, root: Path = Path(".")) -> dict:
         views=config.verify.enabled)
     found = hash_pairs(params, hashes, detail, thumbs, ok, aspects([usable[k] for k in rep_rows]), workers,
                        contents, root / CACHE_DIR)
-    emb_a, emb_b, similarity, embedding = embedding_signal(
-        params, images_dir, paths, groups, contents, rep_rows, detail, ok, found.a, found.b, workers, root)
+    hashed = HashedContents(images_dir, paths, groups, contents, rep_rows, detail, ok, workers, root / CACHE_DIR)
+    emb_a, emb_b, similarity, embedding = embedding_signal(params, hashed, found.a, found.b)
     a, b = rep_rows[found.a], rep_rows[found.b]
     ex_a, ex_b = exact_duplicate_pairs(shas)
     i = np.concatenate([ex_a, np.minimum(a, b), np.minimum(emb_a, emb_b)])
@@ -237,8 +215,8 @@ def explain(paths: list[str], labels: list[str], groups: list[str], units: list[
 
 def write_outputs(root: Path, images_dir: Path, kept: list[dict], paths: list[str], units: list[str],
                   summary: dict, shas: list[str]) -> None:
-    write_csv(root / PAIRS_CSV, kept, ("path_a", "path_b", "method", "distance", *EVIDENCE))
-    write_csv(root / UNITS_CSV, ({"path": p, "unit": u} for p, u in zip(paths, units)), ("path", "unit"))
+    write_csv(root / PAIRS_CSV, kept, (*layout.PAIR_COLUMNS, *EVIDENCE))
+    write_csv(root / UNITS_CSV, ({"path": p, "unit": u} for p, u in zip(paths, units)), layout.UNIT_COLUMNS)
     # Cache hits depend on earlier runs, not on the inputs: they go to the untracked run log, not the reports.
     tracked, facts = split_run_facts(summary, RUN_FACTS)
     write_json(root / REPORT_JSON, tracked)

@@ -2,11 +2,11 @@
 
 Run by DVC as `python -m tasks.evaluate` (see dvc.yaml). This is the only code that reads `data/splits/test.csv`.
 Writes `reports/metrics.json`, `reports/test_scores.json`, `reports/predictions.csv`, `reports/confusion_matrix.png`,
-`reports/reliability.png`, `reports/summary.md` with its pictures (`tasks/evaluate_pictures.py`),
+`reports/reliability.png`, `reports/summary.md` with its pictures (`finetuner/evaluate/summary_pictures.py`),
 `reports/model_card.md`, and `reports/leakage.json` (the naive-split and from-scratch comparisons of
-`tasks/leakage.py`, taken after best.pt is scored and never used to select), and records every look in the test-reuse
-ledger
-`reports/test_ledger.json` (deliberately not a DVC output: checking out an older experiment must not erase looks).
+`finetuner/evaluate/leakage_runs.py`, taken after best.pt is scored and never used to select), and records every
+look in the test-reuse ledger `reports/test_ledger.json` (deliberately not a DVC output: checking out an older
+experiment must not erase looks).
 
 Champion/challenger mode, used by the retrain flow: `python -m tasks.evaluate --checkpoint PATH --out PATH.json`
 scores any pipeline checkpoint on the current test split, writes only that JSON and counts it in the ledger.
@@ -26,32 +26,30 @@ from typing import Any
 
 import numpy as np
 
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None  # type: ignore[assignment]
-
-from finetuner.checkpoint import CheckpointError, load_pipeline_checkpoint, model_from_checkpoint
+from finetuner import layout
+from finetuner.common.workspace_lock import file_lock
+from finetuner.train.checkpoint import CheckpointError, load_pipeline_checkpoint, model_from_checkpoint
 from finetuner.config import ConfigError, Params
-from finetuner.inference import predict_files, resolve_device
-from finetuner.ledger import empty_ledger, ledger_summary, model_fingerprint, record_look, sha256_bytes
-from finetuner.metrics import (ReliabilityBin, classification_metrics, confusion_counts,
+from finetuner.common.device import resolve_device
+from finetuner.evaluate.inference import predict_files
+from finetuner.evaluate.ledger import empty_ledger, ledger_summary, model_fingerprint, record_look, sha256_bytes
+from finetuner.evaluate.metrics import (ReliabilityBin, classification_metrics, confusion_counts,
                                expected_calibration_error, reliability_bins, top_confidence)
-from finetuner.plots import confusion_figure, reliability_figure
-from finetuner.preprocessing import Preprocessing
-from tasks.common import InputError, atomic_path, read_csv, run_stage, write_csv, write_json
-from finetuner.leakage import SCHEMA, format_table
-from tasks import leakage
-from tasks.evaluate_pictures import write_pictures
-from tasks.evaluate_reports import write_model_card, write_summary
+from finetuner.evaluate.plots import confusion_figure, reliability_figure
+from finetuner.train.preprocessing import Preprocessing
+from finetuner.common.stage import InputError, atomic_path, read_csv, run_stage, write_csv, write_json
+from finetuner.evaluate.leakage import SCHEMA, format_table
+from finetuner.evaluate import leakage_runs as leakage
+from finetuner.evaluate.summary_pictures import write_pictures
+from finetuner.evaluate.report_inputs import write_model_card, write_summary
 
 log = logging.getLogger("finetuner.evaluate")
 
-TEST_CSV = Path("data/splits/test.csv")
-BEST_MODEL = Path("models/best.pt")
-REPORTS = Path("reports")
-LEDGER = REPORTS / "test_ledger.json"
-SPLIT_COLUMNS = ("path", "label", "group", "unit")
+TEST_CSV = layout.split_csv("test")
+BEST_MODEL = layout.BEST_MODEL
+REPORTS = layout.REPORTS
+LEDGER = layout.TEST_LEDGER
+SPLIT_COLUMNS = layout.SPLIT_COLUMNS
 # The DVC metric (`dvc exp show`, `dvc metrics diff`): the scalar test figures only, so the table fits a terminal;
 # per-class figures and the ledger stay in reports/metrics.json.
 TEST_SCORES = ("accuracy", "macro_f1", "balanced_accuracy", "ece", "n_test")
@@ -135,17 +133,14 @@ def record_in_ledger(ledger_path: Path, split_hash: str, metrics: dict[str, Any]
 def _exclusive(path: Path) -> Iterator[None]:
     """Hold an exclusive lock beside `path`: champion and challenger may be scored at once, and a
     read-modify-write of the ledger without it could lose one of the looks."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(f".{path.name}.lock"), "w") as handle:
-        if fcntl is not None:  # POSIX; elsewhere concurrent scoring is not supported
-            fcntl.flock(handle, fcntl.LOCK_EX)
+    with file_lock(path.with_name(f".{path.name}.lock")):
         yield
 
 
 def _load_test(params: Params, root: Path) -> tuple[list[dict[str, str]], str, Path]:
     test_csv = root / TEST_CSV
     rows = read_csv(test_csv, required=SPLIT_COLUMNS)
-    return rows, sha256_bytes(test_csv.read_bytes()), root / params.data.raw_dir / "images"
+    return rows, sha256_bytes(test_csv.read_bytes()), root / params.data.raw_dir / layout.RAW_IMAGES
 
 
 def _device(params: Params) -> str:
@@ -166,13 +161,13 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict[str, Any]:
     metrics["test_ledger"] = record_in_ledger(root / LEDGER, split_hash, metrics, cfg.ledger_warn_after,
                                               source="evaluate")
     reports = root / REPORTS
-    write_json(reports / "leakage.json", comparison)
-    write_json(reports / "metrics.json", metrics)
-    write_json(reports / "test_scores.json", {key: metrics[key] for key in TEST_SCORES if key in metrics})
-    _write_predictions(reports / "predictions.csv", rows, scored)
+    write_json(reports / layout.LEAKAGE.name, comparison)
+    write_json(reports / layout.METRICS.name, metrics)
+    write_json(reports / layout.TEST_SCORES.name, {key: metrics[key] for key in TEST_SCORES if key in metrics})
+    _write_predictions(reports / layout.PREDICTIONS.name, rows, scored)
     counts = confusion_counts(scored.y_true, scored.probs.argmax(axis=1), len(scored.class_names))
-    _save_figure(confusion_figure(counts, scored.class_names), reports / "confusion_matrix.png")
-    _save_figure(reliability_figure(scored.bins, metrics["ece"]), reports / "reliability.png")
+    _save_figure(confusion_figure(counts, scored.class_names), reports / layout.CONFUSION_MATRIX.name)
+    _save_figure(reliability_figure(scored.bins, metrics["ece"]), reports / layout.RELIABILITY.name)
     predicted = [scored.class_names[i] for i in scored.probs.argmax(axis=1)]
     pictures = write_pictures(reports, images_dir, rows, predicted, comparison)
     write_summary(params, root, metrics, comparison, pictures)

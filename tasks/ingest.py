@@ -12,8 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from finetuner import layout
 from finetuner.config import Params
-from finetuner.ingest import (
+from finetuner.ingest.manifest import (
     MANIFEST_COLUMNS,
     OK,
     SERIAL_BELOW,
@@ -24,13 +25,13 @@ from finetuner.ingest import (
     missing_files,
     summarize,
 )
-from finetuner.metadata import Metadata, MetadataError, MetadataProblem, decode_metadata, parse_metadata
-from tasks.common import InputError, run_stage, write_csv, write_json
+from finetuner.ingest.metadata import Metadata, MetadataError, MetadataProblem, decode_metadata, parse_metadata
+from finetuner.common.stage import InputError, run_stage, write_csv, write_json
 
 log = logging.getLogger("finetuner.ingest")
 
-MANIFEST = Path("data/interim/manifest.csv")
-REPORT = Path("reports/ingest.json")
+MANIFEST = layout.MANIFEST
+REPORT = layout.INGEST_REPORT
 MAX_LOGGED = 20  # problems beyond this are counted in the log and listed in full in the report
 
 
@@ -58,10 +59,10 @@ def no_images_message(images_dir: Path, problem: str) -> str:
 def ingest(params: Params, manifest_path: Path = MANIFEST, report_path: Path = REPORT) -> dict[str, Any]:
     """Scan, decode, hash and label every file; write the manifest and the report; return the report."""
     raw_dir = Path(params.data.raw_dir)
-    images_dir = raw_dir / "images"
+    images_dir = raw_dir / layout.RAW_IMAGES
     if not images_dir.is_dir():
         raise InputError(no_images_message(images_dir, "no such folder"))
-    metadata = read_metadata(raw_dir / "metadata.csv")
+    metadata = read_metadata(raw_dir / layout.RAW_METADATA)
     rel_paths = list_files(images_dir)
     if not rel_paths:
         raise InputError(no_images_message(images_dir, "no files in it"))

@@ -19,16 +19,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from finetuner import layout
 from finetuner.config import ConfigError, Params
-from finetuner.split_report import (
+from finetuner.split.report import (
     REGISTRY_COLUMNS, check_leaks, leak_audit, moved_images, next_run, summarize, update_registry,
 )
-from finetuner.splitting import HELD_OUT, SPLITS, SplitError, assign_splits, fraction_array
-from tasks.common import InputError, atomic_path, run_stage, write_json
-from tasks.split_registry import latest_run_counts, read_registry, write_registry
+from finetuner.split.assign import HELD_OUT, SPLITS, SplitError, assign_splits, fraction_array
+from finetuner.common.stage import InputError, atomic_path, read_frame, run_stage, write_json
+from finetuner.split.registry import latest_run_counts, read_registry, write_registry
 
 log = logging.getLogger("finetuner.split")
-SPLIT_COLUMNS = ("path", "label", "group", "unit")
+SPLIT_COLUMNS = layout.SPLIT_COLUMNS
 
 
 class LeakError(RuntimeError):
@@ -37,27 +38,15 @@ class LeakError(RuntimeError):
 
 @dataclass(frozen=True)
 class SplitPaths:
-    manifest: Path = Path("data/interim/manifest.csv")
-    units: Path = Path("data/interim/units.csv")
-    near_duplicates: Path = Path("data/interim/near_duplicates.csv")
-    out_dir: Path = Path("data/splits")
-    report: Path = Path("reports/split.json")
+    manifest: Path = layout.MANIFEST
+    units: Path = layout.UNITS
+    near_duplicates: Path = layout.NEAR_DUPLICATES
+    out_dir: Path = layout.SPLITS
+    report: Path = layout.SPLIT_REPORT
 
     @property
     def registry(self) -> Path:
-        return self.out_dir / "registry.csv"
-
-
-def read_frame(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
-    """The `required` columns of a CSV as Python strings (empty cells stay ""), or InputError naming the file and
-    the missing columns. Object columns, because pandas' own string dtype is several times slower without pyarrow."""
-    if not path.exists():
-        raise InputError(f"{path}: not found (run the stage that writes it first, e.g. `dvc repro`)")
-    header = pd.read_csv(path, nrows=0).columns
-    missing = [column for column in required if column not in header]
-    if missing:
-        raise InputError(f"{path}: missing column(s) {missing}; found {list(header)}")
-    return pd.read_csv(path, dtype=object, keep_default_na=False, usecols=list(required))
+        return self.out_dir / layout.SPLIT_REGISTRY.name
 
 
 def load_images(paths: SplitPaths) -> pd.DataFrame:
@@ -163,7 +152,7 @@ def _changed(old: pd.DataFrame | None, frame: pd.DataFrame) -> int:
 
 def audit(paths: SplitPaths = SplitPaths()) -> dict[str, Any]:
     """The leak audit alone, on the current inputs and params; writes nothing."""
-    from tasks.common import load_params
+    from finetuner.common.stage import load_params
 
     params = load_params()
     images = load_images(paths)

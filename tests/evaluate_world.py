@@ -1,6 +1,7 @@
 """A tiny world for the evaluate/predict tests: coloured 32-40 px images in class folders and resnet18 checkpoints.
 
-Not a test module; imported by tests/test_evaluate.py, tests/test_predict.py and tests/test_ledger.py.
+Not a test module; imported by tests/tasks/test_evaluate.py, tests/cli/test_predict.py and
+tests/evaluate/test_ledger.py.
 """
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from finetuner.checkpoint import build_classifier
-from finetuner.preprocessing import Preprocessing
+from finetuner.train.checkpoint import build_classifier
+from finetuner.train.preprocessing import Preprocessing
 
 CLASSES = ("cat", "dog", "fox")
 COLOURS = {"cat": (220, 30, 30), "dog": (30, 200, 40), "fox": (40, 40, 220)}
@@ -68,7 +69,7 @@ def fit_head(checkpoint_path: Path, train_rows: list[dict[str, str]], images_dir
     The features go through the checkpoint's own preprocessing, like evaluate and predict do: a mismatch there
     would show up as lost accuracy.
     """
-    from finetuner.imageio import load_rgb
+    from finetuner.common.imageio import load_rgb
 
     checkpoint = torch.load(checkpoint_path, weights_only=True)
     model = build_classifier(checkpoint["arch"], len(checkpoint["class_to_idx"]))

@@ -1,5 +1,6 @@
 """A tiny project for the fault tests and benchmarks/kill_matrix.py: images, params.yaml, and running the seven
-stages through their real entry points (`tasks.<stage>.main`), in process or as killable subprocesses."""
+stages through their real entry points (dvc.yaml's `python -m tasks.<module>` commands), in process or as
+killable subprocesses."""
 from __future__ import annotations
 
 import contextlib
@@ -37,20 +38,31 @@ def make_project(root: Path, per_class: int = 5) -> Path:
     return root
 
 
+def entry_point(stage: str) -> tuple[str, list[str]]:
+    """The module and arguments of a stage's `python -m <module> [args]` command in dvc.yaml."""
+    import yaml
+
+    cmd = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"][stage]["cmd"].split()
+    return cmd[2], cmd[3:]
+
+
 def run_in_process(root: Path, stage: str) -> int:
     """One stage through its real entry point, in this process (cheap: torchvision is imported once)."""
-    module = importlib.import_module(f"tasks.{stage}")
+    name, args = entry_point(stage)
+    module = importlib.import_module(name)
     with contextlib.chdir(root):
-        return module.main([]) if stage in ("split", "evaluate") else module.main()
+        return module.main(args) if name in ("tasks.split", "tasks.evaluate", "tasks.train") else module.main()
 
 
 def run_subprocess(root: Path, stage: str, kill_at: str | None = None, timeout: float = 600) -> int:
-    """One stage as `python -m tasks.<stage>`; `kill_at` ("after:N" / "before:N") SIGKILLs it at that write."""
+    """One stage as its dvc.yaml command (`python -m tasks.<stage>`); `kill_at` ("after:N" / "before:N") SIGKILLs it
+    at that write."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     env.pop("FINETUNER_KILL_AT", None)
     if kill_at:
         env["FINETUNER_KILL_AT"] = kill_at
-    done = subprocess.run([sys.executable, "-m", f"tasks.{stage}"], cwd=root, env=env, capture_output=True,
+    name, args = entry_point(stage)
+    done = subprocess.run([sys.executable, "-m", name, *args], cwd=root, env=env, capture_output=True,
                           text=True, timeout=timeout)
     if done.returncode not in (0, -signal.SIGKILL):
         raise AssertionError(f"{stage} failed ({done.returncode}):\n{done.stderr[-3000:]}")

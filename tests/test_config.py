@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from finetuner.config import ConfigError, parse_params
-from tasks.common import load_params
+from finetuner.common.stage import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -129,7 +129,7 @@ def test_stage_cli_stops_on_bad_params_before_work(tmp_path, monkeypatch, capsys
 def test_atomic_writes_get_ordinary_permissions(tmp_path):
     import os
 
-    from tasks.common import write_text
+    from finetuner.common.stage import write_text
 
     old = os.umask(0o022)
     try:

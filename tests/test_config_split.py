@@ -42,7 +42,7 @@ def test_unknown_split_key_is_named():
 
 
 def test_committed_params_name_the_split_keys(repo_root):
-    from tasks.common import load_params
+    from finetuner.common.stage import load_params
 
     split = load_params(repo_root / "params.yaml").split
     assert split.reshuffle is False and split.max_unit_share == 0.5

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from finetuner.config import Params
-from tasks.training import STAGES as TRAINING_STAGES
+from finetuner.train.stage import STAGES as TRAINING_STAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_PACKAGES = ("finetuner", "tasks", "flows")
@@ -50,6 +50,17 @@ def imported_names(path: Path, root: Path = ROOT) -> set[str]:
     return names
 
 
+def lazy_exports(init: Path) -> dict[str, str]:
+    """A package's `lazy_exports(__name__, {name: module})` table (finetuner/__init__.py): `from pkg import name`
+    runs `pkg.module`."""
+    for node in ast.walk(ast.parse(init.read_text(encoding="utf-8"), str(init))):
+        if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "lazy_exports" and len(node.args) == 2
+                and isinstance(node.args[1], ast.Dict)):
+            return {key.value: value.value for key, value in zip(node.args[1].keys, node.args[1].values)
+                    if isinstance(key, ast.Constant) and isinstance(value, ast.Constant)}
+    return {}
+
+
 def import_closure(entry: Path, root: Path = ROOT) -> set[Path]:
     """Every project file that running `entry` imports, the packages' __init__ files on the way included."""
     seen: set[Path] = set()
@@ -63,6 +74,11 @@ def import_closure(entry: Path, root: Path = ROOT) -> set[Path]:
             parts = name.split(".")
             for i in range(1, len(parts) + 1):
                 found = module_file(".".join(parts[:i]), root)
+                if found is not None and found.name == "__init__.py" and i < len(parts):
+                    module = lazy_exports(found).get(parts[i])
+                    exported = module_file(".".join([*parts[:i], module]), root) if module else None
+                    if exported is not None and exported not in seen:
+                        todo.append(exported)
                 if found is not None and found not in seen:
                     todo.append(found)
     return seen
@@ -72,7 +88,7 @@ def params_read(path: Path) -> set[str]:
     """Dotted params keys read as `params.<section>[.<key>...]` chains in one file (`params` = the Params object).
 
     `getattr(params.stages, name)` reads one stage's section, chosen at run time: it is recorded as `stages.*`, which
-    `stage_gaps` resolves through tasks/training.py's STAGES table (the one place a stage's section is named).
+    `stage_gaps` resolves through finetuner/train/stage.py's STAGES table (the one place a stage's section is named).
     """
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
     inner = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
@@ -162,3 +178,16 @@ def test_the_check_catches_a_new_import_and_a_new_key(tmp_path):
     stage["deps"].append("finetuner")
     stage["params"] += ["split", "train", "stages"]
     assert stage_gaps(stage, tmp_path) == ([], ["<all params>"])
+
+
+def test_a_name_imported_from_a_package_counts_the_module_that_defines_it(tmp_path):
+    """`from finetuner.pkg import thing` runs the module `lazy_exports` maps `thing` to: it is a dependency too."""
+    for package in ("tasks", "finetuner", "finetuner/pkg"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text("")
+    (tmp_path / "finetuner" / "pkg" / "__init__.py").write_text(
+        "from finetuner import lazy_exports\n\n__getattr__, __all__ = lazy_exports(__name__, {'thing': 'impl'})\n")
+    (tmp_path / "finetuner" / "pkg" / "impl.py").write_text("thing = 1\n")
+    (tmp_path / "tasks" / "stage.py").write_text("from finetuner.pkg import thing\n")
+    stage = {"cmd": "python -m tasks.stage", "deps": ["tasks/stage.py"], "params": []}
+    assert stage_gaps(stage, tmp_path)[0] == ["finetuner/pkg/__init__.py", "finetuner/pkg/impl.py"]

@@ -1,7 +1,7 @@
 """The real pipeline, end to end: `dvc repro` runs all seven stages on a small demo world in a temp git repo.
 
 This is the one test that exercises every stage's real code together through DVC, exactly as `make demo` does
-(minus Prefect, which tests/test_flows_*.py cover); unit and stage tests live beside each module.
+(minus Prefect, which tests/flows/ covers); tests/ mirrors the package tree.
 """
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dvc_project import init_repo, run
-from finetuner.demo_world import WorldSpec
-from tasks.demo_data import write_first_batch
+from tests.dvc_project import init_repo, run
+from finetuner.demo.world import WorldSpec
+from finetuner.demo.data import write_first_batch
 
 STAGES = ("ingest", "dedup", "split", "train_head", "train_partial", "train_full", "evaluate")
 

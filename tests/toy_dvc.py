@@ -24,7 +24,7 @@ stage = sys.argv[1]
 start = time.time()
 params = yaml.safe_load(Path("params.yaml").read_text())
 print(f"toy {stage}: starting", flush=True)
-if Path(f"refuse_{stage}").exists():  # like tasks.common.run_stage on bad input: exit code 2
+if Path(f"refuse_{stage}").exists():  # like finetuner.common.stage.run_stage on bad input: exit code 2
     with open("runs.log", "a") as log:
         log.write(f"{stage} {start:.3f} {time.time():.3f} failed\n")
     print(f"{stage}: data/raw/images/cat/x.jpg: not an image", file=sys.stderr)

@@ -73,7 +73,7 @@ stages:
 
 def kill_after_first_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make the next training stage die (KeyboardInterrupt) right after it wrote its first resume.pt."""
-    from tasks import train_io
+    from finetuner.train import stage_files as train_io
 
     save = train_io.save_torch
 

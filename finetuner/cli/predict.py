@@ -20,11 +20,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from finetuner.checkpoint import CheckpointError, load_pipeline_checkpoint, model_from_checkpoint
-from finetuner.imageio import UNREADABLE, ImageCheckError, check_image
-from finetuner.inference import ImageResult, predict_files, resolve_device
-from finetuner.preprocessing import Preprocessing
-from tasks.common import write_csv  # the atomic CSV writer every stage uses
+from finetuner import layout
+from finetuner.train.checkpoint import CheckpointError, load_pipeline_checkpoint, model_from_checkpoint
+from finetuner.common.imageio import UNREADABLE, ImageCheckError, check_image
+from finetuner.common.device import resolve_device
+from finetuner.evaluate.inference import ImageResult, predict_files
+from finetuner.train.preprocessing import Preprocessing
+from finetuner.common.stage import write_csv  # the atomic CSV writer every stage uses
 
 IMAGE_SUFFIXES = frozenset(suffix.lower() for suffix in Image.registered_extensions())
 
@@ -99,7 +101,7 @@ def result_rows(results: Sequence[ImageResult], class_names: Sequence[str], top_
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="predict", description="Label images with a finetuner checkpoint.")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, or @list.txt")
-    parser.add_argument("--checkpoint", type=Path, default=Path("models/best.pt"))
+    parser.add_argument("--checkpoint", type=Path, default=layout.BEST_MODEL)
     parser.add_argument("--out", type=Path, required=True, help="CSV to write")
     parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=64)

@@ -1,0 +1,140 @@
+"""The dedup stage's verified pairs: candidate signals propose, the verifier decides (dedup.verify.enabled).
+
+Candidates are image pairs with some view of one (full, mirror, centre and one-sided crops, letterbox-trimmed:
+finetuner/dedup/views.py) within `dedup.verify.candidate_distance` bits of some view of the other, plus pairs within
+`dedup.max_distance` under any configured hash method; each image's `candidates_per_image` closest are kept. Every
+candidate is then decided by finetuner/dedup/verify.py on the cached thumbnails, so no file is decoded again. Also
+builds the report's trade-off table (pairs and largest cluster at thresholds around `min_similarity`) and the list of
+rejected candidates nearest the cut-off, which dedup.html shows so a person can audit it. Called by tasks/dedup.py.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from finetuner.config import VerifyConfig
+from finetuner.dedup.hashing import view_key
+from finetuner.dedup.neighbours import hamming, radius_pairs
+from finetuner.dedup.units import cluster_stats
+from finetuner.dedup.verify import Verdicts, VerifyRule, verify_pairs
+from finetuner.dedup.views import VIEWS, Candidates, nearest_per_image, view_candidates
+from finetuner.dedup.hash_cache import VerdictCache
+
+EVIDENCE = ("signal", "rule", "similarity", "detail_similarity", "overlap", "transform")
+MAX_REJECTED_SHOWN = 30
+
+
+def verify_rule(config: VerifyConfig) -> VerifyRule:
+    return VerifyRule(min_similarity=config.min_similarity, min_detail_similarity=config.min_detail_similarity,
+                      min_overlap=config.min_overlap, max_stretch=config.max_stretch, low_detail=config.low_detail,
+                      flat_max_difference=config.flat_max_difference)
+
+
+@dataclass(frozen=True)
+class Verified:
+    """Every candidate pair (content indices a < b), the signal that proposed it, its distance, and its verdict."""
+
+    a: np.ndarray
+    b: np.ndarray
+    signal: np.ndarray
+    distance: np.ndarray
+    verdicts: Verdicts
+
+    def evidence(self, k: int) -> dict:
+        """The near_duplicates.csv evidence columns of candidate k."""
+        v = self.verdicts
+        return {"signal": str(self.signal[k]), "rule": str(v.rule[k]), "similarity": float(v.similarity[k]),
+                "detail_similarity": float(v.detail_similarity[k]), "overlap": float(v.overlap[k]),
+                "transform": str(v.transform[k])}
+
+
+def candidate_pairs(hashes: dict[str, np.ndarray], low_detail: np.ndarray, methods: tuple[str, ...],
+                    max_distance: int, config: VerifyConfig, workers: int) -> Candidates:
+    """View candidates and configured-hash candidates (indices into the given arrays), closest signal per pair."""
+    views = {name: hashes[view_key(name)] for name in VIEWS}
+    found = view_candidates(views, low_detail, config.candidate_distance, workers)
+    n = len(low_detail)
+    parts_i, parts_j, parts_s, parts_d = [found.i], [found.j], [found.signal], [found.distance]
+    for method in methods:
+        pairs = radius_pairs(hashes[method], max_distance, workers)
+        parts_i.append(pairs[:, 0])
+        parts_j.append(pairs[:, 1])
+        parts_s.append(np.full(len(pairs), method, dtype=object))
+        parts_d.append(hamming(hashes[method][pairs[:, 0]], hashes[method][pairs[:, 1]]))
+    i, j, d = np.concatenate(parts_i), np.concatenate(parts_j), np.concatenate(parts_d)
+    signal = np.concatenate(parts_s).astype(object)
+    order = np.lexsort((d, j, i))  # per pair, the closest signal first (stable: views before methods on ties)
+    i, j, d, signal = i[order], j[order], d[order], signal[order]
+    head = np.r_[True, (i[1:] != i[:-1]) | (j[1:] != j[:-1])] if len(i) else np.zeros(0, bool)
+    merged = Candidates(i[head], j[head], signal[head], d[head])
+    return nearest_per_image(merged, n, config.candidates_per_image)
+
+
+def verified_pairs(hashes: dict[str, np.ndarray], detail: np.ndarray, thumbs: np.ndarray, ok: np.ndarray,
+                   methods: tuple[str, ...], max_distance: int, low_info_std: float, config: VerifyConfig,
+                   workers: int, aspect: np.ndarray | None = None, shas: list[str] | None = None,
+                   cache_dir: Path | None = None) -> Verified:
+    """Candidates among the hashed contents, each decided by the verifier; indices are content positions.
+    `aspect`: width / height per content (NaN where unknown), so no alignment may stretch an image. With `shas`
+    and `cache_dir`, verdicts are cached per content pair: a grown collection verifies only its new pairs."""
+    hashed = np.flatnonzero(ok)
+    subset = {name: values[hashed] for name, values in hashes.items()}
+    found = candidate_pairs(subset, detail[hashed] < low_info_std, methods, max_distance, config, workers)
+    a, b = hashed[found.i], hashed[found.j]
+    rule = verify_rule(config)
+    cache = VerdictCache(cache_dir, repr(rule)) if shas is not None and cache_dir is not None else None
+    ratio = np.full(len(detail), np.nan) if aspect is None else aspect
+    keys = [f"{shas[x]}|{shas[y]}|{s}|{ratio[x]:.4f}|{ratio[y]:.4f}" for x, y, s in
+            zip(a.tolist(), b.tolist(), found.signal.tolist())] if cache else []
+    known = cache.get(keys) if cache else [None] * len(a)
+    todo = np.array([k for k, row in enumerate(known) if row is None], dtype=np.int64)
+    used, inverse = np.unique(np.r_[a[todo], b[todo]], return_inverse=True)  # the new candidates' thumbs only
+    fresh = verify_pairs(thumbs[used], inverse[:len(todo)], inverse[len(todo):], list(found.signal[todo]), rule,
+                         None if aspect is None else aspect[used])
+    rows = [(bool(v.accepted), v.rule, v.similarity, v.detail_similarity, v.overlap, v.transform)
+            for v in (fresh.row(k) for k in range(len(todo)))]
+    if cache:
+        cache.add([keys[k] for k in todo.tolist()], rows)
+        cache.save()
+    for k, row in zip(todo.tolist(), rows):
+        known[k] = row
+    columns = list(zip(*known)) if known else [[]] * 6
+    verdicts = Verdicts(*(np.array(c, dtype=d) for c, d in zip(columns, (bool, object, np.float64, np.float64,
+                                                                         np.float64, object))))
+    return Verified(a, b, found.signal, found.distance, verdicts)
+
+
+def margin(verified: Verified, config: VerifyConfig) -> np.ndarray:
+    """How far each candidate is from the cut-off (negative = rejected), in the measure its rule uses."""
+    v = verified.verdicts
+    aligned = np.minimum.reduce([v.similarity - config.min_similarity,
+                                 v.detail_similarity - config.min_detail_similarity, v.overlap - config.min_overlap])
+    flat = v.similarity - (1.0 - config.flat_max_difference / 255.0)
+    return np.where(v.rule == "low-detail", flat, aligned)
+
+
+def nearest_rejected(verified: Verified, config: VerifyConfig) -> np.ndarray:
+    """Positions of the rejected candidates closest to the cut-off, closest first (at most MAX_REJECTED_SHOWN)."""
+    gap = margin(verified, config)
+    rejected = np.flatnonzero(~verified.verdicts.accepted)
+    order = np.lexsort((verified.b[rejected], verified.a[rejected], -gap[rejected]))
+    return rejected[order][:MAX_REJECTED_SHOWN]
+
+
+def verify_tradeoff(n: int, verified: Verified, config: VerifyConfig) -> list[dict]:
+    """Pairs and largest cluster (before the size guard) if min_similarity were a little looser or stricter."""
+    v = verified.verdicts
+    rows = []
+    for step in (-0.06, -0.03, 0.0, 0.02, 0.04):
+        threshold = round(config.min_similarity + step, 4)
+        if not 0 < threshold <= 1:
+            continue
+        keep = np.where(v.rule == "low-detail", v.accepted,
+                        (v.similarity >= threshold) & (v.detail_similarity >= config.min_detail_similarity)
+                        & (v.overlap >= config.min_overlap))
+        clusters, largest = cluster_stats(n, verified.a[keep], verified.b[keep])
+        rows.append({"min_similarity": threshold, "pairs": int(keep.sum()), "clusters": clusters,
+                     "largest_cluster": largest})
+    return rows

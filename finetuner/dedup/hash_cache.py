@@ -1,0 +1,125 @@
+"""The dedup stage's hash cache: per content sha256, one file per (method, hash size, decode size, version).
+
+Lives in data/cache/dedup (gitignored, not a DVC output), so `dvc repro` after data grew decodes only new files.
+A hash depends on the decode (reduced-size JPEG draft), hence the decode size in the key; bump VERSION when the
+hashing code changes what it computes. With `thumbs`, the 64x64 grey thumbnails the verifier compares are kept too
+(4 KiB per content), so verifying a pair never decodes a file again. Files are written atomically and checksummed; a
+damaged file is reported, ignored and rebuilt.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from finetuner.dedup.hashing import THUMB
+from finetuner.common.content_cache import ContentCache
+from finetuner.common.integrity import CorruptFile, load_npz_checked, save_npz_checked
+
+log = logging.getLogger("finetuner.dedup")
+
+VERSION = 2  # 2: files carry a checksum (finetuner/common/integrity.py)
+
+
+class HashCache:
+    """sha256 -> uint64 per method, plus sha256 -> detail (the thumbnail's grey std)."""
+
+    def __init__(self, directory: Path, methods: Sequence[str], hash_size: int, decode_size: int,
+                 thumbs: bool = False):
+        self.directory = Path(directory)
+        tag = f"{hash_size * hash_size}bit-d{decode_size}-v{VERSION}"
+        self.files = {m: self.directory / f"{m}-{tag}.npz" for m in methods}
+        self.files["detail"] = self.directory / f"detail-d{decode_size}-v{VERSION}.npz"
+        if thumbs:
+            self.files["thumbs"] = self.directory / f"thumbs-d{decode_size}-v{VERSION}.npz"
+        self.tables = {name: ContentCache(path, "hash cache") for name, path in self.files.items()}
+
+    def missing(self, shas: Sequence[str]) -> list[int]:
+        """Positions of the contents lacking any method's hash or the detail value."""
+        return [k for k, sha in enumerate(shas) if any(sha not in table for table in self.tables.values())]
+
+    def add(self, shas: Sequence[str], hashes: dict[str, np.ndarray], detail: np.ndarray,
+            thumbs: np.ndarray | None = None) -> None:
+        extra = [("thumbs", thumbs)] if "thumbs" in self.tables and thumbs is not None else []
+        for name, values in [*hashes.items(), ("detail", detail), *extra]:
+            self.tables[name].update(shas, values.tolist() if values.ndim == 1 else values)
+
+    def lookup(self, shas: Sequence[str]) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """(hashes per method, detail, ok) for every content; ok is False where nothing is cached (unreadable)."""
+        ok = np.array([all(sha in t for t in self.tables.values()) for sha in shas], dtype=bool)
+        hashes = {
+            name: np.array([table.get(sha, 0) for sha in shas], dtype=np.uint64)
+            for name, table in self.tables.items() if name not in ("detail", "thumbs")
+        }
+        detail = np.array([self.tables["detail"].get(sha, 0.0) for sha in shas], dtype=np.float32)
+        return hashes, detail, ok
+
+    def thumbs(self, shas: Sequence[str]) -> np.ndarray:
+        """(n, 64, 64) uint8 thumbnails (zeros where missing: such contents are not `ok` in `lookup`)."""
+        table = self.tables["thumbs"]
+        out = np.zeros((len(shas), THUMB, THUMB), dtype=np.uint8)
+        for k, sha in enumerate(shas):
+            if sha in table:
+                out[k] = table.get(sha)
+        return out
+
+    def save(self) -> None:
+        for name, table in self.tables.items():
+            table.save({"detail": np.float32, "thumbs": np.uint8}.get(name, np.uint64))
+
+
+class VerdictCache:
+    """The verifier's decision per candidate (both contents' sha256, the proposing signal, both aspect ratios),
+    one file per verifier setting, so when data grows only pairs with a new image are verified again."""
+
+    FIELDS = ("accepted", "rule", "similarity", "detail_similarity", "overlap", "transform")
+
+    def __init__(self, directory: Path, setting: str):
+        tag = hashlib.sha256(setting.encode()).hexdigest()[:12]
+        self.path = Path(directory) / f"verdicts-{tag}-v{VERSION}.npz"
+        self.table: dict[str, tuple] = {}
+        self.dirty = False
+        if self.path.exists():
+            try:
+                data = load_npz_checked(self.path)
+                columns = [data[f].tolist() for f in self.FIELDS]
+                self.table = dict(zip(data["key"].astype(str).tolist(), zip(*columns)))
+            except (CorruptFile, KeyError) as exc:
+                log.warning("ignoring damaged verdict cache %s (%s); it will be rebuilt", self.path, exc)
+
+    def get(self, keys: Sequence[str]) -> list[tuple | None]:
+        return [self.table.get(key) for key in keys]
+
+    def add(self, keys: Sequence[str], rows: Sequence[tuple]) -> None:
+        self.table.update(zip(keys, rows))
+        self.dirty = self.dirty or bool(keys)
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        keys = sorted(self.table)
+        columns = list(zip(*(self.table[k] for k in keys))) if keys else [[]] * len(self.FIELDS)
+        arrays = {f: np.array(c, dtype=d) for f, c, d in zip(self.FIELDS, columns, (bool, "U16", np.float64,
+                                                                                   np.float64, np.float64, "U200"))}
+        save_npz_checked(self.path, key=np.array(keys, dtype="U300"), **arrays)
+        self.dirty = False
+
+
+class PreviewCache:
+    """dedup.html's base64 JPEG thumbnails per content sha256, so a rerun decodes only files it has not shown."""
+
+    def __init__(self, directory: Path, size: int):
+        self.cache = ContentCache(Path(directory) / f"previews-{size}-v{VERSION}.npz", "preview cache")
+
+    def get(self, sha: str) -> str | None:
+        return self.cache.get(sha)
+
+    def put(self, sha: str, value: str) -> str:
+        self.cache.update([sha], [value])
+        return value
+
+    def save(self) -> None:
+        self.cache.save()

@@ -1,0 +1,207 @@
+"""Perceptual hashes of image files, vectorised over batches, bit-for-bit equal to imagehash's.
+
+`hash_files(paths, methods)` decodes each file once at reduced size (JPEG draft mode: the decoder skips the work for
+pixels the 32x32 hash never sees), then computes every requested hash for the whole batch at once: phash (2-D DCT
+over a stack of 32x32 thumbnails), dhash and ahash in numpy; whash and colorhash through imagehash itself on the
+reduced image. Hashes are 64-bit integers (`int(str(imagehash.phash(img)), 16)`), so Hamming distance is
+`popcount(a ^ b)`. Files are spread over processes with `workers` (0 = all cores). Used by `tasks/dedup.py`.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import imagehash
+import numpy as np
+import scipy.fftpack
+from PIL import Image, ImageOps
+
+from finetuner.common.imageio import to_rgb
+
+HASH_SIZE = 8  # 8x8 = 64 bits: the size `dedup.max_distance` is defined on
+PHASH_SIZE = HASH_SIZE * 4  # imagehash's highfreq_factor
+DECODE_SIZE = 32  # JPEG draft target: smallest 1/2^k scale (k <= 3) keeping both sides >= the 32 px phash input
+NUMPY_METHODS = ("phash", "dhash", "ahash")
+LANCZOS = Image.Resampling.LANCZOS
+THUMB = 64  # side of the squashed grey thumbnail kept per image for candidate views and the verifier
+
+
+@dataclass(frozen=True)
+class HashBatch:
+    """Hashes of a batch of files: `hashes[method]` is uint64 per file, `detail` the 32x32 thumbnail's grey std,
+    `thumbs` the (n, 64, 64) uint8 squashed grey thumbnails (finetuner/dedup/views.py and verify.py use them).
+
+    `ok[i]` is False where file i could not be decoded (its hashes are 0 and must not be used).
+    """
+
+    hashes: dict[str, np.ndarray]
+    detail: np.ndarray
+    ok: np.ndarray
+    thumbs: np.ndarray
+
+
+def decode_for_hash(path: str | Path, size: int = DECODE_SIZE, color: bool = False) -> Image.Image:
+    """Open a file as an 8-bit grey (or RGB with `color`) image, at reduced scale where the format allows it.
+
+    JPEGs are decoded straight to grey at the smallest 1/2^k scale that keeps both sides >= `size`; EXIF rotation
+    is applied so a rotated copy hashes like the original it shows. Other formats go through `to_rgb`.
+    """
+    with Image.open(path) as image:
+        if image.format == "JPEG":
+            image.draft("RGB" if color else "L", (size, size))
+        if image.mode == ("RGB" if color else "L") and getattr(image, "n_frames", 1) == 1:
+            image.load()
+            return ImageOps.exif_transpose(image)
+        rgb = to_rgb(image)
+    return rgb if color else rgb.convert("L")
+
+
+def bits_to_uint64(bits: np.ndarray) -> np.ndarray:
+    """Pack (n, k<=64) booleans row-major into uint64, first bit most significant (imagehash's hex order)."""
+    n, k = bits.shape
+    padded = np.zeros((n, 64), dtype=bool)
+    padded[:, 64 - k :] = bits
+    return np.packbits(padded, axis=1).view(">u8").ravel().astype(np.uint64)
+
+
+def phash_bits(thumbs32: np.ndarray) -> np.ndarray:
+    """imagehash.phash on a stack of 32x32 grey thumbnails: DCT rows then columns, low 8x8 > its median."""
+    dct = scipy.fftpack.dct(scipy.fftpack.dct(thumbs32, axis=1), axis=2)
+    low = dct[:, :HASH_SIZE, :HASH_SIZE].reshape(len(thumbs32), -1)
+    return low > np.median(low, axis=1, keepdims=True)
+
+
+def dhash_bits(thumbs9x8: np.ndarray) -> np.ndarray:
+    """imagehash.dhash on a stack of 8-row, 9-column grey thumbnails: is each pixel brighter than its left one."""
+    return (thumbs9x8[:, :, 1:] > thumbs9x8[:, :, :-1]).reshape(len(thumbs9x8), -1)
+
+
+def ahash_bits(thumbs8: np.ndarray) -> np.ndarray:
+    """imagehash.average_hash on a stack of 8x8 grey thumbnails: brighter than the thumbnail's mean."""
+    flat = thumbs8.reshape(len(thumbs8), -1)
+    return flat > flat.mean(axis=1, keepdims=True)
+
+
+def thumbnails(images: Sequence[Image.Image]) -> np.ndarray:
+    """(n, 64, 64) uint8 squashed grey thumbnails (area averaging when shrinking, so no aliasing)."""
+    out = np.zeros((len(images), THUMB, THUMB), dtype=np.uint8)
+    for k, image in enumerate(images):
+        grey = np.asarray(image if image.mode == "L" else image.convert("L"))
+        interp = cv2.INTER_AREA if min(grey.shape) >= THUMB else cv2.INTER_LINEAR
+        out[k] = cv2.resize(np.ascontiguousarray(grey), (THUMB, THUMB), interpolation=interp)
+    return out
+
+
+def hash_images(images: Sequence[Image.Image], methods: Sequence[str]) -> HashBatch:
+    """Hash already-decoded images (any mode) with every method; the vectorised core of `hash_files`."""
+    n = len(images)
+    grey = [image if image.mode == "L" else image.convert("L") for image in images]
+    thumbs32 = np.stack([np.asarray(g.resize((PHASH_SIZE, PHASH_SIZE), LANCZOS)) for g in grey]) if n else None
+    hashes: dict[str, np.ndarray] = {}
+    for method in methods:
+        if n == 0:
+            hashes[method] = np.zeros(0, dtype=np.uint64)
+        elif method == "phash":
+            hashes[method] = bits_to_uint64(phash_bits(thumbs32))
+        elif method == "dhash":
+            small = np.stack([np.asarray(g.resize((HASH_SIZE + 1, HASH_SIZE), LANCZOS)) for g in grey])
+            hashes[method] = bits_to_uint64(dhash_bits(small))
+        elif method == "ahash":
+            small = np.stack([np.asarray(g.resize((HASH_SIZE, HASH_SIZE), LANCZOS)) for g in grey])
+            hashes[method] = bits_to_uint64(ahash_bits(small))
+        elif method == "whash":
+            hashes[method] = _via_imagehash(imagehash.whash, grey)
+        elif method == "colorhash":
+            hashes[method] = _via_imagehash(imagehash.colorhash, [i.convert("RGB") for i in images])
+        else:
+            raise ValueError(f"unknown hash method {method!r}")
+    detail = thumbs32.reshape(n, -1).std(axis=1) if n else np.zeros(0)
+    return HashBatch(hashes=hashes, detail=detail.astype(np.float32), ok=np.ones(n, dtype=bool),
+                     thumbs=thumbnails(grey))
+
+
+def _via_imagehash(function, images: Sequence[Image.Image]) -> np.ndarray:
+    return np.array([int(str(function(image)), 16) for image in images], dtype=np.uint64)
+
+
+def _hash_chunk(args: tuple[list[str], tuple[str, ...], bool]) -> HashBatch:
+    paths, methods, with_views = args
+    color = "colorhash" in methods
+    images, ok = [], np.ones(len(paths), dtype=bool)
+    for i, path in enumerate(paths):
+        try:
+            images.append(decode_for_hash(path, color=color))
+        except Exception:  # noqa: BLE001 - ingest vetted these files; one broken since is reported, not fatal
+            ok[i] = False
+    batch = hash_images(images, methods)
+    if with_views:  # in the worker, so the views' resizes and DCTs run in parallel too
+        from finetuner.dedup.views import view_hashes  # views builds on this module's hash primitives
+
+        batch.hashes.update({view_key(name): h for name, h in view_hashes(batch.thumbs).items()})
+    return _scatter(batch, ok)
+
+
+def view_key(view: str) -> str:
+    """The name a candidate view's hash goes by next to the methods (finetuner/dedup/views.py)."""
+    return f"view-{view}"
+
+
+def _scatter(batch: HashBatch, ok: np.ndarray) -> HashBatch:
+    """Spread a batch hashed over the decodable files back to all positions (zeros where ok is False)."""
+    hashes = {}
+    for method, values in batch.hashes.items():
+        full = np.zeros(len(ok), dtype=np.uint64)
+        full[ok] = values
+        hashes[method] = full
+    detail = np.zeros(len(ok), dtype=np.float32)
+    detail[ok] = batch.detail
+    thumbs = np.zeros((len(ok), THUMB, THUMB), dtype=np.uint8)
+    thumbs[ok] = batch.thumbs
+    return HashBatch(hashes=hashes, detail=detail, ok=ok, thumbs=thumbs)
+
+
+def resolve_workers(workers: int) -> int:
+    """`0` means every core this process may use."""
+    if workers > 0:
+        return workers
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def hash_files(paths: Sequence[str | Path], methods: Sequence[str], workers: int = 0, chunk: int = 256,
+               views: Sequence[str] = ()) -> HashBatch:
+    """Hash every file with every method, in parallel over `workers` processes (0 = all cores).
+
+    With `views` (names from finetuner/dedup/views.py VIEWS; all of them are computed), their hashes are added to
+    `hashes` under `view_key(name)`."""
+    methods = tuple(methods)
+    chunks = [([str(p) for p in paths[i : i + chunk]], methods, bool(views)) for i in range(0, len(paths), chunk)]
+    n_workers = min(resolve_workers(workers), len(chunks))
+    if n_workers <= 1:
+        parts = [_hash_chunk(c) for c in chunks]
+    else:
+        # fork: the stage never imports torch, so forking is cheap and safe, and avoids re-importing scipy per worker
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+        with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context(method)) as pool:
+            parts = list(pool.map(_hash_chunk, chunks))
+    return concat_batches(parts, methods + tuple(view_key(v) for v in views))
+
+
+def concat_batches(parts: Sequence[HashBatch], methods: Sequence[str]) -> HashBatch:
+    if not parts:
+        empty = np.zeros(0, dtype=np.uint64)
+        return HashBatch({m: empty for m in methods}, np.zeros(0, dtype=np.float32), np.zeros(0, dtype=bool),
+                         np.zeros((0, THUMB, THUMB), dtype=np.uint8))
+    return HashBatch(
+        hashes={m: np.concatenate([p.hashes[m] for p in parts]) for m in methods},
+        detail=np.concatenate([p.detail for p in parts]),
+        ok=np.concatenate([p.ok for p in parts]),
+        thumbs=np.concatenate([p.thumbs for p in parts]),
+    )

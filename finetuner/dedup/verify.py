@@ -1,0 +1,299 @@
+"""The verifier: decides every candidate pair by aligning the two images and measuring what the alignment explains.
+
+Hash distance is a poor judge on real photographs: smooth wallpapers and near-blank frames sit within a few bits of
+each other without being copies, while a 10% crop or a mirror is far away. So candidates (finetuner/dedup/views.py) are
+only proposals; a pair joins units when, on the 64x64 grey thumbnails,
+1. the two frames align: as they are, or as the candidate's views say (the region of one view of image a shows the
+   region of another view of image b, mirrored for a mirror view), refined by a local template search
+   (OpenCV's normalised cross-correlation) over shifts and a few scales, for pairs close to the threshold; and
+2. over the aligned overlap the images correlate (`similarity`, Pearson over pixels, tolerant of one caption band
+   at the top or bottom), so do their fine structures (`detail_similarity`, the same on a difference of Gaussians:
+   two different smooth gradients correlate almost perfectly, their textures do not), and the overlap covers at
+   least `min_overlap` of each image's content (inside letterbox bars).
+Low-detail images (little fine structure) get their own rule: no search, the frames must agree pixel for pixel
+within `flat_max_difference` grey levels on average (or mirrored), since any two near-blank images correlate.
+`verify_pairs` does the cheap steps for all pairs at once (numpy) and the search only where it can matter.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from finetuner.dedup.hashing import THUMB
+from finetuner.dedup.views import VIEWS, allowed_combos, trim_boxes, view_box, view_hashes
+
+BAND = 0.15  # a caption bar: up to this share of the height, at the top or the bottom, may disagree
+SMOOTH_SIGMA = 1.0  # thumbnail pixels: below this, resampling and JPEG noise, not content
+DETAIL_SIGMA = 3.0  # structure between SMOOTH_SIGMA and this is "detail" (a difference of Gaussians)
+REFINE_MARGIN = 0.25  # pairs this far below min_similarity are not worth a template search
+REFINE_SCALES = (0.9, 0.95)  # the inner region's size relative to the outer one in the local search
+
+
+@dataclass(frozen=True)
+class VerifyRule:
+    """Acceptance thresholds (params.yaml `dedup.verify`)."""
+
+    min_similarity: float = 0.93
+    min_detail_similarity: float = 0.6
+    min_overlap: float = 0.6
+    max_stretch: float = 0.12  # |log| of the aspect change the alignment implies (a copy keeps its proportions)
+    low_detail: float = 1.0  # detail std (grey levels) below which an image is low-detail
+    flat_max_difference: float = 1.5
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One pair's decision and its evidence; `transform` reads e.g. "mirror, b in a at 0.90x1.00 +(3,0)"."""
+
+    accepted: bool
+    rule: str  # "aligned" or "low-detail"
+    similarity: float
+    detail_similarity: float
+    overlap: float
+    transform: str
+
+
+def bands(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(smoothed, detail) float32 stacks of (n, h, w) thumbnails: what is compared, and its fine structure."""
+    stack = np.asarray(thumbs, dtype=np.float32)
+    smooth, coarse = _blur(stack, SMOOTH_SIGMA), _blur(stack, DETAIL_SIGMA)
+    return smooth, smooth - coarse
+
+
+def _blur(stack: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of each image of an (n, h, w) stack: OpenCV on up to 128 images at once (its channel limit), as
+    channels."""
+    out = np.empty_like(stack)
+    for start in range(0, len(stack), 128):
+        part = np.ascontiguousarray(stack[start:start + 128].transpose(1, 2, 0))
+        blurred = cv2.GaussianBlur(part, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
+        out[start:start + 128] = (blurred if blurred.ndim == 3 else blurred[..., None]).transpose(2, 0, 1)
+    return out
+
+
+def detail_levels(thumbs: np.ndarray) -> np.ndarray:
+    """Detail std in grey levels per thumbnail: how much fine structure each has."""
+    if len(thumbs) == 0:
+        return np.zeros(0, dtype=np.float32)
+    return bands(thumbs)[1].reshape(len(thumbs), -1).std(axis=1)
+
+
+def _corr_many(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each p[k] with q[k] over all their pixels; 0 where either is constant."""
+    p = p.reshape(len(p), -1) - p.reshape(len(p), -1).mean(axis=1, keepdims=True)
+    q = q.reshape(len(q), -1) - q.reshape(len(q), -1).mean(axis=1, keepdims=True)
+    denom = np.sqrt((p * p).sum(axis=1) * (q * q).sum(axis=1))
+    return np.where(denom > 1e-6, (p * q).sum(axis=1) / np.maximum(denom, 1e-6), 0.0)
+
+
+def banded_corr(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Per pair, the correlation over the overlap less its top or its bottom band, whichever is higher; p, q are
+    (k, h, w). A caption bar on one image is left out; on both images it is left out too (were the whole overlap
+    an option, two unrelated pictures with the same bar would correlate through the bar)."""
+    band = max(1, int(round(p.shape[1] * BAND)))
+    return np.maximum(_corr_many(p[:, band:], q[:, band:]), _corr_many(p[:, :-band], q[:, :-band]))
+
+
+def _unit_rows(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each image less its top band, and less its bottom band, as centred unit vectors: a dot product of two such
+    rows is `banded_corr`'s correlation for that band (zero vectors for constant images, as in `_corr_many`)."""
+    band = max(1, int(round(stack.shape[1] * BAND)))
+    out = []
+    for part in (stack[:, band:], stack[:, :-band]):
+        flat = part.reshape(len(part), -1).astype(np.float32)
+        flat = flat - flat.mean(axis=1, keepdims=True)
+        norm = np.linalg.norm(flat, axis=1, keepdims=True)
+        out.append(np.divide(flat, norm, out=np.zeros_like(flat), where=norm > 1e-3))
+    return out[0], out[1]
+
+
+def evidence(p: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(similarity, detail similarity) of aligned raw grey stacks p, q of shape (k, h, w)."""
+    sp, dp = bands(p)
+    sq, dq = bands(q)
+    return banded_corr(sp, sq), banded_corr(dp, dq)
+
+
+def _resized(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA) if image.shape[::-1] != size else image
+
+
+@dataclass(frozen=True)
+class Verdicts:
+    """Column-wise verdicts of many pairs; `transform` reads e.g. "mirror: full of a = crop90 of b, +(2,0) x0.95"."""
+
+    accepted: np.ndarray
+    rule: np.ndarray  # "aligned" or "low-detail"
+    similarity: np.ndarray
+    detail_similarity: np.ndarray
+    overlap: np.ndarray
+    transform: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.accepted)
+
+    def row(self, k: int) -> Verdict:
+        return Verdict(bool(self.accepted[k]), str(self.rule[k]), float(self.similarity[k]),
+                       float(self.detail_similarity[k]), float(self.overlap[k]), str(self.transform[k]))
+
+
+def _regions(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, signals: Sequence[str], trims: np.ndarray,
+             aspect: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Per pair, the two view regions the signal names, resized to 64x64 (b mirrored when exactly one view is),
+    the overlap (each region's share of its image's content inside bars, the smaller), the stretch (|log| of the
+    ratio of the two regions' true aspect ratios) and a description."""
+    ra = np.zeros((len(i), THUMB, THUMB), np.float32)
+    rb = np.zeros_like(ra)
+    overlap, stretch = np.ones(len(i)), np.zeros(len(i))
+    names = []
+    area = (trims[:, 1] - trims[:, 0]) * (trims[:, 3] - trims[:, 2])
+    for k, (x, y, signal) in enumerate(zip(i.tolist(), j.tolist(), signals)):
+        va, vb = signal.split("~") if "~" in signal else ("full", "full")
+        # a whole frame is compared without its bars: bars alike in two pictures are no evidence
+        (ta, ba, la, rga), ma = view_box("trim" if va in ("full", "mirror") else va, trims[x])
+        (tb, bb, lb, rgb), mb = view_box("trim" if vb in ("full", "mirror") else vb, trims[y])
+        ma, mb = va == "mirror", vb == "mirror"
+        ra[k] = _resized(thumbs[x][ta:ba, la:rga].astype(np.float32), (THUMB, THUMB))
+        region_b = _resized(thumbs[y][tb:bb, lb:rgb].astype(np.float32), (THUMB, THUMB))
+        rb[k] = region_b[:, ::-1] if ma != mb else region_b
+        overlap[k] = min((ba - ta) * (rga - la) / area[x], (bb - tb) * (rgb - lb) / area[y])
+        if aspect is not None:
+            stretch[k] = abs(np.log((rga - la) / (ba - ta) * aspect[x] / ((rgb - lb) / (bb - tb) * aspect[y])))
+        names.append(f"{'mirror: ' if ma != mb else ''}{va} of a = {vb} of b")
+    stretch[~np.isfinite(stretch)] = 0.0  # an image of unknown size: proportions not checked
+    return ra, rb, np.minimum(overlap, 1.0), stretch, names
+
+
+def _placement(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """(patch, template, description): where one region best sits inside the other at a few sizes."""
+    best = (-2.0, None)
+    for scale in REFINE_SCALES:
+        size = (round(THUMB * scale), round(THUMB * scale))
+        for name, outer, inner in (("b in a", a, b), ("a in b", b, a)):
+            template = _resized(inner, size)
+            _, score, _, (x, y) = cv2.minMaxLoc(cv2.matchTemplate(outer, template, cv2.TM_CCOEFF_NORMED))
+            if score > best[0]:
+                best = (score, (outer[y:y + size[1], x:x + size[0]], template, f", {name} +({x},{y}) x{scale:.2f}"))
+    return best[1]
+
+
+def _refine(ra: np.ndarray, rb: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(similarity, detail similarity, description) of each region pair at its best placement, evidence batched
+    per template size."""
+    placed = [_placement(a, b) for a, b in zip(ra, rb)]
+    sim, det = np.zeros(len(placed)), np.zeros(len(placed))
+    for size in {p[1].shape for p in placed}:
+        members = [k for k, p in enumerate(placed) if p[1].shape == size]
+        sim[members], det[members] = evidence(np.stack([placed[k][0] for k in members]),
+                                              np.stack([placed[k][1] for k in members]))
+    return sim, det, [p[2] for p in placed]
+
+
+def verify_pairs(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, signals: Sequence[str],
+                 rule: VerifyRule = VerifyRule(), aspect: np.ndarray | None = None, chunk: int = 2048) -> Verdicts:
+    """Decide every pair (thumbs[i[k]], thumbs[j[k]]) proposed by `signals[k]` (a view pair such as "full~crop90").
+
+    Identity alignment for all pairs at once (re-encodes, rescales, blur, brightness pass there), then the signal's
+    alignment, then the local search for the pairs still near the threshold; low-detail pairs by the pixel rule.
+    `aspect` (width / height of each original image, NaN where unknown; the thumbnails are squashed) lets the verifier
+    refuse an alignment that would stretch one image into the other: letters of two typefaces fit each other's
+    bounding box only when stretched, a crop or letterbox of a copy never needs it. Unknown (None): not checked."""
+    k = len(i)
+    i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
+    if k == 0:
+        none = np.zeros(0)
+        return Verdicts(none.astype(bool), none.astype(object), none, none, none, none.astype(object))
+    trims = trim_boxes(thumbs)
+    # The identity test compares content: letterbox bars removed, or two unrelated pictures letterboxed alike
+    # would correlate through their bars.
+    content = np.stack([_resized(t[a:b, c:d], (THUMB, THUMB)) for t, (a, b, c, d) in zip(thumbs, trims.tolist())])
+    smooth, detail = bands(content)
+    level = detail.reshape(len(thumbs), -1).std(axis=1)
+    aspect = None if aspect is None else np.asarray(aspect, dtype=np.float64)
+    sim, det, overlap = np.zeros(k), np.zeros(k), np.ones(k)
+    stretch = np.zeros(k)
+    if aspect is not None and k:
+        shape = (trims[:, 3] - trims[:, 2]) / (trims[:, 1] - trims[:, 0]) * aspect  # the content's true aspect
+        stretch = np.abs(np.log(shape[i] / shape[j]))
+        stretch[~np.isfinite(stretch)] = 0.0
+    how = np.array(["identity" if (trims[x] == (0, THUMB, 0, THUMB)).all() and (trims[y] == (0, THUMB, 0, THUMB)).all()
+                    else "identity, bars trimmed" for x, y in zip(i.tolist(), j.tolist())], dtype=object)
+    # banded_corr of every pair, with each image centred and scaled once instead of once per pair
+    for stack, out in ((smooth, sim), (detail, det)):
+        top, bottom = _unit_rows(stack)
+        for s in range(0, k, chunk):
+            a, b = i[s:s + chunk], j[s:s + chunk]
+            out[s:s + chunk] = np.maximum(np.einsum("kd,kd->k", top[a], top[b]),
+                                          np.einsum("kd,kd->k", bottom[a], bottom[b]))
+    flat = (level[i] < rule.low_detail) | (level[j] < rule.low_detail)
+    passes = _rule(rule)
+    todo = np.flatnonzero(~flat & ~passes(sim, det, overlap, stretch))
+    for s in range(0, len(todo), chunk):
+        part = todo[s:s + chunk]
+        ra, rb, cover, bend, names = _regions(thumbs, i[part], j[part], [signals[p] for p in part], trims, aspect)
+        gs, gd = evidence(ra, rb)
+        better = _score(gs, gd, bend, rule) > _score(sim[part], det[part], stretch[part], rule)
+        where = part[better]
+        sim[where], det[where], overlap[where], stretch[where] = gs[better], gd[better], cover[better], bend[better]
+        how[where] = np.asarray(names, dtype=object)[better]
+        near = np.flatnonzero(~passes(gs, gd, cover, bend) & (gs >= rule.min_similarity - REFINE_MARGIN)
+                              & (bend <= rule.max_stretch))
+        if len(near):
+            rs, rd, shifts = _refine(ra[near], rb[near])
+            better = _score(rs, rd, bend[near], rule) > _score(sim[part[near]], det[part[near]], stretch[part[near]],
+                                                                rule)
+            where = part[near[better]]
+            sim[where], det[where], overlap[where] = rs[better], rd[better], cover[near[better]]
+            stretch[where] = bend[near[better]]
+            how[where] = [names[q] + shift for q, shift, b in zip(near.tolist(), shifts, better) if b]
+    accepted = passes(sim, det, overlap, stretch)
+    how = np.array([f"{h}, stretch {b:.0%}" if b >= 0.005 else h for h, b in zip(how.tolist(), stretch.tolist())],
+                   dtype=object)
+    rules = np.where(flat, "low-detail", "aligned").astype(object)
+    if flat.any():
+        accepted[flat], sim[flat], how[flat] = _flat(thumbs, i[flat], j[flat], rule)
+        det[flat], overlap[flat] = 0.0, 1.0
+    return Verdicts(accepted, rules, np.round(sim, 4), np.round(det, 4), np.round(overlap, 4), how)
+
+
+def _score(sim: np.ndarray, det: np.ndarray, stretch: np.ndarray, rule: VerifyRule) -> np.ndarray:
+    """Which of two alignments to keep: the more similar one, and never one that stretches beyond the limit."""
+    return sim + det - 10.0 * (stretch > rule.max_stretch)
+
+
+def _rule(rule: VerifyRule):
+    def passes(sim: np.ndarray, det: np.ndarray, overlap: np.ndarray, stretch: np.ndarray) -> np.ndarray:
+        return ((sim >= rule.min_similarity) & (det >= rule.min_detail_similarity) & (overlap >= rule.min_overlap)
+                & (stretch <= rule.max_stretch))
+    return passes
+
+
+def _flat(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, rule: VerifyRule) -> tuple[np.ndarray, ...]:
+    """Low-detail pairs: the same picture pixel for pixel (mirrored or not), or not a copy."""
+    a, b = thumbs[i].astype(np.float32), thumbs[j].astype(np.float32)
+    straight = np.abs(a - b).reshape(len(i), -1).mean(axis=1)
+    mirrored = np.abs(a - b[:, :, ::-1]).reshape(len(i), -1).mean(axis=1)
+    difference = np.minimum(straight, mirrored)
+    how = np.array([f"{'mirror' if m < s else 'identity'}, mean difference {d:.1f} grey levels"
+                    for s, m, d in zip(straight.tolist(), mirrored.tolist(), difference.tolist())], dtype=object)
+    return difference <= rule.flat_max_difference, 1.0 - difference / 255.0, how
+
+
+def best_signal(a: np.ndarray, b: np.ndarray) -> str:
+    """The view pair ("full~crop90") whose hashes of two thumbnails are closest, as a candidate search names it."""
+    hashes = view_hashes(np.stack([a, b]))
+    allowed = allowed_combos(VIEWS).tolist()
+    pairs = [(int(np.bitwise_count(hashes[x][0] ^ hashes[y][1])), f"{x}~{y}")
+             for (x, y), ok in zip(((x, y) for x in VIEWS for y in VIEWS), allowed) if ok]
+    return min(pairs, key=lambda p: p[0])[1]
+
+
+def verify(a: np.ndarray, b: np.ndarray, rule: VerifyRule = VerifyRule(),
+           aspect: tuple[float, float] | None = None) -> Verdict:
+    """Decide one pair of 64x64 grey uint8 thumbnails, proposed by their closest view pair."""
+    pair = np.stack([a, b])
+    return verify_pairs(pair, np.array([0]), np.array([1]), [best_signal(a, b)], rule,
+                        None if aspect is None else np.array(aspect)).row(0)

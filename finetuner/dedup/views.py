@@ -1,0 +1,159 @@
+"""Candidate signals that survive real edits: perceptual hashes of several views of each image, searched together.
+
+A plain phash misses the copies that leak most in real collections: a crop moves every DCT coefficient, a mirror
+flips the sign of half of them, and letterbox bars or a caption change the frame the hash is taken over. Each view
+below undoes one kind of edit before hashing, so the copy and the original meet in at least one view pair:
+- `full`: the whole frame; `mirror`: the frame flipped left-right (the same DCT with odd columns negated);
+- `crop90`, `crop80`: centre crops keeping 90% / 80% of each side (borders cropped away, a caption bar trimmed);
+- `trim`: the content inside uniform borders (letterbox / pillarbox bars, a plain mat) stripped before hashing.
+Views are computed from a 64x64 grey thumbnail (aspect squashed: a per-axis scale, which the verifier undoes the
+same way), so they can be recomputed from the cached thumbnail. `view_candidates` stacks every view of every image
+into one multi-index search (finetuner/dedup/neighbours.py), so the cost stays near-linear in the number of images.
+Pure functions; used by tasks/dedup.py and the verifier (finetuner/dedup/verify.py).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from finetuner.dedup.hashing import THUMB, bits_to_uint64, phash_bits
+from finetuner.dedup.neighbours import radius_pairs
+
+VIEWS = ("full", "mirror", "crop90", "crop80", "left90", "right90", "top90", "bottom90", "trim")
+DETAIL_VIEWS = VIEWS[2:]  # skipped for low-detail images: they add only chance candidates
+FLAT_STD = 3.0  # grey levels: an edge row or column flatter than this is a bar or mat
+BAR_TOLERANCE = 10.0  # grey levels: ...when its mean is this close to the outermost row/column's
+MAX_TRIM = 0.3  # never strip more than this share of a side from one edge
+
+
+def _edge_runs(lines: np.ndarray) -> np.ndarray:
+    """Per stack item, how many leading rows of `lines` (n, rows, pixels) form a flat bar of one shade."""
+    limit = int(lines.shape[1] * MAX_TRIM)
+    means = lines.mean(axis=2)
+    flat = (lines.std(axis=2) < FLAT_STD) & (np.abs(means - means[:, :1]) < BAR_TOLERANCE)
+    run = np.where(flat.all(axis=1), flat.shape[1], np.argmin(flat, axis=1))
+    return np.minimum(run, limit)
+
+
+def trim_boxes(thumbs: np.ndarray) -> np.ndarray:
+    """(n, 4) of (top, bottom, left, right): the content inside uniform borders; the whole frame when there are none
+    (or when the frame is nearly blank, so nothing is content)."""
+    grey = np.asarray(thumbs, dtype=np.float32)
+    h, w = grey.shape[1:]
+    flip = grey.transpose(0, 2, 1)
+    boxes = np.stack([_edge_runs(grey), h - _edge_runs(grey[:, ::-1]), _edge_runs(flip),
+                      w - _edge_runs(flip[:, ::-1])], axis=1)
+    blank = (boxes[:, 1] - boxes[:, 0] < h // 4) | (boxes[:, 3] - boxes[:, 2] < w // 4)
+    boxes[blank] = (0, h, 0, w)
+    return boxes
+
+
+def trim_box(thumb: np.ndarray) -> tuple[int, int, int, int]:
+    """`trim_boxes` of one thumbnail."""
+    return tuple(int(v) for v in trim_boxes(thumb[None])[0])
+
+
+def _region_hash(thumbs: np.ndarray, boxes: Sequence[tuple[int, int, int, int]]) -> np.ndarray:
+    """phash-style 64-bit hash of a region of each thumbnail, resized to 32x32."""
+    if len(thumbs) == 0:
+        return np.zeros(0, dtype=np.uint64)
+    regions = np.stack([cv2.resize(t[a:b, c:d].astype(np.float32), (32, 32), interpolation=cv2.INTER_AREA)
+                        for t, (a, b, c, d) in zip(thumbs, boxes)])
+    return bits_to_uint64(phash_bits(regions))
+
+
+def view_box(view: str, trim: tuple[int, int, int, int]) -> tuple[tuple[int, int, int, int], bool]:
+    """((top, bottom, left, right), mirrored) of a view on a 64x64 thumbnail whose `trim_box` is `trim`."""
+    if view == "trim":
+        return tuple(trim), False
+    m = {"crop90": round(THUMB * 0.05), "crop80": round(THUMB * 0.1)}.get(view, 0)
+    cut = round(THUMB * 0.1)  # 10% off one side: the view of the original that a one-sided crop shows
+    boxes = {"left90": (0, THUMB, 0, THUMB - cut), "right90": (0, THUMB, cut, THUMB),
+             "top90": (0, THUMB - cut, 0, THUMB), "bottom90": (cut, THUMB, 0, THUMB)}
+    return boxes.get(view, (m, THUMB - m, m, THUMB - m)), view == "mirror"
+
+
+def view_hashes(thumbs: np.ndarray) -> dict[str, np.ndarray]:
+    """Every view's 64-bit hash per thumbnail, as uint64 arrays keyed by view name."""
+    out = {}
+    trims = trim_boxes(thumbs).tolist()
+    for name in VIEWS:
+        boxes = [view_box(name, t)[0] for t in trims]
+        out[name] = _region_hash(thumbs[:, :, ::-1] if name == "mirror" else thumbs, boxes)
+    return out
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Image pairs i < j worth verifying, with the closest view pair (`signal`, e.g. "full~crop90") and its distance."""
+
+    i: np.ndarray
+    j: np.ndarray
+    signal: np.ndarray
+    distance: np.ndarray
+
+
+def view_candidates(views: dict[str, np.ndarray], low_detail: np.ndarray, radius: int, workers: int = 1,
+                    per_image: int = 0) -> Candidates:
+    """Image pairs with some view of one within `radius` bits of some view of the other, closest view pair each.
+
+    All views of all images go into one search; a low-detail image takes part with its full and mirror views only,
+    so flat images do not multiply chance matches. Ties between view pairs go to view order. With `per_image` > 0,
+    a pair is kept only when it is among the `per_image` closest of one of its two images: in a crowded collection
+    (letters of 100 typefaces) every image is near hundreds of others, and the copies are the closest of them.
+    """
+    names = [v for v in VIEWS if v in views]
+    n = len(low_detail)
+    owner, kind, stacked = [], [], []
+    for k, name in enumerate(names):
+        members = np.flatnonzero(~low_detail) if name in DETAIL_VIEWS else np.arange(n)
+        owner.append(members)
+        kind.append(np.full(len(members), k))
+        stacked.append(views[name][members])
+    owner, kind, stacked = np.concatenate(owner), np.concatenate(kind), np.concatenate(stacked)
+    pairs = radius_pairs(stacked, radius, workers)
+    a, b = owner[pairs[:, 0]], owner[pairs[:, 1]]
+    other = a != b
+    pairs, a, b = pairs[other], a[other], b[other]
+    dist = np.bitwise_count(stacked[pairs[:, 0]] ^ stacked[pairs[:, 1]]).astype(np.int64)
+    swap = a > b
+    i, j = np.where(swap, b, a), np.where(swap, a, b)
+    ka, kb = kind[pairs[:, 0]], kind[pairs[:, 1]]
+    combo = np.where(swap, kb * len(names) + ka, ka * len(names) + kb)  # (view of image i, view of image j)
+    allowed = allowed_combos(names)[combo]
+    i, j, dist, combo = i[allowed], j[allowed], dist[allowed], combo[allowed]
+    # One int64 sort key (pair, distance, view pair): a single sort instead of a multi-key lexsort of millions.
+    key = (i * n + j) * (65 * len(names) ** 2) + dist * len(names) ** 2 + combo
+    key = np.sort(key)
+    code, rest = np.divmod(key, 65 * len(names) ** 2)
+    head = np.r_[True, code[1:] != code[:-1]] if len(code) else np.zeros(0, bool)
+    code, rest = code[head], rest[head]
+    dist, combo = np.divmod(rest, len(names) ** 2)
+    label = np.array([f"{x}~{y}" for x in names for y in names], dtype=object)
+    i, j = np.divmod(code, n)
+    found = Candidates(i=i, j=j, signal=label[combo], distance=dist)
+    return nearest_per_image(found, n, per_image) if per_image > 0 else found
+
+
+def allowed_combos(names: Sequence[str]) -> np.ndarray:
+    """Which view pairs may propose a candidate: the trimmed content only against a whole frame. Two trimmed frames
+    (or a trimmed frame and a crop) both lose their own framing; letters of different typefaces, trimmed to their
+    bounding boxes, look alike that way without being copies."""
+    whole = {"full", "mirror"}
+    return np.array([not ("trim" in (x, y) and not {x, y} & whole) for x in names for y in names])
+
+
+def nearest_per_image(found: Candidates, n: int, per_image: int) -> Candidates:
+    """The pairs among each image's `per_image` closest (ties by the other image's index), for either image."""
+    k = len(found.i)
+    ends = np.r_[found.i, found.j]
+    others = np.r_[found.j, found.i]
+    order = np.lexsort((others, np.r_[found.distance, found.distance], ends))
+    start = np.searchsorted(ends[order], np.arange(n))
+    rank = np.empty(2 * k, dtype=np.int64)
+    rank[order] = np.arange(2 * k) - start[ends[order]]
+    keep = (rank[:k] < per_image) | (rank[k:] < per_image)
+    return Candidates(found.i[keep], found.j[keep], found.signal[keep], found.distance[keep])

@@ -1,0 +1,126 @@
+"""What a person checks: evidence columns in near_duplicates.csv, audit tables in dedup.html, giant units explained
+by the pairs that bridge them (dedup.json and split.json)."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import ImageOps
+
+from finetuner.config import parse_params
+from finetuner.split.report import giant_units
+from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
+from finetuner.dedup.units import assign_units, explain_units, guard_units
+from tasks import dedup
+from finetuner.common.stage import write_csv
+from test_dedup_stage import COLUMNS, add_image
+from test_dedup_verify import letterbox, near_blank
+
+
+def test_explain_units_names_the_bridge_and_what_it_cuts_off() -> None:
+    # two families of four images each (one class), joined by a single look-alike pair between 3 and 4
+    groups = ["f1"] * 4 + ["f2"] * 4 + ["f3"]
+    labels = ["a"] * 9
+    units = ["u1"] * 8 + ["u2"]
+    i, j = np.array([0, 3, 5]), np.array([1, 4, 6])  # 0-1 and 5-6 inside families; 3-4 bridges them
+    found = explain_units(labels, groups, units, i, j, np.ones(3), share=0.5)
+    assert len(found) == 1 and found[0]["unit"] == "u1" and found[0]["images_of_class"] == 8
+    assert found[0]["bridges"] == [(1, 4)]  # pair index 1 (3-4) cuts off 4 images
+    assert found[0]["links_between_groups"] == 1
+    # a ring of three families has no single bridge: the weakest link between groups is named instead
+    ring = explain_units(["a"] * 6, ["x", "x", "y", "y", "z", "z"], ["u"] * 6, np.array([1, 3, 5]),
+                         np.array([2, 4, 0]), np.array([0.99, 0.95, 0.97]), share=0.5)
+    assert ring[0]["bridges"][0] == (1, None)
+
+
+def test_split_report_names_bridging_pairs() -> None:
+    images = pd.DataFrame({"path": [f"p{k}" for k in range(6)], "label": ["a"] * 6,
+                           "group": ["g1", "g1", "g1", "g2", "g2", "g2"], "unit": ["u"] * 6})
+    edges = pd.DataFrame({"path_a": ["p2"], "path_b": ["p3"], "method": ["verified"], "distance": ["4"],
+                          "similarity": ["0.95"]})
+    found = giant_units(images, edges, 0.25)
+    assert found[0]["bridges"] == [{"path_a": "p2", "path_b": "p3", "method": "verified", "distance": "4",
+                                    "similarity": "0.95", "images_cut_off": 3}]
+    json.dumps(found)  # goes into split.json as it is
+
+
+def test_stage_writes_evidence_and_audit_tables(tmp_path: Path) -> None:
+    rows: list[dict] = []
+    base = photo(21, (160, 120))
+    add_image(tmp_path, rows, "cat/a.jpg", to_jpeg_bytes(base), "g1")
+    add_image(tmp_path, rows, "cat/a_mirror.jpg", to_jpeg_bytes(ImageOps.mirror(base)), "g2")
+    add_image(tmp_path, rows, "cat/a_letterbox.jpg", to_jpeg_bytes(letterbox(base)), "g3")
+    for k in range(3):
+        add_image(tmp_path, rows, f"cat/other{k}.jpg", to_jpeg_bytes(photo(30 + k, (160, 120))), f"h{k}")
+    # two plain walls in different light: the same noise pattern, so every hash matches; 12 grey levels apart
+    add_image(tmp_path, rows, "dog/blank1.png", _png(near_blank((120, 120, 120), 0)), "d1")
+    add_image(tmp_path, rows, "dog/blank2.png", _png(near_blank((132, 132, 132), 0)), "d2")
+    write_csv(tmp_path / dedup.MANIFEST, rows, COLUMNS)
+    summary = dedup.run(parse_params({"data": {"workers": 1}}), tmp_path)
+    with (tmp_path / dedup.PAIRS_CSV).open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        pairs = list(reader)
+    assert reader.fieldnames[:4] == ["path_a", "path_b", "method", "distance"]
+    assert {"signal", "similarity", "overlap", "transform"} <= set(reader.fieldnames)
+    joined = {(p["path_a"], p["path_b"]): p for p in pairs}
+    mirror = joined[("cat/a.jpg", "cat/a_mirror.jpg")]
+    assert mirror["method"] == "verified" and "mirror" in mirror["transform"] and float(mirror["similarity"]) > 0.9
+    assert ("cat/a.jpg", "cat/a_letterbox.jpg") in joined
+    assert ("dog/blank1.png", "dog/blank2.png") not in joined  # near-blank look-alikes stay apart
+    rejected = {(p["path_a"], p["path_b"]) for p in summary["nearest_rejected"]}
+    assert ("dog/blank1.png", "dog/blank2.png") in rejected  # ...and are shown as a rejected candidate
+    giant = summary["giant_units"]
+    assert giant and giant[0]["class"] == "cat" and giant[0]["images_of_class"] == 3
+    assert {(b["path_a"], b["path_b"]) for b in giant[0]["bridges"]} <= set(joined)
+    html = (tmp_path / dedup.REPORT_HTML).read_text()
+    for title in ("Accepted pairs, least similar first", "Rejected candidates nearest the cut-off", "Giant units"):
+        assert title in html
+    assert "<table class='pairs'>" in html and "{'" not in html  # tables, never a dict printed raw
+    assert html.count("data:image/jpeg;base64,") >= 2 * (len(summary["accepted_shown"]) + len(rejected))
+
+
+def _png(image) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_unit_guard_stops_look_alikes_chaining_a_class() -> None:
+    # ten families (groups) of one letter each with 3 styles; look-alike pairs chain family k to k+1
+    groups = [f"f{k // 3}" for k in range(30)]
+    labels = ["N"] * 30
+    i = np.arange(0, 27, 3)
+    j = i + 3
+    order = np.linspace(0.0, 0.5, len(i))  # the first links are the closest
+    keep = guard_units(groups, labels, i, j, order, np.zeros(len(i), bool), max_share=0.3, floor=2)
+    assert keep[:2].all() and not keep.all()  # the closest links stay; the chain stops at 30% of the class (9)
+    units = assign_units([str(k) for k in range(30)], groups, i[keep], j[keep])
+    assert max(units.count(u) for u in set(units)) <= 9
+    assert guard_units(groups, labels, i, j, order, np.zeros(len(i), bool), 0.3, floor=50).all()  # small: untouched
+
+
+def test_grown_collection_verifies_only_new_pairs(tmp_path: Path, monkeypatch) -> None:
+    from finetuner.dedup import candidates as dedup_verify
+    from test_dedup_stage import make_dataset
+
+    rows = make_dataset(tmp_path)
+    params = parse_params({"data": {"workers": 1}})
+    first = dedup.run(params, tmp_path)
+    seen: list[int] = []
+    original = dedup_verify.verify_pairs
+
+    def counting(thumbs, i, j, *args, **kwargs):
+        seen.append(len(i))
+        return original(thumbs, i, j, *args, **kwargs)
+
+    monkeypatch.setattr(dedup_verify, "verify_pairs", counting)
+    add_image(tmp_path, rows, "c1/p0_again.jpg", to_jpeg_bytes(ImageOps.mirror(photo(0, (96, 72)))), "g7")
+    write_csv(tmp_path / dedup.MANIFEST, rows, COLUMNS)
+    second = dedup.run(params, tmp_path)
+    assert 0 < seen[0] < first["counts"]["pairs"]  # only the new image's candidates
+    assert second["counts"]["pairs"] > first["counts"]["pairs"]  # ...and its mirror copy still joins its family

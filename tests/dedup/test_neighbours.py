@@ -1,0 +1,83 @@
+"""Radius search over 64-bit hashes: exactly the pairs brute force finds, for every radius and chunking."""
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from finetuner.dedup.neighbours import choose_plan, make_plan, radius_pairs
+
+
+def python_brute_force(hashes: list[int], radius: int) -> set[tuple[int, int]]:
+    return {
+        (a, b)
+        for a in range(len(hashes))
+        for b in range(a + 1, len(hashes))
+        if bin(hashes[a] ^ hashes[b]).count("1") <= radius
+    }
+
+
+@st.composite
+def clustered_hashes(draw: st.DrawFn) -> list[int]:
+    """A few random centres, each with copies a few bit flips away: many pairs near any radius, plus duplicates."""
+    centres = draw(st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=6))
+    out = []
+    for centre in centres:
+        for _ in range(draw(st.integers(1, 8))):
+            flips = draw(st.lists(st.integers(0, 63), max_size=12))
+            value = centre
+            for bit in flips:
+                value ^= 1 << bit
+            out.append(value)
+    return out
+
+
+@settings(max_examples=25, deadline=None)
+@given(hashes=clustered_hashes(), radius=st.integers(0, 20), workers=st.sampled_from([1, 2]))
+def test_equals_brute_force(hashes: list[int], radius: int, workers: int) -> None:
+    found = radius_pairs(np.array(hashes, dtype=np.uint64), radius, workers=workers)
+    assert {tuple(p) for p in found.tolist()} == python_brute_force(hashes, radius)
+
+
+@settings(max_examples=5, deadline=None)  # few: a 3-chunk plan builds 2^22-slot tables even for 10 hashes
+@given(hashes=clustered_hashes(), radius=st.integers(0, 12), data=st.data())
+def test_every_chunking_is_exact(hashes: list[int], radius: int, data: st.DataObject) -> None:
+    # at least (radius + 1) / 3 chunks keeps each chunk's radius <= 2 (one 64-bit chunk at radius 12 is 10^12 masks)
+    m = data.draw(st.integers(max(1, -(-(radius + 1) // 3)), min(radius + 1, 16)))
+    found = radius_pairs(np.array(hashes, dtype=np.uint64), radius, plan=make_plan(len(hashes), radius, m))
+    assert {tuple(p) for p in found.tolist()} == python_brute_force(hashes, radius)
+
+
+def test_large_random_sample_matches_brute_force() -> None:
+    """50,000 random hashes plus planted neighbours at radius 8 (3 chunks of ~21 bits: the table fast path)."""
+    rng = np.random.default_rng(0)
+    hashes = rng.integers(0, 2**64 - 1, size=50_000, dtype=np.uint64, endpoint=True)
+    flips = np.uint64(0)
+    for bit in rng.choice(64, size=7, replace=False).tolist():
+        flips |= np.uint64(1) << np.uint64(bit)
+    hashes[1000:1100] = hashes[:100] ^ flips  # 100 planted pairs at distance 7
+    found = radius_pairs(hashes, 8, workers=2, plan=make_plan(len(hashes), 8, 3))
+    planted = {(k, 1000 + k) for k in range(100)}
+    assert planted <= {tuple(p) for p in found.tolist()}
+    sample = rng.choice(len(hashes), size=300, replace=False)  # brute force on rows of a sample
+    found_set = {tuple(p) for p in found.tolist()}
+    for a in sample.tolist():
+        d = np.bitwise_count(hashes ^ hashes[a])
+        near = {tuple(sorted((a, b))) for b in np.flatnonzero(d <= 8).tolist() if b != a}
+        assert near == {p for p in found_set if a in p}
+
+
+def test_plans_satisfy_the_pigeonhole_bound() -> None:
+    for n in (10, 2_000, 1_000_000):
+        for radius in range(0, 17):
+            plan = choose_plan(n, radius)
+            assert sum(plan.widths) == 64
+            assert sum(plan.radii) >= radius - len(plan.widths) + 1
+            assert min(plan.radii) >= 0
+
+
+def test_edge_cases() -> None:
+    assert radius_pairs(np.zeros(0, np.uint64), 8).shape == (0, 2)
+    assert radius_pairs(np.array([5], np.uint64), 8).shape == (0, 2)
+    everything = radius_pairs(np.array([0, 2**64 - 1, 7], np.uint64), 64)
+    assert everything.tolist() == [[0, 1], [0, 2], [1, 2]]

@@ -1,0 +1,134 @@
+"""Candidate views and the verifier on made-up pairs: a crop, a mirror, a letterbox, a caption bar, near-blank images,
+two photos of one scene, unrelated photos; and the per-image candidate cap."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageOps
+
+from finetuner.dedup.hashing import hash_images
+from finetuner.dedup.neighbours import hamming
+from finetuner.demo.synthetic_photos import photo
+from finetuner.dedup.verify import verify, verify_pairs
+from finetuner.dedup.views import Candidates, nearest_per_image, trim_box, view_candidates, view_hashes
+
+
+def thumb(image: Image.Image) -> np.ndarray:
+    return hash_images([image], ["phash"]).thumbs[0]
+
+
+def crop(image: Image.Image, left=0.0, top=0.0, right=0.0, bottom=0.0) -> Image.Image:
+    w, h = image.size
+    return image.crop((round(left * w), round(top * h), w - round(right * w), h - round(bottom * h)))
+
+
+def letterbox(image: Image.Image) -> Image.Image:
+    w, h = image.size
+    canvas = Image.new("RGB", (w, int(h * 1.4)), (0, 0, 0))
+    canvas.paste(image, (0, int(h * 0.2)))
+    return canvas
+
+
+def caption(image: Image.Image) -> Image.Image:
+    out = image.copy()
+    w, h = out.size
+    ImageDraw.Draw(out).rectangle([0, int(h * 0.88), w, h], fill=(15, 15, 15))
+    ImageDraw.Draw(out).text((8, int(h * 0.9)), "copyright 2024", fill=(250, 250, 250))
+    return out
+
+
+def near_blank(colour: tuple[int, int, int], seed: int, slope: float = 0.0) -> Image.Image:
+    """A plain frame with sensor noise; `slope` adds a faint left-to-right shading (grey levels across the frame)."""
+    rng = np.random.default_rng(seed)
+    shading = (np.linspace(-0.5, 0.5, 160) * slope)[None, :, None]
+    field = np.zeros((120, 160, 3)) + np.array(colour) + shading + rng.normal(0, 1.5, (120, 160, 1))
+    return Image.fromarray(np.clip(field, 0, 255).astype(np.uint8))
+
+
+def scene(objects_seed: int, angle: float) -> Image.Image:
+    """One place photographed twice: the same background, people moved, the camera turned a little."""
+    background = photo(7, (200, 150))
+    rng = np.random.default_rng(objects_seed)
+    draw = ImageDraw.Draw(background)
+    for _ in range(5):
+        x, y = rng.uniform(20, 180), rng.uniform(20, 130)
+        draw.ellipse([x - 14, y - 22, x + 14, y + 22], fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
+    return crop(background.rotate(angle, resample=Image.Resampling.BICUBIC), 0.08, 0.08, 0.08, 0.08)
+
+
+BASE = photo(11, (160, 120))
+COPIES = {
+    "crop 10% one side": crop(BASE, right=0.10),
+    "crop up to 10% each side": crop(BASE, 0.07, 0.03, 0.02, 0.09),
+    "mirror": ImageOps.mirror(BASE),
+    "letterbox": letterbox(BASE),
+    "caption bar": caption(BASE),
+    "rescale + brightness": Image.eval(BASE.resize((96, 72)), lambda v: min(255, int(v * 1.2))),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(COPIES))
+def test_verifier_accepts_real_edits(kind: str) -> None:
+    verdict = verify(thumb(BASE), thumb(COPIES[kind]))
+    assert verdict.accepted, verdict
+    assert verdict.rule == "aligned"
+    if kind == "mirror":
+        assert "mirror" in verdict.transform
+
+
+def test_verifier_rejects_unrelated_and_scene_retakes() -> None:
+    assert not verify(thumb(BASE), thumb(photo(12, (160, 120)))).accepted
+    first, second = scene(1, 0.0), scene(2, 4.0)
+    verdict = verify(thumb(first), thumb(second))
+    assert not verdict.accepted, verdict  # same place, other moment: not a copy
+    assert verify(thumb(first), thumb(first.resize((120, 90)))).accepted  # while a copy of either still is
+
+
+def test_near_blank_images_need_a_pixel_match() -> None:
+    grey, shaded, darker = near_blank((120, 120, 125), 0), near_blank((120, 120, 125), 1, 40), near_blank((100,) * 3, 1)
+    for other in (shaded, darker):  # alike to every hash, yet other pictures
+        verdict = verify(thumb(grey), thumb(other))
+        assert verdict.rule == "low-detail" and not verdict.accepted, verdict
+    assert verify(thumb(grey), thumb(near_blank((120, 120, 125), 2))).accepted  # the same one, re-shot noise
+
+
+def test_each_view_meets_its_edit() -> None:
+    """Each candidate signal: the edited copy's full view lands within a few bits of the original's matching view."""
+    images = [BASE, ImageOps.mirror(BASE), crop(BASE, right=0.10), crop(BASE, bottom=0.10), crop(BASE, *[0.1] * 4),
+              letterbox(BASE)]
+    views = view_hashes(np.stack([thumb(i) for i in images]))
+    # (view of the original, view of the copy, which copy): trimming applies to the letterboxed copy
+    meets = [("mirror", "full", 1), ("left90", "full", 2), ("top90", "full", 3), ("crop80", "full", 4),
+             ("full", "trim", 5)]
+    for mine, theirs, copy in meets:
+        close = hamming(views[mine][:1], views[theirs][copy:copy + 1])[0]
+        assert close <= 4, (mine, theirs)
+        assert hamming(views["full"][:1], views["full"][copy:copy + 1])[0] > close  # the view brings them together
+
+
+def test_trim_box_finds_bars_and_leaves_photos_whole() -> None:
+    top, bottom, left, right = trim_box(thumb(letterbox(BASE)))
+    assert (left, right) == (0, 64) and 8 <= top <= 11 and 53 <= bottom <= 56
+    assert trim_box(thumb(BASE)) == (0, 64, 0, 64)
+
+
+def test_candidates_then_verdicts_on_a_small_collection() -> None:
+    images = [BASE, *COPIES.values(), photo(12, (160, 120)), photo(13, (160, 120)), near_blank((90, 90, 90), 0),
+              near_blank((95, 92, 90), 1)]
+    thumbs = np.stack([thumb(i) for i in images])
+    found = view_candidates(view_hashes(thumbs), np.zeros(len(images), bool), 12)
+    pairs = set(zip(found.i.tolist(), found.j.tolist()))
+    copies = range(1, 1 + len(COPIES))
+    assert all((0, k) in pairs for k in copies)  # every copy is proposed against the original
+    verdicts = verify_pairs(thumbs, found.i, found.j, list(found.signal))
+    accepted = {p for p, ok in zip(zip(found.i.tolist(), found.j.tolist()), verdicts.accepted) if ok}
+    assert {(0, k) for k in copies} <= accepted
+    assert all(i in copies or i == 0 for pair in accepted for i in pair)  # nothing else joins
+
+
+def test_nearest_per_image_keeps_each_images_closest() -> None:
+    i, j = np.array([0, 0, 0, 1, 2]), np.array([1, 2, 3, 2, 3])
+    found = Candidates(i, j, np.array(["full~full"] * 5, dtype=object), np.array([5, 1, 3, 2, 9]))
+    kept = nearest_per_image(found, 4, 1)
+    # 0's closest is 2 (d 1); 1's is 2 (d 2); 2's is 0; 3's is 0 (d 3): pair (2, 3) at d 9 is nobody's closest
+    assert set(zip(kept.i.tolist(), kept.j.tolist())) == {(0, 2), (1, 2), (0, 3)}

@@ -1,0 +1,111 @@
+"""The dedup stage on tmp_path: variants found, cross-group pairs reported, units written, hashing incremental."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from finetuner.dedup import hashing
+from finetuner.config import parse_params
+from finetuner.demo.synthetic_photos import VARIANTS, photo, to_jpeg_bytes, variant
+from tasks import dedup
+from finetuner.common.stage import InputError, split_run_facts, write_csv
+
+COLUMNS = ["path", "label", "group", "status", "reason", "sha256", "width", "height"]
+
+
+def add_image(root: Path, rows: list[dict], rel: str, data: bytes, group: str, status: str = "ok") -> None:
+    path = root / "data/raw/images" / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    rows.append({"path": rel, "label": rel.split("/")[0], "group": group, "status": status, "reason": "",
+                 "sha256": hashlib.sha256(data).hexdigest(), "width": 0, "height": 0})
+
+
+def make_dataset(root: Path, n_photos: int = 6) -> list[dict]:
+    rows: list[dict] = []
+    for seed in range(n_photos):
+        add_image(root, rows, f"c{seed % 2}/p{seed}.jpg", to_jpeg_bytes(photo(seed, (96, 72))), f"g{seed}")
+    base = photo(0, (96, 72))
+    for kind in VARIANTS:  # variants of photo 0 in its own group...
+        add_image(root, rows, f"c0/v0_{kind}.jpg", to_jpeg_bytes(variant(base, kind)), "g0")
+    # ...and one filed under another patient: the cross-group pair users must see
+    add_image(root, rows, "c1/other_patient.jpg", to_jpeg_bytes(variant(base, "brightness"), 80), "g5")
+    add_image(root, rows, "c0/copy_of_p0.jpg", (root / "data/raw/images/c0/p0.jpg").read_bytes(), "")
+    add_image(root, rows, "c0/broken.jpg", b"junk", "g9", status="quarantined")
+    write_csv(root / dedup.MANIFEST, rows, COLUMNS)
+    return rows
+
+
+def read(path: Path) -> list[dict]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture
+def params():
+    return parse_params({"data": {"workers": 1}})
+
+
+def test_stage_writes_pairs_units_and_reports(tmp_path: Path, params) -> None:
+    rows = make_dataset(tmp_path)
+    summary = dedup.run(params, tmp_path)
+    pairs = read(tmp_path / dedup.PAIRS_CSV)
+    joined = {(p["path_a"], p["path_b"]) for p in pairs}
+    assert all(p["path_a"] < p["path_b"] for p in pairs)
+    assert {"path_a", "path_b", "method", "distance"} <= set(pairs[0])
+    assert ("c0/copy_of_p0.jpg", "c0/p0.jpg") in joined and any(p["method"] == "exact" for p in pairs)
+    units = {r["path"]: r["unit"] for r in read(tmp_path / dedup.UNITS_CSV)}
+    assert set(units) == {r["path"] for r in rows if r["status"] == "ok"}  # every usable image, nothing else
+    family = [f"c0/v0_{k}.jpg" for k in VARIANTS] + ["c0/p0.jpg", "c0/copy_of_p0.jpg", "c1/other_patient.jpg"]
+    assert len({units[p] for p in family}) == 1  # every variant found
+    assert units["c1/p5.jpg"] == units["c0/p0.jpg"]  # group g5 joined through the cross-group pair
+    assert len({units[f"c{s % 2}/p{s}.jpg"] for s in range(1, 5)}) == 4  # unrelated photos stay apart
+    report = json.loads((tmp_path / dedup.REPORT_JSON).read_text())
+    assert report == split_run_facts(summary, dedup.RUN_FACTS)[0]  # cache hits go to logs/dedup.jsonl instead
+    cross = report["cross_group_pairs"]
+    assert cross and all({p["group_a"], p["group_b"]} == {"g0", "g5"} for p in cross)
+    assert report["counts"]["images"] == len(rows) - 1
+    html = (tmp_path / dedup.REPORT_HTML).read_text()
+    assert html.count("data:image/jpeg;base64,") >= 2 * len(cross)
+    assert "other_patient.jpg" in html
+
+
+def test_only_new_files_are_decoded(tmp_path: Path, params, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = make_dataset(tmp_path)
+    decoded: list[str] = []
+    original = hashing.decode_for_hash
+
+    def counting(path, **kwargs):
+        decoded.append(str(path))
+        return original(path, **kwargs)
+
+    monkeypatch.setattr(hashing, "decode_for_hash", counting)
+    first = dedup.run(params, tmp_path)
+    assert len(decoded) == first["counts"]["distinct_contents"] == len(rows) - 2  # one copy, one quarantined
+    units_before = read(tmp_path / dedup.UNITS_CSV)
+    decoded.clear()
+    add_image(tmp_path, rows, "c1/new.jpg", to_jpeg_bytes(photo(99, (96, 72))), "g99")
+    write_csv(tmp_path / dedup.MANIFEST, rows, COLUMNS)
+    second = dedup.run(params, tmp_path)
+    assert [Path(p).name for p in decoded] == ["new.jpg"]
+    assert second["counts"]["newly_hashed"] == 1
+    after = {r["path"]: r["unit"] for r in read(tmp_path / dedup.UNITS_CSV)}
+    assert all(after[r["path"]] == r["unit"] for r in units_before)  # old units keep their ids
+
+
+def test_size_guard_is_reported(tmp_path: Path) -> None:
+    make_dataset(tmp_path)
+    summary = dedup.run(parse_params({"data": {"workers": 1}, "dedup": {"max_cluster_size": 3}}), tmp_path)
+    assert summary["counts"]["pairs_cut_by_size_guard"] > 0
+    assert summary["largest_cluster_size"] <= 3 + 1  # + the exact copy, which is never cut
+    assert "cut by the cluster size guard" in (tmp_path / dedup.REPORT_HTML).read_text()
+
+
+def test_missing_manifest_column_is_an_input_error(tmp_path: Path, params) -> None:
+    write_csv(tmp_path / dedup.MANIFEST, [{"path": "a.jpg", "label": "a"}], ["path", "label"])
+    with pytest.raises(InputError, match="missing column"):
+        dedup.run(params, tmp_path)
