@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from finetuner.config import VerifyConfig
-from finetuner.hashing import view_key
+from finetuner.hashing import DECODE_SIZE, view_key
 from finetuner.neighbours import hamming, radius_pairs
 from finetuner.units import cluster_stats
 from finetuner.verify import Verdicts, VerifyRule, verify_pairs
@@ -84,7 +84,8 @@ def verified_pairs(hashes: dict[str, np.ndarray], detail: np.ndarray, thumbs: np
     found = candidate_pairs(subset, detail[hashed] < low_info_std, methods, max_distance, config, workers)
     a, b = hashed[found.i], hashed[found.j]
     rule = verify_rule(config)
-    cache = VerdictCache(cache_dir, repr(rule)) if shas is not None and cache_dir is not None else None
+    # the thumbnails a verdict was made on depend on the decode size too
+    cache = VerdictCache(cache_dir, repr((rule, DECODE_SIZE))) if shas is not None and cache_dir is not None else None
     ratio = np.full(len(detail), np.nan) if aspect is None else aspect
     keys = [f"{shas[x]}|{shas[y]}|{s}|{ratio[x]:.4f}|{ratio[y]:.4f}" for x, y, s in
             zip(a.tolist(), b.tolist(), found.signal.tolist())] if cache else []

@@ -2,13 +2,16 @@
 two photos of one scene, unrelated photos; and the per-image candidate cap."""
 from __future__ import annotations
 
+from pathlib import Path
+
+import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageOps
 
-from finetuner.hashing import hash_images
+from finetuner.hashing import hash_files, hash_images
 from finetuner.neighbours import hamming
-from finetuner.synthetic_photos import photo
+from finetuner.synthetic_photos import photo, to_jpeg_bytes
 from finetuner.verify import verify, verify_pairs
 from finetuner.views import Candidates, nearest_per_image, trim_box, view_candidates, view_hashes
 
@@ -74,6 +77,20 @@ def test_verifier_accepts_real_edits(kind: str) -> None:
     assert verdict.rule == "aligned"
     if kind == "mirror":
         assert "mirror" in verdict.transform
+
+
+def test_rescaled_fine_texture_read_from_files_is_accepted(tmp_path: Path) -> None:
+    """The thumbnails of a file and of its 60% copy must show the same detail: decoded at 1/8 scale the copy (and a
+    60-row original) would be upsampled to 64 rows and their fine texture would no longer correlate."""
+    rng = np.random.default_rng(0)
+    field = cv2.GaussianBlur(rng.normal(0, 1, (480, 640)).astype(np.float32), (0, 0), 1.0)
+    texture = Image.fromarray(np.clip(128 + field / field.std() * 40, 0, 255).astype(np.uint8)).convert("RGB")
+    paths = [tmp_path / "texture.jpg", tmp_path / "texture_60.jpg"]
+    paths[0].write_bytes(to_jpeg_bytes(texture))
+    paths[1].write_bytes(to_jpeg_bytes(texture.resize((384, 288), Image.Resampling.BILINEAR)))
+    thumbs = hash_files(paths, ["phash"], workers=1).thumbs
+    verdict = verify_pairs(thumbs, np.array([0]), np.array([1]), ["full~full"]).row(0)
+    assert verdict.accepted and verdict.detail_similarity > 0.95, verdict
 
 
 def test_verifier_rejects_unrelated_and_scene_retakes() -> None:
