@@ -149,3 +149,33 @@ def test_nearest_per_image_keeps_each_images_closest() -> None:
     kept = nearest_per_image(found, 4, 1)
     # 0's closest is 2 (d 1); 1's is 2 (d 2); 2's is 0; 3's is 0 (d 3): pair (2, 3) at d 9 is nobody's closest
     assert set(zip(kept.i.tolist(), kept.j.tolist())) == {(0, 2), (1, 2), (0, 3)}
+
+
+def test_grown_collection_searches_new_pairs_only_and_matches_a_cold_search(tmp_path: Path, monkeypatch) -> None:
+    """Candidates cached by content: after images are added (and the order changes), the capped candidates equal
+    a cold search's, and only the new images' pairs are searched for."""
+    from finetuner.config import parse_params
+    from tasks import dedup_verify
+
+    images = [BASE, *COPIES.values(), *(photo(s, (160, 120)) for s in (12, 13, 14)), near_blank((90, 90, 90), 0)]
+    batch = hash_images(images, ["phash", "dhash"])
+    batch.hashes.update({f"view-{k}": v for k, v in view_hashes(batch.thumbs).items()})
+    low = batch.detail < 8.0
+    shas = [f"{k:064d}" for k in range(len(images))]
+    config = parse_params({}).dedup.verify
+    old = np.arange(len(images) - 1, 2, -1)  # first in another order (pairs and view pairs swap), then 3 more
+
+    def search(rows: np.ndarray, cache) -> set:
+        found = dedup_verify.searched_candidates({m: h[rows] for m, h in batch.hashes.items()}, low[rows],
+                                                 ("phash", "dhash"), 8, config, 1,
+                                                 None if cache is None else [shas[r] for r in rows], cache)
+        return {(int(rows[i]), int(rows[j]), s) for i, j, s in zip(found.i, found.j, found.signal)}
+
+    search(old, tmp_path)
+    queried = []
+    real = dedup_verify.radius_pairs_between
+    monkeypatch.setattr(dedup_verify, "radius_pairs_between", lambda q, h, r: queried.append(len(q)) or real(q, h, r))
+    everything = np.arange(len(images))
+    grown = search(everything, tmp_path)
+    assert grown == search(everything, None)
+    assert queried == [3, 3]  # each hash method searched from the 3 new images only
