@@ -109,6 +109,20 @@ def test_near_blank_images_need_a_pixel_match() -> None:
     assert verify(thumb(grey), thumb(near_blank((120, 120, 125), 2))).accepted  # the same one, re-shot noise
 
 
+def test_a_shaded_low_detail_frame_matches_its_brighter_copy_only() -> None:
+    """A smooth wallpaper (shading, no fine detail) and its copy 1.3x brighter are one picture; the gain that maps
+    them is no licence for plain frames of two shades, or for the same shading turned another way."""
+    y, x = np.mgrid[0:120, 0:160]
+    shading = 60 + 0.5 * x + 0.3 * y
+    wallpaper = Image.fromarray(shading.astype(np.uint8)).convert("RGB")
+    brighter = Image.fromarray(np.clip(shading * 1.3, 0, 255).astype(np.uint8)).convert("RGB")
+    verdict = verify(thumb(wallpaper), thumb(brighter))
+    assert verdict.rule == "low-detail" and verdict.accepted and "gain 1.3" in verdict.transform, verdict
+    turned = Image.fromarray((60 + 0.3 * x + 0.5 * y).astype(np.uint8)).convert("RGB")
+    assert not verify(thumb(wallpaper), thumb(turned)).accepted
+    assert not verify(thumb(near_blank((100,) * 3, 0)), thumb(near_blank((130,) * 3, 0))).accepted
+
+
 def test_each_view_meets_its_edit() -> None:
     """Each candidate signal: the edited copy's full view lands within a few bits of the original's matching view."""
     images = [BASE, ImageOps.mirror(BASE), crop(BASE, right=0.10), crop(BASE, bottom=0.10), crop(BASE, *[0.1] * 4),
