@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from finetuner.config import VerifyConfig
-from finetuner.dedup.hashing import view_key
-from finetuner.dedup.neighbours import hamming, radius_pairs
+from finetuner.dedup.hash_cache import CandidateCache, VerdictCache
+from finetuner.dedup.hashing import DECODE_SIZE, view_key
+from finetuner.dedup.neighbours import hamming, radius_pairs, radius_pairs_between
 from finetuner.dedup.units import cluster_stats
 from finetuner.dedup.verify import Verdicts, VerifyRule, verify_pairs
 from finetuner.dedup.views import VIEWS, Candidates, nearest_per_image, view_candidates
-from finetuner.dedup.hash_cache import VerdictCache
 
 EVIDENCE = ("signal", "rule", "similarity", "detail_similarity", "overlap", "transform")
 MAX_REJECTED_SHOWN = 30
@@ -51,25 +51,54 @@ class Verified:
 
 
 def candidate_pairs(hashes: dict[str, np.ndarray], low_detail: np.ndarray, methods: tuple[str, ...],
-                    max_distance: int, config: VerifyConfig, workers: int) -> Candidates:
-    """View candidates and configured-hash candidates (indices into the given arrays), closest signal per pair."""
+                    max_distance: int, config: VerifyConfig, workers: int, new: np.ndarray | None = None) -> Candidates:
+    """View candidates and configured-hash candidates (indices into the given arrays), closest signal per pair,
+    before the per-image cap. With `new` (a mask), only pairs touching a new content."""
     views = {name: hashes[view_key(name)] for name in VIEWS}
-    found = view_candidates(views, low_detail, config.candidate_distance, workers)
-    n = len(low_detail)
-    parts_i, parts_j, parts_s, parts_d = [found.i], [found.j], [found.signal], [found.distance]
+    parts = [view_candidates(views, low_detail, config.candidate_distance, workers, new=new)]
     for method in methods:
-        pairs = radius_pairs(hashes[method], max_distance, workers)
-        parts_i.append(pairs[:, 0])
-        parts_j.append(pairs[:, 1])
-        parts_s.append(np.full(len(pairs), method, dtype=object))
-        parts_d.append(hamming(hashes[method][pairs[:, 0]], hashes[method][pairs[:, 1]]))
-    i, j, d = np.concatenate(parts_i), np.concatenate(parts_j), np.concatenate(parts_d)
-    signal = np.concatenate(parts_s).astype(object)
-    order = np.lexsort((d, j, i))  # per pair, the closest signal first (stable: views before methods on ties)
+        if new is None:
+            pairs = radius_pairs(hashes[method], max_distance, workers)
+        else:
+            queries = np.flatnonzero(new)
+            pairs = radius_pairs_between(hashes[method][queries], hashes[method], max_distance)
+            pairs = np.sort(np.stack([queries[pairs[:, 0]], pairs[:, 1]], axis=1), axis=1)
+            pairs = np.unique(pairs[pairs[:, 0] != pairs[:, 1]], axis=0).reshape(-1, 2)
+        parts.append(Candidates(pairs[:, 0], pairs[:, 1], np.full(len(pairs), method, dtype=object),
+                                hamming(hashes[method][pairs[:, 0]], hashes[method][pairs[:, 1]])))
+    return merge_candidates(parts)
+
+
+def merge_candidates(parts: list[Candidates]) -> Candidates:
+    """One row per pair: the closest signal (stable: earlier parts win ties, so views before methods)."""
+    i, j, d = (np.concatenate([np.asarray(getattr(p, f), dtype=np.int64) for p in parts])
+               for f in ("i", "j", "distance"))
+    signal = np.concatenate([np.asarray(p.signal, dtype=object) for p in parts])
+    order = np.lexsort((d, j, i))
     i, j, d, signal = i[order], j[order], d[order], signal[order]
     head = np.r_[True, (i[1:] != i[:-1]) | (j[1:] != j[:-1])] if len(i) else np.zeros(0, bool)
-    merged = Candidates(i[head], j[head], signal[head], d[head])
-    return nearest_per_image(merged, n, config.candidates_per_image)
+    return Candidates(i[head], j[head], signal[head], d[head])
+
+
+def searched_candidates(hashes: dict[str, np.ndarray], low_detail: np.ndarray, methods: tuple[str, ...],
+                        max_distance: int, config: VerifyConfig, workers: int, shas: list[str] | None,
+                        cache_dir: Path | None) -> Candidates:
+    """`candidate_pairs` after the per-image cap. With `shas` and `cache_dir`, the uncapped pairs are cached by
+    content: a grown collection searches only pairs touching its new contents and reuses the others (the cap is
+    applied afterwards, so the result equals a cold search)."""
+    if shas is None or cache_dir is None:
+        found = candidate_pairs(hashes, low_detail, methods, max_distance, config, workers)
+        return nearest_per_image(found, len(low_detail), config.candidates_per_image)
+    cache = CandidateCache(cache_dir, repr((methods, max_distance, config.candidate_distance, DECODE_SIZE, VIEWS)))
+    known, old = cache.pairs(shas, low_detail)
+    if known.all():
+        found = old
+    else:  # a cold search (nothing known) probes each pair once; a grown one probes from the new contents only
+        fresh = candidate_pairs(hashes, low_detail, methods, max_distance, config, workers,
+                                new=None if not known.any() else ~known)
+        found = merge_candidates([fresh, old])
+        cache.save(shas, low_detail, found)
+    return nearest_per_image(found, len(low_detail), config.candidates_per_image)
 
 
 def verified_pairs(hashes: dict[str, np.ndarray], detail: np.ndarray, thumbs: np.ndarray, ok: np.ndarray,
@@ -78,13 +107,16 @@ def verified_pairs(hashes: dict[str, np.ndarray], detail: np.ndarray, thumbs: np
                    cache_dir: Path | None = None) -> Verified:
     """Candidates among the hashed contents, each decided by the verifier; indices are content positions.
     `aspect`: width / height per content (NaN where unknown), so no alignment may stretch an image. With `shas`
-    and `cache_dir`, verdicts are cached per content pair: a grown collection verifies only its new pairs."""
+    and `cache_dir`, candidates and verdicts are cached per content pair: a grown collection searches and verifies
+    only the pairs touching its new contents."""
     hashed = np.flatnonzero(ok)
     subset = {name: values[hashed] for name, values in hashes.items()}
-    found = candidate_pairs(subset, detail[hashed] < low_info_std, methods, max_distance, config, workers)
+    found = searched_candidates(subset, detail[hashed] < low_info_std, methods, max_distance, config, workers,
+                                None if shas is None else [shas[k] for k in hashed], cache_dir)
     a, b = hashed[found.i], hashed[found.j]
     rule = verify_rule(config)
-    cache = VerdictCache(cache_dir, repr(rule)) if shas is not None and cache_dir is not None else None
+    # the thumbnails a verdict was made on depend on the decode size too
+    cache = VerdictCache(cache_dir, repr((rule, DECODE_SIZE))) if shas is not None and cache_dir is not None else None
     ratio = np.full(len(detail), np.nan) if aspect is None else aspect
     keys = [f"{shas[x]}|{shas[y]}|{s}|{ratio[x]:.4f}|{ratio[y]:.4f}" for x, y, s in
             zip(a.tolist(), b.tolist(), found.signal.tolist())] if cache else []

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from finetuner.dedup.hashing import THUMB
 from finetuner.common.content_cache import ContentCache
 from finetuner.common.integrity import CorruptFile, load_npz_checked, save_npz_checked
+from finetuner.dedup.hashing import THUMB
+from finetuner.dedup.views import Candidates
 
 log = logging.getLogger("finetuner.dedup")
 
@@ -106,6 +107,49 @@ class VerdictCache:
                                                                                    np.float64, np.float64, "U200"))}
         save_npz_checked(self.path, key=np.array(keys, dtype="U300"), **arrays)
         self.dirty = False
+
+
+class CandidateCache:
+    """The candidate search's pairs (before the per-image cap) by content sha256, one file per search setting, so a
+    grown collection searches only the pairs touching a new content: pairs of two old contents do not change."""
+
+    def __init__(self, directory: Path, setting: str):
+        tag = hashlib.sha256(setting.encode()).hexdigest()[:12]
+        self.path = Path(directory) / f"candidates-{tag}-v{VERSION}.npz"
+        self.data: dict[str, np.ndarray] = {}
+        if self.path.exists():
+            try:
+                loaded = load_npz_checked(self.path)
+                self.data = {f: loaded[f] for f in ("sha", "low", "i", "j", "signal", "distance")}
+            except (CorruptFile, KeyError) as exc:
+                log.warning("ignoring damaged candidate cache %s (%s); it will be rebuilt", self.path, exc)
+
+    def pairs(self, shas: Sequence[str], low_detail: np.ndarray):
+        """(known, candidates): which contents the last search covered (with the same low-detail flag, which decides
+        their views), and its pairs between two known contents, as positions in `shas`."""
+        empty = Candidates(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, object), np.zeros(0, np.int64))
+        if not self.data:
+            return np.zeros(len(shas), bool), empty
+        where = {sha: k for k, sha in enumerate(self.data["sha"].astype(str).tolist())}
+        old = np.array([where.get(sha, -1) for sha in shas], dtype=np.int64)
+        known = old >= 0
+        known[known] = self.data["low"][old[known]] == low_detail[known]
+        position = np.full(len(self.data["sha"]), -1, dtype=np.int64)
+        position[old[known]] = np.flatnonzero(known)
+        i, j = position[self.data["i"]], position[self.data["j"]]
+        keep = (i >= 0) & (j >= 0)
+        # positions follow the current path order, which may differ from the cached one: a swapped pair's view
+        # pair ("crop90~full": view of a ~ view of b) is swapped with it
+        swap = (i > j)[keep]
+        signal = self.data["signal"][keep].astype(object)
+        signal[swap] = ["~".join(s.split("~")[::-1]) for s in signal[swap].tolist()]
+        a, b = np.minimum(i, j)[keep], np.maximum(i, j)[keep]
+        return known, Candidates(a, b, signal, self.data["distance"][keep])
+
+    def save(self, shas: Sequence[str], low_detail: np.ndarray, found) -> None:
+        save_npz_checked(self.path, sha=np.array(shas, dtype="S64"), low=np.asarray(low_detail, bool),
+                         i=np.asarray(found.i, np.int64), j=np.asarray(found.j, np.int64),
+                         signal=np.asarray(found.signal, dtype="U40"), distance=np.asarray(found.distance, np.int64))
 
 
 class PreviewCache:

@@ -25,7 +25,10 @@ from finetuner.common.imageio import to_rgb
 
 HASH_SIZE = 8  # 8x8 = 64 bits: the size `dedup.max_distance` is defined on
 PHASH_SIZE = HASH_SIZE * 4  # imagehash's highfreq_factor
-DECODE_SIZE = 32  # JPEG draft target: smallest 1/2^k scale (k <= 3) keeping both sides >= the 32 px phash input
+# JPEG draft target: the smallest 1/2^k scale (k <= 3) keeping both sides >= the 64 px verifier thumbnail. At 32, a
+# 640x480 file decoded to 80x60 and its 60% copy to 48x36; both were upsampled to 64 rows, so fine texture (brick,
+# grass, gravel) no longer correlated between a photo and its rescaled copy.
+DECODE_SIZE = 64
 NUMPY_METHODS = ("phash", "dhash", "ahash")
 LANCZOS = Image.Resampling.LANCZOS
 THUMB = 64  # side of the squashed grey thumbnail kept per image for candidate views and the verifier

@@ -210,6 +210,36 @@ def radius_pairs(hashes: np.ndarray, radius: int, workers: int = 1, plan: Plan |
     return np.stack([codes // n, codes % n], axis=1)
 
 
+def radius_pairs_between(queries: np.ndarray, hashes: np.ndarray, radius: int) -> np.ndarray:
+    """All pairs (q, h) with popcount(queries[q] ^ hashes[h]) <= radius, sorted, shape (k, 2).
+
+    For a grown collection: only the new items query an index of all items, so the cost follows the number of new
+    items, not the collection. Every query probes every mask (no top-bit halving: the two sides differ)."""
+    queries = np.ascontiguousarray(queries, dtype=np.uint64)
+    hashes = np.ascontiguousarray(hashes, dtype=np.uint64)
+    n = len(hashes)
+    if n == 0 or len(queries) == 0 or radius < 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    if radius >= BITS:
+        q, h = np.divmod(np.arange(len(queries) * n), n)
+        return np.stack([q, h], axis=1)
+    plan, shift = choose_plan(n, radius), 0
+    found, ids = [np.zeros(0, np.int64)], np.arange(len(queries))
+    for width, r in zip(plan.widths, plan.radii):
+        keys, qkeys = ((x >> np.uint64(shift)) & np.uint64((1 << width) - 1) for x in (hashes, queries))
+        if width <= TABLE_MAX_BITS:
+            keys, qkeys = keys.astype(np.int64), qkeys.astype(np.int64)
+        index = _ChunkIndex(keys, width, shift, hashes)
+        shift += width
+        for mask in masks_of_weight_at_most(width, r).tolist():
+            hit, start, count = index.lookup(qkeys ^ qkeys.dtype.type(mask))
+            left, right = _expand(ids[hit], start, count, index.order)
+            close = np.bitwise_count(queries[left] ^ hashes[right]) <= radius
+            found.append(left[close] * n + right[close])
+    codes = np.unique(np.concatenate(found))
+    return np.stack([codes // n, codes % n], axis=1)
+
+
 def brute_force_pairs(hashes: np.ndarray, radius: int) -> np.ndarray:
     """The reference: every pair compared (O(n^2) memory per row block); for tests and benchmarks."""
     hashes = np.asarray(hashes, dtype=np.uint64)

@@ -11,7 +11,8 @@ only proposals; a pair joins units when, on the 64x64 grey thumbnails,
    two different smooth gradients correlate almost perfectly, their textures do not), and the overlap covers at
    least `min_overlap` of each image's content (inside letterbox bars).
 Low-detail images (little fine structure) get their own rule: no search, the frames must agree pixel for pixel
-within `flat_max_difference` grey levels on average (or mirrored), since any two near-blank images correlate.
+within `flat_max_difference` grey levels on average (or mirrored; frames with visible shading may differ by one
+brightness gain), since any two near-blank images correlate.
 `verify_pairs` does the cheap steps for all pairs at once (numpy) and the search only where it can matter.
 """
 from __future__ import annotations
@@ -30,6 +31,8 @@ SMOOTH_SIGMA = 1.0  # thumbnail pixels: below this, resampling and JPEG noise, n
 DETAIL_SIGMA = 3.0  # structure between SMOOTH_SIGMA and this is "detail" (a difference of Gaussians)
 REFINE_MARGIN = 0.25  # pairs this far below min_similarity are not worth a template search
 REFINE_SCALES = (0.9, 0.95)  # the inner region's size relative to the outer one in the local search
+SHADING = 4.0  # low-detail frames whose mean deviation is this many flat_max_difference show shading a gain must fit
+MAX_GAIN = 1.6  # the largest brightness change (either way) the low-detail rule undoes
 
 
 @dataclass(frozen=True)
@@ -272,14 +275,27 @@ def _rule(rule: VerifyRule):
 
 
 def _flat(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, rule: VerifyRule) -> tuple[np.ndarray, ...]:
-    """Low-detail pairs: the same picture pixel for pixel (mirrored or not), or not a copy."""
+    """Low-detail pairs: the same picture pixel for pixel (mirrored or not), or not a copy. A pair whose frames both
+    show visible shading (a smooth wallpaper) may also differ by one brightness gain: the shading then pins the gain
+    down, while two plain frames of different shades would match through any gain."""
     a, b = thumbs[i].astype(np.float32), thumbs[j].astype(np.float32)
-    straight = np.abs(a - b).reshape(len(i), -1).mean(axis=1)
-    mirrored = np.abs(a - b[:, :, ::-1]).reshape(len(i), -1).mean(axis=1)
+    spread = np.minimum(_mean_deviation(a), _mean_deviation(b))
+    ratio = b.reshape(len(i), -1).mean(axis=1) / np.maximum(a.reshape(len(i), -1).mean(axis=1), 1.0)
+    gain = np.where(spread >= SHADING * rule.flat_max_difference, np.clip(ratio, 1 / MAX_GAIN, MAX_GAIN), 1.0)
+    scaled = a * gain[:, None, None].astype(np.float32)
+    straight = np.abs(scaled - b).reshape(len(i), -1).mean(axis=1)
+    mirrored = np.abs(scaled - b[:, :, ::-1]).reshape(len(i), -1).mean(axis=1)
     difference = np.minimum(straight, mirrored)
-    how = np.array([f"{'mirror' if m < s else 'identity'}, mean difference {d:.1f} grey levels"
-                    for s, m, d in zip(straight.tolist(), mirrored.tolist(), difference.tolist())], dtype=object)
+    how = np.array([f"{'mirror' if m < s else 'identity'}{f', gain {g:.2f}' if abs(g - 1) >= 0.005 else ''}, "
+                    f"mean difference {d:.1f} grey levels"
+                    for s, m, d, g in zip(straight.tolist(), mirrored.tolist(), difference.tolist(), gain.tolist())],
+                   dtype=object)
     return difference <= rule.flat_max_difference, 1.0 - difference / 255.0, how
+
+
+def _mean_deviation(stack: np.ndarray) -> np.ndarray:
+    flat = stack.reshape(len(stack), -1)
+    return np.abs(flat - flat.mean(axis=1, keepdims=True)).mean(axis=1)
 
 
 def best_signal(a: np.ndarray, b: np.ndarray) -> str:

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from finetuner.dedup.hashing import THUMB, bits_to_uint64, phash_bits
-from finetuner.dedup.neighbours import radius_pairs
+from finetuner.dedup.neighbours import radius_pairs, radius_pairs_between
 
 VIEWS = ("full", "mirror", "crop90", "crop80", "left90", "right90", "top90", "bottom90", "trim")
 DETAIL_VIEWS = VIEWS[2:]  # skipped for low-detail images: they add only chance candidates
@@ -97,13 +97,15 @@ class Candidates:
 
 
 def view_candidates(views: dict[str, np.ndarray], low_detail: np.ndarray, radius: int, workers: int = 1,
-                    per_image: int = 0) -> Candidates:
+                    per_image: int = 0, new: np.ndarray | None = None) -> Candidates:
     """Image pairs with some view of one within `radius` bits of some view of the other, closest view pair each.
 
     All views of all images go into one search; a low-detail image takes part with its full and mirror views only,
     so flat images do not multiply chance matches. Ties between view pairs go to view order. With `per_image` > 0,
     a pair is kept only when it is among the `per_image` closest of one of its two images: in a crowded collection
     (letters of 100 typefaces) every image is near hundreds of others, and the copies are the closest of them.
+    With `new` (a mask over the images), only pairs with at least one new image are searched for: a grown collection
+    whose old pairs are known pays for its new images only.
     """
     names = [v for v in VIEWS if v in views]
     n = len(low_detail)
@@ -114,7 +116,12 @@ def view_candidates(views: dict[str, np.ndarray], low_detail: np.ndarray, radius
         kind.append(np.full(len(members), k))
         stacked.append(views[name][members])
     owner, kind, stacked = np.concatenate(owner), np.concatenate(kind), np.concatenate(stacked)
-    pairs = radius_pairs(stacked, radius, workers)
+    if new is None:
+        pairs = radius_pairs(stacked, radius, workers)
+    else:
+        queries = np.flatnonzero(new[owner])
+        pairs = radius_pairs_between(stacked[queries], stacked, radius)
+        pairs[:, 0] = queries[pairs[:, 0]]
     a, b = owner[pairs[:, 0]], owner[pairs[:, 1]]
     other = a != b
     pairs, a, b = pairs[other], a[other], b[other]

@@ -47,7 +47,7 @@ def test_jpeg_is_decoded_at_reduced_size(tmp_path: Path) -> None:
     path.write_bytes(to_jpeg_bytes(photo(3, (1024, 768))))
     grey = decode_for_hash(path)
     assert grey.mode == "L"
-    assert grey.size == (128, 96)  # 1/8 scale: JPEG scaling stops there (sides stay >= 32)
+    assert grey.size == (128, 96)  # 1/8 scale: JPEG scaling stops there (sides stay >= 64)
     full = hash_images([Image.open(path).convert("L")], ["phash", "dhash"])
     reduced = hash_images([grey], ["phash", "dhash"])
     for method in ("phash", "dhash"):  # the reduced decode barely moves the hash

@@ -5,7 +5,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from finetuner.dedup.neighbours import choose_plan, make_plan, radius_pairs
+from finetuner.dedup.neighbours import choose_plan, make_plan, radius_pairs, radius_pairs_between
 
 
 def python_brute_force(hashes: list[int], radius: int) -> set[tuple[int, int]]:
@@ -81,3 +81,14 @@ def test_edge_cases() -> None:
     assert radius_pairs(np.array([5], np.uint64), 8).shape == (0, 2)
     everything = radius_pairs(np.array([0, 2**64 - 1, 7], np.uint64), 64)
     assert everything.tolist() == [[0, 1], [0, 2], [1, 2]]
+
+
+@settings(max_examples=10, deadline=None)
+@given(hashes=clustered_hashes(), radius=st.integers(0, 12), split=st.integers(0, 48))
+def test_new_items_against_all_equals_brute_force(hashes: list[int], radius: int, split: int) -> None:
+    """A grown collection's search: every pair of a new item (query) with any item, as brute force finds them."""
+    queries = hashes[split % (len(hashes) + 1):]
+    found = radius_pairs_between(np.array(queries, dtype=np.uint64), np.array(hashes, dtype=np.uint64), radius)
+    expected = {(q, h) for q in range(len(queries)) for h in range(len(hashes))
+                if bin(queries[q] ^ hashes[h]).count("1") <= radius}
+    assert {tuple(p) for p in found.tolist()} == expected

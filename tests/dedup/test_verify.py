@@ -2,15 +2,18 @@
 two photos of one scene, unrelated photos; and the per-image candidate cap."""
 from __future__ import annotations
 
+from pathlib import Path
+
+import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageOps
 
-from finetuner.dedup.hashing import hash_images
+from finetuner.dedup.hashing import hash_files, hash_images
 from finetuner.dedup.neighbours import hamming
-from finetuner.demo.synthetic_photos import photo
 from finetuner.dedup.verify import verify, verify_pairs
 from finetuner.dedup.views import Candidates, nearest_per_image, trim_box, view_candidates, view_hashes
+from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
 
 
 def thumb(image: Image.Image) -> np.ndarray:
@@ -76,6 +79,20 @@ def test_verifier_accepts_real_edits(kind: str) -> None:
         assert "mirror" in verdict.transform
 
 
+def test_rescaled_fine_texture_read_from_files_is_accepted(tmp_path: Path) -> None:
+    """The thumbnails of a file and of its 60% copy must show the same detail: decoded at 1/8 scale the copy (and a
+    60-row original) would be upsampled to 64 rows and their fine texture would no longer correlate."""
+    rng = np.random.default_rng(0)
+    field = cv2.GaussianBlur(rng.normal(0, 1, (480, 640)).astype(np.float32), (0, 0), 1.0)
+    texture = Image.fromarray(np.clip(128 + field / field.std() * 40, 0, 255).astype(np.uint8)).convert("RGB")
+    paths = [tmp_path / "texture.jpg", tmp_path / "texture_60.jpg"]
+    paths[0].write_bytes(to_jpeg_bytes(texture))
+    paths[1].write_bytes(to_jpeg_bytes(texture.resize((384, 288), Image.Resampling.BILINEAR)))
+    thumbs = hash_files(paths, ["phash"], workers=1).thumbs
+    verdict = verify_pairs(thumbs, np.array([0]), np.array([1]), ["full~full"]).row(0)
+    assert verdict.accepted and verdict.detail_similarity > 0.95, verdict
+
+
 def test_verifier_rejects_unrelated_and_scene_retakes() -> None:
     assert not verify(thumb(BASE), thumb(photo(12, (160, 120)))).accepted
     first, second = scene(1, 0.0), scene(2, 4.0)
@@ -90,6 +107,20 @@ def test_near_blank_images_need_a_pixel_match() -> None:
         verdict = verify(thumb(grey), thumb(other))
         assert verdict.rule == "low-detail" and not verdict.accepted, verdict
     assert verify(thumb(grey), thumb(near_blank((120, 120, 125), 2))).accepted  # the same one, re-shot noise
+
+
+def test_a_shaded_low_detail_frame_matches_its_brighter_copy_only() -> None:
+    """A smooth wallpaper (shading, no fine detail) and its copy 1.3x brighter are one picture; the gain that maps
+    them is no licence for plain frames of two shades, or for the same shading turned another way."""
+    y, x = np.mgrid[0:120, 0:160]
+    shading = 60 + 0.5 * x + 0.3 * y
+    wallpaper = Image.fromarray(shading.astype(np.uint8)).convert("RGB")
+    brighter = Image.fromarray(np.clip(shading * 1.3, 0, 255).astype(np.uint8)).convert("RGB")
+    verdict = verify(thumb(wallpaper), thumb(brighter))
+    assert verdict.rule == "low-detail" and verdict.accepted and "gain 1.3" in verdict.transform, verdict
+    turned = Image.fromarray((60 + 0.3 * x + 0.5 * y).astype(np.uint8)).convert("RGB")
+    assert not verify(thumb(wallpaper), thumb(turned)).accepted
+    assert not verify(thumb(near_blank((100,) * 3, 0)), thumb(near_blank((130,) * 3, 0))).accepted
 
 
 def test_each_view_meets_its_edit() -> None:
@@ -132,3 +163,33 @@ def test_nearest_per_image_keeps_each_images_closest() -> None:
     kept = nearest_per_image(found, 4, 1)
     # 0's closest is 2 (d 1); 1's is 2 (d 2); 2's is 0; 3's is 0 (d 3): pair (2, 3) at d 9 is nobody's closest
     assert set(zip(kept.i.tolist(), kept.j.tolist())) == {(0, 2), (1, 2), (0, 3)}
+
+
+def test_grown_collection_searches_new_pairs_only_and_matches_a_cold_search(tmp_path: Path, monkeypatch) -> None:
+    """Candidates cached by content: after images are added (and the order changes), the capped candidates equal
+    a cold search's, and only the new images' pairs are searched for."""
+    from finetuner.config import parse_params
+    from tasks import dedup_verify
+
+    images = [BASE, *COPIES.values(), *(photo(s, (160, 120)) for s in (12, 13, 14)), near_blank((90, 90, 90), 0)]
+    batch = hash_images(images, ["phash", "dhash"])
+    batch.hashes.update({f"view-{k}": v for k, v in view_hashes(batch.thumbs).items()})
+    low = batch.detail < 8.0
+    shas = [f"{k:064d}" for k in range(len(images))]
+    config = parse_params({}).dedup.verify
+    old = np.arange(len(images) - 1, 2, -1)  # first in another order (pairs and view pairs swap), then 3 more
+
+    def search(rows: np.ndarray, cache) -> set:
+        found = dedup_verify.searched_candidates({m: h[rows] for m, h in batch.hashes.items()}, low[rows],
+                                                 ("phash", "dhash"), 8, config, 1,
+                                                 None if cache is None else [shas[r] for r in rows], cache)
+        return {(int(rows[i]), int(rows[j]), s) for i, j, s in zip(found.i, found.j, found.signal)}
+
+    search(old, tmp_path)
+    queried = []
+    real = dedup_verify.radius_pairs_between
+    monkeypatch.setattr(dedup_verify, "radius_pairs_between", lambda q, h, r: queried.append(len(q)) or real(q, h, r))
+    everything = np.arange(len(images))
+    grown = search(everything, tmp_path)
+    assert grown == search(everything, None)
+    assert queried == [3, 3]  # each hash method searched from the 3 new images only
