@@ -20,9 +20,9 @@ from scipy.sparse.csgraph import connected_components
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from finetuner.config import parse_params  # noqa: E402
-from finetuner.hashing import hash_files  # noqa: E402
-from finetuner.views import VIEWS  # noqa: E402
-from tasks.dedup_verify import verified_pairs  # noqa: E402
+from finetuner.dedup.hashing import hash_files  # noqa: E402
+from finetuner.dedup.views import VIEWS  # noqa: E402
+from finetuner.dedup.candidates import verified_pairs  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--glyphs", type=Path, default=ROOT.parent / "shared/data/glyphs/target")

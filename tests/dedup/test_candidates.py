@@ -16,8 +16,8 @@ from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
 from finetuner.dedup.units import assign_units, explain_units, guard_units
 from tasks import dedup
 from finetuner.common.stage import write_csv
-from test_dedup_stage import COLUMNS, add_image
-from test_dedup_verify import letterbox, near_blank
+from tests.tasks.test_dedup import COLUMNS, add_image
+from tests.dedup.test_verify import letterbox, near_blank
 
 
 def test_explain_units_names_the_bridge_and_what_it_cuts_off() -> None:
@@ -106,7 +106,7 @@ def test_unit_guard_stops_look_alikes_chaining_a_class() -> None:
 
 def test_grown_collection_verifies_only_new_pairs(tmp_path: Path, monkeypatch) -> None:
     from finetuner.dedup import candidates as dedup_verify
-    from test_dedup_stage import make_dataset
+    from tests.tasks.test_dedup import make_dataset
 
     rows = make_dataset(tmp_path)
     params = parse_params({"data": {"workers": 1}})

@@ -169,7 +169,7 @@ def test_grown_collection_searches_new_pairs_only_and_matches_a_cold_search(tmp_
     """Candidates cached by content: after images are added (and the order changes), the capped candidates equal
     a cold search's, and only the new images' pairs are searched for."""
     from finetuner.config import parse_params
-    from tasks import dedup_verify
+    from finetuner.dedup import candidates as dedup_verify
 
     images = [BASE, *COPIES.values(), *(photo(s, (160, 120)) for s in (12, 13, 14)), near_blank((90, 90, 90), 0)]
     batch = hash_images(images, ["phash", "dhash"])
