@@ -7,12 +7,19 @@
     promote if the challenger beats the champion by retrain.min_gain on train.select_metric (first run promotes)
     append the decision to reports/retrain_registry.jsonl
 
+A promotion survives a kill at any moment: the challenger is first copied to models/champion.pending.pt, then the
+decision (with that copy's sha256) is appended to the registry, which is the commit point, then the card and
+models/champion.pt are written. A run killed before the registry line leaves the old champion in place and the
+next run decides again (same data, same scores, same decision); one killed after it leaves a decision whose
+champion is not installed yet, and the next run installs it from the pending copy before anything reads the champion.
+
 Both models are scored by `python -m tasks.evaluate --checkpoint ... --out ...`, the only code that reads the test
 split. Served as `retrain/nightly` by flows/serve.py; run once locally with `python -m flows.retrain`.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import sys
@@ -26,7 +33,7 @@ from prefect.cache_policies import NO_CACHE
 
 from finetuner.champion import (KEPT, NO_NEW_DATA, PROMOTED, decide, last_line, metric_value, parse_registry,
                                 registry_line, render_card)
-from finetuner.config import ConfigError
+from finetuner.config import ConfigError, Params
 from flows.connect import prefect_backend
 from flows.dvc_cli import locked_dep_hash, raw_data_status, stream_command
 from flows.finetune import DEFAULT_PROJECT, HOUR, retry_if_transient, run_pipeline
@@ -37,7 +44,11 @@ REGISTRY = Path("reports/retrain_registry.jsonl")
 CHAMPION = Path("models/champion.pt")
 CARD = Path("models/champion.md")
 CHALLENGER = Path("models/best.pt")
+PENDING = Path("models/champion.pending.pt")  # the promoted challenger, until models/champion.pt is replaced
 SCORES_DIR = Path("reports/retrain")
+
+
+Detected = tuple[bool, str, "str | None"]  # detect_new_data's (anything new?, why, data version)
 
 
 class RegistryError(RuntimeError):
@@ -94,12 +105,46 @@ def score(project_dir: str, checkpoint: str, role: str, metric: str) -> float:
 
 
 @task(name="promote", cache_policy=NO_CACHE)
-def promote(project_dir: str, record: dict[str, Any]) -> None:
-    """Copy the challenger to the champion's fixed path and write its card, each atomically."""
+def stage_promotion(project_dir: str) -> str:
+    """Copy the challenger to models/champion.pending.pt (atomically); returns the copy's sha256 for the registry."""
     project = Path(project_dir)
-    with atomic_path(project / CHAMPION) as tmp:
+    with atomic_path(project / PENDING) as tmp:
         shutil.copyfile(project / CHALLENGER, tmp)
-    write_text(project / CARD, render_card(record, _checkpoint_info(project / CHAMPION)))
+    return _sha256(project / PENDING)
+
+
+def install_champion(project: Path, record: dict[str, Any]) -> None:
+    """Make the recorded promotion real: the card, then models/champion.pt from the pending copy, each atomically.
+
+    The card goes first: until the champion file is replaced, the next run sees the decision as unfinished and
+    redoes both, so a card never describes a champion that is not the one installed after a completed run."""
+    write_text(project / CARD, render_card(record, _checkpoint_info(project / PENDING)))
+    with atomic_path(project / CHAMPION) as tmp:
+        shutil.copyfile(project / PENDING, tmp)
+    (project / PENDING).unlink()
+
+
+def finish_interrupted_promotion(project: Path, history: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Install the champion the registry's last promotion chose when a killed run did not get to it; returns that
+    decision if it had to be finished. Raises RegistryError when the chosen champion can be found nowhere."""
+    promoted = [record for record in history if record["decision"] == PROMOTED]
+    expected = promoted[-1].get("champion_sha256") if promoted else None  # records from before it was kept: none
+    pending = project / PENDING
+    if expected is None or ((project / CHAMPION).exists() and _sha256(project / CHAMPION) == expected):
+        pending.unlink(missing_ok=True)  # staged by a run killed before it recorded its decision: decided again
+        return None
+    if not pending.exists() or _sha256(pending) != expected:
+        raise RegistryError(f"{project / REGISTRY}: its last promotion chose a champion with sha256 {expected}, but "
+                            f"neither {project / CHAMPION} nor {pending} is that file. Restore models/champion.pt "
+                            "from a backup, or move the registry aside to start a new record")
+    get_run_logger().warning("finishing the promotion of %s recorded by an interrupted run", promoted[-1]["time"])
+    install_champion(project, promoted[-1])
+    return promoted[-1]
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _checkpoint_info(path: Path) -> dict[str, Any] | None:
@@ -121,33 +166,47 @@ def retrain(project_dir: str = DEFAULT_PROJECT, lock_timeout_s: float = 6 * HOUR
     require_images(project)
     with workspace_lock(project, lock_timeout_s):
         params, raw = read_params(project)
-        read_registry(project)  # a damaged champion registry stops the run before any work
-        metric, min_gain = params.train.select_metric, params.retrain.min_gain
-        new, why, version = detect_new_data(str(project), params.data.raw_dir)
-        record: dict[str, Any] = {
-            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "metric": metric,
-            "min_gain": min_gain,
-            "params": raw,
-        }
-        if not new:
-            record.update(data_version=version, decision=NO_NEW_DATA, reason=why)
-            record.update(champion_score=None, challenger_score=None)
+        # A damaged champion registry stops the run before any work; a promotion a killed run recorded is finished.
+        finished = finish_interrupted_promotion(project, read_registry(project))
+        detected = detect_new_data(str(project), params.data.raw_dir)
+        if not detected[0] and finished is not None:
+            # That run's decision is this run's outcome: recording "no new data" would say the data went unjudged.
+            record = finished
         else:
-            logger.info("new data: %s", why)
-            run_pipeline(str(project))
-            record["data_version"] = locked_dep_hash(project, "ingest", params.data.raw_dir)
-            has_champion = (project / CHAMPION).exists()
-            champion = score(str(project), str(CHAMPION), "champion", metric) if has_champion else None
-            challenger = score(str(project), str(CHALLENGER), "challenger", metric)
-            decision = decide(champion, challenger, min_gain, metric)
-            record.update(champion_score=champion, challenger_score=challenger)
-            record.update(decision=decision.decision, reason=decision.reason)
-            if decision.promote:
-                promote(str(project), record)
-        append_record(project, record)
+            record = _compare(project, params, raw, detected)
+            append_record(project, record)  # the commit point of a promotion
+            if record["decision"] == PROMOTED:
+                install_champion(project, record)
     logger.info("retrain decision: %s (%s)", record["decision"], record["reason"])
     create_markdown_artifact(_decision_markdown(record), key="retrain-decision", description="this run's decision")
+    return record
+
+
+def _compare(project: Path, params: Params, raw: dict[str, Any], detected: Detected) -> dict[str, Any]:
+    """Train on new data and score champion and challenger; the decision record, the promotion staged if any."""
+    new, why, version = detected
+    metric, min_gain = params.train.select_metric, params.retrain.min_gain
+    record: dict[str, Any] = {
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "metric": metric,
+        "min_gain": min_gain,
+        "params": raw,
+    }
+    if not new:
+        record.update(data_version=version, decision=NO_NEW_DATA, reason=why)
+        record.update(champion_score=None, challenger_score=None)
+        return record
+    get_run_logger().info("new data: %s", why)
+    run_pipeline(str(project))
+    record["data_version"] = locked_dep_hash(project, "ingest", params.data.raw_dir)
+    has_champion = (project / CHAMPION).exists()
+    champion = score(str(project), str(CHAMPION), "champion", metric) if has_champion else None
+    challenger = score(str(project), str(CHALLENGER), "challenger", metric)
+    decision = decide(champion, challenger, min_gain, metric)
+    record.update(champion_score=champion, challenger_score=challenger)
+    record.update(decision=decision.decision, reason=decision.reason)
+    if decision.promote:
+        record["champion_sha256"] = stage_promotion(str(project))
     return record
 
 
