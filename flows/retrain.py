@@ -48,7 +48,7 @@ PENDING = Path("models/champion.pending.pt")  # the promoted challenger, until m
 SCORES_DIR = Path("reports/retrain")
 
 
-Detected = tuple[bool, str, "str | None"]  # detect_new_data's (anything new?, why, data version)
+Detected = tuple[bool, str, str | None]  # detect_new_data's (anything new?, why, data version)
 
 
 class RegistryError(RuntimeError):

@@ -200,7 +200,7 @@ def hold_for_dvc_run(project_dir: str | Path, dvc) -> None:
         _record_holder(handle, " ".join(["dvc", *command[start + 1:]]), token, pid=dvc.pid, since=since)
         keeper = [sys.executable, "-m", "tasks.workspace_lock", "--keep", str(handle.fileno()), str(dvc.pid),
                   repr(dvc.create_time())]
-        subprocess.Popen(keeper, pass_fds=(handle.fileno(),), stdin=subprocess.DEVNULL,  # noqa: S603
+        subprocess.Popen(keeper, pass_fds=(handle.fileno(),), stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=Path(__file__).resolve().parents[1])
 
 

@@ -22,8 +22,8 @@ DRIVER = ("import sys, flows.retrain as r; r.run_pipeline = lambda project_dir: 
           "sys.exit(r.main(['--project-dir', sys.argv[1]]))")
 
 
-def killed_retrain(project: Path, kill_at: str, api_url: str, timeout_s: float = 300) -> tuple[int, str]:
-    """(exit code, output) of a retrain run on `project` against the Prefect server at `api_url`, killed at `kill_at`."""
+def killed_retrain(project: Path, kill_at: str, api_url: str, timeout_s: float = 900) -> tuple[int, str]:
+    """(exit code, output) of a retrain run on `project` (Prefect server `api_url`), killed at `kill_at`."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PREFECT_API_URL": api_url, "FINETUNER_KILL_AT": kill_at}
     process = subprocess.Popen([sys.executable, "-c", DRIVER, str(project)], cwd=project, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
