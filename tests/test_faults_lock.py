@@ -24,7 +24,7 @@ def _ingest(project: Path, env_extra: dict[str, str] | None = None,
     env = {key: value for key, value in os.environ.items() if key != TOKEN_ENV}
     env.update(PYTHONPATH=str(REPO_ROOT), PATH=str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", ""),
                **(env_extra or {}))
-    return subprocess.run(list(command), cwd=project, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(list(command), cwd=project, env=env, capture_output=True, text=True, timeout=900)
 
 
 @pytest.fixture
