@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
     retrain_module.run_pipeline = lambda project_dir: None  # `dvc repro` has run it; stage kills: kill_matrix.py
     totals = []
-    with tempfile.TemporaryDirectory(prefix="kill-retrain-") as tmp, prefect_test_harness(server_startup_timeout=180):
+    with tempfile.TemporaryDirectory(prefix="kill-retrain-") as tmp, prefect_test_harness(server_startup_timeout=600):
         api_url = str(PREFECT_API_URL.value())
         print("| situation | kill point | next run ends as an uninterrupted one |\n|---|---|---|", flush=True)
         for situation in chosen:
