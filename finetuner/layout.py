@@ -63,6 +63,7 @@ TEST_LEDGER = REPORTS / "test_ledger.json"  # deliberately not a DVC output: it 
 # retrain (flows/retrain.py; no DVC stage)
 CHAMPION = MODELS / "champion.pt"
 CHAMPION_CARD = MODELS / "champion.md"
+CHAMPION_PENDING = MODELS / "champion.pending.pt"  # a promoted challenger until models/champion.pt is replaced
 RETRAIN_REGISTRY = REPORTS / "retrain_registry.jsonl"
 RETRAIN_SCORES = REPORTS / "retrain"
 

@@ -7,6 +7,12 @@
     promote if the challenger beats the champion by retrain.min_gain on train.select_metric (first run promotes)
     append the decision to reports/retrain_registry.jsonl
 
+A promotion survives a kill at any moment: the challenger is first copied to models/champion.pending.pt, then the
+decision (with that copy's sha256) is appended to the registry, which is the commit point, then the card and
+models/champion.pt are written. A run killed before the registry line leaves the old champion in place and the
+next run decides again (same data, same scores, same decision); one killed after it leaves a decision whose
+champion is not installed yet, and the next run installs it from the pending copy before anything reads the champion.
+
 Both models are scored by `python -m tasks.evaluate --checkpoint ... --out ...`, the only code that reads the test
 split. Served as `retrain/nightly` by flows/serve.py; run once locally with `python -m flows.retrain`.
 """
@@ -23,15 +29,19 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from finetuner.retrain.champion import NO_NEW_DATA, decide, metric_value
+from finetuner.config import ConfigError, Params
+from finetuner.retrain.champion import NO_NEW_DATA, PROMOTED, decide, metric_value
 from finetuner.retrain.registry import (CHALLENGER, CHAMPION, SCORES_DIR, append_record, decision_markdown,
-                                        install_champion, read_registry)
-from finetuner.config import ConfigError
+                                        finish_interrupted_promotion, install_champion, read_registry)
+from finetuner.retrain.registry import stage_promotion as stage_files
 from flows.connect import prefect_backend
 from finetuner.common.dvc_lock import locked_dep_hash
 from flows.dvc_cli import raw_data_status, stream_command
 from flows.finetune import DEFAULT_PROJECT, HOUR, retry_if_transient, run_pipeline
 from flows.workspace import NoImages, read_params, require_images, workspace_lock
+
+Detected = tuple[bool, str, str | None]  # detect_new_data's (anything new?, why, data version)
+
 
 @task(name="detect_new_data", retries=2, retry_delay_seconds=10, retry_condition_fn=retry_if_transient,
       cache_policy=NO_CACHE)
@@ -63,9 +73,9 @@ def score(project_dir: str, checkpoint: str, role: str, metric: str) -> float:
 
 
 @task(name="promote", cache_policy=NO_CACHE)
-def promote(project_dir: str, record: dict[str, Any]) -> None:
-    """Copy the challenger to the champion's fixed path and write its card, each atomically."""
-    install_champion(Path(project_dir), record)
+def stage_promotion(project_dir: str) -> str:
+    """Copy the challenger to models/champion.pending.pt; returns the copy's sha256 for the registry."""
+    return stage_files(Path(project_dir))
 
 
 @flow(name="retrain", description="Retrain on new data in data/raw; promote the challenger only if it is better.")
@@ -76,33 +86,47 @@ def retrain(project_dir: str = DEFAULT_PROJECT, lock_timeout_s: float = 6 * HOUR
     require_images(project)
     with workspace_lock(project, lock_timeout_s):
         params, raw = read_params(project)
-        read_registry(project)  # a damaged champion registry stops the run before any work
-        metric, min_gain = params.train.select_metric, params.retrain.min_gain
-        new, why, version = detect_new_data(str(project), params.data.raw_dir)
-        record: dict[str, Any] = {
-            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "metric": metric,
-            "min_gain": min_gain,
-            "params": raw,
-        }
-        if not new:
-            record.update(data_version=version, decision=NO_NEW_DATA, reason=why)
-            record.update(champion_score=None, challenger_score=None)
+        # A damaged champion registry stops the run before any work; a promotion a killed run recorded is finished.
+        finished = finish_interrupted_promotion(project, read_registry(project))
+        detected = detect_new_data(str(project), params.data.raw_dir)
+        if not detected[0] and finished is not None:
+            # That run's decision is this run's outcome: recording "no new data" would say the data went unjudged.
+            record = finished
         else:
-            logger.info("new data: %s", why)
-            run_pipeline(str(project))
-            record["data_version"] = locked_dep_hash(project, "ingest", params.data.raw_dir)
-            has_champion = (project / CHAMPION).exists()
-            champion = score(str(project), str(CHAMPION), "champion", metric) if has_champion else None
-            challenger = score(str(project), str(CHALLENGER), "challenger", metric)
-            decision = decide(champion, challenger, min_gain, metric)
-            record.update(champion_score=champion, challenger_score=challenger)
-            record.update(decision=decision.decision, reason=decision.reason)
-            if decision.promote:
-                promote(str(project), record)
-        append_record(project, record)
+            record = _compare(project, params, raw, detected)
+            append_record(project, record)  # the commit point of a promotion
+            if record["decision"] == PROMOTED:
+                install_champion(project, record)
     logger.info("retrain decision: %s (%s)", record["decision"], record["reason"])
     create_markdown_artifact(decision_markdown(record), key="retrain-decision", description="this run's decision")
+    return record
+
+
+def _compare(project: Path, params: Params, raw: dict[str, Any], detected: Detected) -> dict[str, Any]:
+    """Train on new data and score champion and challenger; the decision record, the promotion staged if any."""
+    new, why, version = detected
+    metric, min_gain = params.train.select_metric, params.retrain.min_gain
+    record: dict[str, Any] = {
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "metric": metric,
+        "min_gain": min_gain,
+        "params": raw,
+    }
+    if not new:
+        record.update(data_version=version, decision=NO_NEW_DATA, reason=why)
+        record.update(champion_score=None, challenger_score=None)
+        return record
+    get_run_logger().info("new data: %s", why)
+    run_pipeline(str(project))
+    record["data_version"] = locked_dep_hash(project, "ingest", params.data.raw_dir)
+    has_champion = (project / CHAMPION).exists()
+    champion = score(str(project), str(CHAMPION), "champion", metric) if has_champion else None
+    challenger = score(str(project), str(CHALLENGER), "challenger", metric)
+    decision = decide(champion, challenger, min_gain, metric)
+    record.update(champion_score=champion, challenger_score=challenger)
+    record.update(decision=decision.decision, reason=decision.reason)
+    if decision.promote:
+        record["champion_sha256"] = stage_promotion(str(project))
     return record
 
 

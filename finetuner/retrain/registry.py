@@ -2,10 +2,13 @@
 
 `reports/retrain_registry.jsonl` is append-only history (one JSON line per decision, each chained to the previous
 one by `champion.registry_line`); `models/champion.pt` and `models/champion.md` are replaced atomically on a
-promotion. Called by the `retrain` flow (flows/retrain.py); the decision itself is `finetuner.retrain.champion.decide`.
+promotion. A promotion survives a kill at any moment: the challenger is first copied to models/champion.pending.pt,
+then the decision (with that copy's sha256) is appended to the registry, which is the commit point, then the card and
+models/champion.pt are written; `finish_interrupted_promotion` completes a recorded one. Called by the `retrain` flow (flows/retrain.py); the decision itself is `finetuner.retrain.champion.decide`.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 from pathlib import Path
@@ -22,6 +25,7 @@ CHAMPION = layout.CHAMPION
 CARD = layout.CHAMPION_CARD
 CHALLENGER = layout.BEST_MODEL
 SCORES_DIR = layout.RETRAIN_SCORES
+PENDING = layout.CHAMPION_PENDING
 
 
 class RegistryError(RuntimeError):
@@ -48,11 +52,45 @@ def append_record(project: Path, record: dict[str, Any]) -> None:
     write_text(path, existing + registry_line(record, last_line(existing)) + "\n")
 
 
-def install_champion(project: Path, record: dict[str, Any]) -> None:
-    """Copy the challenger to the champion's fixed path and write its card, each atomically."""
-    with atomic_path(project / CHAMPION) as tmp:
+def stage_promotion(project: Path) -> str:
+    """Copy the challenger to models/champion.pending.pt (atomically); returns the copy's sha256 for the registry."""
+    with atomic_path(project / PENDING) as tmp:
         shutil.copyfile(project / CHALLENGER, tmp)
-    write_text(project / CARD, render_card(record, _checkpoint_info(project / CHAMPION)))
+    return _sha256(project / PENDING)
+
+
+def install_champion(project: Path, record: dict[str, Any]) -> None:
+    """Make the recorded promotion real: the card, then models/champion.pt from the pending copy, each atomically.
+
+    The card goes first: until the champion file is replaced, the next run sees the decision as unfinished and
+    redoes both, so a card never describes a champion that is not the one installed after a completed run."""
+    write_text(project / CARD, render_card(record, _checkpoint_info(project / PENDING)))
+    with atomic_path(project / CHAMPION) as tmp:
+        shutil.copyfile(project / PENDING, tmp)
+    (project / PENDING).unlink()
+
+
+def finish_interrupted_promotion(project: Path, history: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Install the champion the registry's last promotion chose when a killed run did not get to it; returns that
+    decision if it had to be finished. Raises RegistryError when the chosen champion can be found nowhere."""
+    promoted = [record for record in history if record["decision"] == PROMOTED]
+    expected = promoted[-1].get("champion_sha256") if promoted else None  # records from before it was kept: none
+    pending = project / PENDING
+    if expected is None or ((project / CHAMPION).exists() and _sha256(project / CHAMPION) == expected):
+        pending.unlink(missing_ok=True)  # staged by a run killed before it recorded its decision: decided again
+        return None
+    if not pending.exists() or _sha256(pending) != expected:
+        raise RegistryError(f"{project / REGISTRY}: its last promotion chose a champion with sha256 {expected}, but "
+                            f"neither {project / CHAMPION} nor {pending} is that file. Restore models/champion.pt "
+                            "from a backup, or move the registry aside to start a new record")
+    log.warning("finishing the promotion of %s recorded by an interrupted run", promoted[-1]["time"])
+    install_champion(project, promoted[-1])
+    return promoted[-1]
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _checkpoint_info(path: Path) -> dict[str, Any] | None:

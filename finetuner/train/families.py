@@ -82,7 +82,7 @@ def _resnet(arch: str) -> Blocks:
     return {"stem": ("conv1", "bn1"), **{f"layer{i}": (f"layer{i}",) for i in range(1, 5)}}
 
 
-@register_family("regnet", r"regnet_[xy]_\d+(mf|gf)", head="fc")
+@register_family("regnet", r"regnet_[xy]_\d+(_\d+)?(mf|gf)", head="fc")
 def _regnet(arch: str) -> Blocks:
     return {"stem": ("stem",), **{f"block{i}": (f"trunk_output.block{i}",) for i in range(1, 5)}}
 

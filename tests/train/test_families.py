@@ -1,32 +1,47 @@
 """The backbone family registry: every parameter of every family lies in exactly one named block."""
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
+import torchvision
 from torch import nn
 from torchvision.models import get_model
 
 from finetuner.train.families import HEAD, block_names, block_prefixes, families, family_for, register_family
 from finetuner.train.models import parameters_by_block
 
-# One architecture per distinct block layout; construction on the meta device skips weight initialisation
-# (regnet cannot be built there, and is small anyway).
-ARCHS = [
-    "resnet18", "resnext50_32x4d", "wide_resnet50_2", "regnet_x_400mf", "efficientnet_b0", "efficientnet_v2_s",
-    "efficientnet_v2_m", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "convnext_tiny", "swin_t",
-    "swin_v2_t", "densenet121", "vit_b_16", "vit_l_16",
-]
+# Every torchvision classifier either belongs to a family or is declared unsupported here, so a torchvision upgrade
+# that adds a name (or a pattern that misses one, as regnet_x_1_6gf once was) fails a test instead of a user's run.
+UNSUPPORTED = r"alexnet|vgg\d+(_bn)?|googlenet|inception_v3|maxvit_t|mnasnet\d_\d+|shufflenet_v2_x\d_\d|squeezenet1_\d"
+ALL_NAMES = torchvision.models.list_models(module=torchvision.models)
+ARCHS = [arch for arch in ALL_NAMES if not re.fullmatch(UNSUPPORTED, arch)]
+# regnet cannot be built on the meta device; beyond 3.2 GFLOPs its (identical) layout is not worth the CPU time.
+BIG_REGNET = r"regnet_[xy]_(8|16|32|128)gf"
 
 
 def build(arch: str) -> nn.Module:
+    """The model without weights, on the meta device where it can be (nothing allocated or initialised)."""
     if arch.startswith("regnet"):
         return get_model(arch, weights=None)
     with torch.device("meta"):
         return get_model(arch, weights=None)
 
 
+def test_every_torchvision_classifier_has_a_family_or_is_declared_unsupported() -> None:
+    assert {"regnet_x_1_6gf", "regnet_x_3_2gf", "regnet_y_1_6gf", "regnet_y_3_2gf", "vit_h_14"} <= set(ARCHS)
+    for arch in ARCHS:
+        assert family_for(arch).matches(arch)
+    for arch in set(ALL_NAMES) - set(ARCHS):
+        with pytest.raises(ValueError, match="belongs to no registered family"):
+            family_for(arch)
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 def test_every_parameter_lies_in_exactly_one_nonempty_block(arch: str) -> None:
+    if re.fullmatch(BIG_REGNET, arch):
+        pytest.skip("the layout of the regnets up to 3.2 GFLOPs, which are built; too big to build in a test")
     model = build(arch)
     grouped = parameters_by_block(model, arch)  # raises for a parameter in no block
     assert list(grouped) == block_names(arch) and block_names(arch)[-1] == HEAD
