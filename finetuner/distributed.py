@@ -22,6 +22,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -60,7 +61,8 @@ def process_group(device: str = "auto") -> Iterator[Runtime]:
     if runtime.device.type == "cuda":
         torch.cuda.set_device(local_rank)
         runtime = replace(runtime, device=torch.device("cuda", local_rank))
-    dist.init_process_group("nccl" if runtime.device.type == "cuda" else "gloo")
+    # Rank 0 may fill the image store while the others wait at a barrier: allow that hours, not the default minutes.
+    dist.init_process_group("nccl" if runtime.device.type == "cuda" else "gloo", timeout=timedelta(hours=4))
     log.info("rank %d of %d (%s, device %s)", rank, world, dist.get_backend(), runtime.device)
     try:
         yield replace(runtime, rank=rank, world_size=world, all_reduce=_sum, share=_share, barrier=dist.barrier)
@@ -92,7 +94,7 @@ def wrap(module: nn.Module, runtime: Runtime) -> nn.Module:
         _convert_batchnorms(module, group)
     # Every rank computes the same global statistics, so there are no buffers to broadcast before each forward.
     return DistributedDataParallel(module, device_ids=[runtime.device.index] if cuda else None,
-                                   broadcast_buffers=False)
+                                   forward_sync_buffers=False)
 
 
 def _convert_batchnorms(module: nn.Module, group: Any) -> None:

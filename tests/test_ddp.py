@@ -7,8 +7,9 @@ the first epoch's checkpoint, then run again. The final weights must agree withi
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +20,9 @@ import psutil
 import pytest
 import torch
 
+from finetuner.data import epoch_indices
 from tasks.common import load_params
+from tasks.train_launch import run_training_entry
 from tasks.training import run_training_stage
 from tests.train_fixtures import make_splits
 
@@ -60,14 +63,35 @@ def assert_same_weights(root: Path, reference: dict) -> None:
     trained = torch.load(root / "models" / "train_head" / "last.pt", weights_only=True)
     differences = {name: (value.float() - reference["state_dict"][name].float()).abs().max().item()
                    for name, value in trained["state_dict"].items()}
-    print(sorted(differences.items(), key=lambda kv: -kv[1])[:3])
     assert max(differences.values()) < 1e-3, sorted(differences.items(), key=lambda kv: -kv[1])[:3]
+
+
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_ranks_share_each_global_batch_of_one_process(world_size: int) -> None:
+    one = epoch_indices(11, 4, seed=3, epoch=1, shuffle=True, drop_last=True)
+    shares = [epoch_indices(11, 4, 3, 1, True, rank, world_size, drop_last=True) for rank in range(world_size)]
+    assert all(len(share) == len(one) for share in shares)
+    for step, batch in enumerate(one):
+        assert sorted(torch.cat([share[step] for share in shares]).tolist()) == sorted(batch.tolist())
+
+
+def test_head_on_cached_features_stays_in_one_process(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    root = project(tmp_path, nproc=2)
+    text = (root / "params.yaml").read_text()
+    (root / "params.yaml").write_text(text.replace("train: [layer4, head], lr: {layer4: 1.0e-2, head: 1.0e-1}",
+                                                   "train: [head], lr: {head: 1.0e-1}"))
+    params = load_params(root / "params.yaml")
+    assert params.stages.head.train == ("head",) and params.train.nproc == 2
+    with contextlib.chdir(root), caplog.at_level(logging.INFO, logger="finetuner.train"):
+        run_training_entry("train_head", params)
+    assert "train_head trains the head on cached features in one process (train.nproc 2 not used)" in caplog.text
+    assert (root / "models" / "train_head" / "best.pt").is_file()
 
 
 def test_params_switch_runs_the_stage_under_torchrun_and_matches_one_process(tmp_path: Path, reference) -> None:
     root = project(tmp_path, nproc=2)
     done = subprocess.run([sys.executable, "-m", "tasks.train_head"], cwd=root, env=environment(),
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "2 processes under torchrun" in done.stderr and "rank 1 of 2 (gloo" in done.stderr
     assert_same_weights(root, reference)
@@ -80,7 +104,7 @@ def test_torchrun_group_killed_after_a_checkpoint_resumes_and_matches(tmp_path: 
     with (tmp_path / "killed.log").open("w") as log:
         first = subprocess.Popen(command, cwd=root, env=environment(), stdout=log, stderr=log,
                                  start_new_session=True)
-        resume, deadline = root / "checkpoints" / "train_head" / "resume.pt", time.monotonic() + 300
+        resume, deadline = root / "checkpoints" / "train_head" / "resume.pt", time.monotonic() + 600
         while not resume.exists():
             assert first.poll() is None and time.monotonic() < deadline, (tmp_path / "killed.log").read_text()
             time.sleep(0.01)
@@ -91,7 +115,7 @@ def test_torchrun_group_killed_after_a_checkpoint_resumes_and_matches(tmp_path: 
     _, alive = psutil.wait_procs(workers, timeout=30)
     assert not alive, "workers outlived their killed launcher"
     assert not (root / "models" / "train_head" / "last.pt").exists(), "killed too late: the run had finished"
-    done = subprocess.run(command, cwd=root, env=environment(), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(command, cwd=root, env=environment(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "train_head: resuming after epoch" in done.stderr
     assert_same_weights(root, reference)
