@@ -184,6 +184,13 @@ class ModelConfig(_Section):
         raise ValueError(f"not a weights name of {arch}; allowed: {allowed}")
 
 
+# `train.nproc`: a count or `auto`; like LearningRates below, the value's type picks the branch, so one problem is shown.
+Processes = Annotated[
+    Annotated[Literal["auto"], Tag("auto")] | Annotated[PosInt, Tag("count")],
+    Discriminator(lambda value: "auto" if isinstance(value, str) else "count"),
+]
+
+
 class TrainConfig(_Section):
     batch_size: PosInt = 64
     weight_decay: Float = Field(1.0e-4, ge=0)
@@ -199,6 +206,8 @@ class TrainConfig(_Section):
     cache_features: Bool = Field(True, description="head-only stage: compute frozen backbone features once")
     max_steps_per_epoch: PosInt | None = Field(None, description="cap on optimizer steps per epoch (smoke runs)")
     lr_find_steps: Int = Field(100, ge=10, le=10_000, description="steps of the learning-rate range test (`lr: auto`)")
+    nproc: Processes = Field(
+        1, description="processes per training stage (DDP under torchrun); auto = one per visible GPU, 1 on CPU")
 
 
 # A stage's `lr`: per-block rates, or `auto` (a range test). The string picks the branch before validation, so a bad

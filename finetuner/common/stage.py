@@ -235,7 +235,9 @@ def run_stage(name: str, work: Callable[[Params], None], params_path: str | Path
     setup_logging()
     try:
         params = load_params(params_path, check_files=name in _CHECK_FILES)
-        with stage_lock(name, Path(params_path).resolve().parent):
+        # Under torchrun the stage's rank 0 holds the workspace for the whole group (only it writes there).
+        holds = int(os.environ.get("RANK", "0")) == 0
+        with stage_lock(name, Path(params_path).resolve().parent) if holds else contextlib.nullcontext():
             work(params)
     except (ConfigError, InputError, WorkspaceBusy) as exc:
         print(f"{name}: {exc}", file=sys.stderr)

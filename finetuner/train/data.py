@@ -2,8 +2,9 @@
 
 Images are decoded and resized once (`decode_images`, threads) into one NxHxWx3 uint8 array; the stage layer
 caches that array on disk so no epoch ever decodes a JPEG again. Batching is plain index slicing with a seeded
-per-epoch permutation, sharded by rank (the seam a DistributedSampler would fill), so a resumed epoch sees exactly
-the batches an uninterrupted run would.
+per-epoch permutation (what DistributedSampler does, one level finer): the permutation and its batches are global,
+and under DDP each rank takes its share of every global batch, so N processes train on exactly the batches one
+process would, and a resumed epoch sees exactly the batches an uninterrupted run would.
 """
 from __future__ import annotations
 
@@ -36,18 +37,27 @@ def epoch_indices(
     n: int, batch_size: int, seed: int, epoch: int, shuffle: bool, rank: int = 0, world_size: int = 1,
     drop_last: bool = False,
 ) -> list[torch.Tensor]:
-    """Index batches for one epoch on one rank: a permutation seeded by (seed, epoch), strided by rank."""
+    """Index batches for one epoch on one rank: the global batches of a permutation seeded by (seed, epoch), each
+    strided by rank (rank r of w takes positions r, r + w, ... of it).
+
+    The global batch is `batch_size` whatever `world_size` is, so gradients averaged over the ranks equal the one-
+    process gradient; a global batch smaller than `world_size` leaves some ranks an empty share.
+    """
     if shuffle:
         generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
         order = torch.randperm(n, generator=generator)
     else:
         order = torch.arange(n)
-    order = order[rank::world_size]
     batches = list(order.split(batch_size))
     # A trailing batch of one breaks BatchNorm in train mode; dropping a partial batch costs nothing over epochs.
     if drop_last and len(batches) > 1 and len(batches[-1]) < batch_size:
         batches.pop()
-    return batches
+    return [shard(batch, rank, world_size) for batch in batches]
+
+
+def shard(batch: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
+    """Rank `rank`'s share of a global batch: positions rank, rank + world_size, ..."""
+    return batch[rank::world_size] if world_size > 1 else batch
 
 
 def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -2,7 +2,10 @@
 
 Pure with respect to files: checkpoints and logs are written by the caller's `on_epoch_end` callback. The seams a
 DistributedDataParallel run needs are explicit in `Runtime` (rank, world size, main-process flag, all-reduce of
-metric tensors); single-process defaults make them no-ops. Determinism: the global RNG is reseeded from
+metric tensors, sharing a value from rank 0); single-process defaults make them no-ops, and finetuner/train/distributed.py
+fills them under torchrun. Every rank trains on its share of the same global batch, weighted so the averaged
+gradient is the one-process gradient. On CUDA the engine never waits for the device inside a step: the
+non-finite-loss check reads a loss summed on the device once every `finite_check_every` steps. Determinism: the global RNG is reseeded from
 (seed, epoch) at every epoch start and batches come from `data.epoch_indices`, so a run resumed at an epoch
 boundary repeats exactly what the uninterrupted run would have done.
 """
@@ -11,15 +14,16 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from finetuner.common.device import resolve_device
-from finetuner.train.data import augment, epoch_indices
+from finetuner.train.data import augment, epoch_indices, shard
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +42,40 @@ class Runtime:
     rank: int = 0
     world_size: int = 1
     all_reduce: Callable[[torch.Tensor], torch.Tensor] = lambda tensor: tensor  # sum over ranks
+    share: Callable[[Any], Any] = lambda value: value  # rank 0's value on every rank (a broadcast)
+    barrier: Callable[[], None] = lambda: None
+    finite_check_every: int = 1  # steps between non-finite loss checks (each one waits for the device)
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
 
+    def alone(self) -> Runtime:
+        """The same device as one process: for work that rank 0 does by itself while the others wait."""
+        return replace(self, rank=0, world_size=1, all_reduce=lambda tensor: tensor, share=lambda value: value,
+                       barrier=lambda: None)
+
+    def on_main(self, work: Callable[[Runtime], Any]) -> Any:
+        """`work(self.alone())` on rank 0 only, its result shared with every rank (the others wait for it)."""
+        return self.share(work(self.alone()) if self.is_main else None)
+
+    def main_first(self, work: Callable[[], Any]) -> Any:
+        """`work()` on rank 0, then on the other ranks (after what rank 0 wrote, e.g. a filled cache, is there)."""
+        result = work() if self.is_main else None
+        self.barrier()
+        return result if self.is_main else work()
+
 
 def pick_runtime(device: str = "auto") -> Runtime:
-    """`auto`: CUDA with AMP (bf16 where supported, else fp16) and channels_last when present; else CPU fp32."""
+    """`auto`: CUDA with AMP (bf16 where supported, else fp16) and channels_last when present; else CPU fp32.
+
+    CUDA also turns on cudnn's autotuner (fixed input sizes: the fastest kernels are picked once) and checks the loss
+    for NaN/inf every 50 steps instead of every step; none of that applies on the CPU.
+    """
     if resolve_device(device).type == "cuda":
+        torch.backends.cudnn.benchmark = True
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return Runtime(torch.device("cuda"), dtype, channels_last=True)
+        return Runtime(torch.device("cuda"), dtype, channels_last=True, finite_check_every=50)
     return Runtime(torch.device("cpu"))
 
 
@@ -82,7 +109,8 @@ class Split:
 
 
 def steps_per_epoch(n: int, config: FitConfig, world_size: int = 1) -> int:
-    steps = len(epoch_indices(n, config.batch_size, 0, 0, False, 0, world_size, drop_last=True))
+    # Batches are global (data.epoch_indices): the number of steps does not depend on the number of processes.
+    steps = len(epoch_indices(n, config.batch_size, 0, 0, False, drop_last=True))
     return min(steps, config.max_steps_per_epoch) if config.max_steps_per_epoch else steps
 
 
@@ -93,27 +121,41 @@ def train_epoch(
     """One pass over the training split; returns the mean loss. Raises NonFiniteLossError on NaN/inf loss."""
     trainee.set_train_mode()
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    batches = epoch_indices(len(data.labels), config.batch_size, config.seed, epoch, True,
-                            runtime.rank, runtime.world_size, drop_last=True)
+    batches = epoch_indices(len(data.labels), config.batch_size, config.seed, epoch, True, drop_last=True)
     batches = batches[: config.max_steps_per_epoch] if config.max_steps_per_epoch else batches
-    generator = torch.Generator().manual_seed(config.seed * 7919 + epoch)
+    # Ranks draw different augmentations (the same draws on every rank would correlate their shares).
+    generator = torch.Generator().manual_seed(config.seed * 7919 + epoch + 104_729 * runtime.rank)
+    labels_on_device = data.labels.to(runtime.device, non_blocking=True)  # one copy per epoch, not one per step
     total, count = torch.zeros((), device=runtime.device), 0
-    for step, index in enumerate(tqdm(batches, desc=f"epoch {epoch + 1}", leave=False, disable=not runtime.is_main)):
+    for step, batch in enumerate(tqdm(batches, desc=f"epoch {epoch + 1}", leave=False, disable=not runtime.is_main)):
+        index = shard(batch, runtime.rank, runtime.world_size)
         inputs = trainee.prepare(data.inputs[index])
         if config.augment and trainee.augmentable:
             inputs = augment(inputs, generator)
-        labels = data.labels[index].to(runtime.device, non_blocking=True)
+        labels = labels_on_device[index.to(runtime.device, non_blocking=True)]
         with torch.autocast(runtime.device.type, dtype=runtime.amp_dtype, enabled=runtime.amp_dtype is not None):
             loss = loss_fn(trainee.module(inputs).float(), labels)
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(f"loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}")
+        total += loss.detach() * len(index)
+        count += len(index)
+        if (step + 1) % runtime.finite_check_every == 0 or step + 1 == len(batches):
+            _check_finite(total, runtime, epoch, step)
+        if runtime.world_size > 1:  # DDP averages over ranks: weigh each share by its size in the global batch
+            loss = loss * (len(index) * runtime.world_size / len(batch))
         optimizer.zero_grad(set_to_none=True)
         backward_step(trainee.module, loss, optimizer, config.clip_grad_norm, scaler)
         scheduler.step()
-        total += loss.detach() * len(index)
-        count += len(index)
     summed = runtime.all_reduce(torch.stack([total, torch.tensor(float(count), device=runtime.device)]))
     return float(summed[0] / summed[1].clamp(min=1))
+
+
+def _check_finite(total: torch.Tensor, runtime: Runtime, epoch: int, step: int) -> None:
+    """Raise on every rank at once when any rank's summed loss is NaN/inf (one rank alone would hang the others)."""
+    bad = runtime.all_reduce((~torch.isfinite(total)).float())
+    if bad.item():  # the host waits for the device here, and only here
+        where = f"step {step + 1}" if runtime.finite_check_every == 1 else f"by step {step + 1}"
+        value = float(total)
+        shown = value if not math.isfinite(value) else "not finite on another rank"
+        raise NonFiniteLossError(f"loss is {shown} at epoch {epoch + 1}, {where}")
 
 
 def backward_step(module: nn.Module, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
@@ -136,13 +178,17 @@ def backward_step(module: nn.Module, loss: torch.Tensor, optimizer: torch.optim.
 @torch.no_grad()
 def evaluate(trainee: Trainee, data: Split, num_classes: int, runtime: Runtime, batch_size: int) -> dict[str, float]:
     """Loss, accuracy and macro F1 on a split (eval mode); the confusion matrix is summed over ranks."""
-    trainee.module.eval()
+    # The module without its DDP wrapper: evaluation needs no gradient sync, and ranks may hold uneven shares.
+    module = trainee.module.module if isinstance(trainee.module, DistributedDataParallel) else trainee.module
+    module.eval()
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.float64, device=runtime.device)
     loss_sum = torch.zeros((), dtype=torch.float64, device=runtime.device)
     for index in epoch_indices(len(data.labels), batch_size, 0, 0, False, runtime.rank, runtime.world_size):
-        labels = data.labels[index].to(runtime.device)
+        if not len(index):
+            continue
+        labels = data.labels[index].to(runtime.device, non_blocking=True)
         with torch.autocast(runtime.device.type, dtype=runtime.amp_dtype, enabled=runtime.amp_dtype is not None):
-            logits = trainee.module(trainee.prepare(data.inputs[index])).float()
+            logits = module(trainee.prepare(data.inputs[index])).float()
         loss_sum += nn.functional.cross_entropy(logits, labels, reduction="sum").double()
         pairs = labels * num_classes + logits.argmax(1)
         confusion += torch.bincount(pairs, minlength=num_classes**2).view(num_classes, num_classes).double()
@@ -182,7 +228,8 @@ def fit(
         if _patience_spent(history, config):
             log.info("early stopping: no %s improvement for %d epochs", config.select_metric, config.patience)
             break
-        torch.manual_seed(config.seed * 1_000_003 + epoch)  # dropout etc.: the same draws on resume
+        # Dropout, random crops: the same draws on resume; each rank its own (shared draws would correlate ranks).
+        torch.manual_seed(config.seed * 1_000_003 + epoch + 15_485_863 * runtime.rank)
         lrs = {group.get("block", str(i)): group["lr"] for i, group in enumerate(optimizer.param_groups)}
         train_loss = train_epoch(trainee, train, optimizer, scheduler, config, runtime, epoch, scaler)
         metrics = evaluate(trainee, val, num_classes, runtime, config.batch_size)

@@ -80,13 +80,16 @@ def plan_stage(paths: train_io.StagePaths, config: StageConfig, params: Params, 
                                  (config.lr_decay or 1.0) if auto else config.lr_decay)
     test = None
     if auto:
-        test = train_recipe.recall_range_test(paths, expected)
-        if test is None:
-            probe = build_optimizer(build_param_groups(model, arch, rates, train.weight_decay), train.optimizer,
-                                    train.momentum)
-            test = range_test(trainee, data["train"], probe, fit_config, runtime, train.lr_find_steps)
-            if runtime.is_main:
-                train_recipe.remember_range_test(paths, expected, test)
+        def find(alone: Runtime) -> RangeTest:  # rank 0 alone, on whole batches; every rank gets its result
+            found = train_recipe.recall_range_test(paths, expected)
+            if found is None:
+                probe = build_optimizer(build_param_groups(model, arch, rates, train.weight_decay), train.optimizer,
+                                        train.momentum)
+                found = range_test(trainee, data["train"], probe, fit_config, alone, train.lr_find_steps)
+                train_recipe.remember_range_test(paths, expected, found)
+            return found
+
+        test = runtime.on_main(find)
         rates = {block: rate * test.chosen for block, rate in rates.items()}
     groups = build_param_groups(model, arch, rates, train.weight_decay)
     optimizer = build_optimizer(groups, train.optimizer, train.momentum)

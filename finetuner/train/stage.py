@@ -3,6 +3,10 @@
 `run_training_stage(stage, params, root)`: read the train/val splits and the starting weights (model.weights for
 train_head, the previous stage's best.pt otherwise), train exactly the stage's blocks with the engine, and write
 `models/<stage>/` (plus `models/best.pt` for train_full). Each stage is `python -m tasks.<stage>`.
+
+Under torchrun (finetuner/train/distributed.py) every rank runs this body: gradient-trained stages train in DDP, and
+only rank 0 writes (checkpoints, resume state, reports, the range test). What is faster in one process (linear
+probes, the head on cached features, a skipped or gated stage) rank 0 does alone, and the other ranks exit.
 """
 from __future__ import annotations
 
@@ -16,20 +20,22 @@ import torch
 from torch import nn
 
 from finetuner import layout
-from finetuner.train.checkpoint import model_from_checkpoint
-from finetuner.config import Params, StageConfig
-from finetuner.train.engine import NonFiniteLossError, Runtime, Split, fit, pick_runtime
-from finetuner.train.engine import evaluate as evaluate_split
-from finetuner.train.models import BuiltModel, WeightsError, build_model, expand_blocks
-from finetuner.train.preprocessing import Preprocessing
-from finetuner.train.recipe import gate_stage
 from finetuner.common.seeding import seed_torch
-from finetuner.train import stage_files as train_io, recipe_files as train_recipe
 from finetuner.common.stage import InputError
+from finetuner.config import Params, StageConfig
+from finetuner.train import distributed
+from finetuner.train import recipe_files as train_recipe
+from finetuner.train import stage_files as train_io
+from finetuner.train.checkpoint import model_from_checkpoint
+from finetuner.train.engine import NonFiniteLossError, Runtime, Split, fit
+from finetuner.train.engine import evaluate as evaluate_split
 from finetuner.train.features import image_trainee
 from finetuner.train.image_cache import stored_images
+from finetuner.train.models import BuiltModel, WeightsError, build_model, expand_blocks
 from finetuner.train.plan import plan_stage, uses_cache
+from finetuner.train.preprocessing import Preprocessing
 from finetuner.train.probe import probe_head
+from finetuner.train.recipe import gate_stage
 
 log = logging.getLogger("finetuner.train")
 
@@ -49,6 +55,11 @@ class Start:
 
 def run_training_stage(stage: str, params: Params, root: Path = Path(".")) -> dict[str, Any]:
     """Run one training stage end to end; returns the record written to `models/<stage>/best.pt` (minus weights)."""
+    with distributed.process_group(params.train.device) as runtime:
+        return _run_stage(stage, params, root, runtime)
+
+
+def _run_stage(stage: str, params: Params, root: Path, runtime: Runtime) -> dict[str, Any]:
     section, previous = STAGES[stage]
     config: StageConfig = getattr(params.stages, section)
     paths = train_io.StagePaths(root, stage, previous)
@@ -58,19 +69,37 @@ def run_training_stage(stage: str, params: Params, root: Path = Path(".")) -> di
                          f"val {len(val_rows)})")
     class_to_idx = {label: i for i, label in enumerate(sorted({r["label"] for r in train_rows + val_rows}))}
     start = _starting_point(paths, params, class_to_idx)
-    runtime = pick_runtime(params.train.device)
+    decision = gate_stage(section, config.min_gain, train_recipe.read_recipe(paths))
+    runtime = distributed.one_process_if(runtime, one_process_work(config, params, decision.run), paths.stage)
+    if runtime is None:  # rank 0 does it alone
+        return {}
     if config.epochs == 0:
         return _pass_through(paths, start, params, class_to_idx, runtime, f"{section}: skipped, epochs: 0")
-    decision = gate_stage(section, config.min_gain, train_recipe.read_recipe(paths))
     if not decision.run:
         return _pass_through(paths, start, params, class_to_idx, runtime, decision.reason)
+    if len(train_rows) < runtime.world_size:
+        raise InputError(f"{paths.splits / 'train.csv'}: {len(train_rows)} image(s) for {runtime.world_size} "
+                         "processes; lower train.nproc")
     images_root = root / params.data.raw_dir / layout.RAW_IMAGES
-    data = {name: _split(rows, images_root, start.built.preprocessing, paths, params, class_to_idx,
-                         augment=params.train.augment and name == "train")
-            for name, rows in (("train", train_rows), ("val", val_rows))}
+    # Rank 0 fills the image store first; the other ranks then find every image stored (no concurrent writers).
+    data = runtime.main_first(lambda: {
+        name: _split(rows, images_root, start.built.preprocessing, paths, params, class_to_idx,
+                     augment=params.train.augment and name == "train")
+        for name, rows in (("train", train_rows), ("val", val_rows))})
     if config.solver == "lbfgs":
         return _probe(paths, params, start, data, class_to_idx, runtime, decision.reason)
     return _train(paths, config, params, start, data, class_to_idx, runtime, decision.reason)
+
+
+def one_process_work(config: StageConfig, params: Params, runs: bool) -> str | None:
+    """What this stage does that one process does faster than several (None: gradient training, DDP-able)."""
+    if config.epochs == 0 or not runs:
+        return "passes its input through"
+    if config.solver == "lbfgs":
+        return "fits linear probes"
+    if uses_cache(expand_blocks(params.model.arch, config.train), params):
+        return "trains the head on cached features"
+    return None
 
 
 def _starting_point(paths: train_io.StagePaths, params: Params, class_to_idx: dict[str, int]) -> Start:
@@ -161,7 +190,8 @@ def _train(paths: train_io.StagePaths, config: StageConfig, params: Params, star
     model = start.built.model
     expected = _fingerprint(paths, config, params, start)
     state = train_io.load_resume(paths, expected)
-    if state is None:
+    runtime.barrier()  # every rank has read the resume state before rank 0 may clear it
+    if state is None and runtime.is_main:
         _clear_resume_but_range_test(paths, expected)
     plan = plan_stage(paths, config, params, start.built, data, runtime, expected)
     optimizer, scheduler, scaler = plan.optimizer, plan.scheduler, plan.scaler
@@ -171,6 +201,7 @@ def _train(paths: train_io.StagePaths, config: StageConfig, params: Params, star
         start_value = evaluate_split(plan.trainee, plan.data["val"], len(class_to_idx), runtime,
                                      params.train.batch_size)[metric]
     history = _resume(paths, state, model, optimizer, scheduler, scaler)
+    plan.trainee.module = distributed.wrap(plan.trainee.module, runtime)
     live = train_io.LiveLog(paths.reports, history, runtime.is_main)
 
     def on_epoch_end(done: list[dict[str, Any]], improved: bool) -> None:
