@@ -1,7 +1,7 @@
 """The retrain flow killed from outside, for tests/test_faults_retrain.py and benchmarks/kill_retrain.py.
 
 The flow runs as `python -m flows.retrain` would, in a new process group, and SIGKILLs itself right after its Nth
-file write ("after:N") or with the Nth file written but not yet renamed ("before:N"; tasks/common.py
+file write ("after:N") or with the Nth file written but not yet renamed ("before:N"; finetuner/common/stage.py
 FINETUNER_KILL_AT); then the rest of its process group is SIGKILLed. A promotion's writes are, in order:
 1 the staged champion, 2 the registry line, 3 the card, 4 models/champion.pt (a decision to keep writes only 1, the
 registry line). The flow's pipeline step is skipped: the caller runs `dvc repro` first, so it would have nothing
