@@ -10,6 +10,7 @@
 Also prints recall per variant kind and precision on the synthetic photo set. Run: `python benchmarks/bench_dedup.py`
 (default ~3 minutes on 2 cores; images are generated once into --cache-dir).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,14 +30,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import imagehash  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from finetuner.common.stage import write_csv  # noqa: E402
 from finetuner.config import parse_params  # noqa: E402
+from finetuner.dedup.candidates import verified_pairs  # noqa: E402
 from finetuner.dedup.hashing import decode_for_hash, hash_files  # noqa: E402
 from finetuner.dedup.neighbours import radius_pairs  # noqa: E402
-from finetuner.demo.synthetic_photos import VARIANTS, photo, to_jpeg_bytes, variant  # noqa: E402
 from finetuner.dedup.views import VIEWS  # noqa: E402
+from finetuner.demo.synthetic_photos import VARIANTS, photo, to_jpeg_bytes, variant  # noqa: E402
 from tasks import dedup  # noqa: E402
-from finetuner.dedup.candidates import verified_pairs  # noqa: E402
-from finetuner.common.stage import write_csv  # noqa: E402
 
 RADIUS = 8
 
@@ -99,11 +100,22 @@ def ours_end_to_end(paths: list[str]) -> tuple[float, np.ndarray, str]:
     start = time.perf_counter()
     batch = hash_files(paths, ("phash", "dhash"), workers=0, views=VIEWS)
     t_hash = time.perf_counter() - start
-    found = verified_pairs(batch.hashes, batch.detail, batch.thumbs, batch.ok, ("phash", "dhash"),
-                           config.max_distance, config.low_info_std, config.verify, workers=2)
+    found = verified_pairs(
+        batch.hashes,
+        batch.detail,
+        batch.thumbs,
+        batch.ok,
+        ("phash", "dhash"),
+        config.max_distance,
+        config.low_info_std,
+        config.verify,
+        workers=2,
+    )
     keep = found.verdicts.accepted
-    note = (f"hashing {t_hash:.1f} s, candidates + verification {time.perf_counter() - start - t_hash:.1f} s "
-            f"for {len(found.a)} candidates")
+    note = (
+        f"hashing {t_hash:.1f} s, candidates + verification {time.perf_counter() - start - t_hash:.1f} s "
+        f"for {len(found.a)} candidates"
+    )
     return time.perf_counter() - start, np.stack([found.a[keep], found.b[keep]], axis=1), note
 
 
@@ -129,8 +141,10 @@ def decode_vs_hash(paths: list[str]) -> None:
     start = time.perf_counter()
     hash_files(paths, ("phash", "dhash"), workers=1)
     t_hash = time.perf_counter() - start
-    print(f"[2] hashing {len(paths)} files (1 process): ours {t_hash:.2f} s; decode-only baseline {t_decode:.2f} s; "
-          f"ratio {t_hash / t_decode:.2f}x (target <= 1.5x)")
+    print(
+        f"[2] hashing {len(paths)} files (1 process): ours {t_hash:.2f} s; decode-only baseline {t_decode:.2f} s; "
+        f"ratio {t_hash / t_decode:.2f}x (target <= 1.5x)"
+    )
 
 
 def incremental_stage(items: list[tuple[str, int, str]], n_base: int) -> None:
@@ -140,9 +154,19 @@ def incremental_stage(items: list[tuple[str, int, str]], n_base: int) -> None:
         images = root / "data/raw/images"
         images.parent.mkdir(parents=True)
         images.symlink_to(Path(items[0][0]).parent.resolve(), target_is_directory=True)
-        rows = [{"path": Path(path).name, "label": "x", "group": "", "status": "ok", "reason": "",
-                 "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(), "width": 0, "height": 0}
-                for path, _, _ in items]
+        rows = [
+            {
+                "path": Path(path).name,
+                "label": "x",
+                "group": "",
+                "status": "ok",
+                "reason": "",
+                "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(),
+                "width": 0,
+                "height": 0,
+            }
+            for path, _, _ in items
+        ]
         params = parse_params({})
         times = []
         for count in (n_base, len(rows)):
@@ -151,9 +175,11 @@ def incremental_stage(items: list[tuple[str, int, str]], n_base: int) -> None:
             summary = dedup.run(params, root)
             times.append(time.perf_counter() - start)
         grown = len(rows) - n_base
-        print(f"[4] dedup stage after {grown} more images ({grown / n_base:.0%}): ours {times[1]:.2f} s, "
-              f"{summary['counts']['newly_hashed']} hashed; the cold stage on {n_base} images (baseline) "
-              f"{times[0]:.2f} s; ratio {times[1] / times[0]:.2f} (target about {grown / n_base:.2f})")
+        print(
+            f"[4] dedup stage after {grown} more images ({grown / n_base:.0%}): ours {times[1]:.2f} s, "
+            f"{summary['counts']['newly_hashed']} hashed; the cold stage on {n_base} images (baseline) "
+            f"{times[0]:.2f} s; ratio {times[1] / times[0]:.2f} (target about {grown / n_base:.2f})"
+        )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -172,10 +198,12 @@ def random_search(n: int, sample: int) -> None:
         expected = {tuple(sorted((a, b))) for b in near.tolist() if b != a}
         assert expected == {p for p in found if a in p}, f"row {a} differs from brute force"
     t_brute = (time.perf_counter() - start) * n / sample / 2
-    print(f"[3] radius-{RADIUS} search over {n:,} random hashes (2 threads): ours {t_ours:.1f} s wall "
-          f"({c_ours:.1f} s CPU), {len(pairs)} pairs, same as brute force on {sample} sampled rows; "
-          f"numpy brute force (extrapolated from the sample) {t_brute:.0f} s; ratio {t_brute / t_ours:.0f}x; "
-          f"target < 10 s")
+    print(
+        f"[3] radius-{RADIUS} search over {n:,} random hashes (2 threads): ours {t_ours:.1f} s wall "
+        f"({c_ours:.1f} s CPU), {len(pairs)} pairs, same as brute force on {sample} sampled rows; "
+        f"numpy brute force (extrapolated from the sample) {t_brute:.0f} s; ratio {t_brute / t_ours:.0f}x; "
+        f"target < 10 s"
+    )
 
 
 def main() -> int:
@@ -193,8 +221,10 @@ def main() -> int:
     if "1" in args.figures:
         t_ours, pairs, ours_note = ours_end_to_end(paths)
         t_base, note = baseline_end_to_end(paths, args.baseline_rows)
-        print(f"[1] end to end, {len(paths)} images (480x360 JPEG): ours {t_ours:.2f} s ({ours_note}); baseline "
-              f"{t_base:.1f} s ({note}); ratio {t_base / t_ours:.1f}x (target >= {50 if len(paths) >= 20000 else 5}x)")
+        print(
+            f"[1] end to end, {len(paths)} images (480x360 JPEG): ours {t_ours:.2f} s ({ours_note}); baseline "
+            f"{t_base:.1f} s ({note}); ratio {t_base / t_ours:.1f}x (target >= {50 if len(paths) >= 20000 else 5}x)"
+        )
         print(f"    {quality(items, pairs)}")
     if "2" in args.figures:
         decode_vs_hash(paths[: min(len(paths), 1000)])

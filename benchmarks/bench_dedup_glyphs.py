@@ -6,6 +6,7 @@ kind, the share of clone pairs (same letter and style) accepted, and the largest
 groups would make before dedup.max_unit_share cuts it. Run: `python benchmarks/bench_dedup_glyphs.py`
 (reads ../shared/data/glyphs/target; a few minutes on 2 cores).
 """
+
 import argparse
 import csv
 import itertools
@@ -20,44 +21,80 @@ from scipy.sparse.csgraph import connected_components
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from finetuner.config import parse_params  # noqa: E402
+from finetuner.dedup.candidates import verified_pairs  # noqa: E402
 from finetuner.dedup.hashing import hash_files  # noqa: E402
 from finetuner.dedup.views import VIEWS  # noqa: E402
-from finetuner.dedup.candidates import verified_pairs  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--glyphs", type=Path, default=ROOT.parent / "shared/data/glyphs/target")
 root = parser.parse_args().glyphs
 if not (root / "metadata.csv").exists():
     sys.exit(f"no {root / 'metadata.csv'}: pass --glyphs pointing at glyphs/target")
-rows = list(csv.DictReader(open(root / "metadata.csv")))
+with (root / "metadata.csv").open() as handle:
+    rows = list(csv.DictReader(handle))
 paths = [root / "images" / r["path"] for r in rows]
-letter = [r["path"].split("/")[0] for r in rows]; fam = [r["group"] for r in rows]; style = [Path(r["path"]).stem for r in rows]
-CLONES = [("Liberation-Sans", "Arimo"), ("Liberation-Serif", "Tinos"), ("Liberation-Mono", "Cousine"),
-          ("Nimbus-Sans", "TeX-Gyre-Heros"), ("Nimbus-Roman", "TeX-Gyre-Termes"), ("Nimbus-Mono-PS", "TeX-Gyre-Cursor"),
-          ("C059", "TeX-Gyre-Schola"), ("P052", "TeX-Gyre-Pagella"), ("URW-Bookman", "TeX-Gyre-Bonum"),
-          ("URW-Gothic", "TeX-Gyre-Adventor"), ("Z003", "TeX-Gyre-Chorus"), ("Nimbus-Sans-Narrow", "TeX-Gyre-Heros-Cn"),
-          ("Mplus-Code-50", "M-PLUS-Code-Latin-50"), ("Mplus-Code-60", "M-PLUS-Code-Latin-60")]
-README_SETS = [{"Liberation-Sans", "Arimo", "Nimbus-Sans", "TeX-Gyre-Heros", "FreeSans"},
-               {"Liberation-Serif", "Tinos", "Nimbus-Roman", "TeX-Gyre-Termes"}]
+letter = [r["path"].split("/")[0] for r in rows]
+fam = [r["group"] for r in rows]
+style = [Path(r["path"]).stem for r in rows]
+CLONES = [
+    ("Liberation-Sans", "Arimo"),
+    ("Liberation-Serif", "Tinos"),
+    ("Liberation-Mono", "Cousine"),
+    ("Nimbus-Sans", "TeX-Gyre-Heros"),
+    ("Nimbus-Roman", "TeX-Gyre-Termes"),
+    ("Nimbus-Mono-PS", "TeX-Gyre-Cursor"),
+    ("C059", "TeX-Gyre-Schola"),
+    ("P052", "TeX-Gyre-Pagella"),
+    ("URW-Bookman", "TeX-Gyre-Bonum"),
+    ("URW-Gothic", "TeX-Gyre-Adventor"),
+    ("Z003", "TeX-Gyre-Chorus"),
+    ("Nimbus-Sans-Narrow", "TeX-Gyre-Heros-Cn"),
+    ("Mplus-Code-50", "M-PLUS-Code-Latin-50"),
+    ("Mplus-Code-60", "M-PLUS-Code-Latin-60"),
+]
+README_SETS = [
+    {"Liberation-Sans", "Arimo", "Nimbus-Sans", "TeX-Gyre-Heros", "FreeSans"},
+    {"Liberation-Serif", "Tinos", "Nimbus-Roman", "TeX-Gyre-Termes"},
+]
 clone = {frozenset(p) for p in CLONES}
+
+
 def kind(x, y):
-    if letter[x] != letter[y]: return "different letter"
-    if fam[x] == fam[y]: return "same family"
+    if letter[x] != letter[y]:
+        return "different letter"
+    if fam[x] == fam[y]:
+        return "same family"
     f = frozenset((fam[x], fam[y]))
-    if f in clone: return "clone families"
-    if any(f <= s for s in README_SETS): return "metric look-alike set (README)"
-    if all(g.startswith(("CMU", "Latin-Modern")) for g in f): return "Computer Modern (CMU / Latin Modern)"
+    if f in clone:
+        return "clone families"
+    if any(f <= s for s in README_SETS):
+        return "metric look-alike set (README)"
+    if all(g.startswith(("CMU", "Latin-Modern")) for g in f):
+        return "Computer Modern (CMU / Latin Modern)"
     return "look-alike, other family"
+
+
 config = parse_params({}).dedup
 c = time.process_time()
 batch = hash_files(paths, tuple(config.methods), workers=2, views=VIEWS)
-found = verified_pairs(batch.hashes, batch.detail, batch.thumbs, batch.ok, tuple(config.methods), config.max_distance,
-                       config.low_info_std, config.verify, workers=2, aspect=np.ones(len(paths)))
+found = verified_pairs(
+    batch.hashes,
+    batch.detail,
+    batch.thumbs,
+    batch.ok,
+    tuple(config.methods),
+    config.max_distance,
+    config.low_info_std,
+    config.verify,
+    workers=2,
+    aspect=np.ones(len(paths)),
+)
 print(f"{len(paths)} images, {len(found.a)} candidates, cpu {time.process_time() - c:.1f} s (main process)")
 acc = found.verdicts.accepted
 table = {}
 for x, y, ok in zip(found.a.tolist(), found.b.tolist(), acc.tolist()):
-    t = table.setdefault(kind(x, y), [0, 0]); t[0 if ok else 1] += 1
+    t = table.setdefault(kind(x, y), [0, 0])
+    t[0 if ok else 1] += 1
 print(f"{'candidate kind':40s} accepted rejected")
 for k, (a, r) in sorted(table.items()):
     print(f"{k:40s} {a:8d} {r:8d}")
@@ -70,11 +107,17 @@ hit = tot = 0
 for ks in by.values():
     for x, y in itertools.combinations(ks, 2):
         if frozenset((fam[x], fam[y])) in clone:
-            tot += 1; hit += (min(x, y), max(x, y)) in pairs
+            tot += 1
+            hit += (min(x, y), max(x, y)) in pairs
 print(f"clone families, same letter and style: {hit}/{tot} accepted ({hit / max(tot, 1):.2f})")
 # largest unit per letter: accepted pairs joined through family groups, as the split would see them
-n = len(rows); gid = {g: n + k for k, g in enumerate(sorted(set(fam)))}
-i = np.r_[found.a[acc], np.arange(n)]; j = np.r_[found.b[acc], [gid[f] for f in fam]]
+n = len(rows)
+gid = {g: n + k for k, g in enumerate(sorted(set(fam)))}
+i = np.r_[found.a[acc], np.arange(n)]
+j = np.r_[found.b[acc], [gid[f] for f in fam]]
 lab = connected_components(coo_matrix((np.ones(len(i)), (i, j)), shape=(n + len(gid),) * 2), directed=False)[1][:n]
-share = max(np.bincount(lab[[k for k in range(n) if letter[k] == L]]).max() / sum(1 for k in range(n) if letter[k] == L) for L in set(letter))
+share = max(
+    np.bincount(lab[[k for k in range(n) if letter[k] == L]]).max() / sum(1 for k in range(n) if letter[k] == L)
+    for L in set(letter)
+)
 print(f"largest unit (accepted pairs + family groups) as a share of its letter, before any guard: {share:.2f}")

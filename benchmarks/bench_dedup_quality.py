@@ -12,6 +12,7 @@ rule alone (`dedup.verify.enabled: false`). Peers run in the benchmark-only env 
 are skipped with a note when it is absent. Run: `python benchmarks/bench_dedup_quality.py` (a few minutes on 2 cores;
 the set is built once into --cache-dir).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,10 +36,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import dedup_photoset  # noqa: E402
 
 from finetuner.config import parse_params  # noqa: E402
+from finetuner.dedup.candidates import verified_pairs  # noqa: E402
 from finetuner.dedup.hashing import hash_files  # noqa: E402
 from finetuner.dedup.units import PairRule, find_pairs  # noqa: E402
 from finetuner.dedup.views import VIEWS  # noqa: E402
-from finetuner.dedup.candidates import verified_pairs  # noqa: E402
 
 PEERS = ROOT / "benchmarks/envs/dedup-peers"
 
@@ -48,8 +49,18 @@ def ours(paths: list[str]) -> tuple[np.ndarray, float]:
     start = time.perf_counter()
     batch = hash_files(paths, tuple(config.methods), workers=0, views=VIEWS)
     aspect = np.array([_aspect(p) for p in paths])  # the stage reads these from the manifest (width, height)
-    found = verified_pairs(batch.hashes, batch.detail, batch.thumbs, batch.ok, tuple(config.methods),
-                           config.max_distance, config.low_info_std, config.verify, workers=2, aspect=aspect)
+    found = verified_pairs(
+        batch.hashes,
+        batch.detail,
+        batch.thumbs,
+        batch.ok,
+        tuple(config.methods),
+        config.max_distance,
+        config.low_info_std,
+        config.verify,
+        workers=2,
+        aspect=aspect,
+    )
     keep = found.verdicts.accepted
     return np.stack([found.a[keep], found.b[keep]], axis=1), time.perf_counter() - start
 
@@ -63,8 +74,13 @@ def hash_rule_only(paths: list[str]) -> tuple[np.ndarray, float]:
     config = parse_params({}).dedup
     start = time.perf_counter()
     batch = hash_files(paths, tuple(config.methods), workers=0)
-    rule = PairRule(tuple(config.methods), config.max_distance, config.require_agreement, config.low_info_std,
-                    config.low_info_max_distance)
+    rule = PairRule(
+        tuple(config.methods),
+        config.max_distance,
+        config.require_agreement,
+        config.low_info_std,
+        config.low_info_max_distance,
+    )
     found = find_pairs(batch.hashes, batch.detail, rule, workers=2)
     return np.stack([found.i, found.j], axis=1), time.perf_counter() - start
 
@@ -101,23 +117,33 @@ def score(items: list[tuple[str, str, str]], pairs: np.ndarray) -> dict:
         members = [recall[k] for k, t in dedup_photoset.KINDS.items() if t == tier]
         recall[tier] = float(np.mean(members))
     right = base[pairs[:, 0]] == base[pairs[:, 1]] if len(pairs) else np.zeros(0, bool)
-    return {"recall": recall, "precision": float(right.mean()) if len(right) else 1.0, "pairs": len(pairs),
-            "largest": int(np.bincount(labels).max())}
+    return {
+        "recall": recall,
+        "precision": float(right.mean()) if len(right) else 1.0,
+        "pairs": len(pairs),
+        "largest": int(np.bincount(labels).max()),
+    }
 
 
 def report(name: str, result: dict, seconds: float, ours_seconds: float) -> None:
     r = result["recall"]
     per_kind = " ".join(f"{k} {r[k]:.2f}" for k in dedup_photoset.KINDS)
-    print(f"{name:28s} must {r['must']:.3f}  crop {r['crop']:.3f}  hard {r['hard']:.3f}  precision "
-          f"{result['precision']:.3f} ({result['pairs']} pairs)  largest cluster {result['largest']:3d}  "
-          f"{seconds:6.1f} s ({seconds / ours_seconds:.1f}x ours)\n{'':28s} {per_kind}")
+    print(
+        f"{name:28s} must {r['must']:.3f}  crop {r['crop']:.3f}  hard {r['hard']:.3f}  precision "
+        f"{result['precision']:.3f} ({result['pairs']} pairs)  largest cluster {result['largest']:3d}  "
+        f"{seconds:6.1f} s ({seconds / ours_seconds:.1f}x ours)\n{'':28s} {per_kind}"
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "finetuner-bench-dedup-quality")
-    parser.add_argument("--wallpapers", type=Path, default=None,
-                        help="a folder where the Debian wallpaper packages are already unpacked (dpkg -x)")
+    parser.add_argument(
+        "--wallpapers",
+        type=Path,
+        default=None,
+        help="a folder where the Debian wallpaper packages are already unpacked (dpkg -x)",
+    )
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
     items = dedup_photoset.build(args.cache_dir, PEERS / ".venv/bin/python", args.wallpapers)
@@ -125,8 +151,10 @@ def main() -> int:
         return 0  # the message says how to get the photos
     paths = [p for p, _, _ in items]
     bases = len({b for _, b, k in items if k == "orig"})
-    print(f"set: {len(items)} files, {bases} pictures with {len(dedup_photoset.KINDS)} edits each, "
-          f"{sum(k == 'negative' for _, _, k in items)} negatives")
+    print(
+        f"set: {len(items)} files, {bases} pictures with {len(dedup_photoset.KINDS)} edits each, "
+        f"{sum(k == 'negative' for _, _, k in items)} negatives"
+    )
     found, t_ours = ours(paths)
     report("ours (views + verifier)", score(items, found), t_ours, t_ours)
     found, seconds = hash_rule_only(paths)

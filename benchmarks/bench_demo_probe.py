@@ -7,6 +7,7 @@ them at `data.image_size` with its own preprocessing, and a multinomial logistic
 standardised features) is fitted on one side and scored on the other. Baseline, same run: the same probe on a
 randomly initialised backbone. Prints both, their ratio, and whether the 0.80 target is met (exit 1 if not).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,12 +20,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from finetuner.common.stage import load_params  # noqa: E402
 from finetuner.demo.copies import decode  # noqa: E402
 from finetuner.demo.world import DEMO_SPEC, build_world  # noqa: E402
 from finetuner.train.engine import pick_runtime  # noqa: E402
-from finetuner.train.models import build_model  # noqa: E402
-from finetuner.common.stage import load_params  # noqa: E402
 from finetuner.train.features import extract_features  # noqa: E402
+from finetuner.train.models import build_model  # noqa: E402
 
 TARGET = 0.80
 
@@ -63,11 +64,15 @@ def main() -> int:
     ours = probe_f1(args.backbone, params.model.arch, params.data.image_size, images, labels, fit)
     took = time.perf_counter() - began
     baseline = probe_f1(None, params.model.arch, params.data.image_size, images, labels, fit)
-    print(f"linear probe, demo world ({fit.sum()} photos fitted, {(~fit).sum()} of other specimens scored), "
-          f"{params.model.arch} at {params.data.image_size} px")
+    print(
+        f"linear probe, demo world ({fit.sum()} photos fitted, {(~fit).sum()} of other specimens scored), "
+        f"{params.model.arch} at {params.data.image_size} px"
+    )
     print(f"  ours ({args.backbone}): macro F1 {ours:.3f}  ({took:.1f} s)")
     print(f"  baseline (random initialisation): macro F1 {baseline:.3f}")
-    print(f"  ratio: {ours / max(baseline, 1e-9):.2f}x; target >= {TARGET:.2f}: {'met' if ours >= TARGET else 'NOT met'}")
+    print(
+        f"  ratio: {ours / max(baseline, 1e-9):.2f}x; target >= {TARGET:.2f}: {'met' if ours >= TARGET else 'NOT met'}"
+    )
     return 0 if ours >= TARGET else 1
 
 

@@ -9,6 +9,7 @@ size guard's work. Speed, each with a baseline measured in the same run and the 
 3. the exact blockwise similarity search vs a numpy loop of one dot-product row per image (same pairs).
 Run: `python benchmarks/bench_embedding.py` (about 2 minutes on 2 cores; `make demo-data` first for the backbone).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,12 +24,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from finetuner.common.stage import read_csv, write_csv  # noqa: E402
 from finetuner.config import parse_params  # noqa: E402
+from finetuner.dedup.similarity import normalize, similar_pairs  # noqa: E402
 from finetuner.demo.copies import BROKEN_KINDS  # noqa: E402
 from finetuner.demo.world import DEMO_SPEC, build_world  # noqa: E402
-from finetuner.dedup.similarity import normalize, similar_pairs  # noqa: E402
 from tasks import dedup  # noqa: E402
-from finetuner.common.stage import read_csv, write_csv  # noqa: E402
 
 COLUMNS = ("path", "label", "group", "status", "reason", "sha256", "width", "height")
 
@@ -43,8 +44,18 @@ def write_world(root: Path, seed: int) -> tuple[list[dict], dict[str, str]]:
         path = root / "data/raw/images" / file.path
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(file.data)
-        rows.append({"path": file.path, "label": file.label, "group": file.group, "status": "ok", "reason": "",
-                     "sha256": hashlib.sha256(file.data).hexdigest(), "width": 0, "height": 0})
+        rows.append(
+            {
+                "path": file.path,
+                "label": file.label,
+                "group": file.group,
+                "status": "ok",
+                "reason": "",
+                "sha256": hashlib.sha256(file.data).hexdigest(),
+                "width": 0,
+                "height": 0,
+            }
+        )
         kinds[file.path] = file.kind
     write_csv(root / dedup.MANIFEST, rows, COLUMNS)
     return rows, kinds
@@ -59,13 +70,16 @@ def quality(root: Path, rows: list[dict], kinds: dict[str, str]) -> str:
     on_photos = {p for p in found if p[0] in kinds and kinds[p[0]] == "photo" and kinds[p[1]] == "photo"}
     right = len(on_photos & truth)
     precision = right / len(on_photos) if on_photos else float("nan")
-    return (f"{len(found)} embedding-only pairs; same-specimen photo pairs found {right}/{len(truth)} "
-            f"(recall {right / len(truth):.1%}); precision on photo pairs {precision:.1%}")
+    return (
+        f"{len(found)} embedding-only pairs; same-specimen photo pairs found {right}/{len(truth)} "
+        f"(recall {right / len(truth):.1%}); precision on photo pairs {precision:.1%}"
+    )
 
 
 def run_stage(root: Path, weights: str | None, enabled: bool, threshold: float) -> tuple[float, dict]:
-    params = parse_params({"model": {"weights": weights},
-                           "dedup": {"embedding": {"enabled": enabled, "min_similarity": threshold}}})
+    params = parse_params(
+        {"model": {"weights": weights}, "dedup": {"embedding": {"enabled": enabled, "min_similarity": threshold}}}
+    )
     start = time.perf_counter()
     summary = dedup.run(params, root)
     return time.perf_counter() - start, summary
@@ -79,8 +93,13 @@ def grow(root: Path, rows: list[dict], kinds: dict[str, str]) -> None:
         target = source.with_name("grown_" + source.name)
         data = source.read_bytes() + b"\0"
         target.write_bytes(data)
-        extra.append({**row, "path": target.relative_to(root / "data/raw/images").as_posix(),
-                      "sha256": hashlib.sha256(data).hexdigest()})
+        extra.append(
+            {
+                **row,
+                "path": target.relative_to(root / "data/raw/images").as_posix(),
+                "sha256": hashlib.sha256(data).hexdigest(),
+            }
+        )
         kinds[extra[-1]["path"]] = "grown"
     write_csv(root / dedup.MANIFEST, rows + extra, COLUMNS)
 
@@ -93,12 +112,14 @@ def search_vs_loop(vectors: np.ndarray, threshold: float) -> None:
     unit = normalize(vectors)
     loop = set()
     for a in range(len(unit)):
-        sims = unit[a + 1:] @ unit[a]
+        sims = unit[a + 1 :] @ unit[a]
         loop.update((a, a + 1 + int(b)) for b in np.flatnonzero(sims >= np.float32(threshold)))
     base = time.perf_counter() - start
     same = len(loop ^ set(zip(i.tolist(), j.tolist())))
-    print(f"[3] similarity search over {len(unit):,} x {unit.shape[1]}: ours {ours * 1000:.1f} ms; row-loop baseline "
-          f"{base * 1000:.1f} ms; ratio {base / ours:.1f}x; pairs differing {same} (float rounding at the threshold)")
+    print(
+        f"[3] similarity search over {len(unit):,} x {unit.shape[1]}: ours {ours * 1000:.1f} ms; row-loop baseline "
+        f"{base * 1000:.1f} ms; ratio {base / ours:.1f}x; pairs differing {same} (float rounding at the threshold)"
+    )
 
 
 def main() -> int:
@@ -113,28 +134,40 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="bench-embedding-"))
     try:
         rows, kinds = write_world(root, args.seed)
-        print(f"demo world: {len(rows)} usable images, {sum(k == 'photo' for k in kinds.values())} photos of "
-              f"{len({r['group'] for r in rows})} specimens; threshold {args.min_similarity}")
+        print(
+            f"demo world: {len(rows)} usable images, {sum(k == 'photo' for k in kinds.values())} photos of "
+            f"{len({r['group'] for r in rows})} specimens; threshold {args.min_similarity}"
+        )
         import torchvision  # noqa: F401 - imported once up front, so no timing below includes it
 
         shutil.rmtree(root / "data/cache", ignore_errors=True)
         t_hash, _ = run_stage(root, args.weights, False, args.min_similarity)
         shutil.rmtree(root / "data/cache", ignore_errors=True)
         t_cold, summary = run_stage(root, args.weights, True, args.min_similarity)
-        print(f"[1] stage with embeddings, cold: ours {t_cold:.2f} s; hashes-only stage, cold: {t_hash:.2f} s; "
-              f"ratio {t_cold / t_hash:.1f}x (the price of the signal)")
-        print(f"    trade-off in reports/dedup.json: " + ", ".join(
-            f"{r['min_similarity']}: {r['pairs']} pairs / largest cluster {r['largest_cluster']}"
-            for r in summary["embedding"]["tradeoff"]))
+        print(
+            f"[1] stage with embeddings, cold: ours {t_cold:.2f} s; hashes-only stage, cold: {t_hash:.2f} s; "
+            f"ratio {t_cold / t_hash:.1f}x (the price of the signal)"
+        )
+        print(
+            "    trade-off in reports/dedup.json: "
+            + ", ".join(
+                f"{r['min_similarity']}: {r['pairs']} pairs / largest cluster {r['largest_cluster']}"
+                for r in summary["embedding"]["tradeoff"]
+            )
+        )
         for threshold in sorted({args.min_similarity, 0.97, 0.99}):
             _, summary = run_stage(root, args.weights, True, threshold)  # embeddings cached: only the search reruns
-            print(f"    demo backbone at {threshold}: {quality(root, rows, kinds)}; cut by the size guard "
-                  f"{summary['counts']['pairs_cut_by_size_guard']}")
+            print(
+                f"    demo backbone at {threshold}: {quality(root, rows, kinds)}; cut by the size guard "
+                f"{summary['counts']['pairs_cut_by_size_guard']}"
+            )
         grow(root, rows, kinds)
         t_grow, grown = run_stage(root, args.weights, True, args.min_similarity)
-        print(f"[2] after 5% more images: ours {t_grow:.2f} s, {grown['embedding']['newly_embedded']} of "
-              f"{grown['counts']['distinct_contents']} contents embedded; cold baseline {t_cold:.2f} s; ratio "
-              f"{t_grow / t_cold:.2f} (the rest is fixed cost: loading and fingerprinting the backbone, the report)")
+        print(
+            f"[2] after 5% more images: ours {t_grow:.2f} s, {grown['embedding']['newly_embedded']} of "
+            f"{grown['counts']['distinct_contents']} contents embedded; cold baseline {t_cold:.2f} s; ratio "
+            f"{t_grow / t_cold:.2f} (the rest is fixed cost: loading and fingerprinting the backbone, the report)"
+        )
         write_csv(root / dedup.MANIFEST, rows, COLUMNS)
         search_vs_loop(np.random.default_rng(0).normal(size=(4000, 512)).astype(np.float32), 0.2)
         shutil.rmtree(root / "data/cache", ignore_errors=True)

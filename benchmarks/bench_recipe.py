@@ -10,6 +10,7 @@ Run: `.venv/bin/python benchmarks/bench_recipe.py [--task forward|reverse|both] 
 fastai runs in its own environment (`make bench-env-fastai`); without it that row is skipped. Without
 ../shared/data/glyphs the whole benchmark skips. Backbones and workspaces are cached in benchmarks/.cache/.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,11 +34,17 @@ FASTAI_PY = ROOT / "benchmarks" / "envs" / "fastai" / ".venv" / "bin" / "python"
 FASTAI_SCRIPT = ROOT / "benchmarks" / "envs" / "fastai" / "fine_tune.py"
 TASKS = {"forward": ("source", "target"), "reverse": ("target", "source")}
 # The seed recipe (the defaults before issue 11), kept as the README's documented example.
-OLD_STAGES = {"head": {"epochs": 5, "train": ["head"], "lr": {"head": 1.0e-3}},
-              "partial": {"epochs": 5, "train": ["layer4", "head"], "lr": {"layer4": 1.0e-5, "head": 1.0e-4},
-                          "warmup_epochs": 1},
-              "full": {"epochs": 0, "train": ["all"], "lr": {"head": 3.0e-4, "layer4": 3.0e-5}, "lr_decay": 0.33,
-                       "warmup_epochs": 1}}
+OLD_STAGES = {
+    "head": {"epochs": 5, "train": ["head"], "lr": {"head": 1.0e-3}},
+    "partial": {"epochs": 5, "train": ["layer4", "head"], "lr": {"layer4": 1.0e-5, "head": 1.0e-4}, "warmup_epochs": 1},
+    "full": {
+        "epochs": 0,
+        "train": ["all"],
+        "lr": {"head": 3.0e-4, "layer4": 3.0e-5},
+        "lr_decay": 0.33,
+        "warmup_epochs": 1,
+    },
+}
 
 
 def run(cmd: list[str], cwd: Path) -> None:
@@ -52,10 +59,27 @@ def backbone(half: str, image_size: int, budget_s: float) -> Path:
     if not out.is_file():
         work = CACHE / f"pretrain_{half}_{image_size}"
         work.mkdir(parents=True, exist_ok=True)
-        (work / "params.yaml").write_text(yaml.safe_dump(
-            {"seed": 0, "data": {"image_size": image_size, "workers": 1}, "model": {"weights": None}}))
-        run([sys.executable, "-m", "finetuner.demo.pretrain", "--source", str(GLYPHS / half / "images"), "--out", str(out),
-             "--budget-seconds", str(budget_s), "--epochs", "6", "--lr", "2e-3"], work)
+        (work / "params.yaml").write_text(
+            yaml.safe_dump({"seed": 0, "data": {"image_size": image_size, "workers": 1}, "model": {"weights": None}})
+        )
+        run(
+            [
+                sys.executable,
+                "-m",
+                "finetuner.demo.pretrain",
+                "--source",
+                str(GLYPHS / half / "images"),
+                "--out",
+                str(out),
+                "--budget-seconds",
+                str(budget_s),
+                "--epochs",
+                "6",
+                "--lr",
+                "2e-3",
+            ],
+            work,
+        )
     return out
 
 
@@ -120,8 +144,10 @@ def train_ours(ws: Path, name: str, raw: dict[str, Any]) -> dict[str, Any]:
     for stage in ("train_head", "train_partial", "train_full"):
         run_training_stage(stage, params, root)
     seconds = time.perf_counter() - began
-    recipes = {stage: _read_json(root / "models" / stage / "recipe.json") for stage in ("train_head",
-                                                                                        "train_partial", "train_full")}
+    recipes = {
+        stage: _read_json(root / "models" / stage / "recipe.json")
+        for stage in ("train_head", "train_partial", "train_full")
+    }
     return {"macro_f1": test_macro_f1(root), "train_seconds": seconds, "recipes": recipes}
 
 
@@ -133,22 +159,24 @@ def test_macro_f1(root: Path) -> float:
     """Scores models/best.pt on the test split (a benchmark may; the pipeline reads it only in evaluate)."""
     import torch
 
+    from finetuner.common.stage import read_csv
     from finetuner.train.checkpoint import load_pipeline_checkpoint, model_from_checkpoint
     from finetuner.train.engine import Runtime, Split, evaluate
-    from finetuner.train.preprocessing import Preprocessing
-    from finetuner.common.stage import read_csv
     from finetuner.train.features import image_trainee
     from finetuner.train.image_cache import cached_images
+    from finetuner.train.preprocessing import Preprocessing
 
     checkpoint = load_pipeline_checkpoint(root / "models" / "best.pt")
     model, prep = model_from_checkpoint(checkpoint), Preprocessing.from_dict(checkpoint["preprocessing"])
     rows = read_csv(root / "data" / "splits" / "test.csv")
-    images = cached_images([root / "data" / "raw" / "images" / r["path"] for r in rows], prep,
-                           root / "data" / "cache" / "images", 1)
+    images = cached_images(
+        [root / "data" / "raw" / "images" / r["path"] for r in rows], prep, root / "data" / "cache" / "images", 1
+    )
     labels = torch.tensor([checkpoint["class_to_idx"][r["label"]] for r in rows])
     trainee = image_trainee(model, prep, Runtime(), model.eval)
-    return evaluate(trainee, Split(torch.from_numpy(images), labels), len(checkpoint["class_to_idx"]), Runtime(),
-                    128)["macro_f1"]
+    return evaluate(trainee, Split(torch.from_numpy(images), labels), len(checkpoint["class_to_idx"]), Runtime(), 128)[
+        "macro_f1"
+    ]
 
 
 def train_fastai(ws: Path, weights: Path, image_size: int, threads: int) -> dict[str, Any] | None:
@@ -156,8 +184,21 @@ def train_fastai(ws: Path, weights: Path, image_size: int, threads: int) -> dict
         print(f"  fastai: skipped ({FASTAI_PY} absent: run `make bench-env-fastai`)")
         return None
     out = ws / "runs" / "fastai.json"
-    run([str(FASTAI_PY), str(FASTAI_SCRIPT), str(ws), str(weights), "--image-size", str(image_size), "--out",
-         str(out), "--threads", str(threads)], ROOT)
+    run(
+        [
+            str(FASTAI_PY),
+            str(FASTAI_SCRIPT),
+            str(ws),
+            str(weights),
+            "--image-size",
+            str(image_size),
+            "--out",
+            str(out),
+            "--threads",
+            str(threads),
+        ],
+        ROOT,
+    )
     return json.loads(out.read_text())
 
 
@@ -167,21 +208,26 @@ def sklearn_probe(ws: Path, raw: dict[str, Any]) -> float:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score
 
-    from finetuner.train.engine import Runtime
-    from finetuner.train.models import build_model
     from finetuner.common.stage import read_csv
+    from finetuner.train.engine import Runtime
     from finetuner.train.features import extract_features
     from finetuner.train.image_cache import cached_images
+    from finetuner.train.models import build_model
 
     rows = {name: read_csv(ws / "data" / "splits" / f"{name}.csv") for name in ("train", "val")}
     classes = sorted({r["label"] for r in rows["train"] + rows["val"]})
     built = build_model("resnet18", len(classes), raw["model"]["weights"], raw["data"]["image_size"])
     features = {}
     for name, chosen in rows.items():
-        images = cached_images([ws / "data" / "raw" / "images" / r["path"] for r in chosen], built.preprocessing,
-                               ws / "data" / "cache" / "images", 1)
-        features[name] = extract_features(built.model, "resnet18", torch.from_numpy(images), built.preprocessing,
-                                          Runtime(), 128).numpy()
+        images = cached_images(
+            [ws / "data" / "raw" / "images" / r["path"] for r in chosen],
+            built.preprocessing,
+            ws / "data" / "cache" / "images",
+            1,
+        )
+        features[name] = extract_features(
+            built.model, "resnet18", torch.from_numpy(images), built.preprocessing, Runtime(), 128
+        ).numpy()
     model = LogisticRegression(max_iter=2000).fit(features["train"], [r["label"] for r in rows["train"]])
     return float(f1_score([r["label"] for r in rows["val"]], model.predict(features["val"]), average="macro"))
 
@@ -205,16 +251,21 @@ def bench_task(task: str, args: argparse.Namespace) -> None:
     ws = workspace(target_half, args.fraction, args.image_size, weights)
     raw = base_params(args.image_size, weights)
     n = {name: sum(1 for _ in (ws / "data" / "splits" / f"{name}.csv").open()) - 1 for name in ("train", "val", "test")}
-    print(f"\n== {task}: backbone pretrained on glyphs {pretrain_half}, fine-tuned on {target_half} "
-          f"({args.fraction:g} of the families; train {n['train']} / val {n['val']} / test {n['test']}, "
-          f"{args.image_size} px, cpu)", flush=True)
+    print(
+        f"\n== {task}: backbone pretrained on glyphs {pretrain_half}, fine-tuned on {target_half} "
+        f"({args.fraction:g} of the families; train {n['train']} / val {n['val']} / test {n['test']}, "
+        f"{args.image_size} px, cpu)",
+        flush=True,
+    )
     results: dict[str, dict[str, Any]] = {}
     for name, params in contenders(raw).items():
         if name.split()[0] in args.skip:
             continue
         results[name] = train_ours(ws, name.split()[0], params)
-        print(f"  {name}: test macro-F1 {results[name]['macro_f1']:.4f} in {results[name]['train_seconds']:.0f} s",
-              flush=True)
+        print(
+            f"  {name}: test macro-F1 {results[name]['macro_f1']:.4f} in {results[name]['train_seconds']:.0f} s",
+            flush=True,
+        )
     if "fastai" not in args.skip:
         peer = train_fastai(ws, weights, args.image_size, args.threads)
         if peer is not None:
@@ -225,21 +276,24 @@ def bench_task(task: str, args: argparse.Namespace) -> None:
         for stage, recipe in ours["recipes"].items():
             print(f"  {stage}: {recipe and recipe.get('reason')}; best val {recipe and recipe.get('best_value')}")
         head = ours["recipes"]["train_head"] or {}
-        print(f"  head probe val macro-F1 {head.get('best_value', float('nan')):.4f} (C={head.get('C')}) vs "
-              f"sklearn LogisticRegression {sklearn_probe(ws, raw):.4f}")
+        print(
+            f"  head probe val macro-F1 {head.get('best_value', float('nan')):.4f} (C={head.get('C')}) vs "
+            f"sklearn LogisticRegression {sklearn_probe(ws, raw):.4f}"
+        )
 
 
 def print_table(task: str, results: dict[str, dict[str, Any]]) -> None:
     peer = results.get("fastai fine_tune (1+9 epochs)")
-    print(f"\n  {task:8s} {'contender':38s} {'test macro-F1':>13s} {'train s':>8s} {'F1 - fastai':>11s} "
-          f"{'err / fastai':>12s} {'time / fastai':>13s}")
+    print(
+        f"\n  {task:8s} {'contender':38s} {'test macro-F1':>13s} {'train s':>8s} {'F1 - fastai':>11s} "
+        f"{'err / fastai':>12s} {'time / fastai':>13s}"
+    )
     for name, result in results.items():
         f1, seconds = result["macro_f1"], result["train_seconds"]
         extra = ""
         if peer:
             error_ratio = (1 - f1) / max(1e-9, 1 - peer["macro_f1"])
-            extra = (f" {f1 - peer['macro_f1']:+11.4f} {error_ratio:12.2f} "
-                     f"{seconds / peer['train_seconds']:13.2f}")
+            extra = f" {f1 - peer['macro_f1']:+11.4f} {error_ratio:12.2f} {seconds / peer['train_seconds']:13.2f}"
         print(f"  {task:8s} {name:38s} {f1:13.4f} {seconds:8.1f}{extra}")
 
 
@@ -265,7 +319,7 @@ def main() -> int:
     from finetuner.common.stage import setup_logging
 
     setup_logging()
-    for task in (["forward", "reverse"] if args.task == "both" else [args.task]):
+    for task in ["forward", "reverse"] if args.task == "both" else [args.task]:
         bench_task(task, args)
     return 0
 

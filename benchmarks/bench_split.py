@@ -5,6 +5,7 @@ registry and report), a baseline measured in the same run (scikit-learn's GroupS
 then val vs test; it counts groups, not images, and ignores classes) and the ratio, plus each method's worst
 per-class fraction error so the speed is compared at the quality each delivers. Run: `python benchmarks/bench_split.py`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,12 +39,21 @@ def make_rows(n: int, n_classes: int, seed: int) -> tuple[pd.DataFrame, pd.DataF
     merged = (rng.random(len(sizes)) < 0.05) & (ids % 2 == 1)  # odd group g joins group g - 1
     unit = np.where(merged, ids - 1, ids)[group]
     paths = np.char.add(np.char.add("c", label.astype(str)), np.char.add("/img", np.arange(n).astype(str)))
-    images = pd.DataFrame({"path": paths.astype(object), "label": np.char.add("c", label.astype(str)).astype(object),
-                           "group": np.char.add("g", group.astype(str)).astype(object),
-                           "unit": np.char.add("u", unit.astype(str)).astype(object)})
+    images = pd.DataFrame(
+        {
+            "path": paths.astype(object),
+            "label": np.char.add("c", label.astype(str)).astype(object),
+            "group": np.char.add("g", group.astype(str)).astype(object),
+            "unit": np.char.add("u", unit.astype(str)).astype(object),
+        }
+    )
     first_image = np.cumsum(sizes) - sizes
-    pairs = pd.DataFrame({"path_a": paths[first_image[ids[merged]]].astype(object),
-                          "path_b": paths[first_image[ids[merged] - 1]].astype(object)})
+    pairs = pd.DataFrame(
+        {
+            "path_a": paths[first_image[ids[merged]]].astype(object),
+            "path_b": paths[first_image[ids[merged] - 1]].astype(object),
+        }
+    )
     return images, pairs
 
 
@@ -64,10 +74,12 @@ def baseline(images: pd.DataFrame, seed: int) -> np.ndarray:
 
 
 def write_stage_inputs(images: pd.DataFrame, pairs: pd.DataFrame, root: Path) -> SplitPaths:
-    paths = SplitPaths(root / "manifest.csv", root / "units.csv", root / "near_duplicates.csv",
-                       root / "splits", root / "split.json")
+    paths = SplitPaths(
+        root / "manifest.csv", root / "units.csv", root / "near_duplicates.csv", root / "splits", root / "split.json"
+    )
     images.assign(status="ok", reason="", sha256="", width=64, height=64)[
-        ["path", "label", "group", "status", "reason", "sha256", "width", "height"]].to_csv(paths.manifest, index=False)
+        ["path", "label", "group", "status", "reason", "sha256", "width", "height"]
+    ].to_csv(paths.manifest, index=False)
     images[["path", "unit"]].to_csv(paths.units, index=False)
     pairs.assign(method="phash", distance=4).to_csv(paths.near_duplicates, index=False)
     return paths
@@ -79,8 +91,10 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=10)
     args = parser.parse_args()
     images, pairs = make_rows(args.rows, args.classes, seed=0)
-    print(f"{len(images):,} images, {images['group'].nunique():,} groups, {images['unit'].nunique():,} units, "
-          f"largest unit {images['unit'].value_counts().iloc[0]:,}, {args.classes} classes")
+    print(
+        f"{len(images):,} images, {images['group'].nunique():,} groups, {images['unit'].nunique():,} units, "
+        f"largest unit {images['unit'].value_counts().iloc[0]:,}, {args.classes} classes"
+    )
 
     start, cpu = time.perf_counter(), time.process_time()
     ours = assign_splits(images, FRACTIONS, 0, edges=pairs, max_unit_share=1.0)
@@ -102,16 +116,24 @@ def main() -> None:
         report = split_dataset(params, paths)
         sticky, sticky_cpu = time.perf_counter() - start, time.process_time() - cpu
     print("wall s / CPU s (CPU time is what a busy shared machine does not inflate)")
-    print(f"ours, assign_splits (core):                 {core:6.2f} / {core_cpu:6.2f}   worst per-class fraction "
-          f"error {worst_error(images['label'], ours.split.to_numpy()):.4f}")
+    print(
+        f"ours, assign_splits (core):                 {core:6.2f} / {core_cpu:6.2f}   worst per-class fraction "
+        f"error {worst_error(images['label'], ours.split.to_numpy()):.4f}"
+    )
     print(f"ours, whole stage (CSV in/out, leak check): {stage:6.2f} / {stage_cpu:6.2f}")
-    print(f"ours, sticky rerun with 5% more data:       {sticky:6.2f} / {sticky_cpu:6.2f}   "
-          f"({report['images']['sticky']:,} sticky, {report['images']['new']:,} new, "
-          f"leak check passed: {report['leak_check']['passed']})")
-    print(f"baseline, GroupShuffleSplit x2:             {base:6.2f} / {base_cpu:6.2f}   worst per-class fraction "
-          f"error {worst_error(images['label'], reference):.4f}")
-    print(f"ratio ours(core)/baseline: {core / base:.2f}x wall, {core_cpu / base_cpu:.2f}x CPU;  "
-          f"whole stage under a minute: {stage < 60} (wall), {stage_cpu < 60} (CPU)")
+    print(
+        f"ours, sticky rerun with 5% more data:       {sticky:6.2f} / {sticky_cpu:6.2f}   "
+        f"({report['images']['sticky']:,} sticky, {report['images']['new']:,} new, "
+        f"leak check passed: {report['leak_check']['passed']})"
+    )
+    print(
+        f"baseline, GroupShuffleSplit x2:             {base:6.2f} / {base_cpu:6.2f}   worst per-class fraction "
+        f"error {worst_error(images['label'], reference):.4f}"
+    )
+    print(
+        f"ratio ours(core)/baseline: {core / base:.2f}x wall, {core_cpu / base_cpu:.2f}x CPU;  "
+        f"whole stage under a minute: {stage < 60} (wall), {stage_cpu < 60} (CPU)"
+    )
 
 
 if __name__ == "__main__":

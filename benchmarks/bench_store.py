@@ -9,6 +9,7 @@ cache (the whole split as one array, what `cached_images` gave the stage before)
 Each measurement runs in a fresh process (peak RSS = that process's `ru_maxrss`). Generated JPEGs in a temp folder;
 nothing is downloaded. Run: `.venv/bin/python benchmarks/bench_store.py [--images N] [--steps S]`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,8 +50,8 @@ def child(args: argparse.Namespace) -> None:
     from torch import nn
 
     from finetuner.train.engine import FitConfig, Runtime, Split, Trainee, train_epoch
-    from finetuner.train.preprocessing import Preprocessing
     from finetuner.train.image_cache import stored_images
+    from finetuner.train.preprocessing import Preprocessing
 
     paths = sorted(Path(args.folder).rglob("*.jpg"))[: args.n]
     prep = Preprocessing(args.size, args.size)
@@ -59,8 +60,9 @@ def child(args: argparse.Namespace) -> None:
     labels = torch.arange(len(paths)) % 4
     torch.manual_seed(0)
     if args.model == "small":
-        model = nn.Sequential(nn.Conv2d(3, 16, 3, stride=2), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                              nn.Linear(16, 4))
+        model = nn.Sequential(
+            nn.Conv2d(3, 16, 3, stride=2), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 4)
+        )
     else:
         from torchvision.models import resnet18
 
@@ -82,14 +84,38 @@ def child(args: argparse.Namespace) -> None:
     gather_began = time.process_time()  # the data path alone: 20 random batches, as the engine indexes them
     for index in torch.randint(0, len(paths), (20, 64)):
         inputs[index]
-    print(json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "img_s": steps * 64 / seconds, "img_cpu_s": steps * 64 / cpu_seconds,
-                      "batch_ms": (time.process_time() - gather_began) / 20 * 1000}))
+    print(
+        json.dumps(
+            {
+                "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "img_s": steps * 64 / seconds,
+                "img_cpu_s": steps * 64 / cpu_seconds,
+                "batch_ms": (time.process_time() - gather_began) / 20 * 1000,
+            }
+        )
+    )
 
 
 def measure(folder: Path, cache: Path, mode: str, n: int, size: int, model: str, steps: int = 0) -> dict:
-    command = [sys.executable, __file__, "--child", "--folder", str(folder), "--cache", str(cache), "--mode", mode,
-               "--n", str(n), "--size", str(size), "--model", model, "--steps", str(steps)]
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        "--folder",
+        str(folder),
+        "--cache",
+        str(cache),
+        "--mode",
+        mode,
+        "--n",
+        str(n),
+        "--size",
+        str(size),
+        "--model",
+        model,
+        "--steps",
+        str(steps),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -115,22 +141,35 @@ def main() -> None:
             measure(folder, cache, mode, 4 * n, 64, "small", steps=1)
         measure(folder, cache, "store", 4 * n, 96, "small", steps=1)
         print(f"(1) peak RSS of one epoch, 96 px images, small CNN, batch 64 (N = {n}):")
-        rss = {(mode, k): measure(folder, cache, mode, k, 96, "small")["peak_rss_mib"]
-               for mode in ("store", "ram") for k in (n, 4 * n)}
+        rss = {
+            (mode, k): measure(folder, cache, mode, k, 96, "small")["peak_rss_mib"]
+            for mode in ("store", "ram")
+            for k in (n, 4 * n)
+        }
         for mode in ("store", "ram"):
             ratio = rss[(mode, 4 * n)] / rss[(mode, n)]
-            print(f"  {mode:>5}: {rss[(mode, n)]:7.1f} MiB at {n}, {rss[(mode, 4 * n)]:7.1f} MiB at {4 * n}: "
-                  f"x{ratio:.2f}")
-        print(f"(2) resnet18 (layer4 + head) training, 64 px, {args.steps} steps of 64 from {n} images, best of "
-              f"{args.rounds} alternating runs (img/s of wall time, and of this process's CPU time):")
-        runs = [(mode, measure(folder, cache, mode, n, 64, "resnet18", args.steps))
-                for _ in range(args.rounds) for mode in ("ram", "store", "store+crop")]
-        best = {mode: {key: max(r[key] for m, r in runs if m == mode) for key in ("img_s", "img_cpu_s")}
-                for mode in ("ram", "store", "store+crop")}
+            print(
+                f"  {mode:>5}: {rss[(mode, n)]:7.1f} MiB at {n}, {rss[(mode, 4 * n)]:7.1f} MiB at {4 * n}: x{ratio:.2f}"
+            )
+        print(
+            f"(2) resnet18 (layer4 + head) training, 64 px, {args.steps} steps of 64 from {n} images, best of "
+            f"{args.rounds} alternating runs (img/s of wall time, and of this process's CPU time):"
+        )
+        runs = [
+            (mode, measure(folder, cache, mode, n, 64, "resnet18", args.steps))
+            for _ in range(args.rounds)
+            for mode in ("ram", "store", "store+crop")
+        ]
+        best = {
+            mode: {key: max(r[key] for m, r in runs if m == mode) for key in ("img_s", "img_cpu_s")}
+            for mode in ("ram", "store", "store+crop")
+        }
         batch_ms = {mode: min(r["batch_ms"] for m, r in runs if m == mode) for mode in best}
         for mode in ("ram", "store", "store+crop"):
-            print(f"  {mode:>10}: {best[mode]['img_s']:6.1f} img/s, {best[mode]['img_cpu_s']:6.1f} img/CPU-s; "
-                  f"reading a batch of 64: {batch_ms[mode]:.2f} ms CPU")
+            print(
+                f"  {mode:>10}: {best[mode]['img_s']:6.1f} img/s, {best[mode]['img_cpu_s']:6.1f} img/CPU-s; "
+                f"reading a batch of 64: {batch_ms[mode]:.2f} ms CPU"
+            )
         for key, what in (("img_s", "wall"), ("img_cpu_s", "CPU")):
             print(f"  store / in-RAM ({what}): {best['store'][key] / best['ram'][key]:.2f} (target >= 0.9)")
 

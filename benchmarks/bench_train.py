@@ -5,6 +5,7 @@ model step (forward, backward, optimizer) on ready normalised tensors (target >=
 Run: `.venv/bin/python benchmarks/bench_train.py` (CPU or CUDA, whatever `device: auto` picks); prints our figure,
 the baseline and the ratio for each. Generated images; nothing is downloaded or written.
 """
+
 from __future__ import annotations
 
 import copy
@@ -19,11 +20,11 @@ from torchvision.models import get_model
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from finetuner.train.engine import FitConfig, Split, fit, pick_runtime, train_epoch  # noqa: E402
+from finetuner.train.features import feature_trainee, image_trainee  # noqa: E402
 from finetuner.train.models import expand_blocks, freeze_except, set_train_mode  # noqa: E402
 from finetuner.train.param_groups import block_learning_rates, build_optimizer, build_param_groups  # noqa: E402
 from finetuner.train.preprocessing import Preprocessing  # noqa: E402
 from finetuner.train.schedules import build_scheduler  # noqa: E402
-from finetuner.train.features import feature_trainee, image_trainee  # noqa: E402
 
 ARCH, SIZE, CLASSES = "resnet18", 64, 4
 RUNTIME = pick_runtime("auto")
@@ -60,9 +61,12 @@ def head_benchmark(n_train: int = 256, n_val: int = 64, epochs: int = 10) -> Non
         if name == "ours":
             trainee, data = feature_trainee(model, ARCH, data, PREP, RUNTIME, 64)
         else:
-            trainee = image_trainee(model, PREP, RUNTIME, lambda m=model, t=trained: set_train_mode(m, ARCH, t, "frozen"))
-        history = fit(trainee, data["train"], data["val"], optimizer, scheduler, config, RUNTIME, CLASSES,
-                      lambda h, i: None)
+            trainee = image_trainee(
+                model, PREP, RUNTIME, lambda m=model, t=trained: set_train_mode(m, ARCH, t, "frozen")
+            )
+        history = fit(
+            trainee, data["train"], data["val"], optimizer, scheduler, config, RUNTIME, CLASSES, lambda h, i: None
+        )
         results[name] = (time.perf_counter() - began, history[-1]["val_macro_f1"])
     (ours, f1_ours), (base_s, f1_base) = results["ours"], results["baseline"]
     print(f"head-only, {epochs} epochs, {n_train} train / {n_val} val images at {SIZE}px on {RUNTIME.device}:")
@@ -79,9 +83,9 @@ def partial_benchmark(n: int = 192, batch: int = 32, rounds: int = 3) -> None:
     data = images(n, 3)
     config = FitConfig(epochs=1, batch_size=batch, seed=0, clip_grad_norm=1.0)
     trainee = image_trainee(model, PREP, RUNTIME, lambda m=model, t=trained: set_train_mode(m, ARCH, t, "frozen"))
-    ready = [PREP.normalize(data.inputs[i:i + batch]).to(RUNTIME.device) for i in range(0, n, batch)]
+    ready = [PREP.normalize(data.inputs[i : i + batch]).to(RUNTIME.device) for i in range(0, n, batch)]
     ready = [x.contiguous(memory_format=torch.channels_last) if RUNTIME.channels_last else x for x in ready]
-    labels = [data.labels[i:i + batch].to(RUNTIME.device) for i in range(0, n, batch)]
+    labels = [data.labels[i : i + batch].to(RUNTIME.device) for i in range(0, n, batch)]
     loss_fn = torch.nn.CrossEntropyLoss()
 
     def model_only() -> None:

@@ -9,6 +9,7 @@ brightness, PNG), `crop` (border crops up to 10%), `hard` (mirror, caption bar, 
 edits: different photos, near-blank and smooth images, "twin designs" (light and dark versions of one wallpaper),
 two photos of one scene (a stereo pair), small faces. A pair is a true near-duplicate iff both files share a base.
 """
+
 from __future__ import annotations
 
 import io
@@ -25,9 +26,29 @@ HARD = ("mirror", "caption", "letterbox")
 KINDS = {**{k: "must" for k in MUST}, **{k: "crop" for k in CROP}, **{k: "hard" for k in HARD}}
 PACKAGES = ("plasma-workspace-wallpapers", "lomiri-wallpapers")
 SIDE = 640
-SKIMAGE_PHOTOS = ("astronaut", "brick", "camera", "chelsea", "coffee", "coins", "grass", "gravel", "horse",
-                  "hubble_deep_field", "moon", "page", "retina", "rocket", "text", "clock_motion", "cell", "ihc",
-                  "logo", "color", "microaneurysms")
+SKIMAGE_PHOTOS = (
+    "astronaut",
+    "brick",
+    "camera",
+    "chelsea",
+    "coffee",
+    "coins",
+    "grass",
+    "gravel",
+    "horse",
+    "hubble_deep_field",
+    "moon",
+    "page",
+    "retina",
+    "rocket",
+    "text",
+    "clock_motion",
+    "cell",
+    "ihc",
+    "logo",
+    "color",
+    "microaneurysms",
+)
 
 
 def fetch_wallpapers(cache: Path) -> Path | None:
@@ -36,8 +57,10 @@ def fetch_wallpapers(cache: Path) -> Path | None:
     if (root / ".done").exists():
         return root
     if shutil.which("apt-get") is None or shutil.which("dpkg") is None:
-        print(f"no apt-get/dpkg: run `apt-get download {' '.join(PACKAGES)}` and `dpkg -x NAME.deb {root}` "
-              "on a Debian machine, then rerun")
+        print(
+            f"no apt-get/dpkg: run `apt-get download {' '.join(PACKAGES)}` and `dpkg -x NAME.deb {root}` "
+            "on a Debian machine, then rerun"
+        )
         return None
     root.mkdir(parents=True, exist_ok=True)
     try:
@@ -61,8 +84,9 @@ def wallpaper_bases(root: Path) -> tuple[list[tuple[str, Path]], list[tuple[str,
             continue
         best = max(landscape, key=lambda p: _size(p)[0])
         name = folder.parent.parent.name if folder.name.startswith("images") else folder.name
-        (twins if folder.name == "images_dark" else bases).append((f"{name}{'-dark' if 'dark' in folder.name else ''}",
-                                                                  best))
+        (twins if folder.name == "images_dark" else bases).append(
+            (f"{name}{'-dark' if 'dark' in folder.name else ''}", best)
+        )
     return bases, twins
 
 
@@ -74,8 +98,11 @@ def _size(path: Path) -> tuple[int, int]:
 def skimage_dir(peer_python: Path) -> Path | None:
     if not peer_python.exists():
         return None
-    found = subprocess.run([str(peer_python), "-c", "import skimage.data, os; print(os.path.dirname(skimage.data.__file__))"],
-                           capture_output=True, text=True)
+    found = subprocess.run(
+        [str(peer_python), "-c", "import skimage.data, os; print(os.path.dirname(skimage.data.__file__))"],
+        capture_output=True,
+        text=True,
+    )
     return Path(found.stdout.strip()) if found.returncode == 0 else None
 
 
@@ -114,8 +141,12 @@ def edit(image: Image.Image, kind: str, rng: np.random.Generator) -> Image.Image
         draw = ImageDraw.Draw(out)
         bar = int(h * 0.12)
         draw.rectangle([0, h - bar, w, h], fill=(20, 20, 20))
-        draw.text((w // 20, h - bar + bar // 4), "Holiday 2024 - do not share", fill=(240, 240, 240),
-                  font_size=max(10, bar // 2))
+        draw.text(
+            (w // 20, h - bar + bar // 4),
+            "Holiday 2024 - do not share",
+            fill=(240, 240, 240),
+            font_size=max(10, bar // 2),
+        )
         return out
     if kind == "letterbox":  # into a canvas of the other aspect: bars top/bottom or left/right
         canvas = (w, int(w * 0.75)) if w / h > 1.4 else (int(h * 16 / 9), h)

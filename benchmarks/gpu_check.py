@@ -10,6 +10,7 @@ On a machine without CUDA it says so and exits 0: the CPU paths never depend on 
 
 Run: `.venv/bin/python benchmarks/gpu_check.py [--steps 30] [--batch 64]`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,9 @@ def sync(device: torch.device) -> None:
 
 
 def partial_model(device: torch.device, channels_last: bool) -> tuple[torch.nn.Module, list[str]]:
-    from finetuner.train.models import expand_blocks, freeze_except, set_train_mode
     from torchvision.models import get_model
+
+    from finetuner.train.models import expand_blocks, freeze_except, set_train_mode
 
     model = get_model(ARCH, weights=None, num_classes=CLASSES)
     trained = expand_blocks(ARCH, ["layer4", "head"])
@@ -74,10 +76,10 @@ def model_only(model: torch.nn.Module, runtime, batch: int, steps: int) -> float
 def pipeline(model: torch.nn.Module, trained: list[str], runtime, batch: int, steps: int, folder: Path) -> float:
     """Images/s of the stage's real path: store view -> engine.train_epoch (prepare, autocast, scaler, schedule)."""
     from finetuner.train.engine import FitConfig, Split, train_epoch
-    from finetuner.train.models import set_train_mode
-    from finetuner.train.preprocessing import Preprocessing
     from finetuner.train.features import image_trainee
     from finetuner.train.image_cache import stored_images
+    from finetuner.train.models import set_train_mode
+    from finetuner.train.preprocessing import Preprocessing
 
     n = batch * (steps + 5)
     rng = np.random.default_rng(0)
@@ -96,8 +98,7 @@ def pipeline(model: torch.nn.Module, trained: list[str], runtime, batch: int, st
     train_epoch(trainee, data, optimizer, scheduler, FitConfig(1, batch, max_steps_per_epoch=5), runtime, 0, scaler)
     sync(runtime.device)
     began = time.perf_counter()
-    train_epoch(trainee, data, optimizer, scheduler, FitConfig(1, batch, max_steps_per_epoch=steps), runtime, 1,
-                scaler)
+    train_epoch(trainee, data, optimizer, scheduler, FitConfig(1, batch, max_steps_per_epoch=steps), runtime, 1, scaler)
     sync(runtime.device)
     return steps * batch / (time.perf_counter() - began)
 
@@ -134,8 +135,10 @@ def ddp_scaling(batch: int, steps: int, single: float) -> None:
     results = mp.Manager().dict()
     mp.spawn(_ddp_worker, args=(world, batch, steps, port, results), nprocs=world, join=True)
     total = sum(results.values())
-    print(f"(2) DDP model-only step on {world} GPUs: {total:.0f} img/s vs {single:.0f} on one: "
-          f"x{total / single:.2f} (ideal x{world})")
+    print(
+        f"(2) DDP model-only step on {world} GPUs: {total:.0f} img/s vs {single:.0f} on one: "
+        f"x{total / single:.2f} (ideal x{world})"
+    )
 
 
 def main() -> int:
@@ -155,15 +158,19 @@ def main() -> int:
     runtime = pick_runtime(args.device)
     name = torch.cuda.get_device_name(0) if runtime.device.type == "cuda" else "cpu"
     print(f"device {name}, torch {torch.__version__}, {torch.cuda.device_count()} GPU(s)")
-    print(f"runtime: amp {runtime.amp_dtype}, channels_last {runtime.channels_last}, "
-          f"cudnn.benchmark {torch.backends.cudnn.benchmark}, tf32 matmul {torch.backends.cuda.matmul.allow_tf32}")
+    print(
+        f"runtime: amp {runtime.amp_dtype}, channels_last {runtime.channels_last}, "
+        f"cudnn.benchmark {torch.backends.cudnn.benchmark}, tf32 matmul {torch.backends.cuda.matmul.allow_tf32}"
+    )
     torch.manual_seed(0)
     model, trained = partial_model(runtime.device, runtime.channels_last)
     bare = model_only(model, runtime, args.batch, args.steps)
     with tempfile.TemporaryDirectory() as tmp:
         ours = pipeline(model, trained, runtime, args.batch, args.steps, Path(tmp))
-    print(f"(1) {ARCH} partial stage at {SIZE} px, batch {args.batch}: pipeline {ours:.1f} img/s, model-only step "
-          f"{bare:.1f} img/s: ratio {ours / bare:.2f} (target >= 0.85)")
+    print(
+        f"(1) {ARCH} partial stage at {SIZE} px, batch {args.batch}: pipeline {ours:.1f} img/s, model-only step "
+        f"{bare:.1f} img/s: ratio {ours / bare:.2f} (target >= 0.85)"
+    )
     if runtime.device.type == "cuda":
         ddp_scaling(args.batch, args.steps, bare)
     return 0

@@ -9,6 +9,7 @@ again, rerun it, and compare every output byte for byte with the reference. Prin
 
 Not run by `make bench` (it is a fault matrix, not a benchmark): about a minute per training-stage kill on 2 cores.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fault_project import (STAGES, differences, make_project, outputs, remove_outputs,  # noqa: E402
-                                 run_in_process, run_subprocess)
+from tests.fault_project import (  # noqa: E402
+    STAGES,
+    differences,
+    make_project,
+    outputs,
+    remove_outputs,
+    run_in_process,
+    run_subprocess,
+)
 
 # File writes (atomic renames) each stage makes on the tiny project when its caches already exist.
 WRITES = {"ingest": 2, "dedup": 7, "split": 7, "train_head": 7, "train_partial": 5, "train_full": 6, "evaluate": 7}

@@ -10,6 +10,7 @@ the end state (champion bytes, card, registry decisions and scores) must equal t
 
 Not run by `make bench`: about 30 s per kill on 2 busy cores (a subprocess flow run and an in-process rerun).
 """
+
 from __future__ import annotations
 
 import shutil
@@ -47,8 +48,11 @@ def prepare(base: Path, situation: str) -> Path:
 def end_state(project: Path) -> dict[str, Any]:
     """What a user relies on after the run, without what depends on when it ran. A run killed after its last write
     has finished its work, so the run after it finds no new data and says so; that line decides nothing."""
-    registry = [{key: value for key, value in record.items() if key not in ("time", "previous_sha256")}
-                for record in read_registry(project) if record["decision"] != "no_new_data"]
+    registry = [
+        {key: value for key, value in record.items() if key not in ("time", "previous_sha256")}
+        for record in read_registry(project)
+        if record["decision"] != "no_new_data"
+    ]
     card = (project / CARD).read_text() if (project / CARD).exists() else None
     card = "\n".join(line for line in (card or "").splitlines() if not line.startswith("- promoted:"))
     champion = (project / CHAMPION).read_bytes() if (project / CHAMPION).exists() else None

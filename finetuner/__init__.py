@@ -4,6 +4,7 @@ One subpackage per pipeline stage (ingest, dedup, split, train, evaluate), plus 
 `layout` names every artifact, `config` validates params.yaml. Each subpackage exports its public names lazily
 (`lazy_exports`), so importing one module never drags in torch through a package `__init__`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -5,18 +5,32 @@ offending key (dotted, as in `dvc exp run -S`) and what is allowed there. Unknow
 never silently falls back to a default. Reading the file is the stages' job (`finetuner/common/stage.py`), not
 this module's.
 """
+
 from __future__ import annotations
 
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, PositiveInt, Strict, StrictBool, Tag,
-                      ValidationError, ValidationInfo, field_validator, model_validator)
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PositiveInt,
+    Strict,
+    StrictBool,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from finetuner.train.families import ALL, HEAD, block_names, family_for
-from finetuner.split.fractions import fraction_problem
 from finetuner.params_checks import TORCHVISION_WEIGHTS, cron_problem, looks_like_path, weights_names
+from finetuner.split.fractions import fraction_problem
+from finetuner.train.families import ALL, HEAD, block_names, family_for
 
 HASH_METHODS = ("phash", "dhash", "whash", "ahash", "colorhash")
 SPLITS = ("train", "val", "test")
@@ -68,24 +82,36 @@ class EmbeddingConfig(_Section):
     image_size: Int | None = Field(None, ge=16, le=1024, description="backbone input size; null = data.image_size")
     batch_size: PosInt = 128
     max_pairs_per_image: Float = Field(
-        20.0, gt=0, description="refuse a threshold that joins more pairs than this times the images (a backbone "
-                                "whose embeddings do not tell these images apart)")
+        20.0,
+        gt=0,
+        description="refuse a threshold that joins more pairs than this times the images (a backbone "
+        "whose embeddings do not tell these images apart)",
+    )
 
 
 class VerifyConfig(_Section):
     """The verifier that decides every candidate pair (finetuner/dedup/verify.py); thresholds on 64x64 thumbnails."""
 
     enabled: Bool = Field(True, description="false = the hash rule alone decides (require_agreement, low_info_*)")
-    candidate_distance: Int = Field(12, ge=0, le=32, description="Hamming radius between any two views of two images "
-                                                                 "(mirror, crops, trimmed) that makes a candidate")
+    candidate_distance: Int = Field(
+        12,
+        ge=0,
+        le=32,
+        description="Hamming radius between any two views of two images "
+        "(mirror, crops, trimmed) that makes a candidate",
+    )
     min_similarity: Float = Field(0.93, gt=0, le=1, description="aligned correlation needed")
     min_detail_similarity: Float = Field(0.6, ge=-1, le=1, description="aligned correlation of fine detail needed")
     min_overlap: Float = Field(0.6, gt=0, le=1, description="share of each image's content the alignment must cover")
     max_stretch: Float = Field(0.12, ge=0, description="|log| of the aspect-ratio change an alignment may imply")
     low_detail: Float = Field(1.0, ge=0, description="detail std (grey levels) below which an image is low-detail")
     flat_max_difference: Float = Field(1.5, ge=0, le=255, description="low-detail pairs: mean grey difference allowed")
-    candidates_per_image: Int = Field(20, ge=1, description="each image's closest candidates (by hash distance) "
-                                                            "that are verified; bounds the work on crowded sets")
+    candidates_per_image: Int = Field(
+        20,
+        ge=1,
+        description="each image's closest candidates (by hash distance) "
+        "that are verified; bounds the work on crowded sets",
+    )
 
 
 class DedupConfig(_Section):
@@ -97,10 +123,16 @@ class DedupConfig(_Section):
     max_cluster_size: Int = Field(50, ge=0, description="cut near-duplicate clusters beyond this size; 0 = no limit")
     embedding: EmbeddingConfig = EmbeddingConfig()
     verify: VerifyConfig = VerifyConfig()
-    max_unit_share: Float = Field(0.3, gt=0, le=1, description="a pair that would grow a unit (groups + pairs) past "
-                                                               "this share of a class is cut and reported; 1 = never")
-    explain_unit_share: Float = Field(0.25, gt=0, le=1, description="units holding more of a class are explained "
-                                                                     "by their bridging pairs")
+    max_unit_share: Float = Field(
+        0.3,
+        gt=0,
+        le=1,
+        description="a pair that would grow a unit (groups + pairs) past "
+        "this share of a class is cut and reported; 1 = never",
+    )
+    explain_unit_share: Float = Field(
+        0.25, gt=0, le=1, description="units holding more of a class are explained by their bridging pairs"
+    )
 
     @field_validator("methods")
     @classmethod
@@ -184,7 +216,8 @@ class ModelConfig(_Section):
         raise ValueError(f"not a weights name of {arch}; allowed: {allowed}")
 
 
-# `train.nproc`: a count or `auto`; like LearningRates below, the value's type picks the branch, so one problem is shown.
+# `train.nproc`: a count or `auto`; like LearningRates below, the value's type picks the branch, so one problem is
+# shown.
 Processes = Annotated[
     Annotated[Literal["auto"], Tag("auto")] | Annotated[PosInt, Tag("count")],
     Discriminator(lambda value: "auto" if isinstance(value, str) else "count"),
@@ -207,7 +240,8 @@ class TrainConfig(_Section):
     max_steps_per_epoch: PosInt | None = Field(None, description="cap on optimizer steps per epoch (smoke runs)")
     lr_find_steps: Int = Field(100, ge=10, le=10_000, description="steps of the learning-rate range test (`lr: auto`)")
     nproc: Processes = Field(
-        1, description="processes per training stage (DDP under torchrun); auto = one per visible GPU, 1 on CPU")
+        1, description="processes per training stage (DDP under torchrun); auto = one per visible GPU, 1 on CPU"
+    )
 
 
 # A stage's `lr`: per-block rates, or `auto` (a range test). The string picks the branch before validation, so a bad
@@ -229,9 +263,11 @@ class StageConfig(_Section):
     warmup_epochs: Int = Field(0, ge=0)
     min_steps: Int = Field(0, ge=0, description="plan at least this many optimizer steps, within the `epochs` cap")
     solver: Literal["gradient", "lbfgs"] = Field(
-        "gradient", description="lbfgs: head only, full-batch multinomial logistic regression on cached features")
+        "gradient", description="lbfgs: head only, full-batch multinomial logistic regression on cached features"
+    )
     min_gain: Float | None = Field(
-        None, ge=0, le=1, description="run only if the previous stage gained at least this on validation")
+        None, ge=0, le=1, description="run only if the previous stage gained at least this on validation"
+    )
 
     @field_validator("lr")
     @classmethod
@@ -253,8 +289,10 @@ class StageConfig(_Section):
     @model_validator(mode="after")
     def _lbfgs_trains_the_head_only(self) -> StageConfig:
         if self.solver == "lbfgs" and self.train != (HEAD,):
-            raise ValueError(f"solver lbfgs fits the head alone on frozen features: set train: [{HEAD}] "
-                             f"(got {list(self.train)}) or solver: gradient")
+            raise ValueError(
+                f"solver lbfgs fits the head alone on frozen features: set train: [{HEAD}] "
+                f"(got {list(self.train)}) or solver: gradient"
+            )
         return self
 
 
@@ -270,10 +308,12 @@ class StagesConfig(_Section):
 # seed recipe's explicit numbers are documented there too).
 DEFAULT_STAGES = StagesConfig(
     head=StageConfig(epochs=100, train=(HEAD,), lr={HEAD: 1.0e-3}, solver="lbfgs"),
-    partial=StageConfig(epochs=30, train=("layer3", "layer4", HEAD), lr={HEAD: 1.0e-3}, lr_decay=0.5,
-                        warmup_epochs=1, min_steps=300),
-    full=StageConfig(epochs=30, train=(ALL,), lr={HEAD: 1.0e-3}, lr_decay=0.5, warmup_epochs=1, min_steps=300,
-                     min_gain=0.01),
+    partial=StageConfig(
+        epochs=30, train=("layer3", "layer4", HEAD), lr={HEAD: 1.0e-3}, lr_decay=0.5, warmup_epochs=1, min_steps=300
+    ),
+    full=StageConfig(
+        epochs=30, train=(ALL,), lr={HEAD: 1.0e-3}, lr_decay=0.5, warmup_epochs=1, min_steps=300, min_gain=0.01
+    ),
 )
 
 
@@ -315,8 +355,10 @@ class RetrainConfig(_Section):
         # Checked here, with the key's name, rather than later inside Prefect's scheduler.
         problem = cron_problem(schedule)
         if problem:
-            raise ValueError(f"{problem}; allowed: a cron expression of 5 fields (minute hour day-of-month month "
-                             "day-of-week), e.g. '0 3 * * *' (03:00 daily) or '30 1 * * 1-5'")
+            raise ValueError(
+                f"{problem}; allowed: a cron expression of 5 fields (minute hour day-of-month month "
+                "day-of-week), e.g. '0 3 * * *' (03:00 daily) or '30 1 * * 1-5'"
+            )
         return schedule
 
 
@@ -388,9 +430,7 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
             message = f"unknown key (a typo?); allowed here: {', '.join(_allowed_keys(error['loc'][:-1]))}"
         elif error["type"] == "missing":
             message = f"missing key; this section needs {', '.join(_required_keys(error['loc'][:-1]))}"
-        elif error["type"] == "literal_error":
-            message = f"{message}; got {error['input']!r}"
-        elif "input" in error and not isinstance(error["input"], dict):
+        elif error["type"] == "literal_error" or "input" in error and not isinstance(error["input"], dict):
             message = f"{message}; got {error['input']!r}"
         lines.append(f"  - {key}: {message}")
     return "\n".join(lines)

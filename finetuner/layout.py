@@ -4,6 +4,7 @@ Stages, flows, reports, the retrain registry and tests take their paths from her
 dvc.yaml cannot import Python, so tests/test_layout.py checks that its `outs`, `metrics` and `plots` are exactly the
 artifacts named below. Paths under `data.raw_dir` (params.yaml) are relative to that folder, not to the root.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -96,8 +97,19 @@ def dvc_outputs() -> dict[str, set[Path]]:
         "ingest": {MANIFEST, INGEST_REPORT},
         "dedup": {NEAR_DUPLICATES, UNITS, DEDUP_REPORT, DEDUP_PAGE},
         "split": {*(split_csv(name) for name in SPLIT_NAMES), SPLIT_REGISTRY, SPLIT_REGISTRY_CHECKSUM, SPLIT_REPORT},
-        "evaluate": {METRICS, TEST_SCORES, LEAKAGE, PREDICTIONS, CONFUSION_MATRIX, RELIABILITY, TEST_SAMPLES,
-                     TRAINING_CURVES, SEPARATED_PAIRS, SUMMARY, MODEL_CARD},
+        "evaluate": {
+            METRICS,
+            TEST_SCORES,
+            LEAKAGE,
+            PREDICTIONS,
+            CONFUSION_MATRIX,
+            RELIABILITY,
+            TEST_SAMPLES,
+            TRAINING_CURVES,
+            SEPARATED_PAIRS,
+            SUMMARY,
+            MODEL_CARD,
+        },
     }
     for stage in TRAINING_STAGES:
         outputs[stage] = {stage_models(stage), stage_reports(stage)}

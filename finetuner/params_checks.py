@@ -6,36 +6,81 @@ well under a second instead of paying torchvision's import.
 (0.28); tests/test_params_checks.py compares it with the installed torchvision, so an upgrade that adds or drops a
 name fails there. `cron_problem` follows the 5-field syntax of Prefect's cron schedules.
 """
+
 from __future__ import annotations
 
 import re
 
 # weights names (besides DEFAULT) -> the architectures that have exactly those
 _WEIGHTS_TABLE: dict[tuple[str, ...], tuple[str, ...]] = {
-    ('IMAGENET1K_V1',): (
-        'convnext_base', 'convnext_large', 'convnext_small', 'convnext_tiny', 'densenet121', 'densenet161',
-        'densenet169', 'densenet201', 'efficientnet_b0', 'efficientnet_b2', 'efficientnet_b3', 'efficientnet_b4',
-        'efficientnet_b5', 'efficientnet_b6', 'efficientnet_b7', 'efficientnet_v2_l', 'efficientnet_v2_m',
-        'efficientnet_v2_s', 'mobilenet_v3_small', 'resnet18', 'resnet34', 'resnext101_64x4d', 'swin_b', 'swin_s',
-        'swin_t', 'swin_v2_b', 'swin_v2_s', 'swin_v2_t', 'vit_b_32', 'vit_l_32',
+    ("IMAGENET1K_V1",): (
+        "convnext_base",
+        "convnext_large",
+        "convnext_small",
+        "convnext_tiny",
+        "densenet121",
+        "densenet161",
+        "densenet169",
+        "densenet201",
+        "efficientnet_b0",
+        "efficientnet_b2",
+        "efficientnet_b3",
+        "efficientnet_b4",
+        "efficientnet_b5",
+        "efficientnet_b6",
+        "efficientnet_b7",
+        "efficientnet_v2_l",
+        "efficientnet_v2_m",
+        "efficientnet_v2_s",
+        "mobilenet_v3_small",
+        "resnet18",
+        "resnet34",
+        "resnext101_64x4d",
+        "swin_b",
+        "swin_s",
+        "swin_t",
+        "swin_v2_b",
+        "swin_v2_s",
+        "swin_v2_t",
+        "vit_b_32",
+        "vit_l_32",
     ),
-    ('IMAGENET1K_V1', 'IMAGENET1K_V2'): (
-        'efficientnet_b1', 'mobilenet_v2', 'mobilenet_v3_large', 'regnet_x_16gf', 'regnet_x_32gf', 'regnet_x_400mf',
-        'regnet_x_800mf', 'regnet_x_8gf', 'regnet_y_400mf', 'regnet_y_800mf', 'regnet_y_8gf', 'resnet101',
-        'resnet152', 'resnet50', 'resnext101_32x8d', 'resnext50_32x4d', 'wide_resnet101_2', 'wide_resnet50_2',
+    ("IMAGENET1K_V1", "IMAGENET1K_V2"): (
+        "efficientnet_b1",
+        "mobilenet_v2",
+        "mobilenet_v3_large",
+        "regnet_x_16gf",
+        "regnet_x_32gf",
+        "regnet_x_400mf",
+        "regnet_x_800mf",
+        "regnet_x_8gf",
+        "regnet_y_400mf",
+        "regnet_y_800mf",
+        "regnet_y_8gf",
+        "resnet101",
+        "resnet152",
+        "resnet50",
+        "resnext101_32x8d",
+        "resnext50_32x4d",
+        "wide_resnet101_2",
+        "wide_resnet50_2",
     ),
-    ('IMAGENET1K_SWAG_E2E_V1', 'IMAGENET1K_SWAG_LINEAR_V1'): (
-        'regnet_y_128gf', 'vit_h_14',
+    ("IMAGENET1K_SWAG_E2E_V1", "IMAGENET1K_SWAG_LINEAR_V1"): (
+        "regnet_y_128gf",
+        "vit_h_14",
     ),
-    ('IMAGENET1K_V1', 'IMAGENET1K_V2', 'IMAGENET1K_SWAG_E2E_V1', 'IMAGENET1K_SWAG_LINEAR_V1'): (
-        'regnet_y_16gf', 'regnet_y_32gf',
+    ("IMAGENET1K_V1", "IMAGENET1K_V2", "IMAGENET1K_SWAG_E2E_V1", "IMAGENET1K_SWAG_LINEAR_V1"): (
+        "regnet_y_16gf",
+        "regnet_y_32gf",
     ),
-    ('IMAGENET1K_V1', 'IMAGENET1K_SWAG_E2E_V1', 'IMAGENET1K_SWAG_LINEAR_V1'): (
-        'vit_b_16', 'vit_l_16',
+    ("IMAGENET1K_V1", "IMAGENET1K_SWAG_E2E_V1", "IMAGENET1K_SWAG_LINEAR_V1"): (
+        "vit_b_16",
+        "vit_l_16",
     ),
 }
 TORCHVISION_WEIGHTS: dict[str, tuple[str, ...]] = {
-    arch: names for names, archs in _WEIGHTS_TABLE.items() for arch in archs}
+    arch: names for names, archs in _WEIGHTS_TABLE.items() for arch in archs
+}
 DEFAULT_WEIGHTS = "DEFAULT"
 
 

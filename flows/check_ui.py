@@ -7,6 +7,7 @@ artifact page in headless Chromium, saves a screenshot per page, and checks the 
 pictures are drawn from embedded data (the UI cannot reach files on this machine) and the tables have rows.
 Exits 1 naming what did not render; 2 when the server or Chromium is missing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,7 @@ from flows.reports import publish_finetune_artifacts
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 # What each artifact page must show once the UI's JavaScript has run.
 EXPECTED = {
-    "finetune-summary": ('<img', 'src="data:image/png;base64,'),
+    "finetune-summary": ("<img", 'src="data:image/png;base64,'),
     "finetune-test-metrics": ("macro_f1",),
     "finetune-stages": ("train_head",),
     "finetune-reports": ("Reports",),
@@ -47,8 +48,15 @@ def find_browser() -> str | None:
 
 def render(browser: str, url: str, screenshot: Path | None, timeout_s: float = 120) -> str:
     """The page's DOM after its scripts ran (virtual time), and a screenshot of it unless `screenshot` is None."""
-    common = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1400,2000",
-              "--virtual-time-budget=15000"]
+    common = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        "--window-size=1400,2000",
+        "--virtual-time-budget=15000",
+    ]
     if screenshot is not None:
         subprocess.run([*common, f"--screenshot={screenshot}", url], capture_output=True, timeout=timeout_s)
     return subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True, timeout=timeout_s).stdout

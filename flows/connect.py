@@ -4,6 +4,7 @@
 answers, so their runs show in its UI; otherwise a temporary local server, with its own database so it never
 waits on the SQLite file of a server that is stopped or starting.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -13,9 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-from prefect.settings import (PREFECT_API_URL, PREFECT_SERVER_DATABASE_CONNECTION_URL,
-                              PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, get_current_settings,
-                              temporary_settings)
+from prefect.settings import (
+    PREFECT_API_URL,
+    PREFECT_SERVER_DATABASE_CONNECTION_URL,
+    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+    get_current_settings,
+    temporary_settings,
+)
 
 log = logging.getLogger("finetuner.flows")
 
@@ -40,7 +45,9 @@ def prefect_backend() -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="finetuner-prefect-") as home:
         database = f"sqlite+aiosqlite:///{Path(home) / 'prefect.db'}"
         # The temporary server can take longer than Prefect's default 20 s to start on a busy small machine.
-        settings = {PREFECT_SERVER_DATABASE_CONNECTION_URL: database,
-                    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 180}
+        settings = {
+            PREFECT_SERVER_DATABASE_CONNECTION_URL: database,
+            PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 180,
+        }
         with temporary_settings(updates=settings, restore_defaults={PREFECT_API_URL}):
             yield "a temporary local server"

@@ -10,6 +10,7 @@ poll the pool and run each flow run in a fresh process. The deployments are the 
 (same parameters, schedule and one-at-a-time concurrency limit for the nightly retrain); for a `process` pool the
 code is this checkout, found through the `working_dir` job variable, so no image or code upload is needed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,9 @@ async def _pool_type(name: str) -> str:
             return "process"
 
 
-def deploy_to_pool(project_dir: str, pool: str, cron: str, job_variables: dict[str, Any] | None = None,
-                   working_dir: Path = REPO_ROOT) -> list[UUID]:
+def deploy_to_pool(
+    project_dir: str, pool: str, cron: str, job_variables: dict[str, Any] | None = None, working_dir: Path = REPO_ROOT
+) -> list[UUID]:
     """Register both deployments on `pool` (created as a process pool if missing); returns their ids.
 
     A process pool runs the flows from this checkout (`working_dir`); a docker or kubernetes pool (created
@@ -59,13 +61,16 @@ def deploy_to_pool(project_dir: str, pool: str, cron: str, job_variables: dict[s
         # The worker starts each run in this checkout, so `python -m prefect.engine` imports `flows.*` from here.
         variables.setdefault("working_dir", str(working_dir.resolve()))
     elif "image" not in variables:
-        raise ValueError(f"work pool {pool!r} is a {pool_type} pool: give --job-variables with an \"image\" that "
-                         "holds this repository (see README, Orchestration)")
+        raise ValueError(
+            f'work pool {pool!r} is a {pool_type} pool: give --job-variables with an "image" that '
+            "holds this repository (see README, Orchestration)"
+        )
     deployments = build_deployments(project_dir, cron)
     for deployment in deployments:
         deployment.job_variables = variables
-    return deploy(*deployments, work_pool_name=pool, build=False, push=False, print_next_steps_message=False,
-                  ignore_warnings=True)
+    return deploy(
+        *deployments, work_pool_name=pool, build=False, push=False, print_next_steps_message=False, ignore_warnings=True
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,8 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"deploy: {exc}", file=sys.stderr)
         return 2
-    log.info("deployed finetune/default and retrain/nightly (cron %r) to pool %r: %s", cron, args.pool,
-             ", ".join(map(str, ids)))
+    log.info(
+        "deployed finetune/default and retrain/nightly (cron %r) to pool %r: %s",
+        cron,
+        args.pool,
+        ", ".join(map(str, ids)),
+    )
     print(f"start a worker: prefect worker start --pool {args.pool}")
     return 0
 

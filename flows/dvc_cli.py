@@ -3,6 +3,7 @@
 The flows never run stage code themselves: every stage goes through `dvc repro --single-item <stage>`, so DVC
 decides what is stale and `dvc.lock` stays the one record, exactly as with a plain `dvc repro`.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from finetuner.common.dvc_lock import locked_dep_hash
-
 
 # How long a child gets to stop after SIGTERM before SIGKILL: enough for DVC to release its lock.
 _GRACE_S = 10.0

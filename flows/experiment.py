@@ -7,6 +7,7 @@
 
 So the next scheduled run, and anyone reading the workspace, sees params.yaml as committed, never a leftover.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -37,7 +38,7 @@ def declared_outputs(project: Path) -> dict[str, bool]:
         for kind in _OUTPUT_KINDS:
             for entry in stage.get(kind) or []:
                 if isinstance(entry, dict):
-                    (path, options), = entry.items()
+                    ((path, options),) = entry.items()
                     outputs[path] = (options or {}).get("cache", True)
                 else:
                     outputs[str(entry)] = True

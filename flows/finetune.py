@@ -7,6 +7,7 @@ Run locally (a temporary Prefect server is started when no PREFECT_API_URL is se
 
 which is what `make demo` does; it prints the test metrics at the end.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,8 @@ from finetuner.config import ConfigError
 from finetuner.evaluate.leakage import format_table
 from flows.connect import prefect_backend
 from flows.dvc_cli import StageRefused, dvc_command, stream_command
-from flows.reports import SUMMARY_KEYS, publish_finetune_artifacts, read_leakage
 from flows.experiment import one_run_experiment
+from flows.reports import SUMMARY_KEYS, publish_finetune_artifacts, read_leakage
 from flows.workspace import NoImages, require_images, workspace_lock
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -53,8 +54,12 @@ def _dvc_stage(stage: str, project_dir: str) -> None:
     began = time.perf_counter()
     stream_command(dvc_command("repro", "--single-item", stage), project_dir, logger, STAGE_POLICY[stage][1])
     # A newcomer watching `make demo` sees how long each stage took and how far along the run is.
-    logger.info("%s: done in %.0f s (%.0f s since the flow started)", stage, time.perf_counter() - began,
-                time.perf_counter() - _STARTED[0])
+    logger.info(
+        "%s: done in %.0f s (%.0f s since the flow started)",
+        stage,
+        time.perf_counter() - began,
+        time.perf_counter() - _STARTED[0],
+    )
 
 
 def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -145,8 +150,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"finetune: {exc}", file=sys.stderr)
         return 2
     with prefect_backend() as backend:
-        print(f"Starting the flow `finetune` on {backend} (a temporary one takes 10-60 s to start on a small "
-              "machine)...", flush=True)
+        print(
+            f"Starting the flow `finetune` on {backend} (a temporary one takes 10-60 s to start on a small machine)...",
+            flush=True,
+        )
         metrics = finetune(project_dir=str(Path(args.project_dir).resolve()), overrides=overrides)
     print("Test metrics (reports/metrics.json):")
     print(format_metrics(metrics))

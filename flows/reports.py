@@ -3,6 +3,7 @@
 Reading only, from the project's `reports/` folder; nothing here computes a metric the stages did not write.
 The UI cannot reach files on this machine, so pictures are embedded (data URIs) and reports shown as content.
 """
+
 from __future__ import annotations
 
 import base64
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
 from finetuner import layout
 
 log = logging.getLogger("finetuner.flows")
@@ -21,8 +23,14 @@ log = logging.getLogger("finetuner.flows")
 TRAIN_STAGES = layout.TRAINING_STAGES
 SUMMARY_KEYS = ("accuracy", "macro_f1", "balanced_accuracy", "n_test")
 JSON_REPORTS = tuple(path.name for path in (layout.INGEST_REPORT, layout.DEDUP_REPORT, layout.SPLIT_REPORT))
-_IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
-                ".svg": "image/svg+xml", ".webp": "image/webp"}
+_IMAGE_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".svg": "image/svg+xml",
+    ".webp": "image/webp",
+}
 _LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)\)")
 # Pictures above this size stay links: a markdown artifact is stored in the server's database.
 MAX_EMBED_BYTES = 2_000_000
@@ -61,13 +69,20 @@ def stage_table_rows(reports_dir: Path, select: str = "macro_f1") -> list[dict[s
     rows: list[dict[str, Any]] = []
     for stage in TRAIN_STAGES:
         metrics_dir = reports_dir / layout.TRAIN_REPORTS.name / stage / "plots" / "metrics"
-        series = {tsv.relative_to(metrics_dir).with_suffix("").as_posix(): _read_series(tsv)
-                  for tsv in sorted(metrics_dir.rglob("*.tsv"))}
+        series = {
+            tsv.relative_to(metrics_dir).with_suffix("").as_posix(): _read_series(tsv)
+            for tsv in sorted(metrics_dir.rglob("*.tsv"))
+        }
         chosen = series.get(f"val/{select}")
         if not chosen:
             skipped = _skipped(reports_dir / layout.TRAIN_REPORTS.name / stage / "metrics.json")
-            rows.append({"stage": stage, "epochs": 0 if skipped else None,
-                         "note": "skipped (epochs: 0)" if skipped else f"no val/{select} log"})
+            rows.append(
+                {
+                    "stage": stage,
+                    "epochs": 0 if skipped else None,
+                    "note": "skipped (epochs: 0)" if skipped else f"no val/{select} log",
+                }
+            )
             continue
         step = max(chosen, key=lambda item: (chosen[item], -item))  # the first epoch reaching the best value
         row: dict[str, Any] = {"stage": stage, "epochs": len(chosen), "best epoch": step + 1}
@@ -144,8 +159,9 @@ def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|")
 
 
-def publish_finetune_artifacts(project_dir: Path, select: str = "macro_f1", experiment: str | None = None
-                               ) -> dict[str, Any]:
+def publish_finetune_artifacts(
+    project_dir: Path, select: str = "macro_f1", experiment: str | None = None
+) -> dict[str, Any]:
     """Create the finetune run's artifacts; return the test metrics (empty when evaluate wrote none)."""
     reports = project_dir / layout.REPORTS
     metrics_file = project_dir / layout.METRICS
@@ -157,20 +173,29 @@ def publish_finetune_artifacts(project_dir: Path, select: str = "macro_f1", expe
         overall = ", ".join(f"{key} {metrics[key]}" for key in SUMMARY_KEYS if key in metrics) or "no test metrics"
         summary = f"# finetune\n\nTest split: {overall}.\n\nReports in `{reports}`.\n"
     if experiment:
-        summary = (f"> DVC experiment `{experiment}`: the workspace was left as it was; "
-                   f"`dvc exp apply {experiment}` adopts this run.\n\n{summary}")
+        summary = (
+            f"> DVC experiment `{experiment}`: the workspace was left as it was; "
+            f"`dvc exp apply {experiment}` adopts this run.\n\n{summary}"
+        )
     create_markdown_artifact(summary, key="finetune-summary", description="reports/summary.md of this run")
     leakage = read_leakage(reports)
     if leakage:
-        create_table_artifact(leakage.get("table") or [], key="finetune-leakage",
-                              description="reports/leakage.json: each model's figure on its own test and on the "
-                                          "leak-free test (never used to select)")
+        create_table_artifact(
+            leakage.get("table") or [],
+            key="finetune-leakage",
+            description="reports/leakage.json: each model's figure on its own test and on the "
+            "leak-free test (never used to select)",
+        )
     if metrics:
-        create_table_artifact(metrics_table_rows(metrics), key="finetune-test-metrics",
-                              description="reports/metrics.json")
+        create_table_artifact(
+            metrics_table_rows(metrics), key="finetune-test-metrics", description="reports/metrics.json"
+        )
     else:
         log.warning("no %s: the test metrics table was not created", metrics_file)
-    create_table_artifact(stage_table_rows(reports, select), key="finetune-stages",
-                          description="each training stage at its best validation epoch (1-based), peak rates")
+    create_table_artifact(
+        stage_table_rows(reports, select),
+        key="finetune-stages",
+        description="each training stage at its best validation epoch (1-based), peak rates",
+    )
     create_markdown_artifact(reports_markdown(reports), key="finetune-reports", description="model card and reports")
     return metrics

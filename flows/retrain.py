@@ -16,12 +16,13 @@ champion is not installed yet, and the next run installs it from the pending cop
 Both models are scored by `python -m tasks.evaluate --checkpoint ... --out ...`, the only code that reads the test
 split. Served as `retrain/nightly` by flows/serve.py; run once locally with `python -m flows.retrain`.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +30,21 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from finetuner.common.dvc_lock import locked_dep_hash
 from finetuner.config import ConfigError, Params
 from finetuner.retrain.champion import NO_NEW_DATA, PROMOTED, decide, metric_value
-from finetuner.retrain.registry import (CHALLENGER, CHAMPION, SCORES_DIR, append_record, decision_markdown,
-                                        finish_interrupted_promotion, install_champion, read_registry)
+from finetuner.retrain.registry import (
+    CHALLENGER,
+    CHAMPION,
+    SCORES_DIR,
+    append_record,
+    decision_markdown,
+    finish_interrupted_promotion,
+    install_champion,
+    read_registry,
+)
 from finetuner.retrain.registry import stage_promotion as stage_files
 from flows.connect import prefect_backend
-from finetuner.common.dvc_lock import locked_dep_hash
 from flows.dvc_cli import raw_data_status, stream_command
 from flows.finetune import DEFAULT_PROJECT, HOUR, retry_if_transient, run_pipeline
 from flows.workspace import NoImages, read_params, require_images, workspace_lock
@@ -43,8 +52,13 @@ from flows.workspace import NoImages, read_params, require_images, workspace_loc
 Detected = tuple[bool, str, str | None]  # detect_new_data's (anything new?, why, data version)
 
 
-@task(name="detect_new_data", retries=2, retry_delay_seconds=10, retry_condition_fn=retry_if_transient,
-      cache_policy=NO_CACHE)
+@task(
+    name="detect_new_data",
+    retries=2,
+    retry_delay_seconds=10,
+    retry_condition_fn=retry_if_transient,
+    cache_policy=NO_CACHE,
+)
 def detect_new_data(project_dir: str, raw_dir: str) -> tuple[bool, str, str | None]:
     """(anything new?, why, the data version DVC recorded) from `dvc status` and the last registry entry."""
     project = Path(project_dir)
@@ -61,8 +75,14 @@ def detect_new_data(project_dir: str, raw_dir: str) -> tuple[bool, str, str | No
     return False, f"{raw_dir} unchanged since the last retrain decision (data version {version})", version
 
 
-@task(name="score", task_run_name="score-{role}", retries=2, retry_delay_seconds=10,
-      retry_condition_fn=retry_if_transient, cache_policy=NO_CACHE)
+@task(
+    name="score",
+    task_run_name="score-{role}",
+    retries=2,
+    retry_delay_seconds=10,
+    retry_condition_fn=retry_if_transient,
+    cache_policy=NO_CACHE,
+)
 def score(project_dir: str, checkpoint: str, role: str, metric: str) -> float:
     """Score one checkpoint on the current test split with the evaluate stage's own code."""
     out = SCORES_DIR / f"{role}.json"
@@ -107,7 +127,7 @@ def _compare(project: Path, params: Params, raw: dict[str, Any], detected: Detec
     new, why, version = detected
     metric, min_gain = params.train.select_metric, params.retrain.min_gain
     record: dict[str, Any] = {
-        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
         "metric": metric,
         "min_gain": min_gain,
         "params": raw,

@@ -8,6 +8,7 @@ Runs are executed by this process (Prefect's `serve`); they happen in this repos
 act on `--project-dir` (default: this repository), so nothing depends on where `make serve` was started.
 The nightly schedule is `retrain.schedule` in the project's params.yaml unless `--cron` is given.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,8 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Register and serve finetune/default and retrain/nightly.")
     parser.add_argument("--project-dir", default=DEFAULT_PROJECT, help="the DVC project the flows act on")
     parser.add_argument("--cron", default=None, help="override retrain.schedule from params.yaml, e.g. '0 3 * * *'")
-    parser.add_argument("--interval", type=float, default=None, metavar="SECONDS",
-                        help="run retrain every SECONDS instead of on the cron (e.g. to watch the scheduler)")
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="run retrain every SECONDS instead of on the cron (e.g. to watch the scheduler)",
+    )
     args = parser.parse_args(argv)
     cron = args.cron or read_params(args.project_dir)[0].retrain.schedule
     os.chdir(REPO_ROOT)  # the runs' working directory: this repository, an absolute path, wherever serve started

@@ -5,6 +5,7 @@ The flows take `workspace_lock` first, so an overlapping run waits its turn inst
 `dvc repro` started beside a flow run is refused at its first stage, naming the flow run; the `retrain/nightly`
 deployment additionally has a Prefect concurrency limit of 1.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -15,10 +16,10 @@ from typing import Any
 
 from ruamel.yaml import YAML  # DVC's own YAML library: a round trip keeps params.yaml's comments and layout
 
-from finetuner.config import ConfigError, Params, parse_params
-from finetuner.common import workspace_lock as lock
 from finetuner import layout
+from finetuner.common import workspace_lock as lock
 from finetuner.common.stage import atomic_path, load_params_and_data, read_params_yaml
+from finetuner.config import ConfigError, Params, parse_params
 
 log = logging.getLogger("finetuner.flows")
 

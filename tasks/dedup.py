@@ -5,6 +5,7 @@ data decodes only new files), finds exact and near-duplicate pairs (and, with de
 similar backbone embeddings: finetuner/dedup/embedding.py), guards against chaining, and writes
 data/interim/near_duplicates.csv, data/interim/units.csv, reports/dedup.json and reports/dedup.html.
 """
+
 from __future__ import annotations
 
 import base64
@@ -18,19 +19,27 @@ import numpy as np
 from PIL import Image
 
 from finetuner import layout
-from finetuner.config import DedupConfig, Params
-from finetuner.dedup.report import pair_record, paths_to_preview, render_html, summarize
-from finetuner.dedup.hashing import DECODE_SIZE, HASH_SIZE, hash_files, resolve_workers, view_key
 from finetuner.common.imageio import to_rgb
+from finetuner.common.stage import log_run, read_csv, run_stage, split_run_facts, write_csv, write_json, write_text
+from finetuner.config import DedupConfig, Params
+from finetuner.dedup.candidates import EVIDENCE, nearest_rejected, verified_pairs, verify_tradeoff
+from finetuner.dedup.embedding import HashedContents, embedding_signal
+from finetuner.dedup.hash_cache import HashCache, PreviewCache
+from finetuner.dedup.hashing import DECODE_SIZE, HASH_SIZE, hash_files, resolve_workers, view_key
+from finetuner.dedup.report import pair_record, paths_to_preview, render_html, summarize
 from finetuner.dedup.units import (
-    PairRule, apply_rule, assign_units, components, exact_duplicate_pairs, explain_units, find_pairs, guard_clusters,
-    guard_units, tradeoff,
+    PairRule,
+    apply_rule,
+    assign_units,
+    components,
+    exact_duplicate_pairs,
+    explain_units,
+    find_pairs,
+    guard_clusters,
+    guard_units,
+    tradeoff,
 )
 from finetuner.dedup.views import VIEWS
-from finetuner.common.stage import log_run, read_csv, run_stage, split_run_facts, write_csv, write_json, write_text
-from finetuner.dedup.hash_cache import HashCache, PreviewCache
-from finetuner.dedup.embedding import HashedContents, embedding_signal
-from finetuner.dedup.candidates import EVIDENCE, nearest_rejected, verified_pairs, verify_tradeoff
 
 log = logging.getLogger("finetuner.dedup")
 
@@ -47,13 +56,24 @@ EMBEDDING_RANK = 65.0  # guard order key of embedding pairs: after every Hamming
 
 
 def pair_rule(config: DedupConfig) -> PairRule:
-    return PairRule(methods=tuple(config.methods), max_distance=config.max_distance,
-                    require_agreement=config.require_agreement, low_info_std=config.low_info_std,
-                    low_info_max_distance=config.low_info_max_distance)
+    return PairRule(
+        methods=tuple(config.methods),
+        max_distance=config.max_distance,
+        require_agreement=config.require_agreement,
+        low_info_std=config.low_info_std,
+        low_info_max_distance=config.low_info_max_distance,
+    )
 
 
-def hash_contents(images_dir: Path, paths: list[str], shas: list[str], methods: tuple[str, ...], cache_dir: Path,
-                  workers: int, views: bool = False):
+def hash_contents(
+    images_dir: Path,
+    paths: list[str],
+    shas: list[str],
+    methods: tuple[str, ...],
+    cache_dir: Path,
+    workers: int,
+    views: bool = False,
+):
     """Hashes, detail and (with `views`: view hashes, thumbnails) per content, decoding only contents the cache
     lacks; returns (hashes, detail, ok, thumbs or None, n_new)."""
     names = methods + (tuple(view_key(v) for v in VIEWS) if views else ())
@@ -62,8 +82,12 @@ def hash_contents(images_dir: Path, paths: list[str], shas: list[str], methods: 
     log.info("hashing %d of %d distinct contents (%d cached)", len(missing), len(shas), len(shas) - len(missing))
     batch = hash_files([images_dir / paths[k] for k in missing], methods, workers, views=VIEWS if views else ())
     good = [k for k, ok in zip(missing, batch.ok.tolist()) if ok]
-    cache.add([shas[k] for k in good], {m: batch.hashes[m][batch.ok] for m in names}, batch.detail[batch.ok],
-              batch.thumbs[batch.ok])
+    cache.add(
+        [shas[k] for k in good],
+        {m: batch.hashes[m][batch.ok] for m in names},
+        batch.detail[batch.ok],
+        batch.thumbs[batch.ok],
+    )
     cache.save()
     hashes, detail, ok = cache.lookup(shas)
     return hashes, detail, ok, cache.thumbs(shas) if views else None, len(missing)
@@ -108,21 +132,59 @@ class Found:
     rejected: list[tuple[int, int, int, dict]]  # (a, b, distance, evidence) of rejected candidates nearest the cut-off
 
 
-def hash_pairs(params: Params, hashes: dict, detail: np.ndarray, thumbs: np.ndarray | None, ok: np.ndarray,
-               aspect: np.ndarray, workers: int, shas: list[str], cache_dir: Path) -> Found:
+def hash_pairs(
+    params: Params,
+    hashes: dict,
+    detail: np.ndarray,
+    thumbs: np.ndarray | None,
+    ok: np.ndarray,
+    aspect: np.ndarray,
+    workers: int,
+    shas: list[str],
+    cache_dir: Path,
+) -> Found:
     config, rule = params.dedup, pair_rule(params.dedup)
     if not config.verify.enabled:
         near_a, near_b, near, table = detect_pairs(rule, hashes, detail, ok, workers)
-        return Found(near_a, near_b, near.method, near.distance.tolist(), [{}] * len(near_a),
-                     near.distance.astype(float), table, [])
-    found = verified_pairs(hashes, detail, thumbs, ok, rule.methods, rule.max_distance, config.low_info_std,
-                           config.verify, workers, aspect, shas, cache_dir)
+        return Found(
+            near_a,
+            near_b,
+            near.method,
+            near.distance.tolist(),
+            [{}] * len(near_a),
+            near.distance.astype(float),
+            table,
+            [],
+        )
+    found = verified_pairs(
+        hashes,
+        detail,
+        thumbs,
+        ok,
+        rule.methods,
+        rule.max_distance,
+        config.low_info_std,
+        config.verify,
+        workers,
+        aspect,
+        shas,
+        cache_dir,
+    )
     kept = np.flatnonzero(found.verdicts.accepted)
-    rejected = [(int(found.a[k]), int(found.b[k]), int(found.distance[k]), found.evidence(k))
-                for k in nearest_rejected(found, config.verify).tolist()]
-    return Found(found.a[kept], found.b[kept], np.full(len(kept), "verified", dtype=object),
-                 found.distance[kept].tolist(), [found.evidence(k) for k in kept.tolist()],
-                 1.0 - found.verdicts.similarity[kept], verify_tradeoff(len(detail), found, config.verify), rejected)
+    rejected = [
+        (int(found.a[k]), int(found.b[k]), int(found.distance[k]), found.evidence(k))
+        for k in nearest_rejected(found, config.verify).tolist()
+    ]
+    return Found(
+        found.a[kept],
+        found.b[kept],
+        np.full(len(kept), "verified", dtype=object),
+        found.distance[kept].tolist(),
+        [found.evidence(k) for k in kept.tolist()],
+        1.0 - found.verdicts.similarity[kept],
+        verify_tradeoff(len(detail), found, config.verify),
+        rejected,
+    )
 
 
 def run(params: Params, root: Path = Path(".")) -> dict:
@@ -140,10 +202,17 @@ def run(params: Params, root: Path = Path(".")) -> dict:
     rep_rows = np.array([rep[s] for s in contents], dtype=np.int64)
     workers = resolve_workers(params.data.workers)
     hashes, detail, ok, thumbs, n_new = hash_contents(
-        images_dir, [paths[k] for k in rep_rows], contents, tuple(config.methods), root / CACHE_DIR, workers,
-        views=config.verify.enabled)
-    found = hash_pairs(params, hashes, detail, thumbs, ok, aspects([usable[k] for k in rep_rows]), workers,
-                       contents, root / CACHE_DIR)
+        images_dir,
+        [paths[k] for k in rep_rows],
+        contents,
+        tuple(config.methods),
+        root / CACHE_DIR,
+        workers,
+        views=config.verify.enabled,
+    )
+    found = hash_pairs(
+        params, hashes, detail, thumbs, ok, aspects([usable[k] for k in rep_rows]), workers, contents, root / CACHE_DIR
+    )
     hashed = HashedContents(images_dir, paths, groups, contents, rep_rows, detail, ok, workers, root / CACHE_DIR)
     emb_a, emb_b, similarity, embedding = embedding_signal(params, hashed, found.a, found.b)
     a, b = rep_rows[found.a], rep_rows[found.b]
@@ -151,8 +220,9 @@ def run(params: Params, root: Path = Path(".")) -> dict:
     i = np.concatenate([ex_a, np.minimum(a, b), np.minimum(emb_a, emb_b)])
     j = np.concatenate([ex_b, np.maximum(a, b), np.maximum(emb_a, emb_b)])
     n_exact, n_hash, n_emb = len(ex_a), len(a), len(emb_a)
-    methods = np.concatenate([np.full(n_exact, "exact", dtype=object), found.method,
-                              np.full(n_emb, "embedding", dtype=object)])
+    methods = np.concatenate(
+        [np.full(n_exact, "exact", dtype=object), found.method, np.full(n_emb, "embedding", dtype=object)]
+    )
     # near_duplicates.csv: Hamming distance for hash pairs, cosine distance (1 - similarity) for embedding pairs.
     shown = [0] * n_exact + found.distance + [round(1.0 - float(s), 4) for s in similarity.tolist()]
     evidence = [{}] * n_exact + found.evidence + [{}] * n_emb
@@ -162,26 +232,60 @@ def run(params: Params, root: Path = Path(".")) -> dict:
     keep = guard_clusters(len(paths), i, j, order, forced, config.max_cluster_size)
     unit_cut = np.zeros(len(i), dtype=bool)
     kept_edges = np.flatnonzero(keep)  # pairs the size guard cut take no part: they join nothing
-    unit_cut[kept_edges] = ~guard_units(groups, labels, i[kept_edges], j[kept_edges], order[kept_edges],
-                                        forced[kept_edges], config.max_unit_share, config.max_cluster_size)
+    unit_cut[kept_edges] = ~guard_units(
+        groups,
+        labels,
+        i[kept_edges],
+        j[kept_edges],
+        order[kept_edges],
+        forced[kept_edges],
+        config.max_unit_share,
+        config.max_cluster_size,
+    )
     keep &= ~unit_cut
-    records = [pair_record(paths[x], paths[y], str(m), d, groups[x], groups[y]) | e
-               | ({"cut_by": "unit share guard"} if u else {})
-               for x, y, m, d, e, u in zip(i.tolist(), j.tolist(), methods, shown, evidence, unit_cut.tolist())]
+    records = [
+        pair_record(paths[x], paths[y], str(m), d, groups[x], groups[y])
+        | e
+        | ({"cut_by": "unit share guard"} if u else {})
+        for x, y, m, d, e, u in zip(i.tolist(), j.tolist(), methods, shown, evidence, unit_cut.tolist())
+    ]
     kept = sorted((r for r, k in zip(records, keep) if k), key=lambda r: (r["path_a"], r["path_b"]))
-    cut = [r for _, r, k in sorted(zip(order.tolist(), records, keep), key=lambda t: (t[0], t[1]["path_a"],
-                                                                                      t[1]["path_b"])) if not k]
+    cut = [
+        r
+        for _, r, k in sorted(zip(order.tolist(), records, keep), key=lambda t: (t[0], t[1]["path_a"], t[1]["path_b"]))
+        if not k
+    ]
     units = assign_units(paths, groups, i[keep], j[keep])
-    rejected = [pair_record(*sorted((paths[rep_rows[x]], paths[rep_rows[y]])), "rejected", d, "", "") | e
-                for x, y, d, e in found.rejected]
+    rejected = [
+        pair_record(*sorted((paths[rep_rows[x]], paths[rep_rows[y]])), "rejected", d, "", "") | e
+        for x, y, d, e in found.rejected
+    ]
     strength = np.array([r.get("similarity", 1.0) if r["method"] != "embedding" else 0.0 for r in records])
     summary = summarize(
-        n_images=len(paths), n_contents=len(contents), n_hashed=n_new, kept=kept, cut=cut,
+        n_images=len(paths),
+        n_contents=len(contents),
+        n_hashed=n_new,
+        kept=kept,
+        cut=cut,
         clusters=[[paths[k] for k in c] for c in components(len(paths), i[keep], j[keep])],
-        units=units, tradeoff=found.tradeoff, settings=config.model_dump(mode="json"),
-        unreadable=[paths[rep_rows[k]] for k in np.flatnonzero(~ok).tolist()], embedding=embedding,
-        rejected=rejected, giant_units=explain(paths, labels, groups, units, i[keep], j[keep], strength[keep],
-                                               records_kept(records, keep), config.explain_unit_share))
+        units=units,
+        tradeoff=found.tradeoff,
+        settings=config.model_dump(mode="json"),
+        unreadable=[paths[rep_rows[k]] for k in np.flatnonzero(~ok).tolist()],
+        embedding=embedding,
+        rejected=rejected,
+        giant_units=explain(
+            paths,
+            labels,
+            groups,
+            units,
+            i[keep],
+            j[keep],
+            strength[keep],
+            records_kept(records, keep),
+            config.explain_unit_share,
+        ),
+    )
     write_outputs(root, images_dir, kept, paths, units, summary, shas)
     return summary
 
@@ -203,8 +307,17 @@ def records_kept(records: list[dict], keep: np.ndarray) -> list[dict]:
     return [r for r, k in zip(records, keep) if k]
 
 
-def explain(paths: list[str], labels: list[str], groups: list[str], units: list[str], i: np.ndarray, j: np.ndarray,
-            strength: np.ndarray, records: list[dict], share: float) -> list[dict]:
+def explain(
+    paths: list[str],
+    labels: list[str],
+    groups: list[str],
+    units: list[str],
+    i: np.ndarray,
+    j: np.ndarray,
+    strength: np.ndarray,
+    records: list[dict],
+    share: float,
+) -> list[dict]:
     """Giant units with the pairs that bridge them, as report rows (pair records plus images cut off)."""
     out = []
     for unit in explain_units(labels, groups, units, i, j, strength, share):
@@ -213,8 +326,9 @@ def explain(paths: list[str], labels: list[str], groups: list[str], units: list[
     return out
 
 
-def write_outputs(root: Path, images_dir: Path, kept: list[dict], paths: list[str], units: list[str],
-                  summary: dict, shas: list[str]) -> None:
+def write_outputs(
+    root: Path, images_dir: Path, kept: list[dict], paths: list[str], units: list[str], summary: dict, shas: list[str]
+) -> None:
     write_csv(root / PAIRS_CSV, kept, (*layout.PAIR_COLUMNS, *EVIDENCE))
     write_csv(root / UNITS_CSV, ({"path": p, "unit": u} for p, u in zip(paths, units)), layout.UNIT_COLUMNS)
     # Cache hits depend on earlier runs, not on the inputs: they go to the untracked run log, not the reports.
@@ -230,8 +344,14 @@ def write_outputs(root: Path, images_dir: Path, kept: list[dict], paths: list[st
     write_text(root / REPORT_HTML, render_html(tracked, thumbs))
     log_run(root, "dedup", facts)
     counts = summary["counts"]
-    log.info("dedup: %d images, %d pairs kept, %d cut, %d cross-group, %d units", counts["images"], counts["pairs"],
-             counts["pairs_cut_by_size_guard"], counts["cross_group_pairs"], counts["units"])
+    log.info(
+        "dedup: %d images, %d pairs kept, %d cut, %d cross-group, %d units",
+        counts["images"],
+        counts["pairs"],
+        counts["pairs_cut_by_size_guard"],
+        counts["cross_group_pairs"],
+        counts["units"],
+    )
 
 
 def main() -> int:

@@ -11,6 +11,7 @@ experiment must not erase looks).
 Champion/challenger mode, used by the retrain flow: `python -m tasks.evaluate --checkpoint PATH --out PATH.json`
 scores any pipeline checkpoint on the current test split, writes only that JSON and counts it in the ledger.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,28 +21,34 @@ import logging
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from finetuner import layout
-from finetuner.common.workspace_lock import file_lock
-from finetuner.train.checkpoint import CheckpointError, load_pipeline_checkpoint, model_from_checkpoint
-from finetuner.config import ConfigError, Params
 from finetuner.common.device import resolve_device
-from finetuner.evaluate.inference import predict_files
-from finetuner.evaluate.ledger import empty_ledger, ledger_summary, model_fingerprint, record_look, sha256_bytes
-from finetuner.evaluate.metrics import (ReliabilityBin, classification_metrics, confusion_counts,
-                               expected_calibration_error, reliability_bins, top_confidence)
-from finetuner.evaluate.plots import confusion_figure, reliability_figure
-from finetuner.train.preprocessing import Preprocessing
 from finetuner.common.stage import InputError, atomic_path, read_csv, run_stage, write_csv, write_json
-from finetuner.evaluate.leakage import SCHEMA, format_table
+from finetuner.common.workspace_lock import file_lock
+from finetuner.config import ConfigError, Params
 from finetuner.evaluate import leakage_runs as leakage
-from finetuner.evaluate.summary_pictures import write_pictures
+from finetuner.evaluate.inference import predict_files
+from finetuner.evaluate.leakage import SCHEMA, format_table
+from finetuner.evaluate.ledger import empty_ledger, ledger_summary, model_fingerprint, record_look, sha256_bytes
+from finetuner.evaluate.metrics import (
+    ReliabilityBin,
+    classification_metrics,
+    confusion_counts,
+    expected_calibration_error,
+    reliability_bins,
+    top_confidence,
+)
+from finetuner.evaluate.plots import confusion_figure, reliability_figure
 from finetuner.evaluate.report_inputs import write_model_card, write_summary
+from finetuner.evaluate.summary_pictures import write_pictures
+from finetuner.train.checkpoint import CheckpointError, load_pipeline_checkpoint, model_from_checkpoint
+from finetuner.train.preprocessing import Preprocessing
 
 log = logging.getLogger("finetuner.evaluate")
 
@@ -68,8 +75,12 @@ class Scored:
 
 
 def score(
-    checkpoint_path: str | Path, test_rows: list[dict[str, str]], images_dir: str | Path, batch_size: int,
-    calibration_bins: int = 15, device: str = "cpu",
+    checkpoint_path: str | Path,
+    test_rows: list[dict[str, str]],
+    images_dir: str | Path,
+    batch_size: int,
+    calibration_bins: int = 15,
+    device: str = "cpu",
 ) -> Scored:
     """Predict every test image with the checkpoint's own preprocessing and compute all test figures."""
     try:
@@ -104,17 +115,22 @@ def score(
 
 
 def score_checkpoint(
-    checkpoint_path: str | Path, test_rows: list[dict[str, str]], images_dir: str | Path, batch_size: int,
-    calibration_bins: int = 15, device: str = "cpu",
+    checkpoint_path: str | Path,
+    test_rows: list[dict[str, str]],
+    images_dir: str | Path,
+    batch_size: int,
+    calibration_bins: int = 15,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """The test metrics of any pipeline checkpoint (accuracy, macro_f1, ..., ece, checkpoint, model_sha256)."""
     return score(checkpoint_path, test_rows, images_dir, batch_size, calibration_bins, device).metrics
 
 
-def record_in_ledger(ledger_path: Path, split_hash: str, metrics: dict[str, Any], warn_after: int,
-                     source: str) -> dict[str, Any]:
+def record_in_ledger(
+    ledger_path: Path, split_hash: str, metrics: dict[str, Any], warn_after: int, source: str
+) -> dict[str, Any]:
     """Count this model's look at this test split and return the summary that goes into the metrics JSON."""
-    when = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    when = datetime.now(UTC).isoformat(timespec="seconds")
     details = {"source": source, **{k: metrics["checkpoint"][k] for k in ("arch", "stage", "epoch")}}
     with _exclusive(ledger_path):
         try:
@@ -158,8 +174,9 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict[str, Any]:
     metrics = scored.metrics
     # models/best.pt is fixed above; the comparisons only score other models beside it (never used to select).
     comparison = _compare(params, root, rows, split_hash, images_dir, metrics)
-    metrics["test_ledger"] = record_in_ledger(root / LEDGER, split_hash, metrics, cfg.ledger_warn_after,
-                                              source="evaluate")
+    metrics["test_ledger"] = record_in_ledger(
+        root / LEDGER, split_hash, metrics, cfg.ledger_warn_after, source="evaluate"
+    )
     reports = root / REPORTS
     write_json(reports / layout.LEAKAGE.name, comparison)
     write_json(reports / layout.METRICS.name, metrics)
@@ -172,22 +189,34 @@ def evaluate(params: Params, root: Path = Path(".")) -> dict[str, Any]:
     pictures = write_pictures(reports, images_dir, rows, predicted, comparison)
     write_summary(params, root, metrics, comparison, pictures)
     write_model_card(params, root, scored.checkpoint, metrics)
-    log.info("test: n=%d accuracy=%.4f macro_f1=%.4f balanced_accuracy=%.4f ece=%.4f", metrics["n_test"],
-             metrics["accuracy"], metrics["macro_f1"], metrics["balanced_accuracy"], metrics["ece"])
+    log.info(
+        "test: n=%d accuracy=%.4f macro_f1=%.4f balanced_accuracy=%.4f ece=%.4f",
+        metrics["n_test"],
+        metrics["accuracy"],
+        metrics["macro_f1"],
+        metrics["balanced_accuracy"],
+        metrics["ece"],
+    )
     return metrics
 
 
-def _compare(params: Params, root: Path, rows: list[dict[str, str]], split_hash: str, images_dir: Path,
-             metrics: dict[str, Any]) -> dict[str, Any]:
+def _compare(
+    params: Params, root: Path, rows: list[dict[str, str]], split_hash: str, images_dir: Path, metrics: dict[str, Any]
+) -> dict[str, Any]:
     """reports/leakage.json: the naive-split and from-scratch comparisons, or a note that they are off."""
     cfg = params.evaluate
     if not (cfg.leakage.naive or cfg.leakage.scratch):
-        return {"schema": SCHEMA, "enabled": False, "used_for_selection": False,
-                "note": "evaluate.leakage.naive and evaluate.leakage.scratch are off"}
+        return {
+            "schema": SCHEMA,
+            "enabled": False,
+            "used_for_selection": False,
+            "note": "evaluate.leakage.naive and evaluate.leakage.scratch are off",
+        }
 
     def scorer(checkpoint: Path, some_rows: leakage.Rows, ledger_source: str | None) -> dict[str, Any]:
-        figures = score_checkpoint(checkpoint, list(some_rows), images_dir, cfg.batch_size, cfg.calibration_bins,
-                                   _device(params))
+        figures = score_checkpoint(
+            checkpoint, list(some_rows), images_dir, cfg.batch_size, cfg.calibration_bins, _device(params)
+        )
         if ledger_source is not None:  # a look at the test split: it counts, whoever looks
             record_in_ledger(root / LEDGER, split_hash, figures, cfg.ledger_warn_after, source=ledger_source)
         return figures
@@ -203,8 +232,9 @@ def score_to_file(params: Params, checkpoint: Path, out: Path, root: Path = Path
     cfg = params.evaluate
     rows, split_hash, images_dir = _load_test(params, root)
     metrics = score_checkpoint(checkpoint, rows, images_dir, cfg.batch_size, cfg.calibration_bins, _device(params))
-    metrics["test_ledger"] = record_in_ledger(root / LEDGER, split_hash, metrics, cfg.ledger_warn_after,
-                                              source=f"--checkpoint {checkpoint}")
+    metrics["test_ledger"] = record_in_ledger(
+        root / LEDGER, split_hash, metrics, cfg.ledger_warn_after, source=f"--checkpoint {checkpoint}"
+    )
     write_json(out, metrics)
     return metrics
 
@@ -214,8 +244,12 @@ def _write_predictions(path: Path, rows: list[dict[str, str]], scored: Scored) -
     out = []
     for row, probs in zip(rows, scored.probs, strict=True):
         best = int(probs.argmax())
-        record = {"path": row["path"], "label": row["label"], "predicted": scored.class_names[best],
-                  "confidence": f"{probs[best]:.6f}"}
+        record = {
+            "path": row["path"],
+            "label": row["label"],
+            "predicted": scored.class_names[best],
+            "confidence": f"{probs[best]:.6f}",
+        }
         record.update({f"prob_{name}": f"{p:.6f}" for name, p in zip(scored.class_names, probs, strict=True)})
         out.append(record)
     write_csv(path, out, columns)

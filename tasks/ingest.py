@@ -4,6 +4,7 @@ Run by DVC as `python -m tasks.ingest` (see dvc.yaml; `dvc repro ingest`). Every
 one manifest row, `ok` or `quarantined` with a reason; the report holds the counts by status, class and reason,
 the metadata.csv problems and the classes too small to split. Paths come from params.yaml's `data.raw_dir`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from finetuner import layout
+from finetuner.common.stage import InputError, run_stage, write_csv, write_json
 from finetuner.config import Params
 from finetuner.ingest.manifest import (
     MANIFEST_COLUMNS,
@@ -26,7 +28,6 @@ from finetuner.ingest.manifest import (
     summarize,
 )
 from finetuner.ingest.metadata import Metadata, MetadataError, MetadataProblem, decode_metadata, parse_metadata
-from finetuner.common.stage import InputError, run_stage, write_csv, write_json
 
 log = logging.getLogger("finetuner.ingest")
 
@@ -52,8 +53,10 @@ def read_metadata(path: Path) -> Metadata | None:
 
 def no_images_message(images_dir: Path, problem: str) -> str:
     """What to do when there is nothing to train on (also said by the flows before they start DVC)."""
-    return (f"{images_dir}: {problem}; put images in {images_dir}/<label>/ (any nested folders below the label) "
-            "or run `make demo-data` for the demo dataset (data/README.md describes the layout)")
+    return (
+        f"{images_dir}: {problem}; put images in {images_dir}/<label>/ (any nested folders below the label) "
+        "or run `make demo-data` for the demo dataset (data/README.md describes the layout)"
+    )
 
 
 def ingest(params: Params, manifest_path: Path = MANIFEST, report_path: Path = REPORT) -> dict[str, Any]:

@@ -6,6 +6,7 @@ writes data/splits/{train,val,test}.csv and reports/split.json. After writing, t
 checked for leaks; on a leak they are removed and the stage fails. `python -m tasks.split audit` prints only the
 leak audit (what a naive per-image random split would leak on the current data) and writes nothing.
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,13 +21,19 @@ import numpy as np
 import pandas as pd
 
 from finetuner import layout
-from finetuner.config import ConfigError, Params
-from finetuner.split.report import (
-    REGISTRY_COLUMNS, check_leaks, leak_audit, moved_images, next_run, summarize, update_registry,
-)
-from finetuner.split.assign import HELD_OUT, SPLITS, SplitError, assign_splits, fraction_array
 from finetuner.common.stage import InputError, atomic_path, read_frame, run_stage, write_json
+from finetuner.config import ConfigError, Params
+from finetuner.split.assign import HELD_OUT, SPLITS, SplitError, assign_splits, fraction_array
 from finetuner.split.registry import latest_run_counts, read_registry, write_registry
+from finetuner.split.report import (
+    REGISTRY_COLUMNS,
+    check_leaks,
+    leak_audit,
+    moved_images,
+    next_run,
+    summarize,
+    update_registry,
+)
 
 log = logging.getLogger("finetuner.split")
 SPLIT_COLUMNS = layout.SPLIT_COLUMNS
@@ -92,10 +99,14 @@ def split_dataset(params: Params, paths: SplitPaths = SplitPaths()) -> dict[str,
     run = next_run(old)  # a reshuffle is a new run too
     new_registry = update_registry(registry, images, assignment, run)
     report.update(
-        seed=params.seed, reshuffle=config.reshuffle, warnings=list(assignment.warnings),
+        seed=params.seed,
+        reshuffle=config.reshuffle,
+        warnings=list(assignment.warnings),
         # The run that last added rows, not a count of executions: a rerun on unchanged inputs writes the same bytes.
-        registry={"run": next_run(new_registry) - 1,
-                  "changed_by_reshuffle": _changed(old, frame) if config.reshuffle else 0},
+        registry={
+            "run": next_run(new_registry) - 1,
+            "changed_by_reshuffle": _changed(old, frame) if config.reshuffle else 0,
+        },
         leak_check={"passed": not problems, "problems": problems},
         images={**report["images"], **latest_run_counts(new_registry, frame.loc[assignment.code >= 0, "path"])},
         leak_audit=leak_audit(images, target, params.seed, edges),
@@ -130,7 +141,9 @@ def _write_split(frame: pd.DataFrame, path: Path) -> None:
             writer.writerows(zip(*columns))
 
 
-def _verify(paths: SplitPaths, edges: pd.DataFrame | None, bridged: set[str], registry: pd.DataFrame | None) -> list[str]:
+def _verify(
+    paths: SplitPaths, edges: pd.DataFrame | None, bridged: set[str], registry: pd.DataFrame | None
+) -> list[str]:
     """Read the written split files back and check them; a sticky run must also have moved nothing."""
     written = pd.concat(
         [read_frame(paths.out_dir / f"{name}.csv", SPLIT_COLUMNS).assign(split=name) for name in SPLITS],

@@ -1,4 +1,5 @@
 """Suite-wide setup: isolated Prefect and torch homes, no telemetry, no downloads, CPU only."""
+
 from __future__ import annotations
 
 import os

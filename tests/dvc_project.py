@@ -1,4 +1,5 @@
 """Helpers for tests that drive the real `dvc` CLI in a temporary git repository (DVC needs git with a commit)."""
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,13 @@ def run(args: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedP
 
 def init_repo(repo: Path) -> None:
     """git init + dvc init (analytics off) + one commit of everything already in `repo`."""
-    for args in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
-                 ["dvc", "config", "core.check_update", "false"], ["git", "add", "-A"],
-                 ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"]):
+    for args in (
+        ["git", "init", "-q"],
+        ["dvc", "init", "-q"],
+        ["dvc", "config", "core.analytics", "false"],
+        ["dvc", "config", "core.check_update", "false"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"],
+    ):
         result = run(args, repo)
         assert result.returncode == 0, (args, result.stderr)

@@ -3,6 +3,7 @@
 Not a test module; imported by tests/tasks/test_evaluate.py, tests/cli/test_predict.py and
 tests/evaluate/test_ledger.py.
 """
+
 from __future__ import annotations
 
 import csv
@@ -33,10 +34,15 @@ def make_checkpoint(path: Path, seed: int = 0, classes: tuple[str, ...] = CLASSE
     torch.manual_seed(seed)
     model = build_classifier("resnet18", len(classes))
     checkpoint = {
-        "state_dict": model.state_dict(), "arch": "resnet18",
+        "state_dict": model.state_dict(),
+        "arch": "resnet18",
         "class_to_idx": {name: i for i, name in enumerate(classes)},
-        "stage": "head", "epoch": 2, "metric": "macro_f1", "value": 0.5,
-        "preprocessing": Preprocessing(resize_size=32, crop_size=32).to_dict(), **extra,
+        "stage": "head",
+        "epoch": 2,
+        "metric": "macro_f1",
+        "value": 0.5,
+        "preprocessing": Preprocessing(resize_size=32, crop_size=32).to_dict(),
+        **extra,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(checkpoint, path)
@@ -51,8 +57,9 @@ def make_split(root: Path, per_class: int = 3, raw_dir: str = "data/raw") -> lis
             for i in range(per_class):
                 rel = f"{label}/{split}_{i}.png"
                 make_image(root / raw_dir / "images" / rel, label, seed=100 * c + 10 * split_index + i)
-                rows[split].append({"path": rel, "label": label, "group": f"{label}{split}{i}",
-                                    "unit": f"u_{label}_{split}_{i}"})
+                rows[split].append(
+                    {"path": rel, "label": label, "group": f"{label}{split}{i}", "unit": f"u_{label}_{split}_{i}"}
+                )
     for split, split_rows in rows.items():
         out = root / "data/splits" / f"{split}.csv"
         out.parent.mkdir(parents=True, exist_ok=True)

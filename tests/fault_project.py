@@ -1,6 +1,7 @@
 """A tiny project for the fault tests and benchmarks/kill_matrix.py: images, params.yaml, and running the seven
 stages through their real entry points (dvc.yaml's `python -m tasks.<module>` commands), in process or as
 killable subprocesses."""
+
 from __future__ import annotations
 
 import contextlib
@@ -27,8 +28,15 @@ stages:
 evaluate: {device: cpu}
 """
 # Files no later run depends on and that hold no decisions: caches (rebuilt on damage) and per-run logs.
-UNTRACKED = ("data/raw", "data/cache", "checkpoints", ".dvc", "logs", "reports/test_ledger.json",
-             ".finetuner-workspace.lock")
+UNTRACKED = (
+    "data/raw",
+    "data/cache",
+    "checkpoints",
+    ".dvc",
+    "logs",
+    "reports/test_ledger.json",
+    ".finetuner-workspace.lock",
+)
 
 
 def make_project(root: Path, per_class: int = 5) -> Path:
@@ -62,8 +70,9 @@ def run_subprocess(root: Path, stage: str, kill_at: str | None = None, timeout: 
     if kill_at:
         env["FINETUNER_KILL_AT"] = kill_at
     name, args = entry_point(stage)
-    done = subprocess.run([sys.executable, "-m", name, *args], cwd=root, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, "-m", name, *args], cwd=root, env=env, capture_output=True, text=True, timeout=timeout
+    )
     if done.returncode not in (0, -signal.SIGKILL):
         raise AssertionError(f"{stage} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return done.returncode

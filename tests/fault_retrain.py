@@ -7,6 +7,7 @@ FINETUNER_KILL_AT); then the rest of its process group is SIGKILLed. A promotion
 registry line). The flow's pipeline step is skipped: the caller runs `dvc repro` first, so it would have nothing
 to do, and a stage's own kills are tests/test_faults_kill.py's subject.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -18,15 +19,24 @@ from pathlib import Path
 
 from tests.toy_dvc import REPO_ROOT
 
-DRIVER = ("import sys, flows.retrain as r; r.run_pipeline = lambda project_dir: None; "
-          "sys.exit(r.main(['--project-dir', sys.argv[1]]))")
+DRIVER = (
+    "import sys, flows.retrain as r; r.run_pipeline = lambda project_dir: None; "
+    "sys.exit(r.main(['--project-dir', sys.argv[1]]))"
+)
 
 
 def killed_retrain(project: Path, kill_at: str, api_url: str, timeout_s: float = 900) -> tuple[int, str]:
     """(exit code, output) of a retrain run on `project` (Prefect server `api_url`), killed at `kill_at`."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PREFECT_API_URL": api_url, "FINETUNER_KILL_AT": kill_at}
-    process = subprocess.Popen([sys.executable, "-c", DRIVER, str(project)], cwd=project, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", DRIVER, str(project)],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         output, _ = process.communicate(timeout=timeout_s)
     finally:

@@ -3,6 +3,7 @@
 Each maker returns the file's bytes; VALID and BROKEN map a file name (its extension deliberately odd at times)
 to the bytes and what the ingest check must find.
 """
+
 from __future__ import annotations
 
 import io

@@ -3,6 +3,7 @@
 Each server gets its own PREFECT_HOME (so its own SQLite database) and a free port; its output goes to
 `server.log` beside the home, which tests read to assert that no service logged a traceback.
 """
+
 from __future__ import annotations
 
 import contextlib

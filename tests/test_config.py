@@ -1,4 +1,5 @@
 """params.yaml validation: the committed file is valid; every kind of mistake names its key and what is allowed."""
+
 from __future__ import annotations
 
 import copy
@@ -7,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from finetuner.config import ConfigError, parse_params
 from finetuner.common.stage import load_params
+from finetuner.config import ConfigError, parse_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,8 +87,9 @@ def test_unknown_architecture(raw):
 
 
 def test_trained_block_without_lr_needs_decay(raw):
-    raw["stages"]["partial"].update(train=["layer3", "layer4", "head"], lr={"layer4": 1e-5, "head": 1e-4},
-                                    lr_decay=None)
+    raw["stages"]["partial"].update(
+        train=["layer3", "layer4", "head"], lr={"layer4": 1e-5, "head": 1e-4}, lr_decay=None
+    )
     message = _error(raw)
     assert "stages.partial" in message and "layer3" in message and "lr_decay" in message
     ok = copy.deepcopy(raw)

@@ -1,4 +1,5 @@
 """The dedup section of params.yaml: defaults, and clear messages naming the key for bad values."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """The `evaluate` section of params.yaml: defaults, validation messages naming the key, and the repo's file."""
+
 from __future__ import annotations
 
 from pathlib import Path

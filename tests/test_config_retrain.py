@@ -1,4 +1,5 @@
 """The `retrain` section of params.yaml: defaults, the committed values, and clear errors for bad values."""
+
 from __future__ import annotations
 
 from pathlib import Path

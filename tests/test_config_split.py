@@ -1,4 +1,5 @@
 """params.yaml `split` section: the keys the split stage adds are validated with their dotted names."""
+
 from __future__ import annotations
 
 import pytest

@@ -5,6 +5,7 @@ A missing dep is a correctness bug, not taste: `dvc repro` would keep a stale mo
 the stage imports, or after a change to a key it reads. Both lists are derived statically (ast), from the stage's
 `python -m <module>` command through the transitive closure of project imports.
 """
+
 from __future__ import annotations
 
 import ast
@@ -54,10 +55,17 @@ def lazy_exports(init: Path) -> dict[str, str]:
     """A package's `lazy_exports(__name__, {name: module})` table (finetuner/__init__.py): `from pkg import name`
     runs `pkg.module`."""
     for node in ast.walk(ast.parse(init.read_text(encoding="utf-8"), str(init))):
-        if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "lazy_exports" and len(node.args) == 2
-                and isinstance(node.args[1], ast.Dict)):
-            return {key.value: value.value for key, value in zip(node.args[1].keys, node.args[1].values)
-                    if isinstance(key, ast.Constant) and isinstance(value, ast.Constant)}
+        if (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "id", None) == "lazy_exports"
+            and len(node.args) == 2
+            and isinstance(node.args[1], ast.Dict)
+        ):
+            return {
+                key.value: value.value
+                for key, value in zip(node.args[1].keys, node.args[1].values)
+                if isinstance(key, ast.Constant) and isinstance(value, ast.Constant)
+            }
     return {}
 
 
@@ -92,8 +100,11 @@ def params_read(path: Path) -> set[str]:
     """
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
     inner = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
-    dynamic = {id(node.args[0]) for node in ast.walk(tree) if isinstance(node, ast.Call)
-               and isinstance(node.func, ast.Name) and node.func.id == "getattr" and node.args}
+    dynamic = {
+        id(node.args[0])
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr" and node.args
+    }
     keys = set()
     for node in ast.walk(tree):
         if not isinstance(node, ast.Attribute) or id(node) in inner:
@@ -137,8 +148,11 @@ def stage_gaps(stage: dict, root: Path = ROOT, name: str = "") -> tuple[list[str
     assert entry is not None, f"cannot find the module of {stage.get('cmd')!r}"
     files = import_closure(entry, root)
     deps, params = declared(stage.get("deps", [])), declared(stage.get("params", []))
-    missing_files = sorted(rel for rel in (f.relative_to(root).as_posix() for f in files)
-                           if not covered(rel, deps) and not _trivial_init(root / rel))
+    missing_files = sorted(
+        rel
+        for rel in (f.relative_to(root).as_posix() for f in files)
+        if not covered(rel, deps) and not _trivial_init(root / rel)
+    )
     keys = set().union(*(params_read(f) for f in files))
     if name in TRAINING_SECTIONS:
         keys = {TRAINING_SECTIONS[name] if key == "stages.*" else key for key in keys}
@@ -170,7 +184,8 @@ def test_the_check_catches_a_new_import_and_a_new_key(tmp_path):
     (tmp_path / "tasks" / "stage.py").write_text(
         "from finetuner.helper import seeded\n\ndef work(params):\n    cfg = params.split\n"
         "    stage = getattr(params.stages, 'head')\n"
-        "    return seeded(params), params.data.image_size, params.model_dump()\n")
+        "    return seeded(params), params.data.image_size, params.model_dump()\n"
+    )
     stage = {"cmd": "python -m tasks.stage", "deps": ["tasks/stage.py"], "params": ["data"]}
     missing_files, missing_keys = stage_gaps(stage, tmp_path)
     assert missing_files == ["finetuner/helper.py"]
@@ -186,7 +201,8 @@ def test_a_name_imported_from_a_package_counts_the_module_that_defines_it(tmp_pa
         (tmp_path / package).mkdir()
         (tmp_path / package / "__init__.py").write_text("")
     (tmp_path / "finetuner" / "pkg" / "__init__.py").write_text(
-        "from finetuner import lazy_exports\n\n__getattr__, __all__ = lazy_exports(__name__, {'thing': 'impl'})\n")
+        "from finetuner import lazy_exports\n\n__getattr__, __all__ = lazy_exports(__name__, {'thing': 'impl'})\n"
+    )
     (tmp_path / "finetuner" / "pkg" / "impl.py").write_text("thing = 1\n")
     (tmp_path / "tasks" / "stage.py").write_text("from finetuner.pkg import thing\n")
     stage = {"cmd": "python -m tasks.stage", "deps": ["tasks/stage.py"], "params": []}

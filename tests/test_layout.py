@@ -1,4 +1,5 @@
 """finetuner/layout.py names every artifact once; dvc.yaml, which cannot import it, must declare exactly those."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,9 +22,11 @@ def test_dvc_yaml_outputs_are_the_layouts_artifacts():
     assert set(stages) == set(expected), "dvc.yaml's stages and layout.dvc_outputs() name different stages"
     for name, stage in stages.items():
         declared = declared_outputs(stage)
-        assert declared == expected[name], (f"dvc.yaml stage {name}: outputs not in finetuner/layout.py "
-                                            f"{sorted(map(str, declared - expected[name]))}, in layout but not "
-                                            f"declared {sorted(map(str, expected[name] - declared))}")
+        assert declared == expected[name], (
+            f"dvc.yaml stage {name}: outputs not in finetuner/layout.py "
+            f"{sorted(map(str, declared - expected[name]))}, in layout but not "
+            f"declared {sorted(map(str, expected[name] - declared))}"
+        )
 
 
 def test_the_contracts_columns_lead_each_file():
@@ -33,4 +36,7 @@ def test_the_contracts_columns_lead_each_file():
     assert layout.UNIT_COLUMNS == ("path", "unit")
     assert layout.SPLIT_COLUMNS == ("path", "label", "group", "unit")
     assert [layout.split_csv(name).as_posix() for name in layout.SPLIT_NAMES] == [
-        "data/splits/train.csv", "data/splits/val.csv", "data/splits/test.csv"]
+        "data/splits/train.csv",
+        "data/splits/val.csv",
+        "data/splits/test.csv",
+    ]

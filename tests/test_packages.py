@@ -1,4 +1,5 @@
 """Each finetuner subpackage exports its public names lazily: every one resolves, and importing a package is cheap."""
+
 from __future__ import annotations
 
 import importlib
@@ -22,7 +23,10 @@ def test_every_exported_name_resolves_and_unknown_names_are_refused(name):
 
 def test_importing_the_packages_does_not_import_torch():
     # A stage importing one light module (config, layout, ingest) must not pay torch's import time.
-    code = "import sys, finetuner.config, finetuner.layout; " + "; ".join(
-        f"import finetuner.{name}" for name in PACKAGES) + "; print('torch' in sys.modules)"
+    code = (
+        "import sys, finetuner.config, finetuner.layout; "
+        + "; ".join(f"import finetuner.{name}" for name in PACKAGES)
+        + "; print('torch' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

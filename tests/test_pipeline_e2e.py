@@ -3,6 +3,7 @@
 This is the one test that exercises every stage's real code together through DVC, exactly as `make demo` does
 (minus Prefect, which tests/flows/ covers); tests/ mirrors the package tree.
 """
+
 from __future__ import annotations
 
 import csv
@@ -13,9 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.dvc_project import init_repo, run
-from finetuner.demo.world import WorldSpec
 from finetuner.demo.data import write_first_batch
+from finetuner.demo.world import WorldSpec
+from tests.dvc_project import init_repo, run
 
 STAGES = ("ingest", "dedup", "split", "train_head", "train_partial", "train_full", "evaluate")
 
@@ -66,8 +67,15 @@ def test_dvc_repro_runs_every_stage_leak_free(tmp_path: Path, repo_root: Path) -
 
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     assert {"accuracy", "macro_f1", "balanced_accuracy", "per_class", "n_test"} <= set(metrics)
-    for name in ("confusion_matrix.png", "predictions.csv", "dedup.json", "split.json", "summary.md",
-                 "test_samples.png", "training_curves.png"):
+    for name in (
+        "confusion_matrix.png",
+        "predictions.csv",
+        "dedup.json",
+        "split.json",
+        "summary.md",
+        "test_samples.png",
+        "training_curves.png",
+    ):
         assert (repo / "reports" / name).is_file(), name
     leakage = json.loads((repo / "reports/leakage.json").read_text())  # on in the repository's params.yaml
     assert set(leakage["models"]) == {"leak_free", "naive", "scratch"} and not leakage["used_for_selection"]

@@ -5,6 +5,7 @@ can see which stage commands actually ran and when. `data/raw/quality.txt` sets 
 the model trained on that data, so a test decides whether a challenger is better than the champion. The toy
 `tasks/evaluate.py` understands `--checkpoint PATH --out OUT.json` like the real one.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -95,7 +96,10 @@ print(f"toy evaluate: {args.checkpoint} -> {quality}", flush=True)
 
 
 def _stage_block(stage: str, deps: list[str], params: list[str], outs: list[str]) -> str:
-    lines = [f"  {stage}:", f"    cmd: python toy.py {stage}" if stage != "evaluate" else "    cmd: python -m tasks.evaluate"]
+    lines = [
+        f"  {stage}:",
+        f"    cmd: python toy.py {stage}" if stage != "evaluate" else "    cmd: python -m tasks.evaluate",
+    ]
     lines += ["    deps:"] + [f"      - {dep}" for dep in deps]
     if params:
         lines += ["    params:"] + [f"      - {param}" for param in params]
@@ -103,19 +107,50 @@ def _stage_block(stage: str, deps: list[str], params: list[str], outs: list[str]
     return "\n".join(lines)
 
 
-DVC_YAML = "stages:\n" + "\n".join(
-    [
-        _stage_block("ingest", ["data/raw", "toy.py"], ["seed", "data"], ["data/interim/manifest.csv", "data/interim/quality.txt"]),
-        _stage_block("dedup", ["data/interim/manifest.csv"], ["dedup"], ["data/interim/units.csv"]),
-        _stage_block("split", ["data/interim/units.csv"], ["split"], ["data/splits/train.csv", "data/splits/val.csv", "data/splits/test.csv"]),
-        _stage_block("train_head", ["data/splits/train.csv", "data/interim/quality.txt"], ["stages.head", "train"], ["models/train_head", "reports/train/train_head"]),
-        _stage_block("train_partial", ["models/train_head"], ["stages.partial"], ["models/train_partial", "reports/train/train_partial"]),
-        _stage_block("train_full", ["models/train_partial"], ["stages.full"], ["models/train_full", "reports/train/train_full", "models/best.pt"]),
-        _stage_block("evaluate", ["models/best.pt", "data/splits/test.csv", "tasks/evaluate.py"], [], []),
-    ]
-) + "\n"
+DVC_YAML = (
+    "stages:\n"
+    + "\n".join(
+        [
+            _stage_block(
+                "ingest",
+                ["data/raw", "toy.py"],
+                ["seed", "data"],
+                ["data/interim/manifest.csv", "data/interim/quality.txt"],
+            ),
+            _stage_block("dedup", ["data/interim/manifest.csv"], ["dedup"], ["data/interim/units.csv"]),
+            _stage_block(
+                "split",
+                ["data/interim/units.csv"],
+                ["split"],
+                ["data/splits/train.csv", "data/splits/val.csv", "data/splits/test.csv"],
+            ),
+            _stage_block(
+                "train_head",
+                ["data/splits/train.csv", "data/interim/quality.txt"],
+                ["stages.head", "train"],
+                ["models/train_head", "reports/train/train_head"],
+            ),
+            _stage_block(
+                "train_partial",
+                ["models/train_head"],
+                ["stages.partial"],
+                ["models/train_partial", "reports/train/train_partial"],
+            ),
+            _stage_block(
+                "train_full",
+                ["models/train_partial"],
+                ["stages.full"],
+                ["models/train_full", "reports/train/train_full", "models/best.pt"],
+            ),
+            _stage_block("evaluate", ["models/best.pt", "data/splits/test.csv", "tasks/evaluate.py"], [], []),
+        ]
+    )
+    + "\n"
+)
 # Like the real dvc.yaml: the test metrics are a DVC metric kept in git, not in DVC's cache.
-DVC_YAML = DVC_YAML.removesuffix("    outs:\n") + "    metrics:\n      - reports/metrics.json:\n          cache: false\n"
+DVC_YAML = (
+    DVC_YAML.removesuffix("    outs:\n") + "    metrics:\n      - reports/metrics.json:\n          cache: false\n"
+)
 
 
 def git(project: Path, *args: str) -> None:
@@ -166,7 +201,9 @@ def stage_runs(project: Path) -> list[str]:
 
 
 def stage_intervals(project: Path) -> list[tuple[float, float]]:
-    return [(float(line.split()[1]), float(line.split()[2])) for line in (project / "runs.log").read_text().splitlines()]
+    return [
+        (float(line.split()[1]), float(line.split()[2])) for line in (project / "runs.log").read_text().splitlines()
+    ]
 
 
 def dvc(project: Path, *args: str) -> subprocess.CompletedProcess[str]:

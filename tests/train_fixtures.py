@@ -1,4 +1,5 @@
 """Tiny generated datasets for the training tests: coloured 32 px images, a few per class, in the split layout."""
+
 from __future__ import annotations
 
 import csv
@@ -32,8 +33,13 @@ def make_images(root: Path, per_class: int = 6, size: int = 32, seed: int = 0) -
 
 def make_splits(root: Path, per_class: int = 6) -> None:
     rows = make_images(root, per_class)
-    write_splits(root, {"train": [r for r in rows if int(r["path"][-5]) % 3 != 0],
-                        "val": [r for r in rows if int(r["path"][-5]) % 3 == 0]})
+    write_splits(
+        root,
+        {
+            "train": [r for r in rows if int(r["path"][-5]) % 3 != 0],
+            "val": [r for r in rows if int(r["path"][-5]) % 3 == 0],
+        },
+    )
 
 
 def write_splits(root: Path, splits: dict[str, list[dict[str, str]]]) -> None:

@@ -6,6 +6,7 @@ DVC's default page loads those three scripts from a CDN, so on a machine without
 `.dvc/config` names this file as `plots.html_template`; `make env` writes it (the scripts come from the locked
 vl-convert-python package, nothing is downloaded). The template has no `{scripts}` slot, so DVC adds no CDN tags.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -10,6 +10,7 @@ row with a plain reason in `error` (empty file, not an image, truncated, corrupt
 does not exist stops the command before any work (exit code 2, naming it). The checkpoint's own preprocessing and
 class names are used. A checkpoint that would need to run code to load is refused (exit code 2).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,12 +22,12 @@ import numpy as np
 from PIL import Image
 
 from finetuner import layout
-from finetuner.train.checkpoint import CheckpointError, load_pipeline_checkpoint, model_from_checkpoint
-from finetuner.common.imageio import UNREADABLE, ImageCheckError, check_image
 from finetuner.common.device import resolve_device
-from finetuner.evaluate.inference import ImageResult, predict_files
-from finetuner.train.preprocessing import Preprocessing
+from finetuner.common.imageio import UNREADABLE, ImageCheckError, check_image
 from finetuner.common.stage import write_csv  # the atomic CSV writer every stage uses
+from finetuner.evaluate.inference import ImageResult, predict_files
+from finetuner.train.checkpoint import CheckpointError, load_pipeline_checkpoint, model_from_checkpoint
+from finetuner.train.preprocessing import Preprocessing
 
 IMAGE_SUFFIXES = frozenset(suffix.lower() for suffix in Image.registered_extensions())
 
@@ -47,8 +48,13 @@ def expand_inputs(inputs: Iterable[str], allow_lists: bool = True) -> tuple[list
         path = Path(item)
         if path.is_dir():
             # Hidden files (.DS_Store, editor backups) are never images users meant to label.
-            found = (p for p in sorted(path.rglob("*")) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                     and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            found = (
+                p
+                for p in sorted(path.rglob("*"))
+                if p.is_file()
+                and p.suffix.lower() in IMAGE_SUFFIXES
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
             files.update(dict.fromkeys(found))
         elif path.is_file():
             files[path] = None
@@ -129,11 +135,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     class_to_idx = checkpoint["class_to_idx"]
     class_names = sorted(class_to_idx, key=class_to_idx.__getitem__)
-    results = predict_files(model, Preprocessing.from_dict(checkpoint["preprocessing"]), files,
-                            args.batch_size, device)
+    results = predict_files(model, Preprocessing.from_dict(checkpoint["preprocessing"]), files, args.batch_size, device)
     rows = result_rows([plain_error(result) for result in results], class_names, args.top_k)
-    columns = ["path", "predicted", "confidence", *[c for c in rows[0] if c.startswith("top")], "error"] if rows \
+    columns = (
+        ["path", "predicted", "confidence", *[c for c in rows[0] if c.startswith("top")], "error"]
+        if rows
         else ["path", "predicted", "confidence", "error"]
+    )
     write_csv(args.out, rows, columns)
     failed = sum(1 for row in rows if row["error"])
     print(f"predict: {len(rows)} row(s) written to {args.out}; {failed} could not be read", file=sys.stderr)

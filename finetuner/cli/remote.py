@@ -8,6 +8,7 @@ as the default (`-d`), so committing that file gives every clone the same remote
 data, models and the run cache, and in another clone `make pull` (`dvc pull --run-cache`) fetches them, after which
 `dvc repro` finds every stage up to date.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,8 +19,15 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 # URL scheme -> the DVC plugin package (import name, pip extra) that handles it.
-PLUGINS = {"s3": ("dvc_s3", "s3"), "gs": ("dvc_gs", "gs"), "gcs": ("dvc_gs", "gs"), "azure": ("dvc_azure", "azure"),
-           "ssh": ("dvc_ssh", "ssh"), "webdav": ("dvc_webdav", "webdav"), "hdfs": ("dvc_hdfs", "hdfs")}
+PLUGINS = {
+    "s3": ("dvc_s3", "s3"),
+    "gs": ("dvc_gs", "gs"),
+    "gcs": ("dvc_gs", "gs"),
+    "azure": ("dvc_azure", "azure"),
+    "ssh": ("dvc_ssh", "ssh"),
+    "webdav": ("dvc_webdav", "webdav"),
+    "hdfs": ("dvc_hdfs", "hdfs"),
+}
 BUILT_IN = ("", "file", "http", "https")
 
 
@@ -37,12 +45,16 @@ def resolve_url(url: str | None, project: Path) -> str:
     if scheme in BUILT_IN:
         return str(Path(url).expanduser().resolve()) if not scheme else url
     if scheme not in PLUGINS:
-        raise RemoteError(f"remote URL {url!r}: unknown scheme {scheme!r}; use a directory, s3://, gs://, azure://, "
-                          "ssh:// or https://")
+        raise RemoteError(
+            f"remote URL {url!r}: unknown scheme {scheme!r}; use a directory, s3://, gs://, azure://, "
+            "ssh:// or https://"
+        )
     module, extra = PLUGINS[scheme]
     if importlib.util.find_spec(module) is None:
-        raise RemoteError(f"remote URL {url!r} needs DVC's {extra} plugin, which is not installed: run "
-                          f"`uv add 'dvc[{extra}]'` (it updates pyproject.toml and uv.lock), then `make remote` again")
+        raise RemoteError(
+            f"remote URL {url!r} needs DVC's {extra} plugin, which is not installed: run "
+            f"`uv add 'dvc[{extra}]'` (it updates pyproject.toml and uv.lock), then `make remote` again"
+        )
     return url
 
 
@@ -75,8 +87,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     config = ".dvc/config.local" if args.local else ".dvc/config"
     print(f"DVC remote {args.name!r} -> {url} (default, in {config}).")
-    print("Next: commit .dvc/config, `make push` here, `make pull` in another clone." if not args.local else
-          "Next: `make push` here, `make pull` in another clone after `make remote` there.")
+    print(
+        "Next: commit .dvc/config, `make push` here, `make pull` in another clone."
+        if not args.local
+        else "Next: `make push` here, `make pull` in another clone after `make remote` there."
+    )
     return 0
 
 

@@ -5,6 +5,7 @@ thumbnails and previews (dedup), backbone embeddings (dedup.embedding). The file
 computed, with which settings and code version). Files are written atomically with a checksum
 (finetuner/common/integrity.py); a damaged one is reported, ignored and rebuilt, never half used.
 """
+
 from __future__ import annotations
 
 import logging
@@ -30,7 +31,9 @@ class ContentCache:
             try:
                 data = load_npz_checked(self.path)
                 values = data["value"]
-                self.table = dict(zip(data["sha"].astype(str).tolist(), values.tolist() if values.ndim == 1 else values))
+                self.table = dict(
+                    zip(data["sha"].astype(str).tolist(), values.tolist() if values.ndim == 1 else values)
+                )
             except (CorruptFile, KeyError) as exc:
                 log.warning("ignoring damaged %s %s (%s); it will be rebuilt", what, self.path, exc)
 

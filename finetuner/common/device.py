@@ -1,4 +1,5 @@
 """The one choice of device, for training, dedup embeddings, evaluate and predict (params `*.device`: auto|cpu|cuda)."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Reading dvc.lock: the content hash DVC recorded for a stage's dependency (the data version a run used)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -5,6 +5,7 @@ RGB (transparency composited on white), animated images read at their first fram
 stage's full decode of one file's bytes: it accepts those odd files and classifies broken ones (empty, not an
 image, truncated, corrupt, decompression bomb).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -12,9 +13,9 @@ import io
 import struct
 import warnings
 from collections.abc import Iterator
-from typing import BinaryIO
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError

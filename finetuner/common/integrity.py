@@ -8,6 +8,7 @@ a cache is rebuilt (it only costs time), a registry stops the stage with the fil
 - `wrap_checked` / `load_torch_checked`: a torch object wrapped with the sha256 of its serialised bytes;
 - `replace_with_sidecar` / `verify_sidecar`: a `<file>.sha256` beside a file that must keep its own format (a CSV).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -117,9 +118,12 @@ def verify_sidecar(path: Path) -> bool:
     record = sidecar(path)
     if not record.is_file():
         return False
-    accepted = [line.split()[0] for line in record.read_text(encoding="utf-8", errors="replace").splitlines()
-                if line.split()]
+    accepted = [
+        line.split()[0] for line in record.read_text(encoding="utf-8", errors="replace").splitlines() if line.split()
+    ]
     if sha256_hex(path.read_bytes()) not in accepted:
-        raise CorruptFile(f"{path}: differs from the sha256 recorded in {record} when it was written "
-                          "(truncated, garbled or edited by hand)")
+        raise CorruptFile(
+            f"{path}: differs from the sha256 recorded in {record} when it was written "
+            "(truncated, garbled or edited by hand)"
+        )
     return True

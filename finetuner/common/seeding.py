@@ -5,6 +5,7 @@ does not seed at all draws whatever the process happened to start with, so two r
 `derived_seed(seed, "train_head")` is stable across processes, Python versions and platforms (a hash, not
 Python's salted `hash()`). Pure: nothing here touches a file.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -3,6 +3,7 @@
 Every stage module's `main()` goes through `run_stage`, so a bad params.yaml or bad input stops the stage with a
 clear one-paragraph message and exit code 2 before any work, instead of a traceback.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -14,16 +15,16 @@ import os
 import signal
 import sys
 import tempfile
-from datetime import datetime, timezone
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from finetuner import layout
-from finetuner.config import ConfigError, Params, parse_params
 from finetuner.common.workspace_lock import WorkspaceBusy, stage_lock
+from finetuner.config import ConfigError, Params, parse_params
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,8 +47,11 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} appears twice (first on line {seen[key] + 1}); keep one",
-                    key_node.start_mark)
+                    None,
+                    None,
+                    f"key {key!r} appears twice (first on line {seen[key] + 1}); keep one",
+                    key_node.start_mark,
+                )
             seen[key] = key_node.start_mark.line
         return super().construct_mapping(node, deep=deep)
 
@@ -192,13 +196,14 @@ def log_run(root: str | Path, stage: str, facts: Mapping[str, Any]) -> None:
     untracked: DVC-tracked reports must be byte-identical on a rerun, or every later stage would rerun too."""
     path = Path(root) / RUN_LOG_DIR / f"{stage}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), **facts}
+    record = {"time": datetime.now(UTC).isoformat(timespec="seconds"), **facts}
     with path.open("a", encoding="utf-8") as handle:  # a log: a torn last line after a kill costs nothing
         handle.write(json.dumps(record, default=_json_default) + "\n")
 
 
-def split_run_facts(report: Mapping[str, Any],
-                    keys: Sequence[tuple[str, ...]]) -> tuple[dict[str, Any], dict[str, Any]]:
+def split_run_facts(
+    report: Mapping[str, Any], keys: Sequence[tuple[str, ...]]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """(a copy of `report` without the nested `keys`, {dotted key: value} of those present)."""
     tracked = json.loads(json.dumps(report, default=_json_default))
     facts = {}

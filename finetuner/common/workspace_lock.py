@@ -13,6 +13,7 @@ DVC refuses a second `dvc repro` by itself, before any stage runs and so before 
 
     python -m finetuner.common.workspace_lock        # who holds the workspace: what, pid, since when
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 log = logging.getLogger("finetuner.workspace")
@@ -63,8 +64,10 @@ def describe_holder(path: Path) -> str:
 
 
 def _busy(project_dir: str | Path, path: Path) -> WorkspaceBusy:
-    return WorkspaceBusy(f"{Path(project_dir).resolve()} is in use by {describe_holder(path)}; "
-                         "wait for it to finish (or stop it), then run again")
+    return WorkspaceBusy(
+        f"{Path(project_dir).resolve()} is in use by {describe_holder(path)}; "
+        "wait for it to finish (or stop it), then run again"
+    )
 
 
 def _alive(pid: int, create_time: float | None = None) -> bool:
@@ -126,12 +129,16 @@ def file_lock(path: Path) -> Iterator[None]:
 
 def _ending_dvc_run(path: Path, until: float) -> bool:
     holder = _holder(path)
-    return (str(holder.get("token", "")).startswith("dvc:") and isinstance(holder.get("pid"), int)
-            and not _alive(holder["pid"]) and time.monotonic() < until)
+    return (
+        str(holder.get("token", "")).startswith("dvc:")
+        and isinstance(holder.get("pid"), int)
+        and not _alive(holder["pid"])
+        and time.monotonic() < until
+    )
 
 
 def _record_holder(handle, what: str, token: str, pid: int | None = None, since: str | None = None) -> None:
-    since = since or datetime.now(timezone.utc).isoformat(timespec="seconds")
+    since = since or datetime.now(UTC).isoformat(timespec="seconds")
     handle.seek(0)
     handle.truncate(0)
     handle.write(json.dumps({"pid": pid or os.getpid(), "what": what, "since": since, "token": token}) + "\n")
@@ -209,12 +216,25 @@ def hold_for_dvc_run(project_dir: str | Path, dvc) -> None:
                 time.sleep(KEEPER_POLL_S)
         command = dvc.cmdline()
         start = next(i for i, part in enumerate(command) if Path(part).name == "dvc")
-        since = datetime.fromtimestamp(dvc.create_time(), timezone.utc).isoformat(timespec="seconds")
-        _record_holder(handle, " ".join(["dvc", *command[start + 1:]]), token, pid=dvc.pid, since=since)
-        keeper = [sys.executable, "-m", "finetuner.common.workspace_lock", "--keep", str(handle.fileno()), str(dvc.pid),
-                  repr(dvc.create_time())]
-        subprocess.Popen(keeper, pass_fds=(handle.fileno(),), stdin=subprocess.DEVNULL,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=Path(__file__).resolve().parents[1])
+        since = datetime.fromtimestamp(dvc.create_time(), UTC).isoformat(timespec="seconds")
+        _record_holder(handle, " ".join(["dvc", *command[start + 1 :]]), token, pid=dvc.pid, since=since)
+        keeper = [
+            sys.executable,
+            "-m",
+            "finetuner.common.workspace_lock",
+            "--keep",
+            str(handle.fileno()),
+            str(dvc.pid),
+            repr(dvc.create_time()),
+        ]
+        subprocess.Popen(
+            keeper,
+            pass_fds=(handle.fileno(),),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=Path(__file__).resolve().parents[1],
+        )
 
 
 def _keep(pid: int, create_time: float) -> None:

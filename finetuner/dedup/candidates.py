@@ -7,6 +7,7 @@ candidate is then decided by finetuner/dedup/verify.py on the cached thumbnails,
 builds the report's trade-off table (pairs and largest cluster at thresholds around `min_similarity`) and the list of
 rejected candidates nearest the cut-off, which dedup.html shows so a person can audit it. Called by tasks/dedup.py.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,9 +28,14 @@ MAX_REJECTED_SHOWN = 30
 
 
 def verify_rule(config: VerifyConfig) -> VerifyRule:
-    return VerifyRule(min_similarity=config.min_similarity, min_detail_similarity=config.min_detail_similarity,
-                      min_overlap=config.min_overlap, max_stretch=config.max_stretch, low_detail=config.low_detail,
-                      flat_max_difference=config.flat_max_difference)
+    return VerifyRule(
+        min_similarity=config.min_similarity,
+        min_detail_similarity=config.min_detail_similarity,
+        min_overlap=config.min_overlap,
+        max_stretch=config.max_stretch,
+        low_detail=config.low_detail,
+        flat_max_difference=config.flat_max_difference,
+    )
 
 
 @dataclass(frozen=True)
@@ -45,13 +51,25 @@ class Verified:
     def evidence(self, k: int) -> dict:
         """The near_duplicates.csv evidence columns of candidate k."""
         v = self.verdicts
-        return {"signal": str(self.signal[k]), "rule": str(v.rule[k]), "similarity": float(v.similarity[k]),
-                "detail_similarity": float(v.detail_similarity[k]), "overlap": float(v.overlap[k]),
-                "transform": str(v.transform[k])}
+        return {
+            "signal": str(self.signal[k]),
+            "rule": str(v.rule[k]),
+            "similarity": float(v.similarity[k]),
+            "detail_similarity": float(v.detail_similarity[k]),
+            "overlap": float(v.overlap[k]),
+            "transform": str(v.transform[k]),
+        }
 
 
-def candidate_pairs(hashes: dict[str, np.ndarray], low_detail: np.ndarray, methods: tuple[str, ...],
-                    max_distance: int, config: VerifyConfig, workers: int, new: np.ndarray | None = None) -> Candidates:
+def candidate_pairs(
+    hashes: dict[str, np.ndarray],
+    low_detail: np.ndarray,
+    methods: tuple[str, ...],
+    max_distance: int,
+    config: VerifyConfig,
+    workers: int,
+    new: np.ndarray | None = None,
+) -> Candidates:
     """View candidates and configured-hash candidates (indices into the given arrays), closest signal per pair,
     before the per-image cap. With `new` (a mask), only pairs touching a new content."""
     views = {name: hashes[view_key(name)] for name in VIEWS}
@@ -64,15 +82,22 @@ def candidate_pairs(hashes: dict[str, np.ndarray], low_detail: np.ndarray, metho
             pairs = radius_pairs_between(hashes[method][queries], hashes[method], max_distance)
             pairs = np.sort(np.stack([queries[pairs[:, 0]], pairs[:, 1]], axis=1), axis=1)
             pairs = np.unique(pairs[pairs[:, 0] != pairs[:, 1]], axis=0).reshape(-1, 2)
-        parts.append(Candidates(pairs[:, 0], pairs[:, 1], np.full(len(pairs), method, dtype=object),
-                                hamming(hashes[method][pairs[:, 0]], hashes[method][pairs[:, 1]])))
+        parts.append(
+            Candidates(
+                pairs[:, 0],
+                pairs[:, 1],
+                np.full(len(pairs), method, dtype=object),
+                hamming(hashes[method][pairs[:, 0]], hashes[method][pairs[:, 1]]),
+            )
+        )
     return merge_candidates(parts)
 
 
 def merge_candidates(parts: list[Candidates]) -> Candidates:
     """One row per pair: the closest signal (stable: earlier parts win ties, so views before methods)."""
-    i, j, d = (np.concatenate([np.asarray(getattr(p, f), dtype=np.int64) for p in parts])
-               for f in ("i", "j", "distance"))
+    i, j, d = (
+        np.concatenate([np.asarray(getattr(p, f), dtype=np.int64) for p in parts]) for f in ("i", "j", "distance")
+    )
     signal = np.concatenate([np.asarray(p.signal, dtype=object) for p in parts])
     order = np.lexsort((d, j, i))
     i, j, d, signal = i[order], j[order], d[order], signal[order]
@@ -80,9 +105,16 @@ def merge_candidates(parts: list[Candidates]) -> Candidates:
     return Candidates(i[head], j[head], signal[head], d[head])
 
 
-def searched_candidates(hashes: dict[str, np.ndarray], low_detail: np.ndarray, methods: tuple[str, ...],
-                        max_distance: int, config: VerifyConfig, workers: int, shas: list[str] | None,
-                        cache_dir: Path | None) -> Candidates:
+def searched_candidates(
+    hashes: dict[str, np.ndarray],
+    low_detail: np.ndarray,
+    methods: tuple[str, ...],
+    max_distance: int,
+    config: VerifyConfig,
+    workers: int,
+    shas: list[str] | None,
+    cache_dir: Path | None,
+) -> Candidates:
     """`candidate_pairs` after the per-image cap. With `shas` and `cache_dir`, the uncapped pairs are cached by
     content: a grown collection searches only pairs touching its new contents and reuses the others (the cap is
     applied afterwards, so the result equals a cold search)."""
@@ -94,55 +126,94 @@ def searched_candidates(hashes: dict[str, np.ndarray], low_detail: np.ndarray, m
     if known.all():
         found = old
     else:  # a cold search (nothing known) probes each pair once; a grown one probes from the new contents only
-        fresh = candidate_pairs(hashes, low_detail, methods, max_distance, config, workers,
-                                new=None if not known.any() else ~known)
+        fresh = candidate_pairs(
+            hashes, low_detail, methods, max_distance, config, workers, new=None if not known.any() else ~known
+        )
         found = merge_candidates([fresh, old])
         cache.save(shas, low_detail, found)
     return nearest_per_image(found, len(low_detail), config.candidates_per_image)
 
 
-def verified_pairs(hashes: dict[str, np.ndarray], detail: np.ndarray, thumbs: np.ndarray, ok: np.ndarray,
-                   methods: tuple[str, ...], max_distance: int, low_info_std: float, config: VerifyConfig,
-                   workers: int, aspect: np.ndarray | None = None, shas: list[str] | None = None,
-                   cache_dir: Path | None = None) -> Verified:
+def verified_pairs(
+    hashes: dict[str, np.ndarray],
+    detail: np.ndarray,
+    thumbs: np.ndarray,
+    ok: np.ndarray,
+    methods: tuple[str, ...],
+    max_distance: int,
+    low_info_std: float,
+    config: VerifyConfig,
+    workers: int,
+    aspect: np.ndarray | None = None,
+    shas: list[str] | None = None,
+    cache_dir: Path | None = None,
+) -> Verified:
     """Candidates among the hashed contents, each decided by the verifier; indices are content positions.
     `aspect`: width / height per content (NaN where unknown), so no alignment may stretch an image. With `shas`
     and `cache_dir`, candidates and verdicts are cached per content pair: a grown collection searches and verifies
     only the pairs touching its new contents."""
     hashed = np.flatnonzero(ok)
     subset = {name: values[hashed] for name, values in hashes.items()}
-    found = searched_candidates(subset, detail[hashed] < low_info_std, methods, max_distance, config, workers,
-                                None if shas is None else [shas[k] for k in hashed], cache_dir)
+    found = searched_candidates(
+        subset,
+        detail[hashed] < low_info_std,
+        methods,
+        max_distance,
+        config,
+        workers,
+        None if shas is None else [shas[k] for k in hashed],
+        cache_dir,
+    )
     a, b = hashed[found.i], hashed[found.j]
     rule = verify_rule(config)
     # the thumbnails a verdict was made on depend on the decode size too
     cache = VerdictCache(cache_dir, repr((rule, DECODE_SIZE))) if shas is not None and cache_dir is not None else None
     ratio = np.full(len(detail), np.nan) if aspect is None else aspect
-    keys = [f"{shas[x]}|{shas[y]}|{s}|{ratio[x]:.4f}|{ratio[y]:.4f}" for x, y, s in
-            zip(a.tolist(), b.tolist(), found.signal.tolist())] if cache else []
+    keys = (
+        [
+            f"{shas[x]}|{shas[y]}|{s}|{ratio[x]:.4f}|{ratio[y]:.4f}"
+            for x, y, s in zip(a.tolist(), b.tolist(), found.signal.tolist())
+        ]
+        if cache
+        else []
+    )
     known = cache.get(keys) if cache else [None] * len(a)
     todo = np.array([k for k, row in enumerate(known) if row is None], dtype=np.int64)
     used, inverse = np.unique(np.r_[a[todo], b[todo]], return_inverse=True)  # the new candidates' thumbs only
-    fresh = verify_pairs(thumbs[used], inverse[:len(todo)], inverse[len(todo):], list(found.signal[todo]), rule,
-                         None if aspect is None else aspect[used])
-    rows = [(bool(v.accepted), v.rule, v.similarity, v.detail_similarity, v.overlap, v.transform)
-            for v in (fresh.row(k) for k in range(len(todo)))]
+    fresh = verify_pairs(
+        thumbs[used],
+        inverse[: len(todo)],
+        inverse[len(todo) :],
+        list(found.signal[todo]),
+        rule,
+        None if aspect is None else aspect[used],
+    )
+    rows = [
+        (bool(v.accepted), v.rule, v.similarity, v.detail_similarity, v.overlap, v.transform)
+        for v in (fresh.row(k) for k in range(len(todo)))
+    ]
     if cache:
         cache.add([keys[k] for k in todo.tolist()], rows)
         cache.save()
     for k, row in zip(todo.tolist(), rows):
         known[k] = row
     columns = list(zip(*known)) if known else [[]] * 6
-    verdicts = Verdicts(*(np.array(c, dtype=d) for c, d in zip(columns, (bool, object, np.float64, np.float64,
-                                                                         np.float64, object))))
+    verdicts = Verdicts(
+        *(np.array(c, dtype=d) for c, d in zip(columns, (bool, object, np.float64, np.float64, np.float64, object)))
+    )
     return Verified(a, b, found.signal, found.distance, verdicts)
 
 
 def margin(verified: Verified, config: VerifyConfig) -> np.ndarray:
     """How far each candidate is from the cut-off (negative = rejected), in the measure its rule uses."""
     v = verified.verdicts
-    aligned = np.minimum.reduce([v.similarity - config.min_similarity,
-                                 v.detail_similarity - config.min_detail_similarity, v.overlap - config.min_overlap])
+    aligned = np.minimum.reduce(
+        [
+            v.similarity - config.min_similarity,
+            v.detail_similarity - config.min_detail_similarity,
+            v.overlap - config.min_overlap,
+        ]
+    )
     flat = v.similarity - (1.0 - config.flat_max_difference / 255.0)
     return np.where(v.rule == "low-detail", flat, aligned)
 
@@ -163,10 +234,15 @@ def verify_tradeoff(n: int, verified: Verified, config: VerifyConfig) -> list[di
         threshold = round(config.min_similarity + step, 4)
         if not 0 < threshold <= 1:
             continue
-        keep = np.where(v.rule == "low-detail", v.accepted,
-                        (v.similarity >= threshold) & (v.detail_similarity >= config.min_detail_similarity)
-                        & (v.overlap >= config.min_overlap))
+        keep = np.where(
+            v.rule == "low-detail",
+            v.accepted,
+            (v.similarity >= threshold)
+            & (v.detail_similarity >= config.min_detail_similarity)
+            & (v.overlap >= config.min_overlap),
+        )
         clusters, largest = cluster_stats(n, verified.a[keep], verified.b[keep])
-        rows.append({"min_similarity": threshold, "pairs": int(keep.sum()), "clusters": clusters,
-                     "largest_cluster": largest})
+        rows.append(
+            {"min_similarity": threshold, "pairs": int(keep.sum()), "clusters": clusters, "largest_cluster": largest}
+        )
     return rows

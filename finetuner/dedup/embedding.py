@@ -8,6 +8,7 @@ data/cache/dedup per content sha256 under a key that fingerprints the backbone's
 size, so grown data embeds only new files and a different backbone never reuses stale vectors. Work is done in
 chunks, each saved before the next, so memory stays bounded and a killed run resumes where it stopped.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from finetuner.config import ConfigError, Params
-from finetuner.common.stage import InputError
 from finetuner.common.content_cache import ContentCache
+from finetuner.common.stage import InputError
+from finetuner.config import ConfigError, Params
 
 log = logging.getLogger("finetuner.dedup")
 
@@ -50,16 +51,19 @@ def backbone_key(model: Any, arch: str, head_prefix: str, preprocessing: Any) ->
     """A short fingerprint of what determines an embedding: every non-head tensor, the preprocessing, the arch."""
     from finetuner.evaluate.ledger import model_fingerprint
 
-    backbone = {name: tensor for name, tensor in model.state_dict().items()
-                if name != head_prefix and not name.startswith(head_prefix + ".")}
+    backbone = {
+        name: tensor
+        for name, tensor in model.state_dict().items()
+        if name != head_prefix and not name.startswith(head_prefix + ".")
+    }
     weights = model_fingerprint(backbone, arch, {})
     return hashlib.sha256(f"{weights}|{preprocessing.to_dict()}".encode()).hexdigest()[:16]
 
 
 def decode_named(paths: Sequence[Path], preprocessing: Any, workers: int) -> np.ndarray:
     """`decode_images`, but a file that cannot be decoded is an InputError naming it (hashing decodes less of it)."""
-    from finetuner.train.data import decode_images
     from finetuner.common.imageio import load_rgb
+    from finetuner.train.data import decode_images
 
     try:
         return decode_images(paths, preprocessing, workers)
@@ -68,20 +72,23 @@ def decode_named(paths: Sequence[Path], preprocessing: Any, workers: int) -> np.
             try:
                 load_rgb(path)
             except Exception as exc:  # noqa: BLE001
-                raise InputError(f"{path}: cannot be decoded for dedup.embedding ({exc}); fix or remove the file, "
-                                 "or set dedup.embedding.enabled: false") from None
+                raise InputError(
+                    f"{path}: cannot be decoded for dedup.embedding ({exc}); fix or remove the file, "
+                    "or set dedup.embedding.enabled: false"
+                ) from None
         raise
 
 
-def embed_contents(paths: Sequence[Path], shas: Sequence[str], params: Params, cache_dir: Path,
-                   workers: int) -> Embeddings:
+def embed_contents(
+    paths: Sequence[Path], shas: Sequence[str], params: Params, cache_dir: Path, workers: int
+) -> Embeddings:
     """The embedding of every content (as cached, float16 widened to float32), computing only what the cache lacks."""
     import torch
 
     from finetuner.train.engine import pick_runtime
     from finetuner.train.families import HEAD, block_prefixes
-    from finetuner.train.models import WeightsError, build_model
     from finetuner.train.features import extract_features
+    from finetuner.train.models import WeightsError, build_model
 
     config = params.dedup.embedding
     arch = params.model.arch
@@ -95,13 +102,18 @@ def embed_contents(paths: Sequence[Path], shas: Sequence[str], params: Params, c
     cache = EmbeddingCache(cache_dir, backbone_key(model, arch, block_prefixes(arch)[HEAD][0], preprocessing))
     missing = cache.missing(shas)
     origin = {"arch": arch, "weights": built.origin.get("weights"), "image_size": size, "cache": cache.path.name}
-    log.info("embedding %d of %d distinct contents with %s (%d cached)", len(missing), len(shas), arch,
-             len(shas) - len(missing))
+    log.info(
+        "embedding %d of %d distinct contents with %s (%d cached)",
+        len(missing),
+        len(shas),
+        arch,
+        len(shas) - len(missing),
+    )
     if missing:
         runtime = pick_runtime(params.train.device)
         model.to(runtime.device).eval()
         for start in range(0, len(missing), CHUNK):
-            chunk = missing[start:start + CHUNK]
+            chunk = missing[start : start + CHUNK]
             images = torch.from_numpy(decode_named([paths[k] for k in chunk], preprocessing, workers))
             features = extract_features(model, arch, images, preprocessing, runtime, config.batch_size)
             cache.add([shas[k] for k in chunk], features.flatten(1).numpy())
@@ -128,9 +140,17 @@ def thresholds(min_similarity: float) -> list[float]:
     return sorted(v for v in values if 0 < v <= 1)
 
 
-def embedding_pairs(params: Params, paths: Sequence[Path], shas: Sequence[str], groups: Sequence[str],
-                    low_detail: np.ndarray, hash_i: np.ndarray, hash_j: np.ndarray, cache_dir: Path,
-                    workers: int) -> EmbeddingPairs:
+def embedding_pairs(
+    params: Params,
+    paths: Sequence[Path],
+    shas: Sequence[str],
+    groups: Sequence[str],
+    low_detail: np.ndarray,
+    hash_i: np.ndarray,
+    hash_j: np.ndarray,
+    cache_dir: Path,
+    workers: int,
+) -> EmbeddingPairs:
     """Embedding pairs among the contents; low-detail contents take no part (to a backbone they all look alike).
 
     `hash_i`, `hash_j` are the pairs the hashes already found: the trade-off table's clusters include them, since
@@ -159,18 +179,30 @@ def embedding_pairs(params: Params, paths: Sequence[Path], shas: Sequence[str], 
                 f"dedup.embedding.min_similarity: {exc}, over dedup.embedding.max_pairs_per_image "
                 f"({config.max_pairs_per_image}) per image; the embeddings of {params.model.arch} with model.weights "
                 f"{params.model.weights!r} do not tell these images apart. Raise min_similarity, use pretrained "
-                f"weights, or set dedup.embedding.enabled: false") from None
+                f"weights, or set dedup.embedding.enabled: false"
+            ) from None
     group = np.asarray(groups, dtype=object)
     crosses = (group[i] != "") & (group[j] != "") & (group[i] != group[j]) if len(i) else np.zeros(0, bool)
     table = []
     for t in shown:
         keep = sim >= np.float32(t)
         clusters, largest = cluster_stats(n, np.concatenate([hash_i, i[keep]]), np.concatenate([hash_j, j[keep]]))
-        table.append({"min_similarity": t, "pairs": int(keep.sum()), "cross_group_pairs": int(crosses[keep].sum()),
-                      "clusters": clusters, "largest_cluster": largest})
+        table.append(
+            {
+                "min_similarity": t,
+                "pairs": int(keep.sum()),
+                "cross_group_pairs": int(crosses[keep].sum()),
+                "clusters": clusters,
+                "largest_cluster": largest,
+            }
+        )
     keep = sim >= np.float32(config.min_similarity)
-    summary = {**embedded.origin, "min_similarity": config.min_similarity, "newly_embedded": embedded.n_new,
-               "low_detail_skipped": int(low_detail.sum())}
+    summary = {
+        **embedded.origin,
+        "min_similarity": config.min_similarity,
+        "newly_embedded": embedded.n_new,
+        "low_detail_skipped": int(low_detail.sum()),
+    }
     return EmbeddingPairs(i[keep], j[keep], sim[keep], table, summary)
 
 
@@ -189,8 +221,9 @@ class HashedContents:
     cache_dir: Path
 
 
-def embedding_signal(params: Params, contents: HashedContents, near_a: np.ndarray,
-                     near_b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+def embedding_signal(
+    params: Params, contents: HashedContents, near_a: np.ndarray, near_b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """Rows (a, b) and similarity of the pairs only the embeddings found (`near_a`, `near_b`: the contents the
     hashes already paired), and the report's embedding section."""
     none = np.zeros(0, np.int64)
@@ -200,13 +233,24 @@ def embedding_signal(params: Params, contents: HashedContents, near_a: np.ndarra
     hashed = np.flatnonzero(c.ok)
     position = np.full(len(c.shas), -1, dtype=np.int64)
     position[hashed] = np.arange(len(hashed))
-    found = embedding_pairs(params, [c.images_dir / c.paths[k] for k in c.rep_rows[hashed]], [c.shas[k] for k in hashed],
-                            [c.groups[k] for k in c.rep_rows[hashed]], c.detail[hashed] < params.dedup.low_info_std,
-                            position[near_a], position[near_b], c.cache_dir, c.workers)
+    found = embedding_pairs(
+        params,
+        [c.images_dir / c.paths[k] for k in c.rep_rows[hashed]],
+        [c.shas[k] for k in hashed],
+        [c.groups[k] for k in c.rep_rows[hashed]],
+        c.detail[hashed] < params.dedup.low_info_std,
+        position[near_a],
+        position[near_b],
+        c.cache_dir,
+        c.workers,
+    )
     a, b = hashed[found.i], hashed[found.j]
     n = max(len(c.shas), 1)
-    new = ~np.isin(np.minimum(a, b) * n + np.maximum(a, b),
-                   np.minimum(near_a, near_b) * n + np.maximum(near_a, near_b))
-    section = {"enabled": True, **found.summary, "pairs_also_found_by_hashes": int((~new).sum()),
-               "tradeoff": found.tradeoff}
+    new = ~np.isin(np.minimum(a, b) * n + np.maximum(a, b), np.minimum(near_a, near_b) * n + np.maximum(near_a, near_b))
+    section = {
+        "enabled": True,
+        **found.summary,
+        "pairs_also_found_by_hashes": int((~new).sum()),
+        "tradeoff": found.tradeoff,
+    }
     return c.rep_rows[a[new]], c.rep_rows[b[new]], found.similarity[new], section

@@ -6,6 +6,7 @@ hashing code changes what it computes. With `thumbs`, the 64x64 grey thumbnails 
 (4 KiB per content), so verifying a pair never decodes a file again. Files are written atomically and checksummed; a
 damaged file is reported, ignored and rebuilt.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -28,8 +29,7 @@ VERSION = 2  # 2: files carry a checksum (finetuner/common/integrity.py)
 class HashCache:
     """sha256 -> uint64 per method, plus sha256 -> detail (the thumbnail's grey std)."""
 
-    def __init__(self, directory: Path, methods: Sequence[str], hash_size: int, decode_size: int,
-                 thumbs: bool = False):
+    def __init__(self, directory: Path, methods: Sequence[str], hash_size: int, decode_size: int, thumbs: bool = False):
         self.directory = Path(directory)
         tag = f"{hash_size * hash_size}bit-d{decode_size}-v{VERSION}"
         self.files = {m: self.directory / f"{m}-{tag}.npz" for m in methods}
@@ -42,8 +42,9 @@ class HashCache:
         """Positions of the contents lacking any method's hash or the detail value."""
         return [k for k, sha in enumerate(shas) if any(sha not in table for table in self.tables.values())]
 
-    def add(self, shas: Sequence[str], hashes: dict[str, np.ndarray], detail: np.ndarray,
-            thumbs: np.ndarray | None = None) -> None:
+    def add(
+        self, shas: Sequence[str], hashes: dict[str, np.ndarray], detail: np.ndarray, thumbs: np.ndarray | None = None
+    ) -> None:
         extra = [("thumbs", thumbs)] if "thumbs" in self.tables and thumbs is not None else []
         for name, values in [*hashes.items(), ("detail", detail), *extra]:
             self.tables[name].update(shas, values.tolist() if values.ndim == 1 else values)
@@ -53,7 +54,8 @@ class HashCache:
         ok = np.array([all(sha in t for t in self.tables.values()) for sha in shas], dtype=bool)
         hashes = {
             name: np.array([table.get(sha, 0) for sha in shas], dtype=np.uint64)
-            for name, table in self.tables.items() if name not in ("detail", "thumbs")
+            for name, table in self.tables.items()
+            if name not in ("detail", "thumbs")
         }
         detail = np.array([self.tables["detail"].get(sha, 0.0) for sha in shas], dtype=np.float32)
         return hashes, detail, ok
@@ -103,8 +105,10 @@ class VerdictCache:
             return
         keys = sorted(self.table)
         columns = list(zip(*(self.table[k] for k in keys))) if keys else [[]] * len(self.FIELDS)
-        arrays = {f: np.array(c, dtype=d) for f, c, d in zip(self.FIELDS, columns, (bool, "U16", np.float64,
-                                                                                   np.float64, np.float64, "U200"))}
+        arrays = {
+            f: np.array(c, dtype=d)
+            for f, c, d in zip(self.FIELDS, columns, (bool, "U16", np.float64, np.float64, np.float64, "U200"))
+        }
         save_npz_checked(self.path, key=np.array(keys, dtype="U300"), **arrays)
         self.dirty = False
 
@@ -147,9 +151,15 @@ class CandidateCache:
         return known, Candidates(a, b, signal, self.data["distance"][keep])
 
     def save(self, shas: Sequence[str], low_detail: np.ndarray, found) -> None:
-        save_npz_checked(self.path, sha=np.array(shas, dtype="S64"), low=np.asarray(low_detail, bool),
-                         i=np.asarray(found.i, np.int64), j=np.asarray(found.j, np.int64),
-                         signal=np.asarray(found.signal, dtype="U40"), distance=np.asarray(found.distance, np.int64))
+        save_npz_checked(
+            self.path,
+            sha=np.array(shas, dtype="S64"),
+            low=np.asarray(low_detail, bool),
+            i=np.asarray(found.i, np.int64),
+            j=np.asarray(found.j, np.int64),
+            signal=np.asarray(found.signal, dtype="U40"),
+            distance=np.asarray(found.distance, np.int64),
+        )
 
 
 class PreviewCache:

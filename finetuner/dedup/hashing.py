@@ -6,6 +6,7 @@ over a stack of 32x32 thumbnails), dhash and ahash in numpy; whash and colorhash
 reduced image. Hashes are 64-bit integers (`int(str(imagehash.phash(img)), 16)`), so Hamming distance is
 `popcount(a ^ b)`. Files are spread over processes with `workers` (0 = all cores). Used by `tasks/dedup.py`.
 """
+
 from __future__ import annotations
 
 import multiprocessing
@@ -124,8 +125,9 @@ def hash_images(images: Sequence[Image.Image], methods: Sequence[str]) -> HashBa
         else:
             raise ValueError(f"unknown hash method {method!r}")
     detail = thumbs32.reshape(n, -1).std(axis=1) if n else np.zeros(0)
-    return HashBatch(hashes=hashes, detail=detail.astype(np.float32), ok=np.ones(n, dtype=bool),
-                     thumbs=thumbnails(grey))
+    return HashBatch(
+        hashes=hashes, detail=detail.astype(np.float32), ok=np.ones(n, dtype=bool), thumbs=thumbnails(grey)
+    )
 
 
 def _via_imagehash(function, images: Sequence[Image.Image]) -> np.ndarray:
@@ -178,8 +180,9 @@ def resolve_workers(workers: int) -> int:
         return os.cpu_count() or 1
 
 
-def hash_files(paths: Sequence[str | Path], methods: Sequence[str], workers: int = 0, chunk: int = 256,
-               views: Sequence[str] = ()) -> HashBatch:
+def hash_files(
+    paths: Sequence[str | Path], methods: Sequence[str], workers: int = 0, chunk: int = 256, views: Sequence[str] = ()
+) -> HashBatch:
     """Hash every file with every method, in parallel over `workers` processes (0 = all cores).
 
     With `views` (names from finetuner/dedup/views.py VIEWS; all of them are computed), their hashes are added to
@@ -200,8 +203,12 @@ def hash_files(paths: Sequence[str | Path], methods: Sequence[str], workers: int
 def concat_batches(parts: Sequence[HashBatch], methods: Sequence[str]) -> HashBatch:
     if not parts:
         empty = np.zeros(0, dtype=np.uint64)
-        return HashBatch({m: empty for m in methods}, np.zeros(0, dtype=np.float32), np.zeros(0, dtype=bool),
-                         np.zeros((0, THUMB, THUMB), dtype=np.uint8))
+        return HashBatch(
+            {m: empty for m in methods},
+            np.zeros(0, dtype=np.float32),
+            np.zeros(0, dtype=bool),
+            np.zeros((0, THUMB, THUMB), dtype=np.uint8),
+        )
     return HashBatch(
         hashes={m: np.concatenate([p.hashes[m] for p in parts]) for m in methods},
         detail=np.concatenate([p.detail for p in parts]),

@@ -7,6 +7,7 @@ hashes differ in at most r bits, then some chunk i differs in at most t_i bits w
 direct-address table (or a sorted array for wide chunks); candidates are verified with a vectorised popcount.
 m is chosen per call by a cost model (probes + expected candidates), so 2,000 or 1,000,000 hashes both run fast.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -135,8 +136,7 @@ def _expand_runs(starts: np.ndarray, counts: np.ndarray, order: np.ndarray) -> t
     return np.concatenate(lefts), np.concatenate(rights)
 
 
-def _probe(hashes: np.ndarray, index: _ChunkIndex, bit: int, masks: list[int], radius: int,
-           fast: bool) -> np.ndarray:
+def _probe(hashes: np.ndarray, index: _ChunkIndex, bit: int, masks: list[int], radius: int, fast: bool) -> np.ndarray:
     """Verified pairs (as i * n + j, i < j) whose chunk keys differ by one of `masks`, all with top bit `bit`.
 
     Only items with `bit` clear probe: of two keys differing by such a mask exactly one has it clear, so each
@@ -203,8 +203,9 @@ def radius_pairs(hashes: np.ndarray, radius: int, workers: int = 1, plan: Plan |
             found.append(left[close] * n + right[close])
             # The sentinel in empty slots is >= width - r bits from any prober's chunk, so it can never pass.
             fast = index.direct and width - r > radius
-            jobs = [pool.submit(_probe, hashes, index, bit, masks, radius, fast)
-                    for bit, masks in _top_bit_jobs(width, r)]
+            jobs = [
+                pool.submit(_probe, hashes, index, bit, masks, radius, fast) for bit, masks in _top_bit_jobs(width, r)
+            ]
             found.extend(job.result() for job in jobs)
     codes = np.unique(np.concatenate(found))
     return np.stack([codes // n, codes % n], axis=1)

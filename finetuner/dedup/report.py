@@ -8,6 +8,7 @@ hold the two images side by side (inline base64 JPEG thumbnails) and the evidenc
 transform.
 Pure: thumbnails come in as a dict path -> base64 string; writing the files is `tasks/dedup.py`'s job.
 """
+
 from __future__ import annotations
 
 import html
@@ -22,11 +23,18 @@ MAX_ACCEPTED_SHOWN = 200  # accepted pairs in the page, least similar first (the
 EVIDENCE_SHOWN = ("signal", "similarity", "detail_similarity", "overlap", "transform")
 
 
-def pair_record(path_a: str, path_b: str, method: str, distance: int | float, group_a: str,
-                group_b: str) -> dict[str, Any]:
+def pair_record(
+    path_a: str, path_b: str, method: str, distance: int | float, group_a: str, group_b: str
+) -> dict[str, Any]:
     """A pair as the report holds it; `distance` is Hamming (int) for hash pairs, cosine (float) for embedding ones."""
-    return {"path_a": path_a, "path_b": path_b, "method": method, "distance": distance,
-            "group_a": group_a, "group_b": group_b}
+    return {
+        "path_a": path_a,
+        "path_b": path_b,
+        "method": method,
+        "distance": distance,
+        "group_a": group_a,
+        "group_b": group_b,
+    }
 
 
 def summarize(
@@ -89,8 +97,9 @@ def _with_shown_pairs(embedding: Mapping[str, Any] | None, kept: Sequence[Mappin
     """The embedding section plus the kept embedding-only pairs, closest first (up to MAX_CUT_SHOWN)."""
     if not embedding or not embedding.get("enabled"):
         return {"enabled": False}
-    ours = sorted((p for p in kept if p["method"] == "embedding"),
-                  key=lambda p: (p["distance"], p["path_a"], p["path_b"]))
+    ours = sorted(
+        (p for p in kept if p["method"] == "embedding"), key=lambda p: (p["distance"], p["path_a"], p["path_b"])
+    )
     return {**embedding, "pairs": len(ours), "pairs_shown": ours[:MAX_CUT_SHOWN]}
 
 
@@ -98,8 +107,10 @@ def _img(path: str, thumbs: Mapping[str, str]) -> str:
     label = html.escape(path)
     if path not in thumbs:
         return f'<figure><div class="missing">no preview</div><figcaption>{label}</figcaption></figure>'
-    return (f'<figure><img src="data:image/jpeg;base64,{thumbs[path]}" alt="{label}">'
-            f"<figcaption>{label}</figcaption></figure>")
+    return (
+        f'<figure><img src="data:image/jpeg;base64,{thumbs[path]}" alt="{label}">'
+        f"<figcaption>{label}</figcaption></figure>"
+    )
 
 
 def _pairs_section(title: str, pairs: Sequence[Mapping[str, Any]], thumbs: Mapping[str, str], note: str) -> list[str]:
@@ -111,8 +122,13 @@ def _pairs_section(title: str, pairs: Sequence[Mapping[str, Any]], thumbs: Mappi
     head = ["image a", "image b", "method", "distance", "groups", *extra]
     out.append("<table class='pairs'><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>")
     for p in pairs:
-        cells = [_img(p["path_a"], thumbs), _img(p["path_b"], thumbs), html.escape(str(p["method"])),
-                 html.escape(str(p["distance"])), html.escape(f"{p['group_a'] or '-'} / {p['group_b'] or '-'}")]
+        cells = [
+            _img(p["path_a"], thumbs),
+            _img(p["path_b"], thumbs),
+            html.escape(str(p["method"])),
+            html.escape(str(p["distance"])),
+            html.escape(f"{p['group_a'] or '-'} / {p['group_b'] or '-'}"),
+        ]
         cells += [html.escape(str(p.get(c, ""))) for c in extra]
         out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     out.append("</table>")
@@ -123,27 +139,38 @@ def _tradeoff_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     if not rows:
         return []
     key = "min_similarity" if "min_similarity" in rows[0] else "radius"
-    title = ("verifier threshold (dedup.verify.min_similarity)" if key == "min_similarity"
-             else "Hamming radius (dedup.max_distance)")
-    out = [f"<h2>Trade-off: {title} vs pairs and largest cluster (before the size guard)</h2>",
-           f"<table><tr><th>{key}</th><th>pairs</th><th>clusters</th><th>largest cluster</th></tr>"]
-    out += [f"<tr><td>{r[key]}</td><td>{r['pairs']}</td><td>{r['clusters']}</td><td>{r['largest_cluster']}</td></tr>"
-            for r in rows]
+    title = (
+        "verifier threshold (dedup.verify.min_similarity)"
+        if key == "min_similarity"
+        else "Hamming radius (dedup.max_distance)"
+    )
+    out = [
+        f"<h2>Trade-off: {title} vs pairs and largest cluster (before the size guard)</h2>",
+        f"<table><tr><th>{key}</th><th>pairs</th><th>clusters</th><th>largest cluster</th></tr>",
+    ]
+    out += [
+        f"<tr><td>{r[key]}</td><td>{r['pairs']}</td><td>{r['clusters']}</td><td>{r['largest_cluster']}</td></tr>"
+        for r in rows
+    ]
     return out + ["</table>"]
 
 
 def _giant_units_section(summary: Mapping[str, Any], thumbs: Mapping[str, str]) -> list[str]:
     units = summary.get("giant_units", [])
     share = summary["settings"].get("explain_unit_share")
-    out = [f"<h2>Giant units ({len(units)})</h2>",
-           f"<p>Units holding more than {share} of a class's images. Each is declared groups joined by "
-           "near-duplicate pairs; the pairs below bridge it (removing one cuts off the images shown), or, when no "
-           "single pair does, are its weakest links. Check them: a wrong pair here is why a split is lopsided or "
-           "refused.</p>"]
+    out = [
+        f"<h2>Giant units ({len(units)})</h2>",
+        f"<p>Units holding more than {share} of a class's images. Each is declared groups joined by "
+        "near-duplicate pairs; the pairs below bridge it (removing one cuts off the images shown), or, when no "
+        "single pair does, are its weakest links. Check them: a wrong pair here is why a split is lopsided or "
+        "refused.</p>",
+    ]
     for unit in units:
-        out.append(f"<h3>{html.escape(unit['unit'])}: {unit['images_of_class']} of class "
-                   f"{html.escape(str(unit['class']))} ({unit['share_of_class']:.0%}), {unit['images']} images, "
-                   f"{unit['links_between_groups']} links between groups</h3>")
+        out.append(
+            f"<h3>{html.escape(unit['unit'])}: {unit['images_of_class']} of class "
+            f"{html.escape(str(unit['class']))} ({unit['share_of_class']:.0%}), {unit['images']} images, "
+            f"{unit['links_between_groups']} links between groups</h3>"
+        )
         out += _pairs_section("Bridging pairs", unit["bridges"], thumbs, "largest cut first")[2:]
     return out
 
@@ -160,28 +187,47 @@ def render_html(summary: Mapping[str, Any], thumbs: Mapping[str, str]) -> str:
         "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}table.pairs td{text-align:left;"
         "vertical-align:top;font-size:12px}</style></head><body>",
         "<h1>Near-duplicate report</h1>",
-        "<table>" + "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_plain(v))}</td></tr>"
-                            for k, v in counts.items()) + "</table>",
+        "<table>"
+        + "".join(
+            f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_plain(v))}</td></tr>" for k, v in counts.items()
+        )
+        + "</table>",
         *_tradeoff_table(summary["tradeoff"]),
     ]
     parts += _embedding_section(summary, thumbs)
     parts.append(f"<h2>Largest clusters (of {counts['clusters']})</h2>")
     for index, cluster in enumerate(summary["largest_clusters"]):
-        parts.append(f'<div class="cluster"><p>cluster {index + 1}</p>'
-                     + "".join(_img(p, thumbs) for p in cluster) + "</div>")
-    parts += _pairs_section("Pairs joining different declared groups", summary["cross_group_pairs"], thumbs,
-                            "Each such pair merges two groups into one unit; check the labels or the collection.")
-    parts += _pairs_section("Pairs cut by the cluster size guard or the unit share guard",
-                            summary["cut_pairs"][:MAX_CUT_SHOWN], thumbs,
-                            f"Shown: up to {MAX_CUT_SHOWN}. These images may still be near-duplicates in different "
-                            "units; raise dedup.max_cluster_size (cut_by empty) or dedup.max_unit_share to link them.")
+        parts.append(
+            f'<div class="cluster"><p>cluster {index + 1}</p>' + "".join(_img(p, thumbs) for p in cluster) + "</div>"
+        )
+    parts += _pairs_section(
+        "Pairs joining different declared groups",
+        summary["cross_group_pairs"],
+        thumbs,
+        "Each such pair merges two groups into one unit; check the labels or the collection.",
+    )
+    parts += _pairs_section(
+        "Pairs cut by the cluster size guard or the unit share guard",
+        summary["cut_pairs"][:MAX_CUT_SHOWN],
+        thumbs,
+        f"Shown: up to {MAX_CUT_SHOWN}. These images may still be near-duplicates in different "
+        "units; raise dedup.max_cluster_size (cut_by empty) or dedup.max_unit_share to link them.",
+    )
     parts += _giant_units_section(summary, thumbs)
-    parts += _pairs_section("Accepted pairs, least similar first", summary.get("accepted_shown", []), thumbs,
-                            f"Shown: up to {MAX_ACCEPTED_SHOWN} pairs the verifier accepted, those nearest the "
-                            "cut-off first. Unrelated images here mean the dedup.verify thresholds are too loose.")
-    parts += _pairs_section("Rejected candidates nearest the cut-off", summary.get("nearest_rejected", []), thumbs,
-                            "Proposed by a hash signal, rejected by the verifier, closest to passing first. Copies "
-                            "here mean the dedup.verify thresholds are too strict.")
+    parts += _pairs_section(
+        "Accepted pairs, least similar first",
+        summary.get("accepted_shown", []),
+        thumbs,
+        f"Shown: up to {MAX_ACCEPTED_SHOWN} pairs the verifier accepted, those nearest the "
+        "cut-off first. Unrelated images here mean the dedup.verify thresholds are too loose.",
+    )
+    parts += _pairs_section(
+        "Rejected candidates nearest the cut-off",
+        summary.get("nearest_rejected", []),
+        thumbs,
+        "Proposed by a hash signal, rejected by the verifier, closest to passing first. Copies "
+        "here mean the dedup.verify thresholds are too strict.",
+    )
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -202,14 +248,20 @@ def _embedding_section(summary: Mapping[str, Any], thumbs: Mapping[str, str]) ->
         "<th>clusters</th><th>largest cluster</th></tr>",
     ]
     for row in section["tradeoff"]:
-        parts.append(f"<tr><td>{row['min_similarity']}</td><td>{row['pairs']}</td><td>{row['cross_group_pairs']}</td>"
-                     f"<td>{row['clusters']}</td><td>{row['largest_cluster']}</td></tr>")
+        parts.append(
+            f"<tr><td>{row['min_similarity']}</td><td>{row['pairs']}</td><td>{row['cross_group_pairs']}</td>"
+            f"<td>{row['clusters']}</td><td>{row['largest_cluster']}</td></tr>"
+        )
     parts.append("</table>")
     pairs = embedding_only_pairs(summary)
-    parts += _pairs_section("Pairs only the embeddings found", pairs, thumbs,
-                            f"Shown: up to {MAX_CUT_SHOWN}, closest first; distance is 1 - cosine similarity. "
-                            "New photographs of one thing belong here; unrelated images mean min_similarity is "
-                            "too loose.")
+    parts += _pairs_section(
+        "Pairs only the embeddings found",
+        pairs,
+        thumbs,
+        f"Shown: up to {MAX_CUT_SHOWN}, closest first; distance is 1 - cosine similarity. "
+        "New photographs of one thing belong here; unrelated images mean min_similarity is "
+        "too loose.",
+    )
     return parts
 
 
@@ -217,8 +269,14 @@ def paths_to_preview(summary: Mapping[str, Any]) -> list[str]:
     """Every path the HTML page shows, so the stage decodes only those."""
     paths = {p for cluster in summary["largest_clusters"] for p in cluster}
     bridges = [p for unit in summary.get("giant_units", []) for p in unit["bridges"]]
-    for p in [*summary["cross_group_pairs"], *summary["cut_pairs"][:MAX_CUT_SHOWN], *embedding_only_pairs(summary),
-              *summary.get("accepted_shown", []), *summary.get("nearest_rejected", []), *bridges]:
+    for p in [
+        *summary["cross_group_pairs"],
+        *summary["cut_pairs"][:MAX_CUT_SHOWN],
+        *embedding_only_pairs(summary),
+        *summary.get("accepted_shown", []),
+        *summary.get("nearest_rejected", []),
+        *bridges,
+    ]:
         paths.update((p["path_a"], p["path_b"]))
     return sorted(paths)
 

@@ -9,6 +9,7 @@ documents, plain textures) into one giant unit, and then no split is possible. T
   cluster beyond `max_cluster_size` is cut and reported instead. Exact copies are never cut.
 Units are connected components of declared groups and the kept pairs; their ids depend only on their members.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -59,8 +60,9 @@ def find_pairs(hashes: dict[str, np.ndarray], detail: np.ndarray, rule: PairRule
     return apply_rule(i, j, distances, detail, rule)
 
 
-def rule_mask(i: np.ndarray, j: np.ndarray, distances: dict[str, np.ndarray], detail: np.ndarray,
-              rule: PairRule) -> tuple[np.ndarray, np.ndarray]:
+def rule_mask(
+    i: np.ndarray, j: np.ndarray, distances: dict[str, np.ndarray], detail: np.ndarray, rule: PairRule
+) -> tuple[np.ndarray, np.ndarray]:
     """(keep, within): which candidate pairs satisfy `rule`, and per pair and method whether it is within its limit."""
     methods = rule.methods
     low = detail < rule.low_info_std
@@ -69,8 +71,9 @@ def rule_mask(i: np.ndarray, j: np.ndarray, distances: dict[str, np.ndarray], de
     return (within.all(axis=1) if rule.require_agreement else within.any(axis=1)), within
 
 
-def apply_rule(i: np.ndarray, j: np.ndarray, distances: dict[str, np.ndarray], detail: np.ndarray,
-               rule: PairRule) -> Pairs:
+def apply_rule(
+    i: np.ndarray, j: np.ndarray, distances: dict[str, np.ndarray], detail: np.ndarray, rule: PairRule
+) -> Pairs:
     """The candidate pairs that satisfy `rule` (a rule at most as loose as the one that found them)."""
     methods = rule.methods
     keep, within = rule_mask(i, j, distances, detail, rule)
@@ -78,8 +81,9 @@ def apply_rule(i: np.ndarray, j: np.ndarray, distances: dict[str, np.ndarray], d
     distances = {m: d[keep] for m, d in distances.items()}
     # One label per pattern of matching methods (at most 2^methods of them), looked up by the pattern's bit code.
     codes = within.astype(np.int64) @ (1 << np.arange(len(methods), dtype=np.int64)) if len(i) else np.zeros(0, int)
-    names = np.array(["+".join(m for k, m in enumerate(methods) if code >> k & 1) for code in range(1 << len(methods))],
-                     dtype=object)
+    names = np.array(
+        ["+".join(m for k, m in enumerate(methods) if code >> k & 1) for code in range(1 << len(methods))], dtype=object
+    )
     labels = names[codes]
     matched = [np.where(within[:, k], distances[m], -1) for k, m in enumerate(methods)]
     distance = np.max(np.stack(matched, axis=1), axis=1) if len(i) else np.zeros(0, np.int64)
@@ -142,8 +146,9 @@ class UnionFind:
         return ra
 
 
-def guard_clusters(n: int, i: np.ndarray, j: np.ndarray, distance: np.ndarray, forced: np.ndarray,
-                   max_cluster_size: int) -> np.ndarray:
+def guard_clusters(
+    n: int, i: np.ndarray, j: np.ndarray, distance: np.ndarray, forced: np.ndarray, max_cluster_size: int
+) -> np.ndarray:
     """Which edges to keep so no near-duplicate cluster exceeds `max_cluster_size` (0 = no limit).
 
     Edges are taken closest first (ties by index, so the result does not depend on input order); one that would
@@ -239,8 +244,16 @@ def cluster_stats(n: int, i: np.ndarray, j: np.ndarray) -> tuple[int, int]:
     return int((sizes >= 2).sum()), int(sizes.max())
 
 
-def explain_units(labels: Sequence[str], groups: Sequence[str], units: Sequence[str], i: np.ndarray, j: np.ndarray,
-                  strength: np.ndarray, share: float, top: int = 5) -> list[dict]:
+def explain_units(
+    labels: Sequence[str],
+    groups: Sequence[str],
+    units: Sequence[str],
+    i: np.ndarray,
+    j: np.ndarray,
+    strength: np.ndarray,
+    share: float,
+    top: int = 5,
+) -> list[dict]:
     """Units holding more than `share` of a class's images, each with the few pairs that bridge it.
 
     A unit is declared groups (an image without one is its own group) joined by near-duplicate pairs; a giant unit
@@ -261,11 +274,22 @@ def explain_units(labels: Sequence[str], groups: Sequence[str], units: Sequence[
             members = units == unit
             edges = np.flatnonzero(members[i] & (node[i] != node[j]))
             cuts = _bridges(node, i[edges], j[edges], members)
-            ranked = sorted(cuts, key=lambda c: -c[1])[:top] if cuts else \
-                [(int(e), None) for e in edges[np.argsort(strength[edges], kind="stable")][:top]]
-            out.append({"unit": unit, "class": label, "images": int(members.sum()), "images_of_class": count,
-                        "share_of_class": round(float(count / in_class.sum()), 4), "links_between_groups": len(edges),
-                        "bridges": [(int(edges[e]) if c is not None else e, c) for e, c in ranked]})
+            ranked = (
+                sorted(cuts, key=lambda c: -c[1])[:top]
+                if cuts
+                else [(int(e), None) for e in edges[np.argsort(strength[edges], kind="stable")][:top]]
+            )
+            out.append(
+                {
+                    "unit": unit,
+                    "class": label,
+                    "images": int(members.sum()),
+                    "images_of_class": count,
+                    "share_of_class": round(float(count / in_class.sum()), 4),
+                    "links_between_groups": len(edges),
+                    "bridges": [(int(edges[e]) if c is not None else e, c) for e, c in ranked],
+                }
+            )
     return out
 
 
@@ -314,8 +338,16 @@ def _bridges(node: np.ndarray, i: np.ndarray, j: np.ndarray, members: np.ndarray
     return found
 
 
-def guard_units(groups: Sequence[str], labels: Sequence[str], i: np.ndarray, j: np.ndarray, order: np.ndarray,
-                forced: np.ndarray, max_share: float, floor: int) -> np.ndarray:
+def guard_units(
+    groups: Sequence[str],
+    labels: Sequence[str],
+    i: np.ndarray,
+    j: np.ndarray,
+    order: np.ndarray,
+    forced: np.ndarray,
+    max_share: float,
+    floor: int,
+) -> np.ndarray:
     """Which pairs to keep so no unit (declared groups joined by pairs) holds more than `max_share` of a class's
     images, and never fewer than `floor` (small collections are left alone).
 

@@ -15,6 +15,7 @@ within `flat_max_difference` grey levels on average (or mirrored; frames with vi
 brightness gain), since any two near-blank images correlate.
 `verify_pairs` does the cheap steps for all pairs at once (numpy) and the search only where it can matter.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -71,9 +72,9 @@ def _blur(stack: np.ndarray, sigma: float) -> np.ndarray:
     channels."""
     out = np.empty_like(stack)
     for start in range(0, len(stack), 128):
-        part = np.ascontiguousarray(stack[start:start + 128].transpose(1, 2, 0))
+        part = np.ascontiguousarray(stack[start : start + 128].transpose(1, 2, 0))
         blurred = cv2.GaussianBlur(part, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
-        out[start:start + 128] = (blurred if blurred.ndim == 3 else blurred[..., None]).transpose(2, 0, 1)
+        out[start : start + 128] = (blurred if blurred.ndim == 3 else blurred[..., None]).transpose(2, 0, 1)
     return out
 
 
@@ -139,12 +140,24 @@ class Verdicts:
         return len(self.accepted)
 
     def row(self, k: int) -> Verdict:
-        return Verdict(bool(self.accepted[k]), str(self.rule[k]), float(self.similarity[k]),
-                       float(self.detail_similarity[k]), float(self.overlap[k]), str(self.transform[k]))
+        return Verdict(
+            bool(self.accepted[k]),
+            str(self.rule[k]),
+            float(self.similarity[k]),
+            float(self.detail_similarity[k]),
+            float(self.overlap[k]),
+            str(self.transform[k]),
+        )
 
 
-def _regions(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, signals: Sequence[str], trims: np.ndarray,
-             aspect: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
+def _regions(
+    thumbs: np.ndarray,
+    i: np.ndarray,
+    j: np.ndarray,
+    signals: Sequence[str],
+    trims: np.ndarray,
+    aspect: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Per pair, the two view regions the signal names, resized to 64x64 (b mirrored when exactly one view is),
     the overlap (each region's share of its image's content inside bars, the smaller), the stretch (|log| of the
     ratio of the two regions' true aspect ratios) and a description."""
@@ -179,7 +192,7 @@ def _placement(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, st
             template = _resized(inner, size)
             _, score, _, (x, y) = cv2.minMaxLoc(cv2.matchTemplate(outer, template, cv2.TM_CCOEFF_NORMED))
             if score > best[0]:
-                best = (score, (outer[y:y + size[1], x:x + size[0]], template, f", {name} +({x},{y}) x{scale:.2f}"))
+                best = (score, (outer[y : y + size[1], x : x + size[0]], template, f", {name} +({x},{y}) x{scale:.2f}"))
     return best[1]
 
 
@@ -190,13 +203,21 @@ def _refine(ra: np.ndarray, rb: np.ndarray) -> tuple[np.ndarray, np.ndarray, lis
     sim, det = np.zeros(len(placed)), np.zeros(len(placed))
     for size in {p[1].shape for p in placed}:
         members = [k for k, p in enumerate(placed) if p[1].shape == size]
-        sim[members], det[members] = evidence(np.stack([placed[k][0] for k in members]),
-                                              np.stack([placed[k][1] for k in members]))
+        sim[members], det[members] = evidence(
+            np.stack([placed[k][0] for k in members]), np.stack([placed[k][1] for k in members])
+        )
     return sim, det, [p[2] for p in placed]
 
 
-def verify_pairs(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, signals: Sequence[str],
-                 rule: VerifyRule = VerifyRule(), aspect: np.ndarray | None = None, chunk: int = 2048) -> Verdicts:
+def verify_pairs(
+    thumbs: np.ndarray,
+    i: np.ndarray,
+    j: np.ndarray,
+    signals: Sequence[str],
+    rule: VerifyRule = VerifyRule(),
+    aspect: np.ndarray | None = None,
+    chunk: int = 2048,
+) -> Verdicts:
     """Decide every pair (thumbs[i[k]], thumbs[j[k]]) proposed by `signals[k]` (a view pair such as "full~crop90").
 
     Identity alignment for all pairs at once (re-encodes, rescales, blur, brightness pass there), then the signal's
@@ -222,39 +243,50 @@ def verify_pairs(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, signals: Sequ
         shape = (trims[:, 3] - trims[:, 2]) / (trims[:, 1] - trims[:, 0]) * aspect  # the content's true aspect
         stretch = np.abs(np.log(shape[i] / shape[j]))
         stretch[~np.isfinite(stretch)] = 0.0
-    how = np.array(["identity" if (trims[x] == (0, THUMB, 0, THUMB)).all() and (trims[y] == (0, THUMB, 0, THUMB)).all()
-                    else "identity, bars trimmed" for x, y in zip(i.tolist(), j.tolist())], dtype=object)
+    how = np.array(
+        [
+            "identity"
+            if (trims[x] == (0, THUMB, 0, THUMB)).all() and (trims[y] == (0, THUMB, 0, THUMB)).all()
+            else "identity, bars trimmed"
+            for x, y in zip(i.tolist(), j.tolist())
+        ],
+        dtype=object,
+    )
     # banded_corr of every pair, with each image centred and scaled once instead of once per pair
     for stack, out in ((smooth, sim), (detail, det)):
         top, bottom = _unit_rows(stack)
         for s in range(0, k, chunk):
-            a, b = i[s:s + chunk], j[s:s + chunk]
-            out[s:s + chunk] = np.maximum(np.einsum("kd,kd->k", top[a], top[b]),
-                                          np.einsum("kd,kd->k", bottom[a], bottom[b]))
+            a, b = i[s : s + chunk], j[s : s + chunk]
+            out[s : s + chunk] = np.maximum(
+                np.einsum("kd,kd->k", top[a], top[b]), np.einsum("kd,kd->k", bottom[a], bottom[b])
+            )
     flat = (level[i] < rule.low_detail) | (level[j] < rule.low_detail)
     passes = _rule(rule)
     todo = np.flatnonzero(~flat & ~passes(sim, det, overlap, stretch))
     for s in range(0, len(todo), chunk):
-        part = todo[s:s + chunk]
+        part = todo[s : s + chunk]
         ra, rb, cover, bend, names = _regions(thumbs, i[part], j[part], [signals[p] for p in part], trims, aspect)
         gs, gd = evidence(ra, rb)
         better = _score(gs, gd, bend, rule) > _score(sim[part], det[part], stretch[part], rule)
         where = part[better]
         sim[where], det[where], overlap[where], stretch[where] = gs[better], gd[better], cover[better], bend[better]
         how[where] = np.asarray(names, dtype=object)[better]
-        near = np.flatnonzero(~passes(gs, gd, cover, bend) & (gs >= rule.min_similarity - REFINE_MARGIN)
-                              & (bend <= rule.max_stretch))
+        near = np.flatnonzero(
+            ~passes(gs, gd, cover, bend) & (gs >= rule.min_similarity - REFINE_MARGIN) & (bend <= rule.max_stretch)
+        )
         if len(near):
             rs, rd, shifts = _refine(ra[near], rb[near])
-            better = _score(rs, rd, bend[near], rule) > _score(sim[part[near]], det[part[near]], stretch[part[near]],
-                                                                rule)
+            better = _score(rs, rd, bend[near], rule) > _score(
+                sim[part[near]], det[part[near]], stretch[part[near]], rule
+            )
             where = part[near[better]]
             sim[where], det[where], overlap[where] = rs[better], rd[better], cover[near[better]]
             stretch[where] = bend[near[better]]
             how[where] = [names[q] + shift for q, shift, b in zip(near.tolist(), shifts, better) if b]
     accepted = passes(sim, det, overlap, stretch)
-    how = np.array([f"{h}, stretch {b:.0%}" if b >= 0.005 else h for h, b in zip(how.tolist(), stretch.tolist())],
-                   dtype=object)
+    how = np.array(
+        [f"{h}, stretch {b:.0%}" if b >= 0.005 else h for h, b in zip(how.tolist(), stretch.tolist())], dtype=object
+    )
     rules = np.where(flat, "low-detail", "aligned").astype(object)
     if flat.any():
         accepted[flat], sim[flat], how[flat] = _flat(thumbs, i[flat], j[flat], rule)
@@ -269,8 +301,13 @@ def _score(sim: np.ndarray, det: np.ndarray, stretch: np.ndarray, rule: VerifyRu
 
 def _rule(rule: VerifyRule):
     def passes(sim: np.ndarray, det: np.ndarray, overlap: np.ndarray, stretch: np.ndarray) -> np.ndarray:
-        return ((sim >= rule.min_similarity) & (det >= rule.min_detail_similarity) & (overlap >= rule.min_overlap)
-                & (stretch <= rule.max_stretch))
+        return (
+            (sim >= rule.min_similarity)
+            & (det >= rule.min_detail_similarity)
+            & (overlap >= rule.min_overlap)
+            & (stretch <= rule.max_stretch)
+        )
+
     return passes
 
 
@@ -286,10 +323,14 @@ def _flat(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, rule: VerifyRule) ->
     straight = np.abs(scaled - b).reshape(len(i), -1).mean(axis=1)
     mirrored = np.abs(scaled - b[:, :, ::-1]).reshape(len(i), -1).mean(axis=1)
     difference = np.minimum(straight, mirrored)
-    how = np.array([f"{'mirror' if m < s else 'identity'}{f', gain {g:.2f}' if abs(g - 1) >= 0.005 else ''}, "
-                    f"mean difference {d:.1f} grey levels"
-                    for s, m, d, g in zip(straight.tolist(), mirrored.tolist(), difference.tolist(), gain.tolist())],
-                   dtype=object)
+    how = np.array(
+        [
+            f"{'mirror' if m < s else 'identity'}{f', gain {g:.2f}' if abs(g - 1) >= 0.005 else ''}, "
+            f"mean difference {d:.1f} grey levels"
+            for s, m, d, g in zip(straight.tolist(), mirrored.tolist(), difference.tolist(), gain.tolist())
+        ],
+        dtype=object,
+    )
     return difference <= rule.flat_max_difference, 1.0 - difference / 255.0, how
 
 
@@ -302,14 +343,19 @@ def best_signal(a: np.ndarray, b: np.ndarray) -> str:
     """The view pair ("full~crop90") whose hashes of two thumbnails are closest, as a candidate search names it."""
     hashes = view_hashes(np.stack([a, b]))
     allowed = allowed_combos(VIEWS).tolist()
-    pairs = [(int(np.bitwise_count(hashes[x][0] ^ hashes[y][1])), f"{x}~{y}")
-             for (x, y), ok in zip(((x, y) for x in VIEWS for y in VIEWS), allowed) if ok]
+    pairs = [
+        (int(np.bitwise_count(hashes[x][0] ^ hashes[y][1])), f"{x}~{y}")
+        for (x, y), ok in zip(((x, y) for x in VIEWS for y in VIEWS), allowed)
+        if ok
+    ]
     return min(pairs, key=lambda p: p[0])[1]
 
 
-def verify(a: np.ndarray, b: np.ndarray, rule: VerifyRule = VerifyRule(),
-           aspect: tuple[float, float] | None = None) -> Verdict:
+def verify(
+    a: np.ndarray, b: np.ndarray, rule: VerifyRule = VerifyRule(), aspect: tuple[float, float] | None = None
+) -> Verdict:
     """Decide one pair of 64x64 grey uint8 thumbnails, proposed by their closest view pair."""
     pair = np.stack([a, b])
-    return verify_pairs(pair, np.array([0]), np.array([1]), [best_signal(a, b)], rule,
-                        None if aspect is None else np.array(aspect)).row(0)
+    return verify_pairs(
+        pair, np.array([0]), np.array([1]), [best_signal(a, b)], rule, None if aspect is None else np.array(aspect)
+    ).row(0)

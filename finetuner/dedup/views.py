@@ -11,6 +11,7 @@ same way), so they can be recomputed from the cached thumbnail. `view_candidates
 into one multi-index search (finetuner/dedup/neighbours.py), so the cost stays near-linear in the number of images.
 Pure functions; used by tasks/dedup.py and the verifier (finetuner/dedup/verify.py).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -44,8 +45,9 @@ def trim_boxes(thumbs: np.ndarray) -> np.ndarray:
     grey = np.asarray(thumbs, dtype=np.float32)
     h, w = grey.shape[1:]
     flip = grey.transpose(0, 2, 1)
-    boxes = np.stack([_edge_runs(grey), h - _edge_runs(grey[:, ::-1]), _edge_runs(flip),
-                      w - _edge_runs(flip[:, ::-1])], axis=1)
+    boxes = np.stack(
+        [_edge_runs(grey), h - _edge_runs(grey[:, ::-1]), _edge_runs(flip), w - _edge_runs(flip[:, ::-1])], axis=1
+    )
     blank = (boxes[:, 1] - boxes[:, 0] < h // 4) | (boxes[:, 3] - boxes[:, 2] < w // 4)
     boxes[blank] = (0, h, 0, w)
     return boxes
@@ -60,8 +62,12 @@ def _region_hash(thumbs: np.ndarray, boxes: Sequence[tuple[int, int, int, int]])
     """phash-style 64-bit hash of a region of each thumbnail, resized to 32x32."""
     if len(thumbs) == 0:
         return np.zeros(0, dtype=np.uint64)
-    regions = np.stack([cv2.resize(t[a:b, c:d].astype(np.float32), (32, 32), interpolation=cv2.INTER_AREA)
-                        for t, (a, b, c, d) in zip(thumbs, boxes)])
+    regions = np.stack(
+        [
+            cv2.resize(t[a:b, c:d].astype(np.float32), (32, 32), interpolation=cv2.INTER_AREA)
+            for t, (a, b, c, d) in zip(thumbs, boxes)
+        ]
+    )
     return bits_to_uint64(phash_bits(regions))
 
 
@@ -71,8 +77,12 @@ def view_box(view: str, trim: tuple[int, int, int, int]) -> tuple[tuple[int, int
         return tuple(trim), False
     m = {"crop90": round(THUMB * 0.05), "crop80": round(THUMB * 0.1)}.get(view, 0)
     cut = round(THUMB * 0.1)  # 10% off one side: the view of the original that a one-sided crop shows
-    boxes = {"left90": (0, THUMB, 0, THUMB - cut), "right90": (0, THUMB, cut, THUMB),
-             "top90": (0, THUMB - cut, 0, THUMB), "bottom90": (cut, THUMB, 0, THUMB)}
+    boxes = {
+        "left90": (0, THUMB, 0, THUMB - cut),
+        "right90": (0, THUMB, cut, THUMB),
+        "top90": (0, THUMB - cut, 0, THUMB),
+        "bottom90": (cut, THUMB, 0, THUMB),
+    }
     return boxes.get(view, (m, THUMB - m, m, THUMB - m)), view == "mirror"
 
 
@@ -96,8 +106,14 @@ class Candidates:
     distance: np.ndarray
 
 
-def view_candidates(views: dict[str, np.ndarray], low_detail: np.ndarray, radius: int, workers: int = 1,
-                    per_image: int = 0, new: np.ndarray | None = None) -> Candidates:
+def view_candidates(
+    views: dict[str, np.ndarray],
+    low_detail: np.ndarray,
+    radius: int,
+    workers: int = 1,
+    per_image: int = 0,
+    new: np.ndarray | None = None,
+) -> Candidates:
     """Image pairs with some view of one within `radius` bits of some view of the other, closest view pair each.
 
     All views of all images go into one search; a low-detail image takes part with its full and mirror views only,

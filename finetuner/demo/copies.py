@@ -4,6 +4,7 @@ A copy is identical bytes, a re-encode at another JPEG quality, a rescale, or a 
 dedup stage's default Hamming radius of its original. A broken file is a JPEG cut in half, an empty file, or text.
 Used by `finetuner.demo.world`; nothing here touches the disk.
 """
+
 from __future__ import annotations
 
 import io
@@ -36,8 +37,9 @@ def copy_bytes(data: bytes, kind: str, rng: np.random.Generator, quality: int) -
         return encode_jpeg(image, int(rng.integers(45, 66)))
     if kind == "rescaled":
         factor = float(rng.choice([0.75, 1.25, 1.5]))
-        return encode_jpeg(image.resize((round(width * factor), round(height * factor)),
-                                        Image.Resampling.BICUBIC), quality)
+        return encode_jpeg(
+            image.resize((round(width * factor), round(height * factor)), Image.Resampling.BICUBIC), quality
+        )
     if kind == "cropped":  # about 3% off each side length (6% of the area), split near-evenly between the sides
         cut_x, cut_y = max(1, round(width * 0.03)), max(1, round(height * 0.03))
         left, top = (cut_x + int(rng.integers(0, 2))) // 2, (cut_y + int(rng.integers(0, 2))) // 2

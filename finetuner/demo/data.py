@@ -7,6 +7,7 @@ ground truth of what was planted in `<root>/demo_truth.json` (kept outside `raw/
 file and row as it was. Without `--force` anything already present is left alone (and the log says so).
 The seed is params.yaml's `seed`; the world itself is `finetuner.demo.world` (pure, deterministic).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,9 +26,17 @@ from typing import Any
 
 from PIL import Image
 
-from finetuner.demo.world import (BATCH_SPEC, DEMO_SPEC, SOURCE_SPEC, DemoFile, DemoWorld, WorldSpec, build_source,
-                                  build_world)
 from finetuner.common.stage import InputError, atomic_path, read_csv, run_stage, write_csv, write_json
+from finetuner.demo.world import (
+    BATCH_SPEC,
+    DEMO_SPEC,
+    SOURCE_SPEC,
+    DemoFile,
+    DemoWorld,
+    WorldSpec,
+    build_source,
+    build_world,
+)
 
 log = logging.getLogger("finetuner.demo_data")
 COLUMNS = ("path", "group")
@@ -68,17 +77,27 @@ def _update_truth(root: Path, seed: int, key: str, world: DemoWorld) -> None:
 def _summarise(name: str, world: DemoWorld) -> dict[str, Any]:
     kinds = Counter(file.kind for file in world.files)
     truth = world.truth()
-    summary = {"files": len(world.files), "groups": len({file.group for file in world.files}),
-               "by_class": truth["counts_by_class"], "by_kind": dict(sorted(kinds.items())),
-               "cross_group_copies": sum(pair["cross_group"] for pair in truth["planted"])}
-    log.info("%s: wrote %d files in %d groups; by class %s; planted copies and broken files %s "
-             "(%d copies filed under another group)", name, summary["files"], summary["groups"], summary["by_class"],
-             {k: v for k, v in summary["by_kind"].items() if k != "photo"}, summary["cross_group_copies"])
+    summary = {
+        "files": len(world.files),
+        "groups": len({file.group for file in world.files}),
+        "by_class": truth["counts_by_class"],
+        "by_kind": dict(sorted(kinds.items())),
+        "cross_group_copies": sum(pair["cross_group"] for pair in truth["planted"]),
+    }
+    log.info(
+        "%s: wrote %d files in %d groups; by class %s; planted copies and broken files %s "
+        "(%d copies filed under another group)",
+        name,
+        summary["files"],
+        summary["groups"],
+        summary["by_class"],
+        {k: v for k, v in summary["by_kind"].items() if k != "photo"},
+        summary["cross_group_copies"],
+    )
     return summary
 
 
-def write_first_batch(seed: int, root: Path, force: bool = False, spec: WorldSpec = DEMO_SPEC
-                      ) -> dict[str, Any] | None:
+def write_first_batch(seed: int, root: Path, force: bool = False, spec: WorldSpec = DEMO_SPEC) -> dict[str, Any] | None:
     """Batch 1 into `<root>/raw` when absent (or with force); returns its summary, or None when left alone."""
     raw = root / "raw"
     if _present(raw / "images") and not force:
@@ -124,8 +143,9 @@ def _earlier_photos(images: Path, rows: Sequence[dict[str, str]]) -> list[tuple[
     return photos
 
 
-def write_later_batch(seed: int, root: Path, batch: int, force: bool = False, spec: WorldSpec = BATCH_SPEC
-                      ) -> dict[str, Any] | None:
+def write_later_batch(
+    seed: int, root: Path, batch: int, force: bool = False, spec: WorldSpec = BATCH_SPEC
+) -> dict[str, Any] | None:
     """New specimens (group ids `b<batch>-...`) added to `<root>/raw`; earlier files and rows are never touched."""
     raw, prefix = root / "raw", f"b{batch}-"
     metadata = raw / "metadata.csv"

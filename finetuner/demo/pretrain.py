@@ -7,6 +7,7 @@ backbone on every machine, however busy), and writes `models/demo_backbone.pt`, 
 `model.weights` can point at (its head is replaced when fine-tuning). Not a DVC stage: it stands in for the ImageNet
 weights an offline demo cannot download. `benchmarks/bench_demo_probe.py` checks that its features transfer.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,15 +21,15 @@ from typing import Any
 import torch
 
 from finetuner import layout
+from finetuner.common.stage import InputError, load_params, setup_logging
 from finetuner.config import Params
+from finetuner.train import stage_files as train_io
 from finetuner.train.engine import FitConfig, Split, fit, pick_runtime, steps_per_epoch
+from finetuner.train.features import image_trainee
+from finetuner.train.image_cache import cached_images
 from finetuner.train.models import build_model, expand_blocks, freeze_except, set_train_mode
 from finetuner.train.param_groups import block_learning_rates, build_optimizer, build_param_groups
 from finetuner.train.schedules import build_scheduler
-from finetuner.train import stage_files as train_io
-from finetuner.common.stage import InputError, load_params, setup_logging
-from finetuner.train.features import image_trainee
-from finetuner.train.image_cache import cached_images
 from finetuner.train.stage import pipeline_record
 
 log = logging.getLogger("finetuner.pretrain")
@@ -47,8 +48,15 @@ def held_out(path: Path) -> bool:
     return hashlib.sha256(path.as_posix().encode()).digest()[0] % 10 == 0
 
 
-def pretrain(params: Params, source: Path, out: Path, epochs: int, lr: float, batch_size: int = 64,
-             max_steps_per_epoch: int | None = None) -> dict[str, Any]:
+def pretrain(
+    params: Params,
+    source: Path,
+    out: Path,
+    epochs: int,
+    lr: float,
+    batch_size: int = 64,
+    max_steps_per_epoch: int | None = None,
+) -> dict[str, Any]:
     """Train every block on the source task for `epochs` (warmup + cosine); returns the checkpoint minus weights."""
     files = list_source(source)
     class_to_idx = {label: i for i, label in enumerate(sorted({label for _, label in files}))}
@@ -64,26 +72,53 @@ def pretrain(params: Params, source: Path, out: Path, epochs: int, lr: float, ba
         splits[name] = Split(torch.from_numpy(pixels), labels)
     trained = expand_blocks(arch, ["all"])
     freeze_except(model, arch, trained)
-    config = FitConfig(epochs=epochs, batch_size=batch_size, seed=params.seed, clip_grad_norm=1.0, augment=True,
-                       max_steps_per_epoch=max_steps_per_epoch)
+    config = FitConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=params.seed,
+        clip_grad_norm=1.0,
+        augment=True,
+        max_steps_per_epoch=max_steps_per_epoch,
+    )
     steps = steps_per_epoch(len(splits["train"].labels), config)
     rates = block_learning_rates(trained, trained, {block: lr for block in trained}, None)
     optimizer = build_optimizer(build_param_groups(model, arch, rates, 0.05), "adamw")
     scheduler = build_scheduler(optimizer, steps * epochs, max(1, steps * epochs // 10))
     trainee = image_trainee(model, preprocessing, runtime, lambda: set_train_mode(model, arch, trained, "train"))
-    log.info("pretraining %s at %d px on %d source images of %d classes: %d epochs of %d steps", arch,
-             params.data.image_size, len(splits["train"].labels), len(class_to_idx), epochs, steps)
+    log.info(
+        "pretraining %s at %d px on %d source images of %d classes: %d epochs of %d steps",
+        arch,
+        params.data.image_size,
+        len(splits["train"].labels),
+        len(class_to_idx),
+        epochs,
+        steps,
+    )
     began = time.perf_counter()
 
     def progress(history: list[dict[str, Any]], improved: bool) -> None:
         record = history[-1]
-        log.info("pretrain epoch %d/%d: source val accuracy %.3f (%.0f s)", record["epoch"], epochs,
-                 record["val_accuracy"], time.perf_counter() - began)
+        log.info(
+            "pretrain epoch %d/%d: source val accuracy %.3f (%.0f s)",
+            record["epoch"],
+            epochs,
+            record["val_accuracy"],
+            time.perf_counter() - began,
+        )
 
-    history = fit(trainee, splits["train"], splits["val"], optimizer, scheduler, config, runtime,
-                  len(class_to_idx), progress)
-    record = pipeline_record(model, "pretrain", len(history), history[-1][f"val_{params.train.select_metric}"],
-                             params, class_to_idx, preprocessing, {"weights": None, "source": str(source)})
+    history = fit(
+        trainee, splits["train"], splits["val"], optimizer, scheduler, config, runtime, len(class_to_idx), progress
+    )
+    record = pipeline_record(
+        model,
+        "pretrain",
+        len(history),
+        history[-1][f"val_{params.train.select_metric}"],
+        params,
+        class_to_idx,
+        preprocessing,
+        {"weights": None, "source": str(source)},
+    )
     train_io.save_torch(out, record)
     return {k: v for k, v in record.items() if k != "state_dict"}
 
@@ -107,8 +142,13 @@ def main(argv: list[str] | None = None) -> int:
     except (InputError, ValueError) as exc:
         print(f"pretrain: {exc}", file=sys.stderr)
         return 2
-    log.info("wrote %s (%s, source val macro F1 %.3f) in %.0f s", args.out, result["arch"], result["value"],
-             time.perf_counter() - began)
+    log.info(
+        "wrote %s (%s, source val macro F1 %.3f) in %.0f s",
+        args.out,
+        result["arch"],
+        result["value"],
+        time.perf_counter() - began,
+    )
     return 0
 
 

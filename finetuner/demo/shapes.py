@@ -4,6 +4,7 @@ Pure: every function maps explicit parameters to a polygon, an array or a PIL im
 (the caller draws the parameters from a seeded generator), so a photograph is a function of its parameters alone.
 `finetuner.demo.world` decides what to draw; this module only knows how.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,23 @@ DEMO_CLASSES = ("circle", "square", "triangle", "star", "cross", "ring")
 #: Like ImageNet for pets (which holds other breeds of the same animals), the source shares the target's primitives:
 #: curves (oval, semicircle, crescent), corners (pentagon, hexagon, rectangle, trapezoid), holes (frame), spikes
 #: (sparkle, hexagram) and bars (tee, ell), in shapes none of which is a demo class.
-SOURCE_CLASSES = ("pentagon", "hexagon", "crescent", "arrow", "chevron", "semicircle", "ell", "tee", "frame",
-                  "trapezoid", "bowtie", "sparkle", "hexagram", "oval", "rectangle")
+SOURCE_CLASSES = (
+    "pentagon",
+    "hexagon",
+    "crescent",
+    "arrow",
+    "chevron",
+    "semicircle",
+    "ell",
+    "tee",
+    "frame",
+    "trapezoid",
+    "bowtie",
+    "sparkle",
+    "hexagram",
+    "oval",
+    "rectangle",
+)
 TEXTURES = ("stripes", "checker", "dots", "blobs", "grid", "gradient")
 
 _SUPERSAMPLE = 4  # shapes are drawn 4x larger and downscaled, which anti-aliases their edges
@@ -38,8 +54,10 @@ class Geometry:
 
 
 def _regular(n: int, radius: float = 1.0, start: float = -math.pi / 2) -> Polygon:
-    return [(radius * math.cos(start + 2 * math.pi * k / n), radius * math.sin(start + 2 * math.pi * k / n))
-            for k in range(n)]
+    return [
+        (radius * math.cos(start + 2 * math.pi * k / n), radius * math.sin(start + 2 * math.pi * k / n))
+        for k in range(n)
+    ]
 
 
 def _rect(x0: float, y0: float, x1: float, y1: float) -> Polygon:
@@ -47,8 +65,10 @@ def _rect(x0: float, y0: float, x1: float, y1: float) -> Polygon:
 
 
 def _star() -> Polygon:
-    return [(r * math.cos(-math.pi / 2 + math.pi * k / 5), r * math.sin(-math.pi / 2 + math.pi * k / 5))
-            for k, r in zip(range(10), [1.0, 0.42] * 5, strict=True)]
+    return [
+        (r * math.cos(-math.pi / 2 + math.pi * k / 5), r * math.sin(-math.pi / 2 + math.pi * k / 5))
+        for k, r in zip(range(10), [1.0, 0.42] * 5, strict=True)
+    ]
 
 
 def _semicircle() -> Polygon:
@@ -67,25 +87,36 @@ def shape_geometry(name: str, hollow: float = 0.35) -> Geometry:
         "pentagon": lambda: Geometry((_regular(5),)),
         "hexagon": lambda: Geometry((_regular(6),)),
         "crescent": lambda: Geometry((_regular(48),), ([(x + 0.45, y - 0.2) for x, y in _regular(48, 0.85)],)),
-        "arrow": lambda: Geometry(([(-1, -0.25), (0.2, -0.25), (0.2, -0.65), (1, 0), (0.2, 0.65), (0.2, 0.25),
-                                    (-1, 0.25)],)),
-        "chevron": lambda: Geometry(([(-0.9, -0.9), (-0.4, -0.9), (0.6, 0), (-0.4, 0.9), (-0.9, 0.9),
-                                      (0.1, 0)],)),
+        "arrow": lambda: Geometry(
+            ([(-1, -0.25), (0.2, -0.25), (0.2, -0.65), (1, 0), (0.2, 0.65), (0.2, 0.25), (-1, 0.25)],)
+        ),
+        "chevron": lambda: Geometry(([(-0.9, -0.9), (-0.4, -0.9), (0.6, 0), (-0.4, 0.9), (-0.9, 0.9), (0.1, 0)],)),
         "semicircle": lambda: Geometry((_semicircle(),)),
         "ell": lambda: Geometry((_rect(-0.8, -1, -0.3, 1), _rect(-0.8, 0.5, 0.8, 1))),
         "tee": lambda: Geometry((_rect(-0.9, -1, 0.9, -0.5), _rect(-0.25, -1, 0.25, 1))),
-        "frame": lambda: Geometry((_rect(-0.8, -0.8, 0.8, 0.8),), (_rect(-0.8 + hollow, -0.8 + hollow,
-                                                                        0.8 - hollow, 0.8 - hollow),)),
+        "frame": lambda: Geometry(
+            (_rect(-0.8, -0.8, 0.8, 0.8),), (_rect(-0.8 + hollow, -0.8 + hollow, 0.8 - hollow, 0.8 - hollow),)
+        ),
         "trapezoid": lambda: Geometry(([(-0.45, -0.7), (0.45, -0.7), (1, 0.7), (-1, 0.7)],)),
         "bowtie": lambda: Geometry(([(-1, -0.8), (0, -0.15), (1, -0.8), (1, 0.8), (0, 0.15), (-1, 0.8)],)),
-        "hexagram": lambda: Geometry(([(r * math.cos(-math.pi / 2 + math.pi * k / 6),
-                                        r * math.sin(-math.pi / 2 + math.pi * k / 6))
-                                       for k, r in zip(range(12), [1.0, 0.55] * 6, strict=True)],)),
+        "hexagram": lambda: Geometry(
+            (
+                [
+                    (r * math.cos(-math.pi / 2 + math.pi * k / 6), r * math.sin(-math.pi / 2 + math.pi * k / 6))
+                    for k, r in zip(range(12), [1.0, 0.55] * 6, strict=True)
+                ],
+            )
+        ),
         "oval": lambda: Geometry(([(x, 0.5 * y) for x, y in _regular(48)],)),
         "rectangle": lambda: Geometry((_rect(-1, -0.45, 1, 0.45),)),
-        "sparkle": lambda: Geometry(([(r * math.cos(-math.pi / 2 + math.pi * k / 4),
-                                       r * math.sin(-math.pi / 2 + math.pi * k / 4))
-                                      for k, r in zip(range(8), [1.0, 0.3] * 4, strict=True)],)),
+        "sparkle": lambda: Geometry(
+            (
+                [
+                    (r * math.cos(-math.pi / 2 + math.pi * k / 4), r * math.sin(-math.pi / 2 + math.pi * k / 4))
+                    for k, r in zip(range(8), [1.0, 0.3] * 4, strict=True)
+                ],
+            )
+        ),
     }
     if name not in builders:
         raise ValueError(f"unknown shape {name!r}; known: {', '.join(builders)}")
@@ -120,8 +151,13 @@ def render_texture(texture: Texture, size: int, shift: Point = (0.0, 0.0)) -> np
         lines = np.minimum(np.abs(np.sin(math.pi * f * u + p[0])), np.abs(np.sin(math.pi * f * v + p[1])))
         mix = (lines < 0.25).astype(np.float64)
     elif texture.kind == "blobs":
-        waves = [np.sin(2 * math.pi * (f / (k + 1)) * (u * math.cos(k + p[k % len(p)]) + v * math.sin(k * 1.7))
-                        + p[(k + 1) % len(p)]) for k in range(3)]
+        waves = [
+            np.sin(
+                2 * math.pi * (f / (k + 1)) * (u * math.cos(k + p[k % len(p)]) + v * math.sin(k * 1.7))
+                + p[(k + 1) % len(p)]
+            )
+            for k in range(3)
+        ]
         mix = 0.5 + sum(waves) / 6.0
     elif texture.kind == "gradient":
         mix = np.clip(0.5 + 0.9 * (u - 0.5) + 0.15 * np.sin(2 * math.pi * f * v + p[0]), 0, 1)
@@ -156,15 +192,16 @@ def _square_filter(mask: np.ndarray, reach: int, op: np.ufunc) -> np.ndarray:
     size_y, size_x = mask.shape
     rows = out[0:size_y]
     for k in range(1, 2 * reach + 1):
-        rows = op(rows, out[k:k + size_y])
+        rows = op(rows, out[k : k + size_y])
     out = rows[:, 0:size_x]
     for k in range(1, 2 * reach + 1):
-        out = op(out, rows[:, k:k + size_x])
+        out = op(out, rows[:, k : k + size_x])
     return out
 
 
-def _masks(geometry: Geometry, pose: Pose, size: int, line_width: float, mark: tuple[Point, float] | None
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _masks(
+    geometry: Geometry, pose: Pose, size: int, line_width: float, mark: tuple[Point, float] | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Anti-aliased coverage (0..1) of the body, its outline and the marking, each (size, size)."""
     big = size * _SUPERSAMPLE
     layers = [Image.new("L", (big, big), 0) for _ in range(3)]
@@ -183,11 +220,12 @@ def _masks(geometry: Geometry, pose: Pose, size: int, line_width: float, mark: t
         layers[1] = Image.fromarray(band.astype(np.uint8), mode="L")
     if mark is not None:
         (mx, my), mr = mark
-        (cx, cy), = _place([(mx, my)], pose, _SUPERSAMPLE)
+        ((cx, cy),) = _place([(mx, my)], pose, _SUPERSAMPLE)
         r = mr * pose.radius * _SUPERSAMPLE
         marking.ellipse((cx - r, cy - r, cx + r, cy + r), fill=255)
-    return tuple(np.asarray(layer.resize((size, size), Image.Resampling.BOX), dtype=np.float64) / 255.0
-                 for layer in layers)  # type: ignore[return-value]
+    return tuple(
+        np.asarray(layer.resize((size, size), Image.Resampling.BOX), dtype=np.float64) / 255.0 for layer in layers
+    )  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)

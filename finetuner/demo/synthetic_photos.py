@@ -4,6 +4,7 @@
 so hashes see the mix of low and high frequencies real photographs have; different seeds are different pictures.
 `variant(image, kind)` applies one of the edits that must be detected: re-encode, rescale, blur, brightness, crop.
 """
+
 from __future__ import annotations
 
 import io

@@ -11,6 +11,7 @@ Pure and deterministic: `build_world(seed, spec, batch)` returns encoded files a
 same seed gives the same bytes. Drawing lives in `demo_shapes`, the copy and breakage transforms in `demo_copies`;
 `finetuner/demo/data.py` writes the files to disk (`python -m finetuner.demo.data`).
 """
+
 from __future__ import annotations
 
 import math
@@ -23,8 +24,16 @@ import numpy as np
 from PIL import Image
 
 from finetuner.demo.copies import BROKEN_KINDS, PLANTED_KINDS, broken_bytes, copy_bytes, encode_jpeg
-from finetuner.demo.shapes import (DEMO_CLASSES, SOURCE_CLASSES, TEXTURES, Photo, Pose, Texture, render_photo,
-                                   shape_geometry)
+from finetuner.demo.shapes import (
+    DEMO_CLASSES,
+    SOURCE_CLASSES,
+    TEXTURES,
+    Photo,
+    Pose,
+    Texture,
+    render_photo,
+    shape_geometry,
+)
 
 _DEMO_STREAM, _SOURCE_STREAM = 0, 1  # separate random streams, so the two tasks never share a specimen
 Color = tuple[int, int, int]
@@ -53,8 +62,9 @@ DEMO_SPEC = WorldSpec()
 BATCH_SPEC = WorldSpec(specimens=24, planted=(2, 2, 1, 1), broken=False)
 # The source task: one photo per specimen, so a specimen's signature never helps and only shape predicts the label
 # (with several photos each, pretraining memorises signatures and learns nothing that transfers).
-SOURCE_SPEC = WorldSpec(classes=SOURCE_CLASSES, specimens=3600, views=(1, 1), planted=(0, 0, 0, 0), broken=False,
-                        cross_batch=0)
+SOURCE_SPEC = WorldSpec(
+    classes=SOURCE_CLASSES, specimens=3600, views=(1, 1), planted=(0, 0, 0, 0), broken=False, cross_batch=0
+)
 
 
 @dataclass(frozen=True)
@@ -103,12 +113,22 @@ class DemoWorld:
     def truth(self) -> dict[str, Any]:
         """What was planted: duplicate pairs (and whether they cross groups) and broken files."""
         groups = {f.path: f.group for f in self.files}
-        pairs = [{"kind": f.kind, "original": f.original, "copy": f.path,
-                  "cross_group": groups.get(f.original or "", "?") != f.group}
-                 for f in self.files if f.kind in PLANTED_KINDS or f.kind == "cross_batch"]
+        pairs = [
+            {
+                "kind": f.kind,
+                "original": f.original,
+                "copy": f.path,
+                "cross_group": groups.get(f.original or "", "?") != f.group,
+            }
+            for f in self.files
+            if f.kind in PLANTED_KINDS or f.kind == "cross_batch"
+        ]
         broken = [{"kind": f.kind, "path": f.path} for f in self.files if f.kind in BROKEN_KINDS]
-        return {"planted": pairs, "broken": broken,
-                "counts_by_class": dict(sorted(Counter(f.label for f in self.files).items()))}
+        return {
+            "planted": pairs,
+            "broken": broken,
+            "counts_by_class": dict(sorted(Counter(f.label for f in self.files).items())),
+        }
 
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
@@ -134,32 +154,51 @@ def _object_colors(rng: np.random.Generator, background: tuple[Color, Color]) ->
     return fill
 
 
-def make_specimen(seed: int, stream: int, batch: int, index: int, label: str, spec: WorldSpec, prefix: str
-                  ) -> Specimen:
+def make_specimen(seed: int, stream: int, batch: int, index: int, label: str, spec: WorldSpec, prefix: str) -> Specimen:
     """Draw one specimen's signature from its own random stream (independent of how many others exist)."""
     rng = _rng(seed, stream, batch, index)
     # A subtle two-tone texture: distinctive enough to recognise the specimen, quiet enough not to hide the shape.
     base = _color(rng)
     other = tuple(int(b + 0.35 * (c - b)) for b, c in zip(base, _color(rng), strict=True))
     background: tuple[Color, Color] = (base, other)  # type: ignore[assignment]
-    texture = Texture(kind=str(rng.choice(TEXTURES)), colors=background, frequency=float(rng.uniform(2, 7)),
-                      angle=float(rng.uniform(0, math.pi)), phases=tuple(float(p) for p in rng.uniform(0, 6.3, 3)))
+    texture = Texture(
+        kind=str(rng.choice(TEXTURES)),
+        colors=background,
+        frequency=float(rng.uniform(2, 7)),
+        angle=float(rng.uniform(0, math.pi)),
+        phases=tuple(float(p) for p in rng.uniform(0, 6.3, 3)),
+    )
     mark = None
     if rng.random() < 0.7:
         angle, dist = rng.uniform(0, 2 * math.pi), rng.uniform(0, 0.45)
         mark = ((float(dist * math.cos(angle)), float(dist * math.sin(angle))), float(rng.uniform(0.12, 0.22)))
     return Specimen(
-        id=f"{prefix}-s{index:03d}", label=label, index=index,
+        id=f"{prefix}-s{index:03d}",
+        label=label,
+        index=index,
         n_views=int(rng.integers(spec.views[0], spec.views[1] + 1)),
         entropy=(seed, stream, batch, index, 1),
-        radius=float(rng.uniform(0.28, 0.42)), aspect=(float(rng.uniform(0.85, 1.15)), float(rng.uniform(0.85, 1.15))),
-        rotation=float(rng.uniform(-0.3, 0.3)), hollow=float(rng.uniform(0.3, 0.5)),
-        fill=_object_colors(rng, background), line_color=_color(rng),
-        line_width=float(rng.choice([0.0, 1.0, 1.5, 2.0, 3.0])), mark=mark, mark_color=_color(rng),
-        texture=texture, noise=float(rng.uniform(3, 10)),
-        light=tuple((float(fx), float(fy), float(phase), float(amplitude)) for fx, fy, phase, amplitude
-                    in zip(rng.uniform(-1.2, 1.2, 3), rng.uniform(-1.2, 1.2, 3), rng.uniform(0, 2 * math.pi, 3),
-                           rng.uniform(15, 35, 3), strict=True)),
+        radius=float(rng.uniform(0.28, 0.42)),
+        aspect=(float(rng.uniform(0.85, 1.15)), float(rng.uniform(0.85, 1.15))),
+        rotation=float(rng.uniform(-0.3, 0.3)),
+        hollow=float(rng.uniform(0.3, 0.5)),
+        fill=_object_colors(rng, background),
+        line_color=_color(rng),
+        line_width=float(rng.choice([0.0, 1.0, 1.5, 2.0, 3.0])),
+        mark=mark,
+        mark_color=_color(rng),
+        texture=texture,
+        noise=float(rng.uniform(3, 10)),
+        light=tuple(
+            (float(fx), float(fy), float(phase), float(amplitude))
+            for fx, fy, phase, amplitude in zip(
+                rng.uniform(-1.2, 1.2, 3),
+                rng.uniform(-1.2, 1.2, 3),
+                rng.uniform(0, 2 * math.pi, 3),
+                rng.uniform(15, 35, 3),
+                strict=True,
+            )
+        ),
     )
 
 
@@ -169,17 +208,32 @@ def photograph(specimen: Specimen, view: int, size: int = 64) -> Image.Image:
     radius = specimen.radius * size * rng.uniform(0.88, 1.12)
     slack = max(size / 2 - radius * 1.05, 0.0) * 0.7
     offset = (float(rng.uniform(-slack, slack)), float(rng.uniform(-slack, slack)))
-    pose = Pose(center=(size / 2 + offset[0], size / 2 + offset[1]), radius=radius,
-                rotation=specimen.rotation + float(np.clip(rng.normal(0, 0.15), -0.35, 0.35)), aspect=specimen.aspect)
+    pose = Pose(
+        center=(size / 2 + offset[0], size / 2 + offset[1]),
+        radius=radius,
+        rotation=specimen.rotation + float(np.clip(rng.normal(0, 0.15), -0.35, 0.35)),
+        aspect=specimen.aspect,
+    )
     shift = (offset[0] * 0.5 + float(rng.uniform(-3, 3)), offset[1] * 0.5 + float(rng.uniform(-3, 3)))
     sigma = specimen.noise * rng.uniform(0.6, 1.4)
-    photo = Photo(geometry=shape_geometry(specimen.label, specimen.hollow), pose=pose, background=specimen.texture,
-                  shift=shift, fill=specimen.fill, line_color=specimen.line_color,
-                  line_width=specimen.line_width * size / 64, mark=specimen.mark, mark_color=specimen.mark_color,
-                  brightness=float(rng.uniform(0.75, 1.25)), contrast=float(rng.uniform(0.7, 1.3)),
-                  light=tuple((fx, fy, phase + float(rng.normal(0, 0.2)), amplitude * float(rng.uniform(0.85, 1.15)))
-                              for fx, fy, phase, amplitude in specimen.light),
-                  noise=rng.normal(0, sigma, (size, size, 3)))
+    photo = Photo(
+        geometry=shape_geometry(specimen.label, specimen.hollow),
+        pose=pose,
+        background=specimen.texture,
+        shift=shift,
+        fill=specimen.fill,
+        line_color=specimen.line_color,
+        line_width=specimen.line_width * size / 64,
+        mark=specimen.mark,
+        mark_color=specimen.mark_color,
+        brightness=float(rng.uniform(0.75, 1.25)),
+        contrast=float(rng.uniform(0.7, 1.3)),
+        light=tuple(
+            (fx, fy, phase + float(rng.normal(0, 0.2)), amplitude * float(rng.uniform(0.85, 1.15)))
+            for fx, fy, phase, amplitude in specimen.light
+        ),
+        noise=rng.normal(0, sigma, (size, size, 3)),
+    )
     return render_photo(photo, size)
 
 
@@ -195,8 +249,9 @@ class _Folders:
         return f"{specimen.label}/{specimen.id}/{specimen.id}-{number:02d}.jpg"
 
 
-def make_specimens(seed: int, spec: WorldSpec, *, batch: int = 1, stream: int = _DEMO_STREAM, prefix: str = ""
-                   ) -> list[Specimen]:
+def make_specimens(
+    seed: int, spec: WorldSpec, *, batch: int = 1, stream: int = _DEMO_STREAM, prefix: str = ""
+) -> list[Specimen]:
     """The specimens of one batch, classes balanced (counts differ by at most one) and shuffled."""
     order = _rng(seed, stream, batch, 1_000_000).permutation(spec.specimens)
     labels = [spec.classes[int(k) % len(spec.classes)] for k in order]
@@ -210,9 +265,15 @@ def _target(rng: np.random.Generator, source: Specimen, specimens: Sequence[Spec
     return others[int(rng.integers(len(others)))] if cross and others else source
 
 
-def build_world(seed: int, spec: WorldSpec = DEMO_SPEC, *, batch: int = 1,
-                previous: Sequence[tuple[str, bytes]] = (), stream: int = _DEMO_STREAM, prefix: str = ""
-                ) -> DemoWorld:
+def build_world(
+    seed: int,
+    spec: WorldSpec = DEMO_SPEC,
+    *,
+    batch: int = 1,
+    previous: Sequence[tuple[str, bytes]] = (),
+    stream: int = _DEMO_STREAM,
+    prefix: str = "",
+) -> DemoWorld:
     """Every file of one batch: the photographs, the planted copies and the broken files.
 
     `previous` (path, bytes) are photos of earlier batches; for batch >= 2, `spec.cross_batch` of them are copied
@@ -220,8 +281,13 @@ def build_world(seed: int, spec: WorldSpec = DEMO_SPEC, *, batch: int = 1,
     """
     specimens = make_specimens(seed, spec, batch=batch, stream=stream, prefix=prefix)
     folders = _Folders()
-    photos = [DemoFile(folders.name(s), s.label, s.id, encode_jpeg(photograph(s, view, spec.image_size), spec.quality),
-                       "photo") for s in specimens for view in range(s.n_views)]
+    photos = [
+        DemoFile(
+            folders.name(s), s.label, s.id, encode_jpeg(photograph(s, view, spec.image_size), spec.quality), "photo"
+        )
+        for s in specimens
+        for view in range(s.n_views)
+    ]
     rng = _rng(seed, stream, batch, 2_000_000)
     files = photos + _plant_copies(rng, photos, specimens, folders, spec)
     if batch >= 2 and spec.cross_batch:
@@ -231,12 +297,20 @@ def build_world(seed: int, spec: WorldSpec = DEMO_SPEC, *, batch: int = 1,
     return DemoWorld(tuple(files))
 
 
-def _plant_copies(rng: np.random.Generator, photos: Sequence[DemoFile], specimens: Sequence[Specimen],
-                  folders: _Folders, spec: WorldSpec) -> list[DemoFile]:
+def _plant_copies(
+    rng: np.random.Generator,
+    photos: Sequence[DemoFile],
+    specimens: Sequence[Specimen],
+    folders: _Folders,
+    spec: WorldSpec,
+) -> list[DemoFile]:
     """Copies of distinct photos; of each kind, the first `cross_group` share is filed under another group."""
     by_id = {s.id: s for s in specimens}
-    plan = [(kind, k < round(count * spec.cross_group))
-            for kind, count in zip(PLANTED_KINDS, spec.planted, strict=True) for k in range(count)]
+    plan = [
+        (kind, k < round(count * spec.cross_group))
+        for kind, count in zip(PLANTED_KINDS, spec.planted, strict=True)
+        for k in range(count)
+    ]
     chosen = rng.permutation(len(photos))[: len(plan)]
     copies = []
     for (kind, cross), pick in zip(plan, chosen, strict=False):
@@ -249,8 +323,13 @@ def _plant_copies(rng: np.random.Generator, photos: Sequence[DemoFile], specimen
     return copies
 
 
-def _copy_previous(rng: np.random.Generator, previous: Sequence[tuple[str, bytes]], specimens: Sequence[Specimen],
-                   folders: _Folders, spec: WorldSpec) -> list[DemoFile]:
+def _copy_previous(
+    rng: np.random.Generator,
+    previous: Sequence[tuple[str, bytes]],
+    specimens: Sequence[Specimen],
+    folders: _Folders,
+    spec: WorldSpec,
+) -> list[DemoFile]:
     """Re-encoded copies of earlier batches' photos, filed under new specimens of the same class."""
     copies = []
     for pick in rng.permutation(len(previous))[: spec.cross_batch]:
@@ -260,13 +339,22 @@ def _copy_previous(rng: np.random.Generator, previous: Sequence[tuple[str, bytes
         if not targets:  # an earlier class this batch does not have: nowhere honest to file it
             continue
         target = targets[int(rng.integers(len(targets)))]
-        copies.append(DemoFile(folders.name(target), target.label, target.id,
-                               copy_bytes(data, "requality", rng, spec.quality), "cross_batch", path))
+        copies.append(
+            DemoFile(
+                folders.name(target),
+                target.label,
+                target.id,
+                copy_bytes(data, "requality", rng, spec.quality),
+                "cross_batch",
+                path,
+            )
+        )
     return copies
 
 
-def _break_files(rng: np.random.Generator, specimens: Sequence[Specimen], folders: _Folders, spec: WorldSpec
-                 ) -> list[DemoFile]:
+def _break_files(
+    rng: np.random.Generator, specimens: Sequence[Specimen], folders: _Folders, spec: WorldSpec
+) -> list[DemoFile]:
     """One broken file of each kind, each in a different specimen's folder."""
     broken = []
     for kind, host in zip(BROKEN_KINDS, rng.permutation(len(specimens)), strict=False):

@@ -3,6 +3,7 @@
 Shared by the `evaluate` stage and the `predict` command. Files are decoded one batch at a time (memory stays flat
 on large folders); a file that cannot be decoded yields a result carrying the reason instead of stopping the run.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
@@ -39,7 +40,7 @@ def decode(path: str | Path, preprocessing: Preprocessing) -> tuple[np.ndarray |
 
 def _batches(items: Sequence[str | Path], size: int) -> Iterator[Sequence[str | Path]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 @torch.inference_mode()

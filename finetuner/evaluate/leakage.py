@@ -17,6 +17,7 @@ leakage unit in its train split; `build_report` assembles `reports/leakage.json`
   its user by. `pretraining_gain`: leak_free minus scratch on the leak-free test.
 - `table`: the three lines `make demo` prints (model, own test, leak-free test), in that order.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -46,8 +47,8 @@ def naive_split(pool: Sequence[Row], fractions: Mapping[str, float], seed: int) 
         rows = [by_class[label][i] for i in rng.permutation(len(by_class[label]))]
         n_test, n_val = _counts(len(rows), fractions["test"]), _counts(len(rows), fractions["val"])
         out["test"] += rows[:n_test]
-        out["val"] += rows[n_test:n_test + n_val]
-        out["train"] += rows[n_test + n_val:]
+        out["val"] += rows[n_test : n_test + n_val]
+        out["train"] += rows[n_test + n_val :]
     return {name: sorted(rows, key=lambda r: r["path"]) for name, rows in out.items()}
 
 
@@ -60,12 +61,16 @@ def naive_leaks(split: Mapping[str, Sequence[Row]]) -> dict[str, Any]:
     train_units = {row["unit"] for row in split["train"]}
     leaking = [row for row in split["test"] if row["unit"] in train_units]
     n = len(split["test"])
-    return {"test_images": n, "test_images_with_same_unit_in_train": len(leaking),
-            "share": round(len(leaking) / n, 4) if n else None}
+    return {
+        "test_images": n,
+        "test_images_with_same_unit_in_train": len(leaking),
+        "share": round(len(leaking) / n, 4) if n else None,
+    }
 
 
-def separated_pairs(pairs: Sequence[Row], naive: Mapping[str, Sequence[Row]],
-                    leak_free: Mapping[str, str], limit: int) -> list[dict[str, str]]:
+def separated_pairs(
+    pairs: Sequence[Row], naive: Mapping[str, Sequence[Row]], leak_free: Mapping[str, str], limit: int
+) -> list[dict[str, str]]:
     """Near-duplicate pairs the naive split put in train and test, with where the leak-aware split put both.
 
     `pairs` are rows of near_duplicates.csv; `leak_free` maps path -> split. Cross-group pairs first (they are the
@@ -79,9 +84,15 @@ def separated_pairs(pairs: Sequence[Row], naive: Mapping[str, Sequence[Row]],
         if {where.get(a), where.get(b)} != {"train", "test"}:
             continue
         train, test = (a, b) if where[a] == "train" else (b, a)
-        found.append({"naive_train": train, "naive_test": test, "method": pair.get("method", ""),
-                      "cross_group": str(group.get(a) != group.get(b)).lower(),
-                      "leak_free": f"{leak_free.get(train, '?')} / {leak_free.get(test, '?')}"})
+        found.append(
+            {
+                "naive_train": train,
+                "naive_test": test,
+                "method": pair.get("method", ""),
+                "cross_group": str(group.get(a) != group.get(b)).lower(),
+                "leak_free": f"{leak_free.get(train, '?')} / {leak_free.get(test, '?')}",
+            }
+        )
     found.sort(key=lambda p: (p["cross_group"] != "true", p["naive_test"]))
     return found[:limit]
 
@@ -92,33 +103,54 @@ def _figures(metrics: Mapping[str, Any] | None) -> dict[str, float] | None:
     return {key: round(float(metrics[key]), 4) for key in FIGURES if key in metrics}
 
 
-def model_entry(trained_on: str, images: Mapping[str, int], own_test: Mapping[str, Any] | None,
-                leak_free_test: Mapping[str, Any]) -> dict[str, Any]:
+def model_entry(
+    trained_on: str, images: Mapping[str, int], own_test: Mapping[str, Any] | None, leak_free_test: Mapping[str, Any]
+) -> dict[str, Any]:
     """One model's line of the report; `own_test` None means its own test split is the leak-free one."""
     leak_free = _figures(leak_free_test)
-    return {"trained_on": trained_on, "images": dict(images),
-            "own_test": _figures(own_test) if own_test is not None else leak_free,
-            "leak_free_test": leak_free, "model_sha256": leak_free_test.get("model_sha256")}
+    return {
+        "trained_on": trained_on,
+        "images": dict(images),
+        "own_test": _figures(own_test) if own_test is not None else leak_free,
+        "leak_free_test": leak_free,
+        "model_sha256": leak_free_test.get("model_sha256"),
+    }
 
 
-def build_report(models: Mapping[str, dict[str, Any]], metric: str, leaks: Mapping[str, Any] | None,
-                 pairs: Sequence[Mapping[str, str]]) -> dict[str, Any]:
+def build_report(
+    models: Mapping[str, dict[str, Any]],
+    metric: str,
+    leaks: Mapping[str, Any] | None,
+    pairs: Sequence[Mapping[str, str]],
+) -> dict[str, Any]:
     """The whole `reports/leakage.json` from the model entries (`leak_free` required; `naive`, `scratch` optional)."""
-    report: dict[str, Any] = {"schema": SCHEMA, "enabled": True, "metric": metric, "used_for_selection": False,
-                              "models": {name: dict(entry) for name, entry in models.items()}}
+    report: dict[str, Any] = {
+        "schema": SCHEMA,
+        "enabled": True,
+        "metric": metric,
+        "used_for_selection": False,
+        "models": {name: dict(entry) for name, entry in models.items()},
+    }
     if "naive" in models:
         naive = report["models"]["naive"]
         naive["leaks"] = dict(leaks or {})
-        report["inflation"] = {key: round(naive["own_test"][key] - naive["leak_free_test"][key], 4)
-                               for key in naive["own_test"]}
+        report["inflation"] = {
+            key: round(naive["own_test"][key] - naive["leak_free_test"][key], 4) for key in naive["own_test"]
+        }
         report["separated_pairs"] = [dict(pair) for pair in pairs]
     if "scratch" in models:
         report["pretraining_gain"] = {
             key: round(models["leak_free"]["leak_free_test"][key] - models["scratch"]["leak_free_test"][key], 4)
-            for key in models["leak_free"]["leak_free_test"]}
-    report["table"] = [{"model": name, "own_test": entry["own_test"].get(metric),
-                        "leak_free_test": entry["leak_free_test"].get(metric)}
-                       for name, entry in report["models"].items()]
+            for key in models["leak_free"]["leak_free_test"]
+        }
+    report["table"] = [
+        {
+            "model": name,
+            "own_test": entry["own_test"].get(metric),
+            "leak_free_test": entry["leak_free_test"].get(metric),
+        }
+        for name, entry in report["models"].items()
+    ]
     return report
 
 
@@ -133,8 +165,10 @@ def format_table(report: Mapping[str, Any]) -> str:
         note = ""
         if row["model"] == "naive" and "inflation" in report:
             note = f"   inflated by {report['inflation'].get(metric, 0):+.3f}"
-        lines.append(f"{LABELS.get(row['model'], row['model']):<24} {_num(row['own_test']):>14} "
-                     f"{_num(row['leak_free_test']):>15}{note}")
+        lines.append(
+            f"{LABELS.get(row['model'], row['model']):<24} {_num(row['own_test']):>14} "
+            f"{_num(row['leak_free_test']):>15}{note}"
+        )
     return "\n".join(lines)
 
 

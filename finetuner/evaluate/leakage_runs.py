@@ -6,9 +6,11 @@ and is then scored on the leak-aware test split by the caller, which counts ever
 - naive: the same recipe on the naive split, reusing the rates the leak-free run's range tests chose (the same
   settings, and no second range test to pay for); each stage's gate still decides on the naive validation split.
 - scratch: random weights, every block trained from the start at one rate (the `full` stage alone, ungated, with
-  its step budget): a head probe or a partial stage on random features would only spend time. None of these figures chooses anything:
-`models/best.pt` was fixed before this runs, and the report says so (`used_for_selection: false`).
+  its step budget): a head probe or a partial stage on random features would only spend time.
+None of these figures chooses anything: `models/best.pt` was fixed before this runs, and the report says so
+(`used_for_selection: false`).
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from finetuner import layout
-from finetuner.config import Params
 from finetuner.common.stage import read_csv, write_csv
+from finetuner.config import Params
 from finetuner.evaluate.leakage import build_report, model_entry, naive_leaks, naive_split, separated_pairs
 from finetuner.train.families import ALL, HEAD
 from finetuner.train.stage import STAGES, run_training_stage
@@ -77,11 +79,13 @@ def _scratch(params: Params) -> Params:
     update: dict[str, Any] = {"min_gain": None, "train": (ALL,)}
     if isinstance(full.lr, dict):
         update.update(lr={HEAD: max(full.lr.values())}, lr_decay=1.0)
-    stages = params.stages.model_copy(update={
-        "head": params.stages.head.model_copy(update={"epochs": 0}),
-        "partial": params.stages.partial.model_copy(update={"epochs": 0}),
-        "full": full.model_copy(update=update),
-    })
+    stages = params.stages.model_copy(
+        update={
+            "head": params.stages.head.model_copy(update={"epochs": 0}),
+            "partial": params.stages.partial.model_copy(update={"epochs": 0}),
+            "full": full.model_copy(update=update),
+        }
+    )
     return params.model_copy(update={"stages": stages})
 
 
@@ -97,8 +101,7 @@ def _counts(splits: Mapping[str, Rows]) -> dict[str, int]:
     return {name: len(rows) for name, rows in splits.items()}
 
 
-def compare(params: Params, root: Path, test_rows: Rows, leak_free: dict[str, Any], score: Scorer
-            ) -> dict[str, Any]:
+def compare(params: Params, root: Path, test_rows: Rows, leak_free: dict[str, Any], score: Scorer) -> dict[str, Any]:
     """Train and score the comparison models; returns the `reports/leakage.json` dict.
 
     `leak_free` is models/best.pt's test metrics, already computed by the caller; `score(checkpoint, rows, source)`
@@ -108,33 +111,50 @@ def compare(params: Params, root: Path, test_rows: Rows, leak_free: dict[str, An
     splits_dir = root / "data" / "splits"
     ours = {name: read_csv(splits_dir / f"{name}.csv", required=SPLIT_COLUMNS) for name in ("train", "val")}
     ours["test"] = list(test_rows)
-    models = {"leak_free": model_entry("leak-aware split (data/splits), model.weights", _counts(ours), None,
-                                       leak_free)}
+    models = {"leak_free": model_entry("leak-aware split (data/splits), model.weights", _counts(ours), None, leak_free)}
     leaks, pairs = None, []
     if cfg.naive:
         naive = naive_split(ours["train"] + ours["val"], params.split.fractions.model_dump(), params.seed)
         leaks = naive_leaks(naive)
-        log.info("leakage: naive split of the %d train+val images: %d of its %d test images have an image of the "
-                 "same unit in its train split", sum(_counts(naive).values()),
-                 leaks["test_images_with_same_unit_in_train"], leaks["test_images"])
+        log.info(
+            "leakage: naive split of the %d train+val images: %d of its %d test images have an image of the "
+            "same unit in its train split",
+            sum(_counts(naive).values()),
+            leaks["test_images_with_same_unit_in_train"],
+            leaks["test_images"],
+        )
         same = _with_rates(_with_weights(params, root, params.model.weights), root)
-        own, true = _train_and_score("naive split", same, root, naive,
-                                     [(naive["test"], None), (test_rows, "leakage: naive")],
-                                     score)
-        models["naive"] = model_entry("naive per-image split of the same train+val images, model.weights",
-                                      _counts(naive), own, true)
+        own, true = _train_and_score(
+            "naive split", same, root, naive, [(naive["test"], None), (test_rows, "leakage: naive")], score
+        )
+        models["naive"] = model_entry(
+            "naive per-image split of the same train+val images, model.weights", _counts(naive), own, true
+        )
         where = {row["path"]: name for name, rows in ours.items() for row in rows}
         pairs = separated_pairs(_pairs(root), naive, where, cfg.pairs_shown)
     if cfg.scratch:
-        (true,) = _train_and_score("from-scratch", _scratch(_with_weights(params, root, None)), root, ours,
-                                   [(test_rows, "leakage: scratch")], score)
-        models["scratch"] = model_entry("leak-aware split, random initialisation (model.weights: null), all blocks",
-                                        _counts(ours), None, true)
+        (true,) = _train_and_score(
+            "from-scratch",
+            _scratch(_with_weights(params, root, None)),
+            root,
+            ours,
+            [(test_rows, "leakage: scratch")],
+            score,
+        )
+        models["scratch"] = model_entry(
+            "leak-aware split, random initialisation (model.weights: null), all blocks", _counts(ours), None, true
+        )
     return build_report(models, params.train.select_metric, leaks, pairs)
 
 
-def _train_and_score(what: str, params: Params, root: Path, splits: Mapping[str, Rows],
-                     scorings: Sequence[tuple[Rows, str | None]], score: Scorer) -> list[dict[str, Any]]:
+def _train_and_score(
+    what: str,
+    params: Params,
+    root: Path,
+    splits: Mapping[str, Rows],
+    scorings: Sequence[tuple[Rows, str | None]],
+    score: Scorer,
+) -> list[dict[str, Any]]:
     """Train in a throwaway sandbox (removed afterwards, whatever happens), then score on each of `scorings`."""
     began = time.perf_counter()
     log.info("leakage: training the %s model with the pipeline's recipe", what)

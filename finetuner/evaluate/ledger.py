@@ -5,6 +5,7 @@ the test figure a little more optimistic. The ledger counts distinct models by t
 file, so re-saving a model does not count twice) per test split, identified by the hash of its file contents (a new
 split starts a fresh count; old entries are kept as history). Pure functions over a plain dict; the stage persists it.
 """
+
 from __future__ import annotations
 
 import copy
@@ -67,5 +68,9 @@ def ledger_summary(ledger: Mapping[str, Any], split_hash: str, warn_after: int) 
             f"{count} distinct models have been scored on this test split (threshold {warn_after}); decisions "
             "taken on it make its figures optimistic. Collect fresh test data or treat these figures as validation."
         )
-    return {"test_split_sha256": split_hash, "distinct_models_scored": count, "warn_after": warn_after,
-            "warning": warning}
+    return {
+        "test_split_sha256": split_hash,
+        "distinct_models_scored": count,
+        "warn_after": warn_after,
+        "warning": warning,
+    }

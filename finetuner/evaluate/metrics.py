@@ -5,6 +5,7 @@ with what practitioners compute by hand: a class with no predictions has precisi
 over the classes that occur in either the truth or the predictions; `balanced_accuracy` averages recall over the
 classes that occur in the truth. Expected calibration error uses equal-width confidence bins `(i/M, (i+1)/M]`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -35,9 +36,7 @@ def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     return out
 
 
-def classification_metrics(
-    y_true: Sequence[int], y_pred: Sequence[int], class_names: Sequence[str]
-) -> dict[str, Any]:
+def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], class_names: Sequence[str]) -> dict[str, Any]:
     """Accuracy, macro F1, balanced accuracy and per-class precision/recall/F1/support, keyed by class name."""
     counts = confusion_counts(y_true, y_pred, len(class_names))
     n = int(counts.sum())
@@ -52,8 +51,12 @@ def classification_metrics(
     seen = (support > 0) | (predicted > 0)
     present = support > 0
     per_class = {
-        name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-               "support": int(support[i])}
+        name: {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+        }
         for i, name in enumerate(class_names)
     }
     return {
@@ -92,11 +95,15 @@ def reliability_bins(confidence: Sequence[float], correct: Sequence[bool], n_bin
     for i in range(n_bins):
         mask = index == i
         count = int(mask.sum())
-        bins.append(ReliabilityBin(
-            lower=i / n_bins, upper=(i + 1) / n_bins, count=count,
-            accuracy=float(hit[mask].mean()) if count else 0.0,
-            confidence=float(conf[mask].mean()) if count else 0.0,
-        ))
+        bins.append(
+            ReliabilityBin(
+                lower=i / n_bins,
+                upper=(i + 1) / n_bins,
+                count=count,
+                accuracy=float(hit[mask].mean()) if count else 0.0,
+                confidence=float(conf[mask].mean()) if count else 0.0,
+            )
+        )
     return bins
 
 

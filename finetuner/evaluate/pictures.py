@@ -3,6 +3,7 @@
 Built on `matplotlib.figure.Figure` directly (never pyplot), like `evaluate.plots`; inputs are plain arrays and
 lists, the caller (`finetuner/evaluate/summary_pictures.py`) reads the files and saves the figures atomically.
 """
+
 from __future__ import annotations
 
 import math
@@ -13,12 +14,17 @@ from matplotlib.figure import Figure
 
 RIGHT, WRONG = "tab:green", "tab:red"
 #: per-stage curve name -> (panel, label); panels: 0 = validation macro F1, 1 = losses
-CURVES = {"val/macro_f1": (0, "val macro F1"), "val/accuracy": (0, "val accuracy"),
-          "train/loss": (1, "train loss"), "val/loss": (1, "val loss")}
+CURVES = {
+    "val/macro_f1": (0, "val macro F1"),
+    "val/accuracy": (0, "val accuracy"),
+    "train/loss": (1, "train loss"),
+    "val/loss": (1, "val loss"),
+}
 
 
-def sample_grid(images: Sequence[np.ndarray], true: Sequence[str], predicted: Sequence[str],
-                columns: int = 8) -> Figure:
+def sample_grid(
+    images: Sequence[np.ndarray], true: Sequence[str], predicted: Sequence[str], columns: int = 8
+) -> Figure:
     """Each image titled `predicted` (and `true` when wrong), green when right and red when wrong."""
     rows = max(1, math.ceil(len(images) / columns))
     figure = Figure(figsize=(1.5 * columns, 1.75 * rows), layout="constrained")
@@ -74,6 +80,8 @@ def pairs_figure(pairs: Sequence[tuple[np.ndarray, np.ndarray, str]]) -> Figure:
         axes[0, column].set_title("naive: train", fontsize=8, color=WRONG)
         axes[1, column].set_title("naive: test", fontsize=8, color=WRONG)
         axes[1, column].set_xlabel(caption, fontsize=8)
-    figure.suptitle("near duplicates a per-image split put in train and test; the leak-aware split kept each pair "
-                    "together", fontsize=9)
+    figure.suptitle(
+        "near duplicates a per-image split put in train and test; the leak-aware split kept each pair together",
+        fontsize=9,
+    )
     return figure

@@ -3,6 +3,7 @@
 Built on `matplotlib.figure.Figure` directly (never pyplot), so no GUI backend or global state is involved; the
 caller saves the returned figure (the stage writes it atomically).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -35,8 +36,15 @@ def confusion_figure(counts: np.ndarray, class_names: Sequence[str]) -> Figure:
         if k <= 30:  # past that the numbers are unreadable; the colour still shows the structure
             threshold = values.max() / 2
             for (row, col), value in np.ndenumerate(values):
-                axes.text(col, row, fmt.format(value), ha="center", va="center", fontsize=8,
-                          color="white" if value > threshold else "black")
+                axes.text(
+                    col,
+                    row,
+                    fmt.format(value),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if value > threshold else "black",
+                )
         figure.colorbar(image, ax=axes, shrink=0.8)
     return figure
 
@@ -48,10 +56,23 @@ def reliability_figure(bins: Sequence[ReliabilityBin], ece: float) -> Figure:
     width = bins[0].upper - bins[0].lower if bins else 0.1
     centres = [(b.lower + b.upper) / 2 for b in bins]
     filled = [b for b in bins if b.count]
-    top.bar([(b.lower + b.upper) / 2 for b in filled], [b.accuracy for b in filled], width=width * 0.95,
-            color="tab:blue", edgecolor="black", label="accuracy")
-    top.bar([(b.lower + b.upper) / 2 for b in filled], [b.confidence - b.accuracy for b in filled],
-            bottom=[b.accuracy for b in filled], width=width * 0.95, color="tab:red", alpha=0.3, label="gap")
+    top.bar(
+        [(b.lower + b.upper) / 2 for b in filled],
+        [b.accuracy for b in filled],
+        width=width * 0.95,
+        color="tab:blue",
+        edgecolor="black",
+        label="accuracy",
+    )
+    top.bar(
+        [(b.lower + b.upper) / 2 for b in filled],
+        [b.confidence - b.accuracy for b in filled],
+        bottom=[b.accuracy for b in filled],
+        width=width * 0.95,
+        color="tab:red",
+        alpha=0.3,
+        label="gap",
+    )
     top.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
     top.set_xlim(0, 1)
     top.set_ylim(0, 1)

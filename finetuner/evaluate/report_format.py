@@ -2,6 +2,7 @@
 
 Pure helpers for `finetuner.evaluate.reporting` and `finetuner.evaluate.summary_sections`; nothing here reads files.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -42,6 +43,7 @@ def size(value: Any) -> int | None:
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A GitHub-flavoured markdown table; pipes in cells are escaped so a label cannot break the layout."""
+
     def cell(value: Any) -> str:
         return fmt(value).replace("|", "\\|").replace("\n", " ")
 

@@ -5,6 +5,7 @@ Part of the evaluate stage (not a stage of its own): reads what the earlier stag
 `finetuner.evaluate.reporting`. A missing or unreadable optional input becomes "not available" in the text, never a
 failure: the test figures matter more than a summary line.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,14 +13,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
-
 from finetuner import layout
-from finetuner.train.checkpoint import CheckpointError, load_pipeline_checkpoint
+from finetuner.common.dvc_lock import locked_dep_hash
+from finetuner.common.stage import write_text
 from finetuner.config import Params
 from finetuner.evaluate.reporting import render_model_card, render_summary
 from finetuner.evaluate.summary_leakage import leakage_section, pictures_section
-from finetuner.common.dvc_lock import locked_dep_hash
-from finetuner.common.stage import write_text
+from finetuner.train.checkpoint import CheckpointError, load_pipeline_checkpoint
 
 log = logging.getLogger("finetuner.evaluate")
 
@@ -56,14 +56,23 @@ def _stage_record(root: Path, stage: str) -> dict[str, Any]:
     for name in ("stage_best.pt", "best.pt"):
         checkpoint = _load(folder / name)
         if checkpoint is not None and (name == "stage_best.pt" or _same_stage(checkpoint.get("stage"), stage)):
-            return {"stage": stage, "metric": checkpoint.get("metric"), "value": checkpoint.get("value"),
-                    "epoch": checkpoint.get("epoch"), "source": (folder / name).relative_to(root).as_posix(),
-                    **decision}
+            return {
+                "stage": stage,
+                "metric": checkpoint.get("metric"),
+                "value": checkpoint.get("value"),
+                "epoch": checkpoint.get("epoch"),
+                "source": (folder / name).relative_to(root).as_posix(),
+                **decision,
+            }
     live = _read_json(root / layout.stage_reports(stage) / "metrics.json") or {}
     if live.get("epochs") == 0:
         through = live.get("passed_through")
-        return {"stage": stage, "skipped": "epochs: 0" if recipe.get("ran") is not False else "gated",
-                "source": f"passes through {through}" if through else None, **decision}
+        return {
+            "stage": stage,
+            "skipped": "epochs: 0" if recipe.get("ran") is not False else "gated",
+            "source": f"passes through {through}" if through else None,
+            **decision,
+        }
     return {"stage": stage, "value": None, **decision}
 
 
@@ -77,8 +86,13 @@ def _load(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def write_summary(params: Params, root: Path, metrics: dict[str, Any], leakage: dict[str, Any] | None = None,
-                  pictures: dict[str, str | None] | None = None) -> None:
+def write_summary(
+    params: Params,
+    root: Path,
+    metrics: dict[str, Any],
+    leakage: dict[str, Any] | None = None,
+    pictures: dict[str, str | None] | None = None,
+) -> None:
     reports = root / layout.REPORTS
     pictures = pictures or {}
     links: dict[str, str | None] = {
@@ -89,10 +103,16 @@ def write_summary(params: Params, root: Path, metrics: dict[str, Any], leakage: 
         "model card": "model_card.md",
         "near-duplicate review page": "dedup.html" if (reports / "dedup.html").exists() else None,
     }
-    extra = (leakage_section(leakage, pictures.get("separated near duplicates")) + [""]
-             + pictures_section(pictures))
-    text = render_summary(_read_json(reports / "ingest.json"), _read_json(reports / "dedup.json"),
-                          _read_json(reports / "split.json"), gather_training(root), metrics, links, extra)
+    extra = leakage_section(leakage, pictures.get("separated near duplicates")) + [""] + pictures_section(pictures)
+    text = render_summary(
+        _read_json(reports / "ingest.json"),
+        _read_json(reports / "dedup.json"),
+        _read_json(reports / "split.json"),
+        gather_training(root),
+        metrics,
+        links,
+        extra,
+    )
     write_text(root / layout.SUMMARY, text)
 
 
@@ -105,8 +125,12 @@ def write_model_card(params: Params, root: Path, checkpoint: dict[str, Any], met
     weights = checkpoint.get("weights", params.model.weights)
     origin = "random initialisation (model.weights: null)" if weights is None else str(weights)
     # Each section spelled out, so the dvc.yaml deps test sees what the card reads (evaluate's `params`).
-    card_params = {"seed": params.seed, "data": params.data.model_dump(mode="json"),
-                   "model": params.model.model_dump(mode="json"), "train": params.train.model_dump(mode="json"),
-                   "stages": params.stages.model_dump(mode="json")}
+    card_params = {
+        "seed": params.seed,
+        "data": params.data.model_dump(mode="json"),
+        "model": params.model.model_dump(mode="json"),
+        "train": params.train.model_dump(mode="json"),
+        "stages": params.stages.model_dump(mode="json"),
+    }
     text = render_model_card(checkpoint, origin, data_version(root, params.data.raw_dir), card_params, metrics)
     write_text(root / layout.MODEL_CARD, text)

@@ -6,6 +6,7 @@ The summary follows the order a reviewer asks in: what data, how much of it is n
 leak-free, how did training go, what is the held-out result, where are the pictures. The data, near-duplicate and
 split sections live in `finetuner.evaluate.summary_sections`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -32,10 +33,16 @@ def _training_section(training: Sequence[Mapping[str, Any]]) -> list[str]:
             rows.append([t.get("stage"), "", NOT_AVAILABLE, "", ""])
         else:
             rows.append([t.get("stage"), t.get("metric"), t.get("value"), t.get("epoch"), t.get("source")])
-    decisions = [f"- {t['decision']}" + (f"; rates {_rates(t['rates'])}" if t.get("rates") else "")
-                 for t in training if t.get("decision")]
-    return [*lines, table(["stage", "selection metric", "best value", "best epoch", "checkpoint"], rows),
-            *(["", "Recipe decisions (models/<stage>/recipe.json):", *decisions] if decisions else [])]
+    decisions = [
+        f"- {t['decision']}" + (f"; rates {_rates(t['rates'])}" if t.get("rates") else "")
+        for t in training
+        if t.get("decision")
+    ]
+    return [
+        *lines,
+        table(["stage", "selection metric", "best value", "best epoch", "checkpoint"], rows),
+        *(["", "Recipe decisions (models/<stage>/recipe.json):", *decisions] if decisions else []),
+    ]
 
 
 def _rates(rates: Mapping[str, Any]) -> str:
@@ -48,8 +55,10 @@ def _test_section(test: Mapping[str, Any] | None, links: Mapping[str, str | None
     if test is None:
         return [*lines, f"Test metrics: {NOT_AVAILABLE}."]
     checkpoint = test.get("checkpoint", {})
-    lines.append(f"Model: best checkpoint from stage `{checkpoint.get('stage')}`, epoch {checkpoint.get('epoch')} "
-                 f"(validation {checkpoint.get('metric')} {fmt(checkpoint.get('value'))}).")
+    lines.append(
+        f"Model: best checkpoint from stage `{checkpoint.get('stage')}`, epoch {checkpoint.get('epoch')} "
+        f"(validation {checkpoint.get('metric')} {fmt(checkpoint.get('value'))})."
+    )
     lines += ["", table(["metric", "value"], [[key, test.get(key)] for key in TEST_FIGURES])]
     per_class = test.get("per_class") or {}
     if per_class:
@@ -62,16 +71,22 @@ def _test_section(test: Mapping[str, Any] | None, links: Mapping[str, str | None
     if confusion:
         lines += ["", f"![confusion matrix]({confusion})"]
     if reliability:
-        lines += ["", f"Calibration: expected calibration error (ECE) {fmt(test.get('ece'))}; the reliability "
-                      "diagram shows where confidence and accuracy part.", "",
-                  f"![reliability diagram]({reliability})"]
+        lines += [
+            "",
+            f"Calibration: expected calibration error (ECE) {fmt(test.get('ece'))}; the reliability "
+            "diagram shows where confidence and accuracy part.",
+            "",
+            f"![reliability diagram]({reliability})",
+        ]
     return lines
 
 
 def _links_section(links: Mapping[str, str | None]) -> list[str]:
     lines = ["## Links", ""]
-    lines += [f"- {caption}: [{target}]({target})" if target else f"- {caption}: {NOT_AVAILABLE}"
-              for caption, target in links.items()]
+    lines += [
+        f"- {caption}: [{target}]({target})" if target else f"- {caption}: {NOT_AVAILABLE}"
+        for caption, target in links.items()
+    ]
     return [*lines, "- training curves: run `dvc plots show` (DVCLive logs under `reports/train/<stage>/`)"]
 
 
@@ -109,28 +124,45 @@ def render_model_card(
     """A short model card: what the model is, where its weights came from, what it was trained on, how it scored."""
     classes = sorted(checkpoint["class_to_idx"], key=checkpoint["class_to_idx"].get)
     lines = [
-        f"# Model card: {checkpoint['arch']} fine-tuned on {len(classes)} classes", "",
-        "## Model", "",
-        table(["field", "value"], [
-            ["architecture", checkpoint["arch"]],
-            ["initial weights", weights_origin],
-            ["selected from stage", checkpoint.get("stage")],
-            ["epoch", checkpoint.get("epoch")],
-            [f"validation {checkpoint.get('metric')}", checkpoint.get("value")],
-            ["preprocessing", checkpoint.get("preprocessing")],
-        ]), "",
-        "## Classes (output index order)", "",
-        table(["index", "class"], list(enumerate(classes))), "",
-        "## Data", "",
-        f"Data version (DVC hash of the raw data): `{fmt(data_version)}`.", "",
-        "## Held-out test", "",
-        table(["metric", "value"], [[k, metrics.get(k)] for k in TEST_FIGURES]), "",
-        "## Parameters", "",
+        f"# Model card: {checkpoint['arch']} fine-tuned on {len(classes)} classes",
+        "",
+        "## Model",
+        "",
+        table(
+            ["field", "value"],
+            [
+                ["architecture", checkpoint["arch"]],
+                ["initial weights", weights_origin],
+                ["selected from stage", checkpoint.get("stage")],
+                ["epoch", checkpoint.get("epoch")],
+                [f"validation {checkpoint.get('metric')}", checkpoint.get("value")],
+                ["preprocessing", checkpoint.get("preprocessing")],
+            ],
+        ),
+        "",
+        "## Classes (output index order)",
+        "",
+        table(["index", "class"], list(enumerate(classes))),
+        "",
+        "## Data",
+        "",
+        f"Data version (DVC hash of the raw data): `{fmt(data_version)}`.",
+        "",
+        "## Held-out test",
+        "",
+        table(["metric", "value"], [[k, metrics.get(k)] for k in TEST_FIGURES]),
+        "",
+        "## Parameters",
+        "",
     ]
     for section, values in params.items():
         lines += [f"- `{section}`: `{values}`"]
-    lines += ["", "## Intended use and limits", "",
-              "Predictions are only as good as the match between new images and the training data's classes, "
-              "sources and preprocessing; images outside these classes still get one of them. Check the "
-              "per-class figures and the reliability diagram before relying on confidences."]
+    lines += [
+        "",
+        "## Intended use and limits",
+        "",
+        "Predictions are only as good as the match between new images and the training data's classes, "
+        "sources and preprocessing; images outside these classes still get one of them. Check the "
+        "per-class figures and the reliability diagram before relying on confidences.",
+    ]
     return "\n".join(lines) + "\n"

@@ -5,6 +5,7 @@
 `reports/separated_pairs.png` (near duplicates a naive split put in train and test, from reports/leakage.json).
 A picture whose inputs are absent is skipped (the summary says "not available"), never a failure.
 """
+
 from __future__ import annotations
 
 import csv
@@ -19,18 +20,22 @@ from matplotlib.figure import Figure
 
 from finetuner import layout
 from finetuner.common.imageio import load_rgb
-from finetuner.evaluate.pictures import CURVES, pairs_figure, sample_grid, training_curves
 from finetuner.common.stage import atomic_path
+from finetuner.evaluate.pictures import CURVES, pairs_figure, sample_grid, training_curves
 
 log = logging.getLogger("finetuner.evaluate")
 
 TRAIN_STAGES = ("train_head", "train_partial", "train_full")
-PICTURES = {"test samples": layout.TEST_SAMPLES.name, "training curves": layout.TRAINING_CURVES.name,
-            "separated near duplicates": layout.SEPARATED_PAIRS.name}
+PICTURES = {
+    "test samples": layout.TEST_SAMPLES.name,
+    "training curves": layout.TRAINING_CURVES.name,
+    "separated near duplicates": layout.SEPARATED_PAIRS.name,
+}
 
 
-def pick_samples(true: Sequence[str], predicted: Sequence[str], count: int,
-                 units: Sequence[str] | None = None) -> list[int]:
+def pick_samples(
+    true: Sequence[str], predicted: Sequence[str], count: int, units: Sequence[str] | None = None
+) -> list[int]:
     """Up to `count` indices: mistakes first (at most half the grid; one per leakage unit before a second, since
     photos of one specimen tend to fail together), then right ones taking classes in turn."""
     units = units if units is not None else [str(i) for i in range(len(true))]
@@ -69,20 +74,36 @@ def read_curves(train_reports: Path) -> dict[str, dict[str, list[float]]]:
     return stages
 
 
-def write_pictures(reports: Path, images_dir: Path, rows: Sequence[Mapping[str, str]], predicted: Sequence[str],
-                   leakage: Mapping[str, Any], samples: int = 16) -> dict[str, str | None]:
+def write_pictures(
+    reports: Path,
+    images_dir: Path,
+    rows: Sequence[Mapping[str, str]],
+    predicted: Sequence[str],
+    leakage: Mapping[str, Any],
+    samples: int = 16,
+) -> dict[str, str | None]:
     """Draw every picture that has its inputs; returns caption -> file name relative to `reports` (None: absent)."""
     written: dict[str, str | None] = dict.fromkeys(PICTURES)
     true = [row["label"] for row in rows]
     chosen = pick_samples(true, predicted, samples, [row.get("unit", row["path"]) for row in rows])
     thumbs = [np.asarray(load_rgb(images_dir / rows[i]["path"])) for i in chosen]
-    _save(sample_grid(thumbs, [true[i] for i in chosen], [predicted[i] for i in chosen]) if chosen else None,
-          reports, written, "test samples")
+    _save(
+        sample_grid(thumbs, [true[i] for i in chosen], [predicted[i] for i in chosen]) if chosen else None,
+        reports,
+        written,
+        "test samples",
+    )
     curves = read_curves(reports / layout.TRAIN_REPORTS.name)
     _save(training_curves(curves) if any(curves.values()) else None, reports, written, "training curves")
     pairs = leakage.get("separated_pairs") or []
-    drawn = [(np.asarray(load_rgb(images_dir / p["naive_train"])), np.asarray(load_rgb(images_dir / p["naive_test"])),
-              f"leak-aware: {p['leak_free']}") for p in pairs]
+    drawn = [
+        (
+            np.asarray(load_rgb(images_dir / p["naive_train"])),
+            np.asarray(load_rgb(images_dir / p["naive_test"])),
+            f"leak-aware: {p['leak_free']}",
+        )
+        for p in pairs
+    ]
     _save(pairs_figure(drawn) if drawn else None, reports, written, "separated near duplicates")
     return written
 

@@ -5,6 +5,7 @@ Pure rendering from the dicts the `ingest`, `dedup` and `split` stages write (`r
 without leaks. Every figure is looked up tolerantly: an absent report or key reads "not available", never a crash,
 because the held-out test figures matter more than any summary line.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -89,13 +90,27 @@ def _split_table(split: Mapping[str, Any]) -> str:
     for name in SPLITS:
         row = per_split.get(name) or {}
         fraction = f"{fmt(row.get('fraction'), 3)} ({fmt(row.get('target'), 2)})"
-        rows.append([name, row.get("images"), row.get("units"), fraction,
-                     *[get(per_class, label, name, "images") for label in classes]])
+        rows.append(
+            [
+                name,
+                row.get("images"),
+                row.get("units"),
+                fraction,
+                *[get(per_class, label, name, "images") for label in classes],
+            ]
+        )
     # Units never span splits, so the units of all splits add up.
     units = [r[2] for r in rows]
     total_units = sum(units) if all(isinstance(u, int) for u in units) else None
-    rows.append(["**all**", get(split, "images", "placed"), total_units, "",
-                 *[get(per_class, label, "images") for label in classes]])
+    rows.append(
+        [
+            "**all**",
+            get(split, "images", "placed"),
+            total_units,
+            "",
+            *[get(per_class, label, "images") for label in classes],
+        ]
+    )
     return table(["split", "images", "units", "fraction (target)", *classes], rows)
 
 
@@ -104,8 +119,10 @@ def _leak_lines(split: Mapping[str, Any]) -> list[str]:
     verdict = NOT_AVAILABLE if passed is None else "passed" if passed else "**FAILED**"
     lines = [f"- Leak check (no group or near-duplicate cluster in two splits): {verdict}"]
     lines += [f"  - {problem}" for problem in get(split, "leak_check", "problems") or []]
-    lines.append(f"- Leak bridges (images held out of every split to keep units apart): "
-                 f"{fmt(get(split, 'leak_bridges', 'count'))}")
+    lines.append(
+        f"- Leak bridges (images held out of every split to keep units apart): "
+        f"{fmt(get(split, 'leak_bridges', 'count'))}"
+    )
     audit = split.get("leak_audit")
     if isinstance(audit, Mapping) and audit.get("test_images"):
         share = audit.get("share_of_test_leaking")
@@ -116,7 +133,8 @@ def _leak_lines(split: Mapping[str, Any]) -> list[str]:
             f"draws "
             f"({'?' if share is None else f'{100 * share:.0f}%'}): an image of the same leakage unit in train "
             f"(same declared group: {fmt(audit.get('test_images_with_same_group_in_train'))}; "
-            f"a near duplicate: {fmt(audit.get('test_images_with_near_duplicate_in_train'))})")
+            f"a near duplicate: {fmt(audit.get('test_images_with_near_duplicate_in_train'))})"
+        )
     else:
         lines.append(f"- Leak audit (naive per-image random split): {NOT_AVAILABLE}")
     return lines
@@ -131,8 +149,9 @@ def split_section(split: Mapping[str, Any] | None) -> list[str]:
         lines += [_split_table(split), ""]
     else:
         lines += [f"Images per split: {NOT_AVAILABLE}.", ""]
-    lines.append(f"- Largest gap between a class's fraction and its target: "
-                 f"{fmt(split.get('max_class_fraction_error'), 3)}")
+    lines.append(
+        f"- Largest gap between a class's fraction and its target: {fmt(split.get('max_class_fraction_error'), 3)}"
+    )
     images = split.get("images") or {}
     if images.get("sticky"):
         lines.append(f"- Images that kept their split from earlier runs: {images['sticky']}; new: {images.get('new')}")

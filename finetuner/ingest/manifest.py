@@ -5,6 +5,7 @@
 all into one manifest row per file, usable (`ok`) or `quarantined` with a reason, never dropped; `summarize`
 counts what happened for the report. Run through `tasks/ingest.py` (`dvc repro ingest`).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,7 +27,14 @@ from typing import Any
 from tqdm import tqdm
 
 from finetuner import layout
-from finetuner.common.imageio import DEFAULT_MAX_PIXELS, NOT_AN_IMAGE, UNREADABLE, ImageCheckError, ImageInfo, check_image
+from finetuner.common.imageio import (
+    DEFAULT_MAX_PIXELS,
+    NOT_AN_IMAGE,
+    UNREADABLE,
+    ImageCheckError,
+    ImageInfo,
+    check_image,
+)
 from finetuner.ingest.metadata import Metadata, MetadataProblem
 
 MANIFEST_COLUMNS = layout.MANIFEST_COLUMNS
@@ -281,9 +289,7 @@ def check_classes(rows: Iterable[Mapping[str, Any]], min_images: int, n_splits: 
     return findings
 
 
-def summarize(
-    rows: Sequence[Mapping[str, Any]], class_findings: Sequence[Mapping[str, Any]] = ()
-) -> dict[str, Any]:
+def summarize(rows: Sequence[Mapping[str, Any]], class_findings: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """Counts by status, class, reason and group source, the quarantined files, and the class findings."""
     by_class: dict[str, Counter[str]] = defaultdict(Counter)
     for row in rows:

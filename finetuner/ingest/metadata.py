@@ -6,6 +6,7 @@ image folder (`../x.jpg`, `/etc/passwd`, `C:\\x.jpg`) is refused before anything
 become `MetadataProblem`s (line number, path, what is wrong) for the ingest report; a file the whole stage cannot
 use (no `path` or `group` column, not CSV text) raises `MetadataError`.
 """
+
 from __future__ import annotations
 
 import csv
@@ -70,8 +71,11 @@ def decode_metadata(data: bytes) -> tuple[str, tuple[MetadataProblem, ...]]:
     except UnicodeDecodeError:
         text, encoding = data.decode("latin-1"), "Latin-1"
     text = _unix_newlines(text)
-    problem = MetadataProblem(line, "", f"not UTF-8 (first at this line); the file was read as {encoding}; "
-                                        "save it as UTF-8 if names look wrong")
+    problem = MetadataProblem(
+        line,
+        "",
+        f"not UTF-8 (first at this line); the file was read as {encoding}; save it as UTF-8 if names look wrong",
+    )
     return text, (problem,)
 
 
@@ -134,8 +138,13 @@ def _add_row(
     """Validate one row and file it under entries, conflicts or problems."""
     raw_path = _cell(row, "path")
     if any("\x00" in value for value in row.values() if isinstance(value, str)):
-        problems.append(MetadataProblem(line, raw_path.replace("\x00", ""), "contains a NUL byte (a binary file or a "
-                                                                           "broken export?); the row is ignored"))
+        problems.append(
+            MetadataProblem(
+                line,
+                raw_path.replace("\x00", ""),
+                "contains a NUL byte (a binary file or a broken export?); the row is ignored",
+            )
+        )
         return
     path, refused = normalise_relpath(raw_path)
     if refused:

@@ -4,6 +4,7 @@ The retrain flow (`flows/retrain.py`) scores the current champion and the freshl
 current test split, then asks `decide` whether to promote. Both scores come from the same evaluate code on the same
 split, so the comparison is fair: the sticky split guarantees neither model trained on that split.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -107,8 +108,16 @@ def _json(value: Any) -> str:
 
 # --- the registry of decisions (reports/retrain_registry.jsonl) ----------------------------------------------------
 
-REGISTRY_KEYS = ("time", "metric", "min_gain", "data_version", "decision", "reason", "champion_score",
-                 "challenger_score")
+REGISTRY_KEYS = (
+    "time",
+    "metric",
+    "min_gain",
+    "data_version",
+    "decision",
+    "reason",
+    "champion_score",
+    "challenger_score",
+)
 _DECISIONS = (PROMOTED, KEPT, NO_NEW_DATA)
 
 
@@ -143,13 +152,17 @@ def parse_registry(text: str, source: str) -> list[dict[str, Any]]:
             raise ValueError(f"{where}: expected a JSON object, got {type(record).__name__}")
         missing = [key for key in REGISTRY_KEYS if key not in record]
         if missing or record.get("decision") not in _DECISIONS:
-            raise ValueError(f"{where}: not a retrain decision (missing {missing}, decision "
-                             f"{record.get('decision')!r}; allowed {', '.join(_DECISIONS)})")
+            raise ValueError(
+                f"{where}: not a retrain decision (missing {missing}, decision "
+                f"{record.get('decision')!r}; allowed {', '.join(_DECISIONS)})"
+            )
         if "previous_sha256" in record:
             expected = _line_digest(previous) if previous is not None else None
             if record["previous_sha256"] != expected:
-                raise ValueError(f"{where}: the line before it is not the one it was written after "
-                                 "(an earlier line was edited, garbled or removed)")
+                raise ValueError(
+                    f"{where}: the line before it is not the one it was written after "
+                    "(an earlier line was edited, garbled or removed)"
+                )
         records.append(record)
         previous = line
     return records

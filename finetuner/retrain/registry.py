@@ -4,8 +4,10 @@
 one by `champion.registry_line`); `models/champion.pt` and `models/champion.md` are replaced atomically on a
 promotion. A promotion survives a kill at any moment: the challenger is first copied to models/champion.pending.pt,
 then the decision (with that copy's sha256) is appended to the registry, which is the commit point, then the card and
-models/champion.pt are written; `finish_interrupted_promotion` completes a recorded one. Called by the `retrain` flow (flows/retrain.py); the decision itself is `finetuner.retrain.champion.decide`.
+models/champion.pt are written; `finish_interrupted_promotion` completes a recorded one. Called by the `retrain`
+flow (flows/retrain.py); the decision itself is `finetuner.retrain.champion.decide`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -16,7 +18,15 @@ from typing import Any
 
 from finetuner import layout
 from finetuner.common.stage import atomic_path, write_text
-from finetuner.retrain.champion import KEPT, NO_NEW_DATA, PROMOTED, last_line, parse_registry, registry_line, render_card
+from finetuner.retrain.champion import (
+    KEPT,
+    NO_NEW_DATA,
+    PROMOTED,
+    last_line,
+    parse_registry,
+    registry_line,
+    render_card,
+)
 
 log = logging.getLogger("finetuner.retrain")
 
@@ -40,8 +50,10 @@ def read_registry(project: Path) -> list[dict[str, Any]]:
     try:
         return parse_registry(path.read_text(encoding="utf-8"), str(path))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise RegistryError(f"{exc}. Restore {path} from a backup or git, or move it aside to start a new "
-                            "record (the next run then promotes its challenger as the first champion)") from None
+        raise RegistryError(
+            f"{exc}. Restore {path} from a backup or git, or move it aside to start a new "
+            "record (the next run then promotes its challenger as the first champion)"
+        ) from None
 
 
 def append_record(project: Path, record: dict[str, Any]) -> None:
@@ -80,9 +92,11 @@ def finish_interrupted_promotion(project: Path, history: list[dict[str, Any]]) -
         pending.unlink(missing_ok=True)  # staged by a run killed before it recorded its decision: decided again
         return None
     if not pending.exists() or _sha256(pending) != expected:
-        raise RegistryError(f"{project / REGISTRY}: its last promotion chose a champion with sha256 {expected}, but "
-                            f"neither {project / CHAMPION} nor {pending} is that file. Restore models/champion.pt "
-                            "from a backup, or move the registry aside to start a new record")
+        raise RegistryError(
+            f"{project / REGISTRY}: its last promotion chose a champion with sha256 {expected}, but "
+            f"neither {project / CHAMPION} nor {pending} is that file. Restore models/champion.pt "
+            "from a backup, or move the registry aside to start a new record"
+        )
     log.warning("finishing the promotion of %s recorded by an interrupted run", promoted[-1]["time"])
     install_champion(project, promoted[-1])
     return promoted[-1]

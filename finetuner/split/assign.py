@@ -14,6 +14,7 @@ Order of work, and why:
    small single-class units in bulk (vectorised cumulative fill of the remaining deficit); then single-unit moves
    that lower the per-class squared deviation; then a repair so each class reaches every split with a fraction.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -26,8 +27,19 @@ from finetuner import layout
 from finetuner.split.fractions import fraction_problem
 from finetuner.split.sticky import BRIDGE, CONFLICT, HELD_OUT, NEW, SPLITS, STICKY, apply_registry
 
-__all__ = ["BRIDGE", "CONFLICT", "HELD_OUT", "NEW", "SPLITS", "STICKY", "SplitAssignment", "SplitError",
-           "assign_splits", "check_feasibility", "fraction_array"]
+__all__ = [
+    "BRIDGE",
+    "CONFLICT",
+    "HELD_OUT",
+    "NEW",
+    "SPLITS",
+    "STICKY",
+    "SplitAssignment",
+    "SplitError",
+    "assign_splits",
+    "check_feasibility",
+    "fraction_array",
+]
 REQUIRED_COLUMNS = layout.SPLIT_COLUMNS
 _BULK_SHARE = 0.005  # pure units smaller than this share of their class are filled in bulk
 _IMPROVE_UNITS = 20_000  # the largest free units that local improvement may move

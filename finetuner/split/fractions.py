@@ -2,6 +2,7 @@
 
 Pure and import-light (no numpy, no pandas): config.py, which every stage imports first, uses it.
 """
+
 from __future__ import annotations
 
 import math

@@ -3,6 +3,7 @@
 Used by the split to resolve leak bridges precisely (which registered images are still linked once the bridging
 new images are held out) and by the leak check. Pure functions, vectorised with scipy's connected components.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -5,6 +5,7 @@ registry that fails its checksum (data/splits/registry.csv.sha256, written by th
 schema (columns, a known split per row, a run number, one row per path) stops the stage with the file, the line
 and what to do, instead of being repaired by guesswork, which would move images between splits.
 """
+
 from __future__ import annotations
 
 import logging
@@ -13,10 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from finetuner.split.report import REGISTRY_COLUMNS
-from finetuner.split.assign import SPLITS
-from finetuner.common.stage import InputError
 from finetuner.common.integrity import CorruptFile, replace_with_sidecar, sidecar, verify_sidecar
+from finetuner.common.stage import InputError
+from finetuner.split.assign import SPLITS
+from finetuner.split.report import REGISTRY_COLUMNS
 
 log = logging.getLogger("finetuner.split")
 
@@ -24,17 +25,18 @@ MAX_SHOWN = 5
 
 
 def _what_to_do(path: Path) -> str:
-    return (f"It holds the sticky split of every image seen so far. Restore it (`dvc checkout {path}`, git or a "
-            f"backup); if you edited it on purpose and it is valid, delete {sidecar(path)} to accept it; to reassign "
-            "every image deliberately, run with split.reshuffle=true.")
+    return (
+        f"It holds the sticky split of every image seen so far. Restore it (`dvc checkout {path}`, git or a "
+        f"backup); if you edited it on purpose and it is valid, delete {sidecar(path)} to accept it; to reassign "
+        "every image deliberately, run with split.reshuffle=true."
+    )
 
 
 def read_registry(path: Path) -> pd.DataFrame:
     """The registry as strings, checked; InputError naming the file, the lines and what to do when it is damaged."""
     try:
         if not verify_sidecar(path):
-            log.warning("%s: no recorded checksum (written before checksums, or by hand); checking its rows only",
-                        path)
+            log.warning("%s: no recorded checksum (written before checksums, or by hand); checking its rows only", path)
         frame = pd.read_csv(path, dtype=object, keep_default_na=False)
     except CorruptFile as exc:
         raise InputError(f"{exc}. {_what_to_do(path)}") from None
@@ -57,8 +59,10 @@ def _row_problems(frame: pd.DataFrame) -> tuple[list[str], int]:
     checks = (
         (frame["path"] == "", lambda row: "empty path"),
         (~frame["split"].isin(SPLITS), lambda row: f"split {row['split']!r} is not one of {', '.join(SPLITS)}"),
-        (~run.str.fullmatch(r"[1-9][0-9]*"),
-         lambda row: f"assigned_at_run {row['assigned_at_run']!r} is not a run number >= 1"),
+        (
+            ~run.str.fullmatch(r"[1-9][0-9]*"),
+            lambda row: f"assigned_at_run {row['assigned_at_run']!r} is not a run number >= 1",
+        ),
         (frame["path"].duplicated(keep="first"), lambda row: f"{row['path']!r} is registered twice"),
     )
     problems: list[tuple[int, str]] = []

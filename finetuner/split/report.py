@@ -1,6 +1,7 @@
 """What the split stage verifies and reports: the leak check, the naive-split leak audit, the sticky registry and
 the summary written to reports/split.json. Pure functions over frames; `tasks/split.py` does the reading/writing.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -9,9 +10,9 @@ import numpy as np
 import pandas as pd
 
 from finetuner import layout
-from finetuner.split.graph import link_pairs
 from finetuner.dedup.units import explain_units
 from finetuner.split.assign import HELD_OUT, NEW, SPLITS, STICKY, SplitAssignment
+from finetuner.split.graph import link_pairs
 
 REGISTRY_COLUMNS = layout.REGISTRY_COLUMNS
 _EXAMPLES = 5
@@ -129,12 +130,20 @@ def giant_units(images: pd.DataFrame, edges: pd.DataFrame | None, share: float) 
     found = edges[both].reset_index(drop=True)
     strength = pd.to_numeric(found.get("similarity", pd.Series(1.0, index=found.index)), errors="coerce")
     groups = images["group"].fillna("").astype(str).tolist()
-    units = explain_units(images["label"].astype(str).tolist(), groups, images["unit"].astype(str).tolist(),
-                          ia[both], ib[both], strength.fillna(1.0).to_numpy(), share)
+    units = explain_units(
+        images["label"].astype(str).tolist(),
+        groups,
+        images["unit"].astype(str).tolist(),
+        ia[both],
+        ib[both],
+        strength.fillna(1.0).to_numpy(),
+        share,
+    )
     columns = [c for c in ("path_a", "path_b", "method", "distance", "signal", "similarity") if c in found]
     for unit in units:
-        unit["bridges"] = [{**{c: _plain(found.at[e, c]) for c in columns}, "images_cut_off": cut}
-                           for e, cut in unit["bridges"]]
+        unit["bridges"] = [
+            {**{c: _plain(found.at[e, c]) for c in columns}, "images_cut_off": cut} for e, cut in unit["bridges"]
+        ]
     return units
 
 
@@ -143,7 +152,10 @@ def _plain(value: Any) -> Any:
 
 
 def summarize(
-    images: pd.DataFrame, assignment: SplitAssignment, target: np.ndarray, edges: pd.DataFrame | None,
+    images: pd.DataFrame,
+    assignment: SplitAssignment,
+    target: np.ndarray,
+    edges: pd.DataFrame | None,
     explain_share: float = 0.25,
 ) -> dict[str, Any]:
     """Counts per split and class, achieved vs target fractions, largest units (and what bridges the giant ones),
@@ -160,19 +172,37 @@ def summarize(
     shares = n_images / np.maximum(n_images.sum(axis=0), 1)
     per_class = {
         str(label): {"images": int(n_images[:, c].sum()), "units": int(units_per_class[c])}
-        | {name: {"images": int(n_images[s, c]), "units": int(n_units[s, c]), "fraction": round(float(shares[s, c]), 4),
-                  "target": float(target[s])} for s, name in enumerate(SPLITS)}
+        | {
+            name: {
+                "images": int(n_images[s, c]),
+                "units": int(n_units[s, c]),
+                "fraction": round(float(shares[s, c]), 4),
+                "target": float(target[s]),
+            }
+            for s, name in enumerate(SPLITS)
+        }
         for c, label in enumerate(classes)
     }
     total = max(int(on.sum()), 1)
     origin = assignment.origin.to_numpy()
     held = images[~on].assign(reason=origin[~on])
     return {
-        "images": {"usable": len(images), "placed": int(on.sum()), "held_out": int((~on).sum()),
-                   "sticky": int((origin == STICKY).sum()), "new": int((origin == NEW).sum())},
-        "per_split": {name: {"images": int(n_images[s].sum()), "units": int(units_per_split[s]),
-                             "fraction": round(n_images[s].sum() / total, 4), "target": float(target[s])}
-                      for s, name in enumerate(SPLITS)},
+        "images": {
+            "usable": len(images),
+            "placed": int(on.sum()),
+            "held_out": int((~on).sum()),
+            "sticky": int((origin == STICKY).sum()),
+            "new": int((origin == NEW).sum()),
+        },
+        "per_split": {
+            name: {
+                "images": int(n_images[s].sum()),
+                "units": int(units_per_split[s]),
+                "fraction": round(n_images[s].sum() / total, 4),
+                "target": float(target[s]),
+            }
+            for s, name in enumerate(SPLITS)
+        },
         "per_class": per_class,
         "max_class_fraction_error": round(float(np.abs(shares - target[:, None]).max()), 4),
         "largest_units": _largest_units(images, u, code),
@@ -189,7 +219,12 @@ def _largest_units(images: pd.DataFrame, u: np.ndarray, code: np.ndarray, top: i
         members = np.flatnonzero(u == unit)
         labels = images["label"].to_numpy()[members]
         names, counts = np.unique(labels.astype(str), return_counts=True)
-        rows.append({"unit": str(images["unit"].iat[members[0]]), "images": int(sizes[unit]),
-                     "classes": {str(n): int(c) for n, c in zip(names, counts)},
-                     "splits": [SPLITS[s] for s in sorted(set(code[members].tolist())) if s >= 0]})
+        rows.append(
+            {
+                "unit": str(images["unit"].iat[members[0]]),
+                "images": int(sizes[unit]),
+                "classes": {str(n): int(c) for n, c in zip(names, counts)},
+                "splits": [SPLITS[s] for s in sorted(set(code[members].tolist())) if s >= 0],
+            }
+        )
     return rows

@@ -7,6 +7,7 @@ registered images it is linked to; if it links registered images of different sp
 held out of every split. If registered images are themselves newly linked across splits (a new near-duplicate
 pair between old images), the split holding most of that linked piece keeps it and the rest is held out.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -4,6 +4,7 @@ Invariant shared by training, evaluate and predict: a fine-tuned model has exact
 `torchvision.models.get_model(arch, weights=None, num_classes=len(class_to_idx))`, so its `state_dict` loads into
 that. Loading always uses `weights_only=True`; a file that would need to run code to load is refused.
 """
+
 from __future__ import annotations
 
 import pickle

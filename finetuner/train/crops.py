@@ -5,6 +5,7 @@ The box is drawn as `torchvision.transforms.RandomResizedCrop.get_params` draws 
 resized to `size` with bilinear interpolation and flipped with probability 1/2. Draws come from torch's
 global generator (or `generator`), so a caller that seeds per epoch gets the same crops on a resumed run.
 """
+
 from __future__ import annotations
 
 import math
@@ -13,8 +14,13 @@ import torch
 import torch.nn.functional as F
 
 
-def crop_box(height: int, width: int, scale: tuple[float, float], ratio: tuple[float, float],
-             generator: torch.Generator | None = None) -> tuple[int, int, int, int]:
+def crop_box(
+    height: int,
+    width: int,
+    scale: tuple[float, float],
+    ratio: tuple[float, float],
+    generator: torch.Generator | None = None,
+) -> tuple[int, int, int, int]:
     """(top, left, box height, box width) of one random-resized-crop."""
     area = height * width
     log_ratio = torch.log(torch.tensor(ratio))
@@ -37,9 +43,13 @@ def crop_box(height: int, width: int, scale: tuple[float, float], ratio: tuple[f
     return (height - box_h) // 2, (width - box_w) // 2, box_h, box_w
 
 
-def random_resized_crop(batch: torch.Tensor, size: int, scale: tuple[float, float] = (0.08, 1.0),
-                        ratio: tuple[float, float] = (3 / 4, 4 / 3),
-                        generator: torch.Generator | None = None) -> torch.Tensor:
+def random_resized_crop(
+    batch: torch.Tensor,
+    size: int,
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """N x H x W x 3 uint8 -> N x size x size x 3 uint8: one random box per image, resized, randomly flipped.
 
     All boxes are resampled in one batched bilinear `grid_sample` (the flip folded into each affine map): a

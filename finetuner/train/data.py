@@ -6,6 +6,7 @@ per-epoch permutation (what DistributedSampler does, one level finer): the permu
 and under DDP each rank takes its share of every global batch, so N processes train on exactly the batches one
 process would, and a resumed epoch sees exactly the batches an uninterrupted run would.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -34,7 +35,13 @@ def decode_images(paths: Sequence[Path], preprocessing: Preprocessing, workers: 
 
 
 def epoch_indices(
-    n: int, batch_size: int, seed: int, epoch: int, shuffle: bool, rank: int = 0, world_size: int = 1,
+    n: int,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    shuffle: bool,
+    rank: int = 0,
+    world_size: int = 1,
     drop_last: bool = False,
 ) -> list[torch.Tensor]:
     """Index batches for one epoch on one rank: the global batches of a permutation seeded by (seed, epoch), each
@@ -68,4 +75,4 @@ def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     pad = max(1, height // 8)
     padded = F.pad(batch, (pad, pad, pad, pad), mode="reflect")
     shifts = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator).tolist()
-    return torch.stack([padded[i, :, dy:dy + height, dx:dx + width] for i, (dy, dx) in enumerate(shifts)])
+    return torch.stack([padded[i, :, dy : dy + height, dx : dx + width] for i, (dy, dx) in enumerate(shifts)])

@@ -12,6 +12,7 @@ BatchNorms of the blocks being trained (and all of them under `bn_policy: train`
 which must be those of the global batch, or N processes would train a different model than one: on CUDA they become
 torch's SyncBatchNorm; on the CPU, where that does not run, `GlobalBatchNorm2d` does the same over gloo.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -93,8 +94,9 @@ def wrap(module: nn.Module, runtime: Runtime) -> nn.Module:
         group = dist.new_group(backend="gloo")  # its own channel: never interleaved with DDP's gradient buckets
         _convert_batchnorms(module, group)
     # Every rank computes the same global statistics, so there are no buffers to broadcast before each forward.
-    return DistributedDataParallel(module, device_ids=[runtime.device.index] if cuda else None,
-                                   forward_sync_buffers=False)
+    return DistributedDataParallel(
+        module, device_ids=[runtime.device.index] if cuda else None, forward_sync_buffers=False
+    )
 
 
 def _convert_batchnorms(module: nn.Module, group: Any) -> None:
@@ -157,8 +159,12 @@ def one_process_if(runtime: Runtime, work: str | None, stage: str) -> Runtime | 
         return runtime
     if not runtime.is_main:
         return None
-    log.info("%s %s in one process (rank 0); the other %d process(es) have nothing to do", stage, work,
-             runtime.world_size - 1)
+    log.info(
+        "%s %s in one process (rank 0); the other %d process(es) have nothing to do",
+        stage,
+        work,
+        runtime.world_size - 1,
+    )
     return runtime.alone()
 
 

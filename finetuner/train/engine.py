@@ -1,14 +1,15 @@
 """The training engine shared by every stage: one epoch of training, validation metrics, the epoch loop.
 
 Pure with respect to files: checkpoints and logs are written by the caller's `on_epoch_end` callback. The seams a
-DistributedDataParallel run needs are explicit in `Runtime` (rank, world size, main-process flag, all-reduce of
-metric tensors, sharing a value from rank 0); single-process defaults make them no-ops, and finetuner/train/distributed.py
-fills them under torchrun. Every rank trains on its share of the same global batch, weighted so the averaged
-gradient is the one-process gradient. On CUDA the engine never waits for the device inside a step: the
-non-finite-loss check reads a loss summed on the device once every `finite_check_every` steps. Determinism: the global RNG is reseeded from
-(seed, epoch) at every epoch start and batches come from `data.epoch_indices`, so a run resumed at an epoch
-boundary repeats exactly what the uninterrupted run would have done.
+DistributedDataParallel run needs are explicit in `Runtime` (rank, world size, main-process flag, all-reduce of metric
+tensors, sharing a value from rank 0); single-process defaults make them no-ops, and finetuner/train/distributed.py
+fills them under torchrun. Every rank trains on its share of the same global batch, weighted so the averaged gradient
+is the one-process gradient. On CUDA the engine never waits for the device inside a step: the non-finite-loss check
+reads a loss summed on the device once every `finite_check_every` steps. Determinism: the global RNG is reseeded from
+(seed, epoch) at every epoch start and batches come from `data.epoch_indices`, so a run resumed at an epoch boundary
+repeats exactly what the uninterrupted run would have done.
 """
+
 from __future__ import annotations
 
 import logging
@@ -52,8 +53,14 @@ class Runtime:
 
     def alone(self) -> Runtime:
         """The same device as one process: for work that rank 0 does by itself while the others wait."""
-        return replace(self, rank=0, world_size=1, all_reduce=lambda tensor: tensor, share=lambda value: value,
-                       barrier=lambda: None)
+        return replace(
+            self,
+            rank=0,
+            world_size=1,
+            all_reduce=lambda tensor: tensor,
+            share=lambda value: value,
+            barrier=lambda: None,
+        )
 
     def on_main(self, work: Callable[[Runtime], Any]) -> Any:
         """`work(self.alone())` on rank 0 only, its result shared with every rank (the others wait for it)."""
@@ -115,8 +122,14 @@ def steps_per_epoch(n: int, config: FitConfig, world_size: int = 1) -> int:
 
 
 def train_epoch(
-    trainee: Trainee, data: Split, optimizer: torch.optim.Optimizer, scheduler: Any, config: FitConfig,
-    runtime: Runtime, epoch: int, scaler: torch.amp.GradScaler | None = None,
+    trainee: Trainee,
+    data: Split,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    config: FitConfig,
+    runtime: Runtime,
+    epoch: int,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> float:
     """One pass over the training split; returns the mean loss. Raises NonFiniteLossError on NaN/inf loss."""
     trainee.set_train_mode()
@@ -158,8 +171,13 @@ def _check_finite(total: torch.Tensor, runtime: Runtime, epoch: int, step: int) 
         raise NonFiniteLossError(f"loss is {shown} at epoch {epoch + 1}, {where}")
 
 
-def backward_step(module: nn.Module, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
-                   clip: float | None, scaler: torch.amp.GradScaler | None) -> None:
+def backward_step(
+    module: nn.Module,
+    loss: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    clip: float | None,
+    scaler: torch.amp.GradScaler | None,
+) -> None:
     params = [p for group in optimizer.param_groups for p in group["params"]]
     if scaler is not None:
         scaler.scale(loss).backward()
@@ -212,9 +230,16 @@ def metrics_from_confusion(confusion: torch.Tensor, loss_sum: float) -> dict[str
 
 
 def fit(
-    trainee: Trainee, train: Split, val: Split, optimizer: torch.optim.Optimizer, scheduler: Any,
-    config: FitConfig, runtime: Runtime, num_classes: int,
-    on_epoch_end: Callable[[list[dict[str, Any]], bool], None], history: list[dict[str, Any]] | None = None,
+    trainee: Trainee,
+    train: Split,
+    val: Split,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    config: FitConfig,
+    runtime: Runtime,
+    num_classes: int,
+    on_epoch_end: Callable[[list[dict[str, Any]], bool], None],
+    history: list[dict[str, Any]] | None = None,
     scaler: torch.amp.GradScaler | None = None,
 ) -> list[dict[str, Any]]:
     """Train from epoch len(history) to config.epochs, validating each epoch; returns the history of records.
@@ -233,12 +258,23 @@ def fit(
         lrs = {group.get("block", str(i)): group["lr"] for i, group in enumerate(optimizer.param_groups)}
         train_loss = train_epoch(trainee, train, optimizer, scheduler, config, runtime, epoch, scaler)
         metrics = evaluate(trainee, val, num_classes, runtime, config.batch_size)
-        record = {"epoch": epoch + 1, "train_loss": train_loss, **{f"val_{k}": v for k, v in metrics.items()},
-                  "lr": lrs}
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": train_loss,
+            **{f"val_{k}": v for k, v in metrics.items()},
+            "lr": lrs,
+        }
         improved = all(record[f"val_{config.select_metric}"] > r[f"val_{config.select_metric}"] for r in history)
         history.append(record)
-        log.info("epoch %d/%d: train loss %.4f, val loss %.4f, accuracy %.4f, macro F1 %.4f", epoch + 1,
-                 config.epochs, train_loss, metrics["loss"], metrics["accuracy"], metrics["macro_f1"])
+        log.info(
+            "epoch %d/%d: train loss %.4f, val loss %.4f, accuracy %.4f, macro F1 %.4f",
+            epoch + 1,
+            config.epochs,
+            train_loss,
+            metrics["loss"],
+            metrics["accuracy"],
+            metrics["macro_f1"],
+        )
         on_epoch_end(history, improved)
     return history
 

@@ -8,6 +8,7 @@ from the architecture name alone, so config validation never has to construct a 
 
 Run nothing here; it is imported by the config validation and the training engine.
 """
+
 from __future__ import annotations
 
 import re
@@ -98,8 +99,11 @@ def _efficientnet(arch: str) -> Blocks:
 
 
 # features.0 stem, then one inverted-residual block per entry, then the last 1x1 conv (plus the pre-head Linear).
-_MOBILENET = {"mobilenet_v2": (17, ()), "mobilenet_v3_small": (11, ("classifier.0",)),
-              "mobilenet_v3_large": (15, ("classifier.0",))}
+_MOBILENET = {
+    "mobilenet_v2": (17, ()),
+    "mobilenet_v3_small": (11, ("classifier.0",)),
+    "mobilenet_v3_large": (15, ("classifier.0",)),
+}
 
 
 @register_family("mobilenet_v3", r"mobilenet_v3_(small|large)", head="classifier.3")

@@ -4,6 +4,7 @@ Head-only training on a frozen, eval-mode backbone without augmentation is exact
 features, so `feature_trainee` runs the backbone once over both splits (capturing the head's input with a forward
 hook) and lets the engine train the head alone on those features: same result, a fraction of the time.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -18,8 +19,9 @@ from finetuner.train.models import head_module
 from finetuner.train.preprocessing import Preprocessing
 
 
-def image_trainee(model: nn.Module, preprocessing: Preprocessing, runtime: Runtime,
-                  set_mode: Callable[[], Any]) -> Trainee:
+def image_trainee(
+    model: nn.Module, preprocessing: Preprocessing, runtime: Runtime, set_mode: Callable[[], Any]
+) -> Trainee:
     """The whole model on uint8 image batches, normalised on the device."""
     memory_format = torch.channels_last if runtime.channels_last else torch.contiguous_format
 
@@ -31,8 +33,9 @@ def image_trainee(model: nn.Module, preprocessing: Preprocessing, runtime: Runti
 
 
 @torch.no_grad()
-def extract_features(model: nn.Module, arch: str, images: torch.Tensor, preprocessing: Preprocessing,
-                     runtime: Runtime, batch_size: int) -> torch.Tensor:
+def extract_features(
+    model: nn.Module, arch: str, images: torch.Tensor, preprocessing: Preprocessing, runtime: Runtime, batch_size: int
+) -> torch.Tensor:
     """The input of the head for every image, computed in eval mode (the frozen backbone as it is trained)."""
     trainee = image_trainee(model, preprocessing, runtime, model.eval)
     captured: list[torch.Tensor] = []
@@ -47,12 +50,14 @@ def extract_features(model: nn.Module, arch: str, images: torch.Tensor, preproce
     return torch.cat(captured).cpu() if captured else torch.empty(0)
 
 
-def feature_trainee(model: nn.Module, arch: str, data: dict[str, Split], preprocessing: Preprocessing,
-                    runtime: Runtime, batch_size: int) -> tuple[Trainee, dict[str, Split]]:
+def feature_trainee(
+    model: nn.Module, arch: str, data: dict[str, Split], preprocessing: Preprocessing, runtime: Runtime, batch_size: int
+) -> tuple[Trainee, dict[str, Split]]:
     """The head alone, trained on features computed once; the head stays a submodule of `model`."""
     head = head_module(model, arch)
-    features = {name: Split(extract_features(model, arch, split.inputs, preprocessing, runtime, batch_size),
-                            split.labels) for name, split in data.items()}
-    trainee = Trainee(head, head.train, lambda batch: batch.to(runtime.device, non_blocking=True),
-                      augmentable=False)
+    features = {
+        name: Split(extract_features(model, arch, split.inputs, preprocessing, runtime, batch_size), split.labels)
+        for name, split in data.items()
+    }
+    trainee = Trainee(head, head.train, lambda batch: batch.to(runtime.device, non_blocking=True), augmentable=False)
     return trainee, features

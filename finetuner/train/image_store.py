@@ -15,6 +15,7 @@ its images decoded again; it is never read. Shards are raw fixed-size rows, so a
 memory stays flat however large the store grows (the kernel's page cache still keeps hot shards in RAM). The store
 is gitignored and not a DVC output: deleting it only costs time.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,10 +30,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from finetuner.common.stage import atomic_path, write_text
 from finetuner.train.crops import random_resized_crop
 from finetuner.train.data import decode_images
 from finetuner.train.preprocessing import Preprocessing
-from finetuner.common.stage import atomic_path, write_text
 
 log = logging.getLogger("finetuner.store")
 
@@ -187,7 +188,7 @@ class ImageStore:
         log.info("image store: decoding %d images into %s (%d stored)", len(todo), self.folder, len(self.rows))
         per_shard = max(1, SHARD_BYTES // (self.size * self.size * 3))
         for start in range(0, len(todo), per_shard):
-            self._write_shard(todo[start:start + per_shard], preprocessing, workers)
+            self._write_shard(todo[start : start + per_shard], preprocessing, workers)
 
     def _write_shard(self, items: list[tuple[str, Path]], preprocessing: Preprocessing, workers: int) -> None:
         number = len(self.shards)
@@ -196,15 +197,16 @@ class ImageStore:
         digest = hashlib.sha256()
         with atomic_path(data_file) as tmp, tmp.open("wb") as handle:
             for start in range(0, len(items), DECODE_CHUNK):
-                chunk = decode_images([path for _, path in items[start:start + DECODE_CHUNK]], preprocessing, workers)
+                chunk = decode_images([path for _, path in items[start : start + DECODE_CHUNK]], preprocessing, workers)
                 digest.update(chunk.data)
                 handle.write(chunk.data)
             handle.flush()
             os.fsync(handle.fileno())
         keys = [key for key, _ in items]
         # The JSON is written last: until it exists the data file is an orphan, never read.
-        write_text(data_file.with_suffix(".json"),
-                   _sealed({"keys": keys, "size": self.size, "sha256": digest.hexdigest()}))
+        write_text(
+            data_file.with_suffix(".json"), _sealed({"keys": keys, "size": self.size, "sha256": digest.hexdigest()})
+        )
         self.shards.append(Shard(data_file, len(keys), self.size))
         self.rows.update({key: (number, row) for row, key in enumerate(keys)})
         self.verified[data_file.name] = _stamp(data_file, digest.hexdigest())
@@ -232,8 +234,14 @@ class StoreView:
     torch's global generator, which the engine reseeds at every epoch, so a resumed run sees the same crops.
     """
 
-    def __init__(self, shards: list[Shard], locations: np.ndarray, size: int, crop: CropSpec | None = None,
-                 pin_memory: bool = False):
+    def __init__(
+        self,
+        shards: list[Shard],
+        locations: np.ndarray,
+        size: int,
+        crop: CropSpec | None = None,
+        pin_memory: bool = False,
+    ):
         self.shards, self.locations, self.size, self.crop = shards, locations, size, crop
         # Pinned (page-locked) batches let `.to("cuda", non_blocking=True)` copy while the GPU computes.
         self.pin_memory = pin_memory
@@ -251,8 +259,9 @@ class StoreView:
         rows = np.arange(len(self))[index] if isinstance(index, slice) else np.asarray(index, dtype=np.int64)
         rows = rows.reshape(-1)
         picked = self.locations[rows]
-        batch = torch.empty((len(rows), self.size, self.size, 3), dtype=torch.uint8,
-                            pin_memory=self.pin_memory and self.crop is None)
+        batch = torch.empty(
+            (len(rows), self.size, self.size, 3), dtype=torch.uint8, pin_memory=self.pin_memory and self.crop is None
+        )
         for target, (number, row) in zip(batch.numpy(), picked.tolist()):
             self.shards[number].read(row, target)
         if self.crop is not None:

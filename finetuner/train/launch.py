@@ -8,6 +8,7 @@ torchrun yourself (`torchrun --nproc-per-node N -m tasks.train train_partial`, a
 with whatever torchrun set and `train.nproc` is not consulted. A stage that one process does faster (linear
 probes, the head on cached features, a skipped stage) is never launched on several.
 """
+
 from __future__ import annotations
 
 import logging
@@ -43,5 +44,7 @@ def launch(stage: str, nproc: int) -> None:
         run(parse_args(["--standalone", f"--nproc-per-node={nproc}", "-m", "tasks.train", stage]))
     except ChildFailedError as exc:
         codes = sorted({failure.exitcode for failure in exc.failures.values()})
-        raise InputError(f"{len(exc.failures)} of {nproc} torchrun processes failed (exit code "
-                         f"{', '.join(map(str, codes))}); their messages are above") from None
+        raise InputError(
+            f"{len(exc.failures)} of {nproc} torchrun processes failed (exit code "
+            f"{', '.join(map(str, codes))}); their messages are above"
+        ) from None

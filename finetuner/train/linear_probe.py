@@ -8,6 +8,7 @@ solved outright: full-batch L-BFGS with a strong-Wolfe line search, the objectiv
 chosen on validation over a fixed grid of C (warm-started from the previous, more regularised fit), because the
 right amount of regularisation depends on the data set and the backbone, not on a number tuned once.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,21 +39,34 @@ def single_linear(head: nn.Module) -> nn.Linear | None:
     return None
 
 
-def fit_logistic(features: torch.Tensor, labels: torch.Tensor, num_classes: int, c: float,
-                 init: tuple[torch.Tensor, torch.Tensor] | None = None, max_iter: int = 200) -> ProbeFit:
+def fit_logistic(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    c: float,
+    init: tuple[torch.Tensor, torch.Tensor] | None = None,
+    max_iter: int = 200,
+) -> ProbeFit:
     """Minimise mean CE + l2/2 |W|^2 with l2 = 1 / (c * n), in float64 (L-BFGS needs exact line searches).
 
     Stops when the largest gradient entry is below 1e-6 or after `max_iter` iterations (scikit-learn: 1e-4, 100).
     """
     x, y = features.double(), labels
     n, dims = x.shape
-    weight = (init[0].double().clone() if init else torch.zeros(num_classes, dims, dtype=torch.float64))
-    bias = (init[1].double().clone() if init else torch.zeros(num_classes, dtype=torch.float64))
+    weight = init[0].double().clone() if init else torch.zeros(num_classes, dims, dtype=torch.float64)
+    bias = init[1].double().clone() if init else torch.zeros(num_classes, dtype=torch.float64)
     weight.requires_grad_(True)
     bias.requires_grad_(True)
     l2 = 1.0 / (c * n)
-    optimizer = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=max_iter, history_size=20,
-                                  tolerance_grad=1e-6, tolerance_change=1e-10, line_search_fn="strong_wolfe")
+    optimizer = torch.optim.LBFGS(
+        [weight, bias],
+        lr=1.0,
+        max_iter=max_iter,
+        history_size=20,
+        tolerance_grad=1e-6,
+        tolerance_change=1e-10,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
@@ -66,8 +80,9 @@ def fit_logistic(features: torch.Tensor, labels: torch.Tensor, num_classes: int,
     return ProbeFit(c, weight.detach().float(), bias.detach().float(), train_loss)
 
 
-def fit_probes(features: torch.Tensor, labels: torch.Tensor, num_classes: int,
-               grid: tuple[float, ...] = C_GRID) -> list[ProbeFit]:
+def fit_probes(
+    features: torch.Tensor, labels: torch.Tensor, num_classes: int, grid: tuple[float, ...] = C_GRID
+) -> list[ProbeFit]:
     """One converged probe per C of `grid`, in order, each warm-started from the previous one."""
     fits: list[ProbeFit] = []
     for c in grid:

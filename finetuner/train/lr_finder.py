@@ -11,14 +11,15 @@ the test starts:
   10. The curve has a real valley; its minimum is where the loss still falls fastest before it blows up, and a
   tenth of it is safely inside the stable region for a whole schedule (Smith; fastai's `lr_find`).
 - from a model that already fits (a converged linear probe before unfreezing blocks): the last factor before the
-  loss (a running median) climbs clearly above its starting level (by 25%, and by at least 0.02 nats so that noise on a loss
-  near zero does not count), divided by 10: "ten times below where the loss starts to get worse", the rule fastai's
-  course gives for unfrozen models. A fitted model sits at a minimum, so the curve is flat until the rate becomes
-  destructive, and where its noisy minimum falls says nothing; on glyphs the minimum rule picked rates 15-60x below
-  the best ones, the edge rule lands among them.
+  loss (a running median) climbs clearly above its starting level (by 25%, and by at least 0.02 nats so that noise
+  on a loss near zero does not count), divided by 10: "ten times below where the loss starts to get worse", the rule
+  fastai's course gives for unfrozen models. A fitted model sits at a minimum, so the curve is flat until the rate
+  becomes destructive, and where its noisy minimum falls says nothing; on glyphs the minimum rule picked rates
+  15-60x below the best ones, the edge rule lands among them.
 
 The batches are seeded, so the same seed and data pick the same rate.
 """
+
 from __future__ import annotations
 
 import copy
@@ -44,17 +45,25 @@ class RangeTest:
     rule: str = ""
 
     def to_dict(self) -> dict[str, object]:
-        return {"factors": self.factors, "losses": self.losses, "smoothed": self.smoothed, "chosen": self.chosen,
-                "rule": self.rule}
+        return {
+            "factors": self.factors,
+            "losses": self.losses,
+            "smoothed": self.smoothed,
+            "chosen": self.chosen,
+            "rule": self.rule,
+        }
 
 
 VALLEY_RULE = "factor at the minimum of the smoothed loss / 10 (the test started above half of chance loss)"
-EDGE_RULE = ("last factor before the running median of the loss climbs 25% (at least 0.02 nats) above its starting "
-             "level / 10 (the test started below half of chance loss)")
+EDGE_RULE = (
+    "last factor before the running median of the loss climbs 25% (at least 0.02 nats) above its starting "
+    "level / 10 (the test started below half of chance loss)"
+)
 
 
-def pick_factor(factors: list[float], losses: list[float], smoothed: list[float], classes: int,
-                divisor: float = 10.0) -> tuple[float, str]:
+def pick_factor(
+    factors: list[float], losses: list[float], smoothed: list[float], classes: int, divisor: float = 10.0
+) -> tuple[float, str]:
     """The chosen factor and the rule that chose it (see the module docstring); the first factor when no loss is
     finite.
 
@@ -73,7 +82,7 @@ def pick_factor(factors: list[float], losses: list[float], smoothed: list[float]
     limit = level + max(0.25 * level, 0.02)
     edge = lead - 1
     for i in range(lead, len(factors)):
-        window = losses[max(0, i - 5):i + 6]
+        window = losses[max(0, i - 5) : i + 6]
         if not all(math.isfinite(loss) for loss in window) or statistics.median(window) > limit:
             break
         edge = i
@@ -81,8 +90,16 @@ def pick_factor(factors: list[float], losses: list[float], smoothed: list[float]
 
 
 def range_test(
-    trainee: Trainee, data: Split, optimizer: torch.optim.Optimizer, config: FitConfig, runtime: Runtime,
-    steps: int = 100, start: float = 1e-7, end: float = 10.0, beta: float = 0.98, diverge: float = 4.0,
+    trainee: Trainee,
+    data: Split,
+    optimizer: torch.optim.Optimizer,
+    config: FitConfig,
+    runtime: Runtime,
+    steps: int = 100,
+    start: float = 1e-7,
+    end: float = 10.0,
+    beta: float = 0.98,
+    diverge: float = 4.0,
 ) -> RangeTest:
     """Run the range test with `optimizer` (its group rates are the base rates), then restore weights and optimizer.
 
@@ -132,8 +149,9 @@ def _batches(n: int, config: FitConfig, runtime: Runtime, steps: int) -> list[to
     batches: list[torch.Tensor] = []
     epoch = 0
     while len(batches) < steps:
-        drawn = epoch_indices(n, config.batch_size, config.seed + 7_777, epoch, True, runtime.rank,
-                              runtime.world_size, drop_last=True)
+        drawn = epoch_indices(
+            n, config.batch_size, config.seed + 7_777, epoch, True, runtime.rank, runtime.world_size, drop_last=True
+        )
         if not drawn:
             break
         batches += drawn

@@ -5,6 +5,7 @@ invariant `finetuner.train.checkpoint` relies on): pretrained weights are loaded
 head is always a fresh one of the same structure sized to the classes. No file is written; pretrained weights are
 read from the torch hub cache or a checkpoint path, never downloaded.
 """
+
 from __future__ import annotations
 
 import logging

@@ -4,6 +4,7 @@
 `build_param_groups` returns a plain `list[dict]` for `torch.optim` over exactly the trainable parameters;
 `build_optimizer` makes the AdamW or SGD optimizer over them. Pure functions; nothing here reads params.yaml.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -15,8 +16,13 @@ from torch import nn
 from finetuner.train.models import parameters_by_block
 
 # Normalisation layers: their scale/shift are statistics-like and decaying them towards zero only hurts.
-NORM_TYPES: tuple[type[nn.Module], ...] = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm,
-                                          nn.modules.instancenorm._InstanceNorm, nn.LocalResponseNorm)
+NORM_TYPES: tuple[type[nn.Module], ...] = (
+    nn.modules.batchnorm._BatchNorm,
+    nn.LayerNorm,
+    nn.GroupNorm,
+    nn.modules.instancenorm._InstanceNorm,
+    nn.LocalResponseNorm,
+)
 # Embeddings that are not weights of a linear map (timm's `no_weight_decay` names for ViT/Swin).
 NO_DECAY_NAMES = ("class_token", "pos_embedding", "relative_position_bias_table", "logit_scale")
 
@@ -72,14 +78,16 @@ def build_param_groups(
         for decayed in (True, False):
             chosen = [(n, p) for n, p in named if p.requires_grad and (n not in no_decay) == decayed]
             if chosen:
-                groups.append({
-                    "params": [p for _, p in chosen],
-                    "param_names": [n for n, _ in chosen],
-                    "name": f"{block}/{'decay' if decayed else 'no_decay'}",
-                    "block": block,
-                    "lr": rates[block],
-                    "weight_decay": weight_decay if decayed else 0.0,
-                })
+                groups.append(
+                    {
+                        "params": [p for _, p in chosen],
+                        "param_names": [n for n, _ in chosen],
+                        "name": f"{block}/{'decay' if decayed else 'no_decay'}",
+                        "block": block,
+                        "lr": rates[block],
+                        "weight_decay": weight_decay if decayed else 0.0,
+                    }
+                )
     if not groups:
         raise ValueError(f"{arch}: no trainable parameter in blocks {list(rates)}")
     return groups

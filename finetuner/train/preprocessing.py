@@ -4,6 +4,7 @@ Mean, std and interpolation come from the pretrained weights' own `transforms()`
 weights); the crop is `data.image_size` and the resize keeps the weights' resize/crop ratio (256/224 for ImageNet).
 `predict` and `evaluate` rebuild exactly this from the checkpoint, so a model is never fed differently than trained.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -15,8 +16,11 @@ from PIL import Image
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-_INTERPOLATIONS = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
-                   "nearest": Image.Resampling.NEAREST}
+_INTERPOLATIONS = {
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "nearest": Image.Resampling.NEAREST,
+}
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ reason, to `models/<stage>/recipe.json` and `reports/train/<stage>/recipe.json`.
   own starting point. Unfreezing more blocks fits more parameters to the same validation signal; when the last
   step of depth paid less than `min_gain`, the next one is more likely to overfit than to help.
 """
+
 from __future__ import annotations
 
 import math

@@ -7,6 +7,7 @@
 - `checkpoints/<stage>/lr_find.pt`: the range test of an unfinished stage, reused on resume when its fingerprint
   matches, so a resumed run never re-runs it (and cannot pick a different rate).
 """
+
 from __future__ import annotations
 
 import json
@@ -15,9 +16,9 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from finetuner.train.lr_finder import RangeTest
-from finetuner.train import stage_files as train_io
 from finetuner.common.stage import atomic_path, write_json
+from finetuner.train import stage_files as train_io
+from finetuner.train.lr_finder import RangeTest
 
 log = logging.getLogger("finetuner.train")
 RECIPE_FILE = "recipe.json"
@@ -44,8 +45,9 @@ def recall_range_test(paths: train_io.StagePaths, expected: str) -> RangeTest | 
     state = train_io.load_state(paths, expected, "lr_find.pt", "runs its range test again")
     if state is None:
         return None
-    log.info("%s: reusing the recorded range test (factor %.3g), not re-running it", paths.stage,
-             state["test"]["chosen"])
+    log.info(
+        "%s: reusing the recorded range test (factor %.3g), not re-running it", paths.stage, state["test"]["chosen"]
+    )
     return RangeTest(**state["test"])
 
 
@@ -71,15 +73,30 @@ def write_range_test(paths: train_io.StagePaths, test: RangeTest, rates: dict[st
 
 
 def skipped_record(stage: str, reason: str, previous_best: float | None) -> dict[str, Any]:
-    return {"stage": stage, "ran": False, "reason": reason, "start_value": previous_best,
-            "best_value": previous_best, "gain": 0.0}
+    return {
+        "stage": stage,
+        "ran": False,
+        "reason": reason,
+        "start_value": previous_best,
+        "best_value": previous_best,
+        "gain": 0.0,
+    }
 
 
-def trained_record(stage: str, reason: str, start_value: float | None, history: list[dict[str, Any]],
-                   metric: str, **details: Any) -> dict[str, Any]:
+def trained_record(
+    stage: str, reason: str, start_value: float | None, history: list[dict[str, Any]], metric: str, **details: Any
+) -> dict[str, Any]:
     """`gain` = the stage's best validation value minus the value it started from."""
     values = [record[f"val_{metric}"] for record in history]
     best = max(values) if values else None
     gain = best - start_value if best is not None and start_value is not None else None
-    return {"stage": stage, "ran": True, "reason": reason, "start_value": start_value, "best_value": best,
-            "gain": gain, "epochs_run": len(history), **details}
+    return {
+        "stage": stage,
+        "ran": True,
+        "reason": reason,
+        "start_value": start_value,
+        "best_value": best,
+        "gain": gain,
+        "epochs_run": len(history),
+        **details,
+    }

@@ -3,6 +3,7 @@
 `warmup_cosine_factor(step, ...)` is the multiplier of each group's base learning rate for the `step`-th update
 (0-based); `build_scheduler` wraps it in a `LambdaLR`, whose state_dict resumes exactly.
 """
+
 from __future__ import annotations
 
 import math

@@ -8,6 +8,7 @@ Under torchrun (finetuner/train/distributed.py) every rank runs this body: gradi
 only rank 0 writes (checkpoints, resume state, reports, the range test). What is faster in one process (linear
 probes, the head on cached features, a skipped or gated stage) rank 0 does alone, and the other ranks exit.
 """
+
 from __future__ import annotations
 
 import logging
@@ -39,8 +40,11 @@ from finetuner.train.recipe import gate_stage
 
 log = logging.getLogger("finetuner.train")
 
-STAGES = {"train_head": ("head", None), "train_partial": ("partial", "train_head"),
-          "train_full": ("full", "train_partial")}
+STAGES = {
+    "train_head": ("head", None),
+    "train_partial": ("partial", "train_head"),
+    "train_full": ("full", "train_partial"),
+}
 
 
 @dataclass
@@ -65,8 +69,9 @@ def _run_stage(stage: str, params: Params, root: Path, runtime: Runtime) -> dict
     paths = train_io.StagePaths(root, stage, previous)
     train_rows, val_rows = train_io.read_split(paths, "train"), train_io.read_split(paths, "val")
     if not train_rows or not val_rows:
-        raise InputError(f"{paths.splits}: train and val must both hold images (train {len(train_rows)}, "
-                         f"val {len(val_rows)})")
+        raise InputError(
+            f"{paths.splits}: train and val must both hold images (train {len(train_rows)}, val {len(val_rows)})"
+        )
     class_to_idx = {label: i for i, label in enumerate(sorted({r["label"] for r in train_rows + val_rows}))}
     start = _starting_point(paths, params, class_to_idx)
     decision = gate_stage(section, config.min_gain, train_recipe.read_recipe(paths))
@@ -78,14 +83,26 @@ def _run_stage(stage: str, params: Params, root: Path, runtime: Runtime) -> dict
     if not decision.run:
         return _pass_through(paths, start, params, class_to_idx, runtime, decision.reason)
     if len(train_rows) < runtime.world_size:
-        raise InputError(f"{paths.splits / 'train.csv'}: {len(train_rows)} image(s) for {runtime.world_size} "
-                         "processes; lower train.nproc")
+        raise InputError(
+            f"{paths.splits / 'train.csv'}: {len(train_rows)} image(s) for {runtime.world_size} "
+            "processes; lower train.nproc"
+        )
     images_root = root / params.data.raw_dir / layout.RAW_IMAGES
     # Rank 0 fills the image store first; the other ranks then find every image stored (no concurrent writers).
-    data = runtime.main_first(lambda: {
-        name: _split(rows, images_root, start.built.preprocessing, paths, params, class_to_idx,
-                     augment=params.train.augment and name == "train")
-        for name, rows in (("train", train_rows), ("val", val_rows))})
+    data = runtime.main_first(
+        lambda: {
+            name: _split(
+                rows,
+                images_root,
+                start.built.preprocessing,
+                paths,
+                params,
+                class_to_idx,
+                augment=params.train.augment and name == "train",
+            )
+            for name, rows in (("train", train_rows), ("val", val_rows))
+        }
+    )
     if config.solver == "lbfgs":
         return _probe(paths, params, start, data, class_to_idx, runtime, decision.reason)
     return _train(paths, config, params, start, data, class_to_idx, runtime, decision.reason)
@@ -119,8 +136,15 @@ def _starting_point(paths: train_io.StagePaths, params: Params, class_to_idx: di
     return Start(built, float(checkpoint["value"]), paths.input_best, checkpoint.get("origin", {}))
 
 
-def _split(rows: list[dict[str, str]], images_root: Path, preprocessing: Preprocessing,
-           paths: train_io.StagePaths, params: Params, class_to_idx: dict[str, int], augment: bool = False) -> Split:
+def _split(
+    rows: list[dict[str, str]],
+    images_root: Path,
+    preprocessing: Preprocessing,
+    paths: train_io.StagePaths,
+    params: Params,
+    class_to_idx: dict[str, int],
+    augment: bool = False,
+) -> Split:
     files = [images_root / row["path"] for row in rows]
     absent = [str(f) for f in files if not f.is_file()]
     if absent:
@@ -130,39 +154,78 @@ def _split(rows: list[dict[str, str]], images_root: Path, preprocessing: Preproc
     return Split(images, labels)  # type: ignore[arg-type]  # a lazy StoreView, indexed like a uint8 tensor
 
 
-def pipeline_record(model: nn.Module, stage: str, epoch: int, value: float, params: Params,
-                    class_to_idx: dict[str, int], preprocessing: Preprocessing, origin: dict[str, Any],
-                    lr: dict[str, float] | None = None) -> dict[str, Any]:
+def pipeline_record(
+    model: nn.Module,
+    stage: str,
+    epoch: int,
+    value: float,
+    params: Params,
+    class_to_idx: dict[str, int],
+    preprocessing: Preprocessing,
+    origin: dict[str, Any],
+    lr: dict[str, float] | None = None,
+) -> dict[str, Any]:
     """A pipeline checkpoint: the contract's keys plus where the weights came from, the params and rates used."""
-    return {"lr": dict(lr or {}),
+    return {
+        "lr": dict(lr or {}),
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-        "arch": params.model.arch, "class_to_idx": class_to_idx, "stage": stage, "epoch": epoch,
-        "metric": params.train.select_metric, "value": float(value), "preprocessing": preprocessing.to_dict(),
-        "origin": origin, "params": recorded_params(params),
+        "arch": params.model.arch,
+        "class_to_idx": class_to_idx,
+        "stage": stage,
+        "epoch": epoch,
+        "metric": params.train.select_metric,
+        "value": float(value),
+        "preprocessing": preprocessing.to_dict(),
+        "origin": origin,
+        "params": recorded_params(params),
     }
 
 
 def recorded_params(params: Params) -> dict[str, Any]:
     """The params every training stage depends on (dvc.yaml), kept in its checkpoints; the stage's own section is in
     its recipe.json. Not the whole file: a checkpoint must not change when an unrelated key (retrain, dedup) does."""
-    return {"seed": params.seed, "data": {"image_size": params.data.image_size},
-            "model": params.model.model_dump(mode="json"), "train": params.train.model_dump(mode="json")}
+    return {
+        "seed": params.seed,
+        "data": {"image_size": params.data.image_size},
+        "model": params.model.model_dump(mode="json"),
+        "train": params.train.model_dump(mode="json"),
+    }
 
 
-def _pass_through(paths: train_io.StagePaths, start: Start, params: Params, class_to_idx: dict[str, int],
-                  runtime: Runtime, reason: str) -> dict[str, Any]:
+def _pass_through(
+    paths: train_io.StagePaths,
+    start: Start,
+    params: Params,
+    class_to_idx: dict[str, int],
+    runtime: Runtime,
+    reason: str,
+) -> dict[str, Any]:
     """`epochs: 0` or gated off: the input checkpoint becomes this stage's best unchanged (head: evaluated once)."""
     if start.best_file is not None:
         train_io.copy_file(start.best_file, paths.out / "best.pt")
         record = train_io.load_input_checkpoint(paths.out / "best.pt")
     else:
         model = start.built.model.to(runtime.device)
-        val = _split(train_io.read_split(paths, "val"), paths.root / params.data.raw_dir / layout.RAW_IMAGES,
-                     start.built.preprocessing, paths, params, class_to_idx)
+        val = _split(
+            train_io.read_split(paths, "val"),
+            paths.root / params.data.raw_dir / layout.RAW_IMAGES,
+            start.built.preprocessing,
+            paths,
+            params,
+            class_to_idx,
+        )
         trainee = image_trainee(model, start.built.preprocessing, runtime, lambda: model.eval())
         metrics = evaluate_split(trainee, val, len(class_to_idx), runtime, params.train.batch_size)
-        record = pipeline_record(model, paths.stage, 0, metrics[params.train.select_metric], params, class_to_idx,
-                         start.built.preprocessing, start.origin)
+        record = pipeline_record(
+            model,
+            paths.stage,
+            0,
+            metrics[params.train.select_metric],
+            params,
+            class_to_idx,
+            start.built.preprocessing,
+            start.origin,
+        )
         train_io.save_torch(paths.out / "best.pt", record)
     train_io.write_skipped_report(paths.reports, start.best_file)
     train_recipe.write_recipe(paths, train_recipe.skipped_record(paths.stage, reason, start.best_value))
@@ -178,15 +241,29 @@ def _publish(paths: train_io.StagePaths) -> None:
 
 def _fingerprint(paths: train_io.StagePaths, config: StageConfig, params: Params, start: Start) -> str:
     trained = expand_blocks(params.model.arch, config.train)
-    stage_params = {"section": config.model_dump(mode="json"), "seed": params.seed,
-                    "train": params.train.model_dump(mode="json"), "model": params.model.model_dump(mode="json"),
-                    "image_size": params.data.image_size, "cached": uses_cache(trained, params)}
-    return train_io.fingerprint(stage_params, [paths.splits / "train.csv", paths.splits / "val.csv",
-                                               start.best_file, _weights_file(params)])
+    stage_params = {
+        "section": config.model_dump(mode="json"),
+        "seed": params.seed,
+        "train": params.train.model_dump(mode="json"),
+        "model": params.model.model_dump(mode="json"),
+        "image_size": params.data.image_size,
+        "cached": uses_cache(trained, params),
+    }
+    return train_io.fingerprint(
+        stage_params, [paths.splits / "train.csv", paths.splits / "val.csv", start.best_file, _weights_file(params)]
+    )
 
 
-def _train(paths: train_io.StagePaths, config: StageConfig, params: Params, start: Start,
-           data: dict[str, Split], class_to_idx: dict[str, int], runtime: Runtime, reason: str) -> dict[str, Any]:
+def _train(
+    paths: train_io.StagePaths,
+    config: StageConfig,
+    params: Params,
+    start: Start,
+    data: dict[str, Split],
+    class_to_idx: dict[str, int],
+    runtime: Runtime,
+    reason: str,
+) -> dict[str, Any]:
     model = start.built.model
     expected = _fingerprint(paths, config, params, start)
     state = train_io.load_resume(paths, expected)
@@ -198,8 +275,9 @@ def _train(paths: train_io.StagePaths, config: StageConfig, params: Params, star
     metric = params.train.select_metric
     start_value = start.best_value
     if start_value is None:  # head stage: the untrained head is the baseline its gain is measured from
-        start_value = evaluate_split(plan.trainee, plan.data["val"], len(class_to_idx), runtime,
-                                     params.train.batch_size)[metric]
+        start_value = evaluate_split(
+            plan.trainee, plan.data["val"], len(class_to_idx), runtime, params.train.batch_size
+        )[metric]
     history = _resume(paths, state, model, optimizer, scheduler, scaler)
     plan.trainee.module = distributed.wrap(plan.trainee.module, runtime)
     live = train_io.LiveLog(paths.reports, history, runtime.is_main)
@@ -210,19 +288,49 @@ def _train(paths: train_io.StagePaths, config: StageConfig, params: Params, star
         if not runtime.is_main:
             return
         if improved:
-            train_io.save_torch(paths.resume_dir / "stage_best.pt", pipeline_record(
-                model, paths.stage, record["epoch"], record[f"val_{metric}"], params, class_to_idx,
-                start.built.preprocessing, start.origin, plan.rates))
-        train_io.save_resume(paths, {
-            "fingerprint": expected, "history": done, "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict() if scaler else None, "torch_rng": torch.get_rng_state()})
+            train_io.save_torch(
+                paths.resume_dir / "stage_best.pt",
+                pipeline_record(
+                    model,
+                    paths.stage,
+                    record["epoch"],
+                    record[f"val_{metric}"],
+                    params,
+                    class_to_idx,
+                    start.built.preprocessing,
+                    start.origin,
+                    plan.rates,
+                ),
+            )
+        train_io.save_resume(
+            paths,
+            {
+                "fingerprint": expected,
+                "history": done,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict() if scaler else None,
+                "torch_rng": torch.get_rng_state(),
+            },
+        )
 
     began = time.perf_counter()
     failure = None
     try:
-        history = fit(plan.trainee, plan.data["train"], plan.data["val"], optimizer, scheduler, plan.fit_config,
-                      runtime, len(class_to_idx), on_epoch_end, history, scaler)
+        history = fit(
+            plan.trainee,
+            plan.data["train"],
+            plan.data["val"],
+            optimizer,
+            scheduler,
+            plan.fit_config,
+            runtime,
+            len(class_to_idx),
+            on_epoch_end,
+            history,
+            scaler,
+        )
     except NonFiniteLossError as exc:
         failure = exc
         finished = train_io.load_resume(paths, expected)  # last.pt = the last completed epoch, not a broken one
@@ -231,45 +339,102 @@ def _train(paths: train_io.StagePaths, config: StageConfig, params: Params, star
             history = list(finished["history"])
     live.end()
     log.info("%s: trained %s in %.1f s", paths.stage, plan.trained, time.perf_counter() - began)
-    last = pipeline_record(model, paths.stage, len(history), history[-1][f"val_{metric}"]
-                   if history else float("nan"), params, class_to_idx, start.built.preprocessing, start.origin,
-                   plan.rates)
+    last = pipeline_record(
+        model,
+        paths.stage,
+        len(history),
+        history[-1][f"val_{metric}"] if history else float("nan"),
+        params,
+        class_to_idx,
+        start.built.preprocessing,
+        start.origin,
+        plan.rates,
+    )
     result = {k: v for k, v in last.items() if k != "state_dict"}
     if runtime.is_main:  # under torchrun only rank 0 writes
         if plan.range_test is not None:
             train_recipe.write_range_test(paths, plan.range_test, plan.rates)
-        train_recipe.write_recipe(paths, train_recipe.trained_record(
-            paths.stage, reason, start_value, history, metric, solver="gradient", trained=plan.trained,
-            lr=plan.rates, lr_source="auto" if plan.range_test else "explicit",
-            lr_factor=plan.range_test.chosen if plan.range_test else None, epochs_planned=plan.fit_config.epochs,
-            stopped_early=len(history) < plan.fit_config.epochs and failure is None))
+        train_recipe.write_recipe(
+            paths,
+            train_recipe.trained_record(
+                paths.stage,
+                reason,
+                start_value,
+                history,
+                metric,
+                solver="gradient",
+                trained=plan.trained,
+                lr=plan.rates,
+                lr_source="auto" if plan.range_test else "explicit",
+                lr_factor=plan.range_test.chosen if plan.range_test else None,
+                epochs_planned=plan.fit_config.epochs,
+                stopped_early=len(history) < plan.fit_config.epochs and failure is None,
+            ),
+        )
         result = _write_outputs(paths, start, last)
         train_io.clear_resume(paths)
     if failure is not None:
-        raise InputError(f"{paths.stage} stopped: {failure}. Kept the best checkpoint so far in {paths.out}/best.pt; "
-                         "lower the learning rates or enable train.clip_grad_norm")
+        raise InputError(
+            f"{paths.stage} stopped: {failure}. Kept the best checkpoint so far in {paths.out}/best.pt; "
+            "lower the learning rates or enable train.clip_grad_norm"
+        )
     return result
 
 
-def _probe(paths: train_io.StagePaths, params: Params, start: Start, data: dict[str, Split],
-           class_to_idx: dict[str, int], runtime: Runtime, reason: str) -> dict[str, Any]:
+def _probe(
+    paths: train_io.StagePaths,
+    params: Params,
+    start: Start,
+    data: dict[str, Split],
+    class_to_idx: dict[str, int],
+    runtime: Runtime,
+    reason: str,
+) -> dict[str, Any]:
     """`solver: lbfgs`: converged linear probes on cached features; the best on validation is the stage's best."""
     model, metric = start.built.model, params.train.select_metric
     began = time.perf_counter()
-    result = probe_head(model, params.model.arch, data, start.built.preprocessing, runtime, params.train.batch_size,
-                        len(class_to_idx), metric)
+    result = probe_head(
+        model,
+        params.model.arch,
+        data,
+        start.built.preprocessing,
+        runtime,
+        params.train.batch_size,
+        len(class_to_idx),
+        metric,
+    )
     log.info("%s: linear probes fitted in %.1f s", paths.stage, time.perf_counter() - began)
     live = train_io.LiveLog(paths.reports, result.history, runtime.is_main)
     live.end()
     chosen = result.history[result.best_epoch - 1]
-    record = pipeline_record(model, paths.stage, result.best_epoch, chosen[f"val_{metric}"], params, class_to_idx,
-                             start.built.preprocessing, start.origin)
+    record = pipeline_record(
+        model,
+        paths.stage,
+        result.best_epoch,
+        chosen[f"val_{metric}"],
+        params,
+        class_to_idx,
+        start.built.preprocessing,
+        start.origin,
+    )
     if not runtime.is_main:
         return {k: v for k, v in record.items() if k != "state_dict"}
     train_io.save_torch(paths.resume_dir / "stage_best.pt", record)
-    train_recipe.write_recipe(paths, train_recipe.trained_record(
-        paths.stage, reason, result.start_value, result.history, metric, solver="lbfgs", trained=["head"],
-        C=chosen["C"], epochs_planned=len(result.history), stopped_early=False))
+    train_recipe.write_recipe(
+        paths,
+        train_recipe.trained_record(
+            paths.stage,
+            reason,
+            result.start_value,
+            result.history,
+            metric,
+            solver="lbfgs",
+            trained=["head"],
+            C=chosen["C"],
+            epochs_planned=len(result.history),
+            stopped_early=False,
+        ),
+    )
     outputs = _write_outputs(paths, start, record)
     train_io.clear_resume(paths)
     return outputs
@@ -288,8 +453,14 @@ def _clear_resume_but_range_test(paths: train_io.StagePaths, expected: str) -> N
         train_recipe.remember_range_test(paths, expected, test)
 
 
-def _resume(paths: train_io.StagePaths, state: dict[str, Any] | None, model: nn.Module, optimizer: Any,
-            scheduler: Any, scaler: Any) -> list[dict[str, Any]]:
+def _resume(
+    paths: train_io.StagePaths,
+    state: dict[str, Any] | None,
+    model: nn.Module,
+    optimizer: Any,
+    scheduler: Any,
+    scaler: Any,
+) -> list[dict[str, Any]]:
     if state is None:
         return []
     # The groups were rebuilt exactly as at the first start, so the optimizer state maps onto them one to one.
@@ -320,6 +491,12 @@ def _write_outputs(paths: train_io.StagePaths, start: Start, last: dict[str, Any
         train_io.save_torch(paths.out / "best.pt", last)
         best = last
     _publish(paths)
-    log.info("%s: best so far %s=%.4f (stage %s, epoch %d)", paths.stage, best["metric"], best["value"],
-             best["stage"], best["epoch"])
+    log.info(
+        "%s: best so far %s=%.4f (stage %s, epoch %d)",
+        paths.stage,
+        best["metric"],
+        best["value"],
+        best["stage"],
+        best["epoch"],
+    )
     return {k: v for k, v in best.items() if k != "state_dict"}

@@ -7,6 +7,7 @@ Layout (all relative to the repository root):
 - `reports/train/<stage>/`: DVCLive metrics and plots.
 Every file is written atomically.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,8 +22,8 @@ from typing import Any
 import torch
 
 from finetuner import layout
-from finetuner.train.checkpoint import CheckpointError
 from finetuner.common.stage import InputError, atomic_path, read_csv, write_json, write_text
+from finetuner.train.checkpoint import CheckpointError
 
 SPLIT_COLUMNS = layout.SPLIT_COLUMNS
 
@@ -119,8 +120,9 @@ def save_state(paths: StagePaths, name: str, state: dict[str, Any]) -> None:
     save_torch(paths.resume_dir / name, wrap_checked(state))
 
 
-def load_state(paths: StagePaths, expected: str, name: str,
-               redo: str = "starts again from its first epoch") -> dict[str, Any] | None:
+def load_state(
+    paths: StagePaths, expected: str, name: str, redo: str = "starts again from its first epoch"
+) -> dict[str, Any] | None:
     """The state saved as `name` when it is intact and its fingerprint matches; else None.
 
     A damaged file (truncated, garbled) is reported, never used: the stage `redo`es that work (the log says so),
@@ -151,9 +153,12 @@ def load_resume(paths: StagePaths, expected: str) -> dict[str, Any] | None:
     if state is None:
         return None
     if state.get("stage_best_sha256") != file_digest(paths.resume_dir / "stage_best.pt"):
-        log.warning("%s: does not match the resume state beside it (damaged, or killed between the two writes); "
-                    "ignored: %s starts again from its first epoch", paths.resume_dir / "stage_best.pt",
-                    paths.stage)
+        log.warning(
+            "%s: does not match the resume state beside it (damaged, or killed between the two writes); "
+            "ignored: %s starts again from its first epoch",
+            paths.resume_dir / "stage_best.pt",
+            paths.stage,
+        )
         return None
     return state
 

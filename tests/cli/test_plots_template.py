@@ -1,5 +1,6 @@
 """`dvc plots show` works offline: the page DVC writes with the project's template carries Vega inline and loads
 nothing from a CDN (the default page does, and shows no curves without internet)."""
+
 from __future__ import annotations
 
 import shutil

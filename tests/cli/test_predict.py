@@ -1,4 +1,5 @@
 """The `predict` command: good and broken files, folders and lists, top-k, refusing unsafe checkpoints."""
+
 from __future__ import annotations
 
 import csv
@@ -7,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.evaluate_world import CLASSES, RunsCode, make_checkpoint, make_image
-from finetuner.train.checkpoint import load_pipeline_checkpoint, model_from_checkpoint
 from finetuner.cli.predict import main
 from finetuner.common.imageio import load_rgb
+from finetuner.train.checkpoint import load_pipeline_checkpoint, model_from_checkpoint
 from finetuner.train.preprocessing import Preprocessing
+from tests.evaluate_world import CLASSES, RunsCode, make_checkpoint, make_image
 
 
 def _read(path: Path) -> dict[str, dict[str, str]]:
@@ -32,8 +33,9 @@ def folder(tmp_path: Path) -> Path:
     return root
 
 
-def test_folder_with_broken_files_gets_plain_reasons(tmp_path: Path, folder: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_folder_with_broken_files_gets_plain_reasons(
+    tmp_path: Path, folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ckpt = make_checkpoint(tmp_path / "best.pt")
     out = tmp_path / "out" / "pred.csv"
     (folder / "fake.jpg").write_text("a text file with an image's name")
@@ -56,8 +58,17 @@ def test_folder_with_broken_files_gets_plain_reasons(tmp_path: Path, folder: Pat
 def test_missing_input_stops_before_any_work(tmp_path: Path, folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "pred.csv"
     (tmp_path / "list.txt").write_text("gone-too.png\n")
-    code = main(["--checkpoint", str(tmp_path / "never-read.pt"), "--out", str(out), str(folder),
-                 str(tmp_path / "gone.png"), f"@{tmp_path / 'list.txt'}"])
+    code = main(
+        [
+            "--checkpoint",
+            str(tmp_path / "never-read.pt"),
+            "--out",
+            str(out),
+            str(folder),
+            str(tmp_path / "gone.png"),
+            f"@{tmp_path / 'list.txt'}",
+        ]
+    )
     assert code == 2 and not out.exists()
     assert f"no such file or folder: {tmp_path / 'gone.png'}, gone-too.png" in capsys.readouterr().err
 
@@ -67,8 +78,25 @@ def test_probabilities_are_the_models_and_independent_of_batching(tmp_path: Path
     outs = []
     for batch_size in (1, 64):
         out = tmp_path / f"pred{batch_size}.csv"
-        assert main(["--checkpoint", str(ckpt), "--out", str(out), "--top-k", "3", "--batch-size",
-                     str(batch_size), "--device", "cpu", str(folder / "c.png"), str(folder / "a.png")]) == 0
+        assert (
+            main(
+                [
+                    "--checkpoint",
+                    str(ckpt),
+                    "--out",
+                    str(out),
+                    "--top-k",
+                    "3",
+                    "--batch-size",
+                    str(batch_size),
+                    "--device",
+                    "cpu",
+                    str(folder / "c.png"),
+                    str(folder / "a.png"),
+                ]
+            )
+            == 0
+        )
         outs.append(_read(out))
     assert float(outs[0]["c.png"]["top1_prob"]) == pytest.approx(float(outs[1]["c.png"]["top1_prob"]), abs=2e-6)
     checkpoint = load_pipeline_checkpoint(ckpt)
@@ -92,8 +120,9 @@ def test_list_file_and_explicit_files(tmp_path: Path, folder: Path, monkeypatch:
     assert sorted(rows) == ["a.png", "b.JPG", "broken.png"]  # a.png listed twice, predicted once
 
 
-def test_refuses_a_checkpoint_that_would_run_code(tmp_path: Path, folder: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_refuses_a_checkpoint_that_would_run_code(
+    tmp_path: Path, folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     marker = tmp_path / "code-ran"
     evil = make_checkpoint(tmp_path / "evil.pt", payload=RunsCode(marker))
     out = tmp_path / "pred.csv"

@@ -1,15 +1,16 @@
 """The DVC remote: `finetuner.cli.remote` configures it, `dvc push --run-cache` uploads data, models and the run
 cache, and a second clone pulls them and `dvc repro` finds every stage up to date without running any."""
+
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
 
 import pytest
-from tests.dvc_project import run
-from tests.toy_dvc import make_toy_project, stage_runs
 
 from finetuner.cli import remote
+from tests.dvc_project import run
+from tests.toy_dvc import make_toy_project, stage_runs
 
 COMMIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm"]
 

@@ -1,14 +1,15 @@
 """imageio: odd-but-valid files decode to the right RGB picture; broken ones are classified, never crash."""
+
 from __future__ import annotations
 
 import io
 
 import numpy as np
 import pytest
-from tests.odd_images import BROKEN, VALID, H, W, animated_gif, encode, palette_transparent_png, png16, rgba_png
 from PIL import Image
 
 from finetuner.common.imageio import BOMB, ImageCheckError, check_image, load_rgb, to_rgb
+from tests.odd_images import BROKEN, VALID, H, W, animated_gif, encode, palette_transparent_png, png16, rgba_png
 
 
 @pytest.mark.parametrize("name", sorted(VALID))
@@ -68,7 +69,7 @@ def test_decompression_bomb_is_refused_and_limit_restored(limit):
     with pytest.raises(ImageCheckError) as caught:
         check_image(encode(Image.new("RGB", (W, H)), "PNG"), max_pixels=limit)
     assert caught.value.reason == BOMB
-    assert Image.MAX_IMAGE_PIXELS == before
+    assert before == Image.MAX_IMAGE_PIXELS
 
 
 def test_image_at_the_limit_is_accepted():

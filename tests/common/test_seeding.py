@@ -1,4 +1,5 @@
 """Seeds derived from `seed` and the stage name (the byte-identical reruns are tested in tests/faults/test_kill.py)."""
+
 from __future__ import annotations
 
 from finetuner.common.seeding import derived_seed

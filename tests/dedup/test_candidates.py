@@ -1,5 +1,6 @@
 """What a person checks: evidence columns in near_duplicates.csv, audit tables in dedup.html, giant units explained
 by the pairs that bridge them (dedup.json and split.json)."""
+
 from __future__ import annotations
 
 import csv
@@ -10,14 +11,14 @@ import numpy as np
 import pandas as pd
 from PIL import ImageOps
 
-from finetuner.config import parse_params
-from finetuner.split.report import giant_units
-from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
-from finetuner.dedup.units import assign_units, explain_units, guard_units
-from tasks import dedup
 from finetuner.common.stage import write_csv
-from tests.tasks.test_dedup import COLUMNS, add_image
+from finetuner.config import parse_params
+from finetuner.dedup.units import assign_units, explain_units, guard_units
+from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
+from finetuner.split.report import giant_units
+from tasks import dedup
 from tests.dedup.test_verify import letterbox, near_blank
+from tests.tasks.test_dedup import COLUMNS, add_image
 
 
 def test_explain_units_names_the_bridge_and_what_it_cuts_off() -> None:
@@ -31,19 +32,41 @@ def test_explain_units_names_the_bridge_and_what_it_cuts_off() -> None:
     assert found[0]["bridges"] == [(1, 4)]  # pair index 1 (3-4) cuts off 4 images
     assert found[0]["links_between_groups"] == 1
     # a ring of three families has no single bridge: the weakest link between groups is named instead
-    ring = explain_units(["a"] * 6, ["x", "x", "y", "y", "z", "z"], ["u"] * 6, np.array([1, 3, 5]),
-                         np.array([2, 4, 0]), np.array([0.99, 0.95, 0.97]), share=0.5)
+    ring = explain_units(
+        ["a"] * 6,
+        ["x", "x", "y", "y", "z", "z"],
+        ["u"] * 6,
+        np.array([1, 3, 5]),
+        np.array([2, 4, 0]),
+        np.array([0.99, 0.95, 0.97]),
+        share=0.5,
+    )
     assert ring[0]["bridges"][0] == (1, None)
 
 
 def test_split_report_names_bridging_pairs() -> None:
-    images = pd.DataFrame({"path": [f"p{k}" for k in range(6)], "label": ["a"] * 6,
-                           "group": ["g1", "g1", "g1", "g2", "g2", "g2"], "unit": ["u"] * 6})
-    edges = pd.DataFrame({"path_a": ["p2"], "path_b": ["p3"], "method": ["verified"], "distance": ["4"],
-                          "similarity": ["0.95"]})
+    images = pd.DataFrame(
+        {
+            "path": [f"p{k}" for k in range(6)],
+            "label": ["a"] * 6,
+            "group": ["g1", "g1", "g1", "g2", "g2", "g2"],
+            "unit": ["u"] * 6,
+        }
+    )
+    edges = pd.DataFrame(
+        {"path_a": ["p2"], "path_b": ["p3"], "method": ["verified"], "distance": ["4"], "similarity": ["0.95"]}
+    )
     found = giant_units(images, edges, 0.25)
-    assert found[0]["bridges"] == [{"path_a": "p2", "path_b": "p3", "method": "verified", "distance": "4",
-                                    "similarity": "0.95", "images_cut_off": 3}]
+    assert found[0]["bridges"] == [
+        {
+            "path_a": "p2",
+            "path_b": "p3",
+            "method": "verified",
+            "distance": "4",
+            "similarity": "0.95",
+            "images_cut_off": 3,
+        }
+    ]
     json.dumps(found)  # goes into split.json as it is
 
 

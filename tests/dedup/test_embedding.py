@@ -3,6 +3,7 @@
 The stage tests replace the backbone with fixed vectors (`embed_contents` patched) so what must be found is known;
 the backbone tests run the real loading and forward path (resnet18 at 32 px) and its per-content cache.
 """
+
 from __future__ import annotations
 
 import csv
@@ -12,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from finetuner.common.stage import InputError, write_csv
 from finetuner.config import ConfigError, parse_params
+from finetuner.dedup import embedding as dedup_embed
 from finetuner.dedup.similarity import TooManyPairs, brute_force_similar_pairs, similar_pairs
 from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
 from tasks import dedup
-from finetuner.dedup import embedding as dedup_embed
-from finetuner.common.stage import InputError, write_csv
 from tests.tasks.test_dedup import COLUMNS, add_image, make_dataset
 
 
@@ -99,8 +100,13 @@ def test_embedding_pairs_join_what_hashes_miss(tmp_path: Path, monkeypatch: pyte
     # hashes found already must stay labelled by the hashes.
     shared = [1.0, 0.0, 0.0]
     variants = {f"v0_{k}.jpg": shared for k in ("reencode", "rescale", "blur", "brightness")}
-    vectors = {"p1.jpg": [0.0, 1.0, 0.0], "p3.jpg": [0.0, 0.99, 0.141], "p2.jpg": [0.0, 0.93, -0.3676],
-               "copy_of_p0.jpg": shared, **variants}
+    vectors = {
+        "p1.jpg": [0.0, 1.0, 0.0],
+        "p3.jpg": [0.0, 0.99, 0.141],
+        "p2.jpg": [0.0, 0.93, -0.3676],
+        "copy_of_p0.jpg": shared,
+        **variants,
+    }
     fake_backbone(monkeypatch, vectors)
     params = parse_params({"data": {"workers": 1}, "dedup": {"embedding": {"enabled": True}}})
     summary = dedup.run(params, tmp_path)
@@ -158,11 +164,13 @@ def test_embedding_pairs_are_cut_before_hash_pairs(tmp_path: Path, monkeypatch: 
     hashes_only = dedup.run(parse_params({"data": {"workers": 1}}), tmp_path)
     largest = hashes_only["largest_cluster_size"]
     assert largest > 2 and hashes_only["counts"]["pairs_cut_by_size_guard"] == 0
-    params = parse_params({"data": {"workers": 1},
-                           "dedup": {"max_cluster_size": largest, "embedding": {"enabled": True}}})
+    params = parse_params(
+        {"data": {"workers": 1}, "dedup": {"max_cluster_size": largest, "embedding": {"enabled": True}}}
+    )
     summary = dedup.run(params, tmp_path)
     assert [(p["path_a"], p["path_b"], p["method"]) for p in summary["cut_pairs"]] == [
-        ("c0/p4.jpg", "c0/v0_blur.jpg", "embedding")]
+        ("c0/p4.jpg", "c0/v0_blur.jpg", "embedding")
+    ]
 
 
 # --- the real backbone ------------------------------------------------------------------------------------------
@@ -178,8 +186,9 @@ def test_real_backbone_embeds_once_per_content_and_backbone(tmp_path: Path) -> N
         path.write_bytes(to_jpeg_bytes(photo(seed, (80, 60))))
         paths.append(path)
         shas.append(f"{seed:064x}")
-    params = parse_params({"model": {"arch": "resnet18", "weights": None},
-                           "dedup": {"embedding": {"enabled": True, "image_size": 32}}})
+    params = parse_params(
+        {"model": {"arch": "resnet18", "weights": None}, "dedup": {"embedding": {"enabled": True, "image_size": 32}}}
+    )
     cache = tmp_path / "cache"
     first = dedup_embed.embed_contents(paths, shas, params, cache, workers=1)
     assert first.vectors.shape == (3, 512) and first.n_new == 3
@@ -194,16 +203,24 @@ def test_real_backbone_embeds_once_per_content_and_backbone(tmp_path: Path) -> N
     torch.manual_seed(123)
     weights = tmp_path / "other.pt"
     torch.save(resnet18().state_dict(), weights)
-    other = parse_params({"model": {"arch": "resnet18", "weights": str(weights)},
-                          "dedup": {"embedding": {"enabled": True, "image_size": 32}}})
+    other = parse_params(
+        {
+            "model": {"arch": "resnet18", "weights": str(weights)},
+            "dedup": {"embedding": {"enabled": True, "image_size": 32}},
+        }
+    )
     moved = dedup_embed.embed_contents(paths, shas, other, cache, workers=1)
     assert moved.n_new == 3 and not np.allclose(moved.vectors, first.vectors)
     assert len(list(cache.glob("embed-*.npz"))) == 2
 
 
 def test_missing_weights_name_the_key(tmp_path: Path) -> None:
-    params = parse_params({"model": {"arch": "resnet18", "weights": str(tmp_path / "absent.pt")},
-                           "dedup": {"embedding": {"enabled": True}}})
+    params = parse_params(
+        {
+            "model": {"arch": "resnet18", "weights": str(tmp_path / "absent.pt")},
+            "dedup": {"embedding": {"enabled": True}},
+        }
+    )
     with pytest.raises(ConfigError, match=r"dedup\.embedding.*model\.weights.*absent\.pt"):
         dedup_embed.embed_contents([], [], params, tmp_path / "cache", workers=1)
 

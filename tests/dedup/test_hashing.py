@@ -1,4 +1,5 @@
 """Batch hashing: bit-for-bit imagehash's hashes, reduced-size JPEG decoding, parallel equals serial."""
+
 from __future__ import annotations
 
 from pathlib import Path

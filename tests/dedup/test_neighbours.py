@@ -1,4 +1,5 @@
 """Radius search over 64-bit hashes: exactly the pairs brute force finds, for every radius and chunking."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -87,8 +88,12 @@ def test_edge_cases() -> None:
 @given(hashes=clustered_hashes(), radius=st.integers(0, 12), split=st.integers(0, 48))
 def test_new_items_against_all_equals_brute_force(hashes: list[int], radius: int, split: int) -> None:
     """A grown collection's search: every pair of a new item (query) with any item, as brute force finds them."""
-    queries = hashes[split % (len(hashes) + 1):]
+    queries = hashes[split % (len(hashes) + 1) :]
     found = radius_pairs_between(np.array(queries, dtype=np.uint64), np.array(hashes, dtype=np.uint64), radius)
-    expected = {(q, h) for q in range(len(queries)) for h in range(len(hashes))
-                if bin(queries[q] ^ hashes[h]).count("1") <= radius}
+    expected = {
+        (q, h)
+        for q in range(len(queries))
+        for h in range(len(hashes))
+        if bin(queries[q] ^ hashes[h]).count("1") <= radius
+    }
     assert {tuple(p) for p in found.tolist()} == expected

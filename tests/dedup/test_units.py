@@ -1,4 +1,5 @@
 """Pair rules, the chaining guard and unit assignment."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,5 +1,6 @@
 """Candidate views and the verifier on made-up pairs: a crop, a mirror, a letterbox, a caption bar, near-blank images,
 two photos of one scene, unrelated photos; and the per-image candidate cap."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -125,16 +126,27 @@ def test_a_shaded_low_detail_frame_matches_its_brighter_copy_only() -> None:
 
 def test_each_view_meets_its_edit() -> None:
     """Each candidate signal: the edited copy's full view lands within a few bits of the original's matching view."""
-    images = [BASE, ImageOps.mirror(BASE), crop(BASE, right=0.10), crop(BASE, bottom=0.10), crop(BASE, *[0.1] * 4),
-              letterbox(BASE)]
+    images = [
+        BASE,
+        ImageOps.mirror(BASE),
+        crop(BASE, right=0.10),
+        crop(BASE, bottom=0.10),
+        crop(BASE, *[0.1] * 4),
+        letterbox(BASE),
+    ]
     views = view_hashes(np.stack([thumb(i) for i in images]))
     # (view of the original, view of the copy, which copy): trimming applies to the letterboxed copy
-    meets = [("mirror", "full", 1), ("left90", "full", 2), ("top90", "full", 3), ("crop80", "full", 4),
-             ("full", "trim", 5)]
+    meets = [
+        ("mirror", "full", 1),
+        ("left90", "full", 2),
+        ("top90", "full", 3),
+        ("crop80", "full", 4),
+        ("full", "trim", 5),
+    ]
     for mine, theirs, copy in meets:
-        close = hamming(views[mine][:1], views[theirs][copy:copy + 1])[0]
+        close = hamming(views[mine][:1], views[theirs][copy : copy + 1])[0]
         assert close <= 4, (mine, theirs)
-        assert hamming(views["full"][:1], views["full"][copy:copy + 1])[0] > close  # the view brings them together
+        assert hamming(views["full"][:1], views["full"][copy : copy + 1])[0] > close  # the view brings them together
 
 
 def test_trim_box_finds_bars_and_leaves_photos_whole() -> None:
@@ -144,8 +156,14 @@ def test_trim_box_finds_bars_and_leaves_photos_whole() -> None:
 
 
 def test_candidates_then_verdicts_on_a_small_collection() -> None:
-    images = [BASE, *COPIES.values(), photo(12, (160, 120)), photo(13, (160, 120)), near_blank((90, 90, 90), 0),
-              near_blank((95, 92, 90), 1)]
+    images = [
+        BASE,
+        *COPIES.values(),
+        photo(12, (160, 120)),
+        photo(13, (160, 120)),
+        near_blank((90, 90, 90), 0),
+        near_blank((95, 92, 90), 1),
+    ]
     thumbs = np.stack([thumb(i) for i in images])
     found = view_candidates(view_hashes(thumbs), np.zeros(len(images), bool), 12)
     pairs = set(zip(found.i.tolist(), found.j.tolist()))
@@ -180,9 +198,16 @@ def test_grown_collection_searches_new_pairs_only_and_matches_a_cold_search(tmp_
     old = np.arange(len(images) - 1, 2, -1)  # first in another order (pairs and view pairs swap), then 3 more
 
     def search(rows: np.ndarray, cache) -> set:
-        found = dedup_verify.searched_candidates({m: h[rows] for m, h in batch.hashes.items()}, low[rows],
-                                                 ("phash", "dhash"), 8, config, 1,
-                                                 None if cache is None else [shas[r] for r in rows], cache)
+        found = dedup_verify.searched_candidates(
+            {m: h[rows] for m, h in batch.hashes.items()},
+            low[rows],
+            ("phash", "dhash"),
+            8,
+            config,
+            1,
+            None if cache is None else [shas[r] for r in rows],
+            cache,
+        )
         return {(int(rows[i]), int(rows[j]), s) for i, j, s in zip(found.i, found.j, found.signal)}
 
     search(old, tmp_path)

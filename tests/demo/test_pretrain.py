@@ -1,4 +1,5 @@
 """The demo backbone: pretrained with the engine from random init, usable as model.weights for fine-tuning."""
+
 from __future__ import annotations
 
 import shutil
@@ -7,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from finetuner.demo.pretrain import pretrain
 from finetuner.train.checkpoint import load_pipeline_checkpoint
 from finetuner.train.models import build_model
-from finetuner.demo.pretrain import pretrain
 from tests.train_fixtures import make_images, tiny_params
 
 
@@ -20,8 +21,15 @@ def test_pretrained_backbone_is_a_pipeline_checkpoint_that_fine_tuning_loads(
     make_images(tmp_path, per_class=5)
     shutil.move(tmp_path / "data/raw/images", tmp_path / "source")
     params = tiny_params()
-    result = pretrain(params, tmp_path / "source", tmp_path / "models/demo_backbone.pt", epochs=1, lr=1e-3,
-                      batch_size=4, max_steps_per_epoch=2)
+    result = pretrain(
+        params,
+        tmp_path / "source",
+        tmp_path / "models/demo_backbone.pt",
+        epochs=1,
+        lr=1e-3,
+        batch_size=4,
+        max_steps_per_epoch=2,
+    )
     assert result["stage"] == "pretrain" and result["epoch"] == 1
     backbone = load_pipeline_checkpoint(tmp_path / "models/demo_backbone.pt")
     assert backbone["class_to_idx"] == {"blue": 0, "green": 1, "red": 2}
@@ -38,7 +46,8 @@ def test_pretraining_is_deterministic_for_a_seed(tmp_path: Path, monkeypatch: py
     shutil.move(tmp_path / "data/raw/images", tmp_path / "source")
     weights = []
     for name in ("a.pt", "b.pt"):
-        pretrain(tiny_params(), tmp_path / "source", tmp_path / name, epochs=1, lr=1e-3, batch_size=4,
-                 max_steps_per_epoch=2)
+        pretrain(
+            tiny_params(), tmp_path / "source", tmp_path / name, epochs=1, lr=1e-3, batch_size=4, max_steps_per_epoch=2
+        )
         weights.append(load_pipeline_checkpoint(tmp_path / name)["state_dict"])
     assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])

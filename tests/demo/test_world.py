@@ -2,6 +2,7 @@
 
 Most tests use reduced worlds (a dozen specimens) so the file stays fast on a shared 2-core machine.
 """
+
 from __future__ import annotations
 
 import csv
@@ -17,10 +18,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from finetuner.demo.shapes import DEMO_CLASSES, SOURCE_CLASSES
-from finetuner.demo.copies import BROKEN_KINDS, PLANTED_KINDS, decode
-from finetuner.demo.world import DEMO_SPEC, SOURCE_SPEC, WorldSpec, build_world, make_specimens
 from finetuner.demo import data as demo_data
+from finetuner.demo.copies import BROKEN_KINDS, PLANTED_KINDS, decode
+from finetuner.demo.shapes import DEMO_CLASSES, SOURCE_CLASSES
+from finetuner.demo.world import DEMO_SPEC, SOURCE_SPEC, WorldSpec, build_world, make_specimens
 
 SMALL = WorldSpec(specimens=12, views=(2, 3), planted=(2, 2, 2, 2))
 SMALL_BATCH = WorldSpec(specimens=6, views=(2, 2), planted=(1, 1, 0, 0), broken=False, cross_batch=2)
@@ -33,8 +34,11 @@ def small_world():
 
 
 def _tree(images: Path) -> dict[str, str]:
-    return {p.relative_to(images).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(images.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(images).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(images.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -53,7 +57,8 @@ def test_same_seed_gives_the_same_bytes_and_another_seed_does_not(small_world):
     assert [(f.path, f.group, f.data) for f in again.files] == [(f.path, f.group, f.data) for f in small_world.files]
     other = build_world(8, SMALL)
     assert {f.data for f in other.files if f.kind == "photo"}.isdisjoint(
-        {f.data for f in small_world.files if f.kind == "photo"})
+        {f.data for f in small_world.files if f.kind == "photo"}
+    )
 
 
 def test_planted_copies_are_real_copies_within_the_dedup_radius(small_world):
@@ -104,7 +109,7 @@ def test_default_world_sizes_and_class_balance():
     images = Counter()
     for s in specimens:
         images[s.label] += s.n_views
-    assert 4 <= min(s.n_views for s in specimens) and max(s.n_views for s in specimens) <= 10
+    assert min(s.n_views for s in specimens) >= 4 and max(s.n_views for s in specimens) <= 10
     assert 500 <= sum(images.values()) + sum(DEMO_SPEC.planted) + len(BROKEN_KINDS) <= 700
     assert min(images.values()) >= 0.6 * max(images.values())
     assert set(SOURCE_CLASSES).isdisjoint(DEMO_CLASSES)
@@ -166,7 +171,7 @@ def test_batch_two_adds_new_groups_and_leaves_batch_one_untouched(tmp_path):
     after_files, after_rows = _tree(images), _rows(metadata)
     assert after_rows[: len(before_rows)] == before_rows
     assert {p: h for p, h in after_files.items() if p in before_files} == before_files
-    new_rows = after_rows[len(before_rows):]
+    new_rows = after_rows[len(before_rows) :]
     assert new_rows and all(r["group"].startswith("b2-") for r in new_rows)
     assert {r["group"] for r in new_rows}.isdisjoint(r["group"] for r in before_rows)
     assert sorted(r["path"] for r in after_rows) == sorted(after_files)
@@ -184,4 +189,3 @@ def test_cli_refuses_a_later_batch_without_a_world(tmp_path, monkeypatch, repo_r
     assert demo_data.main(["--batch", "2", "--root", str(tmp_path)]) == 2
     assert "write batch 1 first" in capsys.readouterr().err
     assert not (tmp_path / "raw").exists()
-

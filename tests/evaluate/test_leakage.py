@@ -1,4 +1,5 @@
 """The leakage comparison: the naive split's core (finetuner/evaluate/leakage.py) and its report schema."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -6,14 +7,25 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from finetuner.evaluate.leakage import SCHEMA, build_report, format_table, model_entry, naive_leaks, naive_split, separated_pairs
+from finetuner.evaluate.leakage import (
+    SCHEMA,
+    build_report,
+    format_table,
+    model_entry,
+    naive_leaks,
+    naive_split,
+    separated_pairs,
+)
 
 FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
 
 
 def _pool(specimens: int, views: int, classes: int = 3) -> list[dict[str, str]]:
-    return [{"path": f"c{s % classes}/s{s}/{v}.jpg", "label": f"c{s % classes}", "group": f"s{s}", "unit": f"u{s}"}
-            for s in range(specimens) for v in range(views)]
+    return [
+        {"path": f"c{s % classes}/s{s}/{v}.jpg", "label": f"c{s % classes}", "group": f"s{s}", "unit": f"u{s}"}
+        for s in range(specimens)
+        for v in range(views)
+    ]
 
 
 @settings(max_examples=30, deadline=None)
@@ -41,11 +53,20 @@ def test_separated_pairs_are_those_the_naive_split_put_in_train_and_test():
     pool = _pool(6, 2)
     split = naive_split(pool, FRACTIONS, seed=1)
     train, test = split["train"][0], split["test"][0]
-    pairs = [{"path_a": test["path"], "path_b": train["path"], "method": "phash"},
-             {"path_a": split["train"][1]["path"], "path_b": train["path"], "method": "phash"}]
+    pairs = [
+        {"path_a": test["path"], "path_b": train["path"], "method": "phash"},
+        {"path_a": split["train"][1]["path"], "path_b": train["path"], "method": "phash"},
+    ]
     shown = separated_pairs(pairs, split, {test["path"]: "val", train["path"]: "val"}, limit=5)
-    assert shown == [{"naive_train": train["path"], "naive_test": test["path"], "method": "phash",
-                      "cross_group": str(train["group"] != test["group"]).lower(), "leak_free": "val / val"}]
+    assert shown == [
+        {
+            "naive_train": train["path"],
+            "naive_test": test["path"],
+            "method": "phash",
+            "cross_group": str(train["group"] != test["group"]).lower(),
+            "leak_free": "val / val",
+        }
+    ]
 
 
 def _metrics(f1: float, sha: str) -> dict:
@@ -53,9 +74,11 @@ def _metrics(f1: float, sha: str) -> dict:
 
 
 def test_report_schema_inflation_and_the_printed_table():
-    models = {"leak_free": model_entry("ours", {"train": 7, "val": 2, "test": 2}, None, _metrics(0.9, "a")),
-              "naive": model_entry("naive", {"train": 6, "val": 2, "test": 2}, _metrics(0.99, "b"), _metrics(0.8, "b")),
-              "scratch": model_entry("scratch", {"train": 7, "val": 2, "test": 2}, None, _metrics(0.4, "c"))}
+    models = {
+        "leak_free": model_entry("ours", {"train": 7, "val": 2, "test": 2}, None, _metrics(0.9, "a")),
+        "naive": model_entry("naive", {"train": 6, "val": 2, "test": 2}, _metrics(0.99, "b"), _metrics(0.8, "b")),
+        "scratch": model_entry("scratch", {"train": 7, "val": 2, "test": 2}, None, _metrics(0.4, "c")),
+    }
     report = build_report(models, "macro_f1", {"test_images": 2, "test_images_with_same_unit_in_train": 2}, [])
     assert report["schema"] == SCHEMA and report["used_for_selection"] is False and report["enabled"] is True
     assert set(report["models"]) == {"leak_free", "naive", "scratch"}

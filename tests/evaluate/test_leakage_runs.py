@@ -3,6 +3,7 @@ never used to select.
 
 One tiny world (three colours, 32 px, two optimizer steps per epoch) evaluated with the comparisons off and on.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -34,8 +35,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("leakage")
     _world(root)
     (root / "best.sha256").write_text(hashlib.sha256((root / "models/best.pt").read_bytes()).hexdigest())
-    evaluate(tiny_params(**{"evaluate.device": "cpu", "evaluate.leakage.naive": True,
-                            "evaluate.leakage.scratch": True}), root)
+    evaluate(
+        tiny_params(**{"evaluate.device": "cpu", "evaluate.leakage.naive": True, "evaluate.leakage.scratch": True}),
+        root,
+    )
     return root
 
 
@@ -61,16 +64,19 @@ def test_leakage_report_schema_and_every_look_is_in_the_ledger(world):
     # the naive split re-splits the train + val images only: the leak-aware test split stays unseen
     assert sum(naive["images"].values()) == ours["images"]["train"] + ours["images"]["val"]
     assert naive["leaks"]["test_images"] == naive["images"]["test"]
-    assert ours["leak_free_test"]["macro_f1"] == pytest.approx(_json(world / "reports/metrics.json")["macro_f1"],
-                                                               abs=1e-4)
+    assert ours["leak_free_test"]["macro_f1"] == pytest.approx(
+        _json(world / "reports/metrics.json")["macro_f1"], abs=1e-4
+    )
     assert report["inflation"]["macro_f1"] == pytest.approx(
-        naive["own_test"]["macro_f1"] - naive["leak_free_test"]["macro_f1"], abs=1e-3)
+        naive["own_test"]["macro_f1"] - naive["leak_free_test"]["macro_f1"], abs=1e-3
+    )
     ledger = _json(world / "reports/test_ledger.json")
     (split,) = ledger["splits"].values()
     sources = sorted(model["source"] for model in split["models"].values())
     assert sources == sorted(["evaluate", "leakage: naive", "leakage: scratch"]) or (
         # two comparison models may coincide in weights only if training did nothing; it must have
-        pytest.fail(f"ledger sources {sources}"))
+        pytest.fail(f"ledger sources {sources}")
+    )
     assert naive["model_sha256"] in split["models"] and report["models"]["scratch"]["model_sha256"] in split["models"]
 
 
@@ -91,21 +97,32 @@ def test_naive_model_reuses_the_leak_free_rates_and_scratch_trains_every_block(t
     from finetuner.config import parse_params
     from finetuner.evaluate.leakage_runs import _scratch, _with_rates
 
-    params = parse_params({"stages": {"head": {"epochs": 10, "train": ["head"], "lr": {"head": 1e-3}, "solver": "lbfgs"},
-                                      "partial": {"epochs": 5, "train": ["layer4", "head"], "lr": "auto",
-                                                  "lr_decay": 0.5},
-                                      "full": {"epochs": 5, "train": ["all"], "lr": "auto", "lr_decay": 0.5,
-                                               "min_gain": 0.01}}})
+    params = parse_params(
+        {
+            "stages": {
+                "head": {"epochs": 10, "train": ["head"], "lr": {"head": 1e-3}, "solver": "lbfgs"},
+                "partial": {"epochs": 5, "train": ["layer4", "head"], "lr": "auto", "lr_decay": 0.5},
+                "full": {"epochs": 5, "train": ["all"], "lr": "auto", "lr_decay": 0.5, "min_gain": 0.01},
+            }
+        }
+    )
     recorded = {"layer4": 2e-4, "head": 4e-4}
     (tmp_path / "models" / "train_partial").mkdir(parents=True)
-    (tmp_path / "models" / "train_partial" / "recipe.json").write_text(json.dumps(
-        {"stage": "partial", "ran": True, "lr": recorded, "lr_source": "auto"}))
+    (tmp_path / "models" / "train_partial" / "recipe.json").write_text(
+        json.dumps({"stage": "partial", "ran": True, "lr": recorded, "lr_source": "auto"})
+    )
     naive = _with_rates(params, tmp_path)
     assert naive.stages.partial.lr == recorded  # the leak-free run's range test, not a second one
     assert naive.stages.full.lr == "auto"  # the leak-free run recorded nothing for it
     scratch = _scratch(params)
     assert scratch.stages.head.epochs == 0 and scratch.stages.partial.epochs == 0
     assert scratch.stages.full.train == ("all",) and scratch.stages.full.min_gain is None
-    explicit = parse_params({"stages": {**params.model_dump()["stages"], "full": {
-        "epochs": 5, "train": ["all"], "lr": {"head": 1e-3}, "lr_decay": 0.5}}})
+    explicit = parse_params(
+        {
+            "stages": {
+                **params.model_dump()["stages"],
+                "full": {"epochs": 5, "train": ["all"], "lr": {"head": 1e-3}, "lr_decay": 0.5},
+            }
+        }
+    )
     assert _scratch(explicit).stages.full.lr == {"head": 1e-3} and _scratch(explicit).stages.full.lr_decay == 1.0

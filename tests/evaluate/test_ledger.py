@@ -1,4 +1,5 @@
 """The test-reuse ledger: distinct models by content, per exact test split, warning past the threshold."""
+
 from __future__ import annotations
 
 import torch
@@ -24,8 +25,9 @@ def test_fingerprint_depends_on_weights_arch_and_class_order_only() -> None:
     nudged = _state(0)
     nudged["0.bias"][0] += 1e-6
     assert model_fingerprint(nudged, "resnet18", CLASSES) != base
-    half = {name: tensor.to(torch.bfloat16) if tensor.is_floating_point() else tensor
-            for name, tensor in _state(0).items()}
+    half = {
+        name: tensor.to(torch.bfloat16) if tensor.is_floating_point() else tensor for name, tensor in _state(0).items()
+    }
     assert model_fingerprint(half, "resnet18", CLASSES) != base  # bfloat16 hashes too (numpy cannot hold it)
 
 

@@ -1,4 +1,5 @@
 """finetuner.evaluate.metrics against scikit-learn on known predictions, and ECE against a hand computation."""
+
 from __future__ import annotations
 
 import warnings
@@ -7,10 +8,15 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sklearn.metrics import (accuracy_score, balanced_accuracy_score, f1_score, precision_recall_fscore_support)
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, precision_recall_fscore_support
 
-from finetuner.evaluate.metrics import (classification_metrics, confusion_counts, expected_calibration_error,
-                               reliability_bins, top_confidence)
+from finetuner.evaluate.metrics import (
+    classification_metrics,
+    confusion_counts,
+    expected_calibration_error,
+    reliability_bins,
+    top_confidence,
+)
 
 NAMES = ["a", "b", "c", "d"]
 
@@ -19,13 +25,16 @@ def _sklearn(y_true: list[int], y_pred: list[int]) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # undefined precision/recall warnings; both sides count them as 0
         precision, recall, f1, support = precision_recall_fscore_support(
-            y_true, y_pred, labels=range(len(NAMES)), zero_division=0)
+            y_true, y_pred, labels=range(len(NAMES)), zero_division=0
+        )
         return {
             "accuracy": accuracy_score(y_true, y_pred),
             "macro_f1": f1_score(y_true, y_pred, average="macro", zero_division=0),
             "balanced_accuracy": balanced_accuracy_score(y_true, y_pred),
-            "per_class": {n: {"precision": precision[i], "recall": recall[i], "f1": f1[i], "support": support[i]}
-                          for i, n in enumerate(NAMES)},
+            "per_class": {
+                n: {"precision": precision[i], "recall": recall[i], "f1": f1[i], "support": support[i]}
+                for i, n in enumerate(NAMES)
+            },
         }
 
 

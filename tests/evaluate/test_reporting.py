@@ -1,58 +1,109 @@
 """Markdown rendering of the summary and model card from plain dicts shaped like the stages' real reports."""
+
 from __future__ import annotations
 
 import copy
 
 from finetuner.evaluate.reporting import NOT_AVAILABLE, render_model_card, render_summary, table
 
-TEST = {"n_test": 4, "accuracy": 0.75, "macro_f1": 0.7, "balanced_accuracy": 0.72, "ece": 0.1,
-        "checkpoint": {"stage": "train_partial", "epoch": 3, "metric": "macro_f1", "value": 0.8},
-        "per_class": {"a|b": {"precision": 1.0, "recall": 0.5, "f1": 0.667, "support": 2}},
-        "test_ledger": {"warning": "7 distinct models have been scored"}}
+TEST = {
+    "n_test": 4,
+    "accuracy": 0.75,
+    "macro_f1": 0.7,
+    "balanced_accuracy": 0.72,
+    "ece": 0.1,
+    "checkpoint": {"stage": "train_partial", "epoch": 3, "metric": "macro_f1", "value": 0.8},
+    "per_class": {"a|b": {"precision": 1.0, "recall": 0.5, "f1": 0.667, "support": 2}},
+    "test_ledger": {"warning": "7 distinct models have been scored"},
+}
 
 # reports/ingest.json, dedup.json and split.json as the ingest, dedup and split stages write them (trimmed).
 INGEST = {
-    "n_files": 12, "by_status": {"ok": 9, "quarantined": 3},
+    "n_files": 12,
+    "by_status": {"ok": 9, "quarantined": 3},
     "by_class": {"cat": {"ok": 6, "quarantined": 1}, "dog": {"ok": 3, "quarantined": 2}},
-    "by_reason": {"empty file": 1, "truncated": 2}, "by_group_source": {"metadata": 9}, "n_groups": 5,
-    "classes_too_small": [{"label": "dog", "usable": 3, "groups": 1,
-                           "problems": ["only 1 group(s) for 3 splits: whole groups go to one split"]}],
+    "by_reason": {"empty file": 1, "truncated": 2},
+    "by_group_source": {"metadata": 9},
+    "n_groups": 5,
+    "classes_too_small": [
+        {
+            "label": "dog",
+            "usable": 3,
+            "groups": 1,
+            "problems": ["only 1 group(s) for 3 splits: whole groups go to one split"],
+        }
+    ],
     "quarantined": [{"path": "cat/x.jpg", "reason": "empty file", "detail": "0 bytes"}],
-    "metadata": {"file": "data/raw/metadata.csv", "rows": 12, "extra_columns": [],
-                 "problems": [{"line": 3, "path": "cat/y.jpg", "problem": "empty group"},
-                              {"line": 5, "path": "dog/z.jpg", "problem": "no such file"}]},
+    "metadata": {
+        "file": "data/raw/metadata.csv",
+        "rows": 12,
+        "extra_columns": [],
+        "problems": [
+            {"line": 3, "path": "cat/y.jpg", "problem": "empty group"},
+            {"line": 5, "path": "dog/z.jpg", "problem": "no such file"},
+        ],
+    },
 }
 DEDUP = {
     "settings": {"methods": ["phash", "dhash"], "max_distance": 8, "max_cluster_size": 50},
-    "counts": {"images": 9, "distinct_contents": 8, "newly_hashed": 8, "pairs": 6,
-               "pairs_by_method": {"exact": 1, "phash+dhash": 5}, "pairs_cut_by_size_guard": 2,
-               "cross_group_pairs": 4, "clusters": 3, "units": 4, "unreadable": 0},
-    "clusters_by_size": {"2": 2, "3": 1}, "units_by_size": {"1": 2, "3": 1, "4": 1},
-    "largest_cluster_size": 3, "cross_group_pairs": [], "cut_pairs": [],
+    "counts": {
+        "images": 9,
+        "distinct_contents": 8,
+        "newly_hashed": 8,
+        "pairs": 6,
+        "pairs_by_method": {"exact": 1, "phash+dhash": 5},
+        "pairs_cut_by_size_guard": 2,
+        "cross_group_pairs": 4,
+        "clusters": 3,
+        "units": 4,
+        "unreadable": 0,
+    },
+    "clusters_by_size": {"2": 2, "3": 1},
+    "units_by_size": {"1": 2, "3": 1, "4": 1},
+    "largest_cluster_size": 3,
+    "cross_group_pairs": [],
+    "cut_pairs": [],
 }
 SPLIT = {
     "images": {"usable": 9, "placed": 8, "held_out": 1, "sticky": 0, "new": 9},
-    "per_split": {"train": {"images": 5, "units": 2, "fraction": 0.625, "target": 0.7},
-                  "val": {"images": 2, "units": 1, "fraction": 0.25, "target": 0.15},
-                  "test": {"images": 1, "units": 1, "fraction": 0.125, "target": 0.15}},
-    "per_class": {"cat": {"images": 6, "units": 3, "train": {"images": 4}, "val": {"images": 1},
-                          "test": {"images": 1}},
-                  "dog": {"images": 2, "units": 1, "train": {"images": 1}, "val": {"images": 1},
-                          "test": {"images": 0}}},
+    "per_split": {
+        "train": {"images": 5, "units": 2, "fraction": 0.625, "target": 0.7},
+        "val": {"images": 2, "units": 1, "fraction": 0.25, "target": 0.15},
+        "test": {"images": 1, "units": 1, "fraction": 0.125, "target": 0.15},
+    },
+    "per_class": {
+        "cat": {"images": 6, "units": 3, "train": {"images": 4}, "val": {"images": 1}, "test": {"images": 1}},
+        "dog": {"images": 2, "units": 1, "train": {"images": 1}, "val": {"images": 1}, "test": {"images": 0}},
+    },
     "max_class_fraction_error": 0.1,
     "leak_bridges": {"count": 1, "images": [{"path": "cat/b.jpg", "unit": "u-1", "reason": "bridge"}]},
     "warnings": ["class 'dog': its largest unit holds 50% of its images"],
     "leak_check": {"passed": True, "problems": []},
-    "leak_audit": {"test_images": 8, "test_images_with_same_unit_in_train": 6,
-                   "test_images_with_same_group_in_train": 5, "test_images_with_near_duplicate_in_train": 2,
-                   "share_of_test_leaking": 0.75, "split": "naive per-image random split (same fractions and seed)"},
+    "leak_audit": {
+        "test_images": 8,
+        "test_images_with_same_unit_in_train": 6,
+        "test_images_with_same_group_in_train": 5,
+        "test_images_with_near_duplicate_in_train": 2,
+        "share_of_test_leaking": 0.75,
+        "split": "naive per-image random split (same fractions and seed)",
+    },
 }
-TRAINING = [{"stage": "train_head", "metric": "macro_f1", "value": 0.6, "epoch": 4,
-             "source": "models/train_head/stage_best.pt"},
-            {"stage": "train_partial", "value": None},
-            {"stage": "train_full", "skipped": "epochs: 0", "source": "passes through models/train_head/best.pt"}]
-LINKS = {"confusion matrix": "confusion_matrix.png", "reliability diagram": "reliability.png",
-         "near-duplicate review page": "dedup.html"}
+TRAINING = [
+    {
+        "stage": "train_head",
+        "metric": "macro_f1",
+        "value": 0.6,
+        "epoch": 4,
+        "source": "models/train_head/stage_best.pt",
+    },
+    {"stage": "train_partial", "value": None},
+    {"stage": "train_full", "skipped": "epochs: 0", "source": "passes through models/train_head/best.pt"},
+]
+LINKS = {
+    "confusion matrix": "confusion_matrix.png",
+    "reliability diagram": "reliability.png",
+    "near-duplicate review page": "dedup.html",
+}
 
 
 def _full() -> str:
@@ -74,8 +125,10 @@ def test_near_duplicate_section_is_specific() -> None:
     assert "- Pairs: 6 (phash+dhash: 5, exact: 1) among 9 usable images" in text
     assert "- Clusters: 3; largest: 3 images" in text
     assert "- Leakage units (declared groups joined by near-duplicate pairs): 4; largest: 4 images" in text
-    assert "- Pairs joining different declared groups: 4 (their groups become one unit; see [dedup.html](dedup.html))" \
+    assert (
+        "- Pairs joining different declared groups: 4 (their groups become one unit; see [dedup.html](dedup.html))"
         in text
+    )
     assert "- Pairs cut by the size guard (dedup.max_cluster_size = 50): 2" in text
     assert "settings" not in text and "units_by_size" not in text
 
@@ -123,10 +176,13 @@ def test_sections_come_in_reviewer_order() -> None:
 
 def test_missing_inputs_are_said_not_available() -> None:
     text = render_summary(None, None, None, [], TEST, {"near-duplicate review page": None})
-    for line in ("Ingest report (reports/ingest.json): not available.",
-                 "Near-duplicate report (reports/dedup.json): not available.",
-                 "Split report (reports/split.json): not available.",
-                 "Training records: not available.", "- near-duplicate review page: not available"):
+    for line in (
+        "Ingest report (reports/ingest.json): not available.",
+        "Near-duplicate report (reports/dedup.json): not available.",
+        "Split report (reports/split.json): not available.",
+        "Training records: not available.",
+        "- near-duplicate review page: not available",
+    ):
         assert line in text
     assert "0.7500" in text and "train_partial" in text
     assert "![" not in text  # no picture links without their files
@@ -150,8 +206,15 @@ def test_pipes_in_cells_cannot_break_a_table() -> None:
 
 
 def test_model_card_lists_classes_in_index_order() -> None:
-    checkpoint = {"arch": "resnet18", "class_to_idx": {"zebra": 0, "ant": 1}, "stage": "head", "epoch": 1,
-                  "metric": "macro_f1", "value": 0.5, "preprocessing": {}}
+    checkpoint = {
+        "arch": "resnet18",
+        "class_to_idx": {"zebra": 0, "ant": 1},
+        "stage": "head",
+        "epoch": 1,
+        "metric": "macro_f1",
+        "value": 0.5,
+        "preprocessing": {},
+    }
     card = render_model_card(checkpoint, "IMAGENET1K_V1", "abc123.dir", {"seed": 0}, TEST)
     assert card.index("| 0 | zebra |") < card.index("| 1 | ant |")
     assert "IMAGENET1K_V1" in card and "`abc123.dir`" in card and "| accuracy | 0.7500 |" in card

@@ -1,5 +1,6 @@
 """The summary's pictures and leakage section: which test images are shown, how the sections read, and the Prefect
 artifact embedding the pictures themselves."""
+
 from __future__ import annotations
 
 import base64
@@ -9,8 +10,8 @@ import numpy as np
 
 from finetuner.evaluate.pictures import pairs_figure, sample_grid, training_curves
 from finetuner.evaluate.summary_leakage import leakage_section, pictures_section
-from flows.reports import embed_local_files
 from finetuner.evaluate.summary_pictures import pick_samples, read_curves
+from flows.reports import embed_local_files
 
 
 def test_samples_show_every_mistake_first_then_classes_in_turn():
@@ -49,10 +50,18 @@ def test_figures_draw_what_they_are_given():
 
 def _report(inflation: float | None = 0.12) -> dict:
     entry = {"trained_on": "x", "own_test": {"macro_f1": 0.9}, "leak_free_test": {"macro_f1": 0.9}}
-    naive = {"trained_on": "y", "own_test": {"macro_f1": 0.99}, "leak_free_test": {"macro_f1": 0.87},
-             "leaks": {"test_images": 60, "test_images_with_same_unit_in_train": 55}}
-    return {"enabled": True, "metric": "macro_f1", "models": {"leak_free": entry, "naive": naive},
-            "inflation": {"macro_f1": inflation}}
+    naive = {
+        "trained_on": "y",
+        "own_test": {"macro_f1": 0.99},
+        "leak_free_test": {"macro_f1": 0.87},
+        "leaks": {"test_images": 60, "test_images_with_same_unit_in_train": 55},
+    }
+    return {
+        "enabled": True,
+        "metric": "macro_f1",
+        "models": {"leak_free": entry, "naive": naive},
+        "inflation": {"macro_f1": inflation},
+    }
 
 
 def test_leakage_section_states_the_inflation_and_the_rule():
@@ -62,7 +71,12 @@ def test_leakage_section_states_the_inflation_and_the_rule():
     off = "\n".join(leakage_section({"enabled": False}, None))
     assert "Comparisons off" in off and "not available" in "\n".join(leakage_section(None, None))
     assert pictures_section({"test samples": "test_samples.png", "training curves": None}) == [
-        "## Pictures", "", "![test samples](test_samples.png)", "", "training curves: not available"]
+        "## Pictures",
+        "",
+        "![test samples](test_samples.png)",
+        "",
+        "training curves: not available",
+    ]
 
 
 def test_prefect_summary_embeds_pictures_found_in_reports(tmp_path: Path):

@@ -1,6 +1,7 @@
 """Damaged caches, resume checkpoints and registries: detected, never used. Caches are rebuilt (with a warning),
 resume state is ignored (the stage starts again and reaches the same bytes), registries stop the run naming the
 file, the line and what to do."""
+
 from __future__ import annotations
 
 import json
@@ -13,10 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from finetuner.common.stage import InputError
-from finetuner.dedup.hash_cache import HashCache
-from finetuner.dedup.embedding import EmbeddingCache
 from finetuner.common.integrity import sidecar
+from finetuner.common.stage import InputError
+from finetuner.dedup.embedding import EmbeddingCache
+from finetuner.dedup.hash_cache import HashCache
 from finetuner.split.registry import read_registry, write_registry
 
 
@@ -40,8 +41,9 @@ DAMAGE: dict[str, Callable[[Path], None]] = {"truncated": truncate, "byte flippe
 
 
 @pytest.mark.parametrize("damage", list(DAMAGE))
-def test_damaged_hash_cache_is_reported_and_rebuilt(tmp_path: Path, damage: str,
-                                                    caplog: pytest.LogCaptureFixture) -> None:
+def test_damaged_hash_cache_is_reported_and_rebuilt(
+    tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
     cache = HashCache(tmp_path, ["phash"], hash_size=8, decode_size=32)
     shas = [f"{k:064x}" for k in range(50)]
     cache.add(shas, {"phash": np.arange(50, dtype=np.uint64)}, np.ones(50, np.float32))
@@ -55,8 +57,9 @@ def test_damaged_hash_cache_is_reported_and_rebuilt(tmp_path: Path, damage: str,
 
 
 @pytest.mark.parametrize("damage", list(DAMAGE))
-def test_damaged_embedding_cache_is_reported_and_rebuilt(tmp_path: Path, damage: str,
-                                                         caplog: pytest.LogCaptureFixture) -> None:
+def test_damaged_embedding_cache_is_reported_and_rebuilt(
+    tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
     cache = EmbeddingCache(tmp_path, "key")
     shas = [f"{k:064x}" for k in range(20)]
     cache.add(shas, np.random.default_rng(0).normal(size=(20, 16)).astype(np.float32))
@@ -74,9 +77,16 @@ def _write_csv(frame: pd.DataFrame) -> Callable[[Path], None]:
 
 @pytest.fixture
 def registry(tmp_path: Path) -> Path:
-    frame = pd.DataFrame({"path": [f"c{k % 3}/img_{k}.png" for k in range(30)], "unit": [f"u{k}" for k in range(30)],
-                          "group": "", "label": [f"c{k % 3}" for k in range(30)],
-                          "split": ["train", "val", "test"] * 10, "assigned_at_run": "1"})
+    frame = pd.DataFrame(
+        {
+            "path": [f"c{k % 3}/img_{k}.png" for k in range(30)],
+            "unit": [f"u{k}" for k in range(30)],
+            "group": "",
+            "label": [f"c{k % 3}" for k in range(30)],
+            "split": ["train", "val", "test"] * 10,
+            "assigned_at_run": "1",
+        }
+    )
     path = tmp_path / "registry.csv"
     write_registry(path, _write_csv(frame))
     assert len(read_registry(path)) == 30
@@ -132,17 +142,30 @@ def test_a_kill_while_the_registry_is_replaced_leaves_a_pair_that_verifies(regis
 
 
 def test_damaged_champion_registry_stops_the_retrain_flow_naming_the_line(tmp_path: Path) -> None:
-    from finetuner.retrain.registry import REGISTRY, RegistryError, append_record, read_registry as read_decisions
+    from finetuner.retrain.registry import REGISTRY, RegistryError, append_record
+    from finetuner.retrain.registry import read_registry as read_decisions
 
-    record = {"time": "t", "metric": "macro_f1", "min_gain": 0.01, "data_version": "v1", "decision": "promoted",
-              "reason": "first", "champion_score": None, "challenger_score": 0.5}
+    record = {
+        "time": "t",
+        "metric": "macro_f1",
+        "min_gain": 0.01,
+        "data_version": "v1",
+        "decision": "promoted",
+        "reason": "first",
+        "champion_score": None,
+        "challenger_score": 0.5,
+    }
     for version in ("v1", "v2", "v3"):
         append_record(tmp_path, {**record, "data_version": version})
     path = tmp_path / REGISTRY
     assert [r["data_version"] for r in read_decisions(tmp_path)] == ["v1", "v2", "v3"]
     good = path.read_text()
-    for damaged, line in ((good.replace('"v2"', '"v9"'), 3), (good[:-20], 3), (good.replace("promoted", "x", 1), 1),
-                          ("\n".join(good.splitlines()[1:]) + "\n", 1)):
+    for damaged, line in (
+        (good.replace('"v2"', '"v9"'), 3),
+        (good[:-20], 3),
+        (good.replace("promoted", "x", 1), 1),
+        ("\n".join(good.splitlines()[1:]) + "\n", 1),
+    ):
         path.write_text(damaged)
         with pytest.raises(RegistryError, match=rf"line {line}: .*move it aside"):
             read_decisions(tmp_path)
@@ -153,7 +176,8 @@ def test_damaged_champion_registry_stops_the_retrain_flow_naming_the_line(tmp_pa
 
 
 def test_damaged_resume_checkpoint_is_ignored_and_the_stage_reaches_the_same_bytes(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     from finetuner.train import stage_files as train_io
     from finetuner.train.stage import run_training_stage
     from tests.train_fixtures import make_splits, tiny_params

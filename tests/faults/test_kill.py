@@ -3,6 +3,7 @@ rerun of every stage writes byte-identical outputs; selected stages are killed f
 subprocess SIGKILLed right after a file landed, or with a file written but not yet renamed), then rerun as
 `dvc repro` would (outputs removed, resume state and caches kept) and must end byte-identical to the reference.
 benchmarks/kill_matrix.py kills every stage at more points; the README has its figures."""
+
 from __future__ import annotations
 
 import shutil
@@ -12,8 +13,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.fault_project import (STAGES, differences, make_project, outputs, remove_outputs, run_in_process,
-                                 run_subprocess)
+from tests.fault_project import (
+    STAGES,
+    differences,
+    make_project,
+    outputs,
+    remove_outputs,
+    run_in_process,
+    run_subprocess,
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +47,10 @@ def test_forced_rerun_of_every_stage_writes_the_same_bytes(reference, tmp_path: 
 # (stage, where): "after:N" = right after the Nth file write landed; "before:N" = the Nth file fully written to its
 # temporary name, not yet renamed.
 KILLS = [
-    ("ingest", "after:1"),         # manifest written, report not
-    ("ingest", "before:2"),        # report written to its temp name, not renamed (the rerun clears the temp file)
-    ("split", "after:5"),          # new registry staged, its checksum accepts old and new, not yet renamed
-    ("train_head", "after:2"),     # epoch 1 of 2 finished: stage_best.pt and resume.pt written; resumes there
+    ("ingest", "after:1"),  # manifest written, report not
+    ("ingest", "before:2"),  # report written to its temp name, not renamed (the rerun clears the temp file)
+    ("split", "after:5"),  # new registry staged, its checksum accepts old and new, not yet renamed
+    ("train_head", "after:2"),  # epoch 1 of 2 finished: stage_best.pt and resume.pt written; resumes there
 ]
 
 

@@ -1,6 +1,7 @@
 """One run per workspace: a stage or `dvc repro` beside a flow run (or beside another stage) is refused at once,
 naming the holder, and writes nothing; a second flow run waits its turn; stages a flow starts run under its lock; a
 plain `dvc repro` holds the workspace from its first stage to its end, and a second one is refused by DVC at once."""
+
 from __future__ import annotations
 
 import os
@@ -13,17 +14,30 @@ from pathlib import Path
 import pytest
 import yaml
 
-from finetuner.common.workspace_lock import (TOKEN_ENV, WorkspaceBusy, describe_holder, lock_path, main, stage_lock,
-                                             workspace_lock)
+from finetuner.common.workspace_lock import (
+    TOKEN_ENV,
+    WorkspaceBusy,
+    describe_holder,
+    lock_path,
+    main,
+    stage_lock,
+    workspace_lock,
+)
 from tests.dvc_project import init_repo
 from tests.fault_project import REPO_ROOT, make_project
 
 
-def _ingest(project: Path, env_extra: dict[str, str] | None = None,
-            command: tuple[str, ...] = (sys.executable, "-m", "tasks.ingest")) -> subprocess.CompletedProcess[str]:
+def _ingest(
+    project: Path,
+    env_extra: dict[str, str] | None = None,
+    command: tuple[str, ...] = (sys.executable, "-m", "tasks.ingest"),
+) -> subprocess.CompletedProcess[str]:
     env = {key: value for key, value in os.environ.items() if key != TOKEN_ENV}
-    env.update(PYTHONPATH=str(REPO_ROOT), PATH=str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", ""),
-               **(env_extra or {}))
+    env.update(
+        PYTHONPATH=str(REPO_ROOT),
+        PATH=str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", ""),
+        **(env_extra or {}),
+    )
     return subprocess.run(list(command), cwd=project, env=env, capture_output=True, text=True, timeout=900)
 
 
@@ -78,7 +92,8 @@ def test_a_second_flow_run_waits_its_turn_or_gives_up_naming_the_holder(tmp_path
 def test_dvc_repro_beside_a_flow_run_is_refused_at_its_first_stage(project: Path) -> None:
     (project / "dvc.yaml").write_text(
         "stages:\n  ingest:\n    cmd: python -m tasks.ingest\n    deps: [data/raw]\n"
-        "    outs: [data/interim/manifest.csv]\n")
+        "    outs: [data/interim/manifest.csv]\n"
+    )
     init_repo(project)
     with workspace_lock(project, "Prefect flow run retrain/nightly"):
         token = os.environ.pop(TOKEN_ENV)
@@ -95,7 +110,7 @@ def test_dvc_repro_beside_a_flow_run_is_refused_at_its_first_stage(project: Path
 
 # A stage that holds its place until the test lets it go (the `go` file), then writes its output; through
 # stage_lock like every real stage, without the real stages' imports.
-SLOW_STAGE = '''
+SLOW_STAGE = """
 import sys, time
 from pathlib import Path
 from finetuner.common.workspace_lock import WorkspaceBusy, stage_lock
@@ -109,7 +124,7 @@ try:
         Path(out).write_text(name + "\\n")
 except WorkspaceBusy as exc:
     sys.exit(f"{name}: {exc}")
-'''
+"""
 
 
 def _env() -> dict[str, str]:
@@ -130,7 +145,8 @@ def test_a_dvc_repro_holds_the_workspace_from_its_first_stage_to_its_end(tmp_pat
     (project / "stage.py").write_text(SLOW_STAGE)
     (project / "dvc.yaml").write_text(
         "stages:\n  first:\n    cmd: python stage.py first first.txt\n    outs: [first.txt]\n"
-        "  second:\n    cmd: python stage.py second second.txt\n    deps: [first.txt]\n    outs: [second.txt]\n")
+        "  second:\n    cmd: python stage.py second second.txt\n    deps: [first.txt]\n    outs: [second.txt]\n"
+    )
     init_repo(project)
     dvc = [sys.executable, "-m", "dvc", "repro"]
     first = subprocess.Popen(dvc, cwd=project, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -1,5 +1,6 @@
 """Odd metadata.csv files as spreadsheets and scripts write them: read correctly, or each bad row refused with its
 line number and the reason (and a file the stage cannot use at all refused naming the line)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,7 +29,7 @@ READ_CORRECTLY = {
     "backslashes": (b"path,group\r\na\\sub\\1.jpg,p1\r\n", {"a/sub/1.jpg": "p1"}),
     "spaces around cells and header": (b" path , group \n a/1.jpg , p1 \n", {"a/1.jpg": "p1"}),
     "extra columns kept": (b"path,group,scanner,site\na/1.jpg,p1,X,north\n", {"a/1.jpg": "p1"}),
-    "utf-8 names": ("path,group\nä/ß.jpg,Zoë\n".encode("utf-8"), {"ä/ß.jpg": "Zoë"}),
+    "utf-8 names": ("path,group\nä/ß.jpg,Zoë\n".encode(), {"ä/ß.jpg": "Zoë"}),
     "no final newline": (b"path,group\na/1.jpg,p1", {"a/1.jpg": "p1"}),
     "columns in another order": (b"group,label,path\np1,cat,a/1.jpg\n", {"a/1.jpg": "p1"}),
 }
@@ -50,8 +51,11 @@ def test_latin1_file_is_read_and_the_first_non_utf8_line_reported(tmp_path: Path
 
 # (file, {line: fragment of the reason}, paths that must not be entries)
 ROWS_REFUSED = {
-    "absolute paths": (b"path,group\n/etc/passwd,p1\nC:\\data\\1.jpg,p2\na/ok.jpg,p3\n",
-                       {2: "absolute path", 3: "absolute path"}, ["/etc/passwd"]),
+    "absolute paths": (
+        b"path,group\n/etc/passwd,p1\nC:\\data\\1.jpg,p2\na/ok.jpg,p3\n",
+        {2: "absolute path", 3: "absolute path"},
+        ["/etc/passwd"],
+    ),
     "parent directory": (b"path,group\n../outside.jpg,p1\na/ok.jpg,p3\n", {2: "'..'"}, ["../outside.jpg"]),
     "blank group": (b"path,group\na/1.jpg,\na/2.jpg,  \n", {2: "empty group", 3: "empty group"}, []),
     "duplicate row": (b"path,group\na/1.jpg,p1\na/1.jpg,p1\n", {3: "duplicate of line 2"}, []),
@@ -61,8 +65,11 @@ ROWS_REFUSED = {
     "missing cells": (b"path,group\na/1.jpg\n", {2: "empty group"}, []),
     "empty path": (b'path,group\n"",p1\n', {2: "empty path"}, []),
     "NUL byte": (b"path,group\na/1.jpg,p\x001\n", {2: "NUL byte"}, ["a/1.jpg"]),
-    "multi-line quoted cell counts lines": (b'path,group,note\na/1.jpg,p1,"two\nlines"\n/abs.jpg,p2,x\n',
-                                            {4: "absolute path"}, []),
+    "multi-line quoted cell counts lines": (
+        b'path,group,note\na/1.jpg,p1,"two\nlines"\n/abs.jpg,p2,x\n',
+        {4: "absolute path"},
+        [],
+    ),
 }
 
 

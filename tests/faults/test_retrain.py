@@ -5,6 +5,7 @@ but nothing recorded (the rerun decides again), and with the decision recorded b
 rerun finishes it). The killed run is a subprocess (tests/fault_retrain.py); the rerun runs in this process under
 the session's Prefect server. benchmarks/kill_retrain.py kills at every write.
 """
+
 from __future__ import annotations
 
 import json

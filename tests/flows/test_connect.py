@@ -1,5 +1,6 @@
 """Project-local Prefect settings: `prefect` typed in the project root talks to the project's server and home with
 analytics off, and the flows' local entry points fall back to a temporary server when none answers."""
+
 from __future__ import annotations
 
 import logging
@@ -7,9 +8,9 @@ import os
 import subprocess
 
 from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
-from tests.prefect_server import BIN, free_port
 
 from flows.connect import prefect_backend
+from tests.prefect_server import BIN, free_port
 
 
 def _without_prefect_env() -> dict[str, str]:
@@ -19,7 +20,11 @@ def _without_prefect_env() -> dict[str, str]:
 def test_prefect_cli_in_project_root_reads_prefect_toml(repo_root):
     shown = subprocess.run(
         [BIN / "prefect", "config", "view", "--show-sources"],
-        cwd=repo_root, env=_without_prefect_env(), capture_output=True, text=True, check=True,
+        cwd=repo_root,
+        env=_without_prefect_env(),
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert "PREFECT_API_URL='http://127.0.0.1:4200/api' (from prefect.toml)" in shown
     assert "PREFECT_HOME='.prefect' (from prefect.toml)" in shown

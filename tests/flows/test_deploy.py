@@ -1,5 +1,6 @@
 """A work pool and a real worker: `flows.deploy` registers the deployments on a process pool, a
 `prefect worker start` subprocess picks up a `finetune/default` run and completes it against a toy DVC project."""
+
 from __future__ import annotations
 
 import os
@@ -47,8 +48,13 @@ def test_worker_runs_a_deployment_from_the_process_pool(prefect_harness, tmp_pat
 
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT_WORKER_QUERY_SECONDS": "1"}
     log = (tmp_path / "worker.log").open("w")
-    worker = subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", "test-pool", "--limit", "1"],
-                              env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    worker = subprocess.Popen(
+        [str(BIN / "prefect"), "worker", "start", "--pool", "test-pool", "--limit", "1"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         run = run_deployment("finetune/default", timeout=240, poll_interval=1)
         assert run.state is not None and run.state.is_completed(), (run.state, (tmp_path / "worker.log").read_text())

@@ -1,5 +1,6 @@
 """The `finetune` flow on a toy DVC project: every stage through DVC, the same dvc.lock as DVC's own runs,
 overrides recorded by DVC, output streamed into the run logs, artifacts, retries only where they are safe."""
+
 from __future__ import annotations
 
 import json
@@ -12,13 +13,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.toy_dvc import STAGES, dvc, make_toy_project, stage_runs
 
 from finetuner.config import ConfigError
 from flows.dvc_cli import CommandFailed, stream_command
 from flows.finetune import STAGE_TASKS, finetune
 from flows.reports import embed_local_files, stage_table_rows
 from flows.workspace import NoImages, apply_overrides
+from tests.toy_dvc import STAGES, dvc, make_toy_project, stage_runs
 
 ALL_RUNS = [*STAGES[:-1], "evaluate models/best.pt"]
 
@@ -73,7 +74,7 @@ def test_overrides_are_one_dvc_experiment_and_leave_the_workspace(prefect_harnes
 
     assert state.is_completed()
     rerun = ["train_head", "train_partial", "train_full", "evaluate models/best.pt"]
-    assert stage_runs(project)[len(ALL_RUNS):] == rerun
+    assert stage_runs(project)[len(ALL_RUNS) :] == rerun
     assert _snapshot(project) == before  # params.yaml, dvc.lock and the outputs are the workspace's own again
     assert "Data and pipelines are up to date" in dvc(project, "status").stdout
     experiments = json.loads(dvc(project, "exp", "show", "--json").stdout)
@@ -116,8 +117,12 @@ def test_no_images_fails_fast_in_one_line(tmp_path):
     project = make_toy_project(tmp_path / "toy")
     shutil.rmtree(project / "data" / "raw" / "images")
 
-    result = subprocess.run([sys.executable, "-m", "flows.finetune", "--project-dir", str(project)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.finetune", "--project-dir", str(project)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
     assert result.returncode == 2
     assert "put images in" in result.stderr and "make demo-data" in result.stderr
@@ -170,8 +175,11 @@ def test_stream_command_logs_lines_and_stops_at_deadline(tmp_path, caplog):
 
 def test_stage_table_shows_the_best_epoch_1_based_and_the_rates_used(tmp_path):
     metrics = tmp_path / "train" / "train_head" / "plots" / "metrics"
-    for name, column, values in (("val/macro_f1", "macro_f1", (0.5, 0.8, 0.7)), ("train/loss", "loss", (2, 1.5, 1.7)),
-                                 ("lr/head", "head", (1e-4, 1e-3, 5e-4))):
+    for name, column, values in (
+        ("val/macro_f1", "macro_f1", (0.5, 0.8, 0.7)),
+        ("train/loss", "loss", (2, 1.5, 1.7)),
+        ("lr/head", "head", (1e-4, 1e-3, 5e-4)),
+    ):
         (metrics / name).parent.mkdir(parents=True, exist_ok=True)
         lines = "".join(f"{step}\t{value}\n" for step, value in enumerate(values))
         (metrics / f"{name}.tsv").write_text(f"step\t{column}\n{lines}")

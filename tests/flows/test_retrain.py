@@ -1,5 +1,6 @@
 """The `retrain` flow on a toy DVC project: skip without new data, promote or keep by the min_gain rule, record
 every decision, and never let two runs share the workspace."""
+
 from __future__ import annotations
 
 import json
@@ -7,10 +8,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from tests.toy_dvc import STAGES, add_data, make_toy_project, stage_intervals, stage_runs
 
 from finetuner.retrain.registry import CARD, CHAMPION, read_registry
 from flows.retrain import retrain
+from tests.toy_dvc import STAGES, add_data, make_toy_project, stage_intervals, stage_runs
 
 
 def _champion_quality(project: Path) -> float:

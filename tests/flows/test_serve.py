@@ -1,6 +1,7 @@
 """Deployments on a real local Prefect server: `flows.serve` registers finetune/default and retrain/nightly, the
 server's scheduler creates nightly runs that the served runner completes, and `prefect deployment run
 'finetune/default' --watch` completes, all against a toy DVC project."""
+
 from __future__ import annotations
 
 import os
@@ -11,10 +12,10 @@ import time
 from pathlib import Path
 
 import httpx
-from tests.prefect_server import BIN, background, prefect_server, wait_for
-from tests.toy_dvc import REPO_ROOT, make_toy_project, stage_runs
 
 from flows.serve import build_deployments
+from tests.prefect_server import BIN, background, prefect_server, wait_for
+from tests.toy_dvc import REPO_ROOT, make_toy_project, stage_runs
 
 
 def _nightly_runs(api: str) -> list[dict]:
@@ -56,26 +57,53 @@ def test_scheduler_runs_nightly_and_manual_runs_complete(tmp_path):
             runs = _wait_for_completed_nightly(server.api, serving, tmp_path, timeout_s=240)
             scheduled = [r for r in runs if r["auto_scheduled"]]
             assert len(scheduled) >= 2, f"the scheduler created {len(scheduled)} runs of retrain/nightly"
-            assert [r for r in scheduled if r["state_type"] == "COMPLETED"], [(r["name"], r["state_type"]) for r in runs]
+            assert [r for r in scheduled if r["state_type"] == "COMPLETED"], [
+                (r["name"], r["state_type"]) for r in runs
+            ]
             assert stage_runs(project)[:1] == ["ingest"]  # the scheduled retrain really ran the pipeline
             # Paused, so later nightly runs do not queue for the workspace ahead of the manual run below.
             httpx.post(f"{server.api}/deployments/{nightly['id']}/pause_deployment", timeout=10).raise_for_status()
 
             params = (project / "params.yaml").read_text()
             run = _prefect_typed_in_project_root(  # the README's example, with its quoting
-                server.api, tmp_path / "root", "deployment", "run", "finetune/default",
-                "--param", 'overrides={"stages.head.epochs": 3}', "--watch", "--watch-timeout", "300",
+                server.api,
+                tmp_path / "root",
+                "deployment",
+                "run",
+                "finetune/default",
+                "--param",
+                'overrides={"stages.head.epochs": 3}',
+                "--watch",
+                "--watch-timeout",
+                "300",
             )
             assert run.returncode == 0, run.stdout + run.stderr
             assert "Completed" in run.stdout
             assert (project / "params.yaml").read_text() == params  # for one run: a DVC experiment instead
-            assert '"epochs": 3' in subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"],
-                                                  cwd=project, capture_output=True, text=True).stdout
+            assert (
+                '"epochs": 3'
+                in subprocess.run(
+                    [sys.executable, "-m", "dvc", "exp", "show", "--json"], cwd=project, capture_output=True, text=True
+                ).stdout
+            )
 
             if shutil.which("chromium"):  # the artifacts as a person sees them in the UI
-                check = subprocess.run([sys.executable, "-m", "flows.check_ui", "--project-dir", str(project),
-                                        "--out", str(tmp_path / "shots"), "--no-screenshots"], env=server.env, capture_output=True,
-                                       text=True, timeout=300)
+                check = subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "flows.check_ui",
+                        "--project-dir",
+                        str(project),
+                        "--out",
+                        str(tmp_path / "shots"),
+                        "--no-screenshots",
+                    ],
+                    env=server.env,
+                    capture_output=True,
+                    text=True,
+                    timeout=300,
+                )
                 assert check.returncode == 0, check.stdout + check.stderr
     assert "Traceback" not in (tmp_path / "server.log").read_text()
 

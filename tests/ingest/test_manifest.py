@@ -1,4 +1,5 @@
 """ingest core: every file listed once, odd files accepted, broken ones quarantined, metadata applied safely."""
+
 from __future__ import annotations
 
 import hashlib
@@ -8,7 +9,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.odd_images import BROKEN, VALID, encode, noise_rgb
 
 import finetuner.ingest.manifest as ingest_core
 from finetuner.ingest.manifest import (
@@ -24,6 +24,7 @@ from finetuner.ingest.manifest import (
     summarize,
 )
 from finetuner.ingest.metadata import MetadataError, normalise_relpath, parse_metadata
+from tests.odd_images import BROKEN, VALID, encode, noise_rgb
 
 
 def write(path: Path, data: bytes) -> Path:
@@ -56,9 +57,7 @@ def manifest_for(images: Path, metadata_text: str | None = None, pattern: str | 
 
 
 def test_every_file_is_listed_once_and_nothing_dropped(images):
-    on_disk = sorted(
-        p.relative_to(images).as_posix() for p in images.rglob("*") if p.is_file() or p.is_symlink()
-    )
+    on_disk = sorted(p.relative_to(images).as_posix() for p in images.rglob("*") if p.is_file() or p.is_symlink())
     assert list_files(images) == on_disk
     rows = manifest_for(images)
     assert sorted(rows) == on_disk

@@ -1,4 +1,5 @@
 """The promotion rule of scheduled retraining, and the champion's card."""
+
 from __future__ import annotations
 
 import math

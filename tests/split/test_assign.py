@@ -1,5 +1,6 @@
 """The split core: no unit crosses splits, assignments are sticky as data grows, fractions per class near target,
 leak bridges held out, impossible requests refused with the class and the counts."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from finetuner.split.report import check_leaks, leak_audit, update_registry
 from finetuner.split.assign import BRIDGE, CONFLICT, HELD_OUT, STICKY, SplitError, assign_splits
+from finetuner.split.report import check_leaks, leak_audit, update_registry
 
 FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
 PROPERTY = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -24,8 +25,14 @@ def make_images(unit_sizes: list[int], n_classes: int, mix: float, seed: int, pr
         for index in range(size):
             mixed = unit >= 3 * n_classes and rng.random() < mix
             label = int(rng.integers(n_classes)) if mixed else unit % n_classes
-            rows.append({"path": f"{prefix}u{unit}/i{index}.png", "label": f"c{label}",
-                         "group": f"{prefix}g{unit}", "unit": f"{prefix}u{unit}"})
+            rows.append(
+                {
+                    "path": f"{prefix}u{unit}/i{index}.png",
+                    "label": f"c{label}",
+                    "group": f"{prefix}g{unit}",
+                    "unit": f"{prefix}u{unit}",
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -290,11 +297,27 @@ def test_larger_side_keeps_its_split_when_registered_images_are_newly_linked():
 def test_coverage_repair_never_empties_another_class():
     """Regression (found by hypothesis): repairing c2's missing val image once moved a mixed unit holding 72 of
     c0's images out of train, leaving c0 with no training image at all."""
-    composition = {"u0": {"c0": 1}, "u1": {"c1": 1}, "u10": {"c2": 1}, "u11": {"c3": 3},
-                   "u12": {"c0": 72, "c3": 2, "c2": 1}, "u2": {"c2": 1}, "u3": {"c3": 1}, "u4": {"c0": 19},
-                   "u5": {"c1": 1}, "u6": {"c2": 1}, "u7": {"c3": 2}, "u8": {"c0": 1}, "u9": {"c1": 4}}
-    rows = [{"path": f"{unit}/{label}-{i}.png", "label": label, "group": unit, "unit": unit}
-            for unit, labels in composition.items() for label, n in labels.items() for i in range(n)]
+    composition = {
+        "u0": {"c0": 1},
+        "u1": {"c1": 1},
+        "u10": {"c2": 1},
+        "u11": {"c3": 3},
+        "u12": {"c0": 72, "c3": 2, "c2": 1},
+        "u2": {"c2": 1},
+        "u3": {"c3": 1},
+        "u4": {"c0": 19},
+        "u5": {"c1": 1},
+        "u6": {"c2": 1},
+        "u7": {"c3": 2},
+        "u8": {"c0": 1},
+        "u9": {"c1": 4},
+    }
+    rows = [
+        {"path": f"{unit}/{label}-{i}.png", "label": label, "group": unit, "unit": unit}
+        for unit, labels in composition.items()
+        for label, n in labels.items()
+        for i in range(n)
+    ]
     images = pd.DataFrame(rows)
     frame = placed(images, assign_splits(images, FRACTIONS, 4, max_unit_share=1.0))
     table = pd.crosstab(frame["label"], frame["split"]).reindex(columns=list(FRACTIONS), fill_value=0)

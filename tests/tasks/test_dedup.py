@@ -1,4 +1,5 @@
 """The dedup stage on tmp_path: variants found, cross-group pairs reported, units written, hashing incremental."""
+
 from __future__ import annotations
 
 import csv
@@ -8,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from finetuner.dedup import hashing
+from finetuner.common.stage import InputError, split_run_facts, write_csv
 from finetuner.config import parse_params
+from finetuner.dedup import hashing
 from finetuner.demo.synthetic_photos import VARIANTS, photo, to_jpeg_bytes, variant
 from tasks import dedup
-from finetuner.common.stage import InputError, split_run_facts, write_csv
 
 COLUMNS = ["path", "label", "group", "status", "reason", "sha256", "width", "height"]
 
@@ -21,8 +22,18 @@ def add_image(root: Path, rows: list[dict], rel: str, data: bytes, group: str, s
     path = root / "data/raw/images" / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
-    rows.append({"path": rel, "label": rel.split("/")[0], "group": group, "status": status, "reason": "",
-                 "sha256": hashlib.sha256(data).hexdigest(), "width": 0, "height": 0})
+    rows.append(
+        {
+            "path": rel,
+            "label": rel.split("/")[0],
+            "group": group,
+            "status": status,
+            "reason": "",
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "width": 0,
+            "height": 0,
+        }
+    )
 
 
 def make_dataset(root: Path, n_photos: int = 6) -> list[dict]:

@@ -1,5 +1,6 @@
 """The `evaluate` stage on tmp_path: every report written, figures that agree with the predictions, the ledger
 through the stage and through champion/challenger mode, and clear failures."""
+
 from __future__ import annotations
 
 import csv
@@ -9,11 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.evaluate_world import CLASSES, RunsCode, fit_head, make_checkpoint, make_split, write_params
 from tasks.evaluate import main, score_checkpoint
+from tests.evaluate_world import CLASSES, RunsCode, fit_head, make_checkpoint, make_split, write_params
 
-REPORTS = ("metrics.json", "predictions.csv", "confusion_matrix.png", "reliability.png", "summary.md",
-           "model_card.md", "test_ledger.json")
+REPORTS = (
+    "metrics.json",
+    "predictions.csv",
+    "confusion_matrix.png",
+    "reliability.png",
+    "summary.md",
+    "model_card.md",
+    "test_ledger.json",
+)
 
 
 @pytest.fixture(scope="module")
@@ -48,36 +56,77 @@ def _write_stage_reports(root: Path) -> None:
     skipped with `epochs: 0`."""
     reports = root / "reports"
     reports.mkdir()
-    (reports / "ingest.json").write_text(json.dumps({
-        "n_files": 2, "by_status": {"ok": 1, "quarantined": 1}, "by_reason": {"truncated file": 1},
-        "by_class": {"cat": {"ok": 1, "quarantined": 0}, "dog": {"ok": 0, "quarantined": 1}},
-        "by_group_source": {"image": 1}, "n_groups": 1, "classes_too_small": [],
-        "metadata": {"file": None, "rows": 0, "extra_columns": [], "problems": []}}))
-    (reports / "dedup.json").write_text(json.dumps({
-        "settings": {"max_cluster_size": 50},
-        "counts": {"images": 9, "pairs": 2, "pairs_by_method": {"exact": 2}, "pairs_cut_by_size_guard": 0,
-                   "cross_group_pairs": 1, "clusters": 1, "units": 8, "unreadable": 0},
-        "units_by_size": {"1": 7, "2": 1}, "largest_cluster_size": 3}))
-    (reports / "split.json").write_text(json.dumps({
-        "images": {"placed": 27}, "per_split": {name: {"images": 9, "units": 9, "fraction": 0.3333, "target": 0.3}
-                                                for name in ("train", "val", "test")},
-        "per_class": {label: {"images": 9, **{name: {"images": 3} for name in ("train", "val", "test")}}
-                      for label in CLASSES},
-        "leak_bridges": {"count": 0, "images": []}, "leak_check": {"passed": True, "problems": []},
-        "leak_audit": {"test_images": 9, "test_images_with_same_unit_in_train": 4,
-                       "share_of_test_leaking": 0.4444, "split": "naive per-image random split"}}))
+    (reports / "ingest.json").write_text(
+        json.dumps(
+            {
+                "n_files": 2,
+                "by_status": {"ok": 1, "quarantined": 1},
+                "by_reason": {"truncated file": 1},
+                "by_class": {"cat": {"ok": 1, "quarantined": 0}, "dog": {"ok": 0, "quarantined": 1}},
+                "by_group_source": {"image": 1},
+                "n_groups": 1,
+                "classes_too_small": [],
+                "metadata": {"file": None, "rows": 0, "extra_columns": [], "problems": []},
+            }
+        )
+    )
+    (reports / "dedup.json").write_text(
+        json.dumps(
+            {
+                "settings": {"max_cluster_size": 50},
+                "counts": {
+                    "images": 9,
+                    "pairs": 2,
+                    "pairs_by_method": {"exact": 2},
+                    "pairs_cut_by_size_guard": 0,
+                    "cross_group_pairs": 1,
+                    "clusters": 1,
+                    "units": 8,
+                    "unreadable": 0,
+                },
+                "units_by_size": {"1": 7, "2": 1},
+                "largest_cluster_size": 3,
+            }
+        )
+    )
+    (reports / "split.json").write_text(
+        json.dumps(
+            {
+                "images": {"placed": 27},
+                "per_split": {
+                    name: {"images": 9, "units": 9, "fraction": 0.3333, "target": 0.3}
+                    for name in ("train", "val", "test")
+                },
+                "per_class": {
+                    label: {"images": 9, **{name: {"images": 3} for name in ("train", "val", "test")}}
+                    for label in CLASSES
+                },
+                "leak_bridges": {"count": 0, "images": []},
+                "leak_check": {"passed": True, "problems": []},
+                "leak_audit": {
+                    "test_images": 9,
+                    "test_images_with_same_unit_in_train": 4,
+                    "share_of_test_leaking": 0.4444,
+                    "split": "naive per-image random split",
+                },
+            }
+        )
+    )
     (reports / "dedup.html").write_text("<html></html>")
     make_checkpoint(root / "models/train_head/stage_best.pt", stage="train_head", epoch=4, value=0.75)
     make_checkpoint(root / "models/train_partial/best.pt", stage="train_head", epoch=4, value=0.75)
     (reports / "train/train_full").mkdir(parents=True)
     (reports / "train/train_full/metrics.json").write_text(
-        json.dumps({"epochs": 0, "passed_through": "models/train_partial/best.pt"}))
+        json.dumps({"epochs": 0, "passed_through": "models/train_partial/best.pt"})
+    )
 
 
 def test_stage_writes_every_report_consistently(world: Path) -> None:
     _write_stage_reports(world)
-    (world / "dvc.lock").write_text("schema: '2.0'\nstages:\n  ingest:\n    cmd: x\n    deps:\n"
-                                    "    - path: data/raw\n      hash: md5\n      md5: 0123abc.dir\n")
+    (world / "dvc.lock").write_text(
+        "schema: '2.0'\nstages:\n  ingest:\n    cmd: x\n    deps:\n"
+        "    - path: data/raw\n      hash: md5\n      md5: 0123abc.dir\n"
+    )
     assert main([]) == 0
     for name in REPORTS:
         assert (world / "reports" / name).stat().st_size > 0, name
@@ -101,8 +150,10 @@ def test_stage_writes_every_report_consistently(world: Path) -> None:
     assert "- Files: 2; usable: 1; quarantined: 1 (truncated file: 1)" in summary
     assert "| dog | 0 | 1 |" in summary and "- Metadata problems: 0" in summary
     assert "- Pairs: 2 (exact: 2) among 9 usable images" in summary
-    assert "- Pairs joining different declared groups: 1 (their groups become one unit; see [dedup.html](dedup.html))" \
+    assert (
+        "- Pairs joining different declared groups: 1 (their groups become one unit; see [dedup.html](dedup.html))"
         in summary
+    )
     assert "| val | 9 | 9 | 0.333 (0.30) | 3 | 3 | 3 |" in summary and "| **all** | 27 | 27 |  | 9 | 9 | 9 |" in summary
     assert "two splits): passed" in summary and "would have leaked 4 of the 9 test images it draws (44%)" in summary
     # Each stage's own best: partial's best.pt is head's (partial never beat it), so partial has no figure.
@@ -119,8 +170,12 @@ def test_stage_writes_every_report_consistently(world: Path) -> None:
 def test_summary_without_the_other_stages_reports(world: Path) -> None:
     assert main([]) == 0
     summary = (world / "reports/summary.md").read_text()
-    for missing in ("Ingest report (reports/ingest.json): not available.", "Split report (reports/split.json): not",
-                    "| train_head |  | not available |  |  |", "- near-duplicate review page: not available"):
+    for missing in (
+        "Ingest report (reports/ingest.json): not available.",
+        "Split report (reports/split.json): not",
+        "| train_head |  | not available |  |  |",
+        "- near-duplicate review page: not available",
+    ):
         assert missing in summary
     assert "| accuracy | 1.0000 |" in summary
 

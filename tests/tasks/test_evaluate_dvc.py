@@ -1,5 +1,6 @@
 """`dvc repro evaluate` in a temporary git repository runs the stage as declared in dvc.yaml, and
 `dvc metrics show` prints the test metrics."""
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,10 @@ def test_dvc_repro_evaluate_and_metrics_show(tmp_path: Path, repo_root: Path) ->
     pipeline = yaml.safe_load((repo_root / "dvc.yaml").read_text())
     (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"evaluate": pipeline["stages"]["evaluate"]}}))
     params = yaml.safe_load((repo_root / "params.yaml").read_text())
-    params["evaluate"]["leakage"] = {"naive": False, "scratch": False}  # no backbone here; tests/evaluate/test_leakage_runs.py
+    params["evaluate"]["leakage"] = {
+        "naive": False,
+        "scratch": False,
+    }  # no backbone here; tests/evaluate/test_leakage_runs.py
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     make_split(repo, per_class=2)
     make_checkpoint(repo / "models/best.pt")
@@ -35,8 +39,15 @@ def test_dvc_repro_evaluate_and_metrics_show(tmp_path: Path, repo_root: Path) ->
 
     result = run(["dvc", "repro", "evaluate"], repo)
     assert result.returncode == 0, result.stdout + result.stderr
-    for name in ("metrics.json", "predictions.csv", "confusion_matrix.png", "reliability.png", "summary.md",
-                 "model_card.md", "test_ledger.json"):
+    for name in (
+        "metrics.json",
+        "predictions.csv",
+        "confusion_matrix.png",
+        "reliability.png",
+        "summary.md",
+        "model_card.md",
+        "test_ledger.json",
+    ):
         assert (repo / "reports" / name).is_file(), name
     shown = run(["dvc", "metrics", "show", "--json"], repo)
     assert shown.returncode == 0, shown.stderr

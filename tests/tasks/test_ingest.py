@@ -1,5 +1,6 @@
 """The ingest stage end to end on tmp_path: manifest and report written, bad input refused with a clear message,
 metadata rows outside the image folder never opened, and `dvc repro ingest` in a throwaway git repository."""
+
 from __future__ import annotations
 
 import csv
@@ -12,10 +13,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.odd_images import BROKEN, encode, noise_rgb
 
 from finetuner.ingest.manifest import MANIFEST_COLUMNS
 from tasks.ingest import main
+from tests.odd_images import BROKEN, encode, noise_rgb
 
 ROOT = Path(__file__).resolve().parents[2]
 _OPENED: list[str] | None = None  # while a list, every file opened in this process is recorded here
@@ -143,8 +144,13 @@ def test_dvc_repro_ingest(project):
         shutil.copytree(ROOT / package, project / package, ignore=shutil.ignore_patterns("__pycache__"))
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}  # `python` in dvc.yaml = this one
-    env.update({f"GIT_{who}_{what}": value for who in ("AUTHOR", "COMMITTER") for what, value in
-                (("NAME", "test"), ("EMAIL", "test@example.com"))})
+    env.update(
+        {
+            f"GIT_{who}_{what}": value
+            for who in ("AUTHOR", "COMMITTER")
+            for what, value in (("NAME", "test"), ("EMAIL", "test@example.com"))
+        }
+    )
     git = ["git", "-c", "init.defaultBranch=main"]
     for command in (git + ["init", "-q"], git + ["add", "-A"], git + ["commit", "-qm", "init"]):
         subprocess.run(command, cwd=project, env=env, check=True, capture_output=True)
@@ -155,5 +161,7 @@ def test_dvc_repro_ingest(project):
     _, rows = read_manifest(project)
     assert len(rows) == 9
     lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]["ingest"]
-    assert {"finetuner/ingest/manifest.py", "finetuner/common/imageio.py", "data/raw"} <= {dep["path"] for dep in lock["deps"]}
+    assert {"finetuner/ingest/manifest.py", "finetuner/common/imageio.py", "data/raw"} <= {
+        dep["path"] for dep in lock["deps"]
+    }
     assert {"split.group_pattern", "data.max_image_pixels"} <= set(lock["params"]["params.yaml"])

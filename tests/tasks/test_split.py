@@ -1,4 +1,5 @@
 """The split stage on tmp_path: files and columns, sticky second run, reshuffle, clear input errors, leak failure."""
+
 from __future__ import annotations
 
 import json
@@ -8,9 +9,9 @@ import pandas as pd
 import pytest
 
 import tasks.split as stage
+from finetuner.common.stage import InputError
 from finetuner.config import parse_params
 from finetuner.split.assign import SplitAssignment
-from finetuner.common.stage import InputError
 from tasks.split import LeakError, split_dataset
 
 
@@ -23,14 +24,40 @@ def write_inputs(root: Path, n_groups: int = 30, prefix: str = "", start: int = 
         label = f"c{g % 3}"
         for i in range(1 + g % 4):
             path = f"{label}/{prefix}g{g}/{i}.png"
-            manifest.append({"path": path, "label": label, "group": f"{prefix}g{g}", "status": "ok", "reason": "",
-                             "sha256": "0" * 8, "width": 32, "height": 32})
+            manifest.append(
+                {
+                    "path": path,
+                    "label": label,
+                    "group": f"{prefix}g{g}",
+                    "status": "ok",
+                    "reason": "",
+                    "sha256": "0" * 8,
+                    "width": 32,
+                    "height": 32,
+                }
+            )
             units.append({"path": path, "unit": f"{prefix}u{g // 2}"})
         if g % 2:
-            pairs.append({"path_a": units[-1]["path"], "path_b": f"{label}/{prefix}g{g - 1}/0.png",
-                          "method": "phash", "distance": 3})
-    manifest.append({"path": "c0/broken.png", "label": "c0", "group": "", "status": "quarantined",
-                     "reason": "cannot decode", "sha256": "", "width": "", "height": ""})
+            pairs.append(
+                {
+                    "path_a": units[-1]["path"],
+                    "path_b": f"{label}/{prefix}g{g - 1}/0.png",
+                    "method": "phash",
+                    "distance": 3,
+                }
+            )
+    manifest.append(
+        {
+            "path": "c0/broken.png",
+            "label": "c0",
+            "group": "",
+            "status": "quarantined",
+            "reason": "cannot decode",
+            "sha256": "",
+            "width": "",
+            "height": "",
+        }
+    )
     old = lambda name: pd.read_csv(interim / name, dtype=str, keep_default_na=False) if start else None  # noqa: E731
     for name, rows in (("manifest.csv", manifest), ("units.csv", units), ("near_duplicates.csv", pairs)):
         frame = pd.DataFrame(rows)
@@ -49,8 +76,13 @@ def params(**split):
 
 
 def read_splits(root: Path) -> pd.DataFrame:
-    return pd.concat([pd.read_csv(root / f"data/splits/{name}.csv", dtype=str, keep_default_na=False)
-                      .assign(split=name) for name in ("train", "val", "test")], ignore_index=True)
+    return pd.concat(
+        [
+            pd.read_csv(root / f"data/splits/{name}.csv", dtype=str, keep_default_na=False).assign(split=name)
+            for name in ("train", "val", "test")
+        ],
+        ignore_index=True,
+    )
 
 
 def test_writes_splits_registry_and_report(root):

@@ -1,4 +1,5 @@
 """Fixtures shared by the training tests: a tiny project after its train_head stage."""
+
 from __future__ import annotations
 
 import shutil

@@ -5,6 +5,7 @@ One tiny project (resnet18 at 32 px, 12 training images, batch 4, two steps per 
 relaunches itself under torchrun), and by `torchrun --nproc-per-node 2` SIGKILLed (its whole process group) after
 the first epoch's checkpoint, then run again. The final weights must agree within 1e-3.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -20,8 +21,8 @@ import psutil
 import pytest
 import torch
 
-from finetuner.train.data import epoch_indices
 from finetuner.common.stage import load_params
+from finetuner.train.data import epoch_indices
 from finetuner.train.launch import run_training_entry
 from finetuner.train.stage import run_training_stage
 from tests.train_fixtures import make_splits
@@ -61,8 +62,10 @@ def environment() -> dict[str, str]:
 
 def assert_same_weights(root: Path, reference: dict) -> None:
     trained = torch.load(root / "models" / "train_head" / "last.pt", weights_only=True)
-    differences = {name: (value.float() - reference["state_dict"][name].float()).abs().max().item()
-                   for name, value in trained["state_dict"].items()}
+    differences = {
+        name: (value.float() - reference["state_dict"][name].float()).abs().max().item()
+        for name, value in trained["state_dict"].items()
+    }
     assert max(differences.values()) < 1e-3, sorted(differences.items(), key=lambda kv: -kv[1])[:3]
 
 
@@ -78,8 +81,9 @@ def test_ranks_share_each_global_batch_of_one_process(world_size: int) -> None:
 def test_head_on_cached_features_stays_in_one_process(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     root = project(tmp_path, nproc=2)
     text = (root / "params.yaml").read_text()
-    (root / "params.yaml").write_text(text.replace("train: [layer4, head], lr: {layer4: 1.0e-2, head: 1.0e-1}",
-                                                   "train: [head], lr: {head: 1.0e-1}"))
+    (root / "params.yaml").write_text(
+        text.replace("train: [layer4, head], lr: {layer4: 1.0e-2, head: 1.0e-1}", "train: [head], lr: {head: 1.0e-1}")
+    )
     params = load_params(root / "params.yaml")
     assert params.stages.head.train == ("head",) and params.train.nproc == 2
     with contextlib.chdir(root), caplog.at_level(logging.INFO, logger="finetuner.train"):
@@ -90,8 +94,14 @@ def test_head_on_cached_features_stays_in_one_process(tmp_path: Path, caplog: py
 
 def test_params_switch_runs_the_stage_under_torchrun_and_matches_one_process(tmp_path: Path, reference) -> None:
     root = project(tmp_path, nproc=2)
-    done = subprocess.run([sys.executable, "-m", "tasks.train", "train_head"], cwd=root, env=environment(),
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "tasks.train", "train_head"],
+        cwd=root,
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "2 processes under torchrun" in done.stderr and "rank 1 of 2 (gloo" in done.stderr
     assert_same_weights(root, reference)
@@ -99,11 +109,19 @@ def test_params_switch_runs_the_stage_under_torchrun_and_matches_one_process(tmp
 
 def test_torchrun_group_killed_after_a_checkpoint_resumes_and_matches(tmp_path: Path, reference) -> None:
     root = project(tmp_path, nproc=1)  # torchrun started by hand: train.nproc is not consulted
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-               "-m", "tasks.train", "train_head"]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "tasks.train",
+        "train_head",
+    ]
     with (tmp_path / "killed.log").open("w") as log:
-        first = subprocess.Popen(command, cwd=root, env=environment(), stdout=log, stderr=log,
-                                 start_new_session=True)
+        first = subprocess.Popen(command, cwd=root, env=environment(), stdout=log, stderr=log, start_new_session=True)
         resume, deadline = root / "checkpoints" / "train_head" / "resume.pt", time.monotonic() + 600
         while not resume.exists():
             assert first.poll() is None and time.monotonic() < deadline, (tmp_path / "killed.log").read_text()

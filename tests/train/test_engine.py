@@ -1,4 +1,5 @@
 """The training engine: metrics, batching, frozen blocks and BN statistics, non-finite loss, cached features."""
+
 from __future__ import annotations
 
 import copy
@@ -13,11 +14,11 @@ from torchvision.models import get_model
 
 from finetuner.train.data import epoch_indices
 from finetuner.train.engine import FitConfig, NonFiniteLossError, Runtime, Split, fit, metrics_from_confusion
+from finetuner.train.features import feature_trainee, image_trainee
 from finetuner.train.models import expand_blocks, freeze_except, set_train_mode
 from finetuner.train.param_groups import block_learning_rates, build_optimizer, build_param_groups
 from finetuner.train.preprocessing import Preprocessing
 from finetuner.train.schedules import build_scheduler
-from finetuner.train.features import feature_trainee, image_trainee
 
 RUNTIME = Runtime()
 PREP = Preprocessing(32, 32)

@@ -1,4 +1,5 @@
 """The backbone family registry: every parameter of every family lies in exactly one named block."""
+
 from __future__ import annotations
 
 import re
@@ -61,8 +62,16 @@ def test_blocks_are_ordered_input_side_first() -> None:
 def test_registering_a_family_twice_is_refused() -> None:
     with pytest.raises(ValueError, match="already registered"):
         register_family("resnet", r"resnet\d+", head="fc")(lambda arch: {})
-    assert set(families()) >= {"resnet", "efficientnet", "mobilenet_v3", "convnext", "regnet", "densenet", "vit",
-                               "swin"}
+    assert set(families()) >= {
+        "resnet",
+        "efficientnet",
+        "mobilenet_v3",
+        "convnext",
+        "regnet",
+        "densenet",
+        "vit",
+        "swin",
+    }
 
 
 def test_unknown_architecture_names_the_known_families() -> None:

@@ -1,4 +1,5 @@
 """The on-disk image store: same pixels as decoding, one decode per content, corruption detected and rebuilt."""
+
 from __future__ import annotations
 
 import logging
@@ -11,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from finetuner.train.data import decode_images
-from finetuner.train.preprocessing import Preprocessing
 from finetuner.train import image_store
+from finetuner.train.data import decode_images
 from finetuner.train.image_cache import cached_images, stored_images
+from finetuner.train.preprocessing import Preprocessing
 from tests.train_fixtures import make_images
 
 PREP = Preprocessing(resize_size=36, crop_size=32)
@@ -47,8 +48,9 @@ def test_view_equals_decoding_in_order_and_stores_each_content_once(tmp_path: Pa
     assert np.array_equal(cached_images(files, PREP, cache, 1), expected)
 
 
-def test_growing_data_adds_a_shard_and_decodes_only_new_content(tmp_path: Path, files: list[Path],
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_growing_data_adds_a_shard_and_decodes_only_new_content(
+    tmp_path: Path, files: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     cache = tmp_path / "cache"
     stored_images(files[:6], PREP, cache, workers=1)
     decoded: list[int] = []
@@ -64,7 +66,8 @@ def test_growing_data_adds_a_shard_and_decodes_only_new_content(tmp_path: Path, 
 
 @pytest.mark.parametrize("damage", ["pixels", "index", "truncated"])
 def test_a_corrupt_shard_is_logged_deleted_and_rebuilt_never_read(
-        tmp_path: Path, files: list[Path], damage: str, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, files: list[Path], damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
     cache = tmp_path / "cache"
     stored_images(files, PREP, cache, workers=1)
     (data_file,) = _shards(cache)
@@ -86,14 +89,16 @@ def test_a_corrupt_shard_is_logged_deleted_and_rebuilt_never_read(
     assert np.array_equal(view[:].numpy(), decode_images(files, PREP, 1))
 
 
-def test_unchanged_shards_are_not_hashed_again_at_every_open(tmp_path: Path, files: list[Path],
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unchanged_shards_are_not_hashed_again_at_every_open(
+    tmp_path: Path, files: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     cache = tmp_path / "cache"
     stored_images(files, PREP, cache, workers=1)
     hashed: list[str] = []
     real = image_store.hashlib.file_digest
-    monkeypatch.setattr(image_store.hashlib, "file_digest", lambda handle, name: hashed.append(handle.name) or real(
-        handle, name))
+    monkeypatch.setattr(
+        image_store.hashlib, "file_digest", lambda handle, name: hashed.append(handle.name) or real(handle, name)
+    )
     stored_images(files, PREP, cache, workers=1)
     assert not [name for name in hashed if name.endswith(".u8")]
     (_shards(cache)[0].parent / "verified.json").unlink()  # forces the full check

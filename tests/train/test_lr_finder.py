@@ -1,4 +1,5 @@
 """`lr: auto`: the range test picks a rate near the best one on a toy problem, and leaves the model untouched."""
+
 from __future__ import annotations
 
 import torch
@@ -62,8 +63,11 @@ def test_pick_factor_from_an_unfitted_model_is_a_tenth_of_the_valley_minimum() -
 def test_pick_factor_from_a_fitted_model_is_a_tenth_of_where_the_loss_starts_to_rise() -> None:
     # A converged head: noisy around 0.2 (its lowest point early, by chance), climbing only past 1e-2.
     factors = [10.0 ** (k / 4 - 7) for k in range(33)]  # 1e-7 .. 10, four per decade
-    losses = [0.2, 0.1, 0.3, 0.2, 0.15, 0.25, 0.2, 0.05, 0.3, 0.2] * 2 + [0.22, 0.18] * 2 + [
-        0.6, 0.9, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0]
+    losses = (
+        [0.2, 0.1, 0.3, 0.2, 0.15, 0.25, 0.2, 0.05, 0.3, 0.2] * 2
+        + [0.22, 0.18] * 2
+        + [0.6, 0.9, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0]
+    )
     chosen, rule = pick_factor(factors, losses, losses, classes=13)
     assert abs(chosen - factors[22] / 10) < 1e-12 and "climbs" in rule, chosen  # 1e-7 * 10**5.5 / 10
     # Near zero a rise of 25% is noise: the 0.02-nat floor keeps the edge where the loss really climbs.

@@ -1,4 +1,5 @@
 """Building the model: torchvision weights from the hub cache, checkpoint paths, refusals, freezing, BN policy."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Parameter groups: one learning rate per trained block, frozen parameters left out, no decay on norm/bias."""
+
 from __future__ import annotations
 
 import pytest
@@ -19,7 +20,9 @@ def test_explicit_rates_and_layerwise_decay_downwards() -> None:
     assert rates["layer3"] == pytest.approx(3e-5 * 0.33)
     assert rates["stem"] == pytest.approx(3e-5 * 0.33**4)
     assert block_learning_rates(RESNET, ["layer4", "head"], {"layer4": 1e-5, "head": 1e-4}, None) == {
-        "layer4": 1e-5, "head": 1e-4}
+        "layer4": 1e-5,
+        "head": 1e-4,
+    }
     # A block above every named one is scaled up from the nearest named block below it.
     assert block_learning_rates(RESNET, ["layer4", "head"], {"layer4": 1e-4}, 0.5)["head"] == pytest.approx(2e-4)
     with pytest.raises(ValueError, match="no learning rate for block 'layer3'"):
@@ -43,8 +46,12 @@ def test_resnet_partial_groups_hold_exactly_the_trainable_parameters() -> None:
     grouped = {name for g in groups for name in g["param_names"]}
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
     assert grouped == trainable and all(n.startswith(("layer4.", "fc.")) for n in grouped)
-    assert {g["name"]: g["lr"] for g in groups} == {"layer4/decay": 1e-5, "layer4/no_decay": 1e-5,
-                                                    "head/decay": 1e-4, "head/no_decay": 1e-4}
+    assert {g["name"]: g["lr"] for g in groups} == {
+        "layer4/decay": 1e-5,
+        "layer4/no_decay": 1e-5,
+        "head/decay": 1e-4,
+        "head/no_decay": 1e-4,
+    }
     by_name = {g["name"]: g for g in groups}
     assert by_name["head/decay"]["param_names"] == ["fc.weight"]
     assert by_name["head/no_decay"]["param_names"] == ["fc.bias"]
@@ -57,8 +64,10 @@ def test_resnet_partial_groups_hold_exactly_the_trainable_parameters() -> None:
         assert isinstance(modules[name.rsplit(".", 1)[0]], nn.Conv2d), name
 
 
-@pytest.mark.parametrize("arch", ["mobilenet_v3_small", "efficientnet_b0", "regnet_x_400mf", "densenet121",
-                                  "convnext_tiny", "swin_t", "vit_b_16"])
+@pytest.mark.parametrize(
+    "arch",
+    ["mobilenet_v3_small", "efficientnet_b0", "regnet_x_400mf", "densenet121", "convnext_tiny", "swin_t", "vit_b_16"],
+)
 def test_every_family_gets_one_rate_per_block_and_no_decay_on_norms(arch: str) -> None:
     model, groups = _groups(arch, ["all"], {"head": 1e-3}, 0.5, meta=not arch.startswith("regnet"))
     order = block_names(arch)

@@ -1,5 +1,6 @@
 """The recipe in the training stages: early stopping keeps the best epoch, the validation gate skips a deeper stage
 (passing its input through), and `lr: auto` survives a kill: the rates are found once and a resume is bit-exact."""
+
 from __future__ import annotations
 
 import csv
@@ -10,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from finetuner.train.checkpoint import load_pipeline_checkpoint
 from finetuner.train import plan as train_plan
+from finetuner.train.checkpoint import load_pipeline_checkpoint
 from finetuner.train.stage import run_training_stage
 from tests.train_fixtures import kill_after_first_epoch, tiny_params
 
@@ -38,29 +39,37 @@ def test_early_stopping_keeps_the_best_epoch(project: Path) -> None:
 
 
 def test_gate_skips_the_deeper_stage_and_passes_its_input_through(project: Path) -> None:
-    params = tiny_params(**{"stages.partial.epochs": 1, "stages.full": {
-        "epochs": 2, "train": ["all"], "lr": {"head": 1e-3}, "lr_decay": 0.5, "min_gain": 1.0}})
+    params = tiny_params(
+        **{
+            "stages.partial.epochs": 1,
+            "stages.full": {"epochs": 2, "train": ["all"], "lr": {"head": 1e-3}, "lr_decay": 0.5, "min_gain": 1.0},
+        }
+    )
     run_training_stage("train_partial", params, project)
     run_training_stage("train_full", params, project)
     partial = json.loads((project / "models/train_partial/recipe.json").read_text())
     full = json.loads((project / "reports/train/train_full/recipe.json").read_text())
     assert not full["ran"] and full["reason"] in (
         f"full: skipped, train_partial gained {partial['gain']:.3f} over its start (< 1)",
-        "full: skipped, validation is already perfect after train_partial")  # tiny data: either stops it
+        "full: skipped, validation is already perfect after train_partial",
+    )  # tiny data: either stops it
     assert (project / "models/best.pt").read_bytes() == (project / "models/train_partial/best.pt").read_bytes()
     assert not (project / "models/train_full/last.pt").exists()  # nothing was trained
 
 
-def test_resume_after_a_kill_is_bit_exact_with_lr_auto(project: Path, monkeypatch: pytest.MonkeyPatch,
-                                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_resume_after_a_kill_is_bit_exact_with_lr_auto(
+    project: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     params = tiny_params(**{"stages.partial": AUTO, "train.lr_find_steps": 10})
     calls = []
     real_range_test = train_plan.range_test
     monkeypatch.setattr(train_plan, "range_test", lambda *a, **k: calls.append(1) or real_range_test(*a, **k))
     run_training_stage("train_partial", params, project)
     reference = load_pipeline_checkpoint(project / "models/train_partial/last.pt")
-    assert calls == [1] and reference["lr"] == json.loads((project / "reports/train/train_partial/lr_find.json")
-                                                          .read_text())["rates"]
+    assert (
+        calls == [1]
+        and reference["lr"] == json.loads((project / "reports/train/train_partial/lr_find.json").read_text())["rates"]
+    )
     for name in ("models/train_partial", "reports/train/train_partial"):
         for path in sorted((project / name).rglob("*"), reverse=True):
             path.unlink() if path.is_file() else path.rmdir()

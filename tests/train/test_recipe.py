@@ -1,4 +1,5 @@
 """The recipe's rules: step budgets that follow the data size, and the validation gate of deeper stages."""
+
 from __future__ import annotations
 
 from finetuner.train.recipe import gate_stage, plan_epochs

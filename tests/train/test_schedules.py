@@ -1,4 +1,5 @@
 """Warmup + cosine learning-rate schedule, stepped per iteration."""
+
 from __future__ import annotations
 
 import math
@@ -25,7 +26,7 @@ def test_factor_rises_then_falls_within_bounds(total: int, warmup: int, min_fact
     factors = [warmup_cosine_factor(s, total, warmup, min_factor) for s in range(total + 1)]
     assert all(min_factor - 1e-12 <= f <= 1.0 + 1e-12 for f in factors[warmup:])
     assert all(a < b for a, b in zip(factors[:warmup], factors[1:warmup]))
-    assert all(a >= b - 1e-12 for a, b in zip(factors[warmup:], factors[warmup + 1:]))
+    assert all(a >= b - 1e-12 for a, b in zip(factors[warmup:], factors[warmup + 1 :]))
 
 
 def test_scheduler_scales_every_group_per_step() -> None:

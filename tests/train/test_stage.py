@@ -1,4 +1,5 @@
 """The training stages end to end on tiny generated data in tmp_path: outputs, pass-through, resume, NaN loss."""
+
 from __future__ import annotations
 
 import logging
@@ -8,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from finetuner.train.checkpoint import REQUIRED_KEYS, load_pipeline_checkpoint, model_from_checkpoint
 from finetuner.common.stage import InputError
+from finetuner.train.checkpoint import REQUIRED_KEYS, load_pipeline_checkpoint, model_from_checkpoint
 from finetuner.train.stage import run_training_stage
 from tests.train_fixtures import kill_after_first_epoch, make_splits, tiny_params
 
@@ -19,8 +20,11 @@ FROZEN_IN_PARTIAL = ("conv1.", "bn1.", "layer1.", "layer2.", "layer3.")
 def test_three_stages_write_the_contract(project: Path) -> None:
     params = tiny_params(**{"stages.partial.epochs": 1})
     head = load_pipeline_checkpoint(project / "models/train_head/best.pt")
-    assert head["stage"] == "train_head" and head["epoch"] == 1 and head["class_to_idx"] == {
-        "blue": 0, "green": 1, "red": 2}
+    assert (
+        head["stage"] == "train_head"
+        and head["epoch"] == 1
+        and head["class_to_idx"] == {"blue": 0, "green": 1, "red": 2}
+    )
     run_training_stage("train_partial", params, project)
     result = run_training_stage("train_full", params, project)  # epochs 0: passes the input through
     best = load_pipeline_checkpoint(project / "models/best.pt")
@@ -41,8 +45,9 @@ def test_three_stages_write_the_contract(project: Path) -> None:
     assert not (project / "checkpoints/train_partial").exists()
 
 
-def test_interrupted_stage_resumes_to_the_same_result(project: Path, monkeypatch: pytest.MonkeyPatch,
-                                                      caplog: pytest.LogCaptureFixture) -> None:
+def test_interrupted_stage_resumes_to_the_same_result(
+    project: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     params = tiny_params()  # partial: 2 epochs
     run_training_stage("train_partial", params, project)
     reference = load_pipeline_checkpoint(project / "models/train_partial/last.pt")
@@ -61,8 +66,9 @@ def test_interrupted_stage_resumes_to_the_same_result(project: Path, monkeypatch
     assert resumed["value"] == reference["value"]
 
 
-def test_resume_state_of_other_params_is_ignored(project: Path, monkeypatch: pytest.MonkeyPatch,
-                                                 caplog: pytest.LogCaptureFixture) -> None:
+def test_resume_state_of_other_params_is_ignored(
+    project: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     (project / "checkpoints/train_partial").mkdir(parents=True)
     torch.save({"fingerprint": "stale", "history": []}, project / "checkpoints/train_partial/resume.pt")
     with caplog.at_level(logging.INFO, logger="finetuner.train"):
