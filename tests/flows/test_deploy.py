@@ -61,7 +61,11 @@ def test_worker_runs_a_deployment_from_the_process_pool(prefect_harness, tmp_pat
     finally:
         if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGTERM)
-            worker.wait(timeout=30)
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # a worker slow to stop on a loaded machine: cleanup, not the verdict
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait(timeout=30)
         log.close()
     assert stage_runs(project) == [*STAGES[:-1], "evaluate models/best.pt"]
     assert "test-pool" in (tmp_path / "worker.log").read_text()
