@@ -32,12 +32,12 @@ from PIL import Image  # noqa: E402
 
 from finetuner.common.stage import write_csv  # noqa: E402
 from finetuner.config import parse_params  # noqa: E402
+from finetuner.dedup import stage as dedup  # noqa: E402
 from finetuner.dedup.candidates import verified_pairs  # noqa: E402
 from finetuner.dedup.hashing import decode_for_hash, hash_files  # noqa: E402
 from finetuner.dedup.neighbours import radius_pairs  # noqa: E402
 from finetuner.dedup.views import VIEWS  # noqa: E402
 from finetuner.demo.synthetic_photos import VARIANTS, photo, to_jpeg_bytes, variant  # noqa: E402
-from tasks import dedup  # noqa: E402
 
 RADIUS = 8
 
@@ -148,7 +148,7 @@ def decode_vs_hash(paths: list[str]) -> None:
 
 
 def incremental_stage(items: list[tuple[str, int, str]], n_base: int) -> None:
-    """The whole dedup stage (tasks.dedup.run) cold on n_base images, then again after the rest were added."""
+    """The whole dedup stage (finetuner.dedup.stage.run) cold on n_base images, then again after the rest were added."""
     root = Path(tempfile.mkdtemp(prefix="bench-dedup-stage-"))
     try:
         images = root / "data/raw/images"

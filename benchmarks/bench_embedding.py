@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from finetuner.common.stage import read_csv, write_csv  # noqa: E402
 from finetuner.config import parse_params  # noqa: E402
+from finetuner.dedup import stage as dedup  # noqa: E402
 from finetuner.dedup.similarity import normalize, similar_pairs  # noqa: E402
 from finetuner.demo.copies import BROKEN_KINDS  # noqa: E402
 from finetuner.demo.world import DEMO_SPEC, build_world  # noqa: E402
-from tasks import dedup  # noqa: E402
 
 COLUMNS = ("path", "label", "group", "status", "reason", "sha256", "width", "height")
 

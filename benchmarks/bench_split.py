@@ -19,7 +19,7 @@ from sklearn.model_selection import GroupShuffleSplit
 
 from finetuner.config import parse_params
 from finetuner.split.assign import assign_splits
-from tasks.split import SplitPaths, split_dataset
+from finetuner.split.stage import SplitPaths, split_dataset
 
 FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
 

@@ -13,10 +13,10 @@ from PIL import ImageOps
 
 from finetuner.common.stage import write_csv
 from finetuner.config import parse_params
+from finetuner.dedup import stage as dedup
 from finetuner.dedup.units import assign_units, explain_units, guard_units
 from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
 from finetuner.split.report import giant_units
-from tasks import dedup
 from tests.dedup.test_verify import letterbox, near_blank
 from tests.tasks.test_dedup import COLUMNS, add_image
 

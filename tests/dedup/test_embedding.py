@@ -16,9 +16,9 @@ import pytest
 from finetuner.common.stage import InputError, write_csv
 from finetuner.config import ConfigError, parse_params
 from finetuner.dedup import embedding as dedup_embed
+from finetuner.dedup import stage as dedup
 from finetuner.dedup.similarity import TooManyPairs, brute_force_similar_pairs, similar_pairs
 from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
-from tasks import dedup
 from tests.tasks.test_dedup import COLUMNS, add_image, make_dataset
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from finetuner.common.stage import read_csv
-from tasks.evaluate import _compare, evaluate, score_checkpoint
+from finetuner.evaluate.stage import _compare, evaluate, score_checkpoint
 from tests.evaluate_world import make_checkpoint
 from tests.train_fixtures import COLOURS, make_images, tiny_params, write_splits
 

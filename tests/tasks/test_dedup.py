@@ -12,8 +12,8 @@ import pytest
 from finetuner.common.stage import InputError, split_run_facts, write_csv
 from finetuner.config import parse_params
 from finetuner.dedup import hashing
+from finetuner.dedup import stage as dedup
 from finetuner.demo.synthetic_photos import VARIANTS, photo, to_jpeg_bytes, variant
-from tasks import dedup
 
 COLUMNS = ["path", "label", "group", "status", "reason", "sha256", "width", "height"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.evaluate import main, score_checkpoint
+from finetuner.evaluate.stage import main, score_checkpoint
 from tests.evaluate_world import CLASSES, RunsCode, fit_head, make_checkpoint, make_split, write_params
 
 REPORTS = (
@@ -238,7 +238,7 @@ def test_concurrent_scoring_loses_no_look(tmp_path: Path) -> None:
     """Champion and challenger may be scored at once; every distinct model must end up in the ledger."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from tasks.evaluate import record_in_ledger
+    from finetuner.evaluate.stage import record_in_ledger
 
     def look(i: int) -> None:
         metrics = {"model_sha256": f"model{i}", "checkpoint": {"arch": "resnet18", "stage": "head", "epoch": i}}

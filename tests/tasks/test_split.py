@@ -8,11 +8,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import tasks.split as stage
+import finetuner.split.stage as stage
 from finetuner.common.stage import InputError
 from finetuner.config import parse_params
 from finetuner.split.assign import SplitAssignment
-from tasks.split import LeakError, split_dataset
+from finetuner.split.stage import LeakError, split_dataset
 
 
 def write_inputs(root: Path, n_groups: int = 30, prefix: str = "", start: int = 0) -> None:
