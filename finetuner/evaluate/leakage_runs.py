@@ -13,7 +13,6 @@ None of these figures chooses anything: `models/best.pt` was fixed before this r
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 import time
@@ -26,6 +25,7 @@ from finetuner.common.stage import read_csv, write_csv
 from finetuner.config import Params
 from finetuner.evaluate.leakage import build_report, model_entry, naive_leaks, naive_split, separated_pairs
 from finetuner.train.families import ALL, HEAD
+from finetuner.train.recipe_files import recipe_record
 from finetuner.train.stage import STAGES, run_training_stage
 
 log = logging.getLogger("finetuner.evaluate")
@@ -65,7 +65,7 @@ def _with_rates(params: Params, root: Path) -> Params:
     stages = {}
     for stage, (section, _) in STAGES.items():
         config = getattr(params.stages, section)
-        record = _read_recipe(root / "models" / stage / "recipe.json")
+        record = recipe_record(root, stage) or {}
         if config.lr == "auto" and record.get("lr_source") == "auto" and record.get("lr"):
             config = config.model_copy(update={"lr": dict(record["lr"])})
         stages[section] = config
@@ -87,14 +87,6 @@ def _scratch(params: Params) -> Params:
         }
     )
     return params.model_copy(update={"stages": stages})
-
-
-def _read_recipe(path: Path) -> dict[str, Any]:
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return record if isinstance(record, dict) else {}
 
 
 def _counts(splits: Mapping[str, Rows]) -> dict[str, int]:

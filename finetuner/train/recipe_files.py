@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
@@ -28,11 +29,16 @@ def read_recipe(paths: train_io.StagePaths) -> dict[str, Any] | None:
     """The previous stage's recipe record, or None (first stage, or written by an older version)."""
     if paths.previous is None:
         return None
-    path = paths.root / "models" / paths.previous / RECIPE_FILE
+    return recipe_record(paths.root, paths.previous)
+
+
+def recipe_record(root: Path, stage: str) -> dict[str, Any] | None:
+    """models/<stage>/recipe.json under `root`, or None when absent or unreadable (an older version wrote none)."""
     try:
-        return json.loads(path.read_text())
+        record = json.loads((root / "models" / stage / RECIPE_FILE).read_text())
     except (OSError, ValueError):
         return None
+    return record if isinstance(record, dict) else None
 
 
 def write_recipe(paths: train_io.StagePaths, record: dict[str, Any]) -> None:
