@@ -233,8 +233,8 @@ class TrainConfig(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     optimizer: Literal["adamw", "sgd"] = "adamw"
     momentum: Float = Field(0.9, ge=0, lt=1, description="SGD momentum (Nesterov when > 0)")
-    label_smoothing: Float = Field(0.0, ge=0, lt=1)
-    augment: Bool = Field(False, description="random flip and shift of training images")
+    label_smoothing: Float = Field(0.1, ge=0, lt=1, description="soft targets in the gradient stages")
+    augment: Bool = Field(False, description="random crops and flips in stages that train backbone blocks")
     patience: PosInt | None = Field(3, description="stop a stage after this many epochs without improvement")
     cache_features: Bool = Field(True, description="head-only stage: compute frozen backbone features once")
     max_steps_per_epoch: PosInt | None = Field(None, description="cap on optimizer steps per epoch (smoke runs)")

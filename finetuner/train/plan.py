@@ -44,13 +44,15 @@ class Plan:
 
 
 def uses_cache(trained: list[str], params: Params) -> bool:
-    """Head-only training on a frozen eval-mode backbone without augmentation is training on fixed features."""
-    return (
-        trained == ["head"]
-        and params.train.cache_features
-        and bn_policy(params) in ("frozen", "eval")
-        and not params.train.augment
-    )
+    """Head-only training on a frozen eval-mode backbone is training on fixed features (never augmented: see
+    `augments`)."""
+    return trained == ["head"] and params.train.cache_features and bn_policy(params) in ("frozen", "eval")
+
+
+def augments(trained: list[str], params: Params) -> bool:
+    """`train.augment` applies to stages that train backbone blocks; a head-only stage fits the clean features
+    (LP-FT: a converged probe on the pretrained features, then augmented fine-tuning of the blocks)."""
+    return params.train.augment and trained != ["head"]
 
 
 def bn_policy(params: Params) -> str:
@@ -90,7 +92,7 @@ def plan_stage(
         clip_grad_norm=train.clip_grad_norm,
         select_metric=train.select_metric,
         patience=train.patience,
-        augment=train.augment,
+        augment=augments(trained, params),
         max_steps_per_epoch=train.max_steps_per_epoch,
     )
     steps = steps_per_epoch(len(data["train"].labels), fit_config, runtime.world_size)

@@ -33,7 +33,7 @@ from finetuner.train.engine import evaluate as evaluate_split
 from finetuner.train.features import image_trainee
 from finetuner.train.image_cache import stored_images
 from finetuner.train.models import BuiltModel, WeightsError, build_model, expand_blocks
-from finetuner.train.plan import plan_stage, uses_cache
+from finetuner.train.plan import augments, plan_stage, uses_cache
 from finetuner.train.preprocessing import Preprocessing
 from finetuner.train.probe import probe_head
 from finetuner.train.recipe import gate_stage
@@ -88,6 +88,7 @@ def _run_stage(stage: str, params: Params, root: Path, runtime: Runtime) -> dict
             "processes; lower train.nproc"
         )
     images_root = root / params.data.raw_dir / layout.RAW_IMAGES
+    augment = augments(expand_blocks(params.model.arch, config.train), params)
     # Rank 0 fills the image store first; the other ranks then find every image stored (no concurrent writers).
     data = runtime.main_first(
         lambda: {
@@ -98,7 +99,7 @@ def _run_stage(stage: str, params: Params, root: Path, runtime: Runtime) -> dict
                 paths,
                 params,
                 class_to_idx,
-                augment=params.train.augment and name == "train",
+                augment=augment and name == "train",
             )
             for name, rows in (("train", train_rows), ("val", val_rows))
         }

@@ -145,7 +145,10 @@ def test_training_with_augment_reads_random_crops_from_the_larger_store(tmp_path
     from tests.train_fixtures import make_splits, tiny_params
 
     make_splits(tmp_path)
-    run_training_stage("train_head", tiny_params(**{"stages.head.epochs": 1, "train.augment": True}), tmp_path)
-    stores = sorted(p.name.split("-")[-1] for p in (tmp_path / "data/cache/images").iterdir())
-    assert stores == ["32", "40"]  # val at the training size, train at 1.25 x for the random crops
-    assert (tmp_path / "models/train_head/best.pt").is_file()
+    params = tiny_params(**{"stages.head.epochs": 1, "stages.partial.epochs": 1, "train.augment": True})
+    run_training_stage("train_head", params, tmp_path)
+    stores = lambda: sorted(p.name.split("-")[-1] for p in (tmp_path / "data/cache/images").iterdir())  # noqa: E731
+    assert stores() == ["32"]  # a head-only stage fits the clean images: augmentation is for backbone blocks
+    run_training_stage("train_partial", params, tmp_path)
+    assert stores() == ["32", "40"]  # val at the training size, train at 1.25 x for the random crops
+    assert (tmp_path / "models/train_partial/best.pt").is_file()

@@ -92,3 +92,10 @@ def test_bn_policy_eval_means_train_for_a_model_without_pretrained_weights() -> 
     scratch = tiny_params(**{"train.bn_policy": "eval", "model.weights": None})
     assert train_plan.bn_policy(pretrained) == "eval" and train_plan.bn_policy(scratch) == "train"
     assert train_plan.uses_cache(["head"], pretrained)  # head-only on a fixed backbone: features cached either way
+
+
+def test_augment_applies_to_backbone_stages_and_keeps_the_head_on_cached_features() -> None:
+    params = tiny_params(**{"train.augment": True, "model.weights": "DEFAULT"})
+    assert train_plan.uses_cache(["head"], params) and not train_plan.augments(["head"], params)
+    assert train_plan.augments(["layer4", "head"], params)
+    assert not train_plan.augments(["layer4", "head"], tiny_params(**{"model.weights": "DEFAULT"}))
