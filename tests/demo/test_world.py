@@ -103,13 +103,13 @@ def test_photos_are_jpegs_of_the_requested_size(small_world):
 
 def test_default_world_sizes_and_class_balance():
     specimens = make_specimens(0, DEMO_SPEC)
-    assert len(specimens) == 80 and len({s.id for s in specimens}) == 80
+    assert len(specimens) == 160 and len({s.id for s in specimens}) == 160
     per_class = Counter(s.label for s in specimens)
     assert set(per_class) == set(DEMO_CLASSES) and max(per_class.values()) - min(per_class.values()) <= 1
     images = Counter()
     for s in specimens:
         images[s.label] += s.n_views
-    assert min(s.n_views for s in specimens) >= 4 and max(s.n_views for s in specimens) <= 10
+    assert min(s.n_views for s in specimens) >= 2 and max(s.n_views for s in specimens) <= 5
     assert 500 <= sum(images.values()) + sum(DEMO_SPEC.planted) + len(BROKEN_KINDS) <= 700
     assert min(images.values()) >= 0.6 * max(images.values())
     assert set(SOURCE_CLASSES).isdisjoint(DEMO_CLASSES)
