@@ -23,55 +23,45 @@ SIDE = 16  # pixels per side of the compared regions
 BAND = 2  # rows: a caption bar at the top or bottom may disagree (the verifier's 15% band, at 16 px)
 
 
-def _region_rows(thumbs: np.ndarray, trims: np.ndarray, images: np.ndarray, view: str) -> np.ndarray:
-    """(len(images), SIDE, SIDE) float32: the view's region of each image, resized (a whole frame without its bars)."""
+def _unit_regions(thumbs: np.ndarray, trims: list, images: np.ndarray, view: str) -> np.ndarray:
+    """(len(images), 2, SIDE - BAND, SIDE): the view's region of each image resized (a whole frame without its bars),
+    less its top band and less its bottom band, each centred and scaled to unit norm (zero where constant), so a
+    dot product is a banded correlation."""
     out = np.empty((len(images), SIDE, SIDE), np.float32)
     box_view = "trim" if view in ("full", "mirror") else view
     for k, x in enumerate(images.tolist()):
         (top, bottom, left, right), _ = view_box(box_view, trims[x])
         region = thumbs[x][top:bottom, left:right].astype(np.float32)
         out[k] = cv2.resize(region, (SIDE, SIDE), interpolation=cv2.INTER_AREA)
+    parts = np.stack([out[:, BAND:], out[:, :-BAND]], axis=1)
+    parts -= parts.mean(axis=(2, 3), keepdims=True)
+    norm = np.sqrt((parts * parts).sum(axis=(2, 3), keepdims=True))
+    return np.divide(parts, norm, out=np.zeros_like(parts), where=norm > 1e-3)
+
+
+def _gather(images: np.ndarray, views: np.ndarray, thumbs: np.ndarray, trims: list) -> np.ndarray:
+    """Unit regions of (images[k], views[k]), each (image, view) resized once however many pairs share it."""
+    out = np.empty((len(images), 2, SIDE - BAND, SIDE), np.float32)
+    for view in np.unique(views).tolist():
+        rows = np.flatnonzero(views == view)
+        members, inverse = np.unique(images[rows], return_inverse=True)
+        out[rows] = _unit_regions(thumbs, trims, members, view)[inverse]
     return out
-
-
-def _banded(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Per pair, Pearson correlation less the top band or less the bottom band, whichever is higher."""
-    best = np.full(len(p), -1.0)
-    for rows in (slice(BAND, None), slice(None, -BAND)):
-        a = p[:, rows].reshape(len(p), -1)
-        b = q[:, rows].reshape(len(q), -1)
-        a = a - a.mean(axis=1, keepdims=True)
-        b = b - b.mean(axis=1, keepdims=True)
-        denom = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
-        corr = np.where(denom > 1e-6, (a * b).sum(axis=1) / np.maximum(denom, 1e-6), 0.0)
-        best = np.maximum(best, corr)
-    return best
 
 
 def prescreen(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, signals: Sequence[str]) -> np.ndarray:
     """Per candidate (thumbs[i[k]], thumbs[j[k]]) proposed by `signals[k]` ("full~crop90", or a hash method name:
-    whole frames), the higher 16x16 correlation of the trimmed frames and of the signal's two view regions."""
+    whole frames), the higher 16x16 correlation of the trimmed frames and of the signal's two view regions (a top
+    or bottom caption band left out, as the verifier does)."""
     i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
-    score = np.zeros(len(i))
     if len(i) == 0:
-        return score
+        return np.zeros(0)
     trims = trim_boxes(thumbs).tolist()
-    views = np.array([s.split("~") if "~" in s else ("full", "full") for s in signals], dtype=object)
-    # each (image, region) is resized once, however many candidates share it
-    regions: dict[str, dict[int, np.ndarray]] = {}
-    needed: dict[str, set[int]] = {"full": set(i.tolist()) | set(j.tolist())}
-    for side, images in ((0, i), (1, j)):
-        for view, x in zip(views[:, side].tolist(), images.tolist()):
-            needed.setdefault("full" if view == "mirror" else view, set()).add(x)
-    for view, members in needed.items():
-        members = np.array(sorted(members), dtype=np.int64)
-        regions[view] = dict(zip(members.tolist(), _region_rows(thumbs, trims, members, view)))
-
-    def stack(view_of: Sequence[str], images: np.ndarray) -> np.ndarray:
-        return np.stack([regions["full" if v == "mirror" else v][x] for v, x in zip(view_of, images.tolist())])
-
-    whole = _banded(stack(["full"] * len(i), i), stack(["full"] * len(j), j))
-    pa, pb = stack(views[:, 0].tolist(), i), stack(views[:, 1].tolist(), j)
+    views = np.array([s.split("~") if "~" in s else ("full", "full") for s in signals], dtype=object).reshape(-1, 2)
+    boxes = np.where(views == "mirror", "full", views).astype(str)  # a mirror view is the full frame, flipped
+    whole = np.full(len(i), "full")
+    score = np.einsum("kbhw,kbhw->kb", _gather(i, whole, thumbs, trims), _gather(j, whole, thumbs, trims)).max(axis=1)
+    pa, pb = _gather(i, boxes[:, 0], thumbs, trims), _gather(j, boxes[:, 1], thumbs, trims)
     flip = (views[:, 0] == "mirror") != (views[:, 1] == "mirror")
-    pb[flip] = pb[flip][:, :, ::-1]
-    return np.maximum(whole, _banded(pa, pb))
+    pb[flip] = pb[flip][..., ::-1]
+    return np.maximum(score, np.einsum("kbhw,kbhw->kb", pa, pb).max(axis=1))
