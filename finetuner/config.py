@@ -112,6 +112,13 @@ class VerifyConfig(_Section):
         description="each image's closest candidates (by hash distance) "
         "that are verified; bounds the work on crowded sets",
     )
+    prescreen_similarity: Float = Field(
+        0.6,
+        ge=-1,
+        le=1,
+        description="16x16 correlation below which a candidate is rejected before alignment "
+        "(finetuner/dedup/prescreen.py); -1 = verify every candidate",
+    )
 
 
 class DedupConfig(_Section):

@@ -19,6 +19,7 @@ from finetuner.config import VerifyConfig
 from finetuner.dedup.hash_cache import CandidateCache, VerdictCache
 from finetuner.dedup.hashing import DECODE_SIZE, view_key
 from finetuner.dedup.neighbours import hamming, radius_pairs, radius_pairs_between
+from finetuner.dedup.prescreen import prescreen
 from finetuner.dedup.units import cluster_stats
 from finetuner.dedup.verify import Verdicts, VerifyRule, verify_pairs
 from finetuner.dedup.views import VIEWS, Candidates, nearest_per_image, view_candidates
@@ -167,7 +168,11 @@ def verified_pairs(
     a, b = hashed[found.i], hashed[found.j]
     rule = verify_rule(config)
     # the thumbnails a verdict was made on depend on the decode size too
-    cache = VerdictCache(cache_dir, repr((rule, DECODE_SIZE))) if shas is not None and cache_dir is not None else None
+    cache = (
+        VerdictCache(cache_dir, repr((rule, DECODE_SIZE, config.prescreen_similarity, low_info_std)))
+        if shas is not None and cache_dir is not None
+        else None
+    )
     ratio = np.full(len(detail), np.nan) if aspect is None else aspect
     keys = (
         [
@@ -179,19 +184,8 @@ def verified_pairs(
     )
     known = cache.get(keys) if cache else [None] * len(a)
     todo = np.array([k for k, row in enumerate(known) if row is None], dtype=np.int64)
-    used, inverse = np.unique(np.r_[a[todo], b[todo]], return_inverse=True)  # the new candidates' thumbs only
-    fresh = verify_pairs(
-        thumbs[used],
-        inverse[: len(todo)],
-        inverse[len(todo) :],
-        list(found.signal[todo]),
-        rule,
-        None if aspect is None else aspect[used],
-    )
-    rows = [
-        (bool(v.accepted), v.rule, v.similarity, v.detail_similarity, v.overlap, v.transform)
-        for v in (fresh.row(k) for k in range(len(todo)))
-    ]
+    flat = detail < low_info_std  # near-blank frames correlate by chance or not at all: the verifier's pixel rule
+    rows = decide(thumbs, a[todo], b[todo], found.signal[todo], flat, aspect, rule, config.prescreen_similarity)
     if cache:
         cache.add([keys[k] for k in todo.tolist()], rows)
         cache.save()
@@ -202,6 +196,43 @@ def verified_pairs(
         *(np.array(c, dtype=d) for c, d in zip(columns, (bool, object, np.float64, np.float64, np.float64, object)))
     )
     return Verified(a, b, found.signal, found.distance, verdicts)
+
+
+def decide(
+    thumbs: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    signal: np.ndarray,
+    flat: np.ndarray,
+    aspect: np.ndarray | None,
+    rule: VerifyRule,
+    prescreen_similarity: float,
+) -> list[tuple]:
+    """Verdict rows (accepted, rule, similarity, detail similarity, overlap, transform) of candidates (a, b): those
+    whose 16x16 look (finetuner/dedup/prescreen.py) is below `prescreen_similarity` are rejected unaligned, unless a
+    frame is near-blank (`flat`); the rest are verified on their thumbnails."""
+    score = np.full(len(a), np.inf)
+    if prescreen_similarity > -1 and len(a):
+        screened = np.flatnonzero(~flat[a] & ~flat[b])
+        used, inverse = np.unique(np.r_[a[screened], b[screened]], return_inverse=True)
+        score[screened] = prescreen(thumbs[used], inverse[: len(screened)], inverse[len(screened) :], signal[screened])
+    todo = np.flatnonzero(score >= prescreen_similarity)
+    used, inverse = np.unique(np.r_[a[todo], b[todo]], return_inverse=True)  # the verified candidates' thumbs only
+    fresh = verify_pairs(
+        thumbs[used],
+        inverse[: len(todo)],
+        inverse[len(todo) :],
+        list(signal[todo]),
+        rule,
+        None if aspect is None else aspect[used],
+    )
+    rows: list[tuple] = [
+        (False, "prescreen", float(round(c, 4)), float(round(c, 4)), 0.0, f"16x16 correlation {c:.2f}")
+        for c in score.tolist()
+    ]
+    for k, v in zip(todo.tolist(), (fresh.row(q) for q in range(len(todo)))):
+        rows[k] = (bool(v.accepted), v.rule, v.similarity, v.detail_similarity, v.overlap, v.transform)
+    return rows
 
 
 def margin(verified: Verified, config: VerifyConfig) -> np.ndarray:

@@ -40,7 +40,13 @@ class HashCache:
 
     def missing(self, shas: Sequence[str]) -> list[int]:
         """Positions of the contents lacking any method's hash or the detail value."""
-        return [k for k, sha in enumerate(shas) if any(sha not in table for table in self.tables.values())]
+        complete = self._complete()
+        return [k for k, sha in enumerate(shas) if sha not in complete]
+
+    def _complete(self) -> set[str]:
+        """The contents every table holds (one set intersection, not a membership test per table and content)."""
+        tables = [t.table.keys() for t in self.tables.values()]
+        return set(tables[0]).intersection(*tables[1:])
 
     def add(
         self, shas: Sequence[str], hashes: dict[str, np.ndarray], detail: np.ndarray, thumbs: np.ndarray | None = None
@@ -51,7 +57,8 @@ class HashCache:
 
     def lookup(self, shas: Sequence[str]) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
         """(hashes per method, detail, ok) for every content; ok is False where nothing is cached (unreadable)."""
-        ok = np.array([all(sha in t for t in self.tables.values()) for sha in shas], dtype=bool)
+        complete = self._complete()
+        ok = np.array([sha in complete for sha in shas], dtype=bool)
         hashes = {
             name: np.array([table.get(sha, 0) for sha in shas], dtype=np.uint64)
             for name, table in self.tables.items()

@@ -33,6 +33,7 @@ MAX_TRIM = 0.3  # never strip more than this share of a side from one edge
 def _edge_runs(lines: np.ndarray) -> np.ndarray:
     """Per stack item, how many leading rows of `lines` (n, rows, pixels) form a flat bar of one shade."""
     limit = int(lines.shape[1] * MAX_TRIM)
+    lines = lines[:, :limit].astype(np.float32)  # no run can be longer: the rows beyond need no statistics
     means = lines.mean(axis=2)
     flat = (lines.std(axis=2) < FLAT_STD) & (np.abs(means - means[:, :1]) < BAR_TOLERANCE)
     run = np.where(flat.all(axis=1), flat.shape[1], np.argmin(flat, axis=1))
@@ -42,7 +43,7 @@ def _edge_runs(lines: np.ndarray) -> np.ndarray:
 def trim_boxes(thumbs: np.ndarray) -> np.ndarray:
     """(n, 4) of (top, bottom, left, right): the content inside uniform borders; the whole frame when there are none
     (or when the frame is nearly blank, so nothing is content)."""
-    grey = np.asarray(thumbs, dtype=np.float32)
+    grey = np.asarray(thumbs)
     h, w = grey.shape[1:]
     flip = grey.transpose(0, 2, 1)
     boxes = np.stack(
