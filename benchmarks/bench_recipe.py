@@ -297,14 +297,13 @@ def print_table(task: str, results: dict[str, dict[str, Any]]) -> None:
         f"{'err / fastai':>12s} {'time / fastai':>13s} {'CPU / fastai':>12s}"
     )
     for name, result in results.items():
-        f1, seconds, cpu = result["macro_f1"], result["train_seconds"], result.get("train_cpu_seconds", float("nan"))
+        f1, seconds, cpu = result["macro_f1"], result["train_seconds"], result["train_cpu_seconds"]
         extra = ""
         if peer:
             error_ratio = (1 - f1) / max(1e-9, 1 - peer["macro_f1"])
-            peer_cpu = peer.get("train_cpu_seconds", float("nan"))
             extra = (
                 f" {f1 - peer['macro_f1']:+11.4f} {error_ratio:12.2f} {seconds / peer['train_seconds']:13.2f}"
-                f" {cpu / peer_cpu:12.2f}"
+                f" {cpu / peer['train_cpu_seconds']:12.2f}"
             )
         print(f"  {task:8s} {name:38s} {f1:13.4f} {seconds:8.1f} {cpu:8.1f}{extra}")
 
