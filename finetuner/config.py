@@ -319,7 +319,7 @@ DEFAULT_STAGES = StagesConfig(
         epochs=30, train=("layer3", "layer4", HEAD), lr={HEAD: 1.0e-3}, lr_decay=0.5, warmup_epochs=1, min_steps=300
     ),
     full=StageConfig(
-        epochs=30, train=(ALL,), lr={HEAD: 1.0e-3}, lr_decay=0.5, warmup_epochs=1, min_steps=300, min_gain=0.01
+        epochs=30, train=(ALL,), lr={HEAD: 1.0e-3}, lr_decay=1.0, warmup_epochs=1, min_steps=300, min_gain=0.01
     ),
 )
 

@@ -141,3 +141,22 @@ def test_atomic_writes_get_ordinary_permissions(tmp_path):
     assert (tmp_path / "report.md").read_text() == "hello"
     assert (tmp_path / "report.md").stat().st_mode & 0o777 == 0o644
     assert [p.name for p in tmp_path.iterdir()] == ["report.md"]  # no temp file left behind
+
+
+def test_committed_recipe_rates_are_the_documented_ones():
+    """README "The training recipe": the partial stage halves the rate per block below the head, the full stage
+    trains every block at the head's rate; a params.yaml without `stages` gets this same recipe."""
+    from finetuner.config import DEFAULT_STAGES
+    from finetuner.train.families import block_names
+    from finetuner.train.models import expand_blocks
+    from finetuner.train.param_groups import block_learning_rates
+
+    stages = load_params(ROOT / "params.yaml").stages
+    order = block_names("resnet18")
+
+    def rates(stage):
+        return block_learning_rates(order, expand_blocks("resnet18", stage.train), stage.lr, stage.lr_decay)
+
+    assert rates(stages.partial) == pytest.approx({"layer3": 2.5e-4, "layer4": 5e-4, "head": 1e-3})
+    assert rates(stages.full) == pytest.approx(dict.fromkeys(order, 1e-3))
+    assert stages == DEFAULT_STAGES
