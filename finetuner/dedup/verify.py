@@ -34,6 +34,7 @@ REFINE_MARGIN = 0.25  # pairs this far below min_similarity are not worth a temp
 REFINE_SCALES = (0.9, 0.95)  # the inner region's size relative to the outer one in the local search
 SHADING = 4.0  # low-detail frames whose mean deviation is this many flat_max_difference show shading a gain must fit
 MAX_GAIN = 1.6  # the largest brightness change (either way) the low-detail rule undoes
+IMAGE_CHUNK = 512  # images per batch of per-image work (8 MiB of float32 thumbnails)
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,26 @@ def _unit_rows(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         norm = np.linalg.norm(flat, axis=1, keepdims=True)
         out.append(np.divide(flat, norm, out=np.zeros_like(flat), where=norm > 1e-3))
     return out[0], out[1]
+
+
+def _identity_rows(thumbs: np.ndarray, trims: np.ndarray, chunk: int = IMAGE_CHUNK) -> tuple[list, np.ndarray]:
+    """([(top, bottom) unit rows of the smoothed content, the same of its detail], detail std) per image, `chunk`
+    images at a time: on a large collection, whole-stack temporaries (hundreds of MiB each) cost several times the
+    arithmetic. The identity test compares content: letterbox bars removed, or two unrelated pictures letterboxed
+    alike would correlate through their bars."""
+    band = max(1, int(round(THUMB * BAND)))
+    rows = [tuple(np.empty((len(thumbs), (THUMB - band) * THUMB), np.float32) for _ in range(2)) for _ in range(2)]
+    level = np.empty(len(thumbs), np.float32)
+    for s in range(0, len(thumbs), chunk):
+        part = slice(s, s + chunk)
+        content = np.stack(
+            [_resized(t[a:b, c:d], (THUMB, THUMB)) for t, (a, b, c, d) in zip(thumbs[part], trims[part].tolist())]
+        )
+        smooth, detail = bands(content)
+        level[part] = detail.reshape(len(content), -1).std(axis=1)
+        for stack, (top, bottom) in zip((smooth, detail), rows):
+            top[part], bottom[part] = _unit_rows(stack)
+    return rows, level
 
 
 def evidence(p: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -214,7 +235,7 @@ def verify_pairs(
     signals: Sequence[str],
     rule: VerifyRule = VerifyRule(),
     aspect: np.ndarray | None = None,
-    chunk: int = 2048,
+    chunk: int = 512,
 ) -> Verdicts:
     """Decide every pair (thumbs[i[k]], thumbs[j[k]]) proposed by `signals[k]` (a view pair such as "full~crop90").
 
@@ -229,11 +250,7 @@ def verify_pairs(
         none = np.zeros(0)
         return Verdicts(none.astype(bool), none.astype(object), none, none, none, none.astype(object))
     trims = trim_boxes(thumbs)
-    # The identity test compares content: letterbox bars removed, or two unrelated pictures letterboxed alike
-    # would correlate through their bars.
-    content = np.stack([_resized(t[a:b, c:d], (THUMB, THUMB)) for t, (a, b, c, d) in zip(thumbs, trims.tolist())])
-    smooth, detail = bands(content)
-    level = detail.reshape(len(thumbs), -1).std(axis=1)
+    rows, level = _identity_rows(thumbs, trims)
     aspect = None if aspect is None else np.asarray(aspect, dtype=np.float64)
     sim, det, overlap = np.zeros(k), np.zeros(k), np.ones(k)
     stretch = np.zeros(k)
@@ -251,8 +268,7 @@ def verify_pairs(
         dtype=object,
     )
     # banded_corr of every pair, with each image centred and scaled once instead of once per pair
-    for stack, out in ((smooth, sim), (detail, det)):
-        top, bottom = _unit_rows(stack)
+    for (top, bottom), out in zip(rows, (sim, det)):
         for s in range(0, k, chunk):
             a, b = i[s : s + chunk], j[s : s + chunk]
             out[s : s + chunk] = np.maximum(
