@@ -66,7 +66,10 @@ def prescreen(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, signals: Sequenc
     # each (image, region) is resized once, however many candidates share it
     keys, inverse = np.unique(np.r_[i, j, i, j] * len(BOXES) + np.r_[whole, whole, box_a, box_b], return_inverse=True)
     images, boxes = np.divmod(keys, len(BOXES))
-    table = _unit_regions(thumbs, trim_boxes(thumbs).tolist(), images, boxes)
+    trims = trim_boxes(thumbs).tolist()
+    table = np.empty((len(keys), 2, SIDE - BAND, SIDE), np.float32)
+    for s in range(0, len(keys), CHUNK):
+        table[s : s + CHUNK] = _unit_regions(thumbs, trims, images[s : s + CHUNK], boxes[s : s + CHUNK])
     wa, wb, ra, rb = inverse.reshape(4, len(i))
     score = np.empty(len(i))
     for s in range(0, len(i), CHUNK):

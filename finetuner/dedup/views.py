@@ -29,6 +29,7 @@ DETAIL_VIEWS = VIEWS[2:]  # skipped for low-detail images: they add only chance 
 FLAT_STD = 3.0  # grey levels: an edge row or column flatter than this is a bar or mat
 BAR_TOLERANCE = 10.0  # grey levels: ...when its mean is this close to the outermost row/column's
 MAX_TRIM = 0.3  # never strip more than this share of a side from one edge
+CHUNK = 2048  # thumbnails per batch of per-image statistics
 
 
 def _edge_runs(lines: np.ndarray) -> np.ndarray:
@@ -50,10 +51,13 @@ def trim_boxes(thumbs: np.ndarray) -> np.ndarray:
     (or when the frame is nearly blank, so nothing is content)."""
     grey = np.asarray(thumbs)
     h, w = grey.shape[1:]
-    flip = grey.transpose(0, 2, 1)
-    boxes = np.stack(
-        [_edge_runs(grey), h - _edge_runs(grey[:, ::-1]), _edge_runs(flip), w - _edge_runs(flip[:, ::-1])], axis=1
-    )
+    boxes = np.empty((len(grey), 4), np.int64)
+    for s in range(0, len(grey), CHUNK):  # bounded temporaries: whole-collection ones cost more than the arithmetic
+        part = grey[s : s + CHUNK]
+        flip = part.transpose(0, 2, 1)
+        boxes[s : s + CHUNK] = np.stack(
+            [_edge_runs(part), h - _edge_runs(part[:, ::-1]), _edge_runs(flip), w - _edge_runs(flip[:, ::-1])], axis=1
+        )
     blank = (boxes[:, 1] - boxes[:, 0] < h // 4) | (boxes[:, 3] - boxes[:, 2] < w // 4)
     boxes[blank] = (0, h, 0, w)
     return boxes
