@@ -35,6 +35,7 @@ REFINE_SCALES = (0.9, 0.95)  # the inner region's size relative to the outer one
 SHADING = 4.0  # low-detail frames whose mean deviation is this many flat_max_difference show shading a gain must fit
 MAX_GAIN = 1.6  # the largest brightness change (either way) the low-detail rule undoes
 IMAGE_CHUNK = 512  # images per batch of per-image work (8 MiB of float32 thumbnails)
+PAIR_CHUNK = 1024  # pairs whose images' identity rows are built together (at most 2,048 images, 110 MiB)
 
 
 @dataclass(frozen=True)
@@ -113,16 +114,15 @@ def _unit_rows(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return out[0], out[1]
 
 
-def _identity_rows(thumbs: np.ndarray, trims: np.ndarray, chunk: int = IMAGE_CHUNK) -> tuple[list, np.ndarray]:
-    """([(top, bottom) unit rows of the smoothed content, the same of its detail], detail std) per image, `chunk`
-    images at a time: on a large collection, whole-stack temporaries (hundreds of MiB each) cost several times the
-    arithmetic. The identity test compares content: letterbox bars removed, or two unrelated pictures letterboxed
-    alike would correlate through their bars."""
+def _identity_rows(thumbs: np.ndarray, trims: np.ndarray) -> tuple[list, np.ndarray]:
+    """([(top, bottom) unit rows of the smoothed content, the same of its detail], detail std) per image. The identity
+    test compares content: letterbox bars removed, or two unrelated pictures letterboxed alike would correlate
+    through their bars."""
     band = max(1, int(round(THUMB * BAND)))
     rows = [tuple(np.empty((len(thumbs), (THUMB - band) * THUMB), np.float32) for _ in range(2)) for _ in range(2)]
     level = np.empty(len(thumbs), np.float32)
-    for s in range(0, len(thumbs), chunk):
-        part = slice(s, s + chunk)
+    for s in range(0, len(thumbs), IMAGE_CHUNK):
+        part = slice(s, s + IMAGE_CHUNK)
         content = np.stack(
             [_resized(t[a:b, c:d], (THUMB, THUMB)) for t, (a, b, c, d) in zip(thumbs[part], trims[part].tolist())]
         )
@@ -131,6 +131,22 @@ def _identity_rows(thumbs: np.ndarray, trims: np.ndarray, chunk: int = IMAGE_CHU
         for stack, (top, bottom) in zip((smooth, detail), rows):
             top[part], bottom[part] = _unit_rows(stack)
     return rows, level
+
+
+def _identity(thumbs: np.ndarray, trims: np.ndarray, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(similarity, detail similarity) of every pair as the frames are, and each image's detail std. Rows are built
+    for the images of PAIR_CHUNK pairs at a time: the rows of a whole collection (55 KiB per image) would be GiBs,
+    and on a VM the first touch of that much fresh memory costs more than computing an image's rows twice."""
+    sim, det, level = np.zeros(len(i)), np.zeros(len(i)), np.zeros(len(thumbs), np.float32)
+    for s in range(0, len(i), PAIR_CHUNK):
+        used, inverse = np.unique(np.r_[i[s : s + PAIR_CHUNK], j[s : s + PAIR_CHUNK]], return_inverse=True)
+        a, b = np.split(inverse.ravel(), 2)
+        rows, level[used] = _identity_rows(thumbs[used], trims[used])
+        for (top, bottom), out in zip(rows, (sim, det)):
+            out[s : s + PAIR_CHUNK] = np.maximum(
+                np.einsum("kd,kd->k", top[a], top[b]), np.einsum("kd,kd->k", bottom[a], bottom[b])
+            )
+    return sim, det, level
 
 
 def evidence(p: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -250,10 +266,9 @@ def verify_pairs(
         none = np.zeros(0)
         return Verdicts(none.astype(bool), none.astype(object), none, none, none, none.astype(object))
     trims = trim_boxes(thumbs)
-    rows, level = _identity_rows(thumbs, trims)
+    sim, det, level = _identity(thumbs, trims, i, j)
     aspect = None if aspect is None else np.asarray(aspect, dtype=np.float64)
-    sim, det, overlap = np.zeros(k), np.zeros(k), np.ones(k)
-    stretch = np.zeros(k)
+    overlap, stretch = np.ones(k), np.zeros(k)
     if aspect is not None and k:
         shape = (trims[:, 3] - trims[:, 2]) / (trims[:, 1] - trims[:, 0]) * aspect  # the content's true aspect
         stretch = np.abs(np.log(shape[i] / shape[j]))
@@ -267,13 +282,6 @@ def verify_pairs(
         ],
         dtype=object,
     )
-    # banded_corr of every pair, with each image centred and scaled once instead of once per pair
-    for (top, bottom), out in zip(rows, (sim, det)):
-        for s in range(0, k, chunk):
-            a, b = i[s : s + chunk], j[s : s + chunk]
-            out[s : s + chunk] = np.maximum(
-                np.einsum("kd,kd->k", top[a], top[b]), np.einsum("kd,kd->k", bottom[a], bottom[b])
-            )
     flat = (level[i] < rule.low_detail) | (level[j] < rule.low_detail)
     passes = _rule(rule)
     todo = np.flatnonzero(~flat & ~passes(sim, det, overlap, stretch))
