@@ -86,6 +86,7 @@ class VerdictCache:
     one file per verifier setting, so when data grows only pairs with a new image are verified again."""
 
     FIELDS = ("accepted", "rule", "similarity", "detail_similarity", "overlap", "transform")
+    TEXT = ("rule", "transform")
 
     def __init__(self, directory: Path, setting: str):
         tag = hashlib.sha256(setting.encode()).hexdigest()[:12]
@@ -95,8 +96,8 @@ class VerdictCache:
         if self.path.exists():
             try:
                 data = load_npz_checked(self.path)
-                columns = [data[f].tolist() for f in self.FIELDS]
-                self.table = dict(zip(data["key"].astype(str).tolist(), zip(*columns)))
+                columns = [_strings(data[f]) if f in self.TEXT else data[f].tolist() for f in self.FIELDS]
+                self.table = dict(zip(_strings(data["key"]), zip(*columns)))
             except (CorruptFile, KeyError) as exc:
                 log.warning("ignoring damaged verdict cache %s (%s); it will be rebuilt", self.path, exc)
 
@@ -113,11 +114,22 @@ class VerdictCache:
         keys = sorted(self.table)
         columns = list(zip(*(self.table[k] for k in keys))) if keys else [[]] * len(self.FIELDS)
         arrays = {
-            f: np.array(c, dtype=d)
-            for f, c, d in zip(self.FIELDS, columns, (bool, "U16", np.float64, np.float64, np.float64, "U200"))
+            f: _utf8(c) if f in self.TEXT else np.array(c, dtype=d)
+            for f, c, d in zip(self.FIELDS, columns, (bool, None, np.float64, np.float64, np.float64, None))
         }
-        save_npz_checked(self.path, key=np.array(keys, dtype="U300"), **arrays)
+        save_npz_checked(self.path, key=_utf8(keys), **arrays)
         self.dirty = False
+
+
+def _utf8(texts) -> np.ndarray:
+    """Strings as a bytes array of their longest length: a key of two sha256s is ~160 bytes, where a fixed "U300"
+    column took 1,200 (100 MiB to checksum, write and read back for 83,000 candidates)."""
+    return np.array([t.encode() for t in texts], dtype=bytes) if len(texts) else np.zeros(0, "S1")
+
+
+def _strings(column: np.ndarray) -> list[str]:
+    """The stored strings back (bytes columns, or the unicode columns of files written before)."""
+    return [v.decode() for v in column.tolist()] if column.dtype.kind == "S" else column.astype(str).tolist()
 
 
 class CandidateCache:

@@ -207,7 +207,7 @@ def radius_pairs(hashes: np.ndarray, radius: int, workers: int = 1, plan: Plan |
                 pool.submit(_probe, hashes, index, bit, masks, radius, fast) for bit, masks in _top_bit_jobs(width, r)
             ]
             found.extend(job.result() for job in jobs)
-    codes = np.unique(np.concatenate(found))
+    codes = sorted_unique(np.concatenate(found))
     return np.stack([codes // n, codes % n], axis=1)
 
 
@@ -237,8 +237,15 @@ def radius_pairs_between(queries: np.ndarray, hashes: np.ndarray, radius: int) -
             left, right = _expand(ids[hit], start, count, index.order)
             close = np.bitwise_count(queries[left] ^ hashes[right]) <= radius
             found.append(left[close] * n + right[close])
-    codes = np.unique(np.concatenate(found))
+    codes = sorted_unique(np.concatenate(found))
     return np.stack([codes // n, codes % n], axis=1)
+
+
+def sorted_unique(codes: np.ndarray) -> np.ndarray:
+    """np.unique of an int64 array by sorting: numpy 2's hash-based unique took 4 s where this takes 0.3 s (3M codes,
+    a million of them repeated: a pair close in several chunks is found once per chunk)."""
+    codes = np.sort(codes)
+    return codes[np.r_[True, codes[1:] != codes[:-1]]] if len(codes) else codes
 
 
 def brute_force_pairs(hashes: np.ndarray, radius: int) -> np.ndarray:

@@ -17,20 +17,23 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from finetuner.dedup.views import trim_boxes, view_box
+from finetuner.dedup.views import VIEWS, trim_boxes, view_box
 
 SIDE = 16  # pixels per side of the compared regions
 BAND = 2  # rows: a caption bar at the top or bottom may disagree (the verifier's 15% band, at 16 px)
 
 
-def _unit_regions(thumbs: np.ndarray, trims: list, images: np.ndarray, view: str) -> np.ndarray:
-    """(len(images), 2, SIDE - BAND, SIDE): the view's region of each image resized (a whole frame without its bars),
-    less its top band and less its bottom band, each centred and scaled to unit norm (zero where constant), so a
-    dot product is a banded correlation."""
+BOXES = ("trim", *(v for v in VIEWS if v not in ("full", "mirror", "trim")))  # a whole frame is compared trimmed
+CHUNK = 4096  # pairs per dot-product batch: bounds the gathered copies (a few MiB) however many candidates there are
+
+
+def _unit_regions(thumbs: np.ndarray, trims: list, images: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """(len(images), 2, SIDE - BAND, SIDE): region `BOXES[boxes[k]]` of image images[k] resized, less its top band and
+    less its bottom band, each centred and scaled to unit norm (zero where constant), so a dot product is a banded
+    correlation."""
     out = np.empty((len(images), SIDE, SIDE), np.float32)
-    box_view = "trim" if view in ("full", "mirror") else view
-    for k, x in enumerate(images.tolist()):
-        (top, bottom, left, right), _ = view_box(box_view, trims[x])
+    for k, (x, box) in enumerate(zip(images.tolist(), boxes.tolist())):
+        (top, bottom, left, right), _ = view_box(BOXES[box], trims[x])
         region = thumbs[x][top:bottom, left:right].astype(np.float32)
         out[k] = cv2.resize(region, (SIDE, SIDE), interpolation=cv2.INTER_AREA)
     parts = np.stack([out[:, BAND:], out[:, :-BAND]], axis=1)
@@ -39,14 +42,16 @@ def _unit_regions(thumbs: np.ndarray, trims: list, images: np.ndarray, view: str
     return np.divide(parts, norm, out=np.zeros_like(parts), where=norm > 1e-3)
 
 
-def _gather(images: np.ndarray, views: np.ndarray, thumbs: np.ndarray, trims: list) -> np.ndarray:
-    """Unit regions of (images[k], views[k]), each (image, view) resized once however many pairs share it."""
-    out = np.empty((len(images), 2, SIDE - BAND, SIDE), np.float32)
-    for view in np.unique(views).tolist():
-        rows = np.flatnonzero(views == view)
-        members, inverse = np.unique(images[rows], return_inverse=True)
-        out[rows] = _unit_regions(thumbs, trims, members, view)[inverse]
-    return out
+def _signal_views(signals: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per candidate: the BOXES index of each side's region and whether exactly one side is mirrored, parsing each
+    distinct signal once (a few dozen) rather than each candidate's."""
+    labels, code = np.unique(np.asarray(signals, dtype=str), return_inverse=True)
+    views = [s.split("~") if "~" in s else ("full", "full") for s in labels.tolist()]
+    box = {v: BOXES.index("trim" if v in ("full", "mirror") else v) for pair in views for v in pair}
+    box_a = np.array([box[a] for a, _ in views], np.int64)
+    box_b = np.array([box[b] for _, b in views], np.int64)
+    flip = np.array([(a == "mirror") != (b == "mirror") for a, b in views], bool)
+    return box_a[code.ravel()], box_b[code.ravel()], flip[code.ravel()]
 
 
 def prescreen(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, signals: Sequence[str]) -> np.ndarray:
@@ -56,12 +61,24 @@ def prescreen(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, signals: Sequenc
     i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
     if len(i) == 0:
         return np.zeros(0)
+    box_a, box_b, flip = _signal_views(signals)
+    whole = np.zeros(len(i), np.int64)  # BOXES[0]: the trimmed frame
+    # each (image, region) is resized once, however many candidates share it
+    keys, inverse = np.unique(np.r_[i, j, i, j] * len(BOXES) + np.r_[whole, whole, box_a, box_b], return_inverse=True)
+    images, boxes = np.divmod(keys, len(BOXES))
     trims = trim_boxes(thumbs).tolist()
-    views = np.array([s.split("~") if "~" in s else ("full", "full") for s in signals], dtype=object).reshape(-1, 2)
-    boxes = np.where(views == "mirror", "full", views).astype(str)  # a mirror view is the full frame, flipped
-    whole = np.full(len(i), "full")
-    score = np.einsum("kbhw,kbhw->kb", _gather(i, whole, thumbs, trims), _gather(j, whole, thumbs, trims)).max(axis=1)
-    pa, pb = _gather(i, boxes[:, 0], thumbs, trims), _gather(j, boxes[:, 1], thumbs, trims)
-    flip = (views[:, 0] == "mirror") != (views[:, 1] == "mirror")
-    pb[flip] = pb[flip][..., ::-1]
-    return np.maximum(score, np.einsum("kbhw,kbhw->kb", pa, pb).max(axis=1))
+    table = np.empty((len(keys), 2, SIDE - BAND, SIDE), np.float32)
+    for s in range(0, len(keys), CHUNK):
+        table[s : s + CHUNK] = _unit_regions(thumbs, trims, images[s : s + CHUNK], boxes[s : s + CHUNK])
+    wa, wb, ra, rb = inverse.reshape(4, len(i))
+    score = np.empty(len(i))
+    for s in range(0, len(i), CHUNK):
+        part = slice(s, s + CHUNK)
+        pb = table[rb[part]]
+        pb[flip[part]] = pb[flip[part]][..., ::-1]
+        both = np.maximum(
+            np.einsum("kbhw,kbhw->kb", table[wa[part]], table[wb[part]]),
+            np.einsum("kbhw,kbhw->kb", table[ra[part]], pb),
+        )
+        score[part] = both.max(axis=1)
+    return score

@@ -14,6 +14,7 @@ Pure functions; used by tasks/dedup.py and the verifier (finetuner/dedup/verify.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,14 +29,19 @@ DETAIL_VIEWS = VIEWS[2:]  # skipped for low-detail images: they add only chance 
 FLAT_STD = 3.0  # grey levels: an edge row or column flatter than this is a bar or mat
 BAR_TOLERANCE = 10.0  # grey levels: ...when its mean is this close to the outermost row/column's
 MAX_TRIM = 0.3  # never strip more than this share of a side from one edge
+CHUNK = 2048  # thumbnails per batch of per-image statistics
 
 
 def _edge_runs(lines: np.ndarray) -> np.ndarray:
     """Per stack item, how many leading rows of `lines` (n, rows, pixels) form a flat bar of one shade."""
     limit = int(lines.shape[1] * MAX_TRIM)
-    lines = lines[:, :limit].astype(np.float32)  # no run can be longer: the rows beyond need no statistics
-    means = lines.mean(axis=2)
-    flat = (lines.std(axis=2) < FLAT_STD) & (np.abs(means - means[:, :1]) < BAR_TOLERANCE)
+    rows = lines[:, :limit].astype(np.int32)  # no run can be longer: the rows beyond need no statistics
+    width = rows.shape[2]
+    # std and mean in exact integers, scaled by the width: std < FLAT_STD <=> width * sum(x^2) - sum(x)^2 <
+    # (FLAT_STD * width)^2 (one pass, no float temporaries: this runs on every thumbnail)
+    total = rows.sum(axis=2)
+    spread = width * np.einsum("nrp,nrp->nr", rows, rows) - total * total
+    flat = (spread < (FLAT_STD * width) ** 2) & (np.abs(total - total[:, :1]) < BAR_TOLERANCE * width)
     run = np.where(flat.all(axis=1), flat.shape[1], np.argmin(flat, axis=1))
     return np.minimum(run, limit)
 
@@ -45,10 +51,13 @@ def trim_boxes(thumbs: np.ndarray) -> np.ndarray:
     (or when the frame is nearly blank, so nothing is content)."""
     grey = np.asarray(thumbs)
     h, w = grey.shape[1:]
-    flip = grey.transpose(0, 2, 1)
-    boxes = np.stack(
-        [_edge_runs(grey), h - _edge_runs(grey[:, ::-1]), _edge_runs(flip), w - _edge_runs(flip[:, ::-1])], axis=1
-    )
+    boxes = np.empty((len(grey), 4), np.int64)
+    for s in range(0, len(grey), CHUNK):  # bounded temporaries: whole-collection ones cost more than the arithmetic
+        part = grey[s : s + CHUNK]
+        flip = part.transpose(0, 2, 1)
+        boxes[s : s + CHUNK] = np.stack(
+            [_edge_runs(part), h - _edge_runs(part[:, ::-1]), _edge_runs(flip), w - _edge_runs(flip[:, ::-1])], axis=1
+        )
     blank = (boxes[:, 1] - boxes[:, 0] < h // 4) | (boxes[:, 3] - boxes[:, 2] < w // 4)
     boxes[blank] = (0, h, 0, w)
     return boxes
@@ -72,6 +81,44 @@ def _region_hash(thumbs: np.ndarray, boxes: Sequence[tuple[int, int, int, int]])
     return bits_to_uint64(phash_bits(regions))
 
 
+@functools.cache
+def _area_weights(start: int, stop: int) -> np.ndarray:
+    """(32, THUMB): OpenCV's INTER_AREA shrink of pixels start:stop of a thumbnail line to 32, as a matrix (each
+    output pixel averages the input pixels it covers, partly covered ones by the covered share)."""
+    scale = (stop - start) / 32
+    out = np.zeros((32, THUMB))
+    for k in range(32):
+        lo, hi = start + k * scale, start + (k + 1) * scale
+        for x in range(int(np.floor(lo)), min(int(np.ceil(hi)), stop)):
+            out[k, x] = (min(hi, x + 1) - max(lo, x)) / scale
+    return out
+
+
+@functools.cache
+def _view_matrices(view: str) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, columns), each (8, THUMB): the low 8x8 DCT of a fixed view's 32x32 region of a thumbnail T is
+    rows @ T @ columns.T, so every fixed view of a whole batch is two matrix products instead of a resize and a
+    DCT per view and image (the mirror's columns are the full frame's, reversed)."""
+    (top, bottom, left, right), mirrored = view_box(view, (0, THUMB, 0, THUMB))
+    dct = np.cos(np.pi * np.outer(np.arange(8), 2 * np.arange(32) + 1) / 64) * 2  # scipy's unnormalised DCT-II
+    columns = dct @ _area_weights(left, right)
+    return (dct @ _area_weights(top, bottom)).astype(np.float32), (columns[:, ::-1] if mirrored else columns).astype(
+        np.float32
+    )
+
+
+def _fixed_view_hashes(thumbs: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The hashes of views whose region does not depend on the image, for all thumbnails at once."""
+    rows, columns = zip(*(_view_matrices(name) for name in names))
+    # one product for every view's columns: (n, 64, 64) @ (64, 8 * views)
+    right = thumbs.astype(np.float32) @ np.concatenate(columns).T
+    out = {}
+    for k, (name, left) in enumerate(zip(names, rows)):
+        low = (left @ right[:, :, 8 * k : 8 * k + 8]).reshape(len(thumbs), -1)
+        out[name] = bits_to_uint64(low > np.median(low, axis=1, keepdims=True))
+    return out
+
+
 def view_box(view: str, trim: tuple[int, int, int, int]) -> tuple[tuple[int, int, int, int], bool]:
     """((top, bottom, left, right), mirrored) of a view on a 64x64 thumbnail whose `trim_box` is `trim`."""
     if view == "trim":
@@ -89,12 +136,10 @@ def view_box(view: str, trim: tuple[int, int, int, int]) -> tuple[tuple[int, int
 
 def view_hashes(thumbs: np.ndarray) -> dict[str, np.ndarray]:
     """Every view's 64-bit hash per thumbnail, as uint64 arrays keyed by view name."""
-    out = {}
-    trims = trim_boxes(thumbs).tolist()
-    for name in VIEWS:
-        boxes = [view_box(name, t)[0] for t in trims]
-        out[name] = _region_hash(thumbs[:, :, ::-1] if name == "mirror" else thumbs, boxes)
-    return out
+    thumbs = np.asarray(thumbs)
+    out = _fixed_view_hashes(thumbs, [name for name in VIEWS if name != "trim"])
+    out["trim"] = _region_hash(thumbs, trim_boxes(thumbs).tolist())
+    return {name: out[name] for name in VIEWS}
 
 
 @dataclass(frozen=True)

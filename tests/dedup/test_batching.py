@@ -1,0 +1,108 @@
+"""The fast paths of dedup's per-image work find what the plain ones do: fixed views hashed as matrix products equal
+a resize and a DCT per view, integer trim statistics equal float ones, and verdicts and prescreen scores do not
+depend on how many images or pairs are batched together."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import scipy.fftpack
+from PIL import ImageOps
+
+from finetuner.dedup import prescreen as prescreen_module
+from finetuner.dedup import verify as verify_module
+from finetuner.dedup import views
+from finetuner.dedup.hashing import bits_to_uint64
+from finetuner.dedup.neighbours import sorted_unique
+from finetuner.dedup.prescreen import prescreen
+from finetuner.dedup.verify import best_signal, verify_pairs
+from finetuner.demo.synthetic_photos import photo
+from tests.dedup.test_verify import BASE, COPIES, near_blank, thumb
+
+
+def collection() -> np.ndarray:
+    images = [BASE, *COPIES.values(), ImageOps.mirror(photo(12, (160, 120))), photo(13, (90, 120))]
+    images += [near_blank((90, 90, 90), 0), near_blank((95, 92, 90), 1)]
+    return np.stack([thumb(i) for i in images])
+
+
+def reference_view_hash(t: np.ndarray, view: str) -> int:
+    """The definition: the view's region resized to 32x32 by area, mirrored for the mirror view, imagehash's DCT."""
+    (top, bottom, left, right), mirrored = views.view_box(view, views.trim_box(t))
+    region = t[top:bottom, left:right].astype(np.float32)
+    small = cv2.resize(region[:, ::-1] if mirrored else region, (32, 32), interpolation=cv2.INTER_AREA)
+    low = scipy.fftpack.dct(scipy.fftpack.dct(small, axis=0), axis=1)[:8, :8].ravel()
+    return int(bits_to_uint64((low > np.median(low))[None])[0])
+
+
+def test_view_hashes_equal_a_resize_and_dct_per_view() -> None:
+    thumbs = collection()
+    hashes = views.view_hashes(thumbs)
+    for name in views.VIEWS:
+        expected = [reference_view_hash(t, name) for t in thumbs]
+        assert hashes[name].tolist() == expected, name
+
+
+def test_trim_boxes_equal_float_statistics() -> None:
+    thumbs = collection()
+    stripes = np.arange(64) % 2
+    top, bottom, mat = thumbs.copy(), thumbs.copy(), thumbs.copy()
+    top[:, :9] = 20 + 5 * stripes  # a dark bar with noise of std 2.5: flat (below FLAT_STD)
+    bottom[:, -9:] = 20 + 6 * stripes  # std exactly 3.0: the boundary, not flat
+    mat[:, :, -5:] = 200  # a plain mat on the right
+    found = [views.trim_box(t) for t in np.concatenate([top, bottom, mat])]
+    assert (
+        found[0] == (9, 64, 0, 64) and found[len(thumbs)] == (0, 64, 0, 64) and found[2 * len(thumbs)] == (0, 64, 0, 59)
+    )
+    for t in np.concatenate([thumbs, top, bottom, mat]):
+        expected = []
+        for lines in (t, t[::-1], t.T, t.T[::-1]):
+            rows = lines[: int(64 * views.MAX_TRIM)].astype(np.float64)
+            flat = (rows.std(axis=1) < views.FLAT_STD) & (
+                np.abs(rows.mean(axis=1) - rows[0].mean()) < views.BAR_TOLERANCE
+            )
+            expected.append(len(flat) if flat.all() else int(np.argmin(flat)))
+        top, bottom, left, right = views.trim_box(t)
+        box = (expected[0], 64 - expected[1], expected[2], 64 - expected[3])
+        if box[1] - box[0] < 16 or box[3] - box[2] < 16:
+            box = (0, 64, 0, 64)
+        assert (top, bottom, left, right) == box
+
+
+def test_verdicts_and_prescreen_do_not_depend_on_batch_sizes(monkeypatch) -> None:
+    thumbs = collection()
+    i, j = np.triu_indices(len(thumbs), k=1)
+    signals = [best_signal(thumbs[a], thumbs[b]) for a, b in zip(i, j)]
+    whole, score = verify_pairs(thumbs, i, j, signals), prescreen(thumbs, i, j, signals)
+    assert whole.accepted[: len(COPIES)].all()  # the original with each of its copies
+    for module, name in (
+        (verify_module, "PAIR_CHUNK"),
+        (verify_module, "IMAGE_CHUNK"),
+        (prescreen_module, "CHUNK"),
+        (views, "CHUNK"),
+    ):
+        monkeypatch.setattr(module, name, 3)
+    small = verify_pairs(thumbs, i, j, signals, chunk=4)
+    for field in ("accepted", "rule", "similarity", "detail_similarity", "overlap", "transform"):
+        assert np.array_equal(getattr(small, field), getattr(whole, field)), field
+    assert np.array_equal(prescreen(thumbs, i, j, signals), score)
+
+
+def test_sorted_unique() -> None:
+    codes = np.array([7, 3, 7, 0, 3, 9], dtype=np.int64)
+    assert sorted_unique(codes).tolist() == [0, 3, 7, 9]
+    assert sorted_unique(np.zeros(0, np.int64)).tolist() == []
+
+
+def test_verdict_cache_round_trips_and_reads_the_older_unicode_files(tmp_path) -> None:
+    from finetuner.common.integrity import save_npz_checked
+    from finetuner.dedup.hash_cache import VerdictCache
+
+    rows = [(True, "aligned", 0.97, 0.8, 1.0, "mirror: full of a = full of b"), (False, "prescreen", 0.2, 0.2, 0.0, "")]
+    cache = VerdictCache(tmp_path, "setting")
+    cache.add(["a|b|full~mirror", "a|c|phash"], rows)
+    cache.save()
+    assert VerdictCache(tmp_path, "setting").get(["a|c|phash", "a|b|full~mirror", "x"]) == [rows[1], rows[0], None]
+    columns = {f: np.array(c) for f, c in zip(VerdictCache.FIELDS, zip(*rows))}
+    save_npz_checked(cache.path, key=np.array(["a|b|full~mirror", "a|c|phash"], dtype="U300"), **columns)
+    assert VerdictCache(tmp_path, "setting").get(["a|b|full~mirror"]) == [rows[0]]
