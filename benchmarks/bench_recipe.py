@@ -6,7 +6,8 @@ forward: a resnet18 backbone pretrained by the pipeline on glyphs `source` (lett
 `dedup.max_distance: 0`, split by font family), shared by every contender; every contender starts from the same
 weights file. Prints test macro-F1 and training wall time per contender and our ratios to fastai.
 
-Run: `.venv/bin/python benchmarks/bench_recipe.py [--task forward|reverse|both] [--fraction F] [--image-size N]`.
+Run: `.venv/bin/python benchmarks/bench_recipe.py [--task forward|reverse|both] [--fraction F] [--image-size N]`;
+on a machine with other load, `--threads 1 --together` runs fastai beside ours so that load hits both alike.
 fastai runs in its own environment (`make bench-env-fastai`); without it that row is skipped. Without
 ../shared/data/glyphs the whole benchmark skips. Backbones and workspaces are cached in benchmarks/.cache/.
 """
@@ -21,6 +22,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -187,27 +189,24 @@ def test_macro_f1(root: Path) -> float:
     ]
 
 
-def train_fastai(ws: Path, weights: Path, image_size: int, threads: int) -> dict[str, Any] | None:
+def start_fastai(ws: Path, weights: Path, image_size: int, threads: int) -> Callable[[], dict[str, Any] | None]:
+    """Starts fastai's `fine_tune` in its own process now; the returned function waits for it and reads its result."""
     if not FASTAI_PY.is_file():
         print(f"  fastai: skipped ({FASTAI_PY} absent: run `make bench-env-fastai`)")
-        return None
-    out = ws / "runs" / "fastai.json"
-    run(
-        [
-            str(FASTAI_PY),
-            str(FASTAI_SCRIPT),
-            str(ws),
-            str(weights),
-            "--image-size",
-            str(image_size),
-            "--out",
-            str(out),
-            "--threads",
-            str(threads),
-        ],
-        ROOT,
-    )
-    return json.loads(out.read_text())
+        return lambda: None
+    out, log = ws / "runs" / "fastai.json", ws / "runs" / "fastai.log"
+    out.unlink(missing_ok=True)
+    cmd = [str(FASTAI_PY), str(FASTAI_SCRIPT), str(ws), str(weights), "--image-size", str(image_size)]
+    cmd += ["--out", str(out), "--threads", str(threads)]
+    with log.open("w") as handle:  # a file, not a pipe: a full pipe would stall fastai while ours trains
+        process = subprocess.Popen(cmd, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT)
+
+    def wait() -> dict[str, Any]:
+        if process.wait():
+            raise SystemExit(f"{' '.join(cmd)} failed; its output ends:\n{log.read_text()[-3000:]}")
+        return json.loads(out.read_text())
+
+    return wait
 
 
 def sklearn_probe(ws: Path, raw: dict[str, Any]) -> float:
@@ -266,6 +265,9 @@ def bench_task(task: str, args: argparse.Namespace) -> None:
         flush=True,
     )
     results: dict[str, dict[str, Any]] = {}
+    with_fastai = "fastai" not in args.skip
+    start = lambda: start_fastai(ws, weights, args.image_size, args.threads)  # noqa: E731
+    wait_fastai = start() if with_fastai and args.together else None
     for name, params in contenders(raw).items():
         if name.split()[0] in args.skip:
             continue
@@ -274,10 +276,10 @@ def bench_task(task: str, args: argparse.Namespace) -> None:
             f"  {name}: test macro-F1 {results[name]['macro_f1']:.4f} in {results[name]['train_seconds']:.0f} s",
             flush=True,
         )
-    if "fastai" not in args.skip:
-        peer = train_fastai(ws, weights, args.image_size, args.threads)
-        if peer is not None:
-            results["fastai fine_tune (1+9 epochs)"] = peer
+    if with_fastai:
+        fastai = (wait_fastai or start())()
+        if fastai is not None:
+            results["fastai fine_tune (1+9 epochs)"] = fastai
     print_table(task, results)
     ours = results.get("ours (defaults)")
     if ours:
@@ -316,6 +318,11 @@ def main() -> int:
     parser.add_argument("--pretrain-budget", type=float, default=300.0, help="seconds of backbone pretraining")
     parser.add_argument("--skip", nargs="*", default=[], help="contenders to leave out: ours old scratch fastai")
     parser.add_argument("--threads", type=int, default=0, help="torch threads for every contender; 0 = torch's default")
+    parser.add_argument(
+        "--together",
+        action="store_true",
+        help="run fastai at the same time as ours (with --threads 1 on a shared machine: other load hits both alike)",
+    )
     args = parser.parse_args()
     if not GLYPHS.is_dir():
         print(f"bench_recipe: skipped, {GLYPHS} is absent (it lives in the team's shared folder, not in a clone)")
