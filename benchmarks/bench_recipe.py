@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import hashlib
 import json
 import os
@@ -266,7 +267,7 @@ def bench_task(task: str, args: argparse.Namespace) -> None:
     )
     results: dict[str, dict[str, Any]] = {}
     with_fastai = "fastai" not in args.skip
-    start = lambda: start_fastai(ws, weights, args.image_size, args.threads)  # noqa: E731
+    start = functools.partial(start_fastai, ws, weights, args.image_size, args.threads)
     wait_fastai = start() if with_fastai and args.together else None
     for name, params in contenders(raw).items():
         if name.split()[0] in args.skip:

@@ -20,7 +20,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from finetuner.dedup.neighbours import hamming, radius_pairs
+from finetuner.dedup.neighbours import hamming, radius_pairs, sorted_unique
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def find_pairs(hashes: dict[str, np.ndarray], detail: np.ndarray, rule: PairRule
     # With agreement, a pair must be within the radius under the first method, so one search finds every candidate.
     searched = rule.methods[:1] if rule.require_agreement else rule.methods
     found = [radius_pairs(hashes[m], rule.max_distance, workers) for m in searched]
-    codes = np.unique(np.concatenate([p[:, 0] * n + p[:, 1] for p in found])) if n else np.zeros(0, np.int64)
+    codes = sorted_unique(np.concatenate([p[:, 0] * n + p[:, 1] for p in found])) if n else np.zeros(0, np.int64)
     i, j = codes // max(n, 1), codes % max(n, 1)
     distances = {m: hamming(hashes[m][i], hashes[m][j]) for m in rule.methods}
     return apply_rule(i, j, distances, detail, rule)
