@@ -106,6 +106,12 @@ class VerifyConfig(_Section):
     max_stretch: Float = Field(0.12, ge=0, description="|log| of the aspect-ratio change an alignment may imply")
     low_detail: Float = Field(1.0, ge=0, description="detail std (grey levels) below which an image is low-detail")
     flat_max_difference: Float = Field(1.5, ge=0, le=255, description="low-detail pairs: mean grey difference allowed")
+    min_shape_similarity: Float = Field(
+        0.98,
+        ge=-1,
+        le=1,
+        description="two graphics (half the frame plain): fine detail needed after an affine refit; -1 = off",
+    )
     candidates_per_image: Int = Field(
         20,
         ge=1,

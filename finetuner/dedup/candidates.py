@@ -36,6 +36,7 @@ def verify_rule(config: VerifyConfig) -> VerifyRule:
         max_stretch=config.max_stretch,
         low_detail=config.low_detail,
         flat_max_difference=config.flat_max_difference,
+        min_shape_similarity=config.min_shape_similarity,
     )
 
 
@@ -245,8 +246,9 @@ def margin(verified: Verified, config: VerifyConfig) -> np.ndarray:
             v.overlap - config.min_overlap,
         ]
     )
+    shape = np.minimum(aligned, v.detail_similarity - config.min_shape_similarity)
     flat = v.similarity - (1.0 - config.flat_max_difference / 255.0)
-    return np.where(v.rule == "low-detail", flat, aligned)
+    return np.select([v.rule == "low-detail", v.rule == "shape"], [flat, shape], aligned)
 
 
 def nearest_rejected(verified: Verified, config: VerifyConfig) -> np.ndarray:
@@ -258,7 +260,8 @@ def nearest_rejected(verified: Verified, config: VerifyConfig) -> np.ndarray:
 
 
 def verify_tradeoff(n: int, verified: Verified, config: VerifyConfig) -> list[dict]:
-    """Pairs and largest cluster (before the size guard) if min_similarity were a little looser or stricter."""
+    """Pairs and largest cluster (before the size guard) if min_similarity were a little looser or stricter (pairs the
+    shape check rejected stay rejected)."""
     v = verified.verdicts
     rows = []
     for step in (-0.06, -0.03, 0.0, 0.02, 0.04):
@@ -269,7 +272,7 @@ def verify_tradeoff(n: int, verified: Verified, config: VerifyConfig) -> list[di
             v.rule == "low-detail",
             v.accepted,
             (v.similarity >= threshold)
-            & (v.detail_similarity >= config.min_detail_similarity)
+            & ((v.detail_similarity >= config.min_detail_similarity) & (v.rule != "shape") | v.accepted)
             & (v.overlap >= config.min_overlap),
         )
         clusters, largest = cluster_stats(n, verified.a[keep], verified.b[keep])

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from finetuner.dedup.hashing import THUMB
+from finetuner.dedup.shape import graphic, shape_agreement
 from finetuner.dedup.views import VIEWS, allowed_combos, trim_boxes, view_box, view_hashes
 
 BAND = 0.15  # a caption bar: up to this share of the height, at the top or the bottom, may disagree
@@ -48,6 +49,7 @@ class VerifyRule:
     max_stretch: float = 0.12  # |log| of the aspect change the alignment implies (a copy keeps its proportions)
     low_detail: float = 1.0  # detail std (grey levels) below which an image is low-detail
     flat_max_difference: float = 1.5
+    min_shape_similarity: float = 0.98  # graphics: fine detail after an affine refit (finetuner/dedup/shape.py)
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ class Verdict:
     """One pair's decision and its evidence; `transform` reads e.g. "mirror, b in a at 0.90x1.00 +(3,0)"."""
 
     accepted: bool
-    rule: str  # "aligned" or "low-detail"
+    rule: str  # "aligned", "shape" (two graphics) or "low-detail"
     similarity: float
     detail_similarity: float
     overlap: float
@@ -165,7 +167,7 @@ class Verdicts:
     """Column-wise verdicts of many pairs; `transform` reads e.g. "mirror: full of a = crop90 of b, +(2,0) x0.95"."""
 
     accepted: np.ndarray
-    rule: np.ndarray  # "aligned" or "low-detail"
+    rule: np.ndarray  # "aligned", "shape" or "low-detail"
     similarity: np.ndarray
     detail_similarity: np.ndarray
     overlap: np.ndarray
@@ -269,6 +271,7 @@ def verify_pairs(
     sim, det, level = _identity(thumbs, trims, i, j)
     aspect = None if aspect is None else np.asarray(aspect, dtype=np.float64)
     overlap, stretch = np.ones(k), np.zeros(k)
+    stage = np.zeros(k, np.int8)  # the alignment kept: 0 the frames as they are, 1 the signal's regions, 2 refined
     if aspect is not None and k:
         shape = (trims[:, 3] - trims[:, 2]) / (trims[:, 1] - trims[:, 0]) * aspect  # the content's true aspect
         stretch = np.abs(np.log(shape[i] / shape[j]))
@@ -292,7 +295,7 @@ def verify_pairs(
         better = _score(gs, gd, bend, rule) > _score(sim[part], det[part], stretch[part], rule)
         where = part[better]
         sim[where], det[where], overlap[where], stretch[where] = gs[better], gd[better], cover[better], bend[better]
-        how[where] = np.asarray(names, dtype=object)[better]
+        how[where], stage[where] = np.asarray(names, dtype=object)[better], 1
         near = np.flatnonzero(
             ~passes(gs, gd, cover, bend) & (gs >= rule.min_similarity - REFINE_MARGIN) & (bend <= rule.max_stretch)
         )
@@ -303,17 +306,38 @@ def verify_pairs(
             )
             where = part[near[better]]
             sim[where], det[where], overlap[where] = rs[better], rd[better], cover[near[better]]
-            stretch[where] = bend[near[better]]
+            stretch[where], stage[where] = bend[near[better]], 2
             how[where] = [names[q] + shift for q, shift, b in zip(near.tolist(), shifts, better) if b]
     accepted = passes(sim, det, overlap, stretch)
     how = np.array(
         [f"{h}, stretch {b:.0%}" if b >= 0.005 else h for h, b in zip(how.tolist(), stretch.tolist())], dtype=object
     )
     rules = np.where(flat, "low-detail", "aligned").astype(object)
+    if rule.min_shape_similarity > -1:
+        drawn = graphic(thumbs)
+        check = np.flatnonzero(accepted & ~flat & drawn[i] & drawn[j])
+        for q in check.tolist():
+            p_, q_ = _aligned_pair(thumbs, trims, i[q], j[q], signals[q], stage[q], aspect)
+            score, anisotropy, note = shape_agreement(p_, q_)
+            accepted[q] = score >= rule.min_shape_similarity and anisotropy <= rule.max_stretch
+            det[q], how[q], rules[q] = score, f"{how[q]}; {note}", "shape"
     if flat.any():
         accepted[flat], sim[flat], how[flat] = _flat(thumbs, i[flat], j[flat], rule)
         det[flat], overlap[flat] = 0.0, 1.0
     return Verdicts(accepted, rules, np.round(sim, 4), np.round(det, 4), np.round(overlap, 4), how)
+
+
+def _aligned_pair(
+    thumbs: np.ndarray, trims: np.ndarray, x: int, y: int, signal: str, stage: int, aspect: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The two regions as the kept alignment (`stage`) placed them, recomputed for one pair."""
+    if stage == 0:
+        return tuple(
+            _resized(thumbs[k][a:b, c:d].astype(np.float32), (THUMB, THUMB))
+            for k, (a, b, c, d) in ((x, trims[x]), (y, trims[y]))
+        )
+    ra, rb, *_ = _regions(thumbs, np.array([x]), np.array([y]), [signal], trims, aspect)
+    return (ra[0], rb[0]) if stage == 1 else _placement(ra[0], rb[0])[:2]
 
 
 def _score(sim: np.ndarray, det: np.ndarray, stretch: np.ndarray, rule: VerifyRule) -> np.ndarray:

@@ -1,0 +1,96 @@
+"""The shape check for graphics: copies of a drawn letter pass, look-alike designs of it do not, photos are not
+graphics, and the verifier applies the check only when it is on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFilter
+
+from finetuner.config import VerifyConfig
+from finetuner.dedup.candidates import Verified, margin
+from finetuner.dedup.hashing import hash_images
+from finetuner.dedup.shape import graphic, shape_agreement
+from finetuner.dedup.verify import Verdicts, VerifyRule, verify
+from finetuner.demo.synthetic_photos import photo
+
+
+def letter(leg=0.85, bowl=0.5, stroke=14, shift=(0, 0), scale=1.0, size=48) -> Image.Image:
+    """An R drawn at 4x and reduced (anti-aliased like a rendered font): stem, bowl and a leg whose end and the bowl's
+    height set the design."""
+    big = 4 * size
+    image = Image.new("L", (big, big), 235)
+    draw = ImageDraw.Draw(image)
+
+    def s(v: float) -> int:
+        return int(v * scale)
+
+    x0, top = 50 + 4 * shift[0], 30 + 4 * shift[1]
+    bottom, mid = top + s(130), top + s(130 * bowl)
+    width = s(stroke)
+    draw.line([(x0, top), (x0, bottom)], fill=20, width=width)
+    draw.arc([x0 - s(40), top, x0 + s(80), mid], -90, 90, fill=20, width=width)
+    draw.line([(x0, top), (x0 + s(40), top)], fill=20, width=width)
+    draw.line([(x0, mid - width // 2), (x0 + s(40), mid - width // 2)], fill=20, width=width)
+    draw.line([(x0 + s(30), mid), (x0 + s(130 * leg) - s(40), bottom)], fill=20, width=width)
+    return image.resize((size, size), Image.LANCZOS).convert("RGB")
+
+
+def thumb(image: Image.Image) -> np.ndarray:
+    return hash_images([image], ["phash"]).thumbs[0]
+
+
+SQUARE = (1.0, 1.0)
+
+
+def test_letters_are_graphics_and_photos_are_not():
+    thumbs = np.stack([thumb(letter()), thumb(photo(3, (96, 72))), thumb(photo(4, (96, 72)))])
+    assert graphic(thumbs).tolist() == [True, False, False]
+
+
+@pytest.mark.parametrize(
+    "copy",
+    [
+        letter(shift=(2, 1), scale=1.04),  # placed and sized a little differently, as a re-render or rescale
+        letter().filter(ImageFilter.GaussianBlur(0.8)),  # softer edges, not moved ones
+        letter().resize((64, 64), Image.BICUBIC),  # the same image at another resolution
+    ],
+    ids=["shifted-rescaled", "blurred", "upscaled"],
+)
+def test_copies_of_a_letter_pass_the_shape_check(copy):
+    verdict = verify(thumb(letter()), thumb(copy), aspect=SQUARE)
+    assert verdict.accepted and verdict.rule == "shape", verdict
+    assert verdict.detail_similarity >= 0.98 and "affine refit" in verdict.transform
+
+
+@pytest.mark.parametrize(
+    "design", [dict(leg=0.9), dict(bowl=0.47), dict(stroke=17), dict(leg=0.92, stroke=12)], ids=str
+)
+def test_look_alike_designs_are_rejected_by_the_shape_check_alone(design):
+    a, b = thumb(letter()), thumb(letter(**design))
+    verdict = verify(a, b, aspect=SQUARE)
+    assert not verdict.accepted and verdict.rule == "shape", verdict
+    without = verify(a, b, VerifyRule(min_shape_similarity=-1), aspect=SQUARE)
+    assert without.accepted and without.rule == "aligned", without  # what the check is there for
+
+
+def test_shape_agreement_ignores_what_a_crop_cut_away():
+    whole = np.asarray(letter(size=64).convert("L"), np.float32)
+    cropped = np.asarray(letter(size=64).convert("L").crop((0, 0, 58, 64)).resize((64, 64)), np.float32)
+    score, anisotropy, how = shape_agreement(whole, cropped)
+    assert score >= 0.98 and anisotropy < 0.12, how
+    assert shape_agreement(whole, np.full_like(whole, 235.0))[0] < 0.5  # a blank page has no shape in common
+
+
+def test_margin_measures_shape_rows_against_their_own_threshold():
+    config = VerifyConfig()
+    verdicts = Verdicts(
+        np.array([False, True]),
+        np.array(["shape", "aligned"], dtype=object),
+        np.array([0.97, 0.97]),
+        np.array([0.95, 0.95]),
+        np.array([1.0, 1.0]),
+        np.array(["", ""], dtype=object),
+    )
+    found = Verified(np.array([0, 1]), np.array([1, 2]), np.array(["full~full"] * 2), np.zeros(2), verdicts)
+    assert margin(found, config).round(4).tolist() == [round(0.95 - config.min_shape_similarity, 4), 0.04]
