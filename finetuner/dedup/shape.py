@@ -26,7 +26,7 @@ import numpy as np
 
 PLAIN_TOLERANCE = 8.0  # grey levels from the background (the border's median) that still count as plain
 GRAPHIC_SHARE = 0.5  # a graphic: at least this share of the thumbnail is plain background
-MATCH_SIGMAS = (0.0, 0.7, 1.0, 1.5)  # blurs tried on either side, so a softer copy is compared at its own sharpness
+MATCH_SIGMAS = (0.7, 1.0, 1.5)  # blurs tried on either side, so a softer copy is compared at its own sharpness
 DETAIL = (1.0, 3.0)  # the verifier's detail band (difference of Gaussians), thumbnail pixels
 MIN_OVERLAP = 0.4  # share of the region the refit must keep in common
 ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-4)
@@ -61,12 +61,12 @@ def _blurred(image: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE) if sigma else image
 
 
-def shape_agreement(p: np.ndarray, q: np.ndarray) -> tuple[float, float, str]:
+def shape_agreement(p: np.ndarray, q: np.ndarray, enough: float = 1.0) -> tuple[float, float, str]:
     """(detail correlation after an affine refit and blur matching, the refit's anisotropy, a description) of two
     coarsely aligned grey regions of one size, compared over the refit's overlap (a crop's missing margin is no
     evidence). Each side's detail is filtered in its own frame, so both see their region's edge alike. A caption bar
     across one of two graphics counts as a difference of shape: leaving a band out would also forgive a letter its
-    different leg."""
+    different leg. Blur matching stops once the correlation reaches `enough`."""
     p, q = np.asarray(p, np.float32), np.asarray(q, np.float32)
     warp = np.eye(2, 3, dtype=np.float32)
     try:
@@ -87,19 +87,17 @@ def shape_agreement(p: np.ndarray, q: np.ndarray) -> tuple[float, float, str]:
     mask = inside > 0.999
     if mask.mean() < MIN_OVERLAP:
         return 0.0, anisotropy, "shape: the refit leaves too little overlap"
-    best, how = -1.0, ""
+    sharp_p, sharp_q = _detail(p), placed(_detail(q))
+    best, how = _corr(sharp_p, sharp_q, mask), ""
     for sigma in MATCH_SIGMAS:
-        sides = (
-            (
-                ("b", _detail(p), placed(_detail(_blurred(q, sigma)))),
-                ("a", _detail(_blurred(p, sigma)), placed(_detail(q))),
-            )
-            if sigma
-            else (("", _detail(p), placed(_detail(q))),)
-        )
-        for name, x, y in sides:
+        if best >= enough:
+            break
+        for name, x, y in (
+            ("b", sharp_p, placed(_detail(_blurred(q, sigma)))),
+            ("a", _detail(_blurred(p, sigma)), sharp_q),
+        ):
             score = _corr(x, y, mask)
             if score > best:
-                best, how = score, f", {name} sharper by blur {sigma:.1f}" if sigma else ""
+                best, how = score, f", {name} sharper by blur {sigma:.1f}"
     scale = float(np.sqrt(singular[0] * singular[1]))
     return best, anisotropy, f"shape: affine refit x{scale:.3f}, anisotropy {anisotropy:.3f}{how}"

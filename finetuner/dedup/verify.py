@@ -318,7 +318,7 @@ def verify_pairs(
         check = np.flatnonzero(accepted & ~flat & drawn[i] & drawn[j])
         for q in check.tolist():
             p_, q_ = _aligned_pair(thumbs, trims, i[q], j[q], signals[q], stage[q], aspect)
-            score, anisotropy, note = shape_agreement(p_, q_)
+            score, anisotropy, note = shape_agreement(p_, q_, rule.min_shape_similarity)
             accepted[q] = score >= rule.min_shape_similarity and anisotropy <= rule.max_stretch
             det[q], how[q], rules[q] = score, f"{how[q]}; {note}", "shape"
     if flat.any():
