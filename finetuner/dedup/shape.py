@@ -10,12 +10,14 @@ not others.
 So for two graphics the verifier has accepted, `shape_agreement` refits their alignment with OpenCV's ECC (an affine
 warp fitted to the whole region, which undoes a rescale and a sub-pixel shift) and correlates their fine detail over
 the overlap, with the sharper image blurred to match the other (a downscaled or blurred copy has softer edges, not
-moved ones). The verifier accepts at `min_shape_similarity` (0.98), and the refit may not stretch one image more than
-`max_stretch` allows. On the glyph set that keeps 202 of the 245 accepted pairs of clone typefaces (Liberation Sans /
-Arimo; the misses are re-drawn clones such as TeX Gyre Cursor, whose strokes differ) and 2,576 of the look-alike
-pairs, many of them designs that really are copies (Noto Sans / Open Sans, Carlito / Lato). On the real-photo bench
-nothing but captions changes: a caption bar across a graphic (a silhouette, a cell on black) counts as a difference
-of shape, since leaving a band out would also forgive a letter its different leg.
+moved ones). The verifier accepts at `min_shape_similarity` (0.98), and the refit, measured in the images' true
+proportions (`frames`), may not change proportions by more than MAX_ANISOTROPY: for a graphic the proportions are the
+design (a wider O is another typeface), and on the real-photo bench no copy's refit changed them by more than 0.037.
+On the glyph set that keeps 198 of the 245 accepted pairs of clone typefaces (Liberation Sans / Arimo; the misses are
+mostly redrawn clones such as TeX Gyre Cursor, whose strokes differ) and 1,235 of the 23,161 look-alike pairs, many
+of them designs that really are copies (Noto Sans / Open Sans, Carlito / Lato). On the real-photo bench nothing but
+captions changes: a caption bar across a graphic (a silhouette, a cell on black) counts as a difference of shape,
+since leaving a band out would also forgive a letter its different leg.
 Photographs are left to the verifier's main rule: their texture rarely leaves half the frame plain.
 """
 
@@ -29,6 +31,7 @@ GRAPHIC_SHARE = 0.5  # a graphic: at least this share of the thumbnail is plain 
 MATCH_SIGMAS = (0.7, 1.0, 1.5)  # blurs tried on either side, so a softer copy is compared at its own sharpness
 DETAIL = (1.0, 3.0)  # the verifier's detail band (difference of Gaussians), thumbnail pixels
 MIN_OVERLAP = 0.4  # share of the region the refit must keep in common
+MAX_ANISOTROPY = 0.06  # |log| of the singular value ratio of the refit, in true proportions (see shape_agreement)
 ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-4)
 
 
@@ -61,12 +64,16 @@ def _blurred(image: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE) if sigma else image
 
 
-def shape_agreement(p: np.ndarray, q: np.ndarray, enough: float = 1.0) -> tuple[float, float, str]:
+def shape_agreement(
+    p: np.ndarray, q: np.ndarray, enough: float = 1.0, frames: tuple = ((1.0, 1.0), (1.0, 1.0))
+) -> tuple[float, float, str]:
     """(detail correlation after an affine refit and blur matching, the refit's anisotropy, a description) of two
     coarsely aligned grey regions of one size, compared over the refit's overlap (a crop's missing margin is no
     evidence). Each side's detail is filtered in its own frame, so both see their region's edge alike. A caption bar
     across one of two graphics counts as a difference of shape: leaving a band out would also forgive a letter its
-    different leg. Blur matching stops once the correlation reaches `enough`."""
+    different leg. Blur matching stops once the correlation reaches `enough`. `frames`: each region's (x, y) scales
+    from its image's true geometry (finetuner/dedup/align.py), so that the anisotropy is that of the whole map from
+    one image to the other, whatever squashing the thumbnails and regions added."""
     p, q = np.asarray(p, np.float32), np.asarray(q, np.float32)
     warp = np.eye(2, 3, dtype=np.float32)
     try:
@@ -75,7 +82,9 @@ def shape_agreement(p: np.ndarray, q: np.ndarray, enough: float = 1.0) -> tuple[
         )
     except cv2.error:
         return 0.0, float("inf"), "shape: no alignment converged"
-    singular = np.linalg.svd(warp[:, :2].astype(np.float64), compute_uv=False)
+    (ax, ay), (bx, by) = frames
+    true_map = np.diag([1 / bx, 1 / by]) @ warp[:, :2].astype(np.float64) @ np.diag([ax, ay])
+    singular = np.linalg.svd(true_map, compute_uv=False)
     anisotropy = float(abs(np.log(singular[0] / max(singular[1], 1e-9))))
     h, w = p.shape
     flags = cv2.INTER_LINEAR + cv2.WARP_INVERSE_MAP

@@ -24,15 +24,15 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from finetuner.dedup.align import aligned_pair, placement, regions, resized
 from finetuner.dedup.hashing import THUMB
-from finetuner.dedup.shape import graphic, shape_agreement
-from finetuner.dedup.views import VIEWS, allowed_combos, trim_boxes, view_box, view_hashes
+from finetuner.dedup.shape import MAX_ANISOTROPY, graphic, shape_agreement
+from finetuner.dedup.views import VIEWS, allowed_combos, trim_boxes, view_hashes
 
 BAND = 0.15  # a caption bar: up to this share of the height, at the top or the bottom, may disagree
 SMOOTH_SIGMA = 1.0  # thumbnail pixels: below this, resampling and JPEG noise, not content
 DETAIL_SIGMA = 3.0  # structure between SMOOTH_SIGMA and this is "detail" (a difference of Gaussians)
 REFINE_MARGIN = 0.25  # pairs this far below min_similarity are not worth a template search
-REFINE_SCALES = (0.9, 0.95)  # the inner region's size relative to the outer one in the local search
 SHADING = 4.0  # low-detail frames whose mean deviation is this many flat_max_difference show shading a gain must fit
 MAX_GAIN = 1.6  # the largest brightness change (either way) the low-detail rule undoes
 IMAGE_CHUNK = 512  # images per batch of per-image work (8 MiB of float32 thumbnails)
@@ -126,7 +126,7 @@ def _identity_rows(thumbs: np.ndarray, trims: np.ndarray) -> tuple[list, np.ndar
     for s in range(0, len(thumbs), IMAGE_CHUNK):
         part = slice(s, s + IMAGE_CHUNK)
         content = np.stack(
-            [_resized(t[a:b, c:d], (THUMB, THUMB)) for t, (a, b, c, d) in zip(thumbs[part], trims[part].tolist())]
+            [resized(t[a:b, c:d], (THUMB, THUMB)) for t, (a, b, c, d) in zip(thumbs[part], trims[part].tolist())]
         )
         smooth, detail = bands(content)
         level[part] = detail.reshape(len(content), -1).std(axis=1)
@@ -158,10 +158,6 @@ def evidence(p: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return banded_corr(sp, sq), banded_corr(dp, dq)
 
 
-def _resized(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA) if image.shape[::-1] != size else image
-
-
 @dataclass(frozen=True)
 class Verdicts:
     """Column-wise verdicts of many pairs; `transform` reads e.g. "mirror: full of a = crop90 of b, +(2,0) x0.95"."""
@@ -187,56 +183,10 @@ class Verdicts:
         )
 
 
-def _regions(
-    thumbs: np.ndarray,
-    i: np.ndarray,
-    j: np.ndarray,
-    signals: Sequence[str],
-    trims: np.ndarray,
-    aspect: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """Per pair, the two view regions the signal names, resized to 64x64 (b mirrored when exactly one view is),
-    the overlap (each region's share of its image's content inside bars, the smaller), the stretch (|log| of the
-    ratio of the two regions' true aspect ratios) and a description."""
-    ra = np.zeros((len(i), THUMB, THUMB), np.float32)
-    rb = np.zeros_like(ra)
-    overlap, stretch = np.ones(len(i)), np.zeros(len(i))
-    names = []
-    area = (trims[:, 1] - trims[:, 0]) * (trims[:, 3] - trims[:, 2])
-    for k, (x, y, signal) in enumerate(zip(i.tolist(), j.tolist(), signals)):
-        va, vb = signal.split("~") if "~" in signal else ("full", "full")
-        # a whole frame is compared without its bars: bars alike in two pictures are no evidence
-        (ta, ba, la, rga), ma = view_box("trim" if va in ("full", "mirror") else va, trims[x])
-        (tb, bb, lb, rgb), mb = view_box("trim" if vb in ("full", "mirror") else vb, trims[y])
-        ma, mb = va == "mirror", vb == "mirror"
-        ra[k] = _resized(thumbs[x][ta:ba, la:rga].astype(np.float32), (THUMB, THUMB))
-        region_b = _resized(thumbs[y][tb:bb, lb:rgb].astype(np.float32), (THUMB, THUMB))
-        rb[k] = region_b[:, ::-1] if ma != mb else region_b
-        overlap[k] = min((ba - ta) * (rga - la) / area[x], (bb - tb) * (rgb - lb) / area[y])
-        if aspect is not None:
-            stretch[k] = abs(np.log((rga - la) / (ba - ta) * aspect[x] / ((rgb - lb) / (bb - tb) * aspect[y])))
-        names.append(f"{'mirror: ' if ma != mb else ''}{va} of a = {vb} of b")
-    stretch[~np.isfinite(stretch)] = 0.0  # an image of unknown size: proportions not checked
-    return ra, rb, np.minimum(overlap, 1.0), stretch, names
-
-
-def _placement(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
-    """(patch, template, description): where one region best sits inside the other at a few sizes."""
-    best = (-2.0, None)
-    for scale in REFINE_SCALES:
-        size = (round(THUMB * scale), round(THUMB * scale))
-        for name, outer, inner in (("b in a", a, b), ("a in b", b, a)):
-            template = _resized(inner, size)
-            _, score, _, (x, y) = cv2.minMaxLoc(cv2.matchTemplate(outer, template, cv2.TM_CCOEFF_NORMED))
-            if score > best[0]:
-                best = (score, (outer[y : y + size[1], x : x + size[0]], template, f", {name} +({x},{y}) x{scale:.2f}"))
-    return best[1]
-
-
 def _refine(ra: np.ndarray, rb: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(similarity, detail similarity, description) of each region pair at its best placement, evidence batched
     per template size."""
-    placed = [_placement(a, b) for a, b in zip(ra, rb)]
+    placed = [placement(a, b) for a, b in zip(ra, rb)]
     sim, det = np.zeros(len(placed)), np.zeros(len(placed))
     for size in {p[1].shape for p in placed}:
         members = [k for k, p in enumerate(placed) if p[1].shape == size]
@@ -290,7 +240,7 @@ def verify_pairs(
     todo = np.flatnonzero(~flat & ~passes(sim, det, overlap, stretch))
     for s in range(0, len(todo), chunk):
         part = todo[s : s + chunk]
-        ra, rb, cover, bend, names = _regions(thumbs, i[part], j[part], [signals[p] for p in part], trims, aspect)
+        ra, rb, cover, bend, names = regions(thumbs, i[part], j[part], [signals[p] for p in part], trims, aspect)
         gs, gd = evidence(ra, rb)
         better = _score(gs, gd, bend, rule) > _score(sim[part], det[part], stretch[part], rule)
         where = part[better]
@@ -317,27 +267,14 @@ def verify_pairs(
         drawn = graphic(thumbs)
         check = np.flatnonzero(accepted & ~flat & drawn[i] & drawn[j])
         for q in check.tolist():
-            p_, q_ = _aligned_pair(thumbs, trims, i[q], j[q], signals[q], stage[q], aspect)
-            score, anisotropy, note = shape_agreement(p_, q_, rule.min_shape_similarity)
-            accepted[q] = score >= rule.min_shape_similarity and anisotropy <= rule.max_stretch
+            p_, q_, frames = aligned_pair(thumbs, trims, i[q], j[q], signals[q], stage[q], aspect)
+            score, anisotropy, note = shape_agreement(p_, q_, rule.min_shape_similarity, frames)
+            accepted[q] = score >= rule.min_shape_similarity and anisotropy <= MAX_ANISOTROPY
             det[q], how[q], rules[q] = score, f"{how[q]}; {note}", "shape"
     if flat.any():
         accepted[flat], sim[flat], how[flat] = _flat(thumbs, i[flat], j[flat], rule)
         det[flat], overlap[flat] = 0.0, 1.0
     return Verdicts(accepted, rules, np.round(sim, 4), np.round(det, 4), np.round(overlap, 4), how)
-
-
-def _aligned_pair(
-    thumbs: np.ndarray, trims: np.ndarray, x: int, y: int, signal: str, stage: int, aspect: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """The two regions as the kept alignment (`stage`) placed them, recomputed for one pair."""
-    if stage == 0:
-        return tuple(
-            _resized(thumbs[k][a:b, c:d].astype(np.float32), (THUMB, THUMB))
-            for k, (a, b, c, d) in ((x, trims[x]), (y, trims[y]))
-        )
-    ra, rb, *_ = _regions(thumbs, np.array([x]), np.array([y]), [signal], trims, aspect)
-    return (ra[0], rb[0]) if stage == 1 else _placement(ra[0], rb[0])[:2]
 
 
 def _score(sim: np.ndarray, det: np.ndarray, stretch: np.ndarray, rule: VerifyRule) -> np.ndarray:

@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from finetuner.config import VerifyConfig
 from finetuner.dedup.candidates import Verified, margin
 from finetuner.dedup.hashing import hash_images
-from finetuner.dedup.shape import graphic, shape_agreement
+from finetuner.dedup.shape import MAX_ANISOTROPY, graphic, shape_agreement
 from finetuner.dedup.verify import Verdicts, VerifyRule, verify
 from finetuner.demo.synthetic_photos import photo
 
@@ -72,6 +72,17 @@ def test_look_alike_designs_are_rejected_by_the_shape_check_alone(design):
     assert not verdict.accepted and verdict.rule == "shape", verdict
     without = verify(a, b, VerifyRule(min_shape_similarity=-1), aspect=SQUARE)
     assert without.accepted and without.rule == "aligned", without  # what the check is there for
+
+
+def test_a_wider_letter_is_another_design():
+    """Stretched 8% wide, the letter still passes the verifier's proportions limit (max_stretch 0.12) and its detail
+    agrees after the refit, but a refit that changes proportions is no copy of a graphic."""
+    narrow = letter()
+    wide = narrow.resize((52, 48), Image.LANCZOS).crop((2, 0, 50, 48))
+    verdict = verify(thumb(narrow), thumb(wide), aspect=SQUARE)
+    assert not verdict.accepted and verdict.rule == "shape", verdict
+    anisotropy = float(verdict.transform.split("anisotropy ")[1].split(",")[0])
+    assert verdict.detail_similarity >= 0.98 and anisotropy > MAX_ANISOTROPY, verdict  # refused for its proportions
 
 
 def test_shape_agreement_ignores_what_a_crop_cut_away():
