@@ -21,7 +21,7 @@ from finetuner.dedup.hashing import DECODE_SIZE, view_key
 from finetuner.dedup.neighbours import hamming, radius_pairs, radius_pairs_between
 from finetuner.dedup.prescreen import prescreen
 from finetuner.dedup.units import cluster_stats
-from finetuner.dedup.verify import Verdicts, VerifyRule, verify_pairs
+from finetuner.dedup.verify import VERIFIER, Verdicts, VerifyRule, verify_pairs
 from finetuner.dedup.views import VIEWS, Candidates, nearest_per_image, view_candidates
 
 EVIDENCE = ("signal", "rule", "similarity", "detail_similarity", "overlap", "transform")
@@ -168,9 +168,9 @@ def verified_pairs(
     )
     a, b = hashed[found.i], hashed[found.j]
     rule = verify_rule(config)
-    # the thumbnails a verdict was made on depend on the decode size too
+    # the thumbnails a verdict was made on depend on the decode size too, and the verdicts on the verifier's code
     cache = (
-        VerdictCache(cache_dir, repr((rule, DECODE_SIZE, config.prescreen_similarity, low_info_std)))
+        VerdictCache(cache_dir, repr((VERIFIER, rule, DECODE_SIZE, config.prescreen_similarity, low_info_std)))
         if shas is not None and cache_dir is not None
         else None
     )
@@ -260,21 +260,26 @@ def nearest_rejected(verified: Verified, config: VerifyConfig) -> np.ndarray:
 
 
 def verify_tradeoff(n: int, verified: Verified, config: VerifyConfig) -> list[dict]:
-    """Pairs and largest cluster (before the size guard) if min_similarity were a little looser or stricter (pairs the
-    shape check rejected stay rejected)."""
+    """Pairs and largest cluster (before the size guard) if min_similarity were a little looser or stricter. The row
+    at the threshold is the verdicts as they are, and stricter rows drop accepted pairs below them; looser rows add
+    the aligned candidates rejected only for similarity, an upper bound: the stretch limit and, for graphics, the
+    shape check were not run on them."""
     v = verified.verdicts
     rows = []
     for step in (-0.06, -0.03, 0.0, 0.02, 0.04):
         threshold = round(config.min_similarity + step, 4)
         if not 0 < threshold <= 1:
             continue
-        keep = np.where(
-            v.rule == "low-detail",
-            v.accepted,
-            (v.similarity >= threshold)
-            & ((v.detail_similarity >= config.min_detail_similarity) & (v.rule != "shape") | v.accepted)
-            & (v.overlap >= config.min_overlap),
-        )
+        exempt = v.rule == "low-detail"  # a pixel rule, not a similarity threshold
+        keep = v.accepted & (exempt | (v.similarity >= threshold))
+        if step < 0:
+            keep |= (
+                (v.rule == "aligned")
+                & (v.similarity >= threshold)
+                & (v.similarity < config.min_similarity)  # rejected for similarity, not for its stretch
+                & (v.detail_similarity >= config.min_detail_similarity)
+                & (v.overlap >= config.min_overlap)
+            )
         clusters, largest = cluster_stats(n, verified.a[keep], verified.b[keep])
         rows.append(
             {"min_similarity": threshold, "pairs": int(keep.sum()), "clusters": clusters, "largest_cluster": largest}

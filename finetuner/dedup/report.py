@@ -144,8 +144,14 @@ def _tradeoff_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
         if key == "min_similarity"
         else "Hamming radius (dedup.max_distance)"
     )
+    note = (
+        "<p>The row at the threshold is the verdicts as they are. Looser rows add the candidates rejected only for "
+        "similarity without running the stretch limit or the shape check on them: an upper bound.</p>"
+        if key == "min_similarity"
+        else ""
+    )
     out = [
-        f"<h2>Trade-off: {title} vs pairs and largest cluster (before the size guard)</h2>",
+        f"<h2>Trade-off: {title} vs pairs and largest cluster (before the size guard)</h2>{note}",
         f"<table><tr><th>{key}</th><th>pairs</th><th>clusters</th><th>largest cluster</th></tr>",
     ]
     out += [

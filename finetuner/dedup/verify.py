@@ -29,6 +29,7 @@ from finetuner.dedup.hashing import THUMB
 from finetuner.dedup.shape import MAX_ANISOTROPY, graphic, shape_agreement
 from finetuner.dedup.views import VIEWS, allowed_combos, trim_boxes, view_hashes
 
+VERIFIER = 2  # bump when verdicts change for the same thresholds (cached verdicts are then recomputed); 2: shape check
 BAND = 0.15  # a caption bar: up to this share of the height, at the top or the bottom, may disagree
 SMOOTH_SIGMA = 1.0  # thumbnail pixels: below this, resampling and JPEG noise, not content
 DETAIL_SIGMA = 3.0  # structure between SMOOTH_SIGMA and this is "detail" (a difference of Gaussians)

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from finetuner.config import VerifyConfig
-from finetuner.dedup.candidates import Verified, margin
+from finetuner.dedup.candidates import Verified, margin, verify_tradeoff
 from finetuner.dedup.hashing import hash_images
 from finetuner.dedup.shape import MAX_ANISOTROPY, graphic, shape_agreement
 from finetuner.dedup.verify import Verdicts, VerifyRule, verify
@@ -105,3 +105,19 @@ def test_margin_measures_shape_rows_against_their_own_threshold():
     )
     found = Verified(np.array([0, 1]), np.array([1, 2]), np.array(["full~full"] * 2), np.zeros(2), verdicts)
     assert margin(found, config).round(4).tolist() == [round(0.95 - config.min_shape_similarity, 4), 0.04]
+
+
+def test_tradeoff_row_at_the_threshold_is_the_verdicts_as_they_are():
+    config = VerifyConfig()  # min_similarity 0.93
+    verdicts = Verdicts(
+        np.array([True, True, False, False, True, False]),
+        np.array(["aligned", "aligned", "aligned", "shape", "low-detail", "aligned"], dtype=object),
+        np.array([0.97, 0.94, 0.91, 0.96, 0.99, 0.95]),
+        np.array([0.9, 0.9, 0.9, 0.95, 0.0, 0.9]),
+        np.array([1.0, 1.0, 1.0, 1.0, 1.0, 1.0]),
+        np.array([""] * 6, dtype=object),
+    )
+    # the last row was rejected although similar enough (its proportions were stretched): no threshold brings it back
+    found = Verified(np.arange(6), np.arange(6) + 6, np.array(["full~full"] * 6), np.zeros(6), verdicts)
+    pairs = {row["min_similarity"]: row["pairs"] for row in verify_tradeoff(12, found, config)}
+    assert pairs == {0.87: 4, 0.9: 4, 0.93: 3, 0.95: 2, 0.97: 2}, pairs
