@@ -22,7 +22,7 @@ from finetuner.dedup.neighbours import hamming, radius_pairs, radius_pairs_betwe
 from finetuner.dedup.prescreen import prescreen
 from finetuner.dedup.units import cluster_stats
 from finetuner.dedup.verify import VERIFIER, Verdicts, VerifyRule, verify_pairs
-from finetuner.dedup.views import VIEWS, Candidates, nearest_per_image, view_candidates
+from finetuner.dedup.views import VIEWS, Candidates, nearest_per_image, subset, view_candidates
 
 EVIDENCE = ("signal", "rule", "similarity", "detail_similarity", "overlap", "transform")
 MAX_REJECTED_SHOWN = 30
@@ -117,12 +117,10 @@ def searched_candidates(
     shas: list[str] | None,
     cache_dir: Path | None,
 ) -> Candidates:
-    """`candidate_pairs` after the per-image cap. With `shas` and `cache_dir`, the uncapped pairs are cached by
-    content: a grown collection searches only pairs touching its new contents and reuses the others (the cap is
-    applied afterwards, so the result equals a cold search)."""
+    """`candidate_pairs`, before the per-image cap (`capped_by_look`). With `shas` and `cache_dir`, they are cached by
+    content: a grown collection searches only pairs touching its new contents and reuses the others."""
     if shas is None or cache_dir is None:
-        found = candidate_pairs(hashes, low_detail, methods, max_distance, config, workers)
-        return nearest_per_image(found, len(low_detail), config.candidates_per_image)
+        return candidate_pairs(hashes, low_detail, methods, max_distance, config, workers)
     cache = CandidateCache(cache_dir, repr((methods, max_distance, config.candidate_distance, DECODE_SIZE, VIEWS)))
     known, old = cache.pairs(shas, low_detail)
     if known.all():
@@ -133,7 +131,30 @@ def searched_candidates(
         )
         found = merge_candidates([fresh, old])
         cache.save(shas, low_detail, found)
-    return nearest_per_image(found, len(low_detail), config.candidates_per_image)
+    return found
+
+
+def capped_by_look(
+    found: Candidates, thumbs: np.ndarray, hashed: np.ndarray, flat: np.ndarray, per_image: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(keep, looks): the per-image cap (`dedup.verify.candidates_per_image`) and, for the pairs kept, their 16x16
+    look (finetuner/dedup/prescreen.py; NaN where not computed). An image with more candidates than the cap keeps
+    those that look most alike, not those nearest in hash bits: among twin designs (letters of many typefaces) the
+    hashes of a clone are no nearer than those of a dozen look-alikes (on the glyph set the hash-nearest 20 held 283 of
+    598 clone pairs, the best-looking 20 held 516). Pairs with a near-blank image, which the look does not judge, rank
+    by hash distance (as a share of the 64 bits)."""
+    n = len(hashed)
+    count = np.bincount(found.i, minlength=n) + np.bincount(found.j, minlength=n)
+    crowded = count > per_image
+    a, b = hashed[found.i], hashed[found.j]
+    looks = np.full(len(found.i), np.nan)
+    judged = np.flatnonzero((crowded[found.i] | crowded[found.j]) & ~flat[a] & ~flat[b])
+    if len(judged):
+        used, inverse = np.unique(np.r_[a[judged], b[judged]], return_inverse=True)
+        looks[judged] = prescreen(thumbs[used], inverse[: len(judged)], inverse[len(judged) :], found.signal[judged])
+    key = np.where(np.isnan(looks), found.distance / 64.0, 1.0 - looks)
+    keep = nearest_per_image(found, n, per_image, key)
+    return keep, looks[keep]
 
 
 def verified_pairs(
@@ -155,9 +176,8 @@ def verified_pairs(
     and `cache_dir`, candidates and verdicts are cached per content pair: a grown collection searches and verifies
     only the pairs touching its new contents."""
     hashed = np.flatnonzero(ok)
-    subset = {name: values[hashed] for name, values in hashes.items()}
     found = searched_candidates(
-        subset,
+        {name: values[hashed] for name, values in hashes.items()},
         detail[hashed] < low_info_std,
         methods,
         max_distance,
@@ -166,6 +186,9 @@ def verified_pairs(
         None if shas is None else [shas[k] for k in hashed],
         cache_dir,
     )
+    flat = detail < low_info_std  # near-blank frames correlate by chance or not at all: the verifier's pixel rule
+    keep, looks = capped_by_look(found, thumbs, hashed, flat, config.candidates_per_image)
+    found = subset(found, keep)
     a, b = hashed[found.i], hashed[found.j]
     rule = verify_rule(config)
     # the thumbnails a verdict was made on depend on the decode size too, and the verdicts on the verifier's code
@@ -185,8 +208,9 @@ def verified_pairs(
     )
     known = cache.get(keys) if cache else [None] * len(a)
     todo = np.array([k for k, row in enumerate(known) if row is None], dtype=np.int64)
-    flat = detail < low_info_std  # near-blank frames correlate by chance or not at all: the verifier's pixel rule
-    rows = decide(thumbs, a[todo], b[todo], found.signal[todo], flat, aspect, rule, config.prescreen_similarity)
+    rows = decide(
+        thumbs, a[todo], b[todo], found.signal[todo], flat, aspect, rule, config.prescreen_similarity, looks[todo]
+    )
     if cache:
         cache.add([keys[k] for k in todo.tolist()], rows)
         cache.save()
@@ -208,13 +232,17 @@ def decide(
     aspect: np.ndarray | None,
     rule: VerifyRule,
     prescreen_similarity: float,
+    looks: np.ndarray | None = None,
 ) -> list[tuple]:
     """Verdict rows (accepted, rule, similarity, detail similarity, overlap, transform) of candidates (a, b): those
-    whose 16x16 look (finetuner/dedup/prescreen.py) is below `prescreen_similarity` are rejected unaligned, unless a
-    frame is near-blank (`flat`); the rest are verified on their thumbnails."""
+    whose 16x16 look (finetuner/dedup/prescreen.py; `looks` where already known, else NaN) is below
+    `prescreen_similarity` are rejected unaligned, unless a frame is near-blank (`flat`); the rest are verified on
+    their thumbnails."""
     score = np.full(len(a), np.inf)
+    if looks is not None:
+        score[~np.isnan(looks)] = looks[~np.isnan(looks)]
     if prescreen_similarity > -1 and len(a):
-        screened = np.flatnonzero(~flat[a] & ~flat[b])
+        screened = np.flatnonzero(~flat[a] & ~flat[b] & ~np.isfinite(score))
         used, inverse = np.unique(np.r_[a[screened], b[screened]], return_inverse=True)
         score[screened] = prescreen(thumbs[used], inverse[: len(screened)], inverse[len(screened) :], signal[screened])
     todo = np.flatnonzero(score >= prescreen_similarity)

@@ -204,7 +204,7 @@ def view_candidates(
     label = np.array([f"{x}~{y}" for x in names for y in names], dtype=object)
     i, j = np.divmod(code, n)
     found = Candidates(i=i, j=j, signal=label[combo], distance=dist)
-    return nearest_per_image(found, n, per_image) if per_image > 0 else found
+    return subset(found, nearest_per_image(found, n, per_image)) if per_image > 0 else found
 
 
 def allowed_combos(names: Sequence[str]) -> np.ndarray:
@@ -215,14 +215,19 @@ def allowed_combos(names: Sequence[str]) -> np.ndarray:
     return np.array([not ("trim" in (x, y) and not {x, y} & whole) for x in names for y in names])
 
 
-def nearest_per_image(found: Candidates, n: int, per_image: int) -> Candidates:
-    """The pairs among each image's `per_image` closest (ties by the other image's index), for either image."""
+def nearest_per_image(found: Candidates, n: int, per_image: int, key: np.ndarray | None = None) -> np.ndarray:
+    """Which pairs are among each image's `per_image` closest, for either image: by `key` (lower is closer; default
+    the hash distance), ties by the other image's index. A boolean mask over `found`."""
     k = len(found.i)
     ends = np.r_[found.i, found.j]
     others = np.r_[found.j, found.i]
-    order = np.lexsort((others, np.r_[found.distance, found.distance], ends))
+    key = found.distance if key is None else key
+    order = np.lexsort((others, np.r_[key, key], ends))
     start = np.searchsorted(ends[order], np.arange(n))
     rank = np.empty(2 * k, dtype=np.int64)
     rank[order] = np.arange(2 * k) - start[ends[order]]
-    keep = (rank[:k] < per_image) | (rank[k:] < per_image)
+    return (rank[:k] < per_image) | (rank[k:] < per_image)
+
+
+def subset(found: Candidates, keep: np.ndarray) -> Candidates:
     return Candidates(found.i[keep], found.j[keep], found.signal[keep], found.distance[keep])

@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageOps
 from finetuner.dedup.hashing import hash_files, hash_images
 from finetuner.dedup.neighbours import hamming
 from finetuner.dedup.verify import verify, verify_pairs
-from finetuner.dedup.views import Candidates, nearest_per_image, trim_box, view_candidates, view_hashes
+from finetuner.dedup.views import Candidates, nearest_per_image, subset, trim_box, view_candidates, view_hashes
 from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
 
 
@@ -178,9 +178,12 @@ def test_candidates_then_verdicts_on_a_small_collection() -> None:
 def test_nearest_per_image_keeps_each_images_closest() -> None:
     i, j = np.array([0, 0, 0, 1, 2]), np.array([1, 2, 3, 2, 3])
     found = Candidates(i, j, np.array(["full~full"] * 5, dtype=object), np.array([5, 1, 3, 2, 9]))
-    kept = nearest_per_image(found, 4, 1)
+    kept = subset(found, nearest_per_image(found, 4, 1))
     # 0's closest is 2 (d 1); 1's is 2 (d 2); 2's is 0; 3's is 0 (d 3): pair (2, 3) at d 9 is nobody's closest
     assert set(zip(kept.i.tolist(), kept.j.tolist())) == {(0, 2), (1, 2), (0, 3)}
+    # by another key (lower is closer): 0's and 1's closest is each other, 2's and 3's too
+    kept = subset(found, nearest_per_image(found, 4, 1, key=np.array([0.1, 0.5, 0.4, 0.3, 0.2])))
+    assert set(zip(kept.i.tolist(), kept.j.tolist())) == {(0, 1), (2, 3)}
 
 
 def test_grown_collection_searches_new_pairs_only_and_matches_a_cold_search(tmp_path: Path, monkeypatch) -> None:
