@@ -103,13 +103,21 @@ by = {}
 for k in range(len(rows)):
     by.setdefault((letter[k], style[k]), []).append(k)
 pairs = {(int(a), int(b)) for a, b, ok in zip(found.a, found.b, acc) if ok}
-hit = tot = 0
+proposed = set(zip(found.a.tolist(), found.b.tolist()))
+hit = tot = met = 0
 for ks in by.values():
     for x, y in itertools.combinations(ks, 2):
         if frozenset((fam[x], fam[y])) in clone:
             tot += 1
             hit += (min(x, y), max(x, y)) in pairs
-print(f"clone families, same letter and style: {hit}/{tot} accepted ({hit / max(tot, 1):.2f})")
+            met += (min(x, y), max(x, y)) in proposed
+print(f"clone families, same letter and style: {met}/{tot} candidates, {hit}/{tot} accepted ({hit / max(tot, 1):.2f})")
+copies = ("clone families", "metric look-alike set (README)", "Computer Modern (CMU / Latin Modern)")
+across = {k: v[0] for k, v in table.items() if k not in ("same family", "different letter")}
+print(
+    f"accepted pairs across families: {sum(across.values())}, of which known clone designs "
+    f"({', '.join(copies)}): {sum(across.get(k, 0) for k in copies)}"
+)
 # largest unit per letter: accepted pairs joined through family groups, as the split would see them
 n = len(rows)
 gid = {g: n + k for k, g in enumerate(sorted(set(fam)))}
