@@ -19,7 +19,7 @@ brightness gain), since any two near-blank images correlate.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -221,44 +221,13 @@ def verify_pairs(
     trims = trim_boxes(thumbs)
     sim, det, level = _identity(thumbs, trims, i, j)
     aspect = None if aspect is None else np.asarray(aspect, dtype=np.float64)
-    overlap, stretch = np.ones(k), np.zeros(k)
-    stage = np.zeros(k, np.int8)  # the alignment kept: 0 the frames as they are, 1 the signal's regions, 2 refined
-    if aspect is not None and k:
-        shape = (trims[:, 3] - trims[:, 2]) / (trims[:, 1] - trims[:, 0]) * aspect  # the content's true aspect
-        stretch = np.abs(np.log(shape[i] / shape[j]))
-        stretch[~np.isfinite(stretch)] = 0.0
-    how = np.array(
-        [
-            "identity"
-            if (trims[x] == (0, THUMB, 0, THUMB)).all() and (trims[y] == (0, THUMB, 0, THUMB)).all()
-            else "identity, bars trimmed"
-            for x, y in zip(i.tolist(), j.tolist())
-        ],
-        dtype=object,
-    )
+    best = _Best(sim, det, np.ones(k), _content_stretch(trims, i, j, aspect), _identity_names(trims, i, j))
     flat = (level[i] < rule.low_detail) | (level[j] < rule.low_detail)
     passes = _rule(rule)
-    todo = np.flatnonzero(~flat & ~passes(sim, det, overlap, stretch))
+    todo = np.flatnonzero(~flat & ~passes(sim, det, best.overlap, best.stretch))
     for s in range(0, len(todo), chunk):
-        part = todo[s : s + chunk]
-        ra, rb, cover, bend, names = regions(thumbs, i[part], j[part], [signals[p] for p in part], trims, aspect)
-        gs, gd = evidence(ra, rb)
-        better = _score(gs, gd, bend, rule) > _score(sim[part], det[part], stretch[part], rule)
-        where = part[better]
-        sim[where], det[where], overlap[where], stretch[where] = gs[better], gd[better], cover[better], bend[better]
-        how[where], stage[where] = np.asarray(names, dtype=object)[better], 1
-        near = np.flatnonzero(
-            ~passes(gs, gd, cover, bend) & (gs >= rule.min_similarity - REFINE_MARGIN) & (bend <= rule.max_stretch)
-        )
-        if len(near):
-            rs, rd, shifts = _refine(ra[near], rb[near])
-            better = _score(rs, rd, bend[near], rule) > _score(
-                sim[part[near]], det[part[near]], stretch[part[near]], rule
-            )
-            where = part[near[better]]
-            sim[where], det[where], overlap[where] = rs[better], rd[better], cover[near[better]]
-            stretch[where], stage[where] = bend[near[better]], 2
-            how[where] = [names[q] + shift for q, shift, b in zip(near.tolist(), shifts, better) if b]
+        _realign(best, thumbs, trims, i, j, signals, aspect, rule, todo[s : s + chunk])
+    sim, det, overlap, stretch, how, stage = best.sim, best.det, best.overlap, best.stretch, best.how, best.stage
     accepted = passes(sim, det, overlap, stretch)
     how = np.array(
         [f"{h}, stretch {b:.0%}" if b >= 0.005 else h for h, b in zip(how.tolist(), stretch.tolist())], dtype=object
@@ -268,14 +237,75 @@ def verify_pairs(
         drawn = graphic(thumbs)
         check = np.flatnonzero(accepted & ~flat & drawn[i] & drawn[j])
         for q in check.tolist():
-            p_, q_, frames = aligned_pair(thumbs, trims, i[q], j[q], signals[q], stage[q], aspect)
-            score, anisotropy, note = shape_agreement(p_, q_, rule.min_shape_similarity, frames)
-            accepted[q] = score >= rule.min_shape_similarity and anisotropy <= MAX_ANISOTROPY
-            det[q], how[q], rules[q] = score, f"{how[q]}; {note}", "shape"
+            accepted[q], det[q], note = _shape(thumbs, trims, i[q], j[q], signals[q], stage[q], aspect, rule)
+            how[q], rules[q] = f"{how[q]}; {note}", "shape"
     if flat.any():
         accepted[flat], sim[flat], how[flat] = _flat(thumbs, i[flat], j[flat], rule)
         det[flat], overlap[flat] = 0.0, 1.0
     return Verdicts(accepted, rules, np.round(sim, 4), np.round(det, 4), np.round(overlap, 4), how)
+
+
+@dataclass
+class _Best:
+    """Per pair, the best alignment found so far and its evidence; `stage` 0 the frames as they are (inside their
+    bars), 1 the regions the signal names, 2 those refined by the local search."""
+
+    sim: np.ndarray
+    det: np.ndarray
+    overlap: np.ndarray
+    stretch: np.ndarray
+    how: np.ndarray
+    stage: np.ndarray = field(init=False)
+
+    def __post_init__(self):
+        self.stage = np.zeros(len(self.sim), np.int8)
+
+    def take(self, where: np.ndarray, sim, det, overlap, stretch, how, stage: int) -> None:
+        self.sim[where], self.det[where], self.overlap[where], self.stretch[where] = sim, det, overlap, stretch
+        self.how[where], self.stage[where] = how, stage
+
+
+def _content_stretch(trims: np.ndarray, i: np.ndarray, j: np.ndarray, aspect: np.ndarray | None) -> np.ndarray:
+    """|log| of the ratio of the two images' content proportions (inside bars): what matching them as they are
+    implies; zero where a size is unknown."""
+    if aspect is None:
+        return np.zeros(len(i))
+    shape = (trims[:, 3] - trims[:, 2]) / (trims[:, 1] - trims[:, 0]) * aspect  # the content's true aspect
+    stretch = np.abs(np.log(shape[i] / shape[j]))
+    stretch[~np.isfinite(stretch)] = 0.0
+    return stretch
+
+
+def _identity_names(trims: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    whole = (trims == (0, THUMB, 0, THUMB)).all(axis=1)
+    return np.where(whole[i] & whole[j], "identity", "identity, bars trimmed").astype(object)
+
+
+def _realign(best: _Best, thumbs, trims, i, j, signals, aspect, rule: VerifyRule, part: np.ndarray) -> None:
+    """Try the signal's regions for the pairs `part`, then the local search for those still near the threshold,
+    keeping whichever alignment scores better."""
+    passes = _rule(rule)
+    ra, rb, cover, bend, names = regions(thumbs, i[part], j[part], [signals[p] for p in part], trims, aspect)
+    gs, gd = evidence(ra, rb)
+    better = _score(gs, gd, bend, rule) > _score(best.sim[part], best.det[part], best.stretch[part], rule)
+    names = np.asarray(names, dtype=object)
+    best.take(part[better], gs[better], gd[better], cover[better], bend[better], names[better], 1)
+    near = np.flatnonzero(
+        ~passes(gs, gd, cover, bend) & (gs >= rule.min_similarity - REFINE_MARGIN) & (bend <= rule.max_stretch)
+    )
+    if len(near):
+        rs, rd, shifts = _refine(ra[near], rb[near])
+        where = part[near]
+        better = _score(rs, rd, bend[near], rule) > _score(best.sim[where], best.det[where], best.stretch[where], rule)
+        placed = np.array([name + shift for name, shift in zip(names[near].tolist(), shifts)], dtype=object)
+        best.take(where[better], rs[better], rd[better], cover[near[better]], bend[near[better]], placed[better], 2)
+
+
+def _shape(thumbs, trims, x: int, y: int, signal: str, stage: int, aspect, rule: VerifyRule) -> tuple[bool, float, str]:
+    """(accepted, fine-detail agreement, description) of two graphics by the shape check (finetuner/dedup/shape.py)."""
+    p, q, frames = aligned_pair(thumbs, trims, x, y, signal, stage, aspect)
+    score, anisotropy, note = shape_agreement(p, q, rule.min_shape_similarity, frames)
+    return score >= rule.min_shape_similarity and anisotropy <= MAX_ANISOTROPY, score, note
 
 
 def _score(sim: np.ndarray, det: np.ndarray, stretch: np.ndarray, rule: VerifyRule) -> np.ndarray:
