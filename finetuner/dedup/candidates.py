@@ -131,7 +131,7 @@ def searched_candidates(
             hashes, low_detail, methods, max_distance, config, workers, new=None if not known.any() else ~known
         )
         found = merge_candidates([fresh, old])
-        cache.save(shas, low_detail, found)
+        cache.save(shas, low_detail, ~known, fresh)
     return nearest_per_image(found, len(low_detail), config.candidates_per_image)
 
 

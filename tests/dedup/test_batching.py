@@ -94,8 +94,7 @@ def test_sorted_unique() -> None:
     assert sorted_unique(np.zeros(0, np.int64)).tolist() == []
 
 
-def test_verdict_cache_round_trips_and_reads_the_older_unicode_files(tmp_path) -> None:
-    from finetuner.common.integrity import save_npz_checked
+def test_verdict_cache_round_trips_and_reads_unicode_columns(tmp_path) -> None:
     from finetuner.dedup.hash_cache import VerdictCache
 
     rows = [(True, "aligned", 0.97, 0.8, 1.0, "mirror: full of a = full of b"), (False, "prescreen", 0.2, 0.2, 0.0, "")]
@@ -104,5 +103,5 @@ def test_verdict_cache_round_trips_and_reads_the_older_unicode_files(tmp_path) -
     cache.save()
     assert VerdictCache(tmp_path, "setting").get(["a|c|phash", "a|b|full~mirror", "x"]) == [rows[1], rows[0], None]
     columns = {f: np.array(c) for f, c in zip(VerdictCache.FIELDS, zip(*rows))}
-    save_npz_checked(cache.path, key=np.array(["a|b|full~mirror", "a|c|phash"], dtype="U300"), **columns)
-    assert VerdictCache(tmp_path, "setting").get(["a|b|full~mirror"]) == [rows[0]]
+    cache.shards.append({"key": np.array(["a|b|full~mirror", "a|d|phash"], dtype="U300"), **columns})
+    assert VerdictCache(tmp_path, "setting").get(["a|d|phash", "a|c|phash"]) == [rows[1], rows[1]]
