@@ -88,6 +88,21 @@ def test_verdicts_and_prescreen_do_not_depend_on_batch_sizes(monkeypatch) -> Non
     assert np.array_equal(prescreen(thumbs, i, j, signals), score)
 
 
+def test_decide_in_threads_gives_the_serial_verdicts(monkeypatch) -> None:
+    from finetuner.dedup import candidates
+    from finetuner.dedup.verify import VerifyRule
+
+    thumbs = collection()
+    i, j = np.triu_indices(len(thumbs), k=1)
+    signal = np.array([best_signal(thumbs[a], thumbs[b]) for a, b in zip(i, j)], dtype=object)
+    flat = np.zeros(len(thumbs), bool)
+    flat[-2:] = True  # the two near-blank frames
+    serial = candidates.decide(thumbs, i, j, signal, flat, None, VerifyRule(), 0.5)
+    monkeypatch.setattr(candidates, "MIN_PER_THREAD", 5)  # every thread gets a slice
+    assert candidates.decide(thumbs, i, j, signal, flat, None, VerifyRule(), 0.5, workers=3) == serial
+    assert any(row[0] for row in serial) and not all(row[0] for row in serial)
+
+
 def test_sorted_unique() -> None:
     codes = np.array([7, 3, 7, 0, 3, 9], dtype=np.int64)
     assert sorted_unique(codes).tolist() == [0, 3, 7, 9]
