@@ -63,14 +63,10 @@ def masks_of_weight_at_most(width: int, r: int) -> np.ndarray:
 
 
 class _ChunkIndex:
-    """Items grouped by one chunk's key: `order` lists item ids sorted by key; a key's run is start..start+count.
+    """Items grouped by one chunk's key: `order` lists item ids sorted by key; a key's run is start..start+count
+    (a direct table per key for chunks up to TABLE_MAX_BITS wide, a sorted array of the keys present otherwise)."""
 
-    Direct tables (chunks up to TABLE_MAX_BITS wide) also hold each key's first occupant's full hash, so most
-    probes are verified with one random read and a popcount, never touching ids until a pair is confirmed. An
-    empty slot holds a sentinel whose chunk bits are the slot's complement, too far from any prober to pass.
-    """
-
-    def __init__(self, keys: np.ndarray, width: int, shift: int, hashes: np.ndarray):
+    def __init__(self, keys: np.ndarray, width: int, hashes: np.ndarray):
         self.order = np.argsort(keys, kind="stable")
         self.sorted_keys = sorted_keys = keys[self.order]
         self.sorted_hashes = hashes[self.order]
@@ -78,16 +74,8 @@ class _ChunkIndex:
         if self.direct:
             counts = np.bincount(keys, minlength=1 << width)
             self.occupied = counts > 0
-            self.multi = counts > 1
-            self.count = counts.astype(np.int32)
+            self.count = counts.astype(np.int64)
             self.start = np.cumsum(counts) - counts
-            slots = np.arange(1 << width, dtype=np.int64)
-            # The sentinel's chunk bits sit where this chunk lives in the hash, so they differ from every key's.
-            self.first_hash = (~slots & ((1 << width) - 1)).astype(np.uint64) << np.uint64(shift)
-            self.first_id = np.full(1 << width, -1, dtype=np.int64)
-            first = self.start[self.occupied]
-            self.first_id[self.occupied] = self.order[first]
-            self.first_hash[self.occupied] = hashes[self.order[first]]
         else:
             self.unique, first, counts = np.unique(sorted_keys, return_index=True, return_counts=True)
             self.ustart, self.ucount = first.astype(np.int64), counts.astype(np.int32)
@@ -136,28 +124,19 @@ def _expand_runs(starts: np.ndarray, counts: np.ndarray, order: np.ndarray) -> t
     return np.concatenate(lefts), np.concatenate(rights)
 
 
-def _probe(hashes: np.ndarray, index: _ChunkIndex, bit: int, masks: list[int], radius: int, fast: bool) -> np.ndarray:
+def _probe(hashes: np.ndarray, index: _ChunkIndex, bit: int, masks: list[int], radius: int) -> np.ndarray:
     """Verified pairs (as i * n + j, i < j) whose chunk keys differ by one of `masks`, all with top bit `bit`.
 
     Only items with `bit` clear probe: of two keys differing by such a mask exactly one has it clear, so each
-    unordered pair is probed once.
+    unordered pair is probed once. (Wide chunks only; direct tables are probed by finetuner/dedup/probing.py.)
     """
     n = len(hashes)
-    # Probing in key order makes `slots` sweep the tables almost sequentially (XOR with a mask keeps keys within
-    # aligned blocks), which the prefetcher turns into streaming reads: ~3x faster than probing in item order.
     sel = np.flatnonzero(((index.sorted_keys >> bit) & 1) == 0)
-    ids, qkeys, qhashes = index.order[sel], index.sorted_keys[sel], index.sorted_hashes[sel]
+    ids, qkeys = index.order[sel], index.sorted_keys[sel]
     found = [np.zeros(0, np.int64)]
     for mask in masks:
-        slots = qkeys ^ qkeys.dtype.type(mask)
-        if fast:
-            hit = np.flatnonzero(np.bitwise_count(qhashes ^ index.first_hash[slots]) <= radius)
-            found.append(_codes(ids[hit], index.first_id[slots[hit]], n))
-            extra = np.flatnonzero(index.multi[slots])  # keys with more than one item: the rest of each run
-            left, right = _expand(ids[extra], index.start[slots[extra]] + 1, index.count[slots[extra]] - 1, index.order)
-        else:
-            hit, start, count = index.lookup(slots)
-            left, right = _expand(ids[hit], start, count, index.order)
+        hit, start, count = index.lookup(qkeys ^ qkeys.dtype.type(mask))
+        left, right = _expand(ids[hit], start, count, index.order)
         close = np.bitwise_count(hashes[left] ^ hashes[right]) <= radius
         found.append(_codes(left[close], right[close], n))
     return np.concatenate(found)
@@ -175,40 +154,69 @@ def _top_bit_jobs(width: int, r: int) -> list[tuple[int, list[int]]]:
     return sorted(groups.items(), key=lambda item: -len(item[1]))
 
 
-def radius_pairs(hashes: np.ndarray, radius: int, workers: int = 1, plan: Plan | None = None) -> np.ndarray:
+def radius_pairs(
+    hashes: np.ndarray, radius: int, workers: int = 1, plan: Plan | None = None, groups: np.ndarray | None = None
+) -> np.ndarray:
     """All index pairs (i, j), i < j, with popcount(hashes[i] ^ hashes[j]) <= radius, sorted, shape (k, 2).
 
-    Exact: equal to `brute_force_pairs`. `workers` threads probe masks concurrently (numpy releases the GIL).
-    """
+    Exact: equal to `brute_force_pairs`. With `groups` (an int per item), pairs within one group are left out (the
+    views of one image). `workers` threads probe slices of the items (the compiled loop releases the GIL)."""
     hashes = np.ascontiguousarray(hashes, dtype=np.uint64)
     n = len(hashes)
+    groups = np.arange(n, dtype=np.int64) if groups is None else np.ascontiguousarray(groups, dtype=np.int64)
     if n < 2 or radius < 0:
         return np.zeros((0, 2), dtype=np.int64)
     radius = min(radius, BITS)
     if radius == BITS:
         i, j = np.triu_indices(n, k=1)
-        return np.stack([i, j], axis=1).astype(np.int64)
+        keep = groups[i] != groups[j]
+        return np.stack([i[keep], j[keep]], axis=1).astype(np.int64)
     plan = plan or choose_plan(n, radius)
-    found = []
-    shift = 0
+    found, shift, prior = [np.zeros(0, np.int64)], 0, []
     with ThreadPoolExecutor(max(1, workers)) as pool:
         for width, r in zip(plan.widths, plan.radii):
             keys = (hashes >> np.uint64(shift)) & np.uint64((1 << width) - 1)
             if width <= TABLE_MAX_BITS:  # table indices; wide chunks stay unsigned (a 64-bit key overflows int64)
                 keys = keys.astype(np.int64)
-            index = _ChunkIndex(keys, width, shift, hashes)
+            index = _ChunkIndex(keys, width, hashes)
+            if index.direct:
+                found.extend(
+                    _probe_compiled(pool, max(1, workers), hashes, groups, keys, index, width, r, radius, prior)
+                )
+            else:  # chunks wider than TABLE_MAX_BITS (radius <= 2 over millions): sorted runs, rare and cheap
+                left, right = index.same_key_pairs()
+                close = np.bitwise_count(hashes[left] ^ hashes[right]) <= radius
+                found.append(left[close] * n + right[close])
+                jobs = [
+                    pool.submit(_probe, hashes, index, bit, masks, radius) for bit, masks in _top_bit_jobs(width, r)
+                ]
+                found.extend(job.result() for job in jobs)
+            prior.append((((1 << width) - 1) << shift, r))
             shift += width
-            left, right = index.same_key_pairs()
-            close = np.bitwise_count(hashes[left] ^ hashes[right]) <= radius
-            found.append(left[close] * n + right[close])
-            # The sentinel in empty slots is >= width - r bits from any prober's chunk, so it can never pass.
-            fast = index.direct and width - r > radius
-            jobs = [
-                pool.submit(_probe, hashes, index, bit, masks, radius, fast) for bit, masks in _top_bit_jobs(width, r)
-            ]
-            found.extend(job.result() for job in jobs)
-    codes = sorted_unique(np.concatenate(found))
-    return np.stack([codes // n, codes % n], axis=1)
+    codes = sorted_unique(np.concatenate(found))  # a wide chunk's pairs may repeat an earlier chunk's
+    pairs = np.stack([codes // n, codes % n], axis=1)
+    return pairs[groups[pairs[:, 0]] != groups[pairs[:, 1]]]
+
+
+def _probe_compiled(pool, workers, hashes, groups, keys, index, width, r, radius, prior) -> list[np.ndarray]:
+    """This chunk's new pairs as codes i * n + j, i < j, probed by `workers` threads over slices of the items."""
+    # imported here: numba's import costs ~0.6 s, which a grown collection's run (new items only, through
+    # radius_pairs_between) never needs to pay
+    from finetuner.dedup.probing import probe_chunk
+
+    masks = masks_of_weight_at_most(width, r).astype(np.int64)
+    tops = np.array([1 << (m.bit_length() - 1) if m else 0 for m in masks.tolist()], dtype=np.int64)
+    prior_masks = np.array([m for m, _ in prior], dtype=np.uint64)
+    prior_radii = np.array([t for _, t in prior], dtype=np.uint64)  # unsigned like the popcounts: integer compares
+    n = len(hashes)
+    sorted_groups = groups[index.order]
+    cuts = np.linspace(0, n, 4 * workers + 1).astype(np.int64).tolist()  # more slices than threads: even finish
+    args = (index.order, keys, hashes, groups, index.sorted_hashes, sorted_groups, index.start, index.count)
+    jobs = [
+        pool.submit(probe_chunk, lo, hi, *args, masks, tops, np.uint64(radius), prior_masks, prior_radii)
+        for lo, hi in zip(cuts, cuts[1:])
+    ]
+    return [_codes(*job.result(), n) for job in jobs]
 
 
 def radius_pairs_between(queries: np.ndarray, hashes: np.ndarray, radius: int) -> np.ndarray:
@@ -230,7 +238,7 @@ def radius_pairs_between(queries: np.ndarray, hashes: np.ndarray, radius: int) -
         keys, qkeys = ((x >> np.uint64(shift)) & np.uint64((1 << width) - 1) for x in (hashes, queries))
         if width <= TABLE_MAX_BITS:
             keys, qkeys = keys.astype(np.int64), qkeys.astype(np.int64)
-        index = _ChunkIndex(keys, width, shift, hashes)
+        index = _ChunkIndex(keys, width, hashes)
         shift += width
         for mask in masks_of_weight_at_most(width, r).tolist():
             hit, start, count = index.lookup(qkeys ^ qkeys.dtype.type(mask))

@@ -49,6 +49,16 @@ def test_every_chunking_is_exact(hashes: list[int], radius: int, data: st.DataOb
     assert {tuple(p) for p in found.tolist()} == python_brute_force(hashes, radius)
 
 
+@settings(max_examples=25, deadline=None)
+@given(hashes=clustered_hashes(), radius=st.integers(0, 20), data=st.data())
+def test_groups_leave_out_exactly_the_pairs_within_a_group(hashes: list[int], radius: int, data) -> None:
+    groups = np.array(data.draw(st.lists(st.integers(0, 3), min_size=len(hashes), max_size=len(hashes))))
+    m = data.draw(st.integers(max(1, -(-(radius + 1) // 3)), min(radius + 1, 16)))  # wide chunks too
+    found = radius_pairs(np.array(hashes, dtype=np.uint64), radius, 2, make_plan(len(hashes), radius, m), groups)
+    expected = {(i, j) for i, j in python_brute_force(hashes, radius) if groups[i] != groups[j]}
+    assert {tuple(p) for p in found.tolist()} == expected
+
+
 def test_large_random_sample_matches_brute_force() -> None:
     """50,000 random hashes plus planted neighbours at radius 8 (3 chunks of ~21 bits: the table fast path)."""
     rng = np.random.default_rng(0)
