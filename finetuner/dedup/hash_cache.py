@@ -24,7 +24,9 @@ from finetuner.dedup.views import Candidates
 
 log = logging.getLogger("finetuner.dedup")
 
-VERSION = 3  # 2: files carry a checksum (finetuner/common/integrity.py); 3: append-only shards
+VERSION = 2  # 2: files carry a checksum (finetuner/common/integrity.py)
+# single-file tables of the hash, candidate and verdict caches before they were sharded (directories now)
+LEGACY = ("*bit-d*-v2.npz", "detail-d*-v2.npz", "thumbs-d*-v2.npz", "verdicts-*-v2.npz", "candidates-*-v2.npz")
 
 
 class HashCache:
@@ -41,6 +43,7 @@ class HashCache:
         key = hashlib.sha256(repr((self.names, thumbs)).encode()).hexdigest()[:8]
         tag = f"{hash_size * hash_size}bit-d{decode_size}-v{VERSION}-{key}"
         self.table = ShardedTable(Path(directory) / f"hashes-{tag}", "hash cache", ("thumbs",) if thumbs else ())
+        _drop_legacy(Path(directory))
         self.shards = self.table.load()
         self.where: dict[str, tuple[int, int]] = {}  # sha -> (shard, row); later shards win
         for s, shard in enumerate(self.shards):
@@ -104,6 +107,14 @@ class HashCache:
         return {
             name: values if name == "sha" else self.gather(name, shard, row, values) for name, values in out.items()
         }
+
+
+def _drop_legacy(directory: Path) -> None:
+    """Delete the single-file tables older versions wrote (82 MiB of thumbnails at 20k): nothing reads them now."""
+    for pattern in LEGACY:
+        for path in directory.glob(pattern):
+            log.info("removing %s: the dedup caches are sharded now (rebuilt once)", path)
+            path.unlink(missing_ok=True)
 
 
 class Thumbs:

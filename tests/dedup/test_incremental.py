@@ -94,3 +94,12 @@ def test_grown_runs_find_the_pairs_a_cold_run_finds(tmp_path: Path, monkeypatch,
         dedup.run(params, cold)
         assert _pairs(grown) == _pairs(cold)
     assert "c1/new0.jpg" in _pairs(grown)  # the crop was found after growing
+
+
+def test_the_old_single_file_tables_are_removed_and_others_kept(tmp_path: Path) -> None:
+    old = ["phash-64bit-d64-v2.npz", "thumbs-d64-v2.npz", "verdicts-0123456789ab-v2.npz"]
+    kept = ["embed-0123456789ab-v2.npz", "previews-96-v2.npz"]
+    for name in old + kept:
+        (tmp_path / name).write_bytes(b"x")
+    _cache(tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("*.npz")) == sorted(kept)
