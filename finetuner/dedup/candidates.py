@@ -51,6 +51,14 @@ class Verified:
     distance: np.ndarray
     verdicts: Verdicts
 
+    def evidence_rows(self, ks: np.ndarray) -> list[dict]:
+        """`evidence` of many candidates, column by column (35k kept pairs at 20k: one dict per pair is the cost)."""
+        v = self.verdicts
+        columns = [self.signal, v.rule, v.similarity, v.detail_similarity, v.overlap, v.transform]
+        kinds = [str, str, float, float, float, str]
+        values = [[kind(x) for x in np.asarray(c)[ks].tolist()] for c, kind in zip(columns, kinds)]
+        return [dict(zip(EVIDENCE, row)) for row in zip(*values)]
+
     def evidence(self, k: int) -> dict:
         """The near_duplicates.csv evidence columns of candidate k."""
         v = self.verdicts
