@@ -61,15 +61,7 @@ class Verified:
 
     def evidence(self, k: int) -> dict:
         """The near_duplicates.csv evidence columns of candidate k."""
-        v = self.verdicts
-        return {
-            "signal": str(self.signal[k]),
-            "rule": str(v.rule[k]),
-            "similarity": float(v.similarity[k]),
-            "detail_similarity": float(v.detail_similarity[k]),
-            "overlap": float(v.overlap[k]),
-            "transform": str(v.transform[k]),
-        }
+        return self.evidence_rows(np.array([k]))[0]
 
 
 def candidate_pairs(
