@@ -7,7 +7,7 @@ fixed-shape columns (`mapped`) go to `<seq>-<token>.<name>.npy` beside it and ar
 pages in only the rows it uses; their sha256 is kept in the npz and checked on every load. The npz is written last:
 it is the shard's commit, so a run killed mid-append leaves at most an orphan .npy, which is ignored and cleared.
 A damaged or partial shard is reported with its file name, deleted, and its rows are simply missing (callers
-recompute them). Past MAX_SHARDS shards the caller compacts the table into one (`replace`).
+recompute them). `save` appends, or once MAX_SHARDS shards exist compacts the table into one shard (`replace`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from finetuner.common.stage import atomic_path
 
 log = logging.getLogger("finetuner.cache")
 
-MAX_SHARDS = 8  # more shards than this: the next save compacts them into one (a rewrite every few growths)
+MAX_SHARDS = 8  # once this many exist, the next save writes one shard of every row instead (a rewrite per 8 growths)
 
 
 class ShardedTable:
