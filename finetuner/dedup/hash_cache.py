@@ -1,10 +1,11 @@
-"""The dedup stage's hash cache: per content sha256, one file per (method, hash size, decode size, version).
+"""The dedup stage's caches by content sha256: hashes and thumbnails, candidate pairs, verdicts, report previews.
 
-Lives in data/cache/dedup (gitignored, not a DVC output), so `dvc repro` after data grew decodes only new files.
-A hash depends on the decode (reduced-size JPEG draft), hence the decode size in the key; bump VERSION when the
-hashing code changes what it computes. With `thumbs`, the 64x64 grey thumbnails the verifier compares are kept too
-(4 KiB per content), so verifying a pair never decodes a file again. Files are written atomically and checksummed; a
-damaged file is reported, ignored and rebuilt.
+Live in data/cache/dedup (gitignored, not a DVC output), so `dvc repro` after data grew decodes, searches and
+verifies only what involves new files. A hash depends on the decode (reduced-size JPEG draft), hence the decode size
+in the key; bump VERSION when the hashing code changes what it computes. With `thumbs`, the 64x64 grey thumbnails
+the verifier compares are kept too (4 KiB per content), so verifying a pair never decodes a file again. The hash,
+candidate and verdict caches are append-only (finetuner/common/shards.py): a run writes only its new rows, and a
+damaged shard is reported, deleted and its rows rebuilt.
 """
 
 from __future__ import annotations
@@ -17,108 +18,163 @@ from pathlib import Path
 import numpy as np
 
 from finetuner.common.content_cache import ContentCache
-from finetuner.common.integrity import CorruptFile, load_npz_checked, save_npz_checked
+from finetuner.common.shards import ShardedTable
 from finetuner.dedup.hashing import THUMB
 from finetuner.dedup.views import Candidates
 
 log = logging.getLogger("finetuner.dedup")
 
 VERSION = 2  # 2: files carry a checksum (finetuner/common/integrity.py)
+# single-file tables of the hash, candidate and verdict caches before they were sharded (directories now)
+LEGACY = ("*bit-d*-v2.npz", "detail-d*-v2.npz", "thumbs-d*-v2.npz", "verdicts-*-v2.npz", "candidates-*-v2.npz")
 
 
 class HashCache:
-    """sha256 -> uint64 per method, plus sha256 -> detail (the thumbnail's grey std)."""
+    """sha256 -> uint64 per hash name, detail (the thumbnail's grey std) and, with `thumbs`, the 64x64 thumbnail.
+
+    `save` writes the rows added since the load as one new shard, so a grown collection writes its new contents only;
+    stored thumbnails stay memory-mapped and are read where indexed (`Thumbs`)."""
 
     def __init__(self, directory: Path, methods: Sequence[str], hash_size: int, decode_size: int, thumbs: bool = False):
-        self.directory = Path(directory)
-        tag = f"{hash_size * hash_size}bit-d{decode_size}-v{VERSION}"
-        self.files = {m: self.directory / f"{m}-{tag}.npz" for m in methods}
-        self.files["detail"] = self.directory / f"detail-d{decode_size}-v{VERSION}.npz"
-        if thumbs:
-            self.files["thumbs"] = self.directory / f"thumbs-d{decode_size}-v{VERSION}.npz"
-        self.tables = {name: ContentCache(path, "hash cache") for name, path in self.files.items()}
+        self.names = tuple(methods)
+        self.with_thumbs = thumbs
+        # One table per set of columns: a content counts as cached only when every column is, so a changed method
+        # list rehashes every content anyway.
+        key = hashlib.sha256(repr((self.names, thumbs)).encode()).hexdigest()[:8]
+        tag = f"{hash_size * hash_size}bit-d{decode_size}-v{VERSION}-{key}"
+        self.table = ShardedTable(Path(directory) / f"hashes-{tag}", "hash cache", ("thumbs",) if thumbs else ())
+        _drop_legacy(Path(directory))
+        self.shards = self.table.load()
+        self.where: dict[str, tuple[int, int]] = {}  # sha -> (shard, row); later shards win
+        for s, shard in enumerate(self.shards):
+            self.where.update((sha, (s, r)) for r, sha in enumerate(shard["sha"].astype(str).tolist()))
+        self.pending: list[int] = []  # shards added in memory, not yet written
 
     def missing(self, shas: Sequence[str]) -> list[int]:
-        """Positions of the contents lacking any method's hash or the detail value."""
-        complete = self._complete()
-        return [k for k, sha in enumerate(shas) if sha not in complete]
-
-    def _complete(self) -> set[str]:
-        """The contents every table holds (one set intersection, not a membership test per table and content)."""
-        tables = [t.table.keys() for t in self.tables.values()]
-        return set(tables[0]).intersection(*tables[1:])
+        """Positions of the contents not cached."""
+        return [k for k, sha in enumerate(shas) if sha not in self.where]
 
     def add(
         self, shas: Sequence[str], hashes: dict[str, np.ndarray], detail: np.ndarray, thumbs: np.ndarray | None = None
     ) -> None:
-        extra = [("thumbs", thumbs)] if "thumbs" in self.tables and thumbs is not None else []
-        for name, values in [*hashes.items(), ("detail", detail), *extra]:
-            self.tables[name].update(shas, values.tolist() if values.ndim == 1 else values)
+        if not len(shas):
+            return
+        rows = {"sha": np.array(shas, dtype="S64"), "detail": np.asarray(detail, np.float32)}
+        rows |= {f"hash_{name}": np.asarray(hashes[name], np.uint64) for name in self.names}
+        if self.with_thumbs:
+            rows["thumbs"] = np.asarray(thumbs, np.uint8)
+        self.pending.append(len(self.shards))
+        self.where.update((sha, (len(self.shards), r)) for r, sha in enumerate(shas))
+        self.shards.append(rows)  # read like a stored shard until `save` writes it
 
-    def lookup(self, shas: Sequence[str]) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-        """(hashes per method, detail, ok) for every content; ok is False where nothing is cached (unreadable)."""
-        complete = self._complete()
-        ok = np.array([sha in complete for sha in shas], dtype=bool)
-        hashes = {
-            name: np.array([table.get(sha, 0) for sha in shas], dtype=np.uint64)
-            for name, table in self.tables.items()
-            if name not in ("detail", "thumbs")
-        }
-        detail = np.array([self.tables["detail"].get(sha, 0.0) for sha in shas], dtype=np.float32)
-        return hashes, detail, ok
+    def positions(self, shas: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(shard, row) per content; -1 where not cached."""
+        found = np.array([self.where.get(sha, (-1, -1)) for sha in shas], dtype=np.int64).reshape(len(shas), 2)
+        return found[:, 0], found[:, 1]
 
-    def thumbs(self, shas: Sequence[str]) -> np.ndarray:
-        """(n, 64, 64) uint8 thumbnails (zeros where missing: such contents are not `ok` in `lookup`)."""
-        table = self.tables["thumbs"]
-        out = np.zeros((len(shas), THUMB, THUMB), dtype=np.uint8)
-        for k, sha in enumerate(shas):
-            if sha in table:
-                out[k] = table.get(sha)
+    def gather(self, column: str, shard: np.ndarray, row: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """`out` with the column's values filled in where shard >= 0 (one fancy index per shard)."""
+        for s in np.unique(shard[shard >= 0]).tolist():
+            mine = shard == s
+            out[mine] = self.shards[s][column][row[mine]]
         return out
 
+    def lookup(self, shas: Sequence[str]) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """(hashes per name, detail, ok) for every content; ok is False where nothing is cached (unreadable)."""
+        shard, row = self.positions(shas)
+        n = len(shas)
+        hashes = {m: self.gather(f"hash_{m}", shard, row, np.zeros(n, np.uint64)) for m in self.names}
+        return hashes, self.gather("detail", shard, row, np.zeros(n, np.float32)), shard >= 0
+
+    def thumbs(self, shas: Sequence[str]) -> Thumbs:
+        """The contents' thumbnails, read where indexed (zeros where not cached: such contents are not `ok`)."""
+        return Thumbs(self, *self.positions(shas))
+
     def save(self) -> None:
-        for name, table in self.tables.items():
-            table.save({"detail": np.float32, "thumbs": np.uint8}.get(name, np.uint64))
+        """Write the added rows as one new shard (or, past MAX_SHARDS shards, every live row as one)."""
+        if not self.pending:
+            return
+        names = list(self.shards[self.pending[0]])
+        self.table.save({n: np.concatenate([self.shards[s][n] for s in self.pending]) for n in names}, self._live)
+        self.pending = []
+
+    def _live(self) -> dict[str, np.ndarray]:
+        """Every content's newest row, as one table (for compaction)."""
+        shard, row = (np.array(c, dtype=np.int64) for c in zip(*self.where.values()))
+        out = {"sha": np.array(list(self.where), dtype="S64"), "detail": np.zeros(len(shard), np.float32)}
+        out |= {f"hash_{m}": np.zeros(len(shard), np.uint64) for m in self.names}
+        out |= {"thumbs": np.zeros((len(shard), THUMB, THUMB), np.uint8)} if self.with_thumbs else {}
+        return {
+            name: values if name == "sha" else self.gather(name, shard, row, values) for name, values in out.items()
+        }
+
+
+def _drop_legacy(directory: Path) -> None:
+    """Delete the single-file tables older versions wrote (82 MiB of thumbnails at 20k): nothing reads them now."""
+    for pattern in LEGACY:
+        for path in directory.glob(pattern):
+            log.info("removing %s: the dedup caches are sharded now (rebuilt once)", path)
+            path.unlink(missing_ok=True)
+
+
+class Thumbs:
+    """A lazy (n, 64, 64) uint8 stack of cached thumbnails: `thumbs[index_array]` reads only those rows."""
+
+    def __init__(self, cache: HashCache, shard: np.ndarray, row: np.ndarray):
+        self.cache, self.shard, self.row = cache, shard, row
+        self.shape = (len(shard), THUMB, THUMB)
+
+    def __len__(self) -> int:
+        return len(self.shard)
+
+    def __getitem__(self, index) -> np.ndarray:
+        shard, row = np.atleast_1d(self.shard[index]), np.atleast_1d(self.row[index])
+        return self.cache.gather("thumbs", shard, row, np.zeros((len(shard), THUMB, THUMB), np.uint8))
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self[np.arange(len(self))]
+        return out if dtype is None else out.astype(dtype)
 
 
 class VerdictCache:
     """The verifier's decision per candidate (both contents' sha256, the proposing signal, both aspect ratios),
-    one file per verifier setting, so when data grows only pairs with a new image are verified again."""
+    one append-only table per verifier setting, so when data grows only pairs with a new image are verified again."""
 
     FIELDS = ("accepted", "rule", "similarity", "detail_similarity", "overlap", "transform")
     TEXT = ("rule", "transform")
+    TYPES = (bool, None, np.float64, np.float64, np.float64, None)
 
     def __init__(self, directory: Path, setting: str):
         tag = hashlib.sha256(setting.encode()).hexdigest()[:12]
-        self.path = Path(directory) / f"verdicts-{tag}-v{VERSION}.npz"
+        self.shards = ShardedTable(Path(directory) / f"verdicts-{tag}-v{VERSION}", "verdict cache")
         self.table: dict[str, tuple] = {}
-        self.dirty = False
-        if self.path.exists():
+        self.new: dict[str, tuple] = {}
+        for data in self.shards.load():
             try:
-                data = load_npz_checked(self.path)
                 columns = [_strings(data[f]) if f in self.TEXT else data[f].tolist() for f in self.FIELDS]
-                self.table = dict(zip(_strings(data["key"]), zip(*columns)))
-            except (CorruptFile, KeyError) as exc:
-                log.warning("ignoring damaged verdict cache %s (%s); it will be rebuilt", self.path, exc)
+                self.table.update(zip(_strings(data["key"]), zip(*columns)))
+            except KeyError as exc:  # a shard of another layout: its verdicts are made again
+                log.warning("ignoring verdict cache shard without column %s in %s", exc, self.shards.directory)
 
     def get(self, keys: Sequence[str]) -> list[tuple | None]:
         return [self.table.get(key) for key in keys]
 
     def add(self, keys: Sequence[str], rows: Sequence[tuple]) -> None:
         self.table.update(zip(keys, rows))
-        self.dirty = self.dirty or bool(keys)
+        self.new.update(zip(keys, rows))
 
     def save(self) -> None:
-        if not self.dirty:
-            return
-        keys = sorted(self.table)
-        columns = list(zip(*(self.table[k] for k in keys))) if keys else [[]] * len(self.FIELDS)
+        if self.new:
+            self.shards.save(self._columns(self.new), lambda: self._columns(self.table))
+            self.new = {}
+
+    def _columns(self, table: dict[str, tuple]) -> dict[str, np.ndarray]:
+        keys = sorted(table)
+        columns = list(zip(*(table[k] for k in keys)))
         arrays = {
-            f: _utf8(c) if f in self.TEXT else np.array(c, dtype=d)
-            for f, c, d in zip(self.FIELDS, columns, (bool, None, np.float64, np.float64, np.float64, None))
+            f: _utf8(c) if f in self.TEXT else np.array(c, dtype=d) for f, c, d in zip(self.FIELDS, columns, self.TYPES)
         }
-        save_npz_checked(self.path, key=_utf8(keys), **arrays)
-        self.dirty = False
+        return {"key": _utf8(keys), **arrays}
 
 
 def _utf8(texts) -> np.ndarray:
@@ -128,57 +184,78 @@ def _utf8(texts) -> np.ndarray:
 
 
 def _strings(column: np.ndarray) -> list[str]:
-    """The stored strings back (bytes columns, or the unicode columns of files written before)."""
+    """The stored strings back (bytes columns, or unicode columns written by other code)."""
     return [v.decode() for v in column.tolist()] if column.dtype.kind == "S" else column.astype(str).tolist()
 
 
 class CandidateCache:
-    """The candidate search's pairs (before the per-image cap) by content sha256, one file per search setting, so a
-    grown collection searches only the pairs touching a new content: pairs of two old contents do not change."""
+    """The candidate search's pairs (before the per-image cap) by content sha256, one append-only table per search
+    setting, so a grown collection searches only the pairs touching a new content: pairs of two old contents do not
+    change. Each shard holds the contents its run searched from (`sha`, with their low-detail flag, which decides
+    their views) and the pairs that search found (`a`, `b` as sha256, oriented as `signal` reads)."""
 
     def __init__(self, directory: Path, setting: str):
         tag = hashlib.sha256(setting.encode()).hexdigest()[:12]
-        self.path = Path(directory) / f"candidates-{tag}-v{VERSION}.npz"
-        self.data: dict[str, np.ndarray] = {}
-        if self.path.exists():
-            try:
-                loaded = load_npz_checked(self.path)
-                self.data = {f: loaded[f] for f in ("sha", "low", "i", "j", "signal", "distance")}
-            except (CorruptFile, KeyError) as exc:
-                log.warning("ignoring damaged candidate cache %s (%s); it will be rebuilt", self.path, exc)
+        self.table = ShardedTable(Path(directory) / f"candidates-{tag}-v{VERSION}", "candidate cache")
+        self.shards = [s for s in self.table.load() if {"sha", "low", "a", "b", "signal", "distance"} <= set(s)]
 
     def pairs(self, shas: Sequence[str], low_detail: np.ndarray):
-        """(known, candidates): which contents the last search covered (with the same low-detail flag, which decides
-        their views), and its pairs between two known contents, as positions in `shas`."""
+        """(known, candidates): which contents an earlier search covered (with the same low-detail flag), and the
+        pairs found between two known contents, as positions in `shas`."""
         empty = Candidates(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, object), np.zeros(0, np.int64))
-        if not self.data:
+        if not self.shards:
             return np.zeros(len(shas), bool), empty
-        where = {sha: k for k, sha in enumerate(self.data["sha"].astype(str).tolist())}
-        old = np.array([where.get(sha, -1) for sha in shas], dtype=np.int64)
-        known = old >= 0
-        known[known] = self.data["low"][old[known]] == low_detail[known]
-        position = np.full(len(self.data["sha"]), -1, dtype=np.int64)
-        position[old[known]] = np.flatnonzero(known)
-        i, j = position[self.data["i"]], position[self.data["j"]]
-        keep = (i >= 0) & (j >= 0)
-        # positions follow the current path order, which may differ from the cached one: a swapped pair's view
-        # pair ("crop90~full": view of a ~ view of b) is swapped with it
-        swap = (i > j)[keep]
-        signal = self.data["signal"][keep].astype(object)
+        order = np.argsort(keys := np.array(shas, dtype="S64"))
+        covered = np.full(len(shas), -1, np.int64)  # the last shard that searched from each content
+        flag = np.zeros(len(shas), bool)
+        for s, shard in enumerate(self.shards):
+            at = _find(keys, order, shard["sha"])
+            covered[at[at >= 0]], flag[at[at >= 0]] = s, shard["low"][at >= 0]
+        known = (covered >= 0) & (flag == low_detail)
+        parts = []
+        for s, shard in enumerate(self.shards):
+            i, j = _find(keys, order, shard["a"]), _find(keys, order, shard["b"])
+            # a pair stands while neither end was searched again later (its views may have changed since)
+            keep = (i >= 0) & (j >= 0)
+            keep[keep] &= known[i[keep]] & known[j[keep]] & (covered[i[keep]] <= s) & (covered[j[keep]] <= s)
+            parts.append((i[keep], j[keep], shard["signal"][keep].astype(str).astype(object), shard["distance"][keep]))
+        i, j, signal, distance = (np.concatenate(c) for c in zip(*parts))
+        swap = i > j  # positions follow the current path order: a swapped pair's view pair is swapped with it
         signal[swap] = ["~".join(s.split("~")[::-1]) for s in signal[swap].tolist()]
-        a, b = np.minimum(i, j)[keep], np.maximum(i, j)[keep]
-        return known, Candidates(a, b, signal, self.data["distance"][keep])
+        return known, Candidates(np.minimum(i, j), np.maximum(i, j), signal, distance.astype(np.int64))
 
-    def save(self, shas: Sequence[str], low_detail: np.ndarray, found) -> None:
-        save_npz_checked(
-            self.path,
-            sha=np.array(shas, dtype="S64"),
-            low=np.asarray(low_detail, bool),
-            i=np.asarray(found.i, np.int64),
-            j=np.asarray(found.j, np.int64),
-            signal=np.asarray(found.signal, dtype="U40"),
-            distance=np.asarray(found.distance, np.int64),
-        )
+    def save(self, shas: Sequence[str], low_detail: np.ndarray, searched: np.ndarray, found) -> None:
+        """Record a search from the contents `searched` (a mask) and the pairs it found (positions in `shas`)."""
+        keys = np.array(shas, dtype="S64")
+        new = {
+            "sha": keys[searched],
+            "low": np.asarray(low_detail, bool)[searched],
+            "a": keys[np.asarray(found.i, np.int64)],
+            "b": keys[np.asarray(found.j, np.int64)],
+            "signal": np.asarray(found.signal, dtype="U40"),
+            "distance": np.asarray(found.distance, np.int64),
+        }
+        self.table.save(new, lambda: self._everything(keys, low_detail, new))
+
+    def _everything(self, keys: np.ndarray, low_detail: np.ndarray, new: dict) -> dict[str, np.ndarray]:
+        """Compaction: the current collection's contents and pairs (old valid pairs plus the new ones)."""
+        known, old = self.pairs([k.decode() for k in keys.tolist()], low_detail)
+        return {
+            "sha": keys,
+            "low": np.asarray(low_detail, bool),
+            "a": np.r_[keys[old.i], new["a"]],
+            "b": np.r_[keys[old.j], new["b"]],
+            "signal": np.r_[np.asarray(old.signal, dtype="U40"), new["signal"]],
+            "distance": np.r_[old.distance, new["distance"]],
+        }
+
+
+def _find(keys: np.ndarray, order: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Position of each `wanted` sha256 in `keys` (sorted by `order`), -1 where absent."""
+    if len(keys) == 0:
+        return np.full(len(wanted), -1, np.int64)
+    at = np.minimum(np.searchsorted(keys[order], wanted), len(keys) - 1)
+    return np.where(keys[order][at] == wanted, order[at], -1)
 
 
 class PreviewCache:

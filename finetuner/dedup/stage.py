@@ -180,7 +180,7 @@ def hash_pairs(
         found.b[kept],
         np.full(len(kept), "verified", dtype=object),
         found.distance[kept].tolist(),
-        [found.evidence(k) for k in kept.tolist()],
+        found.evidence_rows(kept),
         1.0 - found.verdicts.similarity[kept],
         verify_tradeoff(len(detail), found, config.verify),
         rejected,
@@ -251,9 +251,11 @@ def run(params: Params, root: Path = Path(".")) -> dict:
     ]
     kept = sorted((r for r, k in zip(records, keep) if k), key=lambda r: (r["path_a"], r["path_b"]))
     cut = [
-        r
-        for _, r, k in sorted(zip(order.tolist(), records, keep), key=lambda t: (t[0], t[1]["path_a"], t[1]["path_b"]))
-        if not k
+        r  # only the cut pairs are sorted (a few of tens of thousands)
+        for _, r in sorted(
+            ((o, r) for o, r, k in zip(order.tolist(), records, keep) if not k),
+            key=lambda t: (t[0], t[1]["path_a"], t[1]["path_b"]),
+        )
     ]
     units = assign_units(paths, groups, i[keep], j[keep])
     rejected = [

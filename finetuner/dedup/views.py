@@ -179,7 +179,7 @@ def view_candidates(
         stacked.append(views[name][members])
     owner, kind, stacked = np.concatenate(owner), np.concatenate(kind), np.concatenate(stacked)
     if new is None:
-        pairs = radius_pairs(stacked, radius, workers)
+        pairs = radius_pairs(stacked, radius, workers, groups=owner)  # two views of one image never pair
     else:
         queries = np.flatnonzero(new[owner])
         pairs = radius_pairs_between(stacked[queries], stacked, radius)

@@ -88,14 +88,28 @@ def test_verdicts_and_prescreen_do_not_depend_on_batch_sizes(monkeypatch) -> Non
     assert np.array_equal(prescreen(thumbs, i, j, signals), score)
 
 
+def test_decide_in_threads_gives_the_serial_verdicts(monkeypatch) -> None:
+    from finetuner.dedup import candidates
+    from finetuner.dedup.verify import VerifyRule
+
+    thumbs = collection()
+    i, j = np.triu_indices(len(thumbs), k=1)
+    signal = np.array([best_signal(thumbs[a], thumbs[b]) for a, b in zip(i, j)], dtype=object)
+    flat = np.zeros(len(thumbs), bool)
+    flat[-2:] = True  # the two near-blank frames
+    serial = candidates.decide(thumbs, i, j, signal, flat, None, VerifyRule(), 0.5)
+    monkeypatch.setattr(candidates, "MIN_PER_THREAD", 5)  # every thread gets a slice
+    assert candidates.decide(thumbs, i, j, signal, flat, None, VerifyRule(), 0.5, workers=3) == serial
+    assert any(row[0] for row in serial) and not all(row[0] for row in serial)
+
+
 def test_sorted_unique() -> None:
     codes = np.array([7, 3, 7, 0, 3, 9], dtype=np.int64)
     assert sorted_unique(codes).tolist() == [0, 3, 7, 9]
     assert sorted_unique(np.zeros(0, np.int64)).tolist() == []
 
 
-def test_verdict_cache_round_trips_and_reads_the_older_unicode_files(tmp_path) -> None:
-    from finetuner.common.integrity import save_npz_checked
+def test_verdict_cache_round_trips_and_reads_unicode_columns(tmp_path) -> None:
     from finetuner.dedup.hash_cache import VerdictCache
 
     rows = [(True, "aligned", 0.97, 0.8, 1.0, "mirror: full of a = full of b"), (False, "prescreen", 0.2, 0.2, 0.0, "")]
@@ -104,5 +118,5 @@ def test_verdict_cache_round_trips_and_reads_the_older_unicode_files(tmp_path) -
     cache.save()
     assert VerdictCache(tmp_path, "setting").get(["a|c|phash", "a|b|full~mirror", "x"]) == [rows[1], rows[0], None]
     columns = {f: np.array(c) for f, c in zip(VerdictCache.FIELDS, zip(*rows))}
-    save_npz_checked(cache.path, key=np.array(["a|b|full~mirror", "a|c|phash"], dtype="U300"), **columns)
-    assert VerdictCache(tmp_path, "setting").get(["a|b|full~mirror"]) == [rows[0]]
+    cache.shards.append({"key": np.array(["a|b|full~mirror", "a|d|phash"], dtype="U300"), **columns})
+    assert VerdictCache(tmp_path, "setting").get(["a|d|phash", "a|c|phash"]) == [rows[1], rows[1]]

@@ -79,6 +79,13 @@ def test_parallel_equals_serial_and_marks_unreadable(tmp_path: Path) -> None:
         assert np.array_equal(serial.hashes[method], parallel.hashes[method])
     expected = hash_images([Image.open(p) for p in paths if p != broken], ["phash"]).hashes["phash"]
     assert np.array_equal(serial.hashes["phash"][serial.ok], expected)
+    # every column lands in its file's row, whichever worker's chunk it came from
+    from finetuner.dedup.views import VIEWS
+
+    one, two = (hash_files(paths, ["phash"], workers=w, chunk=3, views=VIEWS) for w in (1, 2))
+    assert all(np.array_equal(one.hashes[m], two.hashes[m]) for m in one.hashes) and len(one.hashes) == 10
+    assert np.array_equal(one.thumbs, two.thumbs) and np.array_equal(one.detail, two.detail)
+    assert not one.thumbs[2].any() and one.thumbs[3].any()  # the unreadable file's row stays empty
 
 
 def test_resolve_workers() -> None:

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from finetuner.dedup import neighbours
 from finetuner.dedup.neighbours import choose_plan, make_plan, radius_pairs, radius_pairs_between
+
+
+@contextlib.contextmanager
+def probing(compiled: bool):
+    """Force the compiled probe loop (finetuner/dedup/probing.py) or the numpy one, whatever the search's size."""
+    saved = neighbours.COMPILED_MIN_PROBES
+    neighbours.COMPILED_MIN_PROBES = 0 if compiled else 10**18
+    try:
+        yield
+    finally:
+        neighbours.COMPILED_MIN_PROBES = saved
 
 
 def python_brute_force(hashes: list[int], radius: int) -> set[tuple[int, int]]:
@@ -47,6 +62,36 @@ def test_every_chunking_is_exact(hashes: list[int], radius: int, data: st.DataOb
     m = data.draw(st.integers(max(1, -(-(radius + 1) // 3)), min(radius + 1, 16)))
     found = radius_pairs(np.array(hashes, dtype=np.uint64), radius, plan=make_plan(len(hashes), radius, m))
     assert {tuple(p) for p in found.tolist()} == python_brute_force(hashes, radius)
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+@settings(max_examples=25, deadline=None)
+@given(hashes=clustered_hashes(), radius=st.integers(0, 20), data=st.data())
+def test_groups_leave_out_exactly_the_pairs_within_a_group(
+    compiled: bool, hashes: list[int], radius: int, data
+) -> None:
+    groups = np.array(data.draw(st.lists(st.integers(0, 3), min_size=len(hashes), max_size=len(hashes))))
+    m = data.draw(st.integers(max(1, -(-(radius + 1) // 3)), min(radius + 1, 16)))  # wide chunks too
+    with probing(compiled):
+        found = radius_pairs(np.array(hashes, dtype=np.uint64), radius, 2, make_plan(len(hashes), radius, m), groups)
+    expected = {(i, j) for i, j in python_brute_force(hashes, radius) if groups[i] != groups[j]}
+    assert {tuple(p) for p in found.tolist()} == expected
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_compiled_and_numpy_probing_agree_on_clustered_views(compiled: bool) -> None:
+    """Like the 20k view search: groups of 9 correlated hashes (one image's views), some groups near each other."""
+    rng = np.random.default_rng(1)
+    centres = rng.integers(0, 2**63, 300, dtype=np.uint64)
+    centres[150:] = centres[:150] ^ np.uint64(0b1011)  # near-copies of the first 150 images
+    flips = rng.integers(0, 64, (300, 9, 3)).astype(np.uint64)
+    views = centres[:, None] ^ np.bitwise_or.reduce(np.uint64(1) << flips, axis=2)
+    owner = np.repeat(np.arange(300), 9)
+    with probing(compiled):
+        found = radius_pairs(views.ravel(), 12, workers=2, groups=owner)
+    expected = neighbours.brute_force_pairs(views.ravel(), 12)
+    expected = expected[owner[expected[:, 0]] != owner[expected[:, 1]]]
+    assert np.array_equal(found, expected) and len(found) > 1000
 
 
 def test_large_random_sample_matches_brute_force() -> None:

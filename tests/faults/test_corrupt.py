@@ -41,19 +41,27 @@ DAMAGE: dict[str, Callable[[Path], None]] = {"truncated": truncate, "byte flippe
 
 
 @pytest.mark.parametrize("damage", list(DAMAGE))
+@pytest.mark.parametrize("part", ["hashes", "thumbnails"])
 def test_damaged_hash_cache_is_reported_and_rebuilt(
-    tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, damage: str, part: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    cache = HashCache(tmp_path, ["phash"], hash_size=8, decode_size=32)
+    cache = HashCache(tmp_path, ["phash"], hash_size=8, decode_size=32, thumbs=True)
     shas = [f"{k:064x}" for k in range(50)]
-    cache.add(shas, {"phash": np.arange(50, dtype=np.uint64)}, np.ones(50, np.float32))
+    thumbs = np.random.default_rng(0).integers(0, 256, (50, 64, 64), dtype=np.uint8)
+    cache.add(shas[:30], {"phash": np.arange(30, dtype=np.uint64)}, np.ones(30, np.float32), thumbs[:30])
     cache.save()
-    assert HashCache(tmp_path, ["phash"], 8, 32).missing(shas) == []
-    DAMAGE[damage](cache.files["phash"])
+    grown = HashCache(tmp_path, ["phash"], 8, 32, thumbs=True)
+    grown.add(shas[30:], {"phash": np.arange(30, 50, dtype=np.uint64)}, np.ones(20, np.float32), thumbs[30:])
+    grown.save()  # a second shard: the first is not rewritten
+    assert HashCache(tmp_path, ["phash"], 8, 32, thumbs=True).missing(shas) == []
+    first = grown.table.files[0]
+    damaged = first if part == "hashes" else first.with_name(first.name.replace(".npz", ".thumbs.npy"))
+    DAMAGE[damage](damaged)
     with caplog.at_level(logging.WARNING):
-        reread = HashCache(tmp_path, ["phash"], 8, 32)
-    assert reread.missing(shas) == list(range(50))  # nothing of the damaged file is used: every hash is redone
-    assert "damaged hash cache" in caplog.text and cache.files["phash"].name in caplog.text
+        reread = HashCache(tmp_path, ["phash"], 8, 32, thumbs=True)
+    assert reread.missing(shas) == list(range(30))  # nothing of the damaged shard is used: its hashes are redone
+    assert "damaged hash cache" in caplog.text and damaged.name in caplog.text
+    assert np.array_equal(reread.thumbs(shas)[np.arange(30, 50)], thumbs[30:])  # the intact shard still serves
 
 
 @pytest.mark.parametrize("damage", list(DAMAGE))
