@@ -31,8 +31,14 @@ GRAPHIC_SHARE = 0.5  # a graphic: at least this share of the thumbnail is plain 
 MATCH_SIGMAS = (0.7, 1.0, 1.5)  # blurs tried on either side, so a softer copy is compared at its own sharpness
 DETAIL = (1.0, 3.0)  # the verifier's detail band (difference of Gaussians), thumbnail pixels
 MIN_OVERLAP = 0.4  # share of the region the refit must keep in common
+BAND = 0.15  # a caption bar's share of the height, as in the verifier
+CAPTION_AGREEMENT = 0.99  # the agreement the rest must reach when a caption band is left out
 MAX_ANISOTROPY = 0.06  # |log| of the singular value ratio of the refit, in true proportions (see shape_agreement)
-ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-4)
+ECC_CRITERIA = (
+    cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT,
+    30,
+    1e-3,
+)  # tighter gave the same verdicts, 1.5x slower
 
 
 def graphic(thumbs: np.ndarray) -> np.ndarray:
@@ -69,11 +75,28 @@ def shape_agreement(
 ) -> tuple[float, float, str]:
     """(detail correlation after an affine refit and blur matching, the refit's anisotropy, a description) of two
     coarsely aligned grey regions of one size, compared over the refit's overlap (a crop's missing margin is no
-    evidence). Each side's detail is filtered in its own frame, so both see their region's edge alike. A caption bar
-    across one of two graphics counts as a difference of shape: leaving a band out would also forgive a letter its
-    different leg. Blur matching stops once the correlation reaches `enough`. `frames`: each region's (x, y) scales
-    from its image's true geometry (finetuner/dedup/align.py), so that the anisotropy is that of the whole map from
-    one image to the other, whatever squashing the thumbnails and regions added."""
+    evidence). Blur matching stops once the correlation reaches `enough`. `frames`: each region's (x, y) scales from
+    its image's true geometry (finetuner/dedup/align.py), so that the anisotropy is that of the whole map from one
+    image to the other, whatever squashing the thumbnails and regions added.
+
+    Where the whole regions disagree, the regions less a caption band (top or bottom) are tried too, and count only
+    when they agree to CAPTION_AGREEMENT: a caption bar on a copy leaves the rest identical, while forgiving any band
+    at the copy threshold would also forgive a letter its different leg (on the glyph set this way the look-alikes
+    accepted grew by a fifth, against four times as many without the stricter bar)."""
+    found = _refit(p, q, enough, frames)
+    band = max(1, int(round(len(p) * BAND)))
+    for rows, name in ((slice(band, None), "top"), (slice(None, -band), "bottom")):
+        if found[0] >= enough:
+            break
+        score, anisotropy, note = _refit(p[rows], q[rows], max(enough, CAPTION_AGREEMENT), frames)
+        if score >= CAPTION_AGREEMENT and score > found[0]:
+            found = (score, anisotropy, f"{note}, less the {name} band")
+    return found
+
+
+def _refit(p: np.ndarray, q: np.ndarray, enough: float, frames: tuple) -> tuple[float, float, str]:
+    """shape_agreement of two regions as they are; each side's detail is filtered in its own frame, so both see their
+    region's edge alike."""
     p, q = np.asarray(p, np.float32), np.asarray(q, np.float32)
     warp = np.eye(2, 3, dtype=np.float32)
     try:

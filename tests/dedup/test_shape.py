@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from finetuner.config import VerifyConfig
 from finetuner.dedup.candidates import Verified, margin, verify_tradeoff
 from finetuner.dedup.hashing import hash_images
-from finetuner.dedup.shape import MAX_ANISOTROPY, graphic, shape_agreement
+from finetuner.dedup.shape import CAPTION_AGREEMENT, MAX_ANISOTROPY, graphic, shape_agreement
 from finetuner.dedup.verify import Verdicts, VerifyRule, verify
 from finetuner.demo.synthetic_photos import photo
 
@@ -121,3 +121,17 @@ def test_tradeoff_row_at_the_threshold_is_the_verdicts_as_they_are():
     found = Verified(np.arange(6), np.arange(6) + 6, np.array(["full~full"] * 6), np.zeros(6), verdicts)
     pairs = {row["min_similarity"]: row["pairs"] for row in verify_tradeoff(12, found, config)}
     assert pairs == {0.87: 4, 0.9: 4, 0.93: 3, 0.95: 2, 0.97: 2}, pairs
+
+
+def test_a_caption_bar_across_a_graphic_leaves_a_copy():
+    """The rest of the frame agrees to CAPTION_AGREEMENT once the bar's band is left out; a look-alike design does not
+    get that far (test_look_alike_designs_are_rejected_by_the_shape_check_alone runs the same path)."""
+    page = Image.new("RGB", (64, 64), (235, 235, 235))
+    page.paste(letter(), (8, 2))
+    captioned = page.copy()
+    draw = ImageDraw.Draw(captioned)
+    draw.rectangle([0, 56, 64, 64], fill=(20, 20, 20))
+    draw.text((4, 55), "(c) 2024", fill=(250, 250, 250))
+    verdict = verify(thumb(page), thumb(captioned), aspect=SQUARE)
+    assert verdict.accepted and verdict.rule == "shape" and "less the bottom band" in verdict.transform, verdict
+    assert verdict.detail_similarity >= CAPTION_AGREEMENT
