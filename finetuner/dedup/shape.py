@@ -25,12 +25,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from finetuner.dedup.correlation import BAND, DETAIL_SIGMA, SMOOTH_SIGMA
+
 PLAIN_TOLERANCE = 8.0  # grey levels from the background (the border's median) that still count as plain
 GRAPHIC_SHARE = 0.5  # a graphic: at least this share of the thumbnail is plain background
 MATCH_SIGMAS = (0.7, 1.0, 1.5)  # blurs tried on either side, so a softer copy is compared at its own sharpness
-DETAIL = (1.0, 3.0)  # the verifier's detail band (difference of Gaussians), thumbnail pixels
 MIN_OVERLAP = 0.4  # share of the region the refit must keep in common
-BAND = 0.15  # a caption bar's share of the height, as in the verifier
 CAPTION_AGREEMENT = 0.99  # the agreement the rest must reach when a caption band is left out
 MAX_ANISOTROPY = 0.06  # |log| of the singular value ratio of the refit, in true proportions (see shape_agreement)
 ECC_CRITERIA = (
@@ -53,9 +53,8 @@ def graphic(thumbs: np.ndarray) -> np.ndarray:
 
 
 def _detail(image: np.ndarray) -> np.ndarray:
-    low, high = DETAIL
-    smooth = cv2.GaussianBlur(image, (0, 0), low, borderType=cv2.BORDER_REPLICATE)
-    return smooth - cv2.GaussianBlur(image, (0, 0), high, borderType=cv2.BORDER_REPLICATE)
+    smooth = cv2.GaussianBlur(image, (0, 0), SMOOTH_SIGMA, borderType=cv2.BORDER_REPLICATE)
+    return smooth - cv2.GaussianBlur(image, (0, 0), DETAIL_SIGMA, borderType=cv2.BORDER_REPLICATE)
 
 
 def _corr(p: np.ndarray, q: np.ndarray, mask: np.ndarray) -> float:

@@ -21,18 +21,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
 from finetuner.dedup.align import aligned_pair, placement, regions, resized
+from finetuner.dedup.correlation import BAND, bands, evidence, unit_rows
 from finetuner.dedup.hashing import THUMB
 from finetuner.dedup.shape import MAX_ANISOTROPY, graphic, shape_agreement
 from finetuner.dedup.views import VIEWS, allowed_combos, trim_boxes, view_hashes
 
 VERIFIER = 2  # bump when verdicts change for the same thresholds (cached verdicts are then recomputed); 2: shape check
-BAND = 0.15  # a caption bar: up to this share of the height, at the top or the bottom, may disagree
-SMOOTH_SIGMA = 1.0  # thumbnail pixels: below this, resampling and JPEG noise, not content
-DETAIL_SIGMA = 3.0  # structure between SMOOTH_SIGMA and this is "detail" (a difference of Gaussians)
 REFINE_MARGIN = 0.25  # pairs this far below min_similarity are not worth a template search
 SHADING = 4.0  # low-detail frames whose mean deviation is this many flat_max_difference show shading a gain must fit
 MAX_GAIN = 1.6  # the largest brightness change (either way) the low-detail rule undoes
@@ -65,58 +62,6 @@ class Verdict:
     transform: str
 
 
-def bands(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(smoothed, detail) float32 stacks of (n, h, w) thumbnails: what is compared, and its fine structure."""
-    stack = np.asarray(thumbs, dtype=np.float32)
-    smooth, coarse = _blur(stack, SMOOTH_SIGMA), _blur(stack, DETAIL_SIGMA)
-    return smooth, smooth - coarse
-
-
-def _blur(stack: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian blur of each image of an (n, h, w) stack. One OpenCV call per image: on 64x64 images that is 3x faster
-    than blurring 128 images at once as channels (which needs two transposed copies), with the same result."""
-    out = np.empty_like(stack)
-    for k, image in enumerate(stack):
-        out[k] = cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
-    return out
-
-
-def detail_levels(thumbs: np.ndarray) -> np.ndarray:
-    """Detail std in grey levels per thumbnail: how much fine structure each has."""
-    if len(thumbs) == 0:
-        return np.zeros(0, dtype=np.float32)
-    return bands(thumbs)[1].reshape(len(thumbs), -1).std(axis=1)
-
-
-def _corr_many(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Pearson correlation of each p[k] with q[k] over all their pixels; 0 where either is constant."""
-    p = p.reshape(len(p), -1) - p.reshape(len(p), -1).mean(axis=1, keepdims=True)
-    q = q.reshape(len(q), -1) - q.reshape(len(q), -1).mean(axis=1, keepdims=True)
-    denom = np.sqrt((p * p).sum(axis=1) * (q * q).sum(axis=1))
-    return np.where(denom > 1e-6, (p * q).sum(axis=1) / np.maximum(denom, 1e-6), 0.0)
-
-
-def banded_corr(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Per pair, the correlation over the overlap less its top or its bottom band, whichever is higher; p, q are
-    (k, h, w). A caption bar on one image is left out; on both images it is left out too (were the whole overlap
-    an option, two unrelated pictures with the same bar would correlate through the bar)."""
-    band = max(1, int(round(p.shape[1] * BAND)))
-    return np.maximum(_corr_many(p[:, band:], q[:, band:]), _corr_many(p[:, :-band], q[:, :-band]))
-
-
-def _unit_rows(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each image less its top band, and less its bottom band, as centred unit vectors: a dot product of two such
-    rows is `banded_corr`'s correlation for that band (zero vectors for constant images, as in `_corr_many`)."""
-    band = max(1, int(round(stack.shape[1] * BAND)))
-    out = []
-    for part in (stack[:, band:], stack[:, :-band]):
-        flat = part.reshape(len(part), -1).astype(np.float32)
-        flat = flat - flat.mean(axis=1, keepdims=True)
-        norm = np.linalg.norm(flat, axis=1, keepdims=True)
-        out.append(np.divide(flat, norm, out=np.zeros_like(flat), where=norm > 1e-3))
-    return out[0], out[1]
-
-
 def _identity_rows(thumbs: np.ndarray, trims: np.ndarray) -> tuple[list, np.ndarray]:
     """([(top, bottom) unit rows of the smoothed content, the same of its detail], detail std) per image. The identity
     test compares content: letterbox bars removed, or two unrelated pictures letterboxed alike would correlate
@@ -132,7 +77,7 @@ def _identity_rows(thumbs: np.ndarray, trims: np.ndarray) -> tuple[list, np.ndar
         smooth, detail = bands(content)
         level[part] = detail.reshape(len(content), -1).std(axis=1)
         for stack, (top, bottom) in zip((smooth, detail), rows):
-            top[part], bottom[part] = _unit_rows(stack)
+            top[part], bottom[part] = unit_rows(stack)
     return rows, level
 
 
@@ -150,13 +95,6 @@ def _identity(thumbs: np.ndarray, trims: np.ndarray, i: np.ndarray, j: np.ndarra
                 np.einsum("kd,kd->k", top[a], top[b]), np.einsum("kd,kd->k", bottom[a], bottom[b])
             )
     return sim, det, level
-
-
-def evidence(p: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(similarity, detail similarity) of aligned raw grey stacks p, q of shape (k, h, w)."""
-    sp, dp = bands(p)
-    sq, dq = bands(q)
-    return banded_corr(sp, sq), banded_corr(dp, dq)
 
 
 @dataclass(frozen=True)

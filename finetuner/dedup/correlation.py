@@ -1,0 +1,66 @@
+"""Correlation of grey thumbnails as the verifier measures it (finetuner/dedup/verify.py): each image split into what
+is compared (smoothed below SMOOTH_SIGMA, where resampling and JPEG noise live) and its fine detail (a difference of
+Gaussians between SMOOTH_SIGMA and DETAIL_SIGMA), and Pearson correlation over the frame less a caption band at the
+top or the bottom, whichever agrees better.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+BAND = 0.15  # a caption bar: up to this share of the height, at the top or the bottom, may disagree
+SMOOTH_SIGMA = 1.0  # thumbnail pixels: below this, resampling and JPEG noise, not content
+DETAIL_SIGMA = 3.0  # structure between SMOOTH_SIGMA and this is "detail" (a difference of Gaussians)
+
+
+def bands(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(smoothed, detail) float32 stacks of (n, h, w) thumbnails: what is compared, and its fine structure."""
+    stack = np.asarray(thumbs, dtype=np.float32)
+    smooth, coarse = blur_each(stack, SMOOTH_SIGMA), blur_each(stack, DETAIL_SIGMA)
+    return smooth, smooth - coarse
+
+
+def blur_each(stack: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of each image of an (n, h, w) stack. One OpenCV call per image: on 64x64 images that is 3x faster
+    than blurring 128 images at once as channels (which needs two transposed copies), with the same result."""
+    out = np.empty_like(stack)
+    for k, image in enumerate(stack):
+        out[k] = cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
+    return out
+
+
+def corr_many(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each p[k] with q[k] over all their pixels; 0 where either is constant."""
+    p = p.reshape(len(p), -1) - p.reshape(len(p), -1).mean(axis=1, keepdims=True)
+    q = q.reshape(len(q), -1) - q.reshape(len(q), -1).mean(axis=1, keepdims=True)
+    denom = np.sqrt((p * p).sum(axis=1) * (q * q).sum(axis=1))
+    return np.where(denom > 1e-6, (p * q).sum(axis=1) / np.maximum(denom, 1e-6), 0.0)
+
+
+def banded_corr(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Per pair, the correlation over the overlap less its top or its bottom band, whichever is higher; p, q are
+    (k, h, w). A caption bar on one image is left out; on both images it is left out too (were the whole overlap
+    an option, two unrelated pictures with the same bar would correlate through the bar)."""
+    band = max(1, int(round(p.shape[1] * BAND)))
+    return np.maximum(corr_many(p[:, band:], q[:, band:]), corr_many(p[:, :-band], q[:, :-band]))
+
+
+def unit_rows(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each image less its top band, and less its bottom band, as centred unit vectors: a dot product of two such
+    rows is `banded_corr`'s correlation for that band (zero vectors for constant images, as in `corr_many`)."""
+    band = max(1, int(round(stack.shape[1] * BAND)))
+    out = []
+    for part in (stack[:, band:], stack[:, :-band]):
+        flat = part.reshape(len(part), -1).astype(np.float32)
+        flat = flat - flat.mean(axis=1, keepdims=True)
+        norm = np.linalg.norm(flat, axis=1, keepdims=True)
+        out.append(np.divide(flat, norm, out=np.zeros_like(flat), where=norm > 1e-3))
+    return out[0], out[1]
+
+
+def evidence(p: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(similarity, detail similarity) of aligned raw grey stacks p, q of shape (k, h, w)."""
+    sp, dp = bands(p)
+    sq, dq = bands(q)
+    return banded_corr(sp, sq), banded_corr(dp, dq)
