@@ -172,8 +172,11 @@ def verify_pairs(
     )
     rules = np.where(flat, "low-detail", "aligned").astype(object)
     if rule.min_shape_similarity > -1:
-        drawn = graphic(thumbs)
-        check = np.flatnonzero(accepted & ~flat & drawn[i] & drawn[j])
+        judged = accepted & ~flat
+        drawn = np.zeros(len(thumbs), dtype=bool)  # only the images of accepted pairs can need the check
+        touched = np.unique(np.r_[i[judged], j[judged]])
+        drawn[touched] = graphic(thumbs[touched])
+        check = np.flatnonzero(judged & drawn[i] & drawn[j])
         for q in check.tolist():
             accepted[q], det[q], note = _shape(thumbs, trims, i[q], j[q], signals[q], stage[q], aspect, rule)
             how[q], rules[q] = f"{how[q]}; {note}", "shape"
