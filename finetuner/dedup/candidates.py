@@ -151,12 +151,18 @@ def capped_by_look(
     a, b = hashed[found.i], hashed[found.j]
     looks = np.full(len(found.i), np.nan)
     judged = np.flatnonzero((crowded[found.i] | crowded[found.j]) & ~flat[a] & ~flat[b])
-    if len(judged):
-        used, inverse = np.unique(np.r_[a[judged], b[judged]], return_inverse=True)
-        looks[judged] = prescreen(thumbs[used], inverse[: len(judged)], inverse[len(judged) :], found.signal[judged])
+    looks[judged] = _looks(thumbs, a[judged], b[judged], found.signal[judged])
     key = np.where(np.isnan(looks), found.distance / 64.0, 1.0 - looks)
     keep = nearest_per_image(found, n, per_image, key)
     return keep, looks[keep]
+
+
+def _looks(thumbs, a: np.ndarray, b: np.ndarray, signal: np.ndarray) -> np.ndarray:
+    """The prescreen's 16x16 score of pairs (a, b), reading only their images' thumbnails."""
+    if len(a) == 0:
+        return np.zeros(0)
+    used, inverse = np.unique(np.r_[a, b], return_inverse=True)
+    return prescreen(thumbs[used], inverse[: len(a)], inverse[len(a) :], signal)
 
 
 def verified_pairs(
@@ -269,8 +275,7 @@ def decide(
         score[~np.isnan(looks)] = looks[~np.isnan(looks)]
     if prescreen_similarity > -1 and len(a):
         screened = np.flatnonzero(~flat[a] & ~flat[b] & ~np.isfinite(score))
-        used, inverse = np.unique(np.r_[a[screened], b[screened]], return_inverse=True)
-        score[screened] = prescreen(thumbs[used], inverse[: len(screened)], inverse[len(screened) :], signal[screened])
+        score[screened] = _looks(thumbs, a[screened], b[screened], signal[screened])
     todo = np.flatnonzero(score >= prescreen_similarity)
     used, inverse = np.unique(np.r_[a[todo], b[todo]], return_inverse=True)  # the verified candidates' thumbs only
     fresh = verify_pairs(
