@@ -8,6 +8,9 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # uv must use the machine's Python and never try to download one (there is no internet at run time).
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+# Installed packages are byte-compiled once at install: with PYTHONDONTWRITEBYTECODE set (as on our machines) every
+# process otherwise recompiled each module it imported, e.g. `import torchvision` 8.8 s -> 3.3 s, numba 0.9 s -> 0.3 s.
+export UV_COMPILE_BYTECODE := 1
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
