@@ -21,6 +21,7 @@ from finetuner.dedup.hash_cache import CandidateCache, VerdictCache
 from finetuner.dedup.hashing import DECODE_SIZE, view_key
 from finetuner.dedup.neighbours import hamming, radius_pairs, radius_pairs_between
 from finetuner.dedup.prescreen import prescreen
+from finetuner.dedup.surround import MIN_INSIDE_SIMILARITY
 from finetuner.dedup.units import cluster_stats
 from finetuner.dedup.verify import VERIFIER, Verdicts, VerifyRule, verify_pairs
 from finetuner.dedup.views import VIEWS, Candidates, nearest_per_image, subset, view_candidates
@@ -306,8 +307,15 @@ def margin(verified: Verified, config: VerifyConfig) -> np.ndarray:
         ]
     )
     shape = np.minimum(aligned, v.detail_similarity - config.min_shape_similarity)
+    inside = np.minimum.reduce(
+        [
+            v.similarity - MIN_INSIDE_SIMILARITY,
+            v.detail_similarity - config.min_detail_similarity,
+            v.overlap - config.min_overlap,
+        ]
+    )
     flat = v.similarity - (1.0 - config.flat_max_difference / 255.0)
-    return np.select([v.rule == "low-detail", v.rule == "shape"], [flat, shape], aligned)
+    return np.select([v.rule == "low-detail", v.rule == "shape", v.rule == "frame"], [flat, shape, inside], aligned)
 
 
 def nearest_rejected(verified: Verified, config: VerifyConfig) -> np.ndarray:
@@ -329,7 +337,7 @@ def verify_tradeoff(n: int, verified: Verified, config: VerifyConfig) -> list[di
         threshold = round(config.min_similarity + step, 4)
         if not 0 < threshold <= 1:
             continue
-        exempt = v.rule == "low-detail"  # a pixel rule, not a similarity threshold
+        exempt = np.isin(v.rule, ("low-detail", "frame"))  # their own rules, not this similarity threshold
         keep = v.accepted & (exempt | (v.similarity >= threshold))
         if step < 0:
             keep |= (

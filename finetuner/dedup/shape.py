@@ -26,10 +26,9 @@ import cv2
 import numpy as np
 
 from finetuner.dedup.correlation import BAND, SMOOTH_SIGMA, bands, blur_each, corr_many
+from finetuner.dedup.surround import plain_share
 
-PLAIN_TOLERANCE = 8.0  # grey levels from the background (the border's median) that still count as plain
 GRAPHIC_SHARE = 0.5  # a graphic: at least this share of the thumbnail is plain background
-GRAPHIC_CHUNK = 512  # thumbnails judged per batch (8 MiB of float32)
 MATCH_SIGMAS = (0.7, 1.0, 1.5)  # blurs tried on either side, so a softer copy is compared at its own sharpness
 MIN_OVERLAP = 0.4  # share of the region the refit must keep in common
 CAPTION_AGREEMENT = 0.99  # the agreement the rest must reach when a caption band is left out
@@ -39,19 +38,8 @@ ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 1e-3)
 
 
 def graphic(thumbs: np.ndarray) -> np.ndarray:
-    """Per (n, h, w) grey thumbnail: is at least GRAPHIC_SHARE of it within PLAIN_TOLERANCE of its border's median?
-    In batches of GRAPHIC_CHUNK: a float copy of 15,000 thumbnails at once took 6 s on this VM (fresh memory), the
-    batches 0.15 s."""
-    thumbs = np.asarray(thumbs)
-    out = np.zeros(len(thumbs), dtype=bool)
-    for s in range(0, len(thumbs), GRAPHIC_CHUNK):
-        stack = thumbs[s : s + GRAPHIC_CHUNK]
-        rim = (stack[:, :2], stack[:, -2:], stack[:, :, :2], stack[:, :, -2:])
-        background = np.median(np.concatenate([part.reshape(len(stack), -1) for part in rim], axis=1), axis=1)
-        flat = stack.reshape(len(stack), -1).astype(np.float32)
-        plain = np.abs(flat - background[:, None].astype(np.float32)) <= PLAIN_TOLERANCE
-        out[s : s + GRAPHIC_CHUNK] = plain.mean(axis=1) >= GRAPHIC_SHARE
-    return out
+    """Per (n, h, w) grey thumbnail: is at least GRAPHIC_SHARE of it plain (finetuner/dedup/surround.py)?"""
+    return plain_share(thumbs)[0] >= GRAPHIC_SHARE
 
 
 def _detail(image: np.ndarray) -> np.ndarray:

@@ -26,10 +26,12 @@ import numpy as np
 from finetuner.dedup.align import aligned_pair, placement, regions, resized
 from finetuner.dedup.correlation import BAND, bands, evidence, unit_rows
 from finetuner.dedup.hashing import THUMB
-from finetuner.dedup.shape import MAX_ANISOTROPY, graphic, shape_agreement
+from finetuner.dedup.shape import GRAPHIC_SHARE, MAX_ANISOTROPY, shape_agreement
+from finetuner.dedup.surround import MIN_INSIDE_SIMILARITY, MIN_RIM, MIN_SHARED, inside_agreement, plain_share
 from finetuner.dedup.views import VIEWS, allowed_combos, trim_boxes, view_hashes
 
-VERIFIER = 2  # bump when verdicts change for the same thresholds (cached verdicts are then recomputed); 2: shape check
+VERIFIER = 3  # bump when verdicts change for the same thresholds (cached verdicts are then recomputed); 2: shape check,
+# 3: surround check
 REFINE_MARGIN = 0.25  # pairs this far below min_similarity are not worth a template search
 SHADING = 4.0  # low-detail frames whose mean deviation is this many flat_max_difference show shading a gain must fit
 MAX_GAIN = 1.6  # the largest brightness change (either way) the low-detail rule undoes
@@ -55,7 +57,7 @@ class Verdict:
     """One pair's decision and its evidence; `transform` reads e.g. "mirror, b in a at 0.90x1.00 +(3,0)"."""
 
     accepted: bool
-    rule: str  # "aligned", "shape" (two graphics) or "low-detail"
+    rule: str  # "aligned", "shape" (two graphics), "frame" (two photographs framed alike) or "low-detail"
     similarity: float
     detail_similarity: float
     overlap: float
@@ -102,7 +104,7 @@ class Verdicts:
     """Column-wise verdicts of many pairs; `transform` reads e.g. "mirror: full of a = crop90 of b, +(2,0) x0.95"."""
 
     accepted: np.ndarray
-    rule: np.ndarray  # "aligned", "shape" or "low-detail"
+    rule: np.ndarray  # "aligned", "shape", "frame" or "low-detail"
     similarity: np.ndarray
     detail_similarity: np.ndarray
     overlap: np.ndarray
@@ -171,15 +173,22 @@ def verify_pairs(
         [f"{h}, stretch {b:.0%}" if b >= 0.005 else h for h, b in zip(how.tolist(), stretch.tolist())], dtype=object
     )
     rules = np.where(flat, "low-detail", "aligned").astype(object)
-    if rule.min_shape_similarity > -1:
-        judged = accepted & ~flat
-        drawn = np.zeros(len(thumbs), dtype=bool)  # only the images of accepted pairs can need the check
-        touched = np.unique(np.r_[i[judged], j[judged]])
-        drawn[touched] = graphic(thumbs[touched])
-        check = np.flatnonzero(judged & drawn[i] & drawn[j])
-        for q in check.tolist():
-            accepted[q], det[q], note = _shape(thumbs, trims, i[q], j[q], signals[q], stage[q], aspect, rule)
-            how[q], rules[q] = f"{how[q]}; {note}", "shape"
+    judged = np.flatnonzero(accepted & ~flat)
+    share, rim, frame = np.zeros(len(thumbs)), np.zeros(len(thumbs)), np.zeros(len(thumbs))
+    touched = np.unique(np.r_[i[judged], j[judged]])  # only the images of accepted pairs can need a check
+    share[touched], rim[touched], frame[touched] = plain_share(thumbs[touched])
+    drawn, edged = share >= GRAPHIC_SHARE, (rim >= MIN_RIM) & (share >= MIN_SHARED)
+    for q in judged[drawn[i[judged]] & drawn[j[judged]]].tolist() if rule.min_shape_similarity > -1 else []:
+        accepted[q], det[q], note = _shape(thumbs, trims, i[q], j[q], signals[q], stage[q], aspect, rule)
+        how[q], rules[q] = f"{how[q]}; {note}", "shape"
+    framed = judged[(rules[judged] == "aligned") & edged[i[judged]] & edged[j[judged]]]
+    for q in framed.tolist():
+        p_region, q_region, _ = aligned_pair(thumbs, trims, i[q], j[q], signals[q], stage[q], aspect)
+        inner_sim, inner_det, left_out = inside_agreement(p_region, q_region, frame[i[q]], frame[j[q]])
+        if left_out > 0:
+            sim[q], det[q], rules[q] = inner_sim, inner_det, "frame"
+            accepted[q] = inner_sim >= MIN_INSIDE_SIMILARITY and inner_det >= rule.min_detail_similarity
+            how[q] = f"{how[q]}; inside the shared frame ({left_out:.0%} left out)"
     if flat.any():
         accepted[flat], sim[flat], how[flat] = _flat(thumbs, i[flat], j[flat], rule)
         det[flat], overlap[flat] = 0.0, 1.0

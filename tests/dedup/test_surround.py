@@ -1,0 +1,105 @@
+"""The surround check: different pictures framed alike (a circular black field of view) are not copies, a framed
+picture's copy still is, and a frame means a plain border region, not texture that happens to share its grey."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFilter
+
+from finetuner.config import VerifyConfig
+from finetuner.dedup import verify as verifier
+from finetuner.dedup.candidates import Verified, margin, verify_tradeoff
+from finetuner.dedup.hashing import hash_images
+from finetuner.dedup.surround import MIN_INSIDE_SIMILARITY, frame_mask, inside_agreement
+from finetuner.dedup.verify import Verdicts, verify
+from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
+
+SQUARE = (1.0, 1.0)
+
+
+def soft(seed: int, size: int = 160) -> Image.Image:
+    """A picture with large smooth shapes and a little grain (sky, skin, a retina's background): a few random waves."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size] / size
+    field = np.full((size, size), 120.0)
+    for angle in rng.uniform(0, np.pi, 3):
+        fx, fy = rng.uniform(0.3, 1.5, 2)
+        wave = fx * x * np.cos(angle) + fy * y * np.sin(angle)
+        field += rng.uniform(15, 40) * np.cos(2 * np.pi * wave + rng.uniform(0, 6))
+    field += rng.normal(0, 3, field.shape)
+    return Image.fromarray(np.clip(field, 0, 255).astype(np.uint8)).convert("RGB")
+
+
+def disc(image: Image.Image) -> Image.Image:
+    """The picture seen through a circular field of view on black, as a fundus camera or a microscope shows it."""
+    side = min(image.size)
+    mask = Image.new("L", (side, side), 0)
+    ImageDraw.Draw(mask).ellipse((side * 0.04, side * 0.04, side * 0.96, side * 0.96), fill=255)
+    out = Image.new("RGB", (side, side))
+    out.paste(image.crop((0, 0, side, side)), (0, 0), mask)
+    return out
+
+
+def thumb(image: Image.Image) -> np.ndarray:
+    return hash_images([image], ["phash"]).thumbs[0]
+
+
+@pytest.mark.parametrize("seeds", [(0, 11), (3, 9), (6, 8)], ids=str)
+def test_different_pictures_in_one_frame_are_not_copies(seeds, monkeypatch):
+    a, b = (thumb(disc(soft(seed))) for seed in seeds)
+    verdict = verify(a, b, aspect=SQUARE)
+    assert not verdict.accepted and verdict.rule == "frame", verdict
+    assert verdict.similarity < MIN_INSIDE_SIMILARITY and "inside the shared frame" in verdict.transform
+    monkeypatch.setattr(verifier, "MIN_RIM", 2.0)  # no image counts as framed: the check is off
+    without = verify(a, b, aspect=SQUARE)
+    assert without.accepted and without.rule == "aligned", without  # through the frame they matched
+
+
+def test_a_framed_pictures_copy_passes_inside_the_frame():
+    original = disc(soft(3))
+    softer = original.filter(ImageFilter.GaussianBlur(0.8)).resize((120, 120))
+    copy = Image.open(io.BytesIO(to_jpeg_bytes(softer, 40)))
+    verdict = verify(thumb(original), thumb(copy), aspect=SQUARE)
+    assert verdict.accepted and verdict.rule == "frame", verdict
+    assert verdict.similarity >= 0.99 and verdict.detail_similarity >= 0.9
+
+
+def test_unframed_pictures_are_left_to_the_verifier():
+    picture = photo(3, (160, 120))
+    verdict = verify(thumb(picture), thumb(picture.filter(ImageFilter.GaussianBlur(0.8))), aspect=(4 / 3, 4 / 3))
+    assert verdict.accepted and verdict.rule == "aligned", verdict
+
+
+def test_a_frame_is_plain_and_reaches_the_border():
+    rng = np.random.default_rng(0)
+    region = rng.normal(128, 30, (64, 64)).astype(np.float32)  # texture: many pixels near 128, none a frame
+    assert not frame_mask(region, 128.0).any()
+    region[:, :6] = 20.0  # a dark bar on the left edge
+    region[30:34, 30:34] = 20.0  # a dark spot inside: the frame's colour, but not connected to the border
+    mask = frame_mask(region, 20.0)
+    assert mask[:, :5].all() and not mask[:, 6:].any()  # less the bar's inner column: plain pixels all round only
+
+
+def test_no_shared_frame_leaves_the_evidence_alone():
+    a = np.asarray(soft(1).convert("L").resize((64, 64)), np.float32)
+    sim, det, left_out = inside_agreement(a, a, 255.0, 255.0)
+    assert left_out == 0.0 and np.isnan(sim) and np.isnan(det)
+
+
+def test_margin_and_tradeoff_judge_framed_pairs_by_their_own_rule():
+    config = VerifyConfig()
+    verdicts = Verdicts(
+        accepted=np.array([True, False]),
+        rule=np.array(["frame", "frame"], dtype=object),
+        similarity=np.array([MIN_INSIDE_SIMILARITY + 0.02, MIN_INSIDE_SIMILARITY - 0.05]),
+        detail_similarity=np.array([0.9, 0.9]),
+        overlap=np.array([1.0, 1.0]),
+        transform=np.array(["", ""], dtype=object),
+    )
+    found = Verified(np.array([0, 2]), np.array([1, 3]), np.array(["full~full"] * 2), np.array([3, 5]), verdicts)
+    assert np.allclose(margin(found, config), [0.02, -0.05])
+    rows = {row["min_similarity"]: row["pairs"] for row in verify_tradeoff(4, found, config)}
+    assert set(rows.values()) == {1}  # below min_similarity, yet accepted by its own threshold at every row
