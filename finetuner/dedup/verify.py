@@ -29,7 +29,7 @@ from finetuner.dedup.hashing import THUMB
 from finetuner.dedup.shape import MAX_ANISOTROPY, graphic, shape_agreement
 from finetuner.dedup.views import VIEWS, allowed_combos, trim_boxes, view_hashes
 
-VERIFIER = 2  # bump when verdicts change for the same thresholds (cached verdicts are then recomputed); 2: shape check
+VERIFIER = 3  # bump when verdicts change for the same thresholds (cached verdicts are recomputed); 3: flat graphics
 REFINE_MARGIN = 0.25  # pairs this far below min_similarity are not worth a template search
 SHADING = 4.0  # low-detail frames whose mean deviation is this many flat_max_difference show shading a gain must fit
 MAX_GAIN = 1.6  # the largest brightness change (either way) the low-detail rule undoes
