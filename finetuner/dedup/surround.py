@@ -17,6 +17,8 @@ logos on paper), whose plain background is part of the design, are left to the s
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import cv2
 import numpy as np
 
@@ -33,26 +35,42 @@ MIN_INSIDE = 0.1  # share of the region that must remain to compare; less: no ev
 # given one frame (a white mat, a circular black surround, the same wider), highest 0.81.
 MIN_INSIDE_SIMILARITY = 0.85
 RIM = 2  # rows and columns of the border whose median is an image's frame colour
-MIN_RIM = 0.25  # an image may show a frame when this share of its rim is plain (a mat: all of it; bars: half)
+MIN_RIM = 0.25  # an image may show a frame when this share of its rim is plain (a mat: all of it; bars: half)...
+RIM_FLATNESS = 1.0  # ...and flat: within this many grey levels of the frame colour on average. A mat, bars or a
+# camera's black surround are one tone; a low-contrast photograph's grain (a cell culture) is not a frame
 CHUNK = 512  # thumbnails judged per batch (8 MiB of float32)
 
 
-def plain_share(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per (n, h, w) grey thumbnail: (the share of it within PLAIN_TOLERANCE of its frame colour, the same share of
-    its outer RIM rows and columns, that colour: their median). In batches of CHUNK: a float copy of 15,000
-    thumbnails at once took 6 s on this VM (fresh memory), the batches 0.15 s."""
+class Plain(NamedTuple):
+    """How plain each thumbnail is, measured against its frame colour (the median of its outer RIM rows and columns)."""
+
+    share: np.ndarray  # of the thumbnail within PLAIN_TOLERANCE of the frame colour
+    spread: np.ndarray  # how far those plain pixels lie from it on average (a drawn background: under one grey level)
+    rim: np.ndarray  # the share of the rim itself within PLAIN_TOLERANCE
+    rim_spread: np.ndarray  # how far those rim pixels lie from the frame colour on average
+    colour: np.ndarray  # the frame colour
+
+
+def plain(thumbs: np.ndarray) -> Plain:
+    """`Plain` of each (n, h, w) grey thumbnail, in batches of CHUNK: a float copy of 15,000 thumbnails at once took
+    6 s on this VM (fresh memory), the batches 0.15 s."""
     thumbs = np.asarray(thumbs)
-    share, rim_share, colour = np.zeros(len(thumbs)), np.zeros(len(thumbs)), np.zeros(len(thumbs))
+    out = Plain(*(np.zeros(len(thumbs)) for _ in Plain._fields))
     for s in range(0, len(thumbs), CHUNK):
         stack = thumbs[s : s + CHUNK]
         parts = (stack[:, :RIM], stack[:, -RIM:], stack[:, :, :RIM], stack[:, :, -RIM:])
         rim = np.concatenate([part.reshape(len(stack), -1) for part in parts], axis=1).astype(np.float32)
         middle = np.median(rim, axis=1, keepdims=True)
-        flat = stack.reshape(len(stack), -1).astype(np.float32)
-        share[s : s + CHUNK] = (np.abs(flat - middle) <= PLAIN_TOLERANCE).mean(axis=1)
-        rim_share[s : s + CHUNK] = (np.abs(rim - middle) <= PLAIN_TOLERANCE).mean(axis=1)
-        colour[s : s + CHUNK] = middle[:, 0]
-    return share, rim_share, colour
+        away = np.abs(stack.reshape(len(stack), -1).astype(np.float32) - middle)
+        near = away <= PLAIN_TOLERANCE
+        out.share[s : s + CHUNK] = near.mean(axis=1)
+        out.spread[s : s + CHUNK] = (away * near).sum(axis=1) / np.maximum(near.sum(axis=1), 1)
+        rim_away = np.abs(rim - middle)
+        rim_near = rim_away <= PLAIN_TOLERANCE
+        out.rim[s : s + CHUNK] = rim_near.mean(axis=1)
+        out.rim_spread[s : s + CHUNK] = (rim_away * rim_near).sum(axis=1) / np.maximum(rim_near.sum(axis=1), 1)
+        out.colour[s : s + CHUNK] = middle[:, 0]
+    return out
 
 
 def frame_mask(region: np.ndarray, colour: float) -> np.ndarray:

@@ -12,7 +12,9 @@ only proposals; a pair joins units when, on the 64x64 grey thumbnails,
    least `min_overlap` of each image's content (inside letterbox bars).
 Low-detail images (little fine structure) get their own rule: no search, the frames must agree pixel for pixel
 within `flat_max_difference` grey levels on average (or mirrored; frames with visible shading may differ by one
-brightness gain), since any two near-blank images correlate.
+brightness gain), since any two near-blank images correlate. Accepted pairs of graphics then pass the shape check
+(finetuner/dedup/shape.py), and accepted pairs of photographs framed alike the surround check
+(finetuner/dedup/surround.py), which measure the evidence again where those kinds of image mislead it.
 `verify_pairs` does the cheap steps for all pairs at once (numpy) and the search only where it can matter.
 """
 
@@ -26,12 +28,19 @@ import numpy as np
 from finetuner.dedup.align import aligned_pair, placement, regions, resized
 from finetuner.dedup.correlation import BAND, bands, evidence, unit_rows
 from finetuner.dedup.hashing import THUMB
-from finetuner.dedup.shape import GRAPHIC_SHARE, MAX_ANISOTROPY, shape_agreement
-from finetuner.dedup.surround import MIN_INSIDE_SIMILARITY, MIN_RIM, MIN_SHARED, inside_agreement, plain_share
+from finetuner.dedup.shape import MAX_ANISOTROPY, is_graphic, shape_agreement
+from finetuner.dedup.surround import (
+    MIN_INSIDE_SIMILARITY,
+    MIN_RIM,
+    MIN_SHARED,
+    RIM_FLATNESS,
+    inside_agreement,
+    plain,
+)
 from finetuner.dedup.views import VIEWS, allowed_combos, trim_boxes, view_hashes
 
-VERIFIER = 3  # bump when verdicts change for the same thresholds (cached verdicts are then recomputed); 2: shape check,
-# 3: surround check
+VERIFIER = 4  # bump when verdicts change for the same thresholds (cached verdicts are then recomputed); 2: shape check,
+# 3: flat graphics, 4: surround check
 REFINE_MARGIN = 0.25  # pairs this far below min_similarity are not worth a template search
 SHADING = 4.0  # low-detail frames whose mean deviation is this many flat_max_difference show shading a gain must fit
 MAX_GAIN = 1.6  # the largest brightness change (either way) the low-detail rule undoes
@@ -167,32 +176,41 @@ def verify_pairs(
     todo = np.flatnonzero(~flat & ~passes(sim, det, best.overlap, best.stretch))
     for s in range(0, len(todo), chunk):
         _realign(best, thumbs, trims, i, j, signals, aspect, rule, todo[s : s + chunk])
-    sim, det, overlap, stretch, how, stage = best.sim, best.det, best.overlap, best.stretch, best.how, best.stage
+    sim, det, overlap, stretch, how = best.sim, best.det, best.overlap, best.stretch, best.how
     accepted = passes(sim, det, overlap, stretch)
     how = np.array(
         [f"{h}, stretch {b:.0%}" if b >= 0.005 else h for h, b in zip(how.tolist(), stretch.tolist())], dtype=object
     )
     rules = np.where(flat, "low-detail", "aligned").astype(object)
     judged = np.flatnonzero(accepted & ~flat)
-    share, rim, frame = np.zeros(len(thumbs)), np.zeros(len(thumbs)), np.zeros(len(thumbs))
-    touched = np.unique(np.r_[i[judged], j[judged]])  # only the images of accepted pairs can need a check
-    share[touched], rim[touched], frame[touched] = plain_share(thumbs[touched])
-    drawn, edged = share >= GRAPHIC_SHARE, (rim >= MIN_RIM) & (share >= MIN_SHARED)
-    for q in judged[drawn[i[judged]] & drawn[j[judged]]].tolist() if rule.min_shape_similarity > -1 else []:
+    _second_looks(thumbs, trims, i, j, signals, aspect, rule, best, judged, accepted, rules, how)
+    if flat.any():
+        accepted[flat], sim[flat], how[flat] = _flat(thumbs, i[flat], j[flat], rule)
+        det[flat], overlap[flat] = 0.0, 1.0
+    return Verdicts(accepted, rules, np.round(sim, 4), np.round(det, 4), np.round(overlap, 4), how)
+
+
+def _second_looks(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: _Best, judged, accepted, rules, how):
+    """The accepted pairs `judged` measured again where their kind of image misleads the verifier: two graphics by the
+    shape check, two photographs framed alike inside their frame (`accepted`, `rules`, `how` and the evidence in
+    `best` are updated in place). Only the images of accepted pairs are looked at."""
+    sim, det, stage = best.sim, best.det, best.stage
+    drawn, edged, frame = np.zeros(len(thumbs), bool), np.zeros(len(thumbs), bool), np.zeros(len(thumbs))
+    touched = np.unique(np.r_[i[judged], j[judged]])
+    seen = plain(thumbs[touched])
+    drawn[touched], frame[touched] = is_graphic(seen), seen.colour
+    edged[touched] = (seen.rim >= MIN_RIM) & (seen.rim_spread <= RIM_FLATNESS) & (seen.share >= MIN_SHARED)
+    graphics = drawn[i[judged]] & drawn[j[judged]]
+    for q in judged[graphics].tolist() if rule.min_shape_similarity > -1 else []:
         accepted[q], det[q], note = _shape(thumbs, trims, i[q], j[q], signals[q], stage[q], aspect, rule)
         how[q], rules[q] = f"{how[q]}; {note}", "shape"
-    framed = judged[(rules[judged] == "aligned") & edged[i[judged]] & edged[j[judged]]]
-    for q in framed.tolist():
+    for q in judged[~graphics & edged[i[judged]] & edged[j[judged]]].tolist():
         p_region, q_region, _ = aligned_pair(thumbs, trims, i[q], j[q], signals[q], stage[q], aspect)
         inner_sim, inner_det, left_out = inside_agreement(p_region, q_region, frame[i[q]], frame[j[q]])
         if left_out > 0:
             sim[q], det[q], rules[q] = inner_sim, inner_det, "frame"
             accepted[q] = inner_sim >= MIN_INSIDE_SIMILARITY and inner_det >= rule.min_detail_similarity
             how[q] = f"{how[q]}; inside the shared frame ({left_out:.0%} left out)"
-    if flat.any():
-        accepted[flat], sim[flat], how[flat] = _flat(thumbs, i[flat], j[flat], rule)
-        det[flat], overlap[flat] = 0.0, 1.0
-    return Verdicts(accepted, rules, np.round(sim, 4), np.round(det, 4), np.round(overlap, 4), how)
 
 
 @dataclass
