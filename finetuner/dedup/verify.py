@@ -55,7 +55,7 @@ class VerifyRule:
     min_similarity: float = 0.93
     min_detail_similarity: float = 0.6
     min_overlap: float = 0.6
-    max_stretch: float = 0.12  # |log| of the aspect change the alignment implies (a copy keeps its proportions)
+    max_stretch: float = 0.7  # |log| of the aspect change the alignment implies (a copy resized to another shape)
     low_detail: float = 1.0  # detail std (grey levels) below which an image is low-detail
     flat_max_difference: float = 1.5
     min_shape_similarity: float = 0.98  # graphics: fine detail after an affine refit (finetuner/dedup/shape.py)
@@ -160,8 +160,9 @@ def verify_pairs(
     Identity alignment for all pairs at once (re-encodes, rescales, blur, brightness pass there), then the signal's
     alignment, then the local search for the pairs still near the threshold; low-detail pairs by the pixel rule.
     `aspect` (width / height of each original image, NaN where unknown; the thumbnails are squashed) lets the verifier
-    refuse an alignment that would stretch one image into the other: letters of two typefaces fit each other's
-    bounding box only when stretched, a crop or letterbox of a copy never needs it. Unknown (None): not checked."""
+    refuse an alignment that would stretch one image into the other by more than `max_stretch` (a copy resized to a
+    square or another screen shape needs up to 2x; graphics, whose proportions are their design, are held to 6% by
+    the shape check). Unknown (None): not checked."""
     k = len(i)
     i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
     if k == 0:

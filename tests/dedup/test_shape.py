@@ -98,7 +98,7 @@ def test_look_alike_designs_are_rejected_by_the_shape_check_alone(design):
 
 
 def test_a_wider_letter_is_another_design():
-    """Stretched 8% wide, the letter still passes the verifier's proportions limit (max_stretch 0.12) and its detail
+    """Stretched 8% wide, the letter still passes the verifier's proportions limit (max_stretch) and its detail
     agrees after the refit, but a refit that changes proportions is no copy of a graphic."""
     narrow = letter()
     wide = narrow.resize((52, 48), Image.LANCZOS).crop((2, 0, 50, 48))

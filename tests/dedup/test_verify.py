@@ -221,3 +221,13 @@ def test_grown_collection_searches_new_pairs_only_and_matches_a_cold_search(tmp_
     grown = search(everything, tmp_path)
     assert grown == search(everything, None)
     assert queried == [3, 3]  # each hash method searched from the 3 new images only
+
+
+@pytest.mark.parametrize("widen, accepted", [(1.15, True), (1.5, True), (1.9, True), (2.2, False)])
+def test_a_copy_resized_to_another_shape_is_a_copy_up_to_twice_as_wide(widen: float, accepted: bool) -> None:
+    """A 4:3 photo squashed into a square or stretched to a wide screen is the same picture (dedup.verify.max_stretch
+    0.7, about 2x); further than that the alignment is refused."""
+    original = photo(5, (160, 120))
+    resized = original.resize((int(160 * widen), 120))
+    verdict = verify(thumb(original), thumb(resized), aspect=(160 / 120, 160 * widen / 120))
+    assert verdict.accepted == accepted and verdict.similarity > 0.99, verdict
