@@ -38,6 +38,11 @@ MATCH_SIGMAS = (0.7, 1.0, 1.5)  # blurs tried on either side, so a softer copy i
 MIN_OVERLAP = 0.4  # share of the region the refit must keep in common
 CAPTION_AGREEMENT = 0.99  # the agreement the rest must reach when a caption band is left out
 MAX_ANISOTROPY = 0.06  # |log| of the singular value ratio of the refit, in true proportions (see shape_agreement)
+# The verifier accepts a photograph's copy resized to another shape (dedup.verify.max_stretch, about 2x); two graphics
+# whose alignment stretches one into the other by more than this are another design before any refit (the verifier's
+# limit for every image until it was raised; on the glyph set the raise alone let 51 more look-alikes through and cost
+# 1.5x the time in refits)
+GRAPHIC_STRETCH = 0.12
 # ECC stops after 30 iterations or a step below 1e-3: tighter gave the same verdicts, 1.5x slower
 ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 1e-3)
 

@@ -28,7 +28,7 @@ import numpy as np
 from finetuner.dedup.align import aligned_pair, placement, regions, resized
 from finetuner.dedup.correlation import BAND, bands, evidence, unit_rows
 from finetuner.dedup.hashing import THUMB
-from finetuner.dedup.shape import MAX_ANISOTROPY, is_graphic, shape_agreement
+from finetuner.dedup.shape import GRAPHIC_STRETCH, MAX_ANISOTROPY, is_graphic, shape_agreement
 from finetuner.dedup.surround import (
     MIN_INSIDE_SIMILARITY,
     MIN_RIM,
@@ -203,7 +203,10 @@ def _second_looks(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: 
     edged[touched] = (seen.rim >= MIN_RIM) & (seen.rim_spread <= RIM_FLATNESS) & (seen.share >= MIN_SHARED)
     graphics = drawn[i[judged]] & drawn[j[judged]]
     for q in judged[graphics].tolist() if rule.min_shape_similarity > -1 else []:
-        accepted[q], det[q], note = _shape(thumbs, trims, i[q], j[q], signals[q], stage[q], aspect, rule)
+        if best.stretch[q] > GRAPHIC_STRETCH:  # no refit can bring its proportions back within MAX_ANISOTROPY
+            accepted[q], note = False, f"shape: proportions changed by {best.stretch[q]:.0%}"
+        else:
+            accepted[q], det[q], note = _shape(thumbs, trims, i[q], j[q], signals[q], stage[q], aspect, rule)
         how[q], rules[q] = f"{how[q]}; {note}", "shape"
     for q in judged[~graphics & edged[i[judged]] & edged[j[judged]]].tolist():
         p_region, q_region, _ = aligned_pair(thumbs, trims, i[q], j[q], signals[q], stage[q], aspect)
