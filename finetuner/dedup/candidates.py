@@ -329,8 +329,9 @@ def nearest_rejected(verified: Verified, config: VerifyConfig) -> np.ndarray:
 def verify_tradeoff(n: int, verified: Verified, config: VerifyConfig) -> list[dict]:
     """Pairs and largest cluster (before the size guard) if min_similarity were a little looser or stricter. The row
     at the threshold is the verdicts as they are, and stricter rows drop accepted pairs below them; looser rows add
-    the aligned candidates rejected only for similarity, an upper bound: the stretch limit and, for graphics, the
-    shape check were not run on them."""
+    the aligned candidates rejected only for similarity, an upper bound: the stretch limit and, for graphics and
+    framed photographs, the shape and surround checks were not run on them. Framed pairs, like near-blank ones, are
+    judged by their own threshold in every row."""
     v = verified.verdicts
     rows = []
     for step in (-0.06, -0.03, 0.0, 0.02, 0.04):

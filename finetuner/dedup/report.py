@@ -146,7 +146,7 @@ def _tradeoff_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     )
     note = (
         "<p>The row at the threshold is the verdicts as they are. Looser rows add the candidates rejected only for "
-        "similarity without running the stretch limit or the shape check on them: an upper bound.</p>"
+        "similarity without running the stretch limit or the shape and surround checks on them: an upper bound.</p>"
         if key == "min_similarity"
         else ""
     )
