@@ -1,8 +1,10 @@
 """Near-duplicate quality on real photographs: ours vs imagededup (PHash, DHash) and cleanvision, same set, same scorer.
 
 The set (benchmarks/dedup_photoset.py): Debian wallpapers and scikit-image samples, each with re-encode, rescale,
-blur, brightness, PNG (`must`), border crops up to 10% (`crop`), mirror, caption bar, letterbox (`hard`), plus
-negatives (near-blank and smooth images, light/dark twin designs, a stereo pair, faces). Scored per tool:
+blur, brightness, PNG (`must`), border crops up to 10% (`crop`), mirror, caption bar, letterbox (`hard`), and beyond
+those, resized to another shape and in a white mat (`more`); every picture also seen through a circular black field
+of view (precision only: pictures framed alike are strangers), plus negatives (near-blank and smooth images,
+light/dark twin designs, a stereo pair, faces). Scored per tool:
 - recall per edit kind: the edited copy ends in the same cluster (connected component of the tool's pairs) as its
   original, i.e. it would land in the same split;
 - precision: the share of the tool's pairs whose two files come from one picture; largest cluster;
@@ -113,7 +115,7 @@ def score(items: list[tuple[str, str, str]], pairs: np.ndarray) -> dict:
     for kind in dedup_photoset.KINDS:
         hits = [labels[k] == labels[original[base[k]]] for k in range(n) if kinds[k] == kind]
         recall[kind] = float(np.mean(hits)) if hits else float("nan")
-    for tier in ("must", "crop", "hard"):
+    for tier in ("must", "crop", "hard", "more"):
         members = [recall[k] for k, t in dedup_photoset.KINDS.items() if t == tier]
         recall[tier] = float(np.mean(members))
     right = base[pairs[:, 0]] == base[pairs[:, 1]] if len(pairs) else np.zeros(0, bool)
@@ -129,7 +131,7 @@ def report(name: str, result: dict, seconds: float, ours_seconds: float) -> None
     r = result["recall"]
     per_kind = " ".join(f"{k} {r[k]:.2f}" for k in dedup_photoset.KINDS)
     print(
-        f"{name:28s} must {r['must']:.3f}  crop {r['crop']:.3f}  hard {r['hard']:.3f}  precision "
+        f"{name:28s} must {r['must']:.3f}  crop {r['crop']:.3f}  hard {r['hard']:.3f}  more {r['more']:.3f}  precision "
         f"{result['precision']:.3f} ({result['pairs']} pairs)  largest cluster {result['largest']:3d}  "
         f"{seconds:6.1f} s ({seconds / ours_seconds:.1f}x ours)\n{'':28s} {per_kind}"
     )
@@ -153,7 +155,8 @@ def main() -> int:
     bases = len({b for _, b, k in items if k == "orig"})
     print(
         f"set: {len(items)} files, {bases} pictures with {len(dedup_photoset.KINDS)} edits each, "
-        f"{sum(k == 'negative' for _, _, k in items)} negatives"
+        f"{sum(k == 'negative' for _, _, k in items)} negatives, {sum(k == 'framed' for _, _, k in items)} pictures "
+        "framed alike"
     )
     found, t_ours = ours(paths)
     report("ours (views + verifier)", score(items, found), t_ours, t_ours)

@@ -5,7 +5,9 @@ Sources (nothing is downloaded at run time by the pipeline; this benchmark fetch
   directory when `apt-get` is there; otherwise the message says how);
 - scikit-image's bundled sample images, read from the benchmark-only env `benchmarks/envs/dedup-peers` when built.
 Each base picture (longest side 640) gets the edits a collection really holds: `must` (re-encode, rescale, blur,
-brightness, PNG), `crop` (border crops up to 10%), `hard` (mirror, caption bar, letterbox). Negatives have no
+brightness, PNG), `crop` (border crops up to 10%), `hard` (mirror, caption bar, letterbox), and `more`, beyond issue
+15's list (resized to another shape, a white mat); and each is seen through a circular black field of view
+(`framed`, for precision only: pictures framed alike must not pair). Negatives have no
 edits: different photos, near-blank and smooth images, "twin designs" (light and dark versions of one wallpaper),
 two photos of one scene (a stereo pair), small faces. A pair is a true near-duplicate iff both files share a base.
 """
@@ -23,7 +25,16 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 MUST = ("reencode", "rescale", "blur", "brightness", "png")
 CROP = ("crop5", "crop10", "crop10_2")
 HARD = ("mirror", "caption", "letterbox")
-KINDS = {**{k: "must" for k in MUST}, **{k: "crop" for k in CROP}, **{k: "hard" for k in HARD}}
+# Beyond issue 15's list: resized to another shape, framed in a white mat. Every picture is also seen through a
+# circular black field of view (a fundus camera, a microscope: kind "framed"), scored for precision only: pictures
+# framed alike are strangers, and a disc cut from a picture is too heavy an edit to count it against recall.
+MORE = ("stretch", "mat")
+KINDS = {
+    **{k: "must" for k in MUST},
+    **{k: "crop" for k in CROP},
+    **{k: "hard" for k in HARD},
+    **{k: "more" for k in MORE},
+}
 PACKAGES = ("plasma-workspace-wallpapers", "lomiri-wallpapers")
 SIDE = 640
 SKIMAGE_PHOTOS = (
@@ -148,6 +159,20 @@ def edit(image: Image.Image, kind: str, rng: np.random.Generator) -> Image.Image
             font_size=max(10, bar // 2),
         )
         return out
+    if kind == "stretch":  # resized to another shape: 25% wider
+        return image.resize((w * 5 // 4, h), Image.Resampling.BICUBIC)
+    if kind == "mat":  # a white mat, 5% of each side
+        out = Image.new("RGB", (w + w // 10, h + h // 10), (255, 255, 255))
+        out.paste(image, (w // 20, h // 20))
+        return out
+    if kind == "framed":  # the centre square seen through a circle on black, as a fundus camera shows its field
+        side = min(w, h)
+        square = image.crop(((w - side) // 2, (h - side) // 2, (w + side) // 2, (h + side) // 2))
+        mask = Image.new("L", (side, side), 0)
+        ImageDraw.Draw(mask).ellipse((side // 25, side // 25, side - side // 25, side - side // 25), fill=255)
+        out = Image.new("RGB", (side, side), (0, 0, 0))
+        out.paste(square, (0, 0), mask)
+        return out
     if kind == "letterbox":  # into a canvas of the other aspect: bars top/bottom or left/right
         canvas = (w, int(w * 0.75)) if w / h > 1.4 else (int(h * 16 / 9), h)
         out = Image.new("RGB", canvas, (0, 0, 0))
@@ -188,7 +213,7 @@ def build(cache: Path, peer_python: Path, wallpapers: Path | None = None) -> lis
     root = wallpapers if wallpapers is not None and wallpapers.is_dir() else fetch_wallpapers(cache)
     if root is None:
         return None
-    out_dir = cache / "set"
+    out_dir = cache / "set-v2"  # v2: the MORE edits
     index = out_dir / "index.tsv"
     if index.exists():
         return [tuple(line.split("\t")) for line in index.read_text().splitlines()]
@@ -203,6 +228,7 @@ def build(cache: Path, peer_python: Path, wallpapers: Path | None = None) -> lis
         items.append(_save(out_dir, name, "orig", image))
         for kind in KINDS:
             items.append(_save(out_dir, name, kind, edit(image, kind, rng)))
+        items.append(_save(out_dir, name, "framed", edit(image, "framed", rng)))
     for name, path in twins:
         items.append(_save(out_dir, name, "negative", _load(path)))
     for k, image in enumerate(smooth_images(24, rng)):
