@@ -7,11 +7,14 @@ similarity and fine detail (finetuner/dedup/verify.py) pass as if they were copi
 given one circular black surround, gave 39 accepted pairs; with a white mat, 13; a real fundus collection would chain
 into one cluster. Trimming bars does not help: a disc's corners are not bars.
 
-So for an accepted pair of photographs whose aligned regions are both plain (within PLAIN_TOLERANCE of each image's
-border median) over at least MIN_SHARED of the region, the evidence is measured again over the rest, less a margin
-of EDGE pixels where the frame's edge still dominates the fine detail, and the pair must pass the verifier's
-thresholds there. A copy agrees inside as it does outside; two pictures framed alike do not. Graphics (letters,
-logos on paper), whose plain background is part of the design, are left to the shape check
+So for an accepted pair of photographs that both may show a frame (a plain, flat rim: `plain`), the frame in each
+aligned region is found (`frame_mask`: plain pixels connected to the region's border) and, where the two share at
+least MIN_SHARED of the region, the evidence is measured again over the rest, less a margin of EDGE pixels where the
+frame's edge still dominates the fine detail: the pair (rule "frame") must reach MIN_INSIDE_SIMILARITY there and the
+verifier's detail threshold. A copy agrees inside as it does outside; two pictures framed alike do not: on the same
+52 photographs, 0 pairs in the disc and 1 in the mat are accepted now, and the real-photo bench, where every picture
+is also seen through one disc, went from 87 false pairs (largest cluster 168) to 2 (16), recall unchanged. Graphics
+(letters, logos on paper), whose plain background is part of the design, are left to the shape check
 (finetuner/dedup/shape.py).
 """
 
@@ -76,8 +79,8 @@ def plain(thumbs: np.ndarray) -> Plain:
 def frame_mask(region: np.ndarray, colour: float) -> np.ndarray:
     """Where a grey region shows its image's frame: plain pixels (within PLAIN_TOLERANCE of `colour`, with all 8
     neighbours plain too, so texture of a similar grey does not count) connected to the region's border."""
-    plain = (np.abs(np.asarray(region, np.float32) - colour) <= PLAIN_TOLERANCE).astype(np.uint8)
-    solid = cv2.erode(plain, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
+    near = (np.abs(np.asarray(region, np.float32) - colour) <= PLAIN_TOLERANCE).astype(np.uint8)
+    solid = cv2.erode(near, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
     _, labels = cv2.connectedComponents(solid, connectivity=4)
     rim = np.unique(np.r_[labels[0], labels[-1], labels[:, 0], labels[:, -1]])
     return np.isin(labels, rim[rim > 0])
