@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,22 +181,32 @@ def resolve_workers(workers: int) -> int:
 
 
 def hash_files(
-    paths: Sequence[str | Path], methods: Sequence[str], workers: int = 0, chunk: int = 256, views: Sequence[str] = ()
+    paths: Sequence[str | Path],
+    methods: Sequence[str],
+    workers: int = 0,
+    chunk: int = 256,
+    views: Sequence[str] = (),
+    meanwhile: Callable[[], None] | None = None,
 ) -> HashBatch:
     """Hash every file with every method, in parallel over `workers` processes (0 = all cores).
 
     With `views` (names from finetuner/dedup/views.py VIEWS; all of them are computed), their hashes are added to
-    `hashes` under `view_key(name)`."""
+    `hashes` under `view_key(name)`. `meanwhile` runs in this process while the workers decode (before hashing
+    when there are none)."""
     methods = tuple(methods)
     names = methods + tuple(view_key(v) for v in views)
     chunks = [([str(p) for p in paths[i : i + chunk]], methods, bool(views)) for i in range(0, len(paths), chunk)]
     n_workers = min(resolve_workers(workers), len(chunks))
     if n_workers <= 1:
+        if meanwhile is not None:
+            meanwhile()
         return _fill(empty_batch(len(paths), names), map(_hash_chunk, chunks), chunk)
     # fork: the stage never imports torch, so forking is cheap and safe, and avoids re-importing scipy per worker
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
     with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context(method)) as pool:
-        parts = pool.map(_hash_chunk, chunks)
+        parts = pool.map(_hash_chunk, chunks)  # every worker is forked here, before `meanwhile` starts any thread
+        if meanwhile is not None:
+            meanwhile()
         # allocated while the workers decode: on this VM a fresh array's first touch costs ~5 ms per MiB (0.4 s for
         # 20k thumbnails), which concatenating the parts afterwards paid with both cores idle
         return _fill(empty_batch(len(paths), names), parts, chunk)

@@ -22,6 +22,10 @@ BITS = 64
 # 4.5x faster than numpy on the 20k view search (1.5 s vs 6.1 s), but numba's import and first call cost ~1.5 s
 # per process, more than a whole 2k-image search (10M probes, 0.3 s) takes in numpy.
 COMPILED_MIN_PROBES = 40_000_000
+# The search from new items only (radius_pairs_between) runs it from 2M probes: 9,000 new views against 189,000 at
+# radius 12 take 0.10 s compiled, 0.41 s in numpy. The ~0.4 s numba costs a fresh process (import, LLVM start,
+# cache load) is paid while new images decode (`load_compiled`), so the grown collection's search gains it all.
+BETWEEN_COMPILED_MIN_PROBES = 2_000_000
 TABLE_MAX_BITS = 24  # chunks up to 2^24 keys use a direct-address table (64 MiB of int32 at most); wider ones sort
 
 
@@ -199,7 +203,7 @@ def radius_pairs(
         keep = groups[i] != groups[j]
         return np.stack([i[keep], j[keep]], axis=1).astype(np.int64)
     plan = plan or choose_plan(n, radius)
-    compiled = max(plan.widths) <= TABLE_MAX_BITS and n / 2 * probes_per_item(plan) >= COMPILED_MIN_PROBES
+    compiled = _compiled(plan, n / 2, COMPILED_MIN_PROBES)
     found, shift, prior = [np.zeros(0, np.int64)], 0, []
     with ThreadPoolExecutor(max(1, workers)) as pool:
         for width, r in zip(plan.widths, plan.radii):
@@ -229,6 +233,30 @@ def radius_pairs(
     return pairs[groups[pairs[:, 0]] != groups[pairs[:, 1]]]
 
 
+def uses_compiled(n: int, radius: int, queries: int | None = None) -> bool:
+    """Whether a search over n hashes (`radius_pairs`) or from `queries` new ones into n (`radius_pairs_between`)
+    runs the compiled loop."""
+    if radius < 0 or radius >= BITS:
+        return False
+    plan = choose_plan(n, radius)
+    if queries is None:
+        return _compiled(plan, n / 2, COMPILED_MIN_PROBES)
+    return _compiled(plan, queries, BETWEEN_COMPILED_MIN_PROBES)
+
+
+def _compiled(plan: Plan, probing_items: float, min_probes: int) -> bool:
+    return max(plan.widths) <= TABLE_MAX_BITS and probing_items * probes_per_item(plan) >= min_probes
+
+
+def load_compiled() -> None:
+    """Import and load the compiled loops now. numba's first call in a process costs ~0.4 s (import, LLVM start,
+    machine code read from the cache), which a caller can pay while it waits on something else (the dedup stage:
+    while worker processes decode new images)."""
+    from finetuner.dedup.probing import warm
+
+    warm()
+
+
 def probes_per_item(plan: Plan) -> int:
     return sum(math.comb(w, k) for w, r in zip(plan.widths, plan.radii) for k in range(r + 1))
 
@@ -252,11 +280,12 @@ def _probe_compiled(pool, workers, hashes, groups, keys, index, width, r, radius
     return [_codes(*job.result(), n) for job in jobs]
 
 
-def radius_pairs_between(queries: np.ndarray, hashes: np.ndarray, radius: int) -> np.ndarray:
+def radius_pairs_between(queries: np.ndarray, hashes: np.ndarray, radius: int, workers: int = 1) -> np.ndarray:
     """All pairs (q, h) with popcount(queries[q] ^ hashes[h]) <= radius, sorted, shape (k, 2).
 
     For a grown collection: only the new items query an index of all items, so the cost follows the number of new
-    items, not the collection. Every query probes every mask (no top-bit halving: the two sides differ)."""
+    items, not the collection. Every query probes every mask (no top-bit halving: the two sides differ). Big
+    searches run the compiled loop in `workers` threads, as `radius_pairs` does."""
     queries = np.ascontiguousarray(queries, dtype=np.uint64)
     hashes = np.ascontiguousarray(hashes, dtype=np.uint64)
     n = len(hashes)
@@ -265,21 +294,43 @@ def radius_pairs_between(queries: np.ndarray, hashes: np.ndarray, radius: int) -
     if radius >= BITS:
         q, h = np.divmod(np.arange(len(queries) * n), n)
         return np.stack([q, h], axis=1)
-    plan, shift = choose_plan(n, radius), 0
+    plan, shift, prior = choose_plan(n, radius), 0, []
+    compiled = _compiled(plan, len(queries), BETWEEN_COMPILED_MIN_PROBES)
     found, ids = [np.zeros(0, np.int64)], np.arange(len(queries))
-    for width, r in zip(plan.widths, plan.radii):
-        keys, qkeys = ((x >> np.uint64(shift)) & np.uint64((1 << width) - 1) for x in (hashes, queries))
-        if width <= TABLE_MAX_BITS:
-            keys, qkeys = keys.astype(np.int64), qkeys.astype(np.int64)
-        index = _ChunkIndex(keys, width, shift, hashes)
-        shift += width
-        for mask in masks_of_weight_at_most(width, r).tolist():
-            hit, start, count = index.lookup(qkeys ^ qkeys.dtype.type(mask))
-            left, right = _expand(ids[hit], start, count, index.order)
-            close = np.bitwise_count(queries[left] ^ hashes[right]) <= radius
-            found.append(left[close] * n + right[close])
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        for width, r in zip(plan.widths, plan.radii):
+            keys, qkeys = ((x >> np.uint64(shift)) & np.uint64((1 << width) - 1) for x in (hashes, queries))
+            if width <= TABLE_MAX_BITS:
+                keys, qkeys = keys.astype(np.int64), qkeys.astype(np.int64)
+            index = _ChunkIndex(keys, width, shift, hashes, first=False)
+            if compiled:
+                found.extend(
+                    _between_compiled(pool, max(1, workers), queries, qkeys, hashes, index, width, r, radius, prior)
+                )
+            else:
+                for mask in masks_of_weight_at_most(width, r).tolist():
+                    hit, start, count = index.lookup(qkeys ^ qkeys.dtype.type(mask))
+                    left, right = _expand(ids[hit], start, count, index.order)
+                    close = np.bitwise_count(queries[left] ^ hashes[right]) <= radius
+                    found.append(left[close] * n + right[close])
+            prior.append((((1 << width) - 1) << shift, r))
+            shift += width
     codes = sorted_unique(np.concatenate(found))
     return np.stack([codes // n, codes % n], axis=1)
+
+
+def _between_compiled(pool, workers, queries, qkeys, hashes, index, width, r, radius, prior) -> list[np.ndarray]:
+    """This chunk's new (query, item) pairs as codes q * n + h, the queries split into slices over `workers` threads."""
+    from finetuner.dedup.probing import probe_between  # numba: imported only for searches that earn it back
+
+    masks = masks_of_weight_at_most(width, r).astype(np.int64)
+    prior_masks = np.array([m for m, _ in prior], dtype=np.uint64)
+    prior_radii = np.array([t for _, t in prior], dtype=np.uint64)
+    cuts = np.linspace(0, len(queries), 4 * workers + 1).astype(np.int64).tolist()
+    args = (qkeys, queries, index.sorted_hashes, index.order, index.start, index.count, masks, np.uint64(radius))
+    jobs = [pool.submit(probe_between, lo, hi, *args, prior_masks, prior_radii) for lo, hi in zip(cuts, cuts[1:])]
+    n = len(hashes)
+    return [left * n + right for left, right in (job.result() for job in jobs)]
 
 
 def sorted_unique(codes: np.ndarray) -> np.ndarray:

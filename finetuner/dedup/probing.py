@@ -87,3 +87,45 @@ def probe_chunk(
                 out_a[k], out_b[k] = q, order[p]
                 k += 1
     return out_a[:k], out_b[:k]
+
+
+@numba.njit(nogil=True, cache=True)
+def probe_between(lo, hi, qkeys, qhashes, sorted_hashes, order, start, count, masks, radius, prior_masks, prior_radii):
+    """Pairs (query, stored item) within `radius` bits found through this chunk and through no earlier one, for the
+    queries lo:hi (`qkeys`: their chunk keys, `qhashes`: their hashes). Stored items as in `probe_chunk`; every
+    query probes every mask (queries and stored items are two sides, so no pair is probed twice)."""
+    cap = 1024
+    out_a, out_b = np.empty(cap, np.int64), np.empty(cap, np.int64)
+    k = 0
+    for q in range(lo, hi):
+        kq, hq = qkeys[q], qhashes[q]
+        for mi in range(len(masks)):
+            s = kq ^ masks[mi]
+            for p in range(start[s], start[s] + count[s]):
+                x = hq ^ sorted_hashes[p]
+                if _popcount(x) > radius:
+                    continue
+                seen = False
+                for e in range(len(prior_masks)):
+                    if _popcount(x & prior_masks[e]) <= prior_radii[e]:
+                        seen = True
+                        break
+                if seen:
+                    continue
+                if k == cap:
+                    cap *= 2
+                    grown_a, grown_b = np.empty(cap, np.int64), np.empty(cap, np.int64)
+                    grown_a[:k], grown_b[:k] = out_a[:k], out_b[:k]
+                    out_a, out_b = grown_a, grown_b
+                out_a[k], out_b[k] = q, order[p]
+                k += 1
+    return out_a[:k], out_b[:k]
+
+
+def warm() -> None:
+    """Call each loop once on empty input: loads its machine code from the cache (or compiles it) in this process."""
+    ids, hashes = np.zeros(1, np.int64), np.zeros(1, np.uint64)
+    none = np.zeros(0, np.uint64)
+    count = np.zeros(1, np.int32)
+    probe_chunk(0, 0, ids, ids, hashes, ids, hashes, ids, ids, count, ids, ids, np.uint64(0), none, none)
+    probe_between(0, 0, ids, hashes, hashes, ids, ids, count, ids, np.uint64(0), none, none)

@@ -26,6 +26,7 @@ from finetuner.dedup.candidates import EVIDENCE, nearest_rejected, verified_pair
 from finetuner.dedup.embedding import HashedContents, embedding_signal
 from finetuner.dedup.hash_cache import HashCache, PreviewCache
 from finetuner.dedup.hashing import DECODE_SIZE, HASH_SIZE, hash_files, resolve_workers, view_key
+from finetuner.dedup.neighbours import load_compiled, uses_compiled
 from finetuner.dedup.report import pair_record, paths_to_preview, render_html, summarize
 from finetuner.dedup.units import (
     PairRule,
@@ -73,14 +74,24 @@ def hash_contents(
     cache_dir: Path,
     workers: int,
     views: bool = False,
+    view_radius: int = -1,
 ):
     """Hashes, detail and (with `views`: view hashes, thumbnails) per content, decoding only contents the cache
-    lacks; returns (hashes, detail, ok, thumbs or None, n_new)."""
+    lacks; returns (hashes, detail, ok, thumbs or None, n_new). When the view search that follows (at `view_radius`)
+    will run compiled, its code is loaded while the workers decode."""
     names = methods + (tuple(view_key(v) for v in VIEWS) if views else ())
     cache = HashCache(cache_dir, names, HASH_SIZE, DECODE_SIZE, thumbs=views)
     missing = cache.missing(shas)
     log.info("hashing %d of %d distinct contents (%d cached)", len(missing), len(shas), len(shas) - len(missing))
-    batch = hash_files([images_dir / paths[k] for k in missing], methods, workers, views=VIEWS if views else ())
+    new_views = len(missing) * len(VIEWS) if len(missing) < len(shas) else None  # None: a cold search of all
+    compiled = views and len(missing) > 0 and uses_compiled(len(shas) * len(VIEWS), view_radius, new_views)
+    batch = hash_files(
+        [images_dir / paths[k] for k in missing],
+        methods,
+        workers,
+        views=VIEWS if views else (),
+        meanwhile=load_compiled if compiled else None,
+    )
     good = [k for k, ok in zip(missing, batch.ok.tolist()) if ok]
     cache.add(
         [shas[k] for k in good],
@@ -209,6 +220,7 @@ def run(params: Params, root: Path = Path(".")) -> dict:
         root / CACHE_DIR,
         workers,
         views=config.verify.enabled,
+        view_radius=config.verify.candidate_distance,
     )
     found = hash_pairs(
         params, hashes, detail, thumbs, ok, aspects([usable[k] for k in rep_rows]), workers, contents, root / CACHE_DIR

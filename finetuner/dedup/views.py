@@ -182,7 +182,7 @@ def view_candidates(
         pairs = radius_pairs(stacked, radius, workers, groups=owner)  # two views of one image never pair
     else:
         queries = np.flatnonzero(new[owner])
-        pairs = radius_pairs_between(stacked[queries], stacked, radius)
+        pairs = radius_pairs_between(stacked[queries], stacked, radius, workers)
         pairs[:, 0] = queries[pairs[:, 0]]
     a, b = owner[pairs[:, 0]], owner[pairs[:, 1]]
     other = a != b

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import imagehash
@@ -72,8 +73,10 @@ def test_parallel_equals_serial_and_marks_unreadable(tmp_path: Path) -> None:
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not an image")
     paths.insert(2, broken)
-    serial = hash_files(paths, ["phash", "dhash"], workers=1)
-    parallel = hash_files(paths, ["phash", "dhash"], workers=2, chunk=2)
+    calls = []  # `meanwhile` runs once in this process, with or without worker processes
+    serial = hash_files(paths, ["phash", "dhash"], workers=1, meanwhile=lambda: calls.append(os.getpid()))
+    parallel = hash_files(paths, ["phash", "dhash"], workers=2, chunk=2, meanwhile=lambda: calls.append(os.getpid()))
+    assert calls == [os.getpid(), os.getpid()]
     assert serial.ok.tolist() == [True, True, False, True, True, True, True]
     for method in ("phash", "dhash"):
         assert np.array_equal(serial.hashes[method], parallel.hashes[method])

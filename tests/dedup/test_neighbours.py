@@ -16,12 +16,12 @@ from finetuner.dedup.neighbours import choose_plan, make_plan, radius_pairs, rad
 @contextlib.contextmanager
 def probing(compiled: bool):
     """Force the compiled probe loop (finetuner/dedup/probing.py) or the numpy one, whatever the search's size."""
-    saved = neighbours.COMPILED_MIN_PROBES
-    neighbours.COMPILED_MIN_PROBES = 0 if compiled else 10**18
+    saved = neighbours.COMPILED_MIN_PROBES, neighbours.BETWEEN_COMPILED_MIN_PROBES
+    neighbours.COMPILED_MIN_PROBES = neighbours.BETWEEN_COMPILED_MIN_PROBES = 0 if compiled else 10**18
     try:
         yield
     finally:
-        neighbours.COMPILED_MIN_PROBES = saved
+        neighbours.COMPILED_MIN_PROBES, neighbours.BETWEEN_COMPILED_MIN_PROBES = saved
 
 
 def python_brute_force(hashes: list[int], radius: int) -> set[tuple[int, int]]:
@@ -129,12 +129,16 @@ def test_edge_cases() -> None:
     assert everything.tolist() == [[0, 1], [0, 2], [1, 2]]
 
 
+@pytest.mark.parametrize("compiled", [False, True])
 @settings(max_examples=10, deadline=None)
 @given(hashes=clustered_hashes(), radius=st.integers(0, 12), split=st.integers(0, 48))
-def test_new_items_against_all_equals_brute_force(hashes: list[int], radius: int, split: int) -> None:
+def test_new_items_against_all_equals_brute_force(compiled: bool, hashes: list[int], radius: int, split: int) -> None:
     """A grown collection's search: every pair of a new item (query) with any item, as brute force finds them."""
     queries = hashes[split % (len(hashes) + 1) :]
-    found = radius_pairs_between(np.array(queries, dtype=np.uint64), np.array(hashes, dtype=np.uint64), radius)
+    with probing(compiled):
+        found = radius_pairs_between(
+            np.array(queries, dtype=np.uint64), np.array(hashes, dtype=np.uint64), radius, workers=2
+        )
     expected = {
         (q, h)
         for q in range(len(queries))
@@ -142,3 +146,27 @@ def test_new_items_against_all_equals_brute_force(hashes: list[int], radius: int
         if bin(queries[q] ^ hashes[h]).count("1") <= radius
     }
     assert {tuple(p) for p in found.tolist()} == expected
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_new_views_against_all_agree_with_brute_force(compiled: bool) -> None:
+    """Like a grown collection's view search: 60 new images' 9 views against all 300 images' views, at radius 12
+    (4 chunks of 16 bits: the table path), exactly the pairs brute force finds, each once."""
+    rng = np.random.default_rng(2)
+    centres = rng.integers(0, 2**63, 300, dtype=np.uint64)
+    centres[150:] = centres[:150] ^ np.uint64(0b1011)
+    flips = rng.integers(0, 64, (300, 9, 3)).astype(np.uint64)
+    views = (centres[:, None] ^ np.bitwise_or.reduce(np.uint64(1) << flips, axis=2)).ravel()
+    queries = views[-60 * 9 :]
+    with probing(compiled):
+        found = radius_pairs_between(queries, views, 12, workers=2)
+    distance = np.bitwise_count(queries[:, None] ^ views[None, :])
+    assert np.array_equal(found, np.argwhere(distance <= 12)) and len(found) > 1000
+
+
+def test_uses_compiled_follows_the_search_size() -> None:
+    assert not neighbours.uses_compiled(2_000, 12)
+    assert neighbours.uses_compiled(189_000, 12)
+    assert not neighbours.uses_compiled(189_000, 12, queries=100)
+    assert neighbours.uses_compiled(189_000, 12, queries=9_000)
+    assert not neighbours.uses_compiled(189_000, 64) and not neighbours.uses_compiled(189_000, -1)
