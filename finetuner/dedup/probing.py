@@ -93,7 +93,9 @@ def probe_chunk(
 def probe_between(lo, hi, qkeys, qhashes, sorted_hashes, order, start, count, masks, radius, prior_masks, prior_radii):
     """Pairs (query, stored item) within `radius` bits found through this chunk and through no earlier one, for the
     queries lo:hi (`qkeys`: their chunk keys, `qhashes`: their hashes). Stored items as in `probe_chunk`; every
-    query probes every mask (queries and stored items are two sides, so no pair is probed twice)."""
+    query probes every mask (queries and stored items are two sides, so no pair is probed twice). The inner lines
+    repeat `probe_chunk`'s: moved into a shared compiled function (inlined or not) they ran 4x slower (0.10 s ->
+    0.44 s on 9,000 views against 189,000)."""
     cap = 1024
     out_a, out_b = np.empty(cap, np.int64), np.empty(cap, np.int64)
     k = 0
