@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from finetuner.config import VerifyConfig
-from finetuner.dedup.hash_cache import CandidateCache, VerdictCache
+from finetuner.dedup.hash_cache import CandidateCache, VerdictCache, verdict_keys
 from finetuner.dedup.hashing import DECODE_SIZE, view_key
 from finetuner.dedup.neighbours import hamming, radius_pairs, radius_pairs_between
 from finetuner.dedup.prescreen import prescreen
@@ -207,16 +207,9 @@ def verified_pairs(
         else None
     )
     ratio = np.full(len(detail), np.nan) if aspect is None else aspect
-    keys = (
-        [
-            f"{shas[x]}|{shas[y]}|{s}|{ratio[x]:.4f}|{ratio[y]:.4f}"
-            for x, y, s in zip(a.tolist(), b.tolist(), found.signal.tolist())
-        ]
-        if cache
-        else []
-    )
-    known = cache.get(keys) if cache else [None] * len(a)
-    todo = np.array([k for k, row in enumerate(known) if row is None], dtype=np.int64)
+    keys = verdict_keys(shas, a, b, found.signal, ratio) if cache else None
+    at, known = cache.get(keys) if cache else (np.full(len(a), -1), None)
+    todo = np.flatnonzero(at < 0)
     rows = decide(
         thumbs,
         a[todo],
@@ -229,15 +222,17 @@ def verified_pairs(
         workers,
         looks[todo],
     )
+    fresh = {
+        f: np.array(c, dtype=t) if rows else np.zeros(0, t)
+        for f, c, t in zip(VerdictCache.FIELDS, zip(*rows) if rows else [()] * 6, VerdictCache.TYPES)
+    }
     if cache:
-        cache.add([keys[k] for k in todo.tolist()], rows)
+        cache.add(keys[todo], fresh)
         cache.save()
-    for k, row in zip(todo.tolist(), rows):
-        known[k] = row
-    columns = list(zip(*known)) if known else [[]] * 6
-    verdicts = Verdicts(
-        *(np.array(c, dtype=d) for c, d in zip(columns, (bool, object, np.float64, np.float64, np.float64, object)))
-    )
+    columns = known or {f: np.zeros(len(a), t) for f, t in zip(VerdictCache.FIELDS, VerdictCache.TYPES)}
+    for f in VerdictCache.FIELDS:
+        columns[f][todo] = fresh[f]
+    verdicts = Verdicts(*(columns[f] for f in VerdictCache.FIELDS))
     return Verified(a, b, found.signal, found.distance, verdicts)
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from finetuner.dedup.views import Candidates
 log = logging.getLogger("finetuner.dedup")
 
 VERSION = 2  # 2: files carry a checksum (finetuner/common/integrity.py)
+VERDICT_LAYOUT = 3  # 3: the verdict table is keyed by 128-bit digests (was: "sha|sha|signal|ratio|ratio" strings)
 # single-file tables of the hash, candidate and verdict caches before they were sharded (directories now)
 LEGACY = ("*bit-d*-v2.npz", "detail-d*-v2.npz", "thumbs-d*-v2.npz", "verdicts-*-v2.npz", "candidates-*-v2.npz")
 
@@ -137,44 +140,136 @@ class Thumbs:
 
 
 class VerdictCache:
-    """The verifier's decision per candidate (both contents' sha256, the proposing signal, both aspect ratios),
-    one append-only table per verifier setting, so when data grows only pairs with a new image are verified again."""
+    """The verifier's decision per candidate, keyed by `verdict_keys` (both contents' sha256, the proposing signal,
+    both aspect ratios), one append-only table per verifier setting, so when data grows only pairs with a new image
+    are verified again. Keys are 128-bit digests looked up with a sorted search: a grown 20k collection reads its
+    ~36,000 cached verdicts in ~0.02 s, where a dict of 160-byte string keys took ~0.3 s to load and query."""
 
     FIELDS = ("accepted", "rule", "similarity", "detail_similarity", "overlap", "transform")
     TEXT = ("rule", "transform")
-    TYPES = (bool, None, np.float64, np.float64, np.float64, None)
+    TYPES = (bool, object, np.float64, np.float64, np.float64, object)
 
     def __init__(self, directory: Path, setting: str):
         tag = hashlib.sha256(setting.encode()).hexdigest()[:12]
-        self.shards = ShardedTable(Path(directory) / f"verdicts-{tag}-v{VERSION}", "verdict cache")
-        self.table: dict[str, tuple] = {}
-        self.new: dict[str, tuple] = {}
+        directory = Path(directory)
+        for old in directory.glob(f"verdicts-*-v{VERSION}"):  # string-keyed tables before VERDICT_LAYOUT 3
+            shutil.rmtree(old, ignore_errors=True)
+        self.shards = ShardedTable(directory / f"verdicts-{tag}-v{VERSION}-k{VERDICT_LAYOUT}", "verdict cache")
+        parts = []
         for data in self.shards.load():
-            try:
-                columns = [_strings(data[f]) if f in self.TEXT else data[f].tolist() for f in self.FIELDS]
-                self.table.update(zip(_strings(data["key"]), zip(*columns)))
-            except KeyError as exc:  # a shard of another layout: its verdicts are made again
-                log.warning("ignoring verdict cache shard without column %s in %s", exc, self.shards.directory)
+            if {"key_hi", "key_lo", *self.FIELDS} <= set(data):
+                parts.append(data)
+            else:  # a shard of another layout: its verdicts are made again
+                log.warning("ignoring a verdict cache shard of another layout in %s", self.shards.directory)
+        self.keys = np.zeros((0, 2), np.uint64)
+        self.columns = {f: np.zeros(0, t) for f, t in zip(self.FIELDS, self.TYPES)}
+        self._extend(parts)
+        self.new: list[dict[str, np.ndarray]] = []
 
-    def get(self, keys: Sequence[str]) -> list[tuple | None]:
-        return [self.table.get(key) for key in keys]
+    def _extend(self, parts: list[dict[str, np.ndarray]]) -> None:
+        """Add rows (later ones win over earlier rows of the same key), kept sorted by key."""
+        if not parts:
+            return
+        keys = np.concatenate([self.keys, *(np.stack([p["key_hi"], p["key_lo"]], axis=1) for p in parts)])
+        columns = {
+            f: np.concatenate([self.columns[f], *(_texts(p[f]) if f in self.TEXT else p[f] for p in parts)])
+            for f in self.FIELDS
+        }
+        order = np.lexsort((-np.arange(len(keys)), keys[:, 1], keys[:, 0]))  # per key, the newest row first
+        keys = keys[order]
+        first = np.r_[True, (keys[1:] != keys[:-1]).any(axis=1)] if len(keys) else np.zeros(0, bool)
+        self.keys = keys[first]
+        self.columns = {f: values[order][first] for f, values in columns.items()}
 
-    def add(self, keys: Sequence[str], rows: Sequence[tuple]) -> None:
-        self.table.update(zip(keys, rows))
-        self.new.update(zip(keys, rows))
+    def find(self, keys: np.ndarray) -> np.ndarray:
+        """Each key's row in the cache, -1 where it has none."""
+        keys = np.asarray(keys, np.uint64).reshape(-1, 2)
+        if not len(self.keys):
+            return np.full(len(keys), -1, np.int64)
+        lo = np.searchsorted(self.keys[:, 0], keys[:, 0], side="left")
+        hi = np.searchsorted(self.keys[:, 0], keys[:, 0], side="right")
+        at = np.minimum(lo, len(self.keys) - 1)
+        # the low half settles a (vanishingly rare) shared high half: the first match only, others are misses
+        hit = (hi > lo) & (self.keys[at, 1] == keys[:, 1])
+        return np.where(hit, at, -1)
+
+    def get(self, keys: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(rows, columns): each key's row (-1: not cached) and the cached verdicts' columns at those rows (where
+        the row is -1 the values are placeholders)."""
+        rows = self.find(keys)
+        if not len(self.keys):
+            return rows, {f: np.zeros(len(rows), t) for f, t in zip(self.FIELDS, self.TYPES)}
+        return rows, {f: values[np.maximum(rows, 0)] for f, values in self.columns.items()}
+
+    def add(self, keys: np.ndarray, columns: dict[str, np.ndarray]) -> None:
+        part = {"key_hi": np.asarray(keys, np.uint64)[:, 0], "key_lo": np.asarray(keys, np.uint64)[:, 1]}
+        part |= {f: np.asarray(columns[f], dtype=t) for f, t in zip(self.FIELDS, self.TYPES)}
+        self.new.append(part)
+        self._extend([part])
 
     def save(self) -> None:
         if self.new:
-            self.shards.save(self._columns(self.new), lambda: self._columns(self.table))
-            self.new = {}
+            self.shards.save(_stored(_concat(self.new), self.TEXT), lambda: self._everything())
+            self.new = []
 
-    def _columns(self, table: dict[str, tuple]) -> dict[str, np.ndarray]:
-        keys = sorted(table)
-        columns = list(zip(*(table[k] for k in keys)))
-        arrays = {
-            f: _utf8(c) if f in self.TEXT else np.array(c, dtype=d) for f, c, d in zip(self.FIELDS, columns, self.TYPES)
-        }
-        return {"key": _utf8(keys), **arrays}
+    def _everything(self) -> dict[str, np.ndarray]:
+        return _stored({"key_hi": self.keys[:, 0], "key_lo": self.keys[:, 1], **self.columns}, self.TEXT)
+
+
+def verdict_keys(
+    shas: Sequence[str], a: np.ndarray, b: np.ndarray, signal: np.ndarray, ratio: np.ndarray
+) -> np.ndarray:
+    """(n, 2) uint64: a 128-bit digest per candidate of (content a's sha256, content b's, the proposing signal, both
+    aspect ratios to 4 decimals, NaN where unknown); `a`, `b` index `shas` and `ratio`."""
+    a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
+    ids = _content_ids(shas)
+    names, code = np.unique(np.asarray(signal, dtype=str), return_inverse=True)
+    signals = np.array([zlib.crc32(n.encode()) for n in names.tolist()], np.uint64)[code.reshape(-1)]
+    ratio = np.asarray(ratio, np.float64)
+    scaled = np.where(np.isnan(ratio), -1, np.round(np.nan_to_num(ratio, nan=0.0) * 10_000)).astype(np.int64)
+    parts = [signals, scaled[a].view(np.uint64), scaled[b].view(np.uint64)]
+    return np.stack([_digest([ids[a, h], ids[b, h], *parts], seed) for h, seed in ((0, _SEEDS[0]), (1, _SEEDS[1]))], 1)
+
+
+def _content_ids(shas: Sequence[str]) -> np.ndarray:
+    """(n, 2) uint64 per content: the first 128 bits of its sha256 (of the text itself where it is not hex)."""
+    try:
+        if all(len(s) >= 32 for s in shas):
+            return np.frombuffer(bytes.fromhex("".join(s[:32] for s in shas)), dtype="<u8").reshape(-1, 2)
+    except ValueError:
+        pass
+    digests = b"".join(hashlib.sha256(s.encode()).digest()[:16] for s in shas)
+    return np.frombuffer(digests, dtype="<u8").reshape(-1, 2)
+
+
+_SEEDS = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xD1B54A32D192ED03))
+
+
+def _digest(parts: list[np.ndarray], seed: np.uint64) -> np.ndarray:
+    """splitmix64's finaliser folded over the parts (uint64 arithmetic wraps, as intended)."""
+    h = np.full(len(parts[0]), seed, np.uint64)
+    for part in parts:
+        h = h ^ np.asarray(part, np.uint64)
+        h ^= h >> np.uint64(30)
+        h *= np.uint64(0xBF58476D1CE4E5B9)
+        h ^= h >> np.uint64(27)
+        h *= np.uint64(0x94D049BB133111EB)
+        h ^= h >> np.uint64(31)
+    return h
+
+
+def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+
+def _stored(columns: dict[str, np.ndarray], text: Sequence[str]) -> dict[str, np.ndarray]:
+    """Columns as written: text columns as UTF-8 bytes (no pickled objects in a cache file)."""
+    return {k: _utf8(v.tolist()) if k in text else v for k, v in columns.items()}
+
+
+def _texts(column: np.ndarray) -> np.ndarray:
+    """A stored text column back as an object array of str."""
+    return np.array(_strings(column), dtype=object) if len(column) else np.zeros(0, object)
 
 
 def _utf8(texts) -> np.ndarray:

@@ -109,14 +109,40 @@ def test_sorted_unique() -> None:
     assert sorted_unique(np.zeros(0, np.int64)).tolist() == []
 
 
-def test_verdict_cache_round_trips_and_reads_unicode_columns(tmp_path) -> None:
-    from finetuner.dedup.hash_cache import VerdictCache
+def test_verdict_cache_round_trips_newest_wins_and_ignores_other_layouts(tmp_path, caplog) -> None:
+    from finetuner.dedup.hash_cache import VerdictCache, verdict_keys
+
+    shas = [f"{k:064x}" for k in range(4)] + ["not-hex"]
+    signal = np.array(["full~mirror", "phash", "phash", "phash"], dtype=object)
+    keys = verdict_keys(
+        shas, np.array([0, 0, 0, 4]), np.array([1, 2, 3, 2]), signal, np.array([1.5, np.nan, 1.0, 2, 1])
+    )
+    assert len({tuple(k) for k in keys.tolist()}) == 4
+    # the same pair under another signal or another aspect ratio is another key; the same inputs, the same key
+    assert not np.array_equal(keys[1], verdict_keys(shas, [0], [2], ["dhash"], [1.5, 1, 1, 1, 1])[0])
+    assert not np.array_equal(keys[1], verdict_keys(shas, [0], [2], ["phash"], [1.5001, 1, 1, 1, 1])[0])
+    assert np.array_equal(keys[1], verdict_keys(shas, [0], [2], ["phash"], [1.5, 7, 1.0, np.nan, 1])[0])
+
+    def columns(*rows):
+        return {f: np.array(c, dtype=t) for f, c, t in zip(VerdictCache.FIELDS, zip(*rows), VerdictCache.TYPES)}
 
     rows = [(True, "aligned", 0.97, 0.8, 1.0, "mirror: full of a = full of b"), (False, "prescreen", 0.2, 0.2, 0.0, "")]
     cache = VerdictCache(tmp_path, "setting")
-    cache.add(["a|b|full~mirror", "a|c|phash"], rows)
+    cache.add(keys[:2], columns(*rows))
     cache.save()
-    assert VerdictCache(tmp_path, "setting").get(["a|c|phash", "a|b|full~mirror", "x"]) == [rows[1], rows[0], None]
-    columns = {f: np.array(c) for f, c in zip(VerdictCache.FIELDS, zip(*rows))}
-    cache.shards.append({"key": np.array(["a|b|full~mirror", "a|d|phash"], dtype="U300"), **columns})
-    assert VerdictCache(tmp_path, "setting").get(["a|d|phash", "a|c|phash"]) == [rows[1], rows[1]]
+    again = VerdictCache(tmp_path, "setting")
+    at, got = again.get(keys[[1, 0, 2]])
+    assert (at >= 0).tolist() == [True, True, False]
+    assert [tuple(got[f][k] for f in VerdictCache.FIELDS) for k in (0, 1)] == [rows[1], rows[0]]
+    newer = (True, "low-detail", 0.99, 0.99, 1.0, "")
+    again.add(keys[[1, 3]], columns(newer, rows[0]))
+    again.save()
+    at, got = VerdictCache(tmp_path, "setting").get(keys)
+    assert (at >= 0).tolist() == [True, True, False, True]
+    assert [got["rule"][k] for k in (0, 1, 3)] == ["aligned", "low-detail", "aligned"] and got["accepted"][1]
+    assert VerdictCache(tmp_path, "other setting").find(keys).tolist() == [-1] * 4
+    old_layout = {f: v.astype(bytes) if v.dtype == object else v for f, v in columns(rows[0]).items()}
+    cache.shards.append({"key": np.array(["a|b|full~mirror"], dtype="S20"), **old_layout})
+    with caplog.at_level("WARNING"):
+        at, _ = VerdictCache(tmp_path, "setting").get(keys)
+    assert "another layout" in caplog.text and (at[[0, 1, 3]] >= 0).all()
