@@ -10,6 +10,7 @@ rejected candidates nearest the cut-off, which dedup.html shows so a person can 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from finetuner.config import VerifyConfig
-from finetuner.dedup.hash_cache import CandidateCache, VerdictCache, verdict_keys
+from finetuner.dedup.hash_cache import CandidateCache, LookCache, VerdictCache, pair_keys
 from finetuner.dedup.hashing import DECODE_SIZE, view_key
 from finetuner.dedup.neighbours import hamming, radius_pairs, radius_pairs_between
 from finetuner.dedup.prescreen import prescreen
@@ -138,24 +139,49 @@ def searched_candidates(
 
 
 def capped_by_look(
-    found: Candidates, thumbs: np.ndarray, hashed: np.ndarray, flat: np.ndarray, per_image: int
+    found: Candidates,
+    thumbs: np.ndarray,
+    hashed: np.ndarray,
+    flat: np.ndarray,
+    per_image: int,
+    look_of: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(keep, looks): the per-image cap (`dedup.verify.candidates_per_image`) and, for the pairs kept, their 16x16
     look (finetuner/dedup/prescreen.py; NaN where not computed). An image with more candidates than the cap keeps
     those that look most alike, not those nearest in hash bits: among twin designs (letters of many typefaces) the
     hashes of a clone are no nearer than those of a dozen look-alikes (on the glyph set the hash-nearest 20 held 283 of
     598 clone pairs, the best-looking 20 held 516). Pairs with a near-blank image, which the look does not judge, rank
-    by hash distance (as a share of the 64 bits)."""
+    by hash distance (as a share of the 64 bits). `look_of(a, b, signal)`: the looks of content pairs (default: computed
+    from `thumbs`; the stage reads them from a cache)."""
     n = len(hashed)
     count = np.bincount(found.i, minlength=n) + np.bincount(found.j, minlength=n)
     crowded = count > per_image
     a, b = hashed[found.i], hashed[found.j]
     looks = np.full(len(found.i), np.nan)
     judged = np.flatnonzero((crowded[found.i] | crowded[found.j]) & ~flat[a] & ~flat[b])
-    looks[judged] = _looks(thumbs, a[judged], b[judged], found.signal[judged])
+    look_of = look_of or (lambda x, y, signal: _looks(thumbs, x, y, signal))
+    looks[judged] = look_of(a[judged], b[judged], found.signal[judged])
     key = np.where(np.isnan(looks), found.distance / 64.0, 1.0 - looks)
     keep = nearest_per_image(found, n, per_image, key)
     return keep, looks[keep]
+
+
+def cached_looks(thumbs, shas: list[str], cache: LookCache) -> Callable:
+    """`look_of` for `capped_by_look` that computes only the looks `cache` lacks, and keeps them: a grown collection
+    ranks its crowded images' candidates again, most of them pairs it ranked before."""
+
+    def look_of(a: np.ndarray, b: np.ndarray, signal: np.ndarray) -> np.ndarray:
+        keys = pair_keys(shas, a, b, signal)
+        at, known = cache.get(keys)
+        looks = known["look"]
+        todo = np.flatnonzero(at < 0)
+        if len(todo):
+            looks[todo] = _looks(thumbs, a[todo], b[todo], signal[todo])
+            cache.add(keys[todo], {"look": looks[todo]})
+            cache.save()
+        return looks
+
+    return look_of
 
 
 def _looks(thumbs, a: np.ndarray, b: np.ndarray, signal: np.ndarray) -> np.ndarray:
@@ -196,18 +222,20 @@ def verified_pairs(
         cache_dir,
     )
     flat = detail < low_info_std  # near-blank frames correlate by chance or not at all: the verifier's pixel rule
-    keep, looks = capped_by_look(found, thumbs, hashed, flat, config.candidates_per_image)
+    caching = shas is not None and cache_dir is not None
+    look_of = cached_looks(thumbs, shas, LookCache(cache_dir, repr((VERIFIER, DECODE_SIZE)))) if caching else None
+    keep, looks = capped_by_look(found, thumbs, hashed, flat, config.candidates_per_image, look_of)
     found = subset(found, keep)
     a, b = hashed[found.i], hashed[found.j]
     rule = verify_rule(config)
     # the thumbnails a verdict was made on depend on the decode size too, and the verdicts on the verifier's code
     cache = (
         VerdictCache(cache_dir, repr((VERIFIER, rule, DECODE_SIZE, config.prescreen_similarity, low_info_std)))
-        if shas is not None and cache_dir is not None
+        if caching
         else None
     )
     ratio = np.full(len(detail), np.nan) if aspect is None else aspect
-    keys = verdict_keys(shas, a, b, found.signal, ratio) if cache else None
+    keys = pair_keys(shas, a, b, found.signal, ratio) if cache else None
     at, known = cache.get(keys) if cache else (np.full(len(a), -1), None)
     todo = np.flatnonzero(at < 0)
     rows = decide(

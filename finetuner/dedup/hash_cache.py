@@ -1,10 +1,11 @@
-"""The dedup stage's caches by content sha256: hashes and thumbnails, candidate pairs, verdicts, report previews.
+"""The dedup stage's caches by content sha256: hashes and thumbnails, candidate pairs, verdicts and looks per pair,
+report previews.
 
 Live in data/cache/dedup (gitignored, not a DVC output), so `dvc repro` after data grew decodes, searches and
 verifies only what involves new files. A hash depends on the decode (reduced-size JPEG draft), hence the decode size
 in the key; bump VERSION when the hashing code changes what it computes. With `thumbs`, the 64x64 grey thumbnails
 the verifier compares are kept too (4 KiB per content), so verifying a pair never decodes a file again. The hash,
-candidate and verdict caches are append-only (finetuner/common/shards.py): a run writes only its new rows, and a
+candidate, verdict and look caches are append-only (finetuner/common/shards.py): a run writes only its new rows, and a
 damaged shard is reported, deleted and its rows rebuilt.
 """
 
@@ -27,7 +28,7 @@ from finetuner.dedup.views import Candidates
 log = logging.getLogger("finetuner.dedup")
 
 VERSION = 2  # 2: files carry a checksum (finetuner/common/integrity.py)
-VERDICT_LAYOUT = 3  # 3: the verdict table is keyed by 128-bit digests (was: "sha|sha|signal|ratio|ratio" strings)
+PAIR_LAYOUT = 3  # 3: tables per pair keyed by 128-bit digests (verdicts were keyed by "sha|sha|signal|..." strings)
 # single-file tables of the hash, candidate and verdict caches before they were sharded (directories now)
 LEGACY = ("*bit-d*-v2.npz", "detail-d*-v2.npz", "thumbs-d*-v2.npz", "verdicts-*-v2.npz", "candidates-*-v2.npz")
 
@@ -139,28 +140,29 @@ class Thumbs:
         return out if dtype is None else out.astype(dtype)
 
 
-class VerdictCache:
-    """The verifier's decision per candidate, keyed by `verdict_keys` (both contents' sha256, the proposing signal,
-    both aspect ratios), one append-only table per verifier setting, so when data grows only pairs with a new image
-    are verified again. Keys are 128-bit digests looked up with a sorted search: a grown 20k collection reads its
-    ~36,000 cached verdicts in ~0.02 s, where a dict of 160-byte string keys took ~0.3 s to load and query."""
+class PairTable:
+    """Columns per candidate pair, keyed by `pair_keys` (128-bit digests), one append-only table per setting, so
+    when data grows only pairs with a new image are computed again. Keys are looked up with a sorted search: a grown
+    20k collection reads its ~36,000 cached verdicts in ~0.02 s, where a dict of 160-byte string keys
+    ("sha|sha|signal|ratio|ratio") took ~0.3 s to load and query. Subclasses name the table and its columns."""
 
-    FIELDS = ("accepted", "rule", "similarity", "detail_similarity", "overlap", "transform")
-    TEXT = ("rule", "transform")
-    TYPES = (bool, object, np.float64, np.float64, np.float64, object)
+    NAME = ""
+    FIELDS: tuple[str, ...] = ()
+    TEXT: tuple[str, ...] = ()
+    TYPES: tuple = ()
 
     def __init__(self, directory: Path, setting: str):
         tag = hashlib.sha256(setting.encode()).hexdigest()[:12]
         directory = Path(directory)
-        for old in directory.glob(f"verdicts-*-v{VERSION}"):  # string-keyed tables before VERDICT_LAYOUT 3
+        for old in directory.glob(f"{self.NAME}s-*-v{VERSION}"):  # string-keyed tables before PAIR_LAYOUT 3
             shutil.rmtree(old, ignore_errors=True)
-        self.shards = ShardedTable(directory / f"verdicts-{tag}-v{VERSION}-k{VERDICT_LAYOUT}", "verdict cache")
+        self.shards = ShardedTable(directory / f"{self.NAME}s-{tag}-v{VERSION}-k{PAIR_LAYOUT}", f"{self.NAME} cache")
         parts = []
         for data in self.shards.load():
             if {"key_hi", "key_lo", *self.FIELDS} <= set(data):
                 parts.append(data)
-            else:  # a shard of another layout: its verdicts are made again
-                log.warning("ignoring a verdict cache shard of another layout in %s", self.shards.directory)
+            else:  # a shard of another layout: its rows are computed again
+                log.warning("ignoring a %s cache shard of another layout in %s", self.NAME, self.shards.directory)
         self.keys = np.zeros((0, 2), np.uint64)
         self.columns = {f: np.zeros(0, t) for f, t in zip(self.FIELDS, self.TYPES)}
         self._extend(parts)
@@ -216,30 +218,55 @@ class VerdictCache:
         return _stored({"key_hi": self.keys[:, 0], "key_lo": self.keys[:, 1], **self.columns}, self.TEXT)
 
 
-def verdict_keys(
-    shas: Sequence[str], a: np.ndarray, b: np.ndarray, signal: np.ndarray, ratio: np.ndarray
+class VerdictCache(PairTable):
+    """The verifier's decision per candidate (keyed with both aspect ratios: the verifier reads them)."""
+
+    NAME = "verdict"
+    FIELDS = ("accepted", "rule", "similarity", "detail_similarity", "overlap", "transform")
+    TEXT = ("rule", "transform")
+    TYPES = (bool, object, np.float64, np.float64, np.float64, object)
+
+
+class LookCache(PairTable):
+    """The prescreen's 16x16 look per candidate, which ranks a crowded image's candidates (keyed without ratios)."""
+
+    NAME = "look"
+    FIELDS = ("look",)
+    TYPES = (np.float64,)
+
+
+def pair_keys(
+    shas: Sequence[str], a: np.ndarray, b: np.ndarray, signal: np.ndarray, ratio: np.ndarray | None = None
 ) -> np.ndarray:
     """(n, 2) uint64: a 128-bit digest per candidate of (content a's sha256, content b's, the proposing signal, both
-    aspect ratios to 4 decimals, NaN where unknown); `a`, `b` index `shas` and `ratio`."""
+    aspect ratios to 4 decimals, NaN where unknown or no `ratio`); `a`, `b` index `shas` and `ratio`."""
     a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
     ids = _content_ids(shas)
     names, code = np.unique(np.asarray(signal, dtype=str), return_inverse=True)
     signals = np.array([zlib.crc32(n.encode()) for n in names.tolist()], np.uint64)[code.reshape(-1)]
-    ratio = np.asarray(ratio, np.float64)
+    ratio = np.full(len(shas), np.nan) if ratio is None else np.asarray(ratio, np.float64)
     scaled = np.where(np.isnan(ratio), -1, np.round(np.nan_to_num(ratio, nan=0.0) * 10_000)).astype(np.int64)
     parts = [signals, scaled[a].view(np.uint64), scaled[b].view(np.uint64)]
     return np.stack([_digest([ids[a, h], ids[b, h], *parts], seed) for h, seed in ((0, _SEEDS[0]), (1, _SEEDS[1]))], 1)
 
 
 def _content_ids(shas: Sequence[str]) -> np.ndarray:
-    """(n, 2) uint64 per content: the first 128 bits of its sha256 (of the text itself where it is not hex)."""
+    """(n, 2) uint64 per content: the first 128 bits of its sha256 (hex); a text that is not one is hashed first."""
     try:
-        if all(len(s) >= 32 for s in shas):
-            return np.frombuffer(bytes.fromhex("".join(s[:32] for s in shas)), dtype="<u8").reshape(-1, 2)
-    except ValueError:
+        ids = np.frombuffer(bytes.fromhex("".join(s[:32] for s in shas)), dtype="<u8").reshape(-1, 2)
+        if len(ids) == len(shas):  # fewer: some text was shorter than 32 hex digits
+            return ids
+    except ValueError:  # some text is not hex (only made-up manifests)
         pass
-    digests = b"".join(hashlib.sha256(s.encode()).digest()[:16] for s in shas)
-    return np.frombuffer(digests, dtype="<u8").reshape(-1, 2)
+    return np.frombuffer(b"".join(_id_bytes(s) for s in shas), dtype="<u8").reshape(-1, 2)
+
+
+def _id_bytes(sha: str) -> bytes:
+    try:
+        value = bytes.fromhex(sha[:32])
+    except ValueError:
+        value = b""
+    return value if len(value) == 16 else hashlib.sha256(sha.encode()).digest()[:16]
 
 
 _SEEDS = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xD1B54A32D192ED03))

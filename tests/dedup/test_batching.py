@@ -4,6 +4,8 @@ depend on how many images or pairs are batched together."""
 
 from __future__ import annotations
 
+import hashlib
+
 import cv2
 import numpy as np
 import scipy.fftpack
@@ -110,18 +112,16 @@ def test_sorted_unique() -> None:
 
 
 def test_verdict_cache_round_trips_newest_wins_and_ignores_other_layouts(tmp_path, caplog) -> None:
-    from finetuner.dedup.hash_cache import VerdictCache, verdict_keys
+    from finetuner.dedup.hash_cache import VerdictCache, pair_keys
 
-    shas = [f"{k:064x}" for k in range(4)] + ["not-hex"]
+    shas = [hashlib.sha256(bytes([k])).hexdigest() for k in range(4)] + ["not-hex"]
     signal = np.array(["full~mirror", "phash", "phash", "phash"], dtype=object)
-    keys = verdict_keys(
-        shas, np.array([0, 0, 0, 4]), np.array([1, 2, 3, 2]), signal, np.array([1.5, np.nan, 1.0, 2, 1])
-    )
+    keys = pair_keys(shas, np.array([0, 0, 0, 4]), np.array([1, 2, 3, 2]), signal, np.array([1.5, np.nan, 1.0, 2, 1]))
     assert len({tuple(k) for k in keys.tolist()}) == 4
     # the same pair under another signal or another aspect ratio is another key; the same inputs, the same key
-    assert not np.array_equal(keys[1], verdict_keys(shas, [0], [2], ["dhash"], [1.5, 1, 1, 1, 1])[0])
-    assert not np.array_equal(keys[1], verdict_keys(shas, [0], [2], ["phash"], [1.5001, 1, 1, 1, 1])[0])
-    assert np.array_equal(keys[1], verdict_keys(shas, [0], [2], ["phash"], [1.5, 7, 1.0, np.nan, 1])[0])
+    assert not np.array_equal(keys[1], pair_keys(shas, [0], [2], ["dhash"], [1.5, 1, 1, 1, 1])[0])
+    assert not np.array_equal(keys[1], pair_keys(shas, [0], [2], ["phash"], [1.5001, 1, 1, 1, 1])[0])
+    assert np.array_equal(keys[1], pair_keys(shas, [0], [2], ["phash"], [1.5, 7, 1.0, np.nan, 1])[0])
 
     def columns(*rows):
         return {f: np.array(c, dtype=t) for f, c, t in zip(VerdictCache.FIELDS, zip(*rows), VerdictCache.TYPES)}
@@ -146,3 +146,21 @@ def test_verdict_cache_round_trips_newest_wins_and_ignores_other_layouts(tmp_pat
     with caplog.at_level("WARNING"):
         at, _ = VerdictCache(tmp_path, "setting").get(keys)
     assert "another layout" in caplog.text and (at[[0, 1, 3]] >= 0).all()
+
+
+def test_cached_looks_equal_computed_ones_and_are_computed_once(tmp_path, monkeypatch) -> None:
+    from finetuner.dedup import candidates
+    from finetuner.dedup.hash_cache import LookCache
+
+    thumbs = collection()
+    shas = [hashlib.sha256(bytes([k])).hexdigest() for k in range(len(thumbs))]
+    a, b = np.array([0, 0, 1, 2, 3]), np.array([1, 2, 3, 4, 5])
+    signal = np.array(["full~full", "full~mirror", "full~crop90", "full~full", "full~full"], dtype=object)
+    plain = candidates._looks(thumbs, a, b, signal)
+    computed = []
+    real = candidates._looks
+    monkeypatch.setattr(candidates, "_looks", lambda t, x, y, s: computed.append(len(x)) or real(t, x, y, s))
+    first = candidates.cached_looks(thumbs, shas, LookCache(tmp_path, "s"))(a[:3], b[:3], signal[:3])
+    again = candidates.cached_looks(thumbs, shas, LookCache(tmp_path, "s"))(a, b, signal)
+    assert np.allclose(first, plain[:3]) and np.allclose(again, plain)
+    assert computed == [3, 2]  # the second call computed only the two pairs the cache lacked
