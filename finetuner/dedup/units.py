@@ -13,6 +13,7 @@ Units are connected components of declared groups and the kept pairs; their ids 
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -262,34 +263,37 @@ def explain_units(
     largest cut first; a unit without bridges reports its weakest links between groups (lowest `strength`).
     Returns dicts with the unit, class, size, share and `bridges` as (index into i/j, images cut off or None).
     """
-    labels, units = np.asarray(labels, dtype=object), np.asarray(units, dtype=object)
+    class_size = Counter(labels)
+    giant = sorted(
+        (label, unit, count)
+        for (label, unit), count in Counter(zip(labels, units)).items()
+        if count > share * class_size[label] and count >= 3
+    )
+    if not giant:
+        return []
+    units = np.asarray(units, dtype=object)
     node = np.asarray([g if g else f"\0{k}" for k, g in enumerate(groups)], dtype=object)
     out = []
-    for label in sorted(set(labels.tolist())):
-        in_class = labels == label
-        names, counts = np.unique(units[in_class].astype(str), return_counts=True)
-        for unit, count in zip(names.tolist(), counts.tolist()):
-            if count <= share * in_class.sum() or count < 3:
-                continue
-            members = units == unit
-            edges = np.flatnonzero(members[i] & (node[i] != node[j]))
-            cuts = _bridges(node, i[edges], j[edges], members)
-            ranked = (
-                sorted(cuts, key=lambda c: -c[1])[:top]
-                if cuts
-                else [(int(e), None) for e in edges[np.argsort(strength[edges], kind="stable")][:top]]
-            )
-            out.append(
-                {
-                    "unit": unit,
-                    "class": label,
-                    "images": int(members.sum()),
-                    "images_of_class": count,
-                    "share_of_class": round(float(count / in_class.sum()), 4),
-                    "links_between_groups": len(edges),
-                    "bridges": [(int(edges[e]) if c is not None else e, c) for e, c in ranked],
-                }
-            )
+    for label, unit, count in giant:
+        members = units == unit
+        edges = np.flatnonzero(members[i] & (node[i] != node[j]))
+        cuts = _bridges(node, i[edges], j[edges], members)
+        ranked = (
+            sorted(cuts, key=lambda c: -c[1])[:top]
+            if cuts
+            else [(int(e), None) for e in edges[np.argsort(strength[edges], kind="stable")][:top]]
+        )
+        out.append(
+            {
+                "unit": unit,
+                "class": label,
+                "images": int(members.sum()),
+                "images_of_class": count,
+                "share_of_class": round(count / class_size[label], 4),
+                "links_between_groups": len(edges),
+                "bridges": [(int(edges[e]) if c is not None else e, c) for e, c in ranked],
+            }
+        )
     return out
 
 
@@ -361,6 +365,8 @@ def guard_units(
         return keep
     classes, y = np.unique(np.asarray(labels, dtype=object).astype(str), return_inverse=True)
     limit = np.maximum(np.floor(max_share * np.bincount(y, minlength=len(classes))), floor)
+    if _within_limits(groups, y, i, j, limit):
+        return keep
     sets = UnionFind(n)
     counts: dict[int, np.ndarray] = {}
 
@@ -385,3 +391,21 @@ def guard_units(
             continue
         join(int(i[e]), int(j[e]))
     return keep
+
+
+def _within_limits(groups: Sequence[str], y: np.ndarray, i: np.ndarray, j: np.ndarray, limit: np.ndarray) -> bool:
+    """Whether every unit of all pairs and groups together stays within `limit` images per class (`y`): then no
+    pair can be cut (a unit while pairs are added is part of one of these), and the pairs need no walk one by one."""
+    n = len(groups)
+    _, group_ids = np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)
+    declared = np.flatnonzero(np.asarray([bool(g) for g in groups]))
+    first = np.full(len(declared) and group_ids.max() + 1, -1, np.int64)
+    first[group_ids[declared]] = declared  # one member of each group, which all its members join
+    a = np.r_[np.asarray(i, np.int64), first[group_ids[declared]]]
+    b = np.r_[np.asarray(j, np.int64), declared]
+    unit = _labels(n, a, b)
+    if unit is None:
+        return True
+    per_class = np.zeros((unit.max() + 1, len(limit)), np.int64)
+    np.add.at(per_class, (unit, y), 1)
+    return bool((per_class <= limit).all())
