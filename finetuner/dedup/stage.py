@@ -26,7 +26,6 @@ from finetuner.dedup.candidates import EVIDENCE, nearest_rejected, verified_pair
 from finetuner.dedup.embedding import HashedContents, embedding_signal
 from finetuner.dedup.hash_cache import HashCache, PreviewCache
 from finetuner.dedup.hashing import DECODE_SIZE, HASH_SIZE, hash_files, resolve_workers, view_key
-from finetuner.dedup.neighbours import load_compiled, uses_compiled
 from finetuner.dedup.report import pair_record, paths_to_preview, render_html, summarize
 from finetuner.dedup.units import (
     PairRule,
@@ -40,7 +39,7 @@ from finetuner.dedup.units import (
     guard_units,
     tradeoff,
 )
-from finetuner.dedup.views import VIEWS
+from finetuner.dedup.views import VIEWS, search_loader
 
 log = logging.getLogger("finetuner.dedup")
 
@@ -83,14 +82,12 @@ def hash_contents(
     cache = HashCache(cache_dir, names, HASH_SIZE, DECODE_SIZE, thumbs=views)
     missing = cache.missing(shas)
     log.info("hashing %d of %d distinct contents (%d cached)", len(missing), len(shas), len(shas) - len(missing))
-    new_views = len(missing) * len(VIEWS) if len(missing) < len(shas) else None  # None: a cold search of all
-    compiled = views and len(missing) > 0 and uses_compiled(len(shas) * len(VIEWS), view_radius, new_views)
     batch = hash_files(
         [images_dir / paths[k] for k in missing],
         methods,
         workers,
         views=VIEWS if views else (),
-        meanwhile=load_compiled if compiled else None,
+        meanwhile=search_loader(len(shas), len(missing), view_radius) if views else None,
     )
     good = [k for k, ok in zip(missing, batch.ok.tolist()) if ok]
     cache.add(

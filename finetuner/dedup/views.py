@@ -15,14 +15,14 @@ Pure functions; used by tasks/dedup.py and the verifier (finetuner/dedup/verify.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from finetuner.dedup.hashing import THUMB, bits_to_uint64, phash_bits
-from finetuner.dedup.neighbours import radius_pairs, radius_pairs_between
+from finetuner.dedup.neighbours import load_compiled, radius_pairs, radius_pairs_between, uses_compiled
 
 VIEWS = ("full", "mirror", "crop90", "crop80", "left90", "right90", "top90", "bottom90", "trim")
 DETAIL_VIEWS = VIEWS[2:]  # skipped for low-detail images: they add only chance candidates
@@ -205,6 +205,15 @@ def view_candidates(
     i, j = np.divmod(code, n)
     found = Candidates(i=i, j=j, signal=label[combo], distance=dist)
     return subset(found, nearest_per_image(found, n, per_image)) if per_image > 0 else found
+
+
+def search_loader(n_contents: int, n_new: int, radius: int) -> Callable[[], None] | None:
+    """`load_compiled` when the view search over `n_contents` images, `n_new` of them new (all: a cold search), at
+    `radius` will run the compiled loop, so a caller can load it while it waits on decoding; else None."""
+    queries = n_new * len(VIEWS) if n_new < n_contents else None
+    if n_new and uses_compiled(n_contents * len(VIEWS), radius, queries):
+        return load_compiled
+    return None
 
 
 def allowed_combos(names: Sequence[str]) -> np.ndarray:

@@ -170,3 +170,13 @@ def test_uses_compiled_follows_the_search_size() -> None:
     assert not neighbours.uses_compiled(189_000, 12, queries=100)
     assert neighbours.uses_compiled(189_000, 12, queries=9_000)
     assert not neighbours.uses_compiled(189_000, 64) and not neighbours.uses_compiled(189_000, -1)
+
+
+def test_search_loader_loads_only_for_searches_that_run_compiled() -> None:
+    from finetuner.dedup.views import search_loader
+
+    assert search_loader(20_000, 20_000, 12) is neighbours.load_compiled  # a cold 20k view search
+    assert search_loader(20_000, 1_000, 12) is neighbours.load_compiled  # 5% more: 9,000 new views
+    assert search_loader(2_000, 2_000, 12) is None and search_loader(20_000, 10, 12) is None
+    assert search_loader(20_000, 0, 12) is None  # nothing new: nothing is searched
+    neighbours.load_compiled()  # loads (or compiles) both loops without error
