@@ -163,51 +163,55 @@ class PairTable:
                 parts.append(data)
             else:  # a shard of another layout: its rows are computed again
                 log.warning("ignoring a %s cache shard of another layout in %s", self.NAME, self.shards.directory)
-        self.keys = np.zeros((0, 2), np.uint64)
-        self.columns = {f: np.zeros(0, t) for f, t in zip(self.FIELDS, self.TYPES)}
-        self._extend(parts)
+        self.parts = [{**p, **{f: _texts(p[f]) for f in self.TEXT}} for p in parts]  # oldest first
         self.new: list[dict[str, np.ndarray]] = []
+        self._table: tuple[np.ndarray, dict[str, np.ndarray]] | None = None
 
-    def _extend(self, parts: list[dict[str, np.ndarray]]) -> None:
-        """Add rows (later ones win over earlier rows of the same key), kept sorted by key."""
-        if not parts:
-            return
-        keys = np.concatenate([self.keys, *(np.stack([p["key_hi"], p["key_lo"]], axis=1) for p in parts)])
-        columns = {
-            f: np.concatenate([self.columns[f], *(_texts(p[f]) if f in self.TEXT else p[f] for p in parts)])
-            for f in self.FIELDS
-        }
-        order = np.lexsort((-np.arange(len(keys)), keys[:, 1], keys[:, 0]))  # per key, the newest row first
-        keys = keys[order]
-        first = np.r_[True, (keys[1:] != keys[:-1]).any(axis=1)] if len(keys) else np.zeros(0, bool)
-        self.keys = keys[first]
-        self.columns = {f: values[order][first] for f, values in columns.items()}
+    def table(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(keys sorted by their high half, columns in that order): every part's rows, a later row winning over an
+        earlier one of the same key; built on first use after a change."""
+        if self._table is None:
+            parts = self.parts
+            hi = np.concatenate([np.zeros(0, np.uint64), *(p["key_hi"] for p in parts)])
+            lo = np.concatenate([np.zeros(0, np.uint64), *(p["key_lo"] for p in parts)])
+            order = np.argsort(hi, kind="stable")[::-1]  # a key's newest row first (reversed: ties newest first)
+            hi, lo = hi[order], lo[order]
+            first = np.r_[True, (hi[1:] != hi[:-1]) | (lo[1:] != lo[:-1])] if len(hi) else np.zeros(0, bool)
+            order, keys = order[first][::-1], np.stack([hi[first], lo[first]], axis=1)[::-1]
+            columns = {
+                f: np.concatenate([np.zeros(0, t), *(p[f] for p in parts)])[order]
+                for f, t in zip(self.FIELDS, self.TYPES)
+            }
+            self._table = (np.ascontiguousarray(keys), columns)
+        return self._table
 
     def find(self, keys: np.ndarray) -> np.ndarray:
-        """Each key's row in the cache, -1 where it has none."""
+        """Each key's row in the table, -1 where it has none. (Two keys sharing their high 64 bits, a chance of
+        ~1e-8 in a million rows, make the later-sorted one a miss: computed again, never a wrong row.)"""
         keys = np.asarray(keys, np.uint64).reshape(-1, 2)
-        if not len(self.keys):
+        stored, _ = self.table()
+        if not len(stored):
             return np.full(len(keys), -1, np.int64)
-        lo = np.searchsorted(self.keys[:, 0], keys[:, 0], side="left")
-        hi = np.searchsorted(self.keys[:, 0], keys[:, 0], side="right")
-        at = np.minimum(lo, len(self.keys) - 1)
-        # the low half settles a (vanishingly rare) shared high half: the first match only, others are misses
-        hit = (hi > lo) & (self.keys[at, 1] == keys[:, 1])
+        at = np.minimum(_searchsorted(stored[:, 0], keys[:, 0]), len(stored) - 1)
+        hit = (stored[at, 0] == keys[:, 0]) & (stored[at, 1] == keys[:, 1])
         return np.where(hit, at, -1)
 
     def get(self, keys: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """(rows, columns): each key's row (-1: not cached) and the cached verdicts' columns at those rows (where
-        the row is -1 the values are placeholders)."""
+        """(rows, columns): each key's row (-1: not cached) and the cached columns at those rows (where the row is -1
+        the values are placeholders)."""
         rows = self.find(keys)
-        if not len(self.keys):
+        _, columns = self.table()
+        if not len(rows) or not len(columns[self.FIELDS[0]]):
             return rows, {f: np.zeros(len(rows), t) for f, t in zip(self.FIELDS, self.TYPES)}
-        return rows, {f: values[np.maximum(rows, 0)] for f, values in self.columns.items()}
+        return rows, {f: values[np.maximum(rows, 0)] for f, values in columns.items()}
 
     def add(self, keys: np.ndarray, columns: dict[str, np.ndarray]) -> None:
-        part = {"key_hi": np.asarray(keys, np.uint64)[:, 0], "key_lo": np.asarray(keys, np.uint64)[:, 1]}
+        keys = np.asarray(keys, np.uint64).reshape(-1, 2)
+        part = {"key_hi": keys[:, 0].copy(), "key_lo": keys[:, 1].copy()}
         part |= {f: np.asarray(columns[f], dtype=t) for f, t in zip(self.FIELDS, self.TYPES)}
         self.new.append(part)
-        self._extend([part])
+        self.parts.append(part)
+        self._table = None
 
     def save(self) -> None:
         if self.new:
@@ -215,7 +219,8 @@ class PairTable:
             self.new = []
 
     def _everything(self) -> dict[str, np.ndarray]:
-        return _stored({"key_hi": self.keys[:, 0], "key_lo": self.keys[:, 1], **self.columns}, self.TEXT)
+        keys, columns = self.table()
+        return _stored({"key_hi": keys[:, 0], "key_lo": keys[:, 1], **columns}, self.TEXT)
 
 
 class VerdictCache(PairTable):
@@ -242,8 +247,9 @@ def pair_keys(
     aspect ratios to 4 decimals, NaN where unknown or no `ratio`); `a`, `b` index `shas` and `ratio`."""
     a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
     ids = _content_ids(shas)
-    names, code = np.unique(np.asarray(signal, dtype=str), return_inverse=True)
-    signals = np.array([zlib.crc32(n.encode()) for n in names.tolist()], np.uint64)[code.reshape(-1)]
+    values = signal.tolist() if isinstance(signal, np.ndarray) else list(signal)
+    crc = {name: zlib.crc32(str(name).encode()) for name in set(values)}  # a few distinct signals
+    signals = np.fromiter(map(crc.__getitem__, values), np.uint64, len(values))
     ratio = np.full(len(shas), np.nan) if ratio is None else np.asarray(ratio, np.float64)
     scaled = np.where(np.isnan(ratio), -1, np.round(np.nan_to_num(ratio, nan=0.0) * 10_000)).astype(np.int64)
     parts = [signals, scaled[a].view(np.uint64), scaled[b].view(np.uint64)]
@@ -251,22 +257,27 @@ def pair_keys(
 
 
 def _content_ids(shas: Sequence[str]) -> np.ndarray:
-    """(n, 2) uint64 per content: the first 128 bits of its sha256 (hex); a text that is not one is hashed first."""
+    """(n, 2) uint64 per content: its sha256 (64 hex digits) folded to 128 bits (the two halves XORed, so texts
+    differing anywhere differ); a text that is not one is hashed with sha256 first."""
     try:
-        ids = np.frombuffer(bytes.fromhex("".join(s[:32] for s in shas)), dtype="<u8").reshape(-1, 2)
-        if len(ids) == len(shas):  # fewer: some text was shorter than 32 hex digits
-            return ids
+        whole = np.frombuffer(bytes.fromhex("".join(shas)), dtype="<u8")
+        if len(whole) == 4 * len(shas) and all(len(s) == 64 for s in shas):
+            return _fold(whole.reshape(-1, 4))
     except ValueError:  # some text is not hex (only made-up manifests)
         pass
-    return np.frombuffer(b"".join(_id_bytes(s) for s in shas), dtype="<u8").reshape(-1, 2)
+    return _fold(np.frombuffer(b"".join(_digest_bytes(s) for s in shas), dtype="<u8").reshape(-1, 4))
 
 
-def _id_bytes(sha: str) -> bytes:
+def _digest_bytes(sha: str) -> bytes:
     try:
-        value = bytes.fromhex(sha[:32])
+        value = bytes.fromhex(sha)
     except ValueError:
         value = b""
-    return value if len(value) == 16 else hashlib.sha256(sha.encode()).digest()[:16]
+    return value if len(value) == 32 else hashlib.sha256(sha.encode()).digest()
+
+
+def _fold(words: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(words[:, :2] ^ words[:, 2:])
 
 
 _SEEDS = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xD1B54A32D192ED03))
@@ -311,73 +322,122 @@ def _strings(column: np.ndarray) -> list[str]:
 
 
 class CandidateCache:
-    """The candidate search's pairs (before the per-image cap) by content sha256, one append-only table per search
-    setting, so a grown collection searches only the pairs touching a new content: pairs of two old contents do not
-    change. Each shard holds the contents its run searched from (`sha`, with their low-detail flag, which decides
-    their views) and the pairs that search found (`a`, `b` as sha256, oriented as `signal` reads)."""
+    """The candidate search's pairs (before the per-image cap) by content, one append-only table per search setting,
+    so a grown collection searches only the pairs touching a new content: pairs of two old contents do not change.
+    Each shard holds the contents its run searched from (`sha`, with their low-detail flag, which decides their
+    views) and the pairs that search found (`a`, `b`, oriented as `signal` reads). Contents are stored as their
+    sha256 folded to 128 bits and signals as codes into the shard's `signals`: 36 bytes a pair, where sha256 text and
+    a unicode signal took 296 (the glyph set's 1.4M pairs: 410 MiB to read and checksum per run, now 50)."""
+
+    FIELDS = {"sha", "low", "a", "b", "signal", "signals", "distance"}
 
     def __init__(self, directory: Path, setting: str):
         tag = hashlib.sha256(setting.encode()).hexdigest()[:12]
-        self.table = ShardedTable(Path(directory) / f"candidates-{tag}-v{VERSION}", "candidate cache")
-        self.shards = [s for s in self.table.load() if {"sha", "low", "a", "b", "signal", "distance"} <= set(s)]
+        directory = Path(directory)
+        for old in directory.glob(f"candidates-*-v{VERSION}"):  # sha256 text and unicode signals before PAIR_LAYOUT 3
+            shutil.rmtree(old, ignore_errors=True)
+        self.table = ShardedTable(directory / f"candidates-{tag}-v{VERSION}-k{PAIR_LAYOUT}", "candidate cache")
+        self.shards = [s for s in self.table.load() if set(s) >= self.FIELDS]
 
     def pairs(self, shas: Sequence[str], low_detail: np.ndarray):
         """(known, candidates): which contents an earlier search covered (with the same low-detail flag), and the
         pairs found between two known contents, as positions in `shas`."""
+        return self._pairs(_content_ids(shas), low_detail)
+
+    def _pairs(self, ids: np.ndarray, low_detail: np.ndarray):
         empty = Candidates(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, object), np.zeros(0, np.int64))
         if not self.shards:
-            return np.zeros(len(shas), bool), empty
-        order = np.argsort(keys := np.array(shas, dtype="S64"))
-        covered = np.full(len(shas), -1, np.int64)  # the last shard that searched from each content
-        flag = np.zeros(len(shas), bool)
+            return np.zeros(len(ids), bool), empty
+        find = _IdFinder(ids)
+        covered = np.full(len(ids), -1, np.int64)  # the last shard that searched from each content
+        flag = np.zeros(len(ids), bool)
         for s, shard in enumerate(self.shards):
-            at = _find(keys, order, shard["sha"])
+            at = find(shard["sha"])
             covered[at[at >= 0]], flag[at[at >= 0]] = s, shard["low"][at >= 0]
         known = (covered >= 0) & (flag == low_detail)
         parts = []
         for s, shard in enumerate(self.shards):
-            i, j = _find(keys, order, shard["a"]), _find(keys, order, shard["b"])
+            i, j = find(shard["a"]), find(shard["b"])
             # a pair stands while neither end was searched again later (its views may have changed since)
             keep = (i >= 0) & (j >= 0)
             keep[keep] &= known[i[keep]] & known[j[keep]] & (covered[i[keep]] <= s) & (covered[j[keep]] <= s)
-            parts.append((i[keep], j[keep], shard["signal"][keep].astype(str).astype(object), shard["distance"][keep]))
+            i, j, code = i[keep], j[keep], shard["signal"][keep].astype(np.int64)
+            names = shard["signals"].astype(str).tolist()
+            # positions follow the current path order: a swapped pair's view pair is swapped with it
+            swapped = np.array(["~".join(n.split("~")[::-1]) for n in names] + names, dtype=object)
+            swap = i > j
+            signal = swapped[np.where(swap, code, code + len(names))] if len(names) else np.zeros(0, object)
+            parts.append((np.minimum(i, j), np.maximum(i, j), signal, shard["distance"][keep].astype(np.int64)))
         i, j, signal, distance = (np.concatenate(c) for c in zip(*parts))
-        swap = i > j  # positions follow the current path order: a swapped pair's view pair is swapped with it
-        signal[swap] = ["~".join(s.split("~")[::-1]) for s in signal[swap].tolist()]
-        return known, Candidates(np.minimum(i, j), np.maximum(i, j), signal, distance.astype(np.int64))
+        return known, Candidates(i, j, signal, distance)
 
     def save(self, shas: Sequence[str], low_detail: np.ndarray, searched: np.ndarray, found) -> None:
         """Record a search from the contents `searched` (a mask) and the pairs it found (positions in `shas`)."""
-        keys = np.array(shas, dtype="S64")
-        new = {
-            "sha": keys[searched],
-            "low": np.asarray(low_detail, bool)[searched],
-            "a": keys[np.asarray(found.i, np.int64)],
-            "b": keys[np.asarray(found.j, np.int64)],
-            "signal": np.asarray(found.signal, dtype="U40"),
-            "distance": np.asarray(found.distance, np.int64),
-        }
-        self.table.save(new, lambda: self._everything(keys, low_detail, new))
+        ids = _content_ids(shas)
+        new = {"sha": ids[searched], "low": np.asarray(low_detail, bool)[searched]}
+        new |= _pair_columns(ids, np.asarray(found.i, np.int64), np.asarray(found.j, np.int64), found)
+        self.table.save(new, lambda: self._everything(ids, low_detail, new))
 
-    def _everything(self, keys: np.ndarray, low_detail: np.ndarray, new: dict) -> dict[str, np.ndarray]:
+    def _everything(self, ids: np.ndarray, low_detail: np.ndarray, new: dict) -> dict[str, np.ndarray]:
         """Compaction: the current collection's contents and pairs (old valid pairs plus the new ones)."""
-        known, old = self.pairs([k.decode() for k in keys.tolist()], low_detail)
+        _, old = self._pairs(ids, low_detail)
+        columns = _pair_columns(ids, old.i, old.j, old)
+        names = np.r_[columns["signals"], new["signals"]]
         return {
-            "sha": keys,
+            "sha": ids,
             "low": np.asarray(low_detail, bool),
-            "a": np.r_[keys[old.i], new["a"]],
-            "b": np.r_[keys[old.j], new["b"]],
-            "signal": np.r_[np.asarray(old.signal, dtype="U40"), new["signal"]],
-            "distance": np.r_[old.distance, new["distance"]],
+            "a": np.r_[columns["a"], new["a"]],
+            "b": np.r_[columns["b"], new["b"]],
+            "signal": np.r_[columns["signal"], new["signal"] + len(columns["signals"])].astype(np.int16),
+            "signals": names,
+            "distance": np.r_[columns["distance"], new["distance"]],
         }
 
 
-def _find(keys: np.ndarray, order: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """Position of each `wanted` sha256 in `keys` (sorted by `order`), -1 where absent."""
-    if len(keys) == 0:
-        return np.full(len(wanted), -1, np.int64)
-    at = np.minimum(np.searchsorted(keys[order], wanted), len(keys) - 1)
-    return np.where(keys[order][at] == wanted, order[at], -1)
+def _pair_columns(ids: np.ndarray, i: np.ndarray, j: np.ndarray, found) -> dict[str, np.ndarray]:
+    """The stored columns of pairs (i, j) (positions into `ids`) with their signals and distances."""
+    names, code = np.unique(np.asarray(found.signal, dtype=str), return_inverse=True)
+    return {
+        "a": ids[i].reshape(-1, 2),
+        "b": ids[j].reshape(-1, 2),
+        "signal": code.reshape(-1).astype(np.int16),
+        "signals": names.astype("U40"),
+        "distance": np.asarray(found.distance, np.int16),
+    }
+
+
+class _IdFinder:
+    """Position of content ids ((n, 2) uint64: a sha256 folded to 128 bits) in `ids`, -1 where absent; searched
+    on the high half, confirmed on the low one (a high half shared by two of the ids, ~1e-8 in a million, is
+    resolved one query at a time)."""
+
+    def __init__(self, ids: np.ndarray):
+        self.ids = np.asarray(ids, np.uint64).reshape(-1, 2)
+        self.order = np.lexsort((self.ids[:, 1], self.ids[:, 0]))
+        self.hi = self.ids[self.order, 0]
+
+    def __call__(self, wanted: np.ndarray) -> np.ndarray:
+        wanted = np.asarray(wanted, np.uint64).reshape(-1, 2)
+        if len(self.ids) == 0:
+            return np.full(len(wanted), -1, np.int64)
+        left = _searchsorted(self.hi, wanted[:, 0], "left")
+        right = _searchsorted(self.hi, wanted[:, 0], "right")
+        position = self.order[np.minimum(left, len(self.ids) - 1)]
+        out = np.where((right > left) & (self.ids[position, 1] == wanted[:, 1]), position, -1)
+        for k in np.flatnonzero(right - left > 1).tolist():  # shared high halves: look through the run
+            run = self.order[left[k] : right[k]]
+            match = run[self.ids[run, 1] == wanted[k, 1]]
+            out[k] = match[0] if len(match) else -1
+        return out
+
+
+def _searchsorted(stored: np.ndarray, wanted: np.ndarray, side: str = "left") -> np.ndarray:
+    """np.searchsorted with the wanted values sorted first: each search then starts where the last ended (1.4M
+    into 1.4M: 0.28 s -> 0.14 s)."""
+    order = np.argsort(wanted)
+    out = np.empty(len(wanted), np.int64)
+    out[order] = np.searchsorted(stored, wanted[order], side=side)
+    return out
 
 
 class PreviewCache:

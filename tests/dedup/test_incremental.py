@@ -103,3 +103,16 @@ def test_the_old_single_file_tables_are_removed_and_others_kept(tmp_path: Path) 
         (tmp_path / name).write_bytes(b"x")
     _cache(tmp_path)
     assert sorted(p.name for p in tmp_path.glob("*.npz")) == sorted(kept)
+
+
+def test_pair_tables_of_the_string_keyed_layout_are_removed(tmp_path: Path) -> None:
+    from finetuner.dedup.hash_cache import CandidateCache, LookCache, VerdictCache
+
+    old = ["verdicts-0123456789ab-v2", "candidates-0123456789ab-v2"]
+    current = ["verdicts-0123456789ab-v2-k3", "candidates-0123456789ab-v2-k3", "hashes-64bit-d64-v2-abcd"]
+    for name in old + current:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "000001-00000000.npz").write_bytes(b"x")
+    VerdictCache(tmp_path, "s"), LookCache(tmp_path, "s"), CandidateCache(tmp_path, "s")
+    assert not any((tmp_path / name).exists() for name in old)
+    assert all((tmp_path / name).exists() for name in current)  # tables of the current layout and others stay
