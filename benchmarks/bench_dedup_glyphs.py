@@ -57,9 +57,10 @@ README_SETS = [
     {"Liberation-Serif", "Tinos", "Nimbus-Roman", "TeX-Gyre-Termes"},
 ]
 # Families sharing one design's Latin outlines by a documented derivation, or variants of one family under two
-# names; the "look-alike" count held 1,025 of their pairs. GNU FreeFont's FreeMono / FreeSerif are URW's Nimbus Mono
-# and Nimbus Roman; Hack is derived from DejaVu Sans Mono; Noto Sans' Latin from Open Sans; Carlito from Lato; M+ 1
-# and M+ 2, and the M+ code fonts, are one foundry's variants; STIX and STIXGeneral are two releases of one design.
+# names: 828 of the 2,831 accepted "look-alike" pairs were theirs. GNU FreeFont's FreeMono / FreeSerif are URW's
+# Nimbus Mono and Nimbus Roman; Hack is derived from DejaVu Sans Mono; Noto Sans' Latin from Open Sans; Carlito from
+# Lato; M+ 1 and M+ 2, and the M+ code fonts, are one foundry's variants; STIX and STIXGeneral are two releases of
+# one design.
 LINEAGE = [
     {"M-PLUS-1", "M-PLUS-2"},
     {"M-PLUS-1-Code", "M-PLUS-Code-Latin-50", "Mplus-Code-50", "M-PLUS-Code-Latin-60", "Mplus-Code-60"},
