@@ -58,8 +58,8 @@ class Verified:
         """`evidence` of many candidates, column by column (35k kept pairs at 20k: one dict per pair is the cost)."""
         v = self.verdicts
         columns = [self.signal, v.rule, v.similarity, v.detail_similarity, v.overlap, v.transform]
-        kinds = [str, str, float, float, float, str]
-        values = [[kind(x) for x in np.asarray(c)[ks].tolist()] for c, kind in zip(columns, kinds)]
+        kinds = [object, object, np.float64, np.float64, np.float64, object]  # .tolist(): Python str and float
+        values = [np.asarray(c, dtype=kind)[ks].tolist() for c, kind in zip(columns, kinds)]
         return [dict(zip(EVIDENCE, row)) for row in zip(*values)]
 
     def evidence(self, k: int) -> dict:
