@@ -116,3 +116,17 @@ def test_pair_tables_of_the_string_keyed_layout_are_removed(tmp_path: Path) -> N
     VerdictCache(tmp_path, "s"), LookCache(tmp_path, "s"), CandidateCache(tmp_path, "s")
     assert not any((tmp_path / name).exists() for name in old)
     assert all((tmp_path / name).exists() for name in current)  # tables of the current layout and others stay
+
+
+def test_content_id_lookup_finds_each_id_and_resolves_shared_high_halves() -> None:
+    from finetuner.dedup.hash_cache import _content_ids, _IdFinder
+
+    ids = np.array([[5, 1], [5, 2], [3, 9], [7, 0], [5, 3]], dtype=np.uint64)  # three share their high half
+    find = _IdFinder(ids)
+    wanted = np.array([[5, 3], [3, 9], [5, 1], [5, 4], [8, 1], [7, 0], [5, 2]], dtype=np.uint64)
+    assert find(wanted).tolist() == [4, 2, 0, -1, -1, 3, 1]
+    assert _IdFinder(np.zeros((0, 2), np.uint64))(wanted).tolist() == [-1] * 7
+    # sha256 text folds to 128 bits; texts that differ only in their second half still differ; made-up texts work
+    shas = [f"{k:064x}" for k in range(3)] + ["not a sha256"]
+    assert len({tuple(row) for row in _content_ids(shas).tolist()}) == 4
+    assert np.array_equal(_content_ids(shas[:3]), _content_ids(shas)[:3])  # one text's id does not depend on others
