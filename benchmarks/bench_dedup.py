@@ -6,7 +6,8 @@
 2. Hashing vs only decoding the same files at the same reduced size, one process each. Target: <= 1.5x.
 3. Radius-8 pair search over 1,000,000 random 64-bit hashes (`--random`), checked against brute force on a sample
    of rows. Target: < 10 s on 2 cores.
-4. The whole stage after 5% more images vs the same stage cold: only new files are decoded. Target: about 5%.
+4. The whole stage after 5% more images vs the same stage cold, each in a fresh process as `dvc repro` runs it:
+   only new files are decoded, only their pairs searched and verified. Target: <= 0.15.
 Also prints recall per variant kind and precision on the synthetic photo set. Run: `python benchmarks/bench_dedup.py`
 (default ~3 minutes on 2 cores; images are generated once into --cache-dir).
 """
@@ -15,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import multiprocessing
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -149,8 +152,21 @@ def decode_vs_hash(paths: list[str]) -> None:
     )
 
 
+_TIMED_STAGE = """
+import json, sys, time
+from pathlib import Path
+sys.path.insert(0, {repo!r})
+from finetuner.config import parse_params
+from finetuner.dedup import stage
+start = time.perf_counter()
+summary = stage.run(parse_params({{}}), Path({root!r}))
+print(json.dumps({{"seconds": time.perf_counter() - start, "hashed": summary["counts"]["newly_hashed"]}}))
+"""
+
+
 def incremental_stage(items: list[tuple[str, int, str]], n_base: int) -> None:
-    """The whole dedup stage (finetuner.dedup.stage.run) cold on n_base images, then again after the rest were added."""
+    """The whole dedup stage (finetuner.dedup.stage.run) cold on n_base images, then again after the rest were added,
+    each in a fresh process as `dvc repro` runs it (timed from the call, after the imports)."""
     root = Path(tempfile.mkdtemp(prefix="bench-dedup-stage-"))
     try:
         images = root / "data/raw/images"
@@ -169,18 +185,19 @@ def incremental_stage(items: list[tuple[str, int, str]], n_base: int) -> None:
             }
             for path, _, _ in items
         ]
-        params = parse_params({})
-        times = []
+        times, hashed = [], 0
+        script = _TIMED_STAGE.format(repo=str(Path(__file__).resolve().parents[1]), root=str(root))
         for count in (n_base, len(rows)):
             write_csv(root / dedup.MANIFEST, rows[:count], list(rows[0]))
-            start = time.perf_counter()
-            summary = dedup.run(params, root)
-            times.append(time.perf_counter() - start)
+            done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            times.append(result["seconds"])
+            hashed = result["hashed"]
         grown = len(rows) - n_base
         print(
-            f"[4] dedup stage after {grown} more images ({grown / n_base:.0%}): ours {times[1]:.2f} s, "
-            f"{summary['counts']['newly_hashed']} hashed; the cold stage on {n_base} images (baseline) "
-            f"{times[0]:.2f} s; ratio {times[1] / times[0]:.2f} (target about {grown / n_base:.2f})"
+            f"[4] dedup stage after {grown} more images ({grown / n_base:.0%}), a fresh process each: ours "
+            f"{times[1]:.2f} s, {hashed} hashed; the cold stage on {n_base} images (baseline) {times[0]:.2f} s; "
+            f"ratio {times[1] / times[0]:.2f} (target <= 0.15; about {grown / n_base:.2f} would be the new files alone)"
         )
     finally:
         shutil.rmtree(root, ignore_errors=True)
