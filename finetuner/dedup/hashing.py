@@ -2,8 +2,9 @@
 
 `hash_files(paths, methods)` decodes each file once at reduced size (JPEG draft mode: the decoder skips the work for
 pixels the 32x32 hash never sees), then computes every requested hash for the whole batch at once: phash (2-D DCT
-over a stack of 32x32 thumbnails), dhash and ahash in numpy; whash and colorhash through imagehash itself on the
-reduced image. Hashes are 64-bit integers (`int(str(imagehash.phash(img)), 16)`), so Hamming distance is
+over a stack of 32x32 thumbnails), dhash and ahash in numpy, on Pillow's Lanczos thumbnails made for all images of
+one shape at once (finetuner/dedup/resample.py: the same pixels); whash and colorhash through imagehash itself on
+the reduced image. Hashes are 64-bit integers (`int(str(imagehash.phash(img)), 16)`), so Hamming distance is
 `popcount(a ^ b)`. Files are spread over processes with `workers` (0 = all cores). Used by `tasks/dedup.py`.
 """
 
@@ -23,6 +24,7 @@ import scipy.fftpack
 from PIL import Image, ImageOps
 
 from finetuner.common.imageio import to_rgb
+from finetuner.dedup.resample import resize_all
 
 HASH_SIZE = 8  # 8x8 = 64 bits: the size `dedup.max_distance` is defined on
 PHASH_SIZE = HASH_SIZE * 4  # imagehash's highfreq_factor
@@ -31,7 +33,6 @@ PHASH_SIZE = HASH_SIZE * 4  # imagehash's highfreq_factor
 # grass, gravel) no longer correlated between a photo and its rescaled copy.
 DECODE_SIZE = 64
 NUMPY_METHODS = ("phash", "dhash", "ahash")
-LANCZOS = Image.Resampling.LANCZOS
 THUMB = 64  # side of the squashed grey thumbnail kept per image for candidate views and the verifier
 
 
@@ -91,11 +92,14 @@ def ahash_bits(thumbs8: np.ndarray) -> np.ndarray:
     return flat > flat.mean(axis=1, keepdims=True)
 
 
-def thumbnails(images: Sequence[Image.Image]) -> np.ndarray:
-    """(n, 64, 64) uint8 squashed grey thumbnails (area averaging when shrinking, so no aliasing)."""
+def thumbnails(images: Sequence[Image.Image | np.ndarray]) -> np.ndarray:
+    """(n, 64, 64) uint8 squashed grey thumbnails (area averaging when shrinking, so no aliasing); `images` are PIL
+    images or 2-D uint8 grey arrays."""
     out = np.zeros((len(images), THUMB, THUMB), dtype=np.uint8)
     for k, image in enumerate(images):
-        grey = np.asarray(image if image.mode == "L" else image.convert("L"))
+        grey = (
+            image if isinstance(image, np.ndarray) else np.asarray(image if image.mode == "L" else image.convert("L"))
+        )
         interp = cv2.INTER_AREA if min(grey.shape) >= THUMB else cv2.INTER_LINEAR
         out[k] = cv2.resize(np.ascontiguousarray(grey), (THUMB, THUMB), interpolation=interp)
     return out
@@ -105,7 +109,9 @@ def hash_images(images: Sequence[Image.Image], methods: Sequence[str]) -> HashBa
     """Hash already-decoded images (any mode) with every method; the vectorised core of `hash_files`."""
     n = len(images)
     grey = [image if image.mode == "L" else image.convert("L") for image in images]
-    thumbs32 = np.stack([np.asarray(g.resize((PHASH_SIZE, PHASH_SIZE), LANCZOS)) for g in grey]) if n else None
+    arrays = [np.asarray(g) for g in grey]
+    # Pillow's Lanczos thumbnails, batched by shape (finetuner/dedup/resample.py: the same pixels, 2x faster)
+    thumbs32 = resize_all(arrays, (PHASH_SIZE, PHASH_SIZE)) if n else None
     hashes: dict[str, np.ndarray] = {}
     for method in methods:
         if n == 0:
@@ -113,11 +119,9 @@ def hash_images(images: Sequence[Image.Image], methods: Sequence[str]) -> HashBa
         elif method == "phash":
             hashes[method] = bits_to_uint64(phash_bits(thumbs32))
         elif method == "dhash":
-            small = np.stack([np.asarray(g.resize((HASH_SIZE + 1, HASH_SIZE), LANCZOS)) for g in grey])
-            hashes[method] = bits_to_uint64(dhash_bits(small))
+            hashes[method] = bits_to_uint64(dhash_bits(resize_all(arrays, (HASH_SIZE + 1, HASH_SIZE))))
         elif method == "ahash":
-            small = np.stack([np.asarray(g.resize((HASH_SIZE, HASH_SIZE), LANCZOS)) for g in grey])
-            hashes[method] = bits_to_uint64(ahash_bits(small))
+            hashes[method] = bits_to_uint64(ahash_bits(resize_all(arrays, (HASH_SIZE, HASH_SIZE))))
         elif method == "whash":
             hashes[method] = _via_imagehash(imagehash.whash, grey)
         elif method == "colorhash":
@@ -126,7 +130,7 @@ def hash_images(images: Sequence[Image.Image], methods: Sequence[str]) -> HashBa
             raise ValueError(f"unknown hash method {method!r}")
     detail = thumbs32.reshape(n, -1).std(axis=1) if n else np.zeros(0)
     return HashBatch(
-        hashes=hashes, detail=detail.astype(np.float32), ok=np.ones(n, dtype=bool), thumbs=thumbnails(grey)
+        hashes=hashes, detail=detail.astype(np.float32), ok=np.ones(n, dtype=bool), thumbs=thumbnails(arrays)
     )
 
 
