@@ -89,13 +89,13 @@ def resize_stack(stack: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def resize_all(images: Sequence[np.ndarray], size: tuple[int, int]) -> np.ndarray:
     """(n, height, width) uint8: each 2-D uint8 image resized as Pillow's LANCZOS resize does, images of one shape
-    batched (at least MIN_BATCH of them; fewer are resized by Pillow itself)."""
+    batched (at least MIN_BATCH of them, of at most MAX_PIXELS each; others are resized by Pillow itself)."""
     out = np.zeros((len(images), size[1], size[0]), np.uint8)
     by_shape: dict[tuple[int, int], list[int]] = {}
     for k, image in enumerate(images):
         by_shape.setdefault(image.shape, []).append(k)
     for (h, w), members in by_shape.items():
-        if len(members) < MIN_BATCH:
+        if len(members) < MIN_BATCH or h * w > MAX_PIXELS:  # few, or each too big for a float64 copy
             for k in members:
                 out[k] = np.asarray(Image.fromarray(images[k]).resize(size, Image.Resampling.LANCZOS))
             continue
