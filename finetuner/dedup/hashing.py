@@ -92,14 +92,11 @@ def ahash_bits(thumbs8: np.ndarray) -> np.ndarray:
     return flat > flat.mean(axis=1, keepdims=True)
 
 
-def thumbnails(images: Sequence[Image.Image | np.ndarray]) -> np.ndarray:
-    """(n, 64, 64) uint8 squashed grey thumbnails (area averaging when shrinking, so no aliasing); `images` are PIL
-    images or 2-D uint8 grey arrays."""
-    out = np.zeros((len(images), THUMB, THUMB), dtype=np.uint8)
-    for k, image in enumerate(images):
-        grey = (
-            image if isinstance(image, np.ndarray) else np.asarray(image if image.mode == "L" else image.convert("L"))
-        )
+def thumbnails(greys: Sequence[np.ndarray]) -> np.ndarray:
+    """(n, 64, 64) uint8 squashed thumbnails of 2-D uint8 grey images (area averaging when shrinking, so no
+    aliasing)."""
+    out = np.zeros((len(greys), THUMB, THUMB), dtype=np.uint8)
+    for k, grey in enumerate(greys):
         interp = cv2.INTER_AREA if min(grey.shape) >= THUMB else cv2.INTER_LINEAR
         out[k] = cv2.resize(np.ascontiguousarray(grey), (THUMB, THUMB), interpolation=interp)
     return out

@@ -268,10 +268,8 @@ def _probe_compiled(pool, workers, hashes, groups, keys, index, width, r, radius
 
     masks = masks_of_weight_at_most(width, r).astype(np.int64)
     tops = np.array([1 << (m.bit_length() - 1) if m else 0 for m in masks.tolist()], dtype=np.int64)
-    prior_masks = np.array([m for m, _ in prior], dtype=np.uint64)
-    prior_radii = np.array([t for _, t in prior], dtype=np.uint64)  # unsigned like the popcounts: integer compares
     n = len(hashes)
-    cuts = np.linspace(0, n, 4 * workers + 1).astype(np.int64).tolist()  # more slices than threads: even finish
+    prior_masks, prior_radii, cuts = _earlier_chunks_and_slices(prior, n, workers)
     args = (index.order, keys, hashes, groups, index.sorted_hashes, groups[index.order], index.start, index.count)
     jobs = [
         pool.submit(probe_chunk, lo, hi, *args, masks, tops, np.uint64(radius), prior_masks, prior_radii)
@@ -319,14 +317,21 @@ def radius_pairs_between(queries: np.ndarray, hashes: np.ndarray, radius: int, w
     return np.stack([codes // n, codes % n], axis=1)
 
 
+def _earlier_chunks_and_slices(prior: list, n: int, workers: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """The compiled loops' arguments for skipping pairs an earlier chunk found (its bit mask and radius each), and
+    the cuts of n items into slices for `workers` threads."""
+    prior_masks = np.array([m for m, _ in prior], dtype=np.uint64)
+    prior_radii = np.array([t for _, t in prior], dtype=np.uint64)  # unsigned like the popcounts: integer compares
+    cuts = np.linspace(0, n, 4 * workers + 1).astype(np.int64).tolist()  # more slices than threads: even finish
+    return prior_masks, prior_radii, cuts
+
+
 def _between_compiled(pool, workers, queries, qkeys, hashes, index, width, r, radius, prior) -> list[np.ndarray]:
     """This chunk's new (query, item) pairs as codes q * n + h, the queries split into slices over `workers` threads."""
     from finetuner.dedup.probing import probe_between  # numba: imported only for searches that earn it back
 
     masks = masks_of_weight_at_most(width, r).astype(np.int64)
-    prior_masks = np.array([m for m, _ in prior], dtype=np.uint64)
-    prior_radii = np.array([t for _, t in prior], dtype=np.uint64)
-    cuts = np.linspace(0, len(queries), 4 * workers + 1).astype(np.int64).tolist()
+    prior_masks, prior_radii, cuts = _earlier_chunks_and_slices(prior, len(queries), workers)
     args = (qkeys, queries, index.sorted_hashes, index.order, index.start, index.count, masks, np.uint64(radius))
     jobs = [pool.submit(probe_between, lo, hi, *args, prior_masks, prior_radii) for lo, hi in zip(cuts, cuts[1:])]
     n = len(hashes)
