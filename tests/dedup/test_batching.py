@@ -90,7 +90,7 @@ def test_verdicts_and_prescreen_do_not_depend_on_batch_sizes(monkeypatch) -> Non
     assert np.array_equal(prescreen(thumbs, i, j, signals), score)
 
 
-def test_decide_in_threads_gives_the_serial_verdicts(monkeypatch) -> None:
+def test_decide_in_threads_and_processes_gives_the_serial_verdicts(monkeypatch) -> None:
     from finetuner.dedup import candidates
     from finetuner.dedup.verify import VerifyRule
 
@@ -100,8 +100,12 @@ def test_decide_in_threads_gives_the_serial_verdicts(monkeypatch) -> None:
     flat = np.zeros(len(thumbs), bool)
     flat[-2:] = True  # the two near-blank frames
     serial = candidates.decide(thumbs, i, j, signal, flat, None, VerifyRule(), 0.5)
-    monkeypatch.setattr(candidates, "MIN_PER_THREAD", 5)  # every thread gets a slice
+    monkeypatch.setattr(candidates, "MIN_PER_THREAD", 5)  # every worker gets slices
+    # forked workers, each reading the inherited arguments
     assert candidates.decide(thumbs, i, j, signal, flat, None, VerifyRule(), 0.5, workers=3) == serial
+    args = (thumbs, i, j, signal, flat, None, VerifyRule(), 0.5, None)
+    assert candidates._decide_in_threads(args, 3) == serial  # where processes cannot fork
+    assert candidates._SHARED == ()  # nothing kept alive in this process after the workers are done
     assert any(row[0] for row in serial) and not all(row[0] for row in serial)
 
 
