@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import reverse_cuthill_mckee
 
 from finetuner.dedup.align import aligned_pair, placement, regions, resized
 from finetuner.dedup.correlation import BAND, bands, evidence, unit_rows
@@ -97,15 +99,29 @@ def _identity(thumbs: np.ndarray, trims: np.ndarray, i: np.ndarray, j: np.ndarra
     for the images of PAIR_CHUNK pairs at a time: the rows of a whole collection (55 KiB per image) would be GiBs,
     and on a VM the first touch of that much fresh memory costs more than computing an image's rows twice."""
     sim, det, level = np.zeros(len(i)), np.zeros(len(i)), np.zeros(len(thumbs), np.float32)
+    order = _local_order(len(thumbs), i, j) if len(i) > PAIR_CHUNK else np.arange(len(i))
     for s in range(0, len(i), PAIR_CHUNK):
-        used, inverse = np.unique(np.r_[i[s : s + PAIR_CHUNK], j[s : s + PAIR_CHUNK]], return_inverse=True)
+        part = order[s : s + PAIR_CHUNK]
+        used, inverse = np.unique(np.r_[i[part], j[part]], return_inverse=True)
         a, b = np.split(inverse.ravel(), 2)
         rows, level[used] = _identity_rows(thumbs[used], trims[used])
         for (top, bottom), out in zip(rows, (sim, det)):
-            out[s : s + PAIR_CHUNK] = np.maximum(
-                np.einsum("kd,kd->k", top[a], top[b]), np.einsum("kd,kd->k", bottom[a], bottom[b])
-            )
+            out[part] = np.maximum(np.einsum("kd,kd->k", top[a], top[b]), np.einsum("kd,kd->k", bottom[a], bottom[b]))
     return sim, det, level
+
+
+def _local_order(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """An order of the pairs (i, j) over n images in which pairs that share images come close together, so that a
+    chunk of consecutive pairs touches few images: the pairs sorted by their images' places in a reverse
+    Cuthill-McKee order of the pair graph (a breadth-first order that keeps linked images near each other). Copies
+    of one picture rarely sit next to each other in a collection's file order: with 20k photos' images shuffled,
+    chunks of 1,024 pairs in (i, j) order built 3.2x as many images' rows as there were images; in this order, 1.01x
+    (3 ms)."""
+    graph = coo_matrix((np.ones(len(i), np.int8), (i, j)), shape=(n, n)).tocsr()
+    place = np.empty(n, np.int64)
+    place[reverse_cuthill_mckee(graph + graph.T, symmetric_mode=True)] = np.arange(n)
+    first, second = np.minimum(place[i], place[j]), np.maximum(place[i], place[j])
+    return np.lexsort((second, first))
 
 
 @dataclass(frozen=True)

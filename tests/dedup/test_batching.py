@@ -168,3 +168,22 @@ def test_cached_looks_equal_computed_ones_and_are_computed_once(tmp_path, monkey
     again = candidates.cached_looks(thumbs, shas, LookCache(tmp_path, "s"))(a, b, signal)
     assert np.allclose(first, plain[:3]) and np.allclose(again, plain)
     assert computed == [3, 2]  # the second call computed only the two pairs the cache lacked
+
+
+def test_local_order_puts_the_pairs_of_linked_images_together() -> None:
+    from finetuner.dedup.verify import _local_order
+
+    place = np.random.default_rng(0).permutation(200)  # 50 groups of 4 copies, scattered over the collection
+    groups = place.reshape(50, 4)
+    i, j = (
+        np.concatenate([g[list(side)] for g in groups])
+        for side in zip(*[(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)])
+    )
+    order = _local_order(200, i, j)
+    assert sorted(order.tolist()) == list(range(len(i)))
+
+    def images_per_chunk(o: np.ndarray) -> list[int]:
+        return [len(np.unique(np.r_[i[o[s : s + 6]], j[o[s : s + 6]]])) for s in range(0, len(o), 6)]
+
+    assert images_per_chunk(order) == [4] * 50  # each chunk of 6 pairs is one group's
+    assert sum(images_per_chunk(np.lexsort((j, i)))) > 400  # in index order, chunks mix groups
