@@ -42,3 +42,15 @@ def test_screened_candidates_are_rejected_unaligned_and_copies_still_accepted(mo
     aligned.clear()
     candidates.decide(thumbs, a, b, signal, np.array([False, False, True]), None, VerifyRule(), THRESHOLD)
     assert aligned == [2]
+
+
+def test_whole_frames_are_shrunk_as_opencv_does() -> None:
+    """The block-mean shortcut for whole frames gives OpenCV's area resize to the last bit."""
+    from finetuner.dedup.prescreen import _unit_regions
+
+    thumbs = np.random.default_rng(3).integers(0, 256, (40, 64, 64), dtype=np.uint8)
+    trims = [(0, 64, 0, 64)] * len(thumbs)
+    images, boxes = np.arange(len(thumbs)), np.zeros(len(thumbs), np.int64)
+    fast = _unit_regions(thumbs, trims, np.zeros(len(thumbs), bool), images, boxes)
+    opencv = _unit_regions(thumbs, trims, np.ones(len(thumbs), bool), images, boxes)  # each region through cv2
+    assert np.array_equal(fast, opencv)
