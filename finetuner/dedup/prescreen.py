@@ -25,27 +25,29 @@ BAND = 2  # rows: a caption bar at the top or bottom may disagree (the verifier'
 
 
 BOXES = ("trim", *(v for v in VIEWS if v not in ("full", "mirror", "trim")))  # a whole frame is compared trimmed
+_FIXED_BOXES = np.array([view_box(name, (0, THUMB, 0, THUMB))[0] for name in BOXES], np.int64)  # [0]: replaced
 CHUNK = 4096  # pairs per dot-product batch: bounds the gathered copies (a few MiB) however many candidates there are
 
 
-def _unit_regions(
-    thumbs: np.ndarray, trims: list, barred: np.ndarray, images: np.ndarray, boxes: np.ndarray
-) -> np.ndarray:
+def _unit_regions(thumbs: np.ndarray, trims: np.ndarray, images: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """(len(images), 2, SIDE - BAND, SIDE): region `BOXES[boxes[k]]` of image images[k] resized, less its top band and
     less its bottom band, each centred and scaled to unit norm (zero where constant), so a dot product is a banded
-    correlation. `barred`: per image, whether its trimmed frame is less than the whole."""
+    correlation."""
     out = np.empty((len(images), SIDE, SIDE), np.float32)
-    # most regions are a whole frame (the trimmed frame of an image without bars): the area resize to 16x16 is then the
-    # mean of each 4x4 block, which numpy takes for all of them at once (exact: sums of 16 integers, scaled by 1/16)
-    whole = (boxes == 0) & ~barred[images]
-    step = THUMB // SIDE
-    blocks = thumbs[images[whole]].reshape(-1, SIDE, step, SIDE, step)
-    out[whole] = blocks.sum(axis=(2, 4), dtype=np.int32).astype(np.float32) * np.float32(1 / step**2)
-    for k in np.flatnonzero(~whole).tolist():
-        x = int(images[k])
-        (top, bottom, left, right), _ = view_box(BOXES[boxes[k]], trims[x])
-        region = thumbs[x][top:bottom, left:right].astype(np.float32)
-        out[k] = cv2.resize(region, (SIDE, SIDE), interpolation=cv2.INTER_AREA)
+    where = _FIXED_BOXES[boxes]
+    where[boxes == 0] = trims[images[boxes == 0]]  # the trimmed frame: each image's own box
+    # Regions cut by one box (every fixed view, and the whole frame of most images) are resized all at once, stacked
+    # into one tall image: each box's height maps onto SIDE output rows exactly (a multiple of 1/16 pixel, exact in
+    # binary), so no output pixel mixes two regions and the pixels equal one call per region (tested), 1.6x faster.
+    code = ((where[:, 0] * (THUMB + 1) + where[:, 1]) * (THUMB + 1) + where[:, 2]) * (THUMB + 1) + where[:, 3]
+    order = np.argsort(code, kind="stable")
+    starts = np.flatnonzero(np.r_[True, code[order][1:] != code[order][:-1]])
+    for lo, hi in zip(starts.tolist(), np.r_[starts[1:], len(code)].tolist()):
+        members = order[lo:hi]
+        top, bottom, left, right = where[members[0]].tolist()
+        tall = thumbs[images[members], top:bottom, left:right].reshape(-1, right - left).astype(np.float32)
+        small = cv2.resize(tall, (SIDE, SIDE * len(members)), interpolation=cv2.INTER_AREA)
+        out[members] = small.reshape(len(members), SIDE, SIDE)
     parts = np.stack([out[:, BAND:], out[:, :-BAND]], axis=1)
     parts -= parts.mean(axis=(2, 3), keepdims=True)
     norm = np.sqrt((parts * parts).sum(axis=(2, 3), keepdims=True))
@@ -77,11 +79,9 @@ def prescreen(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, signals: Sequenc
     keys, inverse = np.unique(np.r_[i, j, i, j] * len(BOXES) + np.r_[whole, whole, box_a, box_b], return_inverse=True)
     images, boxes = np.divmod(keys, len(BOXES))
     trims = trim_boxes(thumbs)
-    barred = (trims != (0, THUMB, 0, THUMB)).any(axis=1)
-    trims = trims.tolist()
     table = np.empty((len(keys), 2, SIDE - BAND, SIDE), np.float32)
     for s in range(0, len(keys), CHUNK):
-        table[s : s + CHUNK] = _unit_regions(thumbs, trims, barred, images[s : s + CHUNK], boxes[s : s + CHUNK])
+        table[s : s + CHUNK] = _unit_regions(thumbs, trims, images[s : s + CHUNK], boxes[s : s + CHUNK])
     wa, wb, ra, rb = inverse.reshape(4, len(i))
     score = np.empty(len(i))
     for s in range(0, len(i), CHUNK):

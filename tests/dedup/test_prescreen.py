@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from finetuner.config import parse_params
@@ -44,13 +45,26 @@ def test_screened_candidates_are_rejected_unaligned_and_copies_still_accepted(mo
     assert aligned == [2]
 
 
-def test_whole_frames_are_shrunk_as_opencv_does() -> None:
-    """The block-mean shortcut for whole frames gives OpenCV's area resize to the last bit."""
-    from finetuner.dedup.prescreen import _unit_regions
+def test_regions_are_shrunk_as_one_opencv_call_per_region_does() -> None:
+    """Stacking the regions cut by one box into one tall resize gives the pixels of one area resize per region, for
+    every view's box and for trimmed frames of any size."""
+    from finetuner.dedup import prescreen as module
+    from finetuner.dedup.views import view_box
 
-    thumbs = np.random.default_rng(3).integers(0, 256, (40, 64, 64), dtype=np.uint8)
-    trims = [(0, 64, 0, 64)] * len(thumbs)
-    images, boxes = np.arange(len(thumbs)), np.zeros(len(thumbs), np.int64)
-    fast = _unit_regions(thumbs, trims, np.zeros(len(thumbs), bool), images, boxes)
-    opencv = _unit_regions(thumbs, trims, np.ones(len(thumbs), bool), images, boxes)  # each region through cv2
-    assert np.array_equal(fast, opencv)
+    rng = np.random.default_rng(3)
+    thumbs = rng.integers(0, 256, (60, 64, 64), dtype=np.uint8)
+    trims = np.tile([0, 64, 0, 64], (len(thumbs), 1))
+    tops, bottoms, lefts = rng.integers(0, 19, 20), rng.integers(45, 65, 20), rng.integers(0, 19, 20)
+    trims[::3] = np.stack([tops, bottoms, lefts, np.full(20, 61)], 1)  # trimmed frames of many sizes
+    images = np.r_[np.arange(60), rng.integers(0, 60, 200)]
+    boxes = np.r_[np.zeros(60, np.int64), rng.integers(0, len(module.BOXES), 200)]
+    expected = np.empty((len(images), 16, 16), np.float32)
+    for k, (x, box) in enumerate(zip(images.tolist(), boxes.tolist())):
+        (top, bottom, left, right), _ = view_box(module.BOXES[box], tuple(trims[x]))
+        region = thumbs[x][top:bottom, left:right].astype(np.float32)
+        expected[k] = cv2.resize(region, (16, 16), interpolation=cv2.INTER_AREA)
+    parts = np.stack([expected[:, module.BAND :], expected[:, : -module.BAND]], axis=1)
+    parts -= parts.mean(axis=(2, 3), keepdims=True)
+    norm = np.sqrt((parts * parts).sum(axis=(2, 3), keepdims=True))
+    expected = np.divide(parts, norm, out=np.zeros_like(parts), where=norm > 1e-3)
+    assert np.array_equal(module._unit_regions(thumbs, trims, images, boxes), expected)
