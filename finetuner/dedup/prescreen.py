@@ -83,14 +83,14 @@ def prescreen(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, signals: Sequenc
     for s in range(0, len(keys), CHUNK):
         table[s : s + CHUNK] = _unit_regions(thumbs, trims, images[s : s + CHUNK], boxes[s : s + CHUNK])
     wa, wb, ra, rb = inverse.reshape(4, len(i))
+    framed = (box_a == 0) & (box_b == 0) & ~flip  # the signal's regions are the trimmed frames: one product is enough
     score = np.empty(len(i))
     for s in range(0, len(i), CHUNK):
         part = slice(s, s + CHUNK)
-        pb = table[rb[part]]
-        pb[flip[part]] = pb[flip[part]][..., ::-1]
-        both = np.maximum(
-            np.einsum("kbhw,kbhw->kb", table[wa[part]], table[wb[part]]),
-            np.einsum("kbhw,kbhw->kb", table[ra[part]], pb),
-        )
+        both = np.einsum("kbhw,kbhw->kb", table[wa[part]], table[wb[part]])
+        views = np.flatnonzero(~framed[part])
+        pb = table[rb[part][views]]
+        pb[flip[part][views]] = pb[flip[part][views]][..., ::-1]
+        both[views] = np.maximum(both[views], np.einsum("kbhw,kbhw->kb", table[ra[part][views]], pb))
         score[part] = both.max(axis=1)
     return score
