@@ -240,7 +240,7 @@ def verified_pairs(
     keys = pair_keys(shas, a, b, found.signal, ratio) if cache else None
     at, known = cache.get(keys) if cache else (np.full(len(a), -1), None)
     todo = np.flatnonzero(at < 0)
-    rows = decide(
+    verdicts = decide(
         thumbs,
         a[todo],
         b[todo],
@@ -252,10 +252,7 @@ def verified_pairs(
         workers,
         looks[todo],
     )
-    fresh = {
-        f: np.array(c, dtype=t) if rows else np.zeros(0, t)
-        for f, c, t in zip(VerdictCache.FIELDS, zip(*rows) if rows else [()] * 6, VerdictCache.TYPES)
-    }
+    fresh = {f: np.asarray(getattr(verdicts, f), dtype=t) for f, t in zip(VerdictCache.FIELDS, VerdictCache.TYPES)}
     if cache:
         cache.add(keys[todo], fresh)
         cache.save()
@@ -277,8 +274,8 @@ def decide(
     prescreen_similarity: float,
     workers: int = 1,
     looks: np.ndarray | None = None,
-) -> list[tuple]:
-    """Verdict rows (accepted, rule, similarity, detail similarity, overlap, transform) of candidates (a, b): those
+) -> Verdicts:
+    """Verdicts (accepted, rule, similarity, detail similarity, overlap, transform) of candidates (a, b): those
     whose 16x16 look (finetuner/dedup/prescreen.py; `looks` where already known, else NaN) is below
     `prescreen_similarity` are rejected unaligned, unless a frame is near-blank (`flat`); the rest are verified on
     their thumbnails. With `workers` > 1, slices of the candidates are decided in parallel processes (a verdict
@@ -303,19 +300,31 @@ def decide(
         rule,
         None if aspect is None else aspect[used],
     )
-    rows: list[tuple] = [
-        (False, "prescreen", float(round(c, 4)), float(round(c, 4)), 0.0, f"16x16 correlation {c:.2f}")
-        for c in score.tolist()
-    ]
-    for k, v in zip(todo.tolist(), (fresh.row(q) for q in range(len(todo)))):
-        rows[k] = (bool(v.accepted), v.rule, v.similarity, v.detail_similarity, v.overlap, v.transform)
-    return rows
+    rejected = np.flatnonzero(score < prescreen_similarity)  # by the look: its correlation is the evidence
+    shown = np.array([round(c, 4) for c in score[rejected].tolist()], np.float64)
+    columns = {
+        "accepted": np.zeros(len(a), bool),
+        "rule": np.full(len(a), "prescreen", dtype=object),
+        "similarity": np.zeros(len(a)),
+        "detail_similarity": np.zeros(len(a)),
+        "overlap": np.zeros(len(a)),
+        "transform": np.zeros(len(a), dtype=object),
+    }
+    columns["similarity"][rejected] = columns["detail_similarity"][rejected] = shown
+    columns["transform"][rejected] = [f"16x16 correlation {c:.2f}" for c in score[rejected].tolist()]
+    for name, values in columns.items():
+        values[todo] = getattr(fresh, name)
+    return Verdicts(**columns)
+
+
+def _joined(parts: list[Verdicts]) -> Verdicts:
+    return Verdicts(*(np.concatenate([getattr(p, f) for p in parts]) for f in VerdictCache.FIELDS))
 
 
 _SHARED: tuple = ()  # decide's arguments, inherited by forked workers instead of pickled to them
 
 
-def _decide_slice(bounds: tuple[int, int], args: tuple | None = None) -> list[tuple]:
+def _decide_slice(bounds: tuple[int, int], args: tuple | None = None) -> Verdicts:
     thumbs, a, b, signal, flat, aspect, rule, prescreen_similarity, looks = args or _SHARED
     s, e = bounds
     cut = slice(s, e)
@@ -328,13 +337,13 @@ def _part(values: np.ndarray | None, cut: slice) -> np.ndarray | None:
     return None if values is None else values[cut]
 
 
-def _decide_in_threads(args: tuple, parts: int) -> list[tuple]:
+def _decide_in_threads(args: tuple, parts: int) -> Verdicts:
     cuts = np.linspace(0, len(args[1]), parts + 1).astype(int).tolist()
     with ThreadPoolExecutor(parts) as pool:
-        return [row for rows in pool.map(lambda c: _decide_slice(c, args), zip(cuts, cuts[1:])) for row in rows]
+        return _joined(list(pool.map(lambda c: _decide_slice(c, args), zip(cuts, cuts[1:]))))
 
 
-def _decide_in_processes(args: tuple, workers: int) -> list[tuple]:
+def _decide_in_processes(args: tuple, workers: int) -> Verdicts:
     """decide's slices in forked processes, which read the arguments from their copy of this module (nothing large
     is pickled). Threads share one interpreter: the verifier's many small numpy and OpenCV calls hold the GIL long
     enough that 2 threads decided 83k candidates in 2.1-2.4 s, 2 processes in 1.6-1.7 s (1 thread: 2.7 s); at 4k
@@ -346,7 +355,7 @@ def _decide_in_processes(args: tuple, workers: int) -> list[tuple]:
     _SHARED = args
     try:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            return [row for rows in pool.map(_decide_slice, zip(cuts, cuts[1:])) for row in rows]
+            return _joined(list(pool.map(_decide_slice, zip(cuts, cuts[1:]))))
     finally:
         _SHARED = ()
 

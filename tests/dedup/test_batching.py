@@ -101,12 +101,17 @@ def test_decide_in_threads_and_processes_gives_the_serial_verdicts(monkeypatch) 
     flat[-2:] = True  # the two near-blank frames
     serial = candidates.decide(thumbs, i, j, signal, flat, None, VerifyRule(), 0.5)
     monkeypatch.setattr(candidates, "MIN_PER_THREAD", 5)  # every worker gets slices
+
+    def rows(verdicts) -> list:
+        return [verdicts.row(k) for k in range(len(verdicts))]
+
     # forked workers, each reading the inherited arguments
-    assert candidates.decide(thumbs, i, j, signal, flat, None, VerifyRule(), 0.5, workers=3) == serial
+    assert rows(candidates.decide(thumbs, i, j, signal, flat, None, VerifyRule(), 0.5, workers=3)) == rows(serial)
     args = (thumbs, i, j, signal, flat, None, VerifyRule(), 0.5, None)
-    assert candidates._decide_in_threads(args, 3) == serial  # where processes cannot fork
+    assert rows(candidates._decide_in_threads(args, 3)) == rows(serial)  # where processes cannot fork
     assert candidates._SHARED == ()  # nothing kept alive in this process after the workers are done
-    assert any(row[0] for row in serial) and not all(row[0] for row in serial)
+    assert serial.accepted.any() and not serial.accepted.all()
+    assert {"prescreen", "aligned", "low-detail"} <= set(serial.rule)
 
 
 def test_sorted_unique() -> None:

@@ -35,9 +35,11 @@ def test_screened_candidates_are_rejected_unaligned_and_copies_still_accepted(mo
     real = candidates.verify_pairs
     monkeypatch.setattr(candidates, "verify_pairs", lambda t, i, *rest: aligned.append(len(i)) or real(t, i, *rest))
     flat = np.zeros(3, bool)
-    rows = candidates.decide(thumbs, a, b, signal, flat, None, VerifyRule(), THRESHOLD)
-    assert rows[0][0] and rows[0][1] == "aligned"  # the mirror copy is verified and accepted
-    assert not rows[1][0] and rows[1][1] == "prescreen" and rows[1][2] < THRESHOLD
+    verdicts = candidates.decide(thumbs, a, b, signal, flat, None, VerifyRule(), THRESHOLD)
+    assert verdicts.accepted[0] and verdicts.rule[0] == "aligned"  # the mirror copy is verified and accepted
+    rejected = verdicts.row(1)
+    assert not rejected.accepted and rejected.rule == "prescreen" and rejected.similarity < THRESHOLD
+    assert rejected.transform == f"16x16 correlation {rejected.similarity:.2f}"
     assert aligned == [1]  # only the copy reached the verifier
     # a near-blank frame is never screened (any two correlate by chance or not at all): the pixel rule decides it
     aligned.clear()
