@@ -8,10 +8,10 @@ from pathlib import Path
 import imagehash
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms
 
 from finetuner.dedup import hashing
-from finetuner.dedup.hashing import decode_for_hash, hash_files, hash_images
+from finetuner.dedup.hashing import decode_for_hash, decode_grey, hash_files, hash_images
 from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
 
 REFERENCE = {
@@ -54,6 +54,98 @@ def test_jpeg_is_decoded_at_reduced_size(tmp_path: Path) -> None:
     reduced = hash_images([grey], ["phash", "dhash"])
     for method in ("phash", "dhash"):  # the reduced decode barely moves the hash
         assert bin(int(full.hashes[method][0]) ^ int(reduced.hashes[method][0])).count("1") <= 4
+
+
+def test_plain_jpegs_decode_through_opencv_as_pillow_decodes_them(tmp_path: Path) -> None:
+    """decode_grey's OpenCV path gives Pillow's draft-mode pixels, for every kind of plain JPEG and scale."""
+    kinds = {
+        "baseline": {},
+        "444": {"subsampling": 0},
+        "progressive": {"progressive": True},
+        "optimized": {"optimize": True, "quality": 60},
+        "restarts": {"restart_marker_blocks": 3},
+        "comment": {"comment": b"a note"},
+    }
+    checked = 0
+    for name, options in kinds.items():
+        for size in ((480, 360), (1024, 768), (130, 65), (63, 200), (513, 257), (50, 40)):
+            for mode in ("RGB", "L"):
+                path = tmp_path / f"{name}-{size[0]}x{size[1]}-{mode}.jpg"
+                photo(size[0] + size[1], size).convert(mode).save(path, format="JPEG", **options)
+                assert hashing._plain_jpeg_size(path.read_bytes()) == size, path.name  # OpenCV's path is taken
+                assert np.array_equal(decode_grey(path), np.asarray(decode_for_hash(path))), path.name
+                checked += 1
+    assert checked == 72
+
+
+def test_metadata_that_leaves_a_jpeg_upright_keeps_opencvs_path(tmp_path: Path) -> None:
+    """EXIF without an orientation or with orientation 1, XMP naming none, an ICC profile: OpenCV's path, Pillow's
+    pixels. A turned EXIF or XMP orientation, an Adobe colour transform or a multi-picture file: Pillow's path."""
+    image = photo(5, (160, 96))
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><rdf:Description tiff:Orientation="%d"/></rdf:RDF></x:xmpmeta>'
+    cases = {}
+    for order in ("MM", "II"):
+        for orientation in (None, 1, 6):
+            exif = Image.Exif()
+            exif[0x010F] = "Camera"
+            if orientation:
+                exif[0x0112] = orientation
+            data = exif.tobytes()
+            if order == "II":  # Pillow writes big-endian; the same entries in little-endian order
+                data = data[:6] + _little_endian_tiff(data[6:])
+            cases[f"exif-{order}-{orientation}"] = ({"exif": data}, orientation in (None, 1))
+    cases["icc"] = ({"icc_profile": icc}, True)
+    cases["xmp-plain"] = ({"xmp": b'<x:xmpmeta xmlns:x="adobe:ns:meta/"></x:xmpmeta>'}, True)
+    cases["xmp-turned"] = ({"xmp": xmp % 6}, False)
+    for name, (options, fast) in cases.items():
+        path = tmp_path / f"{name}.jpg"
+        image.save(path, format="JPEG", **options)
+        assert (hashing._plain_jpeg_size(path.read_bytes()) is not None) == fast, name
+        assert np.array_equal(decode_grey(path), np.asarray(decode_for_hash(path))), name
+    assert decode_grey(tmp_path / "exif-MM-6.jpg").shape == decode_grey(tmp_path / "exif-II-6.jpg").shape == (160, 96)
+    image.save(tmp_path / "two.mpo", format="MPO", save_all=True, append_images=[photo(6, (160, 96))])
+    image.convert("CMYK").save(tmp_path / "adobe.jpg", format="JPEG")
+    for name in ("two.mpo", "adobe.jpg"):
+        assert hashing._plain_jpeg_size((tmp_path / name).read_bytes()) is None, name
+        assert np.array_equal(decode_grey(tmp_path / name), np.asarray(decode_for_hash(tmp_path / name))), name
+
+
+def _little_endian_tiff(tiff: bytes) -> bytes:
+    """A big-endian TIFF block (Pillow writes those) of one IFD with SHORT or ASCII entries, rewritten little-endian."""
+    count = int.from_bytes(tiff[8:10], "big")
+    out = bytearray(b"II\x2a\x00" + tiff[4:8][::-1] + tiff[8:10][::-1])
+    for e in range(count):
+        entry = tiff[10 + 12 * e : 22 + 12 * e]
+        tag, kind, n = (int.from_bytes(entry[a:b], "big") for a, b in ((0, 2), (2, 4), (4, 8)))
+        value = entry[8:12]
+        if kind == 3 and n == 1:
+            value = value[:2][::-1] + b"\x00\x00"
+        elif kind != 2 or n > 4:
+            value = value[::-1]  # an offset
+        out += tag.to_bytes(2, "little") + kind.to_bytes(2, "little") + n.to_bytes(4, "little") + value
+    return bytes(out + tiff[10 + 12 * count : 14 + 12 * count][::-1] + tiff[14 + 12 * count :])
+
+
+def test_other_files_decode_through_pillow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files whose pixels Pillow may change (EXIF orientation, CMYK) or that are not plain JPEGs take Pillow's path;
+    a truncated JPEG fails as Pillow fails."""
+    image = photo(4, (160, 96))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    image.save(tmp_path / "rotated.jpg", format="JPEG", exif=exif)
+    image.convert("CMYK").save(tmp_path / "cmyk.jpg", format="JPEG")
+    image.save(tmp_path / "photo.png")
+    whole = to_jpeg_bytes(image)
+    (tmp_path / "truncated.jpg").write_bytes(whole[: len(whole) // 2])
+    opened = []
+    monkeypatch.setattr(hashing.cv2, "imdecode", lambda *args: opened.append(args))
+    for name in ("rotated.jpg", "cmyk.jpg", "photo.png"):
+        assert np.array_equal(decode_grey(tmp_path / name), np.asarray(decode_for_hash(tmp_path / name))), name
+    assert decode_grey(tmp_path / "rotated.jpg").shape == (160, 96)  # upright: portrait
+    with pytest.raises(OSError):
+        decode_grey(tmp_path / "truncated.jpg")
+    assert opened == []
 
 
 def test_exif_rotation_is_applied(tmp_path: Path) -> None:
