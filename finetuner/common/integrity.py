@@ -42,7 +42,7 @@ def _arrays_digest(arrays: dict[str, np.ndarray]) -> str:
     for name in sorted(arrays):
         array = np.ascontiguousarray(arrays[name])
         digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
-        digest.update(array.tobytes())
+        digest.update(array.reshape(-1).view(np.uint8) if array.size else b"")  # the bytes in place, not a copy
     return digest.hexdigest()
 
 
