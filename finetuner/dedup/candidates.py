@@ -256,7 +256,7 @@ def verified_pairs(
     if cache:
         cache.add(keys[todo], fresh)
         cache.save()
-    columns = known or {f: np.zeros(len(a), t) for f, t in zip(VerdictCache.FIELDS, VerdictCache.TYPES)}
+    columns = known or VerdictCache.blank(len(a))
     for f in VerdictCache.FIELDS:
         columns[f][todo] = fresh[f]
     verdicts = Verdicts(*(columns[f] for f in VerdictCache.FIELDS))
@@ -302,14 +302,8 @@ def decide(
     )
     rejected = np.flatnonzero(score < prescreen_similarity)  # by the look: its correlation is the evidence
     shown = np.array([round(c, 4) for c in score[rejected].tolist()], np.float64)
-    columns = {
-        "accepted": np.zeros(len(a), bool),
-        "rule": np.full(len(a), "prescreen", dtype=object),
-        "similarity": np.zeros(len(a)),
-        "detail_similarity": np.zeros(len(a)),
-        "overlap": np.zeros(len(a)),
-        "transform": np.zeros(len(a), dtype=object),
-    }
+    columns = VerdictCache.blank(len(a))
+    columns["rule"][:] = "prescreen"
     columns["similarity"][rejected] = columns["detail_similarity"][rejected] = shown
     columns["transform"][rejected] = [f"16x16 correlation {c:.2f}" for c in score[rejected].tolist()]
     for name, values in columns.items():
@@ -328,13 +322,8 @@ def _decide_slice(bounds: tuple[int, int], args: tuple | None = None) -> Verdict
     thumbs, a, b, signal, flat, aspect, rule, prescreen_similarity, looks = args or _SHARED
     s, e = bounds
     cut = slice(s, e)
-    return decide(
-        thumbs, a[cut], b[cut], signal[cut], flat, aspect, rule, prescreen_similarity, looks=_part(looks, cut)
-    )
-
-
-def _part(values: np.ndarray | None, cut: slice) -> np.ndarray | None:
-    return None if values is None else values[cut]
+    looks = None if looks is None else looks[cut]
+    return decide(thumbs, a[cut], b[cut], signal[cut], flat, aspect, rule, prescreen_similarity, looks=looks)
 
 
 def _decide_in_threads(args: tuple, parts: int) -> Verdicts:
