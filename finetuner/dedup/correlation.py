@@ -64,3 +64,19 @@ def evidence(p: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     sp, dp = bands(p)
     sq, dq = bands(q)
     return banded_corr(sp, sq), banded_corr(dp, dq)
+
+
+def evidence_inside(p: np.ndarray, q: np.ndarray, inside: np.ndarray) -> tuple[float, float]:
+    """`evidence` of two aligned grey regions of one size over the pixels `inside` only (a warp's overlap): the
+    correlation of what is compared and of fine detail, each less the caption band (top or bottom) that agrees
+    worse."""
+    (smooth_p, smooth_q), (detail_p, detail_q) = zip(bands(p[None]), bands(q[None]))
+    band = max(1, int(round(len(p) * BAND)))
+    sim = det = -1.0
+    for rows in (slice(band, None), slice(None, -band)):
+        kept = np.zeros_like(inside)
+        kept[rows] = inside[rows]
+        if kept.any():
+            sim = max(sim, float(corr_many(smooth_p[0][kept][None], smooth_q[0][kept][None])[0]))
+            det = max(det, float(corr_many(detail_p[0][kept][None], detail_q[0][kept][None])[0]))
+    return sim, det

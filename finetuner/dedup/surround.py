@@ -25,7 +25,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from finetuner.dedup.correlation import BAND, bands, corr_many
+from finetuner.dedup.correlation import evidence_inside
 
 PLAIN_TOLERANCE = 8.0  # grey levels from an image's border median that count as its frame (or a graphic's paper)
 MIN_SHARED = 0.02  # share of the compared region that is frame in both images for the check to apply (a 2-pixel mat
@@ -99,13 +99,5 @@ def inside_agreement(p: np.ndarray, q: np.ndarray, frame_p: float, frame_q: floa
     inside = cv2.dilate(shared.astype(np.uint8), kernel) == 0
     if inside.mean() < MIN_INSIDE:
         return 0.0, 0.0, float(1.0 - inside.mean())
-    (smooth_p, smooth_q), (detail_p, detail_q) = zip(bands(p[None]), bands(q[None]))
-    band = max(1, int(round(len(p) * BAND)))  # a caption band may disagree, as in the verifier's correlation
-    sim, det = -1.0, -1.0
-    for rows in (slice(band, None), slice(None, -band)):
-        kept = np.zeros_like(inside)
-        kept[rows] = inside[rows]
-        if kept.any():
-            sim = max(sim, float(corr_many(smooth_p[0][kept][None], smooth_q[0][kept][None])[0]))
-            det = max(det, float(corr_many(detail_p[0][kept][None], detail_q[0][kept][None])[0]))
+    sim, det = evidence_inside(p, q, inside)  # a caption band may disagree, as in the verifier's correlation
     return sim, det, float(1.0 - inside.mean())

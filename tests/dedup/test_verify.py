@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageOps
 
+from finetuner.dedup.align import refit
 from finetuner.dedup.hashing import hash_files, hash_images
 from finetuner.dedup.neighbours import hamming
 from finetuner.dedup.verify import verify, verify_pairs
@@ -78,6 +79,41 @@ def test_verifier_accepts_real_edits(kind: str) -> None:
     assert verdict.rule == "aligned"
     if kind == "mirror":
         assert "mirror" in verdict.transform
+
+
+def texture(seed: int, sigma: float = 3.0, size: tuple[int, int] = (320, 240)) -> Image.Image:
+    """Fine texture over coarser shading (grass, gravel): its views line up only where the crop does."""
+    rng = np.random.default_rng(seed)
+    field = sum(
+        cv2.GaussianBlur(rng.normal(0, 1, size[::-1]).astype(np.float32), (0, 0), s) * s for s in (sigma, 4 * sigma)
+    )
+    return Image.fromarray(np.clip(128 + field / field.std() * 45, 0, 255).astype(np.uint8)).convert("RGB")
+
+
+def test_a_crop_beyond_a_scale_and_a_shift_is_refitted(monkeypatch) -> None:
+    """Mirrored after a crop of 7% off one side and the bottom: no view pair and no uniform placement lines the two
+    up (the proportions changed); the affine refit does, and only the refit."""
+    original = texture(0)
+    copy = ImageOps.mirror(crop(original, left=0.07, bottom=0.07))
+    verdict = verify(thumb(original), thumb(copy))
+    assert verdict.accepted and "refit" in verdict.transform and "mirror" in verdict.transform, verdict
+    monkeypatch.setattr("finetuner.dedup.verify.refit", lambda p, q: None)
+    assert not verify(thumb(original), thumb(copy)).accepted
+    assert not verify(thumb(original), thumb(texture(1))).accepted
+
+
+def test_refit_recovers_a_stretch_and_refuses_a_turn() -> None:
+    rng = np.random.default_rng(3)
+    p = cv2.GaussianBlur(rng.normal(128, 40, (64, 64)).astype(np.float32), (0, 0), 2.0)
+    move = np.float32([[0.95, 0.0, 1.5], [0.0, 1.0, -1.0]])  # p's pixel x shows in q at move @ (x, 1)
+    q = cv2.warpAffine(p, move, (64, 64), borderMode=cv2.BORDER_REFLECT)
+    fitted = refit(p, q)
+    assert fitted is not None
+    warp, inside, note = fitted
+    assert np.abs(warp - move).max() < 0.05, warp
+    assert inside.mean() > 0.9 and "refit" in note
+    turned = cv2.warpAffine(p, cv2.getRotationMatrix2D((32, 32), 8.0, 1.0), (64, 64), borderMode=cv2.BORDER_REFLECT)
+    assert refit(p, turned) is None  # a turn of 8 degrees is not a crop
 
 
 def test_rescaled_fine_texture_read_from_files_is_accepted(tmp_path: Path) -> None:
