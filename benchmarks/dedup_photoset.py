@@ -35,6 +35,23 @@ KINDS = {
     **{k: "hard" for k in HARD},
     **{k: "more" for k in MORE},
 }
+# The held-out set (`build_held_out`): edits unlike those above, in kind or strength, for checking that what was tuned
+# on the set above generalises (`bench_dedup_quality.py --held-out`). Tuning on it would make it one more bench set.
+# Each picture gets a third of them (rotating), so clusters stay the size of a real collection's and a copy is found
+# by its own pairs, not through a chain of 30 siblings.
+HELD_OUT_MUST = (
+    *("jpeg15", "webp40", "down25", "up2", "blur4", "median5", "contrast06", "contrast15"),
+    *("gamma", "grey", "saturate", "noise8", "sharpen", "dark06", "bright15"),
+)
+HELD_OUT_CROP = ("crop10each", "crop10resize", "cropcorner", "crop7mirror")
+HELD_OUT_HARD = ("captiontop", "whitebar", "lbwhite", "pillarsq", "watermark", "logo", "border", "combo")
+HELD_OUT_BEYOND = ("vflip", "rot90", "rot3", "sqcrop", "lbblur", "screenshot")  # beyond issue 15's targets
+HELD_OUT = {
+    **{k: "must" for k in HELD_OUT_MUST},
+    **{k: "crop" for k in HELD_OUT_CROP},
+    **{k: "hard" for k in HELD_OUT_HARD},
+    **{k: "beyond" for k in HELD_OUT_BEYOND},
+}
 PACKAGES = ("plasma-workspace-wallpapers", "lomiri-wallpapers")
 SIDE = 640
 SKIMAGE_PHOTOS = (
@@ -181,6 +198,112 @@ def edit(image: Image.Image, kind: str, rng: np.random.Generator) -> Image.Image
     raise ValueError(kind)
 
 
+def held_out_edit(image: Image.Image, kind: str, rng: np.random.Generator) -> Image.Image:
+    """One edit of the held-out set (HELD_OUT)."""
+    w, h = image.size
+    tone = {
+        "contrast06": lambda: ImageEnhance.Contrast(image).enhance(0.6),
+        "contrast15": lambda: ImageEnhance.Contrast(image).enhance(1.5),
+        "saturate": lambda: ImageEnhance.Color(image).enhance(1.8),
+        "dark06": lambda: ImageEnhance.Brightness(image).enhance(0.6),
+        "bright15": lambda: ImageEnhance.Brightness(image).enhance(1.5),
+        "grey": lambda: image.convert("L").convert("RGB"),
+        "gamma": lambda: image.point(lambda v: round(255 * (v / 255) ** 0.6)),
+    }
+    if kind in tone:
+        return tone[kind]()
+    if kind in ("jpeg15", "webp40"):
+        return _reencoded(image, "JPEG" if kind == "jpeg15" else "WEBP", 15 if kind == "jpeg15" else 40)
+    if kind in ("down25", "up2"):
+        size = (w // 4, h // 4) if kind == "down25" else (w * 2, h * 2)
+        return image.resize(size, Image.Resampling.LANCZOS if kind == "down25" else Image.Resampling.BICUBIC)
+    if kind in ("blur4", "median5", "sharpen"):
+        filters = {"blur4": ImageFilter.GaussianBlur(4), "median5": ImageFilter.MedianFilter(5)}
+        return image.filter(filters.get(kind, ImageFilter.UnsharpMask(3, 150, 2)))
+    if kind == "noise8":
+        noisy = np.asarray(image, np.float64) + rng.normal(0, 8, (h, w, 3))
+        return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
+    if kind == "crop10each":
+        return image.crop((w // 10, h // 10, w - w // 10, h - h // 10))
+    if kind == "crop10resize":  # up to 10% off each side, resized back to the original size
+        cut = rng.uniform(0, 0.1, 4)
+        box = (int(cut[0] * w), int(cut[1] * h), w - int(cut[2] * w), h - int(cut[3] * h))
+        return image.crop(box).resize((w, h), Image.Resampling.BICUBIC)
+    if kind == "cropcorner":
+        return image.crop((0, 0, int(w * 0.9), int(h * 0.9)))
+    if kind == "crop7mirror":
+        return ImageOps.mirror(image.crop((int(w * 0.07), 0, w, int(h * 0.93))))
+    if kind in ("captiontop", "whitebar", "watermark", "logo", "screenshot"):
+        return _overlaid(image, kind)
+    if kind in ("lbwhite", "pillarsq", "lbblur", "border"):
+        return _framed_in(image, kind)
+    if kind == "combo":  # mirrored, cropped 5%, darker, recompressed
+        edited = ImageEnhance.Brightness(ImageOps.mirror(image).crop((w // 20, h // 20, w, h))).enhance(0.8)
+        return _reencoded(edited, "JPEG", 50)
+    turned = {"vflip": ImageOps.flip, "rot90": lambda i: i.transpose(Image.Transpose.ROTATE_90)}
+    if kind in turned:
+        return turned[kind](image)
+    if kind == "rot3":  # turned 3 degrees, the corners cut away
+        rotated = image.rotate(3, resample=Image.Resampling.BICUBIC)
+        return rotated.crop((w // 20, h // 20, w - w // 20, h - h // 20))
+    if kind == "sqcrop":
+        side = min(w, h)
+        return image.crop(((w - side) // 2, (h - side) // 2, (w + side) // 2, (h + side) // 2))
+    raise ValueError(kind)
+
+
+def _reencoded(image: Image.Image, form: str, quality: int) -> Image.Image:
+    buffer = io.BytesIO()
+    image.save(buffer, format=form, quality=quality)
+    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+
+
+def _overlaid(image: Image.Image, kind: str) -> Image.Image:
+    """Something drawn over the picture: a news bar on top, a white credit bar, a semi-transparent watermark, a logo
+    in a corner; or the picture shown smaller in an app's window (`screenshot`, the same window for every picture)."""
+    w, h = image.size
+    if kind == "screenshot":
+        out = Image.new("RGB", (int(w * 1.35), int(h * 1.5)), (236, 236, 236))
+        draw = ImageDraw.Draw(out)
+        draw.rectangle([0, 0, out.size[0], h // 8], fill=(60, 60, 70))
+        draw.text((20, h * 4 // 3), "Lorem ipsum dolor sit amet", fill=(30, 30, 30), font_size=h // 16)
+        out.paste(image.resize((w * 9 // 10, h * 9 // 10)), (w // 10, h // 5))
+        return out
+    out = image.convert("RGBA")
+    layer = Image.new("RGBA", image.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    if kind == "captiontop":
+        bar = int(h * 0.15)
+        draw.rectangle([0, 0, w, bar], fill=(0, 0, 60, 255))
+        draw.text((10, bar // 4), "BREAKING NEWS", fill=(255, 255, 0, 255), font_size=bar // 2)
+    elif kind == "whitebar":
+        bar = int(h * 0.08)
+        draw.rectangle([0, h - bar, w, h], fill=(255, 255, 255, 255))
+        draw.text((w // 3, h - bar), "photo: someone", fill=(0, 0, 0, 255), font_size=bar * 2 // 3)
+    elif kind == "watermark":
+        draw.text((w // 6, h // 3), "SAMPLE", fill=(255, 255, 255, 110), font_size=h // 4)
+    else:  # logo
+        draw.rectangle([w - w // 6, h - h // 6, w - 8, h - 8], fill=(200, 30, 30, 255))
+    return Image.alpha_composite(out, layer).convert("RGB")
+
+
+def _framed_in(image: Image.Image, kind: str) -> Image.Image:
+    """The picture on a larger canvas: white letterbox bars, black bars to a square, a square of its own blurred
+    copy behind it (as social media repost a landscape photo), a thin coloured border."""
+    w, h = image.size
+    if kind == "border":
+        return ImageOps.expand(image, border=max(4, w // 40), fill=(40, 90, 200))
+    if kind == "lbwhite":
+        canvas = Image.new("RGB", (w, int(w * 0.8)) if w / h > 1.3 else (int(h * 1.9), h), (255, 255, 255))
+    else:
+        side = max(w, h)
+        canvas = Image.new("RGB", (side, side), (0, 0, 0))
+        if kind == "lbblur":
+            canvas = image.resize((side, side)).filter(ImageFilter.GaussianBlur(20))
+    canvas.paste(image, ((canvas.size[0] - w) // 2, (canvas.size[1] - h) // 2))
+    return canvas
+
+
 def _jpeg(image: Image.Image, quality: int) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=quality)
@@ -219,20 +342,32 @@ def build(cache: Path, peer_python: Path, wallpapers: Path | None = None) -> lis
         return [tuple(line.split("\t")) for line in index.read_text().splitlines()]
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
-    bases, twins = wallpaper_bases(root)
     items: list[tuple[str, str, str]] = []
-    sk = skimage_dir(peer_python)
-    sk_files = [p for name in SKIMAGE_PHOTOS for p in (sk.glob(f"{name}.*") if sk else [])]
-    for name, path in [*bases, *((f"sk-{p.stem}", p) for p in sk_files)]:
+    for name, path in _pictures(root, peer_python):
         image = _load(path)
         items.append(_save(out_dir, name, "orig", image))
         for kind in KINDS:
             items.append(_save(out_dir, name, kind, edit(image, kind, rng)))
         items.append(_save(out_dir, name, "framed", edit(image, "framed", rng)))
-    for name, path in twins:
-        items.append(_save(out_dir, name, "negative", _load(path)))
+    items.extend(_negatives(out_dir, root, peer_python, rng))
+    index.write_text("\n".join("\t".join(item) for item in items))
+    return items
+
+
+def _pictures(root: Path, peer_python: Path) -> list[tuple[str, Path]]:
+    """(name, file) of every base picture: one per wallpaper, then scikit-image's photographs."""
+    bases, _ = wallpaper_bases(root)
+    sk = skimage_dir(peer_python)
+    sk_files = [p for name in SKIMAGE_PHOTOS for p in (sk.glob(f"{name}.*") if sk else [])]
+    return [*bases, *((f"sk-{p.stem}", p) for p in sk_files)]
+
+
+def _negatives(out_dir: Path, root: Path, peer_python: Path, rng: np.random.Generator) -> list[tuple[str, str, str]]:
+    """Files no other file copies: dark twins of wallpapers, smooth images, a stereo pair, small faces."""
+    items = [_save(out_dir, name, "negative", _load(path)) for name, path in wallpaper_bases(root)[1]]
     for k, image in enumerate(smooth_images(24, rng)):
         items.append(_save(out_dir, f"smooth{k:02d}", "negative", image))
+    sk = skimage_dir(peer_python)
     if sk is not None:
         for name in ("motorcycle_left", "motorcycle_right"):  # two photographs of one scene: not copies
             items.append(_save(out_dir, f"sk-{name}", "negative", _load(sk / f"{name}.png")))
@@ -240,6 +375,29 @@ def build(cache: Path, peer_python: Path, wallpapers: Path | None = None) -> lis
         for k, face in enumerate(faces):
             grey = Image.fromarray((face * 255).astype(np.uint8)).resize((100, 100), Image.Resampling.BICUBIC)
             items.append(_save(out_dir, f"face{k:02d}", "negative", grey.convert("RGB")))
+    return items
+
+
+def build_held_out(cache: Path, peer_python: Path, wallpapers: Path | None = None) -> list[tuple[str, str, str]] | None:
+    """(path, base, kind) of the held-out set: the same pictures and negatives as `build`, each picture with a third
+    of the HELD_OUT edits (rotating over the pictures); None when sources are missing."""
+    root = wallpapers if wallpapers is not None and wallpapers.is_dir() else fetch_wallpapers(cache)
+    if root is None:
+        return None
+    out_dir = cache / "held-out"
+    index = out_dir / "index.tsv"
+    if index.exists():
+        return [tuple(line.split("\t")) for line in index.read_text().splitlines()]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(7)
+    kinds = list(HELD_OUT)
+    items = []
+    for k, (name, path) in enumerate(_pictures(root, peer_python)):
+        image = _load(path)
+        items.append(_save(out_dir, name, "orig", image))
+        for kind in kinds[k % 3 :: 3]:
+            items.append(_save(out_dir, name, kind, held_out_edit(image, kind, rng)))
+    items.extend(_negatives(out_dir, root, peer_python, rng))
     index.write_text("\n".join("\t".join(item) for item in items))
     return items
 
