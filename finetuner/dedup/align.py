@@ -43,9 +43,18 @@ def signal_boxes(signal: str, trim_a, trim_b) -> tuple[tuple, tuple, bool, str]:
     return box_a, box_b, mirrored, f"{'mirror: ' if mirrored else ''}{va} of a = {vb} of b"
 
 
-def _cut(thumb: np.ndarray, box) -> np.ndarray:
+def cut(thumb: np.ndarray, box) -> np.ndarray:
+    """The box (top, bottom, left, right) of a thumbnail, as float32 resized to 64x64."""
     top, bottom, left, right = box
     return resized(thumb[top:bottom, left:right].astype(np.float32), (THUMB, THUMB))
+
+
+def common_boxes(trims_a: np.ndarray, trims_b: np.ndarray) -> np.ndarray:
+    """Per pair of (top, bottom, left, right) boxes on two thumbnails, the box inside both."""
+    top, left = np.maximum(trims_a[:, 0], trims_b[:, 0]), np.maximum(trims_a[:, 2], trims_b[:, 2])
+    bottom = np.maximum(np.minimum(trims_a[:, 1], trims_b[:, 1]), top + 1)
+    right = np.maximum(np.minimum(trims_a[:, 3], trims_b[:, 3]), left + 1)
+    return np.stack([top, bottom, left, right], axis=1)
 
 
 def _proportions(box, aspect: float) -> float:
@@ -72,8 +81,8 @@ def regions(
     area = (trims[:, 1] - trims[:, 0]) * (trims[:, 3] - trims[:, 2])
     for k, (x, y, signal) in enumerate(zip(i.tolist(), j.tolist(), signals)):
         box_a, box_b, mirrored, name = signal_boxes(signal, trims[x], trims[y])
-        ra[k] = _cut(thumbs[x], box_a)
-        region_b = _cut(thumbs[y], box_b)
+        ra[k] = cut(thumbs[x], box_a)
+        region_b = cut(thumbs[y], box_b)
         rb[k] = region_b[:, ::-1] if mirrored else region_b
         overlap[k] = min(_area(box_a) / area[x], _area(box_b) / area[y])
         if aspect is not None:
@@ -145,15 +154,19 @@ def aligned_pair(
     thumbs: np.ndarray, trims: np.ndarray, x: int, y: int, signal: str, stage: int, aspect: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray, tuple[tuple[float, float], tuple[float, float]]]:
     """(region of x, region of y, frames) as the verifier's kept alignment placed them: `stage` 0 the frames inside
-    their bars, 1 the regions `signal` names, 2 those refined by `placement`, 3 those then refitted by `refit`.
+    their bars, 1 the regions `signal` names, 2 those refined by `placement`, 3 those then refitted by `refit`, 4 the
+    frames as they lie over the content both trims keep (`common_boxes`).
     `frames` are each region's scales (x, y) from the image's true geometry to the region's pixels, so that a warp
     fitted between the regions can be judged in true proportions (the placement's uniform scale does not change
     proportions and is left out; neither does a refit's warp, which the shape check fits again)."""
     if stage == 0:
         box_a, box_b, mirrored = tuple(trims[x]), tuple(trims[y]), False
+    elif stage == 4:
+        box_a = box_b = tuple(common_boxes(trims[x][None], trims[y][None])[0].tolist())
+        mirrored = False
     else:
         box_a, box_b, mirrored, _ = signal_boxes(signal, trims[x], trims[y])
-    p, q = _cut(thumbs[x], box_a), _cut(thumbs[y], box_b)
+    p, q = cut(thumbs[x], box_a), cut(thumbs[y], box_b)
     q = q[:, ::-1] if mirrored else q
     if stage >= 2:
         p, q, _ = placement(p, q)

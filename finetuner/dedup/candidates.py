@@ -22,7 +22,7 @@ from finetuner.config import VerifyConfig
 from finetuner.dedup.hash_cache import CandidateCache, LookCache, VerdictCache, pair_keys
 from finetuner.dedup.hashing import DECODE_SIZE, view_key
 from finetuner.dedup.neighbours import hamming, radius_pairs, radius_pairs_between
-from finetuner.dedup.prescreen import prescreen
+from finetuner.dedup.prescreen import prescreen, textured
 from finetuner.dedup.surround import MIN_INSIDE_SIMILARITY
 from finetuner.dedup.units import cluster_stats
 from finetuner.dedup.verify import VERIFIER, Verdicts, VerifyRule, verify_pairs
@@ -290,7 +290,8 @@ def decide(
     if prescreen_similarity > -1 and len(a):
         screened = np.flatnonzero(~flat[a] & ~flat[b] & ~np.isfinite(score))
         score[screened] = _looks(thumbs, a[screened], b[screened], signal[screened])
-    todo = np.flatnonzero(score >= prescreen_similarity)
+    thorough = _with_texture(thumbs, a, b, score < prescreen_similarity)
+    todo = np.flatnonzero((score >= prescreen_similarity) | thorough)
     used, inverse = np.unique(np.r_[a[todo], b[todo]], return_inverse=True)  # the verified candidates' thumbs only
     fresh = verify_pairs(
         thumbs[used],
@@ -299,6 +300,7 @@ def decide(
         list(signal[todo]),
         rule,
         None if aspect is None else aspect[used],
+        thorough=thorough[todo],
     )
     rejected = np.flatnonzero(score < prescreen_similarity)  # by the look: its correlation is the evidence
     shown = np.array([round(c, 4) for c in score[rejected].tolist()], np.float64)
@@ -309,6 +311,18 @@ def decide(
     for name, values in columns.items():
         values[todo] = getattr(fresh, name)
     return Verdicts(**columns)
+
+
+def _with_texture(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, low: np.ndarray) -> np.ndarray:
+    """Which candidates with a `low` look have a textured image (finetuner/dedup/prescreen.py): their look is no
+    evidence. Only the images of low-look candidates are measured."""
+    out = np.zeros(len(a), bool)
+    where = np.flatnonzero(low)
+    if len(where):
+        images, inverse = np.unique(np.r_[a[where], b[where]], return_inverse=True)
+        texture = textured(thumbs[images])[inverse]
+        out[where] = texture[: len(where)] | texture[len(where) :]
+    return out
 
 
 def _joined(parts: list[Verdicts]) -> Verdicts:

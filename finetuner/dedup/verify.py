@@ -29,7 +29,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import reverse_cuthill_mckee
 
-from finetuner.dedup.align import aligned_pair, placement, refit, regions, resized, warped
+from finetuner.dedup.align import aligned_pair, common_boxes, cut, placement, refit, regions, resized, warped
 from finetuner.dedup.correlation import BAND, bands, evidence, evidence_inside, unit_rows
 from finetuner.dedup.hashing import THUMB
 from finetuner.dedup.shape import GRAPHIC_STRETCH, MAX_ANISOTROPY, is_graphic, shape_agreement
@@ -43,8 +43,8 @@ from finetuner.dedup.surround import (
 )
 from finetuner.dedup.views import VIEWS, allowed_combos, trim_boxes, view_hashes
 
-VERIFIER = 5  # bump when verdicts change for the same thresholds (cached verdicts are then recomputed); 2: shape check,
-# 3: flat graphics, 4: surround check, 5: refit
+VERIFIER = 6  # bump when verdicts change for the same thresholds (cached verdicts are then recomputed); 2: shape check,
+# 3: flat graphics, 4: surround check, 5: refit, 6: textures placed, trims compared where both agree
 REFINE_MARGIN = 0.25  # pairs this far below min_similarity are not worth a template search
 # A refit (finetuner/dedup/align.py `refit`) bends one image onto the other more freely than a scale and a shift, so
 # it must explain more: at the verifier's own thresholds it let through light/dark twin wallpapers (0.93 / 0.79) and
@@ -198,6 +198,7 @@ def verify_pairs(
     rule: VerifyRule = VerifyRule(),
     aspect: np.ndarray | None = None,
     chunk: int = 512,
+    thorough: np.ndarray | None = None,
 ) -> Verdicts:
     """Decide every pair (thumbs[i[k]], thumbs[j[k]]) proposed by `signals[k]` (a view pair such as "full~crop90").
 
@@ -206,7 +207,8 @@ def verify_pairs(
     `aspect` (width / height of each original image, NaN where unknown; the thumbnails are squashed) lets the verifier
     refuse an alignment that would stretch one image into the other by more than `max_stretch` (a copy resized to a
     square or another screen shape needs up to 2x; graphics, whose proportions are their design, are held to 6% by
-    the shape check). Unknown (None): not checked."""
+    the shape check). Unknown (None): not checked. `thorough` marks pairs with a texture (finetuner/dedup/prescreen.py),
+    whose first, coarse alignments say little: the local search places them whatever those scored."""
     k = len(i)
     i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
     if k == 0:
@@ -216,11 +218,12 @@ def verify_pairs(
     sim, det, level = _identity(thumbs, trims, i, j)
     aspect = None if aspect is None else np.asarray(aspect, dtype=np.float64)
     best = _Best(sim, det, np.ones(k), _content_stretch(trims, i, j, aspect), _identity_names(trims, i, j))
+    _untrimmed(best, thumbs, trims, i, j, aspect, rule)
     flat = (level[i] < rule.low_detail) | (level[j] < rule.low_detail)
     passes = _rule(rule)
     todo = np.flatnonzero(~flat & ~passes(sim, det, best.overlap, best.stretch))
     for s in range(0, len(todo), chunk):
-        _realign(best, thumbs, trims, i, j, signals, aspect, rule, todo[s : s + chunk])
+        _realign(best, thumbs, trims, i, j, signals, aspect, rule, todo[s : s + chunk], thorough)
     sim, det, overlap, stretch, how = best.sim, best.det, best.overlap, best.stretch, best.how
     accepted = passes(sim, det, overlap, stretch)
     how = np.array(
@@ -264,7 +267,8 @@ def _second_looks(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: 
 @dataclass
 class _Best:
     """Per pair, the best alignment found so far and its evidence; `stage` 0 the frames as they are (inside their
-    bars), 1 the regions the signal names, 2 those refined by the local search."""
+    bars), 1 the regions the signal names, 2 those refined by the local search, 3 those then refitted, 4 the whole
+    frames over the content both trims keep (`_untrimmed`)."""
 
     sim: np.ndarray
     det: np.ndarray
@@ -292,23 +296,55 @@ def _content_stretch(trims: np.ndarray, i: np.ndarray, j: np.ndarray, aspect: np
     return stretch
 
 
+def _untrimmed(best: _Best, thumbs: np.ndarray, trims: np.ndarray, i: np.ndarray, j: np.ndarray, aspect, rule) -> None:
+    """Pairs whose two frames were trimmed differently, compared as they lie over the content both trims keep
+    (stage 4): a dark or low-contrast picture's edge rows pass for bars on one copy and not on the other (a contrast
+    change, a heavy re-encode), and then the two trimmed contents are misaligned by up to 30% of a side. Bars stay
+    out of the comparison: two pictures in alike bars or mats would correlate through them."""
+    differ = np.flatnonzero((trims[i] != trims[j]).any(axis=1))
+    if len(differ) == 0:
+        return
+    boxes = common_boxes(trims[i[differ]], trims[j[differ]])
+    sim, det = np.zeros(len(differ)), np.zeros(len(differ))
+    for s in range(0, len(differ), IMAGE_CHUNK):
+        part = slice(s, s + IMAGE_CHUNK)
+        p, q = (
+            np.stack([cut(thumbs[x], box) for x, box in zip(side[differ[part]].tolist(), boxes[part].tolist())])
+            for side in (i, j)
+        )
+        sim[part], det[part] = evidence(p, q)
+    whole = np.tile(np.array([0, THUMB, 0, THUMB], np.int64), (len(thumbs), 1))
+    stretch = _content_stretch(whole, i[differ], j[differ], aspect)  # one box on both: their own shapes differ
+    overlap = np.minimum(*(_area(boxes) / _area(trims[side[differ]]) for side in (i, j)))
+    better = _score(sim, det, stretch, rule) > _score(best.sim[differ], best.det[differ], best.stretch[differ], rule)
+    better &= overlap >= rule.min_overlap  # a sliver both keep would outscore a fuller alignment the search finds
+    where = differ[better]
+    how = np.full(len(where), "identity, inside both frames' bars", dtype=object)
+    best.take(where, sim[better], det[better], overlap[better], stretch[better], how, 4)
+
+
+def _area(boxes: np.ndarray) -> np.ndarray:
+    return ((boxes[:, 1] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 2])).astype(np.float64)
+
+
 def _identity_names(trims: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     whole = (trims == (0, THUMB, 0, THUMB)).all(axis=1)
     return np.where(whole[i] & whole[j], "identity", "identity, bars trimmed").astype(object)
 
 
-def _realign(best: _Best, thumbs, trims, i, j, signals, aspect, rule: VerifyRule, part: np.ndarray) -> None:
-    """Try the signal's regions for the pairs `part`, then the local search for those still near the threshold,
-    keeping whichever alignment scores better."""
+def _realign(best: _Best, thumbs, trims, i, j, signals, aspect, rule: VerifyRule, part: np.ndarray, thorough) -> None:
+    """Try the signal's regions for the pairs `part`, then the local search for those still near the threshold (or
+    `thorough`), keeping whichever alignment scores better."""
     passes = _rule(rule)
     ra, rb, cover, bend, names = regions(thumbs, i[part], j[part], [signals[p] for p in part], trims, aspect)
     gs, gd = evidence(ra, rb)
     better = _score(gs, gd, bend, rule) > _score(best.sim[part], best.det[part], best.stretch[part], rule)
     names = np.asarray(names, dtype=object)
     best.take(part[better], gs[better], gd[better], cover[better], bend[better], names[better], 1)
-    near = np.flatnonzero(
-        ~passes(gs, gd, cover, bend) & (gs >= rule.min_similarity - REFINE_MARGIN) & (bend <= rule.max_stretch)
-    )
+    reach = gs >= rule.min_similarity - REFINE_MARGIN
+    if thorough is not None:
+        reach |= thorough[part]
+    near = np.flatnonzero(~passes(gs, gd, cover, bend) & reach & (bend <= rule.max_stretch))
     if len(near) == 0:
         return
     rs, rd, shifts, placed = _refine(ra[near], rb[near])
@@ -317,11 +353,10 @@ def _realign(best: _Best, thumbs, trims, i, j, signals, aspect, rule: VerifyRule
     named = np.array([name + shift for name, shift in zip(names[near].tolist(), shifts)], dtype=object)
     best.take(where[better], rs[better], rd[better], cover[near[better]], bend[near[better]], named[better], 2)
     # still short: a crop on two sides, a crop resized back or a small turn is more than a scale and a shift
-    again = np.flatnonzero(
-        ~passes(best.sim[where], best.det[where], best.overlap[where], best.stretch[where])
-        & (best.sim[where] >= rule.min_similarity - REFIT_REACH)
-        & (best.det[where] >= REFIT_REACH_DETAIL)
-    )
+    reach = (best.sim[where] >= rule.min_similarity - REFIT_REACH) & (best.det[where] >= REFIT_REACH_DETAIL)
+    if thorough is not None:
+        reach |= thorough[where]
+    again = np.flatnonzero(~passes(best.sim[where], best.det[where], best.overlap[where], best.stretch[where]) & reach)
     if len(again) == 0:
         return
     fs, fd, kept, notes = _refits([placed[k] for k in again])

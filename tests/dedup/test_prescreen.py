@@ -7,10 +7,10 @@ import numpy as np
 
 from finetuner.config import parse_params
 from finetuner.dedup import candidates
-from finetuner.dedup.prescreen import prescreen
+from finetuner.dedup.prescreen import prescreen, textured
 from finetuner.dedup.verify import VerifyRule, best_signal
 from finetuner.demo.synthetic_photos import photo
-from tests.dedup.test_verify import BASE, COPIES, thumb
+from tests.dedup.test_verify import BASE, COPIES, crop, texture, thumb
 
 THRESHOLD = parse_params({}).dedup.verify.prescreen_similarity
 
@@ -33,7 +33,9 @@ def test_screened_candidates_are_rejected_unaligned_and_copies_still_accepted(mo
     signal = np.array(["full~mirror", "full~full"], dtype=object)
     aligned = []
     real = candidates.verify_pairs
-    monkeypatch.setattr(candidates, "verify_pairs", lambda t, i, *rest: aligned.append(len(i)) or real(t, i, *rest))
+    monkeypatch.setattr(
+        candidates, "verify_pairs", lambda t, i, *rest, **kw: aligned.append(len(i)) or real(t, i, *rest, **kw)
+    )
     flat = np.zeros(3, bool)
     verdicts = candidates.decide(thumbs, a, b, signal, flat, None, VerifyRule(), THRESHOLD)
     assert verdicts.accepted[0] and verdicts.rule[0] == "aligned"  # the mirror copy is verified and accepted
@@ -70,3 +72,25 @@ def test_regions_are_shrunk_as_one_opencv_call_per_region_does() -> None:
     norm = np.sqrt((parts * parts).sum(axis=(2, 3), keepdims=True))
     expected = np.divide(parts, norm, out=np.zeros_like(parts), where=norm > 1e-3)
     assert np.array_equal(module._unit_regions(thumbs, trims, images, boxes), expected)
+
+
+def test_textures_are_told_from_pictures() -> None:
+    pictures = [BASE, *COPIES.values(), photo(12, (160, 120))]
+    surfaces = [texture(0, sigma=1.0), texture(1, sigma=1.0), crop(texture(2, sigma=1.0), 0.05, 0.0, 0.0, 0.08)]
+    found = textured(np.stack([thumb(i) for i in (*pictures, *surfaces)]))
+    assert not found[: len(pictures)].any() and found[len(pictures) :].all(), found
+    assert textured(np.zeros((0, 64, 64), np.uint8)).shape == (0,)
+
+
+def test_a_cropped_texture_is_verified_though_its_look_is_no_evidence() -> None:
+    """At 16x16 a fine texture is noise, so its copy cropped and resized back fails the look like a stranger; it is
+    verified (and placed) all the same, and accepted, while another texture is still rejected."""
+    original = texture(0, sigma=1.0)
+    copy = crop(original, 0.06, 0.02, 0.03, 0.08).resize(original.size)
+    thumbs = np.stack([thumb(i) for i in (original, copy, texture(5, sigma=1.0))])
+    a, b = np.array([0, 0]), np.array([1, 2])
+    signal = np.array([best_signal(thumbs[0], thumbs[1]), best_signal(thumbs[0], thumbs[2])], dtype=object)
+    assert (prescreen(thumbs, a, b, list(signal)) < THRESHOLD).all()  # the look alone would reject both
+    verdicts = candidates.decide(thumbs, a, b, signal, np.zeros(3, bool), None, VerifyRule(), THRESHOLD)
+    assert verdicts.accepted[0] and verdicts.rule[0] == "aligned", verdicts.row(0)
+    assert not verdicts.accepted[1] and verdicts.rule[1] == "aligned", verdicts.row(1)

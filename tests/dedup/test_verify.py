@@ -102,6 +102,21 @@ def test_a_crop_beyond_a_scale_and_a_shift_is_refitted(monkeypatch) -> None:
     assert not verify(thumb(original), thumb(texture(1))).accepted
 
 
+def test_a_copy_trimmed_otherwise_is_compared_where_both_trims_agree(monkeypatch) -> None:
+    """A dark, faintly grained top (a night sky) is content on the original and a bar on its lower-contrast copy: the
+    trimmed frames are then 8 to 12 rows apart, and only the comparison inside both trims lines them up."""
+    rng = np.random.default_rng(3)
+    original = thumb(texture(1, sigma=2.0)).astype(np.float32)
+    original[:12] = 40 + rng.normal(0, 4.5, (12, 64))
+    copy = original.mean() + (original - original.mean()) * 0.6
+    original, copy = (np.clip(x, 0, 255).astype(np.uint8) for x in (original, copy))
+    assert trim_box(original) == (0, 64, 0, 64) and trim_box(copy)[0] >= 8, trim_box(copy)
+    verdict = verify(original, copy)
+    assert verdict.accepted and "inside both frames' bars" in verdict.transform, verdict
+    monkeypatch.setattr("finetuner.dedup.verify._untrimmed", lambda *args: None)
+    assert not verify(original, copy).accepted
+
+
 def test_refit_recovers_a_stretch_and_refuses_a_turn() -> None:
     rng = np.random.default_rng(3)
     p = cv2.GaussianBlur(rng.normal(128, 40, (64, 64)).astype(np.float32), (0, 0), 2.0)
