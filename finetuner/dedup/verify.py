@@ -3,11 +3,12 @@
 Hash distance is a poor judge on real photographs: smooth wallpapers and near-blank frames sit within a few bits of
 each other without being copies, while a 10% crop or a mirror is far away. So candidates (finetuner/dedup/views.py) are
 only proposals; a pair joins units when, on the 64x64 grey thumbnails,
-1. the two frames align: as they are, or as the candidate's views say (the region of one view of image a shows the
+1. the two frames align: as they are (inside their bars; where the two were trimmed differently, also over the
+   content both trims keep), or as the candidate's views say (the region of one view of image a shows the
    region of another view of image b, mirrored for a mirror view), refined by a local template search
-   (OpenCV's normalised cross-correlation) over shifts and a few scales, for pairs close to the threshold, and for
-   those still short by an affine refit (OpenCV's ECC: a crop on two sides, a crop resized back), which bends more
-   freely and so must explain more (REFIT_MIN_*); and
+   (OpenCV's normalised cross-correlation) over shifts and a few scales, for pairs close to the threshold or with
+   a texture (`thorough`), and for those still short by an affine refit (OpenCV's ECC: a crop on two sides, a crop
+   resized back), which bends more freely and so must explain more (REFIT_MIN_*); and
 2. over the aligned overlap the images correlate (`similarity`, Pearson over pixels, tolerant of one caption band
    at the top or bottom), so do their fine structures (`detail_similarity`, the same on a difference of Gaussians:
    two different smooth gradients correlate almost perfectly, their textures do not), and the overlap covers at
