@@ -12,10 +12,10 @@ light/dark twin designs, a stereo pair, faces). Scored per tool:
 Ours = the dedup stage's core with default params.yaml (candidate views + verifier), and, for reference, the hash
 rule alone (`dedup.verify.enabled: false`). Peers run in the benchmark-only env (`make bench-env-dedup-peers`); they
 are skipped with a note when it is absent. Run: `python benchmarks/bench_dedup_quality.py` (a few minutes on 2 cores;
-the set is built once into --cache-dir). `--held-out` scores the held-out set instead: the same pictures and negatives
-with 33 edits unlike the bench's (dedup_photoset.HELD_OUT), a third of them per picture, to check that what was tuned
-here generalises; its `beyond` tier (turned, flipped, squared, reposted, shown in an app's window) lies beyond issue
-15's targets.
+the sets are built once into --cache-dir). It then scores the held-out set (`--set bench` or `--set held-out` for one
+only): the same pictures and negatives with 33 edits unlike the bench's (dedup_photoset.HELD_OUT), a third of them per
+picture, to check that what was tuned on the bench generalises; its `beyond` tier (turned, flipped, squared,
+reposted, shown in an app's window) lies beyond issue 15's targets.
 """
 
 from __future__ import annotations
@@ -142,6 +142,28 @@ def report(
     )
 
 
+def compare(name: str, build, kinds: dict[str, str], args: argparse.Namespace) -> bool:
+    """Ours, the hash rule alone and the peers on one set; False when its sources are missing."""
+    items = build(args.cache_dir, PEERS / ".venv/bin/python", args.wallpapers)
+    if items is None:
+        return False
+    paths = [p for p, _, _ in items]
+    bases = len({b for _, b, k in items if k == "orig"})
+    edited = sum(k in kinds for _, _, k in items)
+    print(
+        f"{name} set: {len(items)} files, {bases} pictures with {edited} edited copies ({len(kinds)} kinds of edit), "
+        f"{sum(k == 'negative' for _, _, k in items)} negatives, {sum(k == 'framed' for _, _, k in items)} pictures "
+        "framed alike"
+    )
+    found, t_ours = ours(paths)
+    report("ours (views + verifier)", score(items, found, kinds), t_ours, t_ours, kinds)
+    found, seconds = hash_rule_only(paths)
+    report("ours, hash rule only", score(items, found, kinds), seconds, t_ours, kinds)
+    for tool, (found, seconds) in peers(Path(paths[0]).parent, paths).items():
+        report(tool, score(items, found, kinds), seconds, t_ours, kinds)
+    return True
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "finetuner-bench-dedup-quality")
@@ -152,31 +174,20 @@ def main() -> int:
         help="a folder where the Debian wallpaper packages are already unpacked (dpkg -x)",
     )
     parser.add_argument(
-        "--held-out",
-        action="store_true",
-        help="score the held-out set instead (dedup_photoset.HELD_OUT: edits unlike the bench's, for generalisation)",
+        "--set",
+        choices=("bench", "held-out", "both"),
+        default="both",
+        help="the bench set, the held-out set (dedup_photoset.HELD_OUT: edits unlike the bench's), or both in turn",
     )
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
-    build = dedup_photoset.build_held_out if args.held_out else dedup_photoset.build
-    kinds = dedup_photoset.HELD_OUT if args.held_out else dedup_photoset.KINDS
-    items = build(args.cache_dir, PEERS / ".venv/bin/python", args.wallpapers)
-    if items is None:
-        return 0  # the message says how to get the photos
-    paths = [p for p, _, _ in items]
-    bases = len({b for _, b, k in items if k == "orig"})
-    edited = sum(k in kinds for _, _, k in items)
-    print(
-        f"set: {len(items)} files, {bases} pictures with {edited} edited copies ({len(kinds)} kinds of edit), "
-        f"{sum(k == 'negative' for _, _, k in items)} negatives, {sum(k == 'framed' for _, _, k in items)} pictures "
-        "framed alike"
-    )
-    found, t_ours = ours(paths)
-    report("ours (views + verifier)", score(items, found, kinds), t_ours, t_ours, kinds)
-    found, seconds = hash_rule_only(paths)
-    report("ours, hash rule only", score(items, found, kinds), seconds, t_ours, kinds)
-    for tool, (found, seconds) in peers(Path(paths[0]).parent, paths).items():
-        report(tool, score(items, found, kinds), seconds, t_ours, kinds)
+    sets = {
+        "bench": (dedup_photoset.build, dedup_photoset.KINDS),
+        "held-out": (dedup_photoset.build_held_out, dedup_photoset.HELD_OUT),
+    }
+    for name, (build, kinds) in sets.items():
+        if args.set in (name, "both") and not compare(name, build, kinds, args):
+            return 0  # the message says how to get the photos
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
     return 0
 
