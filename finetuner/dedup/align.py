@@ -18,6 +18,7 @@ from finetuner.dedup.hashing import THUMB
 from finetuner.dedup.views import view_box
 
 REFINE_SCALES = (0.9, 0.95)  # the inner region's size relative to the outer one in the local search
+COARSE = 16  # pixels a side of `coarse_placement`
 # The refit after the local search (`refit`): OpenCV's ECC fits an affine warp of one placed region onto the other. It
 # may not move further than a crop of up to 10% per side or a modest change of proportions needs: a looser warp bends
 # two photographs of one scene onto each other (a stereo pair, turned 2.1 degrees, scored 0.968 / 0.891).
@@ -150,15 +151,54 @@ def warped(image: np.ndarray, warp: np.ndarray, border: float | None = None) -> 
     return cv2.warpAffine(image, warp, (w, h), flags=flags, borderMode=mode, borderValue=border or 0.0)
 
 
+def coarse_placement(thumbs: np.ndarray, trims: np.ndarray, i, j, mirrored: np.ndarray) -> np.ndarray:
+    """Per pair, `placement`'s best normalised correlation at COARSE pixels a side: the trimmed frames of
+    thumbs[i[k]] and thumbs[j[k]] (b mirrored where `mirrored`), one inside the other at REFINE_SCALES. All pairs at
+    once, each image shrunk once: what decides whether two frames are worth placing at full size."""
+    images, inverse = np.unique(np.r_[i, j], return_inverse=True)
+    boxes = trims[images].tolist()
+    frames = np.stack(
+        [
+            resized(thumbs[x, top:bottom, left:right].astype(np.float32), (COARSE, COARSE))
+            for x, (top, bottom, left, right) in zip(images.tolist(), boxes)
+        ]
+    )
+    a, b = inverse[: len(i)], inverse[len(i) :]
+    flip = np.asarray(mirrored, bool)[:, None, None]
+    best = np.full(len(i), -1.0)
+    for scale in REFINE_SCALES:
+        side = round(COARSE * scale)
+        shrunk = np.stack([resized(f, (side, side)) for f in frames])
+        for outer, inner in (
+            (frames[a], np.where(flip, shrunk[b][:, :, ::-1], shrunk[b])),
+            (np.where(flip, frames[b][:, :, ::-1], frames[b]), shrunk[a]),
+        ):
+            template = inner.reshape(len(i), -1)
+            template = template - template.mean(axis=1, keepdims=True)
+            energy = (template * template).sum(axis=1)
+            for dy in range(COARSE - side + 1):
+                for dx in range(COARSE - side + 1):
+                    window = outer[:, dy : dy + side, dx : dx + side].reshape(len(i), -1)
+                    window = window - window.mean(axis=1, keepdims=True)
+                    norm = np.sqrt((window * window).sum(axis=1) * energy)
+                    score = np.where(norm > 1e-6, (window * template).sum(axis=1) / np.maximum(norm, 1e-6), 0.0)
+                    best = np.maximum(best, score)
+    return best
+
+
 def aligned_pair(
     thumbs: np.ndarray, trims: np.ndarray, x: int, y: int, signal: str, stage: int, aspect: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray, tuple[tuple[float, float], tuple[float, float]]]:
     """(region of x, region of y, frames) as the verifier's kept alignment placed them: `stage` 0 the frames inside
     their bars, 1 the regions `signal` names, 2 those refined by `placement`, 3 those then refitted by `refit`, 4 the
-    frames as they lie over the content both trims keep (`common_boxes`).
+    frames as they lie over the content both trims keep (`common_boxes`), 5 and 6 as 2 and 3 for the two whole
+    frames (mirrored as the signal's views are).
     `frames` are each region's scales (x, y) from the image's true geometry to the region's pixels, so that a warp
     fitted between the regions can be judged in true proportions (the placement's uniform scale does not change
     proportions and is left out; neither does a refit's warp, which the shape check fits again)."""
+    if stage >= 5:  # the whole frames, placed (mirrored as the signal's views are)
+        signal = "full~mirror" if signal_boxes(signal, trims[x], trims[y])[2] else "full~full"
+        stage -= 3
     if stage == 0:
         box_a, box_b, mirrored = tuple(trims[x]), tuple(trims[y]), False
     elif stage == 4:

@@ -98,8 +98,22 @@ def test_a_crop_beyond_a_scale_and_a_shift_is_refitted(monkeypatch) -> None:
     verdict = verify(thumb(original), thumb(copy))
     assert verdict.accepted and "refit" in verdict.transform and "mirror" in verdict.transform, verdict
     monkeypatch.setattr("finetuner.dedup.verify.refit", lambda p, q: None)
+    monkeypatch.setattr("finetuner.dedup.verify._place_frames", lambda *args: None)  # which finds it another way
     assert not verify(thumb(original), thumb(copy)).accepted
     assert not verify(thumb(original), thumb(texture(1))).accepted
+
+
+@pytest.mark.parametrize("corner", ["bottom right", "top left"])
+def test_a_corner_crop_is_found_by_placing_the_whole_frames(corner: str, monkeypatch) -> None:
+    """10% off two sides at a corner: every view pair is 5-10% off the crop, too far for the local search to start;
+    the two whole frames place one inside the other."""
+    original = texture(1)
+    copy = crop(original, right=0.1, bottom=0.1) if corner == "bottom right" else crop(original, left=0.1, top=0.1)
+    verdict = verify(thumb(original), thumb(copy))
+    assert verdict.accepted and verdict.transform.startswith("full of a = full of b, b in a"), verdict
+    assert not verify(thumb(original), thumb(texture(2))).accepted
+    monkeypatch.setattr("finetuner.dedup.verify._place_frames", lambda *args: None)
+    assert not verify(thumb(original), thumb(copy)).accepted
 
 
 def test_a_copy_trimmed_otherwise_is_compared_where_both_trims_agree(monkeypatch) -> None:
