@@ -377,8 +377,8 @@ def _place(best: _Best, ra, rb, cover, bend, names, where, rule: VerifyRule, tho
     best.take(where[better], rs[better], rd[better], cover[better], bend[better], named[better], stage)
     # still short: a crop on two sides, a crop resized back or a small turn is more than a scale and a shift
     reach = (best.sim[where] >= rule.min_similarity - REFIT_REACH) & (best.det[where] >= REFIT_REACH_DETAIL)
-    if thorough is not None:
-        reach |= thorough[where]
+    if thorough is not None:  # a texture placed off by a crop's stretch correlates little until refitted
+        reach |= thorough[where] & (best.sim[where] >= rule.min_similarity - REFINE_MARGIN)
     again = np.flatnonzero(~passes(best.sim[where], best.det[where], best.overlap[where], best.stretch[where]) & reach)
     if len(again) == 0:
         return
