@@ -30,6 +30,7 @@ from finetuner.dedup.correlation import evidence_inside
 PLAIN_TOLERANCE = 8.0  # grey levels from an image's border median that count as its frame (or a graphic's paper)
 MIN_SHARED = 0.02  # share of the compared region that is frame in both images for the check to apply (a 2-pixel mat
 # on three sides of a 64-pixel region is 5%, and still decided the correlation of two unrelated pictures)
+THIN_RUN = 5  # ...or a run of this many plain pixels in a row or a column: a strip of frame one or two pixels thin
 EDGE = 5  # thumbnail pixels around the shared frame left out too (the detail band's reach, 2 x its outer sigma)
 MIN_INSIDE = 0.1  # share of the region that must remain to compare; less: no evidence of a copy, rejected
 # Inside the frame a copy's similarity is lower than over its whole frame: the plain areas left out agreed perfectly,
@@ -78,9 +79,13 @@ def plain(thumbs: np.ndarray) -> Plain:
 
 def frame_mask(region: np.ndarray, colour: float) -> np.ndarray:
     """Where a grey region shows its image's frame: plain pixels (within PLAIN_TOLERANCE of `colour`, with all 8
-    neighbours plain too, so texture of a similar grey does not count) connected to the region's border."""
+    neighbours plain too, so texture of a similar grey does not count, or inside a run of THIN_RUN plain pixels in a
+    row or a column: an app window's canvas between its title bar and the picture) connected to the region's
+    border."""
     near = (np.abs(np.asarray(region, np.float32) - colour) <= PLAIN_TOLERANCE).astype(np.uint8)
     solid = cv2.erode(near, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
+    for run in (np.ones((1, THIN_RUN), np.uint8), np.ones((THIN_RUN, 1), np.uint8)):
+        solid |= cv2.erode(near, run, borderType=cv2.BORDER_REPLICATE)
     _, labels = cv2.connectedComponents(solid, connectivity=4)
     rim = np.unique(np.r_[labels[0], labels[-1], labels[:, 0], labels[:, -1]])
     return np.isin(labels, rim[rim > 0])

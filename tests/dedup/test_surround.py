@@ -83,6 +83,21 @@ def test_a_frame_is_plain_and_reaches_the_border():
     assert mask[:, :5].all() and not mask[:, 6:].any()  # less the bar's inner column: plain pixels all round only
 
 
+def test_a_thin_strip_of_frame_is_frame_too(monkeypatch):
+    """An app window's canvas shows between its title bar and the picture as a strip two pixels thin: frame, or the
+    bar beside it would be compared as content, and two pictures in one window would agree through it (12 false pairs
+    on the held-out photo set before)."""
+    rng = np.random.default_rng(0)
+    region = rng.normal(128, 30, (64, 64)).astype(np.float32)
+    region[:, :3] = 236.0  # the window's side, on the border
+    region[8:10] = 236.0  # the strip, reaching the border at both ends
+    region[8:10, 30:33] = 60.0  # ...where nothing of it is wider than the thin runs
+    mask = frame_mask(region, 236.0)
+    assert mask[8:10, :28].all() and mask[8:10, 35:].all() and not mask[11:, 3:].any()  # less the runs' ends
+    monkeypatch.setattr("finetuner.dedup.surround.THIN_RUN", 99)  # 3x3 blocks only: the strip is lost
+    assert not frame_mask(region, 236.0)[8:10, 10:20].any()
+
+
 def test_no_shared_frame_leaves_the_evidence_alone():
     a = np.asarray(soft(1).convert("L").resize((64, 64)), np.float32)
     sim, det, left_out = inside_agreement(a, a, 255.0, 255.0)
