@@ -285,8 +285,9 @@ def _second_looks(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: 
 @dataclass
 class _Best:
     """Per pair, the best alignment found so far and its evidence; `stage` 0 the frames as they are (inside their
-    bars), 1 the regions the signal names, 2 those refined by the local search, 3 those then refitted, 4 the whole
-    frames over the content both trims keep (`_untrimmed`)."""
+    bars), 1 the regions the signal names, 2 those refined by the local search, 3 those then refitted, 4 the frames
+    as they are over the content both trims keep (`_untrimmed`), 5 and 6 the whole frames placed and refitted
+    (`_place_frames`); finetuner/dedup/align.py `aligned_pair` rebuilds the regions of each."""
 
     sim: np.ndarray
     det: np.ndarray
@@ -416,6 +417,8 @@ def _place_frames(best: _Best, thumbs, trims, i, j, signals, aspect, rule: Verif
     frames = [FRAMES[m] for m in mirrored.tolist()]
     ra, rb, cover, bend, names = regions(thumbs, i[left], j[left], frames, trims, aspect)
     keep = bend <= rule.max_stretch
+    if not keep.any():
+        return
     names = np.asarray(names, dtype=object)
     _place(best, ra[keep], rb[keep], cover[keep], bend[keep], names[keep], left[keep], rule, thorough, 5)
 
