@@ -19,6 +19,7 @@ from finetuner.dedup.views import view_box
 
 REFINE_SCALES = (0.9, 0.95)  # the inner region's size relative to the outer one in the local search
 COARSE = 16  # pixels a side of `coarse_placement`
+BAND_MIN_STRETCH = 0.1  # |log| of the two contents' proportions below which no band is looked for (`band_boxes`)
 # The refit after the local search (`refit`): OpenCV's ECC fits an affine warp of one placed region onto the other. It
 # may not move further than a crop of up to 10% per side or a modest change of proportions needs: a looser warp bends
 # two photographs of one scene onto each other (a stereo pair, turned 2.1 degrees, scored 0.968 / 0.891).
@@ -56,6 +57,29 @@ def common_boxes(trims_a: np.ndarray, trims_b: np.ndarray) -> np.ndarray:
     bottom = np.maximum(np.minimum(trims_a[:, 1], trims_b[:, 1]), top + 1)
     right = np.maximum(np.minimum(trims_a[:, 3], trims_b[:, 3]), left + 1)
     return np.stack([top, bottom, left, right], axis=1)
+
+
+def band_boxes(trim_a, trim_b, aspect_a: float, aspect_b: float, on_narrower: bool) -> tuple[tuple, tuple] | None:
+    """(box of a, box of b) when one picture is shown whole inside the other's canvas of another shape, with bars of
+    any kind (a blurred copy of itself, a pattern): the wider content lies across the narrower canvas as a centred
+    horizontal band (`on_narrower`), or the narrower content stands in the wider canvas as a centred vertical band.
+    None where the two contents' true proportions are within BAND_MIN_STRETCH or unknown."""
+    wide_a, wide_b = _proportions(tuple(trim_a), aspect_a), _proportions(tuple(trim_b), aspect_b)
+    if not (np.isfinite(wide_a) and np.isfinite(wide_b)) or abs(np.log(wide_a / wide_b)) < BAND_MIN_STRETCH:
+        return None
+    a_wider = wide_a > wide_b
+    canvas_is_b = a_wider == on_narrower  # the band lies on b: across it (a wider), or standing in it (b wider)
+    share = min(wide_a, wide_b) / max(wide_a, wide_b)
+    top, bottom, left, right = trim_b if canvas_is_b else trim_a
+    if on_narrower:
+        side = max(1, round((bottom - top) * share))
+        top += ((bottom - top) - side) // 2
+        band = (top, top + side, left, right)
+    else:
+        side = max(1, round((right - left) * share))
+        left += ((right - left) - side) // 2
+        band = (top, bottom, left, left + side)
+    return (tuple(trim_a), band) if canvas_is_b else (band, tuple(trim_b))
 
 
 def _proportions(box, aspect: float) -> float:
@@ -192,11 +216,13 @@ def aligned_pair(
     """(region of x, region of y, frames) as the verifier's kept alignment placed them: `stage` 0 the frames inside
     their bars, 1 the regions `signal` names, 2 those refined by `placement`, 3 those then refitted by `refit`, 4 the
     frames as they lie over the content both trims keep (`common_boxes`), 5 and 6 as 2 and 3 for the two whole
-    frames (mirrored as the signal's views are).
+    frames (mirrored as the signal's views are), 7 and 8 one content as a band across or in the other's canvas
+    (`band_boxes`).
     `frames` are each region's scales (x, y) from the image's true geometry to the region's pixels, so that a warp
     fitted between the regions can be judged in true proportions (the placement's uniform scale does not change
     proportions and is left out; neither does a refit's warp, which the shape check fits again)."""
-    if stage >= 5:  # the whole frames, placed (mirrored as the signal's views are)
+    ratio = (1.0, 1.0) if aspect is None else (aspect[x], aspect[y])
+    if stage in (5, 6):  # the whole frames, placed (mirrored as the signal's views are)
         signal = "full~mirror" if signal_boxes(signal, trims[x], trims[y])[2] else "full~full"
         stage -= 3
     if stage == 0:
@@ -204,15 +230,16 @@ def aligned_pair(
     elif stage == 4:
         box_a = box_b = tuple(common_boxes(trims[x][None], trims[y][None])[0].tolist())
         mirrored = False
+    elif stage in (7, 8):
+        (box_a, box_b), mirrored = band_boxes(trims[x], trims[y], *ratio, on_narrower=stage == 7), False
     else:
         box_a, box_b, mirrored, _ = signal_boxes(signal, trims[x], trims[y])
     p, q = cut(thumbs[x], box_a), cut(thumbs[y], box_b)
     q = q[:, ::-1] if mirrored else q
-    if stage >= 2:
+    if stage in (2, 3):
         p, q, _ = placement(p, q)
     if stage == 3 and (fitted := refit(p, q)) is not None:
         q = warped(q, fitted[0])
-    ratio = (1.0, 1.0) if aspect is None else (aspect[x], aspect[y])
     frames = tuple(
         (THUMB / ((right - left) * (r if np.isfinite(r) else 1.0)), THUMB / (bottom - top))
         for (top, bottom, left, right), r in ((box_a, ratio[0]), (box_b, ratio[1]))

@@ -9,7 +9,8 @@ only proposals; a pair joins units when, on the 64x64 grey thumbnails,
    (OpenCV's normalised cross-correlation) over shifts and a few scales, for pairs close to the threshold or with
    a texture (`thorough`), and for those still short by an affine refit (OpenCV's ECC: a crop on two sides, a crop
    resized back), which bends more freely and so must explain more (REFIT_MIN_*); pairs the views leave short are
-   also placed as whole frames where those place well at 16x16 (a corner crop, a crop then mirrored); and
+   also placed as whole frames where those place well at 16x16 (a corner crop, a crop then mirrored), and pairs of
+   two shapes compared as one picture shown in the other's canvas (a repost on a blurred copy of itself); and
 2. over the aligned overlap the images correlate (`similarity`, Pearson over pixels, tolerant of one caption band
    at the top or bottom), so do their fine structures (`detail_similarity`, the same on a difference of Gaussians:
    two different smooth gradients correlate almost perfectly, their textures do not), and the overlap covers at
@@ -33,6 +34,7 @@ from scipy.sparse.csgraph import reverse_cuthill_mckee
 
 from finetuner.dedup.align import (
     aligned_pair,
+    band_boxes,
     coarse_placement,
     common_boxes,
     cut,
@@ -43,7 +45,16 @@ from finetuner.dedup.align import (
     signal_boxes,
     warped,
 )
-from finetuner.dedup.correlation import BAND, bands, evidence, evidence_inside, unit_rows
+from finetuner.dedup.correlation import (
+    BAND,
+    SMOOTH_SIGMA,
+    bands,
+    blur_each,
+    corr_many,
+    evidence,
+    evidence_inside,
+    unit_rows,
+)
 from finetuner.dedup.hashing import THUMB
 from finetuner.dedup.shape import GRAPHIC_STRETCH, MAX_ANISOTROPY, is_graphic, shape_agreement
 from finetuner.dedup.surround import (
@@ -56,9 +67,9 @@ from finetuner.dedup.surround import (
 )
 from finetuner.dedup.views import VIEWS, allowed_combos, trim_boxes, view_hashes
 
-VERIFIER = 8  # bump when verdicts change for the same thresholds (cached verdicts are then recomputed); 2: shape check,
+VERIFIER = 9  # bump when verdicts change for the same thresholds (cached verdicts are then recomputed); 2: shape check,
 # 3: flat graphics, 4: surround check, 5: refit, 6: textures placed, trims compared where both agree, 7: frames placed,
-# 8: thin frame strips
+# 8: thin frame strips, 9: one picture as a band in the other's canvas
 REFINE_MARGIN = 0.25  # pairs this far below min_similarity are not worth a template search
 # A refit (finetuner/dedup/align.py `refit`) bends one image onto the other more freely than a scale and a shift, so
 # it must explain more: at the verifier's own thresholds it let through light/dark twin wallpapers (0.93 / 0.79) and
@@ -72,6 +83,9 @@ REFIT_REACH_DETAIL = 0.3
 # Whole frames are placed (`_place_frames`) where they already place to this correlation at 16x16: true copies the
 # views missed score 0.85-0.99 there; on 20,000 synthetic photos no rejected pair scored above 0.79
 FRAME_REACH = 0.85
+BAND_PLAIN = 0.3  # the canvas around a band counts as bars where its fine detail is below this share of the band's,
+BAND_FILL = 0.95  # or where it correlates this well with the band enlarged to the canvas and blurred by one of
+BAND_FILL_SIGMAS = (1.0, 2.0, 3.0, 4.0)  # (thumbnail pixels): reposted landscapes on a blurred copy of themselves
 FRAMES = {False: "full~full", True: "full~mirror"}  # the signal that names the two trimmed frames (b mirrored)
 SHADING = 4.0  # low-detail frames whose mean deviation is this many flat_max_difference show shading a gain must fit
 MAX_GAIN = 1.6  # the largest brightness change (either way) the low-detail rule undoes
@@ -287,7 +301,8 @@ class _Best:
     """Per pair, the best alignment found so far and its evidence; `stage` 0 the frames as they are (inside their
     bars), 1 the regions the signal names, 2 those refined by the local search, 3 those then refitted, 4 the frames
     as they are over the content both trims keep (`_untrimmed`), 5 and 6 the whole frames placed and refitted
-    (`_place_frames`); finetuner/dedup/align.py `aligned_pair` rebuilds the regions of each."""
+    (`_place_frames`), 7 and 8 one picture as a band in the other's canvas (`_bands`); finetuner/dedup/align.py
+    `aligned_pair` rebuilds the regions of each."""
 
     sim: np.ndarray
     det: np.ndarray
@@ -367,6 +382,59 @@ def _realign(best: _Best, thumbs, trims, i, j, signals, aspect, rule: VerifyRule
     if len(near):
         _place(best, ra[near], rb[near], cover[near], bend[near], names[near], part[near], rule, thorough, 2)
     _place_frames(best, thumbs, trims, i, j, signals, aspect, rule, part, thorough)
+    _bands(best, thumbs, trims, i, j, aspect, rule, part)
+
+
+def _bands(best: _Best, thumbs, trims, i, j, aspect, rule: VerifyRule, part: np.ndarray) -> None:
+    """Pairs still short whose contents differ in shape, compared as one picture shown whole inside the other's
+    canvas (stages 7 and 8, `band_boxes`): a landscape photo reposted in a square over a blurred copy of itself, or a
+    portrait one in a wide video frame, where the bars are not plain enough to trim. The canvas outside the band
+    counts as bars (the overlap is the picture's) only where it holds little fine detail (BAND_PLAIN of the band's);
+    otherwise the band is a crop of a larger picture and the overlap is its share."""
+    if aspect is None:
+        return
+    passes = _rule(rule)
+    left = part[~passes(best.sim[part], best.det[part], best.overlap[part], best.stretch[part])].tolist()
+    for on_narrower, stage in ((True, 7), (False, 8)):
+        found = [(q, band_boxes(trims[i[q]], trims[j[q]], aspect[i[q]], aspect[j[q]], on_narrower)) for q in left]
+        found = [(q, boxes) for q, boxes in found if boxes is not None]
+        if not found:
+            continue
+        where = np.array([q for q, _ in found])
+        p, q = (np.stack([cut(thumbs[side[w]], boxes[n]) for w, boxes in found]) for side, n in ((i, 0), (j, 1)))
+        sim, det = evidence(p, q)
+        overlap = np.array([_band_overlap(thumbs, trims, i[w], j[w], boxes) for w, boxes in found])
+        stretch = np.zeros(len(found))
+        better = _score(sim, det, stretch, rule) > _score(best.sim[where], best.det[where], best.stretch[where], rule)
+        better &= overlap >= rule.min_overlap
+        how = np.full(int(better.sum()), "one shown in the other's canvas (a band)", dtype=object)
+        best.take(where[better], sim[better], det[better], overlap[better], stretch[better], how, stage)
+
+
+def _band_overlap(thumbs, trims, x: int, y: int, boxes: tuple) -> float:
+    """1 where the canvas around the band is bars: little fine detail (BAND_PLAIN of the band's), or the band's own
+    picture enlarged to the canvas and blurred (a social-media repost's fill, BAND_FILL); else the share of the
+    canvas the band covers (the band is then a crop of a larger picture)."""
+    canvas, band = (y, boxes[1]) if tuple(boxes[0]) == tuple(trims[x]) else (x, boxes[0])
+    top, bottom, left, right = trims[canvas].tolist()
+    image = thumbs[canvas].astype(np.float32)
+    inside = np.zeros(image.shape, bool)
+    inside[band[0] : band[1], band[2] : band[3]] = True
+    rest = np.zeros(image.shape, bool)
+    rest[top:bottom, left:right] = True
+    rest &= ~inside
+    if not rest.any():
+        return 1.0
+    detail = bands(image[None])[1][0]
+    if detail[rest].std() <= BAND_PLAIN * detail[inside].std():
+        return 1.0
+    enlarged = np.zeros_like(image)
+    enlarged[top:bottom, left:right] = resized(cut(thumbs[canvas], band), (right - left, bottom - top))
+    seen = blur_each(image[None], SMOOTH_SIGMA)[0][rest]
+    for sigma in BAND_FILL_SIGMAS:
+        if corr_many(blur_each(enlarged[None], sigma)[0][rest][None], seen[None])[0] >= BAND_FILL:
+            return 1.0
+    return float(inside.sum() / ((bottom - top) * (right - left)))
 
 
 def _place(best: _Best, ra, rb, cover, bend, names, where, rule: VerifyRule, thorough, stage: int) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
 from finetuner.dedup.align import refit
 from finetuner.dedup.hashing import hash_files, hash_images
@@ -129,6 +129,27 @@ def test_a_copy_trimmed_otherwise_is_compared_where_both_trims_agree(monkeypatch
     assert verdict.accepted and "inside both frames' bars" in verdict.transform, verdict
     monkeypatch.setattr("finetuner.dedup.verify._untrimmed", lambda *args: None)
     assert not verify(original, copy).accepted
+
+
+def repost(picture: Image.Image) -> Image.Image:
+    """A landscape picture reposted in a square, over a blurred copy of itself stretched to fill it."""
+    w, h = picture.size
+    side = max(w, h)
+    canvas = picture.resize((side, side)).filter(ImageFilter.GaussianBlur(side / 32))
+    canvas.paste(picture, ((side - w) // 2, (side - h) // 2))
+    return canvas
+
+
+@pytest.mark.parametrize("picture", [photo(11, (320, 180)), texture(1, size=(320, 180))], ids=["photo", "texture"])
+def test_a_repost_on_a_blurred_copy_of_itself_is_found_as_a_band(picture: Image.Image, monkeypatch) -> None:
+    """The bars are no bars (no trim finds them) and the square frame stretches the picture by 78%: only comparing
+    the picture with the band it fills in the canvas lines them up, and the blurred fill counts as bars."""
+    aspect = (picture.size[0] / picture.size[1], 1.0)
+    verdict = verify(thumb(picture), thumb(repost(picture)), aspect=aspect)
+    assert verdict.accepted and "a band" in verdict.transform and verdict.overlap == 1.0, verdict
+    assert not verify(thumb(picture), thumb(repost(photo(12, (320, 180)))), aspect=aspect).accepted
+    monkeypatch.setattr("finetuner.dedup.verify._bands", lambda *args: None)
+    assert not verify(thumb(picture), thumb(repost(picture)), aspect=aspect).accepted
 
 
 def test_refit_recovers_a_stretch_and_refuses_a_turn() -> None:
