@@ -59,27 +59,49 @@ def common_boxes(trims_a: np.ndarray, trims_b: np.ndarray) -> np.ndarray:
     return np.stack([top, bottom, left, right], axis=1)
 
 
-def band_boxes(trim_a, trim_b, aspect_a: float, aspect_b: float, on_narrower: bool) -> tuple[tuple, tuple] | None:
-    """(box of a, box of b) when one picture is shown whole inside the other's canvas of another shape, with bars of
-    any kind (a blurred copy of itself, a pattern): the wider content lies across the narrower canvas as a centred
-    horizontal band (`on_narrower`), or the narrower content stands in the wider canvas as a centred vertical band.
-    None where the two contents' true proportions are within BAND_MIN_STRETCH or unknown."""
-    wide_a, wide_b = _proportions(tuple(trim_a), aspect_a), _proportions(tuple(trim_b), aspect_b)
-    if not (np.isfinite(wide_a) and np.isfinite(wide_b)) or abs(np.log(wide_a / wide_b)) < BAND_MIN_STRETCH:
-        return None
-    a_wider = wide_a > wide_b
-    canvas_is_b = a_wider == on_narrower  # the band lies on b: across it (a wider), or standing in it (b wider)
-    share = min(wide_a, wide_b) / max(wide_a, wide_b)
-    top, bottom, left, right = trim_b if canvas_is_b else trim_a
-    if on_narrower:
-        side = max(1, round((bottom - top) * share))
-        top += ((bottom - top) - side) // 2
-        band = (top, top + side, left, right)
-    else:
-        side = max(1, round((right - left) * share))
-        left += ((right - left) - side) // 2
-        band = (top, bottom, left, left + side)
-    return (tuple(trim_a), band) if canvas_is_b else (band, tuple(trim_b))
+def band_boxes(trims_a, trims_b, aspect_a, aspect_b, on_narrower: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(boxes of a, boxes of b, found) per pair, where one picture is shown whole inside the other's canvas of another
+    shape, with bars of any kind (a blurred copy of itself, a pattern): the wider content lies across the narrower
+    canvas as a centred horizontal band (`on_narrower`), or the narrower content stands in the wider canvas as a
+    centred vertical band; the picture's box is its trimmed frame. `found` is False where the two contents' true
+    proportions are within BAND_MIN_STRETCH or unknown (the boxes are then the trims)."""
+    trims_a, trims_b = np.atleast_2d(trims_a).astype(np.int64), np.atleast_2d(trims_b).astype(np.int64)
+    heights_a, heights_b = trims_a[:, 1] - trims_a[:, 0], trims_b[:, 1] - trims_b[:, 0]
+    wide_a = (trims_a[:, 3] - trims_a[:, 2]) / heights_a * np.asarray(aspect_a, np.float64)
+    wide_b = (trims_b[:, 3] - trims_b[:, 2]) / heights_b * np.asarray(aspect_b, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        found = np.isfinite(wide_a) & np.isfinite(wide_b) & (np.abs(np.log(wide_a / wide_b)) >= BAND_MIN_STRETCH)
+    share = np.where(found, np.minimum(wide_a, wide_b) / np.where(found, np.maximum(wide_a, wide_b), 1.0), 1.0)
+    canvas_is_b = (wide_a > wide_b) == on_narrower  # the band lies on b: across it (a wider), or standing in it
+    canvas = np.where(canvas_is_b[:, None], trims_b, trims_a)
+    band = canvas.copy()
+    axis = (0, 1) if on_narrower else (2, 3)  # rows across a narrower canvas, columns in a wider one
+    length = canvas[:, axis[1]] - canvas[:, axis[0]]
+    side = np.maximum(1, np.round(length * share)).astype(np.int64)
+    band[:, axis[0]] = canvas[:, axis[0]] + (length - side) // 2
+    band[:, axis[1]] = band[:, axis[0]] + side
+    boxes_a = np.where((found & ~canvas_is_b)[:, None], band, trims_a)
+    boxes_b = np.where((found & canvas_is_b)[:, None], band, trims_b)
+    return boxes_a, boxes_b, found
+
+
+def coarse_similarity(thumbs: np.ndarray, i, j, boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    """Per pair, the Pearson correlation of box boxes_a[k] of thumbs[i[k]] and box boxes_b[k] of thumbs[j[k]], both
+    shrunk to COARSE pixels a side: whether the boxes are worth comparing at full size."""
+    a, b = (_shrunk(thumbs, side, boxes).reshape(len(boxes), -1) for side, boxes in ((i, boxes_a), (j, boxes_b)))
+    a, b = a - a.mean(axis=1, keepdims=True), b - b.mean(axis=1, keepdims=True)
+    norm = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+    return np.where(norm > 1e-6, (a * b).sum(axis=1) / np.maximum(norm, 1e-6), 0.0)
+
+
+def _shrunk(thumbs: np.ndarray, images, boxes: np.ndarray) -> np.ndarray:
+    """Box boxes[k] of thumbs[images[k]] at COARSE pixels a side, for each k."""
+    return np.stack(
+        [
+            resized(thumbs[x, top:bottom, left:right].astype(np.float32), (COARSE, COARSE))
+            for x, (top, bottom, left, right) in zip(np.asarray(images).tolist(), np.asarray(boxes).tolist())
+        ]
+    )
 
 
 def _proportions(box, aspect: float) -> float:
@@ -180,13 +202,7 @@ def coarse_placement(thumbs: np.ndarray, trims: np.ndarray, i, j, mirrored: np.n
     thumbs[i[k]] and thumbs[j[k]] (b mirrored where `mirrored`), one inside the other at REFINE_SCALES. All pairs at
     once, each image shrunk once: what decides whether two frames are worth placing at full size."""
     images, inverse = np.unique(np.r_[i, j], return_inverse=True)
-    boxes = trims[images].tolist()
-    frames = np.stack(
-        [
-            resized(thumbs[x, top:bottom, left:right].astype(np.float32), (COARSE, COARSE))
-            for x, (top, bottom, left, right) in zip(images.tolist(), boxes)
-        ]
-    )
+    frames = _shrunk(thumbs, images, trims[images])
     a, b = inverse[: len(i)], inverse[len(i) :]
     flip = np.asarray(mirrored, bool)[:, None, None]
     best = np.full(len(i), -1.0)
@@ -231,7 +247,8 @@ def aligned_pair(
         box_a = box_b = tuple(common_boxes(trims[x][None], trims[y][None])[0].tolist())
         mirrored = False
     elif stage in (7, 8):
-        (box_a, box_b), mirrored = band_boxes(trims[x], trims[y], *ratio, on_narrower=stage == 7), False
+        boxes_a, boxes_b, _ = band_boxes(trims[x], trims[y], ratio[0], ratio[1], on_narrower=stage == 7)
+        box_a, box_b, mirrored = tuple(boxes_a[0].tolist()), tuple(boxes_b[0].tolist()), False
     else:
         box_a, box_b, mirrored, _ = signal_boxes(signal, trims[x], trims[y])
     p, q = cut(thumbs[x], box_a), cut(thumbs[y], box_b)

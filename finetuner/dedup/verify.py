@@ -36,6 +36,7 @@ from finetuner.dedup.align import (
     aligned_pair,
     band_boxes,
     coarse_placement,
+    coarse_similarity,
     common_boxes,
     cut,
     placement,
@@ -67,9 +68,9 @@ from finetuner.dedup.surround import (
 )
 from finetuner.dedup.views import VIEWS, allowed_combos, trim_boxes, view_hashes
 
-VERIFIER = 9  # bump when verdicts change for the same thresholds (cached verdicts are then recomputed); 2: shape check,
+VERIFIER = 10  # bump when verdicts change for the same thresholds (cached verdicts are then recomputed); 2: shape check,
 # 3: flat graphics, 4: surround check, 5: refit, 6: textures placed, trims compared where both agree, 7: frames placed,
-# 8: thin frame strips, 9: one picture as a band in the other's canvas
+# 8: thin frame strips, 9: one picture as a band in the other's canvas, 10: bands gated at 16x16
 REFINE_MARGIN = 0.25  # pairs this far below min_similarity are not worth a template search
 # A refit (finetuner/dedup/align.py `refit`) bends one image onto the other more freely than a scale and a shift, so
 # it must explain more: at the verifier's own thresholds it let through light/dark twin wallpapers (0.93 / 0.79) and
@@ -83,6 +84,7 @@ REFIT_REACH_DETAIL = 0.3
 # Whole frames are placed (`_place_frames`) where they already place to this correlation at 16x16: true copies the
 # views missed score 0.85-0.99 there; on 20,000 synthetic photos no rejected pair scored above 0.79
 FRAME_REACH = 0.85
+BAND_REACH = 0.9  # bands compared at full size where they already correlate this well at 16x16
 BAND_PLAIN = 0.3  # the canvas around a band counts as bars where its fine detail is below this share of the band's,
 BAND_FILL = 0.95  # or where it correlates this well with the band enlarged to the canvas and blurred by one of
 BAND_FILL_SIGMAS = (1.0, 2.0, 3.0, 4.0)  # (thumbnail pixels): reposted landscapes on a blurred copy of themselves
@@ -388,24 +390,35 @@ def _realign(best: _Best, thumbs, trims, i, j, signals, aspect, rule: VerifyRule
 def _bands(best: _Best, thumbs, trims, i, j, aspect, rule: VerifyRule, part: np.ndarray) -> None:
     """Pairs still short whose contents differ in shape, compared as one picture shown whole inside the other's
     canvas (stages 7 and 8, `band_boxes`): a landscape photo reposted in a square over a blurred copy of itself, or a
-    portrait one in a wide video frame, where the bars are not plain enough to trim. The canvas outside the band
-    counts as bars (the overlap is the picture's) only where it holds little fine detail (BAND_PLAIN of the band's);
-    otherwise the band is a crop of a larger picture and the overlap is its share."""
+    portrait one in a wide video frame, where the bars are not plain enough to trim. Only bands that already agree
+    at 16x16 (BAND_REACH) are compared at full size. The canvas outside the band counts as bars (the overlap is the
+    picture's) where it is plain or the picture's own blurred enlargement (`_band_overlap`); otherwise the band is a
+    crop of a larger picture and the overlap is its share."""
     if aspect is None:
         return
     passes = _rule(rule)
-    left = part[~passes(best.sim[part], best.det[part], best.overlap[part], best.stretch[part])].tolist()
+    left = part[~passes(best.sim[part], best.det[part], best.overlap[part], best.stretch[part])]
     for on_narrower, stage in ((True, 7), (False, 8)):
-        found = [(q, band_boxes(trims[i[q]], trims[j[q]], aspect[i[q]], aspect[j[q]], on_narrower)) for q in left]
-        found = [(q, boxes) for q, boxes in found if boxes is not None]
-        if not found:
+        boxes_a, boxes_b, found = band_boxes(
+            trims[i[left]], trims[j[left]], aspect[i[left]], aspect[j[left]], on_narrower
+        )
+        where = np.flatnonzero(found)
+        if len(where):
+            where = where[
+                coarse_similarity(thumbs, i[left[where]], j[left[where]], boxes_a[where], boxes_b[where]) >= BAND_REACH
+            ]
+        if len(where) == 0:
             continue
-        where = np.array([q for q, _ in found])
-        p, q = (np.stack([cut(thumbs[side[w]], boxes[n]) for w, boxes in found]) for side, n in ((i, 0), (j, 1)))
+        boxes_a, boxes_b, where = boxes_a[where], boxes_b[where], left[where]
+        p = np.stack([cut(thumbs[x], box) for x, box in zip(i[where].tolist(), boxes_a.tolist())])
+        q = np.stack([cut(thumbs[y], box) for y, box in zip(j[where].tolist(), boxes_b.tolist())])
         sim, det = evidence(p, q)
-        overlap = np.array([_band_overlap(thumbs, trims, i[w], j[w], boxes) for w, boxes in found])
-        stretch = np.zeros(len(found))
+        stretch = np.zeros(len(where))
         better = _score(sim, det, stretch, rule) > _score(best.sim[where], best.det[where], best.stretch[where], rule)
+        better &= passes(sim, det, np.ones(len(where)), stretch)  # the surround is looked at only where it decides
+        overlap = np.zeros(len(where))
+        for k in np.flatnonzero(better).tolist():
+            overlap[k] = _band_overlap(thumbs, trims, i[where[k]], j[where[k]], (boxes_a[k], boxes_b[k]))
         better &= overlap >= rule.min_overlap
         how = np.full(int(better.sum()), "one shown in the other's canvas (a band)", dtype=object)
         best.take(where[better], sim[better], det[better], overlap[better], stretch[better], how, stage)
@@ -415,7 +428,7 @@ def _band_overlap(thumbs, trims, x: int, y: int, boxes: tuple) -> float:
     """1 where the canvas around the band is bars: little fine detail (BAND_PLAIN of the band's), or the band's own
     picture enlarged to the canvas and blurred (a social-media repost's fill, BAND_FILL); else the share of the
     canvas the band covers (the band is then a crop of a larger picture)."""
-    canvas, band = (y, boxes[1]) if tuple(boxes[0]) == tuple(trims[x]) else (x, boxes[0])
+    canvas, band = (y, tuple(boxes[1].tolist())) if (boxes[0] == trims[x]).all() else (x, tuple(boxes[0].tolist()))
     top, bottom, left, right = trims[canvas].tolist()
     image = thumbs[canvas].astype(np.float32)
     inside = np.zeros(image.shape, bool)
