@@ -68,9 +68,10 @@ from finetuner.dedup.surround import (
 )
 from finetuner.dedup.views import VIEWS, allowed_combos, trim_boxes, view_hashes
 
-VERIFIER = 10  # bump when verdicts change for the same thresholds (cached verdicts are then recomputed); 2: shape check,
-# 3: flat graphics, 4: surround check, 5: refit, 6: textures placed, trims compared where both agree, 7: frames placed,
-# 8: thin frame strips, 9: one picture as a band in the other's canvas, 10: bands gated at 16x16
+# Bump VERIFIER when verdicts change for the same thresholds (cached verdicts are then recomputed): 2 shape check,
+# 3 flat graphics, 4 surround check, 5 refit, 6 textures placed, trims compared where both agree, 7 frames placed,
+# 8 thin frame strips, 9 one picture as a band in the other's canvas, 10 bands gated at 16x16
+VERIFIER = 10
 REFINE_MARGIN = 0.25  # pairs this far below min_similarity are not worth a template search
 # A refit (finetuner/dedup/align.py `refit`) bends one image onto the other more freely than a scale and a shift, so
 # it must explain more: at the verifier's own thresholds it let through light/dark twin wallpapers (0.93 / 0.79) and
