@@ -70,12 +70,14 @@ from finetuner.dedup.views import VIEWS, allowed_combos, trim_boxes, view_hashes
 
 # Bump VERIFIER when verdicts change for the same thresholds (cached verdicts are then recomputed): 2 shape check,
 # 3 flat graphics, 4 surround check, 5 refit, 6 textures placed, trims compared where both agree, 7 frames placed,
-# 8 thin frame strips, 9 one picture as a band in the other's canvas, 10 bands gated at 16x16
-VERIFIER = 10
+# 8 thin frame strips, 9 one picture as a band in the other's canvas, 10 bands gated at 16x16, 11 frames and bands held
+# to the refit's thresholds
+VERIFIER = 11
 REFINE_MARGIN = 0.25  # pairs this far below min_similarity are not worth a template search
 # A refit (finetuner/dedup/align.py `refit`) bends one image onto the other more freely than a scale and a shift, so
 # it must explain more: at the verifier's own thresholds it let through light/dark twin wallpapers (0.93 / 0.79) and
-# a stereo pair; a crop refitted scores 0.99 and more.
+# a stereo pair; a crop refitted scores 0.99 and more. So must whole frames placed and bands (searches beyond the
+# candidate's views): at the plain thresholds they linked 3 pairs of look-alike specimens in the demo data.
 REFIT_MIN_SIMILARITY = 0.95
 REFIT_MIN_DETAIL = 0.9
 # Pairs the local search placed more than REFIT_REACH below min_similarity, or with fine detail below
@@ -416,7 +418,7 @@ def _bands(best: _Best, thumbs, trims, i, j, aspect, rule: VerifyRule, part: np.
         sim, det = evidence(p, q)
         stretch = np.zeros(len(where))
         better = _score(sim, det, stretch, rule) > _score(best.sim[where], best.det[where], best.stretch[where], rule)
-        better &= passes(sim, det, np.ones(len(where)), stretch)  # the surround is looked at only where it decides
+        better &= _rule(_strict(rule))(sim, det, np.ones(len(where)), stretch)  # the surround: only where it decides
         overlap = np.zeros(len(where))
         for k in np.flatnonzero(better).tolist():
             overlap[k] = _band_overlap(thumbs, trims, i[where[k]], j[where[k]], (boxes_a[k], boxes_b[k]))
@@ -451,12 +453,17 @@ def _band_overlap(thumbs, trims, x: int, y: int, boxes: tuple) -> float:
     return float(inside.sum() / ((bottom - top) * (right - left)))
 
 
-def _place(best: _Best, ra, rb, cover, bend, names, where, rule: VerifyRule, thorough, stage: int) -> None:
+def _place(
+    best: _Best, ra, rb, cover, bend, names, where, rule: VerifyRule, thorough, stage: int, strict: bool = False
+) -> None:
     """The local search for region pairs (ra, rb) of the pairs `where` (stage `stage`), then the refit for those it
-    leaves just short (stage + 1), each kept where it scores better."""
+    leaves just short (stage + 1), each kept where it scores better; with `strict`, a placement is kept only where it
+    passes the refit's stricter thresholds (a search beyond the candidate's own views must explain more)."""
     passes = _rule(rule)
     rs, rd, shifts, placed = _refine(ra, rb)
     better = _score(rs, rd, bend, rule) > _score(best.sim[where], best.det[where], best.stretch[where], rule)
+    if strict:
+        better &= _rule(_strict(rule))(rs, rd, cover, bend)
     named = np.array([name + shift for name, shift in zip(names.tolist(), shifts)], dtype=object)
     best.take(where[better], rs[better], rd[better], cover[better], bend[better], named[better], stage)
     # still short: a crop on two sides, a crop resized back or a small turn is more than a scale and a shift
@@ -468,15 +475,19 @@ def _place(best: _Best, ra, rb, cover, bend, names, where, rule: VerifyRule, tho
         return
     fs, fd, kept, notes = _refits([placed[k] for k in again])
     overlap, stretch = cover[again] * kept, bend[again]
-    strict = replace(
+    better = _rule(_strict(rule))(fs, fd, overlap, stretch)  # taken only where it decides the pair
+    refitted = np.array([n + note for n, note in zip(named[again].tolist(), notes)], dtype=object)
+    where = where[again]
+    best.take(where[better], fs[better], fd[better], overlap[better], stretch[better], refitted[better], stage + 1)
+
+
+def _strict(rule: VerifyRule) -> VerifyRule:
+    """The thresholds a freer alignment must reach (a refit, a placement of whole frames or of a band)."""
+    return replace(
         rule,
         min_similarity=max(rule.min_similarity, REFIT_MIN_SIMILARITY),
         min_detail_similarity=max(rule.min_detail_similarity, REFIT_MIN_DETAIL),
     )
-    better = _rule(strict)(fs, fd, overlap, stretch)  # taken only where it decides the pair
-    refitted = np.array([n + note for n, note in zip(named[again].tolist(), notes)], dtype=object)
-    where = where[again]
-    best.take(where[better], fs[better], fd[better], overlap[better], stretch[better], refitted[better], stage + 1)
 
 
 def _place_frames(best: _Best, thumbs, trims, i, j, signals, aspect, rule: VerifyRule, part, thorough) -> None:
@@ -502,7 +513,7 @@ def _place_frames(best: _Best, thumbs, trims, i, j, signals, aspect, rule: Verif
     if not keep.any():
         return
     names = np.asarray(names, dtype=object)
-    _place(best, ra[keep], rb[keep], cover[keep], bend[keep], names[keep], left[keep], rule, thorough, 5)
+    _place(best, ra[keep], rb[keep], cover[keep], bend[keep], names[keep], left[keep], rule, thorough, 5, strict=True)
 
 
 def _shape(thumbs, trims, x: int, y: int, signal: str, stage: int, aspect, rule: VerifyRule) -> tuple[bool, float, str]:
