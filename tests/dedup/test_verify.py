@@ -152,6 +152,21 @@ def test_a_repost_on_a_blurred_copy_of_itself_is_found_as_a_band(picture: Image.
     assert not verify(thumb(picture), thumb(repost(picture)), aspect=aspect).accepted
 
 
+def test_a_portrait_picture_in_a_wide_frame_is_found_as_a_standing_band() -> None:
+    """The other way round: a portrait picture shown in a 16:9 frame over a blurred copy of itself stands in it as a
+    vertical band, whichever of the two is image a."""
+    picture = photo(11, (180, 320))
+    w, h = picture.size
+    frame = picture.resize((h * 16 // 9, h)).filter(ImageFilter.GaussianBlur(h / 32))
+    frame.paste(picture, ((frame.size[0] - w) // 2, 0))
+    aspect = (w / h, frame.size[0] / frame.size[1])
+    for verdict in (
+        verify(thumb(picture), thumb(frame), aspect=aspect),
+        verify(thumb(frame), thumb(picture), aspect=aspect[::-1]),
+    ):
+        assert verdict.accepted and "a band" in verdict.transform, verdict
+
+
 def test_refit_recovers_a_stretch_and_refuses_a_turn() -> None:
     rng = np.random.default_rng(3)
     p = cv2.GaussianBlur(rng.normal(128, 40, (64, 64)).astype(np.float32), (0, 0), 2.0)
