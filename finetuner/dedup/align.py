@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from finetuner.dedup.correlation import SMOOTH_SIGMA, blur_each
+from finetuner.dedup.correlation import SMOOTH_SIGMA, blur_each, corr_many
 from finetuner.dedup.hashing import THUMB
 from finetuner.dedup.views import view_box
 
@@ -45,10 +45,23 @@ def signal_boxes(signal: str, trim_a, trim_b) -> tuple[tuple, tuple, bool, str]:
     return box_a, box_b, mirrored, f"{'mirror: ' if mirrored else ''}{va} of a = {vb} of b"
 
 
-def cut(thumb: np.ndarray, box) -> np.ndarray:
-    """The box (top, bottom, left, right) of a thumbnail, as float32 resized to 64x64."""
+def cut(thumb: np.ndarray, box, side: int = THUMB) -> np.ndarray:
+    """The box (top, bottom, left, right) of a thumbnail, as float32 resized to `side` pixels a side."""
     top, bottom, left, right = box
-    return resized(thumb[top:bottom, left:right].astype(np.float32), (THUMB, THUMB))
+    return resized(thumb[top:bottom, left:right].astype(np.float32), (side, side))
+
+
+def cuts(thumbs: np.ndarray, images, boxes, side: int = THUMB) -> np.ndarray:
+    """`cut` of box boxes[k] of thumbs[images[k]], for each k, stacked."""
+    return np.stack(
+        [cut(thumbs[x], box, side) for x, box in zip(np.asarray(images).tolist(), np.asarray(boxes).tolist())]
+    )
+
+
+def area(boxes) -> np.ndarray:
+    """Pixels in each (top, bottom, left, right) box (one box, or an array of them)."""
+    boxes = np.asarray(boxes)
+    return (boxes[..., 1] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 2])
 
 
 def common_boxes(trims_a: np.ndarray, trims_b: np.ndarray) -> np.ndarray:
@@ -88,20 +101,7 @@ def band_boxes(trims_a, trims_b, aspect_a, aspect_b, on_narrower: bool) -> tuple
 def coarse_similarity(thumbs: np.ndarray, i, j, boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     """Per pair, the Pearson correlation of box boxes_a[k] of thumbs[i[k]] and box boxes_b[k] of thumbs[j[k]], both
     shrunk to COARSE pixels a side: whether the boxes are worth comparing at full size."""
-    a, b = (_shrunk(thumbs, side, boxes).reshape(len(boxes), -1) for side, boxes in ((i, boxes_a), (j, boxes_b)))
-    a, b = a - a.mean(axis=1, keepdims=True), b - b.mean(axis=1, keepdims=True)
-    norm = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
-    return np.where(norm > 1e-6, (a * b).sum(axis=1) / np.maximum(norm, 1e-6), 0.0)
-
-
-def _shrunk(thumbs: np.ndarray, images, boxes: np.ndarray) -> np.ndarray:
-    """Box boxes[k] of thumbs[images[k]] at COARSE pixels a side, for each k."""
-    return np.stack(
-        [
-            resized(thumbs[x, top:bottom, left:right].astype(np.float32), (COARSE, COARSE))
-            for x, (top, bottom, left, right) in zip(np.asarray(images).tolist(), np.asarray(boxes).tolist())
-        ]
-    )
+    return corr_many(cuts(thumbs, i, boxes_a, COARSE), cuts(thumbs, j, boxes_b, COARSE))
 
 
 def _proportions(box, aspect: float) -> float:
@@ -125,23 +125,18 @@ def regions(
     rb = np.zeros_like(ra)
     overlap, stretch = np.ones(len(i)), np.zeros(len(i))
     names = []
-    area = (trims[:, 1] - trims[:, 0]) * (trims[:, 3] - trims[:, 2])
+    content = area(trims)
     for k, (x, y, signal) in enumerate(zip(i.tolist(), j.tolist(), signals)):
         box_a, box_b, mirrored, name = signal_boxes(signal, trims[x], trims[y])
         ra[k] = cut(thumbs[x], box_a)
         region_b = cut(thumbs[y], box_b)
         rb[k] = region_b[:, ::-1] if mirrored else region_b
-        overlap[k] = min(_area(box_a) / area[x], _area(box_b) / area[y])
+        overlap[k] = min(area(box_a) / content[x], area(box_b) / content[y])
         if aspect is not None:
             stretch[k] = abs(np.log(_proportions(box_a, aspect[x]) / _proportions(box_b, aspect[y])))
         names.append(name)
     stretch[~np.isfinite(stretch)] = 0.0  # an image of unknown size: proportions not checked
     return ra, rb, np.minimum(overlap, 1.0), stretch, names
-
-
-def _area(box) -> int:
-    top, bottom, left, right = box
-    return (bottom - top) * (right - left)
 
 
 def placement(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
@@ -202,7 +197,7 @@ def coarse_placement(thumbs: np.ndarray, trims: np.ndarray, i, j, mirrored: np.n
     thumbs[i[k]] and thumbs[j[k]] (b mirrored where `mirrored`), one inside the other at REFINE_SCALES. All pairs at
     once, each image shrunk once: what decides whether two frames are worth placing at full size."""
     images, inverse = np.unique(np.r_[i, j], return_inverse=True)
-    frames = _shrunk(thumbs, images, trims[images])
+    frames = cuts(thumbs, images, trims[images], COARSE)
     a, b = inverse[: len(i)], inverse[len(i) :]
     flip = np.asarray(mirrored, bool)[:, None, None]
     best = np.full(len(i), -1.0)
@@ -213,16 +208,9 @@ def coarse_placement(thumbs: np.ndarray, trims: np.ndarray, i, j, mirrored: np.n
             (frames[a], np.where(flip, shrunk[b][:, :, ::-1], shrunk[b])),
             (np.where(flip, frames[b][:, :, ::-1], frames[b]), shrunk[a]),
         ):
-            template = inner.reshape(len(i), -1)
-            template = template - template.mean(axis=1, keepdims=True)
-            energy = (template * template).sum(axis=1)
             for dy in range(COARSE - side + 1):
                 for dx in range(COARSE - side + 1):
-                    window = outer[:, dy : dy + side, dx : dx + side].reshape(len(i), -1)
-                    window = window - window.mean(axis=1, keepdims=True)
-                    norm = np.sqrt((window * window).sum(axis=1) * energy)
-                    score = np.where(norm > 1e-6, (window * template).sum(axis=1) / np.maximum(norm, 1e-6), 0.0)
-                    best = np.maximum(best, score)
+                    best = np.maximum(best, corr_many(outer[:, dy : dy + side, dx : dx + side], inner))
     return best
 
 

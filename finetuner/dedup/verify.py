@@ -34,11 +34,13 @@ from scipy.sparse.csgraph import reverse_cuthill_mckee
 
 from finetuner.dedup.align import (
     aligned_pair,
+    area,
     band_boxes,
     coarse_placement,
     coarse_similarity,
     common_boxes,
     cut,
+    cuts,
     placement,
     refit,
     regions,
@@ -347,23 +349,15 @@ def _untrimmed(best: _Best, thumbs: np.ndarray, trims: np.ndarray, i: np.ndarray
     sim, det = np.zeros(len(differ)), np.zeros(len(differ))
     for s in range(0, len(differ), IMAGE_CHUNK):
         part = slice(s, s + IMAGE_CHUNK)
-        p, q = (
-            np.stack([cut(thumbs[x], box) for x, box in zip(side[differ[part]].tolist(), boxes[part].tolist())])
-            for side in (i, j)
-        )
-        sim[part], det[part] = evidence(p, q)
+        sim[part], det[part] = evidence(*(cuts(thumbs, side[differ[part]], boxes[part]) for side in (i, j)))
     whole = np.tile(np.array([0, THUMB, 0, THUMB], np.int64), (len(thumbs), 1))
     stretch = _content_stretch(whole, i[differ], j[differ], aspect)  # one box on both: their own shapes differ
-    overlap = np.minimum(*(_area(boxes) / _area(trims[side[differ]]) for side in (i, j)))
+    overlap = np.minimum(*(area(boxes) / area(trims[side[differ]]) for side in (i, j)))
     better = _score(sim, det, stretch, rule) > _score(best.sim[differ], best.det[differ], best.stretch[differ], rule)
     better &= overlap >= rule.min_overlap  # a sliver both keep would outscore a fuller alignment the search finds
     where = differ[better]
     how = np.full(len(where), "identity, inside both frames' bars", dtype=object)
     best.take(where, sim[better], det[better], overlap[better], stretch[better], how, 4)
-
-
-def _area(boxes: np.ndarray) -> np.ndarray:
-    return ((boxes[:, 1] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 2])).astype(np.float64)
 
 
 def _identity_names(trims: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -413,9 +407,7 @@ def _bands(best: _Best, thumbs, trims, i, j, aspect, rule: VerifyRule, part: np.
         if len(where) == 0:
             continue
         boxes_a, boxes_b, where = boxes_a[where], boxes_b[where], left[where]
-        p = np.stack([cut(thumbs[x], box) for x, box in zip(i[where].tolist(), boxes_a.tolist())])
-        q = np.stack([cut(thumbs[y], box) for y, box in zip(j[where].tolist(), boxes_b.tolist())])
-        sim, det = evidence(p, q)
+        sim, det = evidence(cuts(thumbs, i[where], boxes_a), cuts(thumbs, j[where], boxes_b))
         stretch = np.zeros(len(where))
         better = _score(sim, det, stretch, rule) > _score(best.sim[where], best.det[where], best.stretch[where], rule)
         better &= _rule(_strict(rule))(sim, det, np.ones(len(where)), stretch)  # the surround: only where it decides
