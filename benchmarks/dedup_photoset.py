@@ -146,7 +146,7 @@ def edit(image: Image.Image, kind: str, rng: np.random.Generator) -> Image.Image
     """One near-duplicate edit of `image`."""
     w, h = image.size
     if kind == "reencode":
-        return Image.open(io.BytesIO(_jpeg(image, 35))).convert("RGB")
+        return _reencoded(image, "JPEG", 35)
     if kind == "rescale":
         return image.resize((w * 3 // 5, h * 3 // 5), Image.Resampling.BILINEAR)
     if kind == "blur":
@@ -253,9 +253,7 @@ def held_out_edit(image: Image.Image, kind: str, rng: np.random.Generator) -> Im
 
 
 def _reencoded(image: Image.Image, form: str, quality: int) -> Image.Image:
-    buffer = io.BytesIO()
-    image.save(buffer, format=form, quality=quality)
-    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+    return Image.open(io.BytesIO(_encoded(image, quality, form))).convert("RGB")
 
 
 def _overlaid(image: Image.Image, kind: str) -> Image.Image:
@@ -304,9 +302,9 @@ def _framed_in(image: Image.Image, kind: str) -> Image.Image:
     return canvas
 
 
-def _jpeg(image: Image.Image, quality: int) -> bytes:
+def _encoded(image: Image.Image, quality: int, form: str = "JPEG") -> bytes:
     buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=quality)
+    image.save(buffer, format=form, quality=quality)
     return buffer.getvalue()
 
 
@@ -407,5 +405,5 @@ def _save(out_dir: Path, base: str, kind: str, image: Image.Image) -> tuple[str,
     if path.suffix == ".png":
         image.save(path)
     else:
-        path.write_bytes(_jpeg(image, 90))
+        path.write_bytes(_encoded(image, 90))
     return str(path), base, kind
