@@ -112,6 +112,13 @@ class VerifyConfig(_Section):
         le=1,
         description="two graphics (half the frame plain): fine detail needed after an affine refit; -1 = off",
     )
+    min_colour_fit: Float = Field(
+        0.5,
+        ge=-1,
+        le=1,
+        description="share of one image's chroma that a global colour edit of the other must explain "
+        "(a product in another colour is not a copy); -1 = off",
+    )
     candidates_per_image: Int = Field(
         20,
         ge=1,

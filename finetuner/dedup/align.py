@@ -32,7 +32,8 @@ REFIT_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 15, 1e-3)
 
 
 def resized(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA) if image.shape[::-1] != size else image
+    """`image` (grey, or colour with a trailing channel axis) at `size` (width, height), area-averaged."""
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA) if image.shape[1::-1] != size else image
 
 
 def signal_boxes(signal: str, trim_a, trim_b) -> tuple[tuple, tuple, bool, str]:
@@ -142,17 +143,31 @@ def regions(
 def placement(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
     """(a's part, b's part, description): where one region best sits inside the other at a few sizes; the inner
     region is shrunk to fit, the outer one cut to the place found."""
-    best = (-2.0, None)
+    where = best_place(a, b)
+    return (*placed(a, b, where), f", {where[0]} +({where[1]},{where[2]}) x{where[3]:.2f}")
+
+
+def best_place(a: np.ndarray, b: np.ndarray) -> tuple[str, int, int, float]:
+    """(which sits in which, x, y, scale) of `placement`'s best normalised correlation."""
+    best = (-2.0, ("b in a", 0, 0, 1.0))
     for scale in REFINE_SCALES:
-        size = (round(THUMB * scale), round(THUMB * scale))
+        side = round(THUMB * scale)
         for name, outer, inner in (("b in a", a, b), ("a in b", b, a)):
-            template = resized(inner, size)
-            _, score, _, (x, y) = cv2.minMaxLoc(cv2.matchTemplate(outer, template, cv2.TM_CCOEFF_NORMED))
+            _, score, _, (x, y) = cv2.minMaxLoc(
+                cv2.matchTemplate(outer, resized(inner, (side, side)), cv2.TM_CCOEFF_NORMED)
+            )
             if score > best[0]:
-                patch = outer[y : y + size[1], x : x + size[0]]
-                parts = (patch, template) if name == "b in a" else (template, patch)
-                best = (score, (*parts, f", {name} +({x},{y}) x{scale:.2f}"))
+                best = (score, (name, x, y, scale))
     return best[1]
+
+
+def placed(a: np.ndarray, b: np.ndarray, where: tuple[str, int, int, float]) -> tuple[np.ndarray, np.ndarray]:
+    """The two regions (grey, or colour with a trailing channel axis) as `best_place` found them to lie."""
+    name, x, y, scale = where
+    side = round(THUMB * scale)
+    outer, inner = (a, b) if name == "b in a" else (b, a)
+    patch, template = outer[y : y + side, x : x + side], resized(inner, (side, side))
+    return (patch, template) if name == "b in a" else (template, patch)
 
 
 def refit(p: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, str] | None:
@@ -184,9 +199,9 @@ def refit(p: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, str] | 
 
 
 def warped(image: np.ndarray, warp: np.ndarray, border: float | None = None) -> np.ndarray:
-    """`image` (one grey region) moved onto the other region's pixels by a `refit` warp; outside: `border`, or the
-    nearest pixel (None)."""
-    h, w = image.shape
+    """`image` (one grey or colour region) moved onto the other region's pixels by a `refit` warp; outside:
+    `border`, or the nearest pixel (None)."""
+    h, w = image.shape[:2]
     mode = cv2.BORDER_REPLICATE if border is None else cv2.BORDER_CONSTANT
     flags = cv2.INTER_LINEAR + cv2.WARP_INVERSE_MAP
     return cv2.warpAffine(image, warp, (w, h), flags=flags, borderMode=mode, borderValue=border or 0.0)
@@ -225,6 +240,28 @@ def aligned_pair(
     `frames` are each region's scales (x, y) from the image's true geometry to the region's pixels, so that a warp
     fitted between the regions can be judged in true proportions (the placement's uniform scale does not change
     proportions and is left out; neither does a refit's warp, which the shape check fits again)."""
+    p, q, frames, _ = _aligned(thumbs, trims, x, y, signal, stage, aspect)
+    return p, q, frames
+
+
+def aligned_colours(
+    thumbs: np.ndarray,
+    colours: np.ndarray,
+    trims: np.ndarray,
+    x: int,
+    y: int,
+    signal: str,
+    stage: int,
+    aspect: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The regions of `aligned_pair` cut from `colours` instead (per image a 64x64 float32 array with a trailing
+    channel axis, e.g. the chroma planes of the colour thumbnails enlarged): the grey thumbnails place them, the colour
+    ones follow."""
+    return _aligned(thumbs, trims, x, y, signal, stage, aspect, colours)[3]
+
+
+def _aligned(thumbs, trims, x: int, y: int, signal: str, stage: int, aspect, colours=None):
+    """(p, q, frames, (colour p, colour q) or None) of `aligned_pair`."""
     ratio = (1.0, 1.0) if aspect is None else (aspect[x], aspect[y])
     if stage in (5, 6):  # the whole frames, placed (mirrored as the signal's views are)
         signal = "full~mirror" if signal_boxes(signal, trims[x], trims[y])[2] else "full~full"
@@ -239,14 +276,18 @@ def aligned_pair(
         box_a, box_b, mirrored = tuple(boxes_a[0].tolist()), tuple(boxes_b[0].tolist()), False
     else:
         box_a, box_b, mirrored, _ = signal_boxes(signal, trims[x], trims[y])
-    p, q = cut(thumbs[x], box_a), cut(thumbs[y], box_b)
-    q = q[:, ::-1] if mirrored else q
+    stacks = [thumbs] if colours is None else [thumbs, colours]  # grey places the regions; colour follows
+    regions = [[cut(stack[x], box_a), cut(stack[y], box_b)] for stack in stacks]
+    if mirrored:
+        regions = [[p, q[:, ::-1]] for p, q in regions]
     if stage in (2, 3):
-        p, q, _ = placement(p, q)
-    if stage == 3 and (fitted := refit(p, q)) is not None:
-        q = warped(q, fitted[0])
+        where = best_place(*regions[0])
+        regions = [list(placed(p, q, where)) for p, q in regions]
+    if stage == 3 and (fitted := refit(*regions[0])) is not None:
+        regions = [[p, warped(q, fitted[0])] for p, q in regions]
     frames = tuple(
         (THUMB / ((right - left) * (r if np.isfinite(r) else 1.0)), THUMB / (bottom - top))
         for (top, bottom, left, right), r in ((box_a, ratio[0]), (box_b, ratio[1]))
     )
-    return p, q, frames
+    (p, q), *in_colour = regions
+    return p, q, frames, (tuple(in_colour[0]) if in_colour else None)

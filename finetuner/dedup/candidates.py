@@ -20,7 +20,7 @@ import numpy as np
 
 from finetuner.config import VerifyConfig
 from finetuner.dedup.hash_cache import CandidateCache, LookCache, VerdictCache, pair_keys
-from finetuner.dedup.hashing import DECODE_SIZE, view_key
+from finetuner.dedup.hashing import DECODE_SIZE, PIXELS, view_key
 from finetuner.dedup.neighbours import hamming, radius_pairs, radius_pairs_between
 from finetuner.dedup.prescreen import prescreen, textured
 from finetuner.dedup.surround import MIN_INSIDE_SIMILARITY
@@ -28,7 +28,7 @@ from finetuner.dedup.units import cluster_stats
 from finetuner.dedup.verify import VERIFIER, Verdicts, VerifyRule, verify_pairs
 from finetuner.dedup.views import VIEWS, Candidates, nearest_per_image, subset, view_candidates
 
-EVIDENCE = ("signal", "rule", "similarity", "detail_similarity", "overlap", "transform")
+EVIDENCE = ("signal", "rule", "similarity", "detail_similarity", "overlap", "transform", "colour")
 MAX_REJECTED_SHOWN = 30
 MIN_PER_THREAD = 2048  # candidates: fewer are decided in one process (starting a worker costs more)
 SLICES_PER_WORKER = 2  # slices of the candidates per process: slices differ in work, a worker done early takes another
@@ -43,6 +43,7 @@ def verify_rule(config: VerifyConfig) -> VerifyRule:
         low_detail=config.low_detail,
         flat_max_difference=config.flat_max_difference,
         min_shape_similarity=config.min_shape_similarity,
+        min_colour_fit=config.min_colour_fit,
     )
 
 
@@ -62,6 +63,8 @@ class Verified:
         columns = [self.signal, v.rule, v.similarity, v.detail_similarity, v.overlap, v.transform]
         kinds = [object, object, np.float64, np.float64, np.float64, object]  # .tolist(): Python str and float
         values = [np.asarray(c, dtype=kind)[ks].tolist() for c, kind in zip(columns, kinds)]
+        colour = np.asarray(v.colour, np.float64)[ks]
+        values.append(np.where(np.isnan(colour), None, colour).tolist())  # blank where the colour check did not look
         return [dict(zip(EVIDENCE, row)) for row in zip(*values)]
 
     def evidence(self, k: int) -> dict:
@@ -127,7 +130,8 @@ def searched_candidates(
     content: a grown collection searches only pairs touching its new contents and reuses the others."""
     if shas is None or cache_dir is None:
         return candidate_pairs(hashes, low_detail, methods, max_distance, config, workers)
-    cache = CandidateCache(cache_dir, repr((methods, max_distance, config.candidate_distance, DECODE_SIZE, VIEWS)))
+    setting = (methods, max_distance, config.candidate_distance, DECODE_SIZE, PIXELS, VIEWS)
+    cache = CandidateCache(cache_dir, repr(setting))
     known, old = cache.pairs(shas, low_detail)
     if known.all():
         found = old
@@ -207,11 +211,13 @@ def verified_pairs(
     aspect: np.ndarray | None = None,
     shas: list[str] | None = None,
     cache_dir: Path | None = None,
+    colours: np.ndarray | None = None,
 ) -> Verified:
     """Candidates among the hashed contents, each decided by the verifier; indices are content positions.
     `aspect`: width / height per content (NaN where unknown), so no alignment may stretch an image. With `shas`
     and `cache_dir`, candidates and verdicts are cached per content pair: a grown collection searches and verifies
-    only the pairs touching its new contents."""
+    only the pairs touching its new contents. `colours`: the colour thumbnails of the verifier's colour check (None:
+    grey alone decides)."""
     hashed = np.flatnonzero(ok)
     found = searched_candidates(
         {name: values[hashed] for name, values in hashes.items()},
@@ -251,6 +257,7 @@ def verified_pairs(
         config.prescreen_similarity,
         workers,
         looks[todo],
+        colours,
     )
     fresh = {f: np.asarray(getattr(verdicts, f), dtype=t) for f, t in zip(VerdictCache.FIELDS, VerdictCache.TYPES)}
     if cache:
@@ -274,6 +281,7 @@ def decide(
     prescreen_similarity: float,
     workers: int = 1,
     looks: np.ndarray | None = None,
+    colours: np.ndarray | None = None,
 ) -> Verdicts:
     """Verdicts (accepted, rule, similarity, detail similarity, overlap, transform) of candidates (a, b): those
     whose 16x16 look (finetuner/dedup/prescreen.py; `looks` where already known, else NaN) is below
@@ -282,7 +290,7 @@ def decide(
     depends on its pair only)."""
     parts = max(1, min(workers, len(a) // MIN_PER_THREAD))
     if parts > 1:
-        args = (thumbs, a, b, signal, flat, aspect, rule, prescreen_similarity, looks)
+        args = (thumbs, a, b, signal, flat, aspect, rule, prescreen_similarity, looks, colours)
         return _decide_in_processes(args, parts)
     score = np.full(len(a), np.inf)
     if looks is not None:
@@ -301,11 +309,13 @@ def decide(
         rule,
         None if aspect is None else aspect[used],
         thorough=thorough[todo],
+        colours=None if colours is None else np.asarray(colours[used]),
     )
     rejected = np.flatnonzero(score < prescreen_similarity)  # by the look: its correlation is the evidence
     shown = np.array([round(c, 4) for c in score[rejected].tolist()], np.float64)
     columns = VerdictCache.blank(len(a))
     columns["rule"][:] = "prescreen"
+    columns["colour"][:] = np.nan  # not looked at
     columns["similarity"][rejected] = columns["detail_similarity"][rejected] = shown
     columns["transform"][rejected] = [f"16x16 correlation {c:.2f}" for c in score[rejected].tolist()]
     for name, values in columns.items():
@@ -333,11 +343,13 @@ _SHARED: tuple = ()  # decide's arguments, inherited by forked workers instead o
 
 
 def _decide_slice(bounds: tuple[int, int], args: tuple | None = None) -> Verdicts:
-    thumbs, a, b, signal, flat, aspect, rule, prescreen_similarity, looks = args or _SHARED
+    thumbs, a, b, signal, flat, aspect, rule, prescreen_similarity, looks, colours = args or _SHARED
     s, e = bounds
     cut = slice(s, e)
     looks = None if looks is None else looks[cut]
-    return decide(thumbs, a[cut], b[cut], signal[cut], flat, aspect, rule, prescreen_similarity, looks=looks)
+    return decide(
+        thumbs, a[cut], b[cut], signal[cut], flat, aspect, rule, prescreen_similarity, looks=looks, colours=colours
+    )
 
 
 def _decide_in_threads(args: tuple, parts: int) -> Verdicts:
@@ -382,7 +394,12 @@ def margin(verified: Verified, config: VerifyConfig) -> np.ndarray:
         ]
     )
     flat = v.similarity - (1.0 - config.flat_max_difference / 255.0)
-    return np.select([v.rule == "low-detail", v.rule == "shape", v.rule == "frame"], [flat, shape, inside], aligned)
+    colour = np.asarray(v.colour, np.float64) - config.min_colour_fit
+    return np.select(
+        [v.rule == "low-detail", v.rule == "shape", v.rule == "frame", v.rule == "colour"],
+        [flat, shape, inside, colour],
+        aligned,
+    )
 
 
 def nearest_rejected(verified: Verified, config: VerifyConfig) -> np.ndarray:

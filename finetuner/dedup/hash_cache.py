@@ -4,7 +4,8 @@ report previews.
 Live in data/cache/dedup (gitignored, not a DVC output), so `dvc repro` after data grew decodes, searches and
 verifies only what involves new files. A hash depends on the decode (reduced-size JPEG draft), hence the decode size
 in the key; bump VERSION when the hashing code changes what it computes. With `thumbs`, the 64x64 grey thumbnails
-the verifier compares are kept too (4 KiB per content), so verifying a pair never decodes a file again. The hash,
+the verifier compares are kept too (4 KiB per content), and the 16x16 colour ones of its colour check (768 bytes), so
+verifying a pair never decodes a file again. The hash,
 candidate, verdict and look caches are append-only (finetuner/common/shards.py): a run writes only its new rows, and a
 damaged shard is reported, deleted and its rows rebuilt.
 """
@@ -22,7 +23,8 @@ import numpy as np
 
 from finetuner.common.content_cache import ContentCache
 from finetuner.common.shards import ShardedTable
-from finetuner.dedup.hashing import THUMB
+from finetuner.dedup.colour import SIDE as COLOUR_SIDE
+from finetuner.dedup.hashing import PIXELS, THUMB
 from finetuner.dedup.views import Candidates
 
 log = logging.getLogger("finetuner.dedup")
@@ -44,9 +46,10 @@ class HashCache:
         self.with_thumbs = thumbs
         # One table per set of columns: a content counts as cached only when every column is, so a changed method
         # list rehashes every content anyway.
-        key = hashlib.sha256(repr((self.names, thumbs)).encode()).hexdigest()[:8]
+        key = hashlib.sha256(repr((self.names, thumbs, PIXELS)).encode()).hexdigest()[:8]
         tag = f"{hash_size * hash_size}bit-d{decode_size}-v{VERSION}-{key}"
-        self.table = ShardedTable(Path(directory) / f"hashes-{tag}", "hash cache", ("thumbs",) if thumbs else ())
+        mapped = ("thumbs", "colours") if thumbs else ()
+        self.table = ShardedTable(Path(directory) / f"hashes-{tag}", "hash cache", mapped)
         _drop_legacy(Path(directory))
         self.shards = self.table.load()
         self.where: dict[str, tuple[int, int]] = {}  # sha -> (shard, row); later shards win
@@ -59,7 +62,12 @@ class HashCache:
         return [k for k, sha in enumerate(shas) if sha not in self.where]
 
     def add(
-        self, shas: Sequence[str], hashes: dict[str, np.ndarray], detail: np.ndarray, thumbs: np.ndarray | None = None
+        self,
+        shas: Sequence[str],
+        hashes: dict[str, np.ndarray],
+        detail: np.ndarray,
+        thumbs: np.ndarray | None = None,
+        colours: np.ndarray | None = None,
     ) -> None:
         if not len(shas):
             return
@@ -67,6 +75,8 @@ class HashCache:
         rows |= {f"hash_{name}": np.asarray(hashes[name], np.uint64) for name in self.names}
         if self.with_thumbs:
             rows["thumbs"] = np.asarray(thumbs, np.uint8)
+            blank = np.zeros((len(shas), COLOUR_SIDE, COLOUR_SIDE, 3), np.uint8)  # no colour known: grey
+            rows["colours"] = blank if colours is None else np.asarray(colours, np.uint8)
         self.pending.append(len(self.shards))
         self.where.update((sha, (len(self.shards), r)) for r, sha in enumerate(shas))
         self.shards.append(rows)  # read like a stored shard until `save` writes it
@@ -94,6 +104,10 @@ class HashCache:
         """The contents' thumbnails, read where indexed (zeros where not cached: such contents are not `ok`)."""
         return Thumbs(self, *self.positions(shas))
 
+    def colours(self, shas: Sequence[str]) -> Thumbs:
+        """The contents' colour thumbnails, as `thumbs`."""
+        return Thumbs(self, *self.positions(shas), column="colours")
+
     def save(self) -> None:
         """Write the added rows as one new shard (or, past MAX_SHARDS shards, every live row as one)."""
         if not self.pending:
@@ -107,7 +121,9 @@ class HashCache:
         shard, row = (np.array(c, dtype=np.int64) for c in zip(*self.where.values()))
         out = {"sha": np.array(list(self.where), dtype="S64"), "detail": np.zeros(len(shard), np.float32)}
         out |= {f"hash_{m}": np.zeros(len(shard), np.uint64) for m in self.names}
-        out |= {"thumbs": np.zeros((len(shard), THUMB, THUMB), np.uint8)} if self.with_thumbs else {}
+        if self.with_thumbs:
+            out["thumbs"] = np.zeros((len(shard), THUMB, THUMB), np.uint8)
+            out["colours"] = np.zeros((len(shard), COLOUR_SIDE, COLOUR_SIDE, 3), np.uint8)
         return {
             name: values if name == "sha" else self.gather(name, shard, row, values) for name, values in out.items()
         }
@@ -122,18 +138,19 @@ def _drop_legacy(directory: Path) -> None:
 
 
 class Thumbs:
-    """A lazy (n, 64, 64) uint8 stack of cached thumbnails: `thumbs[index_array]` reads only those rows."""
+    """A lazy (n, 64, 64) uint8 stack of cached thumbnails (with `column` "colours": (n, 16, 16, 3), the colour ones):
+    `thumbs[index_array]` reads only those rows."""
 
-    def __init__(self, cache: HashCache, shard: np.ndarray, row: np.ndarray):
-        self.cache, self.shard, self.row = cache, shard, row
-        self.shape = (len(shard), THUMB, THUMB)
+    def __init__(self, cache: HashCache, shard: np.ndarray, row: np.ndarray, column: str = "thumbs"):
+        self.cache, self.shard, self.row, self.column = cache, shard, row, column
+        self.shape = (len(shard), *((THUMB, THUMB) if column == "thumbs" else (COLOUR_SIDE, COLOUR_SIDE, 3)))
 
     def __len__(self) -> int:
         return len(self.shard)
 
     def __getitem__(self, index) -> np.ndarray:
         shard, row = np.atleast_1d(self.shard[index]), np.atleast_1d(self.row[index])
-        return self.cache.gather("thumbs", shard, row, np.zeros((len(shard), THUMB, THUMB), np.uint8))
+        return self.cache.gather(self.column, shard, row, np.zeros((len(shard), *self.shape[1:]), np.uint8))
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         out = self[np.arange(len(self))]
@@ -229,9 +246,9 @@ class VerdictCache(PairTable):
     """The verifier's decision per candidate (keyed with both aspect ratios: the verifier reads them)."""
 
     NAME = "verdict"
-    FIELDS = ("accepted", "rule", "similarity", "detail_similarity", "overlap", "transform")
+    FIELDS = ("accepted", "rule", "similarity", "detail_similarity", "overlap", "transform", "colour")
     TEXT = ("rule", "transform")
-    TYPES = (bool, object, np.float64, np.float64, np.float64, object)
+    TYPES = (bool, object, np.float64, np.float64, np.float64, object, np.float64)
 
 
 class LookCache(PairTable):

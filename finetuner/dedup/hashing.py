@@ -25,6 +25,8 @@ import scipy.fftpack
 from PIL import Image, ImageOps
 
 from finetuner.common.imageio import to_rgb
+from finetuner.dedup.colour import SIDE as COLOUR_SIDE
+from finetuner.dedup.colour import colour_thumbnails
 from finetuner.dedup.resample import resize_all
 
 HASH_SIZE = 8  # 8x8 = 64 bits: the size `dedup.max_distance` is defined on
@@ -35,12 +37,15 @@ PHASH_SIZE = HASH_SIZE * 4  # imagehash's highfreq_factor
 DECODE_SIZE = 64
 NUMPY_METHODS = ("phash", "dhash", "ahash")
 THUMB = 64  # side of the squashed grey thumbnail kept per image for candidate views and the verifier
+# What a decode gives, in the caches' keys: 1 a JPEG's luma, 2 the grey of its RGB pixels (and colour thumbnails)
+PIXELS = 2
 
 
 @dataclass(frozen=True)
 class HashBatch:
     """Hashes of a batch of files: `hashes[method]` is uint64 per file, `detail` the 32x32 thumbnail's grey std,
-    `thumbs` the (n, 64, 64) uint8 squashed grey thumbnails (finetuner/dedup/views.py and verify.py use them).
+    `thumbs` the (n, 64, 64) uint8 squashed grey thumbnails (finetuner/dedup/views.py and verify.py use them), `colours`
+    the (n, 16, 16, 3) colour ones (the verifier's colour check).
 
     `ok[i]` is False where file i could not be decoded (its hashes are 0 and must not be used).
     """
@@ -49,22 +54,29 @@ class HashBatch:
     detail: np.ndarray
     ok: np.ndarray
     thumbs: np.ndarray
+    colours: np.ndarray  # (n, 16, 16, 3) uint8 squashed RGB thumbnails (finetuner/dedup/colour.py)
 
 
 def decode_for_hash(path: str | Path, size: int = DECODE_SIZE, color: bool = False) -> Image.Image:
     """Open a file as an 8-bit grey (or RGB with `color`) image, at reduced scale where the format allows it.
 
-    JPEGs are decoded straight to grey at the smallest 1/2^k scale that keeps both sides >= `size`; EXIF rotation
-    is applied so a rotated copy hashes like the original it shows. Other formats go through `to_rgb`.
-    """
+    JPEGs are decoded to RGB at the smallest 1/2^k scale that keeps both sides >= `size`; EXIF rotation is applied
+    so a rotated copy hashes like the original it shows. Other formats go through `to_rgb`. Grey is `grey_of` the
+    RGB pixels."""
     with Image.open(path) as image:
         if image.format == "JPEG":
-            image.draft("RGB" if color else "L", (size, size))
-        if image.mode == ("RGB" if color else "L") and getattr(image, "n_frames", 1) == 1:
+            image.draft("RGB", (size, size))
+        if image.mode in ("RGB", "L") and getattr(image, "n_frames", 1) == 1:
             image.load()
-            return ImageOps.exif_transpose(image)
-        rgb = to_rgb(image)
-    return rgb if color else rgb.convert("L")
+            rgb = ImageOps.exif_transpose(image).convert("RGB")
+        else:
+            rgb = to_rgb(image)
+    return rgb if color else Image.fromarray(grey_of(np.asarray(rgb)))
+
+
+def grey_of(rgb: np.ndarray) -> np.ndarray:
+    """The grey (luma, BT.601 weights as OpenCV rounds them) of an (h, w, 3) uint8 RGB image."""
+    return cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
 
 
 # JPEG segments that leave the pixels Pillow decodes as a plain decoder gives them: JFIF header, tables, restart
@@ -80,30 +92,34 @@ _ORIENTATION = {
     b"II": ((b"\x12\x01\x03\x00", b"\x12\x01\x04\x00"), b"\x12\x01\x03\x00\x01\x00\x00\x00\x01\x00"),
 }
 _FRAMES = frozenset({0xC0, 0xC1, 0xC2})  # baseline, extended and progressive Huffman frames
-_REDUCED_GREY = {
-    1: cv2.IMREAD_GRAYSCALE,
-    2: cv2.IMREAD_REDUCED_GRAYSCALE_2,
-    4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
-    8: cv2.IMREAD_REDUCED_GRAYSCALE_8,
+_REDUCED_COLOUR = {
+    1: cv2.IMREAD_COLOR,
+    2: cv2.IMREAD_REDUCED_COLOR_2,
+    4: cv2.IMREAD_REDUCED_COLOR_4,
+    8: cv2.IMREAD_REDUCED_COLOR_8,
 }
 
 
 def decode_grey(path: str | Path, size: int = DECODE_SIZE) -> np.ndarray:
-    """`decode_for_hash(path, size)` as a 2-D uint8 array: the same pixels. A plain JPEG (8-bit, 1 or 3 components,
-    complete, stored upright, no segment that changes Pillow's pixels) is decoded by OpenCV, which scales and
-    converts in the same libjpeg steps Pillow's draft mode asks for, without Pillow's per-file header parsing and
-    image object: 0.27 instead of 0.31 ms for a 480x360 photo, the bulk of hashing. Everything else goes through
-    Pillow."""
+    """`decode_for_hash(path, size)` as a 2-D uint8 array: the same pixels."""
+    return grey_of(decode_colour(path, size))
+
+
+def decode_colour(path: str | Path, size: int = DECODE_SIZE) -> np.ndarray:
+    """`decode_for_hash(path, size, color=True)` as an (h, w, 3) uint8 RGB array: the same pixels. A plain JPEG
+    (8-bit, 1 or 3 components, complete, stored upright, no segment that changes Pillow's pixels) is decoded by
+    OpenCV, which scales and converts in the same libjpeg steps Pillow's draft mode asks for, without Pillow's
+    per-file header parsing and image object: the bulk of hashing. Everything else goes through Pillow."""
     data = Path(path).read_bytes()
     shape = _plain_jpeg_size(data)
     if shape is not None:
         width, height = shape
         scale = min(width // size, height // size)  # Pillow's draft: the largest of 8, 4, 2, 1 not above it
-        flag = _REDUCED_GREY[next((s for s in (8, 4, 2) if scale >= s), 1)]
-        grey = cv2.imdecode(np.frombuffer(data, np.uint8), flag | cv2.IMREAD_IGNORE_ORIENTATION)
-        if grey is not None and grey.ndim == 2:
-            return grey
-    return np.asarray(decode_for_hash(path, size))
+        flag = _REDUCED_COLOUR[next((s for s in (8, 4, 2) if scale >= s), 1)]
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), flag | cv2.IMREAD_IGNORE_ORIENTATION)
+        if bgr is not None and bgr.ndim == 3:
+            return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return np.asarray(decode_for_hash(path, size, color=True))
 
 
 def _plain_jpeg_size(data: bytes) -> tuple[int, int] | None:
@@ -185,15 +201,19 @@ def thumbnails(greys: Sequence[np.ndarray]) -> np.ndarray:
 
 def hash_images(images: Sequence[Image.Image], methods: Sequence[str]) -> HashBatch:
     """Hash already-decoded images (any mode) with every method."""
-    grey = [image if image.mode == "L" else image.convert("L") for image in images]
-    return hash_arrays([np.asarray(g) for g in grey], methods, images)
+    rgb = [np.asarray(image.convert("RGB")) for image in images]
+    return hash_arrays([grey_of(c) for c in rgb], methods, images, rgb)
 
 
 def hash_arrays(
-    arrays: Sequence[np.ndarray], methods: Sequence[str], images: Sequence[Image.Image] | None = None
+    arrays: Sequence[np.ndarray],
+    methods: Sequence[str],
+    images: Sequence[Image.Image] | None = None,
+    rgb: Sequence[np.ndarray] | None = None,
 ) -> HashBatch:
     """Hash 2-D uint8 grey images with every method: the vectorised core of `hash_files`. colorhash needs the colour
-    `images` they came from."""
+    `images` they came from; the colour thumbnails are made from `rgb`, the (h, w, 3) uint8 images the grey ones
+    came from (None: the grey ones, so they carry no colour)."""
     n = len(arrays)
     # Pillow's Lanczos thumbnails, batched by shape (finetuner/dedup/resample.py: the same pixels, 2x faster)
     thumbs32 = resize_all(arrays, (PHASH_SIZE, PHASH_SIZE)) if n else None
@@ -216,8 +236,13 @@ def hash_arrays(
         else:
             raise ValueError(f"unknown hash method {method!r}")
     detail = thumbs32.reshape(n, -1).std(axis=1) if n else np.zeros(0)
+    colours = colour_thumbnails(rgb if rgb is not None else [np.repeat(a[:, :, None], 3, axis=2) for a in arrays])
     return HashBatch(
-        hashes=hashes, detail=detail.astype(np.float32), ok=np.ones(n, dtype=bool), thumbs=thumbnails(arrays)
+        hashes=hashes,
+        detail=detail.astype(np.float32),
+        ok=np.ones(n, dtype=bool),
+        thumbs=thumbnails(arrays),
+        colours=colours,
     )
 
 
@@ -231,10 +256,10 @@ def _hash_chunk(args: tuple[list[str], tuple[str, ...], bool]) -> HashBatch:
     decoded, ok = [], np.ones(len(paths), dtype=bool)
     for i, path in enumerate(paths):
         try:
-            decoded.append(decode_for_hash(path, color=True) if color else decode_grey(path))
+            decoded.append(decode_for_hash(path, color=True) if color else decode_colour(path))
         except Exception:  # noqa: BLE001 - ingest vetted these files; one broken since is reported, not fatal
             ok[i] = False
-    batch = hash_images(decoded, methods) if color else hash_arrays(decoded, methods)
+    batch = hash_images(decoded, methods) if color else hash_arrays([grey_of(c) for c in decoded], methods, rgb=decoded)
     if with_views:  # in the worker, so the views' resizes and DCTs run in parallel too
         from finetuner.dedup.views import view_hashes  # views builds on this module's hash primitives
 
@@ -258,7 +283,9 @@ def _scatter(batch: HashBatch, ok: np.ndarray) -> HashBatch:
     detail[ok] = batch.detail
     thumbs = np.zeros((len(ok), THUMB, THUMB), dtype=np.uint8)
     thumbs[ok] = batch.thumbs
-    return HashBatch(hashes=hashes, detail=detail, ok=ok, thumbs=thumbs)
+    colours = np.zeros((len(ok), COLOUR_SIDE, COLOUR_SIDE, 3), dtype=np.uint8)
+    colours[ok] = batch.colours
+    return HashBatch(hashes=hashes, detail=detail, ok=ok, thumbs=thumbs, colours=colours)
 
 
 def resolve_workers(workers: int) -> int:
@@ -307,11 +334,14 @@ def empty_batch(n: int, names: Sequence[str]) -> HashBatch:
     """A batch of n files, zeroed (every page written now, not on first use)."""
     thumbs = np.empty((n, THUMB, THUMB), dtype=np.uint8)
     thumbs.fill(0)
+    colours = np.empty((n, COLOUR_SIDE, COLOUR_SIDE, 3), dtype=np.uint8)
+    colours.fill(0)
     return HashBatch(
         {m: np.zeros(n, dtype=np.uint64) for m in names},
         np.zeros(n, dtype=np.float32),
         np.zeros(n, dtype=bool),
         thumbs,
+        colours,
     )
 
 
@@ -322,4 +352,5 @@ def _fill(out: HashBatch, parts: Iterable[HashBatch], chunk: int) -> HashBatch:
         for name, values in out.hashes.items():
             values[rows] = part.hashes[name]
         out.detail[rows], out.ok[rows], out.thumbs[rows] = part.detail, part.ok, part.thumbs
+        out.colours[rows] = part.colours
     return out

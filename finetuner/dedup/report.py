@@ -20,7 +20,7 @@ MAX_CLUSTERS_SHOWN = 10
 MAX_MEMBERS_SHOWN = 16
 MAX_CUT_SHOWN = 50
 MAX_ACCEPTED_SHOWN = 200  # accepted pairs in the page, least similar first (the ones worth a look)
-EVIDENCE_SHOWN = ("signal", "similarity", "detail_similarity", "overlap", "transform")
+EVIDENCE_SHOWN = ("signal", "similarity", "detail_similarity", "overlap", "transform", "colour")
 
 
 def pair_record(
@@ -129,7 +129,7 @@ def _pairs_section(title: str, pairs: Sequence[Mapping[str, Any]], thumbs: Mappi
             html.escape(str(p["distance"])),
             html.escape(f"{p['group_a'] or '-'} / {p['group_b'] or '-'}"),
         ]
-        cells += [html.escape(str(p.get(c, ""))) for c in extra]
+        cells += [html.escape("" if p.get(c) is None else str(p[c])) for c in extra]
         out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     out.append("</table>")
     return out

@@ -76,8 +76,8 @@ def hash_contents(
     view_radius: int = -1,
 ):
     """Hashes, detail and (with `views`: view hashes, thumbnails) per content, decoding only contents the cache
-    lacks; returns (hashes, detail, ok, thumbs or None, n_new). When the view search that follows (at `view_radius`)
-    will run compiled, its code is loaded while the workers decode."""
+    lacks; returns (hashes, detail, ok, (thumbs, colour thumbnails) or None, n_new). When the view search that follows
+    (at `view_radius`) will run compiled, its code is loaded while the workers decode."""
     names = methods + (tuple(view_key(v) for v in VIEWS) if views else ())
     cache = HashCache(cache_dir, names, HASH_SIZE, DECODE_SIZE, thumbs=views)
     missing = cache.missing(shas)
@@ -95,10 +95,11 @@ def hash_contents(
         {m: batch.hashes[m][batch.ok] for m in names},
         batch.detail[batch.ok],
         batch.thumbs[batch.ok],
+        batch.colours[batch.ok],
     )
     cache.save()
     hashes, detail, ok = cache.lookup(shas)
-    return hashes, detail, ok, cache.thumbs(shas) if views else None, len(missing)
+    return hashes, detail, ok, (cache.thumbs(shas), cache.colours(shas)) if views else None, len(missing)
 
 
 def thumbnail_b64(path: Path) -> str | None:
@@ -144,7 +145,7 @@ def hash_pairs(
     params: Params,
     hashes: dict,
     detail: np.ndarray,
-    thumbs: np.ndarray | None,
+    thumbs: tuple[np.ndarray, np.ndarray] | None,
     ok: np.ndarray,
     aspect: np.ndarray,
     workers: int,
@@ -167,7 +168,7 @@ def hash_pairs(
     found = verified_pairs(
         hashes,
         detail,
-        thumbs,
+        thumbs[0],
         ok,
         rule.methods,
         rule.max_distance,
@@ -177,6 +178,7 @@ def hash_pairs(
         aspect,
         shas,
         cache_dir,
+        colours=thumbs[1],
     )
     kept = np.flatnonzero(found.verdicts.accepted)
     rejected = [

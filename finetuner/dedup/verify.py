@@ -19,7 +19,9 @@ Low-detail images (little fine structure) get their own rule: no search, the fra
 within `flat_max_difference` grey levels on average (or mirrored; frames with visible shading may differ by one
 brightness gain), since any two near-blank images correlate. Accepted pairs of graphics then pass the shape check
 (finetuner/dedup/shape.py), and accepted pairs of photographs framed alike the surround check
-(finetuner/dedup/surround.py), which measure the evidence again where those kinds of image mislead it.
+(finetuner/dedup/surround.py), which measure the evidence again where those kinds of image mislead it. Last, every
+accepted pair must agree in colour up to one global colour edit (finetuner/dedup/colour.py: the grey thumbnails cannot
+tell a product from the same shot in another colour), on the 16x16 colour thumbnails aligned as the grey ones were.
 `verify_pairs` does the cheap steps for all pairs at once (numpy) and the search only where it can matter.
 """
 
@@ -28,11 +30,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+import cv2
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import reverse_cuthill_mckee
 
 from finetuner.dedup.align import (
+    aligned_colours,
     aligned_pair,
     area,
     band_boxes,
@@ -48,6 +52,8 @@ from finetuner.dedup.align import (
     signal_boxes,
     warped,
 )
+from finetuner.dedup.colour import SIDE as COLOUR_SIDE
+from finetuner.dedup.colour import colour_fit, colour_planes
 from finetuner.dedup.correlation import (
     BAND,
     SMOOTH_SIGMA,
@@ -73,8 +79,8 @@ from finetuner.dedup.views import VIEWS, allowed_combos, trim_boxes, view_hashes
 # Bump VERIFIER when verdicts change for the same thresholds (cached verdicts are then recomputed): 2 shape check,
 # 3 flat graphics, 4 surround check, 5 refit, 6 textures placed, trims compared where both agree, 7 frames placed,
 # 8 thin frame strips, 9 one picture as a band in the other's canvas, 10 bands gated at 16x16, 11 frames and bands held
-# to the refit's thresholds
-VERIFIER = 11
+# to the refit's thresholds, 12 the colour check
+VERIFIER = 12
 REFINE_MARGIN = 0.25  # pairs this far below min_similarity are not worth a template search
 # A refit (finetuner/dedup/align.py `refit`) bends one image onto the other more freely than a scale and a shift, so
 # it must explain more: at the verifier's own thresholds it let through light/dark twin wallpapers (0.93 / 0.79) and
@@ -98,6 +104,7 @@ SHADING = 4.0  # low-detail frames whose mean deviation is this many flat_max_di
 MAX_GAIN = 1.6  # the largest brightness change (either way) the low-detail rule undoes
 IMAGE_CHUNK = 512  # images per batch of per-image work (8 MiB of float32 thumbnails)
 PAIR_CHUNK = 1024  # pairs whose images' identity rows are built together (at most 2,048 images, 110 MiB)
+COLOUR_CHUNK = 2048  # pairs whose colours are compared together (a few MiB, reused: fresh memory is slow to touch)
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,7 @@ class VerifyRule:
     low_detail: float = 1.0  # detail std (grey levels) below which an image is low-detail
     flat_max_difference: float = 1.5
     min_shape_similarity: float = 0.98  # graphics: fine detail after an affine refit (finetuner/dedup/shape.py)
+    min_colour_fit: float = 0.5  # share of chroma one global colour edit must explain (finetuner/dedup/colour.py)
 
 
 @dataclass(frozen=True)
@@ -123,6 +131,7 @@ class Verdict:
     detail_similarity: float
     overlap: float
     transform: str
+    colour: float | None = None  # the colour check's share explained (None where it did not look)
 
 
 def _identity_rows(thumbs: np.ndarray, trims: np.ndarray) -> tuple[list, np.ndarray]:
@@ -184,6 +193,11 @@ class Verdicts:
     detail_similarity: np.ndarray
     overlap: np.ndarray
     transform: np.ndarray
+    colour: np.ndarray | None = None  # the colour check's share explained, NaN where it did not look
+
+    def __post_init__(self):
+        if self.colour is None:
+            object.__setattr__(self, "colour", np.full(len(self.accepted), np.nan))
 
     def __len__(self) -> int:
         return len(self.accepted)
@@ -196,6 +210,7 @@ class Verdicts:
             float(self.detail_similarity[k]),
             float(self.overlap[k]),
             str(self.transform[k]),
+            None if np.isnan(self.colour[k]) else float(self.colour[k]),
         )
 
 
@@ -238,6 +253,7 @@ def verify_pairs(
     aspect: np.ndarray | None = None,
     chunk: int = 512,
     thorough: np.ndarray | None = None,
+    colours: np.ndarray | None = None,
 ) -> Verdicts:
     """Decide every pair (thumbs[i[k]], thumbs[j[k]]) proposed by `signals[k]` (a view pair such as "full~crop90").
 
@@ -247,7 +263,9 @@ def verify_pairs(
     refuse an alignment that would stretch one image into the other by more than `max_stretch` (a copy resized to a
     square or another screen shape needs up to 2x; graphics, whose proportions are their design, are held to 6% by
     the shape check). Unknown (None): not checked. `thorough` marks pairs with a texture (finetuner/dedup/prescreen.py),
-    whose first, coarse alignments say little: the local search places them whatever those scored."""
+    whose first, coarse alignments say little: the local search places them whatever those scored. `colours` (the
+    (n, 16, 16, 3) uint8 colour thumbnails, finetuner/dedup/colour.py): accepted pairs must also agree in colour up to
+    one global colour edit; None: grey alone decides."""
     k = len(i)
     i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
     if k == 0:
@@ -274,7 +292,55 @@ def verify_pairs(
     if flat.any():
         accepted[flat], sim[flat], how[flat] = _flat(thumbs, i[flat], j[flat], rule)
         det[flat], overlap[flat] = 0.0, 1.0
-    return Verdicts(accepted, rules, np.round(sim, 4), np.round(det, 4), np.round(overlap, 4), how)
+    colour = np.full(k, np.nan)
+    if colours is not None and rule.min_colour_fit > -1:
+        looked = np.flatnonzero(accepted)
+        colour[looked] = _colour_look(thumbs, colours, trims, i, j, signals, aspect, best.stage, flat, looked)
+        for q in looked[colour[looked] < rule.min_colour_fit].tolist():
+            accepted[q], rules[q] = False, "colour"
+            how[q] = f"{how[q]}; colours differ ({colour[q]:.2f} of chroma explained by one colour edit)"
+    return Verdicts(accepted, rules, np.round(sim, 4), np.round(det, 4), np.round(overlap, 4), how, np.round(colour, 4))
+
+
+def _colour_look(thumbs, colours, trims, i, j, signals, aspect, stage, flat, looked) -> np.ndarray:
+    """The colour check's share explained for the pairs `looked`, aligned as the grey verdict placed them (low-detail
+    pairs: the whole frames, as they are or mirrored, whichever agrees better), COLOUR_CHUNK pairs at a time. Pairs
+    compared as their frames are (most: re-encodes, rescales, tone changes) take each image's trimmed content."""
+    fit = np.zeros(len(looked))
+    for s in range(0, len(looked), COLOUR_CHUNK):
+        part = looked[s : s + COLOUR_CHUNK]
+        images, inverse = np.unique(np.r_[i[part], j[part]], return_inverse=True)
+        x_at, y_at = np.split(inverse, 2)
+        planes = colour_planes(np.asarray(colours[images]))  # cut and resized as planes: both are linear
+        enlarged = _Enlarged(dict(zip(images.tolist(), planes)))
+        content = planes.copy()
+        side = (COLOUR_SIDE, COLOUR_SIDE)
+        for k, x in enumerate(images.tolist()):
+            if tuple(trims[x]) != (0, THUMB, 0, THUMB):  # bars trimmed
+                content[k] = resized(cut(enlarged[x], tuple(trims[x])), side)
+        as_they_are = (stage[part] == 0) & ~flat[part]
+        a = np.where(as_they_are[:, None, None, None], content[x_at], planes[x_at])
+        b = np.where(as_they_are[:, None, None, None], content[y_at], planes[y_at])
+        for n in np.flatnonzero(~as_they_are & ~flat[part]).tolist():
+            x, y, q = int(i[part[n]]), int(j[part[n]]), part[n]
+            p, r = aligned_colours(thumbs, enlarged, trims, x, y, signals[q], int(stage[q]), aspect)
+            a[n], b[n] = resized(p, side), resized(r, side)
+        fit[s : s + len(part)] = colour_fit(a, b)
+        mirrored = np.flatnonzero(flat[part])  # low-detail pairs: as they are or mirrored
+        if len(mirrored):
+            turned = colour_fit(a[mirrored], b[mirrored][:, :, ::-1])
+            fit[s + mirrored] = np.maximum(fit[s + mirrored], turned)
+    return fit
+
+
+class _Enlarged:
+    """Images' colour planes enlarged to the grey thumbnails' size where read, so the grey alignment's boxes apply."""
+
+    def __init__(self, small: dict[int, np.ndarray]):
+        self.small = small
+
+    def __getitem__(self, x: int) -> np.ndarray:
+        return cv2.resize(self.small[x], (THUMB, THUMB), interpolation=cv2.INTER_LINEAR)
 
 
 def _second_looks(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: _Best, judged, accepted, rules, how):
@@ -573,10 +639,21 @@ def best_signal(a: np.ndarray, b: np.ndarray) -> str:
 
 
 def verify(
-    a: np.ndarray, b: np.ndarray, rule: VerifyRule = VerifyRule(), aspect: tuple[float, float] | None = None
+    a: np.ndarray,
+    b: np.ndarray,
+    rule: VerifyRule = VerifyRule(),
+    aspect: tuple[float, float] | None = None,
+    colours: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Verdict:
-    """Decide one pair of 64x64 grey uint8 thumbnails, proposed by their closest view pair."""
+    """Decide one pair of 64x64 grey uint8 thumbnails, proposed by their closest view pair; with `colours` (their
+    16x16 colour thumbnails), the colour check too."""
     pair = np.stack([a, b])
     return verify_pairs(
-        pair, np.array([0]), np.array([1]), [best_signal(a, b)], rule, None if aspect is None else np.array(aspect)
+        pair,
+        np.array([0]),
+        np.array([1]),
+        [best_signal(a, b)],
+        rule,
+        None if aspect is None else np.array(aspect),
+        colours=None if colours is None else np.stack(colours),
     ).row(0)

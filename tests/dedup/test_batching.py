@@ -107,7 +107,7 @@ def test_decide_in_threads_and_processes_gives_the_serial_verdicts(monkeypatch) 
 
     # forked workers, each reading the inherited arguments
     assert rows(candidates.decide(thumbs, i, j, signal, flat, None, VerifyRule(), 0.5, workers=3)) == rows(serial)
-    args = (thumbs, i, j, signal, flat, None, VerifyRule(), 0.5, None)
+    args = (thumbs, i, j, signal, flat, None, VerifyRule(), 0.5, None, None)
     assert rows(candidates._decide_in_threads(args, 3)) == rows(serial)  # where processes cannot fork
     assert candidates._SHARED == ()  # nothing kept alive in this process after the workers are done
     assert serial.accepted.any() and not serial.accepted.all()
@@ -135,7 +135,10 @@ def test_verdict_cache_round_trips_newest_wins_and_ignores_other_layouts(tmp_pat
     def columns(*rows):
         return {f: np.array(c, dtype=t) for f, c, t in zip(VerdictCache.FIELDS, zip(*rows), VerdictCache.TYPES)}
 
-    rows = [(True, "aligned", 0.97, 0.8, 1.0, "mirror: full of a = full of b"), (False, "prescreen", 0.2, 0.2, 0.0, "")]
+    rows = [
+        (True, "aligned", 0.97, 0.8, 1.0, "mirror: full of a = full of b", 0.93),
+        (False, "prescreen", 0.2, 0.2, 0.0, "", 1.0),
+    ]
     cache = VerdictCache(tmp_path, "setting")
     cache.add(keys[:2], columns(*rows))
     cache.save()
@@ -143,7 +146,7 @@ def test_verdict_cache_round_trips_newest_wins_and_ignores_other_layouts(tmp_pat
     at, got = again.get(keys[[1, 0, 2]])
     assert (at >= 0).tolist() == [True, True, False]
     assert [tuple(got[f][k] for f in VerdictCache.FIELDS) for k in (0, 1)] == [rows[1], rows[0]]
-    newer = (True, "low-detail", 0.99, 0.99, 1.0, "")
+    newer = (True, "low-detail", 0.99, 0.99, 1.0, "", 1.0)
     again.add(keys[[1, 3]], columns(newer, rows[0]))
     again.save()
     at, got = VerdictCache(tmp_path, "setting").get(keys)

@@ -39,6 +39,15 @@ def test_equals_imagehash(method: str) -> None:
     assert batch.hashes[method].tolist() == expected
 
 
+def test_colour_thumbnails_are_kept_beside_the_grey_ones(tmp_path: Path) -> None:
+    red = Image.new("RGB", (120, 90), (200, 30, 30))
+    path = tmp_path / "red.png"
+    red.save(path)
+    for batch in (hash_images([red], ["phash"]), hash_files([path], ["phash"], workers=1)):
+        assert batch.colours.shape == (1, 16, 16, 3) and (batch.colours[0] == (200, 30, 30)).all()
+        assert (batch.thumbs[0] == round(0.299 * 200 + 0.587 * 30 + 0.114 * 30)).all()  # grey: the luma
+
+
 def test_detail_separates_flat_from_textured() -> None:
     batch = hash_images([photo(1), Image.new("RGB", (64, 64), (90, 90, 90))], ["phash"])
     assert batch.detail[0] > 20 > batch.detail[1]
@@ -57,7 +66,8 @@ def test_jpeg_is_decoded_at_reduced_size(tmp_path: Path) -> None:
 
 
 def test_plain_jpegs_decode_through_opencv_as_pillow_decodes_them(tmp_path: Path) -> None:
-    """decode_grey's OpenCV path gives Pillow's draft-mode pixels, for every kind of plain JPEG and scale."""
+    """decode_colour's OpenCV path gives Pillow's draft-mode pixels (and so decode_grey its grey), for every kind of
+    plain JPEG and scale."""
     kinds = {
         "baseline": {},
         "444": {"subsampling": 0},
@@ -74,6 +84,8 @@ def test_plain_jpegs_decode_through_opencv_as_pillow_decodes_them(tmp_path: Path
                 photo(size[0] + size[1], size).convert(mode).save(path, format="JPEG", **options)
                 assert hashing._plain_jpeg_size(path.read_bytes()) == size, path.name  # OpenCV's path is taken
                 assert np.array_equal(decode_grey(path), np.asarray(decode_for_hash(path))), path.name
+                colour = np.asarray(decode_for_hash(path, color=True))
+                assert np.array_equal(hashing.decode_colour(path), colour), path.name  # and its colours
                 checked += 1
     assert checked == 72
 

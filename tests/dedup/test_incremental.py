@@ -34,12 +34,13 @@ def _rows(n: int, seed: int = 0):
 def test_append_only_cache_returns_what_one_cold_save_does(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(shards, "MAX_SHARDS", 3)
     shas, hashes, detail, thumbs = _rows(40)
+    colours = np.random.default_rng(5).integers(0, 256, (40, 16, 16, 3), dtype=np.uint8)
     cuts = [0, 10, 20, 25, 30, 36, 40]  # six growths: compacted once MAX_SHARDS shards exist
     first_shard_bytes = None
     for lo, hi in zip(cuts, cuts[1:]):
         cache = _cache(tmp_path / "grown")
         assert cache.missing(shas) == list(range(lo, 40))  # earlier rows come back from their shards
-        cache.add(shas[lo:hi], {m: h[lo:hi] for m, h in hashes.items()}, detail[lo:hi], thumbs[lo:hi])
+        cache.add(shas[lo:hi], {m: h[lo:hi] for m, h in hashes.items()}, detail[lo:hi], thumbs[lo:hi], colours[lo:hi])
         cache.save()
         if lo == 0:
             first = cache.table.files[0]
@@ -48,7 +49,7 @@ def test_append_only_cache_returns_what_one_cold_save_does(tmp_path: Path, monke
             assert first.read_bytes() == first_shard_bytes and len(cache.table.files) == 2
     assert len(list((cache.table.directory).glob("*.npz"))) <= 3  # compaction bounds the shard count
     cold = _cache(tmp_path / "cold")
-    cold.add(shas, hashes, detail, thumbs)
+    cold.add(shas, hashes, detail, thumbs, colours)
     cold.save()
     order = shas[::-1]  # lookups follow the caller's order, not the shards'
     for a, b in [(_cache(tmp_path / "grown"), _cache(tmp_path / "cold"))]:
@@ -56,6 +57,7 @@ def test_append_only_cache_returns_what_one_cold_save_does(tmp_path: Path, monke
         assert all(np.array_equal(ha[m], hb[m]) for m in NAMES) and np.array_equal(da, db) and oka.all() and okb.all()
         assert np.array_equal(a.thumbs(order)[np.arange(40)], thumbs[::-1])
         assert np.array_equal(a.thumbs(order)[np.array([3, 0])], thumbs[[36, 39]])
+        assert np.array_equal(a.colours(order)[np.arange(40)], colours[::-1])
 
 
 def test_unknown_contents_are_not_ok_and_read_as_zeros(tmp_path: Path) -> None:

@@ -88,13 +88,13 @@ def test_stage_writes_pairs_units_and_reports(tmp_path: Path, params) -> None:
 def test_only_new_files_are_decoded(tmp_path: Path, params, monkeypatch: pytest.MonkeyPatch) -> None:
     rows = make_dataset(tmp_path)
     decoded: list[str] = []
-    original = hashing.decode_grey
+    original = hashing.decode_colour
 
     def counting(path, **kwargs):
         decoded.append(str(path))
         return original(path, **kwargs)
 
-    monkeypatch.setattr(hashing, "decode_grey", counting)
+    monkeypatch.setattr(hashing, "decode_colour", counting)
     first = dedup.run(params, tmp_path)
     assert len(decoded) == first["counts"]["distinct_contents"] == len(rows) - 2  # one copy, one quarantined
     units_before = read(tmp_path / dedup.UNITS_CSV)

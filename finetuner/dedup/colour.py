@@ -1,0 +1,140 @@
+"""The colour check: whether two aligned images' colours could be one picture's after a global colour edit.
+
+The verifier compares grey thumbnails, so it cannot tell a product photographed in red from the same shot in blue,
+or two renders of one shape in other colours: their grey structure agrees. Copies do change colour, but as a whole:
+a grey or sepia copy, more or less saturation, a warmer or cooler white balance, a filter's slight turn of hue. So
+the check asks how much of one image's chroma (Cb + i Cr of each pixel of a 16x16 colour thumbnail, a complex
+number) one such edit explains from the other's: v = z u + t for a gain z (any saturation, a turn of every hue of at
+most MAX_TURN) and a shift t (white balance, at most MAX_SHIFT), fitted by least squares. Recolouring an object, or
+turning a whole picture's hues far round, is not a copy's edit.
+
+Where an image has no colour structure to compare (grey, plain, or one tint throughout), it must only lie within one
+such edit of the other's mean colour; a toned copy (sepia: one hue throughout) of a picture of several hues passes.
+Two pictures that are each one hue on a neutral ground (a red shirt, the same shot in blue) are fitted as usual, so a
+sepia copy of such a picture is taken for another picture. Every sum the fit needs is a moment of the pixels, kept
+per row, so the regions without a caption band at the top or the bottom cost nothing more.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from finetuner.dedup.correlation import BAND
+
+SIDE = 16  # pixels a side of the colour thumbnail kept per image, and of the regions compared
+MAX_TURN = np.radians(30.0)  # the largest turn of all hues a copy's edit may make (a warm or cool filter)
+MAX_SHIFT = 20.0  # the largest shift of all chroma (levels of 255) a copy's edit may make (white balance, a tint)
+FIT_ROUNDS = 4  # alternations of the gain and the shift (each exact given the other)
+# A toned copy (sepia): one hue (|sum of chroma| / sum of |chroma| at least ONE_HUE; sepia copies 0.99-1.0), its
+# chroma following its luma (a linear fit explains TONE_FIT of it; 0.71-0.99) and muted (mean |chroma| at most
+# TONE_CHROMA levels; 12-32). Only a copy of a picture of several hues (at most SEVERAL_HUES) passes as one.
+ONE_HUE, TONE_FIT, TONE_CHROMA, SEVERAL_HUES = 0.97, 0.6, 40.0, 0.9
+FLOOR = 3.0  # chroma std (levels of 255) below which an image has no colour structure to compare
+# BT.601 luma and chroma of 8-bit RGB, as JPEG stores them: Y, Cb, Cr (without the 128 offset)
+_YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32)
+
+
+def colour_thumbnails(images: list[np.ndarray]) -> np.ndarray:
+    """(n, 16, 16, 3) uint8 squashed RGB thumbnails of (h, w, 3) uint8 images, area-averaged."""
+    out = np.zeros((len(images), SIDE, SIDE, 3), np.uint8)
+    for k, rgb in enumerate(images):
+        interp = cv2.INTER_AREA if min(rgb.shape[:2]) >= SIDE else cv2.INTER_LINEAR
+        out[k] = cv2.resize(np.ascontiguousarray(rgb), (SIDE, SIDE), interpolation=interp)
+    return out
+
+
+def colour_planes(rgb: np.ndarray) -> np.ndarray:
+    """The (..., h, w, 3) float32 luma, Cb, Cr planes of (..., h, w, 3) RGB images: what the check compares. Linear in
+    the pixels, so cutting and resizing them gives the planes of the cut and resized colour image."""
+    return np.asarray(rgb, np.float32) @ _YCC.T
+
+
+def colour_fit(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per pair of aligned regions' colour planes (n, 16, 16, 3), the share of chroma one global colour edit
+    explains, the better of b's from a's and a's from b's. Measured inside a one-pixel rim (a thin coloured border,
+    the alignment's edges), and, like the grey evidence, also without a caption band at the top or the bottom
+    (finetuner/dedup/correlation.py BAND); the best of the three counts."""
+    u = a[:, :, 1:-1, 1] + 1j * a[:, :, 1:-1, 2]
+    v = b[:, :, 1:-1, 1] + 1j * b[:, :, 1:-1, 2]
+    ya, yb = a[:, :, 1:-1, 0], b[:, :, 1:-1, 0]
+    rows = {  # per row: the moments of the pixels
+        "u": u.sum(axis=2),
+        "v": v.sum(axis=2),
+        "uu": (np.abs(u) ** 2).sum(axis=2),
+        "vv": (np.abs(v) ** 2).sum(axis=2),
+        "vu": (v * u.conj()).sum(axis=2),
+        "|u|": np.abs(u).sum(axis=2),
+        "|v|": np.abs(v).sum(axis=2),
+        "ya": ya.sum(axis=2),
+        "yb": yb.sum(axis=2),
+        "yaya": (ya**2).sum(axis=2),
+        "ybyb": (yb**2).sum(axis=2),
+        "uya": (u * ya).sum(axis=2),
+        "vyb": (v * yb).sum(axis=2),
+    }
+    band, height = 1 + int(np.ceil(a.shape[1] * BAND)), a.shape[1]
+    parts = ((1, height - 1), (band, height - 1), (1, height - band))
+    return np.max(
+        [_fit({k: m[:, lo:hi].sum(axis=1) for k, m in rows.items()}, u.shape[2] * (hi - lo)) for lo, hi in parts],
+        axis=0,
+    )
+
+
+def _fit(sums: dict[str, np.ndarray], pixels: int) -> np.ndarray:
+    """`colour_fit` of regions given their pixel sums."""
+    m = {k: s / pixels for k, s in sums.items()}
+    spread_u, spread_v = m["uu"] - np.abs(m["u"]) ** 2, m["vv"] - np.abs(m["v"]) ** 2
+    structured = np.minimum(spread_u, spread_v) >= FLOOR**2
+    conjugate = {"u": m["v"], "v": m["u"], "uu": m["vv"], "vv": m["uu"], "vu": m["vu"].conj()}
+    share = np.maximum(_explained(m, spread_v), _explained(conjugate, spread_u))
+    # a toned copy (sepia, a tint over grey) of a picture of several hues: one hue throughout, following brightness
+    hues_u = np.abs(sums["u"]) / np.maximum(sums["|u|"], 1e-12)
+    hues_v = np.abs(sums["v"]) / np.maximum(sums["|v|"], 1e-12)
+    toned_u = (hues_u >= ONE_HUE) & _tone(m["u"], m["ya"], m["yaya"], m["uya"], spread_u, m["|u|"])
+    toned_v = (hues_v >= ONE_HUE) & _tone(m["v"], m["yb"], m["ybyb"], m["vyb"], spread_v, m["|v|"])
+    toned = (toned_u & (hues_v <= SEVERAL_HUES)) | (toned_v & (hues_u <= SEVERAL_HUES))
+    share = np.where(structured & ~toned, share, 1.0)
+    # without structure (plain or grey frames, perhaps tinted), one mean colour must be the other's scaled and
+    # turned within MAX_TURN, then shifted by at most MAX_SHIFT (a red card is not a green one)
+    gap = np.minimum(_off_cone(m["u"], m["v"]), _off_cone(m["v"], m["u"]))
+    plain = np.minimum(1.0, MAX_SHIFT / np.maximum(gap, 1e-12)) ** 2
+    return np.where(np.maximum(spread_u, spread_v) < FLOOR**2, plain, share)
+
+
+def _tone(c, y, yy, cy, spread, size) -> np.ndarray:
+    """Whether chroma (mean c, variance `spread`, mean magnitude `size`) follows luma (mean y, mean square yy, mean
+    product with chroma cy) as a tone does: a muted colour, mostly explained by brightness."""
+    luma_spread = np.maximum(yy - y**2, 1e-12)
+    follows = np.abs(cy - c * y) ** 2 >= TONE_FIT * luma_spread * np.maximum(spread, 1e-12)
+    return follows & (size <= TONE_CHROMA)
+
+
+def _explained(m: dict[str, np.ndarray], spread: np.ndarray) -> np.ndarray:
+    """The share of v's chroma variance (`spread`) that z u + t explains, for the gain z (any scale, a turn of at most
+    MAX_TURN) and the shift t (|t| <= MAX_SHIFT) that fit best, from the pixel means `m` (u, v, |u|^2, |v|^2, v u*),
+    by alternating least squares."""
+    t = np.zeros_like(m["u"])
+    for _ in range(FIT_ROUNDS):
+        z = (m["vu"] - t * m["u"].conj()) / np.maximum(m["uu"], 1e-12)
+        turn = np.clip(np.angle(z), -MAX_TURN, MAX_TURN)
+        z = np.maximum((z * np.exp(-1j * turn)).real, 0.0) * np.exp(1j * turn)  # the best gain at the allowed turn
+        t = m["v"] - z * m["u"]
+        t = t * np.minimum(1.0, MAX_SHIFT / np.maximum(np.abs(t), 1e-12))
+    # mean |v - z u - t|^2, expanded in the moments
+    residual = (
+        m["vv"]
+        + np.abs(z) ** 2 * m["uu"]
+        + np.abs(t) ** 2
+        - 2 * (z.conj() * m["vu"]).real
+        - 2 * (t.conj() * m["v"]).real
+        + 2 * (z * m["u"] * t.conj()).real
+    )
+    return np.clip(1.0 - residual / np.maximum(spread, 1e-12), 0.0, 1.0)
+
+
+def _off_cone(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """How far chroma v lies from every z u with |arg z| <= MAX_TURN (any scale, zero included)."""
+    turn = np.abs(np.angle(v * u.conj()))
+    # within the cone: 0; beside it: the distance to its nearer edge; behind it (past 90 degrees from an edge): to 0
+    return np.where(turn <= MAX_TURN, 0.0, np.abs(v) * np.sin(np.minimum(turn - MAX_TURN, np.pi / 2)))
