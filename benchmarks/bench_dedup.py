@@ -115,6 +115,7 @@ def ours_end_to_end(paths: list[str]) -> tuple[float, np.ndarray, str]:
         config.low_info_std,
         config.verify,
         workers=2,
+        colours=batch.colours,
     )
     keep = found.verdicts.accepted
     note = (

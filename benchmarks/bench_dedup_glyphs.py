@@ -109,6 +109,7 @@ found = verified_pairs(
     config.verify,
     workers=2,
     aspect=np.ones(len(paths)),
+    colours=batch.colours,
 )
 print(f"{len(paths)} images, {len(found.a)} candidates, cpu {time.process_time() - c:.1f} s (main process)")
 acc = found.verdicts.accepted

@@ -65,6 +65,7 @@ def ours(paths: list[str]) -> tuple[np.ndarray, float]:
         config.verify,
         workers=2,
         aspect=aspect,
+        colours=batch.colours,
     )
     keep = found.verdicts.accepted
     return np.stack([found.a[keep], found.b[keep]], axis=1), time.perf_counter() - start
@@ -122,7 +123,13 @@ def score(items: list[tuple[str, str, str]], pairs: np.ndarray, kinds: dict[str,
     for tier in dict.fromkeys(kinds.values()):
         recall[tier] = float(np.nanmean([recall[k] for k, t in kinds.items() if t == tier]))
     right = base[pairs[:, 0]] == base[pairs[:, 1]] if len(pairs) else np.zeros(0, bool)
+    twins = [k for k in range(n) if kind_of[k] in dedup_photoset.TWINS]
+    picture = np.array([b.split("~")[0] for b in base])
+    twin_pairs = (picture[pairs[:, 0]] == picture[pairs[:, 1]]) & ~right if len(pairs) else np.zeros(0, bool)
     return {
+        "twins merged": sum(labels[k] == labels[original[picture[k]]] for k in twins),
+        "twins": len(twins),
+        "twin pairs": int(twin_pairs.sum()),
         "recall": recall,
         "precision": float(right.mean()) if len(right) else 1.0,
         "pairs": len(pairs),
@@ -136,9 +143,14 @@ def report(
     r = result["recall"]
     tiers = "  ".join(f"{tier} {r[tier]:.3f}" for tier in dict.fromkeys(kinds.values()))
     per_kind = " ".join(f"{k} {r[k]:.2f}" for k in kinds)
+    twins = (
+        f"  colour twins merged with their original {result['twins merged']}/{result['twins']} "
+        f"({result['twin pairs']} pairs join a twin to its picture or a copy)"
+    )
     print(
         f"{name:28s} {tiers}  precision {result['precision']:.3f} ({result['pairs']} pairs)  largest cluster "
-        f"{result['largest']:3d}  {seconds:6.1f} s ({seconds / ours_seconds:.1f}x ours)\n{'':28s} {per_kind}"
+        f"{result['largest']:3d}  {seconds:6.1f} s ({seconds / ours_seconds:.1f}x ours)"
+        f"{twins if result['twins'] else ''}\n{'':28s} {per_kind}"
     )
 
 
@@ -153,7 +165,7 @@ def compare(name: str, build, kinds: dict[str, str], args: argparse.Namespace) -
     print(
         f"{name} set: {len(items)} files, {bases} pictures with {edited} edited copies ({len(kinds)} kinds of edit), "
         f"{sum(k == 'negative' for _, _, k in items)} negatives, {sum(k == 'framed' for _, _, k in items)} pictures "
-        "framed alike"
+        f"framed alike, {sum(k in dedup_photoset.TWINS for _, _, k in items)} colour twins"
     )
     found, t_ours = ours(paths)
     report("ours (views + verifier)", score(items, found, kinds), t_ours, t_ours, kinds)
@@ -175,18 +187,20 @@ def main() -> int:
     )
     parser.add_argument(
         "--set",
-        choices=("bench", "held-out", "both"),
-        default="both",
-        help="the bench set, the held-out set (dedup_photoset.HELD_OUT: edits unlike the bench's), or both in turn",
+        choices=("bench", "held-out", "colours", "all"),
+        default="all",
+        help="the bench set, the held-out set (dedup_photoset.HELD_OUT: edits unlike the bench's), the colour set "
+        "(dedup_photoset.COLOUR_EDITS and TWINS), or all in turn",
     )
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
     sets = {
         "bench": (dedup_photoset.build, dedup_photoset.KINDS),
         "held-out": (dedup_photoset.build_held_out, dedup_photoset.HELD_OUT),
+        "colours": (dedup_photoset.build_colours, dedup_photoset.COLOUR_EDITS),
     }
     for name, (build, kinds) in sets.items():
-        if args.set in (name, "both") and not compare(name, build, kinds, args):
+        if args.set in (name, "all") and not compare(name, build, kinds, args):
             return 0  # the message says how to get the photos
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
     return 0

@@ -52,6 +52,12 @@ HELD_OUT = {
     **{k: "hard" for k in HELD_OUT_HARD},
     **{k: "beyond" for k in HELD_OUT_BEYOND},
 }
+# The colour set (`build_colours`): copies whose colours were edited as a whole, which must be found, and each
+# picture's colour twins, which must not: the same shot with its hues turned round or its colourful parts recoloured,
+# as a product photographed in another colour. Twins are other pictures (base "<picture>~<kind>"); grey pictures
+# have no twin (recolouring leaves them as they are).
+COLOUR_EDITS = {k: "colour" for k in ("hue15", "hue_30", "sepia", "warm", "cool", "vivid", "faded")}
+TWINS = ("twin_hue120", "twin_object240")  # two twins of a picture are as far apart in hue as from it
 PACKAGES = ("plasma-workspace-wallpapers", "lomiri-wallpapers")
 SIDE = 640
 SKIMAGE_PHOTOS = (
@@ -331,23 +337,32 @@ def build(cache: Path, peer_python: Path, wallpapers: Path | None = None) -> lis
     """(path, base, kind) of every file of the set, generated once into cache/set; None when sources are missing.
 
     `wallpapers`: a folder where the Debian packages are already unpacked (else they are fetched into cache)."""
+
+    def make(root: Path, out_dir: Path) -> list[tuple[str, str, str]]:
+        rng = np.random.default_rng(0)
+        items: list[tuple[str, str, str]] = []
+        for name, path in _pictures(root, peer_python):
+            image = _load(path)
+            items.append(_save(out_dir, name, "orig", image))
+            for kind in KINDS:
+                items.append(_save(out_dir, name, kind, edit(image, kind, rng)))
+            items.append(_save(out_dir, name, "framed", edit(image, "framed", rng)))
+        return items + _negatives(out_dir, root, peer_python, rng)
+
+    return _cached_set(cache / "set-v2", cache, wallpapers, make)  # v2: the MORE edits
+
+
+def _cached_set(out_dir: Path, cache: Path, wallpapers: Path | None, make) -> list[tuple[str, str, str]] | None:
+    """The items of a set kept in out_dir (its index.tsv), made once by `make(wallpapers root, out_dir)`; None when the
+    wallpapers are missing."""
     root = wallpapers if wallpapers is not None and wallpapers.is_dir() else fetch_wallpapers(cache)
     if root is None:
         return None
-    out_dir = cache / "set-v2"  # v2: the MORE edits
     index = out_dir / "index.tsv"
     if index.exists():
         return [tuple(line.split("\t")) for line in index.read_text().splitlines()]
     out_dir.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    items: list[tuple[str, str, str]] = []
-    for name, path in _pictures(root, peer_python):
-        image = _load(path)
-        items.append(_save(out_dir, name, "orig", image))
-        for kind in KINDS:
-            items.append(_save(out_dir, name, kind, edit(image, kind, rng)))
-        items.append(_save(out_dir, name, "framed", edit(image, "framed", rng)))
-    items.extend(_negatives(out_dir, root, peer_python, rng))
+    items = make(root, out_dir)
     index.write_text("\n".join("\t".join(item) for item in items))
     return items
 
@@ -379,25 +394,66 @@ def _negatives(out_dir: Path, root: Path, peer_python: Path, rng: np.random.Gene
 def build_held_out(cache: Path, peer_python: Path, wallpapers: Path | None = None) -> list[tuple[str, str, str]] | None:
     """(path, base, kind) of the held-out set: the same pictures and negatives as `build`, each picture with a third
     of the HELD_OUT edits (rotating over the pictures); None when sources are missing."""
-    root = wallpapers if wallpapers is not None and wallpapers.is_dir() else fetch_wallpapers(cache)
-    if root is None:
-        return None
-    out_dir = cache / "held-out"
-    index = out_dir / "index.tsv"
-    if index.exists():
-        return [tuple(line.split("\t")) for line in index.read_text().splitlines()]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(7)
-    kinds = list(HELD_OUT)
-    items = []
-    for k, (name, path) in enumerate(_pictures(root, peer_python)):
-        image = _load(path)
-        items.append(_save(out_dir, name, "orig", image))
-        for kind in kinds[k % 3 :: 3]:
-            items.append(_save(out_dir, name, kind, held_out_edit(image, kind, rng)))
-    items.extend(_negatives(out_dir, root, peer_python, rng))
-    index.write_text("\n".join("\t".join(item) for item in items))
-    return items
+
+    def make(root: Path, out_dir: Path) -> list[tuple[str, str, str]]:
+        rng = np.random.default_rng(7)
+        kinds = list(HELD_OUT)
+        items = []
+        for k, (name, path) in enumerate(_pictures(root, peer_python)):
+            image = _load(path)
+            items.append(_save(out_dir, name, "orig", image))
+            for kind in kinds[k % 3 :: 3]:
+                items.append(_save(out_dir, name, kind, held_out_edit(image, kind, rng)))
+        return items + _negatives(out_dir, root, peer_python, rng)
+
+    return _cached_set(cache / "held-out", cache, wallpapers, make)
+
+
+def build_colours(cache: Path, peer_python: Path, wallpapers: Path | None = None) -> list[tuple[str, str, str]] | None:
+    """(path, base, kind) of the colour set: the same pictures, each with every COLOUR_EDITS copy and, where it has
+    colour, its TWINS; None when sources are missing."""
+
+    def make(root: Path, out_dir: Path) -> list[tuple[str, str, str]]:
+        items = []
+        for name, path in _pictures(root, peer_python):
+            image = _load(path)
+            items.append(_save(out_dir, name, "orig", image))
+            for kind in COLOUR_EDITS:
+                items.append(_save(out_dir, name, kind, colour_edit(image, kind)))
+            saturation = np.asarray(image.convert("HSV"))[..., 1]
+            for kind in [k for k, keep in zip(TWINS, _has_colour(saturation)) if keep]:
+                items.append(_save(out_dir, f"{name}~{kind}", kind, colour_edit(image, kind)))
+        return items
+
+    return _cached_set(cache / "colours", cache, wallpapers, make)
+
+
+def _has_colour(saturation: np.ndarray) -> tuple[bool, bool]:
+    """Per kind of TWINS, whether a picture (its HSV saturation) has the colour it changes: colour to turn (a quarter
+    of the pixels at 40 of 255 or more), colourful parts to recolour (a quarter at 90 or more)."""
+    return bool(np.percentile(saturation, 75) >= 40), bool(np.mean(saturation >= 90) >= 0.25)
+
+
+def colour_edit(image: Image.Image, kind: str) -> Image.Image:
+    """One COLOUR_EDITS copy or one of the TWINS of `image`."""
+    if kind in ("hue15", "hue_30", "twin_hue120"):
+        return _hue_turned(image, {"hue15": 15, "hue_30": -30, "twin_hue120": 120}[kind])
+    if kind == "twin_object240":  # the colourful parts recoloured (hue turned 240 degrees), the neutral ones kept
+        return _hue_turned(image, 240, min_saturation=90)
+    if kind == "sepia":
+        grey = np.asarray(image.convert("L"), np.float32)[..., None]
+        return Image.fromarray(np.clip(grey * [1.0, 0.89, 0.71] + [20, 10, 0], 0, 255).astype(np.uint8))
+    if kind in ("warm", "cool"):  # white balance: red and blue gains the other way round
+        gains = [1.1, 1.0, 0.85] if kind == "warm" else [0.88, 1.0, 1.12]
+        return Image.fromarray(np.clip(np.asarray(image, np.float32) * gains, 0, 255).astype(np.uint8))
+    return ImageEnhance.Color(image).enhance({"vivid": 1.5, "faded": 0.5}[kind])
+
+
+def _hue_turned(image: Image.Image, degrees: float, min_saturation: int = 0) -> Image.Image:
+    hsv = np.asarray(image.convert("HSV")).copy()
+    where = hsv[..., 1] >= min_saturation
+    hsv[..., 0][where] = (hsv[..., 0][where].astype(np.int64) + round(degrees / 360 * 256)) % 256
+    return Image.fromarray(hsv, "HSV").convert("RGB")
 
 
 def _save(out_dir: Path, base: str, kind: str, image: Image.Image) -> tuple[str, str, str]:
