@@ -66,6 +66,28 @@ def evidence(p: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return banded_corr(sp, sq), banded_corr(dp, dq)
 
 
+def robust_evidence(p: np.ndarray, q: np.ndarray, drop: float) -> tuple[np.ndarray, np.ndarray]:
+    """(similarity, detail similarity) of aligned raw grey stacks p, q (k, h, w) with the `drop` share of pixels that
+    disagree most left out: each q fitted from p by a gain and an offset, the pixels of the largest residuals dropped,
+    the correlation taken over the rest. What a watermark or a logo drawn over a copy covers is left out (a caption
+    band is `evidence`'s)."""
+    return tuple(_trimmed_corr(a, b, drop) for a, b in zip(bands(p), bands(q)))
+
+
+def _trimmed_corr(p: np.ndarray, q: np.ndarray, drop: float) -> np.ndarray:
+    p, q = p.reshape(len(p), -1), q.reshape(len(q), -1)
+    dp, dq = p - p.mean(axis=1, keepdims=True), q - q.mean(axis=1, keepdims=True)
+    gain = (dp * dq).sum(axis=1, keepdims=True) / np.maximum((dp * dp).sum(axis=1, keepdims=True), 1e-6)
+    residual = np.abs(dq - gain * dp)
+    kth = int(np.ceil((1.0 - drop) * residual.shape[1])) - 1
+    keep = residual <= np.partition(residual, kth, axis=1)[:, kth : kth + 1]
+    count = keep.sum(axis=1, keepdims=True)
+    mp, mq = (p * keep).sum(axis=1, keepdims=True) / count, (q * keep).sum(axis=1, keepdims=True) / count
+    cp, cq = (p - mp) * keep, (q - mq) * keep
+    denom = np.sqrt((cp * cp).sum(axis=1) * (cq * cq).sum(axis=1))
+    return np.where(denom > 1e-6, (cp * cq).sum(axis=1) / np.maximum(denom, 1e-6), 0.0)
+
+
 def evidence_inside(p: np.ndarray, q: np.ndarray, inside: np.ndarray) -> tuple[float, float]:
     """`evidence` of two aligned grey regions of one size over the pixels `inside` only (a warp's overlap): the
     correlation of what is compared and of fine detail, each less the caption band (top or bottom) that agrees

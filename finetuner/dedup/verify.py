@@ -9,8 +9,10 @@ only proposals; a pair joins units when, on the 64x64 grey thumbnails,
    (OpenCV's normalised cross-correlation) over shifts and a few scales, for pairs close to the threshold or with
    a texture (`thorough`), and for those still short by an affine refit (OpenCV's ECC: a crop on two sides, a crop
    resized back), which bends more freely and so must explain more (REFIT_MIN_*); pairs the views leave short are
-   also placed as whole frames where those place well at 16x16 (a corner crop, a crop then mirrored), and pairs of
-   two shapes compared as one picture shown in the other's canvas (a repost on a blurred copy of itself); and
+   also placed as whole frames where those place well at 16x16 (a corner crop, a crop then mirrored), pairs of
+   two shapes compared as one picture shown in the other's canvas (a repost on a blurred copy of itself), and the
+   frames as they are compared without the tenth of pixels that disagree most (a watermark across the middle, a
+   logo), at stricter thresholds still; and
 2. over the aligned overlap the images correlate (`similarity`, Pearson over pixels, tolerant of one caption band
    at the top or bottom), so do their fine structures (`detail_similarity`, the same on a difference of Gaussians:
    two different smooth gradients correlate almost perfectly, their textures do not), and the overlap covers at
@@ -62,6 +64,7 @@ from finetuner.dedup.correlation import (
     corr_many,
     evidence,
     evidence_inside,
+    robust_evidence,
     unit_rows,
 )
 from finetuner.dedup.hashing import THUMB
@@ -79,8 +82,8 @@ from finetuner.dedup.views import VIEWS, allowed_combos, trim_boxes, view_hashes
 # Bump VERIFIER when verdicts change for the same thresholds (cached verdicts are then recomputed): 2 shape check,
 # 3 flat graphics, 4 surround check, 5 refit, 6 textures placed, trims compared where both agree, 7 frames placed,
 # 8 thin frame strips, 9 one picture as a band in the other's canvas, 10 bands gated at 16x16, 11 frames and bands held
-# to the refit's thresholds, 12 the colour check
-VERIFIER = 12
+# to the refit's thresholds, 12 the colour check, 13 watermarks and logos left out
+VERIFIER = 13
 REFINE_MARGIN = 0.25  # pairs this far below min_similarity are not worth a template search
 # A refit (finetuner/dedup/align.py `refit`) bends one image onto the other more freely than a scale and a shift, so
 # it must explain more: at the verifier's own thresholds it let through light/dark twin wallpapers (0.93 / 0.79) and
@@ -94,6 +97,11 @@ REFIT_REACH = 0.1
 REFIT_REACH_DETAIL = 0.3
 # Whole frames are placed (`_place_frames`) where they already place to this correlation at 16x16: true copies the
 # views missed score 0.85-0.99 there; on 20,000 synthetic photos no rejected pair scored above 0.79
+OVERDRAWN_REACH = 0.6  # pairs whose frames correlate this well as they are are compared without what is drawn over
+OVERDRAWN_REACH_DETAIL = 0.7  # ...in fine detail too (watermarked copies: 0.79 and up)
+OVERDRAWN_DROP = 0.1  # ...the share of pixels that disagree most (`_overdrawn`)
+OVERDRAWN_MIN_SIMILARITY = 0.97  # different pictures on the photo benches, not framed alike, reach at most 0.96 / 0.94
+OVERDRAWN_MIN_DETAIL = 0.95
 FRAME_REACH = 0.85
 BAND_REACH = 0.9  # bands compared at full size where they already correlate this well at 16x16
 BAND_PLAIN = 0.3  # the canvas around a band counts as bars where its fine detail is below this share of the band's,
@@ -273,6 +281,7 @@ def verify_pairs(
         return Verdicts(none.astype(bool), none.astype(object), none, none, none, none.astype(object))
     trims = trim_boxes(thumbs)
     sim, det, level = _identity(thumbs, trims, i, j)
+    sim0, det0 = sim.copy(), det.copy()  # the evidence as the frames are, kept: `best` takes over the arrays
     aspect = None if aspect is None else np.asarray(aspect, dtype=np.float64)
     best = _Best(sim, det, np.ones(k), _content_stretch(trims, i, j, aspect), _identity_names(trims, i, j))
     _untrimmed(best, thumbs, trims, i, j, aspect, rule)
@@ -281,6 +290,9 @@ def verify_pairs(
     todo = np.flatnonzero(~flat & ~passes(sim, det, best.overlap, best.stretch))
     for s in range(0, len(todo), chunk):
         _realign(best, thumbs, trims, i, j, signals, aspect, rule, todo[s : s + chunk], thorough)
+    short = todo[~passes(best.sim[todo], best.det[todo], best.overlap[todo], best.stretch[todo])]
+    reach = (sim0[short] >= OVERDRAWN_REACH) & (det0[short] >= OVERDRAWN_REACH_DETAIL)
+    _overdrawn(best, thumbs, trims, i, j, aspect, rule, short[reach])
     sim, det, overlap, stretch, how = best.sim, best.det, best.overlap, best.stretch, best.how
     accepted = passes(sim, det, overlap, stretch)
     how = np.array(
@@ -374,7 +386,8 @@ class _Best:
     """Per pair, the best alignment found so far and its evidence; `stage` 0 the frames as they are (inside their
     bars), 1 the regions the signal names, 2 those refined by the local search, 3 those then refitted, 4 the frames
     as they are over the content both trims keep (`_untrimmed`), 5 and 6 the whole frames placed and refitted
-    (`_place_frames`), 7 and 8 one picture as a band in the other's canvas (`_bands`); finetuner/dedup/align.py
+    (`_place_frames`), 7 and 8 one picture as a band in the other's canvas (`_bands`), 9 the frames as they are with
+    what is drawn over one left out (`_overdrawn`); finetuner/dedup/align.py
     `aligned_pair` rebuilds the regions of each."""
 
     sim: np.ndarray
@@ -424,6 +437,31 @@ def _untrimmed(best: _Best, thumbs: np.ndarray, trims: np.ndarray, i: np.ndarray
     where = differ[better]
     how = np.full(len(where), "identity, inside both frames' bars", dtype=object)
     best.take(where, sim[better], det[better], overlap[better], stretch[better], how, 4)
+
+
+def _overdrawn(best: _Best, thumbs, trims, i, j, aspect, rule: VerifyRule, part: np.ndarray) -> None:
+    """Pairs `part` compared as their frames are (inside their bars), with the tenth of pixels that disagree most left
+    out (stage 9): a semi-transparent watermark across the middle or a logo over the picture (a caption band at the top
+    or the bottom is the plain evidence's). Leaving pixels out helps any pair, so this must reach thresholds stricter
+    than the refit's (OVERDRAWN_MIN_*); pictures framed alike (an app window, a circular field), which reach them too,
+    still face the surround check."""
+    if len(part) == 0:
+        return
+    sim, det = np.zeros(len(part)), np.zeros(len(part))
+    for s in range(0, len(part), IMAGE_CHUNK):
+        cut_ = slice(s, s + IMAGE_CHUNK)
+        sim[cut_], det[cut_] = robust_evidence(
+            *(cuts(thumbs, side[part[cut_]], trims[side[part[cut_]]]) for side in (i, j)), OVERDRAWN_DROP
+        )
+    stretch = _content_stretch(trims, i[part], j[part], aspect)
+    stricter = replace(
+        rule,
+        min_similarity=max(rule.min_similarity, OVERDRAWN_MIN_SIMILARITY),
+        min_detail_similarity=max(rule.min_detail_similarity, OVERDRAWN_MIN_DETAIL),
+    )
+    good = _rule(stricter)(sim, det, np.ones(len(part)), stretch)
+    how = np.full(good.sum(), f"identity, the {OVERDRAWN_DROP:.0%} of pixels that disagree most left out", object)
+    best.take(part[good], sim[good], det[good], 1.0 - OVERDRAWN_DROP, stretch[good], how, 9)
 
 
 def _identity_names(trims: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:

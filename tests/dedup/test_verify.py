@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFilter, ImageOps
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 from finetuner.dedup.align import refit
 from finetuner.dedup.hashing import hash_files, hash_images
@@ -332,3 +332,26 @@ def test_a_copy_resized_to_another_shape_is_a_copy_up_to_twice_as_wide(widen: fl
     resized = original.resize((int(160 * widen), 120))
     verdict = verify(thumb(original), thumb(resized), aspect=(160 / 120, 160 * widen / 120))
     assert verdict.accepted == accepted and verdict.similarity > 0.99, verdict
+
+
+def watermarked(image: Image.Image, text: str = "SAMPLE") -> Image.Image:
+    """A semi-transparent white word across the middle, a quarter of the height tall."""
+    w, h = image.size
+    layer = Image.new("RGBA", image.size, (0, 0, 0, 0))
+    ImageDraw.Draw(layer).text((w // 6, h // 3), text, fill=(255, 255, 255, 110), font_size=h // 4)
+    return Image.alpha_composite(image.convert("RGBA"), layer).convert("RGB")
+
+
+def test_a_watermarked_copy_is_found_with_what_the_mark_covers_left_out(monkeypatch) -> None:
+    from finetuner.dedup import verify as verifier
+
+    def faint(seed: int) -> Image.Image:  # a low-contrast texture (gravel, the moon): the mark outshines it
+        return ImageEnhance.Contrast(texture(seed)).enhance(0.3)
+
+    original = faint(5)
+    copy = watermarked(original)
+    verdict = verify(thumb(original), thumb(copy), aspect=(4 / 3, 4 / 3))
+    assert verdict.accepted and "disagree most left out" in verdict.transform, verdict
+    assert not verify(thumb(faint(6)), thumb(copy), aspect=(4 / 3, 4 / 3)).accepted  # a stranger under the mark
+    monkeypatch.setattr(verifier, "OVERDRAWN_REACH", 2.0)  # without the stage, the mark hides the copy
+    assert not verify(thumb(original), thumb(copy), aspect=(4 / 3, 4 / 3)).accepted
