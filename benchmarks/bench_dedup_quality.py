@@ -15,7 +15,11 @@ are skipped with a note when it is absent. Run: `python benchmarks/bench_dedup_q
 the sets are built once into --cache-dir). It then scores the held-out set (`--set bench` or `--set held-out` for one
 only): the same pictures and negatives with 33 edits unlike the bench's (dedup_photoset.HELD_OUT), a third of them per
 picture, to check that what was tuned on the bench generalises; its `beyond` tier (turned, flipped, squared,
-reposted, shown in an app's window) lies beyond issue 15's targets.
+reposted, shown in an app's window) lies beyond issue 15's targets. Then the colour set (`--set colours`): each
+picture's copies edited in colour as a whole (dedup_photoset.COLOUR_EDITS: hue turned 15 or -30 degrees, sepia,
+warmer, cooler, more and less saturated), to be found, and its colour twins (TWINS: hues turned 120 degrees, or only
+the colourful parts recoloured, as a product photographed in another colour), to be kept apart: each tool's line adds
+how many twins end in their original's cluster and how many pairs join a twin to its picture or a copy.
 """
 
 from __future__ import annotations
