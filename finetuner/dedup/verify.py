@@ -97,12 +97,14 @@ REFIT_REACH = 0.1
 REFIT_REACH_DETAIL = 0.3
 # Whole frames are placed (`_place_frames`) where they already place to this correlation at 16x16: true copies the
 # views missed score 0.85-0.99 there; on 20,000 synthetic photos no rejected pair scored above 0.79
+FRAME_REACH = 0.85
 OVERDRAWN_REACH = 0.6  # pairs whose frames correlate this well as they are are compared without what is drawn over
 OVERDRAWN_REACH_DETAIL = 0.7  # ...in fine detail too (watermarked copies: 0.79 and up)
 OVERDRAWN_DROP = 0.1  # ...the share of pixels that disagree most (`_overdrawn`)
-OVERDRAWN_MIN_SIMILARITY = 0.97  # different pictures on the photo benches, not framed alike, reach at most 0.96 / 0.94
+# ...and the thresholds it must reach: different pictures on the photo benches reach 0.94 / 0.91 at most, or 0.96 /
+# 0.97 in white mats alike; those framed alike that pass (app windows, circular fields) face the surround check
+OVERDRAWN_MIN_SIMILARITY = 0.97
 OVERDRAWN_MIN_DETAIL = 0.95
-FRAME_REACH = 0.85
 BAND_REACH = 0.9  # bands compared at full size where they already correlate this well at 16x16
 BAND_PLAIN = 0.3  # the canvas around a band counts as bars where its fine detail is below this share of the band's,
 BAND_FILL = 0.95  # or where it correlates this well with the band enlarged to the canvas and blurred by one of
