@@ -1,8 +1,9 @@
 """Perceptual hashes of image files, vectorised over batches, bit-for-bit equal to imagehash's.
 
-`hash_files(paths, methods)` decodes each file once at reduced size (JPEG draft mode: the decoder skips the work for
-pixels the 32x32 hash never sees; plain JPEGs through OpenCV, which asks libjpeg for the same pixels with less
-overhead, `decode_grey`), then computes every requested hash for the whole batch at once: phash (2-D DCT
+`hash_files(paths, methods)` decodes each file once, in colour, at reduced size (JPEG draft mode: the decoder skips
+the work for pixels the 32x32 hash never sees; plain JPEGs through OpenCV, which asks libjpeg for the same pixels with
+less overhead, `decode_colour`); grey is the luma of those pixels (`grey_of`), and a 16x16 colour thumbnail is kept
+for the verifier's colour check. It then computes every requested hash for the whole batch at once: phash (2-D DCT
 over a stack of 32x32 thumbnails), dhash and ahash in numpy, on Pillow's Lanczos thumbnails made for all images of
 one shape at once (finetuner/dedup/resample.py: the same pixels); whash and colorhash through imagehash itself on
 the reduced image. Hashes are 64-bit integers (`int(str(imagehash.phash(img)), 16)`), so Hamming distance is
