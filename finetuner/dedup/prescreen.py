@@ -21,13 +21,14 @@ import cv2
 import numpy as np
 
 from finetuner.dedup.hashing import THUMB
-from finetuner.dedup.views import VIEWS, trim_boxes, view_box
+from finetuner.dedup.views import TURNS, VIEWS, trim_boxes, unturned, view_box
 
 SIDE = 16  # pixels per side of the compared regions
 BAND = 2  # rows: a caption bar at the top or bottom may disagree (the verifier's 15% band, at 16 px)
 
 
-BOXES = ("trim", *(v for v in VIEWS if v not in ("full", "mirror", "trim")))  # a whole frame is compared trimmed
+# a whole frame is compared trimmed; a turned one never reaches here (finetuner/dedup/candidates.py turns the image)
+BOXES = ("trim", *(v for v in VIEWS if v not in ("full", "mirror", "trim") and v not in TURNS))
 _FIXED_BOXES = np.array([view_box(name, (0, THUMB, 0, THUMB))[0] for name in BOXES], np.int64)  # [0]: replaced
 # An image is a texture when what survives at 16x16 varies less than what the downscale removes (std ratio below 1):
 # on the photo bench 0.28 to 0.81 for textures and their copies, 1.0 and up for everything else (pictures with a
@@ -78,9 +79,10 @@ def prescreen(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, signals: Sequenc
     """Per candidate (thumbs[i[k]], thumbs[j[k]]) proposed by `signals[k]` ("full~crop90", or a hash method name:
     whole frames), the higher 16x16 correlation of the trimmed frames and of the signal's two view regions (a top
     or bottom caption band left out, as the verifier does)."""
-    i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
     if len(i) == 0:
         return np.zeros(0)
+    turned = unturned(thumbs, i, j, signals)  # "rot90~full": a's turned copy against b's frame
+    thumbs, i, j, signals = turned.thumbs, turned.i, turned.j, turned.signals
     box_a, box_b, flip = _signal_views(signals)
     whole = np.zeros(len(i), np.int64)  # BOXES[0]: the trimmed frame
     # each (image, region) is resized once, however many candidates share it

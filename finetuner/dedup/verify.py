@@ -77,7 +77,7 @@ from finetuner.dedup.surround import (
     inside_agreement,
     plain,
 )
-from finetuner.dedup.views import VIEWS, allowed_combos, trim_boxes, view_hashes
+from finetuner.dedup.views import VIEWS, allowed_combos, trim_boxes, unturned, view_hashes
 
 # Bump VERIFIER when verdicts change for the same thresholds (cached verdicts are then recomputed): 2 shape check,
 # 3 flat graphics, 4 surround check, 5 refit, 6 textures placed, trims compared where both agree, 7 frames placed,
@@ -277,7 +277,15 @@ def verify_pairs(
     (n, 16, 16, 3) uint8 colour thumbnails, finetuner/dedup/colour.py): accepted pairs must also agree in colour up to
     one global colour edit; None: grey alone decides."""
     k = len(i)
-    i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
+    turned = unturned(thumbs, i, j, signals, colours, aspect)  # "rot90~full": a's turned copy against b's frame
+    thumbs, i, j, signals, colours, aspect = (
+        turned.thumbs,
+        turned.i,
+        turned.j,
+        turned.signals,
+        turned.colours,
+        turned.aspect,
+    )
     if k == 0:
         none = np.zeros(0)
         return Verdicts(none.astype(bool), none.astype(object), none, none, none, none.astype(object))
@@ -313,6 +321,7 @@ def verify_pairs(
         for q in looked[colour[looked] < rule.min_colour_fit].tolist():
             accepted[q], rules[q] = False, "colour"
             how[q] = f"{how[q]}; colours differ ({colour[q]:.2f} of chroma explained by one colour edit)"
+    how = turned.noted(how)
     return Verdicts(accepted, rules, np.round(sim, 4), np.round(det, 4), np.round(overlap, 4), how, np.round(colour, 4))
 
 

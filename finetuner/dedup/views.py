@@ -5,7 +5,9 @@ flips the sign of half of them, and letterbox bars or a caption change the frame
 below undoes one kind of edit before hashing, so the copy and the original meet in at least one view pair:
 - `full`: the whole frame; `mirror`: the frame flipped left-right (the same DCT with odd columns negated);
 - `crop90`, `crop80`: centre crops keeping 90% / 80% of each side (borders cropped away, a caption bar trimmed);
-- `trim`: the content inside uniform borders (letterbox / pillarbox bars, a plain mat) stripped before hashing.
+- `trim`: the content inside uniform borders (letterbox / pillarbox bars, a plain mat) stripped before hashing;
+- `rot90`, `rot180`, `rot270`: the whole frame turned (a scan or a slide saved on its side or upside down; with
+  `mirror`, flipped top to bottom): the full frame's low DCT transposed and its odd rows or columns negated.
 Views are computed from a 64x64 grey thumbnail (aspect squashed: a per-axis scale, which the verifier undoes the
 same way), so they can be recomputed from the cached thumbnail. `view_candidates` stacks every view of every image
 into one multi-index search (finetuner/dedup/neighbours.py), so the cost stays near-linear in the number of images.
@@ -24,7 +26,21 @@ import numpy as np
 from finetuner.dedup.hashing import THUMB, bits_to_uint64, phash_bits
 from finetuner.dedup.neighbours import load_compiled, radius_pairs, radius_pairs_between, uses_compiled
 
-VIEWS = ("full", "mirror", "crop90", "crop80", "left90", "right90", "top90", "bottom90", "trim")
+VIEWS = (
+    "full",
+    "mirror",
+    "crop90",
+    "crop80",
+    "left90",
+    "right90",
+    "top90",
+    "bottom90",
+    "trim",
+    "rot90",
+    "rot180",
+    "rot270",
+)
+TURNS = {"rot90": 1, "rot180": 2, "rot270": 3}  # the whole frame turned by quarter turns (counter-clockwise)
 DETAIL_VIEWS = VIEWS[2:]  # skipped for low-detail images: they add only chance candidates
 FLAT_STD = 3.0  # grey levels: an edge row or column flatter than this is a bar or mat
 BAR_TOLERANCE = 10.0  # grey levels: ...when its mean is this close to the outermost row/column's
@@ -116,7 +132,76 @@ def _fixed_view_hashes(thumbs: np.ndarray, names: Sequence[str]) -> dict[str, np
     for k, (name, left) in enumerate(zip(names, rows)):
         low = (left @ right[:, :, 8 * k : 8 * k + 8]).reshape(len(thumbs), -1)
         out[name] = bits_to_uint64(low > np.median(low, axis=1, keepdims=True))
+        if name == "full":
+            out |= _turned_hashes(low.reshape(len(thumbs), 8, 8))
     return out
+
+
+def _turned_hashes(low: np.ndarray) -> dict[str, np.ndarray]:
+    """The TURNS views' hashes from the full frame's low 8x8 DCTs (n, 8, 8): a quarter turn transposes the
+    coefficients and reverses one axis, and reversing an axis negates its odd coefficients (DCT-II)."""
+    odd = (-1.0) ** np.arange(8)
+    turned = {
+        "rot90": low.transpose(0, 2, 1) * odd[:, None],  # np.rot90: the transpose, rows reversed
+        "rot180": low * odd[:, None] * odd[None, :],
+        "rot270": low.transpose(0, 2, 1) * odd[None, :],  # the transpose, columns reversed
+    }
+    out = {}
+    for name, values in turned.items():
+        flat = values.reshape(len(low), -1)
+        out[name] = bits_to_uint64(flat > np.median(flat, axis=1, keepdims=True))
+    return out
+
+
+@dataclass(frozen=True)
+class Unturned:
+    """Pairs whose turned views (TURNS) are undone: a turned side's image replaced by its turned copy, appended to the
+    stack, and its view by the whole frame, so a pair proposed as "rot90~full" is aligned as "full~full" is. `turns`
+    holds each pair's quarter turns of a and of b."""
+
+    thumbs: np.ndarray
+    i: np.ndarray
+    j: np.ndarray
+    signals: list[str]
+    colours: np.ndarray | None
+    aspect: np.ndarray | None
+    turns: np.ndarray
+
+    def noted(self, transform: np.ndarray) -> np.ndarray:
+        """Each turned pair's `transform` prefixed with its turns."""
+        out = np.asarray(transform, dtype=object).copy()
+        for k in np.flatnonzero(self.turns.any(axis=1)).tolist():
+            turned = " and ".join(f"{name} turned {90 * t} degrees" for name, t in zip("ab", self.turns[k]) if t)
+            out[k] = f"{turned}: {out[k]}"
+        return out
+
+
+def unturned(thumbs, i, j, signals: Sequence[str], colours=None, aspect=None) -> Unturned:
+    """`Unturned` of pairs (thumbs[i[k]], thumbs[j[k]]) proposed by `signals[k]`; colour thumbnails and aspect ratios
+    (width / height: a quarter turn inverts it) follow the grey thumbnails. Without turned views, the inputs."""
+    views = [s.split("~") if "~" in s else [s, s] for s in list(signals)]
+    turns = np.array([[TURNS.get(v, 0) for v in pair] for pair in views], np.int64).reshape(len(views), 2)
+    i, j = np.array(i, np.int64), np.array(j, np.int64)
+    aspect = None if aspect is None else np.asarray(aspect, np.float64)
+    if not turns.any():
+        return Unturned(thumbs, i, j, list(signals), colours, aspect, turns)
+    thumbs, colours = np.asarray(thumbs), None if colours is None else np.asarray(colours)
+    extra: dict[tuple[int, int], int] = {}  # (image, quarter turns) -> the place of its turned copy
+    for k in np.flatnonzero(turns.any(axis=1)).tolist():
+        for side, index in ((0, i), (1, j)):
+            if turns[k, side]:
+                index[k] = extra.setdefault((int(index[k]), int(turns[k, side])), len(thumbs) + len(extra))
+    images, quarter = (np.array(c, np.int64) for c in zip(*extra))
+    thumbs = np.concatenate([thumbs, [np.rot90(thumbs[x], t) for x, t in zip(images, quarter)]])
+    if colours is not None:
+        colours = np.concatenate([colours, [np.rot90(colours[x], t) for x, t in zip(images, quarter)]])
+    if aspect is not None:
+        aspect = np.r_[aspect, np.where(quarter % 2 == 1, 1.0 / aspect[images], aspect[images])]
+    plain = [
+        s if not t.any() else "~".join("full" if v in TURNS else v for v in pair)
+        for s, pair, t in zip(list(signals), views, turns)
+    ]
+    return Unturned(thumbs, i, j, plain, colours, aspect, turns)
 
 
 def view_box(view: str, trim: tuple[int, int, int, int]) -> tuple[tuple[int, int, int, int], bool]:
@@ -137,7 +222,7 @@ def view_box(view: str, trim: tuple[int, int, int, int]) -> tuple[tuple[int, int
 def view_hashes(thumbs: np.ndarray) -> dict[str, np.ndarray]:
     """Every view's 64-bit hash per thumbnail, as uint64 arrays keyed by view name."""
     thumbs = np.asarray(thumbs)
-    out = _fixed_view_hashes(thumbs, [name for name in VIEWS if name != "trim"])
+    out = _fixed_view_hashes(thumbs, [name for name in VIEWS if name != "trim" and name not in TURNS])
     out["trim"] = _region_hash(thumbs, trim_boxes(thumbs).tolist())
     return {name: out[name] for name in VIEWS}
 
@@ -178,12 +263,13 @@ def view_candidates(
         kind.append(np.full(len(members), k))
         stacked.append(views[name][members])
     owner, kind, stacked = np.concatenate(owner), np.concatenate(kind), np.concatenate(stacked)
-    if new is None:
-        pairs = radius_pairs(stacked, radius, workers, groups=owner)  # two views of one image never pair
-    else:
-        queries = np.flatnonzero(new[owner])
-        pairs = radius_pairs_between(stacked[queries], stacked, radius, workers)
-        pairs[:, 0] = queries[pairs[:, 0]]
+    turned = np.isin(kind, [k for k, name in enumerate(names) if name in TURNS])
+    whole = np.isin(kind, [k for k, name in enumerate(names) if name in ("full", "mirror")])
+    pairs = _searched(stacked, owner, np.flatnonzero(~turned), radius, workers, new)
+    if turned.any():  # a turned frame is only ever compared with a whole one: searched against those alone
+        pairs = np.concatenate(
+            [pairs, _between(stacked, owner, np.flatnonzero(turned), np.flatnonzero(whole), radius, workers, new)]
+        )
     a, b = owner[pairs[:, 0]], owner[pairs[:, 1]]
     other = a != b
     pairs, a, b = pairs[other], a[other], b[other]
@@ -207,6 +293,36 @@ def view_candidates(
     return subset(found, nearest_per_image(found, n, per_image)) if per_image > 0 else found
 
 
+def _searched(stacked, owner, rows, radius: int, workers: int, new) -> np.ndarray:
+    """Pairs of `rows` of the stacked view hashes within `radius` (two views of one image never pair; with `new`, only
+    pairs with a new image's view), as row pairs of the whole stack."""
+    if new is None:
+        pairs = radius_pairs(stacked[rows], radius, workers, groups=owner[rows])
+    else:
+        queries = np.flatnonzero(new[owner[rows]])
+        pairs = radius_pairs_between(stacked[rows][queries], stacked[rows], radius, workers)
+        pairs[:, 0] = queries[pairs[:, 0]]
+    return rows[pairs]
+
+
+def _between(stacked, owner, queries, targets, radius: int, workers: int, new) -> np.ndarray:
+    """Pairs (query row, target row) of the stacked view hashes within `radius`; with `new`, only those with a new
+    image on either side."""
+    sides = (
+        [(queries, targets)]
+        if new is None
+        else [
+            (queries[new[owner[queries]]], targets),
+            (queries[~new[owner[queries]]], targets[new[owner[targets]]]),
+        ]
+    )
+    found = [np.zeros((0, 2), np.int64)]
+    for q, t in sides:
+        pairs = radius_pairs_between(stacked[q], stacked[t], radius, workers)
+        found.append(np.stack([q[pairs[:, 0]], t[pairs[:, 1]]], axis=1))
+    return np.concatenate(found)
+
+
 def search_loader(n_contents: int, n_new: int, radius: int) -> Callable[[], None] | None:
     """`load_compiled` when the view search over `n_contents` images, `n_new` of them new (all: a cold search), at
     `radius` will run the compiled loop, so a caller can load it while it waits on decoding; else None."""
@@ -219,9 +335,16 @@ def search_loader(n_contents: int, n_new: int, radius: int) -> Callable[[], None
 def allowed_combos(names: Sequence[str]) -> np.ndarray:
     """Which view pairs may propose a candidate: the trimmed content only against a whole frame. Two trimmed frames
     (or a trimmed frame and a crop) both lose their own framing; letters of different typefaces, trimmed to their
-    bounding boxes, look alike that way without being copies."""
+    bounding boxes, look alike that way without being copies. A turned frame only against the other's whole frame
+    (as it is or mirrored): two turned frames are their frames as they are."""
     whole = {"full", "mirror"}
-    return np.array([not ("trim" in (x, y) and not {x, y} & whole) for x in names for y in names])
+
+    def allowed(x: str, y: str) -> bool:
+        if x in TURNS or y in TURNS:
+            return (x in TURNS) != (y in TURNS) and bool({x, y} & whole)
+        return not ("trim" in (x, y) and not {x, y} & whole)
+
+    return np.array([allowed(x, y) for x in names for y in names])
 
 
 def nearest_per_image(found: Candidates, n: int, per_image: int, key: np.ndarray | None = None) -> np.ndarray:

@@ -29,7 +29,10 @@ def collection() -> np.ndarray:
 
 
 def reference_view_hash(t: np.ndarray, view: str) -> int:
-    """The definition: the view's region resized to 32x32 by area, mirrored for the mirror view, imagehash's DCT."""
+    """The definition: the view's region resized to 32x32 by area, mirrored for the mirror view, imagehash's DCT; a
+    turned view is the whole frame of the turned thumbnail."""
+    if view in views.TURNS:
+        t, view = np.rot90(t, views.TURNS[view]), "full"
     (top, bottom, left, right), mirrored = views.view_box(view, views.trim_box(t))
     region = t[top:bottom, left:right].astype(np.float32)
     small = cv2.resize(region[:, ::-1] if mirrored else region, (32, 32), interpolation=cv2.INTER_AREA)

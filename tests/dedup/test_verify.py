@@ -3,6 +3,7 @@ two photos of one scene, unrelated photos; and the per-image candidate cap."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import cv2
@@ -13,7 +14,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 from finetuner.dedup.align import refit
 from finetuner.dedup.hashing import hash_files, hash_images
 from finetuner.dedup.neighbours import hamming
-from finetuner.dedup.verify import verify, verify_pairs
+from finetuner.dedup.verify import best_signal, verify, verify_pairs
 from finetuner.dedup.views import Candidates, nearest_per_image, subset, trim_box, view_candidates, view_hashes
 from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
 
@@ -355,3 +356,34 @@ def test_a_watermarked_copy_is_found_with_what_the_mark_covers_left_out(monkeypa
     assert not verify(thumb(faint(6)), thumb(copy), aspect=(4 / 3, 4 / 3)).accepted  # a stranger under the mark
     monkeypatch.setattr(verifier, "OVERDRAWN_REACH", 2.0)  # without the stage, the mark hides the copy
     assert not verify(thumb(original), thumb(copy), aspect=(4 / 3, 4 / 3)).accepted
+
+
+@pytest.mark.parametrize(
+    "turn",
+    [
+        Image.Transpose.ROTATE_90,
+        Image.Transpose.ROTATE_180,
+        Image.Transpose.ROTATE_270,
+        Image.Transpose.FLIP_TOP_BOTTOM,
+    ],
+)
+def test_a_turned_or_flipped_copy_is_found_through_a_turned_view(turn) -> None:
+    original = photo(21, (320, 240))
+    copy = Image.open(io.BytesIO(to_jpeg_bytes(original.transpose(turn))))  # turned, then saved again
+    a, b = thumb(original), thumb(copy)
+    signal = best_signal(a, b)
+    assert any(v in signal for v in ("rot90", "rot180", "rot270")), signal
+    aspect = (4 / 3, copy.size[0] / copy.size[1])
+    verdict = verify(a, b, aspect=aspect)
+    assert verdict.accepted and "turned" in verdict.transform, verdict
+    stranger = photo(22, (320, 240)).transpose(turn)
+    assert not verify(a, thumb(stranger), aspect=(4 / 3, stranger.size[0] / stranger.size[1])).accepted
+
+
+def test_turned_views_pair_only_with_a_whole_frame() -> None:
+    from finetuner.dedup.views import TURNS, VIEWS, allowed_combos
+
+    allowed = dict(zip(((x, y) for x in VIEWS for y in VIEWS), allowed_combos(VIEWS).tolist()))
+    for turn in TURNS:
+        assert allowed[turn, "full"] and allowed["mirror", turn]
+        assert not allowed[turn, "crop90"] and not allowed[turn, turn] and not allowed["trim", turn]
