@@ -17,12 +17,11 @@ per row, so the regions without a caption band at the top or the bottom cost not
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from finetuner.dedup.correlation import BAND
 
-SIDE = 16  # pixels a side of the colour thumbnail kept per image, and of the regions compared
+SIDE = 16  # pixels a side of the colour thumbnail kept per image (hashing.thumbnails), and of the regions compared
 MAX_TURN = np.radians(30.0)  # the largest turn of all hues a copy's edit may make (a warm or cool filter)
 MAX_SHIFT = 20.0  # the largest shift of all chroma (levels of 255) a copy's edit may make (white balance, a tint)
 FIT_ROUNDS = 4  # alternations of the gain and the shift (each exact given the other)
@@ -33,15 +32,6 @@ ONE_HUE, TONE_FIT, TONE_CHROMA, SEVERAL_HUES = 0.97, 0.6, 40.0, 0.9
 FLOOR = 3.0  # chroma std (levels of 255) below which an image has no colour structure to compare
 # BT.601 luma and chroma of 8-bit RGB, as JPEG stores them: Y, Cb, Cr (without the 128 offset)
 _YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32)
-
-
-def colour_thumbnails(images: list[np.ndarray]) -> np.ndarray:
-    """(n, 16, 16, 3) uint8 squashed RGB thumbnails of (h, w, 3) uint8 images, area-averaged."""
-    out = np.zeros((len(images), SIDE, SIDE, 3), np.uint8)
-    for k, rgb in enumerate(images):
-        interp = cv2.INTER_AREA if min(rgb.shape[:2]) >= SIDE else cv2.INTER_LINEAR
-        out[k] = cv2.resize(np.ascontiguousarray(rgb), (SIDE, SIDE), interpolation=interp)
-    return out
 
 
 def colour_planes(rgb: np.ndarray) -> np.ndarray:

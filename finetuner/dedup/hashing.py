@@ -27,7 +27,6 @@ from PIL import Image, ImageOps
 
 from finetuner.common.imageio import to_rgb
 from finetuner.dedup.colour import SIDE as COLOUR_SIDE
-from finetuner.dedup.colour import colour_thumbnails
 from finetuner.dedup.resample import resize_all
 
 HASH_SIZE = 8  # 8x8 = 64 bits: the size `dedup.max_distance` is defined on
@@ -190,13 +189,13 @@ def ahash_bits(thumbs8: np.ndarray) -> np.ndarray:
     return flat > flat.mean(axis=1, keepdims=True)
 
 
-def thumbnails(greys: Sequence[np.ndarray]) -> np.ndarray:
-    """(n, 64, 64) uint8 squashed thumbnails of 2-D uint8 grey images (area averaging when shrinking, so no
-    aliasing)."""
-    out = np.zeros((len(greys), THUMB, THUMB), dtype=np.uint8)
-    for k, grey in enumerate(greys):
-        interp = cv2.INTER_AREA if min(grey.shape) >= THUMB else cv2.INTER_LINEAR
-        out[k] = cv2.resize(np.ascontiguousarray(grey), (THUMB, THUMB), interpolation=interp)
+def thumbnails(images: Sequence[np.ndarray], side: int = THUMB, colour: bool = False) -> np.ndarray:
+    """(n, side, side) uint8 squashed thumbnails of 2-D uint8 grey images, or with `colour` (n, side, side, 3) of
+    (h, w, 3) ones (area averaging when shrinking, so no aliasing)."""
+    out = np.zeros((len(images), side, side, *((3,) if colour else ())), dtype=np.uint8)
+    for k, image in enumerate(images):
+        interp = cv2.INTER_AREA if min(image.shape[:2]) >= side else cv2.INTER_LINEAR
+        out[k] = cv2.resize(np.ascontiguousarray(image), (side, side), interpolation=interp)
     return out
 
 
@@ -237,13 +236,13 @@ def hash_arrays(
         else:
             raise ValueError(f"unknown hash method {method!r}")
     detail = thumbs32.reshape(n, -1).std(axis=1) if n else np.zeros(0)
-    colours = colour_thumbnails(rgb if rgb is not None else [np.repeat(a[:, :, None], 3, axis=2) for a in arrays])
+    colours = [np.repeat(a[:, :, None], 3, axis=2) for a in arrays] if rgb is None else rgb
     return HashBatch(
         hashes=hashes,
         detail=detail.astype(np.float32),
         ok=np.ones(n, dtype=bool),
         thumbs=thumbnails(arrays),
-        colours=colours,
+        colours=thumbnails(colours, COLOUR_SIDE, colour=True),
     )
 
 
