@@ -255,8 +255,8 @@ def aligned_colours(
     aspect: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The regions of `aligned_pair` cut from `colours` instead (per image a 64x64 float32 array with a trailing
-    channel axis, e.g. the chroma planes of the colour thumbnails enlarged): the grey thumbnails place them, the colour
-    ones follow."""
+    channel axis: the verifier's colour planes of the colour thumbnails, enlarged): the grey thumbnails place them, the
+    colour ones follow."""
     return _aligned(thumbs, trims, x, y, signal, stage, aspect, colours)[3]
 
 

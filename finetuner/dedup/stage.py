@@ -145,7 +145,7 @@ def hash_pairs(
     params: Params,
     hashes: dict,
     detail: np.ndarray,
-    thumbs: tuple[np.ndarray, np.ndarray] | None,
+    thumbnails: tuple[np.ndarray, np.ndarray] | None,
     ok: np.ndarray,
     aspect: np.ndarray,
     workers: int,
@@ -165,10 +165,11 @@ def hash_pairs(
             table,
             [],
         )
+    grey, colours = thumbnails  # the verifier's thumbnails, read from the hash cache where indexed
     found = verified_pairs(
         hashes,
         detail,
-        thumbs[0],
+        grey,
         ok,
         rule.methods,
         rule.max_distance,
@@ -178,7 +179,7 @@ def hash_pairs(
         aspect,
         shas,
         cache_dir,
-        colours=thumbs[1],
+        colours=colours,
     )
     kept = np.flatnonzero(found.verdicts.accepted)
     rejected = [
@@ -211,7 +212,7 @@ def run(params: Params, root: Path = Path(".")) -> dict:
     contents = list(rep)
     rep_rows = np.array([rep[s] for s in contents], dtype=np.int64)
     workers = resolve_workers(params.data.workers)
-    hashes, detail, ok, thumbs, n_new = hash_contents(
+    hashes, detail, ok, thumbnails, n_new = hash_contents(
         images_dir,
         [paths[k] for k in rep_rows],
         contents,
@@ -222,7 +223,15 @@ def run(params: Params, root: Path = Path(".")) -> dict:
         view_radius=config.verify.candidate_distance,
     )
     found = hash_pairs(
-        params, hashes, detail, thumbs, ok, aspects([usable[k] for k in rep_rows]), workers, contents, root / CACHE_DIR
+        params,
+        hashes,
+        detail,
+        thumbnails,
+        ok,
+        aspects([usable[k] for k in rep_rows]),
+        workers,
+        contents,
+        root / CACHE_DIR,
     )
     hashed = HashedContents(images_dir, paths, groups, contents, rep_rows, detail, ok, workers, root / CACHE_DIR)
     emb_a, emb_b, similarity, embedding = embedding_signal(params, hashed, found.a, found.b)
