@@ -15,7 +15,7 @@ import numpy as np
 
 from finetuner.dedup.correlation import SMOOTH_SIGMA, blur_each, corr_many
 from finetuner.dedup.hashing import THUMB
-from finetuner.dedup.views import view_box
+from finetuner.dedup.views import signal_views, view_box
 
 REFINE_SCALES = (0.9, 0.95)  # the inner region's size relative to the outer one in the local search
 COARSE = 16  # pixels a side of `coarse_placement`
@@ -39,7 +39,7 @@ def resized(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def signal_boxes(signal: str, trim_a, trim_b) -> tuple[tuple, tuple, bool, str]:
     """(box of a, box of b, whether exactly one is mirrored, a description) of the view pair `signal` names; boxes
     are (top, bottom, left, right) on the thumbnails."""
-    va, vb = signal.split("~") if "~" in signal else ("full", "full")
+    va, vb = signal_views(signal)
     box_a, _ = view_box("trim" if va in ("full", "mirror") else va, trim_a)
     box_b, _ = view_box("trim" if vb in ("full", "mirror") else vb, trim_b)
     mirrored = (va == "mirror") != (vb == "mirror")

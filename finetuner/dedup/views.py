@@ -176,10 +176,17 @@ class Unturned:
         return out
 
 
+def signal_views(signal: str) -> tuple[str, str]:
+    """The (view of a, view of b) a candidate's signal names ("full~crop90"); a hash method's name ("phash") compares
+    the whole frames."""
+    va, vb = signal.split("~") if "~" in signal else ("full", "full")
+    return va, vb
+
+
 def unturned(thumbs, i, j, signals: Sequence[str], colours=None, aspect=None) -> Unturned:
     """`Unturned` of pairs (thumbs[i[k]], thumbs[j[k]]) proposed by `signals[k]`; colour thumbnails and aspect ratios
     (width / height: a quarter turn inverts it) follow the grey thumbnails. Without turned views, the inputs."""
-    views = [s.split("~") if "~" in s else [s, s] for s in list(signals)]
+    views = [signal_views(s) for s in list(signals)]
     turns = np.array([[TURNS.get(v, 0) for v in pair] for pair in views], np.int64).reshape(len(views), 2)
     i, j = np.array(i, np.int64), np.array(j, np.int64)
     aspect = None if aspect is None else np.asarray(aspect, np.float64)
