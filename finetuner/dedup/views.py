@@ -185,9 +185,12 @@ def signal_views(signal: str) -> tuple[str, str]:
 
 def unturned(thumbs, i, j, signals: Sequence[str], colours=None, aspect=None) -> Unturned:
     """`Unturned` of pairs (thumbs[i[k]], thumbs[j[k]]) proposed by `signals[k]`; colour thumbnails and aspect ratios
-    (width / height: a quarter turn inverts it) follow the grey thumbnails. Without turned views, the inputs."""
-    views = [signal_views(s) for s in list(signals)]
+    (width / height: a quarter turn inverts it) follow the grey thumbnails. Without turned views, the inputs. Each
+    distinct signal (a few dozen) is parsed once, not each pair's."""
+    labels, code = np.unique(np.asarray(list(signals), dtype=str), return_inverse=True)
+    views = [signal_views(label) for label in labels.tolist()]
     turns = np.array([[TURNS.get(v, 0) for v in pair] for pair in views], np.int64).reshape(len(views), 2)
+    turns = turns[code.ravel()]
     i, j = np.array(i, np.int64), np.array(j, np.int64)
     aspect = None if aspect is None else np.asarray(aspect, np.float64)
     if not turns.any():
@@ -204,10 +207,11 @@ def unturned(thumbs, i, j, signals: Sequence[str], colours=None, aspect=None) ->
         colours = np.concatenate([colours, [np.rot90(colours[x], t) for x, t in zip(images, quarter)]])
     if aspect is not None:
         aspect = np.r_[aspect, np.where(quarter % 2 == 1, 1.0 / aspect[images], aspect[images])]
-    plain = [
-        s if not t.any() else "~".join("full" if v in TURNS else v for v in pair)
-        for s, pair, t in zip(list(signals), views, turns)
+    whole = [  # per label: turned views undone, other signals as they are
+        "~".join("full" if v in TURNS else v for v in pair) if {*pair} & TURNS.keys() else label
+        for label, pair in zip(labels.tolist(), views)
     ]
+    plain = np.asarray(whole, dtype=object)[code.ravel()].tolist()
     return Unturned(thumbs, i, j, plain, colours, aspect, turns)
 
 
