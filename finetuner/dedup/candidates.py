@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from finetuner.common.memory import with_array_memory
 from finetuner.config import VerifyConfig
 from finetuner.dedup.hash_cache import CandidateCache, LookCache, VerdictCache, pair_keys
 from finetuner.dedup.hashing import DECODE_SIZE, PIXELS, view_key
@@ -194,10 +195,10 @@ def _looks(thumbs, a: np.ndarray, b: np.ndarray, signal: np.ndarray) -> np.ndarr
     """The prescreen's 16x16 score of pairs (a, b), reading only their images' thumbnails."""
     if len(a) == 0:
         return np.zeros(0)
-    used, inverse = np.unique(np.r_[a, b], return_inverse=True)
-    return prescreen(thumbs[used], inverse[: len(a)], inverse[len(a) :], signal)
+    return prescreen(thumbs, a, b, signal)
 
 
+@with_array_memory  # large arrays in small pages, freed memory reused (finetuner/common/memory.py)
 def verified_pairs(
     hashes: dict[str, np.ndarray],
     detail: np.ndarray,
@@ -300,16 +301,8 @@ def decide(
         score[screened] = _looks(thumbs, a[screened], b[screened], signal[screened])
     thorough = _with_texture(thumbs, a, b, score < prescreen_similarity)
     todo = np.flatnonzero((score >= prescreen_similarity) | thorough)
-    used, inverse = np.unique(np.r_[a[todo], b[todo]], return_inverse=True)  # the verified candidates' thumbs only
-    fresh = verify_pairs(
-        thumbs[used],
-        inverse[: len(todo)],
-        inverse[len(todo) :],
-        list(signal[todo]),
-        rule,
-        None if aspect is None else aspect[used],
-        thorough=thorough[todo],
-        colours=None if colours is None else np.asarray(colours[used]),
+    fresh = verify_pairs(  # on a stack of the verified candidates' images only (views.unturned)
+        thumbs, a[todo], b[todo], list(signal[todo]), rule, aspect, thorough=thorough[todo], colours=colours
     )
     rejected = np.flatnonzero(score < prescreen_similarity)  # by the look: its correlation is the evidence
     shown = np.array([round(c, 4) for c in score[rejected].tolist()], np.float64)

@@ -26,6 +26,7 @@ import scipy.fftpack
 from PIL import Image, ImageOps
 
 from finetuner.common.imageio import to_rgb
+from finetuner.common.memory import with_array_memory
 from finetuner.dedup.colour import SIDE as COLOUR_SIDE
 from finetuner.dedup.resample import resize_all
 
@@ -298,6 +299,7 @@ def resolve_workers(workers: int) -> int:
         return os.cpu_count() or 1
 
 
+@with_array_memory  # large arrays in small pages, freed memory reused (finetuner/common/memory.py)
 def hash_files(
     paths: Sequence[str | Path],
     methods: Sequence[str],

@@ -155,9 +155,9 @@ def _turned_hashes(low: np.ndarray) -> dict[str, np.ndarray]:
 
 @dataclass(frozen=True)
 class Unturned:
-    """Pairs whose turned views (TURNS) are undone: a turned side's image replaced by its turned copy, appended to the
-    stack, and its view by the whole frame, so a pair proposed as "rot90~full" is aligned as "full~full" is. `turns`
-    holds each pair's quarter turns of a and of b."""
+    """Pairs on a stack of their own images, with turned views (TURNS) undone: a turned side's image replaced by its
+    turned copy, and its view by the whole frame, so a pair proposed as "rot90~full" is aligned as "full~full" is.
+    `i`, `j` index `thumbs` (and `colours`, `aspect`); `turns` holds each pair's quarter turns of a and of b."""
 
     thumbs: np.ndarray
     i: np.ndarray
@@ -185,34 +185,48 @@ def signal_views(signal: str) -> tuple[str, str]:
 
 def unturned(thumbs, i, j, signals: Sequence[str], colours=None, aspect=None) -> Unturned:
     """`Unturned` of pairs (thumbs[i[k]], thumbs[j[k]]) proposed by `signals[k]`; colour thumbnails and aspect ratios
-    (width / height: a quarter turn inverts it) follow the grey thumbnails. Without turned views, the inputs. Each
-    distinct signal (a few dozen) is parsed once, not each pair's."""
+    (width / height: a quarter turn inverts it) follow the grey thumbnails. The stack holds the images the pairs use,
+    each once (the inputs themselves where that is all of them, unturned), then the turned copies: one copy of what
+    is needed, since on a VM the first touch of fresh memory costs about as much as the verifier's arithmetic on it.
+    Each distinct signal (a few dozen) is parsed once, not each pair's."""
     labels, code = np.unique(np.asarray(list(signals), dtype=str), return_inverse=True)
     views = [signal_views(label) for label in labels.tolist()]
     turns = np.array([[TURNS.get(v, 0) for v in pair] for pair in views], np.int64).reshape(len(views), 2)
     turns = turns[code.ravel()]
-    i, j = np.array(i, np.int64), np.array(j, np.int64)
+    i, j = np.asarray(i, np.int64), np.asarray(j, np.int64)
     aspect = None if aspect is None else np.asarray(aspect, np.float64)
-    if not turns.any():
-        return Unturned(thumbs, i, j, list(signals), colours, aspect, turns)
-    thumbs, colours = np.asarray(thumbs), None if colours is None else np.asarray(colours)
-    extra: dict[tuple[int, int], int] = {}  # (image, quarter turns) -> the place of its turned copy
-    for k in np.flatnonzero(turns.any(axis=1)).tolist():
-        for side, index in ((0, i), (1, j)):
-            if turns[k, side]:
-                index[k] = extra.setdefault((int(index[k]), int(turns[k, side])), len(thumbs) + len(extra))
-    images, quarter = (np.array(c, np.int64) for c in zip(*extra))
-    thumbs = np.concatenate([thumbs, [np.rot90(thumbs[x], t) for x, t in zip(images, quarter)]])
-    if colours is not None:
-        colours = np.concatenate([colours, [np.rot90(colours[x], t) for x, t in zip(images, quarter)]])
-    if aspect is not None:
-        aspect = np.r_[aspect, np.where(quarter % 2 == 1, 1.0 / aspect[images], aspect[images])]
+    n = len(thumbs)
+    # (quarter turns, image) keys sorted: the plain images come first, then each turn's copies
+    keys, place = np.unique(np.r_[turns[:, 0] * n + i, turns[:, 1] * n + j], return_inverse=True)
+    quarter, images = np.divmod(keys, n)
     whole = [  # per label: turned views undone, other signals as they are
         "~".join("full" if v in TURNS else v for v in pair) if {*pair} & TURNS.keys() else label
         for label, pair in zip(labels.tolist(), views)
     ]
     plain = np.asarray(whole, dtype=object)[code.ravel()].tolist()
-    return Unturned(thumbs, i, j, plain, colours, aspect, turns)
+    arrays = isinstance(thumbs, np.ndarray) and (colours is None or isinstance(colours, np.ndarray))
+    if arrays and len(keys) == n and not quarter.any():  # every image, none turned: the inputs as they are
+        return Unturned(thumbs, i, j, plain, colours, aspect, turns)
+    a, b = np.split(place.ravel(), 2)
+    stack = _turned_stack(thumbs, images, quarter)
+    tinted = None if colours is None else _turned_stack(colours, images, quarter)
+    if aspect is not None:
+        aspect = np.where(quarter % 2 == 1, 1.0 / aspect[images], aspect[images])
+    return Unturned(stack, a, b, plain, tinted, aspect, turns)
+
+
+def _turned_stack(images, rows: np.ndarray, quarter: np.ndarray) -> np.ndarray:
+    """images[rows[k]] turned by quarter[k] quarter turns, for rows sorted by quarter turns, as one fresh array.
+    `images`: an array, or a lazy stack that reads the rows it is asked for (hash_cache.Thumbs)."""
+    if isinstance(images, np.ndarray):
+        out = np.empty((len(rows), *images.shape[1:]), images.dtype)
+        np.take(images, rows, axis=0, out=out, mode="clip")  # mode "raise" would copy through a buffer
+    else:
+        out = images[rows]
+    for t, (start, stop) in enumerate(zip(*np.searchsorted(quarter, [np.arange(1, 4), np.arange(2, 5)])), start=1):
+        if stop > start:
+            out[start:stop] = np.rot90(out[start:stop], t, axes=(1, 2))
+    return out
 
 
 def view_box(view: str, trim: tuple[int, int, int, int]) -> tuple[tuple[int, int, int, int], bool]:
@@ -270,6 +284,8 @@ def view_candidates(
     owner, kind, stacked = [], [], []
     for k, name in enumerate(names):
         members = np.flatnonzero(~low_detail) if name in DETAIL_VIEWS else np.arange(n)
+        if name == "trim" and "full" in views:  # no border trimmed: the full view finds all it would, and more
+            members = members[views["trim"][members] != views["full"][members]]
         owner.append(members)
         kind.append(np.full(len(members), k))
         stacked.append(views[name][members])

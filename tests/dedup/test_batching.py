@@ -198,3 +198,48 @@ def test_local_order_puts_the_pairs_of_linked_images_together() -> None:
 
     assert images_per_chunk(order) == [4] * 50  # each chunk of 6 pairs is one group's
     assert sum(images_per_chunk(np.lexsort((j, i)))) > 400  # in index order, chunks mix groups
+
+
+def brute_force_view_candidates(hashes: dict, low_detail: np.ndarray, radius: int) -> dict:
+    """{(i, j): (distance, signal)}: every view of i against every view of j that may pair (low-detail images with
+    their whole-frame views only), the closest, ties to view order."""
+    names = [v for v in views.VIEWS if v in hashes]
+    allowed = views.allowed_combos(names).reshape(len(names), len(names))
+    out = {}
+    n = len(low_detail)
+    for i in range(n):
+        for j in range(i + 1, n):
+            for x, vx in enumerate(names):
+                for y, vy in enumerate(names):
+                    detail_views = [low_detail[k] and v in views.DETAIL_VIEWS for k, v in ((i, vx), (j, vy))]
+                    if not allowed[x, y] or any(detail_views):
+                        continue
+                    key = (int(np.bitwise_count(hashes[vx][i] ^ hashes[vy][j])), x * len(names) + y)
+                    if key[0] <= radius and key < out.get((i, j), (key[0] + 1, 0)):
+                        out[(i, j)] = key
+    return {pair: (d, f"{names[c // len(names)]}~{names[c % len(names)]}") for pair, (d, c) in out.items()}
+
+
+def test_view_candidates_equal_brute_force_with_untrimmed_images_searched_once() -> None:
+    """An image with no border to trim has a trim hash equal to its full one: it is searched once, and the candidates
+    (closest view pair and distance each) are those of every view against every view."""
+    rng = np.random.default_rng(5)
+    n = 12
+    hashes = {name: rng.integers(0, 2**63, n, dtype=np.int64).astype(np.uint64) for name in views.VIEWS}
+    untrimmed = np.arange(n) % 3 != 0  # 0, 3, 6, 9 have borders
+    hashes["trim"][untrimmed] = hashes["full"][untrimmed]
+    near = lambda h, bits: h ^ np.uint64(sum(1 << b for b in bits))  # noqa: E731
+    hashes["full"][1] = near(hashes["trim"][0], (1, 7, 40))  # a letterboxed 0 and its content: trim~full
+    hashes["crop90"][4] = near(hashes["full"][2], (3, 9))  # untrimmed 2: full~crop90 (trim~crop90 may not pair)
+    hashes["full"][5] = near(hashes["full"][4], (5,))  # untrimmed 4: full~full (trim~full ties, and loses)
+    hashes["trim"][4] = hashes["full"][4]
+    hashes["rot90"][7] = near(hashes["mirror"][8], (2, 30, 50, 61))
+    low = np.isin(np.arange(n), [10, 11])
+    hashes["mirror"][11] = near(hashes["full"][10], (0,))
+    hashes["crop80"][11] = hashes["full"][10]  # a low-detail image's crops take no part
+    for radius in (4, 8, 12):
+        found = views.view_candidates(hashes, low, radius)
+        got = dict(zip(zip(found.i.tolist(), found.j.tolist()), zip(found.distance.tolist(), found.signal)))
+        assert got == brute_force_view_candidates(hashes, low, radius)
+    assert got[(0, 1)] == (3, "trim~full") and got[(2, 4)] == (2, "full~crop90") and got[(4, 5)] == (1, "full~full")
+    assert got[(7, 8)] == (4, "rot90~mirror") and got[(10, 11)] == (1, "full~mirror")
