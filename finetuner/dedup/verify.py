@@ -47,6 +47,7 @@ from finetuner.dedup.align import (
     common_boxes,
     cut,
     cuts,
+    max_turns,
     placement,
     refit,
     regions,
@@ -82,8 +83,9 @@ from finetuner.dedup.views import VIEWS, allowed_combos, trim_boxes, unturned, v
 # Bump VERIFIER when verdicts change for the same thresholds (cached verdicts are then recomputed): 2 shape check,
 # 3 flat graphics, 4 surround check, 5 refit, 6 textures placed, trims compared where both agree, 7 frames placed,
 # 8 thin frame strips, 9 one picture as a band in the other's canvas, 10 bands gated at 16x16, 11 frames and bands held
-# to the refit's thresholds, 12 the colour check, 13 watermarks and logos left out
-VERIFIER = 13
+# to the refit's thresholds, 12 the colour check, 13 watermarks and logos left out, 14 photographs refitted turned up
+# to 5 degrees
+VERIFIER = 14
 REFINE_MARGIN = 0.25  # pairs this far below min_similarity are not worth a template search
 # A refit (finetuner/dedup/align.py `refit`) bends one image onto the other more freely than a scale and a shift, so
 # it must explain more: at the verifier's own thresholds it let through light/dark twin wallpapers (0.93 / 0.79) and
@@ -237,13 +239,13 @@ def _refine(ra: np.ndarray, rb: np.ndarray) -> tuple[np.ndarray, np.ndarray, lis
     return sim, det, [p[2] for p in placed], placed
 
 
-def _refits(placed: list) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+def _refits(placed: list, turns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """(similarity, detail similarity, share of the region kept, description) of placed region pairs after an
-    affine refit (finetuner/dedup/align.py `refit`), measured over the refit's overlap; similarity -1 where no
-    refit within a crop's reach was found."""
+    affine refit (finetuner/dedup/align.py `refit`, turned at most `turns[k]`), measured over the refit's overlap;
+    similarity -1 where no refit within a crop's reach was found."""
     sim, det, kept, notes = np.full(len(placed), -1.0), np.full(len(placed), -1.0), np.zeros(len(placed)), []
     for k, (p, q, _) in enumerate(placed):
-        fitted = refit(p, q)
+        fitted = refit(p, q, turns[k])
         if fitted is None:
             notes.append("")
             continue
@@ -494,7 +496,8 @@ def _realign(best: _Best, thumbs, trims, i, j, signals, aspect, rule: VerifyRule
         reach |= thorough[part]
     near = np.flatnonzero(~passes(gs, gd, cover, bend) & reach & (bend <= rule.max_stretch))
     if len(near):
-        _place(best, ra[near], rb[near], cover[near], bend[near], names[near], part[near], rule, thorough, 2)
+        turns = max_turns(thumbs, i[part[near]], j[part[near]])
+        _place(best, ra[near], rb[near], cover[near], bend[near], names[near], part[near], rule, thorough, 2, turns)
     _place_frames(best, thumbs, trims, i, j, signals, aspect, rule, part, thorough)
     _bands(best, thumbs, trims, i, j, aspect, rule, part)
 
@@ -561,11 +564,12 @@ def _band_overlap(thumbs, trims, x: int, y: int, boxes: tuple) -> float:
 
 
 def _place(
-    best: _Best, ra, rb, cover, bend, names, where, rule: VerifyRule, thorough, stage: int, strict: bool = False
+    best: _Best, ra, rb, cover, bend, names, where, rule: VerifyRule, thorough, stage: int, turns, strict: bool = False
 ) -> None:
     """The local search for region pairs (ra, rb) of the pairs `where` (stage `stage`), then the refit for those it
-    leaves just short (stage + 1), each kept where it scores better; with `strict`, a placement is kept only where it
-    passes the refit's stricter thresholds (a search beyond the candidate's own views must explain more)."""
+    leaves just short (stage + 1, turned at most `turns[k]`: `max_turns`), each kept where it scores better; with
+    `strict`, a placement is kept only where it passes the refit's stricter thresholds (a search beyond the
+    candidate's own views must explain more)."""
     passes = _rule(rule)
     rs, rd, shifts, placed = _refine(ra, rb)
     better = _score(rs, rd, bend, rule) > _score(best.sim[where], best.det[where], best.stretch[where], rule)
@@ -580,7 +584,7 @@ def _place(
     again = np.flatnonzero(~passes(best.sim[where], best.det[where], best.overlap[where], best.stretch[where]) & reach)
     if len(again) == 0:
         return
-    fs, fd, kept, notes = _refits([placed[k] for k in again])
+    fs, fd, kept, notes = _refits([placed[k] for k in again], turns[again])
     overlap, stretch = cover[again] * kept, bend[again]
     better = _rule(_strict(rule))(fs, fd, overlap, stretch)  # taken only where it decides the pair
     refitted = np.array([n + note for n, note in zip(named[again].tolist(), notes)], dtype=object)
@@ -620,7 +624,8 @@ def _place_frames(best: _Best, thumbs, trims, i, j, signals, aspect, rule: Verif
     if not keep.any():
         return
     names = np.asarray(names, dtype=object)
-    _place(best, ra[keep], rb[keep], cover[keep], bend[keep], names[keep], left[keep], rule, thorough, 5, strict=True)
+    turns = max_turns(thumbs, i[left[keep]], j[left[keep]])
+    _place(best, ra[keep], rb[keep], cover[keep], bend[keep], names[keep], left[keep], rule, thorough, 5, turns, True)
 
 
 def _shape(thumbs, trims, x: int, y: int, signal: str, stage: int, aspect, rule: VerifyRule) -> tuple[bool, float, str]:
