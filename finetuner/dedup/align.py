@@ -43,14 +43,19 @@ def resized(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA) if image.shape[1::-1] != size else image
 
 
-def signal_boxes(signal: str, trim_a, trim_b) -> tuple[tuple, tuple, bool, str]:
+def signal_boxes(signal: str, trim_a, trim_b, aspect_a=np.nan, aspect_b=np.nan) -> tuple[tuple, tuple, bool, str]:
     """(box of a, box of b, whether exactly one is mirrored, a description) of the view pair `signal` names; boxes
-    are (top, bottom, left, right) on the thumbnails."""
+    are (top, bottom, left, right) on the thumbnails. The aspect ratios place a square view (NaN: unknown)."""
     va, vb = signal_views(signal)
-    box_a, _ = view_box("trim" if va in ("full", "mirror") else va, trim_a)
-    box_b, _ = view_box("trim" if vb in ("full", "mirror") else vb, trim_b)
+    box_a, _ = view_box("trim" if va in ("full", "mirror") else va, trim_a, aspect_a)
+    box_b, _ = view_box("trim" if vb in ("full", "mirror") else vb, trim_b, aspect_b)
     mirrored = (va == "mirror") != (vb == "mirror")
     return box_a, box_b, mirrored, f"{'mirror: ' if mirrored else ''}{va} of a = {vb} of b"
+
+
+def pair_ratios(aspect: np.ndarray | None, x: int, y: int) -> tuple[float, float]:
+    """The aspect ratios of images x and y (NaN where unknown)."""
+    return (np.nan, np.nan) if aspect is None else (float(aspect[x]), float(aspect[y]))
 
 
 def cut(thumb: np.ndarray, box, side: int = THUMB) -> np.ndarray:
@@ -135,7 +140,7 @@ def regions(
     names = []
     content = area(trims)
     for k, (x, y, signal) in enumerate(zip(i.tolist(), j.tolist(), signals)):
-        box_a, box_b, mirrored, name = signal_boxes(signal, trims[x], trims[y])
+        box_a, box_b, mirrored, name = signal_boxes(signal, trims[x], trims[y], *pair_ratios(aspect, x, y))
         ra[k] = cut(thumbs[x], box_a)
         region_b = cut(thumbs[y], box_b)
         rb[k] = region_b[:, ::-1] if mirrored else region_b
@@ -283,7 +288,7 @@ def _aligned(thumbs, trims, x: int, y: int, signal: str, stage: int, aspect, col
     """(p, q, frames, (colour p, colour q) or None) of `aligned_pair`."""
     ratio = (1.0, 1.0) if aspect is None else (aspect[x], aspect[y])
     if stage in (5, 6):  # the whole frames, placed (mirrored as the signal's views are)
-        signal = "full~mirror" if signal_boxes(signal, trims[x], trims[y])[2] else "full~full"
+        signal = "full~mirror" if signal_boxes(signal, trims[x], trims[y], *ratio)[2] else "full~full"
         stage -= 3
     if stage in (0, 9):
         box_a, box_b, mirrored = tuple(trims[x]), tuple(trims[y]), False
@@ -294,7 +299,7 @@ def _aligned(thumbs, trims, x: int, y: int, signal: str, stage: int, aspect, col
         boxes_a, boxes_b, _ = band_boxes(trims[x], trims[y], ratio[0], ratio[1], on_narrower=stage == 7)
         box_a, box_b, mirrored = tuple(boxes_a[0].tolist()), tuple(boxes_b[0].tolist()), False
     else:
-        box_a, box_b, mirrored, _ = signal_boxes(signal, trims[x], trims[y])
+        box_a, box_b, mirrored, _ = signal_boxes(signal, trims[x], trims[y], *ratio)
     stacks = [thumbs] if colours is None else [thumbs, colours]  # grey places the regions; colour follows
     regions = [[cut(stack[x], box_a), cut(stack[y], box_b)] for stack in stacks]
     if mirrored:

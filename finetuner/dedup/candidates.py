@@ -152,6 +152,7 @@ def capped_by_look(
     flat: np.ndarray,
     per_image: int,
     look_of: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
+    aspect: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(keep, looks): the per-image cap (`dedup.verify.candidates_per_image`) and, for the pairs kept, their 16x16
     look (finetuner/dedup/prescreen.py; NaN where not computed). An image with more candidates than the cap keeps
@@ -159,21 +160,21 @@ def capped_by_look(
     hashes of a clone are no nearer than those of a dozen look-alikes (on the glyph set the hash-nearest 20 held 283 of
     598 clone pairs, the best-looking 20 held 516). Pairs with a near-blank image, which the look does not judge, rank
     by hash distance (as a share of the 64 bits). `look_of(a, b, signal)`: the looks of content pairs (default: computed
-    from `thumbs`; the stage reads them from a cache)."""
+    from `thumbs` and `aspect`; the stage reads them from a cache)."""
     n = len(hashed)
     count = np.bincount(found.i, minlength=n) + np.bincount(found.j, minlength=n)
     crowded = count > per_image
     a, b = hashed[found.i], hashed[found.j]
     looks = np.full(len(found.i), np.nan)
     judged = np.flatnonzero((crowded[found.i] | crowded[found.j]) & ~flat[a] & ~flat[b])
-    look_of = look_of or (lambda x, y, signal: _looks(thumbs, x, y, signal))
+    look_of = look_of or (lambda x, y, signal: _looks(thumbs, x, y, signal, aspect))
     looks[judged] = look_of(a[judged], b[judged], found.signal[judged])
     key = np.where(np.isnan(looks), found.distance / 64.0, 1.0 - looks)
     keep = nearest_per_image(found, n, per_image, key)
     return keep, looks[keep]
 
 
-def cached_looks(thumbs, shas: list[str], cache: LookCache) -> Callable:
+def cached_looks(thumbs, shas: list[str], cache: LookCache, aspect: np.ndarray | None = None) -> Callable:
     """`look_of` for `capped_by_look` that computes only the looks `cache` lacks, and keeps them: a grown collection
     ranks its crowded images' candidates again, most of them pairs it ranked before."""
 
@@ -183,7 +184,7 @@ def cached_looks(thumbs, shas: list[str], cache: LookCache) -> Callable:
         looks = known["look"]
         todo = np.flatnonzero(at < 0)
         if len(todo):
-            looks[todo] = _looks(thumbs, a[todo], b[todo], signal[todo])
+            looks[todo] = _looks(thumbs, a[todo], b[todo], signal[todo], aspect)
             cache.add(keys[todo], {"look": looks[todo]})
             cache.save()
         return looks
@@ -191,11 +192,11 @@ def cached_looks(thumbs, shas: list[str], cache: LookCache) -> Callable:
     return look_of
 
 
-def _looks(thumbs, a: np.ndarray, b: np.ndarray, signal: np.ndarray) -> np.ndarray:
+def _looks(thumbs, a: np.ndarray, b: np.ndarray, signal: np.ndarray, aspect: np.ndarray | None = None) -> np.ndarray:
     """The prescreen's 16x16 score of pairs (a, b), reading only their images' thumbnails."""
     if len(a) == 0:
         return np.zeros(0)
-    return prescreen(thumbs, a, b, signal)
+    return prescreen(thumbs, a, b, signal, aspect)
 
 
 @with_array_memory  # large arrays in small pages, freed memory reused (finetuner/common/memory.py)
@@ -232,8 +233,9 @@ def verified_pairs(
     )
     flat = detail < low_info_std  # near-blank frames correlate by chance or not at all: the verifier's pixel rule
     caching = shas is not None and cache_dir is not None
-    look_of = cached_looks(thumbs, shas, LookCache(cache_dir, repr((VERIFIER, DECODE_SIZE)))) if caching else None
-    keep, looks = capped_by_look(found, thumbs, hashed, flat, config.candidates_per_image, look_of)
+    looks_cache = LookCache(cache_dir, repr((VERIFIER, DECODE_SIZE))) if caching else None
+    look_of = cached_looks(thumbs, shas, looks_cache, aspect) if caching else None
+    keep, looks = capped_by_look(found, thumbs, hashed, flat, config.candidates_per_image, look_of, aspect)
     found = subset(found, keep)
     a, b = hashed[found.i], hashed[found.j]
     rule = verify_rule(config)
@@ -298,7 +300,7 @@ def decide(
         score[~np.isnan(looks)] = looks[~np.isnan(looks)]
     if prescreen_similarity > -1 and len(a):
         screened = np.flatnonzero(~flat[a] & ~flat[b] & ~np.isfinite(score))
-        score[screened] = _looks(thumbs, a[screened], b[screened], signal[screened])
+        score[screened] = _looks(thumbs, a[screened], b[screened], signal[screened], aspect)
     thorough = _with_texture(thumbs, a, b, score < prescreen_similarity)
     todo = np.flatnonzero((score >= prescreen_similarity) | thorough)
     fresh = verify_pairs(  # on a stack of the verified candidates' images only (views.unturned)

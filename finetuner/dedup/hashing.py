@@ -264,7 +264,10 @@ def _hash_chunk(args: tuple[list[str], tuple[str, ...], bool]) -> HashBatch:
     if with_views:  # in the worker, so the views' resizes and DCTs run in parallel too
         from finetuner.dedup.views import view_hashes  # views builds on this module's hash primitives
 
-        batch.hashes.update({view_key(name): h for name, h in view_hashes(batch.thumbs).items()})
+        aspect = np.array(
+            [d.size[0] / d.size[1] if isinstance(d, Image.Image) else d.shape[1] / d.shape[0] for d in decoded]
+        )
+        batch.hashes.update({view_key(name): h for name, h in view_hashes(batch.thumbs, aspect).items()})
     return _scatter(batch, ok)
 
 

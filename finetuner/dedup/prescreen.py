@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from finetuner.dedup.hashing import THUMB
-from finetuner.dedup.views import TURNS, VIEWS, signal_views, trim_boxes, unturned, view_box
+from finetuner.dedup.views import TURNS, VIEWS, signal_views, square_boxes, trim_boxes, unturned, view_box
 
 SIDE = 16  # pixels per side of the compared regions
 BAND = 2  # rows: a caption bar at the top or bottom may disagree (the verifier's 15% band, at 16 px)
@@ -29,7 +29,8 @@ BAND = 2  # rows: a caption bar at the top or bottom may disagree (the verifier'
 
 # a whole frame is compared trimmed; a turned one never reaches here (finetuner/dedup/candidates.py turns the image)
 BOXES = ("trim", *(v for v in VIEWS if v not in ("full", "mirror", "trim") and v not in TURNS))
-_FIXED_BOXES = np.array([view_box(name, (0, THUMB, 0, THUMB))[0] for name in BOXES], np.int64)  # [0]: replaced
+_FIXED_BOXES = np.array([view_box(name, (0, THUMB, 0, THUMB))[0] for name in BOXES], np.int64)  # per image: replaced
+_SQUARE = BOXES.index("square")
 # An image is a texture when what survives at 16x16 varies less than what the downscale removes (std ratio below 1):
 # on the photo bench 0.28 to 0.81 for textures and their copies, 1.0 and up for everything else (pictures with a
 # caption bar or a frame lose the texture's look: the bar is coarse structure)
@@ -38,13 +39,16 @@ TEXTURE_CHUNK = 512  # thumbnails per batch of `textured` (8 MiB of float32)
 CHUNK = 4096  # pairs per dot-product batch: bounds the gathered copies (a few MiB) however many candidates there are
 
 
-def _unit_regions(thumbs: np.ndarray, trims: np.ndarray, images: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+def _unit_regions(
+    thumbs: np.ndarray, trims: np.ndarray, squares: np.ndarray, images: np.ndarray, boxes: np.ndarray
+) -> np.ndarray:
     """(len(images), 2, SIDE - BAND, SIDE): region `BOXES[boxes[k]]` of image images[k] resized, less its top band and
     less its bottom band, each centred and scaled to unit norm (zero where constant), so a dot product is a banded
     correlation."""
     out = np.empty((len(images), SIDE, SIDE), np.float32)
     where = _FIXED_BOXES[boxes]
     where[boxes == 0] = trims[images[boxes == 0]]  # the trimmed frame: each image's own box
+    where[boxes == _SQUARE] = squares[images[boxes == _SQUARE]]  # ...and its centre square
     # Regions cut by one box (every fixed view, and the whole frame of most images) are resized all at once, stacked
     # into one tall image: each box's height maps onto SIDE output rows exactly (a multiple of 1/16 pixel, exact in
     # binary), so no output pixel mixes two regions and the pixels equal one call per region (tested), 1.6x faster.
@@ -75,23 +79,26 @@ def _signal_views(signals: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.nd
     return box_a[code.ravel()], box_b[code.ravel()], flip[code.ravel()]
 
 
-def prescreen(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, signals: Sequence[str]) -> np.ndarray:
+def prescreen(
+    thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, signals: Sequence[str], aspect: np.ndarray | None = None
+) -> np.ndarray:
     """Per candidate (thumbs[i[k]], thumbs[j[k]]) proposed by `signals[k]` ("full~crop90", or a hash method name:
     whole frames), the higher 16x16 correlation of the trimmed frames and of the signal's two view regions (a top
-    or bottom caption band left out, as the verifier does)."""
+    or bottom caption band left out, as the verifier does). `aspect` (width / height per image) places the square
+    view (views.square_boxes); None: it is the whole frame."""
     if len(i) == 0:
         return np.zeros(0)
-    turned = unturned(thumbs, i, j, signals)  # "rot90~full": a's turned copy against b's frame
+    turned = unturned(thumbs, i, j, signals, aspect=aspect)  # "rot90~full": a's turned copy against b's frame
     thumbs, i, j, signals = turned.thumbs, turned.i, turned.j, turned.signals
     box_a, box_b, flip = _signal_views(signals)
     whole = np.zeros(len(i), np.int64)  # BOXES[0]: the trimmed frame
     # each (image, region) is resized once, however many candidates share it
     keys, inverse = np.unique(np.r_[i, j, i, j] * len(BOXES) + np.r_[whole, whole, box_a, box_b], return_inverse=True)
     images, boxes = np.divmod(keys, len(BOXES))
-    trims = trim_boxes(thumbs)
+    trims, squares = trim_boxes(thumbs), square_boxes(turned.aspect, len(thumbs))
     table = np.empty((len(keys), 2, SIDE - BAND, SIDE), np.float32)
     for s in range(0, len(keys), CHUNK):
-        table[s : s + CHUNK] = _unit_regions(thumbs, trims, images[s : s + CHUNK], boxes[s : s + CHUNK])
+        table[s : s + CHUNK] = _unit_regions(thumbs, trims, squares, images[s : s + CHUNK], boxes[s : s + CHUNK])
     wa, wb, ra, rb = inverse.reshape(4, len(i))
     framed = (box_a == 0) & (box_b == 0) & ~flip  # the signal's regions are the trimmed frames: one product is enough
     score = np.empty(len(i))

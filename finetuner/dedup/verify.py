@@ -48,6 +48,7 @@ from finetuner.dedup.align import (
     cut,
     cuts,
     max_turns,
+    pair_ratios,
     placement,
     refit,
     regions,
@@ -84,8 +85,8 @@ from finetuner.dedup.views import VIEWS, allowed_combos, trim_boxes, unturned, v
 # 3 flat graphics, 4 surround check, 5 refit, 6 textures placed, trims compared where both agree, 7 frames placed,
 # 8 thin frame strips, 9 one picture as a band in the other's canvas, 10 bands gated at 16x16, 11 frames and bands held
 # to the refit's thresholds, 12 the colour check, 13 watermarks and logos left out, 14 photographs refitted turned up
-# to 5 degrees
-VERIFIER = 14
+# to 5 degrees, 15 the square view; a band taken wherever the best alignment so far fails
+VERIFIER = 15
 REFINE_MARGIN = 0.25  # pairs this far below min_similarity are not worth a template search
 # A refit (finetuner/dedup/align.py `refit`) bends one image onto the other more freely than a scale and a shift, so
 # it must explain more: at the verifier's own thresholds it let through light/dark twin wallpapers (0.93 / 0.79) and
@@ -527,7 +528,12 @@ def _bands(best: _Best, thumbs, trims, i, j, aspect, rule: VerifyRule, part: np.
         boxes_a, boxes_b, where = boxes_a[where], boxes_b[where], left[where]
         sim, det = evidence(cuts(thumbs, i[where], boxes_a), cuts(thumbs, j[where], boxes_b))
         stretch = np.zeros(len(where))
-        better = _score(sim, det, stretch, rule) > _score(best.sim[where], best.det[where], best.stretch[where], rule)
+        short = ~passes(best.sim[where], best.det[where], best.overlap[where], best.stretch[where])
+        # taken where it scores better, or wherever the best so far fails (e.g. a square crop of a wide picture:
+        # as a view it aligns perfectly but shares too little of it, while the canvas around it is bars)
+        better = short | (
+            _score(sim, det, stretch, rule) > _score(best.sim[where], best.det[where], best.stretch[where], rule)
+        )
         better &= _rule(_strict(rule))(sim, det, np.ones(len(where)), stretch)  # the surround: only where it decides
         overlap = np.zeros(len(where))
         for k in np.flatnonzero(better).tolist():
@@ -608,7 +614,9 @@ def _place_frames(best: _Best, thumbs, trims, i, j, signals, aspect, rule: Verif
     16x16 (`coarse_placement` >= FRAME_REACH) are placed at full size."""
     passes = _rule(rule)
     left = part[~passes(best.sim[part], best.det[part], best.overlap[part], best.stretch[part])]
-    boxes = [signal_boxes(signals[q], trims[i[q]], trims[j[q]]) for q in left.tolist()]
+    boxes = [
+        signal_boxes(signals[q], trims[i[q]], trims[j[q]], *pair_ratios(aspect, i[q], j[q])) for q in left.tolist()
+    ]
     views = np.array([(a, b) != (tuple(trims[i[q]]), tuple(trims[j[q]])) for q, (a, b, _, _) in zip(left, boxes)], bool)
     mirrored = np.array([m for _, _, m, _ in boxes], bool)
     left, mirrored = left[views], mirrored[views]
@@ -680,9 +688,10 @@ def _mean_deviation(stack: np.ndarray) -> np.ndarray:
     return np.abs(flat - flat.mean(axis=1, keepdims=True)).mean(axis=1)
 
 
-def best_signal(a: np.ndarray, b: np.ndarray) -> str:
-    """The view pair ("full~crop90") whose hashes of two thumbnails are closest, as a candidate search names it."""
-    hashes = view_hashes(np.stack([a, b]))
+def best_signal(a: np.ndarray, b: np.ndarray, aspect: tuple[float, float] | None = None) -> str:
+    """The view pair ("full~crop90") whose hashes of two thumbnails (of images of `aspect`, width / height) are
+    closest, as a candidate search names it."""
+    hashes = view_hashes(np.stack([a, b]), None if aspect is None else np.array(aspect, np.float64))
     allowed = allowed_combos(VIEWS).tolist()
     pairs = [
         (int(np.bitwise_count(hashes[x][0] ^ hashes[y][1])), f"{x}~{y}")
@@ -706,7 +715,7 @@ def verify(
         pair,
         np.array([0]),
         np.array([1]),
-        [best_signal(a, b)],
+        [best_signal(a, b, aspect)],
         rule,
         None if aspect is None else np.array(aspect),
         colours=None if colours is None else np.stack(colours),

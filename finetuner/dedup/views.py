@@ -6,6 +6,8 @@ below undoes one kind of edit before hashing, so the copy and the original meet 
 - `full`: the whole frame; `mirror`: the frame flipped left-right (the same DCT with odd columns negated);
 - `crop90`, `crop80`: centre crops keeping 90% / 80% of each side (borders cropped away, a caption bar trimmed);
 - `trim`: the content inside uniform borders (letterbox / pillarbox bars, a plain mat) stripped before hashing;
+- `square`: the centre square of the picture in its true proportions (a wide photo reposted cropped to a square, as
+  social media and thumbnails do), from the image's aspect ratio; none for a near-square image;
 - `rot90`, `rot180`, `rot270`: the whole frame turned (a scan or a slide saved on its side or upside down; with
   `mirror`, flipped top to bottom): the full frame's low DCT transposed and its odd rows or columns negated.
 Views are computed from a 64x64 grey thumbnail (aspect squashed: a per-axis scale, which the verifier undoes the
@@ -36,6 +38,7 @@ VIEWS = (
     "top90",
     "bottom90",
     "trim",
+    "square",
     "rot90",
     "rot180",
     "rot270",
@@ -46,6 +49,7 @@ FLAT_STD = 3.0  # grey levels: an edge row or column flatter than this is a bar 
 BAR_TOLERANCE = 10.0  # grey levels: ...when its mean is this close to the outermost row/column's
 MAX_TRIM = 0.3  # never strip more than this share of a side from one edge
 CHUNK = 2048  # thumbnails per batch of per-image statistics
+SQUARE_MIN_STRETCH = 0.1  # |log| of an image's aspect ratio below which it is square enough to have no square view
 
 
 def _edge_runs(lines: np.ndarray) -> np.ndarray:
@@ -229,10 +233,32 @@ def _turned_stack(images, rows: np.ndarray, quarter: np.ndarray) -> np.ndarray:
     return out
 
 
-def view_box(view: str, trim: tuple[int, int, int, int]) -> tuple[tuple[int, int, int, int], bool]:
-    """((top, bottom, left, right), mirrored) of a view on a 64x64 thumbnail whose `trim_box` is `trim`."""
+def square_boxes(aspect: np.ndarray | None, n: int) -> np.ndarray:
+    """(n, 4) of (top, bottom, left, right): the centre square of each of n images of `aspect` (width / height; NaN or
+    None: unknown) on its squashed 64x64 thumbnail; the whole frame where the image is near-square or its shape
+    unknown."""
+    boxes = np.tile(np.array([0, THUMB, 0, THUMB], np.int64), (n, 1))
+    if aspect is None:
+        return boxes
+    ratio = np.asarray(aspect, np.float64)
+    known = np.isfinite(ratio) & (ratio > 0)
+    stretch = np.where(known, np.abs(np.log(np.where(known, ratio, 1.0))), 0.0)
+    margin = np.round(THUMB / 2 * (1 - np.exp(-stretch))).astype(np.int64)  # half the frame less half the square
+    wide, tall = (stretch >= SQUARE_MIN_STRETCH) & (ratio > 1), (stretch >= SQUARE_MIN_STRETCH) & (ratio < 1)
+    boxes[wide, 2], boxes[wide, 3] = margin[wide], THUMB - margin[wide]
+    boxes[tall, 0], boxes[tall, 1] = margin[tall], THUMB - margin[tall]
+    return boxes
+
+
+def view_box(
+    view: str, trim: tuple[int, int, int, int], aspect: float = float("nan")
+) -> tuple[tuple[int, int, int, int], bool]:
+    """((top, bottom, left, right), mirrored) of a view on a 64x64 thumbnail whose `trim_box` is `trim`, of an
+    image of `aspect` (width / height; NaN: unknown, the square view is then the whole frame)."""
     if view == "trim":
         return tuple(trim), False
+    if view == "square":
+        return tuple(square_boxes(np.array([aspect]), 1)[0].tolist()), False
     m = {"crop90": round(THUMB * 0.05), "crop80": round(THUMB * 0.1)}.get(view, 0)
     cut = round(THUMB * 0.1)  # 10% off one side: the view of the original that a one-sided crop shows
     boxes = {
@@ -244,11 +270,17 @@ def view_box(view: str, trim: tuple[int, int, int, int]) -> tuple[tuple[int, int
     return boxes.get(view, (m, THUMB - m, m, THUMB - m)), view == "mirror"
 
 
-def view_hashes(thumbs: np.ndarray) -> dict[str, np.ndarray]:
-    """Every view's 64-bit hash per thumbnail, as uint64 arrays keyed by view name."""
+def view_hashes(thumbs: np.ndarray, aspect: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Every view's 64-bit hash per thumbnail, as uint64 arrays keyed by view name. `aspect` (width / height of
+    each image, NaN where unknown) places the square view; without it (or for a near-square image) that view is the
+    full frame's hash."""
     thumbs = np.asarray(thumbs)
-    out = _fixed_view_hashes(thumbs, [name for name in VIEWS if name != "trim" and name not in TURNS])
+    out = _fixed_view_hashes(thumbs, [name for name in VIEWS if name not in ("trim", "square") and name not in TURNS])
     out["trim"] = _region_hash(thumbs, trim_boxes(thumbs).tolist())
+    squares = square_boxes(aspect, len(thumbs))
+    cropped = np.flatnonzero((squares != (0, THUMB, 0, THUMB)).any(axis=1))
+    out["square"] = out["full"].copy()
+    out["square"][cropped] = _region_hash(thumbs[cropped], squares[cropped].tolist())
     return {name: out[name] for name in VIEWS}
 
 
@@ -284,8 +316,8 @@ def view_candidates(
     owner, kind, stacked = [], [], []
     for k, name in enumerate(names):
         members = np.flatnonzero(~low_detail) if name in DETAIL_VIEWS else np.arange(n)
-        if name == "trim" and "full" in views:  # no border trimmed: the full view finds all it would, and more
-            members = members[views["trim"][members] != views["full"][members]]
+        if name in ("trim", "square") and "full" in views:  # nothing trimmed or cut: the full view finds all it
+            members = members[views[name][members] != views["full"][members]]  # would, and more
         owner.append(members)
         kind.append(np.full(len(members), k))
         stacked.append(views[name][members])
@@ -363,12 +395,15 @@ def allowed_combos(names: Sequence[str]) -> np.ndarray:
     """Which view pairs may propose a candidate: the trimmed content only against a whole frame. Two trimmed frames
     (or a trimmed frame and a crop) both lose their own framing; letters of different typefaces, trimmed to their
     bounding boxes, look alike that way without being copies. A turned frame only against the other's whole frame
-    (as it is or mirrored): two turned frames are their frames as they are."""
+    (as it is or mirrored): two turned frames are their frames as they are. A square view likewise only against a
+    whole frame."""
     whole = {"full", "mirror"}
 
     def allowed(x: str, y: str) -> bool:
         if x in TURNS or y in TURNS:
             return (x in TURNS) != (y in TURNS) and bool({x, y} & whole)
+        if "square" in (x, y):  # the centre square of one is what its square crop shows whole
+            return bool({x, y} & whole)
         return not ("trim" in (x, y) and not {x, y} & whole)
 
     return np.array([allowed(x, y) for x in names for y in names])

@@ -174,7 +174,7 @@ def test_cached_looks_equal_computed_ones_and_are_computed_once(tmp_path, monkey
     plain = candidates._looks(thumbs, a, b, signal)
     computed = []
     real = candidates._looks
-    monkeypatch.setattr(candidates, "_looks", lambda t, x, y, s: computed.append(len(x)) or real(t, x, y, s))
+    monkeypatch.setattr(candidates, "_looks", lambda t, x, y, s, r: computed.append(len(x)) or real(t, x, y, s, r))
     first = candidates.cached_looks(thumbs, shas, LookCache(tmp_path, "s"))(a[:3], b[:3], signal[:3])
     again = candidates.cached_looks(thumbs, shas, LookCache(tmp_path, "s"))(a, b, signal)
     assert np.allclose(first, plain[:3]) and np.allclose(again, plain)

@@ -53,25 +53,28 @@ def test_regions_are_shrunk_as_one_opencv_call_per_region_does() -> None:
     """Stacking the regions cut by one box into one tall resize gives the pixels of one area resize per region, for
     every view's box and for trimmed frames of any size."""
     from finetuner.dedup import prescreen as module
-    from finetuner.dedup.views import view_box
+    from finetuner.dedup.views import square_boxes, view_box
 
     rng = np.random.default_rng(3)
     thumbs = rng.integers(0, 256, (60, 64, 64), dtype=np.uint8)
     trims = np.tile([0, 64, 0, 64], (len(thumbs), 1))
     tops, bottoms, lefts = rng.integers(0, 19, 20), rng.integers(45, 65, 20), rng.integers(0, 19, 20)
     trims[::3] = np.stack([tops, bottoms, lefts, np.full(20, 61)], 1)  # trimmed frames of many sizes
+    aspect = np.exp(rng.uniform(-0.8, 0.8, len(thumbs)))  # wide, tall and near-square images: their centre squares
+    squares = square_boxes(aspect, len(thumbs))
     images = np.r_[np.arange(60), rng.integers(0, 60, 200)]
     boxes = np.r_[np.zeros(60, np.int64), rng.integers(0, len(module.BOXES), 200)]
     expected = np.empty((len(images), 16, 16), np.float32)
     for k, (x, box) in enumerate(zip(images.tolist(), boxes.tolist())):
-        (top, bottom, left, right), _ = view_box(module.BOXES[box], tuple(trims[x]))
+        (top, bottom, left, right), _ = view_box(module.BOXES[box], tuple(trims[x]), aspect[x])
         region = thumbs[x][top:bottom, left:right].astype(np.float32)
         expected[k] = cv2.resize(region, (16, 16), interpolation=cv2.INTER_AREA)
     parts = np.stack([expected[:, module.BAND :], expected[:, : -module.BAND]], axis=1)
     parts -= parts.mean(axis=(2, 3), keepdims=True)
     norm = np.sqrt((parts * parts).sum(axis=(2, 3), keepdims=True))
     expected = np.divide(parts, norm, out=np.zeros_like(parts), where=norm > 1e-3)
-    assert np.array_equal(module._unit_regions(thumbs, trims, images, boxes), expected)
+    assert np.array_equal(module._unit_regions(thumbs, trims, squares, images, boxes), expected)
+    assert (boxes == module.BOXES.index("square")).sum() > 5
 
 
 def test_textures_are_told_from_pictures() -> None:
@@ -94,3 +97,16 @@ def test_a_cropped_texture_is_verified_though_its_look_is_no_evidence() -> None:
     verdicts = candidates.decide(thumbs, a, b, signal, np.zeros(3, bool), None, VerifyRule(), THRESHOLD)
     assert verdicts.accepted[0] and verdicts.rule[0] == "aligned", verdicts.row(0)
     assert not verdicts.accepted[1] and verdicts.rule[1] == "aligned", verdicts.row(1)
+
+
+def test_a_square_crop_is_looked_at_in_the_originals_centre_square() -> None:
+    """A square crop of a 16:9 photo shows 56% of its width: against the whole frame it looks like a stranger, against
+    the centre square (placed by the aspect ratio) like the copy it is."""
+    from tests.dedup.test_verify import square_crop
+
+    original = photo(31, (320, 180))
+    thumbs = np.stack([thumb(original), thumb(square_crop(original)), thumb(photo(32, (180, 180)))])
+    aspect = np.array([16 / 9, 1.0, 1.0])
+    i, j, signals = np.array([0, 0]), np.array([1, 2]), ["square~full", "square~full"]
+    looked, copy_whole = prescreen(thumbs, i, j, signals, aspect), prescreen(thumbs, i[:1], j[:1], ["full~full"])
+    assert looked[0] >= THRESHOLD > max(looked[1], copy_whole[0]), (looked, copy_whole)

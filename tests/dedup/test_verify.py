@@ -14,8 +14,16 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 from finetuner.dedup.align import PHOTO_MAX_TURN, REFIT_MAX_TURN, max_turns, refit
 from finetuner.dedup.hashing import hash_files, hash_images
 from finetuner.dedup.neighbours import hamming
-from finetuner.dedup.verify import best_signal, verify, verify_pairs
-from finetuner.dedup.views import Candidates, nearest_per_image, subset, trim_box, view_candidates, view_hashes
+from finetuner.dedup.verify import VerifyRule, best_signal, verify, verify_pairs
+from finetuner.dedup.views import (
+    Candidates,
+    nearest_per_image,
+    square_boxes,
+    subset,
+    trim_box,
+    view_candidates,
+    view_hashes,
+)
 from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
 
 
@@ -414,6 +422,49 @@ def test_a_turned_or_flipped_copy_is_found_through_a_turned_view(turn) -> None:
     assert verdict.accepted and "turned" in verdict.transform, verdict
     stranger = photo(22, (320, 240)).transpose(turn)
     assert not verify(a, thumb(stranger), aspect=(4 / 3, stranger.size[0] / stranger.size[1])).accepted
+
+
+def square_crop(image: Image.Image) -> Image.Image:
+    w, h = image.size
+    side = min(w, h)
+    return image.crop(((w - side) // 2, (h - side) // 2, (w + side) // 2, (h + side) // 2))
+
+
+@pytest.mark.parametrize("size", [(300, 200), (200, 300)])
+def test_a_square_crop_of_a_wide_or_tall_photo_is_found_through_the_square_view(size) -> None:
+    """Reposted cropped to a square (a third of a 3:2 photo cut away): only the original's centre square meets it."""
+    original = photo(23, size)
+    copy = Image.open(io.BytesIO(to_jpeg_bytes(square_crop(original))))
+    a, b = thumb(original), thumb(copy)
+    aspect = (size[0] / size[1], 1.0)
+    assert best_signal(a, b, aspect) == "square~full"
+    assert best_signal(a, b) != "square~full"  # without the shape there is no square view
+    verdict = verify(a, b, aspect=aspect)
+    assert verdict.accepted and verdict.transform.startswith("square of a = full of b"), verdict
+    assert verdict.overlap == pytest.approx(2 / 3, abs=0.03)
+    assert not verify(a, b, VerifyRule(min_overlap=0.7), aspect=aspect).accepted  # a third cut away: the user's call
+    stranger = square_crop(photo(24, size))
+    assert not verify(a, thumb(stranger), aspect=aspect).accepted
+
+
+def test_square_boxes_are_the_centre_square_in_true_proportions() -> None:
+    boxes = square_boxes(np.array([16 / 9, 9 / 16, 1.05, np.nan, 2.0]), 5)
+    assert boxes[0].tolist() == [0, 64, 14, 50]  # 64 * 9/16 = 36 columns
+    assert boxes[1].tolist() == [14, 50, 0, 64]
+    assert boxes[2].tolist() == boxes[3].tolist() == [0, 64, 0, 64]  # near-square, unknown: the whole frame
+    assert boxes[4].tolist() == [0, 64, 16, 48]
+    assert square_boxes(None, 2).tolist() == [[0, 64, 0, 64]] * 2
+
+
+def test_the_square_view_is_searched_only_where_it_differs_and_only_against_whole_frames() -> None:
+    from finetuner.dedup.views import VIEWS, allowed_combos
+
+    allowed = dict(zip(((x, y) for x in VIEWS for y in VIEWS), allowed_combos(VIEWS).tolist()))
+    assert allowed["square", "full"] and allowed["mirror", "square"]
+    assert not allowed["square", "square"] and not allowed["square", "crop90"] and not allowed["trim", "square"]
+    thumbs = np.stack([thumb(photo(25, (300, 200))), thumb(photo(26, (200, 200)))])
+    views = view_hashes(thumbs, np.array([1.5, 1.0]))
+    assert views["square"][0] != views["full"][0] and views["square"][1] == views["full"][1]
 
 
 def test_turned_views_pair_only_with_a_whole_frame() -> None:
