@@ -22,10 +22,9 @@ import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
-from finetuner.dedup.hashing import THUMB, bits_to_uint64, phash_bits
+from finetuner.dedup.hashing import THUMB, bits_to_uint64
 from finetuner.dedup.neighbours import load_compiled, radius_pairs, radius_pairs_between, uses_compiled
 
 VIEWS = (
@@ -88,19 +87,6 @@ def trim_box(thumb: np.ndarray) -> tuple[int, int, int, int]:
     return tuple(int(v) for v in trim_boxes(thumb[None])[0])
 
 
-def _region_hash(thumbs: np.ndarray, boxes: Sequence[tuple[int, int, int, int]]) -> np.ndarray:
-    """phash-style 64-bit hash of a region of each thumbnail, resized to 32x32."""
-    if len(thumbs) == 0:
-        return np.zeros(0, dtype=np.uint64)
-    regions = np.stack(
-        [
-            cv2.resize(t[a:b, c:d].astype(np.float32), (32, 32), interpolation=cv2.INTER_AREA)
-            for t, (a, b, c, d) in zip(thumbs, boxes)
-        ]
-    )
-    return bits_to_uint64(phash_bits(regions))
-
-
 @functools.cache
 def _area_weights(start: int, stop: int) -> np.ndarray:
     """(32, THUMB): OpenCV's INTER_AREA shrink of pixels start:stop of a thumbnail line to 32, as a matrix (each
@@ -114,12 +100,18 @@ def _area_weights(start: int, stop: int) -> np.ndarray:
     return out
 
 
-@functools.cache
 def _view_matrices(view: str) -> tuple[np.ndarray, np.ndarray]:
     """(rows, columns), each (8, THUMB): the low 8x8 DCT of a fixed view's 32x32 region of a thumbnail T is
     rows @ T @ columns.T, so every fixed view of a whole batch is two matrix products instead of a resize and a
     DCT per view and image (the mirror's columns are the full frame's, reversed)."""
-    (top, bottom, left, right), mirrored = view_box(view, (0, THUMB, 0, THUMB))
+    box, mirrored = view_box(view, (0, THUMB, 0, THUMB))
+    return _box_matrices(tuple(box), mirrored)
+
+
+@functools.lru_cache(maxsize=4096)
+def _box_matrices(box: tuple[int, int, int, int], mirrored: bool) -> tuple[np.ndarray, np.ndarray]:
+    """`_view_matrices` of the region `box` (top, bottom, left, right) of a thumbnail."""
+    top, bottom, left, right = box
     dct = np.cos(np.pi * np.outer(np.arange(8), 2 * np.arange(32) + 1) / 64) * 2  # scipy's unnormalised DCT-II
     columns = dct @ _area_weights(left, right)
     return (dct @ _area_weights(top, bottom)).astype(np.float32), (columns[:, ::-1] if mirrored else columns).astype(
@@ -276,12 +268,24 @@ def view_hashes(thumbs: np.ndarray, aspect: np.ndarray | None = None) -> dict[st
     full frame's hash."""
     thumbs = np.asarray(thumbs)
     out = _fixed_view_hashes(thumbs, [name for name in VIEWS if name not in ("trim", "square") and name not in TURNS])
-    out["trim"] = _region_hash(thumbs, trim_boxes(thumbs).tolist())
-    squares = square_boxes(aspect, len(thumbs))
-    cropped = np.flatnonzero((squares != (0, THUMB, 0, THUMB)).any(axis=1))
-    out["square"] = out["full"].copy()
-    out["square"][cropped] = _region_hash(thumbs[cropped], squares[cropped].tolist())
+    out["trim"] = _boxed_hashes(thumbs, trim_boxes(thumbs), out["full"])
+    out["square"] = _boxed_hashes(thumbs, square_boxes(aspect, len(thumbs)), out["full"])
     return {name: out[name] for name in VIEWS}
+
+
+def _boxed_hashes(thumbs: np.ndarray, regions: np.ndarray, full: np.ndarray) -> np.ndarray:
+    """The hash of region regions[k] (top, bottom, left, right) of each thumbnail, `full` where it is the whole
+    frame. A collection has few shapes and bars: the images whose regions share a box are hashed by one pair of
+    matrix products."""
+    out = full.copy()
+    cropped = np.flatnonzero((regions != (0, THUMB, 0, THUMB)).any(axis=1))
+    boxes, inverse = np.unique(regions[cropped], axis=0, return_inverse=True)
+    for k, box in enumerate(boxes.tolist()):
+        members = cropped[inverse.ravel() == k]
+        rows, columns = _box_matrices(tuple(box), False)
+        low = (rows @ thumbs[members].astype(np.float32) @ columns.T).reshape(len(members), -1)
+        out[members] = bits_to_uint64(low > np.median(low, axis=1, keepdims=True))
+    return out
 
 
 @dataclass(frozen=True)
