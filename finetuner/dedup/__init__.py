@@ -1,5 +1,6 @@
 """Dedup: perceptual hashes of several views (`hashing`, `views`), exact radius search (`neighbours`), the verifier
-(`verify`, `candidates`), optional embeddings (`embedding`, `similarity`), pairs to leakage units with guards
+(`verify`, its searches beyond the frames as they are `searches`, its thresholds and verdicts `verdicts`, and
+`candidates`), optional embeddings (`embedding`, `similarity`), pairs to leakage units with guards
 (`units`), the per-content cache (`hash_cache`) and the report (`report`). Run by tasks/dedup.py."""
 
 from finetuner import lazy_exports

@@ -12,8 +12,8 @@ import scipy.fftpack
 from PIL import ImageOps
 
 from finetuner.dedup import prescreen as prescreen_module
+from finetuner.dedup import searches, views
 from finetuner.dedup import verify as verify_module
-from finetuner.dedup import views
 from finetuner.dedup.hashing import bits_to_uint64
 from finetuner.dedup.neighbours import sorted_unique
 from finetuner.dedup.prescreen import prescreen
@@ -83,6 +83,7 @@ def test_verdicts_and_prescreen_do_not_depend_on_batch_sizes(monkeypatch) -> Non
     for module, name in (
         (verify_module, "PAIR_CHUNK"),
         (verify_module, "IMAGE_CHUNK"),
+        (searches, "IMAGE_CHUNK"),
         (prescreen_module, "CHUNK"),
         (views, "CHUNK"),
     ):

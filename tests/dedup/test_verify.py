@@ -106,8 +106,8 @@ def test_a_crop_beyond_a_scale_and_a_shift_is_refitted(monkeypatch) -> None:
     copy = ImageOps.mirror(crop(original, left=0.07, bottom=0.07))
     verdict = verify(thumb(original), thumb(copy))
     assert verdict.accepted and "refit" in verdict.transform and "mirror" in verdict.transform, verdict
-    monkeypatch.setattr("finetuner.dedup.verify.refit", lambda *args: None)
-    monkeypatch.setattr("finetuner.dedup.verify._place_frames", lambda *args: None)  # which finds it another way
+    monkeypatch.setattr("finetuner.dedup.searches.refit", lambda *args: None)
+    monkeypatch.setattr("finetuner.dedup.searches._place_frames", lambda *args: None)  # which finds it another way
     assert not verify(thumb(original), thumb(copy)).accepted
     assert not verify(thumb(original), thumb(texture(1))).accepted
 
@@ -121,7 +121,7 @@ def test_a_corner_crop_is_found_by_placing_the_whole_frames(corner: str, monkeyp
     verdict = verify(thumb(original), thumb(copy))
     assert verdict.accepted and verdict.transform.startswith("full of a = full of b, b in a"), verdict
     assert not verify(thumb(original), thumb(texture(2))).accepted
-    monkeypatch.setattr("finetuner.dedup.verify._place_frames", lambda *args: None)
+    monkeypatch.setattr("finetuner.dedup.searches._place_frames", lambda *args: None)
     assert not verify(thumb(original), thumb(copy)).accepted
 
 
@@ -136,7 +136,7 @@ def test_a_copy_trimmed_otherwise_is_compared_where_both_trims_agree(monkeypatch
     assert trim_box(original) == (0, 64, 0, 64) and trim_box(copy)[0] >= 8, trim_box(copy)
     verdict = verify(original, copy)
     assert verdict.accepted and "inside both frames' bars" in verdict.transform, verdict
-    monkeypatch.setattr("finetuner.dedup.verify._untrimmed", lambda *args: None)
+    monkeypatch.setattr("finetuner.dedup.searches.untrimmed", lambda *args: None)
     assert not verify(original, copy).accepted
 
 
@@ -157,7 +157,7 @@ def test_a_repost_on_a_blurred_copy_of_itself_is_found_as_a_band(picture: Image.
     verdict = verify(thumb(picture), thumb(repost(picture)), aspect=aspect)
     assert verdict.accepted and "a band" in verdict.transform and verdict.overlap == 1.0, verdict
     assert not verify(thumb(picture), thumb(repost(photo(12, (320, 180)))), aspect=aspect).accepted
-    monkeypatch.setattr("finetuner.dedup.verify._bands", lambda *args: None)
+    monkeypatch.setattr("finetuner.dedup.searches._bands", lambda *args: None)
     assert not verify(thumb(picture), thumb(repost(picture)), aspect=aspect).accepted
 
 
