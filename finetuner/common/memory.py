@@ -24,6 +24,7 @@ import contextlib
 import ctypes
 import functools
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -34,7 +35,9 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (glibc's mal
 MMAP_THRESHOLD = 32 << 20  # bytes: glibc's own ceiling for its sliding threshold; larger blocks still map directly
 TRIM_THRESHOLD = 1 << 30  # bytes of free heap kept (not trimmed) while a block runs
 TRIM_AFTER = 2 * MMAP_THRESHOLD  # ...and after: where glibc's sliding trim threshold stands beside that mmap one
-_depth = 0
+_depth = 0  # blocks inside now, in any thread
+_advised: bool | None = None  # numpy's advice before the first of them
+_lock = threading.Lock()
 
 
 def _hugepage_switch() -> Callable[[bool], bool] | None:
@@ -56,27 +59,38 @@ def _glibc():
 
 @contextlib.contextmanager
 def array_memory() -> Iterator[None]:
-    """numpy's large allocations in small pages, and freed memory reused, inside the block (nested blocks: the
-    outermost one sets and restores)."""
-    global _depth
-    _depth += 1
-    if _depth > 1:
-        try:
-            yield
-        finally:
-            _depth -= 1
-        return
-    switch, libc = _hugepage_switch(), _glibc()
-    advised = switch(False) if switch is not None else None
-    if libc is not None:
-        libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
-        libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    """numpy's large allocations in small pages, and freed memory reused, inside the block. The settings are the
+    process's: blocks nested or overlapping in threads count as one, set by the first to enter and restored by the
+    last to leave."""
+    _enter()
     try:
         yield
     finally:
+        _leave()
+
+
+def _enter() -> None:
+    global _depth, _advised
+    with _lock:
+        _depth += 1
+        if _depth > 1:
+            return
+        switch, libc = _hugepage_switch(), _glibc()
+        _advised = switch(False) if switch is not None else None
+        if libc is not None:
+            libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+            libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+
+
+def _leave() -> None:
+    global _depth
+    with _lock:
         _depth -= 1
-        if switch is not None:
-            switch(advised)
+        if _depth > 0:
+            return
+        switch, libc = _hugepage_switch(), _glibc()
+        if switch is not None and _advised is not None:
+            switch(_advised)
         if libc is not None:
             libc.mallopt(_M_TRIM_THRESHOLD, TRIM_AFTER)
             libc.malloc_trim(0)

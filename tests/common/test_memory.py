@@ -79,3 +79,25 @@ def test_a_decorated_function_keeps_its_name_result_and_errors():
 def test_nothing_is_set_off_linux(monkeypatch):
     monkeypatch.setattr(sys, "platform", "darwin")
     assert memory._glibc() is None
+
+
+@pytest.mark.skipif(switch is None, reason="this numpy has no huge-page switch")
+def test_blocks_overlapping_in_threads_restore_the_advice_when_the_last_one_leaves():
+    import threading
+
+    before = advice()
+    inside, leave = threading.Event(), threading.Event()
+
+    def other() -> None:
+        with array_memory():
+            inside.set()
+            leave.wait(5)
+
+    worker = threading.Thread(target=other)
+    with array_memory():
+        worker.start()
+        inside.wait(5)
+    assert advice() is False  # this thread's block ended, the other's has not
+    leave.set()
+    worker.join(5)
+    assert advice() is before and memory._depth == 0
