@@ -447,6 +447,17 @@ def test_a_square_crop_of_a_wide_or_tall_photo_is_found_through_the_square_view(
     assert not verify(a, thumb(stranger), aspect=aspect).accepted
 
 
+def test_a_square_crop_of_a_picture_on_a_plain_canvas_is_taken_as_the_picture_in_its_canvas() -> None:
+    """A picture in the middle of a wide shaded canvas (a page, a slide), cropped square: as the square view the crop
+    aligns perfectly but keeps half the frame, below min_overlap; shown as a band in the other's canvas, whose
+    surround is plain, it covers all of the picture. The band must be taken though it scores no higher."""
+    shading = np.linspace(60, 200, 400)[None, :, None] + np.linspace(0, 20, 200)[:, None, None]
+    canvas = Image.fromarray(np.repeat(shading, 3, axis=2).astype(np.uint8))
+    canvas.paste(photo(41, (150, 150)), (125, 25))
+    verdict = verify(thumb(canvas), thumb(square_crop(canvas)), aspect=(2.0, 1.0))
+    assert verdict.accepted and "a band" in verdict.transform and verdict.overlap == 1.0, verdict
+
+
 def test_square_boxes_are_the_centre_square_in_true_proportions() -> None:
     boxes = square_boxes(np.array([16 / 9, 9 / 16, 1.05, np.nan, 2.0]), 5)
     assert boxes[0].tolist() == [0, 64, 14, 50]  # 64 * 9/16 = 36 columns
