@@ -3,16 +3,15 @@
 Candidates are image pairs with some view of one (full, mirror, centre and one-sided crops, letterbox-trimmed:
 finetuner/dedup/views.py) within `dedup.verify.candidate_distance` bits of some view of the other, plus pairs within
 `dedup.max_distance` under any configured hash method; each image's `candidates_per_image` closest are kept. Every
-candidate is then decided by finetuner/dedup/verify.py on the cached thumbnails, so no file is decoded again. Also
+candidate is then decided (finetuner/dedup/decide.py: a 16x16 look, then finetuner/dedup/verify.py) on the cached
+thumbnails, so no file is decoded again. Also
 builds the report's trade-off table (pairs and largest cluster at thresholds around `min_similarity`) and the list of
 rejected candidates nearest the cut-off, which dedup.html shows so a person can audit it. Called by tasks/dedup.py.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,19 +19,17 @@ import numpy as np
 
 from finetuner.common.memory import with_array_memory
 from finetuner.config import VerifyConfig
+from finetuner.dedup.decide import decide, pair_looks
 from finetuner.dedup.hash_cache import CandidateCache, LookCache, VerdictCache, pair_keys
 from finetuner.dedup.hashing import DECODE_SIZE, PIXELS, view_key
 from finetuner.dedup.neighbours import hamming, radius_pairs, radius_pairs_between
-from finetuner.dedup.prescreen import prescreen, textured
 from finetuner.dedup.surround import MIN_INSIDE_SIMILARITY
 from finetuner.dedup.units import cluster_stats
-from finetuner.dedup.verify import VERIFIER, Verdicts, VerifyRule, verify_pairs
+from finetuner.dedup.verify import VERIFIER, Verdicts, VerifyRule
 from finetuner.dedup.views import VIEWS, Candidates, nearest_per_image, subset, view_candidates
 
 EVIDENCE = ("signal", "rule", "similarity", "detail_similarity", "overlap", "transform", "colour")
 MAX_REJECTED_SHOWN = 30
-MIN_PER_THREAD = 2048  # candidates: fewer are decided in one process (starting a worker costs more)
-SLICES_PER_WORKER = 2  # slices of the candidates per process: slices differ in work, a worker done early takes another
 
 
 def verify_rule(config: VerifyConfig) -> VerifyRule:
@@ -167,7 +164,7 @@ def capped_by_look(
     a, b = hashed[found.i], hashed[found.j]
     looks = np.full(len(found.i), np.nan)
     judged = np.flatnonzero((crowded[found.i] | crowded[found.j]) & ~flat[a] & ~flat[b])
-    look_of = look_of or (lambda x, y, signal: _looks(thumbs, x, y, signal, aspect))
+    look_of = look_of or (lambda x, y, signal: pair_looks(thumbs, x, y, signal, aspect))
     looks[judged] = look_of(a[judged], b[judged], found.signal[judged])
     key = np.where(np.isnan(looks), found.distance / 64.0, 1.0 - looks)
     keep = nearest_per_image(found, n, per_image, key)
@@ -184,19 +181,12 @@ def cached_looks(thumbs, shas: list[str], cache: LookCache, aspect: np.ndarray |
         looks = known["look"]
         todo = np.flatnonzero(at < 0)
         if len(todo):
-            looks[todo] = _looks(thumbs, a[todo], b[todo], signal[todo], aspect)
+            looks[todo] = pair_looks(thumbs, a[todo], b[todo], signal[todo], aspect)
             cache.add(keys[todo], {"look": looks[todo]})
             cache.save()
         return looks
 
     return look_of
-
-
-def _looks(thumbs, a: np.ndarray, b: np.ndarray, signal: np.ndarray, aspect: np.ndarray | None = None) -> np.ndarray:
-    """The prescreen's 16x16 score of pairs (a, b), reading only their images' thumbnails."""
-    if len(a) == 0:
-        return np.zeros(0)
-    return prescreen(thumbs, a, b, signal, aspect)
 
 
 @with_array_memory  # large arrays in small pages, freed memory reused (finetuner/common/memory.py)
@@ -271,103 +261,6 @@ def verified_pairs(
         columns[f][todo] = fresh[f]
     verdicts = Verdicts(*(columns[f] for f in VerdictCache.FIELDS))
     return Verified(a, b, found.signal, found.distance, verdicts)
-
-
-def decide(
-    thumbs: np.ndarray,
-    a: np.ndarray,
-    b: np.ndarray,
-    signal: np.ndarray,
-    flat: np.ndarray,
-    aspect: np.ndarray | None,
-    rule: VerifyRule,
-    prescreen_similarity: float,
-    workers: int = 1,
-    looks: np.ndarray | None = None,
-    colours: np.ndarray | None = None,
-) -> Verdicts:
-    """Verdicts (accepted, rule, similarity, detail similarity, overlap, transform) of candidates (a, b): those
-    whose 16x16 look (finetuner/dedup/prescreen.py; `looks` where already known, else NaN) is below
-    `prescreen_similarity` are rejected unaligned, unless a frame is near-blank (`flat`); the rest are verified on
-    their thumbnails. With `workers` > 1, slices of the candidates are decided in parallel processes (a verdict
-    depends on its pair only)."""
-    parts = max(1, min(workers, len(a) // MIN_PER_THREAD))
-    if parts > 1:
-        args = (thumbs, a, b, signal, flat, aspect, rule, prescreen_similarity, looks, colours)
-        return _decide_in_processes(args, parts)
-    score = np.full(len(a), np.inf)
-    if looks is not None:
-        score[~np.isnan(looks)] = looks[~np.isnan(looks)]
-    if prescreen_similarity > -1 and len(a):
-        screened = np.flatnonzero(~flat[a] & ~flat[b] & ~np.isfinite(score))
-        score[screened] = _looks(thumbs, a[screened], b[screened], signal[screened], aspect)
-    thorough = _with_texture(thumbs, a, b, score < prescreen_similarity)
-    todo = np.flatnonzero((score >= prescreen_similarity) | thorough)
-    fresh = verify_pairs(  # on a stack of the verified candidates' images only (views.unturned)
-        thumbs, a[todo], b[todo], list(signal[todo]), rule, aspect, thorough=thorough[todo], colours=colours
-    )
-    rejected = np.flatnonzero(score < prescreen_similarity)  # by the look: its correlation is the evidence
-    shown = np.array([round(c, 4) for c in score[rejected].tolist()], np.float64)
-    columns = VerdictCache.blank(len(a))
-    columns["rule"][:] = "prescreen"
-    columns["colour"][:] = np.nan  # not looked at
-    columns["similarity"][rejected] = columns["detail_similarity"][rejected] = shown
-    columns["transform"][rejected] = [f"16x16 correlation {c:.2f}" for c in score[rejected].tolist()]
-    for name, values in columns.items():
-        values[todo] = getattr(fresh, name)
-    return Verdicts(**columns)
-
-
-def _with_texture(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, low: np.ndarray) -> np.ndarray:
-    """Which candidates with a `low` look have a textured image (finetuner/dedup/prescreen.py): their look is no
-    evidence. Only the images of low-look candidates are measured."""
-    out = np.zeros(len(a), bool)
-    where = np.flatnonzero(low)
-    if len(where):
-        images, inverse = np.unique(np.r_[a[where], b[where]], return_inverse=True)
-        texture = textured(thumbs[images])[inverse]
-        out[where] = texture[: len(where)] | texture[len(where) :]
-    return out
-
-
-def _joined(parts: list[Verdicts]) -> Verdicts:
-    return Verdicts(*(np.concatenate([getattr(p, f) for p in parts]) for f in VerdictCache.FIELDS))
-
-
-_SHARED: tuple = ()  # decide's arguments, inherited by forked workers instead of pickled to them
-
-
-def _decide_slice(bounds: tuple[int, int], args: tuple | None = None) -> Verdicts:
-    thumbs, a, b, signal, flat, aspect, rule, prescreen_similarity, looks, colours = args or _SHARED
-    s, e = bounds
-    cut = slice(s, e)
-    looks = None if looks is None else looks[cut]
-    return decide(
-        thumbs, a[cut], b[cut], signal[cut], flat, aspect, rule, prescreen_similarity, looks=looks, colours=colours
-    )
-
-
-def _decide_in_threads(args: tuple, parts: int) -> Verdicts:
-    cuts = np.linspace(0, len(args[1]), parts + 1).astype(int).tolist()
-    with ThreadPoolExecutor(parts) as pool:
-        return _joined(list(pool.map(lambda c: _decide_slice(c, args), zip(cuts, cuts[1:]))))
-
-
-def _decide_in_processes(args: tuple, workers: int) -> Verdicts:
-    """decide's slices in forked processes, which read the arguments from their copy of this module (nothing large
-    is pickled). Threads share one interpreter: the verifier's many small numpy and OpenCV calls hold the GIL long
-    enough that 2 threads decided 83k candidates in 2.1-2.4 s, 2 processes in 1.6-1.7 s (1 thread: 2.7 s); at 4k
-    candidates, forking costs no more than the threads lose. Where processes cannot fork, threads."""
-    if "fork" not in multiprocessing.get_all_start_methods():
-        return _decide_in_threads(args, workers)
-    global _SHARED
-    cuts = np.linspace(0, len(args[1]), workers * SLICES_PER_WORKER + 1).astype(int).tolist()
-    _SHARED = args
-    try:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            return _joined(list(pool.map(_decide_slice, zip(cuts, cuts[1:]))))
-    finally:
-        _SHARED = ()
 
 
 def margin(verified: Verified, config: VerifyConfig) -> np.ndarray:

@@ -95,7 +95,7 @@ def test_verdicts_and_prescreen_do_not_depend_on_batch_sizes(monkeypatch) -> Non
 
 
 def test_decide_in_threads_and_processes_gives_the_serial_verdicts(monkeypatch) -> None:
-    from finetuner.dedup import candidates
+    from finetuner.dedup import decide as deciding
     from finetuner.dedup.verify import VerifyRule
 
     thumbs = collection()
@@ -103,17 +103,17 @@ def test_decide_in_threads_and_processes_gives_the_serial_verdicts(monkeypatch) 
     signal = np.array([best_signal(thumbs[a], thumbs[b]) for a, b in zip(i, j)], dtype=object)
     flat = np.zeros(len(thumbs), bool)
     flat[-2:] = True  # the two near-blank frames
-    serial = candidates.decide(thumbs, i, j, signal, flat, None, VerifyRule(), 0.5)
-    monkeypatch.setattr(candidates, "MIN_PER_THREAD", 5)  # every worker gets slices
+    serial = deciding.decide(thumbs, i, j, signal, flat, None, VerifyRule(), 0.5)
+    monkeypatch.setattr(deciding, "MIN_PER_THREAD", 5)  # every worker gets slices
 
     def rows(verdicts) -> list:
         return [verdicts.row(k) for k in range(len(verdicts))]
 
     # forked workers, each reading the inherited arguments
-    assert rows(candidates.decide(thumbs, i, j, signal, flat, None, VerifyRule(), 0.5, workers=3)) == rows(serial)
+    assert rows(deciding.decide(thumbs, i, j, signal, flat, None, VerifyRule(), 0.5, workers=3)) == rows(serial)
     args = (thumbs, i, j, signal, flat, None, VerifyRule(), 0.5, None, None)
-    assert rows(candidates._decide_in_threads(args, 3)) == rows(serial)  # where processes cannot fork
-    assert candidates._SHARED == ()  # nothing kept alive in this process after the workers are done
+    assert rows(deciding._decide_in_threads(args, 3)) == rows(serial)  # where processes cannot fork
+    assert deciding._SHARED == ()  # nothing kept alive in this process after the workers are done
     assert serial.accepted.any() and not serial.accepted.all()
     assert {"prescreen", "aligned", "low-detail"} <= set(serial.rule)
 
@@ -172,10 +172,10 @@ def test_cached_looks_equal_computed_ones_and_are_computed_once(tmp_path, monkey
     shas = [hashlib.sha256(bytes([k])).hexdigest() for k in range(len(thumbs))]
     a, b = np.array([0, 0, 1, 2, 3]), np.array([1, 2, 3, 4, 5])
     signal = np.array(["full~full", "full~mirror", "full~crop90", "full~full", "full~full"], dtype=object)
-    plain = candidates._looks(thumbs, a, b, signal)
+    plain = candidates.pair_looks(thumbs, a, b, signal)
     computed = []
-    real = candidates._looks
-    monkeypatch.setattr(candidates, "_looks", lambda t, x, y, s, r: computed.append(len(x)) or real(t, x, y, s, r))
+    real = candidates.pair_looks
+    monkeypatch.setattr(candidates, "pair_looks", lambda t, x, y, s, r: computed.append(len(x)) or real(t, x, y, s, r))
     first = candidates.cached_looks(thumbs, shas, LookCache(tmp_path, "s"))(a[:3], b[:3], signal[:3])
     again = candidates.cached_looks(thumbs, shas, LookCache(tmp_path, "s"))(a, b, signal)
     assert np.allclose(first, plain[:3]) and np.allclose(again, plain)

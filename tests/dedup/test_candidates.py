@@ -147,20 +147,20 @@ def test_unit_guard_shortcut_keeps_what_the_walk_keeps(seed: int, monkeypatch) -
 
 
 def test_grown_collection_verifies_only_new_pairs(tmp_path: Path, monkeypatch) -> None:
-    from finetuner.dedup import candidates as dedup_verify
+    from finetuner.dedup import decide as deciding
     from tests.tasks.test_dedup import make_dataset
 
     rows = make_dataset(tmp_path)
     params = parse_params({"data": {"workers": 1}})
     first = dedup.run(params, tmp_path)
     seen: list[int] = []
-    original = dedup_verify.verify_pairs
+    original = deciding.verify_pairs
 
     def counting(thumbs, i, j, *args, **kwargs):
         seen.append(len(i))
         return original(thumbs, i, j, *args, **kwargs)
 
-    monkeypatch.setattr(dedup_verify, "verify_pairs", counting)
+    monkeypatch.setattr(deciding, "verify_pairs", counting)
     add_image(tmp_path, rows, "c1/p0_again.jpg", to_jpeg_bytes(ImageOps.mirror(photo(0, (96, 72)))), "g7")
     write_csv(tmp_path / dedup.MANIFEST, rows, COLUMNS)
     second = dedup.run(params, tmp_path)

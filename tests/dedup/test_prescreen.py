@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from finetuner.config import parse_params
-from finetuner.dedup import candidates
+from finetuner.dedup import decide as deciding
 from finetuner.dedup.prescreen import prescreen, textured
 from finetuner.dedup.verify import VerifyRule, best_signal
 from finetuner.demo.synthetic_photos import photo
@@ -32,12 +32,12 @@ def test_screened_candidates_are_rejected_unaligned_and_copies_still_accepted(mo
     a, b = np.array([0, 0]), np.array([1, 2])
     signal = np.array(["full~mirror", "full~full"], dtype=object)
     aligned = []
-    real = candidates.verify_pairs
+    real = deciding.verify_pairs
     monkeypatch.setattr(
-        candidates, "verify_pairs", lambda t, i, *rest, **kw: aligned.append(len(i)) or real(t, i, *rest, **kw)
+        deciding, "verify_pairs", lambda t, i, *rest, **kw: aligned.append(len(i)) or real(t, i, *rest, **kw)
     )
     flat = np.zeros(3, bool)
-    verdicts = candidates.decide(thumbs, a, b, signal, flat, None, VerifyRule(), THRESHOLD)
+    verdicts = deciding.decide(thumbs, a, b, signal, flat, None, VerifyRule(), THRESHOLD)
     assert verdicts.accepted[0] and verdicts.rule[0] == "aligned"  # the mirror copy is verified and accepted
     rejected = verdicts.row(1)
     assert not rejected.accepted and rejected.rule == "prescreen" and rejected.similarity < THRESHOLD
@@ -45,7 +45,7 @@ def test_screened_candidates_are_rejected_unaligned_and_copies_still_accepted(mo
     assert aligned == [1]  # only the copy reached the verifier
     # a near-blank frame is never screened (any two correlate by chance or not at all): the pixel rule decides it
     aligned.clear()
-    candidates.decide(thumbs, a, b, signal, np.array([False, False, True]), None, VerifyRule(), THRESHOLD)
+    deciding.decide(thumbs, a, b, signal, np.array([False, False, True]), None, VerifyRule(), THRESHOLD)
     assert aligned == [2]
 
 
@@ -94,7 +94,7 @@ def test_a_cropped_texture_is_verified_though_its_look_is_no_evidence() -> None:
     a, b = np.array([0, 0]), np.array([1, 2])
     signal = np.array([best_signal(thumbs[0], thumbs[1]), best_signal(thumbs[0], thumbs[2])], dtype=object)
     assert (prescreen(thumbs, a, b, list(signal)) < THRESHOLD).all()  # the look alone would reject both
-    verdicts = candidates.decide(thumbs, a, b, signal, np.zeros(3, bool), None, VerifyRule(), THRESHOLD)
+    verdicts = deciding.decide(thumbs, a, b, signal, np.zeros(3, bool), None, VerifyRule(), THRESHOLD)
     assert verdicts.accepted[0] and verdicts.rule[0] == "aligned", verdicts.row(0)
     assert not verdicts.accepted[1] and verdicts.rule[1] == "aligned", verdicts.row(1)
 
