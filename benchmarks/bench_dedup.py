@@ -39,7 +39,8 @@ from finetuner.dedup import stage as dedup  # noqa: E402
 from finetuner.dedup.candidates import verified_pairs  # noqa: E402
 from finetuner.dedup.hashing import decode_for_hash, decode_grey, hash_files  # noqa: E402
 from finetuner.dedup.neighbours import radius_pairs  # noqa: E402
-from finetuner.dedup.views import VIEWS, search_loader  # noqa: E402
+from finetuner.dedup.view_search import search_loader  # noqa: E402
+from finetuner.dedup.views import VIEWS  # noqa: E402
 from finetuner.demo.synthetic_photos import VARIANTS, photo, to_jpeg_bytes, variant  # noqa: E402
 
 RADIUS = 8

@@ -26,7 +26,8 @@ from finetuner.dedup.neighbours import hamming, radius_pairs, radius_pairs_betwe
 from finetuner.dedup.surround import MIN_INSIDE_SIMILARITY
 from finetuner.dedup.units import cluster_stats
 from finetuner.dedup.verify import VERIFIER, Verdicts, VerifyRule
-from finetuner.dedup.views import VIEWS, Candidates, nearest_per_image, subset, view_candidates
+from finetuner.dedup.view_search import Candidates, nearest_per_image, subset, view_candidates
+from finetuner.dedup.views import VIEWS
 
 EVIDENCE = ("signal", "rule", "similarity", "detail_similarity", "overlap", "transform", "colour")
 MAX_REJECTED_SHOWN = 30

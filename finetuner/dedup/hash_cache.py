@@ -25,7 +25,7 @@ from finetuner.common.content_cache import ContentCache
 from finetuner.common.shards import ShardedTable
 from finetuner.dedup.colour import SIDE as COLOUR_SIDE
 from finetuner.dedup.hashing import PIXELS, THUMB
-from finetuner.dedup.views import Candidates
+from finetuner.dedup.view_search import Candidates
 
 log = logging.getLogger("finetuner.dedup")
 

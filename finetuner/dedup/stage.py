@@ -39,7 +39,8 @@ from finetuner.dedup.units import (
     guard_units,
     tradeoff,
 )
-from finetuner.dedup.views import VIEWS, search_loader
+from finetuner.dedup.view_search import search_loader
+from finetuner.dedup.views import VIEWS
 
 log = logging.getLogger("finetuner.dedup")
 

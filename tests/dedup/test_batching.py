@@ -12,7 +12,7 @@ import scipy.fftpack
 from PIL import ImageOps
 
 from finetuner.dedup import prescreen as prescreen_module
-from finetuner.dedup import searches, views
+from finetuner.dedup import searches, view_search, views
 from finetuner.dedup import verify as verify_module
 from finetuner.dedup.hashing import bits_to_uint64
 from finetuner.dedup.neighbours import sorted_unique
@@ -239,7 +239,7 @@ def test_view_candidates_equal_brute_force_with_untrimmed_images_searched_once()
     hashes["mirror"][11] = near(hashes["full"][10], (0,))
     hashes["crop80"][11] = hashes["full"][10]  # a low-detail image's crops take no part
     for radius in (4, 8, 12):
-        found = views.view_candidates(hashes, low, radius)
+        found = view_search.view_candidates(hashes, low, radius)
         got = dict(zip(zip(found.i.tolist(), found.j.tolist()), zip(found.distance.tolist(), found.signal)))
         assert got == brute_force_view_candidates(hashes, low, radius)
     assert got[(0, 1)] == (3, "trim~full") and got[(2, 4)] == (2, "full~crop90") and got[(4, 5)] == (1, "full~full")

@@ -173,7 +173,7 @@ def test_uses_compiled_follows_the_search_size() -> None:
 
 
 def test_search_loader_loads_only_for_searches_that_run_compiled() -> None:
-    from finetuner.dedup.views import search_loader
+    from finetuner.dedup.view_search import search_loader
 
     assert search_loader(20_000, 20_000, 12) is neighbours.load_compiled  # a cold 20k view search
     assert search_loader(20_000, 1_000, 12) is neighbours.load_compiled  # 5% more: 9,000 new views

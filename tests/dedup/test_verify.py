@@ -15,15 +15,8 @@ from finetuner.dedup.align import PHOTO_MAX_TURN, REFIT_MAX_TURN, max_turns, ref
 from finetuner.dedup.hashing import hash_files, hash_images
 from finetuner.dedup.neighbours import hamming
 from finetuner.dedup.verify import VerifyRule, best_signal, verify, verify_pairs
-from finetuner.dedup.views import (
-    Candidates,
-    nearest_per_image,
-    square_boxes,
-    subset,
-    trim_box,
-    view_candidates,
-    view_hashes,
-)
+from finetuner.dedup.view_search import Candidates, nearest_per_image, subset, view_candidates
+from finetuner.dedup.views import square_boxes, trim_box, view_hashes
 from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
 
 

@@ -1,0 +1,143 @@
+"""Candidates from the views (finetuner/dedup/views.py): every view of every image in one exact radius search.
+
+`view_candidates` stacks the views' 64-bit hashes (a low-detail image takes part with its whole-frame views only, an
+image with nothing to trim or cut without its trim and square views) and searches them with multi-index hashing
+(finetuner/dedup/neighbours.py), so the cost stays near-linear in the number of images. Turned views are searched
+against whole frames alone. Each image pair keeps its closest view pair (`Candidates.signal`, e.g. "full~crop90");
+`nearest_per_image` keeps each image's closest candidates. Used by finetuner/dedup/candidates.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from finetuner.dedup.neighbours import load_compiled, radius_pairs, radius_pairs_between, uses_compiled
+from finetuner.dedup.views import DETAIL_VIEWS, TURNS, VIEWS, allowed_combos
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Image pairs i < j worth verifying, with the closest view pair (`signal`, e.g. "full~crop90") and its distance."""
+
+    i: np.ndarray
+    j: np.ndarray
+    signal: np.ndarray
+    distance: np.ndarray
+
+
+def view_candidates(
+    views: dict[str, np.ndarray],
+    low_detail: np.ndarray,
+    radius: int,
+    workers: int = 1,
+    per_image: int = 0,
+    new: np.ndarray | None = None,
+) -> Candidates:
+    """Image pairs with some view of one within `radius` bits of some view of the other, closest view pair each.
+
+    All views of all images go into one search; a low-detail image takes part with its full and mirror views only,
+    so flat images do not multiply chance matches. Ties between view pairs go to view order. With `per_image` > 0,
+    a pair is kept only when it is among the `per_image` closest of one of its two images: in a crowded collection
+    (letters of 100 typefaces) every image is near hundreds of others, and the copies are the closest of them.
+    With `new` (a mask over the images), only pairs with at least one new image are searched for: a grown collection
+    whose old pairs are known pays for its new images only.
+    """
+    names = [v for v in VIEWS if v in views]
+    n = len(low_detail)
+    owner, kind, stacked = [], [], []
+    for k, name in enumerate(names):
+        members = np.flatnonzero(~low_detail) if name in DETAIL_VIEWS else np.arange(n)
+        if name in ("trim", "square") and "full" in views:  # nothing trimmed or cut: the full view finds all it
+            members = members[views[name][members] != views["full"][members]]  # would, and more
+        owner.append(members)
+        kind.append(np.full(len(members), k))
+        stacked.append(views[name][members])
+    owner, kind, stacked = np.concatenate(owner), np.concatenate(kind), np.concatenate(stacked)
+    turned = np.isin(kind, [k for k, name in enumerate(names) if name in TURNS])
+    whole = np.isin(kind, [k for k, name in enumerate(names) if name in ("full", "mirror")])
+    pairs = _searched(stacked, owner, np.flatnonzero(~turned), radius, workers, new)
+    if turned.any():  # a turned frame is only ever compared with a whole one: searched against those alone
+        pairs = np.concatenate(
+            [pairs, _between(stacked, owner, np.flatnonzero(turned), np.flatnonzero(whole), radius, workers, new)]
+        )
+    a, b = owner[pairs[:, 0]], owner[pairs[:, 1]]
+    other = a != b
+    pairs, a, b = pairs[other], a[other], b[other]
+    dist = np.bitwise_count(stacked[pairs[:, 0]] ^ stacked[pairs[:, 1]]).astype(np.int64)
+    swap = a > b
+    i, j = np.where(swap, b, a), np.where(swap, a, b)
+    ka, kb = kind[pairs[:, 0]], kind[pairs[:, 1]]
+    combo = np.where(swap, kb * len(names) + ka, ka * len(names) + kb)  # (view of image i, view of image j)
+    allowed = allowed_combos(names)[combo]
+    i, j, dist, combo = i[allowed], j[allowed], dist[allowed], combo[allowed]
+    # One int64 sort key (pair, distance, view pair): a single sort instead of a multi-key lexsort of millions.
+    key = (i * n + j) * (65 * len(names) ** 2) + dist * len(names) ** 2 + combo
+    key = np.sort(key)
+    code, rest = np.divmod(key, 65 * len(names) ** 2)
+    head = np.r_[True, code[1:] != code[:-1]] if len(code) else np.zeros(0, bool)
+    code, rest = code[head], rest[head]
+    dist, combo = np.divmod(rest, len(names) ** 2)
+    label = np.array([f"{x}~{y}" for x in names for y in names], dtype=object)
+    i, j = np.divmod(code, n)
+    found = Candidates(i=i, j=j, signal=label[combo], distance=dist)
+    return subset(found, nearest_per_image(found, n, per_image)) if per_image > 0 else found
+
+
+def _searched(stacked, owner, rows, radius: int, workers: int, new) -> np.ndarray:
+    """Pairs of `rows` of the stacked view hashes within `radius` (two views of one image never pair; with `new`, only
+    pairs with a new image's view), as row pairs of the whole stack."""
+    if new is None:
+        pairs = radius_pairs(stacked[rows], radius, workers, groups=owner[rows])
+    else:
+        queries = np.flatnonzero(new[owner[rows]])
+        pairs = radius_pairs_between(stacked[rows][queries], stacked[rows], radius, workers)
+        pairs[:, 0] = queries[pairs[:, 0]]
+    return rows[pairs]
+
+
+def _between(stacked, owner, queries, targets, radius: int, workers: int, new) -> np.ndarray:
+    """Pairs (query row, target row) of the stacked view hashes within `radius`; with `new`, only those with a new
+    image on either side."""
+    sides = (
+        [(queries, targets)]
+        if new is None
+        else [
+            (queries[new[owner[queries]]], targets),
+            (queries[~new[owner[queries]]], targets[new[owner[targets]]]),
+        ]
+    )
+    found = [np.zeros((0, 2), np.int64)]
+    for q, t in sides:
+        pairs = radius_pairs_between(stacked[q], stacked[t], radius, workers)
+        found.append(np.stack([q[pairs[:, 0]], t[pairs[:, 1]]], axis=1))
+    return np.concatenate(found)
+
+
+def search_loader(n_contents: int, n_new: int, radius: int) -> Callable[[], None] | None:
+    """`load_compiled` when the view search over `n_contents` images, `n_new` of them new (all: a cold search), at
+    `radius` will run the compiled loop, so a caller can load it while it waits on decoding; else None."""
+    queries = n_new * len(VIEWS) if n_new < n_contents else None
+    if n_new and uses_compiled(n_contents * len(VIEWS), radius, queries):
+        return load_compiled
+    return None
+
+
+def nearest_per_image(found: Candidates, n: int, per_image: int, key: np.ndarray | None = None) -> np.ndarray:
+    """Which pairs are among each image's `per_image` closest, for either image: by `key` (lower is closer; default
+    the hash distance), ties by the other image's index. A boolean mask over `found`."""
+    k = len(found.i)
+    ends = np.r_[found.i, found.j]
+    others = np.r_[found.j, found.i]
+    key = found.distance if key is None else key
+    order = np.lexsort((others, np.r_[key, key], ends))
+    start = np.searchsorted(ends[order], np.arange(n))
+    rank = np.empty(2 * k, dtype=np.int64)
+    rank[order] = np.arange(2 * k) - start[ends[order]]
+    return (rank[:k] < per_image) | (rank[k:] < per_image)
+
+
+def subset(found: Candidates, keep: np.ndarray) -> Candidates:
+    return Candidates(found.i[keep], found.j[keep], found.signal[keep], found.distance[keep])
