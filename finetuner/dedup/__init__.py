@@ -1,8 +1,8 @@
 """Dedup: perceptual hashes of several views (`hashing`, `views`), exact radius search over them (`neighbours`,
 `view_search`), candidates and their decision (`candidates`; `decide`: a 16x16 look, then the verifier, in worker
 processes), the verifier (`verify`; `searches`: the alignments beyond the frames as they are; `verdicts`: thresholds
-and verdicts), optional embeddings (`embedding`, `similarity`), pairs to leakage units with guards (`units`), the
-per-content cache (`hash_cache`) and the report (`report`). Run by tasks/dedup.py."""
+and verdicts), optional embeddings (`embedding`, `similarity`), pairs to leakage units with guards (`units`), the caches
+per content and per pair (`hash_cache`, `pair_cache`) and the report (`report`). Run by tasks/dedup.py."""
 
 from finetuner import lazy_exports
 

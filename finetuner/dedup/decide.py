@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
 
-from finetuner.dedup.hash_cache import VerdictCache
+from finetuner.dedup.pair_cache import VerdictCache
 from finetuner.dedup.prescreen import prescreen, textured
 from finetuner.dedup.verify import Verdicts, VerifyRule, verify_pairs
 

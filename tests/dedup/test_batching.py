@@ -125,7 +125,7 @@ def test_sorted_unique() -> None:
 
 
 def test_verdict_cache_round_trips_newest_wins_and_ignores_other_layouts(tmp_path, caplog) -> None:
-    from finetuner.dedup.hash_cache import VerdictCache, pair_keys
+    from finetuner.dedup.pair_cache import VerdictCache, pair_keys
 
     shas = [hashlib.sha256(bytes([k])).hexdigest() for k in range(4)] + ["not-hex"]
     signal = np.array(["full~mirror", "phash", "phash", "phash"], dtype=object)
@@ -166,7 +166,7 @@ def test_verdict_cache_round_trips_newest_wins_and_ignores_other_layouts(tmp_pat
 
 def test_cached_looks_equal_computed_ones_and_are_computed_once(tmp_path, monkeypatch) -> None:
     from finetuner.dedup import candidates
-    from finetuner.dedup.hash_cache import LookCache
+    from finetuner.dedup.pair_cache import LookCache
 
     thumbs = collection()
     shas = [hashlib.sha256(bytes([k])).hexdigest() for k in range(len(thumbs))]

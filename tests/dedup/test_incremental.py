@@ -108,7 +108,7 @@ def test_the_old_single_file_tables_are_removed_and_others_kept(tmp_path: Path) 
 
 
 def test_pair_tables_of_the_string_keyed_layout_are_removed(tmp_path: Path) -> None:
-    from finetuner.dedup.hash_cache import CandidateCache, LookCache, VerdictCache
+    from finetuner.dedup.pair_cache import CandidateCache, LookCache, VerdictCache
 
     old = ["verdicts-0123456789ab-v2", "candidates-0123456789ab-v2"]
     current = ["verdicts-0123456789ab-v2-k3", "candidates-0123456789ab-v2-k3", "hashes-64bit-d64-v2-abcd"]
@@ -121,7 +121,7 @@ def test_pair_tables_of_the_string_keyed_layout_are_removed(tmp_path: Path) -> N
 
 
 def test_content_id_lookup_finds_each_id_and_resolves_shared_high_halves() -> None:
-    from finetuner.dedup.hash_cache import _content_ids, _IdFinder
+    from finetuner.dedup.pair_cache import _content_ids, _IdFinder
 
     ids = np.array([[5, 1], [5, 2], [3, 9], [7, 0], [5, 3]], dtype=np.uint64)  # three share their high half
     find = _IdFinder(ids)
