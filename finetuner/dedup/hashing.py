@@ -202,19 +202,16 @@ def thumbnails(images: Sequence[np.ndarray], side: int = THUMB, colour: bool = F
 
 def hash_images(images: Sequence[Image.Image], methods: Sequence[str]) -> HashBatch:
     """Hash already-decoded images (any mode) with every method."""
-    rgb = [np.asarray(image.convert("RGB")) for image in images]
-    return hash_arrays([grey_of(c) for c in rgb], methods, images, rgb)
+    return hash_arrays([np.asarray(image.convert("RGB")) for image in images], methods, images)
 
 
 def hash_arrays(
-    arrays: Sequence[np.ndarray],
-    methods: Sequence[str],
-    images: Sequence[Image.Image] | None = None,
-    rgb: Sequence[np.ndarray] | None = None,
+    rgb: Sequence[np.ndarray], methods: Sequence[str], images: Sequence[Image.Image] | None = None
 ) -> HashBatch:
-    """Hash 2-D uint8 grey images with every method: the vectorised core of `hash_files`. colorhash needs the colour
-    `images` they came from; the colour thumbnails are made from `rgb`, the (h, w, 3) uint8 images the grey ones
-    came from (None: the grey ones, so they carry no colour)."""
+    """Hash (h, w, 3) uint8 RGB images with every method, on their grey (`grey_of`): the vectorised core of
+    `hash_files`; the colour thumbnails are made from the RGB pixels. colorhash needs the colour `images` they came
+    from."""
+    arrays = [grey_of(c) for c in rgb]
     n = len(arrays)
     # Pillow's Lanczos thumbnails, batched by shape (finetuner/dedup/resample.py: the same pixels, 2x faster)
     thumbs32 = resize_all(arrays, (PHASH_SIZE, PHASH_SIZE)) if n else None
@@ -237,13 +234,12 @@ def hash_arrays(
         else:
             raise ValueError(f"unknown hash method {method!r}")
     detail = thumbs32.reshape(n, -1).std(axis=1) if n else np.zeros(0)
-    colours = [np.repeat(a[:, :, None], 3, axis=2) for a in arrays] if rgb is None else rgb
     return HashBatch(
         hashes=hashes,
         detail=detail.astype(np.float32),
         ok=np.ones(n, dtype=bool),
         thumbs=thumbnails(arrays),
-        colours=thumbnails(colours, COLOUR_SIDE, colour=True),
+        colours=thumbnails(rgb, COLOUR_SIDE, colour=True),
     )
 
 
@@ -260,7 +256,7 @@ def _hash_chunk(args: tuple[list[str], tuple[str, ...], bool]) -> HashBatch:
             decoded.append(decode_for_hash(path, color=True) if color else decode_colour(path))
         except Exception:  # noqa: BLE001 - ingest vetted these files; one broken since is reported, not fatal
             ok[i] = False
-    batch = hash_images(decoded, methods) if color else hash_arrays([grey_of(c) for c in decoded], methods, rgb=decoded)
+    batch = hash_images(decoded, methods) if color else hash_arrays(decoded, methods)
     if with_views:  # in the worker, so the views' resizes and DCTs run in parallel too
         from finetuner.dedup.views import view_hashes  # views builds on this module's hash primitives
 
