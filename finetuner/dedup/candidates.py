@@ -19,10 +19,11 @@ import numpy as np
 
 from finetuner.common.memory import with_array_memory
 from finetuner.config import VerifyConfig
-from finetuner.dedup.decide import decide, pair_looks
+from finetuner.dedup.decide import decide
 from finetuner.dedup.hashing import DECODE_SIZE, PIXELS, view_key
 from finetuner.dedup.neighbours import hamming, radius_pairs, radius_pairs_between
 from finetuner.dedup.pair_cache import CandidateCache, LookCache, VerdictCache, pair_keys
+from finetuner.dedup.prescreen import prescreen
 from finetuner.dedup.surround import MIN_INSIDE_SIMILARITY
 from finetuner.dedup.units import cluster_stats
 from finetuner.dedup.verify import VERIFIER, Verdicts, VerifyRule
@@ -165,7 +166,7 @@ def capped_by_look(
     a, b = hashed[found.i], hashed[found.j]
     looks = np.full(len(found.i), np.nan)
     judged = np.flatnonzero((crowded[found.i] | crowded[found.j]) & ~flat[a] & ~flat[b])
-    look_of = look_of or (lambda x, y, signal: pair_looks(thumbs, x, y, signal, aspect))
+    look_of = look_of or (lambda x, y, signal: prescreen(thumbs, x, y, signal, aspect))
     looks[judged] = look_of(a[judged], b[judged], found.signal[judged])
     key = np.where(np.isnan(looks), found.distance / 64.0, 1.0 - looks)
     keep = nearest_per_image(found, n, per_image, key)
@@ -182,7 +183,7 @@ def cached_looks(thumbs, shas: list[str], cache: LookCache, aspect: np.ndarray |
         looks = known["look"]
         todo = np.flatnonzero(at < 0)
         if len(todo):
-            looks[todo] = pair_looks(thumbs, a[todo], b[todo], signal[todo], aspect)
+            looks[todo] = prescreen(thumbs, a[todo], b[todo], signal[todo], aspect)
             cache.add(keys[todo], {"look": looks[todo]})
             cache.save()
         return looks

@@ -21,15 +21,6 @@ MIN_PER_THREAD = 2048  # candidates: fewer are decided in one process (starting 
 SLICES_PER_WORKER = 2  # slices of the candidates per process: slices differ in work, a worker done early takes another
 
 
-def pair_looks(
-    thumbs, a: np.ndarray, b: np.ndarray, signal: np.ndarray, aspect: np.ndarray | None = None
-) -> np.ndarray:
-    """The prescreen's 16x16 score of pairs (a, b), reading only their images' thumbnails."""
-    if len(a) == 0:
-        return np.zeros(0)
-    return prescreen(thumbs, a, b, signal, aspect)
-
-
 def decide(
     thumbs: np.ndarray,
     a: np.ndarray,
@@ -57,7 +48,7 @@ def decide(
         score[~np.isnan(looks)] = looks[~np.isnan(looks)]
     if prescreen_similarity > -1 and len(a):
         screened = np.flatnonzero(~flat[a] & ~flat[b] & ~np.isfinite(score))
-        score[screened] = pair_looks(thumbs, a[screened], b[screened], signal[screened], aspect)
+        score[screened] = prescreen(thumbs, a[screened], b[screened], signal[screened], aspect)
     thorough = _with_texture(thumbs, a, b, score < prescreen_similarity)
     todo = np.flatnonzero((score >= prescreen_similarity) | thorough)
     fresh = verify_pairs(  # on a stack of the verified candidates' images only (views.unturned)

@@ -27,7 +27,7 @@ SIDE = 16  # pixels per side of the compared regions
 BAND = 2  # rows: a caption bar at the top or bottom may disagree (the verifier's 15% band, at 16 px)
 
 
-# a whole frame is compared trimmed; a turned one never reaches here (finetuner/dedup/candidates.py turns the image)
+# a whole frame is compared trimmed; a turned one is undone first (views.unturned turns the image)
 BOXES = ("trim", *(v for v in VIEWS if v not in ("full", "mirror", "trim") and v not in TURNS))
 _FIXED_BOXES = np.array([view_box(name, (0, THUMB, 0, THUMB))[0] for name in BOXES], np.int64)  # per image: replaced
 _SQUARE = BOXES.index("square")

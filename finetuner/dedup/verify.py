@@ -162,7 +162,6 @@ def verify_pairs(
     trims = trim_boxes(thumbs)
     sim, det, level = _identity(thumbs, trims, i, j)
     sim0, det0 = sim.copy(), det.copy()  # the evidence as the frames are, kept: `best` takes over the arrays
-    aspect = None if aspect is None else np.asarray(aspect, dtype=np.float64)
     best = Best(sim, det, np.ones(k), searches.content_stretch(trims, i, j, aspect), _identity_names(trims, i, j))
     searches.untrimmed(best, thumbs, trims, i, j, aspect, rule)
     flat = (level[i] < rule.low_detail) | (level[j] < rule.low_detail)

@@ -172,10 +172,10 @@ def test_cached_looks_equal_computed_ones_and_are_computed_once(tmp_path, monkey
     shas = [hashlib.sha256(bytes([k])).hexdigest() for k in range(len(thumbs))]
     a, b = np.array([0, 0, 1, 2, 3]), np.array([1, 2, 3, 4, 5])
     signal = np.array(["full~full", "full~mirror", "full~crop90", "full~full", "full~full"], dtype=object)
-    plain = candidates.pair_looks(thumbs, a, b, signal)
+    plain = candidates.prescreen(thumbs, a, b, signal)
     computed = []
-    real = candidates.pair_looks
-    monkeypatch.setattr(candidates, "pair_looks", lambda t, x, y, s, r: computed.append(len(x)) or real(t, x, y, s, r))
+    real = candidates.prescreen
+    monkeypatch.setattr(candidates, "prescreen", lambda t, x, y, s, r: computed.append(len(x)) or real(t, x, y, s, r))
     first = candidates.cached_looks(thumbs, shas, LookCache(tmp_path, "s"))(a[:3], b[:3], signal[:3])
     again = candidates.cached_looks(thumbs, shas, LookCache(tmp_path, "s"))(a, b, signal)
     assert np.allclose(first, plain[:3]) and np.allclose(again, plain)
