@@ -17,10 +17,11 @@ only proposals; a pair joins units when, on the 64x64 grey thumbnails,
    at the top or bottom), so do their fine structures (`detail_similarity`, the same on a difference of Gaussians:
    two different smooth gradients correlate almost perfectly, their textures do not), and the overlap covers at
    least `min_overlap` of each image's content (inside letterbox bars).
-Low-detail images (little fine structure) get their own rule: no search, the frames must agree pixel for pixel
-within `flat_max_difference` grey levels on average (or mirrored; frames with visible shading may differ by one
-brightness gain), since any two near-blank images correlate. Accepted pairs of graphics then pass the shape check
-(finetuner/dedup/shape.py), and accepted pairs of photographs framed alike the surround check
+Low-detail images (little fine structure) get their own rule (finetuner/dedup/low_detail.py), since any two
+near-blank images correlate: the frames agree pixel for pixel within `flat_max_difference` grey levels on average
+(or mirrored; frames with visible shading may differ by one brightness gain), or both show shading beyond a plain
+ramp and one's is the other's up to a tone change and a centre crop. Accepted pairs of graphics then pass the shape
+check (finetuner/dedup/shape.py), and accepted pairs of photographs framed alike the surround check
 (finetuner/dedup/surround.py), which measure the evidence again where those kinds of image mislead it. Last, every
 accepted pair must agree in colour up to one global colour edit (finetuner/dedup/colour.py: the grey thumbnails cannot
 tell a product from the same shot in another colour), on the 16x16 colour thumbnails aligned as the grey ones were.
@@ -44,6 +45,7 @@ from finetuner.dedup.colour import SIDE as COLOUR_SIDE
 from finetuner.dedup.colour import colour_fit, colour_planes
 from finetuner.dedup.correlation import BAND, bands, unit_rows
 from finetuner.dedup.hashing import THUMB
+from finetuner.dedup.low_detail import low_detail_verdicts
 from finetuner.dedup.searches import IMAGE_CHUNK
 from finetuner.dedup.shape import GRAPHIC_STRETCH, MAX_ANISOTROPY, is_graphic, shape_agreement
 from finetuner.dedup.surround import (
@@ -63,14 +65,13 @@ __all__ = ["VERIFIER", "Verdict", "Verdicts", "VerifyRule", "best_signal", "veri
 # 3 flat graphics, 4 surround check, 5 refit, 6 textures placed, trims compared where both agree, 7 frames placed,
 # 8 thin frame strips, 9 one picture as a band in the other's canvas, 10 bands gated at 16x16, 11 frames and bands held
 # to the refit's thresholds, 12 the colour check, 13 watermarks and logos left out, 14 photographs refitted turned up
-# to 5 degrees, 15 the square view; a band taken wherever the best alignment so far fails
-VERIFIER = 15
+# to 5 degrees, 15 the square view; a band taken wherever the best alignment so far fails, 16 low-detail pairs' shading
+# match
+VERIFIER = 16
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (searches.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6
 OVERDRAWN_REACH_DETAIL = 0.7
-SHADING = 4.0  # low-detail frames whose mean deviation is this many flat_max_difference show shading a gain must fit
-MAX_GAIN = 1.6  # the largest brightness change (either way) the low-detail rule undoes
 PAIR_CHUNK = 1024  # pairs whose images' identity rows are built together (at most 2,048 images, 110 MiB)
 COLOUR_CHUNK = 2048  # pairs whose colours are compared together (a few MiB, reused: fresh memory is slow to touch)
 
@@ -181,8 +182,8 @@ def verify_pairs(
     judged = np.flatnonzero(accepted & ~flat)
     _second_looks(thumbs, trims, i, j, signals, aspect, rule, best, judged, accepted, rules, how)
     if flat.any():
-        accepted[flat], sim[flat], how[flat] = _flat(thumbs, i[flat], j[flat], rule)
-        det[flat], overlap[flat] = 0.0, 1.0
+        accepted[flat], sim[flat], overlap[flat], how[flat] = low_detail_verdicts(thumbs, i[flat], j[flat], rule)
+        det[flat] = 0.0
     colour = np.full(k, np.nan)
     if colours is not None and rule.min_colour_fit > -1:
         looked = np.flatnonzero(accepted)
@@ -271,34 +272,6 @@ def _shape(thumbs, trims, x: int, y: int, signal: str, stage: int, aspect, rule:
     p, q, frames = aligned_pair(thumbs, trims, x, y, signal, stage, aspect)
     score, anisotropy, note = shape_agreement(p, q, rule.min_shape_similarity, frames)
     return score >= rule.min_shape_similarity and anisotropy <= MAX_ANISOTROPY, score, note
-
-
-def _flat(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, rule: VerifyRule) -> tuple[np.ndarray, ...]:
-    """Low-detail pairs: the same picture pixel for pixel (mirrored or not), or not a copy. A pair whose frames both
-    show visible shading (a smooth wallpaper) may also differ by one brightness gain: the shading then pins the gain
-    down, while two plain frames of different shades would match through any gain."""
-    a, b = thumbs[i].astype(np.float32), thumbs[j].astype(np.float32)
-    spread = np.minimum(_mean_deviation(a), _mean_deviation(b))
-    ratio = b.reshape(len(i), -1).mean(axis=1) / np.maximum(a.reshape(len(i), -1).mean(axis=1), 1.0)
-    gain = np.where(spread >= SHADING * rule.flat_max_difference, np.clip(ratio, 1 / MAX_GAIN, MAX_GAIN), 1.0)
-    scaled = a * gain[:, None, None].astype(np.float32)
-    straight = np.abs(scaled - b).reshape(len(i), -1).mean(axis=1)
-    mirrored = np.abs(scaled - b[:, :, ::-1]).reshape(len(i), -1).mean(axis=1)
-    difference = np.minimum(straight, mirrored)
-    how = np.array(
-        [
-            f"{'mirror' if m < s else 'identity'}{f', gain {g:.2f}' if abs(g - 1) >= 0.005 else ''}, "
-            f"mean difference {d:.1f} grey levels"
-            for s, m, d, g in zip(straight.tolist(), mirrored.tolist(), difference.tolist(), gain.tolist())
-        ],
-        dtype=object,
-    )
-    return difference <= rule.flat_max_difference, 1.0 - difference / 255.0, how
-
-
-def _mean_deviation(stack: np.ndarray) -> np.ndarray:
-    flat = stack.reshape(len(stack), -1)
-    return np.abs(flat - flat.mean(axis=1, keepdims=True)).mean(axis=1)
 
 
 def best_signal(a: np.ndarray, b: np.ndarray, aspect: tuple[float, float] | None = None) -> str:

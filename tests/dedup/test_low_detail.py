@@ -1,0 +1,107 @@
+"""The low-detail rule (finetuner/dedup/low_detail.py) on made-up smooth pictures: a wallpaper of soft shapes is
+found through heavy JPEG, a contrast change and a crop by its shading; two wallpapers, two plain ramps and two
+faintly vignetted blank pages are not matched by theirs."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageEnhance
+
+from finetuner.dedup import low_detail
+from finetuner.dedup.hashing import hash_images
+from finetuner.dedup.low_detail import SHADING, low_detail_verdicts
+from finetuner.dedup.verify import VerifyRule, verify
+
+
+def thumb(image: Image.Image) -> np.ndarray:
+    return hash_images([image], ["phash"]).thumbs[0]
+
+
+def wallpaper(seed: int) -> Image.Image:
+    """A smooth desktop background: a colour ramp under a few soft blobs, no fine detail."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:240, 0:320] / 320.0
+    angle = rng.uniform(0, 2 * np.pi)
+    field = 90 + 50 * (np.cos(angle) * x + np.sin(angle) * y)
+    for _ in range(4):
+        cx, cy, r = rng.uniform(0, 1), rng.uniform(0, 0.75), rng.uniform(0.15, 0.4)
+        field += rng.uniform(-25, 25) * np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * r * r))
+    rgb = np.stack([field, field * 0.8 + 20, field * 0.6 + 60], axis=-1)
+    return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
+
+
+def grey(field: np.ndarray) -> Image.Image:
+    return Image.fromarray(np.repeat(np.clip(field, 0, 255)[..., None], 3, axis=2).astype(np.uint8))
+
+
+def jpeg(image: Image.Image, quality: int) -> Image.Image:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+
+
+def centre(image: Image.Image, keep: float) -> Image.Image:
+    w, h = image.size
+    dx, dy = round(w * (1 - keep) / 2), round(h * (1 - keep) / 2)
+    return image.crop((dx, dy, w - dx, h - dy))
+
+
+WALLPAPER = wallpaper(1)
+
+
+@pytest.mark.parametrize(
+    ("edit", "overlap"),
+    [
+        (lambda im: jpeg(im, 15), 1.0),
+        (lambda im: ImageEnhance.Contrast(im).enhance(0.6), 1.0),
+        (lambda im: centre(im, 0.8), 0.64),
+        (lambda im: centre(im, 0.8).transpose(Image.Transpose.FLIP_LEFT_RIGHT), 0.64),
+    ],
+    ids=["jpeg15", "contrast06", "crop10each", "crop10each-mirrored"],
+)
+def test_a_smooth_wallpaper_is_found_by_its_shading(edit, overlap: float) -> None:
+    """Each edit moves the frames more than the pixel match allows (heavy JPEG bands a smooth ramp, a contrast
+    change is a gain and an offset, a crop rescales the shading); the shading match undoes it."""
+    verdict = verify(thumb(WALLPAPER), thumb(edit(WALLPAPER)))
+    assert verdict.rule == "low-detail" and verdict.accepted, verdict
+    assert verdict.transform.startswith("shading matches") and verdict.overlap == pytest.approx(overlap), verdict
+
+
+def test_no_crop_below_min_overlap_is_tried() -> None:
+    """At min_overlap 0.7 the 80% crop (0.64 of the frame) is not a try. Smooth shading tolerates some zoom: the
+    90% crop, or the frame, may still match it."""
+    verdict = verify(thumb(WALLPAPER), thumb(centre(WALLPAPER, 0.8)), VerifyRule(min_overlap=0.7))
+    assert verdict.overlap >= 0.7 and "80%" not in verdict.transform, verdict
+
+
+@pytest.mark.parametrize("seed", [2, 3, 4])
+def test_two_wallpapers_are_not_matched_by_their_shading(seed: int) -> None:
+    verdict = verify(thumb(WALLPAPER), thumb(wallpaper(seed)))
+    assert verdict.rule == "low-detail" and not verdict.accepted, verdict
+
+
+def test_two_plain_ramps_are_not_matched_though_a_tone_change_maps_one_onto_the_other() -> None:
+    """Two clear skies: each a plain ramp, so a gain and an offset fit one to the other exactly. The ramp says nothing
+    about which picture it is; only shading beyond a plane does."""
+    y = np.mgrid[0:240, 0:320][0]
+    thumbs = np.stack([thumb(grey(60 + 0.4 * y)), thumb(grey(100 + 0.25 * y))])
+    accepted, _, _, how = low_detail_verdicts(thumbs, np.array([0]), np.array([1]), VerifyRule())
+    assert not accepted[0], how[0]
+    views = low_detail._smoothed_views(thumbs)
+    passes, residual, gain = low_detail._tone_fit(views[:1, 0], views[1:, 0], VerifyRule())
+    assert residual[0] < 0.5 and 0.5 < gain[0] < 0.8 and not passes[0]  # the tone fit alone would take them
+
+
+def test_faint_shading_is_no_evidence() -> None:
+    """Two blank pages from one scanner share its faint vignetting (less than SHADING x flat_max_difference): matched
+    by a tone change, every page would be a copy of every other."""
+    y, x = np.mgrid[0:240, 0:320]
+    vignette = -4 * (((x - 160) / 160) ** 2 + ((y - 120) / 120) ** 2)
+    page, other = grey(235 + vignette), grey(225 + 1.2 * vignette)
+    spread = np.abs(thumb(page) - thumb(page).mean()).mean()
+    assert spread < SHADING * VerifyRule().flat_max_difference
+    verdict = verify(thumb(page), thumb(other))
+    assert verdict.rule == "low-detail" and not verdict.accepted, verdict
