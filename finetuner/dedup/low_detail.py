@@ -15,7 +15,7 @@ copy in one of two ways:
 
 On the photo benches (benchmarks/bench_dedup_quality.py) the shading match found a smooth wallpaper's copies at
 JPEG quality 15, at contrast x0.6, cropped 10% on each side and toned sepia, which the pixel match missed, and it
-matched none of the 12,600 pairs of two different low-detail images there (synthetic smooth negatives, wallpapers,
+matched none of the 9,348 pairs of two different low-detail images there (synthetic smooth negatives, wallpapers,
 their letterboxed copies). Pure numpy and OpenCV on the 64x64 grey thumbnails.
 """
 
