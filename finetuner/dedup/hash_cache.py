@@ -22,6 +22,7 @@ from finetuner.common.content_cache import ContentCache
 from finetuner.common.shards import ShardedTable
 from finetuner.dedup.colour import SIDE as COLOUR_SIDE
 from finetuner.dedup.hashing import PIXELS, THUMB
+from finetuner.dedup.views import VIEW_BOXES
 
 log = logging.getLogger("finetuner.dedup")
 
@@ -41,7 +42,7 @@ class HashCache:
         self.with_thumbs = thumbs
         # One table per set of columns: a content counts as cached only when every column is, so a changed method
         # list rehashes every content anyway.
-        key = hashlib.sha256(repr((self.names, thumbs, PIXELS)).encode()).hexdigest()[:8]
+        key = hashlib.sha256(repr((self.names, thumbs, PIXELS, VIEW_BOXES)).encode()).hexdigest()[:8]
         tag = f"{hash_size * hash_size}bit-d{decode_size}-v{VERSION}-{key}"
         mapped = ("thumbs", "colours") if thumbs else ()
         self.table = ShardedTable(Path(directory) / f"hashes-{tag}", "hash cache", mapped)

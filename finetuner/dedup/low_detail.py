@@ -40,18 +40,20 @@ _PLANE_PINV = np.linalg.pinv(_PLANE).astype(np.float32)
 
 
 def low_detail_verdicts(
-    thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, rule: VerifyRule
+    thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, rule: VerifyRule, trims: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(accepted, similarity, overlap, how) of the low-detail pairs (thumbs[i], thumbs[j]): the pixel match, then
-    the shading match for the shaded pairs the pixel match refused. Similarity is 1 - the mean grey difference / 255
-    (the shading match's: its residual), overlap the share of each frame the match compares."""
+    the shading match for the shaded pairs the pixel match refused, on the frames and, where `trims` (top, bottom,
+    left, right per image, finetuner/dedup/views.py) strip bars or a mat from either, on the contents inside them.
+    Similarity is 1 - the mean grey difference / 255 (the shading match's: its residual), overlap the share of each
+    frame (or content) the match compares."""
     accepted, difference, how = _pixel_match(thumbs[i].astype(np.float32), thumbs[j].astype(np.float32), rule)
     overlap = np.ones(len(i))
     for s in range(0, len(i), CHUNK):
         part = s + np.flatnonzero(~accepted[s : s + CHUNK])
         if len(part) == 0:
             continue
-        ok, residual, share, what = _shading_match(thumbs, i[part], j[part], rule)
+        ok, residual, share, what = _shading_match(thumbs, i[part], j[part], rule, trims)
         accepted[part[ok]], difference[part[ok]], overlap[part[ok]] = True, residual[ok], share[ok]
         how[part[ok]] = what[ok]
     return accepted, 1.0 - difference / 255.0, overlap, how
@@ -77,46 +79,57 @@ def _pixel_match(a: np.ndarray, b: np.ndarray, rule: VerifyRule) -> tuple[np.nda
 
 
 def _shading_match(
-    thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, rule: VerifyRule
+    thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, rule: VerifyRule, trims: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(matched, residual, overlap, how) per pair: the best of the tries (a's view, b's view, mirrored) that passes,
-    else the best try."""
+    """(matched, residual, overlap, how) per pair: the best of the tries that passes, else the best try. A try takes
+    each image's frame or its content inside its bars (where `trims` strip any: a smooth picture's edge can pass for a
+    bar, so its frame is tried too), one of them whole and the other whole or centre-cropped, mirrored or not."""
     images, inverse = np.unique(np.r_[i, j], return_inverse=True)
-    views = _smoothed_views(thumbs[images])  # (images, 1 + len(CROPS), side * side): whole frame, then crops
     a, b = np.split(inverse.ravel(), 2)
+    whole = np.tile([0, THUMB, 0, THUMB], (len(images), 1))
+    boxes = whole if trims is None else np.asarray(trims)[images]
+    barred = (boxes != whole).any(axis=1)
     crops = [c for c in range(1, len(CROPS) + 1) if CROPS[c - 1] ** 2 >= rule.min_overlap]
     tries = [(0, 0)] + [(c, 0) for c in crops] + [(0, c) for c in crops]  # one frame whole, the other maybe cropped
     best = np.full(len(i), np.inf)
     matched = np.zeros(len(i), bool)
     how = np.full(len(i), "", dtype=object)
     overlap = np.ones(len(i))
-    for va, vb in tries:
-        for mirror in (False, True):
-            p, q = views[a, va], views[b, vb]
+    framed = {False: _smoothed_views(thumbs[images], whole)}  # (images, 1 + len(CROPS), pixels)
+    if barred.any():
+        framed[True] = _smoothed_views(thumbs[images], boxes)
+    for inside_a, inside_b in ((False, False), (True, True), (True, False), (False, True)):
+        # a content is tried only where it differs from the frame
+        rows = np.flatnonzero((barred[a] | (not inside_a)) & (barred[b] | (not inside_b)))
+        if len(rows) == 0:
+            continue
+        for (va, vb), mirror in ((t, m) for t in tries for m in (False, True)):
+            p, q = framed[inside_a][a[rows], va], framed[inside_b][b[rows], vb]
             if mirror:
                 q = q.reshape(len(q), THUMB, THUMB)[:, :, ::-1].reshape(len(q), -1)
             ok, residual, gain = _tone_fit(p, q, rule)
-            better = (ok & ~matched) | ((ok == matched) & (residual < best))
-            best[better], matched[better] = residual[better], ok[better]
-            overlap[better] = CROPS[max(va, vb) - 1] ** 2 if va or vb else 1.0
-            how[better] = [
-                f"shading matches: {_view_name(va)} of a = {_view_name(vb)} of b{', mirrored' if mirror else ''}, "
-                f"tone gain {g:.2f}, residual {r:.1f} grey levels (smoothed)"
+            better = (ok & ~matched[rows]) | ((ok == matched[rows]) & (residual < best[rows]))
+            at = rows[better]
+            best[at], matched[at] = residual[better], ok[better]
+            overlap[at] = CROPS[max(va, vb) - 1] ** 2 if va or vb else 1.0
+            how[at] = [
+                f"shading matches: {_view_name(va, inside_a)} of a = {_view_name(vb, inside_b)} of b"
+                f"{', mirrored' if mirror else ''}, tone gain {g:.2f}, residual {r:.1f} grey levels (smoothed)"
                 for g, r in zip(gain[better].tolist(), residual[better].tolist())
             ]
     return matched, best, overlap, how
 
 
-def _smoothed_views(stack: np.ndarray) -> np.ndarray:
-    """(n, 1 + len(CROPS), side * side) float32: each frame, then its centre crops resized back, each blurred by
-    SMOOTH_SIGMA."""
+def _smoothed_views(stack: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """(n, 1 + len(CROPS), side * side) float32: each image's box (top, bottom, left, right), then its centre crops,
+    resized to the thumbnail's side and blurred by SMOOTH_SIGMA."""
     out = np.empty((len(stack), 1 + len(CROPS), THUMB * THUMB), np.float32)
     size = (THUMB, THUMB)
-    for k, image in enumerate(stack):
-        h, w = image.shape
+    for k, (image, (top, bottom, left, right)) in enumerate(zip(stack, boxes.tolist())):
+        h, w = bottom - top, right - left
         for v, keep in enumerate((1.0, *CROPS)):
             dy, dx = round(h * (1 - keep) / 2), round(w * (1 - keep) / 2)
-            view = image[dy : h - dy, dx : w - dx].astype(np.float32)
+            view = image[top + dy : bottom - dy, left + dx : right - dx].astype(np.float32)
             if view.shape != size:
                 view = cv2.resize(view, size, interpolation=cv2.INTER_LINEAR)
             blurred = cv2.GaussianBlur(view, (0, 0), SMOOTH_SIGMA, borderType=cv2.BORDER_REPLICATE)
@@ -147,8 +160,9 @@ def _off_plane(rows: np.ndarray) -> np.ndarray:
     return np.abs(rows - (rows @ _PLANE_PINV.T) @ _PLANE.T).mean(axis=1)
 
 
-def _view_name(view: int) -> str:
-    return "frame" if view == 0 else f"centre {round(CROPS[view - 1] * 100)}%"
+def _view_name(view: int, inside: bool) -> str:
+    where = "content inside the bars" if inside else "frame"
+    return where if view == 0 else f"centre {round(CROPS[view - 1] * 100)}% of the {where}"
 
 
 def _mean_deviation(stack: np.ndarray) -> np.ndarray:

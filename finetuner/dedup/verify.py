@@ -66,7 +66,7 @@ __all__ = ["VERIFIER", "Verdict", "Verdicts", "VerifyRule", "best_signal", "veri
 # 8 thin frame strips, 9 one picture as a band in the other's canvas, 10 bands gated at 16x16, 11 frames and bands held
 # to the refit's thresholds, 12 the colour check, 13 watermarks and logos left out, 14 photographs refitted turned up
 # to 5 degrees, 15 the square view; a band taken wherever the best alignment so far fails, 16 low-detail pairs' shading
-# match
+# match, and a bar's blended edge line trimmed with the bar (views.VIEW_BOXES 2)
 VERIFIER = 16
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (searches.overdrawn; watermarked copies: 0.79 and up in detail)
@@ -182,7 +182,7 @@ def verify_pairs(
     judged = np.flatnonzero(accepted & ~flat)
     _second_looks(thumbs, trims, i, j, signals, aspect, rule, best, judged, accepted, rules, how)
     if flat.any():
-        accepted[flat], sim[flat], overlap[flat], how[flat] = low_detail_verdicts(thumbs, i[flat], j[flat], rule)
+        accepted[flat], sim[flat], overlap[flat], how[flat] = low_detail_verdicts(thumbs, i[flat], j[flat], rule, trims)
         det[flat] = 0.0
     colour = np.full(k, np.nan)
     if colours is not None and rule.min_colour_fit > -1:

@@ -42,11 +42,16 @@ VIEWS = (
     "rot180",
     "rot270",
 )
+# Bump VIEW_BOXES when a view's box changes for the same thumbnail (the hash cache's view hashes are then recomputed):
+# 2 a bar's blended edge line stripped with the bar
+VIEW_BOXES = 2
 TURNS = {"rot90": 1, "rot180": 2, "rot270": 3}  # the whole frame turned by quarter turns (counter-clockwise)
 DETAIL_VIEWS = VIEWS[2:]  # skipped for low-detail images: they add only chance candidates
 FLAT_STD = 3.0  # grey levels: an edge row or column flatter than this is a bar or mat
 BAR_TOLERANCE = 10.0  # grey levels: ...when its mean is this close to the outermost row/column's
 MAX_TRIM = 0.3  # never strip more than this share of a side from one edge
+BLEND_MIN = 0.05  # the least share of the bar a line after it must carry to be stripped as the bar's blended edge...
+BLEND_SPAN = 0.8  # ...and the least share of its pixels it moves off the bar's shade (a letter's first row: a few)
 CHUNK = 2048  # thumbnails per batch of per-image statistics
 SQUARE_MIN_STRETCH = 0.1  # |log| of an image's aspect ratio below which it is square enough to have no square view
 
@@ -65,6 +70,27 @@ def _edge_runs(lines: np.ndarray) -> np.ndarray:
     return np.minimum(run, limit)
 
 
+def _blend_line(lines: np.ndarray, runs: np.ndarray) -> np.ndarray:
+    """1 where the line after a bar of `runs` lines is a blend of the bar and the line after it, else 0. A bar that
+    does not end on a thumbnail pixel leaves one line that averages the two (a white mat's edge: 238 between 255 and
+    64): neither bar nor picture, it is a strong edge two pictures framed alike share. A line that only starts the
+    picture (a letter's first row on its paper) is no such blend, and stays."""
+    inside = (runs > 0) & (runs + 2 <= lines.shape[1])
+    k = np.flatnonzero(inside)
+    out = np.zeros(len(lines), np.int64)
+    if len(k) == 0:
+        return out
+    at = runs[k]
+    bar = lines[k, at - 1].astype(np.float32).mean(axis=1, keepdims=True)
+    line, after = lines[k, at].astype(np.float32), lines[k, at + 1].astype(np.float32)
+    towards = bar - after  # the blend is after + alpha * (bar - after), one alpha for the whole line
+    alpha = (towards * (line - after)).sum(axis=1) / np.maximum((towards * towards).sum(axis=1), 1e-6)
+    residual = np.abs(line - after - alpha[:, None] * towards).mean(axis=1)
+    moved = (np.abs(line - bar) >= BAR_TOLERANCE).mean(axis=1)  # a blend moves (nearly) the whole line
+    out[k] = (alpha > BLEND_MIN) & (alpha < 1) & (residual < FLAT_STD) & (moved >= BLEND_SPAN)
+    return out
+
+
 def trim_boxes(thumbs: np.ndarray) -> np.ndarray:
     """(n, 4) of (top, bottom, left, right): the content inside uniform borders; the whole frame when there are none
     (or when the frame is nearly blank, so nothing is content)."""
@@ -74,9 +100,9 @@ def trim_boxes(thumbs: np.ndarray) -> np.ndarray:
     for s in range(0, len(grey), CHUNK):  # bounded temporaries: whole-collection ones cost more than the arithmetic
         part = grey[s : s + CHUNK]
         flip = part.transpose(0, 2, 1)
-        boxes[s : s + CHUNK] = np.stack(
-            [_edge_runs(part), h - _edge_runs(part[:, ::-1]), _edge_runs(flip), w - _edge_runs(flip[:, ::-1])], axis=1
-        )
+        sides = (part, part[:, ::-1], flip, flip[:, ::-1])
+        runs = np.stack([_edge_runs(lines) + _blend_line(lines, _edge_runs(lines)) for lines in sides], axis=1)
+        boxes[s : s + CHUNK] = np.stack([runs[:, 0], h - runs[:, 1], runs[:, 2], w - runs[:, 3]], axis=1)
     blank = (boxes[:, 1] - boxes[:, 0] < h // 4) | (boxes[:, 3] - boxes[:, 2] < w // 4)
     boxes[blank] = (0, h, 0, w)
     return boxes

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
+from finetuner.dedup import views
 from finetuner.dedup.align import PHOTO_MAX_TURN, REFIT_MAX_TURN, max_turns, refit
 from finetuner.dedup.hashing import hash_files, hash_images
 from finetuner.dedup.neighbours import hamming
@@ -292,6 +293,25 @@ def test_trim_box_finds_bars_and_leaves_photos_whole() -> None:
     top, bottom, left, right = trim_box(thumb(letterbox(BASE)))
     assert (left, right) == (0, 64) and 8 <= top <= 11 and 53 <= bottom <= 56
     assert trim_box(thumb(BASE)) == (0, 64, 0, 64)
+
+
+def test_trim_box_strips_the_line_where_a_mat_blends_into_the_picture(monkeypatch) -> None:
+    """A mat whose edge falls inside a thumbnail pixel leaves a line between mat and picture: it goes with the mat.
+    A letter's first row on its paper is no such line (only part of it is ink) and stays."""
+    w, h = BASE.size
+    matted = Image.new("RGB", (w + 18, h + 14), (255, 255, 255))
+    matted.paste(BASE, (9, 7))
+    t = thumb(matted)
+    stripped = trim_box(t)
+    tee = Image.new("RGB", (96, 96), (245, 245, 240))
+    ImageDraw.Draw(tee).rectangle([20, 17, 75, 26], fill=(20, 20, 20))
+    ImageDraw.Draw(tee).rectangle([43, 17, 52, 80], fill=(20, 20, 20))
+    letter = trim_box(thumb(tee))
+    monkeypatch.setattr(views, "_blend_line", lambda lines, runs: np.zeros(len(lines), np.int64))
+    top, bottom, left, right = trim_box(t)
+    assert stripped[:2] == (top + 1, bottom - 1) and stripped[2] in (left, left + 1), (stripped, trim_box(t))
+    assert t[top, 32] - t[top + 1, 32] > 30 and t[top, 32] < 250  # that line: neither mat nor picture
+    assert trim_box(thumb(tee)) == letter
 
 
 def test_candidates_then_verdicts_on_a_small_collection() -> None:
