@@ -260,7 +260,7 @@ def aligned_pair(
     their bars, 1 the regions `signal` names, 2 those refined by `placement`, 3 those then refitted by `refit`, 4 the
     frames as they lie over the content both trims keep (`common_boxes`), 5 and 6 as 2 and 3 for the two whole
     frames (mirrored as the signal's views are), 7 and 8 one content as a band across or in the other's canvas
-    (`band_boxes`), 9 as 0 (the verifier left out what a watermark covers).
+    (`band_boxes`), 9 and 10 as 0 (the verifier left out what a watermark covers, or fitted the light).
     `frames` are each region's scales (x, y) from the image's true geometry to the region's pixels, so that a warp
     fitted between the regions can be judged in true proportions (the placement's uniform scale does not change
     proportions and is left out; neither does a refit's warp, which the shape check fits again)."""
@@ -290,7 +290,7 @@ def _aligned(thumbs, trims, x: int, y: int, signal: str, stage: int, aspect, col
     if stage in (5, 6):  # the whole frames, placed (mirrored as the signal's views are)
         signal = "full~mirror" if signal_boxes(signal, trims[x], trims[y], *ratio)[2] else "full~full"
         stage -= 3
-    if stage in (0, 9):
+    if stage in (0, 9, 10):
         box_a, box_b, mirrored = tuple(trims[x]), tuple(trims[y]), False
     elif stage == 4:
         box_a = box_b = tuple(common_boxes(trims[x][None], trims[y][None])[0].tolist())

@@ -82,7 +82,8 @@ class Best:
     """Per pair, the best alignment found so far and its evidence; `stage` 0 the frames as they are (inside their
     bars), 1 the regions the signal names, 2 those refined by the local search, 3 those then refitted, 4 the frames
     as they are over the content both trims keep, 5 and 6 the whole frames placed and refitted, 7 and 8 one picture as
-    a band in the other's canvas, 9 the frames as they are with what is drawn over one left out (the searches in
+    a band in the other's canvas, 9 the frames as they are with what is drawn over one left out, 10 the frames as they
+    are with one lit like the other (the searches in
     finetuner/dedup/searches.py); finetuner/dedup/align.py
     `aligned_pair` rebuilds the regions of each."""
 

@@ -10,9 +10,10 @@ only proposals; a pair joins units when, on the 64x64 grey thumbnails,
    a texture (`thorough`), and for those still short by an affine refit (OpenCV's ECC: a crop on two sides, a crop
    resized back), which bends more freely and so must explain more (REFIT_MIN_*); pairs the views leave short are
    also placed as whole frames where those place well at 16x16 (a corner crop, a crop then mirrored), pairs of
-   two shapes compared as one picture shown in the other's canvas (a repost on a blurred copy of itself), and the
+   two shapes compared as one picture shown in the other's canvas (a repost on a blurred copy of itself), the
    frames as they are compared without the tenth of pixels that disagree most (a watermark across the middle, a
-   logo), at stricter thresholds still; and
+   logo), and the frames as they are with one lit like the other by a smooth light field (a vignette, light from one
+   side) where their fine detail already agrees, at stricter thresholds still; and
 2. over the aligned overlap the images correlate (`similarity`, Pearson over pixels, tolerant of one caption band
    at the top or bottom), so do their fine structures (`detail_similarity`, the same on a difference of Gaussians:
    two different smooth gradients correlate almost perfectly, their textures do not), and the overlap covers at
@@ -66,7 +67,7 @@ __all__ = ["VERIFIER", "Verdict", "Verdicts", "VerifyRule", "best_signal", "veri
 # 8 thin frame strips, 9 one picture as a band in the other's canvas, 10 bands gated at 16x16, 11 frames and bands held
 # to the refit's thresholds, 12 the colour check, 13 watermarks and logos left out, 14 photographs refitted turned up
 # to 5 degrees, 15 the square view; a band taken wherever the best alignment so far fails, 16 low-detail pairs' shading
-# match, and a bar's blended edge line trimmed with the bar (views.VIEW_BOXES 2)
+# match, a bar's blended edge line trimmed with the bar (views.VIEW_BOXES 2), and pairs lit differently fitted
 VERIFIER = 16
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (searches.overdrawn; watermarked copies: 0.79 and up in detail)
@@ -173,6 +174,8 @@ def verify_pairs(
     short = todo[~passes(best.sim[todo], best.det[todo], best.overlap[todo], best.stretch[todo])]
     reach = (sim0[short] >= OVERDRAWN_REACH) & (det0[short] >= OVERDRAWN_REACH_DETAIL)
     searches.overdrawn(best, thumbs, trims, i, j, aspect, rule, short[reach])
+    short = short[~passes(best.sim[short], best.det[short], best.overlap[short], best.stretch[short])]
+    searches.relit(best, thumbs, trims, i, j, aspect, rule, short[det0[short] >= searches.RELIT_MIN_DETAIL])
     sim, det, overlap, stretch, how = best.sim, best.det, best.overlap, best.stretch, best.how
     accepted = passes(sim, det, overlap, stretch)
     how = np.array(

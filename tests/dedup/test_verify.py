@@ -415,6 +415,50 @@ def test_a_watermarked_copy_is_found_with_what_the_mark_covers_left_out(monkeypa
     assert not verify(thumb(original), thumb(copy), aspect=(4 / 3, 4 / 3)).accepted
 
 
+def relit(image: Image.Image, field) -> Image.Image:
+    """`image` times a light field `field(x, y)` over coordinates 0..1."""
+    pixels = np.asarray(image, np.float64)
+    h, w = pixels.shape[:2]
+    y, x = np.mgrid[0:h, 0:w]
+    return Image.fromarray(np.clip(pixels * field(x / w, y / h)[..., None], 0, 255).astype(np.uint8))
+
+
+LIGHTS = {
+    "vignette": lambda x, y: 1 - 1.4 * ((x - 0.5) ** 2 + (y - 0.5) ** 2),  # corners at 30% less light
+    "light from the left": lambda x, y: 1.1 - 0.6 * x,
+}
+
+
+@pytest.mark.parametrize("light", LIGHTS)
+def test_a_vignetted_or_side_lit_copy_is_found_with_its_light_fitted(light: str, monkeypatch) -> None:
+    from finetuner.dedup import searches
+
+    original = photo(3, (320, 240))
+    copy = relit(original, LIGHTS[light])
+    verdict = verify(thumb(original), thumb(copy))
+    assert verdict.accepted and "lit alike by a smooth light field" in verdict.transform, verdict
+    assert not verify(thumb(photo(4, (320, 240))), thumb(copy)).accepted
+    monkeypatch.setattr(searches, "RELIT_MIN_SIMILARITY", 1.01)  # without the stage, the light hides the copy
+    assert not verify(thumb(original), thumb(copy)).accepted
+
+
+def test_a_light_field_makes_no_other_picture_or_repainted_region_agree() -> None:
+    """The stage on its own (searches.relit): a smooth field fits a vignette, not another picture, nor half of one
+    picture painted darker."""
+    from finetuner.dedup import searches
+    from finetuner.dedup.verdicts import Best
+
+    original = photo(11, (320, 240))
+    repainted = np.asarray(original).copy()
+    repainted[60:180, 80:200] //= 2
+    images = [original, relit(original, LIGHTS["vignette"]), photo(12, (320, 240)), Image.fromarray(repainted)]
+    thumbs = np.stack([thumb(image) for image in images])
+    i, j = np.zeros(3, np.int64), np.arange(1, 4)
+    best = Best(np.zeros(3), np.zeros(3), np.ones(3), np.zeros(3), np.full(3, "none", object))
+    searches.relit(best, thumbs, views.trim_boxes(thumbs), i, j, None, VerifyRule(), np.arange(3))
+    assert best.stage.tolist() == [10, 0, 0], best.how
+
+
 @pytest.mark.parametrize(
     "turn",
     [
