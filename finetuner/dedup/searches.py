@@ -155,15 +155,9 @@ def overdrawn(best: Best, thumbs, trims, i, j, aspect, rule: VerifyRule, part: n
         sim[cut_], det[cut_] = robust_evidence(
             *(cuts(thumbs, side[part[cut_]], trims[side[part[cut_]]]) for side in (i, j)), OVERDRAWN_DROP
         )
-    stretch = content_stretch(trims, i[part], j[part], aspect)
-    stricter = replace(
-        rule,
-        min_similarity=max(rule.min_similarity, OVERDRAWN_MIN_SIMILARITY),
-        min_detail_similarity=max(rule.min_detail_similarity, OVERDRAWN_MIN_DETAIL),
-    )
-    good = passing(stricter)(sim, det, np.ones(len(part)), stretch)
-    how = np.full(good.sum(), f"identity, the {OVERDRAWN_DROP:.0%} of pixels that disagree most left out", object)
-    best.take(part[good], sim[good], det[good], 1.0 - OVERDRAWN_DROP, stretch[good], how, 9)
+    how = f"identity, the {OVERDRAWN_DROP:.0%} of pixels that disagree most left out"
+    thresholds = (OVERDRAWN_MIN_SIMILARITY, OVERDRAWN_MIN_DETAIL)
+    _take_as_they_are(best, trims, i, j, aspect, rule, part, sim, det, thresholds, 1.0 - OVERDRAWN_DROP, how, 9)
 
 
 def relit(best: Best, thumbs, trims, i, j, aspect, rule: VerifyRule, part: np.ndarray) -> None:
@@ -181,15 +175,22 @@ def relit(best: Best, thumbs, trims, i, j, aspect, rule: VerifyRule, part: np.nd
         )
         sim[cut_] = banded_corr(_lit_like(smooth_p, smooth_q), smooth_q)
         det[cut_] = banded_corr(detail_p, detail_q)
+    how = "identity, lit alike by a smooth light field"
+    thresholds = (RELIT_MIN_SIMILARITY, RELIT_MIN_DETAIL)
+    _take_as_they_are(best, trims, i, j, aspect, rule, part, sim, det, thresholds, 1.0, how, 10)
+
+
+def _take_as_they_are(best: Best, trims, i, j, aspect, rule, part, sim, det, thresholds, overlap, how, stage) -> None:
+    """Keep, for pairs `part` compared as their frames are (inside their bars), the evidence (sim, det) that
+    reaches `thresholds` (similarity, detail similarity) where stricter than `rule`'s."""
     stretch = content_stretch(trims, i[part], j[part], aspect)
     stricter = replace(
         rule,
-        min_similarity=max(rule.min_similarity, RELIT_MIN_SIMILARITY),
-        min_detail_similarity=max(rule.min_detail_similarity, RELIT_MIN_DETAIL),
+        min_similarity=max(rule.min_similarity, thresholds[0]),
+        min_detail_similarity=max(rule.min_detail_similarity, thresholds[1]),
     )
     good = passing(stricter)(sim, det, np.ones(len(part)), stretch)
-    how = np.full(good.sum(), "identity, lit alike by a smooth light field", object)
-    best.take(part[good], sim[good], det[good], 1.0, stretch[good], how, 10)
+    best.take(part[good], sim[good], det[good], overlap, stretch[good], np.full(good.sum(), how, object), stage)
 
 
 def _lit_like(p: np.ndarray, q: np.ndarray) -> np.ndarray:
