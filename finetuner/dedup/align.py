@@ -260,7 +260,8 @@ def aligned_pair(
     their bars, 1 the regions `signal` names, 2 those refined by `placement`, 3 those then refitted by `refit`, 4 the
     frames as they lie over the content both trims keep (`common_boxes`), 5 and 6 as 2 and 3 for the two whole
     frames (mirrored as the signal's views are), 7 and 8 one content as a band across or in the other's canvas
-    (`band_boxes`), 9 and 10 as 0 (the verifier left out what a watermark covers, or fitted the light).
+    (`band_boxes`), 9 and 10 as 0 (the verifier left out what a watermark covers, or fitted the light), 11 and 12
+    x's whole frame with y inside its bars, and the other way round.
     `frames` are each region's scales (x, y) from the image's true geometry to the region's pixels, so that a warp
     fitted between the regions can be judged in true proportions (the placement's uniform scale does not change
     proportions and is left out; neither does a refit's warp, which the shape check fits again)."""
@@ -294,6 +295,10 @@ def _aligned(thumbs, trims, x: int, y: int, signal: str, stage: int, aspect, col
         box_a, box_b, mirrored = tuple(trims[x]), tuple(trims[y]), False
     elif stage == 4:
         box_a = box_b = tuple(common_boxes(trims[x][None], trims[y][None])[0].tolist())
+        mirrored = False
+    elif stage in (11, 12):  # one whole frame, the other inside its bars
+        whole = (0, THUMB, 0, THUMB)
+        box_a, box_b = (whole, tuple(trims[y])) if stage == 11 else (tuple(trims[x]), whole)
         mirrored = False
     elif stage in (7, 8):
         boxes_a, boxes_b, _ = band_boxes(trims[x], trims[y], ratio[0], ratio[1], on_narrower=stage == 7)

@@ -1,7 +1,8 @@
 """The alignments the verifier (finetuner/dedup/verify.py) tries for pairs whose frames, as they are, fall short.
 
 Each keeps, per pair, whichever alignment scores better (`verdicts.Best`, stage numbers there):
-- `untrimmed` (4): frames trimmed differently, compared over the content both trims keep;
+- `untrimmed` (4, 11, 12): frames trimmed differently, compared over the content both trims keep, or one whole
+  frame with the other's content;
 - `realign` (1-3, then 5-8): the regions the candidate's views name (`align.regions`), refined by a local template
   search over shifts and a few scales where they come near the threshold (or the pair has a texture), then refitted
   by OpenCV's ECC where still just short (a crop on two sides, a crop resized back, a small turn); then, for pairs
@@ -122,23 +123,48 @@ def untrimmed(best: Best, thumbs: np.ndarray, trims: np.ndarray, i: np.ndarray, 
     """Pairs whose two frames were trimmed differently, compared as they lie over the content both trims keep
     (stage 4): a dark or low-contrast picture's edge rows pass for bars on one copy and not on the other (a contrast
     change, a heavy re-encode), and then the two trimmed contents are misaligned by up to 30% of a side. Bars stay
-    out of the comparison: two pictures in alike bars or mats would correlate through them."""
+    out of the comparison: two pictures in alike bars or mats would correlate through them. Where the two frames
+    differ in shape too (a border or bars added to one), one image's whole frame is also compared with the other's
+    content (stages 11 and 12: a's frame, or b's): a night sky's dark edge that passed for a bar on the original is
+    no bar on its copy in a coloured border, whose trim stops at the border."""
     differ = np.flatnonzero((trims[i] != trims[j]).any(axis=1))
     if len(differ) == 0:
         return
-    boxes = common_boxes(trims[i[differ]], trims[j[differ]])
-    sim, det = np.zeros(len(differ)), np.zeros(len(differ))
-    for s in range(0, len(differ), IMAGE_CHUNK):
-        part = slice(s, s + IMAGE_CHUNK)
-        sim[part], det[part] = evidence(*(cuts(thumbs, side[differ[part]], boxes[part]) for side in (i, j)))
-    whole = np.tile(np.array([0, THUMB, 0, THUMB], np.int64), (len(thumbs), 1))
-    stretch = content_stretch(whole, i[differ], j[differ], aspect)  # one box on both: their own shapes differ
-    overlap = np.minimum(*(area(boxes) / area(trims[side[differ]]) for side in (i, j)))
-    better = best.improved_by(differ, sim, det, stretch, rule)
-    better &= overlap >= rule.min_overlap  # a sliver both keep would outscore a fuller alignment the search finds
-    where = differ[better]
-    how = np.full(len(where), "identity, inside both frames' bars", dtype=object)
-    best.take(where, sim[better], det[better], overlap[better], stretch[better], how, 4)
+    a, b = i[differ], j[differ]
+    whole = np.tile(np.array([0, THUMB, 0, THUMB], np.int64), (len(differ), 1))
+    inside = common_boxes(trims[a], trims[b])
+    tries = (  # (stage, a's box, b's box, what is compared)
+        (4, inside, inside, "identity, inside both frames' bars"),
+        (11, whole, trims[b], "identity, a's whole frame = b inside its bars"),
+        (12, trims[a], whole, "identity, a inside its bars = b's whole frame"),
+    )
+    for stage, boxes_a, boxes_b, note in tries:
+        sim, det = np.zeros(len(differ)), np.zeros(len(differ))
+        for s in range(0, len(differ), IMAGE_CHUNK):
+            part = slice(s, s + IMAGE_CHUNK)
+            sim[part], det[part] = evidence(cuts(thumbs, a[part], boxes_a[part]), cuts(thumbs, b[part], boxes_b[part]))
+        if stage == 4:  # one box on both: what each keeps of its own content
+            overlap = np.minimum(area(inside) / area(trims[a]), area(inside) / area(trims[b]))
+        else:  # a whole frame holds all its content
+            overlap = np.ones(len(differ))
+        stretch = _boxes_stretch(boxes_a, boxes_b, a, b, aspect)
+        better = best.improved_by(differ, sim, det, stretch, rule)
+        better &= overlap >= rule.min_overlap  # a sliver both keep would outscore a fuller alignment the search finds
+        where = differ[better]
+        how = np.full(len(where), note, dtype=object)
+        best.take(where, sim[better], det[better], overlap[better], stretch[better], how, stage)
+
+
+def _boxes_stretch(boxes_a: np.ndarray, boxes_b: np.ndarray, a, b, aspect: np.ndarray | None) -> np.ndarray:
+    """|log| of the ratio of the true proportions of box boxes_a[k] of image a[k] and boxes_b[k] of image b[k]: what
+    matching the two boxes implies; zero where a size is unknown."""
+    if aspect is None:
+        return np.zeros(len(a))
+    shape_a = (boxes_a[:, 3] - boxes_a[:, 2]) / (boxes_a[:, 1] - boxes_a[:, 0]) * aspect[a]
+    shape_b = (boxes_b[:, 3] - boxes_b[:, 2]) / (boxes_b[:, 1] - boxes_b[:, 0]) * aspect[b]
+    stretch = np.abs(np.log(shape_a / shape_b))
+    stretch[~np.isfinite(stretch)] = 0.0
+    return stretch
 
 
 def overdrawn(best: Best, thumbs, trims, i, j, aspect, rule: VerifyRule, part: np.ndarray) -> None:

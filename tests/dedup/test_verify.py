@@ -121,7 +121,8 @@ def test_a_corner_crop_is_found_by_placing_the_whole_frames(corner: str, monkeyp
 
 def test_a_copy_trimmed_otherwise_is_compared_where_both_trims_agree(monkeypatch) -> None:
     """A dark, faintly grained top (a night sky) is content on the original and a bar on its lower-contrast copy: the
-    trimmed frames are then 8 to 12 rows apart, and only the comparison inside both trims lines them up."""
+    trimmed frames are then 8 to 12 rows apart, and only the comparisons across the two trims (inside both, or one
+    whole frame with the other inside its bars) line them up."""
     rng = np.random.default_rng(3)
     original = thumb(texture(1, sigma=2.0)).astype(np.float32)
     original[:12] = 40 + rng.normal(0, 4.5, (12, 64))
@@ -129,7 +130,24 @@ def test_a_copy_trimmed_otherwise_is_compared_where_both_trims_agree(monkeypatch
     original, copy = (np.clip(x, 0, 255).astype(np.uint8) for x in (original, copy))
     assert trim_box(original) == (0, 64, 0, 64) and trim_box(copy)[0] >= 8, trim_box(copy)
     verdict = verify(original, copy)
-    assert verdict.accepted and "inside both frames' bars" in verdict.transform, verdict
+    assert verdict.accepted and verdict.transform.startswith("identity, ") and "bars" in verdict.transform, verdict
+    monkeypatch.setattr("finetuner.dedup.searches.untrimmed", lambda *args: None)
+    assert not verify(original, copy).accepted
+
+
+def test_a_copy_in_a_border_is_compared_whole_where_the_original_lost_a_dark_edge_to_its_trim(monkeypatch) -> None:
+    """A dark, nearly flat right side (a night sky) passes for a bar on the original; on its copy in a grey border
+    the trim stops at the border. Only the original's whole frame against the copy inside its border lines them up."""
+    rng = np.random.default_rng(3)
+    original = thumb(texture(1, sigma=2.0)).astype(np.float32)
+    original[:, -14:] = 30 + rng.normal(0, 1.0, (64, 14))
+    original = np.clip(original, 0, 255).astype(np.uint8)
+    copy = np.full((64, 64), 150, np.uint8)
+    copy[4:60, 4:60] = cv2.resize(original, (56, 56), interpolation=cv2.INTER_AREA)
+    assert trim_box(original)[3] <= 52 and trim_box(copy) == (4, 60, 4, 60)
+    verdict = verify(original, copy)
+    assert verdict.accepted and "a's whole frame = b inside its bars" in verdict.transform, verdict
+    assert not verify(thumb(texture(2, sigma=2.0)), copy).accepted  # a stranger in no border
     monkeypatch.setattr("finetuner.dedup.searches.untrimmed", lambda *args: None)
     assert not verify(original, copy).accepted
 
