@@ -101,7 +101,8 @@ def trim_boxes(thumbs: np.ndarray) -> np.ndarray:
         part = grey[s : s + CHUNK]
         flip = part.transpose(0, 2, 1)
         sides = (part, part[:, ::-1], flip, flip[:, ::-1])
-        runs = np.stack([_edge_runs(lines) + _blend_line(lines, _edge_runs(lines)) for lines in sides], axis=1)
+        runs = np.stack([_edge_runs(lines) for lines in sides], axis=1)
+        runs += np.stack([_blend_line(lines, run) for lines, run in zip(sides, runs.T)], axis=1)
         boxes[s : s + CHUNK] = np.stack([runs[:, 0], h - runs[:, 1], runs[:, 2], w - runs[:, 3]], axis=1)
     blank = (boxes[:, 1] - boxes[:, 0] < h // 4) | (boxes[:, 3] - boxes[:, 2] < w // 4)
     boxes[blank] = (0, h, 0, w)
