@@ -70,6 +70,7 @@ OVERDRAWN_MIN_DETAIL = 0.95
 # twins, whose grey is alike, the colour check rejects)
 RELIT_MIN_DETAIL = 0.9
 RELIT_MIN_SIMILARITY = 0.99
+LIGHT_CHUNK = 32  # pairs whose light fields are fitted together
 BAND_REACH = 0.9  # bands compared at full size where they already correlate this well at 16x16
 BAND_PLAIN = 0.3  # the canvas around a band counts as bars where its fine detail is below this share of the band's,
 BAND_FILL = 0.95  # or where it correlates this well with the band enlarged to the canvas and blurred by one of
@@ -224,13 +225,15 @@ def _lit_like(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     fit where its field is not positive over the whole frame is p[k] itself (no light turns a picture negative)."""
     k, h, w = p.shape
     basis = _light_basis(h, w)  # (pixels, 6)
-    flat_p, flat_q = p.reshape(k, -1).astype(np.float64), q.reshape(k, -1).astype(np.float64)
-    design = np.concatenate([flat_p[:, :, None] * basis[None], np.ones((k, h * w, 1))], axis=2)  # (k, pixels, 7)
-    gram = np.einsum("kpa,kpb->kab", design, design) + 1e-6 * np.eye(7)
-    coef = np.linalg.solve(gram, np.einsum("kpa,kp->ka", design, flat_q)[..., None])[..., 0]
-    field = coef[:, :6] @ basis.T  # (k, pixels)
-    fitted = np.einsum("kpa,ka->kp", design, coef)
-    return np.where((field.min(axis=1) > 0)[:, None], fitted, flat_p).reshape(k, h, w)
+    out = np.empty((k, h * w))
+    for s in range(0, k, LIGHT_CHUNK):  # the design matrices are (pairs, pixels, 7) float64: 1.8 MiB a pair
+        flat_p, flat_q = (x[s : s + LIGHT_CHUNK].reshape(-1, h * w).astype(np.float64) for x in (p, q))
+        design = np.concatenate([flat_p[:, :, None] * basis[None], np.ones((*flat_p.shape, 1))], axis=2)
+        gram = np.einsum("kpa,kpb->kab", design, design) + 1e-6 * np.eye(7)
+        coef = np.linalg.solve(gram, np.einsum("kpa,kp->ka", design, flat_q)[..., None])[..., 0]
+        lit = (coef[:, :6] @ basis.T).min(axis=1) > 0  # the field is positive over the whole frame
+        out[s : s + LIGHT_CHUNK] = np.where(lit[:, None], np.einsum("kpa,ka->kp", design, coef), flat_p)
+    return out.reshape(k, h, w)
 
 
 def _light_basis(h: int, w: int) -> np.ndarray:
