@@ -7,59 +7,81 @@ copy in one of two ways:
    gain down, while two plain frames of different shades would match through any gain.
 2. **Shading match.** Both frames show shading, and beyond a plain ramp (a smooth wallpaper of soft shapes, a
    vignetted gradient). One frame's shading is then the other's up to a tone change (a gain and an offset: contrast,
-   brightness), a mirror and a centre crop of either (90% or 80% of each side), after both are smoothed of what
-   heavy JPEG compression adds (banding, blocks). The residual must be within `flat_max_difference`, a small share
-   of the shading, and a small share of the shading's departure from a plane. The last is what keeps two pictures
-   of one plain ramp apart (two clear skies, two studio backdrops): any ramp fits another ramp through a gain and an
-   offset.
+   brightness), a mirror and a centre crop of either (90% or 80% of each side), or as the two views the candidate
+   search proposed the pair by (a crop from one side), after both are smoothed of what heavy JPEG compression adds
+   (banding, blocks). Each image's frame and its content inside its bars are tried. The residual must be within
+   `flat_max_difference`, a small share of the shading, and a small share of the shading's departure from a plane.
+   The last is what keeps two pictures of one plain ramp apart (two clear skies, two studio backdrops): any ramp fits
+   another ramp through a gain and an offset. Shading is smooth, so it is compared at 32x32.
 
 On the photo benches (benchmarks/bench_dedup_quality.py) the shading match found a smooth wallpaper's copies at
-JPEG quality 15, at contrast x0.6, cropped 10% on each side and toned sepia, which the pixel match missed, and it
-matched none of the 9,348 pairs of two different low-detail images there (synthetic smooth negatives, wallpapers,
-their letterboxed copies). Pure numpy and OpenCV on the 64x64 grey thumbnails.
+JPEG quality 15, at contrast x0.6, cropped 10% on each side or on one, in a white letterbox and toned sepia, which the
+pixel match missed, and it matched none of the 9,423 pairs of two different low-detail images there (synthetic smooth
+negatives, wallpapers, their letterboxed copies). Pure numpy and OpenCV on the 64x64 grey thumbnails, about 0.2 ms a
+shaded pair on one core.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
+from finetuner.dedup.align import area, signal_boxes
 from finetuner.dedup.hashing import THUMB
 from finetuner.dedup.verdicts import VerifyRule
 
 SHADING = 4.0  # frames whose mean deviation is this many flat_max_difference show shading (a gain must fit it)
 MAX_GAIN = 1.8  # the largest tone gain (either way) the low-detail rules undo: contrast x0.6 is 1.67
-SMOOTH_SIGMA = 3.0  # thumbnail pixels: the shading match compares frames blurred by this (JPEG blocks and banding)
+SIDE = 32  # the shading match compares views area-averaged to SIDE x SIDE (shading is smooth: half the thumbnail's)
+SMOOTH_SIGMA = 2.0  # ...and blurred by this many of their pixels (4 thumbnail pixels: JPEG blocks and banding)
 SHADING_SHARE = 0.12  # the shading match's residual at most this share of either frame's mean deviation...
-BEYOND_RAMP_SHARE = 0.35  # ...and of either frame's mean departure from its best-fitting plane
+BEYOND_RAMP_SHARE = 0.5  # ...and of either frame's mean departure from its best-fitting plane
 CROPS = (0.9, 0.8)  # centre crops (share of each side) the shading match tries on either frame
 CHUNK = 256  # pairs whose views are compared together
-_y, _x = np.mgrid[0:THUMB, 0:THUMB] / (THUMB - 1.0)
-_PLANE = np.stack([np.ones(THUMB * THUMB), _x.ravel(), _y.ravel()], axis=1).astype(np.float32)  # a + b x + c y
+# A blur bends a ramp near the frame's edges (the edge pixels repeated): the departure from a plane is measured inside
+# a margin of twice the blur
+MARGIN = int(np.ceil(2 * SMOOTH_SIGMA))
+_y, _x = np.mgrid[0 : SIDE - 2 * MARGIN, 0 : SIDE - 2 * MARGIN] / (SIDE - 2 * MARGIN - 1.0)
+_PLANE = np.stack([np.ones(_x.size), _x.ravel(), _y.ravel()], axis=1).astype(np.float32)  # a + b x + c y
 _PLANE_PINV = np.linalg.pinv(_PLANE).astype(np.float32)
 
 
 def low_detail_verdicts(
-    thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, rule: VerifyRule, trims: np.ndarray | None = None
+    thumbs: np.ndarray,
+    i: np.ndarray,
+    j: np.ndarray,
+    rule: VerifyRule,
+    trims: np.ndarray | None = None,
+    signals: np.ndarray | None = None,
+    aspect: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(accepted, similarity, overlap, how) of the low-detail pairs (thumbs[i], thumbs[j]): the pixel match, then
     the shading match for the shaded pairs the pixel match refused, on the frames and, where `trims` (top, bottom,
-    left, right per image, finetuner/dedup/views.py) strip bars or a mat from either, on the contents inside them.
-    Similarity is 1 - the mean grey difference / 255 (the shading match's: its residual), overlap the share of each
-    frame (or content) the match compares."""
-    accepted, difference, how = _pixel_match(thumbs[i].astype(np.float32), thumbs[j].astype(np.float32), rule)
-    overlap = np.ones(len(i))
+    left, right per image, finetuner/dedup/views.py) strip bars or a mat from either, on the contents inside them,
+    and with `signals` (each pair's proposing view pair, "left90~full") on those views (`aspect`: the images' width /
+    height, which places a square view). Similarity is 1 - the mean grey difference / 255 (the shading match's: its
+    residual), overlap the share of each frame (or content) the match compares."""
+    accepted, difference = np.zeros(len(i), bool), np.zeros(len(i))
+    how, overlap = np.empty(len(i), dtype=object), np.ones(len(i))
     for s in range(0, len(i), CHUNK):
-        part = s + np.flatnonzero(~accepted[s : s + CHUNK])
-        if len(part) == 0:
+        part = slice(s, s + CHUNK)
+        a, b = thumbs[i[part]].astype(np.float32), thumbs[j[part]].astype(np.float32)
+        accepted[part], difference[part], how[part], spread = _pixel_match(a, b, rule)
+        # a crop, or the content inside bars, shows no more shading than about its frame: plain pairs stop here
+        shaded = s + np.flatnonzero(~accepted[part] & (spread >= SHADING * rule.flat_max_difference / 2))
+        if len(shaded) == 0:
             continue
-        ok, residual, share, what = _shading_match(thumbs, i[part], j[part], rule, trims)
-        accepted[part[ok]], difference[part[ok]], overlap[part[ok]] = True, residual[ok], share[ok]
-        how[part[ok]] = what[ok]
+        proposed = None if signals is None else np.asarray(signals, dtype=object)[shaded]
+        ok, residual, share, what = _shading_match(thumbs, i[shaded], j[shaded], rule, trims, proposed, aspect)
+        accepted[shaded[ok]], difference[shaded[ok]], overlap[shaded[ok]] = True, residual[ok], share[ok]
+        how[shaded[ok]] = what[ok]
     return accepted, 1.0 - difference / 255.0, overlap, how
 
 
-def _pixel_match(a: np.ndarray, b: np.ndarray, rule: VerifyRule) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _pixel_match(a: np.ndarray, b: np.ndarray, rule: VerifyRule) -> tuple[np.ndarray, ...]:
+    """(matched, mean difference, how, the lesser frame's mean deviation) per pair of (k, h, w) float32 frames."""
     spread = np.minimum(_mean_deviation(a), _mean_deviation(b))
     ratio = b.reshape(len(a), -1).mean(axis=1) / np.maximum(a.reshape(len(a), -1).mean(axis=1), 1.0)
     gain = np.where(spread >= SHADING * rule.flat_max_difference, np.clip(ratio, 1 / MAX_GAIN, MAX_GAIN), 1.0)
@@ -75,15 +97,23 @@ def _pixel_match(a: np.ndarray, b: np.ndarray, rule: VerifyRule) -> tuple[np.nda
         ],
         dtype=object,
     )
-    return difference <= rule.flat_max_difference, difference, how
+    return difference <= rule.flat_max_difference, difference, how, spread
 
 
 def _shading_match(
-    thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, rule: VerifyRule, trims: np.ndarray | None
+    thumbs: np.ndarray,
+    i: np.ndarray,
+    j: np.ndarray,
+    rule: VerifyRule,
+    trims: np.ndarray | None,
+    signals: np.ndarray | None = None,
+    aspect: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(matched, residual, overlap, how) per pair: the best of the tries that passes, else the best try. A try takes
     each image's frame or its content inside its bars (where `trims` strip any: a smooth picture's edge can pass for a
-    bar, so its frame is tried too), one of them whole and the other whole or centre-cropped, mirrored or not."""
+    bar, so its frame is tried too), one of them whole and the other whole or centre-cropped, mirrored or not; and,
+    with `signals`, the two views the candidate search proposed the pair by (a crop on one side: `align.signal_boxes`,
+    placed with the images' `aspect` ratios)."""
     images, inverse = np.unique(np.r_[i, j], return_inverse=True)
     a, b = np.split(inverse.ravel(), 2)
     whole = np.tile([0, THUMB, 0, THUMB], (len(images), 1))
@@ -91,73 +121,113 @@ def _shading_match(
     barred = (boxes != whole).any(axis=1)
     crops = [c for c in range(1, len(CROPS) + 1) if CROPS[c - 1] ** 2 >= rule.min_overlap]
     tries = [(0, 0)] + [(c, 0) for c in crops] + [(0, c) for c in crops]  # one frame whole, the other maybe cropped
-    best = np.full(len(i), np.inf)
-    matched = np.zeros(len(i), bool)
-    how = np.full(len(i), "", dtype=object)
-    overlap = np.ones(len(i))
-    framed = {False: _smoothed_views(thumbs[images], whole)}  # (images, 1 + len(CROPS), pixels)
+    found = _Found(len(i))
+    framed = {False: _Views.of(thumbs[images], whole)}
     if barred.any():
-        framed[True] = _smoothed_views(thumbs[images], boxes)
+        framed[True] = _Views.of(thumbs[images], boxes)
     for inside_a, inside_b in ((False, False), (True, True), (True, False), (False, True)):
         # a content is tried only where it differs from the frame
         rows = np.flatnonzero((barred[a] | (not inside_a)) & (barred[b] | (not inside_b)))
         if len(rows) == 0:
             continue
         for (va, vb), mirror in ((t, m) for t in tries for m in (False, True)):
-            p, q = framed[inside_a][a[rows], va], framed[inside_b][b[rows], vb]
-            if mirror:
-                q = q.reshape(len(q), THUMB, THUMB)[:, :, ::-1].reshape(len(q), -1)
-            ok, residual, gain = _tone_fit(p, q, rule)
-            better = (ok & ~matched[rows]) | ((ok == matched[rows]) & (residual < best[rows]))
-            at = rows[better]
-            best[at], matched[at] = residual[better], ok[better]
-            overlap[at] = CROPS[max(va, vb) - 1] ** 2 if va or vb else 1.0
-            how[at] = [
-                f"shading matches: {_view_name(va, inside_a)} of a = {_view_name(vb, inside_b)} of b"
-                f"{', mirrored' if mirror else ''}, tone gain {g:.2f}, residual {r:.1f} grey levels (smoothed)"
-                for g, r in zip(gain[better].tolist(), residual[better].tolist())
-            ]
-    return matched, best, overlap, how
+            near, ok, residual, gain = _tone_fit(framed[inside_a], framed[inside_b], a, b, rows, va, vb, mirror, rule)
+            seen = f"{_view_name(va, inside_a)} of a = {_view_name(vb, inside_b)} of b{', mirrored' if mirror else ''}"
+            found.offer(near, ok, residual, gain, CROPS[max(va, vb) - 1] ** 2 if va or vb else 1.0, seen)
+    if signals is not None:  # on whole frames: a smooth picture's trim is no evidence of where its content lies
+        ratio = np.full((len(i), 2), np.nan) if aspect is None else np.stack([aspect[i], aspect[j]], axis=1)
+        frame = (0, THUMB, 0, THUMB)
+        placed = [signal_boxes(sig, frame, frame, *r) for sig, r in zip(signals, ratio.tolist())]
+        box_a, box_b = (np.array([p[side] for p in placed], np.int64) for side in (0, 1))
+        first, second = _Views.of(thumbs[i], box_a, ()), _Views.of(thumbs[j], box_b, ())
+        rows = np.arange(len(i))
+        kept = np.minimum(area(box_a), area(box_b)) / THUMB**2
+        for mirror in (False, True):
+            part = rows[np.array([p[2] for p in placed]) == mirror]
+            near, ok, residual, gain = _tone_fit(first, second, rows, rows, part, 0, 0, mirror, rule)
+            ok &= kept[near] >= rule.min_overlap
+            found.offer(near, ok, residual, gain, kept[near], [placed[k][3] for k in near.tolist()])
+    return found.matched, found.residual, found.overlap, found.how
 
 
-def _smoothed_views(stack: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """(n, 1 + len(CROPS), side * side) float32: each image's box (top, bottom, left, right), then its centre crops,
-    resized to the thumbnail's side and blurred by SMOOTH_SIGMA."""
-    out = np.empty((len(stack), 1 + len(CROPS), THUMB * THUMB), np.float32)
-    size = (THUMB, THUMB)
-    for k, (image, (top, bottom, left, right)) in enumerate(zip(stack, boxes.tolist())):
-        h, w = bottom - top, right - left
-        for v, keep in enumerate((1.0, *CROPS)):
-            dy, dx = round(h * (1 - keep) / 2), round(w * (1 - keep) / 2)
-            view = image[top + dy : bottom - dy, left + dx : right - dx].astype(np.float32)
-            if view.shape != size:
-                view = cv2.resize(view, size, interpolation=cv2.INTER_LINEAR)
-            blurred = cv2.GaussianBlur(view, (0, 0), SMOOTH_SIGMA, borderType=cv2.BORDER_REPLICATE)
-            out[k, v] = blurred.ravel()
-    return out
-
-
-def _tone_fit(p: np.ndarray, q: np.ndarray, rule: VerifyRule) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(passes, mean absolute residual, gain) of q fitted from p by a gain and an offset, row by row (k, pixels)."""
-    dp, dq = p - p.mean(axis=1, keepdims=True), q - q.mean(axis=1, keepdims=True)
-    spread = np.minimum(np.abs(dp).mean(axis=1), np.abs(dq).mean(axis=1))
-    gain = (dp * dq).sum(axis=1) / np.maximum((dp * dp).sum(axis=1), 1e-6)
-    residual = np.abs(dq - gain[:, None] * dp).mean(axis=1)
-    beyond_ramp = np.minimum(_off_plane(p), _off_plane(q))
-    passes = (
-        (spread >= SHADING * rule.flat_max_difference)
-        & (gain >= 1 / MAX_GAIN)
+def _tone_fit(first, second, a, b, rows, va: int, vb: int, mirror: bool, rule: VerifyRule) -> tuple[np.ndarray, ...]:
+    """(pairs tried, passes, mean absolute residual, gain) of view vb of b[rows] (`second`) fitted from view va of
+    a[rows] (`first`) by a gain and an offset; pairs whose views show too little shading are not tried."""
+    spread = np.minimum(first.spread[a[rows], va], second.spread[b[rows], vb])
+    shaded = spread >= SHADING * rule.flat_max_difference  # plain frames show no shading to match
+    near, spread = rows[shaded], spread[shaded]
+    if len(near) == 0:
+        return near, np.zeros(0, bool), np.zeros(0), np.zeros(0)
+    beyond_ramp = np.minimum(first.off_plane[a[near], va], second.off_plane[b[near], vb])
+    p, q = first.centred[a[near], va], second.centred[b[near], vb]
+    if mirror:
+        q = q.reshape(len(q), SIDE, SIDE)[:, :, ::-1].reshape(len(q), -1)
+    gain = (p * q).sum(axis=1) / np.maximum((p * p).sum(axis=1), 1e-6)
+    residual = np.abs(q - gain[:, None] * p).mean(axis=1)
+    ok = (
+        (gain >= 1 / MAX_GAIN)
         & (gain <= MAX_GAIN)
         & (residual <= rule.flat_max_difference)
         & (residual <= SHADING_SHARE * spread)
         & (residual <= BEYOND_RAMP_SHARE * beyond_ramp)
     )
-    return passes, residual, gain
+    return near, ok, residual, gain
 
 
-def _off_plane(rows: np.ndarray) -> np.ndarray:
-    """Mean absolute departure of each (side * side) row from its least-squares plane a + b x + c y."""
-    return np.abs(rows - (rows @ _PLANE_PINV.T) @ _PLANE.T).mean(axis=1)
+class _Found:
+    """Per pair, the best try so far: the lowest residual among those that pass, else among all."""
+
+    def __init__(self, n: int):
+        self.residual, self.matched = np.full(n, np.inf), np.zeros(n, bool)
+        self.overlap, self.how = np.ones(n), np.full(n, "", dtype=object)
+
+    def offer(self, near, ok, residual, gain, overlap, seen) -> None:
+        better = (ok & ~self.matched[near]) | ((ok == self.matched[near]) & (residual < self.residual[near]))
+        at = near[better]
+        self.residual[at], self.matched[at] = residual[better], ok[better]
+        self.overlap[at] = np.broadcast_to(overlap, near.shape)[better]
+        seen = np.broadcast_to(np.asarray(seen, dtype=object), near.shape)[better]
+        self.how[at] = [
+            f"shading matches: {what}, tone gain {g:.2f}, residual {r:.1f} grey levels (smoothed)"
+            for what, g, r in zip(seen.tolist(), gain[better].tolist(), residual[better].tolist())
+        ]
+
+
+@dataclass(frozen=True)
+class _Views:
+    """Per image and view (its box, then its centre crops; `_smoothed_views`): the view less its mean, its mean
+    absolute deviation (how much shading it shows), and its mean departure from its best-fitting plane inside MARGIN
+    (how much of that is more than a ramp). A mirrored view has the same two numbers."""
+
+    centred: np.ndarray  # (images, views, side * side) float32
+    spread: np.ndarray  # (images, views)
+    off_plane: np.ndarray  # (images, views)
+
+    @classmethod
+    def of(cls, stack: np.ndarray, boxes: np.ndarray, crops: tuple[float, ...] = CROPS) -> _Views:
+        views = _smoothed_views(stack, boxes, crops)
+        centred = views - views.mean(axis=2, keepdims=True)
+        inner = views.reshape(-1, SIDE, SIDE)[:, MARGIN:-MARGIN, MARGIN:-MARGIN].reshape(-1, _x.size)
+        off_plane = np.abs(inner - (inner @ _PLANE_PINV.T) @ _PLANE.T).mean(axis=1).reshape(views.shape[:2])
+        return cls(centred, np.abs(centred).mean(axis=2), off_plane)
+
+
+def _smoothed_views(stack: np.ndarray, boxes: np.ndarray, crops: tuple[float, ...] = CROPS) -> np.ndarray:
+    """(n, 1 + len(crops), SIDE * SIDE) float32: each image's box (top, bottom, left, right), then its centre `crops`
+    (share of each side), resized to SIDE x SIDE and blurred by SMOOTH_SIGMA."""
+    out = np.empty((len(stack), 1 + len(crops), SIDE * SIDE), np.float32)
+    size = (SIDE, SIDE)
+    for k, (image, (top, bottom, left, right)) in enumerate(zip(stack, boxes.tolist())):
+        h, w = bottom - top, right - left
+        for v, keep in enumerate((1.0, *crops)):
+            dy, dx = round(h * (1 - keep) / 2), round(w * (1 - keep) / 2)
+            view = image[top + dy : bottom - dy, left + dx : right - dx].astype(np.float32)
+            if view.shape != size:  # area-averaged where it shrinks, interpolated where it grows
+                shrinks = min(view.shape) >= SIDE
+                view = cv2.resize(view, size, interpolation=cv2.INTER_AREA if shrinks else cv2.INTER_LINEAR)
+            blurred = cv2.GaussianBlur(view, (0, 0), SMOOTH_SIGMA, borderType=cv2.BORDER_REPLICATE)
+            out[k, v] = blurred.ravel()
+    return out
 
 
 def _view_name(view: int, inside: bool) -> str:

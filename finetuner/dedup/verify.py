@@ -185,7 +185,9 @@ def verify_pairs(
     judged = np.flatnonzero(accepted & ~flat)
     _second_looks(thumbs, trims, i, j, signals, aspect, rule, best, judged, accepted, rules, how)
     if flat.any():
-        accepted[flat], sim[flat], overlap[flat], how[flat] = low_detail_verdicts(thumbs, i[flat], j[flat], rule, trims)
+        accepted[flat], sim[flat], overlap[flat], how[flat] = low_detail_verdicts(
+            thumbs, i[flat], j[flat], rule, trims, np.asarray(signals, dtype=object)[flat], aspect
+        )
         det[flat] = 0.0
     colour = np.full(k, np.nan)
     if colours is not None and rule.min_colour_fit > -1:

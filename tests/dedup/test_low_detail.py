@@ -13,7 +13,7 @@ from PIL import Image, ImageEnhance
 from finetuner.dedup import low_detail, views
 from finetuner.dedup.hashing import hash_images
 from finetuner.dedup.low_detail import SHADING, low_detail_verdicts
-from finetuner.dedup.verify import VerifyRule, verify
+from finetuner.dedup.verify import VerifyRule, verify, verify_pairs
 
 
 def thumb(image: Image.Image) -> np.ndarray:
@@ -90,9 +90,11 @@ def test_two_plain_ramps_are_not_matched_though_a_tone_change_maps_one_onto_the_
     thumbs = np.stack([thumb(grey(60 + 0.4 * y)), thumb(grey(100 + 0.25 * y))])
     accepted, _, _, how = low_detail_verdicts(thumbs, np.array([0]), np.array([1]), VerifyRule())
     assert not accepted[0], how[0]
-    views = low_detail._smoothed_views(thumbs, np.array([[0, 64, 0, 64]] * 2))
-    passes, residual, gain = low_detail._tone_fit(views[:1, 0], views[1:, 0], VerifyRule())
-    assert residual[0] < 0.5 and 0.5 < gain[0] < 0.8 and not passes[0]  # the tone fit alone would take them
+    views = low_detail._Views.of(thumbs, np.array([[0, 64, 0, 64]] * 2))
+    p, q = views.centred[0, 0], views.centred[1, 0]
+    gain = (p * q).sum() / (p * p).sum()
+    assert np.abs(q - gain * p).mean() < 0.5 and 0.5 < gain < 0.8  # a gain and an offset map one onto the other...
+    assert views.off_plane.max() < 0.5 * views.spread.min()  # ...and neither shows more than its ramp
 
 
 def test_faint_shading_is_no_evidence() -> None:
@@ -130,3 +132,32 @@ def test_a_smooth_picture_in_a_mat_is_found_by_the_shading_inside_it() -> None:
     bars, against the other's content or its frame (a smooth picture's own edge can pass for a bar)."""
     verdict = verify(thumb(mat(wallpaper(3))), thumb(wallpaper(3).resize((200, 150))))
     assert verdict.accepted and "content inside the bars of a = frame of b" in verdict.transform, verdict
+
+
+def soft_shapes(seed: int) -> Image.Image:
+    """A smooth picture of ten soft blobs on a faint ramp: low detail, but shading that moves with the frame."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:240, 0:320] / 320.0
+    field = 110 + 30 * x
+    for _ in range(10):
+        cx, cy, r = rng.uniform(0, 1), rng.uniform(0, 0.75), rng.uniform(0.06, 0.12)
+        field += rng.uniform(-25, 25) * np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * r * r))
+    return grey(field)
+
+
+def test_a_crop_from_one_side_is_matched_as_the_search_proposed_it() -> None:
+    """A smooth picture cut by 10% on its right is what the search's `left90` view of the original shows: that view
+    pair is tried too, on whole frames (a smooth picture's edge can pass for a bar, so its trim says nothing)."""
+    picture = soft_shapes(1)
+    copy = picture.crop((0, 0, 288, 240))
+    thumbs, aspect = np.stack([thumb(picture), thumb(copy)]), np.array([320 / 240, 288 / 240])
+    verdicts = {
+        signal: verify_pairs(thumbs, np.array([0]), np.array([1]), [signal], VerifyRule(), aspect).row(0)
+        for signal in ("left90~full", "full~full")
+    }
+    proposed, plain = verdicts["left90~full"], verdicts["full~full"]
+    assert proposed.accepted and proposed.transform.startswith("shading matches: left90 of a = full of b"), proposed
+    assert proposed.overlap == pytest.approx(0.9, abs=0.01)
+    assert plain.rule == "low-detail" and not plain.accepted, plain  # the frames as they are do not line up
+    other = np.stack([thumb(soft_shapes(7)), thumb(copy)])
+    assert not verify_pairs(other, np.array([0]), np.array([1]), ["left90~full"], VerifyRule(), aspect).accepted[0]
