@@ -5,7 +5,8 @@ flips the sign of half of them, and letterbox bars or a caption change the frame
 below undoes one kind of edit before hashing, so the copy and the original meet in at least one view pair:
 - `full`: the whole frame; `mirror`: the frame flipped left-right (the same DCT with odd columns negated);
 - `crop90`, `crop80`: centre crops keeping 90% / 80% of each side (borders cropped away, a caption bar trimmed);
-- `trim`: the content inside uniform borders (letterbox / pillarbox bars, a plain mat) stripped before hashing;
+- `trim`: the content inside uniform borders (letterbox / pillarbox bars, a plain mat, and the line where one blends
+  into the picture) stripped before hashing;
 - `square`: the centre square of the picture in its true proportions (a wide photo reposted cropped to a square, as
   social media and thumbnails do), from the image's aspect ratio; none for a near-square image;
 - `rot90`, `rot180`, `rot270`: the whole frame turned (a scan or a slide saved on its side or upside down; with
