@@ -57,8 +57,8 @@ from finetuner.dedup.surround import (
     inside_agreement,
     plain,
 )
-from finetuner.dedup.verdicts import Best, Verdict, Verdicts, VerifyRule, passing
-from finetuner.dedup.views import VIEWS, allowed_combos, trim_boxes, unturned, view_hashes
+from finetuner.dedup.verdicts import Best, Verdict, Verdicts, VerifyRule, passing, refit_rule
+from finetuner.dedup.views import CORNERS, VIEWS, allowed_combos, signal_views, trim_boxes, unturned, view_hashes
 
 __all__ = ["VERIFIER", "Verdict", "Verdicts", "VerifyRule", "best_signal", "verify", "verify_pairs"]
 
@@ -178,6 +178,10 @@ def verify_pairs(
     searches.relit(best, thumbs, trims, i, j, aspect, rule, short[det0[short] >= searches.RELIT_MIN_DETAIL])
     sim, det, overlap, stretch, how = best.sim, best.det, best.overlap, best.stretch, best.how
     accepted = passes(sim, det, overlap, stretch)
+    # A corner view proposes one picture zoomed into a corner of the other, which look-alike designs can meet near
+    # the thresholds: what its regions align must explain as much as a refit
+    cornered = np.isin(best.stage, (1, 2, 3)) & np.array([bool(set(signal_views(s)) & set(CORNERS)) for s in signals])
+    accepted &= ~cornered | passing(refit_rule(rule))(sim, det, overlap, stretch)
     how = np.array(
         [f"{h}, stretch {b:.0%}" if b >= 0.005 else h for h, b in zip(how.tolist(), stretch.tolist())], dtype=object
     )

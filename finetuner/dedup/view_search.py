@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from finetuner.dedup.neighbours import load_compiled, radius_pairs, radius_pairs_between, uses_compiled
-from finetuner.dedup.views import DETAIL_VIEWS, TURNS, VIEWS, allowed_combos
+from finetuner.dedup.views import CORNERS, DETAIL_VIEWS, TURNS, VIEWS, allowed_combos
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def view_candidates(
         kind.append(np.full(len(members), k))
         stacked.append(views[name][members])
     owner, kind, stacked = np.concatenate(owner), np.concatenate(kind), np.concatenate(stacked)
-    turned = np.isin(kind, [k for k, name in enumerate(names) if name in TURNS])
+    turned = np.isin(kind, [k for k, name in enumerate(names) if name in TURNS or name in CORNERS])
     whole = np.isin(kind, [k for k, name in enumerate(names) if name in ("full", "mirror")])
     pairs = _searched(stacked, owner, np.flatnonzero(~turned), radius, workers, new)
     if turned.any():  # a turned frame is only ever compared with a whole one: searched against those alone

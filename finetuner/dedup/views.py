@@ -5,6 +5,9 @@ flips the sign of half of them, and letterbox bars or a caption change the frame
 below undoes one kind of edit before hashing, so the copy and the original meet in at least one view pair:
 - `full`: the whole frame; `mirror`: the frame flipped left-right (the same DCT with odd columns negated);
 - `crop90`, `crop80`: centre crops keeping 90% / 80% of each side (borders cropped away, a caption bar trimmed);
+- `left90`, `right90`, `top90`, `bottom90`: 10% cut from one side (a crop from that side);
+- `topleft85`, `topright85`, `bottomleft85`, `bottomright85`: 15% cut from two sides (a crop towards a corner, as a
+  photo is reframed on its subject); like the square view, searched only against whole frames;
 - `trim`: the content inside uniform borders (letterbox / pillarbox bars, a plain mat, and the line where one blends
   into the picture) stripped before hashing;
 - `square`: the centre square of the picture in its true proportions (a wide photo reposted cropped to a square, as
@@ -42,7 +45,12 @@ VIEWS = (
     "rot90",
     "rot180",
     "rot270",
+    "topleft85",
+    "topright85",
+    "bottomleft85",
+    "bottomright85",
 )
+CORNERS = ("topleft85", "topright85", "bottomleft85", "bottomright85")  # 85% of each side, in one corner
 # Bump VIEW_BOXES when a view's box changes for the same thumbnail (the hash cache's view hashes are then recomputed):
 # 2 a bar's blended edge line stripped with the bar
 VIEW_BOXES = 2
@@ -281,7 +289,12 @@ def view_box(
         return tuple(square_boxes(np.array([aspect]), 1)[0].tolist()), False
     m = {"crop90": round(THUMB * 0.05), "crop80": round(THUMB * 0.1)}.get(view, 0)
     cut = round(THUMB * 0.1)  # 10% off one side: the view of the original that a one-sided crop shows
+    corner = round(THUMB * 0.15)  # 15% off two sides: the view of the original a corner crop shows
     boxes = {
+        "topleft85": (0, THUMB - corner, 0, THUMB - corner),
+        "topright85": (0, THUMB - corner, corner, THUMB),
+        "bottomleft85": (corner, THUMB, 0, THUMB - corner),
+        "bottomright85": (corner, THUMB, corner, THUMB),
         "left90": (0, THUMB, 0, THUMB - cut),
         "right90": (0, THUMB, cut, THUMB),
         "top90": (0, THUMB - cut, 0, THUMB),
@@ -327,7 +340,7 @@ def allowed_combos(names: Sequence[str]) -> np.ndarray:
     def allowed(x: str, y: str) -> bool:
         if x in TURNS or y in TURNS:
             return (x in TURNS) != (y in TURNS) and bool({x, y} & whole)
-        if "square" in (x, y):  # the centre square of one is what its square crop shows whole
+        if "square" in (x, y) or x in CORNERS or y in CORNERS:  # what a crop of one shows whole
             return bool({x, y} & whole)
         return not ("trim" in (x, y) and not {x, y} & whole)
 

@@ -17,7 +17,7 @@ from finetuner.dedup.hashing import hash_files, hash_images
 from finetuner.dedup.neighbours import hamming
 from finetuner.dedup.verify import VerifyRule, best_signal, verify, verify_pairs
 from finetuner.dedup.view_search import Candidates, nearest_per_image, subset, view_candidates
-from finetuner.dedup.views import square_boxes, trim_box, view_hashes
+from finetuner.dedup.views import CORNERS, VIEWS, allowed_combos, square_boxes, trim_box, view_hashes
 from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
 
 
@@ -291,6 +291,8 @@ def test_each_view_meets_its_edit() -> None:
         crop(BASE, bottom=0.10),
         crop(BASE, *[0.1] * 4),
         letterbox(BASE),
+        crop(BASE, left=0.15, bottom=0.15),
+        crop(BASE, right=0.15, top=0.15),
     ]
     views = view_hashes(np.stack([thumb(i) for i in images]))
     # (view of the original, view of the copy, which copy): trimming applies to the letterboxed copy
@@ -300,6 +302,8 @@ def test_each_view_meets_its_edit() -> None:
         ("top90", "full", 3),
         ("crop80", "full", 4),
         ("full", "trim", 5),
+        ("topright85", "full", 6),
+        ("bottomleft85", "full", 7),
     ]
     for mine, theirs, copy in meets:
         close = hamming(views[mine][:1], views[theirs][copy : copy + 1])[0]
@@ -551,6 +555,27 @@ def test_the_square_view_is_searched_only_where_it_differs_and_only_against_whol
     thumbs = np.stack([thumb(photo(25, (300, 200))), thumb(photo(26, (200, 200)))])
     views = view_hashes(thumbs, np.array([1.5, 1.0]))
     assert views["square"][0] != views["full"][0] and views["square"][1] == views["full"][1]
+
+
+@pytest.mark.parametrize("corner", ["top left", "bottom right"])
+def test_a_corner_crop_is_proposed_by_a_corner_view_and_accepted(corner: str) -> None:
+    """15% cut from two sides: no centre or one-sided view lines up with it, the original's corner view does."""
+    top, left = (0.0, 0.0) if corner == "top left" else (0.15, 0.15)
+    copy = crop(BASE, left=left, top=top, right=0.15 - left, bottom=0.15 - top)
+    aspect = (BASE.size[0] / BASE.size[1], copy.size[0] / copy.size[1])
+    signal = best_signal(thumb(BASE), thumb(copy), aspect)
+    assert signal == f"{corner.replace(' ', '')}85~full", signal
+    verdict = verify(thumb(BASE), thumb(copy), aspect=aspect)
+    assert verdict.accepted, verdict
+    assert not verify(thumb(photo(12, (160, 120))), thumb(copy), aspect=aspect).accepted
+
+
+def test_corner_views_pair_only_with_a_whole_frame() -> None:
+    names = list(VIEWS)
+    allowed = allowed_combos(names).reshape(len(names), len(names))
+    for corner in CORNERS:
+        partners = {names[k] for k in np.flatnonzero(allowed[names.index(corner)])}
+        assert partners == {"full", "mirror"}, (corner, partners)
 
 
 def test_turned_views_pair_only_with_a_whole_frame() -> None:
