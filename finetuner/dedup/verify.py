@@ -67,7 +67,8 @@ __all__ = ["VERIFIER", "Verdict", "Verdicts", "VerifyRule", "best_signal", "veri
 # 8 thin frame strips, 9 one picture as a band in the other's canvas, 10 bands gated at 16x16, 11 frames and bands held
 # to the refit's thresholds, 12 the colour check, 13 watermarks and logos left out, 14 photographs refitted turned up
 # to 5 degrees, 15 the square view; a band taken wherever the best alignment so far fails, 16 low-detail pairs' shading
-# match, a bar's blended edge line trimmed with the bar (views.VIEW_BOXES 2), and pairs lit differently fitted
+# match, a bar's blended edge line trimmed with the bar (views.VIEW_BOXES 2), pairs lit differently fitted, one whole
+# frame against the other's content, corner views' alignments held to the refit's thresholds
 VERIFIER = 16
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (searches.overdrawn; watermarked copies: 0.79 and up in detail)
