@@ -134,20 +134,26 @@ def _shading_match(
             near, ok, residual, gain = _tone_fit(framed[inside_a], framed[inside_b], a, b, rows, va, vb, mirror, rule)
             seen = f"{_view_name(va, inside_a)} of a = {_view_name(vb, inside_b)} of b{', mirrored' if mirror else ''}"
             found.offer(near, ok, residual, gain, CROPS[max(va, vb) - 1] ** 2 if va or vb else 1.0, seen)
-    if signals is not None:  # on whole frames: a smooth picture's trim is no evidence of where its content lies
-        ratio = np.full((len(i), 2), np.nan) if aspect is None else np.stack([aspect[i], aspect[j]], axis=1)
-        frame = (0, THUMB, 0, THUMB)
-        placed = [signal_boxes(sig, frame, frame, *r) for sig, r in zip(signals, ratio.tolist())]
-        box_a, box_b = (np.array([p[side] for p in placed], np.int64) for side in (0, 1))
-        first, second = _Views.of(thumbs[i], box_a, ()), _Views.of(thumbs[j], box_b, ())
-        rows = np.arange(len(i))
-        kept = np.minimum(area(box_a), area(box_b)) / THUMB**2
-        for mirror in (False, True):
-            part = rows[np.array([p[2] for p in placed]) == mirror]
-            near, ok, residual, gain = _tone_fit(first, second, rows, rows, part, 0, 0, mirror, rule)
-            ok &= kept[near] >= rule.min_overlap
-            found.offer(near, ok, residual, gain, kept[near], [placed[k][3] for k in near.tolist()])
+    if signals is not None:
+        _offer_proposed(found, thumbs, i, j, signals, aspect, rule)
     return found.matched, found.residual, found.overlap, found.how
+
+
+def _offer_proposed(found: _Found, thumbs, i, j, signals, aspect, rule: VerifyRule) -> None:
+    """The try of the two views each pair's candidate search proposed it by (`align.signal_boxes`), on whole frames:
+    a smooth picture's trim is no evidence of where its content lies."""
+    ratio = np.full((len(i), 2), np.nan) if aspect is None else np.stack([aspect[i], aspect[j]], axis=1)
+    frame = (0, THUMB, 0, THUMB)
+    placed = [signal_boxes(signal, frame, frame, *r) for signal, r in zip(signals, ratio.tolist())]
+    box_a, box_b = (np.array([p[side] for p in placed], np.int64) for side in (0, 1))
+    first, second = _Views.of(thumbs[i], box_a, ()), _Views.of(thumbs[j], box_b, ())
+    rows = np.arange(len(i))
+    kept = np.minimum(area(box_a), area(box_b)) / THUMB**2
+    mirrored = np.array([p[2] for p in placed], bool)
+    for mirror in (False, True):
+        near, ok, residual, gain = _tone_fit(first, second, rows, rows, rows[mirrored == mirror], 0, 0, mirror, rule)
+        ok &= kept[near] >= rule.min_overlap
+        found.offer(near, ok, residual, gain, kept[near], [placed[k][3] for k in near.tolist()])
 
 
 def _tone_fit(first, second, a, b, rows, va: int, vb: int, mirror: bool, rule: VerifyRule) -> tuple[np.ndarray, ...]:
