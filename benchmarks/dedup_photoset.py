@@ -454,37 +454,32 @@ def _negatives(out_dir: Path, root: Path, peer_python: Path, rng: np.random.Gene
 def build_held_out(cache: Path, peer_python: Path, wallpapers: Path | None = None) -> list[tuple[str, str, str]] | None:
     """(path, base, kind) of the held-out set: the same pictures and negatives as `build`, each picture with a third
     of the HELD_OUT edits (rotating over the pictures); None when sources are missing."""
-
-    def make(root: Path, out_dir: Path) -> list[tuple[str, str, str]]:
-        rng = np.random.default_rng(7)
-        kinds = list(HELD_OUT)
-        items = []
-        for k, (name, path) in enumerate(_pictures(root, peer_python)):
-            image = _load(path)
-            items.append(_save(out_dir, name, "orig", image))
-            for kind in kinds[k % 3 :: 3]:
-                items.append(_save(out_dir, name, kind, held_out_edit(image, kind, rng)))
-        return items + _negatives(out_dir, root, peer_python, rng)
-
-    return _cached_set(cache / "held-out", cache, wallpapers, make)
+    return _rotating_set(cache / "held-out", cache, peer_python, wallpapers, list(HELD_OUT), held_out_edit, 7, 3)
 
 
 def build_fresh(cache: Path, peer_python: Path, wallpapers: Path | None = None) -> list[tuple[str, str, str]] | None:
     """(path, base, kind) of the fresh set: the same pictures and negatives as `build`, each picture with half of the
     FRESH edits (alternating); None when sources are missing."""
+    return _rotating_set(cache / "fresh", cache, peer_python, wallpapers, list(FRESH), fresh_edit, 11, 2)
+
+
+def _rotating_set(
+    out_dir: Path, cache: Path, peer_python: Path, wallpapers, kinds: list[str], edit, seed: int, every: int
+):
+    """A set kept in out_dir: each picture with every `every`-th of `kinds` (picture k starting at kind k % every),
+    each made by `edit(image, kind, rng)` from one generator seeded `seed`, then the negatives."""
 
     def make(root: Path, out_dir: Path) -> list[tuple[str, str, str]]:
-        rng = np.random.default_rng(11)
-        kinds = list(FRESH)
+        rng = np.random.default_rng(seed)
         items = []
         for k, (name, path) in enumerate(_pictures(root, peer_python)):
             image = _load(path)
             items.append(_save(out_dir, name, "orig", image))
-            for kind in kinds[k % 2 :: 2]:
-                items.append(_save(out_dir, name, kind, fresh_edit(image, kind, rng)))
+            for kind in kinds[k % every :: every]:
+                items.append(_save(out_dir, name, kind, edit(image, kind, rng)))
         return items + _negatives(out_dir, root, peer_python, rng)
 
-    return _cached_set(cache / "fresh", cache, wallpapers, make)
+    return _cached_set(out_dir, cache, wallpapers, make)
 
 
 def build_colours(cache: Path, peer_python: Path, wallpapers: Path | None = None) -> list[tuple[str, str, str]] | None:
