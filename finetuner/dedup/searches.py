@@ -112,12 +112,7 @@ def _refits(placed: list, turns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
 def content_stretch(trims: np.ndarray, i: np.ndarray, j: np.ndarray, aspect: np.ndarray | None) -> np.ndarray:
     """|log| of the ratio of the two images' content proportions (inside bars): what matching them as they are
     implies; zero where a size is unknown."""
-    if aspect is None:
-        return np.zeros(len(i))
-    shape = (trims[:, 3] - trims[:, 2]) / (trims[:, 1] - trims[:, 0]) * aspect  # the content's true aspect
-    stretch = np.abs(np.log(shape[i] / shape[j]))
-    stretch[~np.isfinite(stretch)] = 0.0
-    return stretch
+    return _boxes_stretch(trims[i], trims[j], i, j, aspect)
 
 
 def untrimmed(best: Best, thumbs: np.ndarray, trims: np.ndarray, i: np.ndarray, j: np.ndarray, aspect, rule) -> None:

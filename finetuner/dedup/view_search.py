@@ -56,12 +56,13 @@ def view_candidates(
         kind.append(np.full(len(members), k))
         stacked.append(views[name][members])
     owner, kind, stacked = np.concatenate(owner), np.concatenate(kind), np.concatenate(stacked)
-    turned = np.isin(kind, [k for k, name in enumerate(names) if name in TURNS or name in CORNERS])
+    # a turned frame or a corner is only ever compared with a whole one: searched against those alone
+    to_whole = np.isin(kind, [k for k, name in enumerate(names) if name in TURNS or name in CORNERS])
     whole = np.isin(kind, [k for k, name in enumerate(names) if name in ("full", "mirror")])
-    pairs = _searched(stacked, owner, np.flatnonzero(~turned), radius, workers, new)
-    if turned.any():  # a turned frame is only ever compared with a whole one: searched against those alone
+    pairs = _searched(stacked, owner, np.flatnonzero(~to_whole), radius, workers, new)
+    if to_whole.any():
         pairs = np.concatenate(
-            [pairs, _between(stacked, owner, np.flatnonzero(turned), np.flatnonzero(whole), radius, workers, new)]
+            [pairs, _between(stacked, owner, np.flatnonzero(to_whole), np.flatnonzero(whole), radius, workers, new)]
         )
     a, b = owner[pairs[:, 0]], owner[pairs[:, 1]]
     other = a != b
