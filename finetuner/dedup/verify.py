@@ -181,8 +181,9 @@ def verify_pairs(
     accepted = passes(sim, det, overlap, stretch)
     # A corner view proposes one picture zoomed into a corner of the other, which look-alike designs can meet near
     # the thresholds: what its regions align must explain as much as a refit
-    cornered = np.isin(best.stage, (1, 2, 3)) & np.array([bool(set(signal_views(s)) & set(CORNERS)) for s in signals])
-    accepted &= ~cornered | passing(refit_rule(rule))(sim, det, overlap, stretch)
+    named = np.flatnonzero(accepted & np.isin(best.stage, (1, 2, 3)))  # only these can be a corner view's
+    cornered = named[[bool(set(signal_views(signals[q])) & set(CORNERS)) for q in named.tolist()]]
+    accepted[cornered] = passing(refit_rule(rule))(sim[cornered], det[cornered], overlap[cornered], stretch[cornered])
     how = np.array(
         [f"{h}, stretch {b:.0%}" if b >= 0.005 else h for h, b in zip(how.tolist(), stretch.tolist())], dtype=object
     )
