@@ -66,6 +66,12 @@ FRESH = {
 # picture's colour twins, which must not: the same shot with its hues turned round or its colourful parts recoloured,
 # as a product photographed in another colour. Twins are other pictures (base "<picture>~<kind>"); grey pictures
 # have no twin (recolouring leaves them as they are).
+# The composed set (`build_composed`): each picture as one part of a larger image made from a template (a meme's
+# caption panels, an app's window, a social post, side by side with another picture, a collage of four). Beyond issue
+# 15's targets for recall; for precision, the point: many different pictures share one template, as a folder of
+# screenshots or reposts does, and must not pair through it. What fills the other parts is drawn fresh for every
+# image (`finetuner.demo.synthetic_photos.photo`), so no two composed images share a picture they do not copy.
+COMPOSED = {k: "composed" for k in ("meme_top", "meme_both", "app_window", "post", "side_by_side", "collage")}
 COLOUR_EDITS = {k: "colour" for k in ("hue15", "hue_30", "sepia", "warm", "cool", "vivid", "faded")}
 TWINS = ("twin_hue120", "twin_object240")  # two twins of a picture are as far apart in hue as from it
 PACKAGES = ("plasma-workspace-wallpapers", "lomiri-wallpapers")
@@ -318,6 +324,58 @@ def fresh_edit(image: Image.Image, kind: str, rng: np.random.Generator) -> Image
     raise ValueError(kind)
 
 
+def composed_edit(image: Image.Image, kind: str, rng: np.random.Generator) -> Image.Image:
+    """One COMPOSED image holding `image` (other parts drawn from `rng`)."""
+    from finetuner.demo.synthetic_photos import photo
+
+    w, h = image.size
+
+    def other(size: tuple[int, int]) -> Image.Image:
+        return photo(int(rng.integers(2**31)), size)
+
+    if kind in ("meme_top", "meme_both"):  # white caption panels in bold black, as a meme generator lays them out
+        panel = h // 3 if kind == "meme_top" else h // 4
+        panels = (0,) if kind == "meme_top" else (0, panel + h)
+        out = Image.new("RGB", (w, h + panel * len(panels)), (255, 255, 255))
+        draw = ImageDraw.Draw(out)
+        for top in panels:
+            draw.text((w // 20, top + panel // 4), "WHEN THE TEST SET", fill=(0, 0, 0), font_size=panel // 3)
+        out.paste(image, (0, panel))
+        return out
+    if kind == "app_window":  # a title bar, a side panel listing folders, the picture at 70% on a grey canvas
+        out = Image.new("RGB", (w, h), (240, 240, 240))
+        draw = ImageDraw.Draw(out)
+        draw.rectangle([0, 0, w, h // 12], fill=(50, 50, 60))
+        draw.rectangle([0, h // 12, w // 6, h], fill=(225, 228, 235))
+        for k in range(8):
+            draw.text((8, h // 8 + k * h // 12), f"Folder {k}", fill=(20, 20, 20), font_size=h // 30)
+        out.paste(image.resize((w * 7 // 10, h * 7 // 10)), (w // 6 + w // 20, h // 12 + h // 12))
+        return out
+    if kind == "post":  # a social post: avatar and name above, a caption and buttons below, on white
+        width = w * 11 // 10
+        out = Image.new("RGB", (width, h * 8 // 5), (255, 255, 255))
+        draw = ImageDraw.Draw(out)
+        draw.ellipse([10, 10, 10 + h // 10, 10 + h // 10], fill=(90, 140, 200))
+        draw.text((20 + h // 10, 15), "someone posted", fill=(0, 0, 0), font_size=h // 25)
+        out.paste(image, ((width - w) // 2, h * 18 // 100))
+        draw.text((20, h * 5 // 4), "Look at this view!! #travel #photo", fill=(0, 0, 0), font_size=h // 25)
+        draw.text((20, h * 29 // 20), "Like   Comment   Share", fill=(80, 80, 80), font_size=h // 28)
+        return out
+    if kind == "side_by_side":  # next to another picture of its size
+        out = Image.new("RGB", (2 * w, h))
+        out.paste(image, (0, 0))
+        out.paste(other((w, h)), (w, 0))
+        return out
+    if kind == "collage":  # the top-left quarter of a 2x2 collage with white gutters
+        out = Image.new("RGB", (w, h), (255, 255, 255))
+        tile = (w // 2 - 6, h // 2 - 6)
+        for k in range(4):
+            part = image.resize(tile) if k == 0 else other(tile)
+            out.paste(part, (4 + (k % 2) * (w // 2), 4 + (k // 2) * (h // 2)))
+        return out
+    raise ValueError(kind)
+
+
 def _reencoded(image: Image.Image, form: str, quality: int) -> Image.Image:
     return Image.open(io.BytesIO(_encoded(image, quality, form))).convert("RGB")
 
@@ -480,6 +538,12 @@ def _rotating_set(
         return items + _negatives(out_dir, root, peer_python, rng)
 
     return _cached_set(out_dir, cache, wallpapers, make)
+
+
+def build_composed(cache: Path, peer_python: Path, wallpapers: Path | None = None) -> list[tuple[str, str, str]] | None:
+    """(path, base, kind) of the composed set: the same pictures and negatives as `build`, each picture in half of the
+    COMPOSED templates (alternating); None when sources are missing."""
+    return _rotating_set(cache / "composed", cache, peer_python, wallpapers, list(COMPOSED), composed_edit, 13, 2)
 
 
 def build_colours(cache: Path, peer_python: Path, wallpapers: Path | None = None) -> list[tuple[str, str, str]] | None:
