@@ -49,14 +49,7 @@ from finetuner.dedup.hashing import THUMB
 from finetuner.dedup.low_detail import low_detail_verdicts
 from finetuner.dedup.searches import IMAGE_CHUNK
 from finetuner.dedup.shape import GRAPHIC_STRETCH, MAX_ANISOTROPY, is_graphic, shape_agreement
-from finetuner.dedup.surround import (
-    MIN_INSIDE_SIMILARITY,
-    MIN_RIM,
-    MIN_SHARED,
-    RIM_FLATNESS,
-    inside_agreement,
-    plain,
-)
+from finetuner.dedup.surround import MIN_INSIDE_SIMILARITY, framed, inside_agreement, plain
 from finetuner.dedup.verdicts import Best, Verdict, Verdicts, VerifyRule, passing, refit_rule
 from finetuner.dedup.views import CORNERS, VIEWS, allowed_combos, signal_views, trim_boxes, unturned, view_hashes
 
@@ -68,8 +61,9 @@ __all__ = ["VERIFIER", "Verdict", "Verdicts", "VerifyRule", "best_signal", "veri
 # to the refit's thresholds, 12 the colour check, 13 watermarks and logos left out, 14 photographs refitted turned up
 # to 5 degrees, 15 the square view; a band taken wherever the best alignment so far fails, 16 low-detail pairs' shading
 # match, a bar's blended edge line trimmed with the bar (views.VIEW_BOXES 2), pairs lit differently fitted, one whole
-# frame against the other's content, corner views' alignments held to the refit's thresholds
-VERIFIER = 16
+# frame against the other's content, corner views' alignments held to the refit's thresholds, 17 frames of several
+# flat tones (an app window)
+VERIFIER = 17
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (searches.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6
@@ -256,7 +250,9 @@ def _second_looks(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: 
     touched = np.unique(np.r_[i[judged], j[judged]])
     seen = plain(thumbs[touched])
     drawn[touched], frame[touched] = is_graphic(seen), seen.colour
-    edged[touched] = (seen.rim >= MIN_RIM) & (seen.rim_spread <= RIM_FLATNESS) & (seen.share >= MIN_SHARED)
+    toned, tones = np.zeros(len(thumbs), bool), np.full((len(thumbs), seen.tones.shape[1]), np.nan)
+    edged[touched], toned[touched] = framed(seen)
+    tones[touched] = seen.tones
     graphics = drawn[i[judged]] & drawn[j[judged]]
     for q in judged[graphics].tolist() if rule.min_shape_similarity > -1 else []:
         if best.stretch[q] > GRAPHIC_STRETCH:  # no refit can bring its proportions back within MAX_ANISOTROPY
@@ -264,9 +260,11 @@ def _second_looks(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: 
         else:
             accepted[q], det[q], note = _shape(thumbs, trims, i[q], j[q], signals[q], stage[q], aspect, rule)
         how[q], rules[q] = f"{how[q]}; {note}", "shape"
+    frames = np.where(toned[:, None], tones, np.c_[frame, np.full((len(thumbs), tones.shape[1] - 1), np.nan)])
+    edged |= toned
     for q in judged[~graphics & edged[i[judged]] & edged[j[judged]]].tolist():
         p_region, q_region, _ = aligned_pair(thumbs, trims, i[q], j[q], signals[q], stage[q], aspect)
-        inner_sim, inner_det, left_out = inside_agreement(p_region, q_region, frame[i[q]], frame[j[q]])
+        inner_sim, inner_det, left_out = inside_agreement(p_region, q_region, frames[i[q]], frames[j[q]])
         if left_out > 0:
             sim[q], det[q], rules[q] = inner_sim, inner_det, "frame"
             accepted[q] = inner_sim >= MIN_INSIDE_SIMILARITY and inner_det >= rule.min_detail_similarity

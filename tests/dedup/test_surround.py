@@ -1,5 +1,6 @@
-"""The surround check: different pictures framed alike (a circular black field of view) are not copies, a framed
-picture's copy still is, and a frame means a plain border region, not texture that happens to share its grey."""
+"""The surround check: different pictures framed alike (a circular black field of view, one app window) are not
+copies, a framed picture's copy still is, and a frame means a plain border region of one or a few flat tones, not
+texture that happens to share its grey."""
 
 from __future__ import annotations
 
@@ -7,13 +8,12 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
 from finetuner.config import VerifyConfig
-from finetuner.dedup import verify as verifier
 from finetuner.dedup.candidates import Verified, margin, verify_tradeoff
 from finetuner.dedup.hashing import hash_images
-from finetuner.dedup.surround import MIN_INSIDE_SIMILARITY, frame_mask, inside_agreement
+from finetuner.dedup.surround import MIN_INSIDE_SIMILARITY, frame_mask, framed, inside_agreement, plain, rim_tones
 from finetuner.dedup.verify import Verdicts, verify
 from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
 
@@ -53,7 +53,7 @@ def test_different_pictures_in_one_frame_are_not_copies(seeds, monkeypatch):
     verdict = verify(a, b, aspect=SQUARE)
     assert not verdict.accepted and verdict.rule == "frame", verdict
     assert verdict.similarity < MIN_INSIDE_SIMILARITY and "inside the shared frame" in verdict.transform
-    monkeypatch.setattr(verifier, "MIN_RIM", 2.0)  # no image counts as framed: the check is off
+    monkeypatch.setattr("finetuner.dedup.surround.MIN_RIM", 2.0)  # no image counts as framed: the check is off
     without = verify(a, b, aspect=SQUARE)
     assert without.accepted and without.rule == "aligned", without  # through the frame they matched
 
@@ -118,3 +118,67 @@ def test_margin_and_tradeoff_judge_framed_pairs_by_their_own_rule():
     assert np.allclose(margin(found, config), [0.02, -0.05])
     rows = {row["min_similarity"]: row["pairs"] for row in verify_tradeoff(4, found, config)}
     assert set(rows.values()) == {1}  # below min_similarity, yet accepted by its own threshold at every row
+
+
+def dark(seed: int) -> Image.Image:
+    """A dim photograph (a night scene, a slide under the microscope): the window around it is the sharpest thing."""
+    return ImageEnhance.Brightness(photo(seed, (160, 120))).enhance(0.5)
+
+
+def window(picture: Image.Image) -> Image.Image:
+    """The picture shown in an app's window: a dark title bar, a side panel listing folders, a light grey canvas."""
+    out = Image.new("RGB", (320, 240), (240, 240, 240))
+    draw = ImageDraw.Draw(out)
+    draw.rectangle([0, 0, 320, 20], fill=(50, 50, 60))
+    draw.rectangle([0, 20, 53, 240], fill=(225, 228, 235))
+    for k in range(8):
+        draw.text((6, 30 + 20 * k), f"Folder {k}", fill=(20, 20, 20))
+    out.paste(picture.resize((224, 168)), (64, 40))
+    return out
+
+
+@pytest.mark.parametrize("seeds", [(0, 11), (3, 9)], ids=str)
+def test_different_pictures_in_one_app_window_are_not_copies(seeds, monkeypatch):
+    """The window's frame has three flat tones (title bar, side panel, canvas) and no one colour holds a quarter of
+    its rim: the frame is its pixels of any of the tones, and inside it the pictures disagree."""
+    a, b = (thumb(window(dark(seed))) for seed in seeds)
+    seen = plain(np.stack([a, b]))
+    one, several = framed(seen)
+    assert not one.any() and several.all(), seen
+    verdict = verify(a, b, aspect=(4 / 3, 4 / 3))
+    assert not verdict.accepted and verdict.rule == "frame", verdict
+    monkeypatch.setattr("finetuner.dedup.surround.MAX_TONES", 1)  # one tone only: the window is no frame
+    without = verify(a, b, aspect=(4 / 3, 4 / 3))
+    assert without.accepted and without.rule == "aligned", without  # through the window they matched
+
+
+def test_a_pictures_copy_in_one_app_window_passes_inside_it():
+    picture = dark(5)
+    copy = Image.open(io.BytesIO(to_jpeg_bytes(window(picture).resize((240, 180)), 40)))
+    verdict = verify(thumb(window(picture)), thumb(copy), aspect=(4 / 3, 4 / 3))
+    assert verdict.accepted and verdict.rule == "frame", verdict
+
+
+def test_rim_tones_are_the_flat_levels_a_tenth_of_the_rim_holds_each():
+    rng = np.random.default_rng(0)
+    rims = np.stack(
+        [
+            np.r_[np.full(50, 240.0), np.full(30, 51.0), np.full(15, 228.0), rng.uniform(0, 255, 5)],  # a window
+            rng.uniform(0, 255, 100),  # a photograph's edge: no level holds a tenth
+            np.r_[np.full(95, 20.0), np.full(5, 200.0)],  # bars: one tone
+        ]
+    )
+    tones, share, spread = rim_tones(rims)
+    assert np.allclose(tones[0], [240, 51, 228]) and share[0] >= 0.95 and spread[0] < 0.5
+    assert np.isnan(tones[1]).all() and share[1] == 0
+    assert tones[2][0] == 20 and np.isnan(tones[2][1:]).all() and np.isclose(share[2], 0.95)
+
+
+def test_tones_that_leave_nothing_inside_say_nothing():
+    """A region made of the tones (a silhouette's black on a white ground) is the picture, not a frame around it."""
+    region = np.full((64, 64), 255.0, np.float32)
+    region[20:64, 10:50] = 0.0  # a dark shape reaching the bottom edge
+    sim, det, left_out = inside_agreement(region, region, np.array([255.0, 0.0]), np.array([255.0, 0.0]))
+    assert left_out == 0.0 and np.isnan(sim) and np.isnan(det)
+    sim, det, left_out = inside_agreement(region, region, 255.0, 255.0)  # one tone: the shape remains to compare
+    assert 0 < left_out < 0.9 and np.isfinite(sim)
