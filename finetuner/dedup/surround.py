@@ -149,9 +149,11 @@ def inside_agreement(
 ) -> tuple[float, float, float]:
     """(similarity, detail similarity, share left out) of two aligned grey regions of one size over the pixels that
     are not frame in both (`frame_mask`, with frame colours `frame_p`, `frame_q`: one each, or several tones, NaN
-    where unused), less EDGE pixels around it. The share left out is 0 (and the similarities NaN) where the regions
-    share less than MIN_SHARED of frame: there is no frame to see through; or, with several tones, where less than
-    MIN_INSIDE would remain: the tones are the picture's own."""
+    where unused), less EDGE pixels around it and inside the regions' edge (where a trim cut the bars away, the line
+    the picture's edge blends into them stays, and two pictures framed alike would correlate through it). The share
+    left out is 0 (and the similarities NaN) where the regions share less than MIN_SHARED of frame: there is no frame
+    to see through; or, with several tones, where less than MIN_INSIDE would remain: the tones are the picture's
+    own."""
     p, q = np.asarray(p, np.float32), np.asarray(q, np.float32)
     tones_p, tones_q = (np.atleast_1d(np.asarray(f, np.float64)) for f in (frame_p, frame_q))
     tones_p, tones_q = tones_p[np.isfinite(tones_p)], tones_q[np.isfinite(tones_q)]
@@ -159,7 +161,9 @@ def inside_agreement(
     if shared.mean() < MIN_SHARED:
         return float("nan"), float("nan"), 0.0
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * EDGE + 1, 2 * EDGE + 1))
-    inside = cv2.dilate(shared.astype(np.uint8), kernel) == 0
+    edged = shared.copy()  # the region's own edge too: where a trim cut bars away, the picture's edge line remains
+    edged[[0, -1]] = edged[:, [0, -1]] = True
+    inside = cv2.dilate(edged.astype(np.uint8), kernel) == 0
     if inside.mean() < MIN_INSIDE:
         several = len(tones_p) > 1 or len(tones_q) > 1
         return (float("nan"), float("nan"), 0.0) if several else (0.0, 0.0, float(1.0 - inside.mean()))

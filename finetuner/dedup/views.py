@@ -9,7 +9,7 @@ below undoes one kind of edit before hashing, so the copy and the original meet 
 - `topleft85`, `topright85`, `bottomleft85`, `bottomright85`: 15% cut from two sides (a crop towards a corner, as a
   photo is reframed on its subject); like the square view, searched only against whole frames;
 - `trim`: the content inside uniform borders (letterbox / pillarbox bars, a plain mat, and the line where one blends
-  into the picture) stripped before hashing;
+  into the picture; a caption panel, text and all) stripped before hashing;
 - `square`: the centre square of the picture in its true proportions (a wide photo reposted cropped to a square, as
   social media and thumbnails do), from the image's aspect ratio; none for a near-square image;
 - `rot90`, `rot180`, `rot270`: the whole frame turned (a scan or a slide saved on its side or upside down; with
@@ -52,8 +52,8 @@ VIEWS = (
 )
 CORNERS = ("topleft85", "topright85", "bottomleft85", "bottomright85")  # 85% of each side, in one corner
 # Bump VIEW_BOXES when a view's box changes for the same thumbnail (the hash cache's view hashes are then recomputed):
-# 2 a bar's blended edge line stripped with the bar
-VIEW_BOXES = 2
+# 2 a bar's blended edge line stripped with the bar, 3 a caption panel stripped with its text
+VIEW_BOXES = 3
 TURNS = {"rot90": 1, "rot180": 2, "rot270": 3}  # the whole frame turned by quarter turns (counter-clockwise)
 DETAIL_VIEWS = VIEWS[2:]  # skipped for low-detail images: they add only chance candidates
 FLAT_STD = 3.0  # grey levels: an edge row or column flatter than this is a bar or mat
@@ -62,11 +62,18 @@ MAX_TRIM = 0.3  # never strip more than this share of a side from one edge
 BLEND_MIN = 0.05  # the least share of the bar a line after it must carry to be stripped as the bar's blended edge...
 BLEND_SPAN = 0.8  # ...and the least share of its pixels it moves off the bar's shade (a letter's first row: a few)
 CHUNK = 2048  # thumbnails per batch of per-image statistics
+# A caption panel (a meme's caption, a headline added above or below a picture) is a plain band with text on it: it
+# starts with lines of one shade at the edge and runs through the last such line before the picture, those lines at
+# most PANEL_STD from flat (a panel is drawn; a low-contrast photograph's edge is 2-5) and at least PANEL_PLAIN of the
+# band (the rest, its text, may be anything)
+PANEL_STD = 1.0
+PANEL_PLAIN = 0.5
 SQUARE_MIN_STRETCH = 0.1  # |log| of an image's aspect ratio below which it is square enough to have no square view
 
 
 def _edge_runs(lines: np.ndarray) -> np.ndarray:
-    """Per stack item, how many leading rows of `lines` (n, rows, pixels) form a flat bar of one shade."""
+    """Per stack item, how many leading rows of `lines` (n, rows, pixels) form a flat bar of one shade, or a caption
+    panel (plain rows of the bar's shade with text between them), whichever is longer."""
     limit = int(lines.shape[1] * MAX_TRIM)
     rows = lines[:, :limit].astype(np.int32)  # no run can be longer: the rows beyond need no statistics
     width = rows.shape[2]
@@ -76,7 +83,10 @@ def _edge_runs(lines: np.ndarray) -> np.ndarray:
     spread = width * np.einsum("nrp,nrp->nr", rows, rows) - total * total
     flat = (spread < (FLAT_STD * width) ** 2) & (np.abs(total - total[:, :1]) < BAR_TOLERANCE * width)
     run = np.where(flat.all(axis=1), flat.shape[1], np.argmin(flat, axis=1))
-    return np.minimum(run, limit)
+    plain = (spread < (PANEL_STD * width) ** 2) & (np.abs(total - total[:, :1]) < BAR_TOLERANCE * width)
+    band = plain.shape[1] - np.argmax(plain[:, ::-1], axis=1)  # through the last plain row
+    panel = plain[:, 0] & (plain.sum(axis=1) >= PANEL_PLAIN * band)
+    return np.minimum(np.where(panel, np.maximum(run, band), run), limit)
 
 
 def _blend_line(lines: np.ndarray, runs: np.ndarray) -> np.ndarray:

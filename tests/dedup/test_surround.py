@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
 from finetuner.config import VerifyConfig
 from finetuner.dedup.candidates import Verified, margin, verify_tradeoff
+from finetuner.dedup.correlation import blur_each, evidence_inside
 from finetuner.dedup.hashing import hash_images
 from finetuner.dedup.surround import MIN_INSIDE_SIMILARITY, frame_mask, framed, inside_agreement, plain, rim_tones
 from finetuner.dedup.verify import Verdicts, verify
@@ -182,3 +183,19 @@ def test_tones_that_leave_nothing_inside_say_nothing():
     assert left_out == 0.0 and np.isnan(sim) and np.isnan(det)
     sim, det, left_out = inside_agreement(region, region, 255.0, 255.0)  # one tone: the shape remains to compare
     assert 0 < left_out < 0.9 and np.isfinite(sim)
+
+
+def test_the_line_where_a_trim_cut_the_bars_away_is_left_out():
+    """Trimmed to the picture's lower edge (a window's canvas and its text stripped as a panel), two pictures in one
+    window keep the line where each picture blends into the canvas: the same bright line in both, which alone would
+    make them agree. The check leaves the regions' edge out as it does the frame's."""
+    rng = np.random.default_rng(0)
+    p, q = (blur_each(rng.normal(100, 6, (1, 64, 64)).astype(np.float32), 3.0)[0] for _ in range(2))
+    for region in (p, q):
+        region[:, :8] = region[:, -8:] = 236.0  # the canvas on either side
+        region[-2:, 8:-8] = 200.0  # the picture's edge blended into the canvas below, cut there
+    sim, det, left_out = inside_agreement(p, q, 236.0, 236.0)
+    assert sim < MIN_INSIDE_SIMILARITY and left_out > 0
+    inside = np.zeros((64, 64), bool)
+    inside[:, 13:-13] = True  # the frame less EDGE around it, the edge line kept
+    assert evidence_inside(p, q, inside)[0] > MIN_INSIDE_SIMILARITY  # through that line they would agree

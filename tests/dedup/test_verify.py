@@ -336,6 +336,48 @@ def test_trim_box_strips_the_line_where_a_mat_blends_into_the_picture(monkeypatc
     assert trim_box(thumb(tee)) == letter
 
 
+def captioned(image: Image.Image, share: float, above: bool = True) -> Image.Image:
+    """The picture with a meme's caption panel added above or below: white, `share` of the result's height, big black
+    text across it."""
+    w, h = image.size
+    panel = round(h * share / (1 - share))
+    out = Image.new("RGB", (w, h + panel), (255, 255, 255))
+    out.paste(image, (0, panel if above else 0))
+    top = 0 if above else h
+    ImageDraw.Draw(out).text((w // 20, top + panel // 4), "WHEN THE TEST SET", fill=(0, 0, 0), font_size=panel // 3)
+    return out
+
+
+@pytest.mark.parametrize("above", [True, False], ids=["above", "below"])
+def test_trim_box_strips_a_caption_panel_with_its_text(above: bool, monkeypatch) -> None:
+    top, bottom, left, right = trim_box(thumb(captioned(BASE, 0.25, above)))
+    assert (left, right) == (0, 64) and (top, bottom) == ((16, 64) if above else (0, 48))
+    monkeypatch.setattr(views, "PANEL_PLAIN", 2.0)  # bars only: the trim stops at the text
+    top, bottom, _, _ = trim_box(thumb(captioned(BASE, 0.25, above)))
+    assert top < 8 and bottom > 56
+
+
+def test_a_low_contrast_edge_is_no_caption_panel() -> None:
+    """A dim photograph's edge (the moon's) has columns flat enough for a bar (std 2-3) between slightly busier ones:
+    it is not drawn plain, so no panel reaches past them."""
+    rng = np.random.default_rng(0)
+    t = thumb(BASE).copy()
+    t[:, :12] = np.clip(115 + rng.normal(0, 2.0, (64, 12)), 0, 255).astype(np.uint8)
+    t[:, 5:7] = np.clip(115 + rng.normal(0, 6.0, (64, 2)), 0, 255).astype(np.uint8)
+    assert trim_box(t)[2] == 5  # the flat columns before the busier ones, as a bar
+    t[:, :5], t[:, 7:12] = 115, 115  # drawn plain: a panel with marks, stripped whole
+    assert trim_box(t)[2] == 12
+
+
+def test_a_captioned_copy_is_found_inside_its_panel(monkeypatch) -> None:
+    ratio = BASE.size[0] / BASE.size[1]
+    copy = thumb(captioned(BASE, 0.25))
+    verdict = verify(thumb(BASE), copy, aspect=(ratio, ratio * 0.75))
+    assert verdict.accepted and "inside its bars" in verdict.transform, verdict
+    monkeypatch.setattr(views, "PANEL_PLAIN", 2.0)
+    assert not verify(thumb(BASE), copy, aspect=(ratio, ratio * 0.75)).accepted
+
+
 def test_candidates_then_verdicts_on_a_small_collection() -> None:
     images = [
         BASE,
