@@ -27,7 +27,8 @@ recompressed, turned 180 degrees and mirrored, black bars), half of them per pic
 composed`): each picture as one part of a larger image made from a template (dedup_photoset.COMPOSED: caption panels
 above or above and below, an app's window, a social post, side by side with another picture, a quarter of a
 collage), half of them per picture: recall there lies beyond issue 15's targets; precision is the point, since many
-different pictures share one template.
+different pictures share one template. And the caption set (`--set captions`): caption bars of 15-30% of the height,
+drawn over the top or bottom of the picture or added above or below it (dedup_photoset.CAPTIONS), a quarter per picture.
 """
 
 from __future__ import annotations
@@ -199,11 +200,12 @@ def main() -> int:
     )
     parser.add_argument(
         "--set",
-        choices=("bench", "held-out", "colours", "fresh", "composed", "all"),
+        choices=("bench", "held-out", "colours", "fresh", "composed", "captions", "all"),
         default="all",
         help="the bench set, the held-out set (dedup_photoset.HELD_OUT: edits unlike the bench's), the colour set "
         "(dedup_photoset.COLOUR_EDITS and TWINS), the fresh set (dedup_photoset.FRESH: 16 edits made after tuning), "
-        "the composed set (dedup_photoset.COMPOSED: pictures in templates), or all in turn",
+        "the composed set (dedup_photoset.COMPOSED: pictures in templates), the caption set (dedup_photoset.CAPTIONS), "
+        "or all in turn",
     )
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
@@ -213,6 +215,7 @@ def main() -> int:
         "colours": (dedup_photoset.build_colours, dedup_photoset.COLOUR_EDITS),
         "fresh": (dedup_photoset.build_fresh, dedup_photoset.FRESH),
         "composed": (dedup_photoset.build_composed, dedup_photoset.COMPOSED),
+        "captions": (dedup_photoset.build_captions, dedup_photoset.CAPTIONS),
     }
     for name, (build, kinds) in sets.items():
         if args.set in (name, "all") and not compare(name, build, kinds, args):

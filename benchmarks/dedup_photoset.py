@@ -72,6 +72,15 @@ FRESH = {
 # screenshots or reposts does, and must not pair through it. What fills the other parts is drawn fresh for every
 # image (`finetuner.demo.synthetic_photos.photo`), so no two composed images share a picture they do not copy.
 COMPOSED = {k: "composed" for k in ("meme_top", "meme_both", "app_window", "post", "side_by_side", "collage")}
+# The caption set (`build_captions`): a caption bar of 15, 20, 25 or 30% of the result's height, drawn over the top or
+# the bottom of the picture (dark, light text: `over`) or added above or below it (white, black text, as a meme's
+# panel: `add`). Issue 15 names caption bars; the bench's are 8-15% and drawn over.
+CAPTIONS = {
+    f"{how}{where}{share}": "caption"
+    for how in ("over", "add")
+    for where in ("top", "bot")
+    for share in (15, 20, 25, 30)
+}
 COLOUR_EDITS = {k: "colour" for k in ("hue15", "hue_30", "sepia", "warm", "cool", "vivid", "faded")}
 TWINS = ("twin_hue120", "twin_object240")  # two twins of a picture are as far apart in hue as from it
 PACKAGES = ("plasma-workspace-wallpapers", "lomiri-wallpapers")
@@ -376,6 +385,25 @@ def composed_edit(image: Image.Image, kind: str, rng: np.random.Generator) -> Im
     raise ValueError(kind)
 
 
+def caption_edit(image: Image.Image, kind: str, rng: np.random.Generator) -> Image.Image:
+    """One CAPTIONS copy of `image`."""
+    w, h = image.size
+    share, top, over = int(kind[-2:]) / 100, kind[-5:-2] == "top", kind.startswith("over")
+    if over:
+        out, bar = image.copy(), int(h * share)
+        y = 0 if top else h - bar
+    else:
+        bar = int(h * share / (1 - share))
+        out = Image.new("RGB", (w, h + bar), (255, 255, 255))
+        out.paste(image, (0, bar if top else 0))
+        y = 0 if top else h
+    draw = ImageDraw.Draw(out)
+    draw.rectangle([0, y, w, y + bar], fill=(20, 20, 20) if over else (255, 255, 255))
+    ink = (240, 240, 240) if over else (0, 0, 0)
+    draw.text((w // 20, y + bar // 4), "Holiday 2024 - do not share", fill=ink, font_size=max(8, bar // 3))
+    return out
+
+
 def _reencoded(image: Image.Image, form: str, quality: int) -> Image.Image:
     return Image.open(io.BytesIO(_encoded(image, quality, form))).convert("RGB")
 
@@ -544,6 +572,12 @@ def build_composed(cache: Path, peer_python: Path, wallpapers: Path | None = Non
     """(path, base, kind) of the composed set: the same pictures and negatives as `build`, each picture in half of the
     COMPOSED templates (alternating); None when sources are missing."""
     return _rotating_set(cache / "composed", cache, peer_python, wallpapers, list(COMPOSED), composed_edit, 13, 2)
+
+
+def build_captions(cache: Path, peer_python: Path, wallpapers: Path | None = None) -> list[tuple[str, str, str]] | None:
+    """(path, base, kind) of the caption set: the same pictures and negatives as `build`, each picture with a quarter
+    of the CAPTIONS bars (rotating); None when sources are missing."""
+    return _rotating_set(cache / "captions", cache, peer_python, wallpapers, list(CAPTIONS), caption_edit, 41, 4)
 
 
 def build_colours(cache: Path, peer_python: Path, wallpapers: Path | None = None) -> list[tuple[str, str, str]] | None:
