@@ -3,10 +3,11 @@
 On a large collection most candidates are chance: two unrelated pictures whose hashes of some view pair land within
 `dedup.verify.candidate_distance` bits (about 50,000 of 84,000 candidates on 20,000 photos). The verifier's work
 per pair (regions at 64x64, two Gaussian blurs, a template search) is wasted on them. Here each pair is compared once
-at 16x16, on exactly the regions the verifier starts from (the trimmed content of both frames, and the two view
-regions the candidate's signal names, mirrored when one view is): smoothing by the downscale only raises the
-correlation of a true copy, while unrelated pictures stay far apart. Pairs whose better correlation is below
-`dedup.verify.prescreen_similarity` are rejected with that correlation as their evidence; the rest are verified.
+at 16x16, on exactly the regions the verifier starts from (the trimmed content of both frames, the whole frames where
+the two trims differ, and the two view regions the candidate's signal names, mirrored when one view is): smoothing by
+the downscale only raises the correlation of a true copy, while unrelated pictures stay far apart. Pairs whose best
+correlation is below `dedup.verify.prescreen_similarity` are rejected with that correlation as their evidence; the
+rest are verified.
 A texture (grass, gravel, a brick wall, a star field, a cell culture) keeps little at 16x16 but noise: its copy shifted
 by a crop correlates there no better than a stranger does. Pairs with a `textured` image are therefore never rejected
 by their look; the verifier decides them, and places them (`thorough`) however their first alignments scored.
@@ -28,7 +29,8 @@ BAND = 2  # rows: a caption bar at the top or bottom may disagree (the verifier'
 
 
 # a whole frame is compared trimmed; a turned one is undone first (views.unturned turns the image)
-BOXES = ("trim", *(v for v in VIEWS if v not in ("full", "mirror", "trim") and v not in TURNS))
+BOXES = ("trim", "full", *(v for v in VIEWS if v not in ("full", "mirror", "trim") and v not in TURNS))
+WHOLE = BOXES.index("full")  # the untrimmed frame, looked at where the two trims differ
 _FIXED_BOXES = np.array([view_box(name, (0, THUMB, 0, THUMB))[0] for name in BOXES], np.int64)  # per image: replaced
 _SQUARE = BOXES.index("square")
 # An image is a texture when what survives at 16x16 varies less than what the downscale removes (std ratio below 1):
@@ -83,8 +85,9 @@ def prescreen(
     thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, signals: Sequence[str], aspect: np.ndarray | None = None
 ) -> np.ndarray:
     """Per candidate (thumbs[i[k]], thumbs[j[k]]) proposed by `signals[k]` ("full~crop90", or a hash method name:
-    whole frames), the higher 16x16 correlation of the trimmed frames and of the signal's two view regions (a top
-    or bottom caption band left out, as the verifier does). `aspect` (width / height per image) places the square
+    whole frames), the highest 16x16 correlation of the trimmed frames, of the whole frames where the two trims differ
+    (a dim edge can pass for a bar on one copy only) and of the signal's two view regions (a top or bottom caption band
+    left out, as the verifier does). `aspect` (width / height per image) places the square
     view (views.square_boxes); None: it is the whole frame."""
     if len(i) == 0:
         return np.zeros(0)
@@ -93,13 +96,19 @@ def prescreen(
     box_a, box_b, flip = _signal_views(signals)
     whole = np.zeros(len(i), np.int64)  # BOXES[0]: the trimmed frame
     # each (image, region) is resized once, however many candidates share it
-    keys, inverse = np.unique(np.r_[i, j, i, j] * len(BOXES) + np.r_[whole, whole, box_a, box_b], return_inverse=True)
-    images, boxes = np.divmod(keys, len(BOXES))
     trims, squares = trim_boxes(thumbs), square_boxes(turned.aspect, len(thumbs))
+    untrimmed = np.flatnonzero((trims[i] != trims[j]).any(axis=1))  # also as whole frames (one trim may be wrong)
+    full = np.full(len(untrimmed), WHOLE)
+    keys, inverse = np.unique(
+        np.r_[i, j, i, j, i[untrimmed], j[untrimmed]] * len(BOXES) + np.r_[whole, whole, box_a, box_b, full, full],
+        return_inverse=True,
+    )
+    images, boxes = np.divmod(keys, len(BOXES))
     table = np.empty((len(keys), 2, SIDE - BAND, SIDE), np.float32)
     for s in range(0, len(keys), CHUNK):
         table[s : s + CHUNK] = _unit_regions(thumbs, trims, squares, images[s : s + CHUNK], boxes[s : s + CHUNK])
-    wa, wb, ra, rb = inverse.reshape(4, len(i))
+    wa, wb, ra, rb = inverse[: 4 * len(i)].reshape(4, len(i))
+    ua, ub = inverse[4 * len(i) :].reshape(2, len(untrimmed))
     framed = (box_a == 0) & (box_b == 0) & ~flip  # the signal's regions are the trimmed frames: one product is enough
     score = np.empty(len(i))
     for s in range(0, len(i), CHUNK):
@@ -110,6 +119,8 @@ def prescreen(
         pb[flip[part][views]] = pb[flip[part][views]][..., ::-1]
         both[views] = np.maximum(both[views], np.einsum("kbhw,kbhw->kb", table[ra[part][views]], pb))
         score[part] = both.max(axis=1)
+    if len(untrimmed):
+        score[untrimmed] = np.maximum(score[untrimmed], np.einsum("kbhw,kbhw->kb", table[ua], table[ub]).max(axis=1))
     return score
 
 

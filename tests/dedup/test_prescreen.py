@@ -110,3 +110,21 @@ def test_a_square_crop_is_looked_at_in_the_originals_centre_square() -> None:
     i, j, signals = np.array([0, 0]), np.array([1, 2]), ["square~full", "square~full"]
     looked, copy_whole = prescreen(thumbs, i, j, signals, aspect), prescreen(thumbs, i[:1], j[:1], ["full~full"])
     assert looked[0] >= THRESHOLD > max(looked[1], copy_whole[0]), (looked, copy_whole)
+
+
+def test_a_copy_whose_edge_passed_for_a_bar_is_looked_at_as_whole_frames() -> None:
+    """A dim picture's edge, flattened a little more by its copy's colour edit, passes for a bar on the copy only (a
+    cell culture toned warmer): the two trimmed frames are then misaligned, and the look also compares the whole
+    frames, as the verifier does."""
+    rng = np.random.default_rng(0)
+    original = thumb(BASE).astype(np.float64)
+    original[44:] = 128 + rng.normal(0, 5, (20, 64))  # a dim, grainy lower edge: no bar
+    copy = original.copy()
+    copy[44:] = 128 + rng.normal(0, 1, (20, 64))  # the copy's edge: flat, taken for a bar
+    thumbs = np.clip(np.stack([original, copy]), 0, 255).astype(np.uint8)
+    score = prescreen(thumbs, np.array([0]), np.array([1]), ["full~full"])[0]
+    trimmed = [
+        cv2.resize(t[: 44 if k else 64].astype(np.float32), (16, 16), interpolation=cv2.INTER_AREA)
+        for k, t in enumerate(thumbs)
+    ]
+    assert np.corrcoef(trimmed[0].ravel(), trimmed[1].ravel())[0, 1] < THRESHOLD <= score
