@@ -247,13 +247,14 @@ def _second_looks(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: 
     shape check, two photographs framed alike inside their frame (`accepted`, `rules`, `how` and the evidence in
     `best` are updated in place). Only the images of accepted pairs are looked at."""
     sim, det, stage = best.sim, best.det, best.stage
-    drawn, edged, frame = np.zeros(len(thumbs), bool), np.zeros(len(thumbs), bool), np.zeros(len(thumbs))
+    drawn, edged = np.zeros(len(thumbs), bool), np.zeros(len(thumbs), bool)
     touched = np.unique(np.r_[i[judged], j[judged]])
     seen = plain(thumbs[touched])
-    drawn[touched], frame[touched] = is_graphic(seen), seen.colour
-    toned, tones = np.zeros(len(thumbs), bool), np.full((len(thumbs), seen.tones.shape[1]), np.nan)
-    edged[touched], toned[touched] = framed(seen)
-    tones[touched] = seen.tones
+    one, several = framed(seen)
+    frames = np.full((len(thumbs), seen.tones.shape[1]), np.nan)  # per image its frame's colour, or its several tones
+    drawn[touched], edged[touched] = is_graphic(seen), one | several
+    frames[touched, 0] = seen.colour
+    frames[touched[several]] = seen.tones[several]
     graphics = drawn[i[judged]] & drawn[j[judged]]
     for q in judged[graphics].tolist() if rule.min_shape_similarity > -1 else []:
         if best.stretch[q] > GRAPHIC_STRETCH:  # no refit can bring its proportions back within MAX_ANISOTROPY
@@ -261,8 +262,6 @@ def _second_looks(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: 
         else:
             accepted[q], det[q], note = _shape(thumbs, trims, i[q], j[q], signals[q], stage[q], aspect, rule)
         how[q], rules[q] = f"{how[q]}; {note}", "shape"
-    frames = np.where(toned[:, None], tones, np.c_[frame, np.full((len(thumbs), tones.shape[1] - 1), np.nan)])
-    edged |= toned
     for q in judged[~graphics & edged[i[judged]] & edged[j[judged]]].tolist():
         p_region, q_region, _ = aligned_pair(thumbs, trims, i[q], j[q], signals[q], stage[q], aspect)
         inner_sim, inner_det, left_out = inside_agreement(p_region, q_region, frames[i[q]], frames[j[q]])

@@ -81,9 +81,10 @@ def _edge_runs(lines: np.ndarray) -> np.ndarray:
     # (FLAT_STD * width)^2 (one pass, no float temporaries: this runs on every thumbnail)
     total = rows.sum(axis=2)
     spread = width * np.einsum("nrp,nrp->nr", rows, rows) - total * total
-    flat = (spread < (FLAT_STD * width) ** 2) & (np.abs(total - total[:, :1]) < BAR_TOLERANCE * width)
+    shade = np.abs(total - total[:, :1]) < BAR_TOLERANCE * width  # rows of the outermost row's shade
+    flat = (spread < (FLAT_STD * width) ** 2) & shade
     run = np.where(flat.all(axis=1), flat.shape[1], np.argmin(flat, axis=1))
-    plain = (spread < (PANEL_STD * width) ** 2) & (np.abs(total - total[:, :1]) < BAR_TOLERANCE * width)
+    plain = (spread < (PANEL_STD * width) ** 2) & shade
     band = plain.shape[1] - np.argmax(plain[:, ::-1], axis=1)  # through the last plain row
     panel = plain[:, 0] & (plain.sum(axis=1) >= PANEL_PLAIN * band)
     return np.minimum(np.where(panel, np.maximum(run, band), run), limit)
