@@ -18,6 +18,9 @@ RAW_METADATA = "metadata.csv"
 # ingest
 MANIFEST = Path("data/interim/manifest.csv")
 MANIFEST_COLUMNS = ("path", "label", "group", "status", "reason", "sha256", "width", "height")
+# The manifest's group_source of an image filed as its own group, no group declared for it (the others: "metadata",
+# "pattern")
+IMAGE_GROUP = "image"
 INGEST_REPORT = Path("reports/ingest.json")
 
 # dedup

@@ -20,6 +20,7 @@ MAX_CLUSTERS_SHOWN = 10
 MAX_MEMBERS_SHOWN = 16
 MAX_CUT_SHOWN = 50
 MAX_ACCEPTED_SHOWN = 200  # accepted pairs in the page, least similar first (the ones worth a look)
+MAX_CROSS_SHOWN = 200  # two declared groups joined, a row each, in the page (the JSON keeps every pair)
 EVIDENCE_SHOWN = ("signal", "similarity", "detail_similarity", "overlap", "transform", "colour")
 
 
@@ -83,7 +84,23 @@ def summarize(
         "nearest_rejected": list(rejected),
         "giant_units": list(giant_units),
         "accepted_shown": _least_similar(kept),
+        "cross_group_shown": _cross_shown(cross),
     }
+
+
+def _cross_shown(cross: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """A row per two declared groups that pairs join, for the page: their most similar pair (an exact copy first) and
+    `pairs_between_groups`, groups joined by the most pairs first, up to MAX_CROSS_SHOWN. Copies of one picture filed
+    under three patients are three rows, not one per pair of copies: on 20,000 photos filed one group each, every one
+    of 33,331 pairs crossed groups, and a row per pair made a page of 218 MB."""
+    joined: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for p in cross:
+        joined.setdefault(tuple(sorted((p["group_a"], p["group_b"]))), []).append(p)
+    rows = []
+    for key, pairs in joined.items():
+        best = min(pairs, key=lambda p: (p["method"] != "exact", -p.get("similarity", 0.0), p["path_a"], p["path_b"]))
+        rows.append((-len(pairs), key, dict(best) | {"pairs_between_groups": len(pairs)}))
+    return [row for _, _, row in sorted(rows, key=lambda r: r[:2])[:MAX_CROSS_SHOWN]]
 
 
 def _least_similar(kept: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -113,12 +130,18 @@ def _img(path: str, thumbs: Mapping[str, str]) -> str:
     )
 
 
-def _pairs_section(title: str, pairs: Sequence[Mapping[str, Any]], thumbs: Mapping[str, str], note: str) -> list[str]:
-    """A table, one pair per row: both images side by side, then how it was found and the verifier's evidence."""
-    out = [f"<h2>{html.escape(title)} ({len(pairs)})</h2>", f"<p>{html.escape(note)}</p>"]
+def _pairs_section(
+    title: str, pairs: Sequence[Mapping[str, Any]], thumbs: Mapping[str, str], note: str, total: int | None = None
+) -> list[str]:
+    """A table, one pair per row: both images side by side, then how it was found and the verifier's evidence.
+    `total`: how many there are where `pairs` shows some of them."""
+    count = len(pairs) if total is None else total
+    out = [f"<h2>{html.escape(title)} ({count})</h2>", f"<p>{html.escape(note)}</p>"]
     if not pairs:
         return out
-    extra = [c for c in ("images_cut_off", "cut_by", *EVIDENCE_SHOWN) if any(c in p for p in pairs)]
+    extra = [
+        c for c in ("pairs_between_groups", "images_cut_off", "cut_by", *EVIDENCE_SHOWN) if any(c in p for p in pairs)
+    ]
     head = ["image a", "image b", "method", "distance", "groups", *extra]
     out.append("<table class='pairs'><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>")
     for p in pairs:
@@ -206,11 +229,15 @@ def render_html(summary: Mapping[str, Any], thumbs: Mapping[str, str]) -> str:
         parts.append(
             f'<div class="cluster"><p>cluster {index + 1}</p>' + "".join(_img(p, thumbs) for p in cluster) + "</div>"
         )
+    cross = summary.get("cross_group_shown", [])
     parts += _pairs_section(
         "Pairs joining different declared groups",
-        summary["cross_group_pairs"],
+        cross,
         thumbs,
-        "Each such pair merges two groups into one unit; check the labels or the collection.",
+        "Each such pair merges two groups into one unit; check the labels or the collection. A row per two groups "
+        f"joined ({len(cross)} shown, up to {MAX_CROSS_SHOWN}, those joined by the most pairs first): their most "
+        "similar pair. Every pair is in reports/dedup.json (cross_group_pairs).",
+        total=counts["cross_group_pairs"],
     )
     parts += _pairs_section(
         "Pairs cut by the cluster size guard or the unit share guard",
@@ -218,6 +245,7 @@ def render_html(summary: Mapping[str, Any], thumbs: Mapping[str, str]) -> str:
         thumbs,
         f"Shown: up to {MAX_CUT_SHOWN}. These images may still be near-duplicates in different "
         "units; raise dedup.max_cluster_size (cut_by empty) or dedup.max_unit_share to link them.",
+        total=len(summary["cut_pairs"]),
     )
     parts += _giant_units_section(summary, thumbs)
     parts += _pairs_section(
@@ -276,7 +304,7 @@ def paths_to_preview(summary: Mapping[str, Any]) -> list[str]:
     paths = {p for cluster in summary["largest_clusters"] for p in cluster}
     bridges = [p for unit in summary.get("giant_units", []) for p in unit["bridges"]]
     for p in [
-        *summary["cross_group_pairs"],
+        *summary.get("cross_group_shown", []),
         *summary["cut_pairs"][:MAX_CUT_SHOWN],
         *embedding_only_pairs(summary),
         *summary.get("accepted_shown", []),

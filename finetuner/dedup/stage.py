@@ -207,6 +207,9 @@ def run(params: Params, root: Path = Path(".")) -> dict:
     usable = sorted((r for r in rows if r["status"] == "ok"), key=lambda r: r["path"])  # row order never matters
     paths, groups, shas = [r["path"] for r in usable], [r["group"] for r in usable], [r["sha256"] for r in usable]
     labels = [r.get("label", "") for r in usable]
+    # Groups a user declared (metadata.csv or split.group_pattern), "" for none: ingest files an image without one as
+    # its own group (group_source "image"), which joins the split's units alike but is no group a pair can cross
+    declared = [r["group"] if r.get("group_source") != layout.IMAGE_GROUP else "" for r in usable]
     rep: dict[str, int] = {}  # content -> first row (in path order) holding it; copies are linked as `exact`
     for index, sha in enumerate(shas):
         rep.setdefault(sha, index)
@@ -234,7 +237,7 @@ def run(params: Params, root: Path = Path(".")) -> dict:
         contents,
         root / CACHE_DIR,
     )
-    hashed = HashedContents(images_dir, paths, groups, contents, rep_rows, detail, ok, workers, root / CACHE_DIR)
+    hashed = HashedContents(images_dir, paths, declared, contents, rep_rows, detail, ok, workers, root / CACHE_DIR)
     emb_a, emb_b, similarity, embedding = embedding_signal(params, hashed, found.a, found.b)
     a, b = rep_rows[found.a], rep_rows[found.b]
     ex_a, ex_b = exact_duplicate_pairs(shas)
@@ -265,7 +268,7 @@ def run(params: Params, root: Path = Path(".")) -> dict:
     )
     keep &= ~unit_cut
     records = [
-        pair_record(paths[x], paths[y], str(m), d, groups[x], groups[y])
+        pair_record(paths[x], paths[y], str(m), d, declared[x], declared[y])
         | e
         | ({"cut_by": "unit share guard"} if u else {})
         for x, y, m, d, e, u in zip(i.tolist(), j.tolist(), methods, shown, evidence, unit_cut.tolist())

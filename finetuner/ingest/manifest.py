@@ -194,7 +194,7 @@ def resolve_groups(
         elif match is not None and match.group("group"):
             groups[rel] = Group(match.group("group"), "pattern")
         else:
-            groups[rel] = Group(rel, "image")
+            groups[rel] = Group(rel, layout.IMAGE_GROUP)
     return groups
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from finetuner import layout
 from finetuner.common.stage import InputError, split_run_facts, write_csv
 from finetuner.config import parse_params
 from finetuner.dedup import hashing
@@ -83,6 +84,23 @@ def test_stage_writes_pairs_units_and_reports(tmp_path: Path, params) -> None:
     html = (tmp_path / dedup.REPORT_HTML).read_text()
     assert html.count("data:image/jpeg;base64,") >= 2 * len(cross)
     assert "other_patient.jpg" in html
+
+
+def test_images_filed_as_their_own_group_cross_no_declared_group(tmp_path: Path, params) -> None:
+    """Without metadata, ingest files each image as its own group (group_source "image"). Its pairs still join units,
+    but they cross no group a user declared: the report lists none (it listed every pair of such a folder)."""
+    rows = make_dataset(tmp_path)
+    for row in rows:
+        row["group"], row["group_source"] = row["path"], layout.IMAGE_GROUP
+    write_csv(tmp_path / dedup.MANIFEST, rows, [*COLUMNS, "group_source"])
+    summary = dedup.run(params, tmp_path)
+    assert summary["counts"]["pairs"] > 0 and summary["counts"]["cross_group_pairs"] == 0
+    units = {r["path"]: r["unit"] for r in read(tmp_path / dedup.UNITS_CSV)}
+    assert units["c1/other_patient.jpg"] == units["c0/p0.jpg"]  # linked all the same
+    assert all(p["group_a"] == p["group_b"] == "" for p in summary["accepted_shown"])
+    rows[0]["group_source"] = "metadata"  # a declared group beside images without one: still nothing crossed
+    write_csv(tmp_path / dedup.MANIFEST, rows, [*COLUMNS, "group_source"])
+    assert dedup.run(params, tmp_path)["counts"]["cross_group_pairs"] == 0
 
 
 def test_only_new_files_are_decoded(tmp_path: Path, params, monkeypatch: pytest.MonkeyPatch) -> None:
