@@ -20,6 +20,7 @@ from PIL import Image
 
 from finetuner import layout
 from finetuner.common.imageio import to_rgb
+from finetuner.common.memory import with_array_memory
 from finetuner.common.stage import log_run, read_csv, run_stage, split_run_facts, write_csv, write_json, write_text
 from finetuner.config import DedupConfig, Params
 from finetuner.dedup.candidates import EVIDENCE, nearest_rejected, verified_pairs, verify_tradeoff
@@ -66,6 +67,7 @@ def pair_rule(config: DedupConfig) -> PairRule:
     )
 
 
+@with_array_memory  # the batch is copied into the cache, gathered back out: 80 MiB each at 20k (common/memory.py)
 def hash_contents(
     images_dir: Path,
     paths: list[str],
