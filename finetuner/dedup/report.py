@@ -85,6 +85,7 @@ def summarize(
         "giant_units": list(giant_units),
         "accepted_shown": _least_similar(kept),
         "cross_group_shown": _cross_shown(cross),
+        "group_pairs_joined": len({tuple(sorted((p["group_a"], p["group_b"]))) for p in cross}),
     }
 
 
@@ -121,13 +122,23 @@ def _with_shown_pairs(embedding: Mapping[str, Any] | None, kept: Sequence[Mappin
 
 
 def _img(path: str, thumbs: Mapping[str, str]) -> str:
+    """An image and its path; `thumbs` maps a path to its thumbnail's class in the page's style (`_thumb_styles`)."""
     label = html.escape(path)
     if path not in thumbs:
         return f'<figure><div class="missing">no preview</div><figcaption>{label}</figcaption></figure>'
     return (
-        f'<figure><img src="data:image/jpeg;base64,{thumbs[path]}" alt="{label}">'
+        f'<figure><div class="thumb {thumbs[path]}" role="img" aria-label="{label}"></div>'
         f"<figcaption>{label}</figcaption></figure>"
     )
+
+
+def _thumb_styles(thumbs: Mapping[str, str]) -> tuple[str, dict[str, str]]:
+    """(style rules, path -> class): each thumbnail (base64 JPEG) is written into the page once, as a class's
+    background, however many pairs and clusters show it (a copy in 15 pairs was 30 copies of its thumbnail: on 713
+    photos, 980 thumbnails of 361 images made 2.7 of the page's 2.9 MB)."""
+    names = {path: f"t{k}" for k, path in enumerate(sorted(thumbs))}
+    rules = "".join(f".{names[p]}{{background-image:url(data:image/jpeg;base64,{thumbs[p]})}}" for p in sorted(thumbs))
+    return rules, names
 
 
 def _pairs_section(
@@ -207,14 +218,16 @@ def _giant_units_section(summary: Mapping[str, Any], thumbs: Mapping[str, str]) 
 def render_html(summary: Mapping[str, Any], thumbs: Mapping[str, str]) -> str:
     """A self-contained page (no external files) showing what the numbers in the summary are about."""
     counts = summary["counts"]
+    styles, thumbs = _thumb_styles(thumbs)
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>dedup report</title><style>"
         "body{font-family:sans-serif;margin:1.5em}figure{display:inline-block;margin:4px;width:110px;"
-        "vertical-align:top}figure img{width:96px;height:96px;object-fit:contain;background:#eee}"
+        "vertical-align:top}.thumb{width:96px;height:96px;background-color:#eee;background-size:contain;"
+        "background-position:center;background-repeat:no-repeat}"
         "figcaption{font-size:10px;word-break:break-all}.cluster{border:1px solid #ccc;margin:6px 0;"
         "padding:4px}.missing{width:96px;height:96px;background:#fdd}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}table.pairs td{text-align:left;"
-        "vertical-align:top;font-size:12px}</style></head><body>",
+        "vertical-align:top;font-size:12px}" + styles + "</style></head><body>",
         "<h1>Near-duplicate report</h1>",
         "<table>"
         + "".join(
@@ -235,8 +248,9 @@ def render_html(summary: Mapping[str, Any], thumbs: Mapping[str, str]) -> str:
         cross,
         thumbs,
         "Each such pair merges two groups into one unit; check the labels or the collection. A row per two groups "
-        f"joined ({len(cross)} shown, up to {MAX_CROSS_SHOWN}, those joined by the most pairs first): their most "
-        "similar pair. Every pair is in reports/dedup.json (cross_group_pairs).",
+        f"joined: their most similar pair, and how many pairs join them. {len(cross)} of "
+        f"{summary.get('group_pairs_joined', len(cross))} pairs of groups shown (at most {MAX_CROSS_SHOWN}, those "
+        "joined by the most pairs first); every pair is in reports/dedup.json (cross_group_pairs).",
         total=counts["cross_group_pairs"],
     )
     parts += _pairs_section(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -103,7 +104,8 @@ def test_stage_writes_evidence_and_audit_tables(tmp_path: Path) -> None:
     for title in ("Accepted pairs, least similar first", "Rejected candidates nearest the cut-off", "Giant units"):
         assert title in html
     assert "<table class='pairs'>" in html and "{'" not in html  # tables, never a dict printed raw
-    assert html.count("data:image/jpeg;base64,") >= 2 * (len(summary["accepted_shown"]) + len(rejected))
+    assert html.count('class="thumb t') >= 2 * (len(summary["accepted_shown"]) + len(rejected))
+    assert html.count("data:image/jpeg;base64,") == len(set(re.findall(r'class="thumb (t\d+)"', html)))  # once each
 
 
 def _png(image) -> bytes:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from finetuner.dedup import report
 from finetuner.dedup.report import pair_record, render_html, summarize
 
@@ -46,7 +48,7 @@ def test_a_row_per_two_groups_joined_with_their_most_similar_pair() -> None:
     ]
     assert [(r["path_a"], r["path_b"]) for r in shown] == [("a2.jpg", "b.jpg"), ("a2.jpg", "c.jpg"), ("b.jpg", "c.jpg")]
     page = render_html(summary, {})
-    assert "Pairs joining different declared groups (5)" in page
+    assert "Pairs joining different declared groups (5)" in page and "3 of 3 pairs of groups shown" in page
     assert page.count("pairs_between_groups") == 1  # one column of the cross-group table
 
 
@@ -56,7 +58,17 @@ def test_the_page_shows_a_bounded_number_of_groups_joined(monkeypatch) -> None:
     summary = summary_of(kept)
     assert len(summary["cross_group_pairs"]) == 10 and len(summary["cross_group_shown"]) == 3
     page = render_html(summary, {})
-    assert "Pairs joining different declared groups (10)" in page
+    assert "Pairs joining different declared groups (10)" in page and "3 of 10 pairs of groups shown" in page
     assert sum(f"x{k}.jpg" in page for k in range(10)) == 3
     shown = summary["cross_group_shown"]
     assert report.paths_to_preview(summary) == sorted(p for r in shown for p in (r["path_a"], r["path_b"]))
+
+
+def test_each_thumbnail_is_written_once_however_often_it_is_shown() -> None:
+    kept = [crossing("a.jpg", f"b{k}.jpg", "p1", f"q{k}", 0.95) for k in range(4)]  # a.jpg in four rows
+    summary = summary_of(kept)
+    thumbs = {p: f"DATA{p}" for p in report.paths_to_preview(summary)}
+    page = render_html(summary, thumbs)
+    assert page.count("DATAa.jpg") == 1 and page.count("data:image/jpeg;base64,") == 5
+    name = re.search(r"\.(t\d+)\{background-image:url\(data:image/jpeg;base64,DATAa\.jpg\)", page).group(1)
+    assert page.count(f'class="thumb {name}" role="img" aria-label="a.jpg"') >= 4

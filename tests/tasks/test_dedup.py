@@ -82,7 +82,10 @@ def test_stage_writes_pairs_units_and_reports(tmp_path: Path, params) -> None:
     assert cross and all({p["group_a"], p["group_b"]} == {"g0", "g5"} for p in cross)
     assert report["counts"]["images"] == len(rows) - 1
     html = (tmp_path / dedup.REPORT_HTML).read_text()
-    assert html.count("data:image/jpeg;base64,") >= 2 * len(cross)
+    shown = report["cross_group_shown"]
+    assert [(r["group_a"], r["group_b"]) for r in shown] in ([("g0", "g5")], [("g5", "g0")])  # one row: two groups
+    assert shown[0]["pairs_between_groups"] == len(cross)
+    assert html.count('class="thumb t') >= 2 * len(shown)
     assert "other_patient.jpg" in html
 
 
