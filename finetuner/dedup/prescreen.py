@@ -119,8 +119,10 @@ def prescreen(
         pb[flip[part][views]] = pb[flip[part][views]][..., ::-1]
         both[views] = np.maximum(both[views], np.einsum("kbhw,kbhw->kb", table[ra[part][views]], pb))
         score[part] = both.max(axis=1)
-    if len(untrimmed):
-        score[untrimmed] = np.maximum(score[untrimmed], np.einsum("kbhw,kbhw->kb", table[ua], table[ub]).max(axis=1))
+    for s in range(0, len(untrimmed), CHUNK):  # in chunks too: on 7,319 letters, 2.6M pairs' regions were 9 GiB
+        part = slice(s, s + CHUNK)
+        whole = np.einsum("kbhw,kbhw->kb", table[ua[part]], table[ub[part]]).max(axis=1)
+        score[untrimmed[part]] = np.maximum(score[untrimmed[part]], whole)
     return score
 
 
