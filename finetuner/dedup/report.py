@@ -199,19 +199,26 @@ def _giant_units_section(summary: Mapping[str, Any], thumbs: Mapping[str, str]) 
     units = summary.get("giant_units", [])
     share = summary["settings"].get("explain_unit_share")
     out = [
-        f"<h2>Giant units ({len(units)})</h2>",
+        f"<h2>Giant units ({len({u['unit'] for u in units})})</h2>",
         f"<p>Units holding more than {share} of a class's images. Each is declared groups joined by "
         "near-duplicate pairs; the pairs below bridge it (removing one cuts off the images shown), or, when no "
         "single pair does, are its weakest links. Check them: a wrong pair here is why a split is lopsided or "
         "refused.</p>",
     ]
-    for unit in units:
-        out.append(
-            f"<h3>{html.escape(unit['unit'])}: {unit['images_of_class']} of class "
-            f"{html.escape(str(unit['class']))} ({unit['share_of_class']:.0%}), {unit['images']} images, "
-            f"{unit['links_between_groups']} links between groups</h3>"
+    by_unit: dict[str, list[Mapping[str, Any]]] = {}
+    for entry in units:  # an entry per unit and class: a unit of groups that span classes is giant in several
+        by_unit.setdefault(entry["unit"], []).append(entry)
+    for name, entries in by_unit.items():
+        first = entries[0]
+        classes = ", ".join(
+            f"{e['images_of_class']} of class {html.escape(str(e['class']))} ({e['share_of_class']:.0%})"
+            for e in entries
         )
-        out += _pairs_section("Bridging pairs", unit["bridges"], thumbs, "largest cut first")[2:]
+        out.append(
+            f"<h3>{html.escape(name)}: {first['images']} images, {first['links_between_groups']} links between "
+            f"groups; {classes}</h3>"
+        )
+        out += _pairs_section("Bridging pairs", first["bridges"], thumbs, "largest cut first")[2:]
     return out
 
 

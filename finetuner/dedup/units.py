@@ -273,25 +273,28 @@ def explain_units(
         return []
     units = np.asarray(units, dtype=object)
     node = np.asarray([g if g else f"\0{k}" for k, g in enumerate(groups)], dtype=object)
-    out = []
+    out, seen = [], {}
     for label, unit, count in giant:
-        members = units == unit
-        edges = np.flatnonzero(members[i] & (node[i] != node[j]))
-        cuts = _bridges(node, i[edges], j[edges], members)
-        ranked = (
-            sorted(cuts, key=lambda c: -c[1])[:top]
-            if cuts
-            else [(int(e), None) for e in edges[np.argsort(strength[edges], kind="stable")][:top]]
-        )
+        if unit not in seen:  # a unit giant in several classes (groups spanning classes) is bridged once
+            members = units == unit
+            edges = np.flatnonzero(members[i] & (node[i] != node[j]))
+            cuts = _bridges(node, i[edges], j[edges], members)
+            ranked = (
+                [(int(edges[e]), c) for e, c in sorted(cuts, key=lambda c: -c[1])[:top]]
+                if cuts
+                else [(int(e), None) for e in edges[np.argsort(strength[edges], kind="stable")][:top]]
+            )
+            seen[unit] = (int(members.sum()), len(edges), ranked)
+        size, links, ranked = seen[unit]
         out.append(
             {
                 "unit": unit,
                 "class": label,
-                "images": int(members.sum()),
+                "images": size,
                 "images_of_class": count,
                 "share_of_class": round(count / class_size[label], 4),
-                "links_between_groups": len(edges),
-                "bridges": [(int(edges[e]) if c is not None else e, c) for e, c in ranked],
+                "links_between_groups": links,
+                "bridges": list(ranked),
             }
         )
     return out

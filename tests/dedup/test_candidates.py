@@ -15,6 +15,7 @@ from PIL import ImageOps
 
 from finetuner.common.stage import write_csv
 from finetuner.config import parse_params
+from finetuner.dedup import report
 from finetuner.dedup import stage as dedup
 from finetuner.dedup.units import assign_units, explain_units, guard_units
 from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
@@ -44,6 +45,18 @@ def test_explain_units_names_the_bridge_and_what_it_cuts_off() -> None:
         share=0.5,
     )
     assert ring[0]["bridges"][0] == (1, None)
+
+
+def test_a_unit_giant_in_several_classes_is_bridged_once() -> None:
+    # two families, each with two letters of class a and two of class b, joined by one look-alike pair of a letters
+    groups, labels = ["f1"] * 4 + ["f2"] * 4, ["a", "a", "b", "b"] * 2
+    found = explain_units(labels, groups, ["u"] * 8, np.array([0]), np.array([4]), np.ones(1), share=0.5)
+    assert [(u["class"], u["images_of_class"], u["bridges"]) for u in found] == [("a", 4, [(0, 4)]), ("b", 4, [(0, 4)])]
+    assert found[0]["bridges"] is not found[1]["bridges"]  # the stage replaces each entry's bridges by pair records
+    summary = {"giant_units": [u | {"bridges": []} for u in found], "settings": {"explain_unit_share": 0.5}}
+    page = "".join(report._giant_units_section(summary, {}))
+    assert "Giant units (1)" in page and page.count("<h3>") == 1
+    assert "4 of class a (100%), 4 of class b (100%)" in page
 
 
 def test_split_report_names_bridging_pairs() -> None:
