@@ -11,6 +11,8 @@ rejected candidates nearest the cut-off, which dedup.html shows so a person can 
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +31,8 @@ from finetuner.dedup.units import cluster_stats
 from finetuner.dedup.verify import VERIFIER, Verdicts, VerifyRule
 from finetuner.dedup.view_search import Candidates, nearest_per_image, subset, view_candidates
 from finetuner.dedup.views import VIEWS
+
+log = logging.getLogger("finetuner.dedup")
 
 EVIDENCE = ("signal", "rule", "similarity", "detail_similarity", "overlap", "transform", "colour")
 MAX_REJECTED_SHOWN = 30
@@ -227,6 +231,7 @@ def verified_pairs(
     caching = shas is not None and cache_dir is not None
     looks_cache = LookCache(cache_dir, repr((VERIFIER, DECODE_SIZE))) if caching else None
     look_of = cached_looks(thumbs, shas, looks_cache, aspect) if caching else None
+    searched = len(found.i)
     keep, looks = capped_by_look(found, thumbs, hashed, flat, config.candidates_per_image, look_of, aspect)
     found = subset(found, keep)
     a, b = hashed[found.i], hashed[found.j]
@@ -241,6 +246,15 @@ def verified_pairs(
     keys = pair_keys(shas, a, b, found.signal, ratio) if cache else None
     at, known = cache.get(keys) if cache else (np.full(len(a), -1), None)
     todo = np.flatnonzero(at < 0)
+    log.info(
+        "verifying %d of %d candidate pairs (%d decided in earlier runs; %d more beyond %d per image not verified)",
+        len(todo),
+        len(a),
+        len(a) - len(todo),
+        searched - len(a),
+        config.candidates_per_image,
+    )
+    start = time.perf_counter()
     verdicts = decide(
         thumbs,
         a[todo],
@@ -255,6 +269,9 @@ def verified_pairs(
         colours,
     )
     fresh = {f: np.asarray(getattr(verdicts, f), dtype=t) for f, t in zip(VerdictCache.FIELDS, VerdictCache.TYPES)}
+    if len(todo):
+        seconds = time.perf_counter() - start
+        log.info("verified %d pairs in %.1f s: %d accepted", len(todo), seconds, verdicts.accepted.sum())
     if cache:
         cache.add(keys[todo], fresh)
         cache.save()

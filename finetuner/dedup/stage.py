@@ -12,6 +12,7 @@ import base64
 import io
 import logging
 import sys
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -85,6 +86,7 @@ def hash_contents(
     cache = HashCache(cache_dir, names, HASH_SIZE, DECODE_SIZE, thumbs=views)
     missing = cache.missing(shas)
     log.info("hashing %d of %d distinct contents (%d cached)", len(missing), len(shas), len(shas) - len(missing))
+    start = time.perf_counter()
     batch = hash_files(
         [images_dir / paths[k] for k in missing],
         methods,
@@ -93,6 +95,9 @@ def hash_contents(
         meanwhile=search_loader(len(shas), len(missing), view_radius) if views else None,
     )
     good = [k for k, ok in zip(missing, batch.ok.tolist()) if ok]
+    if missing:
+        seconds = time.perf_counter() - start
+        log.info("hashed %d files in %.1f s (%d unreadable)", len(missing), seconds, len(missing) - len(good))
     cache.add(
         [shas[k] for k in good],
         {m: batch.hashes[m][batch.ok] for m in names},

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -104,6 +106,21 @@ def test_images_filed_as_their_own_group_cross_no_declared_group(tmp_path: Path,
     rows[0]["group_source"] = "metadata"  # a declared group beside images without one: still nothing crossed
     write_csv(tmp_path / dedup.MANIFEST, rows, [*COLUMNS, "group_source"])
     assert dedup.run(params, tmp_path)["counts"]["cross_group_pairs"] == 0
+
+
+def test_the_stage_says_what_it_hashes_and_verifies(tmp_path: Path, params, caplog: pytest.LogCaptureFixture) -> None:
+    make_dataset(tmp_path)
+    with caplog.at_level(logging.INFO, logger="finetuner.dedup"):
+        summary = dedup.run(params, tmp_path)
+    said = caplog.text
+    contents = summary["counts"]["distinct_contents"]
+    assert f"hashed {contents} files in" in said and "(0 unreadable)" in said
+    assert re.search(r"verifying (\d+) of \1 candidate pairs \(0 decided in earlier runs", said)
+    assert re.search(r"verified \d+ pairs in [\d.]+ s: \d+ accepted", said)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="finetuner.dedup"):
+        dedup.run(params, tmp_path)  # nothing new: nothing hashed or verified again
+    assert "hashed" not in caplog.text and re.search(r"verifying 0 of (\d+) candidate pairs \(\1 decided", caplog.text)
 
 
 def test_only_new_files_are_decoded(tmp_path: Path, params, monkeypatch: pytest.MonkeyPatch) -> None:
