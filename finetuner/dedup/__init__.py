@@ -1,8 +1,16 @@
-"""Dedup: perceptual hashes of several views (`hashing`, `views`), exact radius search over them (`neighbours`,
-`view_search`), candidates and their decision (`candidates`; `decide`: a 16x16 look, then the verifier, in worker
-processes), the verifier (`verify`; `searches`: the alignments beyond the frames as they are; `verdicts`: thresholds
-and verdicts), optional embeddings (`embedding`, `similarity`), pairs to leakage units with guards (`units`), the caches
-per content and per pair (`hash_cache`, `pair_cache`) and the report (`report`). Run by tasks/dedup.py."""
+"""Dedup: near-duplicate pairs and leakage units, in the order a run goes (the stage: `stage`, entry tasks/dedup.py).
+
+1. Hash each distinct content once: perceptual hashes of several views (`hashing`, `views`; Pillow's resize batched,
+   `resample`), cached per content with the thumbnails (`hash_cache`).
+2. Candidates: an exact radius search over every view's hashes (`view_search`, `neighbours`, its compiled loop
+   `probing`), capped per image by a 16x16 look (`candidates`, `prescreen`); cached per pair (`pair_cache`).
+3. Decide each candidate (`decide`, in worker processes): the look, then the verifier (`verify`), which aligns the two
+   thumbnails (`align`, `correlation`; the searches beyond the frames as they are: `searches`) and judges by its
+   thresholds (`verdicts`), with its own rules where images mislead it: near-blank frames (`low_detail`), graphics
+   (`shape`), photographs framed alike (`surround`), colours (`colour`).
+4. Optional embeddings as a second signal (`embedding`, `similarity`).
+5. Pairs to leakage units with guards against chaining, and giant units explained (`units`); the report (`report`).
+"""
 
 from finetuner import lazy_exports
 

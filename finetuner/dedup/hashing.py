@@ -7,7 +7,7 @@ for the verifier's colour check. It then computes every requested hash for the w
 over a stack of 32x32 thumbnails), dhash and ahash in numpy, on Pillow's Lanczos thumbnails made for all images of
 one shape at once (finetuner/dedup/resample.py: the same pixels); whash and colorhash through imagehash itself on
 the reduced image. Hashes are 64-bit integers (`int(str(imagehash.phash(img)), 16)`), so Hamming distance is
-`popcount(a ^ b)`. Files are spread over processes with `workers` (0 = all cores). Used by `tasks/dedup.py`.
+`popcount(a ^ b)`. Files are spread over processes with `workers` (0 = all cores). Used by finetuner/dedup/stage.py.
 """
 
 from __future__ import annotations

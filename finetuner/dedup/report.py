@@ -6,7 +6,7 @@ candidates nearest the verifier's cut-off, the giant units with the pairs that b
 signal on, its trade-off table and the pairs only it found. `render_html` shows each of these as tables whose rows
 hold the two images side by side (inline base64 JPEG thumbnails) and the evidence: signal, similarity, overlap,
 transform.
-Pure: thumbnails come in as a dict path -> base64 string; writing the files is `tasks/dedup.py`'s job.
+Pure: thumbnails come in as a dict path -> base64 string; writing the files is finetuner/dedup/stage.py's job.
 """
 
 from __future__ import annotations
