@@ -6,7 +6,8 @@ finetuner/dedup/views.py) within `dedup.verify.candidate_distance` bits of some 
 candidate is then decided (finetuner/dedup/decide.py: a 16x16 look, then finetuner/dedup/verify.py) on the cached
 thumbnails, so no file is decoded again. Also
 builds the report's trade-off table (pairs and largest cluster at thresholds around `min_similarity`) and the list of
-rejected candidates nearest the cut-off, which dedup.html shows so a person can audit it. Called by finetuner/dedup/stage.py.
+rejected candidates nearest the cut-off, which dedup.html shows so a person can audit it. Called by
+finetuner/dedup/stage.py.
 """
 
 from __future__ import annotations
