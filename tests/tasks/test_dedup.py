@@ -14,7 +14,7 @@ import pytest
 from finetuner import layout
 from finetuner.common.stage import InputError, split_run_facts, write_csv
 from finetuner.config import parse_params
-from finetuner.dedup import hashing
+from finetuner.dedup import candidates, hashing
 from finetuner.dedup import stage as dedup
 from finetuner.demo.synthetic_photos import VARIANTS, photo, to_jpeg_bytes, variant
 
@@ -121,6 +121,20 @@ def test_the_stage_says_what_it_hashes_and_verifies(tmp_path: Path, params, capl
     with caplog.at_level(logging.INFO, logger="finetuner.dedup"):
         dedup.run(params, tmp_path)  # nothing new: nothing hashed or verified again
     assert "hashed" not in caplog.text and re.search(r"verifying 0 of (\d+) candidate pairs \(\1 decided", caplog.text)
+
+
+def test_a_crowded_collection_is_warned_about(
+    tmp_path: Path, params, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_dataset(tmp_path)
+    with caplog.at_level(logging.INFO, logger="finetuner.dedup"):
+        dedup.run(params, tmp_path)
+    assert "per image: many images lie within" not in caplog.text  # a few copies of a few photos
+    monkeypatch.setattr(candidates, "CROWDED", 0.1)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="finetuner.dedup"):
+        dedup.run(params, tmp_path)  # the same candidates, read from the cache
+    assert re.search(r"\d+ candidate pairs among \d+ images, \d+ per image: many images lie within", caplog.text)
 
 
 def test_only_new_files_are_decoded(tmp_path: Path, params, monkeypatch: pytest.MonkeyPatch) -> None:
