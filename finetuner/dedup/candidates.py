@@ -233,22 +233,22 @@ def verified_pairs(
         None if shas is None else [shas[k] for k in hashed],
         cache_dir,
     )
-    if len(found.i) > CROWDED * max(len(hashed), 1):
+    searched = len(found.i)
+    if searched > CROWDED * max(len(hashed), 1):
         log.warning(
             "%d candidate pairs among %d images, %.0f per image: many images lie within dedup.verify."
             "candidate_distance (%d bits) of each other, so time and memory grow with the square of the collection. "
             "Look-alike designs (letters, icons, forms of one template) need a lower candidate_distance; many shots "
             "of one blank or static scene are copies at any radius, better thinned out before dedup",
-            len(found.i),
+            searched,
             len(hashed),
-            len(found.i) / max(len(hashed), 1),
+            searched / max(len(hashed), 1),
             config.candidate_distance,
         )
     flat = detail < low_info_std  # near-blank frames correlate by chance or not at all: the verifier's pixel rule
     caching = shas is not None and cache_dir is not None
     looks_cache = LookCache(cache_dir, repr((VERIFIER, DECODE_SIZE))) if caching else None
     look_of = cached_looks(thumbs, shas, looks_cache, aspect) if caching else None
-    searched = len(found.i)
     keep, looks = capped_by_look(found, thumbs, hashed, flat, config.candidates_per_image, look_of, aspect)
     found = subset(found, keep)
     a, b = hashed[found.i], hashed[found.j]
