@@ -2,30 +2,41 @@
 
 Hash distance is a poor judge on real photographs: smooth wallpapers and near-blank frames sit within a few bits of
 each other without being copies, while a 10% crop or a mirror is far away. So candidates (finetuner/dedup/views.py) are
-only proposals; a pair joins units when, on the 64x64 grey thumbnails,
-1. the two frames align: as they are (inside their bars; where the two were trimmed differently, also over the
-   content both trims keep), or as the candidate's views say (the region of one view of image a shows the
-   region of another view of image b, mirrored for a mirror view), refined by a local template search
-   (OpenCV's normalised cross-correlation) over shifts and a few scales, for pairs close to the threshold or with
-   a texture (`thorough`), and for those still short by an affine refit (OpenCV's ECC: a crop on two sides, a crop
-   resized back), which bends more freely and so must explain more (REFIT_MIN_*); pairs the views leave short are
-   also placed as whole frames where those place well at 16x16 (a corner crop, a crop then mirrored), pairs of
-   two shapes compared as one picture shown in the other's canvas (a repost on a blurred copy of itself), the
-   frames as they are compared without the tenth of pixels that disagree most (a watermark across the middle, a
-   logo), and the frames as they are with one lit like the other by a smooth light field (a vignette, light from one
-   side) where their fine detail already agrees, at stricter thresholds still; and
-2. over the aligned overlap the images correlate (`similarity`, Pearson over pixels, tolerant of one caption band
-   at the top or bottom), so do their fine structures (`detail_similarity`, the same on a difference of Gaussians:
-   two different smooth gradients correlate almost perfectly, their textures do not), and the overlap covers at
-   least `min_overlap` of each image's content (inside letterbox bars).
-Low-detail images (little fine structure) get their own rule (finetuner/dedup/low_detail.py), since any two
-near-blank images correlate: the frames agree pixel for pixel within `flat_max_difference` grey levels on average
-(or mirrored; frames with visible shading may differ by one brightness gain), or both show shading beyond a plain
-ramp and one's is the other's up to a tone change and a centre crop. Accepted pairs of graphics then pass the shape
-check (finetuner/dedup/shape.py), and accepted pairs of photographs framed alike the surround check
-(finetuner/dedup/surround.py), which measure the evidence again where those kinds of image mislead it. Last, every
-accepted pair must agree in colour up to one global colour edit (finetuner/dedup/colour.py: the grey thumbnails cannot
-tell a product from the same shot in another colour), on the 16x16 colour thumbnails aligned as the grey ones were.
+only proposals. On the 64x64 grey thumbnails, a pair joins units when its two images align, and what the alignment
+explains is enough.
+
+Where the images are compared, first to last (each try keeps the best alignment so far; searches.py):
+- the frames as they are, inside their bars (where the two were trimmed differently, also over the content both
+  trims keep);
+- the regions the candidate's views name (a view of image a shows a view of image b; mirrored for a mirror view);
+- a local template search (OpenCV's normalised cross-correlation) over shifts and a few scales, for pairs close to
+  the threshold or with a texture (`thorough`);
+- an affine refit (OpenCV's ECC: a crop on two sides, a crop resized back) for pairs still short; it bends more
+  freely, so it must explain more (REFIT_MIN_*);
+- for pairs the views leave short: whole frames where they place well at 16x16 (a corner crop, a crop then
+  mirrored), and two shapes compared as one picture shown in the other's canvas (a repost on a blurred copy of
+  itself);
+- the frames as they are without the tenth of pixels that disagree most (a watermark across the middle, a logo);
+- the frames as they are with one lit like the other by a smooth light field (a vignette, light from one side),
+  where their fine detail already agrees, at stricter thresholds still.
+
+What is enough, over the aligned overlap (verdicts.py):
+- the images correlate (`similarity`, Pearson over pixels, tolerant of one caption band at the top or bottom);
+- so do their fine structures (`detail_similarity`, the same on a difference of Gaussians: two different smooth
+  gradients correlate almost perfectly, their textures do not);
+- and the overlap covers at least `min_overlap` of each image's content (inside letterbox bars).
+
+Where images mislead that measure, they have their own rules:
+- low-detail images (finetuner/dedup/low_detail.py): any two near-blank images correlate, so the frames must agree
+  pixel for pixel within `flat_max_difference` grey levels on average (or mirrored; frames with visible shading may
+  differ by one brightness gain), or both show shading beyond a plain ramp and one's is the other's up to a tone
+  change and a centre crop;
+- accepted pairs of graphics pass the shape check (finetuner/dedup/shape.py);
+- accepted pairs of photographs framed alike pass the surround check (finetuner/dedup/surround.py);
+- last, every accepted pair must agree in colour up to one global colour edit (finetuner/dedup/colour.py: the grey
+  thumbnails cannot tell a product from the same shot in another colour), on the 16x16 colour thumbnails aligned as
+  the grey ones were.
+
 `verify_pairs` does the cheap steps for all pairs at once (numpy) and the search only where it can matter: the frames
 as they are here, the searches beyond them in finetuner/dedup/searches.py, the thresholds and verdicts in
 finetuner/dedup/verdicts.py.
