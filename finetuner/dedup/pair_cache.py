@@ -21,6 +21,7 @@ import numpy as np
 from finetuner.common.shards import ShardedTable
 from finetuner.dedup.hash_cache import VERSION
 from finetuner.dedup.view_search import Candidates
+from finetuner.dedup.views import signal_codes
 
 log = logging.getLogger("finetuner.dedup")
 
@@ -285,7 +286,7 @@ class CandidateCache:
 
 def _pair_columns(ids: np.ndarray, i: np.ndarray, j: np.ndarray, found) -> dict[str, np.ndarray]:
     """The stored columns of pairs (i, j) (positions into `ids`) with their signals and distances."""
-    names, code = np.unique(np.asarray(found.signal, dtype=str), return_inverse=True)
+    names, code = signal_codes(found.signal)
     return {
         "a": ids[i].reshape(-1, 2),
         "b": ids[j].reshape(-1, 2),

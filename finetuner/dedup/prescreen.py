@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from finetuner.dedup.hashing import THUMB
-from finetuner.dedup.views import TURNS, VIEWS, signal_views, square_boxes, trim_boxes, unturned, view_box
+from finetuner.dedup.views import TURNS, VIEWS, signal_codes, signal_views, square_boxes, trim_boxes, unturned, view_box
 
 SIDE = 16  # pixels per side of the compared regions
 BAND = 2  # rows: a caption bar at the top or bottom may disagree (the verifier's 15% band, at 16 px)
@@ -72,7 +72,7 @@ def _unit_regions(
 def _signal_views(signals: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per candidate: the BOXES index of each side's region and whether exactly one side is mirrored, parsing each
     distinct signal once (a few dozen) rather than each candidate's."""
-    labels, code = np.unique(np.asarray(signals, dtype=str), return_inverse=True)
+    labels, code = signal_codes(signals)
     views = [signal_views(s) for s in labels.tolist()]
     box = {v: BOXES.index("trim" if v in ("full", "mirror") else v) for pair in views for v in pair}
     box_a = np.array([box[a] for a, _ in views], np.int64)

@@ -219,6 +219,21 @@ class Unturned:
         return out
 
 
+def signal_codes(signals: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(the distinct signals sorted, each signal's index among them): `np.unique(signals as str, return_inverse=True)`.
+    A collection's candidates carry a few dozen signal strings, each shared by reference among thousands of pairs, so
+    the strings' objects are told apart by identity (integers) and only the distinct ones compared as text: 0.2 s for
+    2.6M glyph candidates, where sorting them as text took 6.4 s."""
+    signals = signals if isinstance(signals, np.ndarray) and signals.dtype == object else np.asarray(signals, object)
+    signals = signals.ravel()
+    ids = np.fromiter(map(id, signals), np.int64, len(signals))
+    _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    texts = [str(signals[k]) for k in first.tolist()]
+    labels = sorted(set(texts))
+    place = {text: k for k, text in enumerate(labels)}
+    return np.array(labels, dtype=str), np.array([place[t] for t in texts], np.int64)[inverse.ravel()]
+
+
 def signal_views(signal: str) -> tuple[str, str]:
     """The (view of a, view of b) a candidate's signal names ("full~crop90"); a hash method's name ("phash") compares
     the whole frames."""
@@ -232,7 +247,7 @@ def unturned(thumbs, i, j, signals: Sequence[str], colours=None, aspect=None) ->
     each once (the inputs themselves where that is all of them, unturned), then the turned copies: one copy of what
     is needed, since on a VM the first touch of fresh memory costs about as much as the verifier's arithmetic on it.
     Each distinct signal (a few dozen) is parsed once, not each pair's."""
-    labels, code = np.unique(np.asarray(list(signals), dtype=str), return_inverse=True)
+    labels, code = signal_codes(signals)
     views = [signal_views(label) for label in labels.tolist()]
     turns = np.array([[TURNS.get(v, 0) for v in pair] for pair in views], np.int64).reshape(len(views), 2)
     turns = turns[code.ravel()]
