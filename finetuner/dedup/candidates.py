@@ -103,12 +103,11 @@ def candidate_pairs(
             pairs = radius_pairs_between(hashes[method][queries], hashes[method], max_distance)
             pairs = np.sort(np.stack([queries[pairs[:, 0]], pairs[:, 1]], axis=1), axis=1)
             pairs = np.unique(pairs[pairs[:, 0] != pairs[:, 1]], axis=0).reshape(-1, 2)
+        signal = np.empty(len(pairs), object)
+        signal[:] = method  # one string shared by every pair (np.full makes one each; views.signal_codes)
         parts.append(
             Candidates(
-                pairs[:, 0],
-                pairs[:, 1],
-                np.full(len(pairs), method, dtype=object),
-                hamming(hashes[method][pairs[:, 0]], hashes[method][pairs[:, 1]]),
+                pairs[:, 0], pairs[:, 1], signal, hamming(hashes[method][pairs[:, 0]], hashes[method][pairs[:, 1]])
             )
         )
     return merge_candidates(parts)

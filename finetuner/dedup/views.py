@@ -219,6 +219,9 @@ class Unturned:
         return out
 
 
+SHARED_SIGNALS = 4096  # distinct string objects among a collection's signals: a few hundred view pairs and methods
+
+
 def signal_codes(signals: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """(the distinct signals sorted, each signal's index among them): `np.unique(signals as str, return_inverse=True)`.
     A collection's candidates carry a few dozen signal strings, each shared by reference among thousands of pairs, so
@@ -228,6 +231,9 @@ def signal_codes(signals: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     signals = signals.ravel()
     ids = np.fromiter(map(id, signals), np.int64, len(signals))
     _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    if len(first) > SHARED_SIGNALS:  # strings made one per pair after all: compared as text
+        labels, code = np.unique(np.asarray(signals, dtype=str), return_inverse=True)
+        return labels, code.ravel()
     texts = [str(signals[k]) for k in first.tolist()]
     labels = sorted(set(texts))
     place = {text: k for k, text in enumerate(labels)}

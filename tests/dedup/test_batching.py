@@ -118,13 +118,15 @@ def test_decide_in_threads_and_processes_gives_the_serial_verdicts(monkeypatch) 
     assert {"prescreen", "aligned", "low-detail"} <= set(serial.rule)
 
 
-def test_signal_codes_equal_numpy_unique_of_the_strings() -> None:
+def test_signal_codes_equal_numpy_unique_of_the_strings(monkeypatch) -> None:
     shared = np.array(["full~crop90", "mirror", "phash"], dtype=object)[[0, 1, 0, 2, 2, 0]]  # shared by reference
     rebuilt = np.array(["".join(("full", "~crop90")), "mirror"], dtype=object)  # equal text, other string objects
-    for signals in (shared, np.r_[shared, rebuilt], list(shared), np.zeros(0, object)):
-        labels, code = views.signal_codes(signals)
-        expected, inverse = np.unique(np.asarray(list(signals), dtype=str), return_inverse=True)
-        assert labels.tolist() == expected.tolist() and code.tolist() == inverse.ravel().tolist()
+    for many in (views.SHARED_SIGNALS, 1):  # ...and past the count of shared strings: compared as text
+        monkeypatch.setattr(views, "SHARED_SIGNALS", many)
+        for signals in (shared, np.r_[shared, rebuilt], list(shared), np.zeros(0, object)):
+            labels, code = views.signal_codes(signals)
+            expected, inverse = np.unique(np.asarray(list(signals), dtype=str), return_inverse=True)
+            assert labels.tolist() == expected.tolist() and code.tolist() == inverse.ravel().tolist()
 
 
 def test_sorted_unique() -> None:
