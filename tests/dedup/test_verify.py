@@ -409,6 +409,24 @@ def test_nearest_per_image_keeps_each_images_closest() -> None:
     assert set(zip(kept.i.tolist(), kept.j.tolist())) == {(0, 1), (2, 3)}
 
 
+def test_nearest_per_image_ranks_ties_as_a_three_key_sort_does() -> None:
+    rng = np.random.default_rng(0)
+    for trial in range(40):
+        n = int(rng.integers(2, 40))
+        pairs = np.unique(np.sort(rng.integers(0, n, (int(rng.integers(0, 300)), 2)), axis=1), axis=0)
+        pairs = pairs[pairs[:, 0] != pairs[:, 1]].reshape(-1, 2)
+        found = Candidates(pairs[:, 0], pairs[:, 1], np.empty(len(pairs), object), rng.integers(0, 13, len(pairs)))
+        key = rng.integers(0, 4, len(pairs)) / 4 if trial % 2 else None  # many ties, or the hash distances
+        ranked = key if key is not None else found.distance
+        ends, others = np.r_[found.i, found.j], np.r_[found.j, found.i]
+        order = np.lexsort((others, np.r_[ranked, ranked], ends))  # by image, then key, then the other image
+        rank = np.empty(len(order), np.int64)
+        rank[order] = np.arange(len(order)) - np.searchsorted(ends[order], ends[order])
+        k = len(pairs)
+        expected = (rank[:k] < 2) | (rank[k:] < 2)
+        assert np.array_equal(nearest_per_image(found, n, 2, key), expected)
+
+
 def test_grown_collection_searches_new_pairs_only_and_matches_a_cold_search(tmp_path: Path, monkeypatch) -> None:
     """Candidates cached by content: after images are added (and the order changes), the capped candidates equal
     a cold search's, and only the new images' pairs are searched for."""
