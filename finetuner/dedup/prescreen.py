@@ -22,7 +22,17 @@ import cv2
 import numpy as np
 
 from finetuner.dedup.hashing import THUMB
-from finetuner.dedup.views import TURNS, VIEWS, signal_codes, signal_views, square_boxes, trim_boxes, unturned, view_box
+from finetuner.dedup.views import (
+    TURNS,
+    VIEWS,
+    dense_unique,
+    signal_codes,
+    signal_views,
+    square_boxes,
+    trim_boxes,
+    unturned,
+    view_box,
+)
 
 SIDE = 16  # pixels per side of the compared regions
 BAND = 2  # rows: a caption bar at the top or bottom may disagree (the verifier's 15% band, at 16 px)
@@ -99,9 +109,9 @@ def prescreen(
     trims, squares = trim_boxes(thumbs), square_boxes(turned.aspect, len(thumbs))
     untrimmed = np.flatnonzero((trims[i] != trims[j]).any(axis=1))  # also as whole frames (one trim may be wrong)
     full = np.full(len(untrimmed), WHOLE)
-    keys, inverse = np.unique(
+    keys, inverse = dense_unique(
         np.r_[i, j, i, j, i[untrimmed], j[untrimmed]] * len(BOXES) + np.r_[whole, whole, box_a, box_b, full, full],
-        return_inverse=True,
+        len(thumbs) * len(BOXES),
     )
     images, boxes = np.divmod(keys, len(BOXES))
     table = np.empty((len(keys), 2, SIDE - BAND, SIDE), np.float32)

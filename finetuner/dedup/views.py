@@ -219,6 +219,14 @@ class Unturned:
         return out
 
 
+def dense_unique(values: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
+    """`np.unique(values, return_inverse=True)` of non-negative integers below `bound`, by marking the ones that occur
+    (no sort): the (image, view) keys of a crowded collection's candidates are tens of millions of small integers."""
+    present = np.zeros(bound, bool)
+    present[values] = True
+    return np.flatnonzero(present), (np.cumsum(present) - 1)[values]
+
+
 SHARED_SIGNALS = 4096  # distinct string objects among a collection's signals: a few hundred view pairs and methods
 
 
@@ -261,7 +269,7 @@ def unturned(thumbs, i, j, signals: Sequence[str], colours=None, aspect=None) ->
     aspect = None if aspect is None else np.asarray(aspect, np.float64)
     n = len(thumbs)
     # (quarter turns, image) keys sorted: the plain images come first, then each turn's copies
-    keys, place = np.unique(np.r_[turns[:, 0] * n + i, turns[:, 1] * n + j], return_inverse=True)
+    keys, place = dense_unique(np.r_[turns[:, 0] * n + i, turns[:, 1] * n + j], 4 * n)
     quarter, images = np.divmod(keys, n)
     whole = [  # per label: turned views undone, other signals as they are
         "~".join("full" if v in TURNS else v for v in pair) if {*pair} & TURNS.keys() else label

@@ -129,6 +129,14 @@ def test_signal_codes_equal_numpy_unique_of_the_strings(monkeypatch) -> None:
             assert labels.tolist() == expected.tolist() and code.tolist() == inverse.ravel().tolist()
 
 
+def test_dense_unique_equals_numpy_unique() -> None:
+    rng = np.random.default_rng(1)
+    for values in (rng.integers(0, 50, 400), rng.integers(0, 5, 3), np.array([49]), np.zeros(0, np.int64)):
+        keys, inverse = views.dense_unique(values, 50)
+        expected, where = np.unique(values, return_inverse=True)
+        assert keys.tolist() == expected.tolist() and inverse.tolist() == where.ravel().tolist()
+
+
 def test_sorted_unique() -> None:
     codes = np.array([7, 3, 7, 0, 3, 9], dtype=np.int64)
     assert sorted_unique(codes).tolist() == [0, 3, 7, 9]
