@@ -37,7 +37,7 @@ log = logging.getLogger("finetuner.dedup")
 # Candidate pairs per image, on average, past which a collection is crowded: many images within the search radius of
 # each other, so the pairs searched and looked at grow with the square of its size (7 per image on 869 real photos, 5
 # on 20,000 synthetic ones; 356 on 7,319 letters of 132 typefaces; 2,000 on 4,000 scans of one blank slide, where
-# the stage takes 26-32 s and 3.2 GB)
+# the stage takes 24 s and 2.2 GB)
 CROWDED = 100
 
 EVIDENCE = ("signal", "rule", "similarity", "detail_similarity", "overlap", "transform", "colour")
