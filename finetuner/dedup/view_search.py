@@ -133,10 +133,10 @@ def nearest_per_image(found: Candidates, n: int, per_image: int, key: np.ndarray
     ends = np.r_[found.i, found.j]
     others = np.r_[found.j, found.i]
     key = found.distance if key is None else key
-    values, rank = np.unique(key, return_inverse=True)  # the key as integers in the same order
+    values, level = np.unique(key, return_inverse=True)  # the key as integers in the same order
     m = max(len(values), 1)
     if n * n * m < 2**62:  # (image, key, other) as one int64: one sort, not lexsort's three (2.0 s, not 6.8 s, at 8M)
-        order = np.argsort((ends * m + np.r_[rank, rank].ravel()) * n + others, kind="stable")
+        order = np.argsort((ends * m + np.r_[level, level].ravel()) * n + others, kind="stable")
     else:
         order = np.lexsort((others, np.r_[key, key], ends))
     start = np.searchsorted(ends[order], np.arange(n))
