@@ -131,8 +131,8 @@ def prescreen(
         score[part] = both.max(axis=1)
     for s in range(0, len(untrimmed), CHUNK):  # in chunks too: on 7,319 letters, 2.6M pairs' regions were 9 GiB
         part = slice(s, s + CHUNK)
-        whole = np.einsum("kbhw,kbhw->kb", table[ua[part]], table[ub[part]]).max(axis=1)
-        score[untrimmed[part]] = np.maximum(score[untrimmed[part]], whole)
+        frames = np.einsum("kbhw,kbhw->kb", table[ua[part]], table[ub[part]]).max(axis=1)
+        score[untrimmed[part]] = np.maximum(score[untrimmed[part]], frames)
     return score
 
 

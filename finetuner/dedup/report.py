@@ -84,16 +84,16 @@ def summarize(
         "nearest_rejected": list(rejected),
         "giant_units": list(giant_units),
         "accepted_shown": _least_similar(kept),
-        "cross_group_shown": _cross_shown(cross),
-        "group_pairs_joined": len({tuple(sorted((p["group_a"], p["group_b"]))) for p in cross}),
+        **_cross_shown(cross),
     }
 
 
-def _cross_shown(cross: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """A row per two declared groups that pairs join, for the page: their most similar pair (an exact copy first) and
-    `pairs_between_groups`, groups joined by the most pairs first, up to MAX_CROSS_SHOWN. Copies of one picture filed
-    under three patients are three rows, not one per pair of copies: on 20,000 photos filed one group each, every one
-    of 33,331 pairs crossed groups, and a row per pair made a page of 218 MB."""
+def _cross_shown(cross: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """`cross_group_shown`: a row per two declared groups that pairs join, for the page: their most similar pair (an
+    exact copy first) and `pairs_between_groups`, groups joined by the most pairs first, up to MAX_CROSS_SHOWN; and
+    `group_pairs_joined`, how many two groups there are. Copies of one picture filed under three patients are three
+    rows, not one per pair of copies: on 20,000 photos filed one group each, every one of 33,331 pairs crossed groups,
+    and a row per pair made a page of 218 MB."""
     joined: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for p in cross:
         joined.setdefault(tuple(sorted((p["group_a"], p["group_b"]))), []).append(p)
@@ -101,7 +101,8 @@ def _cross_shown(cross: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     for key, pairs in joined.items():
         best = min(pairs, key=lambda p: (p["method"] != "exact", -p.get("similarity", 0.0), p["path_a"], p["path_b"]))
         rows.append((-len(pairs), key, dict(best) | {"pairs_between_groups": len(pairs)}))
-    return [row for _, _, row in sorted(rows, key=lambda r: r[:2])[:MAX_CROSS_SHOWN]]
+    shown = [row for _, _, row in sorted(rows, key=lambda r: r[:2])[:MAX_CROSS_SHOWN]]
+    return {"cross_group_shown": shown, "group_pairs_joined": len(joined)}
 
 
 def _least_similar(kept: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
