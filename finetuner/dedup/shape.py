@@ -13,7 +13,7 @@ the overlap, with the sharper image blurred to match the other (a downscaled or 
 moved ones). The verifier accepts at `min_shape_similarity` (0.98), and the refit, measured in the images' true
 proportions (`frames`), may not change proportions by more than MAX_ANISOTROPY: for a graphic the proportions are the
 design (a wider O is another typeface), and on the real-photo bench no copy's refit changed them by more than 0.037.
-On the glyph set, with the candidates this check sees (see README), it keeps 416 of 598 pairs of clone typefaces
+On the glyph set, with the candidates this check sees (see docs/dedup.md), it keeps 416 of 598 pairs of clone typefaces
 (Liberation Sans / Arimo; most misses are redrawn clones such as TeX Gyre Cursor, whose strokes differ) and 2,849
 look-alike pairs (the verifier alone accepted 23,161 among the hash-nearest candidates); many of those left are
 designs that really are copies (Noto Sans / Open Sans, Carlito / Lato). On the real-photo bench recall per kind of
