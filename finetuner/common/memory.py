@@ -1,4 +1,5 @@
-"""Memory for work that allocates many large numpy arrays (dedup's hashing and verifier): small pages, reused.
+"""Memory for bulk work (dedup's hashing and verifier): large numpy arrays in small pages, reused; the collector
+paused.
 
 Two defaults make fresh memory slow on a VM, and the verifier allocates and frees large temporaries by the thousand:
 - numpy advises the kernel to back every allocation of 4 MiB or more with transparent huge pages (madvise
@@ -16,6 +17,12 @@ to 32 MiB from the heap, freed heap kept); at the end of the outermost block the
 given back (malloc_trim), and glibc left trimming as its sliding thresholds would after freeing a 32 MiB block.
 Processes forked inside inherit both. Elsewhere than Linux with glibc, only the
 numpy part applies, where numpy has the switch.
+
+`collector_paused()` keeps Python's cyclic garbage collector off for a block: a run that builds many small objects
+(manifest rows, pair records) and imports numba's hundreds of modules passes the collector's thresholds often enough
+for two full collections, each a scan of every object the process holds (0.06-0.10 s each in a dedup run on 21,000
+images, on its critical path). Reference counting still frees what the block drops; reference cycles wait for the
+next collection after it.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import gc
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -38,6 +46,8 @@ TRIM_AFTER = 2 * MMAP_THRESHOLD  # ...and after: where glibc's sliding trim thre
 _depth = 0  # blocks inside now, in any thread
 _advised: bool | None = None  # numpy's advice before the first of them
 _lock = threading.Lock()
+_paused = 0  # collector_paused blocks inside now, in any thread
+_collecting: bool = True  # whether the collector was on before the first of them
 
 
 def _hugepage_switch() -> Callable[[bool], bool] | None:
@@ -102,6 +112,37 @@ def with_array_memory(function: _Call) -> _Call:
     @functools.wraps(function)
     def wrapped(*args, **kwargs):
         with array_memory():
+            return function(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off inside the block, and as it was after. Blocks nested or overlapping in
+    threads count as one: the first to enter turns it off, the last to leave restores it. Processes forked inside
+    inherit the pause."""
+    global _paused, _collecting
+    with _lock:
+        _paused += 1
+        if _paused == 1:
+            _collecting = gc.isenabled()
+            gc.disable()
+    try:
+        yield
+    finally:
+        with _lock:
+            _paused -= 1
+            if _paused == 0 and _collecting:
+                gc.enable()
+
+
+def with_collector_paused(function: _Call) -> _Call:
+    """`function` run inside `collector_paused()`."""
+
+    @functools.wraps(function)
+    def wrapped(*args, **kwargs):
+        with collector_paused():
             return function(*args, **kwargs)
 
     return wrapped  # type: ignore[return-value]

@@ -21,7 +21,7 @@ from PIL import Image
 
 from finetuner import layout
 from finetuner.common.imageio import to_rgb
-from finetuner.common.memory import with_array_memory
+from finetuner.common.memory import with_array_memory, with_collector_paused
 from finetuner.common.stage import log_run, read_csv, run_stage, split_run_facts, write_csv, write_json, write_text
 from finetuner.config import DedupConfig, Params
 from finetuner.dedup.candidates import EVIDENCE, nearest_rejected, verified_pairs, verify_tradeoff
@@ -206,6 +206,7 @@ def hash_pairs(
     )
 
 
+@with_collector_paused  # 2 full collections in a grown run on 21,000 images: 1.55 -> 1.49 s paused (common/memory.py)
 def run(params: Params, root: Path = Path(".")) -> dict:
     """The whole stage under `root`; returns the summary written to reports/dedup.json."""
     config = params.dedup

@@ -1,9 +1,11 @@
 """array_memory: numpy's huge-page advice off inside the block and as it was after, nested blocks included; glibc
 keeps freed memory for reuse inside (a freed large array's pages come back without faults); the decorated dedup
-entry points work inside it."""
+entry points work inside it. collector_paused: the garbage collector off inside, as it was after; the dedup stage
+runs inside it."""
 
 from __future__ import annotations
 
+import gc
 import resource
 import sys
 
@@ -101,3 +103,43 @@ def test_blocks_overlapping_in_threads_restore_the_advice_when_the_last_one_leav
     leave.set()
     worker.join(5)
     assert advice() is before and memory._depth == 0
+
+
+def test_the_collector_is_off_inside_and_as_it_was_after_nested_blocks():
+    assert gc.isenabled()
+    with memory.collector_paused():
+        assert not gc.isenabled()
+        with memory.collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the inner block does not turn it back on
+    assert gc.isenabled()
+
+
+def test_the_collector_stays_off_after_the_block_when_it_was_off_before_and_on_after_an_error():
+    gc.disable()
+    try:
+        with memory.collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with pytest.raises(ValueError), memory.collector_paused():
+        raise ValueError("boom")
+    assert gc.isenabled() and memory._paused == 0
+
+
+def test_the_dedup_stage_runs_with_the_collector_paused(monkeypatch, tmp_path):
+    from finetuner.config import parse_params
+    from finetuner.dedup import stage
+
+    seen = []
+
+    def hash_contents(*args, **kwargs):
+        seen.append(gc.isenabled())
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(stage, "read_csv", lambda *args, **kwargs: [])
+    monkeypatch.setattr(stage, "hash_contents", hash_contents)
+    with pytest.raises(RuntimeError, match="stop here"):
+        stage.run(parse_params({}), tmp_path)
+    assert seen == [False] and gc.isenabled()
