@@ -9,13 +9,16 @@ against whole frames alone. Each image pair keeps its closest view pair (`Candid
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-from finetuner.dedup.neighbours import load_compiled, radius_pairs, radius_pairs_between, uses_compiled
+from finetuner.dedup.neighbours import load_compiled, radius_pair_parts, radius_pairs_between, uses_compiled
 from finetuner.dedup.views import CORNERS, DETAIL_VIEWS, TURNS, VIEWS, allowed_combos
+
+COMPACT_AT = 4_000_000  # closest-view keys kept from earlier blocks before they are reduced again (32 MB)
 
 
 @dataclass(frozen=True)
@@ -59,27 +62,12 @@ def view_candidates(
     # a turned frame or a corner is only ever compared with a whole one: searched against those alone
     to_whole = np.isin(kind, [k for k, name in enumerate(names) if name in TURNS or name in CORNERS])
     whole = np.isin(kind, [k for k, name in enumerate(names) if name in ("full", "mirror")])
-    pairs = _searched(stacked, owner, np.flatnonzero(~to_whole), radius, workers, new)
+    blocks = _searched(stacked, owner, np.flatnonzero(~to_whole), radius, workers, new)
     if to_whole.any():
-        pairs = np.concatenate(
-            [pairs, _between(stacked, owner, np.flatnonzero(to_whole), np.flatnonzero(whole), radius, workers, new)]
-        )
-    a, b = owner[pairs[:, 0]], owner[pairs[:, 1]]
-    other = a != b
-    pairs, a, b = pairs[other], a[other], b[other]
-    dist = np.bitwise_count(stacked[pairs[:, 0]] ^ stacked[pairs[:, 1]]).astype(np.int64)
-    swap = a > b
-    i, j = np.where(swap, b, a), np.where(swap, a, b)
-    ka, kb = kind[pairs[:, 0]], kind[pairs[:, 1]]
-    combo = np.where(swap, kb * len(names) + ka, ka * len(names) + kb)  # (view of image i, view of image j)
-    allowed = allowed_combos(names)[combo]
-    i, j, dist, combo = i[allowed], j[allowed], dist[allowed], combo[allowed]
-    # One int64 sort key (pair, distance, view pair): a single sort instead of a multi-key lexsort of millions.
-    key = (i * n + j) * (65 * len(names) ** 2) + dist * len(names) ** 2 + combo
-    key = np.sort(key)
-    code, rest = np.divmod(key, 65 * len(names) ** 2)
-    head = np.r_[True, code[1:] != code[:-1]] if len(code) else np.zeros(0, bool)
-    code, rest = code[head], rest[head]
+        between = _between(stacked, owner, np.flatnonzero(to_whole), np.flatnonzero(whole), radius, workers, new)
+        blocks = itertools.chain(blocks, [between])
+    per_pair = 65 * len(names) ** 2  # a key: (pair, distance, view pair), distance 0..64
+    code, rest = np.divmod(_closest(blocks, stacked, owner, kind, names, n), per_pair)
     dist, combo = np.divmod(rest, len(names) ** 2)
     label = np.array([f"{x}~{y}" for x in names for y in names], dtype=object)
     i, j = np.divmod(code, n)
@@ -87,16 +75,54 @@ def view_candidates(
     return subset(found, nearest_per_image(found, n, per_image)) if per_image > 0 else found
 
 
-def _searched(stacked, owner, rows, radius: int, workers: int, new) -> np.ndarray:
+def _searched(stacked, owner, rows, radius: int, workers: int, new) -> Iterator[np.ndarray]:
     """Pairs of `rows` of the stacked view hashes within `radius` (two views of one image never pair; with `new`, only
-    pairs with a new image's view), as row pairs of the whole stack."""
+    pairs with a new image's view), as row pairs of the whole stack, in blocks as the search finds them."""
     if new is None:
-        pairs = radius_pairs(stacked[rows], radius, workers, groups=owner[rows])
+        m = len(rows)
+        for codes in radius_pair_parts(stacked[rows], radius, workers, groups=owner[rows]):
+            yield rows[np.stack([codes // m, codes % m], axis=1)]
     else:
         queries = np.flatnonzero(new[owner[rows]])
         pairs = radius_pairs_between(stacked[rows][queries], stacked[rows], radius, workers)
         pairs[:, 0] = queries[pairs[:, 0]]
-    return rows[pairs]
+        yield rows[pairs]
+
+
+def _closest(blocks: Iterable[np.ndarray], stacked, owner, kind, names: list[str], n: int) -> np.ndarray:
+    """Each image pair's closest allowed view pair, as sorted keys (i * n + j, distance, view pair) in one int64, from
+    blocks of row pairs reduced as they come: memory follows the image pairs, not the view pairs. In a crowded
+    collection one image pair is found through dozens of view pairs (2,000 frames of one static scene: 57M view
+    pairs, 2M image pairs; 6.3 GB when they were all kept at once)."""
+    v = len(names)
+    allowed_table = allowed_combos(names)
+    kept, size, bound = [], 0, COMPACT_AT
+    for pairs in blocks:
+        a, b = owner[pairs[:, 0]], owner[pairs[:, 1]]
+        other = a != b
+        pairs, a, b = pairs[other], a[other], b[other]
+        dist = np.bitwise_count(stacked[pairs[:, 0]] ^ stacked[pairs[:, 1]]).astype(np.int64)
+        swap = a > b
+        i, j = np.where(swap, b, a), np.where(swap, a, b)
+        ka, kb = kind[pairs[:, 0]], kind[pairs[:, 1]]
+        combo = np.where(swap, kb * v + ka, ka * v + kb)  # (view of image i, view of image j)
+        allowed = allowed_table[combo]
+        # One int64 sort key (pair, distance, view pair): a single sort instead of a multi-key lexsort of millions.
+        key = (i[allowed] * n + j[allowed]) * (65 * v * v) + dist[allowed] * v * v + combo[allowed]
+        kept.append(_first_per_pair(key, 65 * v * v))
+        size += len(kept[-1])
+        if size > bound:  # the same image pairs found again in later blocks: keep each pair's closest once
+            kept = [_first_per_pair(np.concatenate(kept), 65 * v * v)]
+            size = len(kept[0])
+            bound = max(COMPACT_AT, 2 * size)
+    return _first_per_pair(np.concatenate([np.zeros(0, np.int64), *kept]), 65 * v * v)
+
+
+def _first_per_pair(key: np.ndarray, per_pair: int) -> np.ndarray:
+    """The smallest key of each image pair (key // per_pair), sorted."""
+    key = np.sort(key)
+    pair = key // per_pair
+    return key[np.r_[True, pair[1:] != pair[:-1]]] if len(key) else key
 
 
 def _between(stacked, owner, queries, targets, radius: int, workers: int, new) -> np.ndarray:

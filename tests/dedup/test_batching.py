@@ -263,3 +263,21 @@ def test_view_candidates_equal_brute_force_with_untrimmed_images_searched_once()
         assert got == brute_force_view_candidates(hashes, low, radius)
     assert got[(0, 1)] == (3, "trim~full") and got[(2, 4)] == (2, "full~crop90") and got[(4, 5)] == (1, "full~full")
     assert got[(7, 8)] == (4, "rot90~mirror") and got[(10, 11)] == (1, "full~mirror")
+
+
+def test_view_candidates_reduced_block_by_block_equal_brute_force(monkeypatch) -> None:
+    """A crowded collection (frames of one scene: every view of every image near every other) is found through many
+    view pairs per image pair; they are reduced to each pair's closest as the search's blocks come, whatever how often
+    the kept keys are compacted."""
+    rng = np.random.default_rng(8)
+    n = 40
+    centre = rng.integers(0, 2**63, dtype=np.uint64)
+    flips = lambda: np.bitwise_or.reduce(np.uint64(1) << rng.integers(0, 64, (n, 2)).astype(np.uint64), axis=1)  # noqa: E731
+    hashes = {name: centre ^ flips() for name in views.VIEWS}
+    low = np.zeros(n, bool)
+    expected = brute_force_view_candidates(hashes, low, 6)
+    for compact_at in (view_search.COMPACT_AT, 1):
+        monkeypatch.setattr(view_search, "COMPACT_AT", compact_at)
+        found = view_search.view_candidates(hashes, low, 6, workers=2)
+        got = dict(zip(zip(found.i.tolist(), found.j.tolist()), zip(found.distance.tolist(), found.signal)))
+        assert got == expected and len(got) == n * (n - 1) // 2

@@ -16,12 +16,13 @@ from finetuner.dedup.neighbours import choose_plan, make_plan, radius_pairs, rad
 @contextlib.contextmanager
 def probing(compiled: bool):
     """Force the compiled probe loop (finetuner/dedup/probing.py) or the numpy one, whatever the search's size."""
-    saved = neighbours.COMPILED_MIN_PROBES, neighbours.BETWEEN_COMPILED_MIN_PROBES
+    saved = neighbours.COMPILED_MIN_PROBES, neighbours.BETWEEN_COMPILED_MIN_PROBES, neighbours.CROWDED_KEY_PAIRS
     neighbours.COMPILED_MIN_PROBES = neighbours.BETWEEN_COMPILED_MIN_PROBES = 0 if compiled else 10**18
+    neighbours.CROWDED_KEY_PAIRS = 0 if compiled else 10**18
     try:
         yield
     finally:
-        neighbours.COMPILED_MIN_PROBES, neighbours.BETWEEN_COMPILED_MIN_PROBES = saved
+        neighbours.COMPILED_MIN_PROBES, neighbours.BETWEEN_COMPILED_MIN_PROBES, neighbours.CROWDED_KEY_PAIRS = saved
 
 
 def python_brute_force(hashes: list[int], radius: int) -> set[tuple[int, int]]:
@@ -92,6 +93,24 @@ def test_compiled_and_numpy_probing_agree_on_clustered_views(compiled: bool) -> 
     expected = neighbours.brute_force_pairs(views.ravel(), 12)
     expected = expected[owner[expected[:, 0]] != owner[expected[:, 1]]]
     assert np.array_equal(found, expected) and len(found) > 1000
+
+
+def test_a_crowded_search_runs_compiled_whatever_its_probe_count(monkeypatch) -> None:
+    """Frames of one static scene: most hashes a few bits from one another, so a few chunk keys hold most items. The
+    search is small by its probe count, but numpy would materialise every pair of a key's items once per chunk."""
+    rng = np.random.default_rng(3)
+    centre = rng.integers(0, 2**63, dtype=np.uint64)
+    flips = rng.integers(0, 64, (2000, 2)).astype(np.uint64)
+    hashes = np.r_[centre ^ np.bitwise_or.reduce(np.uint64(1) << flips, axis=1), rng.integers(0, 2**63, 500, np.uint64)]
+    assert not neighbours._compiled(choose_plan(len(hashes), 8), len(hashes) / 2, neighbours.COMPILED_MIN_PROBES)
+    calls = []
+    compiled = neighbours._probe_compiled
+    monkeypatch.setattr(neighbours, "_probe_compiled", lambda *args: calls.append(1) or compiled(*args))
+    found = radius_pairs(hashes, 8, workers=2)
+    assert calls and np.array_equal(found, neighbours.brute_force_pairs(hashes, 8)) and len(found) > 1_000_000
+    spread = rng.integers(0, 2**63, 2000, dtype=np.uint64)  # the same size, not crowded: numpy probes it
+    calls.clear()
+    assert np.array_equal(radius_pairs(spread, 8, workers=2), neighbours.brute_force_pairs(spread, 8)) and not calls
 
 
 def test_large_random_sample_matches_brute_force() -> None:
