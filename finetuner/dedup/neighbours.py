@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ BETWEEN_COMPILED_MIN_PROBES = 2_000_000
 # (67x what random hashes give), 46 s and 5.9 GB in numpy, 9.8 s and 3.4 GB compiled; the glyph set: 0.84M, 2.5-5.0 s
 # vs 1.3-2.3 s; 2,000 and 10,000 photos: 44k and 175k.
 CROWDED_KEY_PAIRS = 500_000
+SLICES_PER_WORKER = 16  # slices of the items per thread in the compiled search; each slice's pairs go on when done
 TABLE_MAX_BITS = 24  # chunks up to 2^24 keys use a direct-address table (64 MiB of int32 at most); wider ones sort
 
 
@@ -287,21 +289,25 @@ def probes_per_item(plan: Plan) -> int:
     return sum(math.comb(w, k) for w, r in zip(plan.widths, plan.radii) for k in range(r + 1))
 
 
-def _probe_compiled(pool, workers, hashes, groups, keys, index, width, r, radius, prior) -> list[np.ndarray]:
-    """This chunk's new pairs as codes i * n + j, i < j, probed by `workers` threads over slices of the items."""
+def _probe_compiled(pool, workers, hashes, groups, keys, index, width, r, radius, prior) -> Iterator[np.ndarray]:
+    """This chunk's new pairs as codes i * n + j, i < j, probed by `workers` threads over slices of the items, a slice's
+    codes as it is done: at most `workers` + 1 slices are probed or waiting ahead of the caller, so a crowded search's
+    pairs are never all held at once."""
     # imported here: numba's import and first call cost ~1.5 s, which only big searches earn back
     from finetuner.dedup.probing import probe_chunk
 
     masks = masks_of_weight_at_most(width, r).astype(np.int64)
     tops = np.array([1 << (m.bit_length() - 1) if m else 0 for m in masks.tolist()], dtype=np.int64)
     n = len(hashes)
-    prior_masks, prior_radii, cuts = _earlier_chunks_and_slices(prior, n, workers)
+    prior_masks, prior_radii, cuts = _earlier_chunks_and_slices(prior, n, workers, SLICES_PER_WORKER)
     args = (index.order, keys, hashes, groups, index.sorted_hashes, groups[index.order], index.start, index.count)
-    jobs = [
-        pool.submit(probe_chunk, lo, hi, *args, masks, tops, np.uint64(radius), prior_masks, prior_radii)
-        for lo, hi in zip(cuts, cuts[1:])
-    ]
-    return [_codes(*job.result(), n) for job in jobs]
+    ahead: deque = deque()
+    for lo, hi in zip(cuts, cuts[1:]):
+        ahead.append(pool.submit(probe_chunk, lo, hi, *args, masks, tops, np.uint64(radius), prior_masks, prior_radii))
+        if len(ahead) > workers:
+            yield _codes(*ahead.popleft().result(), n)
+    while ahead:
+        yield _codes(*ahead.popleft().result(), n)
 
 
 def radius_pairs_between(queries: np.ndarray, hashes: np.ndarray, radius: int, workers: int = 1) -> np.ndarray:
@@ -343,12 +349,16 @@ def radius_pairs_between(queries: np.ndarray, hashes: np.ndarray, radius: int, w
     return np.stack([codes // n, codes % n], axis=1)
 
 
-def _earlier_chunks_and_slices(prior: list, n: int, workers: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
+def _earlier_chunks_and_slices(
+    prior: list, n: int, workers: int, per_worker: int = 4
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """The compiled loops' arguments for skipping pairs an earlier chunk found (its bit mask and radius each), and
     the cuts of n items into slices for `workers` threads."""
     prior_masks = np.array([m for m, _ in prior], dtype=np.uint64)
     prior_radii = np.array([t for _, t in prior], dtype=np.uint64)  # unsigned like the popcounts: integer compares
-    cuts = np.linspace(0, n, 4 * workers + 1).astype(np.int64).tolist()  # more slices than threads: even finish
+    cuts = (
+        np.linspace(0, n, per_worker * workers + 1).astype(np.int64).tolist()
+    )  # more slices than threads: even finish
     return prior_masks, prior_radii, cuts
 
 
