@@ -6,6 +6,8 @@ hashes differ in at most r bits, then some chunk i differs in at most t_i bits w
 (Qin et al., "GPH", 2018). For each chunk every stored key is probed with every XOR mask of weight <= t_i in a
 direct-address table (or a sorted array for wide chunks); candidates are verified with a vectorised popcount.
 m is chosen per call by a cost model (probes + expected candidates), so 2,000 or 1,000,000 hashes both run fast.
+`radius_pair_parts` hands the same pairs on in parts as they are found, for a caller that reduces them as they come
+(the view search: in a crowded collection one image pair is found through dozens of view pairs).
 """
 
 from __future__ import annotations
@@ -356,9 +358,8 @@ def _earlier_chunks_and_slices(
     the cuts of n items into slices for `workers` threads."""
     prior_masks = np.array([m for m, _ in prior], dtype=np.uint64)
     prior_radii = np.array([t for _, t in prior], dtype=np.uint64)  # unsigned like the popcounts: integer compares
-    cuts = (
-        np.linspace(0, n, per_worker * workers + 1).astype(np.int64).tolist()
-    )  # more slices than threads: even finish
+    # more slices than threads: they finish evenly
+    cuts = np.linspace(0, n, per_worker * workers + 1).astype(np.int64).tolist()
     return prior_masks, prior_radii, cuts
 
 
