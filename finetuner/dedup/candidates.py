@@ -114,14 +114,22 @@ def candidate_pairs(
 
 
 def merge_candidates(parts: list[Candidates]) -> Candidates:
-    """One row per pair: the closest signal (stable: earlier parts win ties, so views before methods)."""
+    """One row per pair: the closest signal (stable: earlier parts win ties, so views before methods), by pair."""
     i, j, d = (
         np.concatenate([np.asarray(getattr(p, f), dtype=np.int64) for p in parts]) for f in ("i", "j", "distance")
     )
     signal = np.concatenate([np.asarray(p.signal, dtype=object) for p in parts])
-    order = np.lexsort((d, j, i))
-    i, j, d, signal = i[order], j[order], d[order], signal[order]
-    head = np.r_[True, (i[1:] != i[:-1]) | (j[1:] != j[:-1])] if len(i) else np.zeros(0, bool)
+    n, m = int(max(i.max(initial=-1), j.max(initial=-1))) + 1, int(d.max(initial=0)) + 1
+    if n * n * m < 2**62 and d.min(initial=0) >= 0:  # (pair, distance) as one int64: one stable sort, not lexsort's
+        key = (i * n + j) * m + d  # three keys over every row (views, phash and dhash: 24M rows for 4,000 frames)
+        order = np.argsort(key, kind="stable")
+        pair = key[order] // m
+        first = np.r_[True, pair[1:] != pair[:-1]] if len(order) else np.zeros(0, bool)
+    else:  # past an int64 key (hundreds of millions of images)
+        order = np.lexsort((d, j, i))
+        si, sj = i[order], j[order]
+        first = np.r_[True, (si[1:] != si[:-1]) | (sj[1:] != sj[:-1])] if len(order) else np.zeros(0, bool)
+    head = order[first]  # each pair's first row in that order: its closest, the earliest part on a tie
     return Candidates(i[head], j[head], signal[head], d[head])
 
 

@@ -8,11 +8,12 @@ import hashlib
 
 import cv2
 import numpy as np
+import pytest
 import scipy.fftpack
 from PIL import ImageOps
 
+from finetuner.dedup import candidates, searches, view_search, views
 from finetuner.dedup import prescreen as prescreen_module
-from finetuner.dedup import searches, view_search, views
 from finetuner.dedup import verify as verify_module
 from finetuner.dedup.hashing import bits_to_uint64
 from finetuner.dedup.neighbours import sorted_unique
@@ -281,3 +282,30 @@ def test_view_candidates_reduced_block_by_block_equal_brute_force(monkeypatch) -
         found = view_search.view_candidates(hashes, low, 6, workers=2)
         got = dict(zip(zip(found.i.tolist(), found.j.tolist()), zip(found.distance.tolist(), found.signal)))
         assert got == expected and len(got) == n * (n - 1) // 2
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_merged_candidates_keep_each_pairs_closest_signal_earlier_parts_winning_ties(wide: bool, monkeypatch) -> None:
+    """As a three-key sort (pair, distance, part order) would: pairs repeated across parts and within one, ties."""
+    rng = np.random.default_rng(11)
+    parts = []
+    for name in ("view", "phash", "dhash"):
+        k = 400
+        i, j = rng.integers(0, 30, k), rng.integers(0, 30, k)
+        i, j = np.minimum(i, j), np.maximum(i, j) + 1
+        parts.append(
+            view_search.Candidates(i, j, np.array([f"{name}{x}" for x in range(k)], object), rng.integers(0, 5, k))
+        )
+    if wide:  # the three-key sort itself, as for keys past an int64
+        monkeypatch.setattr(candidates.np, "argsort", lambda *args, **kwargs: pytest.fail("the int64 key was used"))
+        parts[0] = view_search.Candidates(parts[0].i, parts[0].j, parts[0].signal, parts[0].distance - 10)
+    got = candidates.merge_candidates(parts)
+    rows = [(a, b, d, p, s) for p, c in enumerate(parts) for a, b, d, s in zip(c.i, c.j, c.distance, c.signal)]
+    best = {}
+    for a, b, d, p, s in rows:
+        if (a, b) not in best or (d, p) < best[(a, b)][:2]:
+            best[(a, b)] = (d, p, s)
+    assert list(zip(got.i.tolist(), got.j.tolist())) == sorted(best)
+    assert [(d, s) for d, s in zip(got.distance.tolist(), got.signal)] == [
+        (best[k][0], best[k][2]) for k in sorted(best)
+    ]
