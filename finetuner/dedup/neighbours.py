@@ -318,37 +318,50 @@ def radius_pairs_between(queries: np.ndarray, hashes: np.ndarray, radius: int, w
     For a grown collection: only the new items query an index of all items, so the cost follows the number of new
     items, not the collection. Every query probes every mask (no top-bit halving: the two sides differ). Big
     searches run the compiled loop in `workers` threads, as `radius_pairs` does."""
+    n = len(hashes)
+    codes = sorted_unique(
+        np.concatenate([np.zeros(0, np.int64), *radius_pairs_between_parts(queries, hashes, radius, workers)])
+    )
+    return np.stack([codes // n, codes % n], axis=1) if n else np.zeros((0, 2), np.int64)
+
+
+def radius_pairs_between_parts(
+    queries: np.ndarray, hashes: np.ndarray, radius: int, workers: int = 1
+) -> Iterator[np.ndarray]:
+    """The pairs of `radius_pairs_between` as codes q * n + h, in parts as the search finds them (unsorted; a pair may
+    come in more than one part), for a caller that reduces them as they come (`radius_pair_parts`)."""
     queries = np.ascontiguousarray(queries, dtype=np.uint64)
     hashes = np.ascontiguousarray(hashes, dtype=np.uint64)
     n = len(hashes)
     if n == 0 or len(queries) == 0 or radius < 0:
-        return np.zeros((0, 2), dtype=np.int64)
+        return
     if radius >= BITS:
-        q, h = np.divmod(np.arange(len(queries) * n), n)
-        return np.stack([q, h], axis=1)
+        yield np.arange(len(queries) * n, dtype=np.int64)
+        return
     plan, shift, prior = choose_plan(n, radius), 0, []
     compiled = _compiled(plan, len(queries), BETWEEN_COMPILED_MIN_PROBES)
-    found, ids = [np.zeros(0, np.int64)], np.arange(len(queries))
+    ids = np.arange(len(queries))
     with ThreadPoolExecutor(max(1, workers)) as pool:
         for width, r in zip(plan.widths, plan.radii):
             keys, qkeys = ((x >> np.uint64(shift)) & np.uint64((1 << width) - 1) for x in (hashes, queries))
             if width <= TABLE_MAX_BITS:
                 keys, qkeys = keys.astype(np.int64), qkeys.astype(np.int64)
+                if not prior and not compiled:  # the queries' own keys already pair them with crowds of items
+                    counts = np.bincount(keys, minlength=1 << width).astype(np.int64)
+                    compiled = int(counts[qkeys].sum()) >= CROWDED_KEY_PAIRS
             index = _ChunkIndex(keys, width, shift, hashes, first=False)
             if compiled:
-                found.extend(
-                    _between_compiled(pool, max(1, workers), queries, qkeys, hashes, index, width, r, radius, prior)
+                yield from _between_compiled(
+                    pool, max(1, workers), queries, qkeys, hashes, index, width, r, radius, prior
                 )
             else:
                 for mask in masks_of_weight_at_most(width, r).tolist():
                     hit, start, count = index.lookup(qkeys ^ qkeys.dtype.type(mask))
                     left, right = _expand(ids[hit], start, count, index.order)
                     close = np.bitwise_count(queries[left] ^ hashes[right]) <= radius
-                    found.append(left[close] * n + right[close])
+                    yield left[close] * n + right[close]
             prior.append((((1 << width) - 1) << shift, r))
             shift += width
-    codes = sorted_unique(np.concatenate(found))
-    return np.stack([codes // n, codes % n], axis=1)
 
 
 def _earlier_chunks_and_slices(
@@ -363,16 +376,24 @@ def _earlier_chunks_and_slices(
     return prior_masks, prior_radii, cuts
 
 
-def _between_compiled(pool, workers, queries, qkeys, hashes, index, width, r, radius, prior) -> list[np.ndarray]:
-    """This chunk's new (query, item) pairs as codes q * n + h, the queries split into slices over `workers` threads."""
+def _between_compiled(pool, workers, queries, qkeys, hashes, index, width, r, radius, prior) -> Iterator[np.ndarray]:
+    """This chunk's new (query, item) pairs as codes q * n + h, the queries split into slices over `workers` threads,
+    a slice's codes as it is done, at most `workers` + 1 slices ahead (as `_probe_compiled`)."""
     from finetuner.dedup.probing import probe_between  # numba: imported only for searches that earn it back
 
     masks = masks_of_weight_at_most(width, r).astype(np.int64)
-    prior_masks, prior_radii, cuts = _earlier_chunks_and_slices(prior, len(queries), workers)
+    prior_masks, prior_radii, cuts = _earlier_chunks_and_slices(prior, len(queries), workers, SLICES_PER_WORKER)
     args = (qkeys, queries, index.sorted_hashes, index.order, index.start, index.count, masks, np.uint64(radius))
-    jobs = [pool.submit(probe_between, lo, hi, *args, prior_masks, prior_radii) for lo, hi in zip(cuts, cuts[1:])]
     n = len(hashes)
-    return [left * n + right for left, right in (job.result() for job in jobs)]
+    ahead: deque = deque()
+    for lo, hi in zip(cuts, cuts[1:]):
+        ahead.append(pool.submit(probe_between, lo, hi, *args, prior_masks, prior_radii))
+        if len(ahead) > workers:
+            left, right = ahead.popleft().result()
+            yield left * n + right
+    while ahead:
+        left, right = ahead.popleft().result()
+        yield left * n + right
 
 
 def sorted_unique(codes: np.ndarray) -> np.ndarray:

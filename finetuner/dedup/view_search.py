@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from finetuner.dedup.neighbours import load_compiled, radius_pair_parts, radius_pairs_between, uses_compiled
+from finetuner.dedup.neighbours import load_compiled, radius_pair_parts, radius_pairs_between_parts, uses_compiled
 from finetuner.dedup.views import CORNERS, DETAIL_VIEWS, TURNS, VIEWS, allowed_combos
 
 COMPACT_AT = 4_000_000  # closest-view keys kept from earlier blocks before they are reduced again (32 MB)
@@ -65,7 +65,7 @@ def view_candidates(
     blocks = _searched(stacked, owner, np.flatnonzero(~to_whole), radius, workers, new)
     if to_whole.any():
         between = _between(stacked, owner, np.flatnonzero(to_whole), np.flatnonzero(whole), radius, workers, new)
-        blocks = itertools.chain(blocks, [between])
+        blocks = itertools.chain(blocks, between)
     per_pair = 65 * len(names) ** 2  # a key: (pair, distance, view pair), distance 0..64
     code, rest = np.divmod(_closest(blocks, stacked, owner, kind, names, n), per_pair)
     dist, combo = np.divmod(rest, len(names) ** 2)
@@ -84,9 +84,9 @@ def _searched(stacked, owner, rows, radius: int, workers: int, new) -> Iterator[
             yield rows[np.stack([codes // m, codes % m], axis=1)]
     else:
         queries = np.flatnonzero(new[owner[rows]])
-        pairs = radius_pairs_between(stacked[rows][queries], stacked[rows], radius, workers)
-        pairs[:, 0] = queries[pairs[:, 0]]
-        yield rows[pairs]
+        m = len(rows)
+        for codes in radius_pairs_between_parts(stacked[rows][queries], stacked[rows], radius, workers):
+            yield rows[np.stack([queries[codes // m], codes % m], axis=1)]
 
 
 def _closest(blocks: Iterable[np.ndarray], stacked, owner, kind, names: list[str], n: int) -> np.ndarray:
@@ -125,9 +125,9 @@ def _first_per_pair(key: np.ndarray, per_pair: int) -> np.ndarray:
     return key[np.r_[True, pair[1:] != pair[:-1]]] if len(key) else key
 
 
-def _between(stacked, owner, queries, targets, radius: int, workers: int, new) -> np.ndarray:
-    """Pairs (query row, target row) of the stacked view hashes within `radius`; with `new`, only those with a new
-    image on either side."""
+def _between(stacked, owner, queries, targets, radius: int, workers: int, new) -> Iterator[np.ndarray]:
+    """Pairs (query row, target row) of the stacked view hashes within `radius`, in blocks as the search finds them;
+    with `new`, only those with a new image on either side."""
     sides = (
         [(queries, targets)]
         if new is None
@@ -136,11 +136,9 @@ def _between(stacked, owner, queries, targets, radius: int, workers: int, new) -
             (queries[~new[owner[queries]]], targets[new[owner[targets]]]),
         ]
     )
-    found = [np.zeros((0, 2), np.int64)]
     for q, t in sides:
-        pairs = radius_pairs_between(stacked[q], stacked[t], radius, workers)
-        found.append(np.stack([q[pairs[:, 0]], t[pairs[:, 1]]], axis=1))
-    return np.concatenate(found)
+        for codes in radius_pairs_between_parts(stacked[q], stacked[t], radius, workers):
+            yield np.stack([q[codes // len(t)], t[codes % len(t)]], axis=1)
 
 
 def search_loader(n_contents: int, n_new: int, radius: int) -> Callable[[], None] | None:

@@ -113,6 +113,21 @@ def test_a_crowded_search_runs_compiled_whatever_its_probe_count(monkeypatch) ->
     assert np.array_equal(radius_pairs(spread, 8, workers=2), neighbours.brute_force_pairs(spread, 8)) and not calls
 
 
+def test_new_frames_of_a_crowded_scene_search_compiled_whatever_their_probe_count(monkeypatch) -> None:
+    """A grown crowded collection: 600 new frames of one scene against 2,400 old ones, all within a few bits."""
+    rng = np.random.default_rng(4)
+    centre = rng.integers(0, 2**63, dtype=np.uint64)
+    frames = centre ^ np.bitwise_or.reduce(np.uint64(1) << rng.integers(0, 64, (3000, 2)).astype(np.uint64), axis=1)
+    queries = frames[2400:]
+    assert not neighbours._compiled(choose_plan(3000, 8), 600, neighbours.BETWEEN_COMPILED_MIN_PROBES)
+    calls = []
+    compiled = neighbours._between_compiled
+    monkeypatch.setattr(neighbours, "_between_compiled", lambda *args: calls.append(1) or compiled(*args))
+    found = radius_pairs_between(queries, frames, 8, workers=2)
+    close = np.bitwise_count(queries[:, None] ^ frames[None, :]) <= 8
+    assert calls and np.array_equal(found, np.argwhere(close)) and len(found) > 100_000
+
+
 def test_large_random_sample_matches_brute_force() -> None:
     """50,000 random hashes plus planted neighbours at radius 8 (3 chunks of ~21 bits: the table fast path)."""
     rng = np.random.default_rng(0)
