@@ -3,8 +3,10 @@
 `view_candidates` stacks the views' 64-bit hashes (a low-detail image takes part with its whole-frame views only, an
 image with nothing to trim or cut without its trim and square views) and searches them with multi-index hashing
 (finetuner/dedup/neighbours.py), so the cost stays near-linear in the number of images. Turned views are searched
-against whole frames alone. Each image pair keeps its closest view pair (`Candidates.signal`, e.g. "full~crop90");
-`nearest_per_image` keeps each image's closest candidates. Used by finetuner/dedup/candidates.py.
+against whole frames alone. Each image pair keeps its closest view pair (`Candidates.signal`, e.g. "full~crop90"),
+taken as the search hands its pairs on, so memory follows the image pairs, not the view pairs (in a crowded
+collection one image pair is found through dozens). `nearest_per_image` keeps each image's closest candidates. Used
+by finetuner/dedup/candidates.py.
 """
 
 from __future__ import annotations
