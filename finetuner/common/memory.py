@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import functools
 import gc
 import sys
 import threading
@@ -107,14 +106,8 @@ def _leave() -> None:
 
 
 def with_array_memory(function: _Call) -> _Call:
-    """`function` run inside `array_memory()`."""
-
-    @functools.wraps(function)
-    def wrapped(*args, **kwargs):
-        with array_memory():
-            return function(*args, **kwargs)
-
-    return wrapped  # type: ignore[return-value]
+    """`function` run inside `array_memory()`, a fresh block per call."""
+    return array_memory()(function)  # a contextmanager's block decorates, recreated for each call
 
 
 @contextlib.contextmanager
@@ -138,11 +131,5 @@ def collector_paused() -> Iterator[None]:
 
 
 def with_collector_paused(function: _Call) -> _Call:
-    """`function` run inside `collector_paused()`."""
-
-    @functools.wraps(function)
-    def wrapped(*args, **kwargs):
-        with collector_paused():
-            return function(*args, **kwargs)
-
-    return wrapped  # type: ignore[return-value]
+    """`function` run inside `collector_paused()`, a fresh block per call."""
+    return collector_paused()(function)
