@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -203,10 +203,7 @@ def radius_pairs(
     Exact: equal to `brute_force_pairs`. With `groups` (an int per item), pairs within one group are left out (the
     views of one image). `workers` threads probe concurrently (numpy and the compiled loop release the GIL).
     """
-    n = len(hashes)
-    parts = list(radius_pair_parts(hashes, radius, workers, plan, groups))
-    codes = sorted_unique(np.concatenate([np.zeros(0, np.int64), *parts]))
-    pairs = np.stack([codes // n, codes % n], axis=1) if n else np.zeros((0, 2), np.int64)
+    pairs = _gathered(radius_pair_parts(hashes, radius, workers, plan, groups), len(hashes))
     if groups is not None:
         groups = np.asarray(groups)
         pairs = pairs[groups[pairs[:, 0]] != groups[pairs[:, 1]]]
@@ -237,9 +234,10 @@ def radius_pair_parts(
             keys = (hashes >> np.uint64(shift)) & np.uint64((1 << width) - 1)
             if width <= TABLE_MAX_BITS:  # table indices; wide chunks stay unsigned (a 64-bit key overflows int64)
                 keys = keys.astype(np.int64)
-                if not prior and not compiled:
-                    compiled = _crowded(keys, width)
             index = _ChunkIndex(keys, width, shift, hashes, first=not compiled)
+            if not prior and not compiled and index.direct:  # items sharing the first chunk's keys, pair by pair
+                count = index.count.astype(np.int64)
+                compiled = int((count * (count - 1) // 2).sum()) >= CROWDED_KEY_PAIRS
             if compiled:
                 yield from _probe_compiled(pool, max(1, workers), hashes, groups, keys, index, width, r, radius, prior)
             else:
@@ -255,12 +253,6 @@ def radius_pair_parts(
                 yield from (job.result() for job in jobs)
             prior.append((((1 << width) - 1) << shift, r))
             shift += width
-
-
-def _crowded(keys: np.ndarray, width: int) -> bool:
-    """Whether this chunk's keys pair CROWDED_KEY_PAIRS items or more by sharing a key (direct-table chunks)."""
-    counts = np.bincount(keys, minlength=1 << width).astype(np.int64)
-    return int((counts * (counts - 1) // 2).sum()) >= CROWDED_KEY_PAIRS
 
 
 def uses_compiled(n: int, radius: int, queries: int | None = None) -> bool:
@@ -303,13 +295,12 @@ def _probe_compiled(pool, workers, hashes, groups, keys, index, width, r, radius
     n = len(hashes)
     prior_masks, prior_radii, cuts = _earlier_chunks_and_slices(prior, n, workers, SLICES_PER_WORKER)
     args = (index.order, keys, hashes, groups, index.sorted_hashes, groups[index.order], index.start, index.count)
-    ahead: deque = deque()
-    for lo, hi in zip(cuts, cuts[1:]):
-        ahead.append(pool.submit(probe_chunk, lo, hi, *args, masks, tops, np.uint64(radius), prior_masks, prior_radii))
-        if len(ahead) > workers:
-            yield _codes(*ahead.popleft().result(), n)
-    while ahead:
-        yield _codes(*ahead.popleft().result(), n)
+    calls = (
+        (probe_chunk, lo, hi, *args, masks, tops, np.uint64(radius), prior_masks, prior_radii)
+        for lo, hi in zip(cuts, cuts[1:])
+    )
+    for left, right in _ahead(pool, workers, calls):
+        yield _codes(left, right, n)
 
 
 def radius_pairs_between(queries: np.ndarray, hashes: np.ndarray, radius: int, workers: int = 1) -> np.ndarray:
@@ -318,11 +309,7 @@ def radius_pairs_between(queries: np.ndarray, hashes: np.ndarray, radius: int, w
     For a grown collection: only the new items query an index of all items, so the cost follows the number of new
     items, not the collection. Every query probes every mask (no top-bit halving: the two sides differ). Big
     searches run the compiled loop in `workers` threads, as `radius_pairs` does."""
-    n = len(hashes)
-    codes = sorted_unique(
-        np.concatenate([np.zeros(0, np.int64), *radius_pairs_between_parts(queries, hashes, radius, workers)])
-    )
-    return np.stack([codes // n, codes % n], axis=1) if n else np.zeros((0, 2), np.int64)
+    return _gathered(radius_pairs_between_parts(queries, hashes, radius, workers), len(hashes))
 
 
 def radius_pairs_between_parts(
@@ -346,10 +333,9 @@ def radius_pairs_between_parts(
             keys, qkeys = ((x >> np.uint64(shift)) & np.uint64((1 << width) - 1) for x in (hashes, queries))
             if width <= TABLE_MAX_BITS:
                 keys, qkeys = keys.astype(np.int64), qkeys.astype(np.int64)
-                if not prior and not compiled:  # the queries' own keys already pair them with crowds of items
-                    counts = np.bincount(keys, minlength=1 << width).astype(np.int64)
-                    compiled = int(counts[qkeys].sum()) >= CROWDED_KEY_PAIRS
             index = _ChunkIndex(keys, width, shift, hashes, first=False)
+            if not prior and not compiled and index.direct:  # the queries' own keys already pair them with crowds
+                compiled = int(index.count[qkeys].sum(dtype=np.int64)) >= CROWDED_KEY_PAIRS
             if compiled:
                 yield from _between_compiled(
                     pool, max(1, workers), queries, qkeys, hashes, index, width, r, radius, prior
@@ -385,15 +371,27 @@ def _between_compiled(pool, workers, queries, qkeys, hashes, index, width, r, ra
     prior_masks, prior_radii, cuts = _earlier_chunks_and_slices(prior, len(queries), workers, SLICES_PER_WORKER)
     args = (qkeys, queries, index.sorted_hashes, index.order, index.start, index.count, masks, np.uint64(radius))
     n = len(hashes)
-    ahead: deque = deque()
-    for lo, hi in zip(cuts, cuts[1:]):
-        ahead.append(pool.submit(probe_between, lo, hi, *args, prior_masks, prior_radii))
-        if len(ahead) > workers:
-            left, right = ahead.popleft().result()
-            yield left * n + right
-    while ahead:
-        left, right = ahead.popleft().result()
+    calls = ((probe_between, lo, hi, *args, prior_masks, prior_radii) for lo, hi in zip(cuts, cuts[1:]))
+    for left, right in _ahead(pool, workers, calls):
         yield left * n + right
+
+
+def _ahead(pool, workers: int, calls: Iterable[tuple]) -> Iterator:
+    """The results of `calls` ((function, *args) each) in order, submitted to `pool` at most `workers` + 1 ahead of
+    the caller, so a caller that is slower than the threads never has every result waiting at once."""
+    ahead: deque = deque()
+    for call in calls:
+        ahead.append(pool.submit(*call))
+        if len(ahead) > workers:
+            yield ahead.popleft().result()
+    while ahead:
+        yield ahead.popleft().result()
+
+
+def _gathered(parts: Iterable[np.ndarray], n: int) -> np.ndarray:
+    """Pair codes a * n + b from every part, each pair once, sorted, as a (k, 2) array of (a, b)."""
+    codes = sorted_unique(np.concatenate([np.zeros(0, np.int64), *parts]))
+    return np.stack([codes // n, codes % n], axis=1) if n else np.zeros((0, 2), np.int64)
 
 
 def sorted_unique(codes: np.ndarray) -> np.ndarray:
