@@ -69,7 +69,7 @@ def view_candidates(
         between = _between(stacked, owner, np.flatnonzero(to_whole), np.flatnonzero(whole), radius, workers, new)
         blocks = itertools.chain(blocks, between)
     per_pair = 65 * len(names) ** 2  # a key: (pair, distance, view pair), distance 0..64
-    code, rest = np.divmod(_closest(blocks, stacked, owner, kind, names, n), per_pair)
+    code, rest = np.divmod(_closest(blocks, stacked, owner, kind, names, n, per_pair), per_pair)
     dist, combo = np.divmod(rest, len(names) ** 2)
     label = np.array([f"{x}~{y}" for x in names for y in names], dtype=object)
     i, j = np.divmod(code, n)
@@ -91,11 +91,11 @@ def _searched(stacked, owner, rows, radius: int, workers: int, new) -> Iterator[
             yield rows[np.stack([queries[codes // m], codes % m], axis=1)]
 
 
-def _closest(blocks: Iterable[np.ndarray], stacked, owner, kind, names: list[str], n: int) -> np.ndarray:
-    """Each image pair's closest allowed view pair, as sorted keys (i * n + j, distance, view pair) in one int64, from
-    blocks of row pairs reduced as they come: memory follows the image pairs, not the view pairs. In a crowded
-    collection one image pair is found through dozens of view pairs (2,000 frames of one static scene: 57M view
-    pairs, 2M image pairs; 6.3 GB when they were all kept at once)."""
+def _closest(blocks: Iterable[np.ndarray], stacked, owner, kind, names: list[str], n: int, per_pair: int) -> np.ndarray:
+    """Each image pair's closest allowed view pair, as sorted keys (i * n + j, distance, view pair) in one int64
+    (`per_pair`: the key's span per image pair), from blocks of row pairs reduced as they come: memory follows the
+    image pairs, not the view pairs. In a crowded collection one image pair is found through dozens of view pairs
+    (2,000 frames of one static scene: 57M view pairs, 2M image pairs; 6.3 GB when they were all kept at once)."""
     v = len(names)
     allowed_table = allowed_combos(names)
     kept, size, bound = [], 0, COMPACT_AT
@@ -110,14 +110,14 @@ def _closest(blocks: Iterable[np.ndarray], stacked, owner, kind, names: list[str
         combo = np.where(swap, kb * v + ka, ka * v + kb)  # (view of image i, view of image j)
         allowed = allowed_table[combo]
         # One int64 sort key (pair, distance, view pair): a single sort instead of a multi-key lexsort of millions.
-        key = (i[allowed] * n + j[allowed]) * (65 * v * v) + dist[allowed] * v * v + combo[allowed]
-        kept.append(_first_per_pair(key, 65 * v * v))
+        key = (i[allowed] * n + j[allowed]) * per_pair + dist[allowed] * v * v + combo[allowed]
+        kept.append(_first_per_pair(key, per_pair))
         size += len(kept[-1])
         if size > bound:  # the same image pairs found again in later blocks: keep each pair's closest once
-            kept = [_first_per_pair(np.concatenate(kept), 65 * v * v)]
+            kept = [_first_per_pair(np.concatenate(kept), per_pair)]
             size = len(kept[0])
             bound = max(COMPACT_AT, 2 * size)
-    return _first_per_pair(np.concatenate([np.zeros(0, np.int64), *kept]), 65 * v * v)
+    return _first_per_pair(np.concatenate([np.zeros(0, np.int64), *kept]), per_pair)
 
 
 def _first_per_pair(key: np.ndarray, per_pair: int) -> np.ndarray:
