@@ -153,6 +153,13 @@ class DedupConfig(_Section):
     explain_unit_share: Float = Field(
         0.25, gt=0, le=1, description="units holding more of a class are explained by their bridging pairs"
     )
+    min_design_share: Float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="a pair of look-alike graphics between two declared groups stands only when the pairs between "
+        "the groups touch this share of one group's images (twin designs); 0 = off",
+    )
 
     @field_validator("methods")
     @classmethod

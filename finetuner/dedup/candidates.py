@@ -27,6 +27,7 @@ from finetuner.dedup.hashing import DECODE_SIZE, PIXELS, view_key
 from finetuner.dedup.neighbours import hamming, radius_pairs, radius_pairs_between
 from finetuner.dedup.pair_cache import CandidateCache, LookCache, VerdictCache, pair_keys
 from finetuner.dedup.prescreen import prescreen
+from finetuner.dedup.shape import LOOK_ALIKE_MARGIN
 from finetuner.dedup.surround import MIN_INSIDE_SIMILARITY
 from finetuner.dedup.units import cluster_stats
 from finetuner.dedup.verify import VERIFIER, Verdicts, VerifyRule
@@ -66,6 +67,13 @@ class Verified:
     signal: np.ndarray
     distance: np.ndarray
     verdicts: Verdicts
+
+    def look_alikes(self, min_shape_similarity: float) -> tuple[np.ndarray, np.ndarray]:
+        """Pairs of graphics the shape check scored as copies or within LOOK_ALIKE_MARGIN of it, accepted or not:
+        which designs other groups share (units.guard_designs)."""
+        v = self.verdicts
+        near = (v.rule == "shape") & (v.detail_similarity >= min_shape_similarity - LOOK_ALIKE_MARGIN)
+        return self.a[near], self.b[near]
 
     def evidence_rows(self, ks: np.ndarray) -> list[dict]:
         """`evidence` of many candidates, column by column (35k kept pairs at 20k: one dict per pair is the cost)."""

@@ -66,7 +66,8 @@ def summarize(
             "pairs": len(kept),
             "pairs_by_method": dict(sorted(Counter(p["method"] for p in kept).items())),
             "pairs_cut_by_size_guard": sum(1 for p in cut if "cut_by" not in p),
-            "pairs_cut_by_unit_guard": sum(1 for p in cut if "cut_by" in p),
+            "pairs_cut_by_unit_guard": sum(1 for p in cut if p.get("cut_by") == "unit share guard"),
+            "pairs_cut_by_design_guard": sum(1 for p in cut if p.get("cut_by") == "design guard"),
             "cross_group_pairs": len(cross),
             "clusters": len(clusters),
             "units": len(set(units)),
@@ -261,13 +262,23 @@ def render_html(summary: Mapping[str, Any], thumbs: Mapping[str, str]) -> str:
         "joined by the most pairs first); every pair is in reports/dedup.json (cross_group_pairs).",
         total=counts["cross_group_pairs"],
     )
+    guarded, twins = cut_shown(summary)
     parts += _pairs_section(
         "Pairs cut by the cluster size guard or the unit share guard",
-        summary["cut_pairs"][:MAX_CUT_SHOWN],
+        guarded,
         thumbs,
         f"Shown: up to {MAX_CUT_SHOWN}. These images may still be near-duplicates in different "
         "units; raise dedup.max_cluster_size (cut_by empty) or dedup.max_unit_share to link them.",
-        total=len(summary["cut_pairs"]),
+        total=summary["counts"]["pairs_cut_by_size_guard"] + summary["counts"]["pairs_cut_by_unit_guard"],
+    )
+    parts += _pairs_section(
+        "Twin designs: look-alike graphics cut by the design guard",
+        twins,
+        thumbs,
+        f"Shown: up to {MAX_CUT_SHOWN}. Graphics that pass every check but look like graphics of other groups too "
+        "(the same letter in two typefaces), between two groups that share too little else to be one design "
+        "copied; lower dedup.min_design_share (0 = off) to link them.",
+        total=summary["counts"].get("pairs_cut_by_design_guard", 0),
     )
     parts += _giant_units_section(summary, thumbs)
     parts += _pairs_section(
@@ -321,13 +332,21 @@ def _embedding_section(summary: Mapping[str, Any], thumbs: Mapping[str, str]) ->
     return parts
 
 
+def cut_shown(summary: Mapping[str, Any]) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+    """The page's cut pairs, up to MAX_CUT_SHOWN of each: those the size and unit guards cut, and the twin designs
+    the design guard cut (a section of their own: their remedy is another key)."""
+    guarded = [p for p in summary["cut_pairs"] if p.get("cut_by") != "design guard"]
+    twins = [p for p in summary["cut_pairs"] if p.get("cut_by") == "design guard"]
+    return guarded[:MAX_CUT_SHOWN], twins[:MAX_CUT_SHOWN]
+
+
 def paths_to_preview(summary: Mapping[str, Any]) -> list[str]:
     """Every path the HTML page shows, so the stage decodes only those."""
     paths = {p for cluster in summary["largest_clusters"] for p in cluster}
     bridges = [p for unit in summary.get("giant_units", []) for p in unit["bridges"]]
     for p in [
         *summary.get("cross_group_shown", []),
-        *summary["cut_pairs"][:MAX_CUT_SHOWN],
+        *(p for shown in cut_shown(summary) for p in shown),
         *embedding_only_pairs(summary),
         *summary.get("accepted_shown", []),
         *summary.get("nearest_rejected", []),

@@ -38,6 +38,7 @@ from finetuner.dedup.units import (
     explain_units,
     find_pairs,
     guard_clusters,
+    guard_designs,
     guard_units,
     tradeoff,
 )
@@ -147,6 +148,8 @@ class Found:
     order: np.ndarray  # the size guard's key: closest (most similar) first
     tradeoff: list[dict]
     rejected: list[tuple[int, int, int, dict]]  # (a, b, distance, evidence) of rejected candidates nearest the cut-off
+    graphic: np.ndarray  # per pair: decided by the shape check (two graphics), which twin designs can pass
+    alike: tuple[np.ndarray, np.ndarray]  # graphics the shape check scored near a copy, accepted or not (guard_designs)
 
 
 def hash_pairs(
@@ -172,6 +175,8 @@ def hash_pairs(
             near.distance.astype(float),
             table,
             [],
+            np.zeros(len(near_a), dtype=bool),
+            (np.zeros(0, np.int64), np.zeros(0, np.int64)),
         )
     grey, colours = thumbnails  # the verifier's thumbnails, read from the hash cache where indexed
     found = verified_pairs(
@@ -203,6 +208,8 @@ def hash_pairs(
         1.0 - found.verdicts.similarity[kept],
         verify_tradeoff(len(detail), found, config.verify),
         rejected,
+        found.verdicts.rule[kept] == "shape",
+        found.look_alikes(config.verify.min_shape_similarity),
     )
 
 
@@ -261,7 +268,12 @@ def run(params: Params, root: Path = Path(".")) -> dict:
     # The size guard takes exact copies first, then hash pairs closest first, then embedding pairs (weaker evidence).
     order = np.concatenate([np.zeros(n_exact), found.order, EMBEDDING_RANK + 1.0 - similarity])
     forced = np.r_[np.ones(n_exact, bool), np.zeros(n_hash + n_emb, bool)]
-    keep = guard_clusters(len(paths), i, j, order, forced, config.max_cluster_size)
+    graphic = np.r_[np.zeros(n_exact, bool), found.graphic, np.zeros(n_emb, bool)]
+    design_cut = guard_designs(
+        declared, i, j, graphic, rep_rows[found.alike[0]], rep_rows[found.alike[1]], config.min_design_share
+    )
+    keep = ~design_cut  # twin designs first: the guards below see only the pairs that may join units
+    keep[keep] = guard_clusters(len(paths), i[keep], j[keep], order[keep], forced[keep], config.max_cluster_size)
     unit_cut = np.zeros(len(i), dtype=bool)
     kept_edges = np.flatnonzero(keep)  # pairs the size guard cut take no part: they join nothing
     unit_cut[kept_edges] = ~guard_units(
@@ -278,8 +290,10 @@ def run(params: Params, root: Path = Path(".")) -> dict:
     records = [
         pair_record(paths[x], paths[y], str(m), d, declared[x], declared[y])
         | e
-        | ({"cut_by": "unit share guard"} if u else {})
-        for x, y, m, d, e, u in zip(i.tolist(), j.tolist(), methods, shown, evidence, unit_cut.tolist())
+        | ({"cut_by": "unit share guard"} if u else {"cut_by": "design guard"} if t else {})
+        for x, y, m, d, e, u, t in zip(
+            i.tolist(), j.tolist(), methods, shown, evidence, unit_cut.tolist(), design_cut.tolist()
+        )
     ]
     kept = sorted((r for r, k in zip(records, keep) if k), key=lambda r: (r["path_a"], r["path_b"]))
     cut = [
@@ -379,10 +393,13 @@ def write_outputs(
     log_run(root, "dedup", facts)
     counts = summary["counts"]
     log.info(
-        "dedup: %d images, %d pairs kept, %d cut, %d cross-group, %d units",
+        "dedup: %d images, %d pairs kept, cut %d by the size guard, %d by the unit share guard, %d twin designs; "
+        "%d cross-group, %d units",
         counts["images"],
         counts["pairs"],
         counts["pairs_cut_by_size_guard"],
+        counts["pairs_cut_by_unit_guard"],
+        counts["pairs_cut_by_design_guard"],
         counts["cross_group_pairs"],
         counts["units"],
     )

@@ -7,6 +7,8 @@ documents, plain textures) into one giant unit, and then no split is possible. T
   `low_info_std`) must be within the stricter `low_info_max_distance`;
 - component size: edges are added closest first (Kruskal order) and an edge that would grow a near-duplicate
   cluster beyond `max_cluster_size` is cut and reported instead. Exact copies are never cut.
+Between declared groups two more: `guard_designs` cuts look-alike graphics between groups that share too little
+(`min_design_share`), `guard_units` a pair that would grow a unit past `max_unit_share` of a class.
 Units are connected components of declared groups and the kept pairs; their ids depend only on their members.
 """
 
@@ -343,6 +345,61 @@ def _bridges(node: np.ndarray, i: np.ndarray, j: np.ndarray, members: np.ndarray
                 if low[v] > order[parent]:
                     found.append((via, min(below[v], total - below[v])))
     return found
+
+
+def guard_designs(
+    declared: Sequence[str],
+    i: np.ndarray,
+    j: np.ndarray,
+    graphic: np.ndarray,
+    alike_i: np.ndarray,
+    alike_j: np.ndarray,
+    min_share: float,
+) -> np.ndarray:
+    """Which pairs to cut as twin designs: a pair of graphics (`graphic`, decided by the shape check) between two
+    declared groups, whose images look like images of other groups too, where the two groups share too little.
+
+    Two typefaces' letter O, two icon sets' arrow: the shape check cannot tell such a twin design from a copy (on the
+    glyph set their fine detail agrees as well as a clone's does; docs/dedup.md). What tells them apart is the groups:
+    a copied design repeats across the two groups (a clone typeface pairs with nearly every letter of its original),
+    a coincidence does not (two typefaces share an O, a T and a V). So such a pair stands only where the pairs
+    between its two groups (`i`, `j`: every accepted pair, of any kind) touch at least `min_share` of one group's
+    images. The rule applies only where the evidence is ambiguous: an image that matches images of at least two other
+    groups as a copy or nearly so (`alike_i`, `alike_j`: graphics the shape check scored within LOOK_ALIKE_MARGIN of
+    its threshold, accepted or not) shows a design many groups share; a copy of a one-off graphic (a scanned form, a
+    product on white) looks like its copy alone and is kept. Groups are `declared` ones ("" for none: such an image
+    crosses no group, so its pairs are kept); 0 turns the guard off."""
+    cut = np.zeros(len(i), dtype=bool)
+    if min_share <= 0 or len(i) == 0 or not graphic.any():
+        return cut
+    names, code = np.unique(np.asarray(declared, dtype=object).astype(str), return_inverse=True)
+    code = np.where(names[code] == "", -1, code).astype(np.int64)
+    size = np.bincount(code[code >= 0], minlength=len(names))
+    gi, gj = code[i], code[j]
+    across = (gi >= 0) & (gj >= 0) & (gi != gj)
+    suspect = graphic & across
+    if not suspect.any():
+        return cut
+    # images whose look-alikes lie in two or more other groups: (image, other group) pairs, counted per image
+    ai, aj = code[alike_i], code[alike_j]
+    other = (ai >= 0) & (aj >= 0) & (ai != aj)
+    seen = np.unique(np.r_[alike_i[other] * len(names) + aj[other], alike_j[other] * len(names) + ai[other]])
+    groups_alike = np.bincount(seen // len(names), minlength=len(code))
+    suspect &= np.maximum(groups_alike[i], groups_alike[j]) >= 2
+    if not suspect.any():
+        return cut
+    # the share of each side's images touched by pairs into the other group, per (group, other group)
+    pair = np.minimum(gi, gj)[across] * len(names) + np.maximum(gi, gj)[across]
+    own = np.r_[gi[across], gj[across]]
+    key = np.unique(np.c_[np.r_[pair, pair], own, np.r_[i[across], j[across]]], axis=0)  # distinct images
+    per_side = np.unique(key[:, :2], axis=0, return_counts=True)
+    share = per_side[1] / size[per_side[0][:, 1]]
+    best = {}
+    for (p, _), s in zip(per_side[0].tolist(), share.tolist()):
+        best[p] = max(best.get(p, 0.0), s)
+    shared = np.array([best[p] for p in (np.minimum(gi, gj) * len(names) + np.maximum(gi, gj))[suspect].tolist()])
+    cut[np.flatnonzero(suspect)[shared < min_share]] = True
+    return cut
 
 
 def guard_units(

@@ -14,6 +14,7 @@ from finetuner.dedup.units import (
     exact_duplicate_pairs,
     find_pairs,
     guard_clusters,
+    guard_designs,
 )
 
 
@@ -105,3 +106,71 @@ def test_units_are_components_and_independent_of_row_order(n, edges, groups, per
     shuffled = assign_units([paths[p] for p in perm], [groups[p] for p in perm], inverse[i], inverse[j])
     assert dict(zip([paths[p] for p in perm], shuffled)) == dict(zip(paths, units))
     assert len(set(units)) == len({frozenset(np.flatnonzero(np.array(units) == u)) for u in units})
+
+
+def designs_reference(declared, i, j, graphic, alike_i, alike_j, min_share) -> list[bool]:
+    """guard_designs written out pair by pair, with sets."""
+    if min_share <= 0:
+        return [False] * len(i)
+    others: dict[int, set] = {}
+    for x, y in zip(alike_i.tolist(), alike_j.tolist()):
+        if declared[x] and declared[y] and declared[x] != declared[y]:
+            others.setdefault(x, set()).add(declared[y])
+            others.setdefault(y, set()).add(declared[x])
+    touched: dict[tuple, set] = {}
+    for x, y in zip(i.tolist(), j.tolist()):
+        if declared[x] and declared[y] and declared[x] != declared[y]:
+            touched.setdefault((declared[x], declared[y]), set()).add(x)
+            touched.setdefault((declared[y], declared[x]), set()).add(y)
+    size = {g: declared.count(g) for g in set(declared)}
+    out = []
+    for x, y, g in zip(i.tolist(), j.tolist(), graphic.tolist()):
+        f, h = declared[x], declared[y]
+        if not (g and f and h and f != h) or max(len(others.get(x, ())), len(others.get(y, ()))) < 2:
+            out.append(False)
+            continue
+        share = max(len(touched[(f, h)]) / size[f], len(touched[(h, f)]) / size[h])
+        out.append(share < min_share)
+    return out
+
+
+def test_design_guard_cuts_twin_designs_and_keeps_copies_and_clones() -> None:
+    """Groups A-E of five graphics each, F a clone of A (each image a copy of one of A's), 30 and 31 in no group.
+    One design is shared by A, B and C (images 0, 5, 10): a coincidence between groups sharing nothing else. D's
+    image 15 was copied into E (20), and nothing else looks like it."""
+    declared = ["A"] * 5 + ["B"] * 5 + ["C"] * 5 + ["D"] * 5 + ["E"] * 5 + ["F"] * 5 + ["", ""]
+    pairs = [(0, 5), (0, 10), (5, 10), (15, 20), *[(k, 25 + k) for k in range(5)], (5, 25), (30, 31), (0, 30), (11, 16)]
+    i, j = np.array(pairs).T
+    graphic = np.array([True] * 12 + [False])  # (11, 16) is a pair of photographs
+    alike = [*pairs[:11], (10, 25), (2, 11), (3, 16), (11, 16)]  # 2, 3, 11 and 16 look like one other group's each
+    ai, aj = np.array(alike).T
+    cut = guard_designs(declared, i, j, graphic, ai, aj, 0.25)
+    assert {pairs[e] for e in np.flatnonzero(cut).tolist()} == {(0, 5), (0, 10), (5, 10), (5, 25)}
+    assert cut.tolist() == designs_reference(declared, i, j, graphic, ai, aj, 0.25)
+    assert (guard_designs(declared, j, i, graphic, aj, ai, 0.25) == cut).all()  # either image of a pair may be first
+    assert not guard_designs(declared, i, j, graphic, ai, aj, 0.0).any()  # 0 = off
+    # two of A's five images paired with B's (any kind of pair) reach 0.4: the twins between A and B stand at 0.25
+    more = np.r_[i, 1], np.r_[j, 6], np.r_[graphic, False]
+    assert not guard_designs(declared, *more, ai, aj, 0.25)[0] and not guard_designs(declared, *more, ai, aj, 0.4)[0]
+    assert guard_designs(declared, *more, ai, aj, 0.5)[0]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    groups=st.lists(st.sampled_from(["", "a", "b", "c", "d"]), min_size=2, max_size=12),
+    edges=st.lists(st.tuples(st.integers(0, 11), st.integers(0, 11), st.booleans()), max_size=24),
+    alike=st.lists(st.tuples(st.integers(0, 11), st.integers(0, 11)), max_size=30),
+    min_share=st.sampled_from([0.0, 0.2, 0.25, 0.5, 1.0]),
+)
+def test_design_guard_equals_its_definition(groups, edges, alike, min_share) -> None:
+    n = len(groups)
+    edges = [(x % n, y % n, g) for x, y, g in edges if x % n != y % n]
+    alike = [(x % n, y % n) for x, y in alike if x % n != y % n]
+    i = np.array([e[0] for e in edges], np.int64)
+    j = np.array([e[1] for e in edges], np.int64)
+    graphic = np.array([e[2] for e in edges], bool)
+    ai = np.array([a[0] for a in alike], np.int64)
+    aj = np.array([a[1] for a in alike], np.int64)
+    got = guard_designs(groups, i, j, graphic, ai, aj, min_share)
+    assert got.tolist() == designs_reference(groups, i, j, graphic, ai, aj, min_share)
+    assert (guard_designs(groups, j, i, graphic, aj, ai, min_share) == got).all()  # pairs are unordered

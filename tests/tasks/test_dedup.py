@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import logging
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image, ImageDraw
 
 from finetuner import layout
 from finetuner.common.stage import InputError, split_run_facts, write_csv
@@ -17,6 +20,7 @@ from finetuner.config import parse_params
 from finetuner.dedup import candidates, hashing
 from finetuner.dedup import stage as dedup
 from finetuner.demo.synthetic_photos import VARIANTS, photo, to_jpeg_bytes, variant
+from tests.dedup.test_shape import letter
 
 COLUMNS = ["path", "label", "group", "status", "reason", "sha256", "width", "height"]
 
@@ -166,6 +170,58 @@ def test_size_guard_is_reported(tmp_path: Path) -> None:
     assert summary["counts"]["pairs_cut_by_size_guard"] > 0
     assert summary["largest_cluster_size"] <= 3 + 1  # + the exact copy, which is never cut
     assert "cut by the cluster size guard" in (tmp_path / dedup.REPORT_HTML).read_text()
+
+
+def png(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def shape(seed: int) -> Image.Image:
+    """A dark polygon of its own on light paper: a graphic like no other."""
+    rng = np.random.default_rng(seed)
+    image = Image.new("L", (192, 192), 235)
+    corners = rng.uniform(40, 150, size=(int(rng.integers(3, 7)), 2))
+    ImageDraw.Draw(image).polygon([tuple(c) for c in corners.tolist()], fill=20)
+    return image.resize((48, 48), Image.LANCZOS).convert("RGB")
+
+
+def test_twin_designs_between_groups_are_cut_and_copies_kept(tmp_path: Path, params) -> None:
+    """Three typefaces (groups A, B, C) share one design of R and nothing else: their R's pass every check, as copies
+    would, but join three groups that share nothing else, so the design guard cuts them and reports them. A graphic
+    copied from D into E (nothing else looks like it) and F, a clone of A (each image a copy of one of A's), stay
+    joined."""
+    rows: list[dict] = []
+    for k, group in enumerate("ABC"):
+        add_image(tmp_path, rows, f"R/{group}.png", png(letter(shift=(k % 2, k // 2))), group)
+        for m in range(4):
+            add_image(tmp_path, rows, f"s/{group}{m}.png", png(shape(10 * k + m)), group)
+    for m in range(4):
+        add_image(tmp_path, rows, f"s/F{m}.png", png(shape(m).rotate(0, translate=(1, 0), fillcolor=(235,) * 3)), "F")
+    add_image(tmp_path, rows, "R/F.png", png(letter(shift=(1, 1))), "F")
+    add_image(tmp_path, rows, "s/D.png", png(shape(100)), "D")
+    add_image(tmp_path, rows, "s/D1.png", png(shape(101)), "D")
+    add_image(tmp_path, rows, "s/E.png", png(shape(100).resize((64, 64), Image.BICUBIC)), "E")
+    add_image(tmp_path, rows, "s/E1.png", png(shape(102)), "E")
+    write_csv(tmp_path / dedup.MANIFEST, rows, COLUMNS)
+    off = dedup.run(parse_params({"data": {"workers": 1}, "dedup": {"min_design_share": 0}}), tmp_path)
+    twins = {("R/A.png", "R/B.png"), ("R/A.png", "R/C.png"), ("R/B.png", "R/C.png")}
+    found = {(p["path_a"], p["path_b"]) for p in read(tmp_path / dedup.PAIRS_CSV)}
+    assert twins <= found and off["counts"]["pairs_cut_by_design_guard"] == 0  # the shape check alone passes them
+    summary = dedup.run(params, tmp_path)
+    kept = {(p["path_a"], p["path_b"]): p for p in read(tmp_path / dedup.PAIRS_CSV)}
+    cut = {(p["path_a"], p["path_b"]) for p in summary["cut_pairs"] if p.get("cut_by") == "design guard"}
+    assert twins <= cut and not twins & set(kept)
+    assert ("R/B.png", "R/F.png") in cut  # F shares all of A's designs, one of B's
+    units = {r["path"]: r["unit"] for r in read(tmp_path / dedup.UNITS_CSV)}
+    assert len({units["R/A.png"], units["R/B.png"], units["R/C.png"]}) == 3
+    assert units["s/D.png"] == units["s/E.png"] and kept[("s/D.png", "s/E.png")]["rule"] == "shape"
+    assert all(units[f"s/A{m}.png"] == units[f"s/F{m}.png"] for m in range(4)) and units["R/A.png"] == units["R/F.png"]
+    assert summary["counts"]["pairs_cut_by_design_guard"] == len(cut)
+    assert "Twin designs" in (tmp_path / dedup.REPORT_HTML).read_text()
+    again = dedup.run(params, tmp_path)  # every verdict read from the cache this time
+    assert again["cut_pairs"] == summary["cut_pairs"] and read(tmp_path / dedup.PAIRS_CSV) == list(kept.values())
 
 
 def test_missing_manifest_column_is_an_input_error(tmp_path: Path, params) -> None:
