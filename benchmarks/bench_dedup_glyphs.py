@@ -3,8 +3,9 @@
 Letters of two typefaces are not copies; clones of one design under two names (Liberation Sans / Arimo, Nimbus Roman
 / TeX Gyre Termes, the URW base35 fonts and their TeX Gyre versions) are. Counts accepted / rejected candidates per
 kind, the share of clone pairs (same letter and style) accepted, and the largest unit the accepted pairs and family
-groups would make before dedup.max_unit_share cuts it. Run: `python benchmarks/bench_dedup_glyphs.py`
-(reads ../shared/data/glyphs/target; a few minutes on 2 cores).
+groups would make before dedup.max_unit_share cuts it: as the verifier accepts them, and as the stage's design guard
+(dedup.min_design_share: look-alike graphics between families that share too little) keeps them. Run:
+`python benchmarks/bench_dedup_glyphs.py` (reads ../shared/data/glyphs/target; about 80 s on 2 cores).
 """
 
 import argparse
@@ -23,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 from finetuner.config import parse_params  # noqa: E402
 from finetuner.dedup.candidates import verified_pairs  # noqa: E402
 from finetuner.dedup.hashing import hash_files  # noqa: E402
+from finetuner.dedup.units import guard_designs  # noqa: E402
 from finetuner.dedup.views import VIEWS  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -60,13 +62,13 @@ README_SETS = [
 # names: 828 of the 2,831 accepted "look-alike" pairs were theirs. GNU FreeFont's FreeMono / FreeSerif are URW's
 # Nimbus Mono and Nimbus Roman; Hack is derived from DejaVu Sans Mono; Noto Sans' Latin from Open Sans; Carlito from
 # Lato; M+ 1 and M+ 2, and the M+ code fonts, are one foundry's variants; STIX and STIXGeneral are two releases of
-# one design.
+# one design, and "the original version of STIX was based on Times Roman" (CTAN, fonts/stix2-otf): 272 of the pairs
+# left as look-alikes after the design guard paired it with the URW / TeX Gyre Times at 0.83-0.90 of their letters.
 LINEAGE = [
     {"M-PLUS-1", "M-PLUS-2"},
     {"M-PLUS-1-Code", "M-PLUS-Code-Latin-50", "Mplus-Code-50", "M-PLUS-Code-Latin-60", "Mplus-Code-60"},
     {"FreeMono", "Nimbus-Mono-PS", "TeX-Gyre-Cursor"},
-    {"FreeSerif", "Nimbus-Roman", "TeX-Gyre-Termes"},
-    {"STIX", "STIXGeneral"},
+    {"FreeSerif", "Nimbus-Roman", "TeX-Gyre-Termes", "STIX", "STIXGeneral"},
     {"DejaVu-Sans-Mono", "Hack"},
     {"Open-Sans", "Noto-Sans", "Noto-Sans-Display", "Noto-Sans-Symbols", "Noto-Sans-Math"},
     {"Carlito", "Lato"},
@@ -113,44 +115,62 @@ found = verified_pairs(
 )
 print(f"{len(paths)} images, {len(found.a)} candidates, cpu {time.process_time() - c:.1f} s (main process)")
 acc = found.verdicts.accepted
+# the stage's design guard (finetuner/dedup/units.py), with the families as declared groups
+ka, kb = found.a[acc], found.b[acc]
+twin = np.zeros(len(acc), dtype=bool)
+twin[np.flatnonzero(acc)] = guard_designs(
+    fam,
+    ka,
+    kb,
+    found.verdicts.rule[acc] == "shape",
+    *found.look_alikes(config.verify.min_shape_similarity),
+    config.min_design_share,
+)
 table = {}
-for x, y, ok in zip(found.a.tolist(), found.b.tolist(), acc.tolist()):
-    t = table.setdefault(kind(x, y), [0, 0])
-    t[0 if ok else 1] += 1
-print(f"{'candidate kind':40s} accepted rejected")
-for k, (a, r) in sorted(table.items()):
-    print(f"{k:40s} {a:8d} {r:8d}")
-# clone recall: same letter, same style, clone families
+for x, y, ok, cut in zip(found.a.tolist(), found.b.tolist(), acc.tolist(), twin.tolist()):
+    t = table.setdefault(kind(x, y), [0, 0, 0])
+    t[1 if not ok else 2 if cut else 0] += 1
+print(f"{'candidate kind':40s} kept rejected cut by the design guard (min_design_share {config.min_design_share})")
+for k, (a, r, t) in sorted(table.items()):
+    print(f"{k:40s} {a:8d} {r:8d} {t:8d}")
 by = {}
 for k in range(len(rows)):
     by.setdefault((letter[k], style[k]), []).append(k)
-pairs = {(int(a), int(b)) for a, b, ok in zip(found.a, found.b, acc) if ok}
 proposed = set(zip(found.a.tolist(), found.b.tolist()))
-hit = tot = met = 0
-for ks in by.values():
-    for x, y in itertools.combinations(ks, 2):
-        if frozenset((fam[x], fam[y])) in clone:
-            tot += 1
-            hit += (min(x, y), max(x, y)) in pairs
-            met += (min(x, y), max(x, y)) in proposed
-print(f"clone families, same letter and style: {met}/{tot} candidates, {hit}/{tot} accepted ({hit / max(tot, 1):.2f})")
 copies = ("clone families", "metric look-alike set (README)", "Computer Modern (CMU / Latin Modern)")
-across = {k: v[0] for k, v in table.items() if k not in ("same family", "different letter")}
-known = sum(across.get(k, 0) for k in copies)
-derived = across.get("derived design (documented lineage)", 0)
-print(
-    f"accepted pairs across families: {sum(across.values())}, of which known clone designs "
-    f"({', '.join(copies)}): {known}, derived designs: {derived}; share of one design: "
-    f"{(known + derived) / max(sum(across.values()), 1):.2f}"
-)
-# largest unit per letter: accepted pairs joined through family groups, as the split would see them
 n = len(rows)
 gid = {g: n + k for k, g in enumerate(sorted(set(fam)))}
-i = np.r_[found.a[acc], np.arange(n)]
-j = np.r_[found.b[acc], [gid[f] for f in fam]]
-lab = connected_components(coo_matrix((np.ones(len(i)), (i, j)), shape=(n + len(gid),) * 2), directed=False)[1][:n]
-share = max(
-    np.bincount(lab[[k for k in range(n) if letter[k] == L]]).max() / sum(1 for k in range(n) if letter[k] == L)
-    for L in set(letter)
-)
-print(f"largest unit (accepted pairs + family groups) as a share of its letter, before any guard: {share:.2f}")
+for name, keep in (("accepted by the verifier", acc), ("kept by the design guard", acc & ~twin)):
+    print(f"-- {name}")
+    # clone recall: same letter, same style, clone families
+    pairs = {(int(a), int(b)) for a, b in zip(found.a[keep], found.b[keep])}
+    hit = tot = met = 0
+    for ks in by.values():
+        for x, y in itertools.combinations(ks, 2):
+            if frozenset((fam[x], fam[y])) in clone:
+                tot += 1
+                hit += (min(x, y), max(x, y)) in pairs
+                met += (min(x, y), max(x, y)) in proposed
+    print(f"clone families, same letter and style: {met}/{tot} candidates, {hit}/{tot} kept ({hit / max(tot, 1):.2f})")
+    across = {
+        k: v[0] + (v[2] if keep is acc else 0) for k, v in table.items() if k not in ("same family", "different letter")
+    }
+    known = sum(across.get(k, 0) for k in copies)
+    derived = across.get("derived design (documented lineage)", 0)
+    print(
+        f"pairs across families: {sum(across.values())}, of which known clone designs "
+        f"({', '.join(copies)}): {known}, derived designs: {derived}; share of one design: "
+        f"{(known + derived) / max(sum(across.values()), 1):.3f}"
+    )
+    # largest unit per letter: the pairs joined through family groups, as the split would see them
+    i = np.r_[found.a[keep], np.arange(n)]
+    j = np.r_[found.b[keep], [gid[f] for f in fam]]
+    lab = connected_components(coo_matrix((np.ones(len(i)), (i, j)), shape=(n + len(gid),) * 2), directed=False)
+    share = max(
+        np.bincount(lab[1][:n][[k for k in range(n) if letter[k] == L]]).max()
+        / sum(1 for k in range(n) if letter[k] == L)
+        for L in set(letter)
+    )
+    print(
+        f"largest unit (these pairs + family groups) as a share of its letter, before the unit share guard: {share:.2f}"
+    )
