@@ -157,8 +157,8 @@ class DedupConfig(_Section):
         0.25,
         ge=0,
         le=1,
-        description="a pair of look-alike graphics between two declared groups stands only when the pairs between "
-        "the groups touch this share of one group's images (twin designs); 0 = off",
+        description="a pair of look-alike graphics or blank frames between two declared groups stands only when "
+        "the pairs between the groups touch this share of one group's images (twin designs); 0 = off",
     )
 
     @field_validator("methods")

@@ -42,6 +42,9 @@ log = logging.getLogger("finetuner.dedup")
 CROWDED = 100
 
 EVIDENCE = ("signal", "rule", "similarity", "detail_similarity", "overlap", "transform", "colour")
+# Verdict rules whose evidence a twin passes as well as a copy: two designs of one letter (the shape check), two
+# blank frames (the pixel rule for near-blank images). The design guard weighs their pairs by groups instead
+TWIN_PRONE = ("shape", "low-detail")
 MAX_REJECTED_SHOWN = 30
 
 
@@ -69,10 +72,12 @@ class Verified:
     verdicts: Verdicts
 
     def look_alikes(self, min_shape_similarity: float) -> tuple[np.ndarray, np.ndarray]:
-        """Pairs of graphics the shape check scored as copies or within LOOK_ALIKE_MARGIN of it, accepted or not:
-        which designs other groups share (units.guard_designs)."""
+        """Pairs that look alike by a rule twins pass as copies (TWIN_PRONE), which designs other groups share
+        (units.guard_designs): graphics the shape check scored as copies or within LOOK_ALIKE_MARGIN of it, accepted
+        or not, and near-blank images the pixel rule matched."""
         v = self.verdicts
         near = (v.rule == "shape") & (v.detail_similarity >= min_shape_similarity - LOOK_ALIKE_MARGIN)
+        near |= (v.rule == "low-detail") & v.accepted
         return self.a[near], self.b[near]
 
     def evidence_rows(self, ks: np.ndarray) -> list[dict]:

@@ -24,7 +24,7 @@ from finetuner.common.imageio import to_rgb
 from finetuner.common.memory import with_array_memory, with_collector_paused
 from finetuner.common.stage import log_run, read_csv, run_stage, split_run_facts, write_csv, write_json, write_text
 from finetuner.config import DedupConfig, Params
-from finetuner.dedup.candidates import EVIDENCE, nearest_rejected, verified_pairs, verify_tradeoff
+from finetuner.dedup.candidates import EVIDENCE, TWIN_PRONE, nearest_rejected, verified_pairs, verify_tradeoff
 from finetuner.dedup.embedding import HashedContents, embedding_signal
 from finetuner.dedup.hash_cache import HashCache, PreviewCache
 from finetuner.dedup.hashing import DECODE_SIZE, HASH_SIZE, hash_files, resolve_workers, view_key
@@ -42,6 +42,7 @@ from finetuner.dedup.units import (
     guard_units,
     tradeoff,
 )
+from finetuner.dedup.verify import detail_levels
 from finetuner.dedup.view_search import search_loader
 from finetuner.dedup.views import VIEWS
 
@@ -148,8 +149,8 @@ class Found:
     order: np.ndarray  # the size guard's key: closest (most similar) first
     tradeoff: list[dict]
     rejected: list[tuple[int, int, int, dict]]  # (a, b, distance, evidence) of rejected candidates nearest the cut-off
-    graphic: np.ndarray  # per pair: decided by the shape check (two graphics), which twin designs can pass
-    alike: tuple[np.ndarray, np.ndarray]  # graphics the shape check scored near a copy, accepted or not (guard_designs)
+    twin_prone: np.ndarray  # per pair: decided by a rule twins pass as copies: the shape check, the pixel rule
+    alike: tuple[np.ndarray, np.ndarray]  # look-alikes by those rules, accepted or not (Verified.look_alikes)
 
 
 def hash_pairs(
@@ -208,7 +209,7 @@ def hash_pairs(
         1.0 - found.verdicts.similarity[kept],
         verify_tradeoff(len(detail), found, config.verify),
         rejected,
-        found.verdicts.rule[kept] == "shape",
+        np.isin(found.verdicts.rule[kept], TWIN_PRONE),
         found.look_alikes(config.verify.min_shape_similarity),
     )
 
@@ -268,9 +269,15 @@ def run(params: Params, root: Path = Path(".")) -> dict:
     # The size guard takes exact copies first, then hash pairs closest first, then embedding pairs (weaker evidence).
     order = np.concatenate([np.zeros(n_exact), found.order, EMBEDDING_RANK + 1.0 - similarity])
     forced = np.r_[np.ones(n_exact, bool), np.zeros(n_hash + n_emb, bool)]
-    graphic = np.r_[np.zeros(n_exact, bool), found.graphic, np.zeros(n_emb, bool)]
+    blank = blank_copies(declared, shas, ex_a, ex_b, rep, thumbnails, ok, config.verify.low_detail)
     design_cut = guard_designs(
-        declared, i, j, graphic, rep_rows[found.alike[0]], rep_rows[found.alike[1]], config.min_design_share
+        declared,
+        i,
+        j,
+        np.r_[blank, found.twin_prone, np.zeros(n_emb, bool)],
+        np.r_[ex_a[blank], rep_rows[found.alike[0]]],
+        np.r_[ex_b[blank], rep_rows[found.alike[1]]],
+        config.min_design_share,
     )
     keep = ~design_cut  # twin designs first: the guards below see only the pairs that may join units
     keep[keep] = guard_clusters(len(paths), i[keep], j[keep], order[keep], forced[keep], config.max_cluster_size)
@@ -336,6 +343,33 @@ def run(params: Params, root: Path = Path(".")) -> dict:
     )
     write_outputs(root, images_dir, kept, paths, units, summary, shas)
     return summary
+
+
+def blank_copies(
+    declared: list[str],
+    shas: list[str],
+    ex_a: np.ndarray,
+    ex_b: np.ndarray,
+    rep: dict[str, int],
+    thumbnails: tuple[np.ndarray, np.ndarray] | None,
+    ok: np.ndarray,
+    low_detail: float,
+) -> np.ndarray:
+    """Per exact pair: does it copy a near-blank image between two declared groups (its detail below
+    dedup.verify.low_detail, the verifier's pixel rule)? A black frame in many videos, a blank padding tile in many
+    slides: copies by their bytes, twins by what they show, which the design guard weighs like look-alike graphics
+    (units.guard_designs). Without the verifier's thumbnails, none."""
+    out = np.zeros(len(ex_a), dtype=bool)
+    if thumbnails is None or not len(ex_a):
+        return out
+    index = {sha: k for k, sha in enumerate(rep)}  # content index, in the order hash_contents was given them
+    content = np.array([index[shas[x]] for x in ex_a.tolist()], dtype=np.int64)
+    crossing = np.array([bool(declared[x] and declared[y] and declared[x] != declared[y]) for x, y in zip(ex_a, ex_b)])
+    looked = np.unique(content[crossing & ok[content]])
+    if len(looked):
+        blank = looked[detail_levels(np.asarray(thumbnails[0][looked])) < low_detail]
+        out = crossing & np.isin(content, blank)
+    return out
 
 
 def aspects(rows: list[dict]) -> np.ndarray:

@@ -351,13 +351,14 @@ def guard_designs(
     declared: Sequence[str],
     i: np.ndarray,
     j: np.ndarray,
-    graphic: np.ndarray,
+    twin_prone: np.ndarray,
     alike_i: np.ndarray,
     alike_j: np.ndarray,
     min_share: float,
 ) -> np.ndarray:
-    """Which pairs to cut as twin designs: a pair of graphics (`graphic`, decided by the shape check) between two
-    declared groups, whose images look like images of other groups too, where the two groups share too little.
+    """Which pairs to cut as twin designs: a pair decided by evidence a twin passes as well as a copy (`twin_prone`:
+    two graphics by the shape check, two near-blank frames by the pixel rule or as exact copies) between two declared
+    groups, whose images look like images of other groups too, where the two groups share too little.
 
     Two typefaces' letter O, two icon sets' arrow: the shape check cannot tell such a twin design from a copy (on the
     glyph set their fine detail agrees as well as a clone's does; docs/dedup.md). What tells them apart is the groups:
@@ -366,18 +367,19 @@ def guard_designs(
     between its two groups (`i`, `j`: every accepted pair, of any kind) touch at least `min_share` of one group's
     images. The rule applies only where the evidence is ambiguous: an image that matches images of at least two other
     groups as a copy or nearly so (`alike_i`, `alike_j`: graphics the shape check scored within LOOK_ALIKE_MARGIN of
-    its threshold, accepted or not) shows a design many groups share; a copy of a one-off graphic (a scanned form, a
-    product on white) looks like its copy alone and is kept. Groups are `declared` ones ("" for none: such an image
-    crosses no group, so its pairs are kept); 0 turns the guard off."""
+    its threshold, accepted or not; blank frames the pixel rule matched or that are the same bytes) shows a design many
+    groups share; a copy of a one-off graphic (a scanned form, a product on white) looks like its copy alone and is
+    kept. A black frame in every video is such a twin: it would join every video into one unit. Groups are
+    `declared` ones ("" for none: such an image crosses no group, so its pairs are kept); 0 turns the guard off."""
     cut = np.zeros(len(i), dtype=bool)
-    if min_share <= 0 or len(i) == 0 or not graphic.any():
+    if min_share <= 0 or len(i) == 0 or not twin_prone.any():
         return cut
     names, code = np.unique(np.asarray(declared, dtype=object).astype(str), return_inverse=True)
     code = np.where(names[code] == "", -1, code).astype(np.int64)
     size = np.bincount(code[code >= 0], minlength=len(names))
     gi, gj = code[i], code[j]
     across = (gi >= 0) & (gj >= 0) & (gi != gj)
-    suspect = graphic & across
+    suspect = twin_prone & across
     if not suspect.any():
         return cut
     # images whose look-alikes lie in two or more other groups: (image, other group) pairs, counted per image

@@ -103,6 +103,12 @@ def _identity_rows(thumbs: np.ndarray, trims: np.ndarray) -> tuple[list, np.ndar
     return rows, level
 
 
+def detail_levels(thumbs: np.ndarray) -> np.ndarray:
+    """Each thumbnail's detail std inside its bars, as the verifier measures it: below `low_detail` an image is
+    near-blank and pairs by the pixel rule."""
+    return _identity_rows(thumbs, trim_boxes(thumbs))[1]
+
+
 def _identity(thumbs: np.ndarray, trims: np.ndarray, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, ...]:
     """(similarity, detail similarity) of every pair as the frames are, and each image's detail std. Rows are built
     for the images of PAIR_CHUNK pairs at a time: the rows of a whole collection (55 KiB per image) would be GiBs,

@@ -224,6 +224,60 @@ def test_twin_designs_between_groups_are_cut_and_copies_kept(tmp_path: Path, par
     assert again["cut_pairs"] == summary["cut_pairs"] and read(tmp_path / dedup.PAIRS_CSV) == list(kept.values())
 
 
+def test_blank_frames_shared_by_many_groups_join_none_of_them(tmp_path: Path, params) -> None:
+    """A black frame in every video (the same bytes): copies by their bytes, but a blank frame shows nothing to leak,
+    and it would join every video into one unit. Blank copies held by three or more groups that share nothing else
+    are cut by the design guard; a photo copied between two groups, and a blank held by only two, still join them."""
+    rows: list[dict] = []
+    black = png(Image.new("RGB", (64, 48), (3, 3, 3)))
+    grey = png(Image.new("RGB", (64, 48), (128, 128, 128)))
+    for g in range(5):
+        for k in range(4):
+            add_image(
+                tmp_path, rows, f"c{k % 2}/v{g}_{k}.jpg", to_jpeg_bytes(photo(100 * g + k, (96, 72))), f"video{g}"
+            )
+        add_image(tmp_path, rows, f"c0/v{g}_black.png", black, f"video{g}")
+    add_image(tmp_path, rows, "c1/v1_copy.jpg", (tmp_path / "data/raw/images/c0/v0_0.jpg").read_bytes(), "video1")
+    add_image(tmp_path, rows, "c1/v2_grey.png", grey, "video2")
+    add_image(tmp_path, rows, "c1/v3_grey.png", grey, "video3")
+    write_csv(tmp_path / dedup.MANIFEST, rows, COLUMNS)
+    off = dedup.run(parse_params({"data": {"workers": 1}, "dedup": {"min_design_share": 0}}), tmp_path)
+    assert off["counts"]["units"] == 1  # every video joined through its black frame
+    summary = dedup.run(params, tmp_path)
+    cut = [p for p in summary["cut_pairs"] if p.get("cut_by") == "design guard"]
+    assert {(p["path_a"], p["path_b"], p["method"]) for p in cut} == {
+        ("c0/v0_black.png", f"c0/v{g}_black.png", "exact")
+        for g in (2, 3, 4)  # videos 0 and 1 share a photo too
+    }
+    units = {r["path"]: r["unit"] for r in read(tmp_path / dedup.UNITS_CSV)}
+    assert units["c0/v0_0.jpg"] == units["c0/v1_0.jpg"]  # the copied photo
+    assert units["c0/v2_0.jpg"] == units["c0/v3_0.jpg"]  # one blank frame, two videos: kept (nothing else looks alike)
+    assert summary["counts"]["units"] == 3
+
+
+def test_blank_frames_matched_by_the_pixel_rule_are_twins_too(tmp_path: Path, params) -> None:
+    """The same dark frame saved at four JPEG qualities, one per video: not the same bytes, so the verifier's pixel
+    rule for near-blank images pairs them, and the design guard cuts those pairs as it cuts exact blank copies."""
+    rows: list[dict] = []
+    for g in range(4):
+        for k in range(4):
+            add_image(
+                tmp_path, rows, f"c{k % 2}/v{g}_{k}.jpg", to_jpeg_bytes(photo(100 * g + k, (96, 72))), f"video{g}"
+            )
+        add_image(
+            tmp_path,
+            rows,
+            f"c0/v{g}_dark.jpg",
+            to_jpeg_bytes(Image.new("RGB", (96, 72), (20,) * 3), 70 + 8 * g),
+            f"video{g}",
+        )
+    write_csv(tmp_path / dedup.MANIFEST, rows, COLUMNS)
+    summary = dedup.run(params, tmp_path)
+    cut = [p for p in summary["cut_pairs"] if p.get("cut_by") == "design guard"]
+    assert len(cut) == 6 and all(p["rule"] == "low-detail" for p in cut)  # every two of the four dark frames
+    assert summary["counts"]["units"] == 4
+
+
 def test_missing_manifest_column_is_an_input_error(tmp_path: Path, params) -> None:
     write_csv(tmp_path / dedup.MANIFEST, [{"path": "a.jpg", "label": "a"}], ["path", "label"])
     with pytest.raises(InputError, match="missing column"):
