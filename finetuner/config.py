@@ -154,7 +154,7 @@ class DedupConfig(_Section):
         0.25, gt=0, le=1, description="units holding more of a class are explained by their bridging pairs"
     )
     min_design_share: Float = Field(
-        0.25,
+        0.4,
         ge=0,
         le=1,
         description="a pair of look-alike graphics or blank frames between two declared groups stands only when "
