@@ -125,12 +125,16 @@ twin[np.flatnonzero(acc)] = guard_designs(
     found.verdicts.rule[acc] == "shape",
     *found.look_alikes(config.verify.min_shape_similarity),
     config.min_design_share,
+    config.max_design_chance,
 )
 table = {}
 for x, y, ok, cut in zip(found.a.tolist(), found.b.tolist(), acc.tolist(), twin.tolist()):
     t = table.setdefault(kind(x, y), [0, 0, 0])
     t[1 if not ok else 2 if cut else 0] += 1
-print(f"{'candidate kind':40s} kept rejected cut by the design guard (min_design_share {config.min_design_share})")
+print(
+    f"{'candidate kind':40s} kept rejected cut by the design guard (min_design_share {config.min_design_share}, "
+    f"max_design_chance {config.max_design_chance})"
+)
 for k, (a, r, t) in sorted(table.items()):
     print(f"{k:40s} {a:8d} {r:8d} {t:8d}")
 by = {}

@@ -154,11 +154,18 @@ class DedupConfig(_Section):
         0.25, gt=0, le=1, description="units holding more of a class are explained by their bridging pairs"
     )
     min_design_share: Float = Field(
-        0.4,
+        0.5,
         ge=0,
         le=1,
-        description="a pair of look-alike graphics or blank frames between two declared groups stands only when "
-        "the pairs between the groups touch this share of one group's images (twin designs); 0 = off",
+        description="a pair of look-alike graphics or blank frames between two declared groups stands when the pairs "
+        "between the groups join this share of one group's images (twin designs; see max_design_chance); 0 = off",
+    )
+    max_design_chance: Float = Field(
+        0.001,
+        ge=0,
+        le=1,
+        description="...or when they join more of one group's images than its look-alikes would, by chance, with at "
+        "most this probability",
     )
 
     @field_validator("methods")

@@ -278,6 +278,7 @@ def run(params: Params, root: Path = Path(".")) -> dict:
         np.r_[ex_a[blank], rep_rows[found.alike[0]]],
         np.r_[ex_b[blank], rep_rows[found.alike[1]]],
         config.min_design_share,
+        config.max_design_chance,
     )
     keep = ~design_cut  # twin designs first: the guards below see only the pairs that may join units
     keep[keep] = guard_clusters(len(paths), i[keep], j[keep], order[keep], forced[keep], config.max_cluster_size)

@@ -355,22 +355,30 @@ def guard_designs(
     alike_i: np.ndarray,
     alike_j: np.ndarray,
     min_share: float,
+    max_chance: float,
 ) -> np.ndarray:
     """Which pairs to cut as twin designs: a pair decided by evidence a twin passes as well as a copy (`twin_prone`:
     two graphics by the shape check, two near-blank frames by the pixel rule or as exact copies) between two declared
-    groups, whose images look like images of other groups too, where the two groups share too little.
+    groups, whose images look like images of other groups too, where the two groups share no more than chance gives.
 
     Two typefaces' letter O, two icon sets' arrow: the shape check cannot tell such a twin design from a copy (on the
     glyph set their fine detail agrees as well as a clone's does; docs/dedup.md). What tells them apart is the groups:
     a copied design repeats across the two groups (a clone typeface pairs with nearly every letter of its original),
-    a coincidence does not (two typefaces share an O, a T and a V). So such a pair stands only where the pairs
-    between its two groups (`i`, `j`: every accepted pair, of any kind) touch at least `min_share` of one group's
-    images. The rule applies only where the evidence is ambiguous: an image that matches images of at least two other
-    groups as a copy or nearly so (`alike_i`, `alike_j`: graphics the shape check scored within LOOK_ALIKE_MARGIN of
-    its threshold, accepted or not; blank frames the pixel rule matched or that are the same bytes) shows a design many
+    a coincidence does not (two typefaces share an O, a T and a V).
+
+    The rule applies only where the evidence is ambiguous: an image that matches images of at least two other groups
+    as a copy or nearly so (`alike_i`, `alike_j`: graphics the shape check scored within LOOK_ALIKE_MARGIN of its
+    threshold, accepted or not; blank frames the pixel rule matched or that are the same bytes) shows a design many
     groups share; a copy of a one-off graphic (a scanned form, a product on white) looks like its copy alone and is
-    kept. A black frame in every video is such a twin: it would join every video into one unit. Groups are
-    `declared` ones ("" for none: such an image crosses no group, so its pairs are kept); 0 turns the guard off."""
+    kept. Such a pair stands where, on either side, the images of one group that pairs (`i`, `j`: every accepted
+    pair, of any kind) join to the other are
+    - at least `min_share` of that group's images, or
+    - more than its look-alikes explain: if each image, looking like images of d of the N other groups, has a chance
+      d / N of a look-alike in any one of them, that many or more would come by chance (a Poisson tail over the
+      group's expected count) with a probability below `max_chance`.
+    A fixed share alone fails both ways: four letters of 13 are 0.31 of a small typeface (a coincidence of plain
+    letters), while a redrawn clone of a large family can share a quarter of it. Groups are `declared` ones ("" for
+    none: such an image crosses no group, so its pairs are kept); `min_share` 0 turns the guard off."""
     cut = np.zeros(len(i), dtype=bool)
     if min_share <= 0 or len(i) == 0 or not twin_prone.any():
         return cut
@@ -382,7 +390,7 @@ def guard_designs(
     suspect = twin_prone & across
     if not suspect.any():
         return cut
-    # images whose look-alikes lie in two or more other groups: (image, other group) pairs, counted per image
+    # per image, how many other groups hold its look-alikes: (image, other group) pairs, counted per image
     ai, aj = code[alike_i], code[alike_j]
     other = (ai >= 0) & (aj >= 0) & (ai != aj)
     seen = np.unique(np.r_[alike_i[other] * len(names) + aj[other], alike_j[other] * len(names) + ai[other]])
@@ -390,17 +398,19 @@ def guard_designs(
     suspect &= np.maximum(groups_alike[i], groups_alike[j]) >= 2
     if not suspect.any():
         return cut
-    # the share of each side's images touched by pairs into the other group, per (group, other group)
+    from scipy.special import gammainc  # P(Poisson(lam) >= k) = gammainc(k, lam); loaded only when needed
+
+    others = max(int((size > 0).sum()) - 1, 1)
+    expected = np.bincount(code[code >= 0], weights=groups_alike[code >= 0] / others, minlength=len(names))
+    # per (two groups, one side): the side's images joined to the other group, their share and their chance
     pair = np.minimum(gi, gj)[across] * len(names) + np.maximum(gi, gj)[across]
     own = np.r_[gi[across], gj[across]]
     key = np.unique(np.c_[np.r_[pair, pair], own, np.r_[i[across], j[across]]], axis=0)  # distinct images
-    per_side = np.unique(key[:, :2], axis=0, return_counts=True)
-    share = per_side[1] / size[per_side[0][:, 1]]
-    best = {}
-    for (p, _), s in zip(per_side[0].tolist(), share.tolist()):
-        best[p] = max(best.get(p, 0.0), s)
-    shared = np.array([best[p] for p in (np.minimum(gi, gj) * len(names) + np.maximum(gi, gj))[suspect].tolist()])
-    cut[np.flatnonzero(suspect)[shared < min_share]] = True
+    per_side, joined = np.unique(key[:, :2], axis=0, return_counts=True)
+    group = per_side[:, 1]
+    stands = (joined / size[group] >= min_share) | (gammainc(joined, expected[group]) < max_chance)
+    suspect_pairs = (np.minimum(gi, gj) * len(names) + np.maximum(gi, gj))[suspect]
+    cut[np.flatnonzero(suspect)[~np.isin(suspect_pairs, per_side[stands, 0])]] = True
     return cut
 
 
