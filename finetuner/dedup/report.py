@@ -276,8 +276,8 @@ def render_html(summary: Mapping[str, Any], thumbs: Mapping[str, str]) -> str:
         twins,
         thumbs,
         f"Shown: up to {MAX_CUT_SHOWN}. Graphics that pass every check but look like graphics of other groups too "
-        "(the same letter in two typefaces), between two groups that share too little else to be one design "
-        "copied; lower dedup.min_design_share (0 = off) to link them.",
+        "(the same letter in two typefaces), between two groups that share no more than chance gives to be one "
+        "design copied; raise dedup.max_design_chance, or set dedup.min_design_share to 0 (off), to link them.",
         total=summary["counts"].get("pairs_cut_by_design_guard", 0),
     )
     parts += _giant_units_section(summary, thumbs)

@@ -7,8 +7,9 @@ documents, plain textures) into one giant unit, and then no split is possible. T
   `low_info_std`) must be within the stricter `low_info_max_distance`;
 - component size: edges are added closest first (Kruskal order) and an edge that would grow a near-duplicate
   cluster beyond `max_cluster_size` is cut and reported instead. Exact copies are never cut.
-Between declared groups two more: `guard_designs` cuts look-alike graphics between groups that share too little
-(`min_design_share`), `guard_units` a pair that would grow a unit past `max_unit_share` of a class.
+Between declared groups two more: `guard_designs` cuts look-alike graphics and blank frames between groups that
+share no more than chance gives (`min_design_share`, `max_design_chance`), `guard_units` a pair that would grow a
+unit past `max_unit_share` of a class.
 Units are connected components of declared groups and the kept pairs; their ids depend only on their members.
 """
 
