@@ -269,17 +269,18 @@ def run(params: Params, root: Path = Path(".")) -> dict:
     # The size guard takes exact copies first, then hash pairs closest first, then embedding pairs (weaker evidence).
     order = np.concatenate([np.zeros(n_exact), found.order, EMBEDDING_RANK + 1.0 - similarity])
     forced = np.r_[np.ones(n_exact, bool), np.zeros(n_hash + n_emb, bool)]
-    blank = blank_copies(declared, shas, ex_a, ex_b, rep, thumbnails, ok, config.verify.low_detail)
     design_cut = guard_designs(
         declared,
         i,
         j,
-        np.r_[blank, found.twin_prone, np.zeros(n_emb, bool)],
-        np.r_[ex_a[blank], rep_rows[found.alike[0]]],
-        np.r_[ex_b[blank], rep_rows[found.alike[1]]],
+        np.r_[np.zeros(n_exact, bool), found.twin_prone, np.zeros(n_emb, bool)],
+        rep_rows[found.alike[0]],
+        rep_rows[found.alike[1]],
         config.min_design_share,
         config.max_design_chance,
     )
+    if config.min_design_share > 0:  # blank frames many groups hold (the design guard's key turns this off too)
+        design_cut[:n_exact] = blank_copies(declared, shas, ex_a, ex_b, rep, thumbnails, ok, config.verify.low_detail)
     keep = ~design_cut  # twin designs first: the guards below see only the pairs that may join units
     keep[keep] = guard_clusters(len(paths), i[keep], j[keep], order[keep], forced[keep], config.max_cluster_size)
     unit_cut = np.zeros(len(i), dtype=bool)
@@ -356,17 +357,21 @@ def blank_copies(
     ok: np.ndarray,
     low_detail: float,
 ) -> np.ndarray:
-    """Per exact pair: does it copy a near-blank image between two declared groups (its detail below
-    dedup.verify.low_detail, the verifier's pixel rule)? A black frame in many videos, a blank padding tile in many
-    slides: copies by their bytes, twins by what they show, which the design guard weighs like look-alike graphics
-    (units.guard_designs). Without the verifier's thumbnails, none."""
+    """Per exact pair: does it join two declared groups through a near-blank image (its detail below
+    dedup.verify.low_detail, the verifier's pixel rule) that three or more declared groups hold? A black frame in
+    every video, a blank padding tile in every slide: copies by their bytes, twins by what they show, and through them
+    every group would join one unit. They are cut whatever else the groups share: a blank shows nothing to leak, and
+    groups that share more are joined by that. Without the verifier's thumbnails, none."""
     out = np.zeros(len(ex_a), dtype=bool)
     if thumbnails is None or not len(ex_a):
         return out
     index = {sha: k for k, sha in enumerate(rep)}  # content index, in the order hash_contents was given them
     content = np.array([index[shas[x]] for x in ex_a.tolist()], dtype=np.int64)
     crossing = np.array([bool(declared[x] and declared[y] and declared[x] != declared[y]) for x, y in zip(ex_a, ex_b)])
-    looked = np.unique(content[crossing & ok[content]])
+    held = {}  # content -> the declared groups holding it, for the contents copied across groups
+    for x, y, c in zip(ex_a[crossing].tolist(), ex_b[crossing].tolist(), content[crossing].tolist()):
+        held.setdefault(c, set()).update((declared[x], declared[y]))
+    looked = np.array(sorted(c for c, groups in held.items() if len(groups) >= 3 and ok[c]), dtype=np.int64)
     if len(looked):
         blank = looked[detail_levels(np.asarray(thumbnails[0][looked])) < low_detail]
         out = crossing & np.isin(content, blank)

@@ -359,8 +359,8 @@ def guard_designs(
     max_chance: float,
 ) -> np.ndarray:
     """Which pairs to cut as twin designs: a pair decided by evidence a twin passes as well as a copy (`twin_prone`:
-    two graphics by the shape check, two near-blank frames by the pixel rule or as exact copies) between two declared
-    groups, whose images look like images of other groups too, where the two groups share no more than chance gives.
+    two graphics by the shape check, two near-blank frames by the pixel rule) between two declared groups, whose
+    images look like images of other groups too, where the two groups share no more than chance gives.
 
     Two typefaces' letter O, two icon sets' arrow: the shape check cannot tell such a twin design from a copy (on the
     glyph set their fine detail agrees as well as a clone's does; docs/dedup.md). What tells them apart is the groups:
@@ -369,9 +369,9 @@ def guard_designs(
 
     The rule applies only where the evidence is ambiguous: an image that matches images of at least two other groups
     as a copy or nearly so (`alike_i`, `alike_j`: graphics the shape check scored within LOOK_ALIKE_MARGIN of its
-    threshold, accepted or not; blank frames the pixel rule matched or that are the same bytes) shows a design many
-    groups share; a copy of a one-off graphic (a scanned form, a product on white) looks like its copy alone and is
-    kept. Such a pair stands where, on either side, the images of one group that pairs (`i`, `j`: every accepted
+    threshold, accepted or not; blank frames the pixel rule matched) shows a design many groups share; a copy of a
+    one-off graphic (a scanned form, a product on white) looks like its copy alone and is kept. Such a pair stands
+    where, on either side, the images of one group that pairs (`i`, `j`: every accepted
     pair, of any kind) join to the other are
     - at least `min_share` of that group's images, or
     - more than its look-alikes explain: if each image, looking like images of d of the N other groups, has a chance
