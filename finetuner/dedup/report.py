@@ -272,12 +272,13 @@ def render_html(summary: Mapping[str, Any], thumbs: Mapping[str, str]) -> str:
         total=summary["counts"]["pairs_cut_by_size_guard"] + summary["counts"]["pairs_cut_by_unit_guard"],
     )
     parts += _pairs_section(
-        "Twin designs: look-alike graphics cut by the design guard",
+        "Twin designs: look-alike graphics and blank frames cut by the design guard",
         twins,
         thumbs,
         f"Shown: up to {MAX_CUT_SHOWN}. Graphics that pass every check but look like graphics of other groups too "
         "(the same letter in two typefaces), between two groups that share no more than chance gives to be one "
-        "design copied; raise dedup.max_design_chance, or set dedup.min_design_share to 0 (off), to link them.",
+        "design copied, and blank frames that three or more groups hold (a black frame in every video); raise "
+        "dedup.max_design_chance, or set dedup.min_design_share to 0 (off), to link them.",
         total=summary["counts"].get("pairs_cut_by_design_guard", 0),
     )
     parts += _giant_units_section(summary, thumbs)

@@ -371,8 +371,8 @@ def guard_designs(
     as a copy or nearly so (`alike_i`, `alike_j`: graphics the shape check scored within LOOK_ALIKE_MARGIN of its
     threshold, accepted or not; blank frames the pixel rule matched) shows a design many groups share; a copy of a
     one-off graphic (a scanned form, a product on white) looks like its copy alone and is kept. Such a pair stands
-    where, on either side, the images of one group that pairs (`i`, `j`: every accepted
-    pair, of any kind) join to the other are
+    where, on either side, the images of one group that pairs (`i`, `j`: every accepted pair, of any kind) join to
+    the other are
     - at least `min_share` of that group's images, or
     - more than its look-alikes explain: if each image, looking like images of d of the N other groups, has a chance
       d / N of a look-alike in any one of them, that many or more would come by chance (a Poisson tail over the
