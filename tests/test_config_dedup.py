@@ -20,6 +20,7 @@ def test_repository_params_parse(repo_root) -> None:
     dedup = parse_params(raw).dedup
     assert dedup.methods == ("phash", "dhash")
     assert dedup.max_cluster_size == raw["dedup"]["max_cluster_size"]
+    assert (dedup.min_design_share, dedup.max_design_chance) == (0.5, 0.001)  # the design guard, as documented
 
 
 @pytest.mark.parametrize(
@@ -30,6 +31,8 @@ def test_repository_params_parse(repo_root) -> None:
         ("max_cluster_size", -2),
         ("require_agreement", "sometimes"),
         ("max_distance", 99),
+        ("min_design_share", 1.5),
+        ("max_design_chance", -0.1),
     ],
 )
 def test_bad_values_name_the_key(key: str, value: object) -> None:
