@@ -59,7 +59,7 @@ def _largest_unit(dedup: Mapping[str, Any]) -> int | None:
 
 
 def dedup_section(dedup: Mapping[str, Any] | None, review_page: str | None) -> list[str]:
-    """Pairs by method, clusters, leakage units, the largest of each, cross-group pairs, size-guard cuts."""
+    """Pairs by method, clusters, leakage units, the largest of each, cross-group pairs, the guards' cuts."""
     lines = ["## Near duplicates", ""]
     if dedup is None:
         return [*lines, f"Near-duplicate report (reports/dedup.json): {NOT_AVAILABLE}."]
@@ -76,6 +76,16 @@ def dedup_section(dedup: Mapping[str, Any] | None, review_page: str | None) -> l
         f"- Pairs cut by the size guard (dedup.max_cluster_size = "
         f"{fmt(get(dedup, 'settings', 'max_cluster_size'))}): {fmt(counts.get('pairs_cut_by_size_guard'))}",
     ]
+    if counts.get("pairs_cut_by_unit_guard"):
+        lines.append(
+            f"- Pairs cut by the unit share guard (dedup.max_unit_share = "
+            f"{fmt(get(dedup, 'settings', 'max_unit_share'), 2)}): {fmt(counts['pairs_cut_by_unit_guard'])}"
+        )
+    if counts.get("pairs_cut_by_design_guard"):
+        lines.append(
+            "- Twin designs cut by the design guard (look-alike graphics or blank frames between groups that share "
+            f"no more than chance gives): {fmt(counts['pairs_cut_by_design_guard'])}{see}"
+        )
     if counts.get("unreadable"):
         lines.append(f"- Images that could not be hashed: {counts['unreadable']}")
     return lines

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 from finetuner.evaluate.reporting import NOT_AVAILABLE, render_model_card, render_summary, table
+from finetuner.evaluate.summary_sections import dedup_section
 
 TEST = {
     "n_test": 4,
@@ -131,6 +132,16 @@ def test_near_duplicate_section_is_specific() -> None:
     )
     assert "- Pairs cut by the size guard (dedup.max_cluster_size = 50): 2" in text
     assert "settings" not in text and "units_by_size" not in text
+
+
+def test_near_duplicate_section_names_the_other_guards_when_they_cut() -> None:
+    assert "unit share guard" not in _full() and "design guard" not in _full()  # nothing cut, no line
+    dedup = copy.deepcopy(DEDUP)
+    dedup["settings"]["max_unit_share"] = 0.3
+    dedup["counts"] |= {"pairs_cut_by_unit_guard": 3, "pairs_cut_by_design_guard": 7}
+    text = "\n".join(dedup_section(dedup, "dedup.html"))
+    assert "- Pairs cut by the unit share guard (dedup.max_unit_share = 0.30): 3" in text
+    assert "cut by the design guard" in text and "): 7; see [dedup.html](dedup.html)" in text
 
 
 def test_split_section_table_leaks_and_audit() -> None:
