@@ -293,7 +293,7 @@ def _probe_compiled(pool, workers, hashes, groups, keys, index, width, r, radius
     masks = masks_of_weight_at_most(width, r).astype(np.int64)
     tops = np.array([1 << (m.bit_length() - 1) if m else 0 for m in masks.tolist()], dtype=np.int64)
     n = len(hashes)
-    prior_masks, prior_radii, cuts = _earlier_chunks_and_slices(prior, n, workers, SLICES_PER_WORKER)
+    prior_masks, prior_radii, cuts = _earlier_chunks_and_slices(prior, n, workers)
     args = (index.order, keys, hashes, groups, index.sorted_hashes, groups[index.order], index.start, index.count)
     calls = (
         (probe_chunk, lo, hi, *args, masks, tops, np.uint64(radius), prior_masks, prior_radii)
@@ -350,15 +350,13 @@ def radius_pairs_between_parts(
             shift += width
 
 
-def _earlier_chunks_and_slices(
-    prior: list, n: int, workers: int, per_worker: int = 4
-) -> tuple[np.ndarray, np.ndarray, list[int]]:
+def _earlier_chunks_and_slices(prior: list, n: int, workers: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """The compiled loops' arguments for skipping pairs an earlier chunk found (its bit mask and radius each), and
     the cuts of n items into slices for `workers` threads."""
     prior_masks = np.array([m for m, _ in prior], dtype=np.uint64)
     prior_radii = np.array([t for _, t in prior], dtype=np.uint64)  # unsigned like the popcounts: integer compares
     # more slices than threads: they finish evenly
-    cuts = np.linspace(0, n, per_worker * workers + 1).astype(np.int64).tolist()
+    cuts = np.linspace(0, n, SLICES_PER_WORKER * workers + 1).astype(np.int64).tolist()
     return prior_masks, prior_radii, cuts
 
 
@@ -368,7 +366,7 @@ def _between_compiled(pool, workers, queries, qkeys, hashes, index, width, r, ra
     from finetuner.dedup.probing import probe_between  # numba: imported only for searches that earn it back
 
     masks = masks_of_weight_at_most(width, r).astype(np.int64)
-    prior_masks, prior_radii, cuts = _earlier_chunks_and_slices(prior, len(queries), workers, SLICES_PER_WORKER)
+    prior_masks, prior_radii, cuts = _earlier_chunks_and_slices(prior, len(queries), workers)
     args = (qkeys, queries, index.sorted_hashes, index.order, index.start, index.count, masks, np.uint64(radius))
     n = len(hashes)
     calls = ((probe_between, lo, hi, *args, prior_masks, prior_radii) for lo, hi in zip(cuts, cuts[1:]))
