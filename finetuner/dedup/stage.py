@@ -280,7 +280,7 @@ def run(params: Params, root: Path = Path(".")) -> dict:
         config.max_design_chance,
     )
     if config.min_design_share > 0:  # blank frames many groups hold (the design guard's key turns this off too)
-        design_cut[:n_exact] = blank_copies(declared, shas, ex_a, ex_b, rep, thumbnails, ok, config.verify.low_detail)
+        design_cut[:n_exact] = blank_copies(declared, rep_rows, ex_a, ex_b, thumbnails, ok, config.verify.low_detail)
     keep = ~design_cut  # twin designs first: the guards below see only the pairs that may join units
     keep[keep] = guard_clusters(len(paths), i[keep], j[keep], order[keep], forced[keep], config.max_cluster_size)
     unit_cut = np.zeros(len(i), dtype=bool)
@@ -349,10 +349,9 @@ def run(params: Params, root: Path = Path(".")) -> dict:
 
 def blank_copies(
     declared: list[str],
-    shas: list[str],
+    rep_rows: np.ndarray,
     ex_a: np.ndarray,
     ex_b: np.ndarray,
-    rep: dict[str, int],
     thumbnails: tuple[np.ndarray, np.ndarray] | None,
     ok: np.ndarray,
     low_detail: float,
@@ -365,8 +364,7 @@ def blank_copies(
     out = np.zeros(len(ex_a), dtype=bool)
     if thumbnails is None or not len(ex_a):
         return out
-    index = {sha: k for k, sha in enumerate(rep)}  # content index, in the order hash_contents was given them
-    content = np.array([index[shas[x]] for x in ex_a.tolist()], dtype=np.int64)
+    content = np.searchsorted(rep_rows, ex_a)  # ex_a is each content's first row, and rep_rows those rows in order
     crossing = np.array([bool(declared[x] and declared[y] and declared[x] != declared[y]) for x, y in zip(ex_a, ex_b)])
     held = {}  # content -> the declared groups holding it, for the contents copied across groups
     for x, y, c in zip(ex_a[crossing].tolist(), ex_b[crossing].tolist(), content[crossing].tolist()):
