@@ -22,7 +22,7 @@ from scipy.sparse.csgraph import connected_components
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from finetuner.config import parse_params  # noqa: E402
-from finetuner.dedup.candidates import verified_pairs  # noqa: E402
+from finetuner.dedup.candidates import TWIN_PRONE, verified_pairs  # noqa: E402
 from finetuner.dedup.hashing import hash_files  # noqa: E402
 from finetuner.dedup.units import guard_designs  # noqa: E402
 from finetuner.dedup.views import VIEWS  # noqa: E402
@@ -123,7 +123,7 @@ twin[np.flatnonzero(acc)] = guard_designs(
     fam,
     ka,
     kb,
-    found.verdicts.rule[acc] == "shape",
+    np.isin(found.verdicts.rule[acc], TWIN_PRONE),  # as the stage passes them
     *found.look_alikes(config.verify.min_shape_similarity),
     config.min_design_share,
     config.max_design_chance,
