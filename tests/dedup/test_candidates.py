@@ -21,7 +21,7 @@ from finetuner.dedup.units import assign_units, explain_units, guard_units
 from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
 from finetuner.split.report import giant_units
 from tests.dedup.test_verify import letterbox, near_blank
-from tests.tasks.test_dedup import COLUMNS, add_image
+from tests.tasks.test_dedup import COLUMNS, add_image, png
 
 
 def test_explain_units_names_the_bridge_and_what_it_cuts_off() -> None:
@@ -94,8 +94,8 @@ def test_stage_writes_evidence_and_audit_tables(tmp_path: Path) -> None:
     for k in range(3):
         add_image(tmp_path, rows, f"cat/other{k}.jpg", to_jpeg_bytes(photo(30 + k, (160, 120))), f"h{k}")
     # two plain walls in different light: the same noise pattern, so every hash matches; 12 grey levels apart
-    add_image(tmp_path, rows, "dog/blank1.png", _png(near_blank((120, 120, 120), 0)), "d1")
-    add_image(tmp_path, rows, "dog/blank2.png", _png(near_blank((132, 132, 132), 0)), "d2")
+    add_image(tmp_path, rows, "dog/blank1.png", png(near_blank((120, 120, 120), 0)), "d1")
+    add_image(tmp_path, rows, "dog/blank2.png", png(near_blank((132, 132, 132), 0)), "d2")
     write_csv(tmp_path / dedup.MANIFEST, rows, COLUMNS)
     summary = dedup.run(parse_params({"data": {"workers": 1}}), tmp_path)
     with (tmp_path / dedup.PAIRS_CSV).open(newline="") as handle:
@@ -119,14 +119,6 @@ def test_stage_writes_evidence_and_audit_tables(tmp_path: Path) -> None:
     assert "<table class='pairs'>" in html and "{'" not in html  # tables, never a dict printed raw
     assert html.count('class="thumb t') >= 2 * (len(summary["accepted_shown"]) + len(rejected))
     assert html.count("data:image/jpeg;base64,") == len(set(re.findall(r'class="thumb (t\d+)"', html)))  # once each
-
-
-def _png(image) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def test_unit_guard_stops_look_alikes_chaining_a_class() -> None:

@@ -58,6 +58,12 @@ def make_dataset(root: Path, n_photos: int = 6) -> list[dict]:
     return rows
 
 
+def png(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
 def read(path: Path) -> list[dict]:
     with path.open(newline="") as handle:
         return list(csv.DictReader(handle))
@@ -170,12 +176,6 @@ def test_size_guard_is_reported(tmp_path: Path) -> None:
     assert summary["counts"]["pairs_cut_by_size_guard"] > 0
     assert summary["largest_cluster_size"] <= 3 + 1  # + the exact copy, which is never cut
     assert "cut by the cluster size guard" in (tmp_path / dedup.REPORT_HTML).read_text()
-
-
-def png(image: Image.Image) -> bytes:
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
 
 
 def shape(seed: int) -> Image.Image:
