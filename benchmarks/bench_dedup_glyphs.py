@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from finetuner.config import parse_params  # noqa: E402
 from finetuner.dedup.candidates import TWIN_PRONE, verified_pairs  # noqa: E402
+from finetuner.dedup.guards import guard_designs  # noqa: E402
 from finetuner.dedup.hashing import hash_files  # noqa: E402
-from finetuner.dedup.units import guard_designs  # noqa: E402
 from finetuner.dedup.views import VIEWS  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -116,7 +116,7 @@ found = verified_pairs(
 )
 print(f"{len(paths)} images, {len(found.a)} candidates, cpu {time.process_time() - c:.1f} s (main process)")
 acc = found.verdicts.accepted
-# the stage's design guard (finetuner/dedup/units.py), with the families as declared groups
+# the stage's design guard (finetuner/dedup/guards.py), with the families as declared groups
 ka, kb = found.a[acc], found.b[acc]
 twin = np.zeros(len(acc), dtype=bool)
 twin[np.flatnonzero(acc)] = guard_designs(

@@ -1,7 +1,7 @@
 """Dedup: near-duplicate pairs and leakage units, in the order a run goes (the stage: `stage`, entry tasks/dedup.py).
 
 1. Hash each distinct content once: perceptual hashes of several views (`hashing`, `views`; Pillow's resize batched,
-   `resample`), cached per content with the thumbnails (`hash_cache`).
+   `resample`), cached per content with the thumbnails (`hash_cache`); `detect` runs steps 1-3 for the stage.
 2. Candidates: an exact radius search over every view's hashes (`view_search`, `neighbours`, its compiled loop
    `probing`), capped per image by a 16x16 look (`candidates`, `prescreen`); cached per pair (`pair_cache`).
 3. Decide each candidate (`decide`, in worker processes): the look, then the verifier (`verify`), which aligns the two
@@ -9,7 +9,8 @@
    thresholds (`verdicts`), with its own rules where images mislead it: near-blank frames (`low_detail`), graphics
    (`shape`), photographs framed alike (`surround`), colours (`colour`).
 4. Optional embeddings as a second signal (`embedding`, `similarity`).
-5. Pairs to leakage units with guards against chaining, and giant units explained (`units`); the report (`report`).
+5. Guards against twin designs and chaining (`guards`); pairs and declared groups to leakage units, giant units
+   explained (`units`); the report (`report`).
 """
 
 from finetuner import lazy_exports
@@ -26,6 +27,9 @@ __getattr__, __all__ = lazy_exports(
         "PairRule": "units",
         "find_pairs": "units",
         "assign_units": "units",
+        "guard_designs": "guards",
+        "guard_clusters": "guards",
+        "guard_units": "guards",
         "HashCache": "hash_cache",
         "summarize": "report",
         "render_html": "report",

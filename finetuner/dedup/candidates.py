@@ -73,7 +73,7 @@ class Verified:
 
     def look_alikes(self, min_shape_similarity: float) -> tuple[np.ndarray, np.ndarray]:
         """Pairs that look alike by a rule twins pass as copies (TWIN_PRONE), which designs other groups share
-        (units.guard_designs): graphics the shape check scored as copies or within LOOK_ALIKE_MARGIN of it, accepted
+        (guards.guard_designs): graphics the shape check scored as copies or within LOOK_ALIKE_MARGIN of it, accepted
         or not, and near-blank images the pixel rule matched."""
         v = self.verdicts
         near = (v.rule == "shape") & (v.detail_similarity >= min_shape_similarity - LOOK_ALIKE_MARGIN)
@@ -254,17 +254,7 @@ def verified_pairs(
         cache_dir,
     )
     searched = len(found.i)
-    if searched > CROWDED * max(len(hashed), 1):
-        log.warning(
-            "%d candidate pairs among %d images, %.0f per image: many images lie within dedup.verify."
-            "candidate_distance (%d bits) of each other, so time and memory grow with the square of the collection. "
-            "Look-alike designs (letters, icons, forms of one template) need a lower candidate_distance; many shots "
-            "of one blank or static scene are copies at any radius, better thinned out before dedup",
-            searched,
-            len(hashed),
-            searched / max(len(hashed), 1),
-            config.candidate_distance,
-        )
+    _warn_if_crowded(searched, len(hashed), config.candidate_distance)
     flat = detail < low_info_std  # near-blank frames correlate by chance or not at all: the verifier's pixel rule
     caching = shas is not None and cache_dir is not None
     looks_cache = LookCache(cache_dir, repr((VERIFIER, DECODE_SIZE))) if caching else None
@@ -305,18 +295,45 @@ def verified_pairs(
         looks[todo],
         colours,
     )
-    fresh = {f: np.asarray(getattr(verdicts, f), dtype=t) for f, t in zip(VerdictCache.FIELDS, VerdictCache.TYPES)}
     if len(todo):
         seconds = time.perf_counter() - start
         log.info("verified %d pairs in %.1f s: %d accepted", len(todo), seconds, verdicts.accepted.sum())
-    if cache:
-        cache.add(keys[todo], fresh)
-        cache.save()
-    columns = known or VerdictCache.blank(len(a))
-    for f in VerdictCache.FIELDS:
-        columns[f][todo] = fresh[f]
-    verdicts = Verdicts(*(columns[f] for f in VerdictCache.FIELDS))
+    verdicts = _with_known(verdicts, todo, known, len(a), cache, None if keys is None else keys[todo])
     return Verified(a, b, found.signal, found.distance, verdicts)
+
+
+def _warn_if_crowded(searched: int, n: int, radius: int) -> None:
+    if searched > CROWDED * max(n, 1):
+        log.warning(
+            "%d candidate pairs among %d images, %.0f per image: many images lie within dedup.verify."
+            "candidate_distance (%d bits) of each other, so time and memory grow with the square of the collection. "
+            "Look-alike designs (letters, icons, forms of one template) need a lower candidate_distance; many shots "
+            "of one blank or static scene are copies at any radius, better thinned out before dedup",
+            searched,
+            n,
+            searched / max(n, 1),
+            radius,
+        )
+
+
+def _with_known(
+    fresh: Verdicts,
+    todo: np.ndarray,
+    known: dict | None,
+    n: int,
+    cache: VerdictCache | None,
+    keys: np.ndarray | None,
+) -> Verdicts:
+    """The verdicts of all n candidates: `fresh` ones at `todo` (added to `cache` under `keys`), `known` (read from
+    the cache) at the others."""
+    columns = {f: np.asarray(getattr(fresh, f), dtype=t) for f, t in zip(VerdictCache.FIELDS, VerdictCache.TYPES)}
+    if cache:
+        cache.add(keys, columns)
+        cache.save()
+    out = known or VerdictCache.blank(n)
+    for f in VerdictCache.FIELDS:
+        out[f][todo] = columns[f]
+    return Verdicts(*(out[f] for f in VerdictCache.FIELDS))
 
 
 def margin(verified: Verified, config: VerifyConfig) -> np.ndarray:

@@ -39,7 +39,7 @@ MIN_OVERLAP = 0.4  # share of the region the refit must keep in common
 CAPTION_AGREEMENT = 0.99  # the agreement the rest must reach when a caption band is left out
 MAX_ANISOTROPY = 0.06  # |log| of the singular value ratio of the refit, in true proportions (see shape_agreement)
 # Two graphics whose agreement falls this little short of min_shape_similarity are look-alikes: a design other groups
-# share (units.guard_designs). On the glyph set every image of an accepted look-alike pair between two typefaces but
+# share (guards.guard_designs). On the glyph set every image of an accepted look-alike pair between two typefaces but
 # two has such look-alikes in two or more other families; 30 invoices of one layout score 0.86-0.90 (docs/dedup.md)
 LOOK_ALIKE_MARGIN = 0.03
 # The verifier accepts a photograph's copy resized to another shape (dedup.verify.max_stretch, about 2x); two graphics

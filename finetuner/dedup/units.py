@@ -1,16 +1,14 @@
-"""From hashes to near-duplicate pairs to leakage units, with guards against chaining.
+"""From hashes to near-duplicate pairs, and from pairs to leakage units, with giant units explained.
 
 Precision matters as much as recall: union-find over a loose radius chains unrelated low-detail images (faces,
-documents, plain textures) into one giant unit, and then no split is possible. Three guards, all in params.yaml:
+documents, plain textures) into one giant unit, and then no split is possible. The hash rule has two guards of its own
+(params.yaml):
 - agreement: with `require_agreement`, a pair counts only when every hash method is within the radius;
 - low information: a pair touching an image whose 32x32 thumbnail is nearly flat (grey std below
-  `low_info_std`) must be within the stricter `low_info_max_distance`;
-- component size: edges are added closest first (Kruskal order) and an edge that would grow a near-duplicate
-  cluster beyond `max_cluster_size` is cut and reported instead. Exact copies are never cut.
-Between declared groups two more: `guard_designs` cuts look-alike graphics and blank frames between groups that
-share no more than chance gives (`min_design_share`, `max_design_chance`), `guard_units` a pair that would grow a
-unit past `max_unit_share` of a class.
-Units are connected components of declared groups and the kept pairs; their ids depend only on their members.
+  `low_info_std`) must be within the stricter `low_info_max_distance`.
+The guards on the pairs found, by any signal, are in finetuner/dedup/guards.py. Units are connected components of
+declared groups and the kept pairs (`assign_units`); their ids depend only on their members. `explain_units` names
+the few pairs that bridge a unit grown past a share of its class.
 """
 
 from __future__ import annotations
@@ -124,56 +122,6 @@ def exact_duplicate_pairs(contents: Sequence[str]) -> tuple[np.ndarray, np.ndarr
     return np.array(left, dtype=np.int64), np.array(right, dtype=np.int64)
 
 
-class UnionFind:
-    """Disjoint sets over 0..n-1 with sizes; `find` compresses paths."""
-
-    def __init__(self, n: int):
-        self.parent = list(range(n))
-        self.size = [1] * n
-
-    def find(self, x: int) -> int:
-        root = x
-        while self.parent[root] != root:
-            root = self.parent[root]
-        while self.parent[x] != root:
-            self.parent[x], x = root, self.parent[x]
-        return root
-
-    def union(self, a: int, b: int) -> int:
-        ra, rb = self.find(a), self.find(b)
-        if ra == rb:
-            return ra
-        if self.size[ra] < self.size[rb]:
-            ra, rb = rb, ra
-        self.parent[rb] = ra
-        self.size[ra] += self.size[rb]
-        return ra
-
-
-def guard_clusters(
-    n: int, i: np.ndarray, j: np.ndarray, distance: np.ndarray, forced: np.ndarray, max_cluster_size: int
-) -> np.ndarray:
-    """Which edges to keep so no near-duplicate cluster exceeds `max_cluster_size` (0 = no limit).
-
-    Edges are taken closest first (ties by index, so the result does not depend on input order); one that would
-    join two clusters into one larger than the limit is cut. `forced` edges (exact copies) are always kept.
-    """
-    keep = np.ones(len(i), dtype=bool)
-    if max_cluster_size <= 0 or cluster_stats(n, i, j)[1] <= max_cluster_size:
-        return keep  # no final cluster exceeds the limit, so no cluster on the way there did: nothing to cut
-    sets = UnionFind(n)
-    order = np.lexsort((j, i, distance, ~forced))
-    for e in order.tolist():
-        a, b = sets.find(int(i[e])), sets.find(int(j[e]))
-        if a == b:
-            continue
-        if not forced[e] and sets.size[a] + sets.size[b] > max_cluster_size:
-            keep[e] = False
-            continue
-        sets.union(a, b)
-    return keep
-
-
 def assign_units(paths: Sequence[str], groups: Sequence[str], i: np.ndarray, j: np.ndarray) -> list[str]:
     """Unit id per path: connected components of declared groups and the given pairs.
 
@@ -191,7 +139,7 @@ def assign_units(paths: Sequence[str], groups: Sequence[str], i: np.ndarray, j: 
     np.minimum.at(leader, group_ids[grouped], rows[grouped])
     left = np.concatenate([rows[grouped], np.asarray(i, dtype=np.int64)])
     right = np.concatenate([leader[group_ids[grouped]], np.asarray(j, dtype=np.int64)])
-    labels = _labels(n, left, right)
+    labels = component_labels(n, left, right)
     if labels is None:  # no groups and no pairs: every image is its own unit
         labels = rows
     order = sorted(range(n), key=paths.__getitem__)
@@ -209,7 +157,7 @@ def unit_id(path: str) -> str:
 
 def components(n: int, i: np.ndarray, j: np.ndarray) -> list[list[int]]:
     """Connected components (of size >= 2) of the pair graph, largest first, members ascending."""
-    labels = _labels(n, i, j)
+    labels = component_labels(n, i, j)
     if labels is None:
         return []
     order = np.argsort(labels, kind="stable")  # members ascending within each label
@@ -218,7 +166,7 @@ def components(n: int, i: np.ndarray, j: np.ndarray) -> list[list[int]]:
     return sorted((g.tolist() for g in groups if len(g) >= 2), key=lambda c: (-len(c), c[0]))
 
 
-def _labels(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray | None:
+def component_labels(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray | None:
     """Component label per node of the pair graph over n nodes, or None when there are no pairs."""
     if len(i) == 0:
         return None
@@ -241,7 +189,7 @@ def tradeoff(n: int, pairs: Pairs, detail: np.ndarray, rule: PairRule, radii: Se
 
 def cluster_stats(n: int, i: np.ndarray, j: np.ndarray) -> tuple[int, int]:
     """(number of components of size >= 2, size of the largest; 1 when there are none) of the pair graph."""
-    labels = _labels(n, i, j)
+    labels = component_labels(n, i, j)
     if labels is None:
         return 0, 1
     sizes = np.bincount(labels)
@@ -346,139 +294,3 @@ def _bridges(node: np.ndarray, i: np.ndarray, j: np.ndarray, members: np.ndarray
                 if low[v] > order[parent]:
                     found.append((via, min(below[v], total - below[v])))
     return found
-
-
-def guard_designs(
-    declared: Sequence[str],
-    i: np.ndarray,
-    j: np.ndarray,
-    twin_prone: np.ndarray,
-    alike_i: np.ndarray,
-    alike_j: np.ndarray,
-    min_share: float,
-    max_chance: float,
-) -> np.ndarray:
-    """Which pairs to cut as twin designs: a pair decided by evidence a twin passes as well as a copy (`twin_prone`:
-    two graphics by the shape check, two near-blank frames by the pixel rule) between two declared groups, whose
-    images look like images of other groups too, where the two groups share no more than chance gives.
-
-    Two typefaces' letter O, two icon sets' arrow: the shape check cannot tell such a twin design from a copy (on the
-    glyph set their fine detail agrees as well as a clone's does; docs/dedup.md). What tells them apart is the groups:
-    a copied design repeats across the two groups (a clone typeface pairs with nearly every letter of its original),
-    a coincidence does not (two typefaces share an O, a T and a V).
-
-    The rule applies only where the evidence is ambiguous: an image that matches images of at least two other groups
-    as a copy or nearly so (`alike_i`, `alike_j`: graphics the shape check scored within LOOK_ALIKE_MARGIN of its
-    threshold, accepted or not; blank frames the pixel rule matched) shows a design many groups share; a copy of a
-    one-off graphic (a scanned form, a product on white) looks like its copy alone and is kept. Such a pair stands
-    where, on either side, the images of one group that pairs (`i`, `j`: every accepted pair, of any kind) join to
-    the other are
-    - at least `min_share` of that group's images, or
-    - more than its look-alikes explain: if each image, looking like images of d of the N other groups, has a chance
-      d / N of a look-alike in any one of them, that many or more would come by chance (a Poisson tail over the
-      group's expected count) with a probability below `max_chance`.
-    A fixed share alone fails both ways: four letters of 13 are 0.31 of a small typeface (a coincidence of plain
-    letters), while a redrawn clone of a large family can share a quarter of it. Groups are `declared` ones ("" for
-    none: such an image crosses no group, so its pairs are kept); `min_share` 0 turns the guard off."""
-    cut = np.zeros(len(i), dtype=bool)
-    if min_share <= 0 or len(i) == 0 or not twin_prone.any():
-        return cut
-    names, code = np.unique(np.asarray(declared, dtype=object).astype(str), return_inverse=True)
-    code = np.where(names[code] == "", -1, code).astype(np.int64)
-    size = np.bincount(code[code >= 0], minlength=len(names))
-    gi, gj = code[i], code[j]
-    across = (gi >= 0) & (gj >= 0) & (gi != gj)
-    suspect = twin_prone & across
-    if not suspect.any():
-        return cut
-    # per image, how many other groups hold its look-alikes: (image, other group) pairs, counted per image
-    ai, aj = code[alike_i], code[alike_j]
-    other = (ai >= 0) & (aj >= 0) & (ai != aj)
-    seen = np.unique(np.r_[alike_i[other] * len(names) + aj[other], alike_j[other] * len(names) + ai[other]])
-    groups_alike = np.bincount(seen // len(names), minlength=len(code))
-    suspect &= np.maximum(groups_alike[i], groups_alike[j]) >= 2
-    if not suspect.any():
-        return cut
-    from scipy.special import gammainc  # P(Poisson(lam) >= k) = gammainc(k, lam); loaded only when needed
-
-    others = max(int((size > 0).sum()) - 1, 1)
-    expected = np.bincount(code[code >= 0], weights=groups_alike[code >= 0] / others, minlength=len(names))
-    # per (two groups, one side): the side's images joined to the other group, their share and their chance
-    pair = np.minimum(gi, gj)[across] * len(names) + np.maximum(gi, gj)[across]
-    own = np.r_[gi[across], gj[across]]
-    key = np.unique(np.c_[np.r_[pair, pair], own, np.r_[i[across], j[across]]], axis=0)  # distinct images
-    per_side, joined = np.unique(key[:, :2], axis=0, return_counts=True)
-    group = per_side[:, 1]
-    stands = (joined / size[group] >= min_share) | (gammainc(joined, expected[group]) < max_chance)
-    suspect_pairs = (np.minimum(gi, gj) * len(names) + np.maximum(gi, gj))[suspect]
-    cut[np.flatnonzero(suspect)[~np.isin(suspect_pairs, per_side[stands, 0])]] = True
-    return cut
-
-
-def guard_units(
-    groups: Sequence[str],
-    labels: Sequence[str],
-    i: np.ndarray,
-    j: np.ndarray,
-    order: np.ndarray,
-    forced: np.ndarray,
-    max_share: float,
-    floor: int,
-) -> np.ndarray:
-    """Which pairs to keep so no unit (declared groups joined by pairs) holds more than `max_share` of a class's
-    images, and never fewer than `floor` (small collections are left alone).
-
-    Declared groups are joined first (they are facts); then pairs closest first (`order`, ties by index), cutting one
-    that would push a class past its limit in the merged unit. Look-alikes between groups (letters of two typefaces)
-    otherwise chain whole classes into one unit and no split is possible; `forced` pairs (exact copies) are kept.
-    """
-    n = len(groups)
-    keep = np.ones(len(i), dtype=bool)
-    if max_share >= 1 or len(i) == 0:
-        return keep
-    classes, y = np.unique(np.asarray(labels, dtype=object).astype(str), return_inverse=True)
-    limit = np.maximum(np.floor(max_share * np.bincount(y, minlength=len(classes))), floor)
-    if _within_limits(groups, y, i, j, limit):
-        return keep
-    sets = UnionFind(n)
-    counts: dict[int, np.ndarray] = {}
-
-    def count(root: int) -> np.ndarray:
-        return counts.get(root, np.bincount(y[[root]], minlength=len(classes)))
-
-    def join(a: int, b: int) -> None:
-        ra, rb = sets.find(a), sets.find(b)
-        if ra != rb:
-            total = count(ra) + count(rb)
-            counts.pop(ra, None), counts.pop(rb, None)
-            counts[sets.union(ra, rb)] = total
-
-    first: dict[str, int] = {}
-    for k, group in enumerate(groups):
-        if group:
-            join(first.setdefault(group, k), k)
-    for e in np.lexsort((j, i, order, ~forced)).tolist():
-        ra, rb = sets.find(int(i[e])), sets.find(int(j[e]))
-        if ra != rb and not forced[e] and (count(ra) + count(rb) > limit).any():
-            keep[e] = False
-            continue
-        join(int(i[e]), int(j[e]))
-    return keep
-
-
-def _within_limits(groups: Sequence[str], y: np.ndarray, i: np.ndarray, j: np.ndarray, limit: np.ndarray) -> bool:
-    """Whether every unit of all pairs and groups together stays within `limit` images per class (`y`): then no
-    pair can be cut (a unit while pairs are added is part of one of these), and the pairs need no walk one by one."""
-    n = len(groups)
-    _, group_ids = np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)
-    declared = np.flatnonzero(np.asarray([bool(g) for g in groups]))
-    first = np.full(len(declared) and group_ids.max() + 1, -1, np.int64)
-    first[group_ids[declared]] = declared  # one member of each group, which all its members join
-    a = np.r_[np.asarray(i, np.int64), first[group_ids[declared]]]
-    b = np.r_[np.asarray(j, np.int64), declared]
-    unit = _labels(n, a, b)
-    if unit is None:
-        return True
-    per_class = np.zeros((unit.max() + 1, len(limit)), np.int64)
-    np.add.at(per_class, (unit, y), 1)
-    return bool((per_class <= limit).all())

@@ -10,14 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 from PIL import ImageOps
 
 from finetuner.common.stage import write_csv
 from finetuner.config import parse_params
 from finetuner.dedup import report
 from finetuner.dedup import stage as dedup
-from finetuner.dedup.units import assign_units, explain_units, guard_units
+from finetuner.dedup.units import explain_units
 from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
 from finetuner.split.report import giant_units
 from tests.dedup.test_verify import letterbox, near_blank
@@ -119,38 +118,6 @@ def test_stage_writes_evidence_and_audit_tables(tmp_path: Path) -> None:
     assert "<table class='pairs'>" in html and "{'" not in html  # tables, never a dict printed raw
     assert html.count('class="thumb t') >= 2 * (len(summary["accepted_shown"]) + len(rejected))
     assert html.count("data:image/jpeg;base64,") == len(set(re.findall(r'class="thumb (t\d+)"', html)))  # once each
-
-
-def test_unit_guard_stops_look_alikes_chaining_a_class() -> None:
-    # ten families (groups) of one letter each with 3 styles; look-alike pairs chain family k to k+1
-    groups = [f"f{k // 3}" for k in range(30)]
-    labels = ["N"] * 30
-    i = np.arange(0, 27, 3)
-    j = i + 3
-    order = np.linspace(0.0, 0.5, len(i))  # the first links are the closest
-    keep = guard_units(groups, labels, i, j, order, np.zeros(len(i), bool), max_share=0.3, floor=2)
-    assert keep[:2].all() and not keep.all()  # the closest links stay; the chain stops at 30% of the class (9)
-    units = assign_units([str(k) for k in range(30)], groups, i[keep], j[keep])
-    assert max(units.count(u) for u in set(units)) <= 9
-    assert guard_units(groups, labels, i, j, order, np.zeros(len(i), bool), 0.3, floor=50).all()  # small: untouched
-
-
-@pytest.mark.parametrize("seed", range(6))
-def test_unit_guard_shortcut_keeps_what_the_walk_keeps(seed: int, monkeypatch) -> None:
-    """Random groups, classes and pairs: the guard with its shortcut (every unit of all pairs within the limits: keep
-    all) decides as the pair-by-pair walk does, on collections that need cuts and on ones that need none."""
-    from finetuner.dedup import units as units_module
-
-    rng = np.random.default_rng(seed)
-    n = 60
-    groups = [f"g{k}" if k % 3 else "" for k in rng.integers(0, 25, n).tolist()]
-    labels = rng.choice(["A", "B"], n).tolist()
-    i, j = rng.integers(0, n, (2, 12 + 30 * (seed % 2)))
-    i, j = np.minimum(i, j)[i != j], np.maximum(i, j)[i != j]
-    order, forced = rng.random(len(i)), rng.random(len(i)) < 0.1
-    shortcut = guard_units(groups, labels, i, j, order, forced, 0.3, floor=4)
-    monkeypatch.setattr(units_module, "_within_limits", lambda *args: False)
-    assert np.array_equal(shortcut, guard_units(groups, labels, i, j, order, forced, 0.3, floor=4))
 
 
 def test_grown_collection_verifies_only_new_pairs(tmp_path: Path, monkeypatch) -> None:
