@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from finetuner.train.engine import evaluate as evaluate_split
 from finetuner.train.features import image_trainee
 from finetuner.train.image_cache import stored_images
 from finetuner.train.models import BuiltModel, WeightsError, build_model, expand_blocks
-from finetuner.train.plan import augments, plan_stage, uses_cache
+from finetuner.train.plan import Plan, augments, plan_stage, uses_cache
 from finetuner.train.preprocessing import Preprocessing
 from finetuner.train.probe import probe_head
 from finetuner.train.recipe import gate_stage
@@ -265,6 +266,9 @@ def _train(
     runtime: Runtime,
     reason: str,
 ) -> dict[str, Any]:
+    """Train the stage's blocks by gradient (going on from the resume state of a killed run with the same
+    fingerprint), then write the recipe record and the stage's checkpoints; a non-finite loss stops it with the best
+    checkpoint so far kept."""
     model = start.built.model
     expected = _fingerprint(paths, config, params, start)
     state = train_io.load_resume(paths, expected)
@@ -272,16 +276,85 @@ def _train(
     if state is None and runtime.is_main:
         _clear_resume_but_range_test(paths, expected)
     plan = plan_stage(paths, config, params, start.built, data, runtime, expected)
-    optimizer, scheduler, scaler = plan.optimizer, plan.scheduler, plan.scaler
     metric = params.train.select_metric
     start_value = start.best_value
     if start_value is None:  # head stage: the untrained head is the baseline its gain is measured from
         start_value = evaluate_split(
             plan.trainee, plan.data["val"], len(class_to_idx), runtime, params.train.batch_size
         )[metric]
-    history = _resume(paths, state, model, optimizer, scheduler, scaler)
+    history = _resume(paths, state, model, plan.optimizer, plan.scheduler, plan.scaler)
     plan.trainee.module = distributed.wrap(plan.trainee.module, runtime)
     live = train_io.LiveLog(paths.reports, history, runtime.is_main)
+    on_epoch_end = _epoch_end(paths, params, start, plan, class_to_idx, expected, live, runtime)
+    began = time.perf_counter()
+    history, failure = _fit(paths, plan, model, len(class_to_idx), runtime, on_epoch_end, history, expected)
+    live.end()
+    log.info("%s: trained %s in %.1f s", paths.stage, plan.trained, time.perf_counter() - began)
+    value = history[-1][f"val_{metric}"] if history else float("nan")
+    built = start.built
+    last = pipeline_record(
+        model, paths.stage, len(history), value, params, class_to_idx, built.preprocessing, start.origin, plan.rates
+    )
+    result = {k: v for k, v in last.items() if k != "state_dict"}
+    if runtime.is_main:  # under torchrun only rank 0 writes
+        _write_recipe(paths, plan, reason, start_value, history, metric, stopped=failure is not None)
+        result = _write_outputs(paths, start, last)
+        train_io.clear_resume(paths)
+    if failure is not None:
+        raise InputError(
+            f"{paths.stage} stopped: {failure}. Kept the best checkpoint so far in {paths.out}/best.pt; "
+            "lower the learning rates or enable train.clip_grad_norm"
+        )
+    return result
+
+
+def _fit(
+    paths: train_io.StagePaths,
+    plan: Plan,
+    model: nn.Module,
+    n_classes: int,
+    runtime: Runtime,
+    on_epoch_end: Callable[[list[dict[str, Any]], bool], None],
+    history: list[dict[str, Any]],
+    expected: str,
+) -> tuple[list[dict[str, Any]], NonFiniteLossError | None]:
+    """(history, None) after the planned epochs; on a non-finite loss, the model and history of the last completed
+    epoch (read back from the resume state, not the broken one) and the error."""
+    try:
+        return fit(
+            plan.trainee,
+            plan.data["train"],
+            plan.data["val"],
+            plan.optimizer,
+            plan.scheduler,
+            plan.fit_config,
+            runtime,
+            n_classes,
+            on_epoch_end,
+            history,
+            plan.scaler,
+        ), None
+    except NonFiniteLossError as exc:
+        finished = train_io.load_resume(paths, expected)
+        if finished is None:
+            return history, exc
+        model.load_state_dict(finished["model"])
+        return list(finished["history"]), exc
+
+
+def _epoch_end(
+    paths: train_io.StagePaths,
+    params: Params,
+    start: Start,
+    plan: Plan,
+    class_to_idx: dict[str, int],
+    expected: str,
+    live: train_io.LiveLog,
+    runtime: Runtime,
+) -> Callable[[list[dict[str, Any]], bool], None]:
+    """What the engine calls after each epoch: log it; on rank 0, keep the stage's best checkpoint when it improved
+    and the resume state (a killed stage goes on from its last completed epoch)."""
+    model, metric = start.built.model, params.train.select_metric
 
     def on_epoch_end(done: list[dict[str, Any]], improved: bool) -> None:
         record = done[-1]
@@ -309,77 +382,45 @@ def _train(
                 "fingerprint": expected,
                 "history": done,
                 "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict() if scaler else None,
+                "optimizer": plan.optimizer.state_dict(),
+                "scheduler": plan.scheduler.state_dict(),
+                "scaler": plan.scaler.state_dict() if plan.scaler else None,
                 "torch_rng": torch.get_rng_state(),
             },
         )
 
-    began = time.perf_counter()
-    failure = None
-    try:
-        history = fit(
-            plan.trainee,
-            plan.data["train"],
-            plan.data["val"],
-            optimizer,
-            scheduler,
-            plan.fit_config,
-            runtime,
-            len(class_to_idx),
-            on_epoch_end,
+    return on_epoch_end
+
+
+def _write_recipe(
+    paths: train_io.StagePaths,
+    plan: Plan,
+    reason: str,
+    start_value: float,
+    history: list[dict[str, Any]],
+    metric: str,
+    stopped: bool,
+) -> None:
+    """The stage's recipe record (and its learning-rate range test, when it ran one) in reports/train/<stage>/."""
+    if plan.range_test is not None:
+        train_recipe.write_range_test(paths, plan.range_test, plan.rates)
+    train_recipe.write_recipe(
+        paths,
+        train_recipe.trained_record(
+            paths.stage,
+            reason,
+            start_value,
             history,
-            scaler,
-        )
-    except NonFiniteLossError as exc:
-        failure = exc
-        finished = train_io.load_resume(paths, expected)  # last.pt = the last completed epoch, not a broken one
-        if finished is not None:
-            model.load_state_dict(finished["model"])
-            history = list(finished["history"])
-    live.end()
-    log.info("%s: trained %s in %.1f s", paths.stage, plan.trained, time.perf_counter() - began)
-    last = pipeline_record(
-        model,
-        paths.stage,
-        len(history),
-        history[-1][f"val_{metric}"] if history else float("nan"),
-        params,
-        class_to_idx,
-        start.built.preprocessing,
-        start.origin,
-        plan.rates,
+            metric,
+            solver="gradient",
+            trained=plan.trained,
+            lr=plan.rates,
+            lr_source="auto" if plan.range_test else "explicit",
+            lr_factor=plan.range_test.chosen if plan.range_test else None,
+            epochs_planned=plan.fit_config.epochs,
+            stopped_early=len(history) < plan.fit_config.epochs and not stopped,
+        ),
     )
-    result = {k: v for k, v in last.items() if k != "state_dict"}
-    if runtime.is_main:  # under torchrun only rank 0 writes
-        if plan.range_test is not None:
-            train_recipe.write_range_test(paths, plan.range_test, plan.rates)
-        train_recipe.write_recipe(
-            paths,
-            train_recipe.trained_record(
-                paths.stage,
-                reason,
-                start_value,
-                history,
-                metric,
-                solver="gradient",
-                trained=plan.trained,
-                lr=plan.rates,
-                lr_source="auto" if plan.range_test else "explicit",
-                lr_factor=plan.range_test.chosen if plan.range_test else None,
-                epochs_planned=plan.fit_config.epochs,
-                stopped_early=len(history) < plan.fit_config.epochs and failure is None,
-            ),
-        )
-        result = _write_outputs(paths, start, last)
-        train_io.clear_resume(paths)
-    if failure is not None:
-        raise InputError(
-            f"{paths.stage} stopped: {failure}. Kept the best checkpoint so far in {paths.out}/best.pt; "
-            "lower the learning rates or enable train.clip_grad_norm"
-        )
-    return result
 
 
 def _probe(
