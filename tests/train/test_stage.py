@@ -84,7 +84,7 @@ def test_non_finite_loss_stops_the_stage_and_keeps_the_best(project: Path, monke
         def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
             calls["n"] += 1
             loss = super().forward(logits, labels)
-            return loss * float("nan") if calls["n"] > 2 else loss  # 2 steps per epoch
+            return loss * float("nan") if calls["n"] > 3 else loss  # 2 steps per epoch: one step of epoch 2 taken
 
     monkeypatch.setattr(torch.nn, "CrossEntropyLoss", NanAfterFirstEpoch)
     with pytest.raises(InputError, match="train_partial stopped: loss is nan at epoch 2"):
@@ -94,6 +94,9 @@ def test_non_finite_loss_stops_the_stage_and_keeps_the_best(project: Path, monke
     assert (project / "models/train_partial/stage_best.pt").is_file()
     last = load_pipeline_checkpoint(project / "models/train_partial/last.pt")
     assert last["epoch"] == 1 and all(torch.isfinite(t.float()).all() for t in last["state_dict"].values())
+    # the weights of the last completed epoch, not those after the step epoch 2 took before its loss broke
+    epoch_1 = load_pipeline_checkpoint(project / "models/train_partial/stage_best.pt")["state_dict"]
+    assert all(torch.equal(last["state_dict"][k], epoch_1[k]) for k in epoch_1)
     assert not (project / "checkpoints/train_partial").exists()
 
 
