@@ -224,19 +224,26 @@ def _giant_units_section(summary: Mapping[str, Any], thumbs: Mapping[str, str]) 
     return out
 
 
+PAGE_STYLE = (
+    "body{font-family:sans-serif;margin:1.5em}figure{display:inline-block;margin:4px;width:110px;"
+    "vertical-align:top}.thumb{width:96px;height:96px;background-color:#eee;background-size:contain;"
+    "background-position:center;background-repeat:no-repeat}"
+    "figcaption{font-size:10px;word-break:break-all}.cluster{border:1px solid #ccc;margin:6px 0;"
+    "padding:4px}.missing{width:96px;height:96px;background:#fdd}table{border-collapse:collapse}"
+    "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}table.pairs td{text-align:left;"
+    "vertical-align:top;font-size:12px}"
+)
+
+
 def render_html(summary: Mapping[str, Any], thumbs: Mapping[str, str]) -> str:
     """A self-contained page (no external files) showing what the numbers in the summary are about."""
     counts = summary["counts"]
     styles, thumbs = _thumb_styles(thumbs)
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>dedup report</title><style>"
-        "body{font-family:sans-serif;margin:1.5em}figure{display:inline-block;margin:4px;width:110px;"
-        "vertical-align:top}.thumb{width:96px;height:96px;background-color:#eee;background-size:contain;"
-        "background-position:center;background-repeat:no-repeat}"
-        "figcaption{font-size:10px;word-break:break-all}.cluster{border:1px solid #ccc;margin:6px 0;"
-        "padding:4px}.missing{width:96px;height:96px;background:#fdd}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}table.pairs td{text-align:left;"
-        "vertical-align:top;font-size:12px}" + styles + "</style></head><body>",
+        + PAGE_STYLE
+        + styles
+        + "</style></head><body>",
         "<h1>Near-duplicate report</h1>",
         "<table>"
         + "".join(
@@ -262,6 +269,29 @@ def render_html(summary: Mapping[str, Any], thumbs: Mapping[str, str]) -> str:
         "joined by the most pairs first); every pair is in reports/dedup.json (cross_group_pairs).",
         total=counts["cross_group_pairs"],
     )
+    parts += _guard_sections(summary, thumbs)
+    parts += _giant_units_section(summary, thumbs)
+    parts += _pairs_section(
+        "Accepted pairs, least similar first",
+        summary.get("accepted_shown", []),
+        thumbs,
+        f"Shown: up to {MAX_ACCEPTED_SHOWN} pairs the verifier accepted, those nearest the "
+        "cut-off first. Unrelated images here mean the dedup.verify thresholds are too loose.",
+    )
+    parts += _pairs_section(
+        "Rejected candidates nearest the cut-off",
+        summary.get("nearest_rejected", []),
+        thumbs,
+        "Proposed by a hash signal, rejected by the verifier, closest to passing first. Copies "
+        "here mean the dedup.verify thresholds are too strict.",
+    )
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _guard_sections(summary: Mapping[str, Any], thumbs: Mapping[str, str]) -> list[str]:
+    """The pairs the guards cut: by cluster size or unit share, and twin designs by the design guard."""
+    parts: list[str] = []
     guarded, twins = cut_shown(summary)
     parts += _pairs_section(
         "Pairs cut by the cluster size guard or the unit share guard",
@@ -281,23 +311,7 @@ def render_html(summary: Mapping[str, Any], thumbs: Mapping[str, str]) -> str:
         "dedup.max_design_chance, or set dedup.min_design_share to 0 (off), to link them.",
         total=summary["counts"].get("pairs_cut_by_design_guard", 0),
     )
-    parts += _giant_units_section(summary, thumbs)
-    parts += _pairs_section(
-        "Accepted pairs, least similar first",
-        summary.get("accepted_shown", []),
-        thumbs,
-        f"Shown: up to {MAX_ACCEPTED_SHOWN} pairs the verifier accepted, those nearest the "
-        "cut-off first. Unrelated images here mean the dedup.verify thresholds are too loose.",
-    )
-    parts += _pairs_section(
-        "Rejected candidates nearest the cut-off",
-        summary.get("nearest_rejected", []),
-        thumbs,
-        "Proposed by a hash signal, rejected by the verifier, closest to passing first. Copies "
-        "here mean the dedup.verify thresholds are too strict.",
-    )
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return parts
 
 
 def embedding_only_pairs(summary: Mapping[str, Any]) -> list[Mapping[str, Any]]:

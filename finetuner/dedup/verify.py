@@ -182,13 +182,7 @@ def verify_pairs(
     flat = (level[i] < rule.low_detail) | (level[j] < rule.low_detail)
     passes = passing(rule)
     todo = np.flatnonzero(~flat & ~passes(sim, det, best.overlap, best.stretch))
-    for s in range(0, len(todo), chunk):
-        searches.realign(best, thumbs, trims, i, j, signals, aspect, rule, todo[s : s + chunk], thorough)
-    short = todo[~passes(best.sim[todo], best.det[todo], best.overlap[todo], best.stretch[todo])]
-    reach = (sim0[short] >= OVERDRAWN_REACH) & (det0[short] >= OVERDRAWN_REACH_DETAIL)
-    searches.overdrawn(best, thumbs, trims, i, j, aspect, rule, short[reach])
-    short = short[~passes(best.sim[short], best.det[short], best.overlap[short], best.stretch[short])]
-    searches.relit(best, thumbs, trims, i, j, aspect, rule, short[det0[short] >= searches.RELIT_MIN_DETAIL])
+    _search(best, thumbs, trims, i, j, signals, aspect, rule, todo, chunk, thorough, sim0, det0)
     sim, det, overlap, stretch, how = best.sim, best.det, best.overlap, best.stretch, best.how
     accepted = passes(sim, det, overlap, stretch)
     # A corner view proposes one picture zoomed into a corner of the other, which look-alike designs can meet near
@@ -211,11 +205,32 @@ def verify_pairs(
     if colours is not None and rule.min_colour_fit > -1:
         looked = np.flatnonzero(accepted)
         colour[looked] = _colour_look(thumbs, colours, trims, i, j, signals, aspect, best.stage, flat, looked)
-        for q in looked[colour[looked] < rule.min_colour_fit].tolist():
-            accepted[q], rules[q] = False, "colour"
-            how[q] = f"{how[q]}; colours differ ({colour[q]:.2f} of chroma explained by one colour edit)"
+        _colour_verdicts(colour, looked, rule.min_colour_fit, accepted, rules, how)
     how = turned.noted(how)
     return Verdicts(accepted, rules, np.round(sim, 4), np.round(det, 4), np.round(overlap, 4), how, np.round(colour, 4))
+
+
+def _search(best, thumbs, trims, i, j, signals, aspect, rule, todo, chunk, thorough, sim0, det0) -> None:
+    """The searches beyond the frames as they are, into `best`, each on the pairs (of `todo`) the one before left
+    short of the thresholds: the signal's alignment and the local search (`realign`, in chunks), a copy drawn over
+    where the frames as they are already came close (`overdrawn`), a copy relit where their detail agreed (`relit`)."""
+    passes = passing(rule)
+    for s in range(0, len(todo), chunk):
+        searches.realign(best, thumbs, trims, i, j, signals, aspect, rule, todo[s : s + chunk], thorough)
+    short = todo[~passes(best.sim[todo], best.det[todo], best.overlap[todo], best.stretch[todo])]
+    reach = (sim0[short] >= OVERDRAWN_REACH) & (det0[short] >= OVERDRAWN_REACH_DETAIL)
+    searches.overdrawn(best, thumbs, trims, i, j, aspect, rule, short[reach])
+    short = short[~passes(best.sim[short], best.det[short], best.overlap[short], best.stretch[short])]
+    searches.relit(best, thumbs, trims, i, j, aspect, rule, short[det0[short] >= searches.RELIT_MIN_DETAIL])
+
+
+def _colour_verdicts(
+    colour: np.ndarray, looked: np.ndarray, min_fit: float, accepted: np.ndarray, rules: np.ndarray, how: np.ndarray
+) -> None:
+    """Reject, in place, the pairs `looked` whose colours one global colour edit explains less than `min_fit` of."""
+    for q in looked[colour[looked] < min_fit].tolist():
+        accepted[q], rules[q] = False, "colour"
+        how[q] = f"{how[q]}; colours differ ({colour[q]:.2f} of chroma explained by one colour edit)"
 
 
 def _colour_look(thumbs, colours, trims, i, j, signals, aspect, stage, flat, looked) -> np.ndarray:
