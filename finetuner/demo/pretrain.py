@@ -15,6 +15,7 @@ import hashlib
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from finetuner.train.features import image_trainee
 from finetuner.train.image_cache import cached_images
 from finetuner.train.models import build_model, expand_blocks, freeze_except, set_train_mode
 from finetuner.train.param_groups import block_learning_rates, build_optimizer, build_param_groups
+from finetuner.train.preprocessing import Preprocessing
 from finetuner.train.schedules import build_scheduler
 from finetuner.train.stage import pipeline_record
 
@@ -64,12 +66,7 @@ def pretrain(
     torch.manual_seed(params.seed)  # the random initialisation is part of what makes the backbone reproducible
     built = build_model(arch, len(class_to_idx), None, params.data.image_size)
     model, preprocessing = built.model.to(runtime.device), built.preprocessing
-    splits = {}
-    for name, keep in (("train", lambda p: not held_out(p)), ("val", held_out)):
-        chosen = [(p, label) for p, label in files if keep(p)]
-        pixels = cached_images([p for p, _ in chosen], preprocessing, layout.IMAGE_CACHE, params.data.workers)
-        labels = torch.tensor([class_to_idx[lab] for _, lab in chosen], dtype=torch.int64)  # int64 even when empty
-        splits[name] = Split(torch.from_numpy(pixels), labels)
+    splits = source_splits(files, class_to_idx, preprocessing, params.data.workers)
     trained = expand_blocks(arch, ["all"])
     freeze_except(model, arch, trained)
     config = FitConfig(
@@ -94,20 +91,16 @@ def pretrain(
         epochs,
         steps,
     )
-    began = time.perf_counter()
-
-    def progress(history: list[dict[str, Any]], improved: bool) -> None:
-        record = history[-1]
-        log.info(
-            "pretrain epoch %d/%d: source val accuracy %.3f (%.0f s)",
-            record["epoch"],
-            epochs,
-            record["val_accuracy"],
-            time.perf_counter() - began,
-        )
-
     history = fit(
-        trainee, splits["train"], splits["val"], optimizer, scheduler, config, runtime, len(class_to_idx), progress
+        trainee,
+        splits["train"],
+        splits["val"],
+        optimizer,
+        scheduler,
+        config,
+        runtime,
+        len(class_to_idx),
+        _progress(epochs),
     )
     record = pipeline_record(
         model,
@@ -121,6 +114,37 @@ def pretrain(
     )
     train_io.save_torch(out, record)
     return {k: v for k, v in record.items() if k != "state_dict"}
+
+
+def source_splits(
+    files: list[tuple[Path, str]], class_to_idx: dict[str, int], preprocessing: Preprocessing, workers: int
+) -> dict[str, Split]:
+    """The source task's train and val splits (val: the held-out share of its files), decoded through the image
+    cache."""
+    splits = {}
+    for name, keep in (("train", lambda p: not held_out(p)), ("val", held_out)):
+        chosen = [(p, label) for p, label in files if keep(p)]
+        pixels = cached_images([p for p, _ in chosen], preprocessing, layout.IMAGE_CACHE, workers)
+        labels = torch.tensor([class_to_idx[lab] for _, lab in chosen], dtype=torch.int64)  # int64 even when empty
+        splits[name] = Split(torch.from_numpy(pixels), labels)
+    return splits
+
+
+def _progress(epochs: int) -> Callable[[list[dict[str, Any]], bool], None]:
+    """The engine's per-epoch callback: a log line with the source val accuracy and the time since the start."""
+    began = time.perf_counter()
+
+    def progress(history: list[dict[str, Any]], improved: bool) -> None:
+        record = history[-1]
+        log.info(
+            "pretrain epoch %d/%d: source val accuracy %.3f (%.0f s)",
+            record["epoch"],
+            epochs,
+            record["val_accuracy"],
+            time.perf_counter() - began,
+        )
+
+    return progress
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -63,6 +63,22 @@ def bn_policy(params: Params) -> str:
     return params.train.bn_policy
 
 
+def _fit_config(config: StageConfig, params: Params, trained: list[str]) -> FitConfig:
+    """The engine's loop settings for a stage (its epochs before `plan_epochs` sets the floor of steps)."""
+    train = params.train
+    return FitConfig(
+        epochs=config.epochs,
+        batch_size=train.batch_size,
+        seed=params.seed,
+        label_smoothing=train.label_smoothing,
+        clip_grad_norm=train.clip_grad_norm,
+        select_metric=train.select_metric,
+        patience=train.patience,
+        augment=augments(trained, params),
+        max_steps_per_epoch=train.max_steps_per_epoch,
+    )
+
+
 def plan_stage(
     paths: train_io.StagePaths,
     config: StageConfig,
@@ -84,17 +100,7 @@ def plan_stage(
         else (image_trainee(model, built.preprocessing, runtime, set_mode), data)
     )
     train = params.train
-    fit_config = FitConfig(
-        epochs=config.epochs,
-        batch_size=train.batch_size,
-        seed=params.seed,
-        label_smoothing=train.label_smoothing,
-        clip_grad_norm=train.clip_grad_norm,
-        select_metric=train.select_metric,
-        patience=train.patience,
-        augment=augments(trained, params),
-        max_steps_per_epoch=train.max_steps_per_epoch,
-    )
+    fit_config = _fit_config(config, params, trained)
     steps = steps_per_epoch(len(data["train"].labels), fit_config, runtime.world_size)
     fit_config = replace(fit_config, epochs=plan_epochs(config.epochs, config.min_steps, steps))
     order = list(expand_blocks(arch, ["all"]))
