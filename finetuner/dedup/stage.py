@@ -30,6 +30,7 @@ from finetuner.dedup.detect import Found, hash_contents, hash_pairs
 from finetuner.dedup.embedding import HashedContents, embedding_signal
 from finetuner.dedup.guards import blank_copies, guard_clusters, guard_designs, guard_units
 from finetuner.dedup.hash_cache import PreviewCache
+from finetuner.dedup.hashing import THUMB as VERIFIER_THUMB
 from finetuner.dedup.hashing import resolve_workers
 from finetuner.dedup.report import pair_record, paths_to_preview, render_html, summarize
 from finetuner.dedup.units import assign_units, components, exact_duplicate_pairs, explain_units
@@ -44,6 +45,7 @@ REPORT_HTML = layout.DEDUP_PAGE
 CACHE_DIR = layout.DEDUP_CACHE
 RUN_FACTS = (("counts", "newly_hashed"), ("embedding", "newly_embedded"))  # logs/dedup.jsonl, not the reports
 THUMB = 96
+SMALL_MIN, SMALL_MIN_SHARE = 20, 0.1  # how many images under the verifier's thumbnail side make a warning
 EMBEDDING_RANK = 65.0  # guard order key of embedding pairs: after every Hamming distance (0..64)
 
 
@@ -210,6 +212,8 @@ def run(params: Params, root: Path = Path(".")) -> dict:
     images_dir = root / params.data.raw_dir / layout.RAW_IMAGES
     usable = read_usable(root / MANIFEST)
     paths, rep_rows = usable.paths, usable.rep_rows
+    if config.verify.enabled and (note := small_images_note(usable)):
+        log.warning("%s", note)
     workers = resolve_workers(params.data.workers)
     hashes, detail, ok, thumbnails, n_new = hash_contents(
         images_dir,
@@ -260,6 +264,33 @@ def run(params: Params, root: Path = Path(".")) -> dict:
     return summary
 
 
+def small_images_note(usable: Usable) -> str | None:
+    """A warning when many images (SMALL_MIN_SHARE, at least SMALL_MIN) are smaller than the verifier's thumbnail
+    and most of those declare no group: the verifier sees them upsampled, and patches of one picture that hold one
+    edge or a periodic texture then pass as copies of each other (docs/dedup.md, *Tiles of one picture*). Sizes from
+    the manifest's width and height; rows without them are not counted."""
+    sides = np.array([min(w, h) for w, h in (_size(r) for r in usable.rows)], dtype=np.float64)
+    small = np.flatnonzero(sides < VERIFIER_THUMB)
+    undeclared = sum(not usable.declared[k] for k in small.tolist())
+    if len(small) < max(SMALL_MIN, SMALL_MIN_SHARE * len(sides)) or undeclared * 2 <= len(small):
+        return None
+    return (
+        f"{len(small)} of {len(sides)} images are under {VERIFIER_THUMB} px on their short side, {undeclared} of them "
+        "in no declared group: the verifier sees such images upsampled, and small patches of one picture that hold "
+        "one edge or a periodic texture pass as copies of each other (docs/dedup.md, Tiles of one picture). Declare "
+        "each slide's or video's images as one group (metadata.csv's group column, or split.group_pattern)"
+    )
+
+
+def _size(row: dict) -> tuple[float, float]:
+    """(width, height) of a manifest row, NaN where it does not say."""
+    try:
+        width, height = float(row.get("width") or 0), float(row.get("height") or 0)
+    except ValueError:
+        return np.nan, np.nan
+    return (width, height) if width > 0 and height > 0 else (np.nan, np.nan)
+
+
 def rejected_records(usable: Usable, found: Found) -> list[dict]:
     """The rejected candidates nearest the verifier's cut-off, as report rows."""
     paths, rows = usable.paths, usable.rep_rows
@@ -277,15 +308,7 @@ def cut_records(records: list[dict], order: np.ndarray, keep: np.ndarray) -> lis
 
 def aspects(rows: list[dict]) -> np.ndarray:
     """width / height per manifest row, NaN where the manifest does not say (the verifier then skips that check)."""
-    out = np.full(len(rows), np.nan)
-    for k, row in enumerate(rows):
-        try:
-            width, height = float(row.get("width") or 0), float(row.get("height") or 0)
-        except ValueError:
-            continue
-        if width > 0 and height > 0:
-            out[k] = width / height
-    return out
+    return np.array([w / h for w, h in (_size(r) for r in rows)], dtype=np.float64)
 
 
 def records_kept(records: list[dict], keep: np.ndarray) -> list[dict]:

@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +117,31 @@ def test_images_filed_as_their_own_group_cross_no_declared_group(tmp_path: Path,
     rows[0]["group_source"] = "metadata"  # a declared group beside images without one: still nothing crossed
     write_csv(tmp_path / dedup.MANIFEST, rows, [*COLUMNS, "group_source"])
     assert dedup.run(params, tmp_path)["counts"]["cross_group_pairs"] == 0
+
+
+def test_the_stage_warns_of_small_images_without_groups(
+    tmp_path: Path, params, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Patches under the verifier's 64-px thumbnail, most in no declared group: look-alike patches pass as copies
+    (docs/dedup.md, Tiles of one picture), so the stage says so and what to do; not with groups, nor for large
+    images."""
+    rows: list[dict] = []
+    for k in range(24):
+        add_image(tmp_path, rows, f"c{k % 2}/tile{k}.png", png(photo(k, (32, 32))), "")
+    for row in rows:
+        row["width"] = row["height"] = 32
+    write_csv(tmp_path / dedup.MANIFEST, rows, COLUMNS)
+    with caplog.at_level(logging.WARNING, logger="finetuner.dedup"):
+        dedup.run(params, tmp_path)
+    assert "24 of 24 images are under 64 px on their short side, 24 of them in no declared group" in caplog.text
+    assert "Declare each slide's or video's images as one group" in caplog.text
+    usable = dedup.read_usable(tmp_path / dedup.MANIFEST)
+    assert dedup.small_images_note(replace(usable, declared=[f"slide{k % 3}" for k in range(24)])) is None
+    assert dedup.small_images_note(replace(usable, declared=[""] * 11 + ["s"] * 13)) is None  # most declare one
+    big = [r | {"width": 640, "height": 480} for r in usable.rows]
+    assert dedup.small_images_note(replace(usable, rows=big)) is None
+    assert dedup.small_images_note(replace(usable, rows=[r | {"width": 0} for r in usable.rows])) is None  # unknown
+    assert dedup.small_images_note(replace(usable, rows=usable.rows[:19], declared=[""] * 19)) is None  # a few
 
 
 def test_the_stage_says_what_it_hashes_and_verifies(tmp_path: Path, params, caplog: pytest.LogCaptureFixture) -> None:
