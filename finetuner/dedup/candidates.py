@@ -70,6 +70,7 @@ class Verified:
     signal: np.ndarray
     distance: np.ndarray
     verdicts: Verdicts
+    warnings: tuple[str, ...] = ()  # what the run should tell its user (also logged): too many candidates per image
 
     def look_alikes(self, min_shape_similarity: float) -> tuple[np.ndarray, np.ndarray]:
         """Pairs that look alike by a rule twins pass as copies (TWIN_PRONE), which designs other groups share
@@ -254,7 +255,9 @@ def verified_pairs(
         cache_dir,
     )
     searched = len(found.i)
-    _warn_if_crowded(searched, len(hashed), config.candidate_distance)
+    crowded = crowded_note(searched, len(hashed), config.candidate_distance)
+    if crowded:
+        log.warning("%s", crowded)
     flat = detail < low_info_std  # near-blank frames correlate by chance or not at all: the verifier's pixel rule
     caching = shas is not None and cache_dir is not None
     looks_cache = LookCache(cache_dir, repr((VERIFIER, DECODE_SIZE))) if caching else None
@@ -299,21 +302,19 @@ def verified_pairs(
         seconds = time.perf_counter() - start
         log.info("verified %d pairs in %.1f s: %d accepted", len(todo), seconds, verdicts.accepted.sum())
     verdicts = _with_known(verdicts, todo, known, len(a), cache, None if keys is None else keys[todo])
-    return Verified(a, b, found.signal, found.distance, verdicts)
+    return Verified(a, b, found.signal, found.distance, verdicts, (crowded,) if crowded else ())
 
 
-def _warn_if_crowded(searched: int, n: int, radius: int) -> None:
-    if searched > CROWDED * max(n, 1):
-        log.warning(
-            "%d candidate pairs among %d images, %.0f per image: many images lie within dedup.verify."
-            "candidate_distance (%d bits) of each other, so time and memory grow with the square of the collection. "
-            "Look-alike designs (letters, icons, forms of one template) need a lower candidate_distance; many shots "
-            "of one blank or static scene are copies at any radius, better thinned out before dedup",
-            searched,
-            n,
-            searched / max(n, 1),
-            radius,
-        )
+def crowded_note(searched: int, n: int, radius: int) -> str | None:
+    """A warning when the candidates pass CROWDED per image: time and memory then grow with the square of n."""
+    if searched <= CROWDED * max(n, 1):
+        return None
+    return (
+        f"{searched} candidate pairs among {n} images, {searched / max(n, 1):.0f} per image: many images lie within "
+        f"dedup.verify.candidate_distance ({radius} bits) of each other, so time and memory grow with the square of "
+        "the collection. Look-alike designs (letters, icons, forms of one template) need a lower candidate_distance; "
+        "many shots of one blank or static scene are copies at any radius, better thinned out before dedup"
+    )
 
 
 def _with_known(

@@ -104,6 +104,7 @@ class Found:
     rejected: list[tuple[int, int, int, dict]]  # (a, b, distance, evidence) of rejected candidates nearest the cut-off
     twin_prone: np.ndarray  # per pair: decided by a rule twins pass as copies: the shape check, the pixel rule
     alike: tuple[np.ndarray, np.ndarray]  # look-alikes by those rules, accepted or not (Verified.look_alikes)
+    warnings: tuple[str, ...] = ()  # what the report tells its reader (Verified.warnings)
 
 
 def hash_pairs(
@@ -164,4 +165,5 @@ def hash_pairs(
         rejected,
         np.isin(found.verdicts.rule[kept], TWIN_PRONE),
         found.look_alikes(config.verify.min_shape_similarity),
+        found.warnings,
     )

@@ -53,12 +53,16 @@ def summarize(
     embedding: Mapping[str, Any] | None = None,
     rejected: Sequence[Mapping[str, Any]] = (),
     giant_units: Sequence[Mapping[str, Any]] = (),
+    warnings: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Everything reports/dedup.json holds; `clusters` are lists of paths, largest first."""
+    """Everything reports/dedup.json holds; `clusters` are lists of paths, largest first. `warnings`: what the run
+    logged about its inputs that its reader should know (too many candidates per image, small images without
+    groups)."""
     cross = [p for p in kept if p["group_a"] and p["group_b"] and p["group_a"] != p["group_b"]]
     unit_sizes = Counter(Counter(units).values())
     return {
         "settings": dict(settings),
+        "warnings": list(warnings),
         "counts": {
             "images": n_images,
             "distinct_contents": n_contents,
@@ -231,7 +235,7 @@ PAGE_STYLE = (
     "figcaption{font-size:10px;word-break:break-all}.cluster{border:1px solid #ccc;margin:6px 0;"
     "padding:4px}.missing{width:96px;height:96px;background:#fdd}table{border-collapse:collapse}"
     "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}table.pairs td{text-align:left;"
-    "vertical-align:top;font-size:12px}"
+    "vertical-align:top;font-size:12px}.warning{background:#fff3cd;border:1px solid #e0c060;padding:6px 10px}"
 )
 
 
@@ -245,6 +249,7 @@ def render_html(summary: Mapping[str, Any], thumbs: Mapping[str, str]) -> str:
         + styles
         + "</style></head><body>",
         "<h1>Near-duplicate report</h1>",
+        *(f'<p class="warning">{html.escape(w)}</p>' for w in summary.get("warnings", [])),
         "<table>"
         + "".join(
             f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_plain(v))}</td></tr>" for k, v in counts.items()

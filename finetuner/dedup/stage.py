@@ -212,8 +212,9 @@ def run(params: Params, root: Path = Path(".")) -> dict:
     images_dir = root / params.data.raw_dir / layout.RAW_IMAGES
     usable = read_usable(root / MANIFEST)
     paths, rep_rows = usable.paths, usable.rep_rows
-    if config.verify.enabled and (note := small_images_note(usable)):
-        log.warning("%s", note)
+    small = small_images_note(usable) if config.verify.enabled else None
+    if small:
+        log.warning("%s", small)
     workers = resolve_workers(params.data.workers)
     hashes, detail, ok, thumbnails, n_new = hash_contents(
         images_dir,
@@ -259,6 +260,7 @@ def run(params: Params, root: Path = Path(".")) -> dict:
         embedding=embedding,
         rejected=rejected_records(usable, found),
         giant_units=explain(usable, units, linked, records, cuts.keep, config.explain_unit_share),
+        warnings=[*([small] if small else []), *found.warnings],
     )
     write_outputs(root, images_dir, kept, paths, units, summary, usable.shas)
     return summary

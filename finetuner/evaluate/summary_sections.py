@@ -88,6 +88,7 @@ def dedup_section(dedup: Mapping[str, Any] | None, review_page: str | None) -> l
         )
     if counts.get("unreadable"):
         lines.append(f"- Images that could not be hashed: {counts['unreadable']}")
+    lines += [f"- Warning: {warning}" for warning in dedup.get("warnings") or []]
     return lines
 
 

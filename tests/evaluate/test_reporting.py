@@ -144,6 +144,12 @@ def test_near_duplicate_section_names_the_other_guards_when_they_cut() -> None:
     assert "cut by the design guard" in text and "): 7; see [dedup.html](dedup.html)" in text
 
 
+def test_near_duplicate_section_repeats_the_runs_warnings() -> None:
+    assert not [line for line in dedup_section(DEDUP, None) if "Warning" in line]  # none in the report, none here
+    dedup = copy.deepcopy(DEDUP) | {"warnings": ["30 of 30 images are under 64 px on their short side"]}
+    assert "- Warning: 30 of 30 images are under 64 px on their short side" in dedup_section(dedup, None)
+
+
 def test_split_section_table_leaks_and_audit() -> None:
     text = _full()
     assert "| split | images | units | fraction (target) | cat | dog |" in text

@@ -132,9 +132,12 @@ def test_the_stage_warns_of_small_images_without_groups(
         row["width"] = row["height"] = 32
     write_csv(tmp_path / dedup.MANIFEST, rows, COLUMNS)
     with caplog.at_level(logging.WARNING, logger="finetuner.dedup"):
-        dedup.run(params, tmp_path)
-    assert "24 of 24 images are under 64 px on their short side, 24 of them in no declared group" in caplog.text
-    assert "Declare each slide's or video's images as one group" in caplog.text
+        summary = dedup.run(params, tmp_path)
+    said = "24 of 24 images are under 64 px on their short side, 24 of them in no declared group"
+    assert said in caplog.text and "Declare each slide's or video's images as one group" in caplog.text
+    assert len(summary["warnings"]) == 1 and said in summary["warnings"][0]  # in the report, and on its page
+    assert said in json.loads((tmp_path / dedup.REPORT_JSON).read_text())["warnings"][0]
+    assert f'<p class="warning">{said}' in (tmp_path / dedup.REPORT_HTML).read_text()
     usable = dedup.read_usable(tmp_path / dedup.MANIFEST)
     assert dedup.small_images_note(replace(usable, declared=[f"slide{k % 3}" for k in range(24)])) is None
     assert dedup.small_images_note(replace(usable, declared=[""] * 11 + ["s"] * 13)) is None  # most declare one
@@ -164,13 +167,15 @@ def test_a_crowded_collection_is_warned_about(
 ) -> None:
     make_dataset(tmp_path)
     with caplog.at_level(logging.INFO, logger="finetuner.dedup"):
-        dedup.run(params, tmp_path)
+        assert dedup.run(params, tmp_path)["warnings"] == []
     assert "per image: many images lie within" not in caplog.text  # a few copies of a few photos
     monkeypatch.setattr(candidates, "CROWDED", 0.1)
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="finetuner.dedup"):
-        dedup.run(params, tmp_path)  # the same candidates, read from the cache
-    assert re.search(r"\d+ candidate pairs among \d+ images, \d+ per image: many images lie within", caplog.text)
+        summary = dedup.run(params, tmp_path)  # the same candidates, read from the cache
+    crowded = r"\d+ candidate pairs among \d+ images, \d+ per image: many images lie within"
+    assert re.search(crowded, caplog.text)
+    assert len(summary["warnings"]) == 1 and re.match(crowded, summary["warnings"][0])  # in the report too
 
 
 def test_only_new_files_are_decoded(tmp_path: Path, params, monkeypatch: pytest.MonkeyPatch) -> None:
