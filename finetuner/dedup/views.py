@@ -9,7 +9,8 @@ below undoes one kind of edit before hashing, so the copy and the original meet 
 - `topleft85`, `topright85`, `bottomleft85`, `bottomright85`: 15% cut from two sides (a crop towards a corner, as a
   photo is reframed on its subject); like the square view, searched only against whole frames;
 - `trim`: the content inside uniform borders (letterbox / pillarbox bars, a plain mat, and the line where one blends
-  into the picture; a caption panel, text and all) stripped before hashing;
+  into the picture; a caption panel, text and all; bars and the plain ground they frame, as around a product shot)
+  stripped before hashing (finetuner/dedup/trims.py);
 - `square`: the centre square of the picture in its true proportions (a wide photo reposted cropped to a square, as
   social media and thumbnails do), from the image's aspect ratio; none for a near-square image;
 - `rot90`, `rot180`, `rot270`: the whole frame turned (a scan or a slide saved on its side or upside down; with
@@ -17,8 +18,8 @@ below undoes one kind of edit before hashing, so the copy and the original meet 
 Views are computed from a 64x64 grey thumbnail (aspect squashed: a per-axis scale, which the verifier undoes the
 same way; the square view also takes the image's aspect ratio), so they can be recomputed from the cached thumbnail.
 Also here: which view pairs may propose a candidate (`allowed_combos`; the search is finetuner/dedup/view_search.py),
-each view's box on a thumbnail (`view_box`, `trim_boxes`, `square_boxes`) and turned views undone for alignment
-(`unturned`). Pure functions; used by hashing, the search, the prescreen and the verifier.
+each view's box on a thumbnail (`view_box`, `square_boxes`; the trim's: `trims.trim_boxes`) and turned views undone
+for alignment (`unturned`). Pure functions; used by hashing, the search, the prescreen and the verifier.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from finetuner.dedup.hashing import THUMB, bits_to_uint64
+from finetuner.dedup.trims import trim_boxes
 
 VIEWS = (
     "full",
@@ -52,86 +54,12 @@ VIEWS = (
 )
 CORNERS = ("topleft85", "topright85", "bottomleft85", "bottomright85")  # 85% of each side, in one corner
 # Bump VIEW_BOXES when a view's box changes for the same thumbnail (the hash cache's view hashes are then recomputed):
-# 2 a bar's blended edge line stripped with the bar, 3 a caption panel stripped with its text
-VIEW_BOXES = 3
+# 2 a bar's blended edge line stripped with the bar, 3 a caption panel stripped with its text, 4 bars around a plain
+# ground stripped with the ground (trims.py)
+VIEW_BOXES = 4
 TURNS = {"rot90": 1, "rot180": 2, "rot270": 3}  # the whole frame turned by quarter turns (counter-clockwise)
 DETAIL_VIEWS = VIEWS[2:]  # skipped for low-detail images: they add only chance candidates
-FLAT_STD = 3.0  # grey levels: an edge row or column flatter than this is a bar or mat
-BAR_TOLERANCE = 10.0  # grey levels: ...when its mean is this close to the outermost row/column's
-MAX_TRIM = 0.3  # never strip more than this share of a side from one edge
-BLEND_MIN = 0.05  # the least share of the bar a line after it must carry to be stripped as the bar's blended edge...
-BLEND_SPAN = 0.8  # ...and the least share of its pixels it moves off the bar's shade (a letter's first row: a few)
-CHUNK = 2048  # thumbnails per batch of per-image statistics
-# A caption panel (a meme's caption, a headline added above or below a picture) is a plain band with text on it: it
-# starts with lines of one shade at the edge and runs through the last such line before the picture, those lines at
-# most PANEL_STD from flat (a panel is drawn; a low-contrast photograph's edge is 2-5) and at least PANEL_PLAIN of the
-# band (the rest, its text, may be anything)
-PANEL_STD = 1.0
-PANEL_PLAIN = 0.5
 SQUARE_MIN_STRETCH = 0.1  # |log| of an image's aspect ratio below which it is square enough to have no square view
-
-
-def _edge_runs(lines: np.ndarray) -> np.ndarray:
-    """Per stack item, how many leading rows of `lines` (n, rows, pixels) form a flat bar of one shade, or a caption
-    panel (plain rows of the bar's shade with text between them), whichever is longer."""
-    limit = int(lines.shape[1] * MAX_TRIM)
-    rows = lines[:, :limit].astype(np.int32)  # no run can be longer: the rows beyond need no statistics
-    width = rows.shape[2]
-    # std and mean in exact integers, scaled by the width: std < FLAT_STD <=> width * sum(x^2) - sum(x)^2 <
-    # (FLAT_STD * width)^2 (one pass, no float temporaries: this runs on every thumbnail)
-    total = rows.sum(axis=2)
-    spread = width * np.einsum("nrp,nrp->nr", rows, rows) - total * total
-    shade = np.abs(total - total[:, :1]) < BAR_TOLERANCE * width  # rows of the outermost row's shade
-    flat = (spread < (FLAT_STD * width) ** 2) & shade
-    run = np.where(flat.all(axis=1), flat.shape[1], np.argmin(flat, axis=1))
-    plain = (spread < (PANEL_STD * width) ** 2) & shade
-    band = plain.shape[1] - np.argmax(plain[:, ::-1], axis=1)  # through the last plain row
-    panel = plain[:, 0] & (plain.sum(axis=1) >= PANEL_PLAIN * band)
-    return np.minimum(np.where(panel, np.maximum(run, band), run), limit)
-
-
-def _blend_line(lines: np.ndarray, runs: np.ndarray) -> np.ndarray:
-    """1 where the line after a bar of `runs` lines is a blend of the bar and the line after it, else 0. A bar that
-    does not end on a thumbnail pixel leaves one line that averages the two (a white mat's edge: 238 between 255 and
-    64): neither bar nor picture, it is a strong edge two pictures framed alike share. A line that only starts the
-    picture (a letter's first row on its paper) is no such blend, and stays."""
-    inside = (runs > 0) & (runs + 2 <= lines.shape[1])
-    k = np.flatnonzero(inside)
-    out = np.zeros(len(lines), np.int64)
-    if len(k) == 0:
-        return out
-    at = runs[k]
-    bar = lines[k, at - 1].astype(np.float32).mean(axis=1, keepdims=True)
-    line, after = lines[k, at].astype(np.float32), lines[k, at + 1].astype(np.float32)
-    towards = bar - after  # the blend is after + alpha * (bar - after), one alpha for the whole line
-    alpha = (towards * (line - after)).sum(axis=1) / np.maximum((towards * towards).sum(axis=1), 1e-6)
-    residual = np.abs(line - after - alpha[:, None] * towards).mean(axis=1)
-    moved = (np.abs(line - bar) >= BAR_TOLERANCE).mean(axis=1)  # a blend moves (nearly) the whole line
-    out[k] = (alpha > BLEND_MIN) & (alpha < 1) & (residual < FLAT_STD) & (moved >= BLEND_SPAN)
-    return out
-
-
-def trim_boxes(thumbs: np.ndarray) -> np.ndarray:
-    """(n, 4) of (top, bottom, left, right): the content inside uniform borders; the whole frame when there are none
-    (or when the frame is nearly blank, so nothing is content)."""
-    grey = np.asarray(thumbs)
-    h, w = grey.shape[1:]
-    boxes = np.empty((len(grey), 4), np.int64)
-    for s in range(0, len(grey), CHUNK):  # bounded temporaries: whole-collection ones cost more than the arithmetic
-        part = grey[s : s + CHUNK]
-        flip = part.transpose(0, 2, 1)
-        sides = (part, part[:, ::-1], flip, flip[:, ::-1])
-        runs = np.stack([_edge_runs(lines) for lines in sides], axis=1)
-        runs += np.stack([_blend_line(lines, run) for lines, run in zip(sides, runs.T)], axis=1)
-        boxes[s : s + CHUNK] = np.stack([runs[:, 0], h - runs[:, 1], runs[:, 2], w - runs[:, 3]], axis=1)
-    blank = (boxes[:, 1] - boxes[:, 0] < h // 4) | (boxes[:, 3] - boxes[:, 2] < w // 4)
-    boxes[blank] = (0, h, 0, w)
-    return boxes
-
-
-def trim_box(thumb: np.ndarray) -> tuple[int, int, int, int]:
-    """`trim_boxes` of one thumbnail."""
-    return tuple(int(v) for v in trim_boxes(thumb[None])[0])
 
 
 @functools.cache

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
 
-from finetuner.dedup import low_detail, views
+from finetuner.dedup import low_detail, trims
 from finetuner.dedup.hashing import hash_images
 from finetuner.dedup.low_detail import SHADING, low_detail_verdicts
 from finetuner.dedup.verify import VerifyRule, verify, verify_pairs
@@ -123,7 +123,7 @@ def test_two_smooth_pictures_in_one_white_mat_are_not_copies(monkeypatch) -> Non
     one fine detail in either, and the two correlated through it (bench v2's only false pair)."""
     first, second = thumb(mat(wallpaper(3))), thumb(mat(wallpaper(4)))
     assert not verify(first, second).accepted
-    monkeypatch.setattr(views, "_blend_line", lambda lines, runs: np.zeros(len(lines), np.int64))
+    monkeypatch.setattr(trims, "_blend_line", lambda lines, runs, flat_std: np.zeros(len(lines), np.int64))
     assert verify(first, second).accepted  # what the blended line did
 
 

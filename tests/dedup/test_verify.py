@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
-from finetuner.dedup import views
+from finetuner.dedup import trims, views
 from finetuner.dedup.align import PHOTO_MAX_TURN, REFIT_MAX_TURN, max_turns, refit
 from finetuner.dedup.hashing import hash_files, hash_images
 from finetuner.dedup.neighbours import hamming
+from finetuner.dedup.trims import trim_box
 from finetuner.dedup.verify import VerifyRule, best_signal, verify, verify_pairs
 from finetuner.dedup.view_search import Candidates, nearest_per_image, subset, view_candidates
-from finetuner.dedup.views import CORNERS, VIEWS, allowed_combos, square_boxes, trim_box, view_hashes
+from finetuner.dedup.views import CORNERS, VIEWS, allowed_combos, square_boxes, view_hashes
 from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
 
 
@@ -329,7 +330,7 @@ def test_trim_box_strips_the_line_where_a_mat_blends_into_the_picture(monkeypatc
     ImageDraw.Draw(tee).rectangle([20, 17, 75, 26], fill=(20, 20, 20))
     ImageDraw.Draw(tee).rectangle([43, 17, 52, 80], fill=(20, 20, 20))
     letter = trim_box(thumb(tee))
-    monkeypatch.setattr(views, "_blend_line", lambda lines, runs: np.zeros(len(lines), np.int64))
+    monkeypatch.setattr(trims, "_blend_line", lambda lines, runs, flat_std: np.zeros(len(lines), np.int64))
     top, bottom, left, right = trim_box(t)
     assert stripped[:2] == (top + 1, bottom - 1) and stripped[2] in (left, left + 1), (stripped, trim_box(t))
     assert t[top, 32] - t[top + 1, 32] > 30 and t[top, 32] < 250  # that line: neither mat nor picture
@@ -352,7 +353,7 @@ def captioned(image: Image.Image, share: float, above: bool = True) -> Image.Ima
 def test_trim_box_strips_a_caption_panel_with_its_text(above: bool, monkeypatch) -> None:
     top, bottom, left, right = trim_box(thumb(captioned(BASE, 0.25, above)))
     assert (left, right) == (0, 64) and (top, bottom) == ((16, 64) if above else (0, 48))
-    monkeypatch.setattr(views, "PANEL_PLAIN", 2.0)  # bars only: the trim stops at the text
+    monkeypatch.setattr(trims, "PANEL_PLAIN", 2.0)  # bars only: the trim stops at the text
     top, bottom, _, _ = trim_box(thumb(captioned(BASE, 0.25, above)))
     assert top < 8 and bottom > 56
 
@@ -374,7 +375,7 @@ def test_a_captioned_copy_is_found_inside_its_panel(monkeypatch) -> None:
     copy = thumb(captioned(BASE, 0.25))
     verdict = verify(thumb(BASE), copy, aspect=(ratio, ratio * 0.75))
     assert verdict.accepted and "inside its bars" in verdict.transform, verdict
-    monkeypatch.setattr(views, "PANEL_PLAIN", 2.0)
+    monkeypatch.setattr(trims, "PANEL_PLAIN", 2.0)
     assert not verify(thumb(BASE), copy, aspect=(ratio, ratio * 0.75)).accepted
 
 

@@ -1,0 +1,128 @@
+"""Where a picture's content lies inside its frame: uniform borders (letterbox / pillarbox bars, a plain mat, the line
+where one blends into the picture) and caption panels (a plain band with text on it) stripped, in up to two layers
+(bars around a plain ground). The `trim` view (finetuner/dedup/views.py) hashes what is left; the prescreen and the
+verifier compare it. Pure functions on 64x64 grey thumbnails.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+FLAT_STD = 3.0  # grey levels: an edge row or column flatter than this is a bar or mat
+BAR_TOLERANCE = 10.0  # grey levels: ...when its mean is this close to the outermost row/column's
+MAX_TRIM = 0.3  # never strip more than this share of a side from one edge
+BLEND_MIN = 0.05  # the least share of the bar a line after it must carry to be stripped as the bar's blended edge...
+BLEND_SPAN = 0.8  # ...and the least share of its pixels it moves off the bar's shade (a letter's first row: a few)
+CHUNK = 2048  # thumbnails per batch of per-image statistics
+# A caption panel (a meme's caption, a headline added above or below a picture) is a plain band with text on it: it
+# starts with lines of one shade at the edge and runs through the last such line before the picture, those lines at
+# most PANEL_STD from flat (a panel is drawn; a low-contrast photograph's edge is 2-5) and at least PANEL_PLAIN of the
+# band (the rest, its text, may be anything)
+PANEL_STD = 1.0
+PANEL_PLAIN = 0.5
+# Bars around a plain ground (a product on white, letterboxed; a picture in an app's window): the ground is stripped as
+# a second layer when the bars' shade differs from it by NEST_CONTRAST on every stripped side, what the bars frame
+# varies by NEST_MIN_STD (a near-blank frame's flat edges are no ground) and the ground is within NEST_FLAT_STD of
+# flat (drawn, not a photograph's smooth edge); only inside a NEST_MIN_SIDE square or more
+NEST_CONTRAST = 40.0
+NEST_MIN_STD = 20.0
+NEST_FLAT_STD = 1.5
+NEST_MIN_SIDE = 16
+
+
+def _edge_runs(lines: np.ndarray, flat_std: float = FLAT_STD) -> np.ndarray:
+    """Per stack item, how many leading rows of `lines` (n, rows, pixels) form a flat bar of one shade, or a caption
+    panel (plain rows of the bar's shade with text between them), whichever is longer; a bar's lines are within
+    `flat_std` of flat."""
+    limit = int(lines.shape[1] * MAX_TRIM)
+    rows = lines[:, :limit].astype(np.int32)  # no run can be longer: the rows beyond need no statistics
+    width = rows.shape[2]
+    # std and mean in exact integers, scaled by the width: std < FLAT_STD <=> width * sum(x^2) - sum(x)^2 <
+    # (FLAT_STD * width)^2 (one pass, no float temporaries: this runs on every thumbnail)
+    total = rows.sum(axis=2)
+    spread = width * np.einsum("nrp,nrp->nr", rows, rows) - total * total
+    shade = np.abs(total - total[:, :1]) < BAR_TOLERANCE * width  # rows of the outermost row's shade
+    flat = (spread < (flat_std * width) ** 2) & shade
+    run = np.where(flat.all(axis=1), flat.shape[1], np.argmin(flat, axis=1))
+    plain = (spread < (PANEL_STD * width) ** 2) & shade
+    band = plain.shape[1] - np.argmax(plain[:, ::-1], axis=1)  # through the last plain row
+    panel = plain[:, 0] & (plain.sum(axis=1) >= PANEL_PLAIN * band)
+    return np.minimum(np.where(panel, np.maximum(run, band), run), limit)
+
+
+def _blend_line(lines: np.ndarray, runs: np.ndarray, flat_std: float = FLAT_STD) -> np.ndarray:
+    """1 where the line after a bar of `runs` lines is a blend of the bar and the line after it, else 0. A bar that
+    does not end on a thumbnail pixel leaves one line that averages the two (a white mat's edge: 238 between 255 and
+    64): neither bar nor picture, it is a strong edge two pictures framed alike share. A line that only starts the
+    picture (a letter's first row on its paper) is no such blend, and stays."""
+    inside = (runs > 0) & (runs + 2 <= lines.shape[1])
+    k = np.flatnonzero(inside)
+    out = np.zeros(len(lines), np.int64)
+    if len(k) == 0:
+        return out
+    at = runs[k]
+    bar = lines[k, at - 1].astype(np.float32).mean(axis=1, keepdims=True)
+    line, after = lines[k, at].astype(np.float32), lines[k, at + 1].astype(np.float32)
+    towards = bar - after  # the blend is after + alpha * (bar - after), one alpha for the whole line
+    alpha = (towards * (line - after)).sum(axis=1) / np.maximum((towards * towards).sum(axis=1), 1e-6)
+    residual = np.abs(line - after - alpha[:, None] * towards).mean(axis=1)
+    moved = (np.abs(line - bar) >= BAR_TOLERANCE).mean(axis=1)  # a blend moves (nearly) the whole line
+    out[k] = (alpha > BLEND_MIN) & (alpha < 1) & (residual < flat_std) & (moved >= BLEND_SPAN)
+    return out
+
+
+def trim_boxes(thumbs: np.ndarray) -> np.ndarray:
+    """(n, 4) of (top, bottom, left, right): the content inside uniform borders; the whole frame when there are none
+    (or when the frame is nearly blank, so nothing is content). Where bars frame a plain ground of another shade (a
+    product shot on white, letterboxed; a picture in an app's window), the ground is stripped too (`_inside_ground`)."""
+    grey = np.asarray(thumbs)
+    h, w = grey.shape[1:]
+    boxes = np.empty((len(grey), 4), np.int64)
+    for s in range(0, len(grey), CHUNK):  # bounded temporaries: whole-collection ones cost more than the arithmetic
+        boxes[s : s + CHUNK] = _layer_boxes(grey[s : s + CHUNK], FLAT_STD)
+    blank = (boxes[:, 1] - boxes[:, 0] < h // 4) | (boxes[:, 3] - boxes[:, 2] < w // 4)
+    boxes[blank] = (0, h, 0, w)
+    for k in np.flatnonzero((boxes != (0, h, 0, w)).any(axis=1)).tolist():
+        boxes[k] = _inside_ground(grey[k], boxes[k])
+    return boxes
+
+
+def _layer_boxes(stack: np.ndarray, flat_std: float) -> np.ndarray:
+    """(n, 4) boxes inside one layer of borders of each (n, h, w) image: bars within `flat_std` of flat, caption
+    panels, and the line where a bar blends into the picture."""
+    h, w = stack.shape[1:]
+    flip = stack.transpose(0, 2, 1)
+    sides = (stack, stack[:, ::-1], flip, flip[:, ::-1])
+    runs = np.stack([_edge_runs(lines, flat_std) for lines in sides], axis=1)
+    runs += np.stack([_blend_line(lines, run, flat_std) for lines, run in zip(sides, runs.T)], axis=1)
+    return np.stack([runs[:, 0], h - runs[:, 1], runs[:, 2], w - runs[:, 3]], axis=1)
+
+
+def _inside_ground(grey: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """`box` (inside one layer of borders of the thumbnail `grey`), narrowed to inside a second layer where the bars
+    frame a plain ground: on every stripped side the bar's shade lies NEST_CONTRAST or more from the line inside it,
+    what they frame varies (NEST_MIN_STD: not a near-blank frame, whose own flat edges are no ground), and the
+    ground is drawn flat (NEST_FLAT_STD: a photograph's flat edge seen smaller inside bars would pass FLAT_STD). The
+    copy without the bars then trims to the same content."""
+    top, bottom, left, right = box.tolist()
+    h, w = grey.shape
+    inside = grey[top:bottom, left:right]
+    if min(inside.shape) < NEST_MIN_SIDE or inside.std() < NEST_MIN_STD:
+        return box
+    edges = [
+        (grey[0], inside[0], top > 0),
+        (grey[-1], inside[-1], bottom < h),
+        (grey[:, 0], inside[:, 0], left > 0),
+        (grey[:, -1], inside[:, -1], right < w),
+    ]
+    if any(abs(float(bar.mean()) - float(line.mean())) < NEST_CONTRAST for bar, line, stripped in edges if stripped):
+        return box
+    t, b, c, d = _layer_boxes(inside[None], NEST_FLAT_STD)[0].tolist()  # rows t:b, columns c:d of `inside`
+    if b - t < h // 4 or d - c < w // 4:
+        return box
+    return np.array([top + t, top + b, left + c, left + d], np.int64)
+
+
+def trim_box(thumb: np.ndarray) -> tuple[int, int, int, int]:
+    """`trim_boxes` of one thumbnail."""
+    return tuple(int(v) for v in trim_boxes(thumb[None])[0])
