@@ -29,6 +29,9 @@ above or above and below, an app's window, a social post, side by side with anot
 collage), half of them per picture: recall there lies beyond issue 15's targets; precision is the point, since many
 different pictures share one template. And the caption set (`--set captions`): caption bars of 15-30% of the height,
 drawn over the top or bottom of the picture or added above or below it (dedup_photoset.CAPTIONS), a quarter per picture.
+And the product set (`--set products`): each picture as a catalogue's product shot (a smooth blob of it on one plain
+studio ground, dedup_photoset.product_shot) with every edit of the bench set: the ground is a frame every shot
+shares, and a letterbox puts bars around it.
 """
 
 from __future__ import annotations
@@ -200,12 +203,13 @@ def main() -> int:
     )
     parser.add_argument(
         "--set",
-        choices=("bench", "held-out", "colours", "fresh", "composed", "captions", "all"),
+        choices=("bench", "held-out", "colours", "fresh", "composed", "captions", "products", "all"),
         default="all",
         help="the bench set, the held-out set (dedup_photoset.HELD_OUT: edits unlike the bench's), the colour set "
         "(dedup_photoset.COLOUR_EDITS and TWINS), the fresh set (dedup_photoset.FRESH: 16 edits made after tuning), "
         "the composed set (dedup_photoset.COMPOSED: pictures in templates), the caption set (dedup_photoset.CAPTIONS), "
-        "or all in turn",
+        "the product set (dedup_photoset.product_shot: each picture as a product on a studio ground, with the bench's "
+        "edits), or all in turn",
     )
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
@@ -216,6 +220,7 @@ def main() -> int:
         "fresh": (dedup_photoset.build_fresh, dedup_photoset.FRESH),
         "composed": (dedup_photoset.build_composed, dedup_photoset.COMPOSED),
         "captions": (dedup_photoset.build_captions, dedup_photoset.CAPTIONS),
+        "products": (dedup_photoset.build_products, dedup_photoset.KINDS),
     }
     for name, (build, kinds) in sets.items():
         if args.set in (name, "all") and not compare(name, build, kinds, args):

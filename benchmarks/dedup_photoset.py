@@ -10,6 +10,7 @@ brightness, PNG), `crop` (border crops up to 10%), `hard` (mirror, caption bar, 
 (`framed`, for precision only: pictures framed alike must not pair). Negatives have no
 edits: different photos, near-blank and smooth images, "twin designs" (light and dark versions of one wallpaper),
 two photos of one scene (a stereo pair), small faces. A pair is a true near-duplicate iff both files share a base.
+The other sets (`build_*`) take the same pictures through other edits, templates, colours, or as product shots.
 """
 
 from __future__ import annotations
@@ -578,6 +579,45 @@ def build_captions(cache: Path, peer_python: Path, wallpapers: Path | None = Non
     """(path, base, kind) of the caption set: the same pictures and negatives as `build`, each picture with a quarter
     of the CAPTIONS bars (rotating); None when sources are missing."""
     return _rotating_set(cache / "captions", cache, peer_python, wallpapers, list(CAPTIONS), caption_edit, 41, 4)
+
+
+def build_products(cache: Path, peer_python: Path, wallpapers: Path | None = None) -> list[tuple[str, str, str]] | None:
+    """(path, base, kind) of the product set: each picture as a product shot (`product_shot`) with every KINDS edit,
+    then the negatives; None when sources are missing. Every shot shares one studio ground, as a catalogue's do."""
+
+    def make(root: Path, out_dir: Path) -> list[tuple[str, str, str]]:
+        rng = np.random.default_rng(5)
+        items = []
+        for name, path in _pictures(root, peer_python):
+            shot = product_shot(_load(path), rng)
+            items.append(_save(out_dir, name, "orig", shot))
+            for kind in KINDS:
+                items.append(_save(out_dir, name, kind, edit(shot, kind, rng)))
+        return items + _negatives(out_dir, root, peer_python, rng)
+
+    return _cached_set(cache / "products", cache, wallpapers, make)
+
+
+def product_shot(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """`image` as a catalogue's product shot: a smooth blob of it (the product, its outline drawn per picture) on a
+    plain, nearly white studio ground, with a soft shadow round it."""
+    w, h = 640, 480
+    angles = np.linspace(0, 2 * np.pi, 90, endpoint=False)
+    lobes = int(rng.integers(2, 5))
+    outline = (
+        1 + 0.25 * np.sin(lobes * angles + rng.uniform(0, 6)) + 0.1 * np.sin((lobes + 2) * angles + rng.uniform(0, 6))
+    )
+    radius = rng.uniform(0.28, 0.4) * h * outline
+    x, y, stretch = w / 2 + rng.uniform(-40, 40), h / 2 + rng.uniform(-30, 30), rng.uniform(0.8, 1.5)
+    mask = Image.new("L", (w, h), 0)
+    ImageDraw.Draw(mask).polygon(
+        [(x + stretch * r * np.cos(a), y + r * np.sin(a)) for r, a in zip(radius.tolist(), angles.tolist())], fill=255
+    )
+    shadow = mask.filter(ImageFilter.GaussianBlur(14)).point(lambda v: v // 2)
+    ground = Image.composite(
+        Image.new("RGB", (w, h), (170, 170, 168)), Image.new("RGB", (w, h), (248, 248, 246)), shadow
+    )
+    return Image.composite(image.convert("RGB").resize((w, h)), ground, mask)
 
 
 def build_colours(cache: Path, peer_python: Path, wallpapers: Path | None = None) -> list[tuple[str, str, str]] | None:
