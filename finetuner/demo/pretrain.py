@@ -31,8 +31,8 @@ from finetuner.train.image_cache import cached_images
 from finetuner.train.models import build_model, expand_blocks, freeze_except, set_train_mode
 from finetuner.train.param_groups import block_learning_rates, build_optimizer, build_param_groups
 from finetuner.train.preprocessing import Preprocessing
+from finetuner.train.records import pipeline_record
 from finetuner.train.schedules import build_scheduler
-from finetuner.train.stage import pipeline_record
 
 log = logging.getLogger("finetuner.pretrain")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
