@@ -22,10 +22,9 @@ from scipy.sparse.csgraph import connected_components
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from finetuner.config import parse_params  # noqa: E402
-from finetuner.dedup.candidates import TWIN_PRONE, verified_pairs  # noqa: E402
+from finetuner.dedup.candidates import TWIN_PRONE  # noqa: E402
+from finetuner.dedup.detect import verified_files  # noqa: E402
 from finetuner.dedup.guards import guard_designs  # noqa: E402
-from finetuner.dedup.hashing import hash_files  # noqa: E402
-from finetuner.dedup.views import VIEWS  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--glyphs", type=Path, default=ROOT.parent / "shared/data/glyphs/target")
@@ -100,20 +99,7 @@ def kind(x, y):
 
 config = parse_params({}).dedup
 c = time.process_time()
-batch = hash_files(paths, tuple(config.methods), workers=2, views=VIEWS)
-found = verified_pairs(
-    batch.hashes,
-    batch.detail,
-    batch.thumbs,
-    batch.ok,
-    tuple(config.methods),
-    config.max_distance,
-    config.low_info_std,
-    config.verify,
-    workers=2,
-    aspect=np.ones(len(paths)),
-    colours=batch.colours,
-)
+found = verified_files([Path(p) for p in paths], config, workers=2, aspect=np.ones(len(paths)), hash_workers=2)
 print(f"{len(paths)} images, {len(found.a)} candidates, cpu {time.process_time() - c:.1f} s (main process)")
 acc = found.verdicts.accepted
 # the stage's design guard (finetuner/dedup/guards.py), with the families as declared groups

@@ -31,7 +31,9 @@ different pictures share one template. And the caption set (`--set captions`): c
 drawn over the top or bottom of the picture or added above or below it (dedup_photoset.CAPTIONS), a quarter per picture.
 And the product set (`--set products`): each picture as a catalogue's product shot (a smooth blob of it on one plain
 studio ground, dedup_photoset.product_shot) with every edit of the bench set: the ground is a frame every shot
-shares, and a letterbox puts bars around it.
+shares, and a letterbox puts bars around it. And the document set (`--set documents`, drawn by the script): 90
+pages of text, 60 of them with one copy each (JPEG 50, half size, darker, cropped 5%, cut 10% at the top, turned 1
+degree), and 30 invoices of one layout with other words as negatives.
 """
 
 from __future__ import annotations
@@ -57,10 +59,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import dedup_photoset  # noqa: E402
 
 from finetuner.config import parse_params  # noqa: E402
-from finetuner.dedup.candidates import verified_pairs  # noqa: E402
+from finetuner.dedup.detect import verified_files  # noqa: E402
 from finetuner.dedup.hashing import hash_files  # noqa: E402
 from finetuner.dedup.units import PairRule, find_pairs  # noqa: E402
-from finetuner.dedup.views import VIEWS  # noqa: E402
 
 PEERS = ROOT / "benchmarks/envs/dedup-peers"
 
@@ -68,21 +69,8 @@ PEERS = ROOT / "benchmarks/envs/dedup-peers"
 def ours(paths: list[str]) -> tuple[np.ndarray, float]:
     config = parse_params({}).dedup
     start = time.perf_counter()
-    batch = hash_files(paths, tuple(config.methods), workers=0, views=VIEWS)
     aspect = np.array([_aspect(p) for p in paths])  # the stage reads these from the manifest (width, height)
-    found = verified_pairs(
-        batch.hashes,
-        batch.detail,
-        batch.thumbs,
-        batch.ok,
-        tuple(config.methods),
-        config.max_distance,
-        config.low_info_std,
-        config.verify,
-        workers=2,
-        aspect=aspect,
-        colours=batch.colours,
-    )
+    found = verified_files([Path(p) for p in paths], config, workers=2, aspect=aspect)
     keep = found.verdicts.accepted
     return np.stack([found.a[keep], found.b[keep]], axis=1), time.perf_counter() - start
 
@@ -203,13 +191,13 @@ def main() -> int:
     )
     parser.add_argument(
         "--set",
-        choices=("bench", "held-out", "colours", "fresh", "composed", "captions", "products", "all"),
+        choices=("bench", "held-out", "colours", "fresh", "composed", "captions", "products", "documents", "all"),
         default="all",
         help="the bench set, the held-out set (dedup_photoset.HELD_OUT: edits unlike the bench's), the colour set "
         "(dedup_photoset.COLOUR_EDITS and TWINS), the fresh set (dedup_photoset.FRESH: 16 edits made after tuning), "
         "the composed set (dedup_photoset.COMPOSED: pictures in templates), the caption set (dedup_photoset.CAPTIONS), "
         "the product set (dedup_photoset.product_shot: each picture as a product on a studio ground, with the bench's "
-        "edits), or all in turn",
+        "edits), the document set (dedup_photoset.DOCUMENTS: pages of text and invoices of one layout), or all in turn",
     )
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
@@ -221,6 +209,7 @@ def main() -> int:
         "composed": (dedup_photoset.build_composed, dedup_photoset.COMPOSED),
         "captions": (dedup_photoset.build_captions, dedup_photoset.CAPTIONS),
         "products": (dedup_photoset.build_products, dedup_photoset.KINDS),
+        "documents": (dedup_photoset.build_documents, dedup_photoset.DOCUMENTS),
     }
     for name, (build, kinds) in sets.items():
         if args.set in (name, "all") and not compare(name, build, kinds, args):

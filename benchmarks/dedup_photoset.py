@@ -83,6 +83,7 @@ CAPTIONS = {
     for share in (15, 20, 25, 30)
 }
 COLOUR_EDITS = {k: "colour" for k in ("hue15", "hue_30", "sepia", "warm", "cool", "vivid", "faded")}
+DOCUMENTS = {k: "document" for k in ("jpeg50", "half", "darker", "crop5", "crop10top", "turned1")}
 TWINS = ("twin_hue120", "twin_object240")  # two twins of a picture are as far apart in hue as from it
 PACKAGES = ("plasma-workspace-wallpapers", "lomiri-wallpapers")
 SIDE = 640
@@ -618,6 +619,66 @@ def product_shot(image: Image.Image, rng: np.random.Generator) -> Image.Image:
         Image.new("RGB", (w, h), (170, 170, 168)), Image.new("RGB", (w, h), (248, 248, 246)), shadow
     )
     return Image.composite(image.convert("RGB").resize((w, h)), ground, mask)
+
+
+def build_documents(cache: Path, peer_python: Path, wallpapers: Path | None = None) -> list[tuple[str, str, str]]:
+    """(path, base, kind) of the document set, drawn here (no photos needed): 90 pages of text in one layout, the
+    first 60 each with one DOCUMENTS edit in turn, and as negatives 30 invoices of another layout, which differ only in
+    their words."""
+    out_dir = cache / "documents"
+    index = out_dir / "index.tsv"
+    if index.exists():
+        return [tuple(line.split("\t")) for line in index.read_text().splitlines()]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(3)
+    items = []
+    for k in range(90):
+        page = _page(f"REPORT {k}", rng)
+        items.append(_save(out_dir, f"page{k:03d}", "orig", page))
+        if k < 60:
+            kind = list(DOCUMENTS)[k % len(DOCUMENTS)]
+            items.append(_save(out_dir, f"page{k:03d}", kind, document_edit(page, kind)))
+    items += [_save(out_dir, f"invoice{k:02d}", "negative", _page("INVOICE", rng, lines=26)) for k in range(30)]
+    index.write_text("\n".join("\t".join(item) for item in items))
+    return items
+
+
+def _page(title: str, rng: np.random.Generator, lines: int = 0) -> Image.Image:
+    """A 600x800 page: a title, then paragraphs of words from a small vocabulary (`lines` > 0: that many lines, one
+    block, as a form's)."""
+    page = Image.new("RGB", (600, 800), (250, 250, 248))
+    draw = ImageDraw.Draw(page)
+    draw.text((60, 40), title, fill=(20, 20, 20), font_size=28)
+    y = 110
+    blocks = [lines] if lines else [int(rng.integers(3, 8)) for _ in range(5)]
+    for count in blocks:
+        for _ in range(count):
+            words = rng.choice(_VOCABULARY.split(), size=int(rng.integers(6, 12)))
+            draw.text((60, y), " ".join(words.tolist()), fill=(20, 20, 20), font_size=14)
+            y += 20 if not lines else 24
+        y += 18
+    return page
+
+
+_VOCABULARY = (
+    "the of and to in is was for on that with by as at from his her an were which be this are have had not but"
+)
+
+
+def document_edit(page: Image.Image, kind: str) -> Image.Image:
+    """One DOCUMENTS copy of a page."""
+    w, h = page.size
+    if kind == "jpeg50":
+        return _reencoded(page, "JPEG", 50)
+    if kind == "half":
+        return page.resize((w // 2, h // 2), Image.Resampling.LANCZOS)
+    if kind == "darker":
+        return ImageEnhance.Brightness(page).enhance(0.8)
+    if kind == "crop5":
+        return page.crop((w // 20, h // 20, w - w // 20, h - h // 20))
+    if kind == "crop10top":
+        return page.crop((0, h // 10, w, h))
+    return page.rotate(1.0, resample=Image.Resampling.BICUBIC, fillcolor=(250, 250, 248))  # turned1: a scan
 
 
 def build_colours(cache: Path, peer_python: Path, wallpapers: Path | None = None) -> list[tuple[str, str, str]] | None:

@@ -23,6 +23,7 @@ import numpy as np
 from finetuner.common.memory import with_array_memory
 from finetuner.config import VerifyConfig
 from finetuner.dedup.decide import decide
+from finetuner.dedup.full_size import full_size_looks
 from finetuner.dedup.hashing import DECODE_SIZE, PIXELS, view_key
 from finetuner.dedup.neighbours import hamming, radius_pairs, radius_pairs_between
 from finetuner.dedup.pair_cache import CandidateCache, LookCache, VerdictCache, pair_keys
@@ -237,12 +238,14 @@ def verified_pairs(
     shas: list[str] | None = None,
     cache_dir: Path | None = None,
     colours: np.ndarray | None = None,
+    files: list[Path] | None = None,
 ) -> Verified:
     """Candidates among the hashed contents, each decided by the verifier; indices are content positions.
     `aspect`: width / height per content (NaN where unknown), so no alignment may stretch an image. With `shas`
     and `cache_dir`, candidates and verdicts are cached per content pair: a grown collection searches and verifies
     only the pairs touching its new contents. `colours`: the colour thumbnails of the verifier's colour check (None:
-    grey alone decides)."""
+    grey alone decides). `files`: each content's file, for a second look at full size at large graphics the shape
+    check refused (finetuner/dedup/full_size.py; None: the thumbnails alone decide)."""
     hashed = np.flatnonzero(ok)
     found = searched_candidates(
         {name: values[hashed] for name, values in hashes.items()},
@@ -268,7 +271,9 @@ def verified_pairs(
     rule = verify_rule(config)
     # the thumbnails a verdict was made on depend on the decode size too, and the verdicts on the verifier's code
     cache = (
-        VerdictCache(cache_dir, repr((VERIFIER, rule, DECODE_SIZE, config.prescreen_similarity, low_info_std)))
+        VerdictCache(
+            cache_dir, repr((VERIFIER, rule, DECODE_SIZE, config.prescreen_similarity, low_info_std, files is not None))
+        )
         if caching
         else None
     )
@@ -298,6 +303,8 @@ def verified_pairs(
         looks[todo],
         colours,
     )
+    if files is not None:
+        verdicts = full_size_looks(files, thumbs, a[todo], b[todo], verdicts, rule, workers)
     if len(todo):
         seconds = time.perf_counter() - start
         log.info("verified %d pairs in %.1f s: %d accepted", len(todo), seconds, verdicts.accepted.sum())

@@ -14,7 +14,7 @@ import numpy as np
 
 from finetuner.common.memory import with_array_memory
 from finetuner.config import DedupConfig, Params
-from finetuner.dedup.candidates import TWIN_PRONE, nearest_rejected, verified_pairs, verify_tradeoff
+from finetuner.dedup.candidates import TWIN_PRONE, Verified, nearest_rejected, verified_pairs, verify_tradeoff
 from finetuner.dedup.hash_cache import HashCache
 from finetuner.dedup.hashing import DECODE_SIZE, HASH_SIZE, hash_files, view_key
 from finetuner.dedup.units import PairRule, apply_rule, find_pairs, tradeoff
@@ -90,6 +90,29 @@ def detect_pairs(rule: PairRule, hashes: dict, detail: np.ndarray, ok: np.ndarra
     return hashed[near.i], hashed[near.j], near, table
 
 
+def verified_files(
+    files: list[Path], config: DedupConfig, workers: int, aspect: np.ndarray | None = None, hash_workers: int = 0
+) -> Verified:
+    """The verifier's verdicts on the candidates among image files, as the stage makes them from its contents (views,
+    colour check, the second look at full size), without caches or guards: for benchmarks and tests. `aspect`: width
+    / height per file (None: not checked); the files are hashed by `hash_workers` processes (0: in this one)."""
+    batch = hash_files(files, tuple(config.methods), hash_workers, views=VIEWS)
+    return verified_pairs(
+        batch.hashes,
+        batch.detail,
+        batch.thumbs,
+        batch.ok,
+        tuple(config.methods),
+        config.max_distance,
+        config.low_info_std,
+        config.verify,
+        workers,
+        aspect=aspect,
+        colours=batch.colours,
+        files=files,
+    )
+
+
 @dataclass(frozen=True)
 class Found:
     """Near-duplicate pairs between contents (indices a, b) found from the hashes, verified or by the hash rule."""
@@ -117,7 +140,10 @@ def hash_pairs(
     workers: int,
     shas: list[str],
     cache_dir: Path,
+    files: list[Path] | None = None,
 ) -> Found:
+    """The pairs of the hashed contents, by the hash rule alone or verified (with `files`, each content's file: large
+    graphics the shape check refused are looked at again at full size, finetuner/dedup/full_size.py)."""
     config, rule = params.dedup, pair_rule(params.dedup)
     if not config.verify.enabled:
         near_a, near_b, near, table = detect_pairs(rule, hashes, detail, ok, workers)
@@ -148,6 +174,7 @@ def hash_pairs(
         shas,
         cache_dir,
         colours=colours,
+        files=files,
     )
     kept = np.flatnonzero(found.verdicts.accepted)
     rejected = [

@@ -236,6 +236,7 @@ def run(params: Params, root: Path = Path(".")) -> dict:
         workers,
         usable.contents,
         root / CACHE_DIR,
+        [images_dir / paths[k] for k in rep_rows],
     )
     hashed = HashedContents(
         images_dir, paths, usable.declared, usable.contents, rep_rows, detail, ok, workers, root / CACHE_DIR

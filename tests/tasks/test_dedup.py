@@ -18,9 +18,10 @@ from PIL import Image, ImageDraw
 from finetuner import layout
 from finetuner.common.stage import InputError, split_run_facts, write_csv
 from finetuner.config import parse_params
-from finetuner.dedup import candidates, hashing
+from finetuner.dedup import candidates, full_size, hashing
 from finetuner.dedup import stage as dedup
 from finetuner.demo.synthetic_photos import VARIANTS, photo, to_jpeg_bytes, variant
+from tests.dedup.test_full_size import page, turned
 from tests.dedup.test_shape import letter
 
 COLUMNS = ["path", "label", "group", "status", "reason", "sha256", "width", "height"]
@@ -318,3 +319,20 @@ def test_missing_manifest_column_is_an_input_error(tmp_path: Path, params) -> No
     write_csv(tmp_path / dedup.MANIFEST, [{"path": "a.jpg", "label": "a"}], ["path", "label"])
     with pytest.raises(InputError, match="missing column"):
         dedup.run(params, tmp_path)
+
+
+def test_a_scanned_copy_of_a_page_is_found_at_full_size_once(tmp_path: Path, params, monkeypatch) -> None:
+    rows: list[dict] = []
+    original = page(0)
+    for name, image in (("p0", original), ("p0_scan", turned(original)), ("p1", page(1)), ("p2", page(2))):
+        add_image(tmp_path, rows, f"forms/{name}.png", png(image), name)
+    write_csv(tmp_path / dedup.MANIFEST, rows, COLUMNS)
+    dedup.run(params, tmp_path)
+    pairs = read(tmp_path / dedup.PAIRS_CSV)
+    assert [(p["path_a"], p["path_b"], p["rule"]) for p in pairs] == [
+        ("forms/p0.png", "forms/p0_scan.png", full_size.RULE)
+    ], pairs
+    assert "keypoints fit" in pairs[0]["transform"]
+    monkeypatch.setattr(full_size, "_seen", lambda file: pytest.fail(f"{file} opened again"))
+    dedup.run(params, tmp_path)  # the verdict is cached with the others: no file is opened again
+    assert read(tmp_path / dedup.PAIRS_CSV) == pairs

@@ -1,0 +1,207 @@
+"""A second look at full size for pairs of large graphics the 64x64 shape check refused (a page of text and its copy).
+
+At 64x64 a page of text is lines of grey: a copy cropped by 5% or turned 1 degree scores 0.88-0.98 in the shape check,
+and so do other pages of one layout (an invoice template with other words), so no threshold there tells them apart.
+At 512 pixels the words are there. So a pair the shape check refused, whose thumbnails still agreed as they were
+aligned (similarity MIN_SIMILARITY or more), is looked at again from the files, where both are MIN_SIDE pixels or more
+on their long side (a smaller image shows little more than its thumbnail): ORB keypoints matched both ways, a
+similarity transform fitted by RANSAC (OpenCV), then the fine detail of the two aligned over their overlap. On the
+document set of `benchmarks/bench_dedup_quality.py` (90 pages of text, 60 with a copy; 30 invoices of one layout)
+the pairs looked at were 23 copies (cropped 5%, cut 10% at the top, turned 1 degree), which kept 143-366 keypoints in
+the fit and correlated 0.74-0.91 in detail, and 21 pairs of different pages, which kept 14-53 and correlated 0.46 at
+most. Only images drawn in thin lines are looked at (`thin_ink`): a solid shape (a product, a logo) is on the
+thumbnail already, and on the product set the look cost 4 s for 866 pairs while finding one copy more. A pair accepted
+here (rule `full size`) must also pass the colour check on the aligned images. Verdicts are made once per pair and
+cached with the others (finetuner/dedup/candidates.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps
+
+from finetuner.dedup.colour import SIDE as COLOUR_SIDE
+from finetuner.dedup.colour import colour_fit, colour_planes
+from finetuner.dedup.surround import PLAIN_TOLERANCE, plain
+from finetuner.dedup.verdicts import Verdicts, VerifyRule
+
+log = logging.getLogger("finetuner.dedup")
+
+RULE = "full size"
+SIDE = 512  # pixels on the long side at which a pair is compared
+MIN_SIDE = 256  # both images at least this on their long side, or the look is not taken
+MIN_SIMILARITY = 0.9  # the thumbnails' similarity, as aligned, of a refused pair worth the look
+KEYPOINTS = 2000  # ORB keypoints per image
+MIN_INLIERS = 90  # keypoint matches the fitted transform must explain (see the module's docstring)
+MIN_DETAIL = 0.7  # fine-detail correlation over the overlap
+MAX_TURN = 5.0  # degrees: a scan or a photographed print straightened by hand, as the verifier's refit allows
+MAX_SCALE = 2.0  # the most either image is scaled onto the other
+# the fine detail: the image blurred by DETAIL_SIGMAS[0] less its blur by DETAIL_SIGMAS[1] (pixels at SIDE). Without the
+# first blur, a copy resized by 10% (a crop, scaled back to SIDE) correlated down to 0.51, as its one-pixel strokes
+# were resampled differently; with it, 0.81 and up, while other pages of one layout reached 0.50
+DETAIL_SIGMAS = (1.0, 2.0)
+EDGE = 3  # pixels inside the overlap's edge left out (the warp's interpolated border)
+THIN_INK = 0.08  # the share of a thumbnail its ink keeps after ERODE erosions, below which it is drawn in thin lines
+ERODE = 3
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """One image at SIDE: grey, colour, and its ORB keypoints' positions and descriptors."""
+
+    grey: np.ndarray
+    rgb: np.ndarray
+    points: np.ndarray
+    descriptors: np.ndarray | None
+
+
+def full_size_looks(
+    files: list[Path],
+    thumbs: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    verdicts: Verdicts,
+    rule: VerifyRule,
+    workers: int = 1,
+) -> Verdicts:
+    """`verdicts` of the pairs (files[a[k]], files[b[k]]), with those the shape check refused while their thumbnails
+    agreed looked at again at full size (`compare`), where both images are drawn in thin lines (`thin_ink`, from
+    their thumbnails); unreadable or small files keep their verdict."""
+    look = np.flatnonzero((verdicts.rule == "shape") & ~verdicts.accepted & (verdicts.similarity >= MIN_SIMILARITY))
+    if len(look):
+        ends, inverse = np.unique(np.r_[a[look], b[look]], return_inverse=True)
+        thin = thin_ink(thumbs[ends])[inverse]
+        look = look[thin[: len(look)] & thin[len(look) :]]
+    look = look.tolist()
+    if not look:
+        return verdicts
+    start = time.perf_counter()
+    images = sorted({int(a[q]) for q in look} | {int(b[q]) for q in look})
+    with ThreadPoolExecutor(max(1, workers)) as pool:  # OpenCV and the decoders release the GIL
+        seen = dict(zip(images, pool.map(lambda k: _seen(files[k]), images)))
+        found = list(pool.map(lambda q: compare(seen[int(a[q])], seen[int(b[q])], rule), look))
+    columns = {f: np.array(getattr(verdicts, f), copy=True) for f in Verdicts.__dataclass_fields__}
+    for q, result in zip(look, found):
+        if result is None:
+            continue
+        accepted, detail, overlap, colour, how = result
+        columns["transform"][q] = f"{columns['transform'][q]}; {how}"
+        if accepted:
+            columns["accepted"][q], columns["rule"][q] = True, RULE
+            columns["detail_similarity"][q], columns["overlap"][q] = round(detail, 4), round(overlap, 4)
+            columns["colour"][q] = round(colour, 4)
+    accepted = int(sum(columns["accepted"][q] for q in look))
+    log.info(
+        "looked at %d pairs of graphics again at full size in %.1f s: %d accepted",
+        len(look),
+        time.perf_counter() - start,
+        accepted,
+    )
+    return replace(verdicts, **columns)
+
+
+def thin_ink(thumbs: np.ndarray) -> np.ndarray:
+    """Per (n, 64, 64) grey thumbnail: is what differs from its frame colour drawn in thin lines (text, line art),
+    less than THIN_INK of it left after ERODE erosions by a 3x3 square? A product shot or a logo has solid parts, which
+    the thumbnail already shows: 14 of the product set's 483 graphics (shots and their copies) are under it, and none
+    of the real-photo bench's; pages of text keep 0.01 at most, invoices with a large heading 0.04-0.06."""
+    seen = plain(thumbs)
+    ink = np.abs(np.asarray(thumbs, np.float32) - seen.colour[:, None, None]) > PLAIN_TOLERANCE
+    kernel = np.ones((3, 3), np.uint8)
+    inside = [cv2.erode(mark.astype(np.uint8), kernel, iterations=ERODE).mean() for mark in ink]
+    return np.array(inside) < THIN_INK
+
+
+def _seen(file: Path) -> _Seen | None:
+    """The image at SIDE on its long side with its keypoints; None when it is smaller than MIN_SIDE or unreadable."""
+    try:
+        with Image.open(file) as image:
+            if max(image.size) < MIN_SIDE:
+                return None
+            image.draft("RGB", (SIDE, SIDE))  # JPEG: decoded at a reduced scale, as the hashing does
+            rgb = ImageOps.exif_transpose(image).convert("RGB")
+    except (OSError, ValueError):
+        return None
+    scale = SIDE / max(rgb.size)
+    if scale < 1:
+        rgb = rgb.resize((max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))), Image.Resampling.BOX)
+    pixels = np.asarray(rgb)
+    grey = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
+    keypoints, descriptors = cv2.ORB_create(KEYPOINTS).detectAndCompute(grey, None)
+    points = np.array([k.pt for k in keypoints], np.float32).reshape(-1, 2)
+    return _Seen(grey, pixels, points, descriptors)
+
+
+def compare(p: _Seen | None, q: _Seen | None, rule: VerifyRule) -> tuple[bool, float, float, float, str] | None:
+    """(accepted, detail correlation, overlap, colour share, description) of two images seen at SIDE: p mapped onto q
+    by a similarity transform fitted to their matched keypoints; None where either was not seen."""
+    if p is None or q is None:
+        return None
+    fit = _fitted(p, q)
+    if fit is None:
+        return False, 0.0, 0.0, np.nan, "full size: no transform fits the keypoints"
+    warp, inliers = fit
+    scale = float(np.hypot(*warp[:, 0]))
+    turn = float(np.degrees(np.arctan2(warp[1, 0], warp[0, 0])))
+    h, w = q.grey.shape
+    mask = cv2.warpAffine(np.ones(p.grey.shape, np.uint8), warp, (w, h), flags=cv2.INTER_NEAREST) > 0
+    mask = cv2.erode(mask.astype(np.uint8), np.ones((2 * EDGE + 1, 2 * EDGE + 1), np.uint8)).astype(bool)
+    overlap = float(min(mask.mean(), mask.sum() / (p.grey.size * scale * scale)))
+    placed = cv2.warpAffine(p.grey.astype(np.float32), warp, (w, h), flags=cv2.INTER_LINEAR)
+    detail = _correlation(_detail(placed)[mask], _detail(q.grey.astype(np.float32))[mask])
+    how = f"full size: {inliers} keypoints fit x{scale:.3f} turned {turn:.1f} degrees, detail {detail:.2f}"
+    if inliers < MIN_INLIERS or detail < MIN_DETAIL or overlap < rule.min_overlap:
+        return False, detail, overlap, np.nan, how
+    colour = _colour(p, q, warp, mask)
+    if colour < rule.min_colour_fit:
+        return False, detail, overlap, colour, f"{how}; colours differ ({colour:.2f} of chroma explained)"
+    return True, detail, overlap, colour, how
+
+
+def _fitted(p: _Seen, q: _Seen) -> tuple[np.ndarray, int] | None:
+    """The similarity transform (2x3) from p's pixels to q's that most matched keypoints agree with, and how many do;
+    None where too few match, or it scales or turns more than a copy's edit would."""
+    if p.descriptors is None or q.descriptors is None or len(p.points) < 10 or len(q.points) < 10:
+        return None
+    matches = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True).match(p.descriptors, q.descriptors)
+    if len(matches) < 10:
+        return None
+    source = p.points[[m.queryIdx for m in matches]]
+    target = q.points[[m.trainIdx for m in matches]]
+    warp, inliers = cv2.estimateAffinePartial2D(source, target, method=cv2.RANSAC, ransacReprojThreshold=3.0)
+    if warp is None:
+        return None
+    scale = float(np.hypot(*warp[:, 0]))
+    turn = abs(float(np.degrees(np.arctan2(warp[1, 0], warp[0, 0]))))
+    if not (1 / MAX_SCALE <= scale <= MAX_SCALE) or turn > MAX_TURN:
+        return None
+    return warp, int(inliers.sum())
+
+
+def _detail(image: np.ndarray) -> np.ndarray:
+    fine, coarse = (cv2.GaussianBlur(image, (0, 0), sigma) for sigma in DETAIL_SIGMAS)
+    return fine - coarse
+
+
+def _correlation(x: np.ndarray, y: np.ndarray) -> float:
+    x, y = x - x.mean(), y - y.mean()
+    return float((x * y).sum() / max(np.sqrt((x * x).sum() * (y * y).sum()), 1e-9))
+
+
+def _colour(p: _Seen, q: _Seen, warp: np.ndarray, mask: np.ndarray) -> float:
+    """The colour check's share (finetuner/dedup/colour.py) of the two images aligned, over the overlap's box."""
+    h, w = q.grey.shape
+    placed = cv2.warpAffine(p.rgb, warp, (w, h), flags=cv2.INTER_AREA)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    side = (COLOUR_SIDE, COLOUR_SIDE)
+    small = [cv2.resize(np.ascontiguousarray(x[box]), side, interpolation=cv2.INTER_AREA) for x in (placed, q.rgb)]
+    planes = colour_planes(np.stack(small))
+    return float(colour_fit(planes[:1], planes[1:])[0])

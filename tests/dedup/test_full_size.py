@@ -1,0 +1,96 @@
+"""The second look at full size (finetuner/dedup/full_size.py): pages of text and their copies, forms of one layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from finetuner.config import parse_params
+from finetuner.dedup import candidates, full_size
+from finetuner.dedup.detect import verified_files
+from finetuner.dedup.verify import VerifyRule
+
+VOCABULARY = "the of and to in is was for on that with by as at from his her an were which be this are have had not"
+PAPER = (250, 250, 248)
+
+
+def page(seed: int, title: str = "INVOICE", ink: tuple[int, int, int] = (20, 20, 20)) -> Image.Image:
+    """A 600x800 page of one layout: a title and 26 lines of words drawn from `seed`."""
+    rng = np.random.default_rng(seed)
+    out = Image.new("RGB", (600, 800), PAPER)
+    draw = ImageDraw.Draw(out)
+    draw.text((60, 40), title, fill=ink, font_size=28)
+    for k in range(26):
+        draw.text(
+            (60, 110 + 24 * k),
+            " ".join(rng.choice(VOCABULARY.split(), size=int(rng.integers(6, 12)))),
+            fill=ink,
+            font_size=14,
+        )
+    return out
+
+
+def cropped(image: Image.Image, share: float = 0.05) -> Image.Image:
+    w, h = image.size
+    return image.crop((round(w * share), round(h * share), round(w * (1 - share)), round(h * (1 - share))))
+
+
+def turned(image: Image.Image) -> Image.Image:
+    return image.rotate(1.0, resample=Image.Resampling.BICUBIC, fillcolor=PAPER)  # a page scanned a little askew
+
+
+def saved(folder: Path, images: list[Image.Image]) -> list[Path]:
+    files = []
+    for k, image in enumerate(images):
+        files.append(folder / f"{k}.png")
+        image.save(files[-1])
+    return files
+
+
+def accepted_pairs(files: list[Path]) -> dict[tuple[int, int], str]:
+    """The stage's verification of every candidate among `files`: accepted pairs and their rule."""
+    aspect = np.array([Image.open(f).width / Image.open(f).height for f in files])
+    found = verified_files(files, parse_params({}).dedup, workers=1, aspect=aspect)
+    v = found.verdicts
+    return {(int(x), int(y)): str(r) for x, y, r, ok in zip(found.a, found.b, v.rule, v.accepted) if ok}
+
+
+@pytest.mark.parametrize("edit", [cropped, turned], ids=["cropped 5%", "turned 1 degree"])
+def test_a_copy_of_a_page_is_found_at_full_size_and_other_pages_of_its_layout_are_not(
+    tmp_path, edit, monkeypatch
+) -> None:
+    files = saved(tmp_path, [page(0), edit(page(0)), page(1), page(2)])
+    pairs = accepted_pairs(files)
+    assert pairs == {(0, 1): full_size.RULE}, pairs
+    # at 64x64 the copy scores like the other pages of the layout: without the second look the shape check refuses it
+    monkeypatch.setattr(candidates, "full_size_looks", lambda files, thumbs, a, b, verdicts, rule, workers: verdicts)
+    assert accepted_pairs(files) == {}
+
+
+def test_pages_of_one_layout_stay_apart_at_full_size(tmp_path) -> None:
+    seen = [full_size._seen(f) for f in saved(tmp_path, [page(k) for k in range(3)])]
+    for p, q in ((0, 1), (0, 2), (1, 2)):
+        accepted, detail, _, _, how = full_size.compare(seen[p], seen[q], VerifyRule())
+        assert not accepted and detail < full_size.MIN_DETAIL, how
+
+
+def test_a_copy_in_another_ink_colour_is_refused_by_the_colour_check(tmp_path) -> None:
+    red = page(0, ink=(200, 30, 30))
+    files = saved(tmp_path, [red, cropped(red), cropped(page(0, ink=(30, 30, 200)))])
+    original, copy, blue = (full_size._seen(f) for f in files)
+    accepted, _, _, _, how = full_size.compare(original, copy, VerifyRule())
+    assert accepted, how
+    accepted, detail, _, colour, how = full_size.compare(original, blue, VerifyRule())
+    assert not accepted and detail >= full_size.MIN_DETAIL and colour < VerifyRule().min_colour_fit, how
+
+
+def test_small_images_and_solid_graphics_are_not_looked_at(tmp_path) -> None:
+    small = page(0).resize((150, 200))
+    assert full_size._seen(saved(tmp_path, [small])[0]) is None  # under MIN_SIDE: the thumbnail shows about as much
+    solid = Image.new("L", (64, 64), 250)
+    ImageDraw.Draw(solid).ellipse([12, 12, 52, 52], fill=40)  # a product's solid shape: its thumbnail shows it
+    text = np.asarray(page(0).convert("L").resize((64, 64), Image.Resampling.BOX))
+    assert full_size.thin_ink(np.stack([np.asarray(solid), text])).tolist() == [False, True]
