@@ -51,7 +51,7 @@ class Verdicts:
     """Column-wise verdicts of many pairs; `transform` reads e.g. "mirror: full of a = crop90 of b, +(2,0) x0.95"."""
 
     accepted: np.ndarray
-    rule: np.ndarray  # "aligned", "shape", "frame", "low-detail" or "colour" (rejected by the colour check)
+    rule: np.ndarray  # "aligned", "shape", "frame", "low-detail", "full size" or "colour" (refused by the colour check)
     similarity: np.ndarray
     detail_similarity: np.ndarray
     overlap: np.ndarray

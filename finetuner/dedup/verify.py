@@ -31,7 +31,8 @@ Where images mislead that measure, they have their own rules:
   pixel for pixel within `flat_max_difference` grey levels on average (or mirrored; frames with visible shading may
   differ by one brightness gain), or both show shading beyond a plain ramp and one's is the other's up to a tone
   change and a centre crop;
-- accepted pairs of graphics pass the shape check (finetuner/dedup/shape.py);
+- accepted pairs of graphics pass the shape check (finetuner/dedup/shape.py); large pages of text it refuses are
+  looked at again from their files at full size, after the verifier (finetuner/dedup/full_size.py);
 - accepted pairs of photographs framed alike pass the surround check (finetuner/dedup/surround.py);
 - last, every accepted pair must agree in colour up to one global colour edit (finetuner/dedup/colour.py: the grey
   thumbnails cannot tell a product from the same shot in another colour), on the 16x16 colour thumbnails aligned as
