@@ -52,12 +52,15 @@ THIN_INK = 0.08  # the share of a thumbnail its ink keeps after ERODE erosions, 
 ERODE = 3
 
 
+CHUNK = 256  # pairs compared together; the images they need are held until their last pair is compared
+
+
 @dataclass(frozen=True)
 class _Seen:
-    """One image at SIDE: grey, colour, and its ORB keypoints' positions and descriptors."""
+    """One image at SIDE: its file, grey pixels, and its ORB keypoints' positions and descriptors (about 0.3 MB)."""
 
+    file: Path
     grey: np.ndarray
-    rgb: np.ndarray
     points: np.ndarray
     descriptors: np.ndarray | None
 
@@ -83,10 +86,18 @@ def full_size_looks(
     if not look:
         return verdicts
     start = time.perf_counter()
-    images = sorted({int(a[q]) for q in look} | {int(b[q]) for q in look})
+    look.sort(key=lambda q: (int(a[q]), int(b[q])))  # an image's pairs together, so it is held briefly
+    last = {int(x): n for n, q in enumerate(look) for x in (a[q], b[q])}  # the last pair each image is in
+    seen: dict[int, _Seen | None] = {}
+    found = []
     with ThreadPoolExecutor(max(1, workers)) as pool:  # OpenCV and the decoders release the GIL
-        seen = dict(zip(images, pool.map(lambda k: _seen(files[k]), images)))
-        found = list(pool.map(lambda q: compare(seen[int(a[q])], seen[int(b[q])], rule), look))
+        for s in range(0, len(look), CHUNK):
+            part = look[s : s + CHUNK]
+            fresh = sorted({int(x) for q in part for x in (a[q], b[q])} - seen.keys())
+            seen.update(zip(fresh, pool.map(lambda k: _seen(files[k]), fresh)))
+            found += pool.map(lambda q: compare(seen[int(a[q])], seen[int(b[q])], rule), part)
+            for k in [k for k in seen if last[k] < s + CHUNK]:
+                del seen[k]
     columns = {f: np.array(getattr(verdicts, f), copy=True) for f in Verdicts.__dataclass_fields__}
     for q, result in zip(look, found):
         if result is None:
@@ -121,6 +132,18 @@ def thin_ink(thumbs: np.ndarray) -> np.ndarray:
 
 def _seen(file: Path) -> _Seen | None:
     """The image at SIDE on its long side with its keypoints; None when it is smaller than MIN_SIDE or unreadable."""
+    pixels = _pixels(file)
+    if pixels is None:
+        return None
+    grey = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
+    keypoints, descriptors = cv2.ORB_create(KEYPOINTS).detectAndCompute(grey, None)
+    points = np.array([k.pt for k in keypoints], np.float32).reshape(-1, 2)
+    return _Seen(file, grey, points, descriptors)
+
+
+def _pixels(file: Path) -> np.ndarray | None:
+    """The file's RGB pixels at SIDE on the long side (smaller images as they are); None when it is smaller than
+    MIN_SIDE or unreadable."""
     try:
         with Image.open(file) as image:
             if max(image.size) < MIN_SIDE:
@@ -132,11 +155,7 @@ def _seen(file: Path) -> _Seen | None:
     scale = SIDE / max(rgb.size)
     if scale < 1:
         rgb = rgb.resize((max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))), Image.Resampling.BOX)
-    pixels = np.asarray(rgb)
-    grey = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
-    keypoints, descriptors = cv2.ORB_create(KEYPOINTS).detectAndCompute(grey, None)
-    points = np.array([k.pt for k in keypoints], np.float32).reshape(-1, 2)
-    return _Seen(grey, pixels, points, descriptors)
+    return np.asarray(rgb)
 
 
 def compare(p: _Seen | None, q: _Seen | None, rule: VerifyRule) -> tuple[bool, float, float, float, str] | None:
@@ -160,7 +179,7 @@ def compare(p: _Seen | None, q: _Seen | None, rule: VerifyRule) -> tuple[bool, f
     if inliers < MIN_INLIERS or detail < MIN_DETAIL or overlap < rule.min_overlap:
         return False, detail, overlap, np.nan, how
     colour = _colour(p, q, warp, mask)
-    if colour < rule.min_colour_fit:
+    if not colour >= rule.min_colour_fit:  # NaN too: a file changed under the run
         return False, detail, overlap, colour, f"{how}; colours differ ({colour:.2f} of chroma explained)"
     return True, detail, overlap, colour, how
 
@@ -196,12 +215,16 @@ def _correlation(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def _colour(p: _Seen, q: _Seen, warp: np.ndarray, mask: np.ndarray) -> float:
-    """The colour check's share (finetuner/dedup/colour.py) of the two images aligned, over the overlap's box."""
+    """The colour check's share (finetuner/dedup/colour.py) of the two images aligned, over the overlap's box (their
+    colours read again: only accepted pairs need them); NaN where a file can no longer be read."""
+    p_rgb, q_rgb = _pixels(p.file), _pixels(q.file)
+    if p_rgb is None or q_rgb is None or p_rgb.shape[:2] != p.grey.shape or q_rgb.shape[:2] != q.grey.shape:
+        return float("nan")
     h, w = q.grey.shape
-    placed = cv2.warpAffine(p.rgb, warp, (w, h), flags=cv2.INTER_AREA)
+    placed = cv2.warpAffine(p_rgb, warp, (w, h), flags=cv2.INTER_AREA)
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
     side = (COLOUR_SIDE, COLOUR_SIDE)
-    small = [cv2.resize(np.ascontiguousarray(x[box]), side, interpolation=cv2.INTER_AREA) for x in (placed, q.rgb)]
+    small = [cv2.resize(np.ascontiguousarray(x[box]), side, interpolation=cv2.INTER_AREA) for x in (placed, q_rgb)]
     planes = colour_planes(np.stack(small))
     return float(colour_fit(planes[:1], planes[1:])[0])

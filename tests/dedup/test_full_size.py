@@ -94,3 +94,14 @@ def test_small_images_and_solid_graphics_are_not_looked_at(tmp_path) -> None:
     ImageDraw.Draw(solid).ellipse([12, 12, 52, 52], fill=40)  # a product's solid shape: its thumbnail shows it
     text = np.asarray(page(0).convert("L").resize((64, 64), Image.Resampling.BOX))
     assert full_size.thin_ink(np.stack([np.asarray(solid), text])).tolist() == [False, True]
+
+
+def test_each_image_is_decoded_once_and_released_after_its_last_pair(tmp_path, monkeypatch) -> None:
+    files = saved(tmp_path, [page(0), cropped(page(0)), turned(page(0)), page(1)])
+    expected = accepted_pairs(files)
+    decoded: list[Path] = []
+    seen = full_size._seen
+    monkeypatch.setattr(full_size, "_seen", lambda file: decoded.append(file) or seen(file))
+    monkeypatch.setattr(full_size, "CHUNK", 1)  # one pair at a time: images are dropped as soon as they are done
+    assert accepted_pairs(files) == expected and len(expected) == 3
+    assert len(decoded) == len(set(decoded)) == 3, decoded  # the three copies, each decoded once
