@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -238,7 +238,7 @@ def verified_pairs(
     shas: list[str] | None = None,
     cache_dir: Path | None = None,
     colours: np.ndarray | None = None,
-    files: list[Path] | None = None,
+    files: Sequence[Path] | None = None,
 ) -> Verified:
     """Candidates among the hashed contents, each decided by the verifier; indices are content positions.
     `aspect`: width / height per content (NaN where unknown), so no alignment may stretch an image. With `shas`

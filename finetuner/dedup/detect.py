@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -90,6 +91,22 @@ def detect_pairs(rule: PairRule, hashes: dict, detail: np.ndarray, ok: np.ndarra
     return hashed[near.i], hashed[near.j], near, table
 
 
+class ContentFiles(Sequence[Path]):
+    """Each content's file, `folder / paths[rows[k]]`, made when read: a run reads few (the full-size look's), and
+    building all of them took 25 ms at 21,000 images."""
+
+    def __init__(self, folder: Path, paths: list[str], rows: list[int]):
+        self.folder, self.paths, self.rows = folder, paths, rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [self[n] for n in range(*k.indices(len(self)))]
+        return self.folder / self.paths[self.rows[k]]
+
+
 def verified_files(
     files: list[Path], config: DedupConfig, workers: int, aspect: np.ndarray | None = None, hash_workers: int = 0
 ) -> Verified:
@@ -140,7 +157,7 @@ def hash_pairs(
     workers: int,
     shas: list[str],
     cache_dir: Path,
-    files: list[Path] | None = None,
+    files: Sequence[Path] | None = None,
 ) -> Found:
     """The pairs of the hashed contents, by the hash rule alone or verified (with `files`, each content's file: large
     graphics the shape check refused are looked at again at full size, finetuner/dedup/full_size.py)."""

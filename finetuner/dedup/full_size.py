@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -69,7 +70,7 @@ class _Seen:
 
 
 def full_size_looks(
-    files: list[Path],
+    files: Sequence[Path],
     thumbs: np.ndarray,
     a: np.ndarray,
     b: np.ndarray,

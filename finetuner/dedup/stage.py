@@ -26,7 +26,7 @@ from finetuner.common.memory import with_collector_paused
 from finetuner.common.stage import log_run, read_csv, run_stage, split_run_facts, write_csv, write_json, write_text
 from finetuner.config import DedupConfig, Params
 from finetuner.dedup.candidates import EVIDENCE
-from finetuner.dedup.detect import Found, hash_contents, hash_pairs
+from finetuner.dedup.detect import ContentFiles, Found, hash_contents, hash_pairs
 from finetuner.dedup.embedding import HashedContents, embedding_signal
 from finetuner.dedup.guards import blank_copies, guard_clusters, guard_designs, guard_units
 from finetuner.dedup.hash_cache import PreviewCache
@@ -236,7 +236,7 @@ def run(params: Params, root: Path = Path(".")) -> dict:
         workers,
         usable.contents,
         root / CACHE_DIR,
-        [images_dir / paths[k] for k in rep_rows],
+        ContentFiles(images_dir, paths, rep_rows),
     )
     hashed = HashedContents(
         images_dir, paths, usable.declared, usable.contents, rep_rows, detail, ok, workers, root / CACHE_DIR
