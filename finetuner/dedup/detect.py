@@ -101,7 +101,7 @@ class ContentFiles(Sequence[Path]):
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, k):
+    def __getitem__(self, k: int | slice) -> Path | list[Path]:  # type: ignore[override]
         if isinstance(k, slice):
             return [self[n] for n in range(*k.indices(len(self)))]
         return self.folder / self.paths[self.rows[k]]
