@@ -105,3 +105,11 @@ def test_each_image_is_decoded_once_and_released_after_its_last_pair(tmp_path, m
     monkeypatch.setattr(full_size, "CHUNK", 1)  # one pair at a time: images are dropped as soon as they are done
     assert accepted_pairs(files) == expected and len(expected) == 3
     assert len(decoded) == len(set(decoded)) == 3, decoded  # the three copies, each decoded once
+
+
+def test_unreadable_or_vanished_files_keep_their_verdict(tmp_path) -> None:
+    broken, gone = tmp_path / "broken.png", tmp_path / "gone.png"
+    broken.write_bytes(b"not an image")
+    assert full_size._seen(broken) is None and full_size._seen(gone) is None
+    page_seen = full_size._seen(saved(tmp_path, [page(0)])[0])
+    assert full_size.compare(page_seen, None, VerifyRule()) is None  # the verifier's verdict stands
