@@ -29,10 +29,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from finetuner.dedup.colour import SIDE as COLOUR_SIDE
 from finetuner.dedup.colour import colour_fit, colour_planes
+from finetuner.dedup.hashing import decode_for_hash
 from finetuner.dedup.surround import PLAIN_TOLERANCE, plain
 from finetuner.dedup.verdicts import Verdicts, VerifyRule
 
@@ -152,8 +153,7 @@ def _pixels(file: Path) -> np.ndarray | None:
         with Image.open(file) as image:
             if max(image.size) < MIN_SIDE:
                 return None
-            image.draft("RGB", (SIDE, SIDE))  # JPEG: decoded at a reduced scale, as the hashing does
-            rgb = ImageOps.exif_transpose(image).convert("RGB")
+        rgb = decode_for_hash(file, SIDE, color=True)  # as the hashing decodes: 16-bit, alpha, EXIF turns, JPEG draft
     except (OSError, ValueError):
         return None
     scale = SIDE / max(rgb.size)

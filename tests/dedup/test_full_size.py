@@ -113,3 +113,12 @@ def test_unreadable_or_vanished_files_keep_their_verdict(tmp_path) -> None:
     assert full_size._seen(broken) is None and full_size._seen(gone) is None
     page_seen = full_size._seen(saved(tmp_path, [page(0)])[0])
     assert full_size.compare(page_seen, None, VerifyRule()) is None  # the verifier's verdict stands
+
+
+def test_a_16_bit_scan_is_read_as_the_hashing_reads_it(tmp_path) -> None:
+    grey = np.asarray(page(0).convert("L"), np.uint16) * 257  # a 16-bit grey scan of the page
+    deep, copy = tmp_path / "deep.png", tmp_path / "copy.png"
+    Image.fromarray(grey).save(deep)
+    cropped(page(0)).save(copy)
+    accepted, _, _, _, how = full_size.compare(full_size._seen(deep), full_size._seen(copy), VerifyRule())
+    assert accepted, how
