@@ -33,6 +33,7 @@ from PIL import Image
 
 from finetuner.dedup.colour import SIDE as COLOUR_SIDE
 from finetuner.dedup.colour import colour_fit, colour_planes
+from finetuner.dedup.correlation import corr_many
 from finetuner.dedup.hashing import decode_for_hash
 from finetuner.dedup.surround import PLAIN_TOLERANCE, plain
 from finetuner.dedup.verdicts import Verdicts, VerifyRule
@@ -55,8 +56,6 @@ DETAIL_SIGMAS = (1.0, 2.0)
 EDGE = 3  # pixels inside the overlap's edge left out (the warp's interpolated border)
 THIN_INK = 0.08  # the share of a thumbnail its ink keeps after ERODE erosions, below which it is drawn in thin lines
 ERODE = 3
-
-
 CHUNK = 256  # pairs compared together; the images they need are held until their last pair is compared
 
 
@@ -149,12 +148,11 @@ def _seen(file: Path) -> _Seen | None:
 def _pixels(file: Path) -> np.ndarray | None:
     """The file's RGB pixels at SIDE on the long side (smaller images as they are); None when it is smaller than
     MIN_SIDE or unreadable."""
-    try:
-        with Image.open(file) as image:
-            if max(image.size) < MIN_SIDE:
-                return None
-        rgb = decode_for_hash(file, SIDE, color=True)  # as the hashing decodes: 16-bit, alpha, EXIF turns, JPEG draft
+    try:  # as the hashing decodes: 16-bit, alpha, EXIF turns; a JPEG's draft keeps both sides >= SIDE
+        rgb = decode_for_hash(file, SIDE, color=True)
     except (OSError, ValueError):
+        return None
+    if max(rgb.size) < MIN_SIDE:
         return None
     scale = SIDE / max(rgb.size)
     if scale < 1:
@@ -171,14 +169,13 @@ def compare(p: _Seen | None, q: _Seen | None, rule: VerifyRule) -> tuple[bool, f
     if fit is None:
         return False, 0.0, 0.0, np.nan, "full size: no transform fits the keypoints"
     warp, inliers = fit
-    scale = float(np.hypot(*warp[:, 0]))
-    turn = float(np.degrees(np.arctan2(warp[1, 0], warp[0, 0])))
+    scale, turn = _scale_turn(warp)
     h, w = q.grey.shape
     mask = cv2.warpAffine(np.ones(p.grey.shape, np.uint8), warp, (w, h), flags=cv2.INTER_NEAREST) > 0
     mask = cv2.erode(mask.astype(np.uint8), np.ones((2 * EDGE + 1, 2 * EDGE + 1), np.uint8)).astype(bool)
     overlap = float(min(mask.mean(), mask.sum() / (p.grey.size * scale * scale)))
     placed = cv2.warpAffine(p.grey.astype(np.float32), warp, (w, h), flags=cv2.INTER_LINEAR)
-    detail = _correlation(_detail(placed)[mask], _detail(q.grey.astype(np.float32))[mask])
+    detail = float(corr_many(_detail(placed)[mask][None], _detail(q.grey.astype(np.float32))[mask][None])[0])
     how = f"full size: {inliers} keypoints fit x{scale:.3f} turned {turn:.1f} degrees, detail {detail:.2f}"
     if inliers < MIN_INLIERS or detail < MIN_DETAIL or overlap < rule.min_overlap:
         return False, detail, overlap, np.nan, how
@@ -201,21 +198,20 @@ def _fitted(p: _Seen, q: _Seen) -> tuple[np.ndarray, int] | None:
     warp, inliers = cv2.estimateAffinePartial2D(source, target, method=cv2.RANSAC, ransacReprojThreshold=3.0)
     if warp is None:
         return None
-    scale = float(np.hypot(*warp[:, 0]))
-    turn = abs(float(np.degrees(np.arctan2(warp[1, 0], warp[0, 0]))))
-    if not (1 / MAX_SCALE <= scale <= MAX_SCALE) or turn > MAX_TURN:
+    scale, turn = _scale_turn(warp)
+    if not (1 / MAX_SCALE <= scale <= MAX_SCALE) or abs(turn) > MAX_TURN:
         return None
     return warp, int(inliers.sum())
+
+
+def _scale_turn(warp: np.ndarray) -> tuple[float, float]:
+    """The scale and the turn in degrees of a 2x3 similarity transform."""
+    return float(np.hypot(*warp[:, 0])), float(np.degrees(np.arctan2(warp[1, 0], warp[0, 0])))
 
 
 def _detail(image: np.ndarray) -> np.ndarray:
     fine, coarse = (cv2.GaussianBlur(image, (0, 0), sigma) for sigma in DETAIL_SIGMAS)
     return fine - coarse
-
-
-def _correlation(x: np.ndarray, y: np.ndarray) -> float:
-    x, y = x - x.mean(), y - y.mean()
-    return float((x * y).sum() / max(np.sqrt((x * x).sum() * (y * y).sum()), 1e-9))
 
 
 def _colour(p: _Seen, q: _Seen, warp: np.ndarray, mask: np.ndarray) -> float:

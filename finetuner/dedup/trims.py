@@ -80,8 +80,7 @@ def trim_boxes(thumbs: np.ndarray) -> np.ndarray:
     boxes = np.empty((len(grey), 4), np.int64)
     for s in range(0, len(grey), CHUNK):  # bounded temporaries: whole-collection ones cost more than the arithmetic
         boxes[s : s + CHUNK] = _layer_boxes(grey[s : s + CHUNK], FLAT_STD)
-    blank = (boxes[:, 1] - boxes[:, 0] < h // 4) | (boxes[:, 3] - boxes[:, 2] < w // 4)
-    boxes[blank] = (0, h, 0, w)
+    boxes[_blank(boxes, h, w)] = (0, h, 0, w)
     for k in np.flatnonzero((boxes != (0, h, 0, w)).any(axis=1)).tolist():
         boxes[k] = _inside_ground(grey[k], boxes[k])
     return boxes
@@ -117,10 +116,14 @@ def _inside_ground(grey: np.ndarray, box: np.ndarray) -> np.ndarray:
     ]
     if any(abs(float(bar.mean()) - float(line.mean())) < NEST_CONTRAST for bar, line, stripped in edges if stripped):
         return box
-    t, b, c, d = _layer_boxes(inside[None], NEST_FLAT_STD)[0].tolist()  # rows t:b, columns c:d of `inside`
-    if b - t < h // 4 or d - c < w // 4:
-        return box
-    return np.array([top + t, top + b, left + c, left + d], np.int64)
+    narrowed = _layer_boxes(inside[None], NEST_FLAT_STD) + (top, top, left, left)
+    return box if _blank(narrowed, h, w)[0] else narrowed[0]
+
+
+def _blank(boxes: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Which (n, 4) boxes on an h x w thumbnail keep under a quarter of either side: the frame is then nearly
+    blank, and nothing in it is content."""
+    return (boxes[:, 1] - boxes[:, 0] < h // 4) | (boxes[:, 3] - boxes[:, 2] < w // 4)
 
 
 def trim_box(thumb: np.ndarray) -> tuple[int, int, int, int]:
