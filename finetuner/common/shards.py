@@ -4,7 +4,7 @@ For caches that grow with the data (dedup's hashes, thumbnails, candidate pairs 
 a run writes 5% of the rows, where a single-file cache rewrote (and checksummed) all of them every run. A shard is
 `<seq>-<token>.npz` of named columns, written atomically with a checksum (finetuner/common/integrity.py); big
 fixed-shape columns (`mapped`) go to `<seq>-<token>.<name>.npy` beside it and are memory-mapped when read, so a run
-pages in only the rows it uses; their sha256 is kept in the npz and checked on every load. The npz is written last:
+pages in only the rows it uses; their CRC-32 is kept in the npz and checked on every load. The npz is written last:
 it is the shard's commit, so a run killed mid-append leaves at most an orphan .npy, which is ignored and cleared.
 A damaged or partial shard is reported with its file name, deleted, and its rows are simply missing (callers
 recompute them). `save` appends, or once MAX_SHARDS shards exist compacts the table into one shard (`replace`).
@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,6 +27,20 @@ from finetuner.common.stage import atomic_path
 log = logging.getLogger("finetuner.cache")
 
 MAX_SHARDS = 8  # once this many exist, the next save writes one shard of every row instead (a rewrite per 8 growths)
+
+
+def _bytes(values: np.ndarray) -> memoryview:
+    return memoryview(np.ascontiguousarray(values)).cast("B")
+
+
+# A mapped column's checksum, by the name it is stored under in the npz. Every load checks every mapped column (82 MB
+# of thumbnails at 20,000 images): CRC-32 reads it in 11 ms, sha256 in 37 ms. It guards against damage, not against
+# someone forging a cache. Shards written with sha256 still load.
+_DIGESTS: dict[str, Callable[[np.ndarray], str]] = {
+    "crc32": lambda values: f"{zlib.crc32(_bytes(values)):08x}",
+    "sha256": lambda values: hashlib.sha256(_bytes(values)).hexdigest(),
+}
+WRITTEN_DIGEST = "crc32"
 
 
 class ShardedTable:
@@ -58,13 +73,14 @@ class ShardedTable:
     def _read(self, path: Path) -> dict[str, np.ndarray]:
         columns = load_npz_checked(path)
         for name in self.mapped:
-            digest = columns.pop(f"{name}_sha256", None)
+            stored = {kind: columns.pop(f"{name}_{kind}", None) for kind in _DIGESTS}
             side = _mapped_path(path, name)
             try:
                 values = np.load(side, mmap_mode="r", allow_pickle=False)
             except (OSError, ValueError, EOFError) as exc:
                 raise CorruptFile(f"{side}: unreadable ({type(exc).__name__}: {exc})") from None
-            if digest is None or hashlib.sha256(memoryview(values).cast("B")).hexdigest() != str(digest):
+            kind = next((k for k in _DIGESTS if stored[k] is not None), None)
+            if kind is None or _DIGESTS[kind](values) != str(stored[kind]):
                 raise CorruptFile(f"{side}: checksum mismatch (the file was changed or damaged after it was written)")
             columns[name] = values
         return columns
@@ -78,7 +94,7 @@ class ShardedTable:
             values = np.ascontiguousarray(columns[name])
             with atomic_path(_mapped_path(path, name)) as tmp, tmp.open("wb") as handle:
                 np.save(handle, values, allow_pickle=False)
-            small[f"{name}_sha256"] = np.array(hashlib.sha256(memoryview(values).cast("B")).hexdigest())
+            small[f"{name}_{WRITTEN_DIGEST}"] = np.array(_DIGESTS[WRITTEN_DIGEST](values))
         save_npz_checked(path, **small)
         self.files.append(path)
         return path

@@ -90,7 +90,7 @@ class _ChunkIndex:
     """
 
     def __init__(self, keys: np.ndarray, width: int, shift: int, hashes: np.ndarray, first: bool = True):
-        self.order = np.argsort(keys, kind="stable")
+        self.order = key_order(keys, width)
         self.sorted_keys = sorted_keys = keys[self.order]
         self.sorted_hashes = hashes[self.order]
         self.direct = width <= TABLE_MAX_BITS
@@ -129,6 +129,18 @@ class _ChunkIndex:
         counts = np.diff(np.r_[starts, n])
         multi = counts > 1
         return _expand_runs(starts[multi], counts[multi], self.order)
+
+
+def key_order(keys: np.ndarray, width: int) -> np.ndarray:
+    """`np.argsort(keys, kind="stable")` for keys of at most `width` bits. Up to 32 bits it is one or two passes of
+    numpy's radix sort, which it uses for 16-bit integers only: 190,000 keys of 16 bits in 0.7 ms, 11 ms as int64
+    (a grown collection's search builds 24 such indexes)."""
+    if width <= 16:
+        return np.argsort(keys.astype(np.uint16), kind="stable")
+    if width <= 32:  # low half first, then the high half, stably: the order of the whole key
+        low = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
+        return low[np.argsort((keys[low] >> 16).astype(np.uint16), kind="stable")]
+    return np.argsort(keys, kind="stable")
 
 
 def _expand(query_ids: np.ndarray, start: np.ndarray, count: np.ndarray, order: np.ndarray) -> tuple:

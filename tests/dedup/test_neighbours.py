@@ -214,3 +214,15 @@ def test_search_loader_loads_only_for_searches_that_run_compiled() -> None:
     assert search_loader(2_000, 2_000, 12) is None and search_loader(20_000, 10, 12) is None
     assert search_loader(20_000, 0, 12) is None  # nothing new: nothing is searched
     neighbours.load_compiled()  # loads (or compiles) both loops without error
+
+
+@settings(max_examples=60, deadline=None)
+@given(width=st.sampled_from([1, 8, 13, 16, 17, 21, 24, 32, 40]), n=st.integers(0, 400), data=st.data())
+def test_key_order_is_the_stable_argsort(width: int, n: int, data: st.DataObject) -> None:
+    # the index's order by chunk key: numpy's radix sort on 16-bit halves must give exactly the stable argsort
+    few = data.draw(st.booleans())  # few distinct keys: long runs of equal keys, whose order must stay by id
+    top = min(1 << width, 4) if few else 1 << width
+    keys = np.random.default_rng(n * 64 + width).integers(0, top, n, dtype=np.uint64)
+    for dtype in (np.int64, np.uint64) if width <= 32 else (np.uint64,):
+        values = keys.astype(dtype)
+        assert np.array_equal(neighbours.key_order(values, width), np.argsort(values, kind="stable"))
