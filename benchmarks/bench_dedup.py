@@ -204,7 +204,7 @@ def incremental_stage(items: list[tuple[str, int, str]], n_base: int) -> None:
         print(
             f"[4] dedup stage after {grown} more images ({grown / n_base:.0%}), a fresh process each: ours "
             f"{times[1]:.2f} s, {hashed} hashed; the cold stage on {n_base} images (baseline) {times[0]:.2f} s; "
-            f"ratio {times[1] / times[0]:.2f} (target <= 0.15; about {grown / n_base:.2f} would be the new files alone)"
+            f"ratio {times[1] / times[0]:.3f} (target <= 0.15; about {grown / n_base:.2f} would be the new files alone)"
         )
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -245,7 +245,7 @@ def run(params: Params, root: Path = Path(".")) -> dict:
     linked = link(usable, found, emb_a, emb_b, similarity)
     cuts = guard(config, usable, linked, found.alike, thumbnails, ok)
     records = pair_records(usable, linked, cuts)
-    kept = sorted(records_kept(records, cuts.keep), key=lambda r: (r["path_a"], r["path_b"]))
+    kept = kept_by_path(records, linked, cuts.keep)
     units = assign_units(paths, usable.groups, linked.i[cuts.keep], linked.j[cuts.keep])
     summary = summarize(
         n_images=len(paths),
@@ -316,6 +316,13 @@ def aspects(rows: list[dict]) -> np.ndarray:
 
 def records_kept(records: list[dict], keep: np.ndarray) -> list[dict]:
     return [r for r, k in zip(records, keep) if k]
+
+
+def kept_by_path(records: list[dict], linked: Linked, keep: np.ndarray) -> list[dict]:
+    """The kept pairs' records ordered by (path_a, path_b): the usable rows are in path order, so by their rows (i, j),
+    one numpy sort instead of Python comparing 35,000 pairs of paths."""
+    at = np.flatnonzero(keep)
+    return [records[k] for k in at[np.lexsort((linked.j[at], linked.i[at]))].tolist()]
 
 
 def explain(

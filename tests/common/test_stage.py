@@ -1,4 +1,5 @@
-"""CSV writing shared by every stage (finetuner/common/stage.py): what csv.DictWriter wrote, byte for byte."""
+"""CSV writing and reading shared by every stage (finetuner/common/stage.py): what csv.DictWriter wrote and
+csv.DictReader read, exactly."""
 
 from __future__ import annotations
 
@@ -49,3 +50,21 @@ def test_write_csv_keeps_key_order_quoting_and_missing_cells(tmp_path: Path) -> 
     # a single field: its cells, not their letters
     write_csv(tmp_path / "one.csv", [{"path": "a.jpg"}, {"path": "b.jpg"}], ["path"])
     assert (tmp_path / "one.csv").read_text().splitlines() == ["path", "a.jpg", "b.jpg"]
+
+
+CELL_TEXT = st.sampled_from(["a", '"b,c"', "", '"x""y"', "é"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    header=st.lists(st.sampled_from(["path", "label", "group", "path"]), max_size=4),
+    widths=st.lists(st.integers(0, 6), max_size=6),
+    data=st.data(),
+)
+def test_read_csv_reads_what_dict_reader_read(tmp_path_factory, header: list[str], widths: list[int], data) -> None:
+    # rows of every width: complete, short (None for the missing cells), long (the rest under None), blank (skipped)
+    lines = [",".join(header)] + [",".join(data.draw(st.lists(CELL_TEXT, min_size=w, max_size=w))) for w in widths]
+    path = tmp_path_factory.mktemp("csv") / "in.csv"
+    path.write_text("\n".join(lines) + data.draw(st.sampled_from(["", "\n", "\n\n"])), encoding="utf-8")
+    with path.open(newline="", encoding="utf-8") as handle:
+        assert read_csv(path) == list(csv.DictReader(handle))
