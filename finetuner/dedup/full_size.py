@@ -1,21 +1,21 @@
 """A second look at full size for pairs of large graphics the 64x64 shape check refused (a page of text and its copy).
 
 At 64x64 a page of text is lines of grey: a copy cropped by 5% or turned 1 degree scores 0.88-0.98 in the shape check,
-and so do other pages of one layout (an invoice template with other words), so no threshold there tells them apart.
-At 512 pixels the words are there. So a pair the shape check refused, whose thumbnails still agreed as they were
-aligned (similarity MIN_SIMILARITY or more), is looked at again from the files, where both are MIN_SIDE pixels or more
-on their long side (a smaller image shows little more than its thumbnail): ORB keypoints matched both ways, a
-similarity transform fitted by RANSAC (OpenCV), then the fine detail of the two aligned over their overlap. On the
-document set of `benchmarks/bench_dedup_quality.py` (90 pages of text, 60 with a copy; 30 invoices of one layout)
-the pairs looked at were 23 copies (cropped 5%, cut 10% at the top, turned 1 degree), which kept 143-366 keypoints in
-the fit and correlated 0.74-0.91 in detail, and 21 pairs of different pages, which kept 14-53 and correlated 0.46 at
-most. In an archive of 1,000 invoices of one layout with 50 copies (cropped 5% or turned 1 degree), the 1,703 pairs
-of different invoices looked at kept 64 keypoints at most and correlated 0.50 at most, the 49 copies 87 and 0.68 at
-least; the thresholds lie between. There the look found 49 of the 50 copies (none before) and took about 25 s of the
-stage's 47 s on 2 cores. Only images drawn in thin lines are looked at (`thin_ink`): a solid shape (a product, a logo)
-is on the thumbnail already, and on the product set the look cost 4 s for 866 pairs while finding one copy more. A
-pair accepted here (rule `full size`) must also pass the colour check on the aligned images. Verdicts are made once
-per pair and cached with the others (finetuner/dedup/candidates.py).
+and so do other pages of one layout (an invoice template with other words), so no threshold there tells them apart. At
+512 pixels the words are there. So a pair the shape check refused, whose thumbnails still agreed as they were aligned
+(similarity MIN_SIMILARITY or more), is looked at again from the files, where both are MIN_SIDE pixels or more on their
+long side (a smaller image shows little more than its thumbnail): ORB keypoints matched both ways, a similarity
+transform fitted by RANSAC (OpenCV; the matching: finetuner/dedup/descriptors.py), then the fine detail of the two
+aligned over their overlap. On the document set of `benchmarks/bench_dedup_quality.py` (90 pages of text, 60 with a
+copy; 30 invoices of one layout) the pairs looked at were 23 copies (cropped 5%, cut 10% at the top, turned 1 degree),
+which kept 143-366 keypoints in the fit and correlated 0.74-0.91 in detail, and 21 pairs of different pages, which kept
+14-53 and correlated 0.46 at most. In an archive of 1,000 invoices of one layout with 50 copies (cropped 5% or turned 1
+degree), the 1,703 pairs of different invoices looked at kept 64 keypoints at most and correlated 0.50 at most, the 49
+copies 87 and 0.68 at least; the thresholds lie between. There the look found 49 of the 50 copies (none before) and took
+about 11 s of the stage's 36 s on 2 cores. Only images drawn in thin lines are looked at (`thin_ink`): a solid shape (a
+product, a logo) is on the thumbnail already, and on the product set the look cost 4 s for 866 pairs while finding one
+copy more. A pair accepted here (rule `full size`) must also pass the colour check on the aligned images. Verdicts are
+made once per pair and cached with the others (finetuner/dedup/candidates.py).
 """
 
 from __future__ import annotations
@@ -190,11 +190,12 @@ def _fitted(p: _Seen, q: _Seen) -> tuple[np.ndarray, int] | None:
     None where too few match, or it scales or turns more than a copy's edit would."""
     if p.descriptors is None or q.descriptors is None or len(p.points) < 10 or len(q.points) < 10:
         return None
-    matches = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True).match(p.descriptors, q.descriptors)
-    if len(matches) < 10:
+    from finetuner.dedup.descriptors import mutual_nearest  # numba: loaded by the first look, not by every run
+
+    mine, theirs = mutual_nearest(p.descriptors, q.descriptors)
+    if len(mine) < 10:
         return None
-    source = p.points[[m.queryIdx for m in matches]]
-    target = q.points[[m.trainIdx for m in matches]]
+    source, target = p.points[mine], q.points[theirs]
     warp, inliers = cv2.estimateAffinePartial2D(source, target, method=cv2.RANSAC, ransacReprojThreshold=3.0)
     if warp is None:
         return None

@@ -22,7 +22,7 @@ _H01 = np.uint64(0x0101010101010101)
 
 
 @numba.njit(inline="always")
-def _popcount(x):
+def popcount(x):
     x = x - ((x >> np.uint64(1)) & _M1)
     x = (x & _M2) + ((x >> np.uint64(2)) & _M2)
     x = (x + (x >> np.uint64(4))) & _M4
@@ -70,11 +70,11 @@ def probe_chunk(
                 if sorted_groups[p] == gq:
                     continue
                 x = hq ^ sorted_hashes[p]
-                if _popcount(x) > radius:
+                if popcount(x) > radius:
                     continue
                 seen = False
                 for e in range(len(prior_masks)):
-                    if _popcount(x & prior_masks[e]) <= prior_radii[e]:
+                    if popcount(x & prior_masks[e]) <= prior_radii[e]:
                         seen = True
                         break
                 if seen:
@@ -105,11 +105,11 @@ def probe_between(lo, hi, qkeys, qhashes, sorted_hashes, order, start, count, ma
             s = kq ^ masks[mi]
             for p in range(start[s], start[s] + count[s]):
                 x = hq ^ sorted_hashes[p]
-                if _popcount(x) > radius:
+                if popcount(x) > radius:
                     continue
                 seen = False
                 for e in range(len(prior_masks)):
-                    if _popcount(x & prior_masks[e]) <= prior_radii[e]:
+                    if popcount(x & prior_masks[e]) <= prior_radii[e]:
                         seen = True
                         break
                 if seen:
