@@ -386,21 +386,21 @@ def verify_tradeoff(n: int, verified: Verified, config: VerifyConfig) -> list[di
     framed photographs, the shape and surround checks were not run on them. Framed pairs, like near-blank ones, are
     judged by their own threshold in every row."""
     v = verified.verdicts
+    exempt = np.isin(v.rule, ("low-detail", "frame"))  # their own rules, not this similarity threshold
+    short = (  # aligned, rejected for similarity alone (not for its stretch)
+        (v.rule == "aligned")
+        & (v.similarity < config.min_similarity)
+        & (v.detail_similarity >= config.min_detail_similarity)
+        & (v.overlap >= config.min_overlap)
+    )
     rows = []
     for step in (-0.06, -0.03, 0.0, 0.02, 0.04):
         threshold = round(config.min_similarity + step, 4)
         if not 0 < threshold <= 1:
             continue
-        exempt = np.isin(v.rule, ("low-detail", "frame"))  # their own rules, not this similarity threshold
         keep = v.accepted & (exempt | (v.similarity >= threshold))
         if step < 0:
-            keep |= (
-                (v.rule == "aligned")
-                & (v.similarity >= threshold)
-                & (v.similarity < config.min_similarity)  # rejected for similarity, not for its stretch
-                & (v.detail_similarity >= config.min_detail_similarity)
-                & (v.overlap >= config.min_overlap)
-            )
+            keep |= short & (v.similarity >= threshold)
         clusters, largest = cluster_stats(n, verified.a[keep], verified.b[keep])
         rows.append(
             {"min_similarity": threshold, "pairs": int(keep.sum()), "clusters": clusters, "largest_cluster": largest}

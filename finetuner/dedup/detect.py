@@ -75,8 +75,9 @@ def hash_contents(
         batch.colours[batch.ok],
     )
     cache.save()
-    hashes, detail, ok = cache.lookup(shas)
-    return hashes, detail, ok, (cache.thumbs(shas), cache.colours(shas)) if views else None, len(missing)
+    at = cache.positions(shas)
+    hashes, detail, ok = cache.lookup(shas, at)
+    return hashes, detail, ok, (cache.thumbs(shas, at), cache.colours(shas, at)) if views else None, len(missing)
 
 
 def detect_pairs(rule: PairRule, hashes: dict, detail: np.ndarray, ok: np.ndarray, workers: int):

@@ -89,20 +89,21 @@ class HashCache:
             out[mine] = self.shards[s][column][row[mine]]
         return out
 
-    def lookup(self, shas: Sequence[str]) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-        """(hashes per name, detail, ok) for every content; ok is False where nothing is cached (unreadable)."""
-        shard, row = self.positions(shas)
+    def lookup(self, shas: Sequence[str], at: tuple[np.ndarray, np.ndarray] | None = None):
+        """(hashes per name, detail, ok) for every content; ok is False where nothing is cached (unreadable). `at`:
+        their `positions`, where the caller has them."""
+        shard, row = self.positions(shas) if at is None else at
         n = len(shas)
         hashes = {m: self.gather(f"hash_{m}", shard, row, np.zeros(n, np.uint64)) for m in self.names}
         return hashes, self.gather("detail", shard, row, np.zeros(n, np.float32)), shard >= 0
 
-    def thumbs(self, shas: Sequence[str]) -> Thumbs:
+    def thumbs(self, shas: Sequence[str], at: tuple[np.ndarray, np.ndarray] | None = None) -> Thumbs:
         """The contents' thumbnails, read where indexed (zeros where not cached: such contents are not `ok`)."""
-        return Thumbs(self, *self.positions(shas))
+        return Thumbs(self, *(self.positions(shas) if at is None else at))
 
-    def colours(self, shas: Sequence[str]) -> Thumbs:
+    def colours(self, shas: Sequence[str], at: tuple[np.ndarray, np.ndarray] | None = None) -> Thumbs:
         """The contents' colour thumbnails, as `thumbs`."""
-        return Thumbs(self, *self.positions(shas), column="colours")
+        return Thumbs(self, *(self.positions(shas) if at is None else at), column="colours")
 
     def save(self) -> None:
         """Write the added rows as one new shard (or, past MAX_SHARDS shards, every live row as one)."""
