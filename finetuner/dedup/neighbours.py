@@ -38,6 +38,15 @@ BETWEEN_COMPILED_MIN_PROBES = 2_000_000
 CROWDED_KEY_PAIRS = 500_000
 SLICES_PER_WORKER = 16  # slices of the items per thread in the compiled search; each slice's pairs go on when done
 TABLE_MAX_BITS = 24  # chunks up to 2^24 keys use a direct-address table (64 MiB of int32 at most); wider ones sort
+# A direct table holds a run start (int64) and a count (int32) per key. Past a few MiB (2^21 keys: 24 MiB) most of
+# its probes, and the candidates they find, miss the caches: each costs about PROBE_MISS times one in a 16-bit table
+# (768 KiB). Counted as cheap, the plan went to three chunks of 21-22 bits from 0.9M hashes at radius 12 (the views
+# of 100,000 images): 19.5 s against 5.3 s for four chunks of 16 bits; 0.6M 12.7 s against 2.8 s; 2M 51.5 s against
+# 18.1 s; at radius 8, 1M 2.3 s against 1.6 s and 2M 4.6 s against 3.9 s (random hashes, 2 threads; the model's
+# ratios with PROBE_MISS 5: 6.5, 4.9, 3.0, 1.6, 1.0). The one case it loses: 0.3M at radius 8, 1.13 s against 1.01.
+CACHED_TABLE_BYTES = 4 * 2**20
+TABLE_BYTES_PER_KEY = 12
+PROBE_MISS = 5.0
 
 
 @dataclass(frozen=True)
@@ -59,11 +68,13 @@ def make_plan(n: int, radius: int, m: int) -> Plan:
 
 
 def plan_cost(n: int, plan: Plan) -> float:
-    """Probes plus expected candidates (uniform hashes), the two costs the search pays per query."""
+    """Probes plus expected candidates (uniform hashes), the two costs the search pays per query; both count
+    PROBE_MISS times in a table too big for the caches."""
     cost = 0.0
     for width, r in zip(plan.widths, plan.radii):
         probes = sum(math.comb(width, k) for k in range(r + 1))
-        cost += n * probes * (1.0 + n / 2.0**width)
+        missed = PROBE_MISS if TABLE_BYTES_PER_KEY << width > CACHED_TABLE_BYTES else 1.0
+        cost += n * probes * (1.0 + n / 2.0**width) * missed
     return cost
 
 
