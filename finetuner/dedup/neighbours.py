@@ -43,7 +43,7 @@ TABLE_MAX_BITS = 24  # chunks up to 2^24 keys use a direct-address table (64 MiB
 # (768 KiB). Counted as cheap, the plan went to three chunks of 21-22 bits from 0.9M hashes at radius 12 (the views
 # of 100,000 images): 19.5 s against 5.3 s for four chunks of 16 bits; 0.6M 12.7 s against 2.8 s; 2M 51.5 s against
 # 18.1 s; at radius 8, 1M 2.3 s against 1.6 s and 2M 4.6 s against 3.9 s (random hashes, 2 threads; the model's
-# ratios with PROBE_MISS 5: 6.5, 4.9, 3.0, 1.6, 1.0). The one case it loses: 0.3M at radius 8, 1.13 s against 1.01.
+# ratios with PROBE_MISS 5: 4.9, 6.5, 3.0, 1.6, 1.0). The one case it loses: 0.3M at radius 8, 1.13 s against 1.01.
 CACHED_TABLE_BYTES = 4 * 2**20
 TABLE_BYTES_PER_KEY = 12
 PROBE_MISS = 5.0
