@@ -102,7 +102,7 @@ class VerifyConfig(_Section):
     )
     min_similarity: Float = Field(0.93, gt=0, le=1, description="aligned correlation needed")
     min_detail_similarity: Float = Field(0.6, ge=-1, le=1, description="aligned correlation of fine detail needed")
-    min_overlap: Float = Field(0.6, gt=0, le=1, description="share of each image's content the alignment must cover")
+    min_overlap: Float = Field(0.5, gt=0, le=1, description="share of each image's content the alignment must cover")
     max_stretch: Float = Field(0.7, ge=0, description="|log| of the aspect-ratio change an alignment may imply")
     low_detail: Float = Field(1.0, ge=0, description="detail std (grey levels) below which an image is low-detail")
     flat_max_difference: Float = Field(1.5, ge=0, le=255, description="low-detail pairs: mean grey difference allowed")

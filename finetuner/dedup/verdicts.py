@@ -25,7 +25,7 @@ class VerifyRule:
 
     min_similarity: float = 0.93
     min_detail_similarity: float = 0.6
-    min_overlap: float = 0.6
+    min_overlap: float = 0.5
     max_stretch: float = 0.7  # |log| of the aspect change the alignment implies (a copy resized to another shape)
     low_detail: float = 1.0  # detail std (grey levels) below which an image is low-detail
     flat_max_difference: float = 1.5

@@ -587,14 +587,28 @@ def test_a_square_crop_of_a_wide_or_tall_photo_is_found_through_the_square_view(
     assert not verify(a, thumb(stranger), aspect=aspect).accepted
 
 
+def test_a_square_crop_of_a_16_9_frame_is_a_copy_at_the_default_overlap() -> None:
+    """A wide frame reposted as its centre square (a video frame, a screenshot, a wallpaper) keeps 9/16 of it: found
+    at the default min_overlap, refused where a user asks the copy to keep 60% of each image."""
+    original = photo(25, (320, 180))
+    copy = Image.open(io.BytesIO(to_jpeg_bytes(square_crop(original))))
+    a, b, aspect = thumb(original), thumb(copy), (16 / 9, 1.0)
+    verdict = verify(a, b, aspect=aspect)
+    assert verdict.accepted and verdict.transform.startswith("square of a = full of b"), verdict
+    assert verdict.overlap == pytest.approx(9 / 16, abs=0.03)
+    assert not verify(a, b, VerifyRule(min_overlap=0.6), aspect=aspect).accepted
+    stranger = square_crop(photo(26, (320, 180)))
+    assert not verify(a, thumb(stranger), aspect=aspect).accepted
+
+
 def test_a_square_crop_of_a_picture_on_a_plain_canvas_is_taken_as_the_picture_in_its_canvas() -> None:
     """A picture in the middle of a wide shaded canvas (a page, a slide), cropped square: as the square view the crop
-    aligns perfectly but keeps half the frame, below min_overlap; shown as a band in the other's canvas, whose
+    aligns perfectly but keeps 40% of the frame, below min_overlap; shown as a band in the other's canvas, whose
     surround is plain, it covers all of the picture. The band must be taken though it scores no higher."""
-    shading = np.linspace(60, 200, 400)[None, :, None] + np.linspace(0, 20, 200)[:, None, None]
+    shading = np.linspace(60, 200, 500)[None, :, None] + np.linspace(0, 20, 200)[:, None, None]
     canvas = Image.fromarray(np.repeat(shading, 3, axis=2).astype(np.uint8))
-    canvas.paste(photo(41, (150, 150)), (125, 25))
-    verdict = verify(thumb(canvas), thumb(square_crop(canvas)), aspect=(2.0, 1.0))
+    canvas.paste(photo(41, (150, 150)), (175, 25))
+    verdict = verify(thumb(canvas), thumb(square_crop(canvas)), aspect=(2.5, 1.0))
     assert verdict.accepted and "a band" in verdict.transform and verdict.overlap == 1.0, verdict
 
 
