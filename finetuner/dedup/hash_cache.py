@@ -89,7 +89,9 @@ class HashCache:
             out[mine] = self.shards[s][column][row[mine]]
         return out
 
-    def lookup(self, shas: Sequence[str], at: tuple[np.ndarray, np.ndarray] | None = None):
+    def lookup(
+        self, shas: Sequence[str], at: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
         """(hashes per name, detail, ok) for every content; ok is False where nothing is cached (unreadable). `at`:
         their `positions`, where the caller has them."""
         shard, row = self.positions(shas) if at is None else at
