@@ -6,12 +6,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
 from finetuner.config import VerifyConfig
 from finetuner.dedup.candidates import Verified, margin, verify_tradeoff
 from finetuner.dedup.hashing import hash_images
-from finetuner.dedup.shape import CAPTION_AGREEMENT, MAX_ANISOTROPY, graphic, shape_agreement
+from finetuner.dedup.shape import CAPTION_AGREEMENT, MAX_ANISOTROPY, _clipped_alike, graphic, shape_agreement
 from finetuner.dedup.verify import Verdicts, VerifyRule, verify
 from finetuner.demo.synthetic_photos import photo
 
@@ -158,3 +158,54 @@ def test_a_caption_bar_across_a_graphic_leaves_a_copy():
     verdict = verify(thumb(page), thumb(captioned), aspect=SQUARE)
     assert verdict.accepted and verdict.rule == "shape" and "less the bottom band" in verdict.transform, verdict
     assert verdict.detail_similarity >= CAPTION_AGREEMENT
+
+
+def product_shot(seed: int, w: int = 320, h: int = 240) -> Image.Image:
+    """A catalogue's product shot: a photo cut to a smooth outline on a nearly white studio ground, in a soft shadow.
+    Half the frame is the plain ground, so the verifier takes it for a graphic."""
+    mask = Image.new("L", (w, h), 0)
+    turns = np.linspace(0, 2 * np.pi, 60, endpoint=False)
+    radius = h * 0.33 * (1 + 0.2 * np.sin(3 * turns + seed))
+    outline = [(w / 2 + 1.2 * r * np.cos(t), h / 2 + r * np.sin(t)) for r, t in zip(radius, turns)]
+    ImageDraw.Draw(mask).polygon(outline, fill=255)
+    shadow = mask.filter(ImageFilter.GaussianBlur(7)).point(lambda v: v // 2)
+    studio, shade = Image.new("RGB", (w, h), (248, 248, 246)), Image.new("RGB", (w, h), (170, 170, 168))
+    ground = Image.composite(shade, studio, shadow)
+    return Image.composite(photo(seed, (w, h)), ground, mask)
+
+
+def brightened(image: Image.Image) -> Image.Image:
+    return ImageEnhance.Brightness(image).enhance(1.3)
+
+
+@pytest.mark.parametrize("seed", [2, 3, 6, 8, 9, 10, 11])
+def test_a_brightened_product_shot_is_a_copy(seed):
+    """Brightened 1.3x, the ground and the shadow's light edge clip to white, which moves the edges the refit fits to
+    and flattens the shading the original keeps there: each of these copies scored 0.91-0.98 before the original was
+    compared with its tones clipped as the copy's."""
+    shot = product_shot(seed)
+    verdict = verify(thumb(shot), thumb(brightened(shot)), aspect=(4 / 3, 4 / 3))
+    assert verdict.accepted and verdict.rule == "shape" and "tones clipped as the other's" in verdict.transform, verdict
+
+
+@pytest.mark.parametrize("design", [dict(leg=0.9), dict(bowl=0.47), dict(stroke=17)], ids=str)
+def test_a_brightened_look_alike_design_is_still_another_design(design):
+    """A letter on light paper brightened until the paper clips: its tones matched, its strokes still differ."""
+    verdict = verify(thumb(letter()), thumb(brightened(letter(**design))), aspect=SQUARE)
+    assert not verdict.accepted and verdict.rule == "shape", verdict
+    copy = verify(thumb(letter()), thumb(brightened(letter())), aspect=SQUARE)
+    assert copy.accepted and copy.rule == "shape", copy
+
+
+def test_tones_are_matched_only_where_one_image_is_clipped_and_the_other_is_not():
+    light = np.asarray(product_shot(2).convert("L"), np.float32)
+    assert not list(_clipped_alike(light, light))  # neither clipped
+    bright = np.asarray(brightened(product_shot(2)).convert("L"), np.float32)
+    (p, q, how), *others = _clipped_alike(light, bright)
+    assert not others and q is bright and "a's tones" in how
+    assert np.mean(p >= 253) > 0.3 and np.mean(light >= 253) < 0.002  # the original's ground now clips as the copy's
+    paper = np.full((64, 64), 255.0, np.float32)
+    paper[20:40, 20:40] = 30.0
+    ink = paper.copy()
+    ink[10:50, 30:34] = 30.0
+    assert not list(_clipped_alike(paper, ink))  # two drawings on one white: their strokes are not remapped
