@@ -16,7 +16,7 @@ import numpy as np
 from finetuner.dedup.correlation import SMOOTH_SIGMA, blur_each, corr_many
 from finetuner.dedup.hashing import THUMB
 from finetuner.dedup.shape import graphic
-from finetuner.dedup.views import signal_views, view_box
+from finetuner.dedup.views import mirrored_boxes, mirrored_signals, signal_views, view_box
 
 REFINE_SCALES = (0.9, 0.95)  # the inner region's size relative to the outer one in the local search
 COARSE = 16  # pixels a side of `coarse_placement`
@@ -261,7 +261,7 @@ def aligned_pair(
     frames as they lie over the content both trims keep (`common_boxes`), 5 and 6 as 2 and 3 for the two whole
     frames (mirrored as the signal's views are), 7 and 8 one content as a band across or in the other's canvas
     (`band_boxes`), 9 and 10 as 0 (the verifier left out what a watermark covers, or fitted the light), 11 and 12
-    x's whole frame with y inside its bars, and the other way round.
+    x's whole frame with y inside its bars, and the other way round (4, 11 and 12 mirrored as the signal's views are).
     `frames` are each region's scales (x, y) from the image's true geometry to the region's pixels, so that a warp
     fitted between the regions can be judged in true proportions (the placement's uniform scale does not change
     proportions and is left out; neither does a refit's warp, which the shape check fits again)."""
@@ -293,13 +293,15 @@ def _aligned(thumbs, trims, x: int, y: int, signal: str, stage: int, aspect, col
         stage -= 3
     if stage in (0, 9, 10):
         box_a, box_b, mirrored = tuple(trims[x]), tuple(trims[y]), False
-    elif stage == 4:
-        box_a = box_b = tuple(common_boxes(trims[x][None], trims[y][None])[0].tolist())
-        mirrored = False
+    elif stage == 4:  # a mirrored copy's content box lies mirrored on its own frame
+        mirrored = bool(mirrored_signals([signal])[0])
+        other = mirrored_boxes(trims[y]) if mirrored else trims[y]
+        inside = common_boxes(trims[x][None], other[None])[0]
+        box_a, box_b = tuple(inside.tolist()), tuple((mirrored_boxes(inside) if mirrored else inside).tolist())
     elif stage in (11, 12):  # one whole frame, the other inside its bars
         whole = (0, THUMB, 0, THUMB)
         box_a, box_b = (whole, tuple(trims[y])) if stage == 11 else (tuple(trims[x]), whole)
-        mirrored = False
+        mirrored = bool(mirrored_signals([signal])[0])
     elif stage in (7, 8):
         boxes_a, boxes_b, _ = band_boxes(trims[x], trims[y], ratio[0], ratio[1], on_narrower=stage == 7)
         box_a, box_b, mirrored = tuple(boxes_a[0].tolist()), tuple(boxes_b[0].tolist()), False

@@ -4,8 +4,8 @@ On a large collection most candidates are chance: two unrelated pictures whose h
 `dedup.verify.candidate_distance` bits (about 50,000 of 84,000 candidates on 20,000 photos). The verifier's work
 per pair (regions at 64x64, two Gaussian blurs, a template search) is wasted on them. Here each pair is compared once
 at 16x16, on exactly the regions the verifier starts from (the trimmed content of both frames, the whole frames where
-the two trims differ, and the two view regions the candidate's signal names, mirrored when one view is): smoothing by
-the downscale only raises the correlation of a true copy, while unrelated pictures stay far apart. Pairs whose best
+the two trims differ, and the two view regions the candidate's signal names; b's mirrored when one view is): smoothing
+by the downscale only raises the correlation of a true copy, while unrelated pictures stay far apart. Pairs whose best
 correlation is below `dedup.verify.prescreen_similarity` are rejected with that correlation as their evidence; the
 rest are verified.
 A texture (grass, gravel, a brick wall, a star field, a cell culture) keeps little at 16x16 but noise: its copy shifted
@@ -131,7 +131,10 @@ def prescreen(
         score[part] = both.max(axis=1)
     for s in range(0, len(untrimmed), CHUNK):  # in chunks too: on 7,319 letters, 2.6M pairs' regions were 9 GiB
         part = slice(s, s + CHUNK)
-        frames = np.einsum("kbhw,kbhw->kb", table[ua[part]], table[ub[part]]).max(axis=1)
+        whole_b = table[ub[part]]
+        mirrored = flip[untrimmed[part]]  # a mirrored copy's whole frame, mirrored back
+        whole_b[mirrored] = whole_b[mirrored][..., ::-1]
+        frames = np.einsum("kbhw,kbhw->kb", table[ua[part]], whole_b).max(axis=1)
         score[untrimmed[part]] = np.maximum(score[untrimmed[part]], frames)
     return score
 

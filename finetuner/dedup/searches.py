@@ -50,6 +50,7 @@ from finetuner.dedup.correlation import (
 )
 from finetuner.dedup.hashing import THUMB
 from finetuner.dedup.verdicts import Best, VerifyRule, passing, refit_rule
+from finetuner.dedup.views import mirrored_boxes, mirrored_signals
 
 REFINE_MARGIN = 0.25  # pairs this far below min_similarity are not worth a template search
 # Pairs the local search placed more than REFIT_REACH below min_similarity, or with fine detail below
@@ -115,22 +116,26 @@ def content_stretch(trims: np.ndarray, i: np.ndarray, j: np.ndarray, aspect: np.
     return _boxes_stretch(trims[i], trims[j], i, j, aspect)
 
 
-def untrimmed(best: Best, thumbs: np.ndarray, trims: np.ndarray, i: np.ndarray, j: np.ndarray, aspect, rule) -> None:
+def untrimmed(best: Best, thumbs, trims: np.ndarray, i: np.ndarray, j: np.ndarray, aspect, rule, signals=None) -> None:
     """Pairs whose two frames were trimmed differently, compared as they lie over the content both trims keep
     (stage 4): a dark or low-contrast picture's edge rows pass for bars on one copy and not on the other (a contrast
     change, a heavy re-encode), and then the two trimmed contents are misaligned by up to 30% of a side. Bars stay
     out of the comparison: two pictures in alike bars or mats would correlate through them. Where the two frames
     differ in shape too (a border or bars added to one), one image's whole frame is also compared with the other's
     content (stages 11 and 12: a's frame, or b's): a night sky's dark edge that passed for a bar on the original is
-    no bar on its copy in a coloured border, whose trim stops at the border."""
+    no bar on its copy in a coloured border, whose trim stops at the border. Where a pair's `signals` name a mirrored
+    view ("full~mirror"), b is compared mirrored: a low-contrast picture's edge can pass for a bar on its mirrored copy
+    alone, as on any other."""
     differ = np.flatnonzero((trims[i] != trims[j]).any(axis=1))
     if len(differ) == 0:
         return
     a, b = i[differ], j[differ]
+    flip = np.zeros(len(differ), bool) if signals is None else mirrored_signals([signals[q] for q in differ.tolist()])
     whole = np.tile(np.array([0, THUMB, 0, THUMB], np.int64), (len(differ), 1))
-    inside = common_boxes(trims[a], trims[b])
+    inside = common_boxes(trims[a], np.where(flip[:, None], mirrored_boxes(trims[b]), trims[b]))
+    inside_b = np.where(flip[:, None], mirrored_boxes(inside), inside)  # the same content, on b's own frame
     tries = (  # (stage, a's box, b's box, what is compared)
-        (4, inside, inside, "identity, inside both frames' bars"),
+        (4, inside, inside_b, "identity, inside both frames' bars"),
         (11, whole, trims[b], "identity, a's whole frame = b inside its bars"),
         (12, trims[a], whole, "identity, a inside its bars = b's whole frame"),
     )
@@ -138,7 +143,9 @@ def untrimmed(best: Best, thumbs: np.ndarray, trims: np.ndarray, i: np.ndarray, 
         sim, det = np.zeros(len(differ)), np.zeros(len(differ))
         for s in range(0, len(differ), IMAGE_CHUNK):
             part = slice(s, s + IMAGE_CHUNK)
-            sim[part], det[part] = evidence(cuts(thumbs, a[part], boxes_a[part]), cuts(thumbs, b[part], boxes_b[part]))
+            regions_b = cuts(thumbs, b[part], boxes_b[part])
+            regions_b[flip[part]] = regions_b[flip[part]][..., ::-1]
+            sim[part], det[part] = evidence(cuts(thumbs, a[part], boxes_a[part]), regions_b)
         if stage == 4:  # one box on both: what each keeps of its own content
             overlap = np.minimum(area(inside) / area(trims[a]), area(inside) / area(trims[b]))
         else:  # a whole frame holds all its content
@@ -147,7 +154,7 @@ def untrimmed(best: Best, thumbs: np.ndarray, trims: np.ndarray, i: np.ndarray, 
         better = best.improved_by(differ, sim, det, stretch, rule)
         better &= overlap >= rule.min_overlap  # a sliver both keep would outscore a fuller alignment the search finds
         where = differ[better]
-        how = np.full(len(where), note, dtype=object)
+        how = np.where(flip[better], f"mirror: {note}", note).astype(object)
         best.take(where, sim[better], det[better], overlap[better], stretch[better], how, stage)
 
 

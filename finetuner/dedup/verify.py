@@ -181,7 +181,7 @@ def verify_pairs(
     sim, det, level = _identity(thumbs, trims, i, j)
     sim0, det0 = sim.copy(), det.copy()  # the evidence as the frames are, kept: `best` takes over the arrays
     best = Best(sim, det, np.ones(k), searches.content_stretch(trims, i, j, aspect), _identity_names(trims, i, j))
-    searches.untrimmed(best, thumbs, trims, i, j, aspect, rule)
+    searches.untrimmed(best, thumbs, trims, i, j, aspect, rule, signals)
     flat = (level[i] < rule.low_detail) | (level[j] < rule.low_detail)
     passes = passing(rule)
     todo = np.flatnonzero(~flat & ~passes(sim, det, best.overlap, best.stretch))

@@ -183,6 +183,21 @@ def signal_views(signal: str) -> tuple[str, str]:
     return va, vb
 
 
+def mirrored_signals(signals: Sequence[str]) -> np.ndarray:
+    """Per signal, whether exactly one of its two views is mirrored ("full~mirror": b is a's mirror image), each
+    distinct signal parsed once."""
+    labels, code = signal_codes(signals)
+    flip = np.array([(a == "mirror") != (b == "mirror") for a, b in map(signal_views, labels.tolist())], bool)
+    return flip[code.ravel()] if len(labels) else np.zeros(0, bool)
+
+
+def mirrored_boxes(boxes) -> np.ndarray:
+    """(top, bottom, left, right) boxes (one, or an array of them) on a thumbnail, as they lie on its mirror image."""
+    boxes = np.array(boxes, np.int64)
+    boxes[..., 2], boxes[..., 3] = THUMB - boxes[..., 3], THUMB - boxes[..., 2]
+    return boxes
+
+
 def unturned(thumbs, i, j, signals: Sequence[str], colours=None, aspect=None) -> Unturned:
     """`Unturned` of pairs (thumbs[i[k]], thumbs[j[k]]) proposed by `signals[k]`; colour thumbnails and aspect ratios
     (width / height: a quarter turn inverts it) follow the grey thumbnails. The stack holds the images the pairs use,
