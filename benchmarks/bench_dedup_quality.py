@@ -6,7 +6,8 @@ those, resized to another shape and in a white mat (`more`); every picture also 
 of view (precision only: pictures framed alike are strangers), plus negatives (near-blank and smooth images,
 light/dark twin designs, a stereo pair, faces). Scored per tool:
 - recall per edit kind: the edited copy ends in the same cluster (connected component of the tool's pairs) as its
-  original, i.e. it would land in the same split;
+  original, i.e. it would land in the same split; and, on the line after, per tier, the share of copies paired
+  directly with their original (what a collection with one copy per picture sees);
 - precision: the share of the tool's pairs whose two files come from one picture; largest cluster;
 - time, and the time ratio to ours.
 Ours = the dedup stage's core with default params.yaml (candidate views + verifier), and, for reference, the hash
@@ -126,6 +127,17 @@ def score(items: list[tuple[str, str, str]], pairs: np.ndarray, kinds: dict[str,
         recall[kind] = float(np.mean(hits)) if hits else float("nan")
     for tier in dict.fromkeys(kinds.values()):
         recall[tier] = float(np.nanmean([recall[k] for k, t in kinds.items() if t == tier]))
+    # found directly: the copy paired with its original, not only joined to it through other copies of the picture (a
+    # collection with one copy per picture sees only these)
+    paired = {(min(a, b), max(a, b)) for a, b in pairs.tolist()}
+    direct = {}
+    for tier in dict.fromkeys(kinds.values()):
+        hits = [
+            (min(k, original[base[k]]), max(k, original[base[k]])) in paired
+            for k in range(n)
+            if kinds.get(kind_of[k]) == tier
+        ]
+        direct[tier] = float(np.mean(hits)) if hits else float("nan")
     right = base[pairs[:, 0]] == base[pairs[:, 1]] if len(pairs) else np.zeros(0, bool)
     twins = [k for k in range(n) if kind_of[k] in dedup_photoset.TWINS]
     picture = np.array([b.split("~")[0] for b in base])
@@ -135,6 +147,7 @@ def score(items: list[tuple[str, str, str]], pairs: np.ndarray, kinds: dict[str,
         "twins": len(twins),
         "twin pairs": int(twin_pairs.sum()),
         "recall": recall,
+        "direct": direct,
         "precision": float(right.mean()) if len(right) else 1.0,
         "pairs": len(pairs),
         "largest": int(np.bincount(labels).max()),
@@ -147,6 +160,7 @@ def report(
     r = result["recall"]
     tiers = "  ".join(f"{tier} {r[tier]:.3f}" for tier in dict.fromkeys(kinds.values()))
     per_kind = " ".join(f"{k} {r[k]:.2f}" for k in kinds)
+    direct = "  ".join(f"{tier} {result['direct'][tier]:.3f}" for tier in dict.fromkeys(kinds.values()))
     twins = (
         f"  colour twins merged with their original {result['twins merged']}/{result['twins']} "
         f"({result['twin pairs']} pairs join a twin to its picture or a copy)"
@@ -155,6 +169,7 @@ def report(
         f"{name:28s} {tiers}  precision {result['precision']:.3f} ({result['pairs']} pairs)  largest cluster "
         f"{result['largest']:3d}  {seconds:6.1f} s ({seconds / ours_seconds:.1f}x ours)"
         f"{twins if result['twins'] else ''}\n{'':28s} {per_kind}"
+        f"\n{'':28s} found directly (copy ~ its original): {direct}"
     )
 
 
