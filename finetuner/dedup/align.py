@@ -261,7 +261,8 @@ def aligned_pair(
     frames as they lie over the content both trims keep (`common_boxes`), 5 and 6 as 2 and 3 for the two whole
     frames (mirrored as the signal's views are), 7 and 8 one content as a band across or in the other's canvas
     (`band_boxes`), 9 and 10 as 0 (the verifier left out what a watermark covers, or fitted the light), 11 and 12
-    x's whole frame with y inside its bars, and the other way round (4, 11 and 12 mirrored as the signal's views are).
+    x's whole frame with y inside its bars, and the other way round (4, 11 and 12 mirrored as the signal's views are),
+    13 and 14 as 5 and 6 with y mirrored whatever the signal named.
     `frames` are each region's scales (x, y) from the image's true geometry to the region's pixels, so that a warp
     fitted between the regions can be judged in true proportions (the placement's uniform scale does not change
     proportions and is left out; neither does a refit's warp, which the shape check fits again)."""
@@ -291,6 +292,8 @@ def _aligned(thumbs, trims, x: int, y: int, signal: str, stage: int, aspect, col
     if stage in (5, 6):  # the whole frames, placed (mirrored as the signal's views are)
         signal = "full~mirror" if signal_boxes(signal, trims[x], trims[y], *ratio)[2] else "full~full"
         stage -= 3
+    elif stage in (13, 14):  # the whole frames, placed mirrored whatever the signal named
+        signal, stage = "full~mirror", stage - 11
     if stage in (0, 9, 10):
         box_a, box_b, mirrored = tuple(trims[x]), tuple(trims[y]), False
     elif stage == 4:  # a mirrored copy's content box lies mirrored on its own frame

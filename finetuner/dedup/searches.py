@@ -60,6 +60,7 @@ REFIT_REACH_DETAIL = 0.3
 # Whole frames are placed (`_place_frames`) where they already place to this correlation at 16x16: true copies the
 # views missed score 0.85-0.99 there; on 20,000 synthetic photos no rejected pair scored above 0.79
 FRAME_REACH = 0.85
+MIRRORED = 13  # the stage of whole frames placed mirrored whatever the signal named (`_place_mirrored`); 14 refitted
 OVERDRAWN_DROP = 0.1  # the share of pixels that disagree most, left out by `overdrawn`
 # ...and the thresholds it must reach: different pictures on the photo benches reach 0.94 / 0.91 at most, or 0.96 /
 # 0.97 in white mats alike; those framed alike that pass (app windows, circular fields) face the surround check
@@ -261,6 +262,7 @@ def realign(best: Best, thumbs, trims, i, j, signals, aspect, rule: VerifyRule, 
         turns = max_turns(thumbs, i[part[near]], j[part[near]])
         _place(best, ra[near], rb[near], cover[near], bend[near], names[near], part[near], rule, thorough, 2, turns)
     _place_frames(best, thumbs, trims, i, j, signals, aspect, rule, part, thorough)
+    _place_mirrored(best, thumbs, trims, i, j, signals, aspect, rule, part, thorough)
     _bands(best, thumbs, trims, i, j, aspect, rule, part)
 
 
@@ -379,10 +381,32 @@ def _place_frames(best: Best, thumbs, trims, i, j, signals, aspect, rule: Verify
     if len(left) == 0:
         return
     frames = [FRAMES[m] for m in mirrored.tolist()]
+    _place_as(best, thumbs, trims, i, j, aspect, rule, thorough, left, frames, 5)
+
+
+def _place_mirrored(best: Best, thumbs, trims, i, j, signals, aspect, rule: VerifyRule, part, thorough) -> None:
+    """Pairs still short whose signal mirrors neither view, placed as whole frames with b mirrored (stages 13 and 14):
+    a mirrored copy of a nearly symmetric picture (a dark scene lit in its middle) can hash closest unmirrored, and
+    then no search looked at it mirrored. Only where the mirrored frames place at 16x16 (FRAME_REACH)."""
+    passes = passing(rule)
+    left = part[~passes(best.sim[part], best.det[part], best.overlap[part], best.stretch[part])]
+    left = left[~mirrored_signals([signals[q] for q in left.tolist()])] if len(left) else left
+    if len(left) == 0:
+        return
+    left = left[coarse_placement(thumbs, trims, i[left], j[left], np.ones(len(left), bool)) >= FRAME_REACH]
+    if len(left):
+        _place_as(best, thumbs, trims, i, j, aspect, rule, thorough, left, [FRAMES[True]] * len(left), MIRRORED)
+
+
+def _place_as(best: Best, thumbs, trims, i, j, aspect, rule: VerifyRule, thorough, left, frames, stage: int) -> None:
+    """The pairs `left` placed and refitted from the regions the signals `frames` name (stages `stage`, `stage` + 1),
+    kept only where they pass the refit's stricter thresholds."""
     ra, rb, cover, bend, names = regions(thumbs, i[left], j[left], frames, trims, aspect)
     keep = bend <= rule.max_stretch
     if not keep.any():
         return
     names = np.asarray(names, dtype=object)
     turns = max_turns(thumbs, i[left[keep]], j[left[keep]])
-    _place(best, ra[keep], rb[keep], cover[keep], bend[keep], names[keep], left[keep], rule, thorough, 5, turns, True)
+    _place(
+        best, ra[keep], rb[keep], cover[keep], bend[keep], names[keep], left[keep], rule, thorough, stage, turns, True
+    )

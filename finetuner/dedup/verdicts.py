@@ -83,7 +83,8 @@ class Best:
     bars), 1 the regions the signal names, 2 those refined by the local search, 3 those then refitted, 4 the frames
     as they are over the content both trims keep, 5 and 6 the whole frames placed and refitted, 7 and 8 one picture as
     a band in the other's canvas, 9 the frames as they are with what is drawn over one left out, 10 the frames as they
-    are with one lit like the other, 11 and 12 one whole frame with the other inside its bars (the searches in
+    are with one lit like the other, 11 and 12 one whole frame with the other inside its bars, 13 and 14 the whole
+    frames placed mirrored where the signal mirrored neither (the searches in
     finetuner/dedup/searches.py); finetuner/dedup/align.py
     `aligned_pair` rebuilds the regions of each."""
 

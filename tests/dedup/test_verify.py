@@ -154,6 +154,21 @@ def test_a_mirrored_copy_trimmed_otherwise_is_compared_mirrored() -> None:
     assert not verify_pairs(pair, np.array([0]), np.array([1]), ["full~full"]).row(0).accepted  # unmirrored: no copy
 
 
+@pytest.mark.parametrize("seed", [0, 2, 5])
+def test_a_cropped_mirror_image_is_found_when_its_signal_named_no_mirror(seed: int) -> None:
+    """A nearly symmetric picture hashes about as close to its mirrored copy unmirrored as mirrored, so the candidate
+    can name no mirror ("full~full"); the whole frames are then also placed mirrored. A stranger placed so is not."""
+    arr = np.asarray(photo(seed, (160, 120)), np.float32)
+    picture = Image.fromarray((0.75 * arr + 0.25 * arr[:, ::-1]).astype(np.uint8))
+    copy = ImageOps.mirror(crop(picture, left=0.07, top=0.03))
+    verdict = verify_pairs(np.stack([thumb(picture), thumb(copy)]), np.array([0]), np.array([1]), ["full~full"]).row(0)
+    assert verdict.accepted and verdict.transform.startswith("mirror: "), verdict
+    other = np.asarray(photo(seed + 50, (160, 120)), np.float32)
+    stranger = ImageOps.mirror(crop(Image.fromarray((0.75 * other + 0.25 * arr[:, ::-1]).astype(np.uint8)), left=0.07))
+    pair = np.stack([thumb(picture), thumb(stranger)])
+    assert not verify_pairs(pair, np.array([0]), np.array([1]), ["full~full"]).row(0).accepted
+
+
 def test_a_copy_in_a_border_is_compared_whole_where_the_original_lost_a_dark_edge_to_its_trim(monkeypatch) -> None:
     """A dark, nearly flat right side (a night sky) passes for a bar on the original; on its copy in a grey border
     the trim stops at the border. Only the original's whole frame against the copy inside its border lines them up."""
