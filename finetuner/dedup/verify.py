@@ -53,7 +53,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import reverse_cuthill_mckee
 
 from finetuner.dedup import searches
-from finetuner.dedup.align import aligned_colours, aligned_pair, cut, resized
+from finetuner.dedup.align import aligned_colours, aligned_pair, cut, refit, resized, warped
 from finetuner.dedup.colour import SIDE as COLOUR_SIDE
 from finetuner.dedup.colour import colour_fit, colour_planes
 from finetuner.dedup.correlation import BAND, bands, unit_rows
@@ -299,11 +299,27 @@ def _second_looks(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: 
         how[q], rules[q] = f"{how[q]}; {note}", "shape"
     for q in judged[~graphics & edged[i[judged]] & edged[j[judged]]].tolist():
         p_region, q_region, _ = aligned_pair(thumbs, trims, i[q], j[q], signals[q], stage[q], aspect)
-        inner_sim, inner_det, left_out = inside_agreement(p_region, q_region, frames[i[q]], frames[j[q]])
+        inner_sim, inner_det, left_out = _inside(p_region, q_region, frames[i[q]], frames[j[q]], rule)
         if left_out > 0:
             sim[q], det[q], rules[q] = inner_sim, inner_det, "frame"
             accepted[q] = inner_sim >= MIN_INSIDE_SIMILARITY and inner_det >= rule.min_detail_similarity
             how[q] = f"{how[q]}; inside the shared frame ({left_out:.0%} left out)"
+
+
+def _inside(p: np.ndarray, q: np.ndarray, frame_p, frame_q, rule: VerifyRule) -> tuple[float, float, float]:
+    """`inside_agreement` of two aligned regions; where it falls short, again with q refitted onto p (`refit`, an
+    affine warp of the whole regions): a copy whose bars were trimmed a pixel or two off lies a few percent off its
+    original, which two smooth frames forgive and the inside of a product shot does not (8 of 52 letterboxed product
+    shots compared inside their shared ground at 0.72-0.85). Two pictures framed alike have their frames aligned
+    already; a refit cannot make their insides agree."""
+    found = inside_agreement(p, q, frame_p, frame_q)
+    if found[2] <= 0 or (found[0] >= MIN_INSIDE_SIMILARITY and found[1] >= rule.min_detail_similarity):
+        return found
+    fitted = refit(p, q)
+    if fitted is None:
+        return found
+    again = inside_agreement(p, warped(q, fitted[0]), frame_p, frame_q)
+    return again if again[2] > 0 and again[0] + again[1] > found[0] + found[1] else found
 
 
 def _identity_names(trims: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
@@ -15,8 +16,9 @@ from finetuner.dedup.candidates import Verified, margin, verify_tradeoff
 from finetuner.dedup.correlation import blur_each, evidence_inside
 from finetuner.dedup.hashing import hash_images
 from finetuner.dedup.surround import MIN_INSIDE_SIMILARITY, frame_mask, framed, inside_agreement, plain, rim_tones
-from finetuner.dedup.verify import Verdicts, verify
+from finetuner.dedup.verify import Verdicts, VerifyRule, _inside, verify
 from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
+from tests.dedup.test_shape import product_shot
 
 SQUARE = (1.0, 1.0)
 
@@ -199,3 +201,18 @@ def test_the_line_where_a_trim_cut_the_bars_away_is_left_out():
     inside = np.zeros((64, 64), bool)
     inside[:, 13:-13] = True  # the frame less EDGE around it, the edge line kept
     assert evidence_inside(p, q, inside)[0] > MIN_INSIDE_SIMILARITY  # through that line they would agree
+
+
+@pytest.mark.parametrize("seed", [0, 3, 5])
+def test_the_inside_of_a_copy_placed_a_few_pixels_off_is_refitted_before_it_is_compared(seed):
+    """A letterboxed product shot whose bars were trimmed a pixel or two off lies a few percent off its original: the
+    whole frames forgive it, the inside of the shared ground does not (8 of 52 such copies on the product set were
+    refused at 0.72-0.85). The verifier refits the inside before it compares; a stranger on the same ground stays
+    apart."""
+    shot = thumb(product_shot(seed)).astype(np.float32)
+    moved = cv2.warpAffine(shot, np.float32([[1, 0, 3], [0, 1, 2]]), (64, 64), borderMode=cv2.BORDER_REPLICATE)
+    assert inside_agreement(shot, moved, 248.0, 248.0)[0] < MIN_INSIDE_SIMILARITY
+    similarity, detail, left_out = _inside(shot, moved, 248.0, 248.0, VerifyRule())
+    assert similarity >= 0.99 and detail >= 0.99 and left_out > 0.5
+    stranger = thumb(product_shot(seed + 20)).astype(np.float32)
+    assert _inside(shot, stranger, 248.0, 248.0, VerifyRule())[0] < 0.5
