@@ -16,7 +16,7 @@ import numpy as np
 from finetuner.dedup.correlation import SMOOTH_SIGMA, blur_each, corr_many
 from finetuner.dedup.hashing import THUMB
 from finetuner.dedup.shape import graphic
-from finetuner.dedup.views import mirrored_boxes, mirrored_signals, signal_views, view_box
+from finetuner.dedup.views import mirrored_boxes, signal_mirrored, signal_views, view_box
 
 REFINE_SCALES = (0.9, 0.95)  # the inner region's size relative to the outer one in the local search
 COARSE = 16  # pixels a side of `coarse_placement`
@@ -49,7 +49,7 @@ def signal_boxes(signal: str, trim_a, trim_b, aspect_a=np.nan, aspect_b=np.nan) 
     va, vb = signal_views(signal)
     box_a, _ = view_box("trim" if va in ("full", "mirror") else va, trim_a, aspect_a)
     box_b, _ = view_box("trim" if vb in ("full", "mirror") else vb, trim_b, aspect_b)
-    mirrored = (va == "mirror") != (vb == "mirror")
+    mirrored = signal_mirrored(signal)
     return box_a, box_b, mirrored, f"{'mirror: ' if mirrored else ''}{va} of a = {vb} of b"
 
 
@@ -290,21 +290,21 @@ def _aligned(thumbs, trims, x: int, y: int, signal: str, stage: int, aspect, col
     """(p, q, frames, (colour p, colour q) or None) of `aligned_pair`."""
     ratio = (1.0, 1.0) if aspect is None else (aspect[x], aspect[y])
     if stage in (5, 6):  # the whole frames, placed (mirrored as the signal's views are)
-        signal = "full~mirror" if signal_boxes(signal, trims[x], trims[y], *ratio)[2] else "full~full"
+        signal = "full~mirror" if signal_mirrored(signal) else "full~full"
         stage -= 3
     elif stage in (13, 14):  # the whole frames, placed mirrored whatever the signal named
         signal, stage = "full~mirror", stage - 11
     if stage in (0, 9, 10):
         box_a, box_b, mirrored = tuple(trims[x]), tuple(trims[y]), False
     elif stage == 4:  # a mirrored copy's content box lies mirrored on its own frame
-        mirrored = bool(mirrored_signals([signal])[0])
+        mirrored = signal_mirrored(signal)
         other = mirrored_boxes(trims[y]) if mirrored else trims[y]
         inside = common_boxes(trims[x][None], other[None])[0]
         box_a, box_b = tuple(inside.tolist()), tuple((mirrored_boxes(inside) if mirrored else inside).tolist())
     elif stage in (11, 12):  # one whole frame, the other inside its bars
         whole = (0, THUMB, 0, THUMB)
         box_a, box_b = (whole, tuple(trims[y])) if stage == 11 else (tuple(trims[x]), whole)
-        mirrored = bool(mirrored_signals([signal])[0])
+        mirrored = signal_mirrored(signal)
     elif stage in (7, 8):
         boxes_a, boxes_b, _ = band_boxes(trims[x], trims[y], ratio[0], ratio[1], on_narrower=stage == 7)
         box_a, box_b, mirrored = tuple(boxes_a[0].tolist()), tuple(boxes_b[0].tolist()), False

@@ -27,6 +27,7 @@ from finetuner.dedup.views import (
     VIEWS,
     dense_unique,
     signal_codes,
+    signal_mirrored,
     signal_views,
     square_boxes,
     trim_boxes,
@@ -87,7 +88,7 @@ def _signal_views(signals: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.nd
     box = {v: BOXES.index("trim" if v in ("full", "mirror") else v) for pair in views for v in pair}
     box_a = np.array([box[a] for a, _ in views], np.int64)
     box_b = np.array([box[b] for _, b in views], np.int64)
-    flip = np.array([(a == "mirror") != (b == "mirror") for a, b in views], bool)
+    flip = np.array([signal_mirrored(s) for s in labels.tolist()], bool)
     return box_a[code.ravel()], box_b[code.ravel()], flip[code.ravel()]
 
 

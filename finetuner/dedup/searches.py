@@ -117,7 +117,7 @@ def content_stretch(trims: np.ndarray, i: np.ndarray, j: np.ndarray, aspect: np.
     return _boxes_stretch(trims[i], trims[j], i, j, aspect)
 
 
-def untrimmed(best: Best, thumbs, trims: np.ndarray, i: np.ndarray, j: np.ndarray, aspect, rule, signals=None) -> None:
+def untrimmed(best: Best, thumbs, trims: np.ndarray, i: np.ndarray, j: np.ndarray, aspect, rule, signals) -> None:
     """Pairs whose two frames were trimmed differently, compared as they lie over the content both trims keep
     (stage 4): a dark or low-contrast picture's edge rows pass for bars on one copy and not on the other (a contrast
     change, a heavy re-encode), and then the two trimmed contents are misaligned by up to 30% of a side. Bars stay
@@ -131,7 +131,7 @@ def untrimmed(best: Best, thumbs, trims: np.ndarray, i: np.ndarray, j: np.ndarra
     if len(differ) == 0:
         return
     a, b = i[differ], j[differ]
-    flip = np.zeros(len(differ), bool) if signals is None else mirrored_signals([signals[q] for q in differ.tolist()])
+    flip = mirrored_signals([signals[q] for q in differ.tolist()])
     whole = np.tile(np.array([0, THUMB, 0, THUMB], np.int64), (len(differ), 1))
     inside = common_boxes(trims[a], np.where(flip[:, None], mirrored_boxes(trims[b]), trims[b]))
     inside_b = np.where(flip[:, None], mirrored_boxes(inside), inside)  # the same content, on b's own frame

@@ -183,11 +183,16 @@ def signal_views(signal: str) -> tuple[str, str]:
     return va, vb
 
 
+def signal_mirrored(signal: str) -> bool:
+    """Whether exactly one of the signal's two views is mirrored ("full~mirror": b is a's mirror image)."""
+    va, vb = signal_views(signal)
+    return (va == "mirror") != (vb == "mirror")
+
+
 def mirrored_signals(signals: Sequence[str]) -> np.ndarray:
-    """Per signal, whether exactly one of its two views is mirrored ("full~mirror": b is a's mirror image), each
-    distinct signal parsed once."""
+    """`signal_mirrored` of each signal, each distinct signal parsed once."""
     labels, code = signal_codes(signals)
-    flip = np.array([(a == "mirror") != (b == "mirror") for a, b in map(signal_views, labels.tolist())], bool)
+    flip = np.array([signal_mirrored(label) for label in labels.tolist()], bool)
     return flip[code.ravel()] if len(labels) else np.zeros(0, bool)
 
 
