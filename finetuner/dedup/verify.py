@@ -77,8 +77,10 @@ __all__ = ["VERIFIER", "Verdict", "Verdicts", "VerifyRule", "best_signal", "veri
 # flat tones (an app window), 18 caption panels trimmed (views.VIEW_BOXES 3), the surround check clear of the regions'
 # edges, 19 the prescreen's look at whole frames where two trims differ, 20 bars around a plain ground trimmed with the
 # ground (trims.py, views.VIEW_BOXES 4), 21 large graphics the shape check refused looked at again at full size
-# (full_size.py)
-VERIFIER = 21
+# (full_size.py), 22 brightened graphics compared with tones clipped alike (shape._clipped_alike), mirrored copies
+# compared mirrored across differing trims, whole frames also placed mirrored (searches._place_mirrored), the surround
+# check refitted where the inside falls short
+VERIFIER = 22
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (searches.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6
