@@ -63,7 +63,17 @@ from finetuner.dedup.searches import IMAGE_CHUNK
 from finetuner.dedup.shape import GRAPHIC_STRETCH, MAX_ANISOTROPY, is_graphic, shape_agreement
 from finetuner.dedup.surround import MIN_INSIDE_SIMILARITY, framed, inside_agreement, plain
 from finetuner.dedup.verdicts import Best, Verdict, Verdicts, VerifyRule, passing, refit_rule
-from finetuner.dedup.views import CORNERS, VIEWS, allowed_combos, signal_views, trim_boxes, unturned, view_hashes
+from finetuner.dedup.views import (
+    CORNERS,
+    VIEWS,
+    allowed_combos,
+    mirrored_boxes,
+    signal_mirrored,
+    signal_views,
+    trim_boxes,
+    unturned,
+    view_hashes,
+)
 
 __all__ = ["VERIFIER", "Verdict", "Verdicts", "VerifyRule", "best_signal", "verify", "verify_pairs"]
 
@@ -79,13 +89,19 @@ __all__ = ["VERIFIER", "Verdict", "Verdicts", "VerifyRule", "best_signal", "veri
 # ground (trims.py, views.VIEW_BOXES 4), 21 large graphics the shape check refused looked at again at full size
 # (full_size.py), 22 brightened graphics compared with tones clipped alike (shape._clipped_alike), mirrored copies
 # compared mirrored across differing trims, whole frames also placed mirrored (searches._place_mirrored), the surround
-# check refitted where the inside falls short
-VERIFIER = 22
+# check refitted where the inside falls short, 23 graphics whose whole file was resized to another shape
+# (_resized_whole)
+VERIFIER = 23
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (searches.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6
 OVERDRAWN_REACH_DETAIL = 0.7
 PAIR_CHUNK = 1024  # pairs whose images' identity rows are built together (at most 2,048 images, 110 MiB)
+# A graphic stretched past GRAPHIC_STRETCH is another design unless its whole file was resized to another shape: the
+# alignment maps frame onto frame as they are (these stages, searches.py) and the two trims lie within RESIZED_SLACK
+# thumbnail pixels of each other (a trim can move a pixel or two with the resampling)
+AS_THEY_ARE = (0, 4, 9, 10)
+RESIZED_SLACK = 2
 COLOUR_CHUNK = 2048  # pairs whose colours are compared together (a few MiB, reused: fresh memory is slow to touch)
 
 
@@ -294,10 +310,12 @@ def _second_looks(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: 
     frames[touched[several]] = seen.tones[several]
     graphics = drawn[i[judged]] & drawn[j[judged]]
     for q in judged[graphics].tolist() if rule.min_shape_similarity > -1 else []:
-        if best.stretch[q] > GRAPHIC_STRETCH:  # no refit can bring its proportions back within MAX_ANISOTROPY
+        whole = best.stretch[q] > GRAPHIC_STRETCH and _resized_whole(trims, i[q], j[q], signals[q], stage[q])
+        if best.stretch[q] > GRAPHIC_STRETCH and not whole:  # no refit brings its proportions back in MAX_ANISOTROPY
             accepted[q], note = False, f"shape: proportions changed by {best.stretch[q]:.0%}"
         else:
-            accepted[q], det[q], note = _shape(thumbs, trims, i[q], j[q], signals[q], stage[q], aspect, rule)
+            accepted[q], det[q], note = _shape(thumbs, trims, i[q], j[q], signals[q], stage[q], aspect, rule, whole)
+            note = f"{note}, the whole file resized" if whole else note
         how[q], rules[q] = f"{how[q]}; {note}", "shape"
     for q in judged[~graphics & edged[i[judged]] & edged[j[judged]]].tolist():
         p_region, q_region, _ = aligned_pair(thumbs, trims, i[q], j[q], signals[q], stage[q], aspect)
@@ -329,11 +347,34 @@ def _identity_names(trims: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarr
     return np.where(whole[i] & whole[j], "identity", "identity, bars trimmed").astype(object)
 
 
-def _shape(thumbs, trims, x: int, y: int, signal: str, stage: int, aspect, rule: VerifyRule) -> tuple[bool, float, str]:
-    """(accepted, fine-detail agreement, description) of two graphics by the shape check (finetuner/dedup/shape.py)."""
+def _shape(
+    thumbs, trims, x: int, y: int, signal: str, stage: int, aspect, rule: VerifyRule, whole: bool = False
+) -> tuple[bool, float, str]:
+    """(accepted, fine-detail agreement, description) of two graphics by the shape check (finetuner/dedup/shape.py).
+    `whole`: the alignment maps one whole frame onto the other (`_resized_whole`), so the proportions the refit may not
+    change are the thumbnails' (both squashed alike), not the images' true ones."""
     p, q, frames = aligned_pair(thumbs, trims, x, y, signal, stage, aspect)
+    if whole:
+        frames = ((1.0, 1.0), (1.0, 1.0))
     score, anisotropy, note = shape_agreement(p, q, rule.min_shape_similarity, frames)
     return score >= rule.min_shape_similarity and anisotropy <= MAX_ANISOTROPY, score, note
+
+
+def _resized_whole(trims: np.ndarray, x: int, y: int, signal: str, stage: int) -> bool:
+    """Whether the kept alignment maps x's whole frame onto y's as they lie (stages 0, 4, 9 and 10: the frames as they
+    are) with the content in one box of both frames (their trims within RESIZED_SLACK): a copy of the whole file
+    resized to another shape, which changes a graphic's proportions with its file's. Two designs of one letter drawn
+    on canvases of one shape (a glyph set) differ in proportions inside their frames, which this never excuses: the
+    two boxes may differ in shape by no more than the shape check lets a graphic's refit (MAX_ANISOTROPY)."""
+    if stage not in AS_THEY_ARE:
+        return False
+    box_x = trims[x].astype(np.int64)
+    box_y = mirrored_boxes(trims[y]) if stage == 4 and signal_mirrored(signal) else trims[y].astype(np.int64)
+    if int(np.abs(box_x - box_y).max()) > RESIZED_SLACK:
+        return False
+    (top, bottom, left, right), (top_y, bottom_y, left_y, right_y) = box_x.tolist(), box_y.tolist()
+    inside = abs(np.log((right - left) * (bottom_y - top_y) / ((bottom - top) * (right_y - left_y))))
+    return inside <= MAX_ANISOTROPY  # what the slack lets the boxes differ in shape is a graphic's own limit
 
 
 def best_signal(a: np.ndarray, b: np.ndarray, aspect: tuple[float, float] | None = None) -> str:

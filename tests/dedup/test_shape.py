@@ -209,3 +209,25 @@ def test_tones_are_matched_only_where_one_image_is_clipped_and_the_other_is_not(
     ink = paper.copy()
     ink[10:50, 30:34] = 30.0
     assert not list(_clipped_alike(paper, ink))  # two drawings on one white: their strokes are not remapped
+
+
+@pytest.mark.parametrize("seed", [1, 4, 7])
+def test_a_product_shot_resized_to_another_shape_is_a_copy(seed):
+    """A 4:3 shot resized to a square: its product is 25% narrower, past what a graphic's own proportions may change,
+    but the whole file was resized, frame onto frame, and on the squashed thumbnails it is the original."""
+    shot = product_shot(seed)
+    square = shot.resize((240, 240), Image.LANCZOS)
+    verdict = verify(thumb(shot), thumb(square), aspect=(4 / 3, 1.0))
+    assert verdict.accepted and verdict.rule == "shape" and "the whole file resized" in verdict.transform, verdict
+    stranger = verify(thumb(product_shot(seed + 20)), thumb(square), aspect=(4 / 3, 1.0))
+    assert not stranger.accepted, stranger
+
+
+def test_a_letter_drawn_wider_on_a_canvas_of_one_shape_is_another_design():
+    """Two designs of a letter on canvases of one shape, one drawn 25% wider: the proportions changed inside the
+    frames, not with them, so the stretch is the design's."""
+    narrow = letter()
+    wide = narrow.resize((60, 48), Image.LANCZOS).crop((6, 0, 54, 48))
+    verdict = verify(thumb(narrow), thumb(wide), aspect=SQUARE)
+    assert not verdict.accepted and verdict.rule == "shape", verdict
+    assert "the whole file resized" not in verdict.transform, verdict
