@@ -310,8 +310,9 @@ def _second_looks(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: 
     frames[touched[several]] = seen.tones[several]
     graphics = drawn[i[judged]] & drawn[j[judged]]
     for q in judged[graphics].tolist() if rule.min_shape_similarity > -1 else []:
-        whole = best.stretch[q] > GRAPHIC_STRETCH and _resized_whole(trims, i[q], j[q], signals[q], stage[q])
-        if best.stretch[q] > GRAPHIC_STRETCH and not whole:  # no refit brings its proportions back in MAX_ANISOTROPY
+        stretched = best.stretch[q] > GRAPHIC_STRETCH
+        whole = stretched and _resized_whole(trims, i[q], j[q], signals[q], stage[q])
+        if stretched and not whole:  # no refit can bring its proportions back within MAX_ANISOTROPY
             accepted[q], note = False, f"shape: proportions changed by {best.stretch[q]:.0%}"
         else:
             accepted[q], det[q], note = _shape(thumbs, trims, i[q], j[q], signals[q], stage[q], aspect, rule, whole)
