@@ -263,9 +263,10 @@ def aligned_pair(
     (`band_boxes`), 9 and 10 as 0 (the verifier left out what a watermark covers, or fitted the light), 11 and 12
     x's whole frame with y inside its bars, and the other way round (4, 11 and 12 mirrored as the signal's views are),
     13 and 14 as 5 and 6 with y mirrored whatever the signal named.
-    `frames` are each region's scales (x, y) from the image's true geometry to the region's pixels, so that a warp
-    fitted between the regions can be judged in true proportions (the placement's uniform scale does not change
-    proportions and is left out; neither does a refit's warp, which the shape check fits again)."""
+    `frames` are each region's scales (x, y) from the image's true geometry to the region's pixels, and the linear part
+    of the refit's warp q was placed by (stage 3; else the identity), so that a warp fitted between the regions can be
+    judged in true proportions as the whole map from one image to the other (the placement's uniform scale does not
+    change proportions and is left out)."""
     p, q, frames, _ = _aligned(thumbs, trims, x, y, signal, stage, aspect)
     return p, q, frames
 
@@ -317,11 +318,16 @@ def _aligned(thumbs, trims, x: int, y: int, signal: str, stage: int, aspect, col
     if stage in (2, 3):
         where = best_place(*regions[0])
         regions = [list(placed(p, q, where)) for p, q in regions]
+    refitted = np.eye(2)  # the linear part of the refit's warp q was placed by (identity: none)
     if stage == 3 and (fitted := refit(*regions[0], max_turns(thumbs, [x], [y])[0])) is not None:
         regions = [[p, warped(q, fitted[0])] for p, q in regions]
-    frames = tuple(
-        (THUMB / ((right - left) * (r if np.isfinite(r) else 1.0)), THUMB / (bottom - top))
-        for (top, bottom, left, right), r in ((box_a, ratio[0]), (box_b, ratio[1]))
+        refitted = fitted[0][:, :2].astype(np.float64)
+    frames = (
+        *(
+            (THUMB / ((right - left) * (r if np.isfinite(r) else 1.0)), THUMB / (bottom - top))
+            for (top, bottom, left, right), r in ((box_a, ratio[0]), (box_b, ratio[1]))
+        ),
+        refitted,
     )
     (p, q), *in_colour = regions
     return p, q, frames, (tuple(in_colour[0]) if in_colour else None)

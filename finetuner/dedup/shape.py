@@ -89,8 +89,9 @@ def shape_agreement(
     """(detail correlation after an affine refit and blur matching, the refit's anisotropy, a description) of two
     coarsely aligned grey regions of one size, compared over the refit's overlap (a crop's missing margin is no
     evidence). Blur matching stops once the correlation reaches `enough`. `frames`: each region's (x, y) scales from
-    its image's true geometry (finetuner/dedup/align.py), so that the anisotropy is that of the whole map from one
-    image to the other, whatever squashing the thumbnails and regions added.
+    its image's true geometry, and optionally the 2x2 linear part of a warp q was already placed by
+    (finetuner/dedup/align.py), so that the anisotropy is that of the whole map from one image to the other, whatever
+    squashing the thumbnails and regions added.
 
     Where the whole regions disagree, the regions less a caption band (top or bottom) are tried too, and count only
     when they agree to CAPTION_AGREEMENT: a caption bar on a copy leaves the rest identical, while forgiving any band
@@ -125,8 +126,9 @@ def _refit(p: np.ndarray, q: np.ndarray, enough: float, frames: tuple) -> tuple[
         )
     except cv2.error:
         return 0.0, float("inf"), "shape: no alignment converged"
-    (ax, ay), (bx, by) = frames
-    true_map = np.diag([1 / bx, 1 / by]) @ warp[:, :2].astype(np.float64) @ np.diag([ax, ay])
+    (ax, ay), (bx, by), *placed_by = frames  # q may come warped already (a refit): the map composes both
+    linear = (placed_by[0] if placed_by else np.eye(2)) @ warp[:, :2].astype(np.float64)
+    true_map = np.diag([1 / bx, 1 / by]) @ linear @ np.diag([ax, ay])
     singular = np.linalg.svd(true_map, compute_uv=False)
     anisotropy = float(abs(np.log(singular[0] / max(singular[1], 1e-9))))
     h, w = p.shape

@@ -90,8 +90,8 @@ __all__ = ["VERIFIER", "Verdict", "Verdicts", "VerifyRule", "best_signal", "veri
 # (full_size.py), 22 brightened graphics compared with tones clipped alike (shape._clipped_alike), mirrored copies
 # compared mirrored across differing trims, whole frames also placed mirrored (searches._place_mirrored), the surround
 # check refitted where the inside falls short, 23 graphics whose whole file was resized to another shape
-# (_resized_whole)
-VERIFIER = 23
+# (_resized_whole), 24 the shape check's proportions counting the refit's warp (align.aligned_pair)
+VERIFIER = 24
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (searches.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6
@@ -102,6 +102,10 @@ PAIR_CHUNK = 1024  # pairs whose images' identity rows are built together (at mo
 # thumbnail pixels of each other (a trim can move a pixel or two with the resampling)
 AS_THEY_ARE = (0, 4, 9, 10)
 RESIZED_SLACK = 2
+# Stages that end in the affine refit (searches.py): its warp can undo the stretch the placed boxes imply (a crop of
+# one side, placed as a uniform scale of the squashed thumbnails), so the shape check, which measures the whole map,
+# judges their proportions
+REFITTED = (3, 6, 14)
 COLOUR_CHUNK = 2048  # pairs whose colours are compared together (a few MiB, reused: fresh memory is slow to touch)
 
 
@@ -310,7 +314,7 @@ def _second_looks(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: 
     frames[touched[several]] = seen.tones[several]
     graphics = drawn[i[judged]] & drawn[j[judged]]
     for q in judged[graphics].tolist() if rule.min_shape_similarity > -1 else []:
-        stretched = best.stretch[q] > GRAPHIC_STRETCH
+        stretched = best.stretch[q] > GRAPHIC_STRETCH and stage[q] not in REFITTED
         whole = stretched and _resized_whole(trims, i[q], j[q], signals[q], stage[q])
         if stretched and not whole:  # no refit can bring its proportions back within MAX_ANISOTROPY
             accepted[q], note = False, f"shape: proportions changed by {best.stretch[q]:.0%}"
