@@ -85,6 +85,14 @@ def common_boxes(trims_a: np.ndarray, trims_b: np.ndarray) -> np.ndarray:
     return np.stack([top, bottom, left, right], axis=1)
 
 
+def shared_content(trims_a: np.ndarray, trims_b: np.ndarray, flip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair, the box of the content both trims keep, on a's frame and on b's: where b is a's mirror image (`flip`),
+    b's trim is mirrored onto a's frame before the two are met, and the box mirrored back onto b's."""
+    flip = np.asarray(flip, bool)[:, None]
+    inside = common_boxes(trims_a, np.where(flip, mirrored_boxes(trims_b), trims_b))
+    return inside, np.where(flip, mirrored_boxes(inside), inside)
+
+
 def band_boxes(trims_a, trims_b, aspect_a, aspect_b, on_narrower: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(boxes of a, boxes of b, found) per pair, where one picture is shown whole inside the other's canvas of another
     shape, with bars of any kind (a blurred copy of itself, a pattern): the wider content lies across the narrower
@@ -258,7 +266,7 @@ def aligned_pair(
 ) -> tuple[np.ndarray, np.ndarray, tuple[tuple[float, float], tuple[float, float]]]:
     """(region of x, region of y, frames) as the verifier's kept alignment placed them: `stage` 0 the frames inside
     their bars, 1 the regions `signal` names, 2 those refined by `placement`, 3 those then refitted by `refit`, 4 the
-    frames as they lie over the content both trims keep (`common_boxes`), 5 and 6 as 2 and 3 for the two whole
+    frames as they lie over the content both trims keep (`shared_content`), 5 and 6 as 2 and 3 for the two whole
     frames (mirrored as the signal's views are), 7 and 8 one content as a band across or in the other's canvas
     (`band_boxes`), 9 and 10 as 0 (the verifier left out what a watermark covers, or fitted the light), 11 and 12
     x's whole frame with y inside its bars, and the other way round (4, 11 and 12 mirrored as the signal's views are),
@@ -299,9 +307,8 @@ def _aligned(thumbs, trims, x: int, y: int, signal: str, stage: int, aspect, col
         box_a, box_b, mirrored = tuple(trims[x]), tuple(trims[y]), False
     elif stage == 4:  # a mirrored copy's content box lies mirrored on its own frame
         mirrored = signal_mirrored(signal)
-        other = mirrored_boxes(trims[y]) if mirrored else trims[y]
-        inside = common_boxes(trims[x][None], other[None])[0]
-        box_a, box_b = tuple(inside.tolist()), tuple((mirrored_boxes(inside) if mirrored else inside).tolist())
+        inside_a, inside_b = shared_content(trims[x][None], trims[y][None], [mirrored])
+        box_a, box_b = tuple(inside_a[0].tolist()), tuple(inside_b[0].tolist())
     elif stage in (11, 12):  # one whole frame, the other inside its bars
         whole = (0, THUMB, 0, THUMB)
         box_a, box_b = (whole, tuple(trims[y])) if stage == 11 else (tuple(trims[x]), whole)

@@ -26,7 +26,6 @@ from finetuner.dedup.align import (
     band_boxes,
     coarse_placement,
     coarse_similarity,
-    common_boxes,
     cut,
     cuts,
     max_turns,
@@ -35,6 +34,7 @@ from finetuner.dedup.align import (
     refit,
     regions,
     resized,
+    shared_content,
     signal_boxes,
     warped,
 )
@@ -50,7 +50,7 @@ from finetuner.dedup.correlation import (
 )
 from finetuner.dedup.hashing import THUMB
 from finetuner.dedup.verdicts import Best, VerifyRule, passing, refit_rule
-from finetuner.dedup.views import mirrored_boxes, mirrored_signals
+from finetuner.dedup.views import mirrored_signals
 
 REFINE_MARGIN = 0.25  # pairs this far below min_similarity are not worth a template search
 # Pairs the local search placed more than REFIT_REACH below min_similarity, or with fine detail below
@@ -133,8 +133,7 @@ def untrimmed(best: Best, thumbs, trims: np.ndarray, i: np.ndarray, j: np.ndarra
     a, b = i[differ], j[differ]
     flip = mirrored_signals([signals[q] for q in differ.tolist()])
     whole = np.tile(np.array([0, THUMB, 0, THUMB], np.int64), (len(differ), 1))
-    inside = common_boxes(trims[a], np.where(flip[:, None], mirrored_boxes(trims[b]), trims[b]))
-    inside_b = np.where(flip[:, None], mirrored_boxes(inside), inside)  # the same content, on b's own frame
+    inside, inside_b = shared_content(trims[a], trims[b], flip)  # the same content on a's frame and on b's
     tries = (  # (stage, a's box, b's box, what is compared)
         (4, inside, inside_b, "identity, inside both frames' bars"),
         (11, whole, trims[b], "identity, a's whole frame = b inside its bars"),

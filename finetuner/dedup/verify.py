@@ -378,8 +378,8 @@ def _resized_whole(trims: np.ndarray, x: int, y: int, signal: str, stage: int) -
     if int(np.abs(box_x - box_y).max()) > RESIZED_SLACK:
         return False
     (top, bottom, left, right), (top_y, bottom_y, left_y, right_y) = box_x.tolist(), box_y.tolist()
-    inside = abs(np.log((right - left) * (bottom_y - top_y) / ((bottom - top) * (right_y - left_y))))
-    return inside <= MAX_ANISOTROPY  # what the slack lets the boxes differ in shape is a graphic's own limit
+    reshaped = abs(np.log((right - left) * (bottom_y - top_y) / ((bottom - top) * (right_y - left_y))))
+    return reshaped <= MAX_ANISOTROPY  # what the slack lets the boxes differ in shape is a graphic's own limit
 
 
 def best_signal(a: np.ndarray, b: np.ndarray, aspect: tuple[float, float] | None = None) -> str:
