@@ -9,10 +9,12 @@ most MAX_TURN) and a shift t (white balance, at most MAX_SHIFT), fitted by least
 turning a whole picture's hues far round, is not a copy's edit.
 
 Where an image has no colour structure to compare (grey, plain, or one tint throughout), it must only lie within one
-such edit of the other's mean colour; a toned copy (sepia: one hue throughout) of a picture of several hues passes.
-Two pictures that are each one hue on a neutral ground (a red shirt, the same shot in blue) are fitted as usual, so a
-sepia copy of such a picture is taken for another picture. Every sum the fit needs is a moment of the pixels, kept
-per row, so the regions without a caption band at the top or the bottom cost nothing more.
+such edit of the other's mean colour; a toned copy (sepia, a gradient map: one hue throughout, its chroma a function
+of its brightness) of a picture of several hues passes. Two pictures that are each one hue on a neutral ground (a red
+shirt, the same shot in blue) look to these statistics like a toned copy and its original, so a toned copy of a
+picture of one hue passes only where the two mean colours are one turn of at most MAX_TURN apart: a sepia copy of a
+blue picture is taken for another picture. Every sum the fit needs is a moment of the pixels, kept per row, so the
+regions without a caption band at the top or the bottom cost nothing more.
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ MAX_TURN = np.radians(30.0)  # the largest turn of all hues a copy's edit may ma
 MAX_SHIFT = 20.0  # the largest shift of all chroma (levels of 255) a copy's edit may make (white balance, a tint)
 FIT_ROUNDS = 4  # alternations of the gain and the shift (each exact given the other)
 # A toned copy (sepia): one hue (|sum of chroma| / sum of |chroma| at least ONE_HUE; sepia copies 0.99-1.0), its
-# chroma following its luma (a linear fit explains TONE_FIT of it; 0.71-0.99) and muted (mean |chroma| at most
-# TONE_CHROMA levels; 12-32). Only a copy of a picture of several hues (at most SEVERAL_HUES) passes as one.
-ONE_HUE, TONE_FIT, TONE_CHROMA, SEVERAL_HUES = 0.97, 0.6, 40.0, 0.9
+# chroma a function of its luma (a quadratic in luma explains TONE_FIT of it: 0.71-1.0; a linear fit missed the bend
+# where a filter's brightest channel clips, CSS's sepia(1) on bright pictures: 0.22-0.52) and muted (mean |chroma| at
+# most TONE_CHROMA levels; 12-32). A copy of a picture of several hues (at most SEVERAL_HUES) passes as one; a copy
+# of a picture of one hue passes where their mean colours lie within one turn of MAX_TURN, with no shift.
+ONE_HUE, TONE_FIT, TONE_CHROMA, SEVERAL_HUES = 0.97, 0.7, 40.0, 0.9
 FLOOR = 3.0  # chroma std (levels of 255) below which an image has no colour structure to compare
 # BT.601 luma and chroma of 8-bit RGB, as JPEG stores them: Y, Cb, Cr (without the 128 offset)
 _YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32)
@@ -47,7 +51,6 @@ def colour_fit(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     (finetuner/dedup/correlation.py BAND); the best of the three counts."""
     u = a[:, :, 1:-1, 1] + 1j * a[:, :, 1:-1, 2]
     v = b[:, :, 1:-1, 1] + 1j * b[:, :, 1:-1, 2]
-    ya, yb = a[:, :, 1:-1, 0], b[:, :, 1:-1, 0]
     rows = {  # per row: the moments of the pixels
         "u": u.sum(axis=2),
         "v": v.sum(axis=2),
@@ -56,48 +59,81 @@ def colour_fit(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         "vu": (v * u.conj()).sum(axis=2),
         "|u|": np.abs(u).sum(axis=2),
         "|v|": np.abs(v).sum(axis=2),
-        "ya": ya.sum(axis=2),
-        "yb": yb.sum(axis=2),
-        "yaya": (ya**2).sum(axis=2),
-        "ybyb": (yb**2).sum(axis=2),
-        "uya": (u * ya).sum(axis=2),
-        "vyb": (v * yb).sum(axis=2),
     }
     band, height = 1 + int(np.ceil(a.shape[1] * BAND)), a.shape[1]
     parts = ((1, height - 1), (band, height - 1), (1, height - band))
-    return np.max(
-        [_fit({k: m[:, lo:hi].sum(axis=1) for k, m in rows.items()}, u.shape[2] * (hi - lo)) for lo, hi in parts],
-        axis=0,
-    )
+    sums = [{k: m[:, lo:hi].sum(axis=1) for k, m in rows.items()} for lo, hi in parts]
+    # only an image of one hue can be toned: the tone's moments for those pairs alone (a few in a collection)
+    one = np.flatnonzero(np.any([(_hues(s, "u") >= ONE_HUE) | (_hues(s, "v") >= ONE_HUE) for s in sums], axis=0))
+    tone_rows = {**_tone_moments("u", u[one], a[one, :, 1:-1, 0]), **_tone_moments("v", v[one], b[one, :, 1:-1, 0])}
+    fits = []
+    for (lo, hi), part in zip(parts, sums):
+        pixels = u.shape[2] * (hi - lo)
+        means = {k: m[:, lo:hi].sum(axis=1) / pixels for k, m in tone_rows.items()}
+        means.update({k: part[k][one] / pixels for k in ("u", "v", "uu", "vv", "|u|", "|v|")})
+        tone_u, tone_v = np.zeros(len(u), bool), np.zeros(len(u), bool)
+        tone_u[one], tone_v[one] = _tone(means, "u"), _tone(means, "v")
+        fits.append(_fit(part, pixels, tone_u, tone_v))
+    return np.max(fits, axis=0)
 
 
-def _fit(sums: dict[str, np.ndarray], pixels: int) -> np.ndarray:
-    """`colour_fit` of regions given their pixel sums."""
+def _hues(sums: dict[str, np.ndarray], c: str) -> np.ndarray:
+    """How nearly one hue an image's chroma is: |sum of chroma| / sum of |chroma| (1: one hue throughout)."""
+    return np.abs(sums[c]) / np.maximum(sums[f"|{c}|"], 1e-12)
+
+
+def _fit(sums: dict[str, np.ndarray], pixels: int, tone_u: np.ndarray, tone_v: np.ndarray) -> np.ndarray:
+    """`colour_fit` of regions given their pixel sums, and whether each side's chroma is a tone's (`_tone`)."""
     m = {k: s / pixels for k, s in sums.items()}
     spread_u, spread_v = m["uu"] - np.abs(m["u"]) ** 2, m["vv"] - np.abs(m["v"]) ** 2
     structured = np.minimum(spread_u, spread_v) >= FLOOR**2
     conjugate = {"u": m["v"], "v": m["u"], "uu": m["vv"], "vv": m["uu"], "vu": m["vu"].conj()}
     share = np.maximum(_explained(m, spread_v), _explained(conjugate, spread_u))
     # a toned copy (sepia, a tint over grey) of a picture of several hues: one hue throughout, following brightness
-    hues_u = np.abs(sums["u"]) / np.maximum(sums["|u|"], 1e-12)
-    hues_v = np.abs(sums["v"]) / np.maximum(sums["|v|"], 1e-12)
-    toned_u = (hues_u >= ONE_HUE) & _tone(m["u"], m["ya"], m["yaya"], m["uya"], spread_u, m["|u|"])
-    toned_v = (hues_v >= ONE_HUE) & _tone(m["v"], m["yb"], m["ybyb"], m["vyb"], spread_v, m["|v|"])
+    hues_u, hues_v = _hues(sums, "u"), _hues(sums, "v")
+    toned_u, toned_v = (hues_u >= ONE_HUE) & tone_u, (hues_v >= ONE_HUE) & tone_v
     toned = (toned_u & (hues_v <= SEVERAL_HUES)) | (toned_v & (hues_u <= SEVERAL_HUES))
     share = np.where(structured & ~toned, share, 1.0)
     # without structure (plain or grey frames, perhaps tinted), one mean colour must be the other's scaled and
     # turned within MAX_TURN, then shifted by at most MAX_SHIFT (a red card is not a green one)
     gap = np.minimum(_off_cone(m["u"], m["v"]), _off_cone(m["v"], m["u"]))
     plain = np.minimum(1.0, MAX_SHIFT / np.maximum(gap, 1e-12)) ** 2
+    # a toned copy of a picture of one hue: their mean colours one turn of at most MAX_TURN apart, with no shift (a
+    # shift of MAX_SHIFT takes a red object to a purple one)
+    share = np.where((toned_u | toned_v) & ~toned & (gap <= 0.0), 1.0, share)
     return np.where(np.maximum(spread_u, spread_v) < FLOOR**2, plain, share)
 
 
-def _tone(c, y, yy, cy, spread, size) -> np.ndarray:
-    """Whether chroma (mean c, variance `spread`, mean magnitude `size`) follows luma (mean y, mean square yy, mean
-    product with chroma cy) as a tone does: a muted colour, mostly explained by brightness."""
-    luma_spread = np.maximum(yy - y**2, 1e-12)
-    follows = np.abs(cy - c * y) ** 2 >= TONE_FIT * luma_spread * np.maximum(spread, 1e-12)
-    return follows & (size <= TONE_CHROMA)
+def _tone_moments(c: str, chroma: np.ndarray, luma: np.ndarray) -> dict[str, np.ndarray]:
+    """Per row, the moments a quadratic fit of `chroma` on `luma` needs, named after `c` (luma scaled to 0-1, in
+    float64: its fourth powers)."""
+    s = luma.astype(np.float64) / 255.0
+    chroma = chroma.astype(np.complex128)
+    return {
+        f"{c}:s": s.sum(axis=2),
+        f"{c}:s2": (s**2).sum(axis=2),
+        f"{c}:s3": (s**3).sum(axis=2),
+        f"{c}:s4": (s**4).sum(axis=2),
+        f"{c}:cs": (chroma * s).sum(axis=2),
+        f"{c}:cs2": (chroma * s**2).sum(axis=2),
+    }
+
+
+def _tone(m: dict[str, np.ndarray], c: str) -> np.ndarray:
+    """Whether chroma `c` (its pixel means in `m`) is a function of luma as a tone's is: muted (mean magnitude at most
+    TONE_CHROMA), and a quadratic in brightness explains TONE_FIT of its variance (a tint over grey, bent where the
+    filter's brightest channel clips)."""
+    s1, s2, s3, s4 = (m[f"{c}:{k}"] for k in ("s", "s2", "s3", "s4"))
+    gram = np.stack(
+        [np.stack([np.ones_like(s1), s1, s2], -1), np.stack([s1, s2, s3], -1), np.stack([s2, s3, s4], -1)], -2
+    )
+    mean = m[c].astype(np.complex128)
+    rhs = np.stack([mean, m[f"{c}:cs"], m[f"{c}:cs2"]], -1)
+    gram = gram + 1e-9 * np.eye(3)  # a frame of one brightness: no fit
+    coef = np.linalg.solve(gram.astype(np.complex128), rhs[..., None])[..., 0]
+    explained = np.einsum("...i,...i->...", rhs.conj(), coef).real - np.abs(mean) ** 2
+    spread = m[f"{c}{c}"] - np.abs(mean) ** 2
+    return (explained >= TONE_FIT * np.maximum(spread, 1e-12)) & (m[f"|{c}|"] <= TONE_CHROMA)
 
 
 def _explained(m: dict[str, np.ndarray], spread: np.ndarray) -> np.ndarray:

@@ -90,8 +90,9 @@ __all__ = ["VERIFIER", "Verdict", "Verdicts", "VerifyRule", "best_signal", "veri
 # (full_size.py), 22 brightened graphics compared with tones clipped alike (shape._clipped_alike), mirrored copies
 # compared mirrored across differing trims, whole frames also placed mirrored (searches._place_mirrored), the surround
 # check refitted where the inside falls short, 23 graphics whose whole file was resized to another shape
-# (_resized_whole), 24 the shape check's proportions counting the refit's warp (align.aligned_pair)
-VERIFIER = 24
+# (_resized_whole), 24 the shape check's proportions counting the refit's warp (align.aligned_pair), 25 toned copies
+# whose tone bends where a channel clips, and toned copies of a picture of one hue (colour._tone)
+VERIFIER = 25
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (searches.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6
