@@ -303,7 +303,7 @@ def _aligned(thumbs, trims, x: int, y: int, signal: str, stage: int, aspect, col
         stage -= 3
     elif stage in (13, 14):  # the whole frames, placed mirrored whatever the signal named
         signal, stage = "full~mirror", stage - 11
-    if stage in (0, 9, 10):
+    if stage in (0, 9, 10, 15):
         box_a, box_b, mirrored = tuple(trims[x]), tuple(trims[y]), False
     elif stage == 4:  # a mirrored copy's content box lies mirrored on its own frame
         mirrored = signal_mirrored(signal)

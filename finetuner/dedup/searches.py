@@ -10,7 +10,9 @@ Each keeps, per pair, whichever alignment scores better (`verdicts.Best`, stage 
   the other's canvas (a repost on a blurred copy of itself);
 - `overdrawn` (9): the frames as they are, without the tenth of pixels that disagree most (a watermark, a logo);
 - `relit` (10): the frames as they are, one lit like the other by a smooth light field (a vignette, a lens's falloff,
-  a graduated filter, light from one side).
+  a graduated filter, light from one side);
+- `hue_turned` (15): the frames as they are, one's grey as it would be with its hues turned as its colours show (a
+  filter's hue shift changes each colour's grey by its own amount).
 The freer an alignment, the more it must explain: refits, placed frames and bands are held to
 `verdicts.refit_rule`, pixels left out to OVERDRAWN_MIN_*, a fitted light field to RELIT_MIN_*.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import cv2
 import numpy as np
 
 from finetuner.dedup.align import (
@@ -38,6 +41,8 @@ from finetuner.dedup.align import (
     signal_boxes,
     warped,
 )
+from finetuner.dedup.colour import FLOOR as COLOUR_FLOOR
+from finetuner.dedup.colour import MAX_TURN, colour_planes
 from finetuner.dedup.correlation import (
     SMOOTH_SIGMA,
     banded_corr,
@@ -73,6 +78,12 @@ OVERDRAWN_MIN_DETAIL = 0.95
 RELIT_MIN_DETAIL = 0.9
 RELIT_MIN_SIMILARITY = 0.99
 LIGHT_CHUNK = 32  # pairs whose light fields are fitted together
+# Pairs whose fine detail agrees this well as the frames are, and whose chroma one turn of every hue of at most
+# colour.MAX_TURN relates, are compared with a's grey as its hues turned by that turn would make it (HSV, as photo
+# editors turn hues): hue-turned copies 0.68-0.94 as they are
+HUE_REACH_DETAIL = 0.5
+HUE_SLACK = np.radians(5.0)  # ...or a few degrees more: copies turned 30 degrees measure 30.4-31.2
+HUE_TURNED = 15  # the stage
 BAND_REACH = 0.9  # bands compared at full size where they already correlate this well at 16x16
 BAND_PLAIN = 0.3  # the canvas around a band counts as bars where its fine detail is below this share of the band's,
 BAND_FILL = 0.95  # or where it correlates this well with the band enlarged to the canvas and blurred by one of
@@ -207,6 +218,64 @@ def relit(best: Best, thumbs, trims, i, j, aspect, rule: VerifyRule, part: np.nd
     how = "identity, lit alike by a smooth light field"
     thresholds = (RELIT_MIN_SIMILARITY, RELIT_MIN_DETAIL)
     _take_as_they_are(best, trims, i, j, aspect, rule, part, sim, det, thresholds, 1.0, how, 10)
+
+
+def hue_turned(best: Best, thumbs, colours, trims, i, j, aspect, rule: VerifyRule, part: np.ndarray) -> None:
+    """Pairs `part` compared as their frames are (inside their bars), with a's grey changed as turning its hues by
+    the turn that best relates its chroma to b's would change it (stage 15). A hue-turned copy keeps its grey
+    structure but not its grey levels: a shifted hue is brighter or darker by an amount of its own. Only turns of at
+    most colour.MAX_TURN (and HUE_SLACK) are tried, those a copy's colour edit may make; the colour check then holds the pair to
+    them as to any other, and two pictures whose colours differ by more (a product in another colour) are left as
+    they were. The colours are the 16x16 thumbnails, enlarged: the grey change follows the colours, which vary
+    slowly."""
+    if len(part) == 0:
+        return
+    rgb_a, rgb_b = (_colour_contents(colours, side[part], trims[side[part]]) for side in (i, j))
+    turn = _hue_turn(rgb_a, rgb_b)
+    within = np.abs(np.nan_to_num(turn, nan=np.inf)) <= MAX_TURN + HUE_SLACK
+    part, turn, rgb_a = part[within], np.degrees(turn[within]), rgb_a[within]
+    if len(part) == 0:
+        return
+    grey_a, grey_b = (cuts(thumbs, side[part], trims[side[part]]) for side in (i, j))
+    for k, degrees in enumerate(turn.tolist()):
+        grey_a[k] += _luma(_turned(rgb_a[k], degrees)) - _luma(rgb_a[k])
+    sim, det = evidence(grey_a, grey_b)
+    stretch = content_stretch(trims, i[part], j[part], aspect)
+    good = passing(rule)(sim, det, np.ones(len(part)), stretch)
+    how = np.array([f"identity, a's hues turned {d:+.0f} degrees" for d in turn[good].tolist()], object)
+    best.take(part[good], sim[good], det[good], 1.0, stretch[good], how, HUE_TURNED)
+
+
+def _colour_contents(colours: np.ndarray, images: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """(k, 64, 64, 3) float32 RGB of each image's content box (thumbnail pixels), from its 16x16 colour thumbnail
+    enlarged to the grey thumbnail's size."""
+    out = np.empty((len(images), THUMB, THUMB, 3), np.float32)
+    for k, (x, box) in enumerate(zip(images.tolist(), np.asarray(boxes).tolist())):
+        enlarged = cv2.resize(colours[x].astype(np.float32), (THUMB, THUMB), interpolation=cv2.INTER_LINEAR)
+        out[k] = cut(enlarged, tuple(box))
+    return out
+
+
+def _hue_turn(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per pair of (k, h, w, 3) RGB regions, the turn (radians) of every hue that best relates a's chroma to b's (the
+    angle of the least-squares complex gain between their centred Cb + i Cr); NaN where either has no colour
+    structure to turn (colour.FLOOR)."""
+    u, v = (c[..., 1] + 1j * c[..., 2] for c in (colour_planes(a), colour_planes(b)))
+    u, v = (c.reshape(len(c), -1) for c in (u, v))
+    u, v = u - u.mean(axis=1, keepdims=True), v - v.mean(axis=1, keepdims=True)
+    spread = np.minimum((np.abs(u) ** 2).mean(axis=1), (np.abs(v) ** 2).mean(axis=1))
+    return np.where(spread >= COLOUR_FLOOR**2, np.angle((v * u.conj()).sum(axis=1)), np.nan)
+
+
+def _turned(rgb: np.ndarray, degrees: float) -> np.ndarray:
+    """(h, w, 3) float RGB (0-255) with every hue turned by `degrees`, saturation and value kept (HSV)."""
+    hsv = cv2.cvtColor(np.clip(rgb, 0, 255) / 255.0, cv2.COLOR_RGB2HSV)
+    hsv[..., 0] = (hsv[..., 0] + degrees) % 360.0
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB) * 255.0
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    return rgb @ np.array([0.299, 0.587, 0.114], np.float32)
 
 
 def _take_as_they_are(best: Best, trims, i, j, aspect, rule, part, sim, det, thresholds, overlap, how, stage) -> None:

@@ -18,7 +18,9 @@ Where the images are compared, first to last (each try keeps the best alignment 
   itself);
 - the frames as they are without the tenth of pixels that disagree most (a watermark across the middle, a logo);
 - the frames as they are with one lit like the other by a smooth light field (a vignette, light from one side),
-  where their fine detail already agrees, at stricter thresholds still.
+  where their fine detail already agrees, at stricter thresholds still;
+- the frames as they are with one's grey as turning its hues would make it, by the turn (at most the colour check's)
+  that relates their colours (a filter's hue shift brightens some colours and darkens others).
 
 What is enough, over the aligned overlap (verdicts.py):
 - the images correlate (`similarity`, Pearson over pixels, tolerant of one caption band at the top or bottom);
@@ -91,8 +93,9 @@ __all__ = ["VERIFIER", "Verdict", "Verdicts", "VerifyRule", "best_signal", "veri
 # compared mirrored across differing trims, whole frames also placed mirrored (searches._place_mirrored), the surround
 # check refitted where the inside falls short, 23 graphics whose whole file was resized to another shape
 # (_resized_whole), 24 the shape check's proportions counting the refit's warp (align.aligned_pair), 25 toned copies
-# whose tone bends where a channel clips, and toned copies of a picture of one hue (colour._tone)
-VERIFIER = 25
+# whose tone bends where a channel clips, and toned copies of a picture of one hue (colour._tone), 26 copies with
+# their hues turned compared with the grey turned alike (searches.hue_turned)
+VERIFIER = 26
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (searches.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6
@@ -101,7 +104,7 @@ PAIR_CHUNK = 1024  # pairs whose images' identity rows are built together (at mo
 # A graphic stretched past GRAPHIC_STRETCH is another design unless its whole file was resized to another shape: the
 # alignment maps frame onto frame as they are (these stages, searches.py) and the two trims lie within RESIZED_SLACK
 # thumbnail pixels of each other (a trim can move a pixel or two with the resampling)
-AS_THEY_ARE = (0, 4, 9, 10)
+AS_THEY_ARE = (0, 4, 9, 10, 15)
 RESIZED_SLACK = 2
 # Stages that end in the affine refit (searches.py): its warp can undo the stretch the placed boxes imply (a crop of
 # one side, placed as a uniform scale of the squashed thumbnails), so the shape check, which measures the whole map,
@@ -208,7 +211,7 @@ def verify_pairs(
     flat = (level[i] < rule.low_detail) | (level[j] < rule.low_detail)
     passes = passing(rule)
     todo = np.flatnonzero(~flat & ~passes(sim, det, best.overlap, best.stretch))
-    _search(best, thumbs, trims, i, j, signals, aspect, rule, todo, chunk, thorough, sim0, det0)
+    _search(best, thumbs, trims, i, j, signals, aspect, rule, todo, chunk, thorough, sim0, det0, colours)
     sim, det, overlap, stretch, how = best.sim, best.det, best.overlap, best.stretch, best.how
     accepted = passes(sim, det, overlap, stretch)
     # A corner view proposes one picture zoomed into a corner of the other, which look-alike designs can meet near
@@ -236,10 +239,11 @@ def verify_pairs(
     return Verdicts(accepted, rules, np.round(sim, 4), np.round(det, 4), np.round(overlap, 4), how, np.round(colour, 4))
 
 
-def _search(best, thumbs, trims, i, j, signals, aspect, rule, todo, chunk, thorough, sim0, det0) -> None:
+def _search(best, thumbs, trims, i, j, signals, aspect, rule, todo, chunk, thorough, sim0, det0, colours) -> None:
     """The searches beyond the frames as they are, into `best`, each on the pairs (of `todo`) the one before left
     short of the thresholds: the signal's alignment and the local search (`realign`, in chunks), a copy drawn over
-    where the frames as they are already came close (`overdrawn`), a copy relit where their detail agreed (`relit`)."""
+    where the frames as they are already came close (`overdrawn`), a copy relit where their detail agreed (`relit`),
+    a copy with its hues turned where its colours show the turn (`hue_turned`; with `colours`)."""
     passes = passing(rule)
     for s in range(0, len(todo), chunk):
         searches.realign(best, thumbs, trims, i, j, signals, aspect, rule, todo[s : s + chunk], thorough)
@@ -248,6 +252,10 @@ def _search(best, thumbs, trims, i, j, signals, aspect, rule, todo, chunk, thoro
     searches.overdrawn(best, thumbs, trims, i, j, aspect, rule, short[reach])
     short = short[~passes(best.sim[short], best.det[short], best.overlap[short], best.stretch[short])]
     searches.relit(best, thumbs, trims, i, j, aspect, rule, short[det0[short] >= searches.RELIT_MIN_DETAIL])
+    if colours is not None:
+        short = short[~passes(best.sim[short], best.det[short], best.overlap[short], best.stretch[short])]
+        reach = short[det0[short] >= searches.HUE_REACH_DETAIL]
+        searches.hue_turned(best, thumbs, colours, trims, i, j, aspect, rule, reach)
 
 
 def _colour_verdicts(
