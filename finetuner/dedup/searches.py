@@ -224,10 +224,10 @@ def hue_turned(best: Best, thumbs, colours, trims, i, j, aspect, rule: VerifyRul
     """Pairs `part` compared as their frames are (inside their bars), with a's grey changed as turning its hues by
     the turn that best relates its chroma to b's would change it (stage 15). A hue-turned copy keeps its grey
     structure but not its grey levels: a shifted hue is brighter or darker by an amount of its own. Only turns of at
-    most colour.MAX_TURN (and HUE_SLACK) are tried, those a copy's colour edit may make; the colour check then holds the pair to
-    them as to any other, and two pictures whose colours differ by more (a product in another colour) are left as
-    they were. The colours are the 16x16 thumbnails, enlarged: the grey change follows the colours, which vary
-    slowly."""
+    most colour.MAX_TURN (and HUE_SLACK) are tried, those a copy's colour edit may make; the colour check then holds
+    the pair to them as to any other, and two pictures whose colours differ by more (a product in another colour)
+    are left as they were. The colours are the 16x16 thumbnails, enlarged: the grey change follows the colours, which
+    vary slowly."""
     if len(part) == 0:
         return
     rgb_a, rgb_b = (_colour_contents(colours, side[part], trims[side[part]]) for side in (i, j))
