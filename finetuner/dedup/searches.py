@@ -228,8 +228,11 @@ def hue_turned(best: Best, thumbs, colours, trims, i, j, aspect, rule: VerifyRul
     the pair to them as to any other, and two pictures whose colours differ by more (a product in another colour)
     are left as they were. The colours are the 16x16 thumbnails, enlarged: the grey change follows the colours, which
     vary slowly."""
-    if len(part) == 0:
-        return
+    for s in range(0, len(part), IMAGE_CHUNK):  # 48 KiB of colour per image and pair
+        _hue_turned(best, thumbs, colours, trims, i, j, aspect, rule, part[s : s + IMAGE_CHUNK])
+
+
+def _hue_turned(best: Best, thumbs, colours, trims, i, j, aspect, rule: VerifyRule, part: np.ndarray) -> None:
     rgb_a, rgb_b = (_colour_contents(colours, side[part], trims[side[part]]) for side in (i, j))
     turn = _hue_turn(rgb_a, rgb_b)
     within = np.abs(np.nan_to_num(turn, nan=np.inf)) <= MAX_TURN + HUE_SLACK
