@@ -18,6 +18,9 @@ from finetuner.dedup.hashing import THUMB
 from finetuner.dedup.shape import graphic
 from finetuner.dedup.views import mirrored_boxes, signal_mirrored, signal_views, view_box
 
+# The verifier's stages (searches.py) that compare the two frames inside their bars as they lie: the frames as they
+# are (0), less what a watermark covers (9), lit alike (10), with a's hues turned (15)
+INSIDE_BARS = (0, 9, 10, 15)
 REFINE_SCALES = (0.9, 0.95)  # the inner region's size relative to the outer one in the local search
 COARSE = 16  # pixels a side of `coarse_placement`
 BAND_MIN_STRETCH = 0.1  # |log| of the two contents' proportions below which no band is looked for (`band_boxes`)
@@ -303,7 +306,7 @@ def _aligned(thumbs, trims, x: int, y: int, signal: str, stage: int, aspect, col
         stage -= 3
     elif stage in (13, 14):  # the whole frames, placed mirrored whatever the signal named
         signal, stage = "full~mirror", stage - 11
-    if stage in (0, 9, 10, 15):
+    if stage in INSIDE_BARS:
         box_a, box_b, mirrored = tuple(trims[x]), tuple(trims[y]), False
     elif stage == 4:  # a mirrored copy's content box lies mirrored on its own frame
         mirrored = signal_mirrored(signal)

@@ -243,10 +243,8 @@ def _hue_turned(best: Best, thumbs, colours, trims, i, j, aspect, rule: VerifyRu
     for k, degrees in enumerate(turn.tolist()):
         grey_a[k] += _luma(_turned(rgb_a[k], degrees)) - _luma(rgb_a[k])
     sim, det = evidence(grey_a, grey_b)
-    stretch = content_stretch(trims, i[part], j[part], aspect)
-    good = passing(rule)(sim, det, np.ones(len(part)), stretch)
-    how = np.array([f"identity, a's hues turned {d:+.0f} degrees" for d in turn[good].tolist()], object)
-    best.take(part[good], sim[good], det[good], 1.0, stretch[good], how, HUE_TURNED)
+    how = np.array([f"identity, a's hues turned {d:+.0f} degrees" for d in turn.tolist()], object)
+    _take_as_they_are(best, trims, i, j, aspect, rule, part, sim, det, (0.0, 0.0), 1.0, how, HUE_TURNED)
 
 
 def _colour_contents(colours: np.ndarray, images: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -283,7 +281,8 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
 
 def _take_as_they_are(best: Best, trims, i, j, aspect, rule, part, sim, det, thresholds, overlap, how, stage) -> None:
     """Keep, for pairs `part` compared as their frames are (inside their bars), the evidence (sim, det) that
-    reaches `thresholds` (similarity, detail similarity) where stricter than `rule`'s."""
+    reaches `thresholds` (similarity, detail similarity) where stricter than `rule`'s; `how` is one description, or
+    one per pair."""
     stretch = content_stretch(trims, i[part], j[part], aspect)
     stricter = replace(
         rule,
@@ -291,7 +290,8 @@ def _take_as_they_are(best: Best, trims, i, j, aspect, rule, part, sim, det, thr
         min_detail_similarity=max(rule.min_detail_similarity, thresholds[1]),
     )
     good = passing(stricter)(sim, det, np.ones(len(part)), stretch)
-    best.take(part[good], sim[good], det[good], overlap, stretch[good], np.full(good.sum(), how, object), stage)
+    how = np.broadcast_to(np.asarray(how, object), len(part))[good]
+    best.take(part[good], sim[good], det[good], overlap, stretch[good], how, stage)
 
 
 def _lit_like(p: np.ndarray, q: np.ndarray) -> np.ndarray:

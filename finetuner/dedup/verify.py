@@ -55,7 +55,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import reverse_cuthill_mckee
 
 from finetuner.dedup import searches
-from finetuner.dedup.align import aligned_colours, aligned_pair, cut, refit, resized, warped
+from finetuner.dedup.align import INSIDE_BARS, aligned_colours, aligned_pair, cut, refit, resized, warped
 from finetuner.dedup.colour import SIDE as COLOUR_SIDE
 from finetuner.dedup.colour import colour_fit, colour_planes
 from finetuner.dedup.correlation import BAND, bands, unit_rows
@@ -102,9 +102,10 @@ OVERDRAWN_REACH = 0.6
 OVERDRAWN_REACH_DETAIL = 0.7
 PAIR_CHUNK = 1024  # pairs whose images' identity rows are built together (at most 2,048 images, 110 MiB)
 # A graphic stretched past GRAPHIC_STRETCH is another design unless its whole file was resized to another shape: the
-# alignment maps frame onto frame as they are (these stages, searches.py) and the two trims lie within RESIZED_SLACK
-# thumbnail pixels of each other (a trim can move a pixel or two with the resampling)
-AS_THEY_ARE = (0, 4, 9, 10, 15)
+# alignment maps frame onto frame as they are (these stages: the frames inside their bars, or over the content both
+# trims keep, 4) and the two trims lie within RESIZED_SLACK thumbnail pixels of each other (a trim can move a pixel or
+# two with the resampling)
+AS_THEY_ARE = (*INSIDE_BARS, 4)
 RESIZED_SLACK = 2
 # Stages that end in the affine refit (searches.py): its warp can undo the stretch the placed boxes imply (a crop of
 # one side, placed as a uniform scale of the squashed thumbnails), so the shape check, which measures the whole map,
@@ -375,8 +376,8 @@ def _shape(
 
 
 def _resized_whole(trims: np.ndarray, x: int, y: int, signal: str, stage: int) -> bool:
-    """Whether the kept alignment maps x's whole frame onto y's as they lie (stages 0, 4, 9 and 10: the frames as they
-    are) with the content in one box of both frames (their trims within RESIZED_SLACK): a copy of the whole file
+    """Whether the kept alignment maps x's whole frame onto y's as they lie (AS_THEY_ARE: the frames as they are)
+    with the content in one box of both frames (their trims within RESIZED_SLACK): a copy of the whole file
     resized to another shape, which changes a graphic's proportions with its file's. Two designs of one letter drawn
     on canvases of one shape (a glyph set) differ in proportions inside their frames, which this never excuses: the
     two boxes may differ in shape by no more than the shape check lets a graphic's refit (MAX_ANISOTROPY)."""
