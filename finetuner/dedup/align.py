@@ -16,7 +16,7 @@ import numpy as np
 from finetuner.dedup.correlation import SMOOTH_SIGMA, blur_each, corr_many
 from finetuner.dedup.hashing import THUMB
 from finetuner.dedup.shape import graphic
-from finetuner.dedup.views import mirrored_boxes, signal_mirrored, signal_views, view_box
+from finetuner.dedup.views import mirrored_boxes, signal_mirrored, signal_views, view_box, whole_frame
 
 # The verifier's stages (searches.py) that compare the two frames inside their bars as they lie: the frames as they
 # are (0), less what a watermark covers (9), lit alike (10), with a's hues turned (15)
@@ -48,10 +48,11 @@ def resized(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def signal_boxes(signal: str, trim_a, trim_b, aspect_a=np.nan, aspect_b=np.nan) -> tuple[tuple, tuple, bool, str]:
     """(box of a, box of b, whether exactly one is mirrored, a description) of the view pair `signal` names; boxes
-    are (top, bottom, left, right) on the thumbnails. The aspect ratios place a square view (NaN: unknown)."""
+    are (top, bottom, left, right) on the thumbnails: a whole frame's as `views.whole_frame` says. The aspect ratios
+    place a square view (NaN: unknown)."""
     va, vb = signal_views(signal)
-    box_a, _ = view_box("trim" if va in ("full", "mirror") else va, trim_a, aspect_a)
-    box_b, _ = view_box("trim" if vb in ("full", "mirror") else vb, trim_b, aspect_b)
+    box_a, _ = view_box(whole_frame(va, vb), trim_a, aspect_a)
+    box_b, _ = view_box(whole_frame(vb, va), trim_b, aspect_b)
     mirrored = signal_mirrored(signal)
     return box_a, box_b, mirrored, f"{'mirror: ' if mirrored else ''}{va} of a = {vb} of b"
 

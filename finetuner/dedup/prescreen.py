@@ -33,6 +33,7 @@ from finetuner.dedup.views import (
     trim_boxes,
     unturned,
     view_box,
+    whole_frame,
 )
 
 SIDE = 16  # pixels per side of the compared regions
@@ -85,9 +86,8 @@ def _signal_views(signals: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.nd
     distinct signal once (a few dozen) rather than each candidate's."""
     labels, code = signal_codes(signals)
     views = [signal_views(s) for s in labels.tolist()]
-    box = {v: BOXES.index("trim" if v in ("full", "mirror") else v) for pair in views for v in pair}
-    box_a = np.array([box[a] for a, _ in views], np.int64)
-    box_b = np.array([box[b] for _, b in views], np.int64)
+    box_a = np.array([BOXES.index(whole_frame(a, b)) for a, b in views], np.int64)  # as the verifier's (views.py)
+    box_b = np.array([BOXES.index(whole_frame(b, a)) for a, b in views], np.int64)
     flip = np.array([signal_mirrored(s) for s in labels.tolist()], bool)
     return box_a[code.ravel()], box_b[code.ravel()], flip[code.ravel()]
 

@@ -53,6 +53,7 @@ VIEWS = (
     "bottomright85",
 )
 CORNERS = ("topleft85", "topright85", "bottomleft85", "bottomright85")  # 85% of each side, in one corner
+CUTS = ("crop90", "crop80", "left90", "right90", "top90", "bottom90", "square", *CORNERS)  # boxes of the whole frame
 # Bump VIEW_BOXES when a view's box changes for the same thumbnail (the hash cache's view hashes are then recomputed):
 # 2 a bar's blended edge line stripped with the bar, 3 a caption panel stripped with its text, 4 bars around a plain
 # ground stripped with the ground (trims.py)
@@ -264,6 +265,17 @@ def square_boxes(aspect: np.ndarray | None, n: int) -> np.ndarray:
     boxes[wide, 2], boxes[wide, 3] = margin[wide], THUMB - margin[wide]
     boxes[tall, 0], boxes[tall, 1] = margin[tall], THUMB - margin[tall]
     return boxes
+
+
+def whole_frame(view: str, other: str) -> str:
+    """The view whose box is compared where `view` meets `other` in a candidate's signal. A whole frame ("full",
+    "mirror") is compared as its content inside its bars (a copy with bars added matches the picture inside them),
+    except opposite a cut (`CUTS`): a cut is a box of the whole frame, bars and margins included, and its hash matched
+    the whole frame's. A page cut 10% at the top is the bottom 90% of its original's whole frame, not of the
+    original's text inside its margins (which compared that way correlated 0.51-0.78 at 64x64, 0.80-0.87 at 16x16)."""
+    if view in ("full", "mirror"):
+        return "full" if other in CUTS else "trim"
+    return view
 
 
 def view_box(

@@ -112,6 +112,21 @@ def test_a_square_crop_is_looked_at_in_the_originals_centre_square() -> None:
     assert looked[0] >= THRESHOLD > max(looked[1], copy_whole[0]), (looked, copy_whole)
 
 
+def test_a_page_cut_at_the_top_is_looked_at_in_its_originals_whole_frame() -> None:
+    """A page cut 10% at the top is the bottom 90% of its original's whole frame, margins included, and that is the
+    view pair its hashes matched by. Compared with the original's text inside its margins it looked like other pages
+    of the layout, which outranked it under the per-image cap (0.88 against 0.92 here); as hashed, it looks like
+    the copy it is."""
+    from tests.dedup.test_full_size import cut_at_top, page
+
+    pages = [page(k) for k in range(4)]  # forms of one layout
+    thumbs = np.stack([thumb(pages[0]), thumb(cut_at_top(pages[0])), *(thumb(cut_at_top(p)) for p in pages[1:])])
+    aspect = np.array([0.75, 600 / 720, *[600 / 720] * 3])
+    j = np.arange(1, len(thumbs))
+    looks = prescreen(thumbs, np.zeros(len(j), np.int64), j, ["bottom90~full"] * len(j), aspect)
+    assert looks[0] >= 0.95 and looks[0] > looks[1:].max() + 0.03, looks
+
+
 def test_a_copy_whose_edge_passed_for_a_bar_is_looked_at_as_whole_frames() -> None:
     """A dim picture's edge, flattened a little more by its copy's colour edit, passes for a bar on the copy only (a
     cell culture toned warmer): the two trimmed frames are then misaligned, and the look also compares the whole

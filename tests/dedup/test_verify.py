@@ -12,7 +12,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 from finetuner.dedup import trims, views
-from finetuner.dedup.align import PHOTO_MAX_TURN, REFIT_MAX_TURN, max_turns, refit
+from finetuner.dedup.align import PHOTO_MAX_TURN, REFIT_MAX_TURN, max_turns, refit, signal_boxes
 from finetuner.dedup.hashing import hash_files, hash_images
 from finetuner.dedup.neighbours import hamming
 from finetuner.dedup.prescreen import prescreen
@@ -75,6 +75,20 @@ COPIES = {
     "caption bar": caption(BASE),
     "rescale + brightness": Image.eval(BASE.resize((96, 72)), lambda v: min(255, int(v * 1.2))),
 }
+
+
+def test_a_whole_frame_is_compared_whole_opposite_a_cut_and_inside_its_bars_otherwise() -> None:
+    """A cut (crop90, bottom90, a corner, the centre square) is a box of the whole frame, margins included, and was
+    hashed against the whole frame: opposite one, "full" and "mirror" name the whole frame. Opposite a whole frame
+    or the trimmed one, a whole frame is compared inside its bars, where a letterboxed copy matches it."""
+    trim_a, trim_b = (4, 60, 3, 61), (0, 58, 3, 61)  # a page's margins; its copy cut at the top
+    whole = (0, 64, 0, 64)
+    assert signal_boxes("bottom90~full", trim_a, trim_b)[:2] == ((6, 64, 0, 64), whole)
+    assert signal_boxes("mirror~crop90", trim_a, trim_b)[:3] == (whole, (3, 61, 3, 61), True)
+    assert signal_boxes("full~full", trim_a, trim_b)[:2] == (trim_a, trim_b)
+    assert signal_boxes("full~trim", trim_a, trim_b)[:2] == (trim_a, trim_b)
+    assert {views.whole_frame(v, "crop80") for v in ("full", "mirror")} == {"full"}
+    assert views.whole_frame("trim", "crop80") == "trim" and views.whole_frame("crop80", "full") == "crop80"
 
 
 @pytest.mark.parametrize("kind", sorted(COPIES))
