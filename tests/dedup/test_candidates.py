@@ -140,3 +140,29 @@ def test_grown_collection_verifies_only_new_pairs(tmp_path: Path, monkeypatch) -
     second = dedup.run(params, tmp_path)
     assert 0 < seen[0] < first["counts"]["pairs"]  # only the new image's candidates
     assert second["counts"]["pairs"] > first["counts"]["pairs"]  # ...and its mirror copy still joins its family
+
+
+def test_a_pair_keeps_its_view_signal_before_a_closer_whole_frame_hash_unless_the_view_is_a_corner() -> None:
+    """A view pair says where two images overlap, a hash method only that their whole frames hash alike: a page cut at
+    the top and found by dhash 1 bit closer than as "bottom90~full" keeps the view (the regions it is looked at and
+    aligned by). A corner view is held to the refit's thresholds, so there the closer whole-frame hash stays."""
+    from finetuner.dedup.candidates import _views_first, merge_candidates
+    from finetuner.dedup.view_search import Candidates
+
+    def part(rows: list[tuple[int, int, str, int]]) -> Candidates:
+        i, j, signal, distance = (
+            np.array(column, dtype=object if k == 2 else np.int64) for k, column in enumerate(zip(*rows))
+        )
+        return Candidates(i, j, signal, distance)
+
+    found = part([(0, 1, "bottom90~full", 4), (0, 2, "topleft85~full", 5), (1, 2, "full~full", 2)])
+    dhash = part([(0, 1, "dhash", 3), (0, 2, "dhash", 2), (1, 2, "dhash", 2), (2, 3, "dhash", 1)])
+    merged = merge_candidates(_views_first([found, dhash], 4))
+    got = {(a, b): (s, d) for a, b, s, d in zip(merged.i.tolist(), merged.j.tolist(), merged.signal, merged.distance)}
+    assert got == {
+        (0, 1): ("bottom90~full", 4),
+        (0, 2): ("dhash", 2),
+        (1, 2): ("full~full", 2),
+        (2, 3): ("dhash", 1),
+    }
+    assert list(merge_candidates([found, dhash]).signal) == ["dhash", "dhash", "full~full", "dhash"]  # closest alone
