@@ -33,7 +33,7 @@ from finetuner.dedup.surround import MIN_INSIDE_SIMILARITY
 from finetuner.dedup.units import cluster_stats
 from finetuner.dedup.verify import VERIFIER, Verdicts, VerifyRule
 from finetuner.dedup.view_search import Candidates, nearest_per_image, subset, view_candidates
-from finetuner.dedup.views import CORNERS, VIEWS, signal_codes, signal_views
+from finetuner.dedup.views import VIEWS, signal_codes, signal_cornered
 
 log = logging.getLogger("finetuner.dedup")
 # Candidate pairs per image, on average, past which a collection is crowded: many images within the search radius of
@@ -141,7 +141,7 @@ def _views_first(parts: list[Candidates], n: int) -> list[Candidates]:
     from the whole frames (a corner crop then places there exactly)."""
     views = parts[0]
     labels, code = signal_codes(views.signal)  # each distinct signal parsed once
-    corner = np.array([bool(set(signal_views(s)) & set(CORNERS)) for s in labels.tolist()], bool)[code]
+    corner = np.array([signal_cornered(s) for s in labels.tolist()], bool)[code]
     taken = (views.i.astype(np.int64) * n + views.j)[~corner]
     return [views] + [subset(p, np.flatnonzero(~np.isin(p.i.astype(np.int64) * n + p.j, taken))) for p in parts[1:]]
 

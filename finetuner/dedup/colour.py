@@ -36,6 +36,7 @@ ONE_HUE, TONE_FIT, TONE_CHROMA, SEVERAL_HUES = 0.97, 0.7, 40.0, 0.9
 FLOOR = 3.0  # chroma std (levels of 255) below which an image has no colour structure to compare
 # BT.601 luma and chroma of 8-bit RGB, as JPEG stores them: Y, Cb, Cr (without the 128 offset)
 _YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32)
+LUMA = _YCC[0]  # the luma plane's weights alone
 
 
 def colour_planes(rgb: np.ndarray) -> np.ndarray:

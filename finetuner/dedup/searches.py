@@ -42,7 +42,7 @@ from finetuner.dedup.align import (
     warped,
 )
 from finetuner.dedup.colour import FLOOR as COLOUR_FLOOR
-from finetuner.dedup.colour import MAX_TURN, colour_planes
+from finetuner.dedup.colour import LUMA, MAX_TURN, colour_planes
 from finetuner.dedup.correlation import (
     SMOOTH_SIGMA,
     banded_corr,
@@ -276,7 +276,7 @@ def _turned(rgb: np.ndarray, degrees: float) -> np.ndarray:
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
-    return rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+    return rgb @ LUMA
 
 
 def _take_as_they_are(best: Best, trims, i, j, aspect, rule, part, sim, det, thresholds, overlap, how, stage) -> None:

@@ -66,12 +66,11 @@ from finetuner.dedup.shape import GRAPHIC_STRETCH, MAX_ANISOTROPY, is_graphic, s
 from finetuner.dedup.surround import MIN_INSIDE_SIMILARITY, framed, inside_agreement, plain
 from finetuner.dedup.verdicts import Best, Verdict, Verdicts, VerifyRule, passing, refit_rule
 from finetuner.dedup.views import (
-    CORNERS,
     VIEWS,
     allowed_combos,
     mirrored_boxes,
+    signal_cornered,
     signal_mirrored,
-    signal_views,
     trim_boxes,
     unturned,
     view_hashes,
@@ -220,7 +219,7 @@ def verify_pairs(
     # A corner view proposes one picture zoomed into a corner of the other, which look-alike designs can meet near
     # the thresholds: what its regions align must explain as much as a refit
     named = np.flatnonzero(accepted & np.isin(best.stage, (1, 2, 3)))  # only these can be a corner view's
-    cornered = named[[bool(set(signal_views(signals[q])) & set(CORNERS)) for q in named.tolist()]]
+    cornered = named[[signal_cornered(signals[q]) for q in named.tolist()]]
     accepted[cornered] = passing(refit_rule(rule))(sim[cornered], det[cornered], overlap[cornered], stretch[cornered])
     how = np.array(
         [f"{h}, stretch {b:.0%}" if b >= 0.005 else h for h, b in zip(how.tolist(), stretch.tolist())], dtype=object

@@ -190,6 +190,13 @@ def signal_mirrored(signal: str) -> bool:
     return (va == "mirror") != (vb == "mirror")
 
 
+def signal_cornered(signal: str) -> bool:
+    """Whether either of the signal's two views is a corner (`CORNERS`): one picture zoomed into a corner of the
+    other, an alignment held to the refit's thresholds (verify.py), which a closer whole-frame hash therefore keeps
+    its place before (candidates.py)."""
+    return bool(set(signal_views(signal)) & set(CORNERS))
+
+
 def mirrored_signals(signals: Sequence[str]) -> np.ndarray:
     """`signal_mirrored` of each signal, each distinct signal parsed once."""
     labels, code = signal_codes(signals)
