@@ -33,7 +33,7 @@ from finetuner.dedup.surround import MIN_INSIDE_SIMILARITY
 from finetuner.dedup.units import cluster_stats
 from finetuner.dedup.verify import VERIFIER, Verdicts, VerifyRule
 from finetuner.dedup.view_search import Candidates, nearest_per_image, subset, view_candidates
-from finetuner.dedup.views import VIEWS, signal_codes, signal_cornered
+from finetuner.dedup.views import VIEW_BOXES, VIEWS, signal_codes, signal_cornered
 
 log = logging.getLogger("finetuner.dedup")
 # Candidate pairs per image, on average, past which a collection is crowded: many images within the search radius of
@@ -180,7 +180,7 @@ def searched_candidates(
     content: a grown collection searches only pairs touching its new contents and reuses the others."""
     if shas is None or cache_dir is None:
         return candidate_pairs(hashes, low_detail, methods, max_distance, config, workers)
-    setting = (methods, max_distance, config.candidate_distance, DECODE_SIZE, PIXELS, VIEWS, SIGNALS)
+    setting = (methods, max_distance, config.candidate_distance, DECODE_SIZE, PIXELS, VIEWS, VIEW_BOXES, SIGNALS)
     cache = CandidateCache(cache_dir, repr(setting))
     known, old = cache.pairs(shas, low_detail)
     if known.all():

@@ -13,6 +13,10 @@ BAR_TOLERANCE = 10.0  # grey levels: ...when its mean is this close to the outer
 MAX_TRIM = 0.3  # never strip more than this share of a side from one edge
 BLEND_MIN = 0.05  # the least share of the bar a line after it must carry to be stripped as the bar's blended edge...
 BLEND_SPAN = 0.8  # ...and the least share of its pixels it moves off the bar's shade (a letter's first row: a few)
+# A second blended line is stripped only when it carries this share of the bar: an edge softened over two lines (61,
+# 74, 151, then 236 after a window's title bar: 0.93 and 0.49), not a picture's first line, which the decoder's
+# scaling brightens by ~0.1 of the bar beside it (a white mat's edge: 0.06-0.12)
+BLEND_SECOND = 0.25
 CHUNK = 2048  # thumbnails per batch of per-image statistics
 # A caption panel (a meme's caption, a headline added above or below a picture) is a plain band with text on it: it
 # starts with lines of one shade at the edge and runs through the last such line before the picture, those lines at
@@ -21,7 +25,8 @@ CHUNK = 2048  # thumbnails per batch of per-image statistics
 PANEL_STD = 1.0
 PANEL_PLAIN = 0.5
 # Bars around a plain ground (a product on white, letterboxed; a picture in an app's window): the ground is stripped as
-# a second layer when the bars' shade differs from it by NEST_CONTRAST on every stripped side, what the bars frame
+# a second layer when the bars' shade differs from it by NEST_CONTRAST on every stripped side (a side stripped as a
+# panel of the ground's own shade, text on a window's canvas, is ground already), what the bars frame
 # varies by NEST_MIN_STD (a near-blank frame's flat edges are no ground) and the ground is within NEST_FLAT_STD of
 # flat (drawn, not a photograph's smooth edge); only inside a NEST_MIN_SIDE square or more
 NEST_CONTRAST = 40.0
@@ -51,23 +56,24 @@ def _edge_runs(lines: np.ndarray, flat_std: float = FLAT_STD) -> np.ndarray:
 
 
 def _blend_line(lines: np.ndarray, runs: np.ndarray, flat_std: float = FLAT_STD) -> np.ndarray:
-    """1 where the line after a bar of `runs` lines is a blend of the bar and the line after it, else 0. A bar that
-    does not end on a thumbnail pixel leaves one line that averages the two (a white mat's edge: 238 between 255 and
-    64): neither bar nor picture, it is a strong edge two pictures framed alike share. A line that only starts the
-    picture (a letter's first row on its paper) is no such blend, and stays."""
-    inside = (runs > 0) & (runs + 2 <= lines.shape[1])
-    k = np.flatnonzero(inside)
+    """How many lines (0, 1 or 2) after a bar of `runs` lines blend the bar into the line after them. A bar that does
+    not end on a thumbnail pixel leaves a line that averages the two (a white mat's edge: 238 between 255 and 64):
+    neither bar nor picture, it is a strong edge two pictures framed alike share. Softened by the decoder's scaling,
+    an edge can spread over two such lines (a window's title bar: 61, 74, 151, then its canvas at 236). A line that
+    only starts the picture (a letter's first row on its paper) is no such blend, and stays."""
     out = np.zeros(len(lines), np.int64)
-    if len(k) == 0:
-        return out
-    at = runs[k]
-    bar = lines[k, at - 1].astype(np.float32).mean(axis=1, keepdims=True)
-    line, after = lines[k, at].astype(np.float32), lines[k, at + 1].astype(np.float32)
-    towards = bar - after  # the blend is after + alpha * (bar - after), one alpha for the whole line
-    alpha = (towards * (line - after)).sum(axis=1) / np.maximum((towards * towards).sum(axis=1), 1e-6)
-    residual = np.abs(line - after - alpha[:, None] * towards).mean(axis=1)
-    moved = (np.abs(line - bar) >= BAR_TOLERANCE).mean(axis=1)  # a blend moves (nearly) the whole line
-    out[k] = (alpha > BLEND_MIN) & (alpha < 1) & (residual < flat_std) & (moved >= BLEND_SPAN)
+    for second, least in enumerate((BLEND_MIN, BLEND_SECOND)):
+        at = runs + out
+        k = np.flatnonzero((runs > 0) & (at + 2 <= lines.shape[1]) & (out == second))  # a second after a first only
+        if len(k) == 0:
+            break
+        bar = lines[k, runs[k] - 1].astype(np.float32).mean(axis=1, keepdims=True)
+        line, after = lines[k, at[k]].astype(np.float32), lines[k, at[k] + 1].astype(np.float32)
+        towards = bar - after  # the blend is after + alpha * (bar - after), one alpha for the whole line
+        alpha = (towards * (line - after)).sum(axis=1) / np.maximum((towards * towards).sum(axis=1), 1e-6)
+        residual = np.abs(line - after - alpha[:, None] * towards).mean(axis=1)
+        moved = (np.abs(line - bar) >= BAR_TOLERANCE).mean(axis=1)  # a blend moves (nearly) the whole line
+        out[k] += (alpha > least) & (alpha < 1) & (residual < flat_std) & (moved >= BLEND_SPAN)
     return out
 
 
@@ -99,7 +105,8 @@ def _layer_boxes(stack: np.ndarray, flat_std: float) -> np.ndarray:
 
 def _inside_ground(grey: np.ndarray, box: np.ndarray) -> np.ndarray:
     """`box` (inside one layer of borders of the thumbnail `grey`), narrowed to inside a second layer where the bars
-    frame a plain ground: on every stripped side the bar's shade lies NEST_CONTRAST or more from the line inside it,
+    frame a plain ground: on every stripped side the bar's shade lies NEST_CONTRAST or more from the line inside it
+    (or the side was stripped as a panel of the inside's own shade, `_panel`; one side at least has the contrast),
     what they frame varies (NEST_MIN_STD: not a near-blank frame, whose own flat edges are no ground), and the
     ground is drawn flat (NEST_FLAT_STD: a photograph's flat edge seen smaller inside bars would pass FLAT_STD). The
     copy without the bars then trims to the same content."""
@@ -108,16 +115,25 @@ def _inside_ground(grey: np.ndarray, box: np.ndarray) -> np.ndarray:
     inside = grey[top:bottom, left:right]
     if min(inside.shape) < NEST_MIN_SIDE or inside.std() < NEST_MIN_STD:
         return box
-    edges = [
-        (grey[0], inside[0], top > 0),
-        (grey[-1], inside[-1], bottom < h),
-        (grey[:, 0], inside[:, 0], left > 0),
-        (grey[:, -1], inside[:, -1], right < w),
+    edges = [  # per side: its outermost line, the line inside the first layer, the band the first layer stripped
+        (grey[0], inside[0], grey[:top]),
+        (grey[-1], inside[-1], grey[bottom:]),
+        (grey[:, 0], inside[:, 0], grey[:, :left].T),
+        (grey[:, -1], inside[:, -1], grey[:, right:].T),
     ]
-    if any(abs(float(bar.mean()) - float(line.mean())) < NEST_CONTRAST for bar, line, stripped in edges if stripped):
+    gaps = [(abs(float(bar.mean()) - float(line.mean())), band) for bar, line, band in edges if len(band)]
+    if max(gap for gap, _ in gaps) < NEST_CONTRAST or not all(
+        gap >= NEST_CONTRAST or (gap < BAR_TOLERANCE and _panel(band)) for gap, band in gaps
+    ):
         return box
     narrowed = _layer_boxes(inside[None], NEST_FLAT_STD) + (top, top, left, left)
     return box if _blank(narrowed, h, w)[0] else narrowed[0]
+
+
+def _panel(band: np.ndarray) -> bool:
+    """Whether a stripped band (lines x pixels) holds marks, so the first layer took it as a caption panel, not a bar.
+    A panel of the shade of the line inside it is ground already: a window's canvas with a line of text on it."""
+    return bool((band.std(axis=1) >= FLAT_STD).any())
 
 
 def _blank(boxes: np.ndarray, h: int, w: int) -> np.ndarray:

@@ -132,3 +132,26 @@ def test_content_id_lookup_finds_each_id_and_resolves_shared_high_halves() -> No
     shas = [f"{k:064x}" for k in range(3)] + ["not a sha256"]
     assert len({tuple(row) for row in _content_ids(shas).tolist()}) == 4
     assert np.array_equal(_content_ids(shas[:3]), _content_ids(shas)[:3])  # one text's id does not depend on others
+
+
+def test_the_candidate_cache_is_searched_again_when_the_views_boxes_change(tmp_path: Path, monkeypatch) -> None:
+    """A view's box (a trim) changes its hashes: candidates found from the old hashes are not reused."""
+    from finetuner.dedup import candidates
+    from finetuner.dedup.hashing import hash_images
+    from finetuner.dedup.views import VIEWS, view_hashes
+
+    batch = hash_images([photo(seed, (96, 72)) for seed in range(4)], ("phash", "dhash"))
+    hashes = dict(batch.hashes) | {f"view-{v}": h for v, h in view_hashes(batch.thumbs).items() if v in VIEWS}
+    config = parse_params({}).dedup
+
+    shas = [f"{k:064x}" for k in range(4)]
+
+    def search() -> None:
+        candidates.searched_candidates(hashes, np.zeros(4, bool), ("phash",), 8, config.verify, 1, shas, tmp_path)
+
+    search()
+    search()
+    assert len(list(tmp_path.glob("candidates-*"))) == 1
+    monkeypatch.setattr(candidates, "VIEW_BOXES", candidates.VIEW_BOXES + 1)
+    search()
+    assert len(list(tmp_path.glob("candidates-*"))) == 2

@@ -8,6 +8,7 @@ from PIL import Image, ImageDraw
 from finetuner.config import parse_params
 from finetuner.dedup import trims
 from finetuner.dedup.decide import decide
+from finetuner.dedup.hashing import hash_files
 from finetuner.dedup.prescreen import prescreen
 from finetuner.dedup.trims import trim_box
 from finetuner.dedup.verify import VerifyRule
@@ -84,3 +85,54 @@ def test_a_letterboxed_product_shot_is_decided_as_its_copy_and_another_product_i
     assert prescreen(thumbs, a[:1], b[:1], list(signals[:1]))[0] > 0.9
     verdicts = decide(thumbs, a, b, signals, np.zeros(3, bool), None, VerifyRule(), PRESCREEN)
     assert verdicts.accepted.tolist() == [True, False], verdicts.transform
+
+
+def in_a_window(picture: Image.Image) -> Image.Image:
+    """The picture shown smaller in an app's window: a dark title bar, a light grey canvas, a line of text below."""
+    w, h = picture.size
+    out = Image.new("RGB", (int(w * 1.35), int(h * 1.5)), (236, 236, 236))
+    draw = ImageDraw.Draw(out)
+    draw.rectangle([0, 0, out.size[0], h // 8], fill=(60, 60, 70))
+    draw.text((20, h * 4 // 3), "Lorem ipsum dolor sit amet", fill=(30, 30, 30), font_size=h // 16)
+    out.paste(picture.resize((w * 9 // 10, h * 9 // 10)), (w // 10, h // 5))
+    return out
+
+
+def test_blended_lines_after_a_bar_one_or_two() -> None:
+    """An edge softened over two lines goes with its bar; a picture's first line brightened a little by the decoder
+    (a tenth of the bar) stays."""
+    lines = np.full((1, 64, 64), 236, np.uint8)
+    lines[0, :4], lines[0, 4], lines[0, 5] = 61, 74, 151  # a title bar, then its edge over two lines
+    runs = trims._edge_runs(lines)
+    assert runs.tolist() == [4] and trims._blend_line(lines, runs).tolist() == [2]
+    picture = np.tile(np.linspace(40, 140, 64), (64, 1)).T.astype(np.uint8)  # rows of a picture, each one shade
+    picture[:2], picture[2] = 255, 0.6 * 255 + 0.4 * picture[4]  # a white mat, its edge line
+    picture[3] = 0.1 * 255 + 0.9 * picture[4]  # the picture's first line, a little brighter
+    runs = trims._edge_runs(picture[None])
+    assert runs.tolist() == [2] and trims._blend_line(picture[None], runs).tolist() == [1]
+
+
+def test_a_picture_in_an_apps_window_is_trimmed_to_the_picture(tmp_path) -> None:
+    """Decoded from JPEG the title bar's edge spreads over two lines, and the line of text below the picture makes the
+    canvas under it a panel of the canvas's own shade: the picture is found inside both (before: only the bar and
+    the panel were stripped, for all 6)."""
+    files = []
+    for seed in range(6):
+        files.append(tmp_path / f"{seed}.jpg")
+        in_a_window(photo(seed, (480, 360))).save(files[-1], quality=90)
+    thumbs = hash_files(files, ("phash",), workers=1).thumbs
+    for t in thumbs:
+        top, bottom, left, right = trim_box(t)
+        # the picture: rows 0.133..0.733 and columns 0.074..0.741 of the window, 8.5-47 and 4.7-47.4 in 64 pixels
+        assert 8 <= top <= 9 and 46 <= bottom <= 48 and 4 <= left <= 6 and 46 <= right <= 48, (top, bottom, left, right)
+
+
+def test_no_second_layer_inside_a_letters_paper() -> None:
+    """A letter's paper is bars of one shade on every side, none of them a panel: where a stroke's thin end leaves the
+    line inside within the paper's shade, that is the letter, and nothing more is stripped (taking such a side as
+    ground cut E, k, m, n, p, w, x and z of these by 1-8 pixels)."""
+    for ch in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz":
+        paper = Image.new("RGB", (96, 96), (250, 250, 250))
+        ImageDraw.Draw(paper).text((20, 4), ch, fill=(10, 10, 10), font_size=80)
+        t = thumb(paper)
+        assert trim_box(t) == tuple(trims._layer_boxes(t[None], trims.FLAT_STD)[0].tolist()), ch
