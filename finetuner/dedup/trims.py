@@ -1,11 +1,13 @@
 """Where a picture's content lies inside its frame: uniform borders (letterbox / pillarbox bars, a plain mat, the line
 where one blends into the picture) and caption panels (a plain band with text on it) stripped, in up to two layers
-(bars around a plain ground). The `trim` view (finetuner/dedup/views.py) hashes what is left; the prescreen and the
-verifier compare it. Pure functions on 64x64 grey thumbnails.
+(bars around a plain ground); and a picture shown on a plain ground among other marks (a social post, an app's window)
+found as the solid region off that ground. The `trim` view (finetuner/dedup/views.py) hashes what is left; the
+prescreen and the verifier compare it. Pure functions on 64x64 grey thumbnails.
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 FLAT_STD = 3.0  # grey levels: an edge row or column flatter than this is a bar or mat
@@ -33,6 +35,23 @@ NEST_CONTRAST = 40.0
 NEST_MIN_STD = 20.0
 NEST_FLAT_STD = 1.5
 NEST_MIN_SIDE = 16
+# A picture shown in a page or a window (a social post, an app's window with a side panel): a solid rectangle on a plain
+# ground, where the other marks (an avatar, a side panel, lines of text) are not bars at the frame's edge, so neither
+# layer reaches the picture. The ground is the shade (within GROUND_TOLERANCE) that covers GROUND_BORDER of the
+# frame's border or more; the picture is the largest connected region off it, at least SOLID of its box, the box
+# PICTURE_MIN to PICTURE_MAX of the frame, MARGIN pixels or more inside every edge (a photograph's own bright sky,
+# taken for a white ground, leaves the rest touching the edges), ringed by ground (RING_GROUND of the line around it)
+# and with ground reaching into its box from outside on at most BAYS of it (a bold letter, nearly as solid, has its
+# paper in its bays: 0.025 and up on the glyph set). Only images whose region off the ground keeps CORE_MIN of the
+# frame after two steps of erosion are looked at: most letters' strokes on their paper do not.
+GROUND_TOLERANCE = 3
+GROUND_BORDER = 0.35
+SOLID = 0.9
+BAYS = 0.02
+PICTURE_MIN, PICTURE_MAX = 0.2, 0.9
+MARGIN = 2
+RING_GROUND = 0.8
+CORE_MIN = 0.1
 
 
 def _edge_runs(lines: np.ndarray, flat_std: float = FLAT_STD) -> np.ndarray:
@@ -89,7 +108,86 @@ def trim_boxes(thumbs: np.ndarray) -> np.ndarray:
     boxes[_blank(boxes, h, w)] = (0, h, 0, w)
     for k in np.flatnonzero((boxes != (0, h, 0, w)).any(axis=1)).tolist():
         boxes[k] = _inside_ground(grey[k], boxes[k])
+    for s in range(0, len(grey), CHUNK):
+        shades, looked = _grounds(grey[s : s + CHUNK])
+        for k in looked.tolist():
+            picture = _picture_on_ground(grey[s + k], int(shades[k]))
+            if picture is not None and _tighter(picture, boxes[s + k]):
+                boxes[s + k] = picture
     return boxes
+
+
+def _grounds(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(shade, candidates): per image the shade whose GROUND_TOLERANCE covers most of its border, and which images
+    may show a picture on that ground (it covers GROUND_BORDER of the border, and what lies off it keeps CORE_MIN of
+    the frame after two steps of erosion)."""
+    n, h, w = grey.shape
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    border = np.concatenate([grey[:, 0], grey[:, -1], grey[:, :, 0], grey[:, :, -1]], axis=1).astype(np.int64)
+    span = 256 + 2 * GROUND_TOLERANCE
+    at = np.arange(n)[:, None] * span + border + GROUND_TOLERANCE  # shade v counted at v + tol
+    counts = np.bincount(at.ravel(), minlength=n * span).reshape(n, span)
+    within = np.cumsum(np.pad(counts, ((0, 0), (1, 0))), axis=1)
+    near = within[:, 2 * GROUND_TOLERANCE + 1 :] - within[:, : -2 * GROUND_TOLERANCE - 1]  # border within tol of v
+    share = near.max(axis=1) / border.shape[1]
+    # of the shades whose window covers most, the one most pixels have (a canvas of 240 is covered from 237 to 243)
+    exact = counts[:, GROUND_TOLERANCE : GROUND_TOLERANCE + 256]
+    shades = np.argmax(np.where(near == near.max(axis=1, keepdims=True), exact, -1), axis=1)
+    candidates = np.flatnonzero(share >= GROUND_BORDER)
+    if len(candidates):
+        off = np.abs(grey[candidates].astype(np.int16) - shades[candidates, None, None]) > GROUND_TOLERANCE
+        for _ in range(2):
+            core = np.zeros_like(off)
+            core[:, 1:-1, 1:-1] = off[:, 1:-1, 1:-1] & off[:, :-2, 1:-1] & off[:, 2:, 1:-1]
+            core[:, 1:-1, 1:-1] &= off[:, 1:-1, :-2] & off[:, 1:-1, 2:]
+            off = core
+        candidates = candidates[off.sum(axis=(1, 2)) >= CORE_MIN * h * w]
+    return shades, candidates
+
+
+def _picture_on_ground(grey: np.ndarray, shade: int) -> tuple[int, int, int, int] | None:
+    """The box (top, bottom, left, right) of a picture shown on a plain ground of `shade` (see GROUND_TOLERANCE and
+    the constants after it), or None."""
+    h, w = grey.shape
+    off = (np.abs(grey.astype(np.int16) - shade) > GROUND_TOLERANCE).astype(np.uint8)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(off, connectivity=4)
+    if count < 2:
+        return None
+    left, top, width, height, _ = stats[1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))].tolist()
+    bottom, right = top + height, left + width
+    if not PICTURE_MIN * h * w <= width * height <= PICTURE_MAX * h * w:
+        return None
+    if min(top, left, h - bottom, w - right) < MARGIN or off[top:bottom, left:right].mean() < SOLID:
+        return None
+    ring = np.concatenate(
+        [
+            grey[top - 1, left - 1 : right + 1],
+            grey[bottom, left - 1 : right + 1],
+            grey[top:bottom, left - 1],
+            grey[top:bottom, right],
+        ]
+    ).astype(np.int16)
+    if (np.abs(ring - shade) <= GROUND_TOLERANCE).mean() < RING_GROUND:
+        return None
+    # ground reaching into the box from outside is a shape's bays (a bold letter's), not a picture's stray pixels
+    _, ground = cv2.connectedComponents(1 - off, connectivity=4)
+    outside = np.unique(np.concatenate([ground[0], ground[-1], ground[:, 0], ground[:, -1]]))
+    if np.isin(ground[top:bottom, left:right], outside[outside > 0]).mean() > BAYS:
+        return None
+    # its edge lines go with the ground: unless the picture ends on a thumbnail pixel they blend the two (a line the
+    # blend test of bars, `_blend_line`, misses on a textured picture), and two pictures on one ground then share a
+    # blended outline and correlate through it (2 false pairs on the composed set)
+    return top + 1, bottom - 1, left + 1, right - 1
+
+
+def _tighter(picture: tuple[int, int, int, int], box: np.ndarray) -> bool:
+    """Whether the picture's box lies inside the layers' `box` (a pixel's slack for a blended edge) and cuts 2 pixels
+    or more more off some side: where the layers already reach the picture (bars, a mat, a product's studio ground
+    inside bars) they stand."""
+    top, bottom, left, right = box.tolist()
+    inside = picture[0] >= top - 1 and picture[1] <= bottom + 1 and picture[2] >= left - 1 and picture[3] <= right + 1
+    return inside and max(abs(p - b) for p, b in zip(picture, (top, bottom, left, right))) >= 2
 
 
 def _layer_boxes(stack: np.ndarray, flat_std: float) -> np.ndarray:

@@ -8,6 +8,7 @@ from PIL import Image, ImageDraw
 from finetuner.config import parse_params
 from finetuner.dedup import trims
 from finetuner.dedup.decide import decide
+from finetuner.dedup.detect import verified_files
 from finetuner.dedup.hashing import hash_files
 from finetuner.dedup.prescreen import prescreen
 from finetuner.dedup.trims import trim_box
@@ -136,3 +137,73 @@ def test_no_second_layer_inside_a_letters_paper() -> None:
         ImageDraw.Draw(paper).text((20, 4), ch, fill=(10, 10, 10), font_size=80)
         t = thumb(paper)
         assert trim_box(t) == tuple(trims._layer_boxes(t[None], trims.FLAT_STD)[0].tolist()), ch
+
+
+def posted(picture: Image.Image) -> Image.Image:
+    """The picture in a social post: an avatar and a name above it, a caption below, on a white page."""
+    w, h = picture.size
+    out = Image.new("RGB", (w * 11 // 10, h * 8 // 5), (255, 255, 255))
+    draw = ImageDraw.Draw(out)
+    draw.ellipse([10, 10, 10 + h // 10, 10 + h // 10], fill=(90, 140, 200))
+    draw.text((20 + h // 10, 15), "someone posted", fill=(0, 0, 0), font_size=h // 25)
+    out.paste(picture, ((out.width - w) // 2, h * 18 // 100))
+    draw.text((20, h * 5 // 4), "Look at this view", fill=(0, 0, 0), font_size=h // 25)
+    return out
+
+
+def windowed(picture: Image.Image) -> Image.Image:
+    """The picture at 70% in a file browser's window: a title bar, a side panel listing folders, a grey canvas."""
+    w, h = picture.size
+    out = Image.new("RGB", (w, h), (240, 240, 240))
+    draw = ImageDraw.Draw(out)
+    draw.rectangle([0, 0, w, h // 12], fill=(50, 50, 60))
+    draw.rectangle([0, h // 12, w // 6, h], fill=(225, 228, 235))
+    for k in range(8):
+        draw.text((8, h // 8 + k * h // 12), f"Folder {k}", fill=(20, 20, 20), font_size=h // 30)
+    out.paste(picture.resize((w * 7 // 10, h * 7 // 10)), (w // 6 + w // 20, h // 6))
+    return out
+
+
+def test_a_picture_in_a_window_with_a_side_panel_is_trimmed_to_it_without_its_blended_edges() -> None:
+    """Neither layer reaches it (the side panel and the folder names are no bars at the frame's edge); the picture is
+    the solid region off the canvas, less the lines where it blends into the canvas. It lies at rows 10.7-55.5 and
+    columns 13.9-58.7 of the thumbnail. (Seed 0's picture is canvas-bright along part of its edge: that reads as the
+    canvas reaching into its box, as into a letter's bays, and its box stands.)"""
+    for seed in range(1, 5):
+        top, bottom, left, right = trim_box(thumb(windowed(photo(seed, (480, 360)))))
+        assert 11 <= top <= 12 and 54 <= bottom <= 55 and 14 <= left <= 15 and 57 <= right <= 58, (
+            top,
+            bottom,
+            left,
+            right,
+        )
+
+
+def test_no_picture_box_on_a_letters_paper_or_a_photograph_with_a_white_sky() -> None:
+    """A letter is no solid region; a photograph's white sky, taken for a ground, leaves the rest of it touching the
+    frame's edges."""
+    paper = Image.new("RGB", (96, 96), (250, 250, 250))
+    ImageDraw.Draw(paper).text((20, 4), "M", fill=(10, 10, 10), font_size=80)
+    t = thumb(paper)
+    assert trims._picture_on_ground(t, 250) is None
+    sky = photo(3, (200, 150))
+    ImageDraw.Draw(sky).rectangle([0, 0, 200, 60], fill=(255, 255, 255))
+    t = thumb(sky)
+    assert trims._picture_on_ground(t, 255) is None
+
+
+def test_pictures_in_a_post_or_a_window_are_found_and_told_apart(tmp_path) -> None:
+    """Each picture, in a post and in a window, is found from its file (before, none: neither trim reached the
+    picture); no two pictures pair."""
+    files = []
+    for seed in range(6):
+        picture = photo(seed, (480, 360))
+        for name, image in (("orig", picture), ("post", posted(picture)), ("window", windowed(picture))):
+            files.append(tmp_path / f"{seed}_{name}.jpg")
+            image.save(files[-1], quality=90)
+    aspect = np.array([Image.open(f).width / Image.open(f).height for f in files])
+    found = verified_files(files, parse_params({}).dedup, workers=1, aspect=aspect)
+    pairs = {(files[a].stem, files[b].stem) for a, b, ok in zip(found.a, found.b, found.verdicts.accepted) if ok}
+    assert all(a.split("_")[0] == b.split("_")[0] for a, b in pairs), pairs
+    assert sum((f"{s}_orig", f"{s}_post") in pairs for s in range(6)) == 6
+    assert sum((f"{s}_orig", f"{s}_window") in pairs for s in range(6)) >= 5
