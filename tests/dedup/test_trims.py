@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
+from benchmarks.dedup_photoset import composed_edit, held_out_edit
 from finetuner.config import parse_params
 from finetuner.dedup import trims
 from finetuner.dedup.decide import decide
@@ -17,6 +18,7 @@ from finetuner.demo.synthetic_photos import photo
 from tests.dedup.test_verify import thumb
 
 PRESCREEN = parse_params({}).dedup.verify.prescreen_similarity
+RNG = np.random.default_rng(0)  # the quality bench's templates draw other parts from it (not these: window, post)
 
 
 def product(seed: int, ground: tuple[int, int, int] = (248, 248, 246)) -> Image.Image:
@@ -88,17 +90,6 @@ def test_a_letterboxed_product_shot_is_decided_as_its_copy_and_another_product_i
     assert verdicts.accepted.tolist() == [True, False], verdicts.transform
 
 
-def in_a_window(picture: Image.Image) -> Image.Image:
-    """The picture shown smaller in an app's window: a dark title bar, a light grey canvas, a line of text below."""
-    w, h = picture.size
-    out = Image.new("RGB", (int(w * 1.35), int(h * 1.5)), (236, 236, 236))
-    draw = ImageDraw.Draw(out)
-    draw.rectangle([0, 0, out.size[0], h // 8], fill=(60, 60, 70))
-    draw.text((20, h * 4 // 3), "Lorem ipsum dolor sit amet", fill=(30, 30, 30), font_size=h // 16)
-    out.paste(picture.resize((w * 9 // 10, h * 9 // 10)), (w // 10, h // 5))
-    return out
-
-
 def test_blended_lines_after_a_bar_one_or_two() -> None:
     """An edge softened over two lines goes with its bar; a picture's first line brightened a little by the decoder
     (a tenth of the bar) stays."""
@@ -120,7 +111,7 @@ def test_a_picture_in_an_apps_window_is_trimmed_to_the_picture(tmp_path) -> None
     files = []
     for seed in range(6):
         files.append(tmp_path / f"{seed}.jpg")
-        in_a_window(photo(seed, (480, 360))).save(files[-1], quality=90)
+        held_out_edit(photo(seed, (480, 360)), "screenshot", RNG).save(files[-1], quality=90)
     thumbs = hash_files(files, ("phash",), workers=1).thumbs
     for t in thumbs:
         top, bottom, left, right = trim_box(t)
@@ -139,38 +130,13 @@ def test_no_second_layer_inside_a_letters_paper() -> None:
         assert trim_box(t) == tuple(trims._layer_boxes(t[None], trims.FLAT_STD)[0].tolist()), ch
 
 
-def posted(picture: Image.Image) -> Image.Image:
-    """The picture in a social post: an avatar and a name above it, a caption below, on a white page."""
-    w, h = picture.size
-    out = Image.new("RGB", (w * 11 // 10, h * 8 // 5), (255, 255, 255))
-    draw = ImageDraw.Draw(out)
-    draw.ellipse([10, 10, 10 + h // 10, 10 + h // 10], fill=(90, 140, 200))
-    draw.text((20 + h // 10, 15), "someone posted", fill=(0, 0, 0), font_size=h // 25)
-    out.paste(picture, ((out.width - w) // 2, h * 18 // 100))
-    draw.text((20, h * 5 // 4), "Look at this view", fill=(0, 0, 0), font_size=h // 25)
-    return out
-
-
-def windowed(picture: Image.Image) -> Image.Image:
-    """The picture at 70% in a file browser's window: a title bar, a side panel listing folders, a grey canvas."""
-    w, h = picture.size
-    out = Image.new("RGB", (w, h), (240, 240, 240))
-    draw = ImageDraw.Draw(out)
-    draw.rectangle([0, 0, w, h // 12], fill=(50, 50, 60))
-    draw.rectangle([0, h // 12, w // 6, h], fill=(225, 228, 235))
-    for k in range(8):
-        draw.text((8, h // 8 + k * h // 12), f"Folder {k}", fill=(20, 20, 20), font_size=h // 30)
-    out.paste(picture.resize((w * 7 // 10, h * 7 // 10)), (w // 6 + w // 20, h // 6))
-    return out
-
-
 def test_a_picture_in_a_window_with_a_side_panel_is_trimmed_to_it_without_its_blended_edges() -> None:
     """Neither layer reaches it (the side panel and the folder names are no bars at the frame's edge); the picture is
     the solid region off the canvas, less the lines where it blends into the canvas. It lies at rows 10.7-55.5 and
     columns 13.9-58.7 of the thumbnail. (Seed 0's picture is canvas-bright along part of its edge: that reads as the
     canvas reaching into its box, as into a letter's bays, and its box stands.)"""
     for seed in range(1, 5):
-        top, bottom, left, right = trim_box(thumb(windowed(photo(seed, (480, 360)))))
+        top, bottom, left, right = trim_box(thumb(composed_edit(photo(seed, (480, 360)), "app_window", RNG)))
         assert 11 <= top <= 12 and 54 <= bottom <= 55 and 14 <= left <= 15 and 57 <= right <= 58, (
             top,
             bottom,
@@ -198,7 +164,8 @@ def test_pictures_in_a_post_or_a_window_are_found_and_told_apart(tmp_path) -> No
     files = []
     for seed in range(6):
         picture = photo(seed, (480, 360))
-        for name, image in (("orig", picture), ("post", posted(picture)), ("window", windowed(picture))):
+        post, window = (composed_edit(picture, kind, RNG) for kind in ("post", "app_window"))
+        for name, image in (("orig", picture), ("post", post), ("window", window)):
             files.append(tmp_path / f"{seed}_{name}.jpg")
             image.save(files[-1], quality=90)
     aspect = np.array([Image.open(f).width / Image.open(f).height for f in files])
