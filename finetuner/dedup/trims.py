@@ -99,7 +99,9 @@ def _blend_line(lines: np.ndarray, runs: np.ndarray, flat_std: float = FLAT_STD)
 def trim_boxes(thumbs: np.ndarray) -> np.ndarray:
     """(n, 4) of (top, bottom, left, right): the content inside uniform borders; the whole frame when there are none
     (or when the frame is nearly blank, so nothing is content). Where bars frame a plain ground of another shade (a
-    product shot on white, letterboxed; a picture in an app's window), the ground is stripped too (`_inside_ground`)."""
+    product shot on white, letterboxed; a picture in an app's window), the ground is stripped too (`_inside_ground`);
+    and a picture on a plain ground among other marks (a post, a window with a side panel) is taken as the solid
+    region off that ground (`_picture_on_ground`) where that box is the tighter."""
     grey = np.asarray(thumbs)
     h, w = grey.shape[1:]
     boxes = np.empty((len(grey), 4), np.int64)
