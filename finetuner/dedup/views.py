@@ -54,7 +54,8 @@ VIEWS = (
 )
 CORNERS = ("topleft85", "topright85", "bottomleft85", "bottomright85")  # 85% of each side, in one corner
 CUTS = ("crop90", "crop80", "left90", "right90", "top90", "bottom90", "square", *CORNERS)  # boxes of the whole frame
-# Bump VIEW_BOXES when a view's box changes for the same thumbnail (the hash cache's view hashes are then recomputed):
+# Bump VIEW_BOXES when a view's box changes for the same thumbnail (the hash cache's view hashes and the candidate
+# cache's pairs are then made again):
 # 2 a bar's blended edge line stripped with the bar, 3 a caption panel stripped with its text, 4 bars around a plain
 # ground stripped with the ground, 5 an edge blended over two lines stripped with its bar, and a ground with text on it
 # stripped under bars of another shade, 6 a picture shown on a plain ground among other marks (trims.py)
