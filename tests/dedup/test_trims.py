@@ -174,3 +174,18 @@ def test_pictures_in_a_post_or_a_window_are_found_and_told_apart(tmp_path) -> No
     assert all(a.split("_")[0] == b.split("_")[0] for a, b in pairs), pairs
     assert sum((f"{s}_orig", f"{s}_post") in pairs for s in range(6)) == 6
     assert sum((f"{s}_orig", f"{s}_window") in pairs for s in range(6)) >= 5
+
+
+def test_the_ground_is_the_border_shade_most_pixels_have_and_only_pictures_are_looked_at() -> None:
+    """Of the shades whose +-3 window covers most of the border, the one most of its pixels have (a canvas of 240 is
+    covered from 237 to 243), at either end of the range too; a frame whose border has no such shade, or whose
+    marks off it are thin (a letter), is not looked at."""
+    frames = np.full((5, 64, 64), 240, np.uint8)
+    frames[0, 10:50, 10:50] = np.random.default_rng(0).integers(0, 200, (40, 40))  # a picture on the canvas
+    frames[0, 0, :20] = 242  # a few pixels of the border a little off the canvas
+    frames[1], frames[2] = 0, 255
+    frames[1, 10:50, 10:50] = frames[2, 10:50, 10:50] = 128
+    frames[3] = np.random.default_rng(1).integers(0, 256, (64, 64))  # no ground
+    frames[4, 10:54, 30:33] = 20  # a thin stroke
+    shades, looked = trims._grounds(frames)
+    assert shades[:3].tolist() == [240, 0, 255] and looked.tolist() == [0, 1, 2]
