@@ -48,6 +48,7 @@ from finetuner.dedup.prescreen import textured
 from finetuner.dedup.shape import graphic
 from finetuner.dedup.surround import PLAIN_TOLERANCE, plain
 from finetuner.dedup.verdicts import Verdicts, VerifyRule
+from finetuner.dedup.views import signal_mirrored
 
 log = logging.getLogger("finetuner.dedup")
 
@@ -73,12 +74,14 @@ CHUNK = 256  # pairs compared together; the images they need are held until thei
 
 @dataclass(frozen=True)
 class _Seen:
-    """One image at SIDE: its file, grey pixels, and its ORB keypoints' positions and descriptors (about 0.3 MB)."""
+    """One image at SIDE: its file, grey pixels, and its ORB keypoints' positions and descriptors (about 0.3 MB);
+    `mirrored`: seen mirrored left to right (ORB's descriptors are not the same for a mirror image's keypoints)."""
 
     file: Path
     grey: np.ndarray
     points: np.ndarray
     descriptors: np.ndarray | None
+    mirrored: bool = False
 
 
 def full_size_looks(
@@ -89,25 +92,29 @@ def full_size_looks(
     verdicts: Verdicts,
     rule: VerifyRule,
     workers: int = 1,
+    signals: Sequence[str] | None = None,
 ) -> Verdicts:
     """`verdicts` of the pairs (files[a[k]], files[b[k]]), with those worth it (`worth_a_look`) looked at again at
-    full size (`compare`); unreadable or small files keep their verdict."""
+    full size (`compare`); unreadable or small files keep their verdict. `signals` (each pair's view pair, e.g.
+    "mirror~full"): a pair whose signal mirrors one image is looked at with a's image mirrored."""
     look = worth_a_look(thumbs, a, b, verdicts).tolist()
     if not look:
         return verdicts
     start = time.perf_counter()
+    flip = [signals is not None and signal_mirrored(signals[q]) for q in range(len(a))]
     look.sort(key=lambda q: (int(a[q]), int(b[q])))  # an image's pairs together, so it is held briefly
-    last = {int(x): n for n, q in enumerate(look) for x in (a[q], b[q])}  # the last pair each image is in
-    seen: dict[int, _Seen | None] = {}
+    sides = {q: ((int(a[q]), flip[q]), (int(b[q]), False)) for q in look}  # (image, seen mirrored) of each side
+    last = {side: n for n, q in enumerate(look) for side in sides[q]}  # the last pair each side is in
+    seen: dict[tuple[int, bool], _Seen | None] = {}
     found = []
     with ThreadPoolExecutor(max(1, workers)) as pool:  # OpenCV and the decoders release the GIL
         for s in range(0, len(look), CHUNK):
             part = look[s : s + CHUNK]
-            fresh = sorted({int(x) for q in part for x in (a[q], b[q])} - seen.keys())
-            seen.update(zip(fresh, pool.map(lambda k: _seen(files[k]), fresh)))
-            found += pool.map(lambda q: compare(seen[int(a[q])], seen[int(b[q])], rule), part)
-            for k in [k for k in seen if last[k] < s + CHUNK]:
-                del seen[k]
+            fresh = sorted({side for q in part for side in sides[q]} - seen.keys())
+            seen.update(zip(fresh, pool.map(lambda side: _seen(files[side[0]], side[1]), fresh)))
+            found += pool.map(lambda q: compare(seen[sides[q][0]], seen[sides[q][1]], rule), part)
+            for side in [side for side in seen if last[side] < s + CHUNK]:
+                del seen[side]
     columns = {f: np.array(getattr(verdicts, f), copy=True) for f in Verdicts.__dataclass_fields__}
     for q, result in zip(look, found):
         if result is None:
@@ -160,20 +167,21 @@ def thin_ink(thumbs: np.ndarray) -> np.ndarray:
     return np.array(inside) < THIN_INK
 
 
-def _seen(file: Path) -> _Seen | None:
-    """The image at SIDE on its long side with its keypoints; None when it is smaller than MIN_SIDE or unreadable."""
-    pixels = _pixels(file)
+def _seen(file: Path, mirrored: bool = False) -> _Seen | None:
+    """The image at SIDE on its long side (mirrored left to right with `mirrored`) with its keypoints; None when it
+    is smaller than MIN_SIDE or unreadable."""
+    pixels = _pixels(file, mirrored)
     if pixels is None:
         return None
     grey = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
     keypoints, descriptors = cv2.ORB_create(KEYPOINTS).detectAndCompute(grey, None)
     points = np.array([k.pt for k in keypoints], np.float32).reshape(-1, 2)
-    return _Seen(file, grey, points, descriptors)
+    return _Seen(file, grey, points, descriptors, mirrored)
 
 
-def _pixels(file: Path) -> np.ndarray | None:
-    """The file's RGB pixels at SIDE on the long side (smaller images as they are); None when it is smaller than
-    MIN_SIDE or unreadable."""
+def _pixels(file: Path, mirrored: bool = False) -> np.ndarray | None:
+    """The file's RGB pixels at SIDE on the long side (smaller images as they are), mirrored left to right with
+    `mirrored`; None when it is smaller than MIN_SIDE or unreadable."""
     try:  # as the hashing decodes: 16-bit, alpha, EXIF turns; a JPEG's draft keeps both sides >= SIDE
         rgb = decode_for_hash(file, SIDE, color=True)
     except (OSError, ValueError):
@@ -183,7 +191,7 @@ def _pixels(file: Path) -> np.ndarray | None:
     scale = SIDE / max(rgb.size)
     if scale < 1:
         rgb = rgb.resize((max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))), Image.Resampling.BOX)
-    return np.asarray(rgb)
+    return np.ascontiguousarray(np.asarray(rgb)[:, ::-1]) if mirrored else np.asarray(rgb)
 
 
 def compare(p: _Seen | None, q: _Seen | None, rule: VerifyRule) -> tuple[bool, float, float, float, str] | None:
@@ -191,9 +199,10 @@ def compare(p: _Seen | None, q: _Seen | None, rule: VerifyRule) -> tuple[bool, f
     by a similarity transform fitted to their matched keypoints; None where either was not seen."""
     if p is None or q is None:
         return None
+    seen = "full size, a mirrored" if p.mirrored else "full size"
     fit = _fitted(p, q)
     if fit is None:
-        return False, 0.0, 0.0, np.nan, "full size: no transform fits the keypoints"
+        return False, 0.0, 0.0, np.nan, f"{seen}: no transform fits the keypoints"
     warp, inliers = fit
     scale, turn = _scale_turn(warp)
     h, w = q.grey.shape
@@ -202,7 +211,7 @@ def compare(p: _Seen | None, q: _Seen | None, rule: VerifyRule) -> tuple[bool, f
     overlap = float(min(mask.mean(), mask.sum() / (p.grey.size * scale * scale)))
     placed = cv2.warpAffine(p.grey.astype(np.float32), warp, (w, h), flags=cv2.INTER_LINEAR)
     detail = float(corr_many(_detail(placed)[mask][None], _detail(q.grey.astype(np.float32))[mask][None])[0])
-    how = f"full size: {inliers} keypoints fit x{scale:.3f} turned {turn:.1f} degrees, detail {detail:.2f}"
+    how = f"{seen}: {inliers} keypoints fit x{scale:.3f} turned {turn:.1f} degrees, detail {detail:.2f}"
     if inliers < MIN_INLIERS or detail < MIN_DETAIL or overlap < rule.min_overlap:
         return False, detail, overlap, np.nan, how
     colour = _colour(p, q, warp, mask)
@@ -244,7 +253,7 @@ def _detail(image: np.ndarray) -> np.ndarray:
 def _colour(p: _Seen, q: _Seen, warp: np.ndarray, mask: np.ndarray) -> float:
     """The colour check's share (finetuner/dedup/colour.py) of the two images aligned, over the overlap's box (their
     colours read again: only accepted pairs need them); NaN where a file can no longer be read."""
-    p_rgb, q_rgb = _pixels(p.file), _pixels(q.file)
+    p_rgb, q_rgb = _pixels(p.file, p.mirrored), _pixels(q.file, q.mirrored)
     if p_rgb is None or q_rgb is None or p_rgb.shape[:2] != p.grey.shape or q_rgb.shape[:2] != q.grey.shape:
         return float("nan")
     h, w = q.grey.shape
