@@ -322,7 +322,7 @@ def verified_pairs(
         colours,
     )
     if files is not None:
-        verdicts = full_size_looks(files, thumbs, a[todo], b[todo], verdicts, rule, workers, list(found.signal[todo]))
+        verdicts = full_size_looks(files, thumbs, a[todo], b[todo], verdicts, rule, workers, found.signal[todo])
     if len(todo):
         seconds = time.perf_counter() - start
         log.info("verified %d pairs in %.1f s: %d accepted", len(todo), seconds, verdicts.accepted.sum())

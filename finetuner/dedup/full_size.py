@@ -48,7 +48,7 @@ from finetuner.dedup.prescreen import textured
 from finetuner.dedup.shape import graphic
 from finetuner.dedup.surround import PLAIN_TOLERANCE, plain
 from finetuner.dedup.verdicts import Verdicts, VerifyRule
-from finetuner.dedup.views import signal_mirrored
+from finetuner.dedup.views import mirrored_signals
 
 log = logging.getLogger("finetuner.dedup")
 
@@ -101,9 +101,9 @@ def full_size_looks(
     if not look:
         return verdicts
     start = time.perf_counter()
-    flip = [signals is not None and signal_mirrored(signals[q]) for q in range(len(a))]
+    flip = mirrored_signals(signals) if signals is not None else np.zeros(len(a), bool)
     look.sort(key=lambda q: (int(a[q]), int(b[q])))  # an image's pairs together, so it is held briefly
-    sides = {q: ((int(a[q]), flip[q]), (int(b[q]), False)) for q in look}  # (image, seen mirrored) of each side
+    sides = {q: ((int(a[q]), bool(flip[q])), (int(b[q]), False)) for q in look}  # (image, seen mirrored) of each side
     last = {side: n for n, q in enumerate(look) for side in sides[q]}  # the last pair each side is in
     seen: dict[tuple[int, bool], _Seen | None] = {}
     found = []
@@ -144,15 +144,19 @@ def worth_a_look(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, verdicts: Ver
     refused, similarity = ~np.asarray(verdicts.accepted, bool), np.asarray(verdicts.similarity, np.float64)
     drawn = np.flatnonzero((verdicts.rule == "shape") & refused & (similarity >= MIN_SIMILARITY))
     rough = np.flatnonzero((verdicts.rule == "aligned") & refused & (similarity >= TEXTURE_MIN_SIMILARITY))
-    if len(drawn):
-        ends, inverse = np.unique(np.r_[a[drawn], b[drawn]], return_inverse=True)
-        thin = thin_ink(thumbs[ends])[inverse]
-        drawn = drawn[thin[: len(drawn)] & thin[len(drawn) :]]
-    if len(rough):
-        ends, inverse = np.unique(np.r_[a[rough], b[rough]], return_inverse=True)
-        texture = (textured(thumbs[ends]) & ~graphic(thumbs[ends]))[inverse]  # not a page of text (a graphic)
-        rough = rough[texture[: len(rough)] | texture[len(rough) :]]
-    return np.union1d(drawn, rough).astype(np.int64)
+    thin_a, thin_b = _per_side(thin_ink, thumbs, a[drawn], b[drawn])
+    # a texture, not a page of text (which is a graphic)
+    texture_a, texture_b = _per_side(lambda t: textured(t) & ~graphic(t), thumbs, a[rough], b[rough])
+    return np.union1d(drawn[thin_a & thin_b], rough[texture_a | texture_b]).astype(np.int64)
+
+
+def _per_side(measure, thumbs: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`measure` (boolean per thumbnail of a stack) of each pair's a and b, each image measured once."""
+    if len(a) == 0:
+        return np.zeros(0, bool), np.zeros(0, bool)
+    ends, inverse = np.unique(np.r_[a, b], return_inverse=True)
+    seen = measure(thumbs[ends])[inverse]
+    return seen[: len(a)], seen[len(a) :]
 
 
 def thin_ink(thumbs: np.ndarray) -> np.ndarray:

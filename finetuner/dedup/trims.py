@@ -162,18 +162,19 @@ def _picture_on_ground(grey: np.ndarray, shade: int) -> tuple[int, int, int, int
         return None
     if min(top, left, h - bottom, w - right) < MARGIN or off[top:bottom, left:right].mean() < SOLID:
         return None
+    on = 1 - off  # the ground's pixels
     ring = np.concatenate(
         [
-            grey[top - 1, left - 1 : right + 1],
-            grey[bottom, left - 1 : right + 1],
-            grey[top:bottom, left - 1],
-            grey[top:bottom, right],
+            on[top - 1, left - 1 : right + 1],
+            on[bottom, left - 1 : right + 1],
+            on[top:bottom, left - 1],
+            on[top:bottom, right],
         ]
-    ).astype(np.int16)
-    if (np.abs(ring - shade) <= GROUND_TOLERANCE).mean() < RING_GROUND:
+    )
+    if ring.mean() < RING_GROUND:
         return None
     # ground reaching into the box from outside is a shape's bays (a bold letter's), not a picture's stray pixels
-    _, ground = cv2.connectedComponents(1 - off, connectivity=4)
+    _, ground = cv2.connectedComponents(on, connectivity=4)
     outside = np.unique(np.concatenate([ground[0], ground[-1], ground[:, 0], ground[:, -1]]))
     if np.isin(ground[top:bottom, left:right], outside[outside > 0]).mean() > BAYS:
         return None
