@@ -42,12 +42,20 @@ NEST_MIN_SIDE = 16
 # PICTURE_MIN to PICTURE_MAX of the frame, MARGIN pixels or more inside every edge (a photograph's own bright sky,
 # taken for a white ground, leaves the rest touching the edges), ringed by ground (RING_GROUND of the line around it)
 # and with ground reaching into its box from outside on at most BAYS of it (a bold letter, nearly as solid, has its
-# paper in its bays: 0.025 and up on the glyph set). Only images whose region off the ground keeps CORE_MIN of the
-# frame after two steps of erosion are looked at: most letters' strokes on their paper do not.
+# paper in its bays: 0.025 and up on the glyph set). A picture whose own edge is as bright as a white ground has bays
+# too (0.022-0.073 on the composed set: a patch of sky, a graphic's white stripe); up to TEXTURED_BAYS they are
+# allowed where the inside is a picture's, not a letter's: at most SHADE_SHARE of its pixels lie within SHADE_SPAN grey
+# levels of any one shade. A letter is ink of one shade (0.46-0.66 of its box for the 10 bold letters of both glyph
+# sets that have bays and pass every other test); a photograph, even a smooth graphic's shading, spreads over many
+# (0.12-0.31; 0.67 for a smooth retina, whose bays are past the limit). Only images whose region off the ground keeps
+# CORE_MIN of the frame after two steps of erosion are looked at: most letters' strokes on their paper do not.
 GROUND_TOLERANCE = 3
 GROUND_BORDER = 0.35
 SOLID = 0.9
 BAYS = 0.02
+TEXTURED_BAYS = 0.06
+SHADE_SHARE = 0.38
+SHADE_SPAN = 8
 PICTURE_MIN, PICTURE_MAX = 0.2, 0.9
 MARGIN = 2
 RING_GROUND = 0.8
@@ -176,12 +184,22 @@ def _picture_on_ground(grey: np.ndarray, shade: int) -> tuple[int, int, int, int
     # ground reaching into the box from outside is a shape's bays (a bold letter's), not a picture's stray pixels
     _, ground = cv2.connectedComponents(on, connectivity=4)
     outside = np.unique(np.concatenate([ground[0], ground[-1], ground[:, 0], ground[:, -1]]))
-    if np.isin(ground[top:bottom, left:right], outside[outside > 0]).mean() > BAYS:
+    bays = np.isin(ground[top:bottom, left:right], outside[outside > 0]).mean()
+    if bays > BAYS and (
+        bays > TEXTURED_BAYS or _one_shade(grey[top + 1 : bottom - 1, left + 1 : right - 1]) > SHADE_SHARE
+    ):
         return None
     # its edge lines go with the ground: unless the picture ends on a thumbnail pixel they blend the two (a line the
     # blend test of bars, `_blend_line`, misses on a textured picture), and two pictures on one ground then share a
     # blended outline and correlate through it (2 false pairs on the composed set)
     return top + 1, bottom - 1, left + 1, right - 1
+
+
+def _one_shade(inside: np.ndarray) -> float:
+    """The largest share of `inside`'s pixels within SHADE_SPAN grey levels of one shade."""
+    counts = np.bincount(inside.ravel(), minlength=256)
+    within = np.convolve(counts, np.ones(2 * SHADE_SPAN + 1, np.int64), mode="same")
+    return float(within.max() / inside.size)
 
 
 def _tighter(picture: tuple[int, int, int, int], box: np.ndarray) -> bool:
