@@ -197,7 +197,7 @@ def _picture_on_ground(grey: np.ndarray, shade: int) -> tuple[int, int, int, int
 
 def _one_shade(inside: np.ndarray) -> float:
     """The largest share of `inside`'s pixels within SHADE_SPAN grey levels of one shade."""
-    counts = np.bincount(inside.ravel(), minlength=256)
+    counts = np.bincount(inside.astype(np.int64).ravel(), minlength=256)  # grey levels as integers, as `_grounds`
     within = np.convolve(counts, np.ones(2 * SHADE_SPAN + 1, np.int64), mode="same")
     return float(within.max() / inside.size)
 
