@@ -43,10 +43,11 @@ from PIL import Image
 from finetuner.dedup.colour import SIDE as COLOUR_SIDE
 from finetuner.dedup.colour import colour_fit, colour_planes
 from finetuner.dedup.correlation import corr_many
-from finetuner.dedup.hashing import decode_for_hash
+from finetuner.dedup.hashing import THUMB, decode_for_hash
 from finetuner.dedup.prescreen import textured
 from finetuner.dedup.shape import graphic
 from finetuner.dedup.surround import PLAIN_TOLERANCE, plain
+from finetuner.dedup.trims import trim_boxes
 from finetuner.dedup.verdicts import Verdicts, VerifyRule
 from finetuner.dedup.views import mirrored_signals
 
@@ -82,6 +83,14 @@ class _Seen:
     points: np.ndarray
     descriptors: np.ndarray | None
     mirrored: bool = False
+    content: tuple[int, int, int, int] | None = None  # (top, bottom, left, right) inside its bars; None: the frame
+
+    def content_mask(self) -> np.ndarray:
+        """Which of its pixels are content (inside the bars, the ground a picture is shown on: its thumbnail's trim)."""
+        mask = np.zeros(self.grey.shape, np.uint8)
+        top, bottom, left, right = self.content or (0, *self.grey.shape[:1], 0, self.grey.shape[1])
+        mask[top:bottom, left:right] = 1
+        return mask
 
 
 def full_size_looks(
@@ -104,6 +113,8 @@ def full_size_looks(
     flip = mirrored_signals(signals) if signals is not None else np.zeros(len(a), bool)
     look.sort(key=lambda q: (int(a[q]), int(b[q])))  # an image's pairs together, so it is held briefly
     sides = {q: ((int(a[q]), bool(flip[q])), (int(b[q]), False)) for q in look}  # (image, seen mirrored) of each side
+    images = sorted({image for q in look for image, _ in sides[q]})
+    trims = dict(zip(images, trim_boxes(thumbs[images]).tolist()))  # the content the overlap is a share of
     last = {side: n for n, q in enumerate(look) for side in sides[q]}  # the last pair each side is in
     seen: dict[tuple[int, bool], _Seen | None] = {}
     found = []
@@ -111,7 +122,7 @@ def full_size_looks(
         for s in range(0, len(look), CHUNK):
             part = look[s : s + CHUNK]
             fresh = sorted({side for q in part for side in sides[q]} - seen.keys())
-            seen.update(zip(fresh, pool.map(lambda side: _seen(files[side[0]], side[1]), fresh)))
+            seen.update(zip(fresh, pool.map(lambda side: _seen(files[side[0]], side[1], trims[side[0]]), fresh)))
             found += pool.map(lambda q: compare(seen[sides[q][0]], seen[sides[q][1]], rule), part)
             for side in [side for side in seen if last[side] < s + CHUNK]:
                 del seen[side]
@@ -171,16 +182,22 @@ def thin_ink(thumbs: np.ndarray) -> np.ndarray:
     return np.array(inside) < THIN_INK
 
 
-def _seen(file: Path, mirrored: bool = False) -> _Seen | None:
-    """The image at SIDE on its long side (mirrored left to right with `mirrored`) with its keypoints; None when it
-    is smaller than MIN_SIDE or unreadable."""
+def _seen(file: Path, mirrored: bool = False, trim: Sequence[int] | None = None) -> _Seen | None:
+    """The image at SIDE on its long side (mirrored left to right with `mirrored`) with its keypoints, and its content
+    box from `trim` (top, bottom, left, right in its squashed thumbnail's pixels); None when it is smaller than
+    MIN_SIDE or unreadable."""
     pixels = _pixels(file, mirrored)
     if pixels is None:
         return None
     grey = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
     keypoints, descriptors = cv2.ORB_create(KEYPOINTS).detectAndCompute(grey, None)
     points = np.array([k.pt for k in keypoints], np.float32).reshape(-1, 2)
-    return _Seen(file, grey, points, descriptors, mirrored)
+    content = None
+    if trim is not None:
+        (h, w), (top, bottom, left, right) = grey.shape, trim
+        left, right = (THUMB - right, THUMB - left) if mirrored else (left, right)
+        content = (top * h // THUMB, -(-bottom * h // THUMB), left * w // THUMB, -(-right * w // THUMB))
+    return _Seen(file, grey, points, descriptors, mirrored, content)
 
 
 def _pixels(file: Path, mirrored: bool = False) -> np.ndarray | None:
@@ -210,9 +227,17 @@ def compare(p: _Seen | None, q: _Seen | None, rule: VerifyRule) -> tuple[bool, f
     warp, inliers = fit
     scale, turn = _scale_turn(warp)
     h, w = q.grey.shape
-    mask = cv2.warpAffine(np.ones(p.grey.shape, np.uint8), warp, (w, h), flags=cv2.INTER_NEAREST) > 0
-    mask = cv2.erode(mask.astype(np.uint8), np.ones((2 * EDGE + 1, 2 * EDGE + 1), np.uint8)).astype(bool)
-    overlap = float(min(mask.mean(), mask.sum() / (p.grey.size * scale * scale)))
+    edge = np.ones((2 * EDGE + 1, 2 * EDGE + 1), np.uint8)
+
+    def placed_on_q(image: np.ndarray) -> np.ndarray:  # a mask of p's pixels, where it lands in q (less the edge)
+        return cv2.erode(cv2.warpAffine(image, warp, (w, h), flags=cv2.INTER_NEAREST), edge).astype(bool)
+
+    mask = placed_on_q(np.ones(p.grey.shape, np.uint8))
+    # the share of each image's content the other's content covers, as the thumbnails' verifier measures it: a
+    # picture shown in an app's window is compared with what the window shows of it, not with the whole window
+    p_content, q_content = p.content_mask(), q.content_mask().astype(bool)
+    landed = placed_on_q(p_content)
+    overlap = float(min((landed & q_content).sum() / q_content.sum(), landed.sum() / (p_content.sum() * scale * scale)))
     placed = cv2.warpAffine(p.grey.astype(np.float32), warp, (w, h), flags=cv2.INTER_LINEAR)
     detail = float(corr_many(_detail(placed)[mask][None], _detail(q.grey.astype(np.float32))[mask][None])[0])
     how = f"{seen}: {inliers} keypoints fit x{scale:.3f} turned {turn:.1f} degrees, detail {detail:.2f}"

@@ -130,7 +130,9 @@ def test_each_image_is_decoded_once_and_released_after_its_last_pair(tmp_path, m
     expected = accepted_pairs(files)
     decoded: list[Path] = []
     seen = full_size._seen
-    monkeypatch.setattr(full_size, "_seen", lambda file, mirrored=False: decoded.append(file) or seen(file, mirrored))
+    monkeypatch.setattr(
+        full_size, "_seen", lambda file, mirrored=False, trim=None: decoded.append(file) or seen(file, mirrored, trim)
+    )
     monkeypatch.setattr(full_size, "CHUNK", 1)  # one pair at a time: images are dropped as soon as they are done
     assert accepted_pairs(files) == expected and len(expected) == 3
     assert len(decoded) == len(set(decoded)) == 3, decoded  # the three copies, each decoded once
@@ -186,3 +188,31 @@ def test_a_textures_mirrored_copy_is_looked_at_mirrored(tmp_path, seed: int, sig
     other = ImageOps.mirror(texture(seed + 10, sigma=sigma, size=(512, 384)))
     pairs = accepted_pairs(saved(tmp_path, [original, copy, other]))
     assert pairs == {(0, 1): full_size.RULE}, pairs
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_texture_shown_in_a_window_is_compared_with_what_the_window_shows(tmp_path, seed: int) -> None:
+    """A texture shown in an app's window fills 0.4 of the window: measured against the whole window the overlap is
+    under `min_overlap` and the copy was refused although its keypoints fit. The overlap is a share of each image's
+    content (its thumbnail's trim: the picture inside the window), as the thumbnails' verifier measures it."""
+    from benchmarks.dedup_photoset import held_out_edit
+    from finetuner.dedup.trims import trim_box
+    from tests.dedup.test_verify import texture, thumb
+
+    original = texture(seed, sigma=1.5, size=(512, 384))
+    window = held_out_edit(original, "screenshot", np.random.default_rng(0))
+    files = saved(tmp_path, [original, window])
+    shown = full_size._seen(files[1], trim=trim_box(thumb(window)))
+    accepted, detail, overlap, _, how = full_size.compare(full_size._seen(files[0]), shown, VerifyRule())
+    assert accepted and overlap > 0.9, how
+    accepted, _, overlap, _, how = full_size.compare(full_size._seen(files[0]), full_size._seen(files[1]), VerifyRule())
+    assert not accepted and overlap < 0.5, how  # the whole window
+
+
+def test_the_content_box_follows_the_image_seen_mirrored(tmp_path) -> None:
+    """The thumbnail's trim (top, bottom, left, right of 64) in the pixels seen at full size (512 on the long side),
+    its sides swapped when the image is seen mirrored."""
+    (file,) = saved(tmp_path, [Image.new("RGB", (640, 320), (90, 90, 90))])
+    assert full_size._seen(file, trim=(8, 48, 4, 40)).content == (32, 192, 32, 320)
+    assert full_size._seen(file, mirrored=True, trim=(8, 48, 4, 40)).content == (32, 192, 192, 480)
+    assert full_size._seen(file).content is None
