@@ -24,6 +24,10 @@ INSIDE_BARS = (0, 9, 10, 15)
 REFINE_SCALES = (0.9, 0.95)  # the inner region's size relative to the outer one in the local search
 COARSE = 16  # pixels a side of `coarse_placement`
 BAND_MIN_STRETCH = 0.1  # |log| of the two contents' proportions below which no band is looked for (`band_boxes`)
+# Where one content lies as a band along the other's canvas (`band_boxes`), per verifier stage: (across a narrower
+# canvas, at 0 its start (top or left), 1 its middle, 2 its end). Centred (7, 8): a picture shown whole on a repost's
+# fill; at either end (16-19): a crop of one side of a larger picture, whose proportions say how much of it it keeps
+BAND_STAGES = {7: (True, 1), 8: (False, 1), 16: (True, 0), 17: (False, 0), 18: (True, 2), 19: (False, 2)}
 # The refit after the local search (`refit`): OpenCV's ECC fits an affine warp of one placed region onto the other. It
 # may not move further than a crop of up to 10% per side or a modest change of proportions needs: a looser warp bends
 # two photographs of one scene onto each other (a stereo pair, turned 2.1 degrees, scored 0.968 / 0.891).
@@ -97,12 +101,15 @@ def shared_content(trims_a: np.ndarray, trims_b: np.ndarray, flip: np.ndarray) -
     return inside, np.where(flip, mirrored_boxes(inside), inside)
 
 
-def band_boxes(trims_a, trims_b, aspect_a, aspect_b, on_narrower: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def band_boxes(
+    trims_a, trims_b, aspect_a, aspect_b, on_narrower: bool, at: int = 1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(boxes of a, boxes of b, found) per pair, where one picture is shown whole inside the other's canvas of another
-    shape, with bars of any kind (a blurred copy of itself, a pattern): the wider content lies across the narrower
-    canvas as a centred horizontal band (`on_narrower`), or the narrower content stands in the wider canvas as a
-    centred vertical band; the picture's box is its trimmed frame. `found` is False where the two contents' true
-    proportions are within BAND_MIN_STRETCH or unknown (the boxes are then the trims)."""
+    shape, with bars of any kind (a blurred copy of itself, a pattern), or is a crop of one side of it: the wider
+    content lies across the narrower canvas as a horizontal band (`on_narrower`), or the narrower content stands in
+    the wider canvas as a vertical band, `at` 0 the canvas's start (top or left), 1 its middle, 2 its end; the
+    picture's box is its trimmed frame. `found` is False where the two contents' true proportions are within
+    BAND_MIN_STRETCH or unknown (the boxes are then the trims)."""
     trims_a, trims_b = np.atleast_2d(trims_a).astype(np.int64), np.atleast_2d(trims_b).astype(np.int64)
     heights_a, heights_b = trims_a[:, 1] - trims_a[:, 0], trims_b[:, 1] - trims_b[:, 0]
     wide_a = (trims_a[:, 3] - trims_a[:, 2]) / heights_a * np.asarray(aspect_a, np.float64)
@@ -116,7 +123,7 @@ def band_boxes(trims_a, trims_b, aspect_a, aspect_b, on_narrower: bool) -> tuple
     axis = (0, 1) if on_narrower else (2, 3)  # rows across a narrower canvas, columns in a wider one
     length = canvas[:, axis[1]] - canvas[:, axis[0]]
     side = np.maximum(1, np.round(length * share)).astype(np.int64)
-    band[:, axis[0]] = canvas[:, axis[0]] + (length - side) // 2
+    band[:, axis[0]] = canvas[:, axis[0]] + (length - side) * at // 2
     band[:, axis[1]] = band[:, axis[0]] + side
     boxes_a = np.where((found & ~canvas_is_b)[:, None], band, trims_a)
     boxes_b = np.where((found & canvas_is_b)[:, None], band, trims_b)
@@ -274,7 +281,8 @@ def aligned_pair(
     frames (mirrored as the signal's views are), 7 and 8 one content as a band across or in the other's canvas
     (`band_boxes`), 9 and 10 as 0 (the verifier left out what a watermark covers, or fitted the light), 11 and 12
     x's whole frame with y inside its bars, and the other way round (4, 11 and 12 mirrored as the signal's views are),
-    13 and 14 as 5 and 6 with y mirrored whatever the signal named.
+    13 and 14 as 5 and 6 with y mirrored whatever the signal named, 16-19 as 7 and 8 with the band at one end of the
+    canvas (BAND_STAGES).
     `frames` are each region's scales (x, y) from the image's true geometry to the region's pixels, and the linear part
     of the refit's warp q was placed by (stage 3; else the identity), so that a warp fitted between the regions can be
     judged in true proportions as the whole map from one image to the other (the placement's uniform scale does not
@@ -317,8 +325,8 @@ def _aligned(thumbs, trims, x: int, y: int, signal: str, stage: int, aspect, col
         whole = (0, THUMB, 0, THUMB)
         box_a, box_b = (whole, tuple(trims[y])) if stage == 11 else (tuple(trims[x]), whole)
         mirrored = signal_mirrored(signal)
-    elif stage in (7, 8):
-        boxes_a, boxes_b, _ = band_boxes(trims[x], trims[y], ratio[0], ratio[1], on_narrower=stage == 7)
+    elif stage in BAND_STAGES:
+        boxes_a, boxes_b, _ = band_boxes(trims[x], trims[y], ratio[0], ratio[1], *BAND_STAGES[stage])
         box_a, box_b, mirrored = tuple(boxes_a[0].tolist()), tuple(boxes_b[0].tolist()), False
     else:
         box_a, box_b, mirrored, _ = signal_boxes(signal, trims[x], trims[y], *ratio)

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from finetuner.dedup.align import (
+    BAND_STAGES,
     area,
     band_boxes,
     coarse_placement,
@@ -54,6 +55,7 @@ from finetuner.dedup.correlation import (
     robust_evidence,
 )
 from finetuner.dedup.hashing import THUMB
+from finetuner.dedup.shape import graphic
 from finetuner.dedup.verdicts import Best, VerifyRule, passing, refit_rule
 from finetuner.dedup.views import mirrored_signals
 
@@ -340,18 +342,25 @@ def realign(best: Best, thumbs, trims, i, j, signals, aspect, rule: VerifyRule, 
 def _bands(best: Best, thumbs, trims, i, j, aspect, rule: VerifyRule, part: np.ndarray) -> None:
     """Pairs still short whose contents differ in shape, compared as one picture shown whole inside the other's
     canvas (stages 7 and 8, `band_boxes`): a landscape photo reposted in a square over a blurred copy of itself, or a
-    portrait one in a wide video frame, where the bars are not plain enough to trim. Only bands that already agree
-    at 16x16 (BAND_REACH) are compared at full size. The canvas outside the band counts as bars (the overlap is the
-    picture's) where it is plain or the picture's own blurred enlargement (`_band_overlap`); otherwise the band is a
-    crop of a larger picture and the overlap is its share."""
+    portrait one in a wide video frame, where the bars are not plain enough to trim; then as a band at either end of
+    the other's canvas (stages 16-19): a crop of one side, whose proportions say how much of the picture it keeps.
+    Only bands that already agree at 16x16 (BAND_REACH) are compared at full size. The canvas outside the band counts
+    as bars (the overlap is the picture's) where it is plain or the picture's own blurred enlargement
+    (`_band_overlap`); otherwise the band is a crop of a larger picture and the overlap is its share."""
     if aspect is None:
         return
     passes = passing(rule)
     left = part[~passes(best.sim[part], best.det[part], best.overlap[part], best.stretch[part])]
-    for on_narrower, stage in ((True, 7), (False, 8)):
+    drawn = None  # which of the pairs `left` hold a graphic, measured when first needed
+    for stage, (on_narrower, at) in BAND_STAGES.items():  # centred first, then at either end (a crop of one side)
         boxes_a, boxes_b, found = band_boxes(
-            trims[i[left]], trims[j[left]], aspect[i[left]], aspect[j[left]], on_narrower
+            trims[i[left]], trims[j[left]], aspect[i[left]], aspect[j[left]], on_narrower, at
         )
+        if at != 1:  # a graphic's proportions are its design: one cut at a side is another (an O is a Q less its tail)
+            if drawn is None:
+                images, inverse = np.unique(np.r_[i[left], j[left]], return_inverse=True)
+                drawn = graphic(thumbs[images])[inverse].reshape(2, -1).any(axis=0)
+            found &= ~drawn
         where = np.flatnonzero(found)
         if len(where):
             where = where[
@@ -373,7 +382,8 @@ def _bands(best: Best, thumbs, trims, i, j, aspect, rule: VerifyRule, part: np.n
         for k in np.flatnonzero(better).tolist():
             overlap[k] = _band_overlap(thumbs, trims, i[where[k]], j[where[k]], (boxes_a[k], boxes_b[k]))
         better &= overlap >= rule.min_overlap
-        how = np.full(int(better.sum()), "one shown in the other's canvas (a band)", dtype=object)
+        shown = "one shown in the other's canvas (a band)" if at == 1 else "one a band at an end of the other's canvas"
+        how = np.full(int(better.sum()), shown, dtype=object)
         best.take(where[better], sim[better], det[better], overlap[better], stretch[better], how, stage)
 
 

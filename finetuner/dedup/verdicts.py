@@ -84,7 +84,8 @@ class Best:
     as they are over the content both trims keep, 5 and 6 the whole frames placed and refitted, 7 and 8 one picture as
     a band in the other's canvas, 9 the frames as they are with what is drawn over one left out, 10 the frames as they
     are with one lit like the other, 11 and 12 one whole frame with the other inside its bars, 13 and 14 the whole
-    frames placed mirrored where the signal mirrored neither (the searches in
+    frames placed mirrored where the signal mirrored neither, 15 the frames as they are with a's hues turned, 16-19
+    one picture as a band at one end of the other's canvas (a crop of one side; align.BAND_STAGES) (the searches in
     finetuner/dedup/searches.py); finetuner/dedup/align.py
     `aligned_pair` rebuilds the regions of each."""
 

@@ -99,8 +99,9 @@ __all__ = ["VERIFIER", "Verdict", "Verdicts", "VerifyRule", "best_signal", "veri
 # trimmed under bars of another shade (trims.py, views.VIEW_BOXES 5), 30 a picture in a post or a window trimmed to
 # it (trims._picture_on_ground, views.VIEW_BOXES 6), 31 a mirrored pair looked at full size with the mirror undone
 # (full_size.full_size_looks), 32 a picture on a plain ground found with bays in its box (trims.py, VIEW_BOXES 7), 33
-# the full-size look's overlap a share of each image's content (its trim), not of its frame
-VERIFIER = 33
+# the full-size look's overlap a share of each image's content (its trim), not of its frame, 34 a crop of one side
+# compared as a band at one end of the other's canvas (searches._bands, align.BAND_STAGES)
+VERIFIER = 34
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (searches.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6

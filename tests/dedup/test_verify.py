@@ -12,7 +12,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 from finetuner.dedup import trims, views
-from finetuner.dedup.align import PHOTO_MAX_TURN, REFIT_MAX_TURN, max_turns, refit, signal_boxes
+from finetuner.dedup.align import PHOTO_MAX_TURN, REFIT_MAX_TURN, band_boxes, max_turns, refit, signal_boxes
 from finetuner.dedup.hashing import hash_files, hash_images
 from finetuner.dedup.neighbours import hamming
 from finetuner.dedup.prescreen import prescreen
@@ -236,6 +236,56 @@ def test_a_portrait_picture_in_a_wide_frame_is_found_as_a_standing_band() -> Non
         assert verdict.accepted and "a band" in verdict.transform, verdict
 
 
+@pytest.mark.parametrize(
+    ("seed", "box"),
+    [(13, (64, 0, 320, 200)), (14, (0, 0, 256, 200)), (11, (0, 40, 320, 200)), (12, (0, 0, 320, 150))],
+    ids=["left 20%", "right 20%", "top 20%", "bottom 25%"],
+)
+def test_a_crop_of_one_side_is_found_as_a_band_at_an_end(seed: int, box: tuple, monkeypatch) -> None:
+    """A fifth or a quarter cut from one side: no view names it (the views cut a tenth) and the uniform placements
+    stretch it. Its proportions say how much of the picture it keeps, and it lies at one end of the picture's
+    canvas, whichever image is a; a picture of another seed is refused. Without the bands at the ends (the centred
+    ones only), each was refused."""
+    original = photo(seed, (320, 200))
+    copy = original.crop(box)
+    aspect = (original.size[0] / original.size[1], copy.size[0] / copy.size[1])
+    for verdict in (
+        verify(thumb(original), thumb(copy), aspect=aspect),
+        verify(thumb(copy), thumb(original), aspect=aspect[::-1]),
+    ):
+        assert verdict.accepted and "at an end" in verdict.transform, verdict
+    assert not verify(thumb(photo(seed + 20, (320, 200))), thumb(copy), aspect=aspect).accepted
+    monkeypatch.setattr("finetuner.dedup.searches.BAND_STAGES", {7: (True, 1), 8: (False, 1)})
+    assert not verify(thumb(original), thumb(copy), aspect=aspect).accepted
+
+
+def test_a_graphic_cut_at_one_side_is_not_compared_as_a_band_at_an_end(monkeypatch) -> None:
+    """A graphic's proportions are its design: a letter cut at one side is another (on the glyph set an O of one
+    typeface passed for the top of another's Q, less its tail). Shapes drawn on white, cut a fifth at the left, are not
+    compared as a band at the end of the whole; taken for a photograph they would be, and pass."""
+    poster = Image.new("RGB", (320, 200), (255, 255, 255))
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        x, y, w, h = (int(v) for v in (*rng.integers(0, (280, 160)), *rng.integers(15, 40, 2)))
+        ImageDraw.Draw(poster).ellipse([x, y, x + w, y + h], fill=tuple(int(v) for v in rng.integers(0, 120, 3)))
+    copy, aspect = poster.crop((64, 0, 320, 200)), (1.6, 1.28)
+    assert not verify(thumb(poster), thumb(copy), aspect=aspect).accepted
+    monkeypatch.setattr("finetuner.dedup.searches.graphic", lambda stack: np.zeros(len(stack), bool))
+    verdict = verify(thumb(poster), thumb(copy), aspect=aspect)
+    assert verdict.accepted and "at an end" in verdict.transform, verdict
+
+
+def test_a_band_lies_at_the_start_the_middle_or_the_end_of_its_canvas() -> None:
+    """A content 0.8 as wide as the other's stands in its canvas as a vertical band of 51 of 64 columns: at the
+    left, centred or at the right; a wider content lies across a narrower canvas as a horizontal band likewise."""
+    whole = np.array([[0, 64, 0, 64]])
+    for at, columns in ((0, (0, 51)), (1, (6, 57)), (2, (13, 64))):
+        boxes_a, boxes_b, found = band_boxes(whole, whole, [1.6], [1.28], on_narrower=False, at=at)
+        assert found.all() and boxes_b.tolist() == [[0, 64, 0, 64]] and boxes_a.tolist() == [[0, 64, *columns]]
+        boxes_a, boxes_b, found = band_boxes(whole, whole, [1.6], [1.28], on_narrower=True, at=at)
+        assert found.all() and boxes_a.tolist() == [[0, 64, 0, 64]] and boxes_b.tolist() == [[*columns, 0, 64]]
+
+
 def test_refit_recovers_a_stretch_and_refuses_a_turn() -> None:
     rng = np.random.default_rng(3)
     p = cv2.GaussianBlur(rng.normal(128, 40, (64, 64)).astype(np.float32), (0, 0), 2.0)
@@ -422,7 +472,10 @@ def test_a_captioned_copy_is_found_inside_its_panel(monkeypatch) -> None:
     copy = thumb(captioned(BASE, 0.25))
     verdict = verify(thumb(BASE), copy, aspect=(ratio, ratio * 0.75))
     assert verdict.accepted and "inside its bars" in verdict.transform, verdict
-    monkeypatch.setattr(trims, "PANEL_PLAIN", 2.0)
+    monkeypatch.setattr(trims, "PANEL_PLAIN", 2.0)  # no panel: the picture is then a band at the copy's end
+    verdict = verify(thumb(BASE), copy, aspect=(ratio, ratio * 0.75))
+    assert verdict.accepted and "at an end" in verdict.transform, verdict
+    monkeypatch.setattr("finetuner.dedup.searches.BAND_STAGES", {7: (True, 1), 8: (False, 1)})
     assert not verify(thumb(BASE), copy, aspect=(ratio, ratio * 0.75)).accepted
 
 
