@@ -102,3 +102,13 @@ def evidence_inside(p: np.ndarray, q: np.ndarray, inside: np.ndarray) -> tuple[f
             sim = max(sim, float(corr_many(smooth_p[0][kept][None], smooth_q[0][kept][None])[0]))
             det = max(det, float(corr_many(detail_p[0][kept][None], detail_q[0][kept][None])[0]))
     return sim, det
+
+
+def per_side(measure, thumbs: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`measure` (boolean per thumbnail of a stack) of each pair's a and b, each image measured once, however many
+    pairs it is in."""
+    if len(a) == 0:
+        return np.zeros(0, bool), np.zeros(0, bool)
+    ends, inverse = np.unique(np.r_[a, b], return_inverse=True)
+    seen = measure(thumbs[ends])[inverse]
+    return seen[: len(a)], seen[len(a) :]

@@ -13,6 +13,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
 
+from finetuner.dedup.correlation import per_side
 from finetuner.dedup.pair_cache import VerdictCache
 from finetuner.dedup.prescreen import prescreen, textured
 from finetuner.dedup.verify import Verdicts, VerifyRule, verify_pairs
@@ -71,10 +72,7 @@ def _with_texture(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, low: np.ndar
     evidence. Only the images of low-look candidates are measured."""
     out = np.zeros(len(a), bool)
     where = np.flatnonzero(low)
-    if len(where):
-        images, inverse = np.unique(np.r_[a[where], b[where]], return_inverse=True)
-        texture = textured(thumbs[images])[inverse]
-        out[where] = texture[: len(where)] | texture[len(where) :]
+    out[where] = np.logical_or(*per_side(textured, thumbs, a[where], b[where]))
     return out
 
 

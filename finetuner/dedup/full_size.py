@@ -42,7 +42,7 @@ from PIL import Image
 
 from finetuner.dedup.colour import SIDE as COLOUR_SIDE
 from finetuner.dedup.colour import colour_fit, colour_planes
-from finetuner.dedup.correlation import corr_many
+from finetuner.dedup.correlation import corr_many, per_side
 from finetuner.dedup.hashing import THUMB, decode_for_hash
 from finetuner.dedup.prescreen import textured
 from finetuner.dedup.shape import graphic
@@ -88,7 +88,7 @@ class _Seen:
     def content_mask(self) -> np.ndarray:
         """Which of its pixels are content (inside the bars, the ground a picture is shown on: its thumbnail's trim)."""
         mask = np.zeros(self.grey.shape, np.uint8)
-        top, bottom, left, right = self.content or (0, *self.grey.shape[:1], 0, self.grey.shape[1])
+        top, bottom, left, right = self.content or (0, self.grey.shape[0], 0, self.grey.shape[1])
         mask[top:bottom, left:right] = 1
         return mask
 
@@ -155,19 +155,10 @@ def worth_a_look(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, verdicts: Ver
     refused, similarity = ~np.asarray(verdicts.accepted, bool), np.asarray(verdicts.similarity, np.float64)
     drawn = np.flatnonzero((verdicts.rule == "shape") & refused & (similarity >= MIN_SIMILARITY))
     rough = np.flatnonzero((verdicts.rule == "aligned") & refused & (similarity >= TEXTURE_MIN_SIMILARITY))
-    thin_a, thin_b = _per_side(thin_ink, thumbs, a[drawn], b[drawn])
+    thin_a, thin_b = per_side(thin_ink, thumbs, a[drawn], b[drawn])
     # a texture, not a page of text (which is a graphic)
-    texture_a, texture_b = _per_side(lambda t: textured(t) & ~graphic(t), thumbs, a[rough], b[rough])
+    texture_a, texture_b = per_side(lambda t: textured(t) & ~graphic(t), thumbs, a[rough], b[rough])
     return np.union1d(drawn[thin_a & thin_b], rough[texture_a | texture_b]).astype(np.int64)
-
-
-def _per_side(measure, thumbs: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`measure` (boolean per thumbnail of a stack) of each pair's a and b, each image measured once."""
-    if len(a) == 0:
-        return np.zeros(0, bool), np.zeros(0, bool)
-    ends, inverse = np.unique(np.r_[a, b], return_inverse=True)
-    seen = measure(thumbs[ends])[inverse]
-    return seen[: len(a)], seen[len(a) :]
 
 
 def thin_ink(thumbs: np.ndarray) -> np.ndarray:

@@ -52,6 +52,7 @@ from finetuner.dedup.correlation import (
     corr_many,
     evidence,
     evidence_inside,
+    per_side,
     robust_evidence,
 )
 from finetuner.dedup.hashing import THUMB
@@ -358,8 +359,7 @@ def _bands(best: Best, thumbs, trims, i, j, aspect, rule: VerifyRule, part: np.n
         )
         if at != 1:  # a graphic's proportions are its design: one cut at a side is another (an O is a Q less its tail)
             if drawn is None:
-                images, inverse = np.unique(np.r_[i[left], j[left]], return_inverse=True)
-                drawn = graphic(thumbs[images])[inverse].reshape(2, -1).any(axis=0)
+                drawn = np.logical_or(*per_side(graphic, thumbs, i[left], j[left]))
             found &= ~drawn
         where = np.flatnonzero(found)
         if len(where):
