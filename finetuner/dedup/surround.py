@@ -25,6 +25,11 @@ panel of folder names, in a social post, and in other templates) 37 of 68 accept
 or one post; with the tones, and each region's edge left out (`inside_agreement`), none. A region of one of those
 tones may also be the picture's own (a silhouette's black, a posterised sky): where the tones leave less than
 MIN_INSIDE to compare, the check says nothing (with one tone, such a pair is rejected, as it always was).
+
+A frame may come in two layers: a print's white border on the dark table it lies on, turned, so that only the
+table's corners reach the image's edge. The second layer is one flat tone just inside the first (`inner_layer`); 26
+pictures each on such a print gave 8 false pairs through the border, none with it. Where the second layer leaves
+less than MIN_INSIDE to compare, it is the picture's own (a silhouette on a mat), and the check measures without it.
 """
 
 from __future__ import annotations
@@ -54,6 +59,12 @@ RIM_FLATNESS = 1.0  # ...and flat: within this many grey levels of the frame col
 CHUNK = 512  # thumbnails judged per batch (8 MiB of float32)
 MAX_TONES = 3  # flat tones a frame of several parts may show on the rim (an app window: title bar, side panel, canvas)
 MIN_TONE = 0.1  # share of the rim one such tone holds, within one grey level
+# A frame in two layers (a print's white border on the table it lies on, turned: the table's corners alone reach the
+# border) shows its second layer as one flat tone over most of a band just inside the first: LAYER_BAND pixels in
+# (past the line blended between them), at least NESTED_TONE of the band within one grey level
+LAYER_BAND = (2, 3)
+NESTED_TONE = 0.5
+MIN_BAND = 0.02  # of the region: a smaller band (a frame of a few pixels) says nothing of a second layer
 
 
 class Plain(NamedTuple):
@@ -124,11 +135,26 @@ def rim_tones(rims: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def framed(seen: Plain) -> tuple[np.ndarray, np.ndarray]:
     """(one tone, several tones) per thumbnail of `seen`: whether it may show a frame of one colour (a plain, flat rim:
-    a mat, bars, a camera's disc), and whether one of several flat tones (at least two hold MIN_TONE of the rim each,
-    and together MIN_RIM of it, as flat as one colour's)."""
+    a mat, bars, a camera's disc; where the frame holds little more than half the rim, the rim's median lies off its
+    colour, so its one flat tone counts too: `frame_colours`), and whether one of several flat tones (at least two
+    hold MIN_TONE of the rim each, and together MIN_RIM of it, as flat as one colour's)."""
     one = (seen.rim >= MIN_RIM) & (seen.rim_spread <= RIM_FLATNESS) & (seen.share >= MIN_SHARED)
-    several = (seen.toned >= MIN_RIM) & (seen.toned_spread <= RIM_FLATNESS) & (np.isfinite(seen.tones).sum(axis=1) > 1)
-    return one, several
+    toned = (seen.toned >= MIN_RIM) & (seen.toned_spread <= RIM_FLATNESS)
+    several = toned & (np.isfinite(seen.tones).sum(axis=1) > 1)
+    return one | (toned & ~several), several
+
+
+def frame_colours(seen: Plain) -> np.ndarray:
+    """(n, MAX_TONES) per thumbnail of `seen` its frame's colours as `framed` finds them (NaN where unused): its rim's
+    flat tones where they are a frame, else its rim's median."""
+    one = (seen.rim >= MIN_RIM) & (seen.rim_spread <= RIM_FLATNESS) & (seen.share >= MIN_SHARED)
+    toned = (seen.toned >= MIN_RIM) & (seen.toned_spread <= RIM_FLATNESS)
+    out = np.full(seen.tones.shape, np.nan)
+    out[:, 0] = seen.colour
+    out[toned & ~one] = seen.tones[toned & ~one]
+    several = toned & (np.isfinite(seen.tones).sum(axis=1) > 1)
+    out[several] = seen.tones[several]
+    return out
 
 
 def frame_mask(region: np.ndarray, colour: float) -> np.ndarray:
@@ -136,17 +162,55 @@ def frame_mask(region: np.ndarray, colour: float) -> np.ndarray:
     neighbours plain too, so texture of a similar grey does not count, or inside a run of THIN_RUN plain pixels in a
     row or a column: an app window's canvas between its title bar and the picture) connected to the region's
     border."""
-    near = (np.abs(np.asarray(region, np.float32) - colour) <= PLAIN_TOLERANCE).astype(np.uint8)
-    solid = cv2.erode(near, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
-    for run in (np.ones((1, THIN_RUN), np.uint8), np.ones((THIN_RUN, 1), np.uint8)):
-        solid |= cv2.erode(near, run, borderType=cv2.BORDER_REPLICATE)
-    _, labels = cv2.connectedComponents(solid, connectivity=4)
+    _, labels = cv2.connectedComponents(_solid(region, colour), connectivity=4)
     rim = np.unique(np.r_[labels[0], labels[-1], labels[:, 0], labels[:, -1]])
     return np.isin(labels, rim[rim > 0])
 
 
+def _solid(region: np.ndarray, colour: float) -> np.ndarray:
+    """The plain pixels of `frame_mask` (uint8): within PLAIN_TOLERANCE of `colour`, in a plain 3x3 block or a thin
+    run."""
+    near = (np.abs(np.asarray(region, np.float32) - colour) <= PLAIN_TOLERANCE).astype(np.uint8)
+    solid = cv2.erode(near, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
+    for run in (np.ones((1, THIN_RUN), np.uint8), np.ones((THIN_RUN, 1), np.uint8)):
+        solid |= cv2.erode(near, run, borderType=cv2.BORDER_REPLICATE)
+    return solid
+
+
+def inner_layer(region: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    """Where a grey region shows a second layer of its frame, inside the first (`frame`): a
+    print's white border on the dark table it lies on, turned, so that only the table reaches the region's border.
+    The layer is one flat tone that holds NESTED_TONE of the band LAYER_BAND pixels inside the
+    frame (past the blended line between them), and is its plain pixels (`_solid`) connected to that band; none
+    where no tone holds that much (the band crosses the picture itself)."""
+    grey = np.asarray(region, np.float32)
+    inner, outer = LAYER_BAND
+    near = cv2.dilate(frame.astype(np.uint8), np.ones((2 * inner - 1,) * 2, np.uint8))
+    band = cv2.dilate(frame.astype(np.uint8), np.ones((2 * outer + 1,) * 2, np.uint8)).astype(bool) & (near == 0)
+    none = np.zeros(frame.shape, bool)
+    if band.sum() < MIN_BAND * frame.size:
+        return none
+    counts = np.bincount(np.clip(np.round(grey[band]), 0, 255).astype(np.int64), minlength=256).astype(np.float64)
+    around = counts.copy()  # within one level of each level, as `rim_tones`
+    around[1:] += counts[:-1]
+    around[:-1] += counts[1:]
+    peak = int(around.argmax())
+    if around[peak] < NESTED_TONE * band.sum():
+        return none
+    window = np.arange(max(peak - 1, 0), min(peak + 2, 256))
+    tone = float((counts[window] * window).sum() / counts[window].sum())
+    solid = _solid(grey, tone)
+    _, labels = cv2.connectedComponents(solid, connectivity=4)
+    touching = np.unique(labels[band & (solid > 0)])
+    return np.isin(labels, touching[touching > 0])
+
+
 def inside_agreement(
-    p: np.ndarray, q: np.ndarray, frame_p: float | np.ndarray, frame_q: float | np.ndarray
+    p: np.ndarray,
+    q: np.ndarray,
+    frame_p: float | np.ndarray,
+    frame_q: float | np.ndarray,
+    mask_q: np.ndarray | None = None,
 ) -> tuple[float, float, float]:
     """(similarity, detail similarity, share left out) of two aligned grey regions of one size over the pixels that
     are not frame in both (`frame_mask`, with frame colours `frame_p`, `frame_q`: one each, or several tones, NaN
@@ -154,17 +218,16 @@ def inside_agreement(
     the picture's edge blends into them stays, and two pictures framed alike would correlate through it). The share
     left out is 0 (and the similarities NaN) where the regions share less than MIN_SHARED of frame: there is no frame
     to see through; or, with several tones, where less than MIN_INSIDE would remain: the tones are the picture's
-    own."""
+    own. `mask_q`: q's frame where it was found before q was moved (a refit warps the frame's rim off the border)."""
     p, q = np.asarray(p, np.float32), np.asarray(q, np.float32)
     tones_p, tones_q = (np.atleast_1d(np.asarray(f, np.float64)) for f in (frame_p, frame_q))
     tones_p, tones_q = tones_p[np.isfinite(tones_p)], tones_q[np.isfinite(tones_q)]
-    shared = _frame(p, tones_p) & _frame(q, tones_q)
+    shared = frame_of(p, tones_p) & (frame_of(q, tones_q) if mask_q is None else mask_q)
     if shared.mean() < MIN_SHARED:
         return float("nan"), float("nan"), 0.0
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * EDGE + 1, 2 * EDGE + 1))
-    edged = shared.copy()  # the region's own edge too: where a trim cut bars away, the picture's edge line remains
-    edged[[0, -1]] = edged[:, [0, -1]] = True
-    inside = cv2.dilate(edged.astype(np.uint8), kernel) == 0
+    inside = _inside(shared)
+    if inside.mean() < MIN_INSIDE and mask_q is None:  # a second layer may be the picture's own (a silhouette)
+        inside = _inside(frame_of(p, tones_p, layers=False) & frame_of(q, tones_q, layers=False))
     if inside.mean() < MIN_INSIDE:
         several = len(tones_p) > 1 or len(tones_q) > 1
         return (float("nan"), float("nan"), 0.0) if several else (0.0, 0.0, float(1.0 - inside.mean()))
@@ -172,6 +235,16 @@ def inside_agreement(
     return sim, det, float(1.0 - inside.mean())
 
 
-def _frame(region: np.ndarray, tones: np.ndarray) -> np.ndarray:
-    """`frame_mask` of a region for each of its frame's tones, together."""
-    return np.logical_or.reduce([frame_mask(region, float(t)) for t in tones])
+def _inside(shared: np.ndarray) -> np.ndarray:
+    """What is compared: the pixels farther than EDGE from the `shared` frame and from the region's own edge (where
+    a trim cut the bars away, the line the picture's edge blends into them remains)."""
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * EDGE + 1, 2 * EDGE + 1))
+    edged = shared.copy()
+    edged[[0, -1]] = edged[:, [0, -1]] = True
+    return cv2.dilate(edged.astype(np.uint8), kernel) == 0
+
+
+def frame_of(region: np.ndarray, tones: np.ndarray, layers: bool = True) -> np.ndarray:
+    """`frame_mask` of a region for each of its frame's tones, together, and (with `layers`) its `inner_layer`."""
+    mask = np.logical_or.reduce([frame_mask(region, float(t)) for t in tones])
+    return mask | inner_layer(region, mask) if layers and mask.any() else mask

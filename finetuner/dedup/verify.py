@@ -63,7 +63,7 @@ from finetuner.dedup.hashing import THUMB
 from finetuner.dedup.low_detail import low_detail_verdicts
 from finetuner.dedup.searches import IMAGE_CHUNK
 from finetuner.dedup.shape import GRAPHIC_STRETCH, MAX_ANISOTROPY, is_graphic, shape_agreement
-from finetuner.dedup.surround import MIN_INSIDE_SIMILARITY, framed, inside_agreement, plain
+from finetuner.dedup.surround import MIN_INSIDE_SIMILARITY, frame_colours, frame_of, framed, inside_agreement, plain
 from finetuner.dedup.verdicts import Best, Verdict, Verdicts, VerifyRule, passing, refit_rule
 from finetuner.dedup.views import (
     VIEWS,
@@ -100,8 +100,9 @@ __all__ = ["VERIFIER", "Verdict", "Verdicts", "VerifyRule", "best_signal", "veri
 # it (trims._picture_on_ground, views.VIEW_BOXES 6), 31 a mirrored pair looked at full size with the mirror undone
 # (full_size.full_size_looks), 32 a picture on a plain ground found with bays in its box (trims.py, VIEW_BOXES 7), 33
 # the full-size look's overlap a share of each image's content (its trim), not of its frame, 34 a crop of one side
-# compared as a band at one end of the other's canvas (searches._bands, align.BAND_STAGES)
-VERIFIER = 34
+# compared as a band at one end of the other's canvas (searches._bands, align.BAND_STAGES), 35 a frame in two layers
+# (surround.inner_layer), a frame holding under half the rim by its flat tone, the aligned regions' own rims
+VERIFIER = 35
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (searches.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6
@@ -326,8 +327,7 @@ def _second_looks(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: 
     one, several = framed(seen)
     frames = np.full((len(thumbs), seen.tones.shape[1]), np.nan)  # per image its frame's colour, or its several tones
     drawn[touched], edged[touched] = is_graphic(seen), one | several
-    frames[touched, 0] = seen.colour
-    frames[touched[several]] = seen.tones[several]
+    frames[touched] = frame_colours(seen)
     graphics = drawn[i[judged]] & drawn[j[judged]]
     for q in judged[graphics].tolist() if rule.min_shape_similarity > -1 else []:
         stretched = best.stretch[q] > GRAPHIC_STRETCH and stage[q] not in REFITTED
@@ -340,11 +340,24 @@ def _second_looks(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: 
         how[q], rules[q] = f"{how[q]}; {note}", "shape"
     for q in judged[~graphics & edged[i[judged]] & edged[j[judged]]].tolist():
         p_region, q_region, _ = aligned_pair(thumbs, trims, i[q], j[q], signals[q], stage[q], aspect)
-        inner_sim, inner_det, left_out = _inside(p_region, q_region, frames[i[q]], frames[j[q]], rule)
+        own = _region_frames(np.stack([p_region, q_region]))
+        frame_p, frame_q = np.r_[frames[i[q]], own[0]], np.r_[frames[j[q]], own[1]]
+        inner_sim, inner_det, left_out = _inside(p_region, q_region, frame_p, frame_q, rule)
         if left_out > 0:
             sim[q], det[q], rules[q] = inner_sim, inner_det, "frame"
             accepted[q] = inner_sim >= MIN_INSIDE_SIMILARITY and inner_det >= rule.min_detail_similarity
             how[q] = f"{how[q]}; inside the shared frame ({left_out:.0%} left out)"
+
+
+def _region_frames(regions: np.ndarray) -> np.ndarray:
+    """(n, MAX_TONES) the frame colours of aligned regions whose own rims show a frame (NaN where not): a region cut
+    from a frame (a crop's view) may reach another of its layers (a print's white border where the whole thumbnail's
+    rim shows the table it lies on)."""
+    seen = plain(regions)
+    one, several = framed(seen)
+    out = frame_colours(seen)
+    out[~(one | several)] = np.nan
+    return out
 
 
 def _inside(p: np.ndarray, q: np.ndarray, frame_p, frame_q, rule: VerifyRule) -> tuple[float, float, float]:
@@ -359,7 +372,9 @@ def _inside(p: np.ndarray, q: np.ndarray, frame_p, frame_q, rule: VerifyRule) ->
     fitted = refit(p, q)
     if fitted is None:
         return found
-    again = inside_agreement(p, warped(q, fitted[0]), frame_p, frame_q)
+    tones_q = np.atleast_1d(np.asarray(frame_q, np.float64))
+    moved = warped(frame_of(q, tones_q[np.isfinite(tones_q)]).astype(np.float32), fitted[0]) >= 0.5
+    again = inside_agreement(p, warped(q, fitted[0]), frame_p, frame_q, mask_q=moved)
     return again if again[2] > 0 and again[0] + again[1] > found[0] + found[1] else found
 
 

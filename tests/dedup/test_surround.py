@@ -9,13 +9,24 @@ import io
 import cv2
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 from finetuner.config import VerifyConfig
 from finetuner.dedup.candidates import Verified, margin, verify_tradeoff
 from finetuner.dedup.correlation import blur_each, evidence_inside
 from finetuner.dedup.hashing import hash_images
-from finetuner.dedup.surround import MIN_INSIDE_SIMILARITY, frame_mask, framed, inside_agreement, plain, rim_tones
+from finetuner.dedup.surround import (
+    MIN_INSIDE_SIMILARITY,
+    RIM_FLATNESS,
+    frame_colours,
+    frame_mask,
+    frame_of,
+    framed,
+    inner_layer,
+    inside_agreement,
+    plain,
+    rim_tones,
+)
 from finetuner.dedup.verify import Verdicts, VerifyRule, _inside, verify
 from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
 from tests.dedup.test_shape import product_shot
@@ -154,7 +165,7 @@ def test_different_pictures_in_one_app_window_are_not_copies(seeds, monkeypatch)
     assert not one.any() and several.all(), seen
     verdict = verify(a, b, aspect=(4 / 3, 4 / 3))
     assert not verdict.accepted and verdict.rule == "frame", verdict
-    monkeypatch.setattr("finetuner.dedup.surround.MAX_TONES", 1)  # one tone only: the window is no frame
+    monkeypatch.setattr("finetuner.dedup.surround.MIN_RIM", 2.0)  # no image counts as framed: the check is off
     without = verify(a, b, aspect=(4 / 3, 4 / 3))
     assert without.accepted and without.rule == "aligned", without  # through the window they matched
 
@@ -220,3 +231,61 @@ def test_the_inside_of_a_copy_placed_a_few_pixels_off_is_refitted_before_it_is_c
     assert similarity >= 0.99 and detail >= 0.99 and left_out > 0.5
     stranger = thumb(product_shot(seed + 20)).astype(np.float32)
     assert _inside(shot, stranger, 248.0, 248.0, VerifyRule())[0] < 0.5
+
+
+def print_on_table(picture: Image.Image) -> Image.Image:
+    """The picture as a print with a white border (wider below) lying turned on a dark table: the table's corners
+    alone reach the image's edge, the print's border is a second layer of frame inside them."""
+    side = picture.width // 12
+    framed_print = ImageOps.expand(picture, border=(side, side, side, 3 * side), fill=(250, 250, 245))
+    return framed_print.rotate(3, Image.Resampling.BICUBIC, expand=True, fillcolor=(60, 60, 60))
+
+
+@pytest.mark.parametrize("seeds", [(0, 1), (2, 3), (4, 5), (6, 7)], ids=str)
+def test_different_pictures_on_turned_prints_are_not_copies(seeds, monkeypatch):
+    """Two dim pictures on one kind of print agree through its bright border, which no rim tone reaches (the table
+    holds the rim): the border is found as a second layer inside the table, and inside it the pictures disagree."""
+    a, b = (print_on_table(dark(seed)) for seed in seeds)
+    aspect = (a.width / a.height,) * 2
+    verdict = verify(thumb(a), thumb(b), aspect=aspect)
+    assert not verdict.accepted and verdict.rule == "frame" and verdict.similarity < 0.5, verdict
+    monkeypatch.setattr("finetuner.dedup.surround.NESTED_TONE", 2.0)  # no second layer: the border is compared
+    without = verify(thumb(a), thumb(b), aspect=aspect)
+    assert without.accepted and without.rule == "frame", without
+
+
+def test_a_turned_prints_copy_passes():
+    picture = print_on_table(dark(1))
+    smaller = picture.filter(ImageFilter.GaussianBlur(0.8)).resize((picture.width * 3 // 4, picture.height * 3 // 4))
+    copy = Image.open(io.BytesIO(to_jpeg_bytes(smaller, 40)))
+    verdict = verify(thumb(picture), thumb(copy), aspect=(picture.width / picture.height,) * 2)
+    assert verdict.accepted, verdict
+
+
+def test_a_frame_holding_less_than_half_the_rim_is_found_by_its_flat_tone():
+    """A table seen only at one corner of a turned print holds a third of the rim, so the rim's median is the
+    print's, and nothing is flat around it: the table's flat tone is the frame's colour."""
+    rng = np.random.default_rng(0)
+    image = rng.normal(150, 20, (64, 64)).clip(0, 255)
+    y, x = np.mgrid[0:64, 0:64]
+    image[x + y < 40] = 60.0
+    seen = plain(image[None].astype(np.uint8))
+    assert seen.rim_spread[0] > RIM_FLATNESS and abs(seen.colour[0] - 60) > 40  # not by its median
+    one, several = framed(seen)
+    assert one[0] and not several[0]
+    assert np.isclose(frame_colours(seen)[0, 0], 60) and np.isnan(frame_colours(seen)[0, 1:]).all()
+
+
+def test_a_second_layer_is_one_flat_tone_just_inside_the_frame():
+    rng = np.random.default_rng(0)
+    region = blur_each(rng.normal(110, 25, (1, 64, 64)).astype(np.float32), 1.0)[0]  # the picture
+    region[:4], region[-4:], region[:, :4], region[:, -4:] = 60.0, 60.0, 60.0, 60.0  # the table
+    region[4:10, 4:-4] = region[-10:-4, 4:-4] = region[4:-4, 4:10] = region[4:-4, -10:-4] = 250.0  # the border
+    frame = frame_mask(region, 60.0)
+    assert frame.mean() < 0.25
+    layer = inner_layer(region, frame)
+    assert layer[5:9, 6:-6].all() and layer[6:-6, -9:-5].all() and not layer[11:-11, 11:-11].any()
+    assert frame_of(region, np.array([60.0])).mean() > 0.45
+    region[4:10, 4:-4] = region[-10:-4, 4:-4] = region[4:-4, 4:10] = region[4:-4, -10:-4] = 110.0  # no border
+    region[4:-4, 4:-4] += rng.normal(0, 25, (56, 56))  # the picture reaches the table: no one tone next to it
+    assert not inner_layer(region, frame_mask(region, 60.0)).any()
