@@ -27,12 +27,15 @@ degree, a coloured border, grey with more contrast, a 15% corner crop, hue turne
 recompressed, turned 180 degrees and mirrored, black bars), half of them per picture. And the composed set (`--set
 composed`): each picture as one part of a larger image made from a template (dedup_photoset.COMPOSED: caption panels
 above or above and below, an app's window, a social post, side by side with another picture, a quarter of a
-collage), half of them per picture: recall there lies beyond issue 15's targets; precision is the point, since many
-different pictures share one template. And the caption set (`--set captions`): caption bars of 15-30% of the height,
-drawn over the top or bottom of the picture or added above or below it (dedup_photoset.CAPTIONS), a quarter per picture.
+collage, a print turned on a table), half of them per picture: recall there lies beyond issue 15's targets;
+precision is the point, since many different pictures share one template. And the caption set (`--set captions`):
+caption bars of 15-30% of the height, drawn over the top or bottom of the picture or added above or below it
+(dedup_photoset.CAPTIONS), a quarter per picture.
 And the product set (`--set products`): each picture as a catalogue's product shot (a smooth blob of it on one plain
 studio ground, dedup_photoset.product_shot) with every edit of the bench set: the ground is a frame every shot
-shares, and a letterbox puts bars around it. And the document set (`--set documents`, drawn by the script): 90
+shares, and a letterbox puts bars around it. And the print set (`--set prints`): each picture as a print with a white
+border turned on a dark table (dedup_photoset.build_prints) with every edit of the bench set: a frame in two layers
+that every print shares. And the document set (`--set documents`, drawn by the script): 90
 pages of text, 60 of them with one copy each (JPEG 50, half size, darker, cropped 5%, cut 10% at the top, turned 1
 degree), and 30 invoices of one layout with other words as negatives.
 """
@@ -206,7 +209,18 @@ def main() -> int:
     )
     parser.add_argument(
         "--set",
-        choices=("bench", "held-out", "colours", "fresh", "composed", "captions", "products", "documents", "all"),
+        choices=(
+            "bench",
+            "held-out",
+            "colours",
+            "fresh",
+            "composed",
+            "captions",
+            "products",
+            "prints",
+            "documents",
+            "all",
+        ),
         default="all",
         help="the bench set, the held-out set (dedup_photoset.HELD_OUT: edits unlike the bench's), the colour set "
         "(dedup_photoset.COLOUR_EDITS and TWINS), the fresh set (dedup_photoset.FRESH: 16 edits made after tuning), "
@@ -224,6 +238,7 @@ def main() -> int:
         "composed": (dedup_photoset.build_composed, dedup_photoset.COMPOSED),
         "captions": (dedup_photoset.build_captions, dedup_photoset.CAPTIONS),
         "products": (dedup_photoset.build_products, dedup_photoset.KINDS),
+        "prints": (dedup_photoset.build_prints, dedup_photoset.KINDS),
         "documents": (dedup_photoset.build_documents, dedup_photoset.DOCUMENTS),
     }
     for name, (build, kinds) in sets.items():

@@ -72,7 +72,9 @@ FRESH = {
 # 15's targets for recall; for precision, the point: many different pictures share one template, as a folder of
 # screenshots or reposts does, and must not pair through it. What fills the other parts is drawn fresh for every
 # image (`finetuner.demo.synthetic_photos.photo`), so no two composed images share a picture they do not copy.
-COMPOSED = {k: "composed" for k in ("meme_top", "meme_both", "app_window", "post", "side_by_side", "collage")}
+COMPOSED = {
+    k: "composed" for k in ("meme_top", "meme_both", "app_window", "post", "side_by_side", "collage", "print_turned")
+}
 # The caption set (`build_captions`): a caption bar of 15, 20, 25 or 30% of the result's height, drawn over the top or
 # the bottom of the picture (dark, light text: `over`) or added above or below it (white, black text, as a meme's
 # panel: `add`). Issue 15 names caption bars; the bench's are 8-15% and drawn over.
@@ -384,6 +386,10 @@ def composed_edit(image: Image.Image, kind: str, rng: np.random.Generator) -> Im
             part = image.resize(tile) if k == 0 else other(tile)
             out.paste(part, (4 + (k % 2) * (w // 2), 4 + (k // 2) * (h // 2)))
         return out
+    if kind == "print_turned":  # a print with a white border, wider below, lying turned 3 degrees on a dark table
+        side = w // 12
+        printed = ImageOps.expand(image, border=(side, side, side, 3 * side), fill=(250, 250, 245))
+        return printed.rotate(3, Image.Resampling.BICUBIC, expand=True, fillcolor=(60, 60, 60))
     raise ValueError(kind)
 
 
@@ -573,7 +579,8 @@ def _rotating_set(
 def build_composed(cache: Path, peer_python: Path, wallpapers: Path | None = None) -> list[tuple[str, str, str]] | None:
     """(path, base, kind) of the composed set: the same pictures and negatives as `build`, each picture in half of the
     COMPOSED templates (alternating); None when sources are missing."""
-    return _rotating_set(cache / "composed", cache, peer_python, wallpapers, list(COMPOSED), composed_edit, 13, 2)
+    # v2: with print_turned (its pictures' other images the same as before: it draws nothing from the generator)
+    return _rotating_set(cache / "composed-v2", cache, peer_python, wallpapers, list(COMPOSED), composed_edit, 13, 2)
 
 
 def build_captions(cache: Path, peer_python: Path, wallpapers: Path | None = None) -> list[tuple[str, str, str]] | None:
@@ -597,6 +604,24 @@ def build_products(cache: Path, peer_python: Path, wallpapers: Path | None = Non
         return items + _negatives(out_dir, root, peer_python, rng)
 
     return _cached_set(cache / "products", cache, wallpapers, make)
+
+
+def build_prints(cache: Path, peer_python: Path, wallpapers: Path | None = None) -> list[tuple[str, str, str]] | None:
+    """(path, base, kind) of the print set: each picture as a print turned on a table (`composed_edit`'s
+    print_turned: a white border, wider below, turned 3 degrees on a dark table), with every KINDS edit, then the
+    negatives; None when sources are missing. Every print shares one border and one table, as a scrapbook's do."""
+
+    def make(root: Path, out_dir: Path) -> list[tuple[str, str, str]]:
+        rng = np.random.default_rng(7)
+        items = []
+        for name, path in _pictures(root, peer_python):
+            printed = composed_edit(_load(path), "print_turned", rng)
+            items.append(_save(out_dir, name, "orig", printed))
+            for kind in KINDS:
+                items.append(_save(out_dir, name, kind, edit(printed, kind, rng)))
+        return items + _negatives(out_dir, root, peer_python, rng)
+
+    return _cached_set(cache / "prints", cache, wallpapers, make)
 
 
 def product_shot(image: Image.Image, rng: np.random.Generator) -> Image.Image:

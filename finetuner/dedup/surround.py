@@ -34,6 +34,7 @@ less than MIN_INSIDE to compare, it is the picture's own (a silhouette on a mat)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import cv2
@@ -210,7 +211,7 @@ def inside_agreement(
     q: np.ndarray,
     frame_p: float | np.ndarray,
     frame_q: float | np.ndarray,
-    mask_q: np.ndarray | None = None,
+    move: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[float, float, float]:
     """(similarity, detail similarity, share left out) of two aligned grey regions of one size over the pixels that
     are not frame in both (`frame_mask`, with frame colours `frame_p`, `frame_q`: one each, or several tones, NaN
@@ -218,20 +219,43 @@ def inside_agreement(
     the picture's edge blends into them stays, and two pictures framed alike would correlate through it). The share
     left out is 0 (and the similarities NaN) where the regions share less than MIN_SHARED of frame: there is no frame
     to see through; or, with several tones, where less than MIN_INSIDE would remain: the tones are the picture's
-    own. `mask_q`: q's frame where it was found before q was moved (a refit warps the frame's rim off the border)."""
+    own. `move`: what moves q onto p (a refit's warp), applied after q's frame is found (it would warp the frame's
+    rim off the border).
+
+    Where the two frames' colours differ, each region's frame is also looked for in both regions' colours: a crop of
+    a print turned on a table shows the print's white border on its rim where the other's rim shows only the table,
+    and a print and a social post (a dark table, a white page) share no frame colour, yet the print's border and the
+    post's page agreed. The lower of the two similarities is kept, and the detail of the frames' own colours (where
+    they share no frame, NaN: the caller's, over the whole regions, stands): more frame leaves less inside, where a
+    smooth picture's copy has no fine detail left to agree in."""
     p, q = np.asarray(p, np.float32), np.asarray(q, np.float32)
     tones_p, tones_q = (np.atleast_1d(np.asarray(f, np.float64)) for f in (frame_p, frame_q))
     tones_p, tones_q = tones_p[np.isfinite(tones_p)], tones_q[np.isfinite(tones_q)]
-    shared = frame_of(p, tones_p) & (frame_of(q, tones_q) if mask_q is None else mask_q)
-    if shared.mean() < MIN_SHARED:
-        return float("nan"), float("nan"), 0.0
-    inside = _inside(shared)
-    if inside.mean() < MIN_INSIDE and mask_q is None:  # a second layer may be the picture's own (a silhouette)
-        inside = _inside(frame_of(p, tones_p, layers=False) & frame_of(q, tones_q, layers=False))
+    moved = q if move is None else move(q)
+
+    def shared(colours_p: np.ndarray, colours_q: np.ndarray, layers: bool = True) -> np.ndarray:
+        mask_q = frame_of(q, colours_q, layers)
+        return frame_of(p, colours_p, layers) & (mask_q if move is None else move(mask_q.astype(np.float32)) >= 0.5)
+
+    both = np.union1d(tones_p, tones_q)
+    crossed = shared(both, both) if len(both) > max(len(tones_p), len(tones_q)) else None
+    frame = shared(tones_p, tones_q)
+    if frame.mean() < MIN_SHARED:  # framed apart (a post's white page, a print's dark table): their borders may meet
+        if crossed is None or crossed.mean() < MIN_SHARED:
+            return float("nan"), float("nan"), 0.0
+        inside = _inside(crossed)
+        if inside.mean() < MIN_INSIDE:
+            return float("nan"), float("nan"), 0.0
+        return evidence_inside(p, moved, inside)[0], float("nan"), float(1.0 - inside.mean())
+    inside = _inside(frame)
+    if inside.mean() < MIN_INSIDE:  # a second layer may be the picture's own (a silhouette)
+        inside = _inside(shared(tones_p, tones_q, layers=False))
     if inside.mean() < MIN_INSIDE:
         several = len(tones_p) > 1 or len(tones_q) > 1
         return (float("nan"), float("nan"), 0.0) if several else (0.0, 0.0, float(1.0 - inside.mean()))
-    sim, det = evidence_inside(p, q, inside)  # a caption band may disagree, as in the verifier's correlation
+    sim, det = evidence_inside(p, moved, inside)  # a caption band may disagree, as in the verifier's correlation
+    if crossed is not None and _inside(crossed).mean() >= MIN_INSIDE:
+        sim = min(sim, evidence_inside(p, moved, _inside(crossed))[0])
     return sim, det, float(1.0 - inside.mean())
 
 

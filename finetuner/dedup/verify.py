@@ -63,7 +63,7 @@ from finetuner.dedup.hashing import THUMB
 from finetuner.dedup.low_detail import low_detail_verdicts
 from finetuner.dedup.searches import IMAGE_CHUNK
 from finetuner.dedup.shape import GRAPHIC_STRETCH, MAX_ANISOTROPY, is_graphic, shape_agreement
-from finetuner.dedup.surround import MIN_INSIDE_SIMILARITY, frame_colours, frame_of, framed, inside_agreement, plain
+from finetuner.dedup.surround import MIN_INSIDE_SIMILARITY, frame_colours, framed, inside_agreement, plain
 from finetuner.dedup.verdicts import Best, Verdict, Verdicts, VerifyRule, passing, refit_rule
 from finetuner.dedup.views import (
     VIEWS,
@@ -344,6 +344,7 @@ def _second_looks(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: 
         frame_p, frame_q = np.r_[frames[i[q]], own[0]], np.r_[frames[j[q]], own[1]]
         inner_sim, inner_det, left_out = _inside(p_region, q_region, frame_p, frame_q, rule)
         if left_out > 0:
+            inner_det = det[q] if np.isnan(inner_det) else inner_det  # NaN: measured over the whole regions
             sim[q], det[q], rules[q] = inner_sim, inner_det, "frame"
             accepted[q] = inner_sim >= MIN_INSIDE_SIMILARITY and inner_det >= rule.min_detail_similarity
             how[q] = f"{how[q]}; inside the shared frame ({left_out:.0%} left out)"
@@ -367,15 +368,15 @@ def _inside(p: np.ndarray, q: np.ndarray, frame_p, frame_q, rule: VerifyRule) ->
     shots compared inside their shared ground at 0.72-0.85). Two pictures framed alike have their frames aligned
     already; a refit cannot make their insides agree."""
     found = inside_agreement(p, q, frame_p, frame_q)
-    if found[2] <= 0 or (found[0] >= MIN_INSIDE_SIMILARITY and found[1] >= rule.min_detail_similarity):
+    detailed = np.isnan(found[1]) or found[1] >= rule.min_detail_similarity  # NaN: the caller's detail stands
+    if found[2] <= 0 or (found[0] >= MIN_INSIDE_SIMILARITY and detailed):
         return found
     fitted = refit(p, q)
     if fitted is None:
         return found
-    tones_q = np.atleast_1d(np.asarray(frame_q, np.float64))
-    moved = warped(frame_of(q, tones_q[np.isfinite(tones_q)]).astype(np.float32), fitted[0]) >= 0.5
-    again = inside_agreement(p, warped(q, fitted[0]), frame_p, frame_q, mask_q=moved)
-    return again if again[2] > 0 and again[0] + again[1] > found[0] + found[1] else found
+    again = inside_agreement(p, q, frame_p, frame_q, move=lambda x: warped(x, fitted[0]))
+    score = [r[0] + (1.0 if np.isnan(r[1]) else r[1]) for r in (again, found)]  # NaN detail: not measured, stands
+    return again if again[2] > 0 and score[0] > score[1] else found
 
 
 def _identity_names(trims: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 from finetuner.config import VerifyConfig
+from finetuner.dedup.align import warped
 from finetuner.dedup.candidates import Verified, margin, verify_tradeoff
 from finetuner.dedup.correlation import blur_each, evidence_inside
 from finetuner.dedup.hashing import hash_images
@@ -27,7 +28,7 @@ from finetuner.dedup.surround import (
     plain,
     rim_tones,
 )
-from finetuner.dedup.verify import Verdicts, VerifyRule, _inside, verify
+from finetuner.dedup.verify import Verdicts, VerifyRule, _inside, _region_frames, verify
 from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
 from tests.dedup.test_shape import product_shot
 
@@ -289,3 +290,59 @@ def test_a_second_layer_is_one_flat_tone_just_inside_the_frame():
     region[4:10, 4:-4] = region[-10:-4, 4:-4] = region[4:-4, 4:10] = region[4:-4, -10:-4] = 110.0  # no border
     region[4:-4, 4:-4] += rng.normal(0, 25, (56, 56))  # the picture reaches the table: no one tone next to it
     assert not inner_layer(region, frame_mask(region, 60.0)).any()
+
+
+def framed_apart(picture: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A 40x48 grey picture as two aligned regions framed apart: on a post's white page, and on a print's white
+    border whose dark table shows only at two corners."""
+    page = np.full((64, 64), 255.0, np.float32)
+    table = np.full((64, 64), 250.0, np.float32)
+    y, x = np.mgrid[0:64, 0:64]
+    table[(x + y < 7) | (x + y > 119)] = 60.0
+    for region in (page, table):
+        region[8:48, 8:56] = picture
+    return page, table
+
+
+def test_pictures_framed_apart_are_compared_inside_both_frames():
+    """A picture on a post's white page and another on a print turned on a table share no frame colour (255 and
+    60): by their own colours they share no frame, yet the page and the print's border agree. Each frame is looked
+    for in both colours too, and inside them the pictures disagree; a copy agrees."""
+    rng = np.random.default_rng(0)
+    a, b = (blur_each(rng.normal(60, 25, (1, 40, 48)).astype(np.float32), 1.5)[0] for _ in range(2))
+    page, _ = framed_apart(a)
+    _, other = framed_apart(b)
+    assert (frame_of(page, np.array([255.0])) & frame_of(other, np.array([60.0]))).mean() < 0.02  # no frame shared
+    whole = np.zeros((64, 64), bool)
+    whole[1:-1, 1:-1] = True
+    assert min(evidence_inside(page, other, whole)) > 0.9  # through the page and the border they agree
+    similarity, detail, left_out = inside_agreement(page, other, 255.0, 60.0)
+    assert similarity < MIN_INSIDE_SIMILARITY and np.isnan(detail) and left_out > 0.5
+    copy = framed_apart(a)[1]
+    similarity, detail, left_out = inside_agreement(page, copy, 255.0, 60.0)
+    assert similarity > 0.99 and left_out > 0.5
+
+
+def test_a_refit_moves_the_frame_found_before_it():
+    """A refit that enlarges q a little pushes the table's corners out of its region, and the replicated border
+    leaves no table on the rim: found after the warp, q has no frame and the two prints' borders are compared. q's
+    frame is found before the warp and moved with it."""
+    p, q = (thumb(print_on_table(dark(seed))).astype(np.float32) for seed in (0, 1))
+    warp = cv2.getRotationMatrix2D((31.5, 31.5), 0, 0.95).astype(np.float32)
+
+    def move(x):
+        return warped(x, warp)
+
+    assert np.isnan(inside_agreement(p, move(q), 60.0, 60.0)[0])  # no frame found on the warped q
+    similarity, _, left_out = inside_agreement(p, q, 60.0, 60.0, move=move)
+    assert similarity < 0.5 and left_out > 0.5
+
+
+def test_a_region_cut_from_a_print_shows_its_border_as_its_frame():
+    """The aligned region of a crop view cuts into the print's border, which then holds the region's rim: its own
+    frame colours are read (`_region_frames`); a region of a photograph has none."""
+    printed = thumb(print_on_table(dark(0))).astype(np.float32)
+    region = cv2.resize(printed[8:-2, 8:-8], (64, 64), interpolation=cv2.INTER_AREA)
+    photograph = thumb(photo(3, (160, 120))).astype(np.float32)
+    colours = _region_frames(np.stack([region, photograph]))
+    assert np.nanmin(np.abs(colours[0] - 250)) < 6 and np.isnan(colours[1]).all()
