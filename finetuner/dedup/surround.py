@@ -66,6 +66,8 @@ MIN_TONE = 0.1  # share of the rim one such tone holds, within one grey level
 LAYER_BAND = (2, 3)
 NESTED_TONE = 0.5
 MIN_BAND = 0.02  # of the region: a smaller band (a frame of a few pixels) says nothing of a second layer
+FLAT_RANGE = 4.0  # grey levels a 3x3 neighbourhood spans at most to be flat (`flat_alike`)
+MIN_PIECE = 24  # pixels of one flat piece alike in both regions (less: specks of texture)
 
 
 class Plain(NamedTuple):
@@ -230,7 +232,7 @@ def inside_agreement(
     smooth picture's copy has no fine detail left to agree in."""
     p, q = np.asarray(p, np.float32), np.asarray(q, np.float32)
     tones_p, tones_q = (np.atleast_1d(np.asarray(f, np.float64)) for f in (frame_p, frame_q))
-    tones_p, tones_q = tones_p[np.isfinite(tones_p)], tones_q[np.isfinite(tones_q)]
+    tones_p, tones_q = np.unique(tones_p[np.isfinite(tones_p)]), np.unique(tones_q[np.isfinite(tones_q)])
     moved = q if move is None else move(q)
 
     def shared(colours_p: np.ndarray, colours_q: np.ndarray, layers: bool = True) -> np.ndarray:
@@ -242,7 +244,9 @@ def inside_agreement(
     frame = shared(tones_p, tones_q)
     if frame.mean() < MIN_SHARED:  # framed apart (a post's white page, a print's dark table): their borders may meet
         if crossed is None or crossed.mean() < MIN_SHARED:
-            return float("nan"), float("nan"), 0.0
+            crossed = flat_alike(p, moved, both)  # layers too thin to connect to the border
+            if crossed.mean() < MIN_SHARED:
+                return float("nan"), float("nan"), 0.0
         inside = _inside(crossed)
         if inside.mean() < MIN_INSIDE:
             return float("nan"), float("nan"), 0.0
@@ -257,6 +261,20 @@ def inside_agreement(
     if crossed is not None and _inside(crossed).mean() >= MIN_INSIDE:
         sim = min(sim, evidence_inside(p, moved, _inside(crossed))[0])
     return sim, det, float(1.0 - inside.mean())
+
+
+def flat_alike(p: np.ndarray, q: np.ndarray, colours: np.ndarray) -> np.ndarray:
+    """Where two aligned grey regions are both flat (their 3x3 neighbourhoods within FLAT_RANGE grey levels), alike
+    and of one of the frames' `colours` (within PLAIN_TOLERANCE), in pieces of at least MIN_PIECE pixels: a frame
+    the two share wherever it lies, connected to the border or not (a print's border inside a table whose corners a
+    crop cut to slivers)."""
+    kernel = np.ones((3, 3), np.uint8)
+    flat = [cv2.dilate(x, kernel) - cv2.erode(x, kernel) <= FLAT_RANGE for x in (p, q)]
+    coloured = np.abs(p[..., None] - np.asarray(colours, np.float32)).min(axis=-1) <= PLAIN_TOLERANCE
+    alike = (flat[0] & flat[1] & coloured & (np.abs(p - q) <= PLAIN_TOLERANCE)).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(alike, connectivity=4)
+    big = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= MIN_PIECE)
+    return np.isin(labels, big[big > 0])
 
 
 def _inside(shared: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ from finetuner.dedup.hashing import hash_images
 from finetuner.dedup.surround import (
     MIN_INSIDE_SIMILARITY,
     RIM_FLATNESS,
+    flat_alike,
     frame_colours,
     frame_mask,
     frame_of,
@@ -346,3 +347,26 @@ def test_a_region_cut_from_a_print_shows_its_border_as_its_frame():
     photograph = thumb(photo(3, (160, 120))).astype(np.float32)
     colours = _region_frames(np.stack([region, photograph]))
     assert np.nanmin(np.abs(colours[0] - 250)) < 6 and np.isnan(colours[1]).all()
+
+
+def test_a_border_inside_slivers_of_table_is_found_where_both_are_flat_and_alike():
+    """A crop of a print turned on a table keeps only slivers of the table at its edge: too little to lead to the
+    print's border, which two dim pictures then share. Where the frames' colours find no shared frame, the flat
+    parts both regions show alike are the frame (`flat_alike`), and inside them the pictures disagree."""
+    rng = np.random.default_rng(1)
+    p, q = (blur_each(rng.normal(70, 25, (1, 64, 64)).astype(np.float32), 1.0)[0] for _ in range(2))
+    for region in (p, q):
+        ring = np.zeros((64, 64), bool)
+        ring[3:61, 3:61] = True
+        ring[9:55, 9:55] = False
+        region[ring] = 249.0  # the print's border
+        region[:2, :3] = 60.0  # a sliver of the table
+    alike = flat_alike(p, q, np.array([60.0, 249.0]))
+    assert alike[4:8, 10:54].all() and not alike[12:52, 12:52].any()
+    assert not flat_alike(p, q, np.array([60.0])).any()  # of the frames' colours only: not a picture's flat parts
+    assert np.isnan(inside_agreement(p, q, 60.0, 60.0)[0])  # the table alone: no shared frame
+    colours = np.array([60.0, 249.0])  # the border's colour, from a region's own rim (verify._region_frames)
+    similarity, detail, left_out = inside_agreement(p, q, colours, 60.0)
+    assert similarity < 0.5 and np.isnan(detail) and left_out > 0.3
+    copy = p + rng.normal(0, 1, p.shape).astype(np.float32)
+    assert inside_agreement(p, copy, colours, 60.0)[0] > 0.95
