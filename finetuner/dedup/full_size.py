@@ -61,6 +61,10 @@ TEXTURE_MIN_SIMILARITY = 0.6  # ...of a refused pair with a texture (its copies 
 KEYPOINTS = 2000  # ORB keypoints per image
 MIN_INLIERS = 75  # keypoint matches the fitted transform must explain (copies: 87 and up; other pages: 64 at most)
 MIN_DETAIL = 0.6  # fine-detail correlation over the overlap (copies: 0.68 and up; other pages: 0.50 at most)
+# The matched keypoints' convex hull, as a share of the overlap, must reach this: a copy's matches spread over the
+# picture (pages of text 0.22 and up, invoices of one layout 0.25, photographs and textures 0.38), while two
+# different pictures under one large caption or watermark match on it alone (0.08, detail 0.61: accepted before)
+MIN_SPREAD = 0.15
 MAX_TURN = 5.0  # degrees: a scan or a photographed print straightened by hand, as the verifier's refit allows
 MAX_SCALE = 2.0  # the most either image is scaled onto the other
 # the fine detail: the image blurred by DETAIL_SIGMAS[0] less its blur by DETAIL_SIGMAS[1] (pixels at SIDE). Without the
@@ -215,7 +219,7 @@ def compare(p: _Seen | None, q: _Seen | None, rule: VerifyRule) -> tuple[bool, f
     fit = _fitted(p, q)
     if fit is None:
         return False, 0.0, 0.0, np.nan, f"{seen}: no transform fits the keypoints"
-    warp, inliers = fit
+    warp, inliers, matched = fit
     scale, turn = _scale_turn(warp)
     h, w = q.grey.shape
     edge = np.ones((2 * EDGE + 1, 2 * EDGE + 1), np.uint8)
@@ -234,15 +238,18 @@ def compare(p: _Seen | None, q: _Seen | None, rule: VerifyRule) -> tuple[bool, f
     how = f"{seen}: {inliers} keypoints fit x{scale:.3f} turned {turn:.1f} degrees, detail {detail:.2f}"
     if inliers < MIN_INLIERS or detail < MIN_DETAIL or overlap < rule.min_overlap:
         return False, detail, overlap, np.nan, how
+    spread = cv2.contourArea(cv2.convexHull(matched.astype(np.float32))) / max(float(mask.sum()), 1.0)
+    if spread < MIN_SPREAD:  # an overlay both share (a caption, a watermark), not the picture
+        return False, detail, overlap, np.nan, f"{how}; the matches cover {spread:.0%} of the overlap"
     colour = _colour(p, q, warp, mask)
     if not colour >= rule.min_colour_fit:  # NaN too: a file changed under the run
         return False, detail, overlap, colour, f"{how}; colours differ ({colour:.2f} of chroma explained)"
     return True, detail, overlap, colour, how
 
 
-def _fitted(p: _Seen, q: _Seen) -> tuple[np.ndarray, int] | None:
-    """The similarity transform (2x3) from p's pixels to q's that most matched keypoints agree with, and how many do;
-    None where too few match, or it scales or turns more than a copy's edit would."""
+def _fitted(p: _Seen, q: _Seen) -> tuple[np.ndarray, int, np.ndarray] | None:
+    """The similarity transform (2x3) from p's pixels to q's that most matched keypoints agree with, how many do, and
+    where they lie in q; None where too few match, or it scales or turns more than a copy's edit would."""
     if p.descriptors is None or q.descriptors is None or len(p.points) < 10 or len(q.points) < 10:
         return None
     from finetuner.dedup.descriptors import mutual_nearest  # numba: loaded by the first look, not by every run
@@ -257,7 +264,7 @@ def _fitted(p: _Seen, q: _Seen) -> tuple[np.ndarray, int] | None:
     scale, turn = _scale_turn(warp)
     if not (1 / MAX_SCALE <= scale <= MAX_SCALE) or abs(turn) > MAX_TURN:
         return None
-    return warp, int(inliers.sum())
+    return warp, int(inliers.sum()), target[inliers.ravel().astype(bool)]
 
 
 def _scale_turn(warp: np.ndarray) -> tuple[float, float]:

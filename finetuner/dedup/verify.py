@@ -101,8 +101,9 @@ __all__ = ["VERIFIER", "Verdict", "Verdicts", "VerifyRule", "best_signal", "veri
 # (full_size.full_size_looks), 32 a picture on a plain ground found with bays in its box (trims.py, VIEW_BOXES 7), 33
 # the full-size look's overlap a share of each image's content (its trim), not of its frame, 34 a crop of one side
 # compared as a band at one end of the other's canvas (searches._bands, align.BAND_STAGES), 35 a frame in two layers
-# (surround.inner_layer), a frame holding under half the rim by its flat tone, the aligned regions' own rims
-VERIFIER = 35
+# (surround.inner_layer), a frame holding under half the rim by its flat tone, the aligned regions' own rims, 36 the
+# full-size look's matches must spread over the overlap (full_size.MIN_SPREAD)
+VERIFIER = 36
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (searches.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6

@@ -216,3 +216,24 @@ def test_the_content_box_follows_the_image_seen_mirrored(tmp_path) -> None:
     assert full_size._seen(file, trim=(8, 48, 4, 40)).content == (32, 192, 32, 320)
     assert full_size._seen(file, mirrored=True, trim=(8, 48, 4, 40)).content == (32, 192, 192, 480)
     assert full_size._seen(file).content is None
+
+
+def test_two_pictures_under_one_large_caption_are_not_copies(tmp_path, monkeypatch) -> None:
+    """Two smooth pictures under one large caption match at full size through the caption's letters alone (94
+    keypoints, detail 0.80 over the overlap, where the smooth pictures have little detail). The matches cover a band
+    of the overlap, not the picture."""
+    from tests.dedup.test_surround import soft
+
+    def captioned(image: Image.Image) -> Image.Image:
+        out = image.copy()
+        w, h = out.size
+        style = {"fill": (255, 255, 255), "font_size": h // 6, "stroke_width": 3, "stroke_fill": (0, 0, 0)}
+        ImageDraw.Draw(out).text((w * 0.06, h * 0.4), "SAMPLE TEXT", **style)
+        return out
+
+    files = saved(tmp_path, [captioned(soft(0, 512)), captioned(soft(10, 512).resize((512, 400)))])
+    p, q = (full_size._seen(f) for f in files)
+    accepted, detail, _, _, how = full_size.compare(p, q, VerifyRule())
+    assert not accepted and detail >= full_size.MIN_DETAIL and "the matches cover" in how, how
+    monkeypatch.setattr(full_size, "MIN_SPREAD", 0.0)
+    assert full_size.compare(p, q, VerifyRule())[0]  # through the caption they matched
