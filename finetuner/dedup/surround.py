@@ -7,7 +7,8 @@ similarity and fine detail (finetuner/dedup/verify.py) pass as if they were copi
 given one circular black surround, gave 39 accepted pairs; with a white mat, 13; a real fundus collection would chain
 into one cluster. Trimming bars does not help: a disc's corners are not bars.
 
-So for an accepted pair of photographs that both may show a frame (a plain, flat rim: `plain`), the frame in each
+So for an accepted pair of photographs that may show a frame (a plain, flat rim: `plain`; since 2026-12-06 either
+image, its colours looked for in both, since a re-encode can leave a copy's rim too grainy to count), the frame in each
 aligned region is found (`frame_mask`: plain pixels connected to the region's border) and, where the two share at
 least MIN_SHARED of the region, the evidence is measured again over the rest, less a margin of EDGE pixels where the
 frame's edge still dominates the fine detail: the pair (rule "frame") must reach MIN_INSIDE_SIMILARITY there and the
@@ -240,7 +241,7 @@ def inside_agreement(
         return frame_of(p, colours_p, layers) & (mask_q if move is None else move(mask_q.astype(np.float32)) >= 0.5)
 
     both = np.union1d(tones_p, tones_q)
-    crossed = shared(both, both) if len(both) > max(len(tones_p), len(tones_q)) else None
+    crossed = shared(both, both) if len(both) > min(len(tones_p), len(tones_q)) else None
     frame = shared(tones_p, tones_q)
     if frame.mean() < MIN_SHARED:  # framed apart (a post's white page, a print's dark table): their borders may meet
         if crossed is None or crossed.mean() < MIN_SHARED:
@@ -288,5 +289,5 @@ def _inside(shared: np.ndarray) -> np.ndarray:
 
 def frame_of(region: np.ndarray, tones: np.ndarray, layers: bool = True) -> np.ndarray:
     """`frame_mask` of a region for each of its frame's tones, together, and (with `layers`) its `inner_layer`."""
-    mask = np.logical_or.reduce([frame_mask(region, float(t)) for t in tones])
+    mask = np.logical_or.reduce([frame_mask(region, float(t)) for t in tones] or [np.zeros(np.shape(region), bool)])
     return mask | inner_layer(region, mask) if layers and mask.any() else mask

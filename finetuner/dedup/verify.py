@@ -35,7 +35,8 @@ Where images mislead that measure, they have their own rules:
   change and a centre crop;
 - accepted pairs of graphics pass the shape check (finetuner/dedup/shape.py); large pages of text it refuses are
   looked at again from their files at full size, after the verifier (finetuner/dedup/full_size.py);
-- accepted pairs of photographs framed alike pass the surround check (finetuner/dedup/surround.py);
+- accepted pairs of photographs of which either may show a frame pass the surround check
+  (finetuner/dedup/surround.py);
 - last, every accepted pair must agree in colour up to one global colour edit (finetuner/dedup/colour.py: the grey
   thumbnails cannot tell a product from the same shot in another colour), on the 16x16 colour thumbnails aligned as
   the grey ones were.
@@ -102,8 +103,9 @@ __all__ = ["VERIFIER", "Verdict", "Verdicts", "VerifyRule", "best_signal", "veri
 # the full-size look's overlap a share of each image's content (its trim), not of its frame, 34 a crop of one side
 # compared as a band at one end of the other's canvas (searches._bands, align.BAND_STAGES), 35 a frame in two layers
 # (surround.inner_layer), a frame holding under half the rim by its flat tone, the aligned regions' own rims, 36 the
-# full-size look's matches must spread over the overlap (full_size.MIN_SPREAD)
-VERIFIER = 36
+# full-size look's matches must spread over the overlap (full_size.MIN_SPREAD), 37 the surround check where either
+# image may show a frame
+VERIFIER = 37
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (searches.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6
@@ -319,7 +321,8 @@ class _Enlarged:
 
 def _second_looks(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: Best, judged, accepted, rules, how):
     """The accepted pairs `judged` measured again where their kind of image misleads the verifier: two graphics by the
-    shape check, two photographs framed alike inside their frame (`accepted`, `rules`, `how` and the evidence in
+    shape check, two photographs inside their frame where either may show one (the other's rim may be too grainy to
+    count, and the framed one's colours are looked for in both), (`accepted`, `rules`, `how` and the evidence in
     `best` are updated in place). Only the images of accepted pairs are looked at."""
     sim, det, stage = best.sim, best.det, best.stage
     drawn, edged = np.zeros(len(thumbs), bool), np.zeros(len(thumbs), bool)
@@ -329,6 +332,7 @@ def _second_looks(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: 
     frames = np.full((len(thumbs), seen.tones.shape[1]), np.nan)  # per image its frame's colour, or its several tones
     drawn[touched], edged[touched] = is_graphic(seen), one | several
     frames[touched] = frame_colours(seen)
+    frames[touched[~(one | several)]] = np.nan  # no frame: the other's colours are looked for in it
     graphics = drawn[i[judged]] & drawn[j[judged]]
     for q in judged[graphics].tolist() if rule.min_shape_similarity > -1 else []:
         stretched = best.stretch[q] > GRAPHIC_STRETCH and stage[q] not in REFITTED
@@ -339,7 +343,7 @@ def _second_looks(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: 
             accepted[q], det[q], note = _shape(thumbs, trims, i[q], j[q], signals[q], stage[q], aspect, rule, whole)
             note = f"{note}, the whole file resized" if whole else note
         how[q], rules[q] = f"{how[q]}; {note}", "shape"
-    for q in judged[~graphics & edged[i[judged]] & edged[j[judged]]].tolist():
+    for q in judged[~graphics & (edged[i[judged]] | edged[j[judged]])].tolist():
         p_region, q_region, _ = aligned_pair(thumbs, trims, i[q], j[q], signals[q], stage[q], aspect)
         own = _region_frames(np.stack([p_region, q_region]))
         frame_p, frame_q = np.r_[frames[i[q]], own[0]], np.r_[frames[j[q]], own[1]]
