@@ -226,7 +226,9 @@ def main() -> int:
         "(dedup_photoset.COLOUR_EDITS and TWINS), the fresh set (dedup_photoset.FRESH: 16 edits made after tuning), "
         "the composed set (dedup_photoset.COMPOSED: pictures in templates), the caption set (dedup_photoset.CAPTIONS), "
         "the product set (dedup_photoset.product_shot: each picture as a product on a studio ground, with the bench's "
-        "edits), the document set (dedup_photoset.DOCUMENTS: pages of text and invoices of one layout), or all in turn",
+        "edits), the print set (dedup_photoset.build_prints: each picture as a print turned on a table, with the "
+        "bench's edits), the document set (dedup_photoset.DOCUMENTS: pages of text and invoices of one layout), or all "
+        "in turn",
     )
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
