@@ -142,23 +142,26 @@ def framed(seen: Plain) -> tuple[np.ndarray, np.ndarray]:
     a mat, bars, a camera's disc; where the frame holds little more than half the rim, the rim's median lies off its
     colour, so its one flat tone counts too: `frame_colours`), and whether one of several flat tones (at least two
     hold MIN_TONE of the rim each, and together MIN_RIM of it, as flat as one colour's)."""
-    one = (seen.rim >= MIN_RIM) & (seen.rim_spread <= RIM_FLATNESS) & (seen.share >= MIN_SHARED)
-    toned = (seen.toned >= MIN_RIM) & (seen.toned_spread <= RIM_FLATNESS)
-    several = toned & (np.isfinite(seen.tones).sum(axis=1) > 1)
-    return one | (toned & ~several), several
+    median, toned, several = _rims(seen)
+    return median | (toned & ~several), several
 
 
 def frame_colours(seen: Plain) -> np.ndarray:
     """(n, MAX_TONES) per thumbnail of `seen` its frame's colours as `framed` finds them (NaN where unused): its rim's
     flat tones where they are a frame, else its rim's median."""
-    one = (seen.rim >= MIN_RIM) & (seen.rim_spread <= RIM_FLATNESS) & (seen.share >= MIN_SHARED)
-    toned = (seen.toned >= MIN_RIM) & (seen.toned_spread <= RIM_FLATNESS)
+    median, toned, several = _rims(seen)
     out = np.full(seen.tones.shape, np.nan)
     out[:, 0] = seen.colour
-    out[toned & ~one] = seen.tones[toned & ~one]
-    several = toned & (np.isfinite(seen.tones).sum(axis=1) > 1)
-    out[several] = seen.tones[several]
+    by_tones = (toned & ~median) | several
+    out[by_tones] = seen.tones[by_tones]
     return out
+
+
+def _rims(seen: Plain) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per thumbnail: is its rim a frame of its median's colour, a frame of its flat tones, and of several?"""
+    median = (seen.rim >= MIN_RIM) & (seen.rim_spread <= RIM_FLATNESS) & (seen.share >= MIN_SHARED)
+    toned = (seen.toned >= MIN_RIM) & (seen.toned_spread <= RIM_FLATNESS)
+    return median, toned, toned & (np.isfinite(seen.tones).sum(axis=1) > 1)
 
 
 def frame_mask(region: np.ndarray, colour: float) -> np.ndarray:
@@ -182,11 +185,11 @@ def _solid(region: np.ndarray, colour: float) -> np.ndarray:
 
 
 def inner_layer(region: np.ndarray, frame: np.ndarray) -> np.ndarray:
-    """Where a grey region shows a second layer of its frame, inside the first (`frame`): a
-    print's white border on the dark table it lies on, turned, so that only the table reaches the region's border.
-    The layer is one flat tone that holds NESTED_TONE of the band LAYER_BAND pixels inside the
-    frame (past the blended line between them), and is its plain pixels (`_solid`) connected to that band; none
-    where no tone holds that much (the band crosses the picture itself)."""
+    """Where a grey region shows a second layer of its frame, inside the first (`frame`): a print's white border on the
+    dark table it lies on, turned, so that only the table reaches the region's border. The layer is one flat tone that
+    holds NESTED_TONE of the band LAYER_BAND pixels inside the frame (past the blended line between them), and is its
+    plain pixels (`_solid`) connected to that band; none where no tone holds that much (the band crosses the picture
+    itself)."""
     grey = np.asarray(region, np.float32)
     inner, outer = LAYER_BAND
     near = cv2.dilate(frame.astype(np.uint8), np.ones((2 * inner - 1,) * 2, np.uint8))
@@ -273,7 +276,7 @@ def flat_alike(p: np.ndarray, q: np.ndarray, colours: np.ndarray) -> np.ndarray:
     flat = [cv2.dilate(x, kernel) - cv2.erode(x, kernel) <= FLAT_RANGE for x in (p, q)]
     coloured = np.abs(p[..., None] - np.asarray(colours, np.float32)).min(axis=-1) <= PLAIN_TOLERANCE
     alike = (flat[0] & flat[1] & coloured & (np.abs(p - q) <= PLAIN_TOLERANCE)).astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(alike, connectivity=4)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(alike, connectivity=4)
     big = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= MIN_PIECE)
     return np.isin(labels, big[big > 0])
 
