@@ -147,11 +147,11 @@ def framed(seen: Plain) -> tuple[np.ndarray, np.ndarray]:
 
 
 def frame_colours(seen: Plain) -> np.ndarray:
-    """(n, MAX_TONES) per thumbnail of `seen` its frame's colours as `framed` finds them (NaN where unused): its rim's
-    flat tones where they are a frame, else its rim's median."""
+    """(n, MAX_TONES) per thumbnail of `seen` its frame's colours as `framed` finds them (NaN where unused, all NaN
+    where `framed` finds no frame): its rim's flat tones where they are a frame, else its rim's median."""
     median, toned, several = _rims(seen)
     out = np.full(seen.tones.shape, np.nan)
-    out[:, 0] = seen.colour
+    out[median, 0] = seen.colour[median]
     by_tones = (toned & ~median) | several
     out[by_tones] = seen.tones[by_tones]
     return out

@@ -331,8 +331,7 @@ def _second_looks(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: 
     one, several = framed(seen)
     frames = np.full((len(thumbs), seen.tones.shape[1]), np.nan)  # per image its frame's colour, or its several tones
     drawn[touched], edged[touched] = is_graphic(seen), one | several
-    frames[touched] = frame_colours(seen)
-    frames[touched[~(one | several)]] = np.nan  # no frame: the other's colours are looked for in it
+    frames[touched] = frame_colours(seen)  # NaN where no frame: the other's colours are looked for in it
     graphics = drawn[i[judged]] & drawn[j[judged]]
     for q in judged[graphics].tolist() if rule.min_shape_similarity > -1 else []:
         stretched = best.stretch[q] > GRAPHIC_STRETCH and stage[q] not in REFITTED
@@ -345,7 +344,9 @@ def _second_looks(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: 
         how[q], rules[q] = f"{how[q]}; {note}", "shape"
     for q in judged[~graphics & (edged[i[judged]] | edged[j[judged]])].tolist():
         p_region, q_region, _ = aligned_pair(thumbs, trims, i[q], j[q], signals[q], stage[q], aspect)
-        own = _region_frames(np.stack([p_region, q_region]))
+        # a region cut from a frame (a crop's view) may reach another of its layers: a print's white border where the
+        # whole thumbnail's rim shows the table it lies on
+        own = frame_colours(plain(np.stack([p_region, q_region])))
         frame_p, frame_q = np.r_[frames[i[q]], own[0]], np.r_[frames[j[q]], own[1]]
         inner_sim, inner_det, left_out = _inside(p_region, q_region, frame_p, frame_q, rule)
         if left_out > 0:
@@ -353,17 +354,6 @@ def _second_looks(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: 
             sim[q], det[q], rules[q] = inner_sim, inner_det, "frame"
             accepted[q] = inner_sim >= MIN_INSIDE_SIMILARITY and inner_det >= rule.min_detail_similarity
             how[q] = f"{how[q]}; inside the shared frame ({left_out:.0%} left out)"
-
-
-def _region_frames(regions: np.ndarray) -> np.ndarray:
-    """(n, MAX_TONES) the frame colours of aligned regions whose own rims show a frame (NaN where not): a region cut
-    from a frame (a crop's view) may reach another of its layers (a print's white border where the whole thumbnail's
-    rim shows the table it lies on)."""
-    seen = plain(regions)
-    one, several = framed(seen)
-    out = frame_colours(seen)
-    out[~(one | several)] = np.nan
-    return out
 
 
 def _inside(p: np.ndarray, q: np.ndarray, frame_p, frame_q, rule: VerifyRule) -> tuple[float, float, float]:

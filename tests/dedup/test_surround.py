@@ -29,7 +29,7 @@ from finetuner.dedup.surround import (
     plain,
     rim_tones,
 )
-from finetuner.dedup.verify import Verdicts, VerifyRule, _inside, _region_frames, verify
+from finetuner.dedup.verify import Verdicts, VerifyRule, _inside, verify
 from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
 from tests.dedup.test_shape import product_shot
 
@@ -341,11 +341,12 @@ def test_a_refit_moves_the_frame_found_before_it():
 
 def test_a_region_cut_from_a_print_shows_its_border_as_its_frame():
     """The aligned region of a crop view cuts into the print's border, which then holds the region's rim: its own
-    frame colours are read (`_region_frames`); a region of a photograph has none."""
+    frame colours are read (`frame_colours` of the regions, as `verify._second_looks` does); a region of a
+    photograph has none."""
     printed = thumb(print_on_table(dark(0))).astype(np.float32)
     region = cv2.resize(printed[8:-2, 8:-8], (64, 64), interpolation=cv2.INTER_AREA)
     photograph = thumb(photo(3, (160, 120))).astype(np.float32)
-    colours = _region_frames(np.stack([region, photograph]))
+    colours = frame_colours(plain(np.stack([region, photograph])))
     assert np.nanmin(np.abs(colours[0] - 250)) < 6 and np.isnan(colours[1]).all()
 
 
