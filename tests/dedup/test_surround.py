@@ -366,7 +366,7 @@ def test_a_border_inside_slivers_of_table_is_found_where_both_are_flat_and_alike
     assert alike[4:8, 10:54].all() and not alike[12:52, 12:52].any()
     assert not flat_alike(p, q, np.array([60.0])).any()  # of the frames' colours only: not a picture's flat parts
     assert np.isnan(inside_agreement(p, q, 60.0, 60.0)[0])  # the table alone: no shared frame
-    colours = np.array([60.0, 249.0])  # the border's colour, from a region's own rim (verify._region_frames)
+    colours = np.array([60.0, 249.0])  # the border's colour, from a region's own rim (verify._second_looks)
     similarity, detail, left_out = inside_agreement(p, q, colours, 60.0)
     assert similarity < 0.5 and np.isnan(detail) and left_out > 0.3
     copy = p + rng.normal(0, 1, p.shape).astype(np.float32)
