@@ -12,6 +12,10 @@ import numpy as np
 BAND = 0.15  # a caption bar: up to this share of the height, at the top or the bottom, may disagree
 SMOOTH_SIGMA = 1.0  # thumbnail pixels: below this, resampling and JPEG noise, not content
 DETAIL_SIGMA = 3.0  # structure between SMOOTH_SIGMA and this is "detail" (a difference of Gaussians)
+BLOCK, BLOCK_STEP = 16, 8  # `block_agreement`: square blocks of a 64-pixel region, overlapping by half
+BLOCK_COVER = 0.8  # share of a block that must lie inside what is compared
+BLOCK_TEXTURE = 3.0  # grey levels (std, smoothed) both images' blocks must show: flat blocks say nothing
+MIN_BLOCKS = 3  # fewer textured blocks: no measure (NaN)
 
 
 def bands(thumbs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -102,6 +106,32 @@ def evidence_inside(p: np.ndarray, q: np.ndarray, inside: np.ndarray) -> tuple[f
             sim = max(sim, float(corr_many(smooth_p[0][kept][None], smooth_q[0][kept][None])[0]))
             det = max(det, float(corr_many(detail_p[0][kept][None], detail_q[0][kept][None])[0]))
     return sim, det
+
+
+def block_agreement(p: np.ndarray, q: np.ndarray, inside: np.ndarray) -> float:
+    """The median correlation, block by block (BLOCK pixels square, every BLOCK_STEP), of two aligned grey regions
+    over the pixels `inside`, counting the blocks that lie inside (BLOCK_COVER) and show texture in both
+    (BLOCK_TEXTURE); NaN where fewer than MIN_BLOCKS do. A copy agrees in each part of the picture as it does over the
+    whole; two pictures in one template (prints turned alike on one table) agree only along the template's edges,
+    which a correlation over the whole inside is dominated by, and not in the blocks of their pictures."""
+    (smooth_p,), (smooth_q,) = bands(p[None])[0], bands(q[None])[0]
+    weight = np.asarray(inside, np.float32)
+
+    def sums(x: np.ndarray) -> np.ndarray:  # per block (top-left corners every BLOCK_STEP) the sum of x over it
+        total = cv2.boxFilter(x, -1, (BLOCK, BLOCK), anchor=(0, 0), normalize=False, borderType=cv2.BORDER_CONSTANT)
+        return total[: len(x) - BLOCK + 1 : BLOCK_STEP, : x.shape[1] - BLOCK + 1 : BLOCK_STEP]
+
+    n = sums(weight)
+    ok = n >= BLOCK_COVER * BLOCK * BLOCK
+    n = np.maximum(n, 1.0)
+    mp, mq = sums(weight * smooth_p) / n, sums(weight * smooth_q) / n
+    vp = sums(weight * smooth_p * smooth_p) / n - mp * mp
+    vq = sums(weight * smooth_q * smooth_q) / n - mq * mq
+    cov = sums(weight * smooth_p * smooth_q) / n - mp * mq
+    ok &= (vp >= BLOCK_TEXTURE**2) & (vq >= BLOCK_TEXTURE**2)
+    if ok.sum() < MIN_BLOCKS:
+        return float("nan")
+    return float(np.median(cov[ok] / np.sqrt(vp[ok] * vq[ok])))
 
 
 def per_side(measure, thumbs: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

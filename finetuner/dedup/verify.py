@@ -104,8 +104,8 @@ __all__ = ["VERIFIER", "Verdict", "Verdicts", "VerifyRule", "best_signal", "veri
 # compared as a band at one end of the other's canvas (searches._bands, align.BAND_STAGES), 35 a frame in two layers
 # (surround.inner_layer), a frame holding under half the rim by its flat tone, the aligned regions' own rims, 36 the
 # full-size look's matches must spread over the overlap (full_size.MIN_SPREAD), 37 the surround check where either
-# image may show a frame
-VERIFIER = 37
+# image may show a frame, 38 inside a frame, textured blocks must agree too (surround.MIN_BLOCK_AGREEMENT)
+VERIFIER = 38
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (searches.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6

@@ -14,9 +14,10 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 from finetuner.config import VerifyConfig
 from finetuner.dedup.align import warped
 from finetuner.dedup.candidates import Verified, margin, verify_tradeoff
-from finetuner.dedup.correlation import blur_each, evidence_inside
+from finetuner.dedup.correlation import block_agreement, blur_each, evidence_inside
 from finetuner.dedup.hashing import hash_images
 from finetuner.dedup.surround import (
+    MIN_BLOCK_AGREEMENT,
     MIN_INSIDE_SIMILARITY,
     RIM_FLATNESS,
     flat_alike,
@@ -251,7 +252,9 @@ def test_different_pictures_on_turned_prints_are_not_copies(seeds, monkeypatch):
     aspect = (a.width / a.height,) * 2
     verdict = verify(thumb(a), thumb(b), aspect=aspect)
     assert not verdict.accepted and verdict.rule == "frame" and verdict.similarity < 0.5, verdict
-    monkeypatch.setattr("finetuner.dedup.surround.NESTED_TONE", 2.0)  # no second layer: the border is compared
+    monkeypatch.setattr("finetuner.dedup.surround.NESTED_TONE", 2.0)  # no second layer: the border is compared...
+    assert not verify(thumb(a), thumb(b), aspect=aspect).accepted  # ...and the blocks inside it disagree
+    monkeypatch.setattr("finetuner.dedup.surround.MIN_BLOCK_AGREEMENT", -1.0)
     without = verify(thumb(a), thumb(b), aspect=aspect)
     assert without.accepted and without.rule == "frame", without
 
@@ -392,3 +395,53 @@ def test_a_framed_picture_and_one_whose_rim_is_too_grainy_are_compared_inside(se
     assert not verdict.accepted and verdict.rule == "frame", verdict
     copy = verify(thumb(a), thumb(grainy(a, seeds[1])), aspect=aspect)
     assert copy.accepted, copy
+
+
+def textured(seed: int, size: int = 160) -> Image.Image:
+    """A grey texture of grains a few pixels across (gravel, brick, grass as a 64-pixel thumbnail still shows them)."""
+    field = cv2.GaussianBlur(np.random.default_rng(seed).normal(0, 1, (size, size)).astype(np.float32), (0, 0), 4.0)
+    return Image.fromarray((110 + 25 * field / field.std()).clip(0, 255).astype(np.uint8)).convert("RGB")
+
+
+def matted(image: Image.Image) -> Image.Image:
+    return ImageOps.expand(image, border=image.width // 10, fill=(255, 255, 255))
+
+
+def test_block_agreement_counts_the_textured_blocks_inside():
+    rng = np.random.default_rng(0)
+    p, other = blur_each(rng.normal(120, 30, (2, 64, 64)).astype(np.float32), 1.5)
+    inside = np.ones((64, 64), bool)
+    assert block_agreement(p, p + rng.normal(0, 1, p.shape).astype(np.float32), inside) > 0.95
+    assert abs(block_agreement(p, other, inside)) < 0.3
+    assert np.isnan(block_agreement(np.full_like(p, 120.0), p, inside))  # flat blocks say nothing
+    inside[:, 12:] = False  # no block lies inside (three quarters of the first column)
+    assert np.isnan(block_agreement(p, other, inside))
+
+
+@pytest.mark.parametrize("seeds", [(2, 3), (4, 5), (6, 7), (10, 11)], ids=str)
+def test_different_textures_on_matted_prints_disagree_block_by_block(seeds, monkeypatch):
+    """A white mat around each print leaves the print's border, turned, inside what is compared: its edges agree, and
+    over the whole inside two textures correlated at 0.9. Their blocks do not."""
+    a, b = (matted(print_on_table(textured(seed))) for seed in seeds)
+    aspect = (a.width / a.height,) * 2
+    verdict = verify(thumb(a), thumb(b), aspect=aspect)
+    assert not verdict.accepted and verdict.rule == "frame" and verdict.similarity < MIN_BLOCK_AGREEMENT, verdict
+    monkeypatch.setattr("finetuner.dedup.surround.MIN_BLOCK_AGREEMENT", -1.0)
+    without = verify(thumb(a), thumb(b), aspect=aspect)
+    assert without.accepted and without.rule == "frame", without
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_copies_of_a_matted_print_agree_block_by_block(seed):
+    picture = matted(print_on_table(textured(seed)))
+    smaller = picture.filter(ImageFilter.GaussianBlur(0.8)).resize((picture.width * 3 // 4, picture.height * 3 // 4))
+    width, height = picture.size
+    copies = (
+        Image.open(io.BytesIO(to_jpeg_bytes(smaller, 40))),
+        grainy(picture, seed),
+        picture.crop((width // 20, height // 20, width, height)),
+        picture.crop((0, height // 10, width, height)),
+    )
+    for copy in copies:
+        verdict = verify(thumb(picture), thumb(copy), aspect=(width / height, copy.width / copy.height))
+        assert verdict.accepted, verdict
