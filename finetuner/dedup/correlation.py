@@ -14,7 +14,8 @@ SMOOTH_SIGMA = 1.0  # thumbnail pixels: below this, resampling and JPEG noise, n
 DETAIL_SIGMA = 3.0  # structure between SMOOTH_SIGMA and this is "detail" (a difference of Gaussians)
 BLOCK, BLOCK_STEP = 16, 8  # `block_agreement`: square blocks of a 64-pixel region, overlapping by half
 BLOCK_COVER = 0.8  # share of a block that must lie inside what is compared
-BLOCK_TEXTURE = 3.0  # grey levels (std, smoothed) both images' blocks must show: flat blocks say nothing
+BLOCK_TEXTURE = 3.0  # grey levels (std, smoothed) either image's block must show: blocks flat in both say nothing...
+BLOCK_FLOOR = 1.0  # ...and each at least this much (a block of JPEG noise alone has no correlation to measure)
 MIN_BLOCKS = 3  # fewer textured blocks: no measure (NaN)
 
 
@@ -110,8 +111,9 @@ def evidence_inside(p: np.ndarray, q: np.ndarray, inside: np.ndarray) -> tuple[f
 
 def block_agreement(p: np.ndarray, q: np.ndarray, inside: np.ndarray) -> float:
     """The median correlation, block by block (BLOCK pixels square, every BLOCK_STEP), of two aligned grey regions
-    over the pixels `inside`, counting the blocks that lie inside (BLOCK_COVER) and show texture in both
-    (BLOCK_TEXTURE); NaN where fewer than MIN_BLOCKS do. A copy agrees in each part of the picture as it does over the
+    over the pixels `inside`, counting the blocks that lie inside (BLOCK_COVER) and show texture in either
+    (BLOCK_TEXTURE; a block textured in one image and smooth in the other is a difference); NaN where fewer than
+    MIN_BLOCKS do. A copy agrees in each part of the picture as it does over the
     whole; two pictures in one template (prints turned alike on one table) agree only along the template's edges,
     which a correlation over the whole inside is dominated by, and not in the blocks of their pictures."""
     (smooth_p,), (smooth_q,) = bands(p[None])[0], bands(q[None])[0]
@@ -128,7 +130,7 @@ def block_agreement(p: np.ndarray, q: np.ndarray, inside: np.ndarray) -> float:
     vp = sums(weight * smooth_p * smooth_p) / n - mp * mp
     vq = sums(weight * smooth_q * smooth_q) / n - mq * mq
     cov = sums(weight * smooth_p * smooth_q) / n - mp * mq
-    ok &= (vp >= BLOCK_TEXTURE**2) & (vq >= BLOCK_TEXTURE**2)
+    ok &= ((vp >= BLOCK_TEXTURE**2) | (vq >= BLOCK_TEXTURE**2)) & (vp >= BLOCK_FLOOR**2) & (vq >= BLOCK_FLOOR**2)
     if ok.sum() < MIN_BLOCKS:
         return float("nan")
     return float(np.median(cov[ok] / np.sqrt(vp[ok] * vq[ok])))

@@ -64,7 +64,15 @@ from finetuner.dedup.hashing import THUMB
 from finetuner.dedup.low_detail import low_detail_verdicts
 from finetuner.dedup.searches import IMAGE_CHUNK
 from finetuner.dedup.shape import GRAPHIC_STRETCH, MAX_ANISOTROPY, is_graphic, shape_agreement
-from finetuner.dedup.surround import MIN_INSIDE_SIMILARITY, frame_colours, framed, inside_agreement, plain
+from finetuner.dedup.surround import (
+    MIN_BLOCK_AGREEMENT,
+    MIN_INSIDE_SIMILARITY,
+    blocks_apart,
+    frame_colours,
+    framed,
+    inside_agreement,
+    plain,
+)
 from finetuner.dedup.verdicts import Best, Verdict, Verdicts, VerifyRule, passing, refit_rule
 from finetuner.dedup.views import (
     VIEWS,
@@ -104,8 +112,9 @@ __all__ = ["VERIFIER", "Verdict", "Verdicts", "VerifyRule", "best_signal", "veri
 # compared as a band at one end of the other's canvas (searches._bands, align.BAND_STAGES), 35 a frame in two layers
 # (surround.inner_layer), a frame holding under half the rim by its flat tone, the aligned regions' own rims, 36 the
 # full-size look's matches must spread over the overlap (full_size.MIN_SPREAD), 37 the surround check where either
-# image may show a frame, 38 inside a frame, textured blocks must agree too (surround.MIN_BLOCK_AGREEMENT)
-VERIFIER = 38
+# image may show a frame, 38 inside a frame, textured blocks must agree too (surround.MIN_BLOCK_AGREEMENT), 39 and
+# where no frame is shared in the aligned regions, over all of them (surround.blocks_apart)
+VERIFIER = 39
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (searches.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6
@@ -322,8 +331,9 @@ class _Enlarged:
 def _second_looks(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: Best, judged, accepted, rules, how):
     """The accepted pairs `judged` measured again where their kind of image misleads the verifier: two graphics by the
     shape check, two photographs inside their frame where either may show one (the other's rim may be too grainy to
-    count, and the framed one's colours are looked for in both), (`accepted`, `rules`, `how` and the evidence in
-    `best` are updated in place). Only the images of accepted pairs are looked at."""
+    count, and the framed one's colours are looked for in both; where the aligned regions share none, block by block
+    over all of them), (`accepted`, `rules`, `how` and the evidence in `best` are updated in place). Only the images
+    of accepted pairs are looked at."""
     sim, det, stage = best.sim, best.det, best.stage
     drawn, edged = np.zeros(len(thumbs), bool), np.zeros(len(thumbs), bool)
     touched = np.unique(np.r_[i[judged], j[judged]])
@@ -354,6 +364,11 @@ def _second_looks(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: 
             sim[q], det[q], rules[q] = inner_sim, inner_det, "frame"
             accepted[q] = inner_sim >= MIN_INSIDE_SIMILARITY and inner_det >= rule.min_detail_similarity
             how[q] = f"{how[q]}; inside the shared frame ({left_out:.0%} left out)"
+            continue
+        blocks = _blocks_apart(p_region, q_region)  # no frame shared in what was aligned: its blocks must agree
+        if blocks < MIN_BLOCK_AGREEMENT:
+            sim[q], rules[q], accepted[q] = blocks, "frame", False
+            how[q] = f"{how[q]}; no frame shared, its blocks disagree ({blocks:.2f})"
 
 
 def _inside(p: np.ndarray, q: np.ndarray, frame_p, frame_q, rule: VerifyRule) -> tuple[float, float, float]:
@@ -372,6 +387,14 @@ def _inside(p: np.ndarray, q: np.ndarray, frame_p, frame_q, rule: VerifyRule) ->
     again = inside_agreement(p, q, frame_p, frame_q, move=lambda x: warped(x, fitted[0]))
     score = [r[0] + (1.0 if np.isnan(r[1]) else r[1]) for r in (again, found)]  # NaN detail: not measured, stands
     return again if again[2] > 0 and score[0] > score[1] else found
+
+
+def _blocks_apart(p: np.ndarray, q: np.ndarray) -> float:
+    """`blocks_apart` of two aligned regions; where under MIN_BLOCK_AGREEMENT, again with q refitted onto p (a crop's
+    view aligns a copy a few percent off, which the blocks of a texture do not forgive), the higher kept."""
+    blocks = blocks_apart(p, q)
+    fitted = refit(p, q) if blocks < MIN_BLOCK_AGREEMENT else None
+    return blocks if fitted is None else max(blocks, blocks_apart(p, warped(q, fitted[0])))
 
 
 def _identity_names(trims: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ from finetuner.dedup.surround import (
     MIN_BLOCK_AGREEMENT,
     MIN_INSIDE_SIMILARITY,
     RIM_FLATNESS,
+    blocks_apart,
     flat_alike,
     frame_colours,
     frame_mask,
@@ -30,7 +31,7 @@ from finetuner.dedup.surround import (
     plain,
     rim_tones,
 )
-from finetuner.dedup.verify import Verdicts, VerifyRule, _inside, verify
+from finetuner.dedup.verify import Verdicts, VerifyRule, _blocks_apart, _inside, verify
 from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
 from tests.dedup.test_shape import product_shot
 
@@ -445,3 +446,36 @@ def test_copies_of_a_matted_print_agree_block_by_block(seed):
     for copy in copies:
         verdict = verify(thumb(picture), thumb(copy), aspect=(width / height, copy.width / copy.height))
         assert verdict.accepted, verdict
+
+
+def letterboxed(image: Image.Image) -> Image.Image:
+    """The image on a wider black canvas, saved as a JPEG: the bars a frame, trimmed away before the two align."""
+    canvas = Image.new("RGB", (int(image.height * 1.6), image.height))
+    canvas.paste(image, ((canvas.width - image.width) // 2, 0))
+    return Image.open(io.BytesIO(to_jpeg_bytes(canvas, 75)))
+
+
+@pytest.mark.parametrize("seeds", [(0, 1), (2, 3), (4, 5)], ids=str)
+def test_where_no_frame_is_shared_the_blocks_of_the_aligned_regions_must_agree(seeds, monkeypatch):
+    """Letterboxed prints of two textures: the bars make each image framed, but they are trimmed away, and where the
+    print's table is too grainy to be found in the aligned regions no frame is shared (as `_inside` is made to say
+    here). The regions then agree along the print's border, and block by block they do not."""
+    a, b = (thumb(letterboxed(print_on_table(textured(seed)))) for seed in seeds)
+    monkeypatch.setattr("finetuner.dedup.verify._inside", lambda *args: (float("nan"), float("nan"), 0.0))
+    verdict = verify(a, b, aspect=(1.6, 1.6))
+    assert not verdict.accepted and verdict.rule == "frame" and "no frame shared" in verdict.transform, verdict
+    assert verdict.similarity < MIN_BLOCK_AGREEMENT
+    copy = thumb(letterboxed(grainy(print_on_table(textured(seeds[0])), seeds[1])))
+    assert verify(a, copy, aspect=(1.6, 1.6)).accepted
+    monkeypatch.setattr("finetuner.dedup.verify.MIN_BLOCK_AGREEMENT", -1.0)
+    assert verify(a, b, aspect=(1.6, 1.6)).accepted
+
+
+def test_blocks_apart_forgive_a_crop_once_refitted():
+    """A copy cut 6% at two sides and aligned as a whole frame lies a few pixels off toward its far corner: a texture's
+    blocks disagree there until q is refitted onto p."""
+    p = thumb(textured(0))
+    cut = textured(0).crop((10, 10, 160, 160))
+    q = thumb(cut)
+    assert blocks_apart(p, p) > 0.99
+    assert blocks_apart(p, q) < MIN_BLOCK_AGREEMENT < _blocks_apart(p, q)
