@@ -35,7 +35,11 @@ And the product set (`--set products`): each picture as a catalogue's product sh
 studio ground, dedup_photoset.product_shot) with every edit of the bench set: the ground is a frame every shot
 shares, and a letterbox puts bars around it. And the print set (`--set prints`): each picture as a print with a white
 border turned on a dark table (dedup_photoset.build_prints) with every edit of the bench set: a frame in two layers
-that every print shares. And the document set (`--set documents`, drawn by the script): 90
+that every print shares. And the framed set (`--set framed`): each picture in one of four frames (a circular black
+field, a white mat, a print turned on a table, black letterbox bars; a quarter each, dedup_photoset.build_framed), and
+each framed image with 12 edits of its own, heavier than the bench's (noise, JPEG 10, pixelation, blur, a filter, a
+mirror, ...): a quarter of the pictures share each frame. And the document set (`--set documents`, drawn by the
+script): 90
 pages of text, 60 of them with one copy each (JPEG 50, half size, darker, cropped 5%, cut 10% at the top, turned 1
 degree), and 30 invoices of one layout with other words as negatives.
 """
@@ -218,6 +222,7 @@ def main() -> int:
             "captions",
             "products",
             "prints",
+            "framed",
             "documents",
             "all",
         ),
@@ -227,8 +232,9 @@ def main() -> int:
         "the composed set (dedup_photoset.COMPOSED: pictures in templates), the caption set (dedup_photoset.CAPTIONS), "
         "the product set (dedup_photoset.product_shot: each picture as a product on a studio ground, with the bench's "
         "edits), the print set (dedup_photoset.build_prints: each picture as a print turned on a table, with the "
-        "bench's edits), the document set (dedup_photoset.DOCUMENTS: pages of text and invoices of one layout), or all "
-        "in turn",
+        "bench's edits), the framed set (dedup_photoset.build_framed: each picture in one of four frames, with heavier "
+        "edits made to the framed image), the document set (dedup_photoset.DOCUMENTS: pages of text and invoices of "
+        "one layout), or all in turn",
     )
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
@@ -241,6 +247,7 @@ def main() -> int:
         "captions": (dedup_photoset.build_captions, dedup_photoset.CAPTIONS),
         "products": (dedup_photoset.build_products, dedup_photoset.KINDS),
         "prints": (dedup_photoset.build_prints, dedup_photoset.KINDS),
+        "framed": (dedup_photoset.build_framed, dedup_photoset.FRAMED),
         "documents": (dedup_photoset.build_documents, dedup_photoset.DOCUMENTS),
     }
     for name, (build, kinds) in sets.items():

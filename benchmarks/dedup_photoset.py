@@ -75,6 +75,18 @@ FRESH = {
 COMPOSED = {
     k: "composed" for k in ("meme_top", "meme_both", "app_window", "post", "side_by_side", "collage", "print_turned")
 }
+# The framed set (`build_framed`): every picture in one of four frames, a quarter each (FRAMES: the bench's circular
+# black field and a white mat, a print turned on a table, black letterbox bars), and each framed image with edits of
+# its own, heavier than the bench's, made to the framed image as a user's tools would. The precision test: a quarter
+# of the pictures share each frame, as a fundus camera's or a scanner's collection does.
+FRAMES = ("framed", "mat", "print_turned", "letterbox")
+FRAMED = {
+    k: "framed"
+    for k in (
+        *("noise20", "jpeg10", "pixelate16", "downup8", "insta", "blur2"),
+        *("caption", "crop5", "bright", "contrast", "half", "mirror"),
+    )
+}
 # The caption set (`build_captions`): a caption bar of 15, 20, 25 or 30% of the result's height, drawn over the top or
 # the bottom of the picture (dark, light text: `over`) or added above or below it (white, black text, as a meme's
 # panel: `add`). Issue 15 names caption bars; the bench's are 8-15% and drawn over.
@@ -622,6 +634,53 @@ def build_prints(cache: Path, peer_python: Path, wallpapers: Path | None = None)
         return items + _negatives(out_dir, root, peer_python, rng)
 
     return _cached_set(cache / "prints", cache, wallpapers, make)
+
+
+def build_framed(cache: Path, peer_python: Path, wallpapers: Path | None = None) -> list[tuple[str, str, str]] | None:
+    """(path, base, kind) of the framed set: picture k in FRAMES[k % 4] (base "<frame>-<picture>"), with every FRAMED
+    edit of the framed image (`framed_edit`), then the negatives; None when sources are missing."""
+
+    def make(root: Path, out_dir: Path) -> list[tuple[str, str, str]]:
+        rng = np.random.default_rng(17)
+        items = []
+        for k, (name, path) in enumerate(_pictures(root, peer_python)):
+            frame = FRAMES[k % len(FRAMES)]
+            image = _load(path)
+            framed = composed_edit(image, frame, rng) if frame == "print_turned" else edit(image, frame, rng)
+            items.append(_save(out_dir, f"{frame}-{name}", "orig", framed))
+            for kind in FRAMED:
+                items.append(_save(out_dir, f"{frame}-{name}", kind, framed_edit(framed, kind, rng)))
+        return items + _negatives(out_dir, root, peer_python, rng)
+
+    return _cached_set(cache / "framed", cache, wallpapers, make)
+
+
+def framed_edit(image: Image.Image, kind: str, rng: np.random.Generator) -> Image.Image:
+    """One FRAMED edit of a framed image."""
+    w, h = image.size
+    if kind == "noise20":
+        noisy = np.asarray(image, np.float32) + rng.normal(0, 20, (h, w, 3))
+        return Image.fromarray(noisy.clip(0, 255).astype(np.uint8))
+    if kind == "jpeg10":
+        return Image.open(io.BytesIO(_encoded(image, 10))).convert("RGB")
+    if kind in ("pixelate16", "downup8"):
+        k = 16 if kind == "pixelate16" else 8
+        small = image.resize((max(1, w // k), max(1, h // k)), Image.Resampling.BILINEAR)
+        return small.resize((w, h), Image.Resampling.NEAREST if kind == "pixelate16" else Image.Resampling.BICUBIC)
+    if kind == "insta":  # more contrast and colour, a warm cast
+        vivid = ImageEnhance.Color(ImageEnhance.Contrast(image).enhance(1.3)).enhance(1.4)
+        return Image.fromarray((np.asarray(vivid, np.float32) * (1.08, 1.0, 0.88)).clip(0, 255).astype(np.uint8))
+    if kind == "blur2":
+        return image.filter(ImageFilter.GaussianBlur(2))
+    if kind == "crop5":  # 5% off the left and the bottom
+        return image.crop((w // 20, 0, w, h - h // 20))
+    if kind == "bright":
+        return ImageEnhance.Brightness(image).enhance(1.3)
+    if kind == "contrast":
+        return ImageEnhance.Contrast(image).enhance(0.7)
+    if kind == "half":
+        return image.resize((w // 2, h // 2), Image.Resampling.LANCZOS)
+    return edit(image, kind, rng)  # caption, mirror: the bench's
 
 
 def product_shot(image: Image.Image, rng: np.random.Generator) -> Image.Image:

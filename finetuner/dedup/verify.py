@@ -56,7 +56,16 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import reverse_cuthill_mckee
 
 from finetuner.dedup import searches
-from finetuner.dedup.align import INSIDE_BARS, aligned_colours, aligned_pair, cut, refit, resized, warped
+from finetuner.dedup.align import (
+    INSIDE_BARS,
+    aligned_colours,
+    aligned_pair,
+    cut,
+    refit,
+    resized,
+    signal_boxes,
+    warped,
+)
 from finetuner.dedup.colour import SIDE as COLOUR_SIDE
 from finetuner.dedup.colour import colour_fit, colour_planes
 from finetuner.dedup.correlation import BAND, bands, unit_rows
@@ -113,8 +122,9 @@ __all__ = ["VERIFIER", "Verdict", "Verdicts", "VerifyRule", "best_signal", "veri
 # (surround.inner_layer), a frame holding under half the rim by its flat tone, the aligned regions' own rims, 36 the
 # full-size look's matches must spread over the overlap (full_size.MIN_SPREAD), 37 the surround check where either
 # image may show a frame, 38 inside a frame, textured blocks must agree too (surround.MIN_BLOCK_AGREEMENT), 39 and
-# where no frame is shared in the aligned regions, over all of them (surround.blocks_apart)
-VERIFIER = 39
+# where no frame is shared in the aligned regions, over all of them (surround.blocks_apart), 40 a mirrored copy of a
+# picture framed symmetrically compared mirrored inside the frame
+VERIFIER = 40
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (searches.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6
@@ -353,16 +363,18 @@ def _second_looks(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: 
             note = f"{note}, the whole file resized" if whole else note
         how[q], rules[q] = f"{how[q]}; {note}", "shape"
     for q in judged[~graphics & (edged[i[judged]] | edged[j[judged]])].tolist():
-        p_region, q_region, _ = aligned_pair(thumbs, trims, i[q], j[q], signals[q], stage[q], aspect)
-        # a region cut from a frame (a crop's view) may reach another of its layers: a print's white border where the
-        # whole thumbnail's rim shows the table it lies on
-        own = frame_colours(plain(np.stack([p_region, q_region])))
-        frame_p, frame_q = np.r_[frames[i[q]], own[0]], np.r_[frames[j[q]], own[1]]
-        inner_sim, inner_det, left_out = _inside(p_region, q_region, frame_p, frame_q, rule)
+        pair = (thumbs, trims, i[q], j[q], signals[q])
+        inner_sim, inner_det, left_out, p_region, q_region = _framed_look(*pair, stage[q], aspect, frames, rule, det[q])
+        passed = inner_sim >= MIN_INSIDE_SIMILARITY and inner_det >= rule.min_detail_similarity
+        if left_out > 0 and not passed and stage[q] == 0 and signal_mirrored(signals[q]):
+            # a mirrored copy of a picture framed symmetrically (a disc, a mat) agrees unmirrored through its frame,
+            # so the frames inside their bars won: inside, the mirrored views the signal names are compared
+            again = _framed_look(*pair, 1, aspect, frames, rule, det[q])
+            if again[2] > 0 and again[0] >= MIN_INSIDE_SIMILARITY and again[1] >= rule.min_detail_similarity:
+                inner_sim, inner_det, left_out, passed, stage[q] = *again[:3], True, 1
+                how[q] = signal_boxes(signals[q], trims[i[q]], trims[j[q]])[3]
         if left_out > 0:
-            inner_det = det[q] if np.isnan(inner_det) else inner_det  # NaN: measured over the whole regions
-            sim[q], det[q], rules[q] = inner_sim, inner_det, "frame"
-            accepted[q] = inner_sim >= MIN_INSIDE_SIMILARITY and inner_det >= rule.min_detail_similarity
+            sim[q], det[q], rules[q], accepted[q] = inner_sim, inner_det, "frame", passed
             how[q] = f"{how[q]}; inside the shared frame ({left_out:.0%} left out)"
             continue
         blocks = _blocks_apart(p_region, q_region)  # no frame shared in what was aligned: its blocks must agree
@@ -387,6 +399,19 @@ def _inside(p: np.ndarray, q: np.ndarray, frame_p, frame_q, rule: VerifyRule) ->
     again = inside_agreement(p, q, frame_p, frame_q, move=lambda x: warped(x, fitted[0]))
     score = [r[0] + (1.0 if np.isnan(r[1]) else r[1]) for r in (again, found)]  # NaN detail: not measured, stands
     return again if again[2] > 0 and score[0] > score[1] else found
+
+
+def _framed_look(thumbs, trims, x: int, y: int, signal: str, stage: int, aspect, frames, rule: VerifyRule, det: float):
+    """(similarity, detail, share left out, region of x, region of y) of `_inside` on the regions `aligned_pair`
+    places at `stage`, with the images' frame colours `frames` and the regions' own; a detail not measured inside
+    (NaN) is `det`, the verifier's over the whole regions."""
+    p_region, q_region, _ = aligned_pair(thumbs, trims, x, y, signal, stage, aspect)
+    # a region cut from a frame (a crop's view) may reach another of its layers: a print's white border where the
+    # whole thumbnail's rim shows the table it lies on
+    own = frame_colours(plain(np.stack([p_region, q_region])))
+    frame_p, frame_q = np.r_[frames[x], own[0]], np.r_[frames[y], own[1]]
+    inner_sim, inner_det, left_out = _inside(p_region, q_region, frame_p, frame_q, rule)
+    return inner_sim, det if np.isnan(inner_det) else inner_det, left_out, p_region, q_region
 
 
 def _blocks_apart(p: np.ndarray, q: np.ndarray) -> float:

@@ -479,3 +479,27 @@ def test_blocks_apart_forgive_a_crop_once_refitted():
     q = thumb(cut)
     assert blocks_apart(p, p) > 0.99
     assert blocks_apart(p, q) < MIN_BLOCK_AGREEMENT < _blocks_apart(p, q)
+
+
+def shaded(seed: int, size: int = 160) -> Image.Image:
+    """A faint picture: light falling from left to right, a soft wave across it, grain. Through a disc, the disc's edge
+    is most of what its thumbnail shows."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size] / size
+    wave = np.sin(2 * np.pi * (y * rng.uniform(0.5, 1.5) + rng.uniform(0, 1)))
+    field = 120 + 20 * (x - 0.5) + 5 * wave + rng.normal(0, 4, (size, size))
+    return Image.fromarray(field.clip(0, 255).astype(np.uint8)).convert("RGB")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_mirrored_copy_in_a_symmetric_frame_is_compared_mirrored_inside_it(seed, monkeypatch):
+    """Through a disc, a faint picture and its mirror image agree as they lie (the disc is the strongest thing both
+    show), so the frames inside their bars win; inside the disc they disagree until the mirrored views the signal
+    names are compared there."""
+    picture = disc(shaded(seed))
+    a, b = thumb(picture), thumb(ImageOps.mirror(picture))
+    verdict = verify(a, b, aspect=SQUARE)
+    assert verdict.accepted and verdict.rule == "frame" and verdict.transform.startswith("mirror:"), verdict
+    monkeypatch.setattr("finetuner.dedup.verify.signal_mirrored", lambda signal: False)
+    unmirrored = verify(a, b, aspect=SQUARE)
+    assert not unmirrored.accepted and unmirrored.transform.startswith("identity"), unmirrored
