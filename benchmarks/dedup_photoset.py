@@ -605,17 +605,10 @@ def build_products(cache: Path, peer_python: Path, wallpapers: Path | None = Non
     """(path, base, kind) of the product set: each picture as a product shot (`product_shot`) with every KINDS edit,
     then the negatives; None when sources are missing. Every shot shares one studio ground, as a catalogue's do."""
 
-    def make(root: Path, out_dir: Path) -> list[tuple[str, str, str]]:
-        rng = np.random.default_rng(5)
-        items = []
-        for name, path in _pictures(root, peer_python):
-            shot = product_shot(_load(path), rng)
-            items.append(_save(out_dir, name, "orig", shot))
-            for kind in KINDS:
-                items.append(_save(out_dir, name, kind, edit(shot, kind, rng)))
-        return items + _negatives(out_dir, root, peer_python, rng)
+    def place(k: int, name: str, image: Image.Image, rng: np.random.Generator) -> tuple[str, Image.Image]:
+        return name, product_shot(image, rng)
 
-    return _cached_set(cache / "products", cache, wallpapers, make)
+    return _placed_set(cache / "products", cache, peer_python, wallpapers, 5, place)
 
 
 def build_prints(cache: Path, peer_python: Path, wallpapers: Path | None = None) -> list[tuple[str, str, str]] | None:
@@ -623,36 +616,40 @@ def build_prints(cache: Path, peer_python: Path, wallpapers: Path | None = None)
     print_turned: a white border, wider below, turned 3 degrees on a dark table), with every KINDS edit, then the
     negatives; None when sources are missing. Every print shares one border and one table, as a scrapbook's do."""
 
-    def make(root: Path, out_dir: Path) -> list[tuple[str, str, str]]:
-        rng = np.random.default_rng(7)
-        items = []
-        for name, path in _pictures(root, peer_python):
-            printed = composed_edit(_load(path), "print_turned", rng)
-            items.append(_save(out_dir, name, "orig", printed))
-            for kind in KINDS:
-                items.append(_save(out_dir, name, kind, edit(printed, kind, rng)))
-        return items + _negatives(out_dir, root, peer_python, rng)
+    def place(k: int, name: str, image: Image.Image, rng: np.random.Generator) -> tuple[str, Image.Image]:
+        return name, composed_edit(image, "print_turned", rng)
 
-    return _cached_set(cache / "prints", cache, wallpapers, make)
+    return _placed_set(cache / "prints", cache, peer_python, wallpapers, 7, place)
 
 
 def build_framed(cache: Path, peer_python: Path, wallpapers: Path | None = None) -> list[tuple[str, str, str]] | None:
     """(path, base, kind) of the framed set: picture k in FRAMES[k % 4] (base "<frame>-<picture>"), with every FRAMED
     edit of the framed image (`framed_edit`), then the negatives; None when sources are missing."""
 
+    def place(k: int, name: str, image: Image.Image, rng: np.random.Generator) -> tuple[str, Image.Image]:
+        frame = FRAMES[k % len(FRAMES)]
+        framed = composed_edit(image, frame, rng) if frame == "print_turned" else edit(image, frame, rng)
+        return f"{frame}-{name}", framed
+
+    return _placed_set(cache / "framed", cache, peer_python, wallpapers, 17, place, FRAMED, framed_edit)
+
+
+def _placed_set(out_dir: Path, cache: Path, peer_python: Path, wallpapers, seed: int, place, kinds=KINDS, edit=edit):
+    """A set kept in out_dir: picture k placed by `place(k, name, image, rng)` -> (base, its original), with every
+    one of `kinds` made from that original by `edit(original, kind, rng)`, all from one generator seeded `seed`, then
+    the negatives."""
+
     def make(root: Path, out_dir: Path) -> list[tuple[str, str, str]]:
-        rng = np.random.default_rng(17)
+        rng = np.random.default_rng(seed)
         items = []
         for k, (name, path) in enumerate(_pictures(root, peer_python)):
-            frame = FRAMES[k % len(FRAMES)]
-            image = _load(path)
-            framed = composed_edit(image, frame, rng) if frame == "print_turned" else edit(image, frame, rng)
-            items.append(_save(out_dir, f"{frame}-{name}", "orig", framed))
-            for kind in FRAMED:
-                items.append(_save(out_dir, f"{frame}-{name}", kind, framed_edit(framed, kind, rng)))
+            base, placed = place(k, name, _load(path), rng)
+            items.append(_save(out_dir, base, "orig", placed))
+            for kind in kinds:
+                items.append(_save(out_dir, base, kind, edit(placed, kind, rng)))
         return items + _negatives(out_dir, root, peer_python, rng)
 
-    return _cached_set(cache / "framed", cache, wallpapers, make)
+    return _cached_set(out_dir, cache, wallpapers, make)
 
 
 def framed_edit(image: Image.Image, kind: str, rng: np.random.Generator) -> Image.Image:
