@@ -29,7 +29,7 @@ from finetuner.dedup.neighbours import hamming, radius_pairs, radius_pairs_betwe
 from finetuner.dedup.pair_cache import CandidateCache, LookCache, VerdictCache, pair_keys
 from finetuner.dedup.prescreen import prescreen
 from finetuner.dedup.shape import LOOK_ALIKE_MARGIN
-from finetuner.dedup.surround import MIN_INSIDE_SIMILARITY
+from finetuner.dedup.surround import MIN_BLOCK_AGREEMENT, MIN_INSIDE_SIMILARITY
 from finetuner.dedup.units import cluster_stats
 from finetuner.dedup.verify import VERIFIER, Verdicts, VerifyRule
 from finetuner.dedup.view_search import Candidates, nearest_per_image, subset, view_candidates
@@ -382,9 +382,10 @@ def margin(verified: Verified, config: VerifyConfig) -> np.ndarray:
     )
     flat = v.similarity - (1.0 - config.flat_max_difference / 255.0)
     colour = np.asarray(v.colour, np.float64) - config.min_colour_fit
+    blocks = v.similarity - MIN_BLOCK_AGREEMENT  # a pair refused by its blocks has their agreement as its similarity
     return np.select(
-        [v.rule == "low-detail", v.rule == "shape", v.rule == "frame", v.rule == "colour"],
-        [flat, shape, inside, colour],
+        [v.rule == "low-detail", v.rule == "shape", v.rule == "frame", v.rule == "colour", v.rule == "blocks"],
+        [flat, shape, inside, colour, blocks],
         aligned,
     )
 

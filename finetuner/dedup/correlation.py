@@ -6,6 +6,8 @@ top or the bottom, whichever agrees better.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import cv2
 import numpy as np
 
@@ -116,24 +118,57 @@ def block_agreement(p: np.ndarray, q: np.ndarray, inside: np.ndarray) -> float:
     MIN_BLOCKS do. A copy agrees in each part of the picture as it does over the
     whole; two pictures in one template (prints turned alike on one table) agree only along the template's edges,
     which a correlation over the whole inside is dominated by, and not in the blocks of their pictures."""
-    (smooth_p,), (smooth_q,) = bands(p[None])[0], bands(q[None])[0]
+    parts = [block_parts(blur_each(np.asarray(x, np.float32)[None], SMOOTH_SIGMA), inside) for x in (p, q)]
+    return float(block_agreements(*parts, np.zeros(1, np.int64), np.zeros(1, np.int64))[0])
+
+
+class BlockParts(NamedTuple):
+    """Per region what `block_agreements` needs of it over a mask: the region centred and masked, and per block the
+    mask's pixels and the sums of the region and of its square over them."""
+
+    masked: np.ndarray  # (n, h, w) float32
+    count: np.ndarray  # (n or 1, blocks down, blocks across)
+    first: np.ndarray  # (n, blocks down, blocks across)
+    second: np.ndarray
+
+
+def block_parts(smooth: np.ndarray, inside: np.ndarray) -> BlockParts:
+    """`BlockParts` of a (n, h, w) stack of smoothed regions (`bands`) over the mask `inside`: (h, w) for all, or one
+    per region (n, h, w). Two regions are compared over one mask."""
+    k, h, w = smooth.shape
     weight = np.asarray(inside, np.float32)
+    # centred on each region's mean, so that the sums of squares stay small enough for float32
+    masked = (smooth - smooth.reshape(k, -1).mean(axis=1)[:, None, None]) * weight
+    count = _block_sums(weight if weight.ndim == 3 else weight[None])
+    return BlockParts(masked, count, _block_sums(masked), _block_sums(masked * masked))
 
-    def sums(x: np.ndarray) -> np.ndarray:  # per block (top-left corners every BLOCK_STEP) the sum of x over it
-        total = cv2.boxFilter(x, -1, (BLOCK, BLOCK), anchor=(0, 0), normalize=False, borderType=cv2.BORDER_CONSTANT)
-        return total[: len(x) - BLOCK + 1 : BLOCK_STEP, : x.shape[1] - BLOCK + 1 : BLOCK_STEP]
 
-    n = sums(weight)
+def block_agreements(p: BlockParts, q: BlockParts, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """`block_agreement` of regions p[a[k]] and q[b[k]] for each k, over the masks their parts were taken with (one for
+    both regions of a pair)."""
+    n = np.maximum(p.count if len(p.count) == 1 else p.count[a], 1.0)
+    mp, mq = p.first[a] / n, q.first[b] / n
+    vp, vq = p.second[a] / n - mp * mp, q.second[b] / n - mq * mq
+    cov = _block_sums(p.masked[a] * q.masked[b]) / n - mp * mq
     ok = n >= BLOCK_COVER * BLOCK * BLOCK
-    n = np.maximum(n, 1.0)
-    mp, mq = sums(weight * smooth_p) / n, sums(weight * smooth_q) / n
-    vp = sums(weight * smooth_p * smooth_p) / n - mp * mp
-    vq = sums(weight * smooth_q * smooth_q) / n - mq * mq
-    cov = sums(weight * smooth_p * smooth_q) / n - mp * mq
-    ok &= ((vp >= BLOCK_TEXTURE**2) | (vq >= BLOCK_TEXTURE**2)) & (vp >= BLOCK_FLOOR**2) & (vq >= BLOCK_FLOOR**2)
-    if ok.sum() < MIN_BLOCKS:
-        return float("nan")
-    return float(np.median(cov[ok] / np.sqrt(vp[ok] * vq[ok])))
+    ok = ok & ((vp >= BLOCK_TEXTURE**2) | (vq >= BLOCK_TEXTURE**2)) & (vp >= BLOCK_FLOOR**2) & (vq >= BLOCK_FLOOR**2)
+    corr = np.sort(np.where(ok, cov / np.sqrt(np.maximum(vp * vq, 1e-12)), np.nan).reshape(len(a), -1), axis=1)
+    counted, rows = ok.reshape(len(a), -1).sum(axis=1), np.arange(len(a))  # the NaNs sort last
+    middle = (corr[rows, np.maximum(counted - 1, 0) // 2] + corr[rows, counted // 2]) / 2
+    return np.where(counted >= MIN_BLOCKS, middle, np.nan)
+
+
+def _block_sums(x: np.ndarray) -> np.ndarray:
+    """(k, blocks down, blocks across) float64 sums of a (k, h, w) stack over each block."""
+    rows, cols = (_block_rows(side) for side in x.shape[1:])
+    return (rows @ x @ cols.T).astype(np.float64)
+
+
+def _block_rows(side: int) -> np.ndarray:
+    """(blocks, side) float32: row b sums the BLOCK pixels of block b (every BLOCK_STEP) along a side."""
+    starts = np.arange(0, side - BLOCK + 1, BLOCK_STEP)
+    pixels = np.arange(side)
+    return ((pixels >= starts[:, None]) & (pixels < starts[:, None] + BLOCK)).astype(np.float32)
 
 
 def per_side(measure, thumbs: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

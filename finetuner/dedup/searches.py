@@ -69,6 +69,7 @@ REFIT_REACH_DETAIL = 0.3
 # views missed score 0.85-0.99 there; on 20,000 synthetic photos no rejected pair scored above 0.79
 FRAME_REACH = 0.85
 MIRRORED = 13  # the stage of whole frames placed mirrored whatever the signal named (`_place_mirrored`); 14 refitted
+OVERDRAWN = 9  # the stage of `overdrawn`
 OVERDRAWN_DROP = 0.1  # the share of pixels that disagree most, left out by `overdrawn`
 # ...and the thresholds it must reach: different pictures on the photo benches reach 0.94 / 0.91 at most, or 0.96 /
 # 0.97 in white mats alike; those framed alike that pass (app windows, circular fields) face the surround check
@@ -200,7 +201,7 @@ def overdrawn(best: Best, thumbs, trims, i, j, aspect, rule: VerifyRule, part: n
         )
     how = f"identity, the {OVERDRAWN_DROP:.0%} of pixels that disagree most left out"
     thresholds = (OVERDRAWN_MIN_SIMILARITY, OVERDRAWN_MIN_DETAIL)
-    _take_as_they_are(best, trims, i, j, aspect, rule, part, sim, det, thresholds, 1.0 - OVERDRAWN_DROP, how, 9)
+    _take_as_they_are(best, trims, i, j, aspect, rule, part, sim, det, thresholds, 1.0 - OVERDRAWN_DROP, how, OVERDRAWN)
 
 
 def relit(best: Best, thumbs, trims, i, j, aspect, rule: VerifyRule, part: np.ndarray) -> None:

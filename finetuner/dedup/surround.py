@@ -305,7 +305,12 @@ def blocks_apart(p: np.ndarray, q: np.ndarray) -> float:
     edge: where one image shows a frame the aligned regions left out (a letterbox's bars trimmed away, leaving a
     print on its grainy table), two pictures in one template still agree only along its edges."""
     p, q = np.asarray(p, np.float32), np.asarray(q, np.float32)
-    return block_agreement(p, q, _inside(np.zeros(p.shape, bool)))
+    return block_agreement(p, q, whole_inside(len(p)))
+
+
+def whole_inside(side: int) -> np.ndarray:
+    """The mask `blocks_apart` compares a region of `side` pixels over: all of it but EDGE pixels at its edge."""
+    return _inside(np.zeros((side, side), bool))
 
 
 def _evidence(p: np.ndarray, q: np.ndarray, inside: np.ndarray) -> tuple[float, float]:

@@ -38,7 +38,7 @@ class Verdict:
     """One pair's decision and its evidence; `transform` reads e.g. "mirror, b in a at 0.90x1.00 +(3,0)"."""
 
     accepted: bool
-    rule: str  # "aligned", "shape" (two graphics), "frame" (photographs framed alike), "low-detail" or "colour"
+    rule: str  # "aligned", "shape" (two graphics), "frame" (photographs framed alike), "blocks", "low-detail", "colour"
     similarity: float
     detail_similarity: float
     overlap: float
@@ -51,7 +51,7 @@ class Verdicts:
     """Column-wise verdicts of many pairs; `transform` reads e.g. "mirror: full of a = crop90 of b, +(2,0) x0.95"."""
 
     accepted: np.ndarray
-    rule: np.ndarray  # "aligned", "shape", "frame", "low-detail", "full size" or "colour" (refused by the colour check)
+    rule: np.ndarray  # "aligned", "shape", "frame", "blocks" (parts disagree), "low-detail", "full size" or "colour"
     similarity: np.ndarray
     detail_similarity: np.ndarray
     overlap: np.ndarray

@@ -36,7 +36,11 @@ Where images mislead that measure, they have their own rules:
 - accepted pairs of graphics pass the shape check (finetuner/dedup/shape.py); large pages of text it refuses are
   looked at again from their files at full size, after the verifier (finetuner/dedup/full_size.py);
 - accepted pairs of photographs of which either may show a frame pass the surround check
-  (finetuner/dedup/surround.py);
+  (finetuner/dedup/surround.py); every other accepted pair of photographs must agree part by part too (`_block_look`:
+  the median correlation of its textured 16-pixel blocks, finetuner/dedup/correlation.py `block_agreement`, at least
+  surround.MIN_BLOCK_AGREEMENT; rule "blocks"). Two pictures can correlate as a whole through what they share around
+  them (a grainy mount, a vignette, a caption panel) while no part of the pictures agrees; a copy agrees in every
+  part, a crop once refitted, a mirrored copy once compared mirrored;
 - last, every accepted pair must agree in colour up to one global colour edit (finetuner/dedup/colour.py: the grey
   thumbnails cannot tell a product from the same shot in another colour), on the 16x16 colour thumbnails aligned as
   the grey ones were.
@@ -68,7 +72,16 @@ from finetuner.dedup.align import (
 )
 from finetuner.dedup.colour import SIDE as COLOUR_SIDE
 from finetuner.dedup.colour import colour_fit, colour_planes
-from finetuner.dedup.correlation import BAND, bands, unit_rows
+from finetuner.dedup.correlation import (
+    BAND,
+    SMOOTH_SIGMA,
+    bands,
+    block_agreements,
+    block_parts,
+    blur_each,
+    evidence,
+    unit_rows,
+)
 from finetuner.dedup.hashing import THUMB
 from finetuner.dedup.low_detail import low_detail_verdicts
 from finetuner.dedup.searches import IMAGE_CHUNK
@@ -81,6 +94,7 @@ from finetuner.dedup.surround import (
     framed,
     inside_agreement,
     plain,
+    whole_inside,
 )
 from finetuner.dedup.verdicts import Best, Verdict, Verdicts, VerifyRule, passing, refit_rule
 from finetuner.dedup.views import (
@@ -123,8 +137,9 @@ __all__ = ["VERIFIER", "Verdict", "Verdicts", "VerifyRule", "best_signal", "veri
 # full-size look's matches must spread over the overlap (full_size.MIN_SPREAD), 37 the surround check where either
 # image may show a frame, 38 inside a frame, textured blocks must agree too (surround.MIN_BLOCK_AGREEMENT), 39 and
 # where no frame is shared in the aligned regions, over all of them (surround.blocks_apart), 40 a mirrored copy of a
-# picture framed symmetrically compared mirrored inside the frame
-VERIFIER = 40
+# picture framed symmetrically compared mirrored inside the frame, 41 every other pair of photographs compared block
+# by block too (`_block_look`), a mirrored copy that fails there compared mirrored
+VERIFIER = 41
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (searches.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6
@@ -140,6 +155,9 @@ RESIZED_SLACK = 2
 # one side, placed as a uniform scale of the squashed thumbnails), so the shape check, which measures the whole map,
 # judges their proportions
 REFITTED = (3, 6, 14)
+# Stages whose copies disagree in part by design (the verifier left out what a watermark or a logo covers): the block
+# look does not judge them
+PARTLY_COVERED = (searches.OVERDRAWN,)
 COLOUR_CHUNK = 2048  # pairs whose colours are compared together (a few MiB, reused: fresh memory is slow to touch)
 
 
@@ -381,6 +399,15 @@ def _second_looks(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: 
         if blocks < MIN_BLOCK_AGREEMENT:
             sim[q], rules[q], accepted[q] = blocks, "frame", False
             how[q] = f"{how[q]}; no frame shared, its blocks disagree ({blocks:.2f})"
+    unframed = judged[~graphics & ~edged[i[judged]] & ~edged[j[judged]] & ~np.isin(stage[judged], PARTLY_COVERED)]
+    blocks = _block_look(thumbs, trims, i, j, signals, aspect, stage, unframed)
+    for q in unframed[blocks[unframed] < MIN_BLOCK_AGREEMENT].tolist():
+        mirrored = stage[q] == 0 and signal_mirrored(signals[q])
+        if mirrored and _mirrored_look(thumbs, trims, i, j, signals, aspect, rule, best, q):
+            how[q] = signal_boxes(signals[q], trims[i[q]], trims[j[q]])[3]
+            continue
+        sim[q], rules[q], accepted[q] = blocks[q], "blocks", False
+        how[q] = f"{how[q]}; its parts disagree (blocks {blocks[q]:.2f})"
 
 
 def _inside(p: np.ndarray, q: np.ndarray, frame_p, frame_q, rule: VerifyRule) -> tuple[float, float, float]:
@@ -412,6 +439,41 @@ def _framed_look(thumbs, trims, x: int, y: int, signal: str, stage: int, aspect,
     frame_p, frame_q = np.r_[frames[x], own[0]], np.r_[frames[y], own[1]]
     inner_sim, inner_det, left_out = _inside(p_region, q_region, frame_p, frame_q, rule)
     return inner_sim, det if np.isnan(inner_det) else inner_det, left_out, p_region, q_region
+
+
+def _block_look(thumbs, trims, i, j, signals, aspect, stage, looked) -> np.ndarray:
+    """Per pair, NaN but for the pairs `looked`: `_blocks_apart` of the regions the verifier aligned. Pairs compared
+    as their frames are (most) in batches: each image's content smoothed once, its pairs' blocks together."""
+    out = np.full(len(i), np.nan)
+    batched = looked[np.isin(stage[looked], INSIDE_BARS)]
+    order = batched[_local_order(len(thumbs), i[batched], j[batched])] if len(batched) > PAIR_CHUNK else batched
+    inside = whole_inside(THUMB)
+    for s in range(0, len(order), PAIR_CHUNK):
+        part = order[s : s + PAIR_CHUNK]
+        used, inverse = np.unique(np.r_[i[part], j[part]], return_inverse=True)
+        a, b = np.split(inverse.ravel(), 2)
+        content = np.stack([cut(thumbs[x], tuple(trims[x])) for x in used.tolist()])
+        parts = block_parts(blur_each(content, SMOOTH_SIGMA), inside)
+        out[part] = block_agreements(parts, parts, a, b)
+    for q in np.setdiff1d(looked, batched).tolist() + batched[~(out[batched] >= MIN_BLOCK_AGREEMENT)].tolist():
+        p_region, q_region, _ = aligned_pair(thumbs, trims, i[q], j[q], signals[q], stage[q], aspect)
+        out[q] = _blocks_apart(p_region, q_region)  # refitted where short
+    return out
+
+
+def _mirrored_look(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: Best, q: int) -> bool:
+    """Whether pair q, whose frames as they are passed but whose blocks disagree, passes on the mirrored views its
+    signal names, blocks and all (kept in `best` where it does): a mirrored copy of a picture in a symmetric surround
+    (a grainy mat, a vignette) agrees unmirrored through it, and the verifier looked no further."""
+    p, r, _ = aligned_pair(thumbs, trims, i[q], j[q], signals[q], 1, aspect)
+    sim, det = (float(x[0]) for x in evidence(p[None], r[None]))
+    overlap, stretch = np.array([best.overlap[q]]), np.array([best.stretch[q]])
+    if not passing(rule)(np.array([sim]), np.array([det]), overlap, stretch)[0]:
+        return False
+    if _blocks_apart(p, r) < MIN_BLOCK_AGREEMENT:
+        return False
+    best.sim[q], best.det[q], best.stage[q] = sim, det, 1
+    return True
 
 
 def _blocks_apart(p: np.ndarray, q: np.ndarray) -> float:

@@ -170,6 +170,9 @@ def test_different_pictures_in_one_app_window_are_not_copies(seeds, monkeypatch)
     verdict = verify(a, b, aspect=(4 / 3, 4 / 3))
     assert not verdict.accepted and verdict.rule == "frame", verdict
     monkeypatch.setattr("finetuner.dedup.surround.MIN_RIM", 2.0)  # no image counts as framed: the check is off
+    apart = verify(a, b, aspect=(4 / 3, 4 / 3))
+    assert not apart.accepted and apart.rule == "blocks", apart  # their parts still disagree
+    monkeypatch.setattr("finetuner.dedup.verify.MIN_BLOCK_AGREEMENT", -1.0)
     without = verify(a, b, aspect=(4 / 3, 4 / 3))
     assert without.accepted and without.rule == "aligned", without  # through the window they matched
 
