@@ -360,8 +360,9 @@ def _second_looks(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: 
     """The accepted pairs `judged` measured again where their kind of image misleads the verifier: two graphics by the
     shape check, two photographs inside their frame where either may show one (the other's rim may be too grainy to
     count, and the framed one's colours are looked for in both; where the aligned regions share none, block by block
-    over all of them), (`accepted`, `rules`, `how` and the evidence in `best` are updated in place). Only the images
-    of accepted pairs are looked at."""
+    over all of them), any other two photographs block by block (`_block_look`; but where a stage left out what is
+    drawn over one, PARTLY_COVERED). `accepted`, `rules`, `how` and the evidence in `best` are updated in place. Only
+    the images of accepted pairs are looked at."""
     sim, det, stage = best.sim, best.det, best.stage
     drawn, edged = np.zeros(len(thumbs), bool), np.zeros(len(thumbs), bool)
     touched = np.unique(np.r_[i[judged], j[judged]])
