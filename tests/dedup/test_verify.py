@@ -510,6 +510,30 @@ def test_nearest_per_image_keeps_each_images_closest() -> None:
     assert set(zip(kept.i.tolist(), kept.j.tolist())) == {(0, 1), (2, 3)}
 
 
+def test_the_cap_keeps_the_hash_nearest_too_where_the_look_ranks_a_copy_last(monkeypatch) -> None:
+    """Images 0 and 1, copies, each have 29 other candidates (the cap is 20). Their pair is nearest in hash bits but
+    looks least alike (where many pictures share a frame, the frame decides the 16x16 look): the cap keeps it among
+    the hash-nearest, between photographs; between graphics, where hash bits favour twin designs, it does not."""
+    from finetuner.dedup import candidates
+
+    i = np.r_[0, np.zeros(29, np.int64), np.ones(29, np.int64)]
+    j = np.r_[1, np.arange(2, 31), np.arange(31, 60)]
+    found = Candidates(i, j, np.array(["full~full"] * len(i), dtype=object), np.r_[2, np.full(58, 9)])
+    looks = np.r_[0.90, np.tile(np.linspace(0.99, 0.95, 29), 2)]
+    order = {(int(a), int(b)): k for k, (a, b) in enumerate(zip(i, j))}
+    look_of = lambda a, b, signal: looks[[order[(int(x), int(y))] for x, y in zip(a, b)]]  # noqa: E731
+    photos = np.random.default_rng(0).integers(0, 256, (60, 64, 64)).astype(np.uint8)
+    keep, _ = candidates.capped_by_look(found, photos, np.arange(60), np.zeros(60, bool), 20, look_of)
+    assert keep[0]
+    graphics = np.full((60, 64, 64), 255, np.uint8)
+    graphics[:, 20:40, 28:36] = 0  # a bar on white paper: graphics rank by their look alone
+    keep, _ = candidates.capped_by_look(found, graphics, np.arange(60), np.zeros(60, bool), 20, look_of)
+    assert not keep[0]
+    monkeypatch.setattr(candidates, "HASH_NEAREST", 0)
+    keep, _ = candidates.capped_by_look(found, photos, np.arange(60), np.zeros(60, bool), 20, look_of)
+    assert not keep[0]  # the look alone ranks it last at both ends
+
+
 def test_nearest_per_image_ranks_ties_as_a_three_key_sort_does() -> None:
     rng = np.random.default_rng(0)
     for trial in range(40):
