@@ -39,7 +39,7 @@ Where images mislead that measure, they have their own rules:
   (finetuner/dedup/surround.py); every other accepted pair of photographs must agree part by part too (`_block_look`:
   the median correlation of its textured 16-pixel blocks, finetuner/dedup/correlation.py `block_agreement`, at least
   surround.MIN_BLOCK_AGREEMENT; rule "blocks"). Two pictures can correlate as a whole through what they share around
-  them (a grainy mount, a vignette, a caption panel) while no part of the pictures agrees; a copy agrees in every
+  them (a grainy mount, a pixelated mat, a caption panel) while no part of the pictures agrees; a copy agrees in every
   part, a crop once refitted, a mirrored copy once compared mirrored;
 - last, every accepted pair must agree in colour up to one global colour edit (finetuner/dedup/colour.py: the grey
   thumbnails cannot tell a product from the same shot in another colour), on the 16x16 colour thumbnails aligned as
@@ -465,7 +465,7 @@ def _block_look(thumbs, trims, i, j, signals, aspect, stage, looked) -> np.ndarr
 def _mirrored_look(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: Best, q: int) -> bool:
     """Whether pair q, whose frames as they are passed but whose blocks disagree, passes on the mirrored views its
     signal names, blocks and all (kept in `best` where it does): a mirrored copy of a picture in a symmetric surround
-    (a grainy mat, a vignette) agrees unmirrored through it, and the verifier looked no further."""
+    (a grainy mount) agrees unmirrored through it, and the verifier looked no further."""
     p, r, _ = aligned_pair(thumbs, trims, i[q], j[q], signals[q], 1, aspect)
     sim, det = (float(x[0]) for x in evidence(p[None], r[None]))
     overlap, stretch = np.array([best.overlap[q]]), np.array([best.stretch[q]])
