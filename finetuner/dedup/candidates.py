@@ -194,10 +194,11 @@ def searched_candidates(
     return found
 
 
-# ...and, between photographs, each image's few nearest in hash bits, whatever they look like: where many images share
-# one frame (a quarter of the framed set in one white mat), the frame dominates the 16x16 look, and a copy cut 5% at
-# two sides, which its signal aligns a few percent off, looks less alike than other pictures in the same mat (0.92,
-# 34th of 48). Not between graphics: among twin designs (letters of many typefaces) hash bits favour look-alikes
+# Besides the candidates that look most alike, a crowded photograph keeps this many nearest in hash bits, whatever they
+# look like: where many images share one frame (a quarter of the framed set in one white mat), the frame dominates
+# the 16x16 look, and a copy cut 5% at two sides, which its signal aligns a few percent off, looks less alike than
+# other pictures in the same mat (0.92, 34th of 48). Not a crowded graphic: among twin designs (letters of many
+# typefaces) hash bits favour look-alikes
 HASH_NEAREST = 3
 
 
