@@ -178,6 +178,39 @@ def test_colour_fit_has_no_evidence_where_an_image_carries_no_colour() -> None:
     assert colour_fit(colourful, colourful * 0.5 + 5).min() > 0.99  # a global edit does
 
 
+def planes(cb: np.ndarray | float, cr: np.ndarray | float) -> np.ndarray:
+    """One 16x16 region's colour planes: a mid-grey luma ramp and the given chroma."""
+    luma = np.linspace(60.0, 200.0, 16)[None, :].repeat(16, axis=0)
+    return np.stack(np.broadcast_arrays(luma, cb, cr), axis=-1)[None]
+
+
+def test_a_side_without_colour_structure_is_held_to_the_others_mean_colour() -> None:
+    """A flat side (grey, or one tint throughout) fits a colourful one only where its mean colour is one edit of the
+    other's: it passed whatever its colour while the other side had some structure."""
+    rng = np.random.default_rng(4)
+    blues = planes(40 + rng.normal(0, 8, (16, 16)), -20 + rng.normal(0, 8, (16, 16)))  # a picture of blues
+    for flat in (planes(2.0, 40.0), planes(-30.0, -25.0)):  # maroon; green
+        assert colour_fit(blues, flat).item() < 0.3 and colour_fit(flat, blues).item() < 0.3
+    for flat in (planes(0.0, 0.0), planes(30.0, -15.0), planes(-6.0, 8.0)):  # grey; bluish; a faint warm tint
+        assert colour_fit(blues, flat).item() == colour_fit(flat, blues).item() == 1.0
+
+
+def test_a_flat_tinted_picture_is_no_copy_of_a_colourful_one_alike_in_grey() -> None:
+    grey = np.asarray(photo(5, (320, 240)).convert("L"), np.float32)
+    drift = np.linspace(-1.0, 1.0, 320)[None, :] * np.linspace(-1.0, 1.0, 240)[:, None]
+
+    def coloured(cb, cr) -> Image.Image:
+        ycc = np.stack(np.broadcast_arrays(grey, 128 + np.asarray(cb), 128 + np.asarray(cr)), axis=-1)
+        return Image.fromarray(np.clip(ycc, 0, 255).astype(np.uint8), "YCbCr").convert("RGB")
+
+    blues = coloured(35 + 15 * drift, -15 - 10 * drift)  # hues drifting from blue to cyan
+    verdict = decide(blues, coloured(0.0, 35.0))  # the same grey in one flat red
+    assert not verdict.accepted and verdict.rule == "colour", verdict
+    assert decide(blues, coloured(0.0, 35.0), VerifyRule(min_colour_fit=-1)).accepted  # grey alone links them
+    assert decide(blues, coloured(0.0, 0.0)).accepted  # a grey copy
+    assert decide(blues, coloured(6.0, -4.0)).accepted  # a grey copy faintly tinted
+
+
 def test_the_stage_keeps_a_shirt_apart_from_the_same_shot_in_blue(tmp_path: Path) -> None:
     rows: list[dict] = []
     red = product(0.02)
