@@ -139,8 +139,9 @@ __all__ = ["VERIFIER", "Verdict", "Verdicts", "VerifyRule", "best_signal", "veri
 # where no frame is shared in the aligned regions, over all of them (surround.blocks_apart), 40 a mirrored copy of a
 # picture framed symmetrically compared mirrored inside the frame, 41 every other pair of photographs compared block
 # by block too (`_block_look`), a mirrored copy that fails there compared mirrored, 42 a side without colour
-# structure held to the mean colour of one with (colour._fit)
-VERIFIER = 42
+# structure held to the mean colour of one with (colour._fit), 43 a frame colour the other image shows found nested
+# inside the frame (surround.nested_tones)
+VERIFIER = 43
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (searches.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6

@@ -248,6 +248,11 @@ def print_on_table(picture: Image.Image) -> Image.Image:
     return framed_print.rotate(3, Image.Resampling.BICUBIC, expand=True, fillcolor=(60, 60, 60))
 
 
+def without_nested_tones(monkeypatch) -> None:
+    """`nested_tones` off: what the other layers of the check do alone."""
+    monkeypatch.setattr("finetuner.dedup.surround.nested_tones", lambda region, frame, tones: np.zeros_like(frame))
+
+
 @pytest.mark.parametrize("seeds", [(0, 1), (2, 3), (4, 5), (6, 7)], ids=str)
 def test_different_pictures_on_turned_prints_are_not_copies(seeds, monkeypatch):
     """Two dim pictures on one kind of print agree through its bright border, which no rim tone reaches (the table
@@ -257,6 +262,7 @@ def test_different_pictures_on_turned_prints_are_not_copies(seeds, monkeypatch):
     verdict = verify(thumb(a), thumb(b), aspect=aspect)
     assert not verdict.accepted and verdict.rule == "frame" and verdict.similarity < 0.5, verdict
     monkeypatch.setattr("finetuner.dedup.surround.NESTED_TONE", 2.0)  # no second layer: the border is compared...
+    without_nested_tones(monkeypatch)
     assert not verify(thumb(a), thumb(b), aspect=aspect).accepted  # ...and the blocks inside it disagree
     monkeypatch.setattr("finetuner.dedup.surround.MIN_BLOCK_AGREEMENT", -1.0)
     without = verify(thumb(a), thumb(b), aspect=aspect)
@@ -357,7 +363,7 @@ def test_a_region_cut_from_a_print_shows_its_border_as_its_frame():
     assert np.nanmin(np.abs(colours[0] - 250)) < 6 and np.isnan(colours[1]).all()
 
 
-def test_a_border_inside_slivers_of_table_is_found_where_both_are_flat_and_alike():
+def test_a_border_inside_slivers_of_table_is_found_where_both_are_flat_and_alike(monkeypatch):
     """A crop of a print turned on a table keeps only slivers of the table at its edge: too little to lead to the
     print's border, which two dim pictures then share. Where the frames' colours find no shared frame, the flat
     parts both regions show alike are the frame (`flat_alike`), and inside them the pictures disagree."""
@@ -374,10 +380,39 @@ def test_a_border_inside_slivers_of_table_is_found_where_both_are_flat_and_alike
     assert not flat_alike(p, q, np.array([60.0])).any()  # of the frames' colours only: not a picture's flat parts
     assert np.isnan(inside_agreement(p, q, 60.0, 60.0)[0])  # the table alone: no shared frame
     colours = np.array([60.0, 249.0])  # the border's colour, from a region's own rim (verify._second_looks)
-    similarity, detail, left_out = inside_agreement(p, q, colours, 60.0)
+    assert inside_agreement(p, q, colours, 60.0)[0] < 0.5  # the border found nested in the table (`nested_tones`)...
+    without_nested_tones(monkeypatch)
+    similarity, detail, left_out = inside_agreement(p, q, colours, 60.0)  # ...or where both are flat and alike
     assert similarity < 0.5 and np.isnan(detail) and left_out > 0.3
     copy = p + rng.normal(0, 1, p.shape).astype(np.float32)
     assert inside_agreement(p, copy, colours, 60.0)[0] > 0.95
+
+
+def print_region(seed: int, border_at_edge: bool) -> np.ndarray:
+    """An aligned region of a turned print: the table at its rim, a grainy white border behind a blended line, a dim
+    picture inside; with `border_at_edge`, the border reaches the region's right edge (no table there)."""
+    rng = np.random.default_rng(seed)
+    region = np.full((64, 64), 60.0, np.float32)
+    region[4:60, 4:60] = rng.normal(249, 2.5, (56, 56))
+    region[3, 3:61] = region[60, 3:61] = region[3:61, 3] = region[3:61, 60] = 150.0
+    region[12:52, 12:52] = blur_each(rng.normal(60, 25, (1, 40, 40)).astype(np.float32), 1.5)[0]
+    if border_at_edge:
+        region[4:60, 60:] = rng.normal(249, 2.5, (56, 4))
+    return region
+
+
+def test_a_frame_colour_the_other_image_shows_is_found_nested_inside_the_frame(monkeypatch):
+    """One region's rim shows the print's border, the other's only the table around it: the border's colour, looked
+    for in both, is found in the second as a layer just inside its table (`nested_tones`), though its grain and the
+    blended line leave `inner_layer` nothing. Left in, the two dim pictures agreed through the border."""
+    p, q = print_region(1, border_at_edge=False), print_region(2, border_at_edge=True)
+    assert not inner_layer(p, frame_mask(p, 60.0)).any() and not frame_mask(p, 249.0).any()
+    tones_q = np.array([60.0, 249.0])
+    assert inside_agreement(p, q, 60.0, tones_q)[0] < 0.5
+    copy = p + np.random.default_rng(5).normal(0, 1, p.shape).astype(np.float32)
+    assert inside_agreement(p, copy, 60.0, tones_q)[0] > 0.95
+    without_nested_tones(monkeypatch)
+    assert inside_agreement(p, q, 60.0, tones_q)[0] > 0.9
 
 
 def grainy(image: Image.Image, seed: int) -> Image.Image:
@@ -425,11 +460,14 @@ def test_block_agreement_counts_the_textured_blocks_inside():
 @pytest.mark.parametrize("seeds", [(2, 3), (4, 5), (6, 7), (10, 11)], ids=str)
 def test_different_textures_on_matted_prints_disagree_block_by_block(seeds, monkeypatch):
     """A white mat around each print leaves the print's border, turned, inside what is compared: its edges agree, and
-    over the whole inside two textures correlated at 0.9. Their blocks do not."""
+    over the whole inside two textures correlated at 0.9. Their blocks do not; and the border, of the mat's white,
+    is found inside the table (`nested_tones`)."""
     a, b = (matted(print_on_table(textured(seed))) for seed in seeds)
     aspect = (a.width / a.height,) * 2
     verdict = verify(thumb(a), thumb(b), aspect=aspect)
     assert not verdict.accepted and verdict.rule == "frame" and verdict.similarity < MIN_BLOCK_AGREEMENT, verdict
+    without_nested_tones(monkeypatch)  # the print's border, white as the mat trimmed away, is a layer in the table
+    assert not verify(thumb(a), thumb(b), aspect=aspect).accepted  # the blocks alone
     monkeypatch.setattr("finetuner.dedup.surround.MIN_BLOCK_AGREEMENT", -1.0)
     without = verify(thumb(a), thumb(b), aspect=aspect)
     assert without.accepted and without.rule == "frame", without
