@@ -53,11 +53,12 @@ def colour_planes(rgb: np.ndarray) -> np.ndarray:
     return np.asarray(rgb, np.float32) @ _YCC.T
 
 
-def colour_fit(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def colour_fit(a: np.ndarray, b: np.ndarray, tones: bool = True) -> np.ndarray:
     """Per pair of aligned regions' colour planes (n, 16, 16, 3), the share of chroma one global colour edit
     explains, the better of b's from a's and a's from b's. Measured inside a one-pixel rim (a thin coloured border,
     the alignment's edges), and, like the grey evidence, also without a caption band at the top or the bottom
-    (finetuner/dedup/correlation.py BAND); the best of the three counts."""
+    (finetuner/dedup/correlation.py BAND); the best of the three counts. Without `tones`, no toned copy passes as one:
+    the share one colour edit explains, the evidence alone."""
     u = a[:, :, 1:-1, 1] + 1j * a[:, :, 1:-1, 2]
     v = b[:, :, 1:-1, 1] + 1j * b[:, :, 1:-1, 2]
     rows = {  # per row: the moments of the pixels
@@ -74,6 +75,7 @@ def colour_fit(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     sums = [{k: m[:, lo:hi].sum(axis=1) for k, m in rows.items()} for lo, hi in parts]
     # only an image of one hue can be toned: the tone's moments for those pairs alone (a few in a collection)
     one = np.flatnonzero(np.any([(_hues(s, "u") >= ONE_HUE) | (_hues(s, "v") >= ONE_HUE) for s in sums], axis=0))
+    one = one if tones else one[:0]
     tone_rows = {**_tone_moments("u", u[one], a[one, :, 1:-1, 0]), **_tone_moments("v", v[one], b[one, :, 1:-1, 0])}
     fits = []
     for (lo, hi), part in zip(parts, sums):

@@ -140,8 +140,9 @@ __all__ = ["VERIFIER", "Verdict", "Verdicts", "VerifyRule", "best_signal", "veri
 # picture framed symmetrically compared mirrored inside the frame, 41 every other pair of photographs compared block
 # by block too (`_block_look`), a mirrored copy that fails there compared mirrored, 42 a side without colour
 # structure held to the mean colour of one with (colour._fit), 43 a frame colour the other image shows found nested
-# inside the frame (surround.nested_tones)
-VERIFIER = 43
+# inside the frame (surround.nested_tones), 44 inside a frame below min_similarity, colours must fit without the toned
+# allowance (_toned_in_frame)
+VERIFIER = 44
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (searches.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6
@@ -285,6 +286,7 @@ def verify_pairs(
         looked = np.flatnonzero(accepted)
         colour[looked] = _colour_look(thumbs, colours, trims, i, j, signals, aspect, best.stage, flat, looked)
         _colour_verdicts(colour, looked, rule.min_colour_fit, accepted, rules, how)
+        _toned_in_frame(thumbs, colours, trims, i, j, signals, aspect, best, flat, rule, accepted, rules, how)
     how = turned.noted(how)
     return Verdicts(accepted, rules, np.round(sim, 4), np.round(det, 4), np.round(overlap, 4), how, np.round(colour, 4))
 
@@ -317,10 +319,28 @@ def _colour_verdicts(
         how[q] = f"{how[q]}; colours differ ({colour[q]:.2f} of chroma explained by one colour edit)"
 
 
-def _colour_look(thumbs, colours, trims, i, j, signals, aspect, stage, flat, looked) -> np.ndarray:
+def _toned_in_frame(thumbs, colours, trims, i, j, signals, aspect, best: Best, flat, rule: VerifyRule, *verdicts):
+    """Reject, in place (`verdicts`: accepted, rules, how), the accepted pairs compared inside a frame below the
+    verifier's own similarity (the surround check's MIN_INSIDE_SIMILARITY is lower) whose colours agree only as a
+    toned copy's: the colour check's allowance for a toned copy is no evidence of one, and the grey must then carry
+    the pair at `min_similarity`, as a pair outside a frame does. On the framed set a wallpaper of one muted purple-red
+    hue, its colour following its brightness, passed as a toned copy of a pastel one whose grey agreed with it inside
+    the disc at 0.87-0.88 (3 pairs, joining the two pictures' 26 images)."""
+    accepted, rules, how = verdicts
+    lenient = np.flatnonzero(accepted & (rules == "frame") & (best.sim < rule.min_similarity))
+    if not len(lenient):
+        return
+    untoned = _colour_look(thumbs, colours, trims, i, j, signals, aspect, best.stage, flat, lenient, tones=False)
+    for q in lenient[untoned < rule.min_colour_fit].tolist():
+        accepted[q], rules[q] = False, "colour"
+        how[q] = f"{how[q]}; colours agree only as a toned copy's, and inside the frame at {best.sim[q]:.2f}"
+
+
+def _colour_look(thumbs, colours, trims, i, j, signals, aspect, stage, flat, looked, tones=True) -> np.ndarray:
     """The colour check's share explained for the pairs `looked`, aligned as the grey verdict placed them (low-detail
     pairs: the whole frames, as they are or mirrored, whichever agrees better), COLOUR_CHUNK pairs at a time. Pairs
-    compared as their frames are (most: re-encodes, rescales, tone changes) take each image's trimmed content."""
+    compared as their frames are (most: re-encodes, rescales, tone changes) take each image's trimmed content.
+    `tones`: as `colour_fit`'s."""
     fit = np.zeros(len(looked))
     for s in range(0, len(looked), COLOUR_CHUNK):
         part = looked[s : s + COLOUR_CHUNK]
@@ -340,10 +360,10 @@ def _colour_look(thumbs, colours, trims, i, j, signals, aspect, stage, flat, loo
             x, y, q = int(i[part[n]]), int(j[part[n]]), part[n]
             p, r = aligned_colours(thumbs, enlarged, trims, x, y, signals[q], int(stage[q]), aspect)
             a[n], b[n] = resized(p, side), resized(r, side)
-        fit[s : s + len(part)] = colour_fit(a, b)
+        fit[s : s + len(part)] = colour_fit(a, b, tones)
         mirrored = np.flatnonzero(flat[part])  # low-detail pairs: as they are or mirrored
         if len(mirrored):
-            turned = colour_fit(a[mirrored], b[mirrored][:, :, ::-1])
+            turned = colour_fit(a[mirrored], b[mirrored][:, :, ::-1], tones)
             fit[s + mirrored] = np.maximum(fit[s + mirrored], turned)
     return fit
 

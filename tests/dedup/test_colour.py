@@ -18,9 +18,11 @@ from finetuner.dedup.hashing import hash_images
 from finetuner.dedup.searches import _colour_contents, _hue_turn
 from finetuner.dedup.verify import VerifyRule, verify
 from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
+from tests.dedup.test_surround import disc, soft
 from tests.tasks.test_dedup import COLUMNS, add_image
 
 WIDE = (4 / 3, 4 / 3)
+SQUARE = (1.0, 1.0)
 
 
 def product(hue: float, seed: int = 3) -> Image.Image:
@@ -46,10 +48,10 @@ def hue_turned(image: Image.Image, degrees: float) -> Image.Image:
     return Image.merge("HSV", (h.point(lambda k: (k + turn) % 256), s, v)).convert("RGB")
 
 
-def decide(a: Image.Image, b: Image.Image, rule: VerifyRule | None = None):
+def decide(a: Image.Image, b: Image.Image, rule: VerifyRule | None = None, aspect: tuple[float, float] = WIDE):
     batch = hash_images([a, b], ["phash"])
     rule = rule or VerifyRule()
-    return verify(batch.thumbs[0], batch.thumbs[1], rule, WIDE, colours=(batch.colours[0], batch.colours[1]))
+    return verify(batch.thumbs[0], batch.thumbs[1], rule, aspect, colours=(batch.colours[0], batch.colours[1]))
 
 
 def sepia(image: Image.Image) -> Image.Image:
@@ -209,6 +211,36 @@ def test_a_flat_tinted_picture_is_no_copy_of_a_colourful_one_alike_in_grey() -> 
     assert decide(blues, coloured(0.0, 35.0), VerifyRule(min_colour_fit=-1)).accepted  # grey alone links them
     assert decide(blues, coloured(0.0, 0.0)).accepted  # a grey copy
     assert decide(blues, coloured(6.0, -4.0)).accepted  # a grey copy faintly tinted
+
+
+def in_hues(grey: np.ndarray, several: bool) -> Image.Image:
+    """A grey picture coloured: with several hues (turning across it), or with one muted purple-red whose colour
+    follows its brightness, as a toned copy's does."""
+    if several:
+        hue = np.linspace(0, 150, grey.shape[1])[None, :].repeat(grey.shape[0], axis=0)
+        hsv = np.stack([hue, np.full_like(grey, 110), grey], axis=-1).astype(np.uint8)
+        return Image.fromarray(hsv, "HSV").convert("RGB")
+    return Image.fromarray(np.clip(np.stack([grey * 1.12 + 10, grey * 0.8, grey + 6], -1), 0, 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize(("seeds", "mix"), [((1, 2), 0.4), ((3, 4), 0.3), ((5, 6), 0.5), ((7, 8), 0.4)], ids=str)
+def test_inside_a_frame_colours_agreeing_only_as_a_toned_copys_leave_the_grey_at_the_verifiers_bar(
+    seeds, mix, monkeypatch
+):
+    """Two pictures in one disc whose grey agrees inside it at 0.85-0.93 (the surround check's bar, not the
+    verifier's), one of several hues, the other of one muted hue that follows its brightness: the colour check
+    takes the second for a toned copy of the first, which is no evidence of one."""
+    first, second = (np.asarray(soft(seed).convert("L"), np.float32) for seed in seeds)
+    a, b = disc(in_hues(first, several=True)), disc(in_hues((1 - mix) * first + mix * second, several=False))
+    verdict = decide(a, b, aspect=SQUARE)
+    assert not verdict.accepted and verdict.rule == "colour" and "toned copy" in verdict.transform, verdict
+    assert 0.85 <= verdict.similarity < 0.93
+    monkeypatch.setattr("finetuner.dedup.verify._toned_in_frame", lambda *args: None)
+    without = decide(a, b, aspect=SQUARE)
+    assert without.accepted and without.rule == "frame" and without.colour == 1.0, without
+    sepia_copy = disc(Image.fromarray(css_sepia(in_hues(first, several=True)).astype(np.uint8)))
+    monkeypatch.undo()
+    assert decide(a, sepia_copy, aspect=SQUARE).accepted  # a toned copy agrees as a copy does
 
 
 def test_the_stage_keeps_a_shirt_apart_from_the_same_shot_in_blue(tmp_path: Path) -> None:
