@@ -396,11 +396,9 @@ def margin(verified: Verified, config: VerifyConfig) -> np.ndarray:
     flat = v.similarity - (1.0 - config.flat_max_difference / 255.0)
     colour = np.asarray(v.colour, np.float64) - config.min_colour_fit
     blocks = v.similarity - MIN_BLOCK_AGREEMENT  # a pair refused by its blocks has their agreement as its similarity
-    return np.select(
-        [v.rule == "low-detail", v.rule == "shape", v.rule == "frame", v.rule == "colour", v.rule == "blocks"],
-        [flat, shape, inside, colour, blocks],
-        aligned,
-    )
+    toned = v.similarity - config.min_similarity  # inside a frame, held to the verifier's own bar
+    rules = ["low-detail", "shape", "frame", "colour", "blocks", "toned"]
+    return np.select([v.rule == r for r in rules], [flat, shape, inside, colour, blocks, toned], aligned)
 
 
 def nearest_rejected(verified: Verified, config: VerifyConfig) -> np.ndarray:

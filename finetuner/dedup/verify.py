@@ -320,19 +320,19 @@ def _colour_verdicts(
 
 
 def _toned_in_frame(thumbs, colours, trims, i, j, signals, aspect, best: Best, flat, rule: VerifyRule, *verdicts):
-    """Reject, in place (`verdicts`: accepted, rules, how), the accepted pairs compared inside a frame below the
-    verifier's own similarity (the surround check's MIN_INSIDE_SIMILARITY is lower) whose colours agree only as a
-    toned copy's: the colour check's allowance for a toned copy is no evidence of one, and the grey must then carry
-    the pair at `min_similarity`, as a pair outside a frame does. On the framed set a wallpaper of one muted purple-red
-    hue, its colour following its brightness, passed as a toned copy of a pastel one whose grey agreed with it inside
-    the disc at 0.87-0.88 (3 pairs, joining the two pictures' 26 images)."""
+    """Reject, in place (`verdicts`: accepted, rules, how), as rule "toned", the accepted pairs compared inside a frame
+    below the verifier's own similarity (the surround check's MIN_INSIDE_SIMILARITY is lower) whose colours agree only
+    as a toned copy's: the colour check's allowance for a toned copy is no evidence of one, and the grey must then
+    carry the pair at `min_similarity`, as a pair outside a frame does. On the framed set a wallpaper of one muted
+    purple-red hue, its colour following its brightness, passed as a toned copy of a pastel one whose grey agreed with
+    it inside the disc at 0.87-0.88 (3 pairs, joining the two pictures' 26 images)."""
     accepted, rules, how = verdicts
     lenient = np.flatnonzero(accepted & (rules == "frame") & (best.sim < rule.min_similarity))
     if not len(lenient):
         return
     untoned = _colour_look(thumbs, colours, trims, i, j, signals, aspect, best.stage, flat, lenient, tones=False)
     for q in lenient[untoned < rule.min_colour_fit].tolist():
-        accepted[q], rules[q] = False, "colour"
+        accepted[q], rules[q] = False, "toned"
         how[q] = f"{how[q]}; colours agree only as a toned copy's, and inside the frame at {best.sim[q]:.2f}"
 
 

@@ -11,12 +11,13 @@ import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
 from finetuner.common.stage import write_csv
-from finetuner.config import parse_params
+from finetuner.config import VerifyConfig, parse_params
 from finetuner.dedup import stage as dedup
+from finetuner.dedup.candidates import Verified, margin
 from finetuner.dedup.colour import colour_fit, colour_planes
 from finetuner.dedup.hashing import hash_images
 from finetuner.dedup.searches import _colour_contents, _hue_turn
-from finetuner.dedup.verify import VerifyRule, verify
+from finetuner.dedup.verify import Verdicts, VerifyRule, verify
 from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
 from tests.dedup.test_surround import disc, soft
 from tests.tasks.test_dedup import COLUMNS, add_image
@@ -233,11 +234,21 @@ def test_inside_a_frame_colours_agreeing_only_as_a_toned_copys_leave_the_grey_at
     first, second = (np.asarray(soft(seed).convert("L"), np.float32) for seed in seeds)
     a, b = disc(in_hues(first, several=True)), disc(in_hues((1 - mix) * first + mix * second, several=False))
     verdict = decide(a, b, aspect=SQUARE)
-    assert not verdict.accepted and verdict.rule == "colour" and "toned copy" in verdict.transform, verdict
+    assert not verdict.accepted and verdict.rule == "toned" and "toned copy" in verdict.transform, verdict
     assert 0.85 <= verdict.similarity < 0.93
     monkeypatch.setattr("finetuner.dedup.verify._toned_in_frame", lambda *args: None)
     without = decide(a, b, aspect=SQUARE)
     assert without.accepted and without.rule == "frame" and without.colour == 1.0, without
+    refused = Verdicts(
+        np.array([False]),
+        np.array(["toned"], dtype=object),
+        np.array([verdict.similarity]),
+        np.array([0.9]),
+        np.array([1.0]),
+        np.array([""], dtype=object),
+    )
+    found = Verified(np.array([0]), np.array([1]), np.array(["full~full"]), np.array([3]), refused)
+    assert margin(found, VerifyConfig())[0] == pytest.approx(verdict.similarity - 0.93)  # short of the verifier's bar
     sepia_copy = disc(Image.fromarray(css_sepia(in_hues(first, several=True)).astype(np.uint8)))
     monkeypatch.undo()
     assert decide(a, sepia_copy, aspect=SQUARE).accepted  # a toned copy agrees as a copy does
