@@ -43,7 +43,8 @@ Where images mislead that measure, they have their own rules:
   part, a crop once refitted, a mirrored copy once compared mirrored;
 - last, every accepted pair must agree in colour up to one global colour edit (finetuner/dedup/colour.py: the grey
   thumbnails cannot tell a product from the same shot in another colour), on the 16x16 colour thumbnails aligned as
-  the grey ones were.
+  the grey ones were; a pair the surround check passed below `min_similarity` must agree without the allowance for a
+  toned copy, which is no evidence of one (`_toned_in_frame`, rule "toned").
 
 `verify_pairs` does the cheap steps for all pairs at once (numpy) and the search only where it can matter: the frames
 as they are here, the searches beyond them in finetuner/dedup/searches.py, the thresholds and verdicts in
