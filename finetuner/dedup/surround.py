@@ -191,9 +191,16 @@ def frame_mask(region: np.ndarray, colour: float) -> np.ndarray:
     neighbours plain too, so texture of a similar grey does not count, or inside a run of THIN_RUN plain pixels in a
     row or a column: an app window's canvas between its title bar and the picture) connected to the region's
     border."""
-    _, labels = cv2.connectedComponents(_solid(region, colour), connectivity=4)
-    rim = np.unique(np.r_[labels[0], labels[-1], labels[:, 0], labels[:, -1]])
-    return np.isin(labels, rim[rim > 0])
+    border = np.ones(np.shape(region), bool)
+    border[1:-1, 1:-1] = False
+    return _pieces(_solid(region, colour), border)
+
+
+def _pieces(solid: np.ndarray, reaching: np.ndarray) -> np.ndarray:
+    """The 4-connected pieces of `solid` (uint8, `_solid`) with a pixel where `reaching` holds."""
+    _, labels = cv2.connectedComponents(solid, connectivity=4)
+    touching = np.unique(labels[reaching])
+    return np.isin(labels, touching[touching > 0])
 
 
 def _solid(region: np.ndarray, colour: float) -> np.ndarray:
@@ -228,10 +235,7 @@ def inner_layer(region: np.ndarray, frame: np.ndarray) -> np.ndarray:
         return none
     window = np.arange(max(peak - 1, 0), min(peak + 2, 256))
     tone = float((counts[window] * window).sum() / counts[window].sum())
-    solid = _solid(grey, tone)
-    _, labels = cv2.connectedComponents(solid, connectivity=4)
-    touching = np.unique(labels[band & (solid > 0)])
-    return np.isin(labels, touching[touching > 0])
+    return _pieces(_solid(grey, tone), band)
 
 
 def inside_agreement(
@@ -355,9 +359,4 @@ def nested_tones(region: np.ndarray, frame: np.ndarray, tones: list[float]) -> n
     `inner_layer` reads."""
     grey = np.asarray(region, np.float32)
     near = cv2.dilate(frame.astype(np.uint8), np.ones((2 * LAYER_BAND[1] + 1,) * 2, np.uint8)).astype(bool)
-    out = np.zeros(frame.shape, bool)
-    for tone in tones:
-        _, labels = cv2.connectedComponents(_solid(grey, tone), connectivity=4)
-        touching = np.unique(labels[near])
-        out |= np.isin(labels, touching[touching > 0])
-    return out
+    return np.logical_or.reduce([_pieces(_solid(grey, tone), near) for tone in tones] + [np.zeros(frame.shape, bool)])
