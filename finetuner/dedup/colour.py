@@ -53,12 +53,14 @@ def colour_planes(rgb: np.ndarray) -> np.ndarray:
     return np.asarray(rgb, np.float32) @ _YCC.T
 
 
-def colour_fit(a: np.ndarray, b: np.ndarray, tones: bool = True) -> np.ndarray:
+def colour_fit(a: np.ndarray, b: np.ndarray, tones: bool = True, both_ways: bool = False) -> np.ndarray:
     """Per pair of aligned regions' colour planes (n, 16, 16, 3), the share of chroma one global colour edit
     explains, the better of b's from a's and a's from b's. Measured inside a one-pixel rim (a thin coloured border,
     the alignment's edges), and, like the grey evidence, also without a caption band at the top or the bottom
     (finetuner/dedup/correlation.py BAND); the best of the three counts. Without `tones`, no toned copy passes as one:
-    the share one colour edit explains, the evidence alone."""
+    the share one colour edit explains, the evidence alone. With `both_ways` (low-detail pairs, whose grey says
+    nothing), two regions without colour structure must each be one edit of the other's mean colour: one way only, a
+    pale blue passes as a vivid red made grey and tinted within MAX_SHIFT, though no edit takes the blue to the red."""
     u = a[:, :, 1:-1, 1] + 1j * a[:, :, 1:-1, 2]
     v = b[:, :, 1:-1, 1] + 1j * b[:, :, 1:-1, 2]
     rows = {  # per row: the moments of the pixels
@@ -84,7 +86,7 @@ def colour_fit(a: np.ndarray, b: np.ndarray, tones: bool = True) -> np.ndarray:
         means.update({k: part[k][one] / pixels for k in ("u", "v", "uu", "vv", "|u|", "|v|")})
         tone_u, tone_v = np.zeros(len(u), bool), np.zeros(len(u), bool)
         tone_u[one], tone_v[one] = _tone(means, "u"), _tone(means, "v")
-        fits.append(_fit(part, pixels, tone_u, tone_v))
+        fits.append(_fit(part, pixels, tone_u, tone_v, both_ways))
     return np.max(fits, axis=0)
 
 
@@ -93,7 +95,9 @@ def _hues(sums: dict[str, np.ndarray], c: str) -> np.ndarray:
     return np.abs(sums[c]) / np.maximum(sums[f"|{c}|"], 1e-12)
 
 
-def _fit(sums: dict[str, np.ndarray], pixels: int, tone_u: np.ndarray, tone_v: np.ndarray) -> np.ndarray:
+def _fit(
+    sums: dict[str, np.ndarray], pixels: int, tone_u: np.ndarray, tone_v: np.ndarray, both_ways: bool = False
+) -> np.ndarray:
     """`colour_fit` of regions given their pixel sums, and whether each side's chroma is a tone's (`_tone`)."""
     m = {k: s / pixels for k, s in sums.items()}
     spread_u, spread_v = m["uu"] - np.abs(m["u"]) ** 2, m["vv"] - np.abs(m["v"]) ** 2
@@ -112,7 +116,7 @@ def _fit(sums: dict[str, np.ndarray], pixels: int, tone_u: np.ndarray, tone_v: n
     share = np.where(toned, 1.0, share)
     # neither with structure (plain or grey frames, perhaps tinted): either mean colour the other's so edited (a red
     # card is not a green one)
-    gap = np.minimum(_off_cone(m["u"], m["v"]), _off_cone(m["v"], m["u"]))
+    gap = (np.maximum if both_ways else np.minimum)(_off_cone(m["u"], m["v"]), _off_cone(m["v"], m["u"]))
     # a toned copy of a picture of one hue: their mean colours one turn of at most MAX_TURN apart, with no shift (a
     # shift of MAX_SHIFT takes a red object to a purple one)
     share = np.where((toned_u | toned_v) & ~toned & (gap <= 0.0), 1.0, share)

@@ -17,7 +17,9 @@ copy in one of two ways:
 On the photo benches (benchmarks/bench_dedup_quality.py) the shading match found a smooth wallpaper's copies at
 JPEG quality 15, at contrast x0.6, cropped 10% on each side or on one, in a white letterbox and toned sepia, which the
 pixel match missed, and it matched none of the 9,423 pairs of two different low-detail images there (synthetic smooth
-negatives, wallpapers, their letterboxed copies). Pure numpy and OpenCV on the 64x64 grey thumbnails, about 0.2 ms a
+negatives, wallpapers, their letterboxed copies). Colour decides these pairs (finetuner/dedup/verify.py: the colour
+check compares the regions the match compared, inside bars where it took the content, each way, and holds them to
+LOW_DETAIL_COLOUR_FIT). Pure numpy and OpenCV on the 64x64 grey thumbnails, about 0.2 ms a
 shaded pair on one core.
 """
 
@@ -56,15 +58,16 @@ def low_detail_verdicts(
     trims: np.ndarray | None = None,
     signals: np.ndarray | None = None,
     aspect: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(accepted, similarity, overlap, how) of the low-detail pairs (thumbs[i], thumbs[j]): the pixel match, then
-    the shading match for the shaded pairs the pixel match refused, on the frames and, where `trims` (top, bottom,
-    left, right per image, finetuner/dedup/views.py) strip bars or a mat from either, on the contents inside them,
-    and with `signals` (each pair's proposing view pair, "left90~full") on those views (`aspect`: the images' width /
-    height, which places a square view). Similarity is 1 - the mean grey difference / 255 (the shading match's: its
-    residual), overlap the share of each frame (or content) the match compares."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(accepted, similarity, overlap, how, inside) of the low-detail pairs (thumbs[i], thumbs[j]): the pixel match,
+    then the shading match for the shaded pairs the pixel match refused, on the frames and, where `trims` (top,
+    bottom, left, right per image, finetuner/dedup/views.py) strip bars or a mat from either, on the contents inside
+    them, and with `signals` (each pair's proposing view pair, "left90~full") on those views (`aspect`: the images'
+    width / height, which places a square view). Similarity is 1 - the mean grey difference / 255 (the shading
+    match's: its residual), overlap the share of each frame (or content) the match compares, inside (n, 2) whether
+    it compared each image's content inside its bars (the colour check compares the same regions)."""
     accepted, difference = np.zeros(len(i), bool), np.zeros(len(i))
-    how, overlap = np.empty(len(i), dtype=object), np.ones(len(i))
+    how, overlap, inside = np.empty(len(i), dtype=object), np.ones(len(i)), np.zeros((len(i), 2), bool)
     for s in range(0, len(i), CHUNK):
         part = slice(s, s + CHUNK)
         a, b = thumbs[i[part]].astype(np.float32), thumbs[j[part]].astype(np.float32)
@@ -74,10 +77,11 @@ def low_detail_verdicts(
         if len(shaded) == 0:
             continue
         proposed = None if signals is None else np.asarray(signals, dtype=object)[shaded]
-        ok, residual, share, what = _shading_match(thumbs, i[shaded], j[shaded], rule, trims, proposed, aspect)
-        accepted[shaded[ok]], difference[shaded[ok]], overlap[shaded[ok]] = True, residual[ok], share[ok]
-        how[shaded[ok]] = what[ok]
-    return accepted, 1.0 - difference / 255.0, overlap, how
+        found = _shading_match(thumbs, i[shaded], j[shaded], rule, trims, proposed, aspect)
+        ok = found.matched
+        accepted[shaded[ok]], difference[shaded[ok]], overlap[shaded[ok]] = True, found.residual[ok], found.overlap[ok]
+        how[shaded[ok]], inside[shaded[ok]] = found.how[ok], found.inside[ok]
+    return accepted, 1.0 - difference / 255.0, overlap, how, inside
 
 
 def _pixel_match(a: np.ndarray, b: np.ndarray, rule: VerifyRule) -> tuple[np.ndarray, ...]:
@@ -108,12 +112,12 @@ def _shading_match(
     trims: np.ndarray | None,
     signals: np.ndarray | None = None,
     aspect: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(matched, residual, overlap, how) per pair: the best of the tries that passes, else the best try. A try takes
-    each image's frame or its content inside its bars (where `trims` strip any: a smooth picture's edge can pass for a
-    bar, so its frame is tried too), one of them whole and the other whole or centre-cropped, mirrored or not; and,
-    with `signals`, the two views the candidate search proposed the pair by (a crop on one side: `align.signal_boxes`,
-    placed with the images' `aspect` ratios)."""
+) -> _Found:
+    """Per pair (`_Found`: matched, residual, overlap, how, inside), the best of the tries that passes, else the best
+    try. A try takes each image's frame or its content inside its bars (where `trims` strip any: a smooth picture's
+    edge can pass for a bar, so its frame is tried too), one of them whole and the other whole or centre-cropped,
+    mirrored or not; and, with `signals`, the two views the candidate search proposed the pair by (a crop on one side:
+    `align.signal_boxes`, placed with the images' `aspect` ratios)."""
     images, inverse = np.unique(np.r_[i, j], return_inverse=True)
     a, b = np.split(inverse.ravel(), 2)
     whole = np.tile([0, THUMB, 0, THUMB], (len(images), 1))
@@ -133,10 +137,11 @@ def _shading_match(
         for (va, vb), mirror in ((t, m) for t in tries for m in (False, True)):
             near, ok, residual, gain = _tone_fit(framed[inside_a], framed[inside_b], a, b, rows, va, vb, mirror, rule)
             seen = f"{_view_name(va, inside_a)} of a = {_view_name(vb, inside_b)} of b{', mirrored' if mirror else ''}"
-            found.offer(near, ok, residual, gain, CROPS[max(va, vb) - 1] ** 2 if va or vb else 1.0, seen)
+            share = CROPS[max(va, vb) - 1] ** 2 if va or vb else 1.0
+            found.offer(near, ok, residual, gain, share, seen, (inside_a, inside_b))
     if signals is not None:
         _offer_proposed(found, thumbs, i, j, signals, aspect, rule)
-    return found.matched, found.residual, found.overlap, found.how
+    return found
 
 
 def _offer_proposed(found: _Found, thumbs, i, j, signals, aspect, rule: VerifyRule) -> None:
@@ -181,16 +186,18 @@ def _tone_fit(first, second, a, b, rows, va: int, vb: int, mirror: bool, rule: V
 
 
 class _Found:
-    """Per pair, the best try so far: the lowest residual among those that pass, else among all."""
+    """Per pair, the best try so far: the lowest residual among those that pass, else among all; `inside`: whether it
+    took each image's content inside its bars (else its frame)."""
 
     def __init__(self, n: int):
         self.residual, self.matched = np.full(n, np.inf), np.zeros(n, bool)
         self.overlap, self.how = np.ones(n), np.full(n, "", dtype=object)
+        self.inside = np.zeros((n, 2), bool)
 
-    def offer(self, near, ok, residual, gain, overlap, seen) -> None:
+    def offer(self, near, ok, residual, gain, overlap, seen, inside=(False, False)) -> None:
         better = (ok & ~self.matched[near]) | ((ok == self.matched[near]) & (residual < self.residual[near]))
         at = near[better]
-        self.residual[at], self.matched[at] = residual[better], ok[better]
+        self.residual[at], self.matched[at], self.inside[at] = residual[better], ok[better], inside
         self.overlap[at] = np.broadcast_to(overlap, near.shape)[better]
         seen = np.broadcast_to(np.asarray(seen, dtype=object), near.shape)[better]
         self.how[at] = [

@@ -109,6 +109,11 @@ from finetuner.dedup.views import (
     view_hashes,
 )
 
+# Two near-blank frames agree in grey whatever they show, so their colours carry the pair: one copy's colour edit must
+# explain this share of them (colour.py scores 1 within the edit's allowance, falling as the square of the gap past
+# it: 0.8 is 12% past it), not only `min_colour_fit`'s
+LOW_DETAIL_COLOUR_FIT = 0.8
+
 __all__ = ["VERIFIER", "Verdict", "Verdicts", "VerifyRule", "best_signal", "verify", "verify_pairs"]
 
 # Bump VERIFIER when verdicts change for the same thresholds (cached verdicts are then recomputed): 2 shape check,
@@ -142,8 +147,9 @@ __all__ = ["VERIFIER", "Verdict", "Verdicts", "VerifyRule", "best_signal", "veri
 # by block too (`_block_look`), a mirrored copy that fails there compared mirrored, 42 a side without colour
 # structure held to the mean colour of one with (colour._fit), 43 a frame colour the other image shows found nested
 # inside the frame (surround.nested_tones), 44 inside a frame below min_similarity, colours must fit without the toned
-# allowance (_toned_in_frame)
-VERIFIER = 44
+# allowance (_toned_in_frame), 45 low-detail pairs' colours compared over the regions their match compared, each way,
+# and held to LOW_DETAIL_COLOUR_FIT
+VERIFIER = 45
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (searches.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6
@@ -277,16 +283,20 @@ def verify_pairs(
     rules = np.where(flat, "low-detail", "aligned").astype(object)
     judged = np.flatnonzero(accepted & ~flat)
     _second_looks(thumbs, trims, i, j, signals, aspect, rule, best, judged, accepted, rules, how)
+    inside = np.zeros((k, 2), bool)  # low-detail pairs: whether the match took each image's content inside its bars
     if flat.any():
-        accepted[flat], sim[flat], overlap[flat], how[flat] = low_detail_verdicts(
+        accepted[flat], sim[flat], overlap[flat], how[flat], inside[flat] = low_detail_verdicts(
             thumbs, i[flat], j[flat], rule, trims, np.asarray(signals, dtype=object)[flat], aspect
         )
         det[flat] = 0.0
     colour = np.full(k, np.nan)
     if colours is not None and rule.min_colour_fit > -1:
         looked = np.flatnonzero(accepted)
-        colour[looked] = _colour_look(thumbs, colours, trims, i, j, signals, aspect, best.stage, flat, looked)
+        colour[looked] = _colour_look(thumbs, colours, trims, i, j, signals, aspect, best.stage, flat, looked, inside)
         _colour_verdicts(colour, looked, rule.min_colour_fit, accepted, rules, how)
+        # two near-blank frames agree in grey whatever they show: their colours must agree within one copy's edit
+        low_detail_fit = max(rule.min_colour_fit, LOW_DETAIL_COLOUR_FIT)
+        _colour_verdicts(colour, looked[flat[looked] & accepted[looked]], low_detail_fit, accepted, rules, how)
         _toned_in_frame(thumbs, colours, trims, i, j, signals, aspect, best, flat, rule, accepted, rules, how)
     how = turned.noted(how)
     return Verdicts(accepted, rules, np.round(sim, 4), np.round(det, 4), np.round(overlap, 4), how, np.round(colour, 4))
@@ -331,17 +341,21 @@ def _toned_in_frame(thumbs, colours, trims, i, j, signals, aspect, best: Best, f
     lenient = np.flatnonzero(accepted & (rules == "frame") & (best.sim < rule.min_similarity))
     if not len(lenient):
         return
-    untoned = _colour_look(thumbs, colours, trims, i, j, signals, aspect, best.stage, flat, lenient, tones=False)
+    untoned = _colour_look(thumbs, colours, trims, i, j, signals, aspect, best.stage, flat, lenient, None, False)
     for q in lenient[untoned < rule.min_colour_fit].tolist():
         accepted[q], rules[q] = False, "toned"
         how[q] = f"{how[q]}; colours agree only as a toned copy's, and inside the frame at {best.sim[q]:.2f}"
 
 
-def _colour_look(thumbs, colours, trims, i, j, signals, aspect, stage, flat, looked, tones=True) -> np.ndarray:
+def _colour_look(
+    thumbs, colours, trims, i, j, signals, aspect, stage, flat, looked, inside=None, tones=True
+) -> np.ndarray:
     """The colour check's share explained for the pairs `looked`, aligned as the grey verdict placed them (low-detail
-    pairs: the whole frames, as they are or mirrored, whichever agrees better), COLOUR_CHUNK pairs at a time. Pairs
-    compared as their frames are (most: re-encodes, rescales, tone changes) take each image's trimmed content.
-    `tones`: as `colour_fit`'s."""
+    pairs: the regions their match compared, each image's frame or, where `inside` (k, 2) says so, its content inside
+    its bars, as they are or mirrored, whichever agrees better), COLOUR_CHUNK pairs at a time. Pairs compared as their
+    frames are (most: re-encodes, rescales, tone changes) take each image's trimmed content. `tones`: as
+    `colour_fit`'s."""
+    inside = np.zeros((len(i), 2), bool) if inside is None else inside
     fit = np.zeros(len(looked))
     for s in range(0, len(looked), COLOUR_CHUNK):
         part = looked[s : s + COLOUR_CHUNK]
@@ -355,17 +369,20 @@ def _colour_look(thumbs, colours, trims, i, j, signals, aspect, stage, flat, loo
             if tuple(trims[x]) != (0, THUMB, 0, THUMB):  # bars trimmed
                 content[k] = resized(cut(enlarged[x], tuple(trims[x])), side)
         as_they_are = (stage[part] == 0) & ~flat[part]
-        a = np.where(as_they_are[:, None, None, None], content[x_at], planes[x_at])
-        b = np.where(as_they_are[:, None, None, None], content[y_at], planes[y_at])
+        inside_a = as_they_are | (flat[part] & inside[part, 0])
+        inside_b = as_they_are | (flat[part] & inside[part, 1])
+        a = np.where(inside_a[:, None, None, None], content[x_at], planes[x_at])
+        b = np.where(inside_b[:, None, None, None], content[y_at], planes[y_at])
         for n in np.flatnonzero(~as_they_are & ~flat[part]).tolist():
             x, y, q = int(i[part[n]]), int(j[part[n]]), part[n]
             p, r = aligned_colours(thumbs, enlarged, trims, x, y, signals[q], int(stage[q]), aspect)
             a[n], b[n] = resized(p, side), resized(r, side)
         fit[s : s + len(part)] = colour_fit(a, b, tones)
-        mirrored = np.flatnonzero(flat[part])  # low-detail pairs: as they are or mirrored
-        if len(mirrored):
-            turned = colour_fit(a[mirrored], b[mirrored][:, :, ::-1], tones)
-            fit[s + mirrored] = np.maximum(fit[s + mirrored], turned)
+        plain = np.flatnonzero(flat[part])  # low-detail pairs: as they are or mirrored, each way
+        if len(plain):
+            as_is = colour_fit(a[plain], b[plain], tones, both_ways=True)
+            turned = colour_fit(a[plain], b[plain][:, :, ::-1], tones, both_ways=True)
+            fit[s + plain] = np.maximum(as_is, turned)
     return fit
 
 

@@ -19,6 +19,7 @@ from finetuner.dedup.hashing import hash_images
 from finetuner.dedup.searches import _colour_contents, _hue_turn
 from finetuner.dedup.verify import Verdicts, VerifyRule, verify
 from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
+from tests.dedup.test_low_detail import jpeg
 from tests.dedup.test_surround import disc, soft
 from tests.tasks.test_dedup import COLUMNS, add_image
 
@@ -170,6 +171,67 @@ def test_two_plain_frames_of_other_colours_are_not_copies() -> None:
     assert decide(red, plain((200, 90, 90))).accepted
     verdict = decide(red, green)
     assert not verdict.accepted and verdict.rule == "colour", verdict
+
+
+def near_blank(luma: float, cb, cr, seed: int = 0) -> Image.Image:
+    """A near-blank 320x240 field of the given luma and chroma (levels about 128; arrays vary across it) with sensor
+    noise."""
+    noise = np.random.default_rng(seed).normal(0, 1.0, (240, 320))
+    ycc = np.stack(np.broadcast_arrays(luma + noise, 128 + np.asarray(cb), 128 + np.asarray(cr)), axis=-1)
+    return Image.fromarray(np.clip(ycc, 0, 255).astype(np.uint8), "YCbCr").convert("RGB")
+
+
+def test_two_flat_colours_are_each_one_edit_of_the_other_both_ways() -> None:
+    """One way, a pale blue is a vivid red made grey and then tinted within MAX_SHIFT; the other way, no edit takes the
+    pale blue to the red. `both_ways` (the low-detail pairs') asks for both."""
+    red, blue = planes(-4.0, 57.0), planes(18.0, -10.0)
+    assert colour_fit(red, blue).item() > 0.9
+    assert colour_fit(red, blue, both_ways=True).item() < 0.3
+    for copy in (planes(-3.0, 45.0), planes(0.0, 0.0), planes(-4.0, 57.0)):  # paler, grey, the same
+        assert colour_fit(red, copy, both_ways=True).item() == 1.0
+
+
+def test_two_near_blank_fields_of_other_colours_are_not_copies() -> None:
+    """Near-blank frames agree in grey whatever they show, so colour decides them, held to one copy's edit each way
+    and to LOW_DETAIL_COLOUR_FIT. A vivid red field and a pale blue one of the same grey passed as a grey copy tinted
+    (0.94 one way); a flat blue-green field and one whose hue drifts from green to yellow-green, 60 degrees of hue
+    away, at 0.58. Their copies pass."""
+    ramp = np.linspace(-1.0, 1.0, 320)[None, :]
+    red, blue = near_blank(100, -4, 57), near_blank(100, 18, -10, seed=1)
+    teal, drifting = near_blank(132, -12, -51), near_blank(132, -70 + 9 * ramp, -20 + 12 * ramp, seed=1)
+    for a, b in ((red, blue), (teal, drifting)):
+        verdict = decide(a, b)
+        assert not verdict.accepted and verdict.rule == "colour", verdict
+        assert decide(a, b, VerifyRule(min_colour_fit=-1)).accepted  # grey alone links them
+    for image in (red, blue, teal, drifting):
+        verdict = decide(image, jpeg(image, 40))
+        assert verdict.accepted and verdict.rule == "low-detail", verdict
+
+
+def smooth_purple(seed: int) -> Image.Image:
+    """A smooth wallpaper in saturated purple-reds: a ramp under a few soft blobs, no fine detail."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:240, 0:320] / 320.0
+    field = 90 + 50 * (0.8 * x + 0.6 * y)
+    for _ in range(4):
+        cx, cy, r = rng.uniform(0, 1), rng.uniform(0, 0.75), rng.uniform(0.15, 0.4)
+        field = field + rng.uniform(-25, 25) * np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * r * r))
+    rgb = np.stack([field + 50, 0.4 * field, 0.7 * field + 10], axis=-1)
+    return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_smooth_picture_and_its_letterboxed_copy_are_compared_in_colour_inside_the_bars(seed: int) -> None:
+    """The shading match finds the copy inside its bars; the colour check compares the same regions. Over the whole
+    frames the black bars leave 0.08-0.14 of the chroma explained, and the copy was refused as `colour`."""
+    image = smooth_purple(seed)
+    boxed = Image.new("RGB", (320, 320))
+    boxed.paste(image, (0, 40))
+    batch = hash_images([image, boxed], ["phash"])
+    assert colour_fit(colour_planes(batch.colours[:1]), colour_planes(batch.colours[1:])).item() < 0.2
+    verdict = decide(image, boxed, aspect=(4 / 3, 1.0))
+    assert verdict.accepted and verdict.rule == "low-detail" and verdict.colour > 0.95, verdict
+    assert "content inside the bars" in verdict.transform
 
 
 def test_colour_fit_has_no_evidence_where_an_image_carries_no_colour() -> None:

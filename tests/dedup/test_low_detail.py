@@ -88,7 +88,7 @@ def test_two_plain_ramps_are_not_matched_though_a_tone_change_maps_one_onto_the_
     about which picture it is; only shading beyond a plane does."""
     y = np.mgrid[0:240, 0:320][0]
     thumbs = np.stack([thumb(grey(60 + 0.4 * y)), thumb(grey(100 + 0.25 * y))])
-    accepted, _, _, how = low_detail_verdicts(thumbs, np.array([0]), np.array([1]), VerifyRule())
+    accepted, _, _, how, _ = low_detail_verdicts(thumbs, np.array([0]), np.array([1]), VerifyRule())
     assert not accepted[0], how[0]
     views = low_detail._Views.of(thumbs, np.array([[0, 64, 0, 64]] * 2))
     p, q = views.centred[0, 0], views.centred[1, 0]

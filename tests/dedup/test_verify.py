@@ -534,6 +534,26 @@ def test_the_cap_keeps_the_hash_nearest_too_where_the_look_ranks_a_copy_last(mon
     assert not keep[0]  # the look alone ranks it last at both ends
 
 
+def test_the_cap_ranks_near_blank_candidates_by_how_alike_they_look() -> None:
+    """Near-blank fields 58 and 59, copies, each have 29 other candidates (the cap is 20), all at hash distance 0: the
+    hash bits of a plain field are its noise's, or all alike. The cap ranks them by the difference of their colour
+    thumbnails, so the copy is kept; by hash distance, ties went by index and it was dropped at both ends."""
+    from finetuner.dedup import candidates
+
+    i = np.r_[np.arange(0, 29), 58, np.arange(29, 58)]
+    j = np.r_[np.full(29, 58), 59, np.full(29, 59)]
+    found = Candidates(i, j, np.array(["full~full"] * len(i), dtype=object), np.zeros(len(i), np.int64))
+    thumbs = np.full((60, 64, 64), 100, np.uint8)
+    rng = np.random.default_rng(0)
+    colours = rng.integers(40, 200, (60, 1, 1, 3)).repeat(16, axis=1).repeat(16, axis=2).astype(np.uint8)
+    colours[59] = colours[58] + 1  # the copy: a level lighter
+    flat = np.ones(60, bool)
+    keep, _ = candidates.capped_by_look(found, thumbs, np.arange(60), flat, 20, colours=colours)
+    assert keep[29]
+    keep, _ = candidates.capped_by_look(found, thumbs, np.arange(60), flat, 20, colours=np.repeat(colours[:1], 60, 0))
+    assert not keep[29]  # all alike: ties by index, as by hash distance
+
+
 def test_nearest_per_image_ranks_ties_as_a_three_key_sort_does() -> None:
     rng = np.random.default_rng(0)
     for trial in range(40):
