@@ -41,7 +41,10 @@ each framed image with 12 edits of its own, heavier than the bench's (noise, JPE
 mirror, ...): a quarter of the pictures share each frame. And the document set (`--set documents`, drawn by the
 script): 90
 pages of text, 60 of them with one copy each (JPEG 50, half size, darker, cropped 5%, cut 10% at the top, turned 1
-degree), and 30 invoices of one layout with other words as negatives.
+degree), and 30 invoices of one layout with other words as negatives. And the blank set (`--set blanks`,
+dedup_photoset.build_blanks): 300 near-blank and smooth pictures (flat colours with sensor noise, linear and radial
+gradients), each with half of 8 edits (dedup_photoset.BLANKS): a collection where colour and faint shading are all the
+evidence, and where some pairs cannot be told from the pixels.
 """
 
 from __future__ import annotations
@@ -224,6 +227,7 @@ def main() -> int:
             "prints",
             "framed",
             "documents",
+            "blanks",
             "all",
         ),
         default="all",
@@ -234,7 +238,8 @@ def main() -> int:
         "edits), the print set (dedup_photoset.build_prints: each picture as a print turned on a table, with the "
         "bench's edits), the framed set (dedup_photoset.build_framed: each picture in one of four frames, with heavier "
         "edits made to the framed image), the document set (dedup_photoset.DOCUMENTS: pages of text and invoices of "
-        "one layout), or all in turn",
+        "one layout), the blank set (dedup_photoset.build_blanks: 300 near-blank and smooth pictures with copies), or "
+        "all in turn",
     )
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
@@ -249,6 +254,7 @@ def main() -> int:
         "prints": (dedup_photoset.build_prints, dedup_photoset.KINDS),
         "framed": (dedup_photoset.build_framed, dedup_photoset.FRAMED),
         "documents": (dedup_photoset.build_documents, dedup_photoset.DOCUMENTS),
+        "blanks": (dedup_photoset.build_blanks, dedup_photoset.BLANKS),
     }
     for name, (build, kinds) in sets.items():
         if args.set in (name, "all") and not compare(name, build, kinds, args):

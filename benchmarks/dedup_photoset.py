@@ -98,6 +98,7 @@ CAPTIONS = {
 }
 COLOUR_EDITS = {k: "colour" for k in ("hue15", "hue_30", "sepia", "warm", "cool", "vivid", "faded")}
 DOCUMENTS = {k: "document" for k in ("jpeg50", "half", "darker", "crop5", "crop10top", "turned1")}
+BLANKS = {k: "blank" for k in ("reencode", "brightness", "rescale", "crop5", "letterbox", "mirror", "warm", "png")}
 TWINS = ("twin_hue120", "twin_object240")  # two twins of a picture are as far apart in hue as from it
 PACKAGES = ("plasma-workspace-wallpapers", "lomiri-wallpapers")
 SIDE = 640
@@ -706,20 +707,31 @@ def build_documents(cache: Path, peer_python: Path, wallpapers: Path | None = No
     """(path, base, kind) of the document set, drawn here (no photos needed): 90 pages of text in one layout, the
     first 60 each with one DOCUMENTS edit in turn, and as negatives 30 invoices of another layout, which differ only in
     their words."""
-    out_dir = cache / "documents"
+
+    def make(out_dir: Path) -> list[tuple[str, str, str]]:
+        rng = np.random.default_rng(3)
+        items = []
+        for k in range(90):
+            page = _page(f"REPORT {k}", rng)
+            items.append(_save(out_dir, f"page{k:03d}", "orig", page))
+            if k < 60:
+                kind = list(DOCUMENTS)[k % len(DOCUMENTS)]
+                items.append(_save(out_dir, f"page{k:03d}", kind, document_edit(page, kind)))
+        return items + [
+            _save(out_dir, f"invoice{k:02d}", "negative", _page("INVOICE", rng, lines=26)) for k in range(30)
+        ]
+
+    return _drawn_set(cache / "documents", make)
+
+
+def _drawn_set(out_dir: Path, make) -> list[tuple[str, str, str]]:
+    """The items of a set drawn here (no photos needed), kept in out_dir (its index.tsv), made once by
+    `make(out_dir)`."""
     index = out_dir / "index.tsv"
     if index.exists():
         return [tuple(line.split("\t")) for line in index.read_text().splitlines()]
     out_dir.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(3)
-    items = []
-    for k in range(90):
-        page = _page(f"REPORT {k}", rng)
-        items.append(_save(out_dir, f"page{k:03d}", "orig", page))
-        if k < 60:
-            kind = list(DOCUMENTS)[k % len(DOCUMENTS)]
-            items.append(_save(out_dir, f"page{k:03d}", kind, document_edit(page, kind)))
-    items += [_save(out_dir, f"invoice{k:02d}", "negative", _page("INVOICE", rng, lines=26)) for k in range(30)]
+    items = make(out_dir)
     index.write_text("\n".join("\t".join(item) for item in items))
     return items
 
@@ -779,6 +791,28 @@ def build_colours(cache: Path, peer_python: Path, wallpapers: Path | None = None
         return items
 
     return _cached_set(cache / "colours", cache, wallpapers, make)
+
+
+def build_blanks(cache: Path, peer_python: Path, wallpapers: Path | None = None) -> list[tuple[str, str, str]]:
+    """(path, base, kind) of the blank set: 300 near-blank and smooth pictures (`smooth_images`: flat colours with
+    sensor noise, linear and radial gradients; another draw than the other sets' negatives), each with half of the
+    BLANKS edits (alternating), and nothing else: a collection of near-blank frames, where colour and faint shading
+    are all the evidence there is. Some pairs cannot be told from the pixels (a flat field and another of nearly its
+    colour; a flat field and its brightened copy), so neither recall nor precision can reach 1 here. Needs neither
+    the wallpapers nor scikit-image."""
+
+    def make(out_dir: Path) -> list[tuple[str, str, str]]:
+        rng = np.random.default_rng(123)
+        items = []
+        for k, image in enumerate(smooth_images(300, rng)):
+            name = f"blank{k:03d}"
+            items.append(_save(out_dir, name, "orig", image))
+            for kind in list(BLANKS)[k % 2 :: 2]:
+                copy = colour_edit(image, kind) if kind == "warm" else edit(image, kind, rng)
+                items.append(_save(out_dir, name, kind, copy))
+        return items
+
+    return _drawn_set(cache / "blanks", make)
 
 
 def _has_colour(saturation: np.ndarray) -> tuple[bool, bool]:
