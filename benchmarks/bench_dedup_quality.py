@@ -44,7 +44,9 @@ pages of text, 60 of them with one copy each (JPEG 50, half size, darker, croppe
 degree), and 30 invoices of one layout with other words as negatives. And the blank set (`--set blanks`,
 dedup_photoset.build_blanks): 300 near-blank and smooth pictures (flat colours with sensor noise, linear and radial
 gradients), each with half of 8 edits (dedup_photoset.BLANKS): a collection where colour and faint shading are all the
-evidence, and where some pairs cannot be told from the pixels.
+evidence, and where some pairs cannot be told from the pixels. And the chained set (`--set chained`): 23 chains of
+common edits (dedup_photoset.CHAINED: cut, made smaller and recompressed; mirrored and brightened; letterboxed and
+halved; on a white page with a caption; ...), made after the verifier was tuned, half of them per picture.
 """
 
 from __future__ import annotations
@@ -228,6 +230,7 @@ def main() -> int:
             "framed",
             "documents",
             "blanks",
+            "chained",
             "all",
         ),
         default="all",
@@ -238,8 +241,8 @@ def main() -> int:
         "edits), the print set (dedup_photoset.build_prints: each picture as a print turned on a table, with the "
         "bench's edits), the framed set (dedup_photoset.build_framed: each picture in one of four frames, with heavier "
         "edits made to the framed image), the document set (dedup_photoset.DOCUMENTS: pages of text and invoices of "
-        "one layout), the blank set (dedup_photoset.build_blanks: 300 near-blank and smooth pictures with copies), or "
-        "all in turn",
+        "one layout), the blank set (dedup_photoset.build_blanks: 300 near-blank and smooth pictures with copies), the "
+        "chained set (dedup_photoset.CHAINED: 23 chains of common edits, made after tuning), or all in turn",
     )
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
@@ -255,6 +258,7 @@ def main() -> int:
         "framed": (dedup_photoset.build_framed, dedup_photoset.FRAMED),
         "documents": (dedup_photoset.build_documents, dedup_photoset.DOCUMENTS),
         "blanks": (dedup_photoset.build_blanks, dedup_photoset.BLANKS),
+        "chained": (dedup_photoset.build_chained, dedup_photoset.CHAINED),
     }
     for name, (build, kinds) in sets.items():
         if args.set in (name, "all") and not compare(name, build, kinds, args):

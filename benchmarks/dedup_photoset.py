@@ -63,6 +63,20 @@ FRESH = {
         *("rot1", "border_col", "greycontrast", "crop15", "hue45", "sharpjpeg", "rot180mirror", "pad_black"),
     )
 }
+# The chained set (`build_chained`): 23 chains of common edits, as a copy passed through several hands is (cut, made
+# smaller and recompressed; mirrored and brightened; put in a letterbox and halved; ...), made on 2026-12-06 after
+# everything above was tuned, each picture with half of them (alternating). Three go beyond issue 15's targets: a
+# picture on a white page with a caption below it (`post_caption`), at 80% in a corner of a larger grey canvas
+# (`canvas_offset`), and under a large repeated watermark (`watermark_big`).
+CHAINED = {
+    k: "chained"
+    for k in (
+        *("crop_small_jpeg", "mirror_bright_jpeg", "letterbox_half", "caption_crop", "blur_crop_jpeg", "rot2_crop"),
+        *("contrast_gamma", "mirror_crop10", "grey_crop", "zoom15", "upscaled_thumb", "vivid_sharp_jpeg"),
+        *("post_caption", "half_sharp_jpeg20", "canvas_offset", "rot90_crop", "watermark_big", "border_jpeg"),
+        *("blur4", "pixelate8", "grey_gamma_noise", "cut12_side", "squash_crop_jpeg"),
+    )
+}
 # The colour set (`build_colours`): copies whose colours were edited as a whole, which must be found, and each
 # picture's colour twins, which must not: the same shot with its hues turned round or its colourful parts recoloured,
 # as a product photographed in another colour. Twins are other pictures (base "<picture>~<kind>"); grey pictures
@@ -350,6 +364,89 @@ def fresh_edit(image: Image.Image, kind: str, rng: np.random.Generator) -> Image
     raise ValueError(kind)
 
 
+def chained_edit(image: Image.Image, kind: str, rng: np.random.Generator) -> Image.Image:
+    """One chain of edits of the chained set (CHAINED)."""
+    w, h = image.size
+
+    def cut(picture: Image.Image, share: float) -> Image.Image:  # up to `share` of each side, unevenly
+        pw, ph = picture.size
+        c = [rng.uniform(0, share) for _ in range(4)]
+        return picture.crop((round(c[0] * pw), round(c[1] * ph), pw - round(c[2] * pw), ph - round(c[3] * ph)))
+
+    if kind == "crop_small_jpeg":
+        small = cut(image, 0.05)
+        return _reencoded(
+            small.resize((small.width * 3 // 5, small.height * 3 // 5), Image.Resampling.BILINEAR), "JPEG", 50
+        )
+    if kind == "mirror_bright_jpeg":
+        return _reencoded(ImageEnhance.Brightness(ImageOps.mirror(image)).enhance(1.2), "JPEG", 60)
+    if kind == "letterbox_half":
+        boxed = edit(image, "letterbox", rng)
+        return boxed.resize((boxed.width // 2, boxed.height // 2), Image.Resampling.BILINEAR)
+    if kind == "caption_crop":
+        return cut(edit(image, "caption", rng), 0.05)
+    if kind == "blur_crop_jpeg":
+        return _reencoded(cut(image.filter(ImageFilter.GaussianBlur(1.5)), 0.10), "JPEG", 40)
+    if kind == "rot2_crop":
+        return cut(image.rotate(2, resample=Image.Resampling.BICUBIC), 0.05)
+    if kind == "contrast_gamma":
+        return ImageEnhance.Contrast(image).enhance(0.7).point(lambda v: round(255 * (v / 255) ** 0.8))
+    if kind == "mirror_crop10":
+        return cut(ImageOps.mirror(image), 0.10)
+    if kind == "grey_crop":
+        return cut(image.convert("L").convert("RGB"), 0.05)
+    if kind == "zoom15":  # the centre 85%, resized back to the full size
+        box = (round(w * 0.075), round(h * 0.075), w - round(w * 0.075), h - round(h * 0.075))
+        return image.crop(box).resize((w, h), Image.Resampling.BICUBIC)
+    if kind == "upscaled_thumb":  # a 128 px thumbnail blown up again
+        small = image.copy()
+        small.thumbnail((128, 128))
+        return small.resize((w, h), Image.Resampling.BICUBIC)
+    if kind == "vivid_sharp_jpeg":
+        return _reencoded(ImageEnhance.Color(image).enhance(1.3).filter(ImageFilter.SHARPEN), "JPEG", 70)
+    if kind == "post_caption":  # on a white page, a dark caption bar at its foot
+        page = Image.new("RGB", (w, round(w * 0.9)) if w / h > 1.2 else (round(h * 1.4), h), (255, 255, 255))
+        page.paste(image, ((page.width - w) // 2, (page.height - h) // 2))
+        return edit(page, "caption", rng)
+    if kind == "half_sharp_jpeg20":
+        return _reencoded(
+            image.resize((w // 2, h // 2), Image.Resampling.BILINEAR).filter(ImageFilter.SHARPEN), "JPEG", 20
+        )
+    if kind == "canvas_offset":  # at 80% in the upper left of a light grey canvas half as large again
+        canvas = Image.new("RGB", (round(w * 1.5), round(h * 1.4)), (236, 236, 236))
+        canvas.paste(
+            image.resize((w * 4 // 5, h * 4 // 5), Image.Resampling.LANCZOS), (round(w * 0.1), round(h * 0.25))
+        )
+        return canvas
+    if kind == "rot90_crop":
+        return cut(image.transpose(Image.Transpose.ROTATE_90), 0.05)
+    if kind == "watermark_big":  # four lines of large half-transparent text over the picture
+        layer = Image.new("RGBA", image.size, (0, 0, 0, 0))
+        draw = ImageDraw.Draw(layer)
+        for k in range(4):
+            draw.text(
+                (w * 0.05, h * (0.1 + 0.22 * k)), "SAMPLE  SAMPLE  SAMPLE", fill=(255, 255, 255, 110), font_size=h // 9
+            )
+        return Image.alpha_composite(image.convert("RGBA"), layer).convert("RGB")
+    if kind == "border_jpeg":
+        return _reencoded(ImageOps.expand(image, border=max(4, w // 20), fill=(200, 30, 30)), "JPEG", 60)
+    if kind == "blur4":
+        return image.filter(ImageFilter.GaussianBlur(4))
+    if kind == "pixelate8":
+        return image.resize((max(1, w // 8), max(1, h // 8)), Image.Resampling.BOX).resize(
+            (w, h), Image.Resampling.NEAREST
+        )
+    if kind == "grey_gamma_noise":
+        grey = np.asarray(image.convert("L"), np.float64) / 255.0
+        noisy = 255 * grey**0.6 + rng.normal(0, 6, grey.shape)
+        return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)).convert("RGB")
+    if kind == "cut12_side":  # 12% off the right
+        return image.crop((0, 0, round(w * 0.88), h))
+    if kind == "squash_crop_jpeg":  # 25% narrower, cut, recompressed
+        return _reencoded(cut(image.resize((w * 3 // 4, h), Image.Resampling.BICUBIC), 0.05), "JPEG", 70)
+    raise ValueError(kind)
+
+
 def composed_edit(image: Image.Image, kind: str, rng: np.random.Generator) -> Image.Image:
     """One COMPOSED image holding `image` (other parts drawn from `rng`)."""
     from finetuner.demo.synthetic_photos import photo
@@ -587,6 +684,12 @@ def _rotating_set(
         return items + _negatives(out_dir, root, peer_python, rng)
 
     return _cached_set(out_dir, cache, wallpapers, make)
+
+
+def build_chained(cache: Path, peer_python: Path, wallpapers: Path | None = None) -> list[tuple[str, str, str]] | None:
+    """(path, base, kind) of the chained set: the same pictures and negatives as `build`, each picture with half of
+    the CHAINED chains (alternating); None when sources are missing."""
+    return _rotating_set(cache / "chained", cache, peer_python, wallpapers, list(CHAINED), chained_edit, 17, 2)
 
 
 def build_composed(cache: Path, peer_python: Path, wallpapers: Path | None = None) -> list[tuple[str, str, str]] | None:
