@@ -32,7 +32,7 @@ from finetuner.dedup.prescreen import prescreen
 from finetuner.dedup.shape import LOOK_ALIKE_MARGIN, is_graphic
 from finetuner.dedup.surround import MIN_BLOCK_AGREEMENT, MIN_INSIDE_SIMILARITY, plain
 from finetuner.dedup.units import cluster_stats
-from finetuner.dedup.verify import VERIFIER, Verdicts, VerifyRule
+from finetuner.dedup.verify import LOW_DETAIL_COLOUR_FIT, VERIFIER, Verdicts, VerifyRule
 from finetuner.dedup.view_search import Candidates, nearest_per_image, subset, view_candidates
 from finetuner.dedup.views import VIEW_BOXES, VIEWS, signal_codes, signal_cornered
 
@@ -420,10 +420,12 @@ def margin(verified: Verified, config: VerifyConfig) -> np.ndarray:
     )
     flat = v.similarity - (1.0 - config.flat_max_difference / 255.0)
     colour = np.asarray(v.colour, np.float64) - config.min_colour_fit
+    plain_colour = np.asarray(v.colour, np.float64) - max(config.min_colour_fit, LOW_DETAIL_COLOUR_FIT)
     blocks = v.similarity - MIN_BLOCK_AGREEMENT  # a pair refused by its blocks has their agreement as its similarity
     toned = v.similarity - config.min_similarity  # inside a frame, held to the verifier's own bar
-    rules = ["low-detail", "shape", "frame", "colour", "blocks", "toned"]
-    return np.select([v.rule == r for r in rules], [flat, shape, inside, colour, blocks, toned], aligned)
+    rules = ["low-detail", "shape", "frame", "colour", "low-detail-colour", "blocks", "toned"]
+    measures = [flat, shape, inside, colour, plain_colour, blocks, toned]
+    return np.select([v.rule == r for r in rules], measures, aligned)
 
 
 def nearest_rejected(verified: Verified, config: VerifyConfig) -> np.ndarray:

@@ -38,7 +38,8 @@ class Verdict:
     """One pair's decision and its evidence; `transform` reads e.g. "mirror, b in a at 0.90x1.00 +(3,0)"."""
 
     accepted: bool
-    # "aligned", "shape" (two graphics), "frame" (photographs framed alike), "blocks", "low-detail", "colour" or
+    # "aligned", "shape" (two graphics), "frame" (photographs framed alike), "blocks", "low-detail", "colour",
+    # "low-detail-colour" (two near-blank frames whose colours one edit explains less than LOW_DETAIL_COLOUR_FIT of) or
     # "toned" (inside a frame, colours that agree only as a toned copy's, and the grey short of min_similarity)
     rule: str
     similarity: float
@@ -53,7 +54,8 @@ class Verdicts:
     """Column-wise verdicts of many pairs; `transform` reads e.g. "mirror: full of a = crop90 of b, +(2,0) x0.95"."""
 
     accepted: np.ndarray
-    # "aligned", "shape", "frame", "blocks" (parts disagree), "low-detail", "full size", "colour" or "toned"
+    # "aligned", "shape", "frame", "blocks" (parts disagree), "low-detail", "full size", "colour", "low-detail-colour"
+    # or "toned"
     rule: np.ndarray
     similarity: np.ndarray
     detail_similarity: np.ndarray

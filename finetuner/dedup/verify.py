@@ -114,7 +114,16 @@ from finetuner.dedup.views import (
 # it: 0.8 is 12% past it), not only `min_colour_fit`'s
 LOW_DETAIL_COLOUR_FIT = 0.8
 
-__all__ = ["VERIFIER", "Verdict", "Verdicts", "VerifyRule", "best_signal", "verify", "verify_pairs"]
+__all__ = [
+    "LOW_DETAIL_COLOUR_FIT",
+    "VERIFIER",
+    "Verdict",
+    "Verdicts",
+    "VerifyRule",
+    "best_signal",
+    "verify",
+    "verify_pairs",
+]
 
 # Bump VERIFIER when verdicts change for the same thresholds (cached verdicts are then recomputed): 2 shape check,
 # 3 flat graphics, 4 surround check, 5 refit, 6 textures placed, trims compared where both agree, 7 frames placed,
@@ -148,8 +157,8 @@ __all__ = ["VERIFIER", "Verdict", "Verdicts", "VerifyRule", "best_signal", "veri
 # structure held to the mean colour of one with (colour._fit), 43 a frame colour the other image shows found nested
 # inside the frame (surround.nested_tones), 44 inside a frame below min_similarity, colours must fit without the toned
 # allowance (_toned_in_frame), 45 low-detail pairs' colours compared over the regions their match compared, each way,
-# and held to LOW_DETAIL_COLOUR_FIT
-VERIFIER = 45
+# and held to LOW_DETAIL_COLOUR_FIT, 46 those short of it refused as rule "low-detail-colour" (the report's margin)
+VERIFIER = 46
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (searches.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6
@@ -296,7 +305,8 @@ def verify_pairs(
         _colour_verdicts(colour, looked, rule.min_colour_fit, accepted, rules, how)
         # two near-blank frames agree in grey whatever they show: their colours must agree within one copy's edit
         low_detail_fit = max(rule.min_colour_fit, LOW_DETAIL_COLOUR_FIT)
-        _colour_verdicts(colour, looked[flat[looked] & accepted[looked]], low_detail_fit, accepted, rules, how)
+        plain_pairs = looked[flat[looked] & accepted[looked]]
+        _colour_verdicts(colour, plain_pairs, low_detail_fit, accepted, rules, how, "low-detail-colour")
         _toned_in_frame(thumbs, colours, trims, i, j, signals, aspect, best, flat, rule, accepted, rules, how)
     how = turned.noted(how)
     return Verdicts(accepted, rules, np.round(sim, 4), np.round(det, 4), np.round(overlap, 4), how, np.round(colour, 4))
@@ -322,11 +332,18 @@ def _search(best, thumbs, trims, i, j, signals, aspect, rule, todo, chunk, thoro
 
 
 def _colour_verdicts(
-    colour: np.ndarray, looked: np.ndarray, min_fit: float, accepted: np.ndarray, rules: np.ndarray, how: np.ndarray
+    colour: np.ndarray,
+    looked: np.ndarray,
+    min_fit: float,
+    accepted: np.ndarray,
+    rules: np.ndarray,
+    how: np.ndarray,
+    name: str = "colour",
 ) -> None:
-    """Reject, in place, the pairs `looked` whose colours one global colour edit explains less than `min_fit` of."""
+    """Reject, in place, as rule `name`, the pairs `looked` whose colours one global colour edit explains less than
+    `min_fit` of."""
     for q in looked[colour[looked] < min_fit].tolist():
-        accepted[q], rules[q] = False, "colour"
+        accepted[q], rules[q] = False, name
         how[q] = f"{how[q]}; colours differ ({colour[q]:.2f} of chroma explained by one colour edit)"
 
 

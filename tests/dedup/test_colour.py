@@ -17,7 +17,7 @@ from finetuner.dedup.candidates import Verified, margin
 from finetuner.dedup.colour import colour_fit, colour_planes
 from finetuner.dedup.hashing import hash_images
 from finetuner.dedup.searches import _colour_contents, _hue_turn
-from finetuner.dedup.verify import Verdicts, VerifyRule, verify
+from finetuner.dedup.verify import LOW_DETAIL_COLOUR_FIT, Verdicts, VerifyRule, verify
 from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
 from tests.dedup.test_low_detail import jpeg
 from tests.dedup.test_surround import disc, soft
@@ -195,14 +195,27 @@ def test_two_near_blank_fields_of_other_colours_are_not_copies() -> None:
     """Near-blank frames agree in grey whatever they show, so colour decides them, held to one copy's edit each way
     and to LOW_DETAIL_COLOUR_FIT. A vivid red field and a pale blue one of the same grey passed as a grey copy tinted
     (0.94 one way); a flat blue-green field and one whose hue drifts from green to yellow-green, 60 degrees of hue
-    away, at 0.58. Their copies pass."""
+    away, at 0.58: refused as `low-detail-colour`, which the report judges by its fit less LOW_DETAIL_COLOUR_FIT.
+    Their copies pass."""
     ramp = np.linspace(-1.0, 1.0, 320)[None, :]
     red, blue = near_blank(100, -4, 57), near_blank(100, 18, -10, seed=1)
     teal, drifting = near_blank(132, -12, -51), near_blank(132, -70 + 9 * ramp, -20 + 12 * ramp, seed=1)
-    for a, b in ((red, blue), (teal, drifting)):
+    for a, b, rule in ((red, blue, "colour"), (teal, drifting, "low-detail-colour")):
         verdict = decide(a, b)
-        assert not verdict.accepted and verdict.rule == "colour", verdict
+        assert not verdict.accepted and verdict.rule == rule, verdict
         assert decide(a, b, VerifyRule(min_colour_fit=-1)).accepted  # grey alone links them
+    refused = Verdicts(
+        np.array([False]),
+        np.array(["low-detail-colour"], dtype=object),
+        np.array([0.99]),
+        np.array([0.0]),
+        np.array([1.0]),
+        np.array([""], dtype=object),
+        np.array([verdict.colour]),
+    )
+    found = Verified(np.array([0]), np.array([1]), np.array(["dhash"]), np.array([3]), refused)
+    assert margin(found, VerifyConfig())[0] == pytest.approx(verdict.colour - LOW_DETAIL_COLOUR_FIT)  # below 0
+    assert verdict.colour - LOW_DETAIL_COLOUR_FIT < 0 < verdict.colour - VerifyConfig().min_colour_fit
     for image in (red, blue, teal, drifting):
         verdict = decide(image, jpeg(image, 40))
         assert verdict.accepted and verdict.rule == "low-detail", verdict
