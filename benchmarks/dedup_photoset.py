@@ -223,7 +223,7 @@ def edit(image: Image.Image, kind: str, rng: np.random.Generator) -> Image.Image
         if kind == "crop10":  # all of it from one side
             cut = [0.0, 0.0, 0.0, 0.0]
             cut[int(rng.integers(4))] = share
-        return image.crop((round(cut[0] * w), round(cut[1] * h), w - round(cut[2] * w), h - round(cut[3] * h)))
+        return _cropped(image, cut)
     if kind == "mirror":
         return ImageOps.mirror(image)
     if kind == "caption":
@@ -258,6 +258,12 @@ def edit(image: Image.Image, kind: str, rng: np.random.Generator) -> Image.Image
         out.paste(image, ((canvas[0] - w) // 2, (canvas[1] - h) // 2))
         return out
     raise ValueError(kind)
+
+
+def _cropped(image: Image.Image, cut: list[float]) -> Image.Image:
+    """`image` with shares `cut` (left, top, right, bottom) of its width and height cut away."""
+    w, h = image.size
+    return image.crop((round(cut[0] * w), round(cut[1] * h), w - round(cut[2] * w), h - round(cut[3] * h)))
 
 
 def held_out_edit(image: Image.Image, kind: str, rng: np.random.Generator) -> Image.Image:
@@ -369,9 +375,7 @@ def chained_edit(image: Image.Image, kind: str, rng: np.random.Generator) -> Ima
     w, h = image.size
 
     def cut(picture: Image.Image, share: float) -> Image.Image:  # up to `share` of each side, unevenly
-        pw, ph = picture.size
-        c = [rng.uniform(0, share) for _ in range(4)]
-        return picture.crop((round(c[0] * pw), round(c[1] * ph), pw - round(c[2] * pw), ph - round(c[3] * ph)))
+        return _cropped(picture, [rng.uniform(0, share) for _ in range(4)])
 
     if kind == "crop_small_jpeg":
         small = cut(image, 0.05)

@@ -18,11 +18,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from finetuner.common.memory import with_array_memory
 from finetuner.config import VerifyConfig
+from finetuner.dedup.align import resized
 from finetuner.dedup.decide import decide
 from finetuner.dedup.full_size import full_size_looks
 from finetuner.dedup.hashing import DECODE_SIZE, PIXELS, view_key
@@ -250,9 +250,7 @@ def _plain_difference(images: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.nd
         return np.zeros(0)
     seen, at = np.unique(np.r_[a, b], return_inverse=True)
     x_at, y_at = np.split(at, 2)
-    small = np.stack(
-        [cv2.resize(np.asarray(images[x]), (16, 16), interpolation=cv2.INTER_AREA) for x in seen.tolist()]
-    ).astype(np.float32)
+    small = np.stack([resized(np.asarray(images[x]), (16, 16)) for x in seen.tolist()]).astype(np.float32)
     out = np.empty(len(a))
     for s in range(0, len(a), 4096):
         p, q = small[x_at[s : s + 4096]], small[y_at[s : s + 4096]]

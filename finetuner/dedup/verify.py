@@ -394,8 +394,11 @@ def _colour_look(
             x, y, q = int(i[part[n]]), int(j[part[n]]), part[n]
             p, r = aligned_colours(thumbs, enlarged, trims, x, y, signals[q], int(stage[q]), aspect)
             a[n], b[n] = resized(p, side), resized(r, side)
-        fit[s : s + len(part)] = colour_fit(a, b, tones)
-        plain = np.flatnonzero(flat[part])  # low-detail pairs: as they are or mirrored, each way
+        plain = flat[part]  # low-detail pairs: as they are or mirrored, each way; the rest as aligned
+        rest = np.flatnonzero(~plain)
+        if len(rest):
+            fit[s + rest] = colour_fit(a[rest], b[rest], tones)
+        plain = np.flatnonzero(plain)
         if len(plain):
             as_is = colour_fit(a[plain], b[plain], tones, both_ways=True)
             turned = colour_fit(a[plain], b[plain][:, :, ::-1], tones, both_ways=True)
