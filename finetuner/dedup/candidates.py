@@ -250,7 +250,7 @@ def _plain_difference(images: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.nd
         return np.zeros(0)
     seen, at = np.unique(np.r_[a, b], return_inverse=True)
     x_at, y_at = np.split(at, 2)
-    small = np.stack([resized(np.asarray(images[x]), (16, 16)) for x in seen.tolist()]).astype(np.float32)
+    small = np.stack([resized(image, (16, 16)) for image in np.asarray(images[seen])]).astype(np.float32)
     out = np.empty(len(a))
     for s in range(0, len(a), 4096):
         p, q = small[x_at[s : s + 4096]], small[y_at[s : s + 4096]]

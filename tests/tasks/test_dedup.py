@@ -336,3 +336,20 @@ def test_a_scanned_copy_of_a_page_is_found_at_full_size_once(tmp_path: Path, par
     monkeypatch.setattr(full_size, "_seen", lambda file: pytest.fail(f"{file} opened again"))
     dedup.run(params, tmp_path)  # the verdict is cached with the others: no file is opened again
     assert read(tmp_path / dedup.PAIRS_CSV) == pairs
+
+
+def test_a_crowded_collection_of_near_blank_frames_pairs_near_shades_only(tmp_path: Path) -> None:
+    """40 plain frames of neighbouring shades whose hashes are all alike: each has 39 candidates (the cap is 20),
+    ranked by how little their colour thumbnails differ, which the stage reads from its cache (a cached thumbnail
+    read one at a time comes back as a stack of one: the stage failed there). Only near shades pair: the pixel rule
+    holds them to 1.5 grey levels."""
+    rows: list[dict] = []
+    for k in range(40):
+        add_image(tmp_path, rows, f"c{k % 2}/f{k}.png", png(Image.new("RGB", (64, 48), (100 + k, 120, 140))), f"g{k}")
+    write_csv(tmp_path / dedup.MANIFEST, rows, COLUMNS)
+    summary = dedup.run(parse_params({"data": {"workers": 1}}), tmp_path)
+    with open(tmp_path / "data/interim/near_duplicates.csv", newline="") as f:
+        found = list(csv.DictReader(f))
+    shade = lambda path: int(path.split("/f")[1].split(".")[0])  # noqa: E731
+    assert summary["counts"]["pairs"] == len(found) > 40
+    assert all(abs(shade(r["path_a"]) - shade(r["path_b"])) <= 6 and r["rule"] == "low-detail" for r in found)
