@@ -13,24 +13,27 @@ finetuner/dedup/stage.py.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from finetuner.common.memory import with_array_memory
 from finetuner.config import VerifyConfig
 from finetuner.dedup.align import resized
 from finetuner.dedup.decide import decide
 from finetuner.dedup.full_size import full_size_looks
-from finetuner.dedup.hashing import DECODE_SIZE, PIXELS, view_key
+from finetuner.dedup.hashing import DECODE_SIZE, PIXELS, THUMB, view_key
 from finetuner.dedup.neighbours import hamming, radius_pairs, radius_pairs_between
 from finetuner.dedup.pair_cache import CandidateCache, LookCache, VerdictCache, pair_keys
 from finetuner.dedup.prescreen import prescreen
 from finetuner.dedup.shape import LOOK_ALIKE_MARGIN, is_graphic
 from finetuner.dedup.surround import MIN_BLOCK_AGREEMENT, MIN_INSIDE_SIMILARITY, plain
+from finetuner.dedup.trims import trim_boxes
 from finetuner.dedup.units import cluster_stats
 from finetuner.dedup.verify import LOW_DETAIL_COLOUR_FIT, VERIFIER, Verdicts, VerifyRule
 from finetuner.dedup.view_search import Candidates, nearest_per_image, subset, view_candidates
@@ -195,6 +198,79 @@ def searched_candidates(
     return found
 
 
+# Near-blank images proposed by their colour layout (`plain_candidates`): each one's PLAIN_NEAREST nearest among the
+# others, as they are or mirrored, whose 4x4 colour layouts differ by at most PLAIN_RADIUS levels in every block and
+# channel. A plain field's hash bits are its sensor noise's, which a JPEG copy smooths away: among 300 smooth fields
+# and their copies, 28 of 150 re-encoded copies and 7 of 150 PNG ones were no view's candidates (their layouts lie
+# within 2 levels), and a letterboxed copy's trim view is that noise too. A brightened or recoloured field is another
+# shade, which the pixel rule refuses anyway
+PLAIN_NEAREST = 5
+PLAIN_RADIUS = 12.0
+PLAIN_SIGNAL = "plain-colour"
+
+
+def plain_candidates(
+    thumbs: np.ndarray,
+    images: np.ndarray,
+    low_detail: np.ndarray,
+    trimmed: np.ndarray,
+    full: np.ndarray,
+    taken: Candidates,
+    low_info_std: float,
+    at: np.ndarray | None = None,
+) -> Candidates:
+    """Pairs of near-blank images near in colour layout (PLAIN_NEAREST, PLAIN_RADIUS) that `taken` lacks, with signal
+    PLAIN_SIGNAL and their `full` view hashes' distance. Near-blank: `low_detail`, or `trimmed` (bars or a mat
+    stripped: its trim view differs from its full one) with a content inside whose 32x32 grey std is under
+    `low_info_std`, laid out as that content. `images`: the colour (or grey) thumbnails, `thumbs` the grey ones;
+    image k's at row at[k] (default k; only the near-blank and trimmed images' rows are read). Searched afresh on
+    every run (a k-d tree over the near-blank images alone: milliseconds for thousands), so a grown collection
+    proposes what a cold run does."""
+    at = np.arange(len(low_detail)) if at is None else at
+    rows, layout = _plain_layouts(thumbs, images, low_detail, trimmed, low_info_std, at)
+    if len(rows) < 2:
+        return subset(taken, np.zeros(len(taken.i), bool))
+    tree = cKDTree(layout.reshape(len(rows), -1))
+    k = min(PLAIN_NEAREST + 1, len(rows))
+    found = []
+    for query in (layout, layout[:, :, ::-1]):  # as they are, and mirrored
+        dist, at = tree.query(query.reshape(len(rows), -1), k=k, p=np.inf, distance_upper_bound=PLAIN_RADIUS)
+        near = np.isfinite(dist.reshape(len(rows), -1))
+        ends = np.stack([np.repeat(np.arange(len(rows)), k), at.reshape(-1)], axis=1)[near.ravel()]
+        found.append(ends[ends[:, 0] != ends[:, 1]])
+    pairs = np.unique(np.sort(rows[np.concatenate(found)], axis=1), axis=0).reshape(-1, 2)
+    n = len(low_detail)
+    fresh = ~np.isin(pairs[:, 0].astype(np.int64) * n + pairs[:, 1], taken.i.astype(np.int64) * n + taken.j)
+    i, j = pairs[fresh, 0], pairs[fresh, 1]
+    signal = np.empty(len(i), object)
+    signal[:] = PLAIN_SIGNAL  # one string shared by every pair (views.signal_codes)
+    return Candidates(i, j, signal, hamming(full[i], full[j]))
+
+
+def _plain_layouts(thumbs, images, low_detail, trimmed, low_info_std: float, at) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, (len(rows), 4, 4[, 3]) float32 layouts) of the near-blank images `plain_candidates` searches: the
+    low-detail ones whole, the trimmed ones whose content is near-blank by that content (its box on `images` rounded
+    inward, so no bar blends in)."""
+    flat, barred = np.flatnonzero(low_detail), np.flatnonzero(~low_detail & trimmed)
+    side = (4, 4)
+    layouts = [resized(image, side) for image in np.asarray(images[at[flat]])] if len(flat) else []
+    plain = []
+    if len(barred):
+        grey, colour = np.asarray(thumbs[at[barred]]), np.asarray(images[at[barred]])
+        scale = colour.shape[1] / THUMB
+        for r, image, shown, (top, bottom, left, right) in zip(
+            barred.tolist(), grey, colour, trim_boxes(grey).tolist()
+        ):
+            inner = (math.ceil(top * scale), int(bottom * scale), math.ceil(left * scale), int(right * scale))
+            if inner[1] <= inner[0] or inner[3] <= inner[2]:
+                continue
+            if resized(image[top:bottom, left:right], (32, 32)).std() < low_info_std:
+                plain.append(r)
+                layouts.append(resized(shown[inner[0] : inner[1], inner[2] : inner[3]], side))
+    rows = np.r_[flat, np.array(plain, np.int64)]
+    return rows, np.stack(layouts).astype(np.float32) if layouts else np.zeros((0, *side), np.float32)
+
+
 # Besides the candidates that look most alike, a crowded photograph keeps this many nearest in hash bits, whatever they
 # look like: where many images share one frame (a quarter of the framed set in one white mat), the frame dominates
 # the 16x16 look, and a copy cut 5% at two sides, which its signal aligns a few percent off, looks less alike than
@@ -311,6 +387,14 @@ def verified_pairs(
         None if shas is None else [shas[k] for k in hashed],
         cache_dir,
     )
+    images = thumbs if colours is None else colours
+    full = hashes[view_key("full")][hashed]
+    trimmed = hashes[view_key("trim")][hashed] != full
+    plain_found = plain_candidates(
+        thumbs, images, detail[hashed] < low_info_std, trimmed, full, found, low_info_std, at=hashed
+    )
+    if len(plain_found.i):
+        found = merge_candidates([found, plain_found])
     searched = len(found.i)
     crowded = crowded_note(searched, len(hashed), config.candidate_distance)
     if crowded:

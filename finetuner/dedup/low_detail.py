@@ -4,7 +4,9 @@ copy in one of two ways:
 
 1. **Pixel match.** The same picture pixel for pixel, as it is or mirrored, within `flat_max_difference` grey
    levels on average. Frames that both show visible shading may differ by one brightness gain: the shading pins the
-   gain down, while two plain frames of different shades would match through any gain.
+   gain down, while two plain frames of different shades would match through any gain. Where either image shows
+   bars (its frame deviates from its mean by SHADING flat_max_difference more than its content inside them), the
+   contents inside the bars are compared too: a plain field and its letterboxed copy.
 2. **Shading match.** Both frames show shading, and beyond a plain ramp (a smooth wallpaper of soft shapes, a
    vignetted gradient). One frame's shading is then the other's up to a tone change (a gain and an offset: contrast,
    brightness), a mirror and a centre crop of either (90% or 80% of each side), or as the two views the candidate
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from finetuner.dedup.align import area, signal_boxes
+from finetuner.dedup.align import area, cuts, signal_boxes
 from finetuner.dedup.hashing import THUMB
 from finetuner.dedup.verdicts import VerifyRule
 
@@ -68,10 +70,22 @@ def low_detail_verdicts(
     it compared each image's content inside its bars (the colour check compares the same regions)."""
     accepted, difference = np.zeros(len(i), bool), np.zeros(len(i))
     how, overlap, inside = np.empty(len(i), dtype=object), np.ones(len(i)), np.zeros((len(i), 2), bool)
+    trims = None if trims is None else np.asarray(trims)
+    bars = _bars(thumbs, np.r_[i, j], trims, rule)
     for s in range(0, len(i), CHUNK):
         part = slice(s, s + CHUNK)
         a, b = thumbs[i[part]].astype(np.float32), thumbs[j[part]].astype(np.float32)
         accepted[part], difference[part], how[part], spread = _pixel_match(a, b, rule)
+        barred = np.stack([bars[i[part]], bars[j[part]]], axis=1)
+        rows = np.flatnonzero(~accepted[part] & barred.any(axis=1))
+        if len(rows):  # a plain field against its letterboxed copy: their contents inside the bars
+            x, y, barred = i[part][rows], j[part][rows], barred[rows]
+            a = np.where(barred[:, :1, None], cuts(thumbs, x, trims[x]), a[rows])
+            b = np.where(barred[:, 1:, None], cuts(thumbs, y, trims[y]), b[rows])
+            matched, gap, said, _ = _pixel_match(a, b, rule)
+            done = s + rows[matched]
+            accepted[done], difference[done], inside[done] = True, gap[matched], barred[matched]
+            how[done] = [f"content inside the bars: {text}" for text in said[matched].tolist()]
         # a crop, or the content inside bars, shows no more shading than about its frame: plain pairs stop here
         shaded = s + np.flatnonzero(~accepted[part] & (spread >= SHADING * rule.flat_max_difference / 2))
         if len(shaded) == 0:
@@ -102,6 +116,21 @@ def _pixel_match(a: np.ndarray, b: np.ndarray, rule: VerifyRule) -> tuple[np.nda
         dtype=object,
     )
     return difference <= rule.flat_max_difference, difference, how, spread
+
+
+def _bars(thumbs: np.ndarray, images: np.ndarray, trims: np.ndarray | None, rule: VerifyRule) -> np.ndarray:
+    """Per thumbnail, whether it shows bars (`trims` strip some, and its frame deviates from its mean by SHADING
+    flat_max_difference more than its content inside them does: a plain field's trim, a box on its own ground, is no
+    bar); only `images` are looked at, the rest False."""
+    bars = np.zeros(len(thumbs), bool)
+    if trims is None:
+        return bars
+    images = np.unique(images)
+    images = images[(trims[images] != (0, THUMB, 0, THUMB)).any(axis=1)]
+    if len(images):
+        frames, contents = thumbs[images].astype(np.float32), cuts(thumbs, images, trims[images])
+        bars[images] = _mean_deviation(frames) - _mean_deviation(contents) >= SHADING * rule.flat_max_difference
+    return bars
 
 
 def _shading_match(

@@ -157,8 +157,9 @@ __all__ = [
 # structure held to the mean colour of one with (colour._fit), 43 a frame colour the other image shows found nested
 # inside the frame (surround.nested_tones), 44 inside a frame below min_similarity, colours must fit without the toned
 # allowance (_toned_in_frame), 45 low-detail pairs' colours compared over the regions their match compared, each way,
-# and held to LOW_DETAIL_COLOUR_FIT, 46 those short of it refused as rule "low-detail-colour" (the report's margin)
-VERIFIER = 46
+# and held to LOW_DETAIL_COLOUR_FIT, 46 those short of it refused as rule "low-detail-colour" (the report's margin),
+# 47 the pixel match also compares contents inside bars where they show (low_detail._bars)
+VERIFIER = 47
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (searches.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6

@@ -127,10 +127,15 @@ def test_two_smooth_pictures_in_one_white_mat_are_not_copies(monkeypatch) -> Non
     assert verify(first, second).accepted  # what the blended line did
 
 
-def test_a_smooth_picture_in_a_mat_is_found_by_the_shading_inside_it() -> None:
-    """The pixel match compares whole frames, mat and all; the shading match also compares the content inside the
-    bars, against the other's content or its frame (a smooth picture's own edge can pass for a bar)."""
-    verdict = verify(thumb(mat(wallpaper(3))), thumb(wallpaper(3).resize((200, 150))))
+def test_a_smooth_picture_in_a_mat_is_found_by_the_shading_inside_it(monkeypatch) -> None:
+    """The pixel match compares the content inside the mat with the other's frame; without that, the shading match
+    compares the content inside the bars too, against the other's content or its frame (a smooth picture's own edge
+    can pass for a bar)."""
+    matted, resized = thumb(mat(wallpaper(3))), thumb(wallpaper(3).resize((200, 150)))
+    verdict = verify(matted, resized)
+    assert verdict.accepted and verdict.transform.startswith("content inside the bars: identity"), verdict
+    monkeypatch.setattr(low_detail, "_bars", lambda thumbs, *args: np.zeros(len(thumbs), bool))
+    verdict = verify(matted, resized)
     assert verdict.accepted and "content inside the bars of a = frame of b" in verdict.transform, verdict
 
 
@@ -161,3 +166,23 @@ def test_a_crop_from_one_side_is_matched_as_the_search_proposed_it() -> None:
     assert plain.rule == "low-detail" and not plain.accepted, plain  # the frames as they are do not line up
     other = np.stack([thumb(soft_shapes(7)), thumb(copy)])
     assert not verify_pairs(other, np.array([0]), np.array([1]), ["left90~full"], VerifyRule(), aspect).accepted[0]
+
+
+def test_a_plain_field_matches_its_letterboxed_copy_inside_the_bars_and_a_plain_fields_box_is_no_bar() -> None:
+    """A plain field's letterboxed copy differs from it by its bars as frames; inside them the two match pixel for
+    pixel (and a field of another shade, letterboxed alike, does not). A plain field's trim is a box on its own
+    ground, not a bar: a faint ramp and a flat field, refused as frames, are not compared there (its centre is about
+    as flat as the field, and matched so)."""
+    from tests.dedup.test_verify import letterbox, near_blank
+
+    field = thumb(near_blank((120, 120, 120), 0))
+    boxed = letterbox(near_blank((120, 120, 120), 2))
+    aspect = (4 / 3, boxed.size[0] / boxed.size[1])
+    verdict = verify(field, thumb(boxed), aspect=aspect)
+    assert verdict.accepted and verdict.transform.startswith("content inside the bars"), verdict
+    assert not verify(field, thumb(letterbox(near_blank((126, 126, 126), 2))), aspect=aspect).accepted
+    for slope in (6, 8):
+        ramp = thumb(near_blank((120, 120, 120), 1, slope=slope))
+        assert (trims.trim_boxes(np.stack([field, ramp])) != (0, 64, 0, 64)).any(axis=1).all()
+        verdict = verify(field, ramp)
+        assert not verdict.accepted and "inside" not in verdict.transform, verdict

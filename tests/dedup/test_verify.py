@@ -554,6 +554,58 @@ def test_the_cap_ranks_near_blank_candidates_by_how_alike_they_look() -> None:
     assert not keep[29]  # all alike: ties by index, as by hash distance
 
 
+def test_near_blank_copies_whose_hash_bits_differ_are_proposed_by_their_colour_layout() -> None:
+    """A plain field's hash bits are its sensor noise's, which JPEG 40 smooths away: the field and its copy lie 32 bits
+    apart, no view's candidates; its letterboxed copy's trim view is that noise too. `plain_candidates` proposes
+    near-blank images (and images whose content inside bars is near-blank) near in colour layout, as they are or
+    mirrored, and the pixel rule accepts both copies, the letterboxed one inside its bars. A field of other colours
+    and the photograph are not proposed, and a pair the views found keeps its view signal."""
+    from finetuner.config import parse_params
+    from finetuner.dedup.candidates import PLAIN_SIGNAL, plain_candidates, verified_pairs
+    from finetuner.dedup.hashing import view_key
+
+    field, ramp = near_blank((90, 96, 110), 0), near_blank((120, 110, 100), 1, slope=12)
+    again = Image.open(io.BytesIO(to_jpeg_bytes(field, 40))).convert("RGB")
+    images = [field, again, ramp, ImageOps.mirror(ramp), near_blank((110, 96, 90), 2), photo(5, (160, 120))]
+    images.append(letterbox(near_blank((90, 96, 110), 3)))
+    batch = hash_images(images, ["phash", "dhash"])
+    batch.hashes.update({view_key(name): values for name, values in view_hashes(batch.thumbs).items()})
+    low, full = batch.detail < 8.0, batch.hashes[view_key("full")]
+    trimmed = batch.hashes[view_key("trim")] != full
+    assert low[:5].all() and not low[5:].any() and trimmed[6] and hamming(full[:1], full[1:2])[0] > 12
+    views = view_candidates({name: batch.hashes[view_key(name)] for name in VIEWS}, low, 12)
+    assert set(zip(views.i.tolist(), views.j.tolist())) == {(2, 3)}  # the mirrored ramp: its shading sets its bits
+
+    def proposed(taken: Candidates, colours: bool = True) -> set:
+        images = batch.colours if colours else batch.thumbs
+        found = plain_candidates(batch.thumbs, images, low, trimmed, full, taken, 8.0)
+        assert set(found.signal) <= {PLAIN_SIGNAL}
+        return set(zip(found.i.tolist(), found.j.tolist()))
+
+    assert proposed(views) == {(0, 1), (0, 6), (1, 6)}
+    assert {(0, 1), (0, 6), (1, 6)} <= proposed(views, colours=False)  # grey layouts, where no colours are kept
+    assert (2, 3) in proposed(subset(views, np.zeros(1, bool)))  # proposed too when the views had not
+    config = parse_params({}).dedup
+    verified = verified_pairs(
+        batch.hashes,
+        batch.detail,
+        batch.thumbs,
+        batch.ok,
+        ("phash", "dhash"),
+        8,
+        8.0,
+        config.verify,
+        1,
+        colours=batch.colours,
+    )
+    signal = {(a, b): s for a, b, s in zip(verified.a.tolist(), verified.b.tolist(), verified.signal)}
+    accepted = {pair for pair, ok in zip(signal, verified.verdicts.accepted) if ok}
+    assert accepted == {(0, 1), (0, 6), (1, 6), (2, 3)}  # (1, 6) may come from a whole-frame hash
+    assert signal[0, 1] == signal[0, 6] == PLAIN_SIGNAL and signal[2, 3] == "full~mirror"
+    letterboxed = np.flatnonzero((verified.a == 0) & (verified.b == 6))
+    assert "content inside the bars" in verified.verdicts.transform[letterboxed[0]]
+
+
 def test_nearest_per_image_ranks_ties_as_a_three_key_sort_does() -> None:
     rng = np.random.default_rng(0)
     for trial in range(40):
