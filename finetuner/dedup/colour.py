@@ -34,6 +34,10 @@ from finetuner.dedup.correlation import BAND
 SIDE = 16  # pixels a side of the colour thumbnail kept per image (hashing.thumbnails), and of the regions compared
 MAX_TURN = np.radians(30.0)  # the largest turn of all hues a copy's edit may make (a warm or cool filter)
 MAX_SHIFT = 20.0  # the largest shift of all chroma (levels of 255) a copy's edit may make (white balance, a tint)
+# Two plain fields (near-blank, no shading: the pixel rule's frames without a gain) are copies only where their mean
+# chroma lies within this many levels: a re-encode or rescale moves it 0-2; another field of the same grey, or one
+# tinted or made paler (a copy's colour edit, which no pixel tells from another field), 4 or more
+PLAIN_SHIFT = 4.0
 FIT_ROUNDS = 4  # alternations of the gain and the shift (each exact given the other)
 # A toned copy (sepia): one hue (|sum of chroma| / sum of |chroma| at least ONE_HUE; sepia copies 0.99-1.0), its
 # chroma a function of its luma (a quadratic in luma explains TONE_FIT of it: 0.71-1.0; a linear fit missed the bend
@@ -88,6 +92,15 @@ def colour_fit(a: np.ndarray, b: np.ndarray, tones: bool = True, both_ways: bool
         tone_u[one], tone_v[one] = _tone(means, "u"), _tone(means, "v")
         fits.append(_fit(part, pixels, tone_u, tone_v, both_ways))
     return np.max(fits, axis=0)
+
+
+def same_colour_fit(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per pair of regions' colour planes (n, h, w, 3), the share `colour_fit` would give two plain fields whose mean
+    chroma may differ only by what a re-encode moves it (PLAIN_SHIFT), not by a colour edit: 1 within PLAIN_SHIFT
+    levels, then falling as the square (0.8 at 1.12 PLAIN_SHIFT). Two plain fields of one grey are as alike as their
+    colours, and one tinted or made paler is another field of that colour, as one brightened is another shade."""
+    gap = np.abs(a[..., 1:].mean(axis=(1, 2)) - b[..., 1:].mean(axis=(1, 2)))  # (n, 2): Cb, Cr
+    return np.minimum(1.0, PLAIN_SHIFT / np.maximum(np.hypot(gap[:, 0], gap[:, 1]), 1e-12)) ** 2
 
 
 def _hues(sums: dict[str, np.ndarray], c: str) -> np.ndarray:

@@ -44,6 +44,7 @@ SHADING_SHARE = 0.12  # the shading match's residual at most this share of eithe
 BEYOND_RAMP_SHARE = 0.5  # ...and of either frame's mean departure from its best-fitting plane
 CROPS = (0.9, 0.8)  # centre crops (share of each side) the shading match tries on either frame
 CHUNK = 256  # pairs whose views are compared together
+BAR_SLACK = 2  # thumbnail pixels a proposed view may reach past an image's content into its bars (a trim's rounding)
 # A blur bends a ramp near the frame's edges (the edge pixels repeated): the departure from a plane is measured inside
 # a margin of twice the blur
 MARGIN = int(np.ceil(2 * SMOOTH_SIGMA))
@@ -75,8 +76,9 @@ def low_detail_verdicts(
     for s in range(0, len(i), CHUNK):
         part = slice(s, s + CHUNK)
         a, b = thumbs[i[part]].astype(np.float32), thumbs[j[part]].astype(np.float32)
-        accepted[part], difference[part], how[part], spread = _pixel_match(a, b, rule)
         barred = np.stack([bars[i[part]], bars[j[part]]], axis=1)
+        # bars are shading that pins no gain of what they frame: two barred plain fields match through any gain
+        accepted[part], difference[part], how[part], spread = _pixel_match(a, b, rule, barred.any(axis=1))
         rows = np.flatnonzero(~accepted[part] & barred.any(axis=1))
         if len(rows):  # a plain field against its letterboxed copy: their contents inside the bars
             x, y, barred = i[part][rows], j[part][rows], barred[rows]
@@ -91,18 +93,21 @@ def low_detail_verdicts(
         if len(shaded) == 0:
             continue
         proposed = None if signals is None else np.asarray(signals, dtype=object)[shaded]
-        found = _shading_match(thumbs, i[shaded], j[shaded], rule, trims, proposed, aspect)
+        found = _shading_match(thumbs, i[shaded], j[shaded], rule, trims, proposed, aspect, bars)
         ok = found.matched
         accepted[shaded[ok]], difference[shaded[ok]], overlap[shaded[ok]] = True, found.residual[ok], found.overlap[ok]
         how[shaded[ok]], inside[shaded[ok]] = found.how[ok], found.inside[ok]
     return accepted, 1.0 - difference / 255.0, overlap, how, inside
 
 
-def _pixel_match(a: np.ndarray, b: np.ndarray, rule: VerifyRule) -> tuple[np.ndarray, ...]:
-    """(matched, mean difference, how, the lesser frame's mean deviation) per pair of (k, h, w) float32 frames."""
+def _pixel_match(a: np.ndarray, b: np.ndarray, rule: VerifyRule, no_gain=None) -> tuple[np.ndarray, ...]:
+    """(matched, mean difference, how, the lesser frame's mean deviation) per pair of (k, h, w) float32 frames; pairs
+    `no_gain` (a mask) are matched as they are, whatever shading they show."""
     spread = np.minimum(_mean_deviation(a), _mean_deviation(b))
     ratio = b.reshape(len(a), -1).mean(axis=1) / np.maximum(a.reshape(len(a), -1).mean(axis=1), 1.0)
-    gain = np.where(spread >= SHADING * rule.flat_max_difference, np.clip(ratio, 1 / MAX_GAIN, MAX_GAIN), 1.0)
+    pinned = spread >= SHADING * rule.flat_max_difference
+    pinned = pinned if no_gain is None else pinned & ~no_gain
+    gain = np.where(pinned, np.clip(ratio, 1 / MAX_GAIN, MAX_GAIN), 1.0)
     scaled = a * gain[:, None, None].astype(np.float32)
     straight = np.abs(scaled - b).reshape(len(a), -1).mean(axis=1)
     mirrored = np.abs(scaled - b[:, :, ::-1]).reshape(len(a), -1).mean(axis=1)
@@ -141,12 +146,14 @@ def _shading_match(
     trims: np.ndarray | None,
     signals: np.ndarray | None = None,
     aspect: np.ndarray | None = None,
+    bars: np.ndarray | None = None,
 ) -> _Found:
     """Per pair (`_Found`: matched, residual, overlap, how, inside), the best of the tries that passes, else the best
     try. A try takes each image's frame or its content inside its bars (where `trims` strip any: a smooth picture's
     edge can pass for a bar, so its frame is tried too), one of them whole and the other whole or centre-cropped,
     mirrored or not; and, with `signals`, the two views the candidate search proposed the pair by (a crop on one side:
-    `align.signal_boxes`, placed with the images' `aspect` ratios)."""
+    `align.signal_boxes`, placed with the images' `aspect` ratios). An image that shows `bars` (per thumbnail,
+    `_bars`) takes part with its content alone: its frame's shading is its bars'."""
     images, inverse = np.unique(np.r_[i, j], return_inverse=True)
     a, b = np.split(inverse.ravel(), 2)
     whole = np.tile([0, THUMB, 0, THUMB], (len(images), 1))
@@ -159,8 +166,11 @@ def _shading_match(
     if barred.any():
         framed[True] = _Views.of(thumbs[images], boxes)
     for inside_a, inside_b in ((False, False), (True, True), (True, False), (False, True)):
-        # a content is tried only where it differs from the frame
+        # a content is tried only where it differs from the frame, a frame only where it shows no bars
         rows = np.flatnonzero((barred[a] | (not inside_a)) & (barred[b] | (not inside_b)))
+        if bars is not None:
+            framed_by_bars = (bars[images[a[rows]]] & (not inside_a)) | (bars[images[b[rows]]] & (not inside_b))
+            rows = rows[~framed_by_bars]
         if len(rows) == 0:
             continue
         for (va, vb), mirror in ((t, m) for t in tries for m in (False, True)):
@@ -169,17 +179,27 @@ def _shading_match(
             share = CROPS[max(va, vb) - 1] ** 2 if va or vb else 1.0
             found.offer(near, ok, residual, gain, share, seen, (inside_a, inside_b))
     if signals is not None:
-        _offer_proposed(found, thumbs, i, j, signals, aspect, rule)
+        _offer_proposed(found, thumbs, i, j, signals, aspect, rule, bars, trims)
     return found
 
 
-def _offer_proposed(found: _Found, thumbs, i, j, signals, aspect, rule: VerifyRule) -> None:
-    """The try of the two views each pair's candidate search proposed it by (`align.signal_boxes`), on whole frames:
-    a smooth picture's trim is no evidence of where its content lies."""
+def _offer_proposed(found: _Found, thumbs, i, j, signals, aspect, rule: VerifyRule, bars=None, trims=None) -> None:
+    """The try of the two views each pair was proposed by (`align.signal_boxes`), on whole frames: a smooth picture's
+    trim is no evidence of where its content lies. But a view that reaches into the bars of an image that shows them
+    (`bars`, `trims`: `_bars`) is not tried: the bars' shading would decide (two letterboxed plain fields of other
+    shades match through a tone gain)."""
     ratio = np.full((len(i), 2), np.nan) if aspect is None else np.stack([aspect[i], aspect[j]], axis=1)
     frame = (0, THUMB, 0, THUMB)
     placed = [signal_boxes(signal, frame, frame, *r) for signal, r in zip(signals, ratio.tolist())]
     box_a, box_b = (np.array([p[side] for p in placed], np.int64) for side in (0, 1))
+    if bars is not None and trims is not None:
+        pairs = np.flatnonzero(~_into_bars(box_a, i, bars, trims) & ~_into_bars(box_b, j, bars, trims))
+        i, j, box_a, box_b = i[pairs], j[pairs], box_a[pairs], box_b[pairs]
+        placed = [placed[k] for k in pairs.tolist()]
+    else:
+        pairs = np.arange(len(i))
+    if len(pairs) == 0:
+        return
     first, second = _Views.of(thumbs[i], box_a, ()), _Views.of(thumbs[j], box_b, ())
     rows = np.arange(len(i))
     kept = np.minimum(area(box_a), area(box_b)) / THUMB**2
@@ -187,7 +207,17 @@ def _offer_proposed(found: _Found, thumbs, i, j, signals, aspect, rule: VerifyRu
     for mirror in (False, True):
         near, ok, residual, gain = _tone_fit(first, second, rows, rows, rows[mirrored == mirror], 0, 0, mirror, rule)
         ok &= kept[near] >= rule.min_overlap
-        found.offer(near, ok, residual, gain, kept[near], [placed[k][3] for k in near.tolist()])
+        found.offer(pairs[near], ok, residual, gain, kept[near], [placed[k][3] for k in near.tolist()])
+
+
+def _into_bars(boxes: np.ndarray, images: np.ndarray, bars: np.ndarray, trims: np.ndarray) -> np.ndarray:
+    """Per view box (top, bottom, left, right) of images[k], whether it reaches more than BAR_SLACK pixels past the
+    content of an image that shows bars."""
+    content = np.asarray(trims)[images]
+    past = (boxes[:, [0, 2]] < content[:, [0, 2]] - BAR_SLACK).any(axis=1) | (
+        boxes[:, [1, 3]] > content[:, [1, 3]] + BAR_SLACK
+    ).any(axis=1)
+    return bars[images] & past
 
 
 def _tone_fit(first, second, a, b, rows, va: int, vb: int, mirror: bool, rule: VerifyRule) -> tuple[np.ndarray, ...]:

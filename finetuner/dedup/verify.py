@@ -72,7 +72,7 @@ from finetuner.dedup.align import (
     warped,
 )
 from finetuner.dedup.colour import SIDE as COLOUR_SIDE
-from finetuner.dedup.colour import colour_fit, colour_planes
+from finetuner.dedup.colour import colour_fit, colour_planes, same_colour_fit
 from finetuner.dedup.correlation import (
     BAND,
     SMOOTH_SIGMA,
@@ -84,7 +84,7 @@ from finetuner.dedup.correlation import (
     unit_rows,
 )
 from finetuner.dedup.hashing import THUMB
-from finetuner.dedup.low_detail import low_detail_verdicts
+from finetuner.dedup.low_detail import SHADING, low_detail_verdicts
 from finetuner.dedup.searches import IMAGE_CHUNK
 from finetuner.dedup.shape import GRAPHIC_STRETCH, MAX_ANISOTROPY, is_graphic, shape_agreement
 from finetuner.dedup.surround import (
@@ -158,8 +158,9 @@ __all__ = [
 # inside the frame (surround.nested_tones), 44 inside a frame below min_similarity, colours must fit without the toned
 # allowance (_toned_in_frame), 45 low-detail pairs' colours compared over the regions their match compared, each way,
 # and held to LOW_DETAIL_COLOUR_FIT, 46 those short of it refused as rule "low-detail-colour" (the report's margin),
-# 47 the pixel match also compares contents inside bars where they show (low_detail._bars)
-VERIFIER = 47
+# 47 the pixel match also compares contents inside bars where they show (low_detail._bars), 48 two plain fields held
+# to one colour (colour.PLAIN_SHIFT), bars pin no gain on frames, proposed views stay out of them
+VERIFIER = 48
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (searches.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6
@@ -302,7 +303,10 @@ def verify_pairs(
     colour = np.full(k, np.nan)
     if colours is not None and rule.min_colour_fit > -1:
         looked = np.flatnonzero(accepted)
-        colour[looked] = _colour_look(thumbs, colours, trims, i, j, signals, aspect, best.stage, flat, looked, inside)
+        plain_level = SHADING * rule.flat_max_difference  # frames the pixel match compares without a gain
+        colour[looked] = _colour_look(
+            thumbs, colours, trims, i, j, signals, aspect, best.stage, flat, looked, inside, plain_level=plain_level
+        )
         _colour_verdicts(colour, looked, rule.min_colour_fit, accepted, rules, how)
         # two near-blank frames agree in grey whatever they show: their colours must agree within one copy's edit
         low_detail_fit = max(rule.min_colour_fit, LOW_DETAIL_COLOUR_FIT)
@@ -366,7 +370,7 @@ def _toned_in_frame(thumbs, colours, trims, i, j, signals, aspect, best: Best, f
 
 
 def _colour_look(
-    thumbs, colours, trims, i, j, signals, aspect, stage, flat, looked, inside=None, tones=True
+    thumbs, colours, trims, i, j, signals, aspect, stage, flat, looked, inside=None, tones=True, plain_level=None
 ) -> np.ndarray:
     """The colour check's share explained for the pairs `looked`, aligned as the grey verdict placed them (low-detail
     pairs: the regions their match compared, each image's frame or, where `inside` (k, 2) says so, its content inside
@@ -404,7 +408,16 @@ def _colour_look(
             as_is = colour_fit(a[plain], b[plain], tones, both_ways=True)
             turned = colour_fit(a[plain], b[plain][:, :, ::-1], tones, both_ways=True)
             fit[s + plain] = np.maximum(as_is, turned)
+            if plain_level is not None:  # two plain fields: their colours the same, not one edit apart
+                both = (_luma_spread(a[plain]) < plain_level) & (_luma_spread(b[plain]) < plain_level)
+                fit[s + plain[both]] = np.minimum(fit[s + plain[both]], same_colour_fit(a[plain[both]], b[plain[both]]))
     return fit
+
+
+def _luma_spread(planes: np.ndarray) -> np.ndarray:
+    """Each region's mean absolute deviation of its luma plane (levels of 255): how much shading it shows."""
+    luma = planes[..., 0].reshape(len(planes), -1)
+    return np.abs(luma - luma.mean(axis=1, keepdims=True)).mean(axis=1)
 
 
 class _Enlarged:

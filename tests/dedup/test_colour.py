@@ -193,14 +193,16 @@ def test_two_flat_colours_are_each_one_edit_of_the_other_both_ways() -> None:
 
 def test_two_near_blank_fields_of_other_colours_are_not_copies() -> None:
     """Near-blank frames agree in grey whatever they show, so colour decides them, held to one copy's edit each way
-    and to LOW_DETAIL_COLOUR_FIT. A vivid red field and a pale blue one of the same grey passed as a grey copy tinted
-    (0.94 one way); a flat blue-green field and one whose hue drifts from green to yellow-green, 60 degrees of hue
-    away, at 0.58: refused as `low-detail-colour`, which the report judges by its fit less LOW_DETAIL_COLOUR_FIT.
-    Their copies pass."""
+    and to LOW_DETAIL_COLOUR_FIT, and two plain ones to one colour (PLAIN_SHIFT). A vivid red field and a pale blue
+    one of the same grey passed as a grey copy tinted (0.94 one way); a flat blue-green field and one whose hue
+    drifts from green to yellow-green, 60 degrees of hue away, at 0.58. A grey field and one tinted 5 levels fit 0.64:
+    refused as `low-detail-colour`, which the report judges by its fit less LOW_DETAIL_COLOUR_FIT. Their copies
+    pass."""
     ramp = np.linspace(-1.0, 1.0, 320)[None, :]
     red, blue = near_blank(100, -4, 57), near_blank(100, 18, -10, seed=1)
     teal, drifting = near_blank(132, -12, -51), near_blank(132, -70 + 9 * ramp, -20 + 12 * ramp, seed=1)
-    for a, b, rule in ((red, blue, "colour"), (teal, drifting, "low-detail-colour")):
+    grey, tinted = near_blank(120, 0, 0), near_blank(120, 3, 4, seed=1)
+    for a, b, rule in ((red, blue, "colour"), (teal, drifting, "colour"), (grey, tinted, "low-detail-colour")):
         verdict = decide(a, b)
         assert not verdict.accepted and verdict.rule == rule, verdict
         assert decide(a, b, VerifyRule(min_colour_fit=-1)).accepted  # grey alone links them
@@ -216,9 +218,32 @@ def test_two_near_blank_fields_of_other_colours_are_not_copies() -> None:
     found = Verified(np.array([0]), np.array([1]), np.array(["dhash"]), np.array([3]), refused)
     assert margin(found, VerifyConfig())[0] == pytest.approx(verdict.colour - LOW_DETAIL_COLOUR_FIT)  # below 0
     assert verdict.colour - LOW_DETAIL_COLOUR_FIT < 0 < verdict.colour - VerifyConfig().min_colour_fit
-    for image in (red, blue, teal, drifting):
+    for image in (red, blue, teal, drifting, grey, tinted):
         verdict = decide(image, jpeg(image, 40))
         assert verdict.accepted and verdict.rule == "low-detail", verdict
+
+
+def test_two_plain_fields_are_copies_only_in_one_colour(monkeypatch) -> None:
+    """Two plain fields of one grey are as alike as their mean colours: one of another tint, or a copy tinted warmer
+    (a white balance edit), is another field of that colour, as a brightened one is another shade. Their chroma may
+    differ by what a re-encode moves it (PLAIN_SHIFT), not by a copy's colour edit (MAX_SHIFT, and any saturation):
+    within that, a field 8 levels off in chroma passed. Where the fields show shading, their warmer copies pass."""
+    from finetuner.dedup import colour
+
+    field, other = near_blank(120, 4, -6), near_blank(120, -2, 0, seed=1)
+    warmer = Image.fromarray(np.clip(np.asarray(field, np.float32) * [1.1, 1.0, 0.85], 0, 255).astype(np.uint8))
+    assert decide(field, jpeg(field, 40)).accepted and decide(field, field.resize((160, 120))).accepted
+    for copy in (other, warmer):
+        verdict = decide(field, copy)
+        assert not verdict.accepted and verdict.rule in ("colour", "low-detail-colour"), verdict
+    wallpaper = smooth_purple(1)
+    warm_wallpaper = Image.fromarray(
+        np.clip(np.asarray(wallpaper, np.float32) * [1.1, 1.0, 0.85], 0, 255).astype(np.uint8)
+    )
+    verdict = decide(wallpaper, warm_wallpaper)
+    assert verdict.accepted and verdict.rule == "low-detail", verdict
+    monkeypatch.setattr(colour, "PLAIN_SHIFT", colour.MAX_SHIFT)  # held to one colour edit, as before
+    assert decide(field, other).accepted
 
 
 def smooth_purple(seed: int) -> Image.Image:

@@ -186,3 +186,22 @@ def test_a_plain_field_matches_its_letterboxed_copy_inside_the_bars_and_a_plain_
         assert (trims.trim_boxes(np.stack([field, ramp])) != (0, 64, 0, 64)).any(axis=1).all()
         verdict = verify(field, ramp)
         assert not verdict.accepted and "inside" not in verdict.transform, verdict
+
+
+def test_two_letterboxed_plain_fields_do_not_match_through_a_gain_their_bars_pin(monkeypatch) -> None:
+    """Bars are shading: a brightness gain fits two letterboxed plain fields of other shades (the bars black either
+    way), as the frames' pixel match and as the search's proposed views on the frames. Where an image shows bars,
+    its frame takes no gain and a proposed view may not reach into them: the contents inside decide, where a
+    letterboxed ramp and its brightened copy still match through a gain."""
+    from tests.dedup.test_verify import letterbox, near_blank
+
+    dark, light = letterbox(near_blank((100, 100, 100), 0)), letterbox(near_blank((140, 140, 140), 1))
+    y, x = np.mgrid[0:120, 0:160] / 160.0
+    ramp, brighter = (grey(level + slope * x) for level, slope in ((90.0, 30.0), (120.0, 40.0)))
+    aspect = (dark.size[0] / dark.size[1],) * 2
+    assert not verify(thumb(dark), thumb(light), aspect=aspect).accepted
+    verdict = verify(thumb(letterbox(ramp)), thumb(letterbox(brighter)), aspect=aspect)
+    assert verdict.accepted and verdict.transform.startswith("content inside the bars: identity, gain 1.3"), verdict
+    monkeypatch.setattr(low_detail, "_bars", lambda thumbs, *args: np.zeros(len(thumbs), bool))
+    verdict = verify(thumb(dark), thumb(light), aspect=aspect)
+    assert verdict.accepted and "gain 1.4" in verdict.transform, verdict  # what the bars did
