@@ -234,9 +234,9 @@ def plain_candidates(
     k = min(PLAIN_NEAREST + 1, len(rows))
     found = []
     for query in (layout, layout[:, :, ::-1]):  # as they are, and mirrored
-        dist, at = tree.query(query.reshape(len(rows), -1), k=k, p=np.inf, distance_upper_bound=PLAIN_RADIUS)
+        dist, nearest = tree.query(query.reshape(len(rows), -1), k=k, p=np.inf, distance_upper_bound=PLAIN_RADIUS)
         near = np.isfinite(dist.reshape(len(rows), -1))
-        ends = np.stack([np.repeat(np.arange(len(rows)), k), at.reshape(-1)], axis=1)[near.ravel()]
+        ends = np.stack([np.repeat(np.arange(len(rows)), k), nearest.reshape(-1)], axis=1)[near.ravel()]
         found.append(ends[ends[:, 0] != ends[:, 1]])
     pairs = np.unique(np.sort(rows[np.concatenate(found)], axis=1), axis=0).reshape(-1, 2)
     n = len(low_detail)

@@ -103,7 +103,7 @@ def low_detail_verdicts(
 def _pixel_match(a: np.ndarray, b: np.ndarray, rule: VerifyRule, no_gain=None) -> tuple[np.ndarray, ...]:
     """(matched, mean difference, how, the lesser frame's mean deviation) per pair of (k, h, w) float32 frames; pairs
     `no_gain` (a mask) are matched as they are, whatever shading they show."""
-    spread = np.minimum(_mean_deviation(a), _mean_deviation(b))
+    spread = np.minimum(mean_deviation(a), mean_deviation(b))
     ratio = b.reshape(len(a), -1).mean(axis=1) / np.maximum(a.reshape(len(a), -1).mean(axis=1), 1.0)
     pinned = spread >= SHADING * rule.flat_max_difference
     pinned = pinned if no_gain is None else pinned & ~no_gain
@@ -134,7 +134,7 @@ def _bars(thumbs: np.ndarray, images: np.ndarray, trims: np.ndarray | None, rule
     images = images[(trims[images] != (0, THUMB, 0, THUMB)).any(axis=1)]
     if len(images):
         frames, contents = thumbs[images].astype(np.float32), cuts(thumbs, images, trims[images])
-        bars[images] = _mean_deviation(frames) - _mean_deviation(contents) >= SHADING * rule.flat_max_difference
+        bars[images] = mean_deviation(frames) - mean_deviation(contents) >= SHADING * rule.flat_max_difference
     return bars
 
 
@@ -307,6 +307,7 @@ def _view_name(view: int, inside: bool) -> str:
     return where if view == 0 else f"centre {round(CROPS[view - 1] * 100)}% of the {where}"
 
 
-def _mean_deviation(stack: np.ndarray) -> np.ndarray:
+def mean_deviation(stack: np.ndarray) -> np.ndarray:
+    """Each (h, w) image's mean absolute deviation from its mean: how much shading it shows."""
     flat = stack.reshape(len(stack), -1)
     return np.abs(flat - flat.mean(axis=1, keepdims=True)).mean(axis=1)

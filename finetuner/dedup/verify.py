@@ -84,7 +84,7 @@ from finetuner.dedup.correlation import (
     unit_rows,
 )
 from finetuner.dedup.hashing import THUMB
-from finetuner.dedup.low_detail import SHADING, low_detail_verdicts
+from finetuner.dedup.low_detail import SHADING, low_detail_verdicts, mean_deviation
 from finetuner.dedup.searches import IMAGE_CHUNK
 from finetuner.dedup.shape import GRAPHIC_STRETCH, MAX_ANISOTROPY, is_graphic, shape_agreement
 from finetuner.dedup.surround import (
@@ -409,15 +409,10 @@ def _colour_look(
             turned = colour_fit(a[plain], b[plain][:, :, ::-1], tones, both_ways=True)
             fit[s + plain] = np.maximum(as_is, turned)
             if plain_level is not None:  # two plain fields: their colours the same, not one edit apart
-                both = (_luma_spread(a[plain]) < plain_level) & (_luma_spread(b[plain]) < plain_level)
-                fit[s + plain[both]] = np.minimum(fit[s + plain[both]], same_colour_fit(a[plain[both]], b[plain[both]]))
+                shading_a, shading_b = (mean_deviation(x[plain][..., 0]) for x in (a, b))
+                both = plain[(shading_a < plain_level) & (shading_b < plain_level)]
+                fit[s + both] = np.minimum(fit[s + both], same_colour_fit(a[both], b[both]))
     return fit
-
-
-def _luma_spread(planes: np.ndarray) -> np.ndarray:
-    """Each region's mean absolute deviation of its luma plane (levels of 255): how much shading it shows."""
-    luma = planes[..., 0].reshape(len(planes), -1)
-    return np.abs(luma - luma.mean(axis=1, keepdims=True)).mean(axis=1)
 
 
 class _Enlarged:
