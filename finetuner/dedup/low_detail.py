@@ -14,7 +14,9 @@ copy in one of two ways:
    (banding, blocks). Each image's frame and its content inside its bars are tried. The residual must be within
    `flat_max_difference`, a small share of the shading, and a small share of the shading's departure from a plane.
    The last is what keeps two pictures of one plain ramp apart (two clear skies, two studio backdrops): any ramp fits
-   another ramp through a gain and an offset. Shading is smooth, so it is compared at 32x32.
+   another ramp through a gain and an offset. Likewise a bowl or a dome (a vignette, a radial glow) nearly fits another
+   about a nearby centre, so the residual must also be within the shading's departure from a quadratic surface.
+   Shading is smooth, so it is compared at 32x32.
 
 On the photo benches (benchmarks/bench_dedup_quality.py) the shading match found a smooth wallpaper's copies at
 JPEG quality 15, at contrast x0.6, cropped 10% on each side or on one, in a white letterbox and toned sepia, which the
@@ -42,6 +44,7 @@ SIDE = 32  # the shading match compares views area-averaged to SIDE x SIDE (shad
 SMOOTH_SIGMA = 2.0  # ...and blurred by this many of their pixels (4 thumbnail pixels: JPEG blocks and banding)
 SHADING_SHARE = 0.12  # the shading match's residual at most this share of either frame's mean deviation...
 BEYOND_RAMP_SHARE = 0.5  # ...and of either frame's mean departure from its best-fitting plane
+BEYOND_BOWL_SHARE = 1.0  # ...and from its best-fitting quadratic surface (a bowl or a dome: a vignette, a glow)
 CROPS = (0.9, 0.8)  # centre crops (share of each side) the shading match tries on either frame
 CHUNK = 256  # pairs whose views are compared together
 BAR_SLACK = 2  # thumbnail pixels a proposed view may reach past an image's content into its bars (a trim's rounding)
@@ -51,6 +54,8 @@ MARGIN = int(np.ceil(2 * SMOOTH_SIGMA))
 _y, _x = np.mgrid[0 : SIDE - 2 * MARGIN, 0 : SIDE - 2 * MARGIN] / (SIDE - 2 * MARGIN - 1.0)
 _PLANE = np.stack([np.ones(_x.size), _x.ravel(), _y.ravel()], axis=1).astype(np.float32)  # a + b x + c y
 _PLANE_PINV = np.linalg.pinv(_PLANE).astype(np.float32)
+_BOWL = np.concatenate([_PLANE, np.stack([_x.ravel() ** 2, _x.ravel() * _y.ravel(), _y.ravel() ** 2], axis=1)], 1)
+_BOWL_PINV = np.linalg.pinv(_BOWL).astype(np.float32)  # a + b x + c y + d x^2 + e x y + f y^2
 
 
 def low_detail_verdicts(
@@ -229,6 +234,7 @@ def _tone_fit(first, second, a, b, rows, va: int, vb: int, mirror: bool, rule: V
     if len(near) == 0:
         return near, np.zeros(0, bool), np.zeros(0), np.zeros(0)
     beyond_ramp = np.minimum(first.off_plane[a[near], va], second.off_plane[b[near], vb])
+    beyond_bowl = np.minimum(first.off_bowl[a[near], va], second.off_bowl[b[near], vb])
     p, q = first.centred[a[near], va], second.centred[b[near], vb]
     if mirror:
         q = q.reshape(len(q), SIDE, SIDE)[:, :, ::-1].reshape(len(q), -1)
@@ -240,6 +246,7 @@ def _tone_fit(first, second, a, b, rows, va: int, vb: int, mirror: bool, rule: V
         & (residual <= rule.flat_max_difference)
         & (residual <= SHADING_SHARE * spread)
         & (residual <= BEYOND_RAMP_SHARE * beyond_ramp)
+        & (residual <= BEYOND_BOWL_SHARE * beyond_bowl)
     )
     return near, ok, residual, gain
 
@@ -268,12 +275,13 @@ class _Found:
 @dataclass(frozen=True)
 class _Views:
     """Per image and view (its box, then its centre crops; `_smoothed_views`): the view less its mean, its mean
-    absolute deviation (how much shading it shows), and its mean departure from its best-fitting plane inside MARGIN
-    (how much of that is more than a ramp). A mirrored view has the same two numbers."""
+    absolute deviation (how much shading it shows), and its mean departures from its best-fitting plane and quadratic
+    surface inside MARGIN (how much of that is more than a ramp, or a bowl). A mirrored view has the same numbers."""
 
     centred: np.ndarray  # (images, views, side * side) float32
     spread: np.ndarray  # (images, views)
     off_plane: np.ndarray  # (images, views)
+    off_bowl: np.ndarray  # (images, views)
 
     @classmethod
     def of(cls, stack: np.ndarray, boxes: np.ndarray, crops: tuple[float, ...] = CROPS) -> _Views:
@@ -281,7 +289,8 @@ class _Views:
         centred = views - views.mean(axis=2, keepdims=True)
         inner = views.reshape(-1, SIDE, SIDE)[:, MARGIN:-MARGIN, MARGIN:-MARGIN].reshape(-1, _x.size)
         off_plane = np.abs(inner - (inner @ _PLANE_PINV.T) @ _PLANE.T).mean(axis=1).reshape(views.shape[:2])
-        return cls(centred, np.abs(centred).mean(axis=2), off_plane)
+        off_bowl = np.abs(inner - (inner @ _BOWL_PINV.T) @ _BOWL.T.astype(np.float32)).mean(axis=1)
+        return cls(centred, np.abs(centred).mean(axis=2), off_plane, off_bowl.reshape(views.shape[:2]))
 
 
 def _smoothed_views(stack: np.ndarray, boxes: np.ndarray, crops: tuple[float, ...] = CROPS) -> np.ndarray:

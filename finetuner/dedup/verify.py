@@ -159,8 +159,9 @@ __all__ = [
 # allowance (_toned_in_frame), 45 low-detail pairs' colours compared over the regions their match compared, each way,
 # and held to LOW_DETAIL_COLOUR_FIT, 46 those short of it refused as rule "low-detail-colour" (the report's margin),
 # 47 the pixel match also compares contents inside bars where they show (low_detail._bars), 48 two plain fields held
-# to one colour (colour.PLAIN_SHIFT), bars pin no gain on frames, proposed views stay out of them
-VERIFIER = 48
+# to one colour (colour.PLAIN_SHIFT), bars pin no gain on frames, proposed views stay out of them, 49 the shading
+# match's residual within the shading's departure from a quadratic too (low_detail.BEYOND_BOWL_SHARE)
+VERIFIER = 49
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (searches.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6

@@ -205,3 +205,27 @@ def test_two_letterboxed_plain_fields_do_not_match_through_a_gain_their_bars_pin
     monkeypatch.setattr(low_detail, "_bars", lambda thumbs, *args: np.zeros(len(thumbs), bool))
     verdict = verify(thumb(dark), thumb(light), aspect=aspect)
     assert verdict.accepted and "gain 1.4" in verdict.transform, verdict  # what the bars did
+
+
+def radial(centre: tuple[float, float], base, slope, seed: int) -> Image.Image:
+    """A radial glow: each channel base + slope x the distance from `centre` (x across, y down, in widths), with
+    sensor noise."""
+    y, x = np.mgrid[0:360, 0:480] / 480.0
+    field = np.asarray(base) + np.hypot(x - centre[0], y - centre[1])[..., None] * np.asarray(slope)
+    field = field + np.random.default_rng(seed).normal(0, 2.0, (360, 480, 1))
+    return Image.fromarray(np.clip(field, 0, 255).astype(np.uint8))
+
+
+def test_two_radial_glows_about_nearby_centres_are_not_matched_by_their_shading(monkeypatch) -> None:
+    """A cone of shading nearly fits another about a centre 5% of the width away, once one is cropped to 80% and a
+    tone change applied (residual 0.8 grey levels, within a small share of the shading and of its departure from a
+    plane): two different pictures of the blank set. Near its bowl-like best quadratic, the residual must also be
+    within the shading's departure from it (BEYOND_BOWL_SHARE), which a copy's residual is."""
+    first = radial((0.766, 0.62), (95.6, 196.6, 47.4), (-94.3, -49.5, 86.7), 0)
+    second = radial((0.713, 0.606), (67.1, 108.0, 68.9), (-91.9, -66.9, 36.1), 1)
+    assert not verify(thumb(first), thumb(second), aspect=(4 / 3, 4 / 3)).accepted
+    verdict = verify(thumb(first), thumb(jpeg(first, 15)), aspect=(4 / 3, 4 / 3))
+    assert verdict.accepted, verdict
+    monkeypatch.setattr(low_detail, "BEYOND_BOWL_SHARE", 99.0)
+    verdict = verify(thumb(first), thumb(second), aspect=(4 / 3, 4 / 3))
+    assert verdict.accepted and verdict.transform.startswith("shading matches"), verdict
