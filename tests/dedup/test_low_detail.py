@@ -219,8 +219,8 @@ def radial(centre: tuple[float, float], base, slope, seed: int) -> Image.Image:
 def test_two_radial_glows_about_nearby_centres_are_not_matched_by_their_shading(monkeypatch) -> None:
     """A cone of shading nearly fits another about a centre 5% of the width away, once one is cropped to 80% and a
     tone change applied (residual 0.8 grey levels, within a small share of the shading and of its departure from a
-    plane): two different pictures of the blank set. Near its bowl-like best quadratic, the residual must also be
-    within the shading's departure from it (BEYOND_BOWL_SHARE), which a copy's residual is."""
+    plane): two different pictures of the blank set. The residual must also be within the shading's departure from
+    its best-fitting quadratic surface (BEYOND_BOWL_SHARE), as a copy's is."""
     first = radial((0.766, 0.62), (95.6, 196.6, 47.4), (-94.3, -49.5, 86.7), 0)
     second = radial((0.713, 0.606), (67.1, 108.0, 68.9), (-91.9, -66.9, 36.1), 1)
     assert not verify(thumb(first), thumb(second), aspect=(4 / 3, 4 / 3)).accepted
