@@ -98,7 +98,7 @@ def low_detail_verdicts(
         if len(shaded) == 0:
             continue
         proposed = None if signals is None else np.asarray(signals, dtype=object)[shaded]
-        found = _shading_match(thumbs, i[shaded], j[shaded], rule, trims, proposed, aspect, bars)
+        found = _shading_match(thumbs, i[shaded], j[shaded], rule, trims, bars, proposed, aspect)
         ok = found.matched
         accepted[shaded[ok]], difference[shaded[ok]], overlap[shaded[ok]] = True, found.residual[ok], found.overlap[ok]
         how[shaded[ok]], inside[shaded[ok]] = found.how[ok], found.inside[ok]
@@ -149,9 +149,9 @@ def _shading_match(
     j: np.ndarray,
     rule: VerifyRule,
     trims: np.ndarray | None,
+    bars: np.ndarray,
     signals: np.ndarray | None = None,
     aspect: np.ndarray | None = None,
-    bars: np.ndarray | None = None,
 ) -> _Found:
     """Per pair (`_Found`: matched, residual, overlap, how, inside), the best of the tries that passes, else the best
     try. A try takes each image's frame or its content inside its bars (where `trims` strip any: a smooth picture's
@@ -173,9 +173,8 @@ def _shading_match(
     for inside_a, inside_b in ((False, False), (True, True), (True, False), (False, True)):
         # a content is tried only where it differs from the frame, a frame only where it shows no bars
         rows = np.flatnonzero((barred[a] | (not inside_a)) & (barred[b] | (not inside_b)))
-        if bars is not None:
-            framed_by_bars = (bars[images[a[rows]]] & (not inside_a)) | (bars[images[b[rows]]] & (not inside_b))
-            rows = rows[~framed_by_bars]
+        framed_by_bars = (bars[images[a[rows]]] & (not inside_a)) | (bars[images[b[rows]]] & (not inside_b))
+        rows = rows[~framed_by_bars]
         if len(rows) == 0:
             continue
         for (va, vb), mirror in ((t, m) for t in tries for m in (False, True)):
@@ -188,7 +187,7 @@ def _shading_match(
     return found
 
 
-def _offer_proposed(found: _Found, thumbs, i, j, signals, aspect, rule: VerifyRule, bars=None, trims=None) -> None:
+def _offer_proposed(found: _Found, thumbs, i, j, signals, aspect, rule: VerifyRule, bars, trims) -> None:
     """The try of the two views each pair was proposed by (`align.signal_boxes`), on whole frames: a smooth picture's
     trim is no evidence of where its content lies. But a view that reaches into the bars of an image that shows them
     (`bars`, `trims`: `_bars`) is not tried: the bars' shading would decide (two letterboxed plain fields of other
@@ -197,12 +196,11 @@ def _offer_proposed(found: _Found, thumbs, i, j, signals, aspect, rule: VerifyRu
     frame = (0, THUMB, 0, THUMB)
     placed = [signal_boxes(signal, frame, frame, *r) for signal, r in zip(signals, ratio.tolist())]
     box_a, box_b = (np.array([p[side] for p in placed], np.int64) for side in (0, 1))
-    if bars is not None and trims is not None:
+    pairs = np.arange(len(i))
+    if bars[np.r_[i, j]].any():  # bars are found only where trims are given
         pairs = np.flatnonzero(~_into_bars(box_a, i, bars, trims) & ~_into_bars(box_b, j, bars, trims))
         i, j, box_a, box_b = i[pairs], j[pairs], box_a[pairs], box_b[pairs]
         placed = [placed[k] for k in pairs.tolist()]
-    else:
-        pairs = np.arange(len(i))
     if len(pairs) == 0:
         return
     first, second = _Views.of(thumbs[i], box_a, ()), _Views.of(thumbs[j], box_b, ())

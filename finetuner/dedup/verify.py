@@ -400,18 +400,16 @@ def _colour_look(
             x, y, q = int(i[part[n]]), int(j[part[n]]), part[n]
             p, r = aligned_colours(thumbs, enlarged, trims, x, y, signals[q], int(stage[q]), aspect)
             a[n], b[n] = resized(p, side), resized(r, side)
-        plain = flat[part]  # low-detail pairs: as they are or mirrored, each way; the rest as aligned
-        rest = np.flatnonzero(~plain)
-        if len(rest):
+        rest, low = np.flatnonzero(~flat[part]), np.flatnonzero(flat[part])
+        if len(rest):  # as aligned
             fit[s + rest] = colour_fit(a[rest], b[rest], tones)
-        plain = np.flatnonzero(plain)
-        if len(plain):
-            as_is = colour_fit(a[plain], b[plain], tones, both_ways=True)
-            turned = colour_fit(a[plain], b[plain][:, :, ::-1], tones, both_ways=True)
-            fit[s + plain] = np.maximum(as_is, turned)
+        if len(low):  # low-detail pairs: as they are or mirrored, each way
+            as_is = colour_fit(a[low], b[low], tones, both_ways=True)
+            turned = colour_fit(a[low], b[low][:, :, ::-1], tones, both_ways=True)
+            fit[s + low] = np.maximum(as_is, turned)
             if plain_level is not None:  # two plain fields: their colours the same, not one edit apart
-                shading_a, shading_b = (mean_deviation(x[plain][..., 0]) for x in (a, b))
-                both = plain[(shading_a < plain_level) & (shading_b < plain_level)]
+                shading_a, shading_b = (mean_deviation(x[low][..., 0]) for x in (a, b))
+                both = low[(shading_a < plain_level) & (shading_b < plain_level)]
                 fit[s + both] = np.minimum(fit[s + both], same_colour_fit(a[both], b[both]))
     return fit
 
