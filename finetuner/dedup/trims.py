@@ -21,9 +21,10 @@ BLEND_SPAN = 0.8  # ...and the least share of its pixels it moves off the bar's 
 BLEND_SECOND = 0.25
 CHUNK = 2048  # thumbnails per batch of per-image statistics
 # A caption panel (a meme's caption, a headline added above or below a picture) is a plain band with text on it: it
-# starts with lines of one shade at the edge and runs through the last such line before the picture, those lines at
-# most PANEL_STD from flat (a panel is drawn; a low-contrast photograph's edge is 2-5) and at least PANEL_PLAIN of the
-# band (the rest, its text, may be anything)
+# starts with a line of one shade at the edge and runs through the last such line before the picture, those lines at
+# most PANEL_STD from flat (a panel is drawn; a low-contrast photograph's edge is 2-5), and at least PANEL_PLAIN of the
+# band's pixels are of that shade (the panel's ground between and around the letters; the letters may be anything).
+# Counted by lines instead, a caption whose letters fill 5 of its 7 lines at 64x64 was no panel
 PANEL_STD = 1.0
 PANEL_PLAIN = 0.5
 # Bars around a plain ground (a product on white, letterboxed; a picture in an app's window): the ground is stripped as
@@ -79,6 +80,16 @@ def _edge_runs(lines: np.ndarray, flat_std: float = FLAT_STD) -> np.ndarray:
     plain = (spread < (PANEL_STD * width) ** 2) & shade
     band = plain.shape[1] - np.argmax(plain[:, ::-1], axis=1)  # through the last plain row
     panel = plain[:, 0] & (plain.sum(axis=1) >= PANEL_PLAIN * band)
+    # a caption whose letters fill most of its lines: most of the band's pixels are of the edge's shade (its ground
+    # between and around the letters), and the line after it is not (the picture starts: a graphic's sparse shapes on
+    # their paper are no panel). Looked at only where the lines do not decide and a plain edge line starts a band.
+    k = np.flatnonzero(plain[:, 0] & ~panel & (band > run) & (band < lines.shape[1]))
+    if len(k):
+        upto = np.arange(rows.shape[1]) < band[k, None]
+        ground = np.abs(rows[k] * width - total[k, :1, None]) < BAR_TOLERANCE * width
+        after = lines[k, band[k]].astype(np.int32) * width
+        start = (np.abs(after - total[k, :1]) < BAR_TOLERANCE * width).mean(axis=1) < PANEL_PLAIN
+        panel[k] = start & ((ground.sum(axis=2) * upto).sum(axis=1) >= PANEL_PLAIN * band[k] * width)
     return np.minimum(np.where(panel, np.maximum(run, band), run), limit)
 
 
@@ -242,14 +253,14 @@ def _inside_ground(grey: np.ndarray, box: np.ndarray) -> np.ndarray:
     ]
     gaps = [(abs(float(bar.mean()) - float(line.mean())), band) for bar, line, band in edges if len(band)]
     if max(gap for gap, _ in gaps) < NEST_CONTRAST or not all(
-        gap >= NEST_CONTRAST or (gap < BAR_TOLERANCE and _panel(band)) for gap, band in gaps
+        gap >= NEST_CONTRAST or (gap < BAR_TOLERANCE and panel(band)) for gap, band in gaps
     ):
         return box
     narrowed = _layer_boxes(inside[None], NEST_FLAT_STD) + (top, top, left, left)
     return box if _blank(narrowed, h, w)[0] else narrowed[0]
 
 
-def _panel(band: np.ndarray) -> bool:
+def panel(band: np.ndarray) -> bool:
     """Whether a stripped band (lines x pixels) holds marks, so the first layer took it as a caption panel, not a bar.
     A panel of the shade of the line inside it is ground already: a window's canvas with a line of text on it."""
     return bool((band.std(axis=1) >= FLAT_STD).any())

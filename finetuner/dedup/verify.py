@@ -97,6 +97,7 @@ from finetuner.dedup.surround import (
     plain,
     whole_inside,
 )
+from finetuner.dedup.trims import panel
 from finetuner.dedup.verdicts import Best, Verdict, Verdicts, VerifyRule, passing, refit_rule
 from finetuner.dedup.views import (
     VIEWS,
@@ -160,8 +161,10 @@ __all__ = [
 # and held to LOW_DETAIL_COLOUR_FIT, 46 those short of it refused as rule "low-detail-colour" (the report's margin),
 # 47 the pixel match also compares contents inside bars where they show (low_detail._bars), 48 two plain fields held
 # to one colour (colour.PLAIN_SHIFT), bars pin no gain on frames, proposed views stay out of them, 49 the shading
-# match's residual within the shading's departure from a quadratic too (low_detail.BEYOND_BOWL_SHARE)
-VERIFIER = 49
+# match's residual within the shading's departure from a quadratic too (low_detail.BEYOND_BOWL_SHARE), 50 caption
+# panels whose letters fill most of their lines trimmed (views.VIEW_BOXES 8), two graphics stretched apart by a caption
+# panel one trim stripped compared as whole frames (_panel_stripped)
+VERIFIER = 50
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (searches.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6
@@ -443,7 +446,12 @@ def _second_looks(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: 
     for q in judged[graphics].tolist() if rule.min_shape_similarity > -1 else []:
         stretched = best.stretch[q] > GRAPHIC_STRETCH and stage[q] not in REFITTED
         whole = stretched and _resized_whole(trims, i[q], j[q], signals[q], stage[q])
-        if stretched and not whole:  # no refit can bring its proportions back within MAX_ANISOTROPY
+        if stretched and not whole and _panel_stripped(thumbs, trims, i[q], j[q], stage[q], aspect):
+            untrimmed = trims.copy()
+            untrimmed[[i[q], j[q]]] = (0, THUMB, 0, THUMB)
+            accepted[q], det[q], note = _shape(thumbs, untrimmed, i[q], j[q], signals[q], 0, aspect, rule)
+            note = f"{note}, the whole frames"
+        elif stretched and not whole:  # no refit can bring its proportions back within MAX_ANISOTROPY
             accepted[q], note = False, f"shape: proportions changed by {best.stretch[q]:.0%}"
         else:
             accepted[q], det[q], note = _shape(thumbs, trims, i[q], j[q], signals[q], stage[q], aspect, rule, whole)
@@ -569,6 +577,21 @@ def _shape(
         frames = ((1.0, 1.0), (1.0, 1.0))
     score, anisotropy, note = shape_agreement(p, q, rule.min_shape_similarity, frames)
     return score >= rule.min_shape_similarity and anisotropy <= MAX_ANISOTROPY, score, note
+
+
+def _panel_stripped(thumbs, trims: np.ndarray, x: int, y: int, stage: int, aspect) -> bool:
+    """Whether a caption panel's trim made the stretch: the kept alignment maps frames as they lie (AS_THEY_ARE, or
+    one whole frame with the other inside its bars), the two files have one shape, and one image's trim stripped a
+    band with marks on it (`trims.panel`: a caption drawn over its foot or its head) at an end where the other's did
+    not. A caption over a copy of a product shot cuts the product's ground short, and its content then has other
+    proportions than the original's."""
+    if stage not in (*AS_THEY_ARE, 11, 12) or aspect is None or abs(np.log(aspect[x] / aspect[y])) > MAX_ANISOTROPY:
+        return False
+    for a, b in ((x, y), (y, x)):
+        top, bottom = trims[a, :2].tolist()
+        if top != trims[b, 0] and panel(thumbs[a][:top]) or bottom != trims[b, 1] and panel(thumbs[a][bottom:]):
+            return True
+    return False
 
 
 def _resized_whole(trims: np.ndarray, x: int, y: int, signal: str, stage: int) -> bool:

@@ -479,6 +479,52 @@ def test_a_captioned_copy_is_found_inside_its_panel(monkeypatch) -> None:
     assert not verify(thumb(BASE), copy, aspect=(ratio, ratio * 0.75)).accepted
 
 
+def caption_over(image: Image.Image) -> Image.Image:
+    """A dark caption bar over the picture's foot (15% of its height), its letters filling most of its lines."""
+    out = image.copy()
+    w, h = out.size
+    top = round(h * 0.85)
+    ImageDraw.Draw(out).rectangle([0, top, w, h], fill=(15, 15, 15))
+    ImageDraw.Draw(out).text((8, top + 2), "Holiday 2024 - do not share", fill=(250, 250, 250), font_size=14)
+    return out
+
+
+def standing(seed: int) -> Image.Image:
+    """A product shot whose product stands on the frame's foot: a photo cut to a tall ellipse on a plain ground."""
+    out = Image.new("RGB", (200, 150), (248, 248, 246))
+    mask = Image.new("L", out.size, 0)
+    ImageDraw.Draw(mask).ellipse([60, 15, 140, 190], fill=255)
+    out.paste(photo(seed, out.size), (0, 0), mask)
+    return out
+
+
+def test_a_caption_panel_whose_letters_fill_most_of_its_lines_is_trimmed(monkeypatch) -> None:
+    """At 64x64 the bar's 10 lines hold 3 plain ones: counted by lines it was no panel; its pixels are mostly the
+    bar's shade."""
+    t = thumb(caption_over(standing(3)))
+    assert trim_box(t) == (6, 54, 0, 64)
+    band = t[54:].astype(np.float64)
+    assert (band.std(axis=1) < trims.PANEL_STD).sum() < trims.PANEL_PLAIN * len(band)
+    assert (np.abs(band - band[-1].mean()) < trims.BAR_TOLERANCE).mean() >= trims.PANEL_PLAIN
+    monkeypatch.setattr(trims, "PANEL_PLAIN", 2.0)  # no panel: the bar's last line alone is stripped
+    assert trim_box(t) == (6, 63, 0, 64)
+
+
+def test_a_product_shot_with_a_caption_over_its_foot_is_its_copy(monkeypatch) -> None:
+    """The caption cuts the product short, so its content inside the trim has other proportions than the original's
+    (29% apart): the shape check compares the two whole frames instead, less the caption band. Another product under
+    the same caption is no copy."""
+    ratio = (4 / 3, 4 / 3)
+    for seed in (3, 5, 8):
+        verdict = verify(thumb(caption_over(standing(seed))), thumb(standing(seed)), aspect=ratio)
+        assert verdict.accepted and verdict.rule == "shape", (seed, verdict)
+        assert verdict.transform.endswith("less the bottom band, the whole frames"), (seed, verdict)
+        assert not verify(thumb(caption_over(standing(seed + 20))), thumb(standing(seed)), aspect=ratio).accepted
+    monkeypatch.setattr("finetuner.dedup.verify._panel_stripped", lambda *args: False)
+    verdict = verify(thumb(caption_over(standing(3))), thumb(standing(3)), aspect=ratio)
+    assert not verdict.accepted and "proportions changed by 29%" in verdict.transform, verdict
+
+
 def test_candidates_then_verdicts_on_a_small_collection() -> None:
     images = [
         BASE,
