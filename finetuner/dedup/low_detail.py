@@ -6,7 +6,9 @@ copy in one of two ways:
    levels on average. Frames that both show visible shading may differ by one brightness gain: the shading pins the
    gain down, while two plain frames of different shades would match through any gain. Where either image shows
    bars (its frame deviates from its mean by SHADING flat_max_difference more than its content inside them), the
-   contents inside the bars are compared too: a plain field and its letterboxed copy.
+   contents inside the bars are compared too: a plain field and its letterboxed copy. Where one image's trim strips
+   a caption panel at its head or foot (a band with marks on it) and the other's does not, the two are also compared
+   over that trim's box as they lie: a caption bar drawn over a smooth picture.
 2. **Shading match.** Both frames show shading, and beyond a plain ramp (a smooth wallpaper of soft shapes, a
    vignetted gradient). One frame's shading is then the other's up to a tone change (a gain and an offset: contrast,
    brightness), a mirror and a centre crop of either (90% or 80% of each side), or as the two views the candidate
@@ -36,6 +38,7 @@ import numpy as np
 
 from finetuner.dedup.align import area, cuts, signal_boxes
 from finetuner.dedup.hashing import THUMB
+from finetuner.dedup.trims import panel
 from finetuner.dedup.verdicts import VerifyRule
 
 SHADING = 4.0  # frames whose mean deviation is this many flat_max_difference show shading (a gain must fit it)
@@ -78,6 +81,7 @@ def low_detail_verdicts(
     how, overlap, inside = np.empty(len(i), dtype=object), np.ones(len(i)), np.zeros((len(i), 2), bool)
     trims = None if trims is None else np.asarray(trims)
     bars = _bars(thumbs, np.r_[i, j], trims, rule)
+    captioned = _captioned(thumbs, np.r_[i, j], trims)
     for s in range(0, len(i), CHUNK):
         part = slice(s, s + CHUNK)
         a, b = thumbs[i[part]].astype(np.float32), thumbs[j[part]].astype(np.float32)
@@ -93,6 +97,15 @@ def low_detail_verdicts(
             done = s + rows[matched]
             accepted[done], difference[done], inside[done] = True, gap[matched], barred[matched]
             how[done] = [f"content inside the bars: {text}" for text in said[matched].tolist()]
+        over = np.stack([captioned[i[part]], captioned[j[part]]], axis=1)
+        rows = np.flatnonzero(~accepted[part] & (over[:, 0] != over[:, 1]))
+        if len(rows):  # a caption drawn over one's foot or head: its content against the same box of the other
+            x, y = i[part][rows], j[part][rows]
+            box = np.where(over[rows, :1], trims[x], trims[y])
+            matched, gap, said, _ = _pixel_match(cuts(thumbs, x, box), cuts(thumbs, y, box), rule)
+            done = s + rows[matched]
+            accepted[done], difference[done], overlap[done] = True, gap[matched], area(box[matched]) / THUMB**2
+            how[done] = [f"less the caption, as they lie: {text}" for text in said[matched].tolist()]
         # a crop, or the content inside bars, shows no more shading than about its frame: plain pairs stop here
         shaded = s + np.flatnonzero(~accepted[part] & (spread >= SHADING * rule.flat_max_difference / 2))
         if len(shaded) == 0:
@@ -141,6 +154,19 @@ def _bars(thumbs: np.ndarray, images: np.ndarray, trims: np.ndarray | None, rule
         frames, contents = thumbs[images].astype(np.float32), cuts(thumbs, images, trims[images])
         bars[images] = mean_deviation(frames) - mean_deviation(contents) >= SHADING * rule.flat_max_difference
     return bars
+
+
+def _captioned(thumbs: np.ndarray, images: np.ndarray, trims: np.ndarray | None) -> np.ndarray:
+    """Per thumbnail, whether its trim stripped a caption panel at its head or its foot (a band with marks on it,
+    `trims.panel`) and nothing at its sides; only `images` are looked at, the rest False."""
+    captioned = np.zeros(len(thumbs), bool)
+    if trims is None:
+        return captioned
+    for k in np.unique(images).tolist():
+        top, bottom, left, right = trims[k].tolist()
+        if (left, right) == (0, THUMB) and (panel(thumbs[k][:top]) or panel(thumbs[k][bottom:])):
+            captioned[k] = True
+    return captioned
 
 
 def _shading_match(

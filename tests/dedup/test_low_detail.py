@@ -229,3 +229,21 @@ def test_two_radial_glows_about_nearby_centres_are_not_matched_by_their_shading(
     monkeypatch.setattr(low_detail, "BEYOND_BOWL_SHARE", 99.0)
     verdict = verify(thumb(first), thumb(second), aspect=(4 / 3, 4 / 3))
     assert verdict.accepted and verdict.transform.startswith("shading matches"), verdict
+
+
+def test_a_smooth_wallpaper_under_a_caption_bar_matches_it_less_the_caption(monkeypatch) -> None:
+    """A dark caption bar over a smooth picture's foot moves the frames far apart (10-13 grey levels on average), and
+    its trim, the picture less the caption, is no content resized: compared as they lie, less the caption, the two
+    match pixel for pixel. Another wallpaper under the same caption does not."""
+    from tests.dedup.test_verify import caption
+
+    aspect = (4 / 3, 4 / 3)
+    for seed in (1, 2):
+        original, copy = thumb(wallpaper(seed)), thumb(caption(wallpaper(seed)))
+        verdict = verify(original, copy, aspect=aspect)
+        assert verdict.accepted and verdict.transform.startswith("less the caption, as they lie"), verdict
+        top, bottom, left, right = trims.trim_box(copy)  # the caption's trim box, on both frames
+        assert bottom == 56 and verdict.overlap == pytest.approx((bottom - top) * (right - left) / 64**2), verdict
+        assert not verify(original, thumb(caption(wallpaper(seed + 10))), aspect=aspect).accepted
+    monkeypatch.setattr(low_detail, "_captioned", lambda thumbs, images, trims: np.zeros(len(thumbs), bool))
+    assert not verify(thumb(wallpaper(1)), thumb(caption(wallpaper(1))), aspect=aspect).accepted
