@@ -38,7 +38,7 @@ import numpy as np
 
 from finetuner.dedup.align import area, cuts, signal_boxes
 from finetuner.dedup.hashing import THUMB
-from finetuner.dedup.trims import panel
+from finetuner.dedup.trims import caption_panels
 from finetuner.dedup.verdicts import VerifyRule
 
 SHADING = 4.0  # frames whose mean deviation is this many flat_max_difference show shading (a gain must fit it)
@@ -81,7 +81,7 @@ def low_detail_verdicts(
     how, overlap, inside = np.empty(len(i), dtype=object), np.ones(len(i)), np.zeros((len(i), 2), bool)
     trims = None if trims is None else np.asarray(trims)
     bars = _bars(thumbs, np.r_[i, j], trims, rule)
-    captioned = _captioned(thumbs, np.r_[i, j], trims)
+    captioned = np.zeros(len(thumbs), bool) if trims is None else caption_panels(thumbs, trims, np.r_[i, j])
     for s in range(0, len(i), CHUNK):
         part = slice(s, s + CHUNK)
         a, b = thumbs[i[part]].astype(np.float32), thumbs[j[part]].astype(np.float32)
@@ -154,19 +154,6 @@ def _bars(thumbs: np.ndarray, images: np.ndarray, trims: np.ndarray | None, rule
         frames, contents = thumbs[images].astype(np.float32), cuts(thumbs, images, trims[images])
         bars[images] = mean_deviation(frames) - mean_deviation(contents) >= SHADING * rule.flat_max_difference
     return bars
-
-
-def _captioned(thumbs: np.ndarray, images: np.ndarray, trims: np.ndarray | None) -> np.ndarray:
-    """Per thumbnail, whether its trim stripped a caption panel at its head or its foot (a band with marks on it,
-    `trims.panel`) and nothing at its sides; only `images` are looked at, the rest False."""
-    captioned = np.zeros(len(thumbs), bool)
-    if trims is None:
-        return captioned
-    for k in np.unique(images).tolist():
-        top, bottom, left, right = trims[k].tolist()
-        if (left, right) == (0, THUMB) and (panel(thumbs[k][:top]) or panel(thumbs[k][bottom:])):
-            captioned[k] = True
-    return captioned
 
 
 def _shading_match(

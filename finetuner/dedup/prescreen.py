@@ -4,10 +4,10 @@ On a large collection most candidates are chance: two unrelated pictures whose h
 `dedup.verify.candidate_distance` bits (about 50,000 of 84,000 candidates on 20,000 photos). The verifier's work
 per pair (regions at 64x64, two Gaussian blurs, a template search) is wasted on them. Here each pair is compared once
 at 16x16, on exactly the regions the verifier starts from (the trimmed content of both frames, the whole frames where
-the two trims differ, and the two view regions the candidate's signal names; b's mirrored when one view is): smoothing
-by the downscale only raises the correlation of a true copy, while unrelated pictures stay far apart. Pairs whose best
-correlation is below `dedup.verify.prescreen_similarity` are rejected with that correlation as their evidence; the
-rest are verified.
+the two trims differ, that trim's box on both frames where one trim stripped a caption panel, and the two view
+regions the candidate's signal names; b's mirrored when one view is): smoothing by the downscale only raises the
+correlation of a true copy, while unrelated pictures stay far apart. Pairs whose best correlation is below
+`dedup.verify.prescreen_similarity` are rejected with that correlation as their evidence; the rest are verified.
 A texture (grass, gravel, a brick wall, a star field, a cell culture) keeps little at 16x16 but noise: its copy shifted
 by a crop correlates there no better than a stranger does. Pairs with a `textured` image are therefore never rejected
 by their look; the verifier decides them, and places them (`thorough`) however their first alignments scored.
@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from finetuner.dedup.hashing import THUMB
+from finetuner.dedup.trims import caption_panels
 from finetuner.dedup.views import (
     TURNS,
     VIEWS,
@@ -75,10 +76,35 @@ def _unit_regions(
         tall = thumbs[images[members], top:bottom, left:right].reshape(-1, right - left).astype(np.float32)
         small = cv2.resize(tall, (SIDE, SIDE * len(members)), interpolation=cv2.INTER_AREA)
         out[members] = small.reshape(len(members), SIDE, SIDE)
+    return _banded(out)
+
+
+def _banded(out: np.ndarray) -> np.ndarray:
+    """(k, 2, SIDE - BAND, SIDE): each (SIDE, SIDE) region less its top band and less its bottom band, centred and
+    scaled to unit norm (zero where constant)."""
     parts = np.stack([out[:, BAND:], out[:, :-BAND]], axis=1)
     parts -= parts.mean(axis=(2, 3), keepdims=True)
     norm = np.sqrt((parts * parts).sum(axis=(2, 3), keepdims=True))
     return np.divide(parts, norm, out=np.zeros_like(parts), where=norm > 1e-3)
+
+
+def _under_captions(thumbs: np.ndarray, trims: np.ndarray, i, j, flip: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """The 16x16 correlation of `pairs` (of candidates whose trims differ) where exactly one image's trim stripped a
+    caption panel (trims.caption_panels), over that trim's box on both frames as they lie: a caption drawn over a
+    quarter of a picture leaves content of other proportions than the original's, so the trimmed frames disagree.
+    Zero for the other pairs."""
+    score = np.zeros(len(pairs))
+    captioned = caption_panels(thumbs, trims, np.r_[i[pairs], j[pairs]])
+    one = np.flatnonzero(captioned[i[pairs]] != captioned[j[pairs]])
+    for k in one.tolist():
+        a, b = int(i[pairs[k]]), int(j[pairs[k]])
+        top, bottom, left, right = trims[a if captioned[a] else b].tolist()
+        side = (SIDE, SIDE)
+        p = cv2.resize(thumbs[a, top:bottom, left:right].astype(np.float32), side, interpolation=cv2.INTER_AREA)
+        q = cv2.resize(thumbs[b, top:bottom, left:right].astype(np.float32), side, interpolation=cv2.INTER_AREA)
+        units = _banded(np.stack([p, q[:, ::-1] if flip[pairs[k]] else q]))
+        score[k] = np.einsum("bhw,bhw->b", units[0], units[1]).max()
+    return score
 
 
 def _signal_views(signals: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -137,6 +163,7 @@ def prescreen(
         whole_b[mirrored] = whole_b[mirrored][..., ::-1]
         frames = np.einsum("kbhw,kbhw->kb", table[ua[part]], whole_b).max(axis=1)
         score[untrimmed[part]] = np.maximum(score[untrimmed[part]], frames)
+    score[untrimmed] = np.maximum(score[untrimmed], _under_captions(thumbs, trims, i, j, flip, untrimmed))
     return score
 
 

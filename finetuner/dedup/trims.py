@@ -266,6 +266,19 @@ def panel(band: np.ndarray) -> bool:
     return bool((band.std(axis=1) >= FLAT_STD).any())
 
 
+def caption_panels(thumbs: np.ndarray, trims: np.ndarray, images: np.ndarray) -> np.ndarray:
+    """Per thumbnail, whether its trim (`trims`, per image) stripped a caption panel at its head or its foot (a band
+    with marks on it, `panel`) and nothing at its sides: a caption drawn over the picture, or added to it. Only
+    `images` are looked at, the rest False."""
+    out = np.zeros(len(thumbs), bool)
+    images = np.unique(images)
+    ends = images[(trims[images, 2] == 0) & (trims[images, 3] == thumbs.shape[2])]
+    for k in ends[(trims[ends, 0] > 0) | (trims[ends, 1] < thumbs.shape[1])].tolist():
+        top, bottom = trims[k, :2].tolist()
+        out[k] = panel(thumbs[k][:top]) or panel(thumbs[k][bottom:])
+    return out
+
+
 def _blank(boxes: np.ndarray, h: int, w: int) -> np.ndarray:
     """Which (n, 4) boxes on an h x w thumbnail keep under a quarter of either side: the frame is then nearly
     blank, and nothing in it is content."""

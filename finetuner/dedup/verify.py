@@ -164,8 +164,9 @@ __all__ = [
 # match's residual within the shading's departure from a quadratic too (low_detail.BEYOND_BOWL_SHARE), 50 caption
 # panels whose letters fill most of their lines trimmed (views.VIEW_BOXES 8), two graphics stretched apart by a caption
 # panel one trim stripped compared as whole frames (_panel_stripped), 51 low-detail pairs, one under a caption panel,
-# matched over that trim's box as they lie (low_detail._captioned)
-VERIFIER = 51
+# matched over that trim's box as they lie (low_detail: trims.caption_panels), 52 the prescreen's look over a caption
+# panel's trim box on both frames (prescreen._under_captions)
+VERIFIER = 52
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (searches.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6

@@ -245,5 +245,5 @@ def test_a_smooth_wallpaper_under_a_caption_bar_matches_it_less_the_caption(monk
         top, bottom, left, right = trims.trim_box(copy)  # the caption's trim box, on both frames
         assert bottom == 56 and verdict.overlap == pytest.approx((bottom - top) * (right - left) / 64**2), verdict
         assert not verify(original, thumb(caption(wallpaper(seed + 10))), aspect=aspect).accepted
-    monkeypatch.setattr(low_detail, "_captioned", lambda thumbs, images, trims: np.zeros(len(thumbs), bool))
+    monkeypatch.setattr(low_detail, "caption_panels", lambda thumbs, trims, images: np.zeros(len(thumbs), bool))
     assert not verify(thumb(wallpaper(1)), thumb(caption(wallpaper(1))), aspect=aspect).accepted
