@@ -97,7 +97,7 @@ from finetuner.dedup.surround import (
     plain,
     whole_inside,
 )
-from finetuner.dedup.trims import panel
+from finetuner.dedup.trims import caption_panels
 from finetuner.dedup.verdicts import Best, Verdict, Verdicts, VerifyRule, passing, refit_rule
 from finetuner.dedup.views import (
     VIEWS,
@@ -165,8 +165,9 @@ __all__ = [
 # panels whose letters fill most of their lines trimmed (views.VIEW_BOXES 8), two graphics stretched apart by a caption
 # panel one trim stripped compared as whole frames (_panel_stripped), 51 low-detail pairs, one under a caption panel,
 # matched over that trim's box as they lie (low_detail: trims.caption_panels), 52 the prescreen's look over a caption
-# panel's trim box on both frames (prescreen._under_captions)
-VERIFIER = 52
+# panel's trim box on both frames (prescreen._under_captions), 53 `_panel_stripped` asks trims.caption_panels (a
+# caption stripped with nothing at the sides, by exactly one of the two trims)
+VERIFIER = 53
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (searches.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6
@@ -583,17 +584,14 @@ def _shape(
 
 def _panel_stripped(thumbs, trims: np.ndarray, x: int, y: int, stage: int, aspect) -> bool:
     """Whether a caption panel's trim made the stretch: the kept alignment maps frames as they lie (AS_THEY_ARE, or
-    one whole frame with the other inside its bars), the two files have one shape, and one image's trim stripped a
-    band with marks on it (`trims.panel`: a caption drawn over its foot or its head) at an end where the other's did
-    not. A caption over a copy of a product shot cuts the product's ground short, and its content then has other
-    proportions than the original's."""
+    one whole frame with the other inside its bars), the two files have one shape, and exactly one image's trim
+    stripped a caption panel (`trims.caption_panels`: a caption drawn over its foot or its head). A caption over a copy
+    of a product shot cuts the product's ground short, and its content then has other proportions than the
+    original's."""
     if stage not in (*AS_THEY_ARE, 11, 12) or aspect is None or abs(np.log(aspect[x] / aspect[y])) > MAX_ANISOTROPY:
         return False
-    for a, b in ((x, y), (y, x)):
-        top, bottom = trims[a, :2].tolist()
-        if top != trims[b, 0] and panel(thumbs[a][:top]) or bottom != trims[b, 1] and panel(thumbs[a][bottom:]):
-            return True
-    return False
+    captioned = caption_panels(thumbs, trims, np.array([x, y]))
+    return bool(captioned[x] != captioned[y])
 
 
 def _resized_whole(trims: np.ndarray, x: int, y: int, signal: str, stage: int) -> bool:
