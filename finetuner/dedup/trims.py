@@ -24,9 +24,14 @@ CHUNK = 2048  # thumbnails per batch of per-image statistics
 # starts with a line of one shade at the edge and runs through the last such line before the picture, those lines at
 # most PANEL_STD from flat (a panel is drawn; a low-contrast photograph's edge is 2-5), and at least PANEL_PLAIN of the
 # band's pixels are of that shade (the panel's ground between and around the letters; the letters may be anything).
-# Counted by lines instead, a caption whose letters fill 5 of its 7 lines at 64x64 was no panel
+# Counted by lines instead, a caption whose letters fill 5 of its 7 lines at 64x64 was no panel. Where the text
+# reaches the line the picture starts on, no plain line follows it: the band then runs through the last line mostly
+# of the bar's shade before the share drops by PANEL_STEP, where the rest of the frame is mostly another shade (a
+# letter's serifs before its stem on its paper are no caption)
 PANEL_STD = 1.0
 PANEL_PLAIN = 0.5
+PANEL_STEP = 0.5  # a caption's text reaching the picture: the share of the bar's shade drops this much at its end...
+PANEL_LINES = 2  # ...at least this many lines past the bar's plain ones and their blend
 # Bars around a plain ground (a product on white, letterboxed; a picture in an app's window): the ground is stripped as
 # a second layer when the bars' shade differs from it by NEST_CONTRAST on every stripped side (a side stripped as a
 # panel of the ground's own shade, text on a window's canvas, is ground already), what the bars frame
@@ -80,16 +85,27 @@ def _edge_runs(lines: np.ndarray, flat_std: float = FLAT_STD) -> np.ndarray:
     plain = (spread < (PANEL_STD * width) ** 2) & shade
     band = plain.shape[1] - np.argmax(plain[:, ::-1], axis=1)  # through the last plain row
     panel = plain[:, 0] & (plain.sum(axis=1) >= PANEL_PLAIN * band)
-    # a caption whose letters fill most of its lines: most of the band's pixels are of the edge's shade (its ground
-    # between and around the letters), and the line after it is not (the picture starts: a graphic's sparse shapes on
-    # their paper are no panel). Looked at only where the lines do not decide and a plain edge line starts a band.
-    k = np.flatnonzero(plain[:, 0] & ~panel & (band > run) & (band < lines.shape[1]))
+    # a caption whose letters fill most of its lines, or whose text reaches the line where the picture starts: the
+    # band runs through the last line whose pixels are mostly (PANEL_PLAIN) the edge line's shade where the next
+    # line's share is PANEL_STEP lower (the picture starts), most of the band's pixels are that shade (the ground
+    # between and around the letters), and it reaches PANEL_LINES or more past the lines that blend the bar into the
+    # picture (`_blend_line`). A shape on its paper that widens across the lines is no such edge. Looked at only where
+    # the lines do not decide and a plain edge line starts a band.
+    k = np.flatnonzero(plain[:, 0] & ~(panel & (band > run)) & (run < limit))
     if len(k):
-        upto = np.arange(rows.shape[1]) < band[k, None]
-        ground = np.abs(rows[k] * width - total[k, :1, None]) < BAR_TOLERANCE * width
-        after = lines[k, band[k]].astype(np.int32) * width
-        start = (np.abs(after - total[k, :1]) < BAR_TOLERANCE * width).mean(axis=1) < PANEL_PLAIN
-        panel[k] = start & ((ground.sum(axis=2) * upto).sum(axis=1) >= PANEL_PLAIN * band[k] * width)
+        near = np.abs(lines[k].astype(np.int32) * width - total[k, :1, None]) < BAR_TOLERANCE * width
+        share = near.mean(axis=2)  # (k, lines): per line, the share of the edge's shade
+        mean = np.cumsum(share[:, :limit], axis=1) / np.arange(1, limit + 1)
+        drop = share[:, 1 : limit + 1] <= share[:, :limit] - PANEL_STEP
+        ends = (share[:, :limit] >= PANEL_PLAIN) & drop & (mean >= PANEL_PLAIN)
+        last = limit - np.argmax(ends[:, ::-1], axis=1)  # through the last such line
+        blended = run[k] + _blend_line(lines[k], run[k], flat_std)  # a bar's blended edge is no caption...
+        panel[k] = ends.any(axis=1) & (last >= blended + PANEL_LINES)  # ...nor a shape's soft edge: one line
+        # ...nor a letter's serif on its paper: what lies past the band, the rest of the frame, is mostly another shade
+        rest = share.shape[1] - last
+        after = np.cumsum(share[:, ::-1], axis=1)[np.arange(len(k)), rest - 1] / rest
+        panel[k] &= after < PANEL_PLAIN
+        band[k] = np.where(panel[k], last, band[k])
     return np.minimum(np.where(panel, np.maximum(run, band), run), limit)
 
 

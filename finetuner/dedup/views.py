@@ -60,8 +60,8 @@ CUTS = ("crop90", "crop80", "left90", "right90", "top90", "bottom90", "square", 
 # ground stripped with the ground, 5 an edge blended over two lines stripped with its bar, and a ground with text on it
 # stripped under bars of another shade, 6 a picture shown on a plain ground among other marks, 7 such a picture with
 # bays of ground in its box when its inside spreads over many shades, 8 a caption panel whose letters fill most of its
-# lines (trims.py)
-VIEW_BOXES = 8
+# lines, 9 ...or whose text reaches the line where the picture starts (trims.py)
+VIEW_BOXES = 9
 TURNS = {"rot90": 1, "rot180": 2, "rot270": 3}  # the whole frame turned by quarter turns (counter-clockwise)
 DETAIL_VIEWS = VIEWS[2:]  # skipped for low-detail images: they add only chance candidates
 SQUARE_MIN_STRETCH = 0.1  # |log| of an image's aspect ratio below which it is square enough to have no square view

@@ -227,3 +227,17 @@ def test_the_ground_is_the_border_shade_most_pixels_have_and_only_pictures_are_l
     frames[4, 10:54, 30:33] = 20  # a thin stroke
     shades, looked = trims._grounds(frames)
     assert shades[:3].tolist() == [240, 0, 255] and looked.tolist() == [0, 1, 2]
+
+
+def test_a_serif_beside_a_stem_on_paper_is_no_caption_panel() -> None:
+    """A letter's serifs make the lines before its stem mostly paper with marks, then the stem drops the paper's share
+    by more than half, as a caption's text does where the picture starts. But past them the rest of the frame is
+    mostly paper again: no panel, the trim stops at the serifs. With a picture filling the rest, the same lines are a
+    caption's text at the edge of its bar, and are stripped with it."""
+    t = np.full((64, 64), 240, np.uint8)
+    t[8:10, 10:22] = t[54:56, 10:22] = 20  # serifs, top and bottom, reaching left of the stem
+    t[8:56, 14:18] = 20  # the stem
+    assert trim_box(t)[2] == 10
+    picture = t.copy()
+    picture[:, 18:] = np.random.default_rng(0).integers(0, 120, (64, 46))  # a dark picture: the band is its caption
+    assert trim_box(picture)[2] == 14

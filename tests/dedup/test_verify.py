@@ -525,6 +525,25 @@ def test_a_product_shot_with_a_caption_over_its_foot_is_its_copy(monkeypatch) ->
     assert not verdict.accepted and "proportions changed by 29%" in verdict.transform, verdict
 
 
+def test_a_caption_whose_text_reaches_the_picture_is_trimmed_and_its_product_found(monkeypatch) -> None:
+    """The same caption over the product shot twice the size: its text is smaller than the bar, and sits on the line
+    where the picture starts, with no plain line of the bar after it. The panel runs through the last line mostly of
+    the bar's shade before the picture; the copy is then found through the whole frames, another product is not.
+    Stripped only to its plain lines, the copy's content keeps the text and is refused for its proportions."""
+    ratio = (4 / 3, 4 / 3)
+    for seed in (3, 5):
+        shot = standing(seed).resize((400, 300))
+        copy = thumb(caption_over(shot))
+        assert trim_box(copy) == (6, 54, 0, 64)
+        assert verify(copy, thumb(shot), aspect=ratio).accepted
+        assert not verify(
+            thumb(caption_over(standing(seed + 20).resize((400, 300)))), thumb(shot), aspect=ratio
+        ).accepted
+    monkeypatch.setattr(trims, "PANEL_LINES", 64)
+    assert trim_box(copy) == (6, 59, 0, 64)
+    assert not verify(copy, thumb(shot), aspect=ratio).accepted
+
+
 def test_candidates_then_verdicts_on_a_small_collection() -> None:
     images = [
         BASE,
