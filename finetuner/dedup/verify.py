@@ -454,7 +454,7 @@ def _second_looks(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: 
             untrimmed = trims.copy()
             untrimmed[[i[q], j[q]]] = (0, THUMB, 0, THUMB)
             accepted[q], det[q], note = _shape(thumbs, untrimmed, i[q], j[q], signals[q], 0, aspect, rule)
-            note = f"{note}, the whole frames"
+            note = f"{note}, compared as whole frames (one trim stripped a caption)"
         elif stretched and not whole:  # no refit can bring its proportions back within MAX_ANISOTROPY
             accepted[q], note = False, f"shape: proportions changed by {best.stretch[q]:.0%}"
         else:
