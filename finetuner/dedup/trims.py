@@ -70,8 +70,8 @@ CORE_MIN = 0.1
 
 def _edge_runs(lines: np.ndarray, flat_std: float = FLAT_STD) -> np.ndarray:
     """Per stack item, how many leading rows of `lines` (n, rows, pixels) form a flat bar of one shade, or a caption
-    panel (plain rows of the bar's shade with text between them), whichever is longer; a bar's lines are within
-    `flat_std` of flat."""
+    panel (plain rows of the bar's shade with text between them, or a band mostly of the bar's shade: see PANEL_STD
+    and the constants after it), whichever is longer; a bar's lines are within `flat_std` of flat."""
     limit = int(lines.shape[1] * MAX_TRIM)
     rows = lines[:, :limit].astype(np.int32)  # no run can be longer: the rows beyond need no statistics
     width = rows.shape[2]

@@ -451,9 +451,8 @@ def _second_looks(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: 
         stretched = best.stretch[q] > GRAPHIC_STRETCH and stage[q] not in REFITTED
         whole = stretched and _resized_whole(trims, i[q], j[q], signals[q], stage[q])
         if stretched and not whole and _panel_stripped(thumbs, trims, i[q], j[q], stage[q], aspect):
-            untrimmed = trims.copy()
-            untrimmed[[i[q], j[q]]] = (0, THUMB, 0, THUMB)
-            accepted[q], det[q], note = _shape(thumbs, untrimmed, i[q], j[q], signals[q], 0, aspect, rule)
+            pair, untrimmed = thumbs[[i[q], j[q]]], np.tile(np.array([0, THUMB, 0, THUMB]), (2, 1))
+            accepted[q], det[q], note = _shape(pair, untrimmed, 0, 1, signals[q], 0, aspect[[i[q], j[q]]], rule)
             note = f"{note}, compared as whole frames (one trim stripped a caption)"
         elif stretched and not whole:  # no refit can bring its proportions back within MAX_ANISOTROPY
             accepted[q], note = False, f"shape: proportions changed by {best.stretch[q]:.0%}"
