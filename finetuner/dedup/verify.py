@@ -447,10 +447,11 @@ def _second_looks(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: 
     drawn[touched], edged[touched] = is_graphic(seen), one | several
     frames[touched] = frame_colours(seen)  # NaN where no frame: the other's colours are looked for in it
     graphics = drawn[i[judged]] & drawn[j[judged]]
+    captioned = caption_panels(thumbs, trims, np.r_[i[judged[graphics]], j[judged[graphics]]])
     for q in judged[graphics].tolist() if rule.min_shape_similarity > -1 else []:
         stretched = best.stretch[q] > GRAPHIC_STRETCH and stage[q] not in REFITTED
         whole = stretched and _resized_whole(trims, i[q], j[q], signals[q], stage[q])
-        if stretched and not whole and _panel_stripped(thumbs, trims, i[q], j[q], stage[q], aspect):
+        if stretched and not whole and _panel_stripped(captioned, i[q], j[q], stage[q], aspect):
             pair, untrimmed = thumbs[[i[q], j[q]]], np.tile(np.array([0, THUMB, 0, THUMB]), (2, 1))
             accepted[q], det[q], note = _shape(pair, untrimmed, 0, 1, signals[q], 0, aspect[[i[q], j[q]]], rule)
             note = f"{note}, compared as whole frames (one trim stripped a caption)"
@@ -582,15 +583,14 @@ def _shape(
     return score >= rule.min_shape_similarity and anisotropy <= MAX_ANISOTROPY, score, note
 
 
-def _panel_stripped(thumbs, trims: np.ndarray, x: int, y: int, stage: int, aspect) -> bool:
+def _panel_stripped(captioned: np.ndarray, x: int, y: int, stage: int, aspect) -> bool:
     """Whether a caption panel's trim made the stretch: the kept alignment maps frames as they lie (AS_THEY_ARE, or
     one whole frame with the other inside its bars), the two files have one shape, and exactly one image's trim
-    stripped a caption panel (`trims.caption_panels`: a caption drawn over its foot or its head). A caption over a copy
-    of a product shot cuts the product's ground short, and its content then has other proportions than the
-    original's."""
+    stripped a caption panel (`captioned`, per image: `trims.caption_panels`, a caption drawn over its foot or its
+    head). A caption over a copy of a product shot cuts the product's ground short, and its content then has other
+    proportions than the original's."""
     if stage not in (*AS_THEY_ARE, 11, 12) or aspect is None or abs(np.log(aspect[x] / aspect[y])) > MAX_ANISOTROPY:
         return False
-    captioned = caption_panels(thumbs, trims, np.array([x, y]))
     return bool(captioned[x] != captioned[y])
 
 
