@@ -247,3 +247,31 @@ def test_a_smooth_wallpaper_under_a_caption_bar_matches_it_less_the_caption(monk
         assert not verify(original, thumb(caption(wallpaper(seed + 10))), aspect=aspect).accepted
     monkeypatch.setattr(low_detail, "caption_panels", lambda thumbs, trims, images: np.zeros(len(thumbs), bool))
     assert not verify(thumb(wallpaper(1)), thumb(caption(wallpaper(1))), aspect=aspect).accepted
+
+
+def in_colour(a: Image.Image, b: Image.Image):
+    """`verify` of two images, colours and all."""
+    batch = hash_images([a, b], ["phash"])
+    aspect = (a.width / a.height, b.width / b.height)
+    return verify(batch.thumbs[0], batch.thumbs[1], aspect=aspect, colours=(batch.colours[0], batch.colours[1]))
+
+
+def test_two_glows_of_one_hue_each_are_not_taken_for_a_toned_copy_of_one_another() -> None:
+    """Two radial glows of the blank set, a vivid blue and a greyish lilac, match in shading once mirrored (gain
+    1.05), and each is of one hue throughout, its chroma following its shading as a toned (sepia) copy's follows its
+    brightness. Their mean hues lie 15 degrees apart, so the toned allowance passed them at any saturation. Two
+    low-detail images get no such allowance; the blue glow's copies, warmer or paler ones too, are still found."""
+    blue = radial((0.539, 0.791), (134.2, 89.4, 206.2), (-21.1, 81.2, 100.1), 0)
+    lilac = radial((0.462, 0.786), (134.2, 121.1, 130.2), (31.8, 42.4, 101.1), 1)
+    verdict = in_colour(blue, lilac)
+    assert not verdict.accepted and verdict.rule == "colour", verdict
+    warm = Image.fromarray(np.clip(np.asarray(blue, np.float32) * [1.1, 1.0, 0.85], 0, 255).astype(np.uint8))
+    for copy in (
+        jpeg(blue, 30),
+        blue.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+        centre(blue, 0.8),
+        warm,
+        ImageEnhance.Color(blue).enhance(0.5),
+    ):
+        verdict = in_colour(blue, copy)
+        assert verdict.accepted and verdict.rule == "low-detail", verdict
