@@ -50,6 +50,16 @@ to 9 (precision 0.968 to 0.998, largest cluster 98 to 42), and no true pair was 
 quality sets: of the 6,600 true pairs the frame rule accepts on them, 28 agree below MIN_BLOCK_AGREEMENT as first
 aligned, all crops of a print placed a few percent off, and 0.83 or more once refitted; true pairs sharing no frame
 agree at 0.77 or more.
+
+Inside the frame, smooth content (a wallpaper's ramp and soft blobs, a glow, a retina's shading) correlates with any
+other smooth content, as a low-detail frame does (finetuner/dedup/low_detail.py): 50 different smooth pictures (10
+wallpapers, 10 fields of soft shapes, 10 soft textures, 20 linear and radial gradients) gave 43 false pairs of 1,225
+in one circular field of view and 37 on one kind of turned print, at 0.85-0.98 inside (none in a white mat or
+letterboxed, which the trim strips, leaving low-detail frames). Since 2026-12-07 one inside's shading must also be the
+other's up to a tone change (`shading_apart`, as the low-detail rule's shading match asks): 10 and 5 remain. The
+twelve photo sets of benchmarks/bench_dedup_quality.py give the same recall; two of their 28,847 pairs went, each
+image still joined to the other through their picture's other copies (a smooth wallpaper's border and its vignetted
+copy, a blurred page and its 10% crop on a print).
 """
 
 from __future__ import annotations
@@ -61,6 +71,7 @@ import cv2
 import numpy as np
 
 from finetuner.dedup.correlation import block_agreement, evidence_inside
+from finetuner.dedup.hashing import THUMB
 
 PLAIN_TOLERANCE = 8.0  # grey levels from an image's border median that count as its frame (or a graphic's paper)
 MIN_SHARED = 0.02  # share of the compared region that is frame in both images for the check to apply (a 2-pixel mat
@@ -91,6 +102,15 @@ MIN_PIECE = 24  # pixels of one flat piece alike in both regions (less: specks o
 # Block by block (`block_agreement`), inside the frame, a copy's textured parts correlate as its whole does; two
 # pictures in one template agree only along its edges. Below this median the blocks' agreement is the similarity.
 MIN_BLOCK_AGREEMENT = 0.5
+# Inside the frame, smooth content correlates with any other smooth content (any two ramps, any two glows), as a
+# low-detail frame does (finetuner/dedup/low_detail.py). So one inside's shading must also be the other's up to a tone
+# change: smoothed by SHADING_SIGMA thumbnail pixels (JPEG blocks, grain), fitted by a gain and an offset, the residual
+# at most BEYOND_SHADING times the insides' departure from their best-fitting quadratic surfaces (their geometric
+# mean). A picture's detail departs far from a quadratic, so this holds for its copies wherever the correlation does;
+# 1.0 lost a smooth wallpaper's JPEG-10 copy in a disc, whose blocks bend its shading (residual 1.6 its original's
+# departure, 0.9 the copy's)
+SHADING_SIGMA = 2.0
+BEYOND_SHADING = 1.5
 
 
 class Plain(NamedTuple):
@@ -325,10 +345,42 @@ def whole_inside(side: int) -> np.ndarray:
 
 def _evidence(p: np.ndarray, q: np.ndarray, inside: np.ndarray) -> tuple[float, float]:
     """`evidence_inside`, its similarity lowered to the blocks' agreement where that falls below MIN_BLOCK_AGREEMENT
-    (so under MIN_INSIDE_SIMILARITY too)."""
+    (so under MIN_INSIDE_SIMILARITY too), and below MIN_INSIDE_SIMILARITY, by the share the shading's residual lies
+    past its allowance, where one inside's shading is no tone change of the other's (`shading_apart`)."""
     sim, det = evidence_inside(p, q, inside)
     blocks = block_agreement(p, q, inside)
-    return (min(sim, blocks) if blocks < MIN_BLOCK_AGREEMENT else sim), det
+    sim = min(sim, blocks) if blocks < MIN_BLOCK_AGREEMENT else sim
+    apart = shading_apart(p, q, inside)
+    return (min(sim, MIN_INSIDE_SIMILARITY * BEYOND_SHADING / apart) if apart > BEYOND_SHADING else sim), det
+
+
+def shading_apart(p: np.ndarray, q: np.ndarray, inside: np.ndarray) -> float:
+    """How far apart two aligned grey regions' shading lies over the pixels `inside`: both smoothed by SHADING_SIGMA,
+    q fitted from p by a gain and an offset, the mean residual as a multiple of the geometric mean of each one's mean
+    departure from its best-fitting quadratic surface (0 where too little is inside to fit one)."""
+    rows, cols = np.nonzero(inside)
+    if len(rows) < 4 * len(_SURFACE):
+        return 0.0
+    smooth = [cv2.GaussianBlur(np.asarray(x, np.float32), (0, 0), SHADING_SIGMA)[rows, cols] for x in (p, q)]
+    y, x = rows / float(THUMB - 1), cols / float(THUMB - 1)
+    surface = np.stack([term(x, y) for term in _SURFACE], axis=1)
+    both = np.stack(smooth, axis=1)
+    departure = np.abs(both - surface @ np.linalg.solve(surface.T @ surface, surface.T @ both)).mean(axis=0)
+    first, second = smooth[0] - smooth[0].mean(), smooth[1] - smooth[1].mean()
+    gain = float((first * second).sum() / max((first * first).sum(), 1e-6))  # least squares, with the offset
+    residual = np.abs(second - gain * first).mean()
+    return float(residual / max(np.sqrt(departure[0] * departure[1]), 1e-6))
+
+
+# the terms of a quadratic surface over (x, y)
+_SURFACE = (
+    lambda x, y: np.ones_like(x),
+    lambda x, y: x,
+    lambda x, y: y,
+    lambda x, y: x * x,
+    lambda x, y: x * y,
+    lambda x, y: y * y,
+)
 
 
 def _inside(shared: np.ndarray) -> np.ndarray:

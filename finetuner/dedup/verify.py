@@ -168,8 +168,9 @@ __all__ = [
 # panel's trim box on both frames (prescreen._under_captions), 53 `_panel_stripped` asks trims.caption_panels (a
 # caption stripped with nothing at the sides, by exactly one of the two trims), 54 caption panels whose text reaches
 # the line where the picture starts trimmed (views.VIEW_BOXES 9), 55 two low-detail images of one hue each no toned
-# copy of one another (colour._fit)
-VERIFIER = 55
+# copy of one another (colour._fit), 56 inside a frame, one's shading a tone change of the other's
+# (surround.shading_apart)
+VERIFIER = 56
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (searches.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6

@@ -330,9 +330,12 @@ def test_inside_a_frame_colours_agreeing_only_as_a_toned_copys_leave_the_grey_at
 ):
     """Two pictures in one disc whose grey agrees inside it at 0.85-0.93 (the surround check's bar, not the
     verifier's), one of several hues, the other of one muted hue that follows its brightness: the colour check
-    takes the second for a toned copy of the first, which is no evidence of one."""
+    takes the second for a toned copy of the first, which is no evidence of one. (Most such pairs are also refused
+    for their shading inside the frame, surround.shading_apart; without that, the toned rule alone.)"""
     first, second = (np.asarray(soft(seed).convert("L"), np.float32) for seed in seeds)
     a, b = disc(in_hues(first, several=True)), disc(in_hues((1 - mix) * first + mix * second, several=False))
+    assert not decide(a, b, aspect=SQUARE).accepted
+    monkeypatch.setattr("finetuner.dedup.surround.BEYOND_SHADING", float("inf"))
     verdict = decide(a, b, aspect=SQUARE)
     assert not verdict.accepted and verdict.rule == "toned" and "toned copy" in verdict.transform, verdict
     assert 0.85 <= verdict.similarity < 0.93

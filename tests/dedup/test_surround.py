@@ -17,6 +17,7 @@ from finetuner.dedup.candidates import Verified, margin, verify_tradeoff
 from finetuner.dedup.correlation import block_agreement, blur_each, evidence_inside
 from finetuner.dedup.hashing import hash_images
 from finetuner.dedup.surround import (
+    BEYOND_SHADING,
     MIN_BLOCK_AGREEMENT,
     MIN_INSIDE_SIMILARITY,
     RIM_FLATNESS,
@@ -30,6 +31,7 @@ from finetuner.dedup.surround import (
     inside_agreement,
     plain,
     rim_tones,
+    shading_apart,
 )
 from finetuner.dedup.verify import Verdicts, VerifyRule, _blocks_apart, _inside, verify
 from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
@@ -544,3 +546,55 @@ def test_a_mirrored_copy_in_a_symmetric_frame_is_compared_mirrored_inside_it(see
     monkeypatch.setattr("finetuner.dedup.verify.signal_mirrored", lambda signal: False)
     unmirrored = verify(a, b, aspect=SQUARE)
     assert not unmirrored.accepted and unmirrored.transform.startswith("identity"), unmirrored
+
+
+def in_colour(a: Image.Image, b: Image.Image):
+    """`verify` of two images, colours and all."""
+    batch = hash_images([a, b], ["phash"])
+    aspect = (a.width / a.height, b.width / b.height)
+    return verify(batch.thumbs[0], batch.thumbs[1], aspect=aspect, colours=(batch.colours[0], batch.colours[1]))
+
+
+@pytest.mark.parametrize("frame", [disc, print_on_table], ids=["disc", "print"])
+def test_different_smooth_pictures_in_one_frame_are_not_copies(frame, monkeypatch):
+    """Smooth wallpapers (a colour ramp under soft blobs) correlate inside a shared frame as any two ramps do: of the
+    28 pairs of 8 of them, 10 in one circular field of view and 3 on one kind of turned print passed the frame rule at
+    0.85-0.97. Inside, one's shading must be the other's up to a tone change (`shading_apart`), as a low-detail
+    frame's must; their copies' is."""
+    from tests.dedup.test_low_detail import jpeg, wallpaper
+
+    pictures = [frame(wallpaper(seed)) for seed in range(8)]
+    pairs = [(a, b) for k, a in enumerate(pictures) for b in pictures[k + 1 :]]
+    assert not any(in_colour(a, b).accepted for a, b in pairs)
+    for picture in pictures[:3]:
+        for copy in (
+            jpeg(picture, 20),
+            picture.filter(ImageFilter.GaussianBlur(2)),
+            ImageEnhance.Brightness(picture).enhance(1.2),
+            picture.resize((picture.width // 2, picture.height // 2)),
+        ):
+            verdict = in_colour(picture, copy)
+            assert verdict.accepted, verdict
+    monkeypatch.setattr("finetuner.dedup.surround.BEYOND_SHADING", float("inf"))
+    assert any(in_colour(a, b).accepted for a, b in pairs)
+
+
+def test_shading_apart_is_the_tone_fits_residual_against_the_departure_from_a_quadratic():
+    """A smooth field and its copy under a tone change (contrast, brightness) agree in shading; another field with
+    other blobs on the same ramp does not, though the two correlate at 0.9 or more."""
+    y, x = np.mgrid[0:64, 0:64] / 63.0
+
+    def field(seed: int) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        out = 90 + 60 * x
+        for _ in range(5):
+            cx, cy = rng.uniform(0, 1, 2)
+            out = out + rng.uniform(-12, 12) * np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / 0.02)
+        return out.astype(np.float32)
+
+    inside = np.ones((64, 64), bool)
+    a, b = field(0), field(1)
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.9
+    assert shading_apart(a, 0.7 * a + 40, inside) < 0.01
+    assert shading_apart(a, b, inside) > BEYOND_SHADING
+    assert shading_apart(a, b, np.zeros((64, 64), bool)) == 0.0  # too little to fit a surface: says nothing
