@@ -113,6 +113,15 @@ SHADING_SIGMA = 2.0
 BEYOND_SHADING = 1.5
 
 
+class Inside(NamedTuple):
+    """What `inside_agreement` measured inside a shared frame."""
+
+    similarity: float
+    detail: float  # NaN where not measured there (the caller's, over the whole regions, stands)
+    left_out: float  # the share of the regions that was frame (0: no frame shared, nothing measured)
+    shading: float = 0.0  # `shading_apart` of what was compared (the larger where two insides were)
+
+
 class Plain(NamedTuple):
     """How plain each thumbnail is, measured against its frame colour (the median of its outer RIM rows and columns),
     and the flat tones of its rim (`rim_tones`)."""
@@ -264,8 +273,9 @@ def inside_agreement(
     frame_p: float | np.ndarray,
     frame_q: float | np.ndarray,
     move: Callable[[np.ndarray], np.ndarray] | None = None,
-) -> tuple[float, float, float]:
-    """(similarity, detail similarity, share left out) of two aligned grey regions of one size over the pixels that
+) -> Inside:
+    """`Inside` (similarity, detail similarity, share left out, how far apart the shading lies) of two aligned grey
+    regions of one size over the pixels that
     are not frame in both (`frame_mask`, with frame colours `frame_p`, `frame_q`: one each, or several tones, NaN
     where unused), less EDGE pixels around it and inside the regions' edge (where a trim cut the bars away, the line
     the picture's edge blends into them stays, and two pictures framed alike would correlate through it). The share
@@ -282,7 +292,8 @@ def inside_agreement(
     smooth picture's copy has no fine detail left to agree in.
 
     Each similarity is also measured block by block (`_evidence`): where the textured blocks inside disagree, their
-    median agreement is the similarity."""
+    median agreement is the similarity; and where one's shading inside is no tone change of the other's, it falls
+    short of MIN_INSIDE_SIMILARITY."""
     p, q = np.asarray(p, np.float32), np.asarray(q, np.float32)
     tones_p, tones_q = (np.atleast_1d(np.asarray(f, np.float64)) for f in (frame_p, frame_q))
     tones_p, tones_q = np.unique(tones_p[np.isfinite(tones_p)]), np.unique(tones_q[np.isfinite(tones_q)])
@@ -299,21 +310,23 @@ def inside_agreement(
         if crossed is None or crossed.mean() < MIN_SHARED:
             crossed = flat_alike(p, moved, both)  # layers too thin to connect to the border
             if crossed.mean() < MIN_SHARED:
-                return float("nan"), float("nan"), 0.0
+                return Inside(float("nan"), float("nan"), 0.0)
         inside = _inside(crossed)
         if inside.mean() < MIN_INSIDE:
-            return float("nan"), float("nan"), 0.0
-        return _evidence(p, moved, inside)[0], float("nan"), float(1.0 - inside.mean())
+            return Inside(float("nan"), float("nan"), 0.0)
+        sim, _, apart = _evidence(p, moved, inside)
+        return Inside(sim, float("nan"), float(1.0 - inside.mean()), apart)
     inside = _inside(frame)
     if inside.mean() < MIN_INSIDE:  # a second layer may be the picture's own (a silhouette)
         inside = _inside(shared(tones_p, tones_q, layers=False))
     if inside.mean() < MIN_INSIDE:
         several = len(tones_p) > 1 or len(tones_q) > 1
-        return (float("nan"), float("nan"), 0.0) if several else (0.0, 0.0, float(1.0 - inside.mean()))
-    sim, det = _evidence(p, moved, inside)  # a caption band may disagree, as in the verifier's correlation
+        return Inside(float("nan"), float("nan"), 0.0) if several else Inside(0.0, 0.0, float(1.0 - inside.mean()))
+    sim, det, apart = _evidence(p, moved, inside)  # a caption band may disagree, as in the verifier's correlation
     if crossed is not None and _inside(crossed).mean() >= MIN_INSIDE:
-        sim = min(sim, _evidence(p, moved, _inside(crossed))[0])
-    return sim, det, float(1.0 - inside.mean())
+        crossed_sim, _, crossed_apart = _evidence(p, moved, _inside(crossed))
+        sim, apart = min(sim, crossed_sim), max(apart, crossed_apart)
+    return Inside(sim, det, float(1.0 - inside.mean()), apart)
 
 
 def flat_alike(p: np.ndarray, q: np.ndarray, colours: np.ndarray) -> np.ndarray:
@@ -343,15 +356,16 @@ def whole_inside(side: int) -> np.ndarray:
     return _inside(np.zeros((side, side), bool))
 
 
-def _evidence(p: np.ndarray, q: np.ndarray, inside: np.ndarray) -> tuple[float, float]:
-    """`evidence_inside`, its similarity lowered to the blocks' agreement where that falls below MIN_BLOCK_AGREEMENT
-    (so under MIN_INSIDE_SIMILARITY too), and below MIN_INSIDE_SIMILARITY, by the share the shading's residual lies
-    past its allowance, where one inside's shading is no tone change of the other's (`shading_apart`)."""
+def _evidence(p: np.ndarray, q: np.ndarray, inside: np.ndarray) -> tuple[float, float, float]:
+    """(similarity, detail, `shading_apart`): `evidence_inside`, its similarity lowered to the blocks' agreement where
+    that falls below MIN_BLOCK_AGREEMENT (so under MIN_INSIDE_SIMILARITY too), and below MIN_INSIDE_SIMILARITY, by the
+    share the shading's residual lies past its allowance, where one inside's shading is no tone change of the other's
+    (`shading_apart`)."""
     sim, det = evidence_inside(p, q, inside)
     blocks = block_agreement(p, q, inside)
     sim = min(sim, blocks) if blocks < MIN_BLOCK_AGREEMENT else sim
     apart = shading_apart(p, q, inside)
-    return (min(sim, MIN_INSIDE_SIMILARITY * BEYOND_SHADING / apart) if apart > BEYOND_SHADING else sim), det
+    return (min(sim, MIN_INSIDE_SIMILARITY * BEYOND_SHADING / apart) if apart > BEYOND_SHADING else sim), det, apart
 
 
 def shading_apart(p: np.ndarray, q: np.ndarray, inside: np.ndarray) -> float:

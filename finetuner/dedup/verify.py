@@ -88,8 +88,10 @@ from finetuner.dedup.low_detail import SHADING, low_detail_verdicts, mean_deviat
 from finetuner.dedup.searches import IMAGE_CHUNK
 from finetuner.dedup.shape import GRAPHIC_STRETCH, MAX_ANISOTROPY, is_graphic, shape_agreement
 from finetuner.dedup.surround import (
+    BEYOND_SHADING,
     MIN_BLOCK_AGREEMENT,
     MIN_INSIDE_SIMILARITY,
+    Inside,
     blocks_apart,
     frame_colours,
     framed,
@@ -465,18 +467,25 @@ def _second_looks(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: 
         how[q], rules[q] = f"{how[q]}; {note}", "shape"
     for q in judged[~graphics & (edged[i[judged]] | edged[j[judged]])].tolist():
         pair = (thumbs, trims, i[q], j[q], signals[q])
-        inner_sim, inner_det, left_out, p_region, q_region = _framed_look(*pair, stage[q], aspect, frames, rule, det[q])
-        passed = inner_sim >= MIN_INSIDE_SIMILARITY and inner_det >= rule.min_detail_similarity
-        if left_out > 0 and not passed and stage[q] == 0 and signal_mirrored(signals[q]):
+        look, p_region, q_region = _framed_look(*pair, stage[q], aspect, frames, rule, det[q])
+        passed = look.similarity >= MIN_INSIDE_SIMILARITY and look.detail >= rule.min_detail_similarity
+        if look.left_out > 0 and not passed and stage[q] == 0 and signal_mirrored(signals[q]):
             # a mirrored copy of a picture framed symmetrically (a disc, a mat) agrees unmirrored through its frame,
             # so the frames inside their bars won: inside, the mirrored views the signal names are compared
-            again = _framed_look(*pair, 1, aspect, frames, rule, det[q])
-            if again[2] > 0 and again[0] >= MIN_INSIDE_SIMILARITY and again[1] >= rule.min_detail_similarity:
-                inner_sim, inner_det, left_out, passed, stage[q] = *again[:3], True, 1
+            again = _framed_look(*pair, 1, aspect, frames, rule, det[q])[0]
+            if (
+                again.left_out > 0
+                and again.similarity >= MIN_INSIDE_SIMILARITY
+                and again.detail >= rule.min_detail_similarity
+            ):
+                look, passed, stage[q] = again, True, 1
                 how[q] = signal_boxes(signals[q], trims[i[q]], trims[j[q]])[3]
-        if left_out > 0:
-            sim[q], det[q], rules[q], accepted[q] = inner_sim, inner_det, "frame", passed
-            how[q] = f"{how[q]}; inside the shared frame ({left_out:.0%} left out)"
+        if look.left_out > 0:
+            sim[q], det[q], rules[q], accepted[q] = look.similarity, look.detail, "frame", passed
+            how[q] = f"{how[q]}; inside the shared frame ({look.left_out:.0%} left out)"
+            if look.shading > BEYOND_SHADING:
+                note = f"residual {look.shading:.1f}x their departure from a smooth surface"
+                how[q] = f"{how[q]}, its shading no tone change of the other's ({note})"
             continue
         blocks = _blocks_apart(p_region, q_region)  # no frame shared in what was aligned: its blocks must agree
         if blocks < MIN_BLOCK_AGREEMENT:
@@ -493,7 +502,7 @@ def _second_looks(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: 
         how[q] = f"{how[q]}; its parts disagree (blocks {blocks[q]:.2f})"
 
 
-def _inside(p: np.ndarray, q: np.ndarray, frame_p, frame_q, rule: VerifyRule) -> tuple[float, float, float]:
+def _inside(p: np.ndarray, q: np.ndarray, frame_p, frame_q, rule: VerifyRule) -> Inside:
     """`inside_agreement` of two aligned regions; where it falls short, again with q refitted onto p (`refit`, an
     affine warp of the whole regions): a copy whose bars were trimmed a pixel or two off lies a few percent off its
     original, which two smooth frames forgive and the inside of a product shot does not (8 of 52 letterboxed product
@@ -512,16 +521,16 @@ def _inside(p: np.ndarray, q: np.ndarray, frame_p, frame_q, rule: VerifyRule) ->
 
 
 def _framed_look(thumbs, trims, x: int, y: int, signal: str, stage: int, aspect, frames, rule: VerifyRule, det: float):
-    """(similarity, detail, share left out, region of x, region of y) of `_inside` on the regions `aligned_pair`
-    places at `stage`, with the images' frame colours `frames` and the regions' own; a detail not measured inside
-    (NaN) is `det`, the verifier's over the whole regions."""
+    """(`Inside`, region of x, region of y) of `_inside` on the regions `aligned_pair` places at `stage`, with the
+    images' frame colours `frames` and the regions' own; a detail not measured inside (NaN) is `det`, the verifier's
+    over the whole regions."""
     p_region, q_region, _ = aligned_pair(thumbs, trims, x, y, signal, stage, aspect)
     # a region cut from a frame (a crop's view) may reach another of its layers: a print's white border where the
     # whole thumbnail's rim shows the table it lies on
     own = frame_colours(plain(np.stack([p_region, q_region])))
     frame_p, frame_q = np.r_[frames[x], own[0]], np.r_[frames[y], own[1]]
-    inner_sim, inner_det, left_out = _inside(p_region, q_region, frame_p, frame_q, rule)
-    return inner_sim, det if np.isnan(inner_det) else inner_det, left_out, p_region, q_region
+    look = _inside(p_region, q_region, frame_p, frame_q, rule)
+    return look._replace(detail=det if np.isnan(look.detail) else look.detail), p_region, q_region
 
 
 def _block_look(thumbs, trims, i, j, signals, aspect, stage, looked) -> np.ndarray:

@@ -21,6 +21,7 @@ from finetuner.dedup.surround import (
     MIN_BLOCK_AGREEMENT,
     MIN_INSIDE_SIMILARITY,
     RIM_FLATNESS,
+    Inside,
     blocks_apart,
     flat_alike,
     frame_colours,
@@ -120,7 +121,7 @@ def test_a_thin_strip_of_frame_is_frame_too(monkeypatch):
 
 def test_no_shared_frame_leaves_the_evidence_alone():
     a = np.asarray(soft(1).convert("L").resize((64, 64)), np.float32)
-    sim, det, left_out = inside_agreement(a, a, 255.0, 255.0)
+    sim, det, left_out, _ = inside_agreement(a, a, 255.0, 255.0)
     assert left_out == 0.0 and np.isnan(sim) and np.isnan(det)
 
 
@@ -205,9 +206,9 @@ def test_tones_that_leave_nothing_inside_say_nothing():
     """A region made of the tones (a silhouette's black on a white ground) is the picture, not a frame around it."""
     region = np.full((64, 64), 255.0, np.float32)
     region[20:64, 10:50] = 0.0  # a dark shape reaching the bottom edge
-    sim, det, left_out = inside_agreement(region, region, np.array([255.0, 0.0]), np.array([255.0, 0.0]))
+    sim, det, left_out, _ = inside_agreement(region, region, np.array([255.0, 0.0]), np.array([255.0, 0.0]))
     assert left_out == 0.0 and np.isnan(sim) and np.isnan(det)
-    sim, det, left_out = inside_agreement(region, region, 255.0, 255.0)  # one tone: the shape remains to compare
+    sim, det, left_out, _ = inside_agreement(region, region, 255.0, 255.0)  # one tone: the shape remains to compare
     assert 0 < left_out < 0.9 and np.isfinite(sim)
 
 
@@ -220,7 +221,7 @@ def test_the_line_where_a_trim_cut_the_bars_away_is_left_out():
     for region in (p, q):
         region[:, :8] = region[:, -8:] = 236.0  # the canvas on either side
         region[-2:, 8:-8] = 200.0  # the picture's edge blended into the canvas below, cut there
-    sim, det, left_out = inside_agreement(p, q, 236.0, 236.0)
+    sim, det, left_out, _ = inside_agreement(p, q, 236.0, 236.0)
     assert sim < MIN_INSIDE_SIMILARITY and left_out > 0
     inside = np.zeros((64, 64), bool)
     inside[:, 13:-13] = True  # the frame less EDGE around it, the edge line kept
@@ -236,7 +237,7 @@ def test_the_inside_of_a_copy_placed_a_few_pixels_off_is_refitted_before_it_is_c
     shot = thumb(product_shot(seed)).astype(np.float32)
     moved = cv2.warpAffine(shot, np.float32([[1, 0, 3], [0, 1, 2]]), (64, 64), borderMode=cv2.BORDER_REPLICATE)
     assert inside_agreement(shot, moved, 248.0, 248.0)[0] < MIN_INSIDE_SIMILARITY
-    similarity, detail, left_out = _inside(shot, moved, 248.0, 248.0, VerifyRule())
+    similarity, detail, left_out, _ = _inside(shot, moved, 248.0, 248.0, VerifyRule())
     assert similarity >= 0.99 and detail >= 0.99 and left_out > 0.5
     stranger = thumb(product_shot(seed + 20)).astype(np.float32)
     assert _inside(shot, stranger, 248.0, 248.0, VerifyRule())[0] < 0.5
@@ -332,10 +333,10 @@ def test_pictures_framed_apart_are_compared_inside_both_frames():
     whole = np.zeros((64, 64), bool)
     whole[1:-1, 1:-1] = True
     assert min(evidence_inside(page, other, whole)) > 0.9  # through the page and the border they agree
-    similarity, detail, left_out = inside_agreement(page, other, 255.0, 60.0)
+    similarity, detail, left_out, _ = inside_agreement(page, other, 255.0, 60.0)
     assert similarity < MIN_INSIDE_SIMILARITY and np.isnan(detail) and left_out > 0.5
     copy = framed_apart(a)[1]
-    similarity, detail, left_out = inside_agreement(page, copy, 255.0, 60.0)
+    similarity, detail, left_out, _ = inside_agreement(page, copy, 255.0, 60.0)
     assert similarity > 0.99 and left_out > 0.5
 
 
@@ -350,7 +351,7 @@ def test_a_refit_moves_the_frame_found_before_it():
         return warped(x, warp)
 
     assert np.isnan(inside_agreement(p, move(q), 60.0, 60.0)[0])  # no frame found on the warped q
-    similarity, _, left_out = inside_agreement(p, q, 60.0, 60.0, move=move)
+    similarity, _, left_out, _ = inside_agreement(p, q, 60.0, 60.0, move=move)
     assert similarity < 0.5 and left_out > 0.5
 
 
@@ -384,7 +385,7 @@ def test_a_border_inside_slivers_of_table_is_found_where_both_are_flat_and_alike
     colours = np.array([60.0, 249.0])  # the border's colour, from a region's own rim (verify._second_looks)
     assert inside_agreement(p, q, colours, 60.0)[0] < 0.5  # the border found nested in the table (`nested_tones`)...
     without_nested_tones(monkeypatch)
-    similarity, detail, left_out = inside_agreement(p, q, colours, 60.0)  # ...or where both are flat and alike
+    similarity, detail, left_out, _ = inside_agreement(p, q, colours, 60.0)  # ...or where both are flat and alike
     assert similarity < 0.5 and np.isnan(detail) and left_out > 0.3
     copy = p + rng.normal(0, 1, p.shape).astype(np.float32)
     assert inside_agreement(p, copy, colours, 60.0)[0] > 0.95
@@ -504,7 +505,7 @@ def test_where_no_frame_is_shared_the_blocks_of_the_aligned_regions_must_agree(s
     print's table is too grainy to be found in the aligned regions no frame is shared (as `_inside` is made to say
     here). The regions then agree along the print's border, and block by block they do not."""
     a, b = (thumb(letterboxed(print_on_table(textured(seed)))) for seed in seeds)
-    monkeypatch.setattr("finetuner.dedup.verify._inside", lambda *args: (float("nan"), float("nan"), 0.0))
+    monkeypatch.setattr("finetuner.dedup.verify._inside", lambda *args: Inside(float("nan"), float("nan"), 0.0))
     verdict = verify(a, b, aspect=(1.6, 1.6))
     assert not verdict.accepted and verdict.rule == "frame" and "no frame shared" in verdict.transform, verdict
     assert verdict.similarity < MIN_BLOCK_AGREEMENT
@@ -565,7 +566,9 @@ def test_different_smooth_pictures_in_one_frame_are_not_copies(frame, monkeypatc
 
     pictures = [frame(wallpaper(seed)) for seed in range(8)]
     pairs = [(a, b) for k, a in enumerate(pictures) for b in pictures[k + 1 :]]
-    assert not any(in_colour(a, b).accepted for a, b in pairs)
+    verdicts = [in_colour(a, b) for a, b in pairs]
+    assert not any(verdict.accepted for verdict in verdicts)
+    assert any("its shading no tone change of the other's" in verdict.transform for verdict in verdicts)
     for picture in pictures[:3]:
         for copy in (
             jpeg(picture, 20),
