@@ -46,7 +46,10 @@ dedup_photoset.build_blanks): 300 near-blank and smooth pictures (flat colours w
 gradients), each with half of 8 edits (dedup_photoset.BLANKS): a collection where colour and faint shading are all the
 evidence, and where some pairs cannot be told from the pixels. And the chained set (`--set chained`): 23 chains of
 common edits (dedup_photoset.CHAINED: cut, made smaller and recompressed; mirrored and brightened; letterboxed and
-halved; on a white page with a caption; ...), made after the verifier was tuned, half of them per picture.
+halved; on a white page with a caption; ...), made after the verifier was tuned, half of them per picture. And the
+smooth framed set (`--set smooth-framed`, dedup_photoset.build_smooth_framed, 2026-12-07): 60 smooth pictures
+(gradients, soft wallpapers), each in one circular field of view or on one kind of turned print, as a fundus or
+microscope collection frames every picture alike, with 6 edits each: where the frame is the only detail.
 """
 
 from __future__ import annotations
@@ -231,6 +234,7 @@ def main() -> int:
             "documents",
             "blanks",
             "chained",
+            "smooth-framed",
             "all",
         ),
         default="all",
@@ -242,7 +246,9 @@ def main() -> int:
         "bench's edits), the framed set (dedup_photoset.build_framed: each picture in one of four frames, with heavier "
         "edits made to the framed image), the document set (dedup_photoset.DOCUMENTS: pages of text and invoices of "
         "one layout), the blank set (dedup_photoset.build_blanks: 300 near-blank and smooth pictures with copies), the "
-        "chained set (dedup_photoset.CHAINED: 23 chains of common edits, made after tuning), or all in turn",
+        "chained set (dedup_photoset.CHAINED: 23 chains of common edits, made after tuning), the smooth framed set "
+        "(dedup_photoset.build_smooth_framed: 60 smooth pictures in one disc or on one turned print, with copies), or "
+        "all in turn",
     )
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
@@ -259,6 +265,7 @@ def main() -> int:
         "documents": (dedup_photoset.build_documents, dedup_photoset.DOCUMENTS),
         "blanks": (dedup_photoset.build_blanks, dedup_photoset.BLANKS),
         "chained": (dedup_photoset.build_chained, dedup_photoset.CHAINED),
+        "smooth-framed": (dedup_photoset.build_smooth_framed, dedup_photoset.SMOOTH_FRAMED),
     }
     for name, (build, kinds) in sets.items():
         if args.set in (name, "all") and not compare(name, build, kinds, args):

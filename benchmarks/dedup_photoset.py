@@ -113,6 +113,8 @@ CAPTIONS = {
 COLOUR_EDITS = {k: "colour" for k in ("hue15", "hue_30", "sepia", "warm", "cool", "vivid", "faded")}
 DOCUMENTS = {k: "document" for k in ("jpeg50", "half", "darker", "crop5", "crop10top", "turned1")}
 BLANKS = {k: "blank" for k in ("reencode", "brightness", "rescale", "crop5", "letterbox", "mirror", "warm", "png")}
+# Smooth pictures in one frame (a fundus camera's disc, a turned print), each with these edits (2026-12-07)
+SMOOTH_FRAMED = {k: "smooth-framed" for k in ("reencode", "rescale", "blur", "brightness", "png", "mirror")}
 TWINS = ("twin_hue120", "twin_object240")  # two twins of a picture are as far apart in hue as from it
 PACKAGES = ("plasma-workspace-wallpapers", "lomiri-wallpapers")
 SIDE = 640
@@ -920,6 +922,45 @@ def build_blanks(cache: Path, peer_python: Path, wallpapers: Path | None = None)
         return items
 
     return _drawn_set(cache / "blanks", make)
+
+
+def build_smooth_framed(cache: Path, peer_python: Path, wallpapers: Path | None = None) -> list[tuple[str, str, str]]:
+    """(path, base, kind) of the smooth framed set: 60 smooth pictures (30 linear and radial gradients from
+    `smooth_images`, another draw than the blank set's; 30 `soft_wallpapers`), every one in one circular field of
+    view on black (even) or as a print turned on a table (odd), as a fundus camera's or a scrapbook's collection
+    frames them all alike, each framed picture with the SMOOTH_FRAMED edits. Made on 2026-12-07 with the check it
+    measures (surround.shading_apart), from the generators that check was tried on: not a held-out set. Needs neither
+    the wallpapers nor scikit-image."""
+
+    def make(out_dir: Path) -> list[tuple[str, str, str]]:
+        rng = np.random.default_rng(2026)
+        gradients = [im for k, im in enumerate(smooth_images(45, rng)) if k % 3]  # no flat fields: nothing to frame
+        items = []
+        for k, picture in enumerate(gradients + soft_wallpapers(30, rng)):
+            name = f"smooth{k:02d}"
+            framed = edit(picture, "framed", rng) if k % 2 == 0 else composed_edit(picture, "print_turned", rng)
+            items.append(_save(out_dir, name, "orig", framed))
+            for kind in SMOOTH_FRAMED:
+                items.append(_save(out_dir, name, kind, edit(framed, kind, rng)))
+        return items
+
+    return _drawn_set(cache / "smooth-framed", make)
+
+
+def soft_wallpapers(count: int, rng: np.random.Generator) -> list[Image.Image]:
+    """Smooth desktop backgrounds, 480x360: a colour ramp at a random angle under four soft blobs, no fine detail."""
+    y, x = np.mgrid[0:360, 0:480] / 480.0
+    out = []
+    for _ in range(count):
+        angle = rng.uniform(0, 2 * np.pi)
+        field = 90 + 50 * (np.cos(angle) * x + np.sin(angle) * y)
+        for _ in range(4):
+            cx, cy, r = rng.uniform(0, 1), rng.uniform(0, 0.75), rng.uniform(0.15, 0.4)
+            field = field + rng.uniform(-25, 25) * np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * r * r))
+        tint = rng.uniform(0.6, 1.0, 3)
+        rgb = field[..., None] * tint + rng.uniform(0, 60, 3)
+        out.append(Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)))
+    return out
 
 
 def _has_colour(saturation: np.ndarray) -> tuple[bool, bool]:
