@@ -275,14 +275,13 @@ def inside_agreement(
     move: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Inside:
     """`Inside` (similarity, detail similarity, share left out, how far apart the shading lies) of two aligned grey
-    regions of one size over the pixels that
-    are not frame in both (`frame_mask`, with frame colours `frame_p`, `frame_q`: one each, or several tones, NaN
-    where unused), less EDGE pixels around it and inside the regions' edge (where a trim cut the bars away, the line
-    the picture's edge blends into them stays, and two pictures framed alike would correlate through it). The share
-    left out is 0 (and the similarities NaN) where the regions share less than MIN_SHARED of frame: there is no frame
-    to see through; or, with several tones, where less than MIN_INSIDE would remain: the tones are the picture's
-    own. `move`: what moves q onto p (a refit's warp), applied after q's frame is found (it would warp the frame's
-    rim off the border).
+    regions of one size over the pixels that are not frame in both (`frame_mask`, with frame colours `frame_p`,
+    `frame_q`: one each, or several tones, NaN where unused), less EDGE pixels around it and inside the regions' edge
+    (where a trim cut the bars away, the line the picture's edge blends into them stays, and two pictures framed alike
+    would correlate through it). The share left out is 0 (and the similarities NaN) where the regions share less than
+    MIN_SHARED of frame: there is no frame to see through; or, with several tones, where less than MIN_INSIDE would
+    remain: the tones are the picture's own. `move`: what moves q onto p (a refit's warp), applied after q's frame is
+    found (it would warp the frame's rim off the border).
 
     Where the two frames' colours differ, each region's frame is also looked for in both regions' colours: a crop of
     a print turned on a table shows the print's white border on its rim where the other's rim shows only the table,
