@@ -372,28 +372,17 @@ def shading_apart(p: np.ndarray, q: np.ndarray, inside: np.ndarray) -> float:
     q fitted from p by a gain and an offset, the mean residual as a multiple of the geometric mean of each one's mean
     departure from its best-fitting quadratic surface (0 where too little is inside to fit one)."""
     rows, cols = np.nonzero(inside)
-    if len(rows) < 4 * len(_SURFACE):
+    if len(rows) < 24:  # four pixels for each of the surface's six terms
         return 0.0
     smooth = [cv2.GaussianBlur(np.asarray(x, np.float32), (0, 0), SHADING_SIGMA)[rows, cols] for x in (p, q)]
     y, x = rows / float(THUMB - 1), cols / float(THUMB - 1)
-    surface = np.stack([term(x, y) for term in _SURFACE], axis=1)
+    surface = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=1)  # a quadratic surface over (x, y)
     both = np.stack(smooth, axis=1)
     departure = np.abs(both - surface @ np.linalg.solve(surface.T @ surface, surface.T @ both)).mean(axis=0)
     first, second = smooth[0] - smooth[0].mean(), smooth[1] - smooth[1].mean()
     gain = float((first * second).sum() / max((first * first).sum(), 1e-6))  # least squares, with the offset
     residual = np.abs(second - gain * first).mean()
     return float(residual / max(np.sqrt(departure[0] * departure[1]), 1e-6))
-
-
-# the terms of a quadratic surface over (x, y)
-_SURFACE = (
-    lambda x, y: np.ones_like(x),
-    lambda x, y: x,
-    lambda x, y: y,
-    lambda x, y: x * x,
-    lambda x, y: x * y,
-    lambda x, y: y * y,
-)
 
 
 def _inside(shared: np.ndarray) -> np.ndarray:
