@@ -19,8 +19,9 @@ from finetuner.dedup.shape import graphic
 from finetuner.dedup.views import mirrored_boxes, signal_mirrored, signal_views, view_box, whole_frame
 
 # The verifier's stages (searches.py) that compare the two frames inside their bars as they lie: the frames as they
-# are (0), less what a watermark covers (9), lit alike (10), with a's hues turned (15)
-INSIDE_BARS = (0, 9, 10, 15)
+# are (0), less what a watermark covers (9), lit alike (10), with a's hues turned (15), each over its local contrast
+# (20), the sharper blurred to match (21)
+INSIDE_BARS = (0, 9, 10, 15, 20, 21)
 REFINE_SCALES = (0.9, 0.95)  # the inner region's size relative to the outer one in the local search
 COARSE = 16  # pixels a side of `coarse_placement`
 BAND_MIN_STRETCH = 0.1  # |log| of the two contents' proportions below which no band is looked for (`band_boxes`)

@@ -12,7 +12,10 @@ Each keeps, per pair, whichever alignment scores better (`verdicts.Best`, stage 
 - `relit` (10): the frames as they are, one lit like the other by a smooth light field (a vignette, a lens's falloff,
   a graduated filter, light from one side);
 - `hue_turned` (15): the frames as they are, one's grey as it would be with its hues turned as its colours show (a
-  filter's hue shift changes each colour's grey by its own amount).
+  filter's hue shift changes each colour's grey by its own amount);
+- `retoned` (20): the frames as they are, each over its local contrast (a copy equalised, auto-levelled, given a tone
+  curve or CLAHE's local equalisation);
+- `deblurred` (21): the frames as they are, the sharper one blurred to match the other (a copy blurred heavily).
 The freer an alignment, the more it must explain: refits, placed frames and bands are held to
 `verdicts.refit_rule`, pixels left out to OVERDRAWN_MIN_*, a fitted light field to RELIT_MIN_*.
 """
@@ -88,6 +91,23 @@ LIGHT_CHUNK = 32  # pairs whose light fields are fitted together
 HUE_REACH_DETAIL = 0.5
 HUE_SLACK = np.radians(5.0)  # ...or a few degrees more: copies turned 30 degrees measure 30.4-31.2
 HUE_TURNED = 15  # the stage
+# Pairs whose fine detail agrees this well as the frames are (their structure is one picture's) are compared with each
+# image less its local mean over its local spread (`retoned`, a Gaussian window of TONE_WINDOW thumbnail pixels, the
+# spread floored at TONE_FLOOR grey levels so that a flat area's noise is not stretched into structure): a copy whose
+# tones were remapped keeps the order of its pixels' brightness, not their levels. Copies so found on made-up edits of
+# the bench's pictures: 0.65 as the frames are and up in fine detail; 1 in 100 of the 5,616 pairs the 20,000-photo
+# bench leaves short reaches it
+TONE_REACH_DETAIL = 0.65
+TONE_WINDOW = 4.0
+TONE_FLOOR = 3.0
+RETONED = 20  # the stage
+# Pairs whose smoothed content agrees this well as the frames are are compared with the sharper image (more fine
+# detail) blurred by each of BLUR_SIGMAS thumbnail pixels, the best kept (`deblurred`): a copy blurred by 8-12 pixels of
+# 640 has lost the fine detail its original keeps, and a texture's copy its texture. Copies so found: 0.7 as the frames
+# are and up; 5 in 100 of the pairs the 20,000-photo bench leaves short reach it
+BLUR_REACH = 0.65
+BLUR_SIGMAS = (0.5, 0.8, 1.2, 1.7, 2.4)
+DEBLURRED = 21  # the stage
 BAND_REACH = 0.9  # bands compared at full size where they already correlate this well at 16x16
 BAND_PLAIN = 0.3  # the canvas around a band counts as bars where its fine detail is below this share of the band's,
 BAND_FILL = 0.95  # or where it correlates this well with the band enlarged to the canvas and blurred by one of
@@ -222,6 +242,55 @@ def relit(best: Best, thumbs, trims, i, j, aspect, rule: VerifyRule, part: np.nd
     how = "identity, lit alike by a smooth light field"
     thresholds = (RELIT_MIN_SIMILARITY, RELIT_MIN_DETAIL)
     _take_as_they_are(best, trims, i, j, aspect, rule, part, sim, det, thresholds, 1.0, how, 10)
+
+
+def retoned(best: Best, thumbs, trims, i, j, aspect, rule: VerifyRule, part: np.ndarray) -> None:
+    """Pairs `part` compared as their frames are (inside their bars), each image less its local mean over its local
+    spread (stage 20): a copy whose tones were remapped (equalised, auto contrast or levels, a gamma or curves
+    adjustment, CLAHE's local equalisation, as medical and microscope images often are) keeps its structure and the
+    order of its pixels' brightness, not their levels, which the correlation of the frames as they are reads as another
+    picture. The same evidence thresholds hold: normalising each image on its own fits nothing of one to the other. A
+    toned colour allowance is no evidence for such a pair (`verify._toned_in_frame`): a sepia copy of one picture and a
+    twin in other colours agree in grey up to its levels."""
+    if len(part) == 0:
+        return
+    sim, det = np.zeros(len(part)), np.zeros(len(part))
+    for s in range(0, len(part), IMAGE_CHUNK):
+        cut_ = slice(s, s + IMAGE_CHUNK)
+        p, q = (_local_contrast(cuts(thumbs, side[part[cut_]], trims[side[part[cut_]]])) for side in (i, j))
+        sim[cut_], det[cut_] = evidence(p, q)
+    how = "identity, each over its local contrast"
+    _take_as_they_are(best, trims, i, j, aspect, rule, part, sim, det, (0.0, 0.0), 1.0, how, RETONED)
+
+
+def _local_contrast(stack: np.ndarray) -> np.ndarray:
+    """Each image of an (n, h, w) stack less its local mean, over its local spread (TONE_WINDOW, TONE_FLOOR)."""
+    x = np.asarray(stack, np.float32)
+    mean = blur_each(x, TONE_WINDOW)
+    spread = blur_each((x - mean) ** 2, TONE_WINDOW)
+    return (x - mean) / np.sqrt(spread + TONE_FLOOR**2)
+
+
+def deblurred(best: Best, thumbs, trims, i, j, aspect, rule: VerifyRule, part: np.ndarray) -> None:
+    """Pairs `part` compared as their frames are (inside their bars), the sharper image (the more fine detail) blurred
+    by each of BLUR_SIGMAS, the best kept (stage 21): a heavily blurred copy has lost the fine detail the correlation
+    of fine detail asks its original for. One parameter from a short list fits little: different pictures do not come
+    to agree by blurring one of them."""
+    if len(part) == 0:
+        return
+    sim, det, sigma = np.zeros(len(part)), np.zeros(len(part)), np.zeros(len(part))
+    for s in range(0, len(part), IMAGE_CHUNK):
+        cut_ = slice(s, s + IMAGE_CHUNK)
+        p, q = (cuts(thumbs, side[part[cut_]], trims[side[part[cut_]]]).astype(np.float32) for side in (i, j))
+        first = bands(p)[1].std(axis=(1, 2)) >= bands(q)[1].std(axis=(1, 2))
+        sharp, soft = np.where(first[:, None, None], p, q), np.where(first[:, None, None], q, p)
+        for blur in BLUR_SIGMAS:
+            s_, d_ = evidence(blur_each(sharp, blur), soft)
+            better = s_ + d_ > sim[cut_] + det[cut_]
+            sim[cut_], det[cut_] = np.where(better, s_, sim[cut_]), np.where(better, d_, det[cut_])
+            sigma[cut_] = np.where(better, blur, sigma[cut_])
+    how = np.array([f"identity, the sharper blurred by {b:.1f} to match" for b in sigma.tolist()], object)
+    _take_as_they_are(best, trims, i, j, aspect, rule, part, sim, det, (0.0, 0.0), 1.0, how, DEBLURRED)
 
 
 def hue_turned(best: Best, thumbs, colours, trims, i, j, aspect, rule: VerifyRule, part: np.ndarray) -> None:

@@ -171,8 +171,9 @@ __all__ = [
 # caption stripped with nothing at the sides, by exactly one of the two trims), 54 caption panels whose text reaches
 # the line where the picture starts trimmed (views.VIEW_BOXES 9), 55 two low-detail images of one hue each no toned
 # copy of one another (colour._fit), 56 inside a frame, one's shading a tone change of the other's
-# (surround.shading_apart)
-VERIFIER = 56
+# (surround.shading_apart), 57 copies with their tones remapped compared over local contrast (searches.retoned),
+# blurred copies with the sharper blurred to match (searches.deblurred)
+VERIFIER = 57
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (searches.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6
@@ -333,7 +334,9 @@ def _search(best, thumbs, trims, i, j, signals, aspect, rule, todo, chunk, thoro
     """The searches beyond the frames as they are, into `best`, each on the pairs (of `todo`) the one before left
     short of the thresholds: the signal's alignment and the local search (`realign`, in chunks), a copy drawn over
     where the frames as they are already came close (`overdrawn`), a copy relit where their detail agreed (`relit`),
-    a copy with its hues turned where its colours show the turn (`hue_turned`; with `colours`)."""
+    a copy with its hues turned where its colours show the turn (`hue_turned`; with `colours`), a copy with its tones
+    remapped where its fine detail agreed (`retoned`), a blurred copy where its smoothed content agreed
+    (`deblurred`)."""
     passes = passing(rule)
     for s in range(0, len(todo), chunk):
         searches.realign(best, thumbs, trims, i, j, signals, aspect, rule, todo[s : s + chunk], thorough)
@@ -346,6 +349,10 @@ def _search(best, thumbs, trims, i, j, signals, aspect, rule, todo, chunk, thoro
         short = short[~passes(best.sim[short], best.det[short], best.overlap[short], best.stretch[short])]
         reach = short[det0[short] >= searches.HUE_REACH_DETAIL]
         searches.hue_turned(best, thumbs, colours, trims, i, j, aspect, rule, reach)
+    short = short[~passes(best.sim[short], best.det[short], best.overlap[short], best.stretch[short])]
+    searches.retoned(best, thumbs, trims, i, j, aspect, rule, short[det0[short] >= searches.TONE_REACH_DETAIL])
+    short = short[~passes(best.sim[short], best.det[short], best.overlap[short], best.stretch[short])]
+    searches.deblurred(best, thumbs, trims, i, j, aspect, rule, short[sim0[short] >= searches.BLUR_REACH])
 
 
 def _colour_verdicts(
@@ -370,15 +377,18 @@ def _toned_in_frame(thumbs, colours, trims, i, j, signals, aspect, best: Best, f
     as a toned copy's: the colour check's allowance for a toned copy is no evidence of one, and the grey must then
     carry the pair at `min_similarity`, as a pair outside a frame does. On the framed set a wallpaper of one muted
     purple-red hue, its colour following its brightness, passed as a toned copy of a pastel one whose grey agreed with
-    it inside the disc at 0.87-0.88 (3 pairs, joining the two pictures' 26 images)."""
+    it inside the disc at 0.87-0.88 (3 pairs, joining the two pictures' 26 images). So too the pairs whose grey agreed
+    only over local contrast (`searches.retoned`), which a toned copy's levels do not hold to the other's."""
     accepted, rules, how = verdicts
-    lenient = np.flatnonzero(accepted & (rules == "frame") & (best.sim < rule.min_similarity))
+    inside = (rules == "frame") & (best.sim < rule.min_similarity)
+    lenient = np.flatnonzero(accepted & (inside | (best.stage == searches.RETONED)))
     if not len(lenient):
         return
     untoned = _colour_look(thumbs, colours, trims, i, j, signals, aspect, best.stage, flat, lenient, None, False)
     for q in lenient[untoned < rule.min_colour_fit].tolist():
         accepted[q], rules[q] = False, "toned"
-        how[q] = f"{how[q]}; colours agree only as a toned copy's, and inside the frame at {best.sim[q]:.2f}"
+        grey = "over local contrast" if best.stage[q] == searches.RETONED else "inside the frame"
+        how[q] = f"{how[q]}; colours agree only as a toned copy's, and the grey {grey} at {best.sim[q]:.2f}"
 
 
 def _colour_look(

@@ -784,6 +784,7 @@ def test_a_vignetted_or_side_lit_copy_is_found_with_its_light_fitted(light: str,
     assert verdict.accepted and "lit alike by a smooth light field" in verdict.transform, verdict
     assert not verify(thumb(photo(4, (320, 240))), thumb(copy)).accepted
     monkeypatch.setattr(searches, "RELIT_MIN_SIMILARITY", 1.01)  # without the stage, the light hides the copy
+    monkeypatch.setattr(searches, "TONE_REACH_DETAIL", 2.0)  # (and local contrast, which also evens out the light)
     assert not verify(thumb(original), thumb(copy)).accepted
 
 
@@ -802,6 +803,81 @@ def test_a_light_field_makes_no_other_picture_or_repainted_region_agree() -> Non
     best = Best(np.zeros(3), np.zeros(3), np.ones(3), np.zeros(3), np.full(3, "none", object))
     searches.relit(best, thumbs, views.trim_boxes(thumbs), i, j, None, VerifyRule(), np.arange(3))
     assert best.stage.tolist() == [10, 0, 0], best.how
+
+
+def clahe(image: Image.Image, clip: float = 4.0) -> Image.Image:
+    """CLAHE's local equalisation of the grey of `image`, as microscope and X-ray images are often given."""
+    grey = np.asarray(image.convert("L"))
+    return Image.fromarray(cv2.createCLAHE(clipLimit=clip, tileGridSize=(8, 8)).apply(grey)).convert("RGB")
+
+
+def grey_photo(seed: int) -> Image.Image:
+    return photo(seed, (320, 240)).convert("L").convert("RGB")
+
+
+def test_a_copy_with_its_tones_remapped_locally_is_found_over_local_contrast(monkeypatch) -> None:
+    from finetuner.dedup import searches
+
+    original = grey_photo(3)
+    copy = clahe(original)
+    verdict = verify(thumb(original), thumb(copy))
+    assert verdict.accepted and "over its local contrast" in verdict.transform, verdict
+    assert not verify(thumb(grey_photo(13)), thumb(copy)).accepted
+    monkeypatch.setattr(searches, "TONE_REACH_DETAIL", 2.0)  # without the stage, the new levels hide the copy
+    assert not verify(thumb(original), thumb(copy)).accepted
+
+
+def test_a_heavily_blurred_copy_is_found_with_the_sharper_blurred_to_match(monkeypatch) -> None:
+    from finetuner.dedup import searches
+
+    original, stranger = texture(1, sigma=1.5), texture(11, sigma=1.5)
+    copy = original.filter(ImageFilter.GaussianBlur(8))
+    verdict = verify(thumb(original), thumb(copy))
+    assert verdict.accepted and "sharper blurred by" in verdict.transform, verdict
+    assert not verify(thumb(stranger), thumb(copy)).accepted
+    assert not verify(thumb(stranger.filter(ImageFilter.GaussianBlur(8))), thumb(original)).accepted
+    monkeypatch.setattr(searches, "BLUR_REACH", 2.0)  # without the stage, the lost texture hides the copy
+    assert not verify(thumb(original), thumb(copy)).accepted
+
+
+def test_local_contrast_and_a_matched_blur_make_no_other_picture_agree() -> None:
+    """The two stages on their own (searches.retoned, searches.deblurred), on every pair whatever it scored before:
+    each takes its copy and no other picture, remapped or blurred alike or not."""
+    from finetuner.dedup import searches
+    from finetuner.dedup.verdicts import Best
+
+    def staged(images: list[Image.Image], stage) -> list[int]:
+        thumbs = np.stack([thumb(image) for image in images])
+        i, j = np.zeros(len(images) - 1, np.int64), np.arange(1, len(images))
+        n = len(i)
+        best = Best(np.zeros(n), np.zeros(n), np.ones(n), np.zeros(n), np.full(n, "none", object))
+        stage(best, thumbs, views.trim_boxes(thumbs), i, j, None, VerifyRule(), np.arange(n))
+        return best.stage.tolist()
+
+    original, other = grey_photo(11), grey_photo(12)
+    assert staged([original, clahe(original), other, clahe(other)], searches.retoned) == [20, 0, 0]
+    fine, stranger = texture(2, sigma=1.5), texture(12, sigma=1.5)
+    blurred = [image.filter(ImageFilter.GaussianBlur(8)) for image in (fine, stranger)]
+    assert staged([fine, blurred[0], stranger, blurred[1]], searches.deblurred) == [21, 0, 0]
+
+
+def test_a_sepia_copy_is_no_copy_of_a_twin_in_other_colours_over_local_contrast(monkeypatch) -> None:
+    """A sepia copy of a picture and the picture with its hues turned 120 degrees (a product in another colour)
+    agree in grey over local contrast, and in colour only as a toned copy: that allowance is no evidence here."""
+    from finetuner.dedup import verify as verifier
+
+    picture = np.asarray(photo(2, (320, 240)))
+    grey = np.asarray(Image.fromarray(picture).convert("L"), np.float32)[..., None]
+    sepia = Image.fromarray(np.clip(grey * [1.0, 0.89, 0.71] + [20, 10, 0], 0, 255).astype(np.uint8))
+    hsv = np.asarray(Image.fromarray(picture).convert("HSV")).copy()
+    hsv[..., 0] = (hsv[..., 0].astype(np.int64) + 85) % 256
+    twin = Image.fromarray(hsv, "HSV").convert("RGB")
+    batch = hash_images([sepia, twin], ("phash",))
+    pair = (batch.thumbs[0], batch.thumbs[1])
+    verdict = verify(*pair, colours=(batch.colours[0], batch.colours[1]))
+    assert not verdict.accepted and verdict.rule == "toned" and "over local contrast" in verdict.transform, verdict
+    monkeypatch.setattr(verifier, "_toned_in_frame", lambda *args: None)
+    assert verify(*pair, colours=(batch.colours[0], batch.colours[1])).accepted
 
 
 @pytest.mark.parametrize(
