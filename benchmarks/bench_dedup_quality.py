@@ -49,7 +49,10 @@ common edits (dedup_photoset.CHAINED: cut, made smaller and recompressed; mirror
 halved; on a white page with a caption; ...), made after the verifier was tuned, half of them per picture. And the
 smooth framed set (`--set smooth-framed`, dedup_photoset.build_smooth_framed, 2026-12-07): 60 smooth pictures
 (gradients, soft wallpapers), each in one circular field of view or on one kind of turned print, as a fundus or
-microscope collection frames every picture alike, with 6 edits each: where the frame is the only detail.
+microscope collection frames every picture alike, with 6 edits each: where the frame is the only detail. And the
+heavier set (`--set heavier`, dedup_photoset.HEAVIER, 2026-12-07): the must-find edits made heavier than the bench's
+(blur of 6-12 pixels of 640, brightness and contrast halved or doubled, JPEG 5, a tenth of the size) and tone edits
+(equalised, auto contrast, CLAHE, a gamma), half of them per picture; made and acted on that day, not held out.
 """
 
 from __future__ import annotations
@@ -235,6 +238,7 @@ def main() -> int:
             "blanks",
             "chained",
             "smooth-framed",
+            "heavier",
             "all",
         ),
         default="all",
@@ -247,8 +251,8 @@ def main() -> int:
         "edits made to the framed image), the document set (dedup_photoset.DOCUMENTS: pages of text and invoices of "
         "one layout), the blank set (dedup_photoset.build_blanks: 300 near-blank and smooth pictures with copies), the "
         "chained set (dedup_photoset.CHAINED: 23 chains of common edits, made after tuning), the smooth framed set "
-        "(dedup_photoset.build_smooth_framed: 60 smooth pictures in one disc or on one turned print, with copies), or "
-        "all in turn",
+        "(dedup_photoset.build_smooth_framed: 60 smooth pictures in one disc or on one turned print, with copies), the "
+        "heavier set (dedup_photoset.HEAVIER: the must-find edits made heavier, and tone edits), or all in turn",
     )
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
@@ -266,6 +270,7 @@ def main() -> int:
         "blanks": (dedup_photoset.build_blanks, dedup_photoset.BLANKS),
         "chained": (dedup_photoset.build_chained, dedup_photoset.CHAINED),
         "smooth-framed": (dedup_photoset.build_smooth_framed, dedup_photoset.SMOOTH_FRAMED),
+        "heavier": (dedup_photoset.build_heavier, dedup_photoset.HEAVIER),
     }
     for name, (build, kinds) in sets.items():
         if args.set in (name, "all") and not compare(name, build, kinds, args):

@@ -20,6 +20,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
@@ -76,6 +77,17 @@ CHAINED = {
         *("post_caption", "half_sharp_jpeg20", "canvas_offset", "rot90_crop", "watermark_big", "border_jpeg"),
         *("blur4", "pixelate8", "grey_gamma_noise", "cut12_side", "squash_crop_jpeg"),
     )
+}
+# The heavier set (`build_heavier`): issue 15's must-find edits made heavier than the bench's (a blur of 6-12 pixels of
+# 640, brightness and contrast halved or doubled, JPEG quality 5, a tenth of the size), and the tone edits photo and
+# medical-imaging tools make (equalised and auto-contrasted channel by channel, CLAHE on the lightness, a gamma), made
+# on 2026-12-07 and acted on that day (finetuner/dedup/searches.py `retoned`, `deblurred`): not a held-out set. Each
+# picture with half of them (alternating).
+HEAVIER = {
+    **{k: "blur" for k in ("blur6", "blur8", "blur10", "blur12")},
+    **{k: "light" for k in ("bright05", "bright16", "bright20", "contrast05", "contrast20")},
+    **{k: "coding" for k in ("jpeg5", "tenth")},
+    **{k: "tone" for k in ("equalize", "autocontrast", "clahe", "clahe4", "gamma05")},
 }
 # The colour set (`build_colours`): copies whose colours were edited as a whole, which must be found, and each
 # picture's colour twins, which must not: the same shot with its hues turned round or its colourful parts recoloured,
@@ -690,6 +702,39 @@ def _rotating_set(
         return items + _negatives(out_dir, root, peer_python, rng)
 
     return _cached_set(out_dir, cache, wallpapers, make)
+
+
+def heavier_edit(image: Image.Image, kind: str, rng: np.random.Generator) -> Image.Image:
+    """One HEAVIER copy of a picture."""
+    w, h = image.size
+    if kind.startswith("blur"):
+        return image.filter(ImageFilter.GaussianBlur(int(kind[4:])))
+    if kind.startswith("bright"):
+        return ImageEnhance.Brightness(image).enhance(int(kind[6:]) / 10)
+    if kind.startswith("contrast"):
+        return ImageEnhance.Contrast(image).enhance(int(kind[8:]) / 10)
+    if kind == "jpeg5":
+        return _reencoded(image, "JPEG", 5)
+    if kind == "tenth":
+        return image.resize((max(1, w // 10), max(1, h // 10)), Image.Resampling.LANCZOS)
+    if kind == "equalize":
+        return ImageOps.equalize(image)
+    if kind == "autocontrast":
+        return ImageOps.autocontrast(image, cutoff=5)
+    if kind.startswith("clahe"):  # on the lightness (CIELAB L), the colours kept, as image tools apply it
+        lab = cv2.cvtColor(np.asarray(image.convert("RGB")), cv2.COLOR_RGB2LAB)
+        clip = 4.0 if kind == "clahe4" else 2.0
+        lab[..., 0] = cv2.createCLAHE(clipLimit=clip, tileGridSize=(8, 8)).apply(lab[..., 0])
+        return Image.fromarray(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB))
+    if kind == "gamma05":
+        return Image.fromarray((255 * (np.asarray(image, np.float32) / 255) ** 0.5).astype(np.uint8))
+    raise ValueError(kind)
+
+
+def build_heavier(cache: Path, peer_python: Path, wallpapers: Path | None = None) -> list[tuple[str, str, str]] | None:
+    """(path, base, kind) of the heavier set: the same pictures and negatives as `build`, each picture with half of the
+    HEAVIER edits (alternating); None when sources are missing."""
+    return _rotating_set(cache / "heavier", cache, peer_python, wallpapers, list(HEAVIER), heavier_edit, 23, 2)
 
 
 def build_chained(cache: Path, peer_python: Path, wallpapers: Path | None = None) -> list[tuple[str, str, str]] | None:
