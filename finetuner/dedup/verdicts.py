@@ -40,7 +40,8 @@ class Verdict:
     accepted: bool
     # "aligned", "shape" (two graphics), "frame" (photographs framed alike), "blocks", "low-detail", "colour",
     # "low-detail-colour" (two near-blank frames whose colours one edit explains less than LOW_DETAIL_COLOUR_FIT of) or
-    # "toned" (inside a frame, colours that agree only as a toned copy's, and the grey short of min_similarity)
+    # "toned" (colours that agree only as a toned copy's, and the grey short of min_similarity inside a frame or
+    # agreeing only over local contrast)
     rule: str
     similarity: float
     detail_similarity: float
