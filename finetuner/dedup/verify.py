@@ -172,8 +172,9 @@ __all__ = [
 # the line where the picture starts trimmed (views.VIEW_BOXES 9), 55 two low-detail images of one hue each no toned
 # copy of one another (colour._fit), 56 inside a frame, one's shading a tone change of the other's
 # (surround.shading_apart), 57 copies with their tones remapped compared over local contrast (searches.retoned),
-# blurred copies with the sharper blurred to match (searches.deblurred)
-VERIFIER = 57
+# blurred copies with the sharper blurred to match (searches.deblurred), 58 a retoned pair may pass on its fine detail
+# (searches.retoned_rule)
+VERIFIER = 58
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (searches.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6
@@ -296,6 +297,8 @@ def verify_pairs(
     _search(best, thumbs, trims, i, j, signals, aspect, rule, todo, chunk, thorough, sim0, det0, colours)
     sim, det, overlap, stretch, how = best.sim, best.det, best.overlap, best.stretch, best.how
     accepted = passes(sim, det, overlap, stretch)
+    retoned = best.stage == searches.RETONED  # over local contrast: its own pair of thresholds too
+    accepted[retoned] |= passing(searches.retoned_rule(rule))(sim, det, overlap, stretch)[retoned]
     # A corner view proposes one picture zoomed into a corner of the other, which look-alike designs can meet near
     # the thresholds: what its regions align must explain as much as a refit
     named = np.flatnonzero(accepted & np.isin(best.stage, (1, 2, 3)))  # only these can be a corner view's

@@ -805,10 +805,10 @@ def test_a_light_field_makes_no_other_picture_or_repainted_region_agree() -> Non
     assert best.stage.tolist() == [10, 0, 0], best.how
 
 
-def clahe(image: Image.Image, clip: float = 4.0) -> Image.Image:
+def clahe(image: Image.Image, clip: float = 4.0, tiles: int = 8) -> Image.Image:
     """CLAHE's local equalisation of the grey of `image`, as microscope and X-ray images are often given."""
     grey = np.asarray(image.convert("L"))
-    return Image.fromarray(cv2.createCLAHE(clipLimit=clip, tileGridSize=(8, 8)).apply(grey)).convert("RGB")
+    return Image.fromarray(cv2.createCLAHE(clipLimit=clip, tileGridSize=(tiles, tiles)).apply(grey)).convert("RGB")
 
 
 def grey_photo(seed: int) -> Image.Image:
@@ -824,6 +824,28 @@ def test_a_copy_with_its_tones_remapped_locally_is_found_over_local_contrast(mon
     assert verdict.accepted and "over its local contrast" in verdict.transform, verdict
     assert not verify(thumb(grey_photo(13)), thumb(copy)).accepted
     monkeypatch.setattr(searches, "TONE_REACH_DETAIL", 2.0)  # without the stage, the new levels hide the copy
+    assert not verify(thumb(original), thumb(copy)).accepted
+
+
+def glow(seed: int) -> Image.Image:
+    """A faint fine texture over a bright glow on a dark ground: large areas of a tone, which CLAHE's tiles remap each
+    in a way of its own."""
+    fine = np.asarray(texture(seed, sigma=2.0).convert("L"), np.float32)
+    y, x = np.mgrid[0 : fine.shape[0], 0 : fine.shape[1]] / max(fine.shape)
+    field = 40 + 150 * np.exp(-((x - 0.35) ** 2 + (y - 0.4) ** 2) / 0.08)
+    return Image.fromarray(np.clip(field + 0.35 * (fine - 128), 0, 255).astype(np.uint8)).convert("RGB")
+
+
+def test_a_copy_equalised_in_large_tiles_passes_over_local_contrast_on_its_fine_detail(monkeypatch) -> None:
+    from finetuner.dedup import searches
+
+    original = glow(1)
+    copy = clahe(original, clip=4.0, tiles=4)
+    verdict = verify(thumb(original), thumb(copy))
+    assert verdict.accepted and "over its local contrast" in verdict.transform, verdict
+    assert verdict.similarity < VerifyRule().min_similarity <= verdict.similarity + searches.TONE_FINE_SLACK, verdict
+    assert not verify(thumb(glow(11)), thumb(copy)).accepted
+    monkeypatch.setattr(searches, "TONE_FINE_SLACK", 0.0)  # the verifier's own similarity: the tiles hide the copy
     assert not verify(thumb(original), thumb(copy)).accepted
 
 
