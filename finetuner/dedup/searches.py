@@ -301,10 +301,13 @@ def deblurred(best: Best, thumbs, trims, i, j, aspect, rule: VerifyRule, part: n
     for s in range(0, len(part), IMAGE_CHUNK):
         cut_ = slice(s, s + IMAGE_CHUNK)
         p, q = (cuts(thumbs, side[part[cut_]], trims[side[part[cut_]]]).astype(np.float32) for side in (i, j))
-        first = bands(p)[1].std(axis=(1, 2)) >= bands(q)[1].std(axis=(1, 2))
-        sharp, soft = np.where(first[:, None, None], p, q), np.where(first[:, None, None], q, p)
+        (smooth_p, detail_p), (smooth_q, detail_q) = bands(p), bands(q)
+        first = (detail_p.std(axis=(1, 2)) >= detail_q.std(axis=(1, 2)))[:, None, None]
+        sharp = np.where(first, p, q)
+        soft = np.where(first, smooth_q, smooth_p), np.where(first, detail_q, detail_p)  # its bands, made once
         for blur in BLUR_SIGMAS:
-            s_, d_ = evidence(blur_each(sharp, blur), soft)
+            smooth, detail = bands(blur_each(sharp, blur))
+            s_, d_ = banded_corr(smooth, soft[0]), banded_corr(detail, soft[1])
             better = s_ + d_ > sim[cut_] + det[cut_]
             sim[cut_], det[cut_] = np.where(better, s_, sim[cut_]), np.where(better, d_, det[cut_])
             sigma[cut_] = np.where(better, blur, sigma[cut_])
