@@ -478,19 +478,19 @@ def _second_looks(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: 
             accepted[q], det[q], note = _shape(thumbs, trims, i[q], j[q], signals[q], stage[q], aspect, rule, whole)
             note = f"{note}, the whole file resized" if whole else note
         how[q], rules[q] = f"{how[q]}; {note}", "shape"
+
+    def holds(look: Inside) -> bool:  # the inside of a shared frame agrees as a copy's does
+        return look.similarity >= MIN_INSIDE_SIMILARITY and look.detail >= rule.min_detail_similarity
+
     for q in judged[~graphics & (edged[i[judged]] | edged[j[judged]])].tolist():
         pair = (thumbs, trims, i[q], j[q], signals[q])
         look, p_region, q_region = _framed_look(*pair, stage[q], aspect, frames, rule, det[q])
-        passed = look.similarity >= MIN_INSIDE_SIMILARITY and look.detail >= rule.min_detail_similarity
+        passed = holds(look)
         if look.left_out > 0 and not passed and stage[q] == 0 and signal_mirrored(signals[q]):
             # a mirrored copy of a picture framed symmetrically (a disc, a mat) agrees unmirrored through its frame,
             # so the frames inside their bars won: inside, the mirrored views the signal names are compared
             again = _framed_look(*pair, 1, aspect, frames, rule, det[q])[0]
-            if (
-                again.left_out > 0
-                and again.similarity >= MIN_INSIDE_SIMILARITY
-                and again.detail >= rule.min_detail_similarity
-            ):
+            if again.left_out > 0 and holds(again):
                 look, passed, stage[q] = again, True, 1
                 how[q] = signal_boxes(signals[q], trims[i[q]], trims[j[q]])[3]
         if look.left_out > 0:
