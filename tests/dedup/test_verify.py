@@ -788,20 +788,37 @@ def test_a_vignetted_or_side_lit_copy_is_found_with_its_light_fitted(light: str,
     assert not verify(thumb(original), thumb(copy)).accepted
 
 
+def staged(images: list[Image.Image], stage):
+    """`Best` after one of the verifier's searches (`stage`, e.g. searches.relit) on its own, on the first image paired
+    with each other one, whatever they scored before."""
+    from finetuner.dedup.verdicts import Best
+
+    thumbs = np.stack([thumb(image) for image in images])
+    n = len(images) - 1
+    best = Best(np.zeros(n), np.zeros(n), np.ones(n), np.zeros(n), np.full(n, "none", object))
+    stage(
+        best,
+        thumbs,
+        views.trim_boxes(thumbs),
+        np.zeros(n, np.int64),
+        np.arange(1, n + 1),
+        None,
+        VerifyRule(),
+        np.arange(n),
+    )
+    return best
+
+
 def test_a_light_field_makes_no_other_picture_or_repainted_region_agree() -> None:
     """The stage on its own (searches.relit): a smooth field fits a vignette, not another picture, nor half of one
     picture painted darker."""
     from finetuner.dedup import searches
-    from finetuner.dedup.verdicts import Best
 
     original = photo(11, (320, 240))
     repainted = np.asarray(original).copy()
     repainted[60:180, 80:200] //= 2
     images = [original, relit(original, LIGHTS["vignette"]), photo(12, (320, 240)), Image.fromarray(repainted)]
-    thumbs = np.stack([thumb(image) for image in images])
-    i, j = np.zeros(3, np.int64), np.arange(1, 4)
-    best = Best(np.zeros(3), np.zeros(3), np.ones(3), np.zeros(3), np.full(3, "none", object))
-    searches.relit(best, thumbs, views.trim_boxes(thumbs), i, j, None, VerifyRule(), np.arange(3))
+    best = staged(images, searches.relit)
     assert best.stage.tolist() == [10, 0, 0], best.how
 
 
@@ -866,21 +883,14 @@ def test_local_contrast_and_a_matched_blur_make_no_other_picture_agree() -> None
     """The two stages on their own (searches.retoned, searches.deblurred), on every pair whatever it scored before:
     each takes its copy and no other picture, remapped or blurred alike or not."""
     from finetuner.dedup import searches
-    from finetuner.dedup.verdicts import Best
-
-    def staged(images: list[Image.Image], stage) -> list[int]:
-        thumbs = np.stack([thumb(image) for image in images])
-        i, j = np.zeros(len(images) - 1, np.int64), np.arange(1, len(images))
-        n = len(i)
-        best = Best(np.zeros(n), np.zeros(n), np.ones(n), np.zeros(n), np.full(n, "none", object))
-        stage(best, thumbs, views.trim_boxes(thumbs), i, j, None, VerifyRule(), np.arange(n))
-        return best.stage.tolist()
 
     original, other = grey_photo(11), grey_photo(12)
-    assert staged([original, clahe(original), other, clahe(other)], searches.retoned) == [20, 0, 0]
+    best = staged([original, clahe(original), other, clahe(other)], searches.retoned)
+    assert best.stage.tolist() == [20, 0, 0], best.how
     fine, stranger = texture(2, sigma=1.5), texture(12, sigma=1.5)
     blurred = [image.filter(ImageFilter.GaussianBlur(8)) for image in (fine, stranger)]
-    assert staged([fine, blurred[0], stranger, blurred[1]], searches.deblurred) == [21, 0, 0]
+    best = staged([fine, blurred[0], stranger, blurred[1]], searches.deblurred)
+    assert best.stage.tolist() == [21, 0, 0], best.how
 
 
 def test_a_sepia_copy_is_no_copy_of_a_twin_in_other_colours_over_local_contrast(monkeypatch) -> None:
