@@ -796,16 +796,8 @@ def staged(images: list[Image.Image], stage):
     thumbs = np.stack([thumb(image) for image in images])
     n = len(images) - 1
     best = Best(np.zeros(n), np.zeros(n), np.ones(n), np.zeros(n), np.full(n, "none", object))
-    stage(
-        best,
-        thumbs,
-        views.trim_boxes(thumbs),
-        np.zeros(n, np.int64),
-        np.arange(1, n + 1),
-        None,
-        VerifyRule(),
-        np.arange(n),
-    )
+    i, j = np.zeros(n, np.int64), np.arange(1, n + 1)
+    stage(best, thumbs, views.trim_boxes(thumbs), i, j, None, VerifyRule(), np.arange(n))
     return best
 
 
