@@ -173,8 +173,9 @@ __all__ = [
 # copy of one another (colour._fit), 56 inside a frame, one's shading a tone change of the other's
 # (surround.shading_apart), 57 copies with their tones remapped compared over local contrast (searches.retoned),
 # blurred copies with the sharper blurred to match (searches.deblurred), 58 a retoned pair may pass on its fine detail
-# (searches.retoned_rule)
-VERIFIER = 58
+# (searches.retoned_rule), 59 a template's layer no frame colour found left out inside a shared frame
+# (surround.template_layers)
+VERIFIER = 59
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (searches.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6

@@ -33,6 +33,7 @@ from finetuner.dedup.surround import (
     plain,
     rim_tones,
     shading_apart,
+    template_layers,
 )
 from finetuner.dedup.verify import Verdicts, VerifyRule, _blocks_apart, _inside, verify
 from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
@@ -601,3 +602,45 @@ def test_shading_apart_is_the_tone_fits_residual_against_the_departure_from_a_qu
     assert shading_apart(a, 0.7 * a + 40, inside) < 0.01
     assert shading_apart(a, b, inside) > BEYOND_SHADING
     assert shading_apart(a, b, np.zeros((64, 64), bool)) == 0.0  # too little to fit a surface: says nothing
+
+
+def letterboxed_print(seed: int) -> np.ndarray:
+    """An aligned region of a print turned on a table, letterboxed: black bars at both sides, slivers of table, the
+    print's white border with a wide foot, and in it a picture brighter above than below (a sky over land)."""
+    rng = np.random.default_rng(seed)
+    region = np.zeros((64, 64), np.float32)
+    region[:, 6:58] = 60.0
+    region[2:62, 8:56] = 249.0
+    shading = 150.0 - 40.0 * np.linspace(0, 1, 36)[:, None]
+    region[5:41, 10:54] = shading + blur_each(rng.normal(0, 60, (1, 36, 44)).astype(np.float32), 3.0)[0]
+    return region
+
+
+def test_a_templates_layer_no_frame_colour_found_is_left_out(monkeypatch):
+    """Where the print's border lies behind a blended line and grain (`inner_layer` and `nested_tones` find nothing of
+    it), two pictures of like layout agreed through its wide foot. A flat piece of one tone in both regions, walled off
+    from the pictures and next to the shared frame, is a layer of their template (`template_layers`): left out too,
+    the pictures disagree; a copy still agrees."""
+    monkeypatch.setattr("finetuner.dedup.surround.inner_layer", lambda region, frame: np.zeros_like(frame))
+    without_nested_tones(monkeypatch)
+    p, q = letterboxed_print(1), letterboxed_print(2)
+    colours = np.array([0.0, 60.0])  # the bars and the table: the rim's tones
+    frame = frame_of(p, colours) & frame_of(q, colours)
+    layers = template_layers(p, q, frame, colours)
+    assert layers[50:58, 16:48].all() and not layers[6:40, 12:52].any()  # the border's foot, not the pictures
+    assert inside_agreement(p, q, colours, colours)[0] < MIN_INSIDE_SIMILARITY
+    copy = p + np.random.default_rng(5).normal(0, 1, p.shape).astype(np.float32)
+    assert inside_agreement(p, copy, colours, colours)[0] > 0.99
+    monkeypatch.setattr("finetuner.dedup.surround.template_layers", lambda p, q, frame, colours: np.zeros_like(frame))
+    assert inside_agreement(p, q, colours, colours)[0] > 0.95  # through the foot
+
+
+@pytest.mark.parametrize("seed", [3, 5])
+def test_a_smooth_pictures_flat_parts_are_no_template_layer(seed):
+    """Inside a disc, a smooth picture and its copy share flat parts of one tone, but they shade into the rest of the
+    picture (not walled off), and the disc's own black is its frame: no template layer."""
+    original = disc(soft(seed))
+    softer = original.filter(ImageFilter.GaussianBlur(0.8)).resize((120, 120))
+    p, q = (thumb(x).astype(np.float32) for x in (original, Image.open(io.BytesIO(to_jpeg_bytes(softer, 40)))))
+    frame = frame_of(p, np.array([0.0])) & frame_of(q, np.array([0.0]))
+    assert frame.mean() > 0.1 and not template_layers(p, q, frame, np.array([0.0])).any()
