@@ -174,8 +174,9 @@ __all__ = [
 # (surround.shading_apart), 57 copies with their tones remapped compared over local contrast (searches.retoned),
 # blurred copies with the sharper blurred to match (searches.deblurred), 58 a retoned pair may pass on its fine detail
 # (searches.retoned_rule), 59 a template's layer no frame colour found left out inside a shared frame
-# (surround.template_layers)
-VERIFIER = 59
+# (surround.template_layers), 60 a frame found only where flat, framed apart, followed into its thin strips
+# (surround.frame_grown)
+VERIFIER = 60
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (searches.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6

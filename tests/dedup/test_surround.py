@@ -25,6 +25,7 @@ from finetuner.dedup.surround import (
     blocks_apart,
     flat_alike,
     frame_colours,
+    frame_grown,
     frame_mask,
     frame_of,
     framed,
@@ -644,3 +645,31 @@ def test_a_smooth_pictures_flat_parts_are_no_template_layer(seed):
     p, q = (thumb(x).astype(np.float32) for x in (original, Image.open(io.BytesIO(to_jpeg_bytes(softer, 40)))))
     frame = frame_of(p, np.array([0.0])) & frame_of(q, np.array([0.0]))
     assert frame.mean() > 0.1 and not template_layers(p, q, frame, np.array([0.0])).any()
+
+
+def matted_print(seed: int) -> np.ndarray:
+    """An aligned region of a print whose white border is flat only at its wide foot: the table all round it, thin
+    strips of border along the other three sides of a dim picture."""
+    rng = np.random.default_rng(seed)
+    region = np.full((64, 64), 60.0, np.float32)
+    region[8:60, 8:56] = 249.0
+    region[10:46, 10:54] = 60.0 + blur_each(rng.normal(0, 25, (1, 36, 44)).astype(np.float32), 1.5)[0]
+    return region
+
+
+def test_a_frame_found_only_where_flat_goes_on_into_its_thin_strips(monkeypatch):
+    """Framed apart, the border is found where both regions are flat and alike (`flat_alike`): its foot. Its thin
+    strips along the picture are flat nowhere, and through their edges two dim pictures agreed. The frame's colour
+    going on from the foot in both regions, walled off from the pictures, is frame too (`frame_grown`); a copy still
+    agrees."""
+    p, q = matted_print(1), matted_print(2)
+    foot = flat_alike(p, q, np.array([249.0]))
+    assert foot[48:58, 12:52].all() and not foot[8:10, 12:52].any()
+    grown = frame_grown(p, q, foot, np.array([249.0]))
+    assert grown[8:10, 12:52].all() and grown[12:44, 8:10].all() and not grown[12:44, 12:52].any()
+    similarity, detail, left_out, _ = inside_agreement(p, q, 249.0, 249.0)
+    assert similarity < 0.5 and np.isnan(detail) and left_out > 0.5
+    copy = p + np.random.default_rng(5).normal(0, 1, p.shape).astype(np.float32)
+    assert inside_agreement(p, copy, 249.0, 249.0)[0] > 0.99
+    monkeypatch.setattr("finetuner.dedup.surround.frame_grown", lambda p, q, found, colours: np.zeros_like(found))
+    assert inside_agreement(p, q, 249.0, 249.0)[0] > 0.95  # through the strips' edges
