@@ -49,7 +49,10 @@ shade into the rest of it and are not walled. On the print set 2 of its 4 false 
 28); the thirteen other quality sets gave the same pairs. Framed apart, where the frame is found only where both
 regions are flat and alike (`flat_alike`: a matted print's wide foot), its colours going on from there in both
 regions, walled off alike, are frame too (`frame_grown`: the border's thin strips along the picture, flat nowhere,
-through whose edges two dim pictures agreed at 0.88); one more false pair went.
+through whose edges two dim pictures agreed at 0.88); one more false pair went. And where nothing of a frame colour is
+alike (a print brightened to a grey border against a white one), a layer both show in tones of their own, next to a
+frame either shows, flat in both and grown into each one's tone, walled off in both, is the frame they share
+(`toned_layers`): the last false pair went (largest cluster 28 to 14).
 
 Where a frame is missed in part (a rim too grainy to count, a mat around the print, a caption under it), the edges
 of the template left inside still dominate a correlation over the whole inside: two grey textures (brick and gravel)
@@ -326,6 +329,8 @@ def inside_agreement(
     if frame.mean() < MIN_SHARED:  # framed apart (a post's white page, a print's dark table): their borders may meet
         if crossed is None or crossed.mean() < MIN_SHARED:
             crossed = flat_alike(p, moved, both)  # layers too thin to connect to the border
+            if crossed.mean() < MIN_SHARED:  # a layer of one template in other tones (a brightened print's border)
+                crossed = toned_layers(p, q, frame_of(p, tones_p) | frame_of(q, tones_q))
             if crossed.mean() < MIN_SHARED:
                 return Inside(float("nan"), float("nan"), 0.0)
         inside = _inside(crossed)
@@ -475,6 +480,30 @@ def frame_grown(p: np.ndarray, q: np.ndarray, found: np.ndarray, colours: np.nda
         piece = (labels == label) & ~found
         if label and piece.any() and _walled(p, piece, found) and _walled(q, piece, found):
             out |= piece
+    return out
+
+
+def toned_layers(p: np.ndarray, q: np.ndarray, framed: np.ndarray) -> np.ndarray:
+    """Where two aligned grey regions framed apart, sharing no frame colour, both show one layer of a template in tones
+    of their own, next to a frame either shows (`framed`, within LAYER_BAND[1] pixels): pieces flat in both (MIN_PIECE
+    pixels or more), each grown into the pixels around it of its tone in each region (within PLAIN_TOLERANCE), and
+    walled off from the rest in both (`_walled`). A print brightened to a grey border on a table, against another on a
+    white border in a mat: no pixel of their border is alike, and two dim pictures agreed through its edges."""
+    kernel = np.ones((3, 3), np.uint8)
+    flat = np.logical_and.reduce([cv2.dilate(x, kernel) - cv2.erode(x, kernel) <= FLAT_RANGE for x in (p, q)])
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(flat.astype(np.uint8), connectivity=4)
+    out, nothing = np.zeros(p.shape, bool), np.zeros(p.shape, bool)
+    near = cv2.dilate(framed.astype(np.uint8), np.ones((2 * LAYER_BAND[1] + 1,) * 2, np.uint8)).astype(bool)
+    reaching = np.zeros(count, bool)
+    reaching[labels[near]] = True
+    for label in np.flatnonzero(reaching[1:] & (stats[1:, cv2.CC_STAT_AREA] >= MIN_PIECE)) + 1:
+        piece = labels == label
+        tone_p, tone_q = float(np.median(p[piece])), float(np.median(q[piece]))
+        same = (np.abs(p - tone_p) <= PLAIN_TOLERANCE) & (np.abs(q - tone_q) <= PLAIN_TOLERANCE)
+        _, pieces = cv2.connectedComponents(same.astype(np.uint8), connectivity=4)
+        grown = np.isin(pieces, np.unique(pieces[piece & same]))
+        if _walled(p, grown, nothing) and _walled(q, grown, nothing):
+            out |= grown
     return out
 
 

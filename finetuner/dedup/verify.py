@@ -175,8 +175,8 @@ __all__ = [
 # blurred copies with the sharper blurred to match (searches.deblurred), 58 a retoned pair may pass on its fine detail
 # (searches.retoned_rule), 59 a template's layer no frame colour found left out inside a shared frame
 # (surround.template_layers), 60 a frame found only where flat, framed apart, followed into its thin strips
-# (surround.frame_grown)
-VERIFIER = 60
+# (surround.frame_grown), 61 framed apart, a layer of one template in tones of their own (surround.toned_layers)
+VERIFIER = 61
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (searches.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6

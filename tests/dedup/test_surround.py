@@ -35,6 +35,7 @@ from finetuner.dedup.surround import (
     rim_tones,
     shading_apart,
     template_layers,
+    toned_layers,
 )
 from finetuner.dedup.verify import Verdicts, VerifyRule, _blocks_apart, _inside, verify
 from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
@@ -342,17 +343,20 @@ def test_pictures_framed_apart_are_compared_inside_both_frames():
     assert similarity > 0.99 and left_out > 0.5
 
 
-def test_a_refit_moves_the_frame_found_before_it():
+def test_a_refit_moves_the_frame_found_before_it(monkeypatch):
     """A refit that enlarges q a little pushes the table's corners out of its region, and the replicated border
-    leaves no table on the rim: found after the warp, q has no frame and the two prints' borders are compared. q's
-    frame is found before the warp and moved with it."""
+    leaves no table on the rim: found after the warp, q has no frame and the two prints' borders are compared (but
+    for the border found as a layer both show, `toned_layers`). q's frame is found before the warp and moved with
+    it."""
     p, q = (thumb(print_on_table(dark(seed))).astype(np.float32) for seed in (0, 1))
     warp = cv2.getRotationMatrix2D((31.5, 31.5), 0, 0.95).astype(np.float32)
 
     def move(x):
         return warped(x, warp)
 
-    assert np.isnan(inside_agreement(p, move(q), 60.0, 60.0)[0])  # no frame found on the warped q
+    with monkeypatch.context() as patched:
+        patched.setattr("finetuner.dedup.surround.toned_layers", lambda p, q, framed: np.zeros(p.shape, bool))
+        assert np.isnan(inside_agreement(p, move(q), 60.0, 60.0)[0])  # no frame found on the warped q
     similarity, _, left_out, _ = inside_agreement(p, q, 60.0, 60.0, move=move)
     assert similarity < 0.5 and left_out > 0.5
 
@@ -383,7 +387,10 @@ def test_a_border_inside_slivers_of_table_is_found_where_both_are_flat_and_alike
     alike = flat_alike(p, q, np.array([60.0, 249.0]))
     assert alike[4:8, 10:54].all() and not alike[12:52, 12:52].any()
     assert not flat_alike(p, q, np.array([60.0])).any()  # of the frames' colours only: not a picture's flat parts
-    assert np.isnan(inside_agreement(p, q, 60.0, 60.0)[0])  # the table alone: no shared frame
+    assert inside_agreement(p, q, 60.0, 60.0)[0] < 0.5  # the table alone: the border found as a layer in both
+    with monkeypatch.context() as patched:  # (`toned_layers`), and without those layers no shared frame
+        patched.setattr("finetuner.dedup.surround.toned_layers", lambda p, q, framed: np.zeros(p.shape, bool))
+        assert np.isnan(inside_agreement(p, q, 60.0, 60.0)[0])
     colours = np.array([60.0, 249.0])  # the border's colour, from a region's own rim (verify._second_looks)
     assert inside_agreement(p, q, colours, 60.0)[0] < 0.5  # the border found nested in the table (`nested_tones`)...
     without_nested_tones(monkeypatch)
@@ -673,3 +680,28 @@ def test_a_frame_found_only_where_flat_goes_on_into_its_thin_strips(monkeypatch)
     assert inside_agreement(p, copy, 249.0, 249.0)[0] > 0.99
     monkeypatch.setattr("finetuner.dedup.surround.frame_grown", lambda p, q, found, colours: np.zeros_like(found))
     assert inside_agreement(p, q, 249.0, 249.0)[0] > 0.95  # through the strips' edges
+
+
+def print_in_tones(seed: int, table: float, border: float) -> np.ndarray:
+    """`matted_print`'s region with a table and a border of other greys (a print brightened, or in another mat)."""
+    region = matted_print(seed)
+    region[region == 60.0] = table
+    region[region == 249.0] = border
+    return region
+
+
+def test_a_templates_layer_in_other_tones_is_left_out():
+    """A brightened print's border is grey on its table (187 on 45); another print's is white on a lighter table (249
+    on 60), in a white mat its aligned region cut away (its frame colour, 255, from the whole image's rim): no frame
+    colour and no pixel of their border is alike, so nothing was left out, and two dim pictures passed through the
+    border's edges as aligned. Flat in both, grown into each one's tone and walled off in both, it is a layer of their
+    template (`toned_layers`): inside it the pictures disagree, and a brightened copy agrees."""
+    p, q = print_in_tones(1, 45.0, 187.0), print_in_tones(2, 60.0, 249.0)
+    assert not flat_alike(p, q, np.array([45.0, 255.0])).any()
+    layers = toned_layers(p, q, frame_of(p, np.array([45.0])))
+    assert layers[48:58, 12:52].all() and layers[8:10, 12:52].all() and not layers[12:44, 12:52].any()
+    similarity, detail, left_out, _ = inside_agreement(p, q, 45.0, 255.0)
+    assert similarity < 0.5 and np.isnan(detail) and left_out > 0.5
+    copy = print_in_tones(1, 60.0, 249.0)
+    copy[10:46, 10:54] = p[10:46, 10:54] * 1.3
+    assert inside_agreement(p, copy, 45.0, 255.0)[0] > 0.99
