@@ -502,7 +502,7 @@ def toned_layers(p: np.ndarray, q: np.ndarray, framed: np.ndarray) -> np.ndarray
         same = (np.abs(p - tone_p) <= PLAIN_TOLERANCE) & (np.abs(q - tone_q) <= PLAIN_TOLERANCE)
         _, pieces = cv2.connectedComponents(same.astype(np.uint8), connectivity=4)
         grown = np.isin(pieces, np.unique(pieces[piece & same]))
-        if _walled(p, grown, nothing) and _walled(q, grown, nothing):
+        if grown.any() and _walled(p, grown, nothing) and _walled(q, grown, nothing):
             out |= grown
     return out
 
