@@ -51,8 +51,9 @@ smooth framed set (`--set smooth-framed`, dedup_photoset.build_smooth_framed, 20
 (gradients, soft wallpapers), each in one circular field of view or on one kind of turned print, as a fundus or
 microscope collection frames every picture alike, with 6 edits each: where the frame is the only detail. And the
 heavier set (`--set heavier`, dedup_photoset.HEAVIER, 2026-12-07): the must-find edits made heavier than the bench's
-(blur of 6-12 pixels of 640, brightness and contrast halved or doubled, JPEG 5, a tenth of the size) and tone edits
-(equalised, auto contrast, CLAHE, a gamma), half of them per picture; made and acted on that day, not held out.
+(blur of 6-12 pixels, most pictures being 640 wide, brightness and contrast halved or doubled, JPEG 5, a tenth of
+the size) and tone edits (equalised, auto contrast, CLAHE, a gamma), half of them per picture; made and acted on that
+day, not held out.
 """
 
 from __future__ import annotations
