@@ -319,18 +319,21 @@ def inside_agreement(
     tones_p, tones_q = np.unique(tones_p[np.isfinite(tones_p)]), np.unique(tones_q[np.isfinite(tones_q)])
     moved = q if move is None else move(q)
 
+    def moved_mask(mask_q: np.ndarray) -> np.ndarray:
+        return mask_q if move is None else move(mask_q.astype(np.float32)) >= 0.5
+
     def shared(colours_p: np.ndarray, colours_q: np.ndarray, layers: bool = True) -> np.ndarray:
-        mask_q = frame_of(q, colours_q, layers)
-        return frame_of(p, colours_p, layers) & (mask_q if move is None else move(mask_q.astype(np.float32)) >= 0.5)
+        return frame_of(p, colours_p, layers) & moved_mask(frame_of(q, colours_q, layers))
 
     both = np.union1d(tones_p, tones_q)
     crossed = shared(both, both) if len(both) > min(len(tones_p), len(tones_q)) else None
-    frame = shared(tones_p, tones_q)
+    own_p, own_q = frame_of(p, tones_p), frame_of(q, tones_q)  # each region's frame in its own colours, as it lies
+    frame = own_p & moved_mask(own_q)
     if frame.mean() < MIN_SHARED:  # framed apart (a post's white page, a print's dark table): their borders may meet
         if crossed is None or crossed.mean() < MIN_SHARED:
             crossed = flat_alike(p, moved, both)  # layers too thin to connect to the border
             if crossed.mean() < MIN_SHARED:  # a layer of one template in other tones (a brightened print's border)
-                crossed = toned_layers(p, q, frame_of(p, tones_p) | frame_of(q, tones_q))
+                crossed = toned_layers(p, q, own_p | own_q)
             if crossed.mean() < MIN_SHARED:
                 return Inside(float("nan"), float("nan"), 0.0)
         inside = _inside(crossed)
@@ -359,10 +362,8 @@ def flat_alike(p: np.ndarray, q: np.ndarray, colours: np.ndarray) -> np.ndarray:
     and of one of the frames' `colours` (within PLAIN_TOLERANCE), in pieces of at least MIN_PIECE pixels: a frame
     the two share wherever it lies, connected to the border or not (a print's border inside a table whose corners a
     crop cut to slivers)."""
-    kernel = np.ones((3, 3), np.uint8)
-    flat = [cv2.dilate(x, kernel) - cv2.erode(x, kernel) <= FLAT_RANGE for x in (p, q)]
     coloured = np.abs(p[..., None] - np.asarray(colours, np.float32)).min(axis=-1) <= PLAIN_TOLERANCE
-    alike = (flat[0] & flat[1] & coloured & (np.abs(p - q) <= PLAIN_TOLERANCE)).astype(np.uint8)
+    alike = (_flat(p) & _flat(q) & coloured & (np.abs(p - q) <= PLAIN_TOLERANCE)).astype(np.uint8)
     _, labels, stats, _ = cv2.connectedComponentsWithStats(alike, connectivity=4)
     big = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= MIN_PIECE)
     return np.isin(labels, big[big > 0])
@@ -437,8 +438,7 @@ def nested_tones(region: np.ndarray, frame: np.ndarray, tones: list[float]) -> n
     LAYER_BAND[1] pixels of the frame, past the blended line between them: a print's white border inside the table
     its corners show, where that line is wide or the border grainy, so that no one level holds half the band
     `inner_layer` reads."""
-    grey = np.asarray(region, np.float32)
-    near = cv2.dilate(frame.astype(np.uint8), np.ones((2 * LAYER_BAND[1] + 1,) * 2, np.uint8)).astype(bool)
+    grey, near = np.asarray(region, np.float32), _near(frame)
     return np.logical_or.reduce([_pieces(_solid(grey, tone), near) for tone in tones] + [np.zeros(frame.shape, bool)])
 
 
@@ -448,16 +448,8 @@ def template_layers(p: np.ndarray, q: np.ndarray, frame: np.ndarray, colours: np
     one tone in both regions and walled off from what lies around it (`_walled`). A print turned on a table,
     letterboxed: black bars and slivers of table reach the rim, the print's white border lies behind a blended line no
     one level holds (`inner_layer` finds nothing), and two pictures of like layout agreed through its wide foot."""
-    kernel = np.ones((3, 3), np.uint8)
-    flat = [cv2.dilate(x, kernel) - cv2.erode(x, kernel) <= FLAT_RANGE for x in (p, q)]
-    alike = (flat[0] & flat[1] & (np.abs(p - q) <= PLAIN_TOLERANCE)).astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(alike, connectivity=4)
-    near = cv2.dilate(frame.astype(np.uint8), np.ones((2 * LAYER_BAND[1] + 1,) * 2, np.uint8)).astype(bool)
-    reaching = np.zeros(count, bool)
-    reaching[labels[near]] = True
     out = np.zeros(frame.shape, bool)
-    for label in np.flatnonzero(reaching[1:] & (stats[1:, cv2.CC_STAT_AREA] >= MIN_PIECE)) + 1:
-        piece = labels == label
+    for piece in _flat_pieces_near(_flat(p) & _flat(q) & (np.abs(p - q) <= PLAIN_TOLERANCE), frame):
         tone = float(np.median(p[piece]))
         known = np.abs(np.asarray(colours, np.float64) - tone).min(initial=np.inf) <= PLAIN_TOLERANCE
         if not known and _walled(p, piece, frame) and _walled(q, piece, frame):
@@ -489,15 +481,8 @@ def toned_layers(p: np.ndarray, q: np.ndarray, framed: np.ndarray) -> np.ndarray
     pixels or more), each grown into the pixels around it of its tone in each region (within PLAIN_TOLERANCE), and
     walled off from the rest in both (`_walled`). A print brightened to a grey border on a table, against another on a
     white border in a mat: no pixel of their border is alike, and two dim pictures agreed through its edges."""
-    kernel = np.ones((3, 3), np.uint8)
-    flat = np.logical_and.reduce([cv2.dilate(x, kernel) - cv2.erode(x, kernel) <= FLAT_RANGE for x in (p, q)])
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(flat.astype(np.uint8), connectivity=4)
     out, nothing = np.zeros(p.shape, bool), np.zeros(p.shape, bool)
-    near = cv2.dilate(framed.astype(np.uint8), np.ones((2 * LAYER_BAND[1] + 1,) * 2, np.uint8)).astype(bool)
-    reaching = np.zeros(count, bool)
-    reaching[labels[near]] = True
-    for label in np.flatnonzero(reaching[1:] & (stats[1:, cv2.CC_STAT_AREA] >= MIN_PIECE)) + 1:
-        piece = labels == label
+    for piece in _flat_pieces_near(_flat(p) & _flat(q), framed):
         tone_p, tone_q = float(np.median(p[piece])), float(np.median(q[piece]))
         same = (np.abs(p - tone_p) <= PLAIN_TOLERANCE) & (np.abs(q - tone_q) <= PLAIN_TOLERANCE)
         _, pieces = cv2.connectedComponents(same.astype(np.uint8), connectivity=4)
@@ -505,6 +490,25 @@ def toned_layers(p: np.ndarray, q: np.ndarray, framed: np.ndarray) -> np.ndarray
         if grown.any() and _walled(p, grown, nothing) and _walled(q, grown, nothing):
             out |= grown
     return out
+
+
+def _flat(region: np.ndarray) -> np.ndarray:
+    """Where a grey region is flat: its 3x3 neighbourhood spans at most FLAT_RANGE grey levels."""
+    kernel = np.ones((3, 3), np.uint8)
+    return cv2.dilate(region, kernel) - cv2.erode(region, kernel) <= FLAT_RANGE
+
+
+def _near(mask: np.ndarray) -> np.ndarray:
+    """`mask` and the pixels within LAYER_BAND[1] of it: where a layer nested against a frame lies."""
+    return cv2.dilate(mask.astype(np.uint8), np.ones((2 * LAYER_BAND[1] + 1,) * 2, np.uint8)).astype(bool)
+
+
+def _flat_pieces_near(flat: np.ndarray, frame: np.ndarray) -> list[np.ndarray]:
+    """The 4-connected pieces of `flat` of MIN_PIECE pixels or more that come within LAYER_BAND[1] of `frame`."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(flat.astype(np.uint8), connectivity=4)
+    reaching = np.zeros(count, bool)
+    reaching[labels[_near(frame)]] = True
+    return [labels == label for label in np.flatnonzero(reaching[1:] & (stats[1:, cv2.CC_STAT_AREA] >= MIN_PIECE)) + 1]
 
 
 def _less_layers(p, moved, found, layers, sim: float, apart: float) -> tuple[float, float]:
