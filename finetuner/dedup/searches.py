@@ -22,6 +22,7 @@ The freer an alignment, the more it must explain: refits, placed frames and band
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 
 import cv2
@@ -220,11 +221,8 @@ def overdrawn(best: Best, thumbs, trims, i, j, aspect, rule: VerifyRule, part: n
     if len(part) == 0:
         return
     sim, det = np.zeros(len(part)), np.zeros(len(part))
-    for s in range(0, len(part), IMAGE_CHUNK):
-        cut_ = slice(s, s + IMAGE_CHUNK)
-        sim[cut_], det[cut_] = robust_evidence(
-            *(cuts(thumbs, side[part[cut_]], trims[side[part[cut_]]]) for side in (i, j)), OVERDRAWN_DROP
-        )
+    for cut_, p, q in _contents(thumbs, trims, i, j, part):
+        sim[cut_], det[cut_] = robust_evidence(p, q, OVERDRAWN_DROP)
     how = f"identity, the {OVERDRAWN_DROP:.0%} of pixels that disagree most left out"
     thresholds = (OVERDRAWN_MIN_SIMILARITY, OVERDRAWN_MIN_DETAIL)
     _take_as_they_are(best, trims, i, j, aspect, rule, part, sim, det, thresholds, 1.0 - OVERDRAWN_DROP, how, OVERDRAWN)
@@ -238,11 +236,8 @@ def relit(best: Best, thumbs, trims, i, j, aspect, rule: VerifyRule, part: np.nd
     if len(part) == 0:
         return
     sim, det = np.zeros(len(part)), np.zeros(len(part))
-    for s in range(0, len(part), IMAGE_CHUNK):
-        cut_ = slice(s, s + IMAGE_CHUNK)
-        (smooth_p, detail_p), (smooth_q, detail_q) = (
-            bands(cuts(thumbs, side[part[cut_]], trims[side[part[cut_]]])) for side in (i, j)
-        )
+    for cut_, p, q in _contents(thumbs, trims, i, j, part):
+        (smooth_p, detail_p), (smooth_q, detail_q) = bands(p), bands(q)
         sim[cut_] = banded_corr(_lit_like(smooth_p, smooth_q), smooth_q)
         det[cut_] = banded_corr(detail_p, detail_q)
     how = "identity, lit alike by a smooth light field"
@@ -261,10 +256,8 @@ def retoned(best: Best, thumbs, trims, i, j, aspect, rule: VerifyRule, part: np.
     if len(part) == 0:
         return
     sim, det = np.zeros(len(part)), np.zeros(len(part))
-    for s in range(0, len(part), IMAGE_CHUNK):
-        cut_ = slice(s, s + IMAGE_CHUNK)
-        p, q = (_local_contrast(cuts(thumbs, side[part[cut_]], trims[side[part[cut_]]])) for side in (i, j))
-        sim[cut_], det[cut_] = evidence(p, q)
+    for cut_, p, q in _contents(thumbs, trims, i, j, part):
+        sim[cut_], det[cut_] = evidence(_local_contrast(p), _local_contrast(q))
     stretch = content_stretch(trims, i[part], j[part], aspect)
     whole = np.ones(len(part))
     good = passing(rule)(sim, det, whole, stretch) | passing(retoned_rule(rule))(sim, det, whole, stretch)
@@ -298,9 +291,8 @@ def deblurred(best: Best, thumbs, trims, i, j, aspect, rule: VerifyRule, part: n
     if len(part) == 0:
         return
     sim, det, sigma = np.zeros(len(part)), np.zeros(len(part)), np.zeros(len(part))
-    for s in range(0, len(part), IMAGE_CHUNK):
-        cut_ = slice(s, s + IMAGE_CHUNK)
-        p, q = (cuts(thumbs, side[part[cut_]], trims[side[part[cut_]]]).astype(np.float32) for side in (i, j))
+    for cut_, p, q in _contents(thumbs, trims, i, j, part):
+        p, q = p.astype(np.float32), q.astype(np.float32)
         (smooth_p, detail_p), (smooth_q, detail_q) = bands(p), bands(q)
         first = (detail_p.std(axis=(1, 2)) >= detail_q.std(axis=(1, 2)))[:, None, None]
         sharp = np.where(first, p, q)
@@ -372,6 +364,15 @@ def _turned(rgb: np.ndarray, degrees: float) -> np.ndarray:
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
     return rgb @ LUMA
+
+
+def _contents(thumbs, trims, i, j, part: np.ndarray) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
+    """(slice of `part`, a's contents, b's contents) for pairs `part`, IMAGE_CHUNK pairs at a time: each image's
+    content inside its bars (`trims`), as the searches that compare pairs as their frames are take it."""
+    for s in range(0, len(part), IMAGE_CHUNK):
+        cut_ = slice(s, s + IMAGE_CHUNK)
+        a, b = i[part[cut_]], j[part[cut_]]
+        yield cut_, cuts(thumbs, a, trims[a]), cuts(thumbs, b, trims[b])
 
 
 def _take_as_they_are(best: Best, trims, i, j, aspect, rule, part, sim, det, thresholds, overlap, how, stage) -> None:

@@ -270,9 +270,8 @@ def inner_layer(region: np.ndarray, frame: np.ndarray) -> np.ndarray:
     plain pixels (`_solid`) connected to that band; none where no tone holds that much (the band crosses the picture
     itself)."""
     grey = np.asarray(region, np.float32)
-    inner, outer = LAYER_BAND
-    near = cv2.dilate(frame.astype(np.uint8), np.ones((2 * inner - 1,) * 2, np.uint8))
-    band = cv2.dilate(frame.astype(np.uint8), np.ones((2 * outer + 1,) * 2, np.uint8)).astype(bool) & (near == 0)
+    blended = cv2.dilate(frame.astype(np.uint8), np.ones((2 * LAYER_BAND[0] - 1,) * 2, np.uint8))  # the blended line
+    band = _near(frame) & (blended == 0)
     none = np.zeros(frame.shape, bool)
     if band.sum() < MIN_BAND * frame.size:
         return none
