@@ -38,6 +38,7 @@ PHASH_SIZE = HASH_SIZE * 4  # imagehash's highfreq_factor
 DECODE_SIZE = 64
 NUMPY_METHODS = ("phash", "dhash", "ahash")
 THUMB = 64  # side of the squashed grey thumbnail kept per image for candidate views and the verifier
+STACKED_PIXELS = 1 << 22  # input pixels per stacked thumbnail resize (`thumbnails`): 4 MiB of grey, 12 of colour
 # What a decode gives, in the caches' keys: 1 a JPEG's luma, 2 the grey of its RGB pixels (and colour thumbnails)
 PIXELS = 2
 
@@ -192,11 +193,28 @@ def ahash_bits(thumbs8: np.ndarray) -> np.ndarray:
 
 def thumbnails(images: Sequence[np.ndarray], side: int = THUMB, colour: bool = False) -> np.ndarray:
     """(n, side, side) uint8 squashed thumbnails of 2-D uint8 grey images, or with `colour` (n, side, side, 3) of
-    (h, w, 3) ones (area averaging when shrinking, so no aliasing)."""
+    (h, w, 3) ones (area averaging when shrinking, so no aliasing).
+
+    Images of one shape that shrink are resized together, stacked one above the other: area averaging maps each
+    image's h rows onto its own `side` rows (row k * side begins at input row k * h, a position floating point holds
+    exactly), so the pixels are the ones a call per image gives, at about half the cost (a 120x90 decode: 21 us, not
+    42). Enlarging (linear interpolation) would blend neighbours across the seams: one call per image."""
     out = np.zeros((len(images), side, side, *((3,) if colour else ())), dtype=np.uint8)
+    by_shape: dict[tuple[int, ...], list[int]] = {}
     for k, image in enumerate(images):
-        interp = cv2.INTER_AREA if min(image.shape[:2]) >= side else cv2.INTER_LINEAR
-        out[k] = cv2.resize(np.ascontiguousarray(image), (side, side), interpolation=interp)
+        by_shape.setdefault(image.shape, []).append(k)
+    for shape, members in by_shape.items():
+        if min(shape[:2]) < side or len(members) == 1:
+            interp = cv2.INTER_AREA if min(shape[:2]) >= side else cv2.INTER_LINEAR
+            for k in members:
+                out[k] = cv2.resize(np.ascontiguousarray(images[k]), (side, side), interpolation=interp)
+            continue
+        step = max(1, STACKED_PIXELS // (shape[0] * shape[1]))
+        for s in range(0, len(members), step):
+            part = members[s : s + step]
+            stacked = np.concatenate([images[k] for k in part])
+            resized = cv2.resize(stacked, (side, side * len(part)), interpolation=cv2.INTER_AREA)
+            out[part] = resized.reshape(len(part), side, side, *shape[2:])
     return out
 
 

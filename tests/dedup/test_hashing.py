@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import cv2
 import imagehash
 import numpy as np
 import pytest
@@ -46,6 +47,25 @@ def test_colour_thumbnails_are_kept_beside_the_grey_ones(tmp_path: Path) -> None
     for batch in (hash_images([red], ["phash"]), hash_files([path], ["phash"], workers=1)):
         assert batch.colours.shape == (1, 16, 16, 3) and (batch.colours[0] == (200, 30, 30)).all()
         assert (batch.thumbs[0] == round(0.299 * 200 + 0.587 * 30 + 0.114 * 30)).all()  # grey: the luma
+
+
+def test_thumbnails_of_one_shape_resized_together_are_the_ones_made_one_at_a_time(monkeypatch) -> None:
+    """Images of one shape are resized stacked (area averaging); each thumbnail must be the pixels of its own call,
+    whatever the shapes (shrunk by any ratio, equal to the side in one direction, enlarged), grey or colour, and
+    however the stack is cut."""
+    rng = np.random.default_rng(5)
+    shapes = [(90, 120), (97, 131), (64, 200), (360, 480), (48, 70), (63, 64), (128, 128)]
+    for colour, side in ((False, hashing.THUMB), (True, 16)):
+        images = [
+            rng.integers(0, 256, (*shapes[k % len(shapes)], *((3,) if colour else ())), dtype=np.uint8)
+            for k in range(5 * len(shapes))
+        ]
+        alone = []
+        for image in images:
+            interp = cv2.INTER_AREA if min(image.shape[:2]) >= side else cv2.INTER_LINEAR
+            alone.append(cv2.resize(image, (side, side), interpolation=interp))
+        monkeypatch.setattr(hashing, "STACKED_PIXELS", 3 * 360 * 480)  # the largest shape's stack cut in two
+        assert np.array_equal(hashing.thumbnails(images, side, colour), np.stack(alone))
 
 
 def test_detail_separates_flat_from_textured() -> None:
