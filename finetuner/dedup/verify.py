@@ -71,8 +71,8 @@ from finetuner.dedup.align import (
     signal_boxes,
     warped,
 )
+from finetuner.dedup.colour import EQUALIZED_MIN_FIT, colour_fit, colour_planes, equalized_fit, same_colour_fit
 from finetuner.dedup.colour import SIDE as COLOUR_SIDE
-from finetuner.dedup.colour import colour_fit, colour_planes, same_colour_fit
 from finetuner.dedup.correlation import (
     BAND,
     SMOOTH_SIGMA,
@@ -175,8 +175,9 @@ __all__ = [
 # blurred copies with the sharper blurred to match (searches.deblurred), 58 a retoned pair may pass on its fine detail
 # (searches.retoned_rule), 59 a template's layer no frame colour found left out inside a shared frame
 # (surround.template_layers), 60 a frame found only where flat, framed apart, followed into its thin strips
-# (surround.frame_grown), 61 framed apart, a layer of one template in tones of their own (surround.toned_layers)
-VERIFIER = 61
+# (surround.frame_grown), 61 framed apart, a layer of one template in tones of their own (surround.toned_layers), 62
+# colours the colour check refused compared again with each channel equalized (_by_channel, colour.equalized_fit)
+VERIFIER = 62
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (searches.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6
@@ -325,12 +326,16 @@ def verify_pairs(
         colour[looked] = _colour_look(
             thumbs, colours, trims, i, j, signals, aspect, best.stage, flat, looked, inside, plain_level=plain_level
         )
+        # inside a shared frame the frame's pixels rank alike in every channel of both: no rescue there
+        refused = looked[(colour[looked] < rule.min_colour_fit) & ~flat[looked] & (rules[looked] != "frame")]
+        curved = _by_channel(thumbs, colours, trims, i, j, signals, aspect, best, flat, refused, rule, colour, how)
         _colour_verdicts(colour, looked, rule.min_colour_fit, accepted, rules, how)
         # two near-blank frames agree in grey whatever they show: their colours must agree within one copy's edit
         low_detail_fit = max(rule.min_colour_fit, LOW_DETAIL_COLOUR_FIT)
         plain_pairs = looked[flat[looked] & accepted[looked]]
         _colour_verdicts(colour, plain_pairs, low_detail_fit, accepted, rules, how, "low-detail-colour")
-        _toned_in_frame(thumbs, colours, trims, i, j, signals, aspect, best, flat, rule, accepted, rules, how)
+        toned = accepted & ~curved  # a copy's colours equalized by channel are evidence without a toned allowance
+        _toned_in_frame(thumbs, colours, trims, i, j, signals, aspect, best, flat, rule, toned, accepted, rules, how)
     how = turned.noted(how)
     return Verdicts(accepted, rules, np.round(sim, 4), np.round(det, 4), np.round(overlap, 4), how, np.round(colour, 4))
 
@@ -376,8 +381,33 @@ def _colour_verdicts(
         how[q] = f"{how[q]}; colours differ ({colour[q]:.2f} of chroma explained by one colour edit)"
 
 
-def _toned_in_frame(thumbs, colours, trims, i, j, signals, aspect, best: Best, flat, rule: VerifyRule, *verdicts):
-    """Reject, in place (`verdicts`: accepted, rules, how), as rule "toned", the accepted pairs compared inside a frame
+def _by_channel(thumbs, colours, trims, i, j, signals, aspect, best: Best, flat, refused, rule, colour, how):
+    """Which of the pairs `refused` by the colour check pass it with each image's red, green and blue channels
+    equalized on their own (`colour.equalized_fit`, at EQUALIZED_MIN_FIT or more): a copy whose channels went through
+    tone curves of their own (equalized or auto-contrasted channel by channel, brightened until some channels clip),
+    whose colours no one global colour edit explains. Their `colour` becomes that fit and `how` says so, in place; a
+    mask over all pairs. On the heavier photo set (benchmarks/bench_dedup_quality.py --set heavier) the pairs between
+    copies equalized by channel (Pillow's ImageOps.equalize) and their pictures or their other copies went from
+    refused to accepted (tone 0.892 -> 0.915); no picture's colour twin (hues turned 120 degrees, its colourful parts
+    recoloured) passes so on the colour set, where sepia copies and muted pictures, which equalize to grey, are held to
+    the colour check as it was."""
+    curved = np.zeros(len(i), bool)
+    if len(refused) == 0:
+        return curved
+    again = _colour_look(thumbs, colours, trims, i, j, signals, aspect, best.stage, flat, refused, equalized=True)
+    enough = again >= max(rule.min_colour_fit, EQUALIZED_MIN_FIT)
+    for q, fit in zip(refused[enough].tolist(), again[enough].tolist()):
+        colour[q], curved[q] = fit, True
+        how[q] = f"{how[q]}; colours alike once each channel is equalized ({fit:.2f})"
+    return curved
+
+
+def _toned_in_frame(
+    thumbs, colours, trims, i, j, signals, aspect, best: Best, flat, rule: VerifyRule, looked, *verdicts
+):
+    """Reject, in place (`verdicts`: accepted, rules, how), as rule "toned", the pairs `looked` (a mask: the accepted
+    ones, less those whose colours agreed once equalized by channel, `_by_channel`, a fit without the toned allowance)
+    compared inside a frame
     below the verifier's own similarity (the surround check's MIN_INSIDE_SIMILARITY is lower) whose colours agree only
     as a toned copy's: the colour check's allowance for a toned copy is no evidence of one, and the grey must then
     carry the pair at `min_similarity`, as a pair outside a frame does. On the framed set a wallpaper of one muted
@@ -386,7 +416,7 @@ def _toned_in_frame(thumbs, colours, trims, i, j, signals, aspect, best: Best, f
     only over local contrast (`searches.retoned`), which a toned copy's levels do not hold to the other's."""
     accepted, rules, how = verdicts
     inside = (rules == "frame") & (best.sim < rule.min_similarity)
-    lenient = np.flatnonzero(accepted & (inside | (best.stage == searches.RETONED)))
+    lenient = np.flatnonzero(looked & (inside | (best.stage == searches.RETONED)))
     if not len(lenient):
         return
     untoned = _colour_look(thumbs, colours, trims, i, j, signals, aspect, best.stage, flat, lenient, None, False)
@@ -397,13 +427,27 @@ def _toned_in_frame(thumbs, colours, trims, i, j, signals, aspect, best: Best, f
 
 
 def _colour_look(
-    thumbs, colours, trims, i, j, signals, aspect, stage, flat, looked, inside=None, tones=True, plain_level=None
+    thumbs,
+    colours,
+    trims,
+    i,
+    j,
+    signals,
+    aspect,
+    stage,
+    flat,
+    looked,
+    inside=None,
+    tones=True,
+    plain_level=None,
+    equalized=False,
 ) -> np.ndarray:
     """The colour check's share explained for the pairs `looked`, aligned as the grey verdict placed them (low-detail
     pairs: the regions their match compared, each image's frame or, where `inside` (k, 2) says so, its content inside
     its bars, as they are or mirrored, whichever agrees better), COLOUR_CHUNK pairs at a time. Pairs compared as their
     frames are (most: re-encodes, rescales, tone changes) take each image's trimmed content. `tones`: as
-    `colour_fit`'s."""
+    `colour_fit`'s; with `equalized`, the pairs that are not low-detail are compared with each channel equalized
+    (`colour.equalized_fit`)."""
     inside = np.zeros((len(i), 2), bool) if inside is None else inside
     fit = np.zeros(len(looked))
     for s in range(0, len(looked), COLOUR_CHUNK):
@@ -428,7 +472,7 @@ def _colour_look(
             a[n], b[n] = resized(p, side), resized(r, side)
         rest, low = np.flatnonzero(~flat[part]), np.flatnonzero(flat[part])
         if len(rest):  # as aligned
-            fit[s + rest] = colour_fit(a[rest], b[rest], tones)
+            fit[s + rest] = equalized_fit(a[rest], b[rest]) if equalized else colour_fit(a[rest], b[rest], tones)
         if len(low):  # low-detail pairs: as they are or mirrored, each way
             as_is = colour_fit(a[low], b[low], tones, both_ways=True)
             turned = colour_fit(a[low], b[low][:, :, ::-1], tones, both_ways=True)

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 from finetuner.common.stage import write_csv
 from finetuner.config import VerifyConfig, parse_params
 from finetuner.dedup import stage as dedup
+from finetuner.dedup import verify as verify_module
 from finetuner.dedup.candidates import Verified, margin
-from finetuner.dedup.colour import colour_fit, colour_planes
+from finetuner.dedup.colour import colour_fit, colour_planes, equalized_fit
 from finetuner.dedup.hashing import hash_images
 from finetuner.dedup.searches import _colour_contents, _hue_turn
 from finetuner.dedup.verify import LOW_DETAIL_COLOUR_FIT, Verdicts, VerifyRule, verify
@@ -355,6 +356,48 @@ def test_inside_a_frame_colours_agreeing_only_as_a_toned_copys_leave_the_grey_at
     sepia_copy = disc(Image.fromarray(css_sepia(in_hues(first, several=True)).astype(np.uint8)))
     monkeypatch.undo()
     assert decide(a, sepia_copy, aspect=SQUARE).accepted  # a toned copy agrees as a copy does
+
+
+def muted(image: Image.Image) -> Image.Image:
+    """A picture whose red channel spans a narrow band of middle tones and whose blue stays dark: equalizing each
+    channel on its own changes its colours far beyond one global colour edit."""
+    x = np.asarray(image, np.float32) / 255.0
+    return Image.fromarray((np.array([110, 20, 10]) + x * np.array([40, 230, 60])).clip(0, 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize("seed", [3, 11, 21])
+def test_a_copy_equalized_channel_by_channel_is_compared_on_its_equalized_colours(seed: int, monkeypatch) -> None:
+    """Pillow's ImageOps.equalize (and torchvision's) equalizes each channel on its own; seed 3's grey agrees only
+    over local contrast, where a toned copy's allowance is no evidence, and its equalized colours are."""
+    original = muted(photo(seed, (320, 240)))
+    copy = ImageOps.equalize(original)
+    verdict = decide(original, copy)
+    assert verdict.accepted and "colours alike once each channel is equalized" in verdict.transform, verdict
+    monkeypatch.setattr(verify_module, "EQUALIZED_MIN_FIT", 2.0)  # no fit reaches it: the colour check as it was
+    verdict = decide(original, copy)
+    assert not verdict.accepted and verdict.rule in ("colour", "toned"), verdict
+
+
+@pytest.mark.parametrize("seed", [11, 21])
+@pytest.mark.parametrize("degrees", [120, 240])
+def test_a_twin_in_other_colours_is_no_copy_with_its_channels_equalized(seed: int, degrees: int) -> None:
+    original = muted(photo(seed, (320, 240)))
+    twin = hue_turned(original, degrees)
+    for a, b in ((original, twin), (ImageOps.equalize(original), twin), (original, ImageOps.equalize(twin))):
+        verdict = decide(a, b)
+        assert not verdict.accepted and "equalized" not in verdict.transform, verdict
+
+
+def test_pictures_that_equalize_to_grey_have_no_equalized_colours_to_agree_in() -> None:
+    """A grey or sepia copy's channels all rank its pixels as its luma does: equalized, it is grey, and so is every
+    equalized region's mean colour; a picture in other colours must not pass through that."""
+    original = product(0.02)
+    batch = hash_images([original, sepia(original), original.convert("L").convert("RGB"), product(0.6)], ["phash"])
+    planes = colour_planes(batch.colours)
+    for toned in (1, 2):
+        assert equalized_fit(planes[toned : toned + 1], planes[3:]).item() == 0.0
+    assert equalized_fit(planes[:1], planes[:1]).item() == 1.0  # colours of its own: itself
+    assert equalized_fit(planes[:1], planes[3:]).item() < 0.1  # the same shirt in blue
 
 
 def test_the_stage_keeps_a_shirt_apart_from_the_same_shot_in_blue(tmp_path: Path) -> None:
