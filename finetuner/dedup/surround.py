@@ -362,7 +362,7 @@ def flat_alike(p: np.ndarray, q: np.ndarray, colours: np.ndarray) -> np.ndarray:
     the two share wherever it lies, connected to the border or not (a print's border inside a table whose corners a
     crop cut to slivers)."""
     coloured = np.abs(p[..., None] - np.asarray(colours, np.float32)).min(axis=-1) <= PLAIN_TOLERANCE
-    alike = (_flat(p) & _flat(q) & coloured & (np.abs(p - q) <= PLAIN_TOLERANCE)).astype(np.uint8)
+    alike = (_flat_and_alike(p, q) & coloured).astype(np.uint8)
     _, labels, stats, _ = cv2.connectedComponentsWithStats(alike, connectivity=4)
     big = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= MIN_PIECE)
     return np.isin(labels, big[big > 0])
@@ -448,7 +448,7 @@ def template_layers(p: np.ndarray, q: np.ndarray, frame: np.ndarray, colours: np
     letterboxed: black bars and slivers of table reach the rim, the print's white border lies behind a blended line no
     one level holds (`inner_layer` finds nothing), and two pictures of like layout agreed through its wide foot."""
     out = np.zeros(frame.shape, bool)
-    for piece in _flat_pieces_near(_flat(p) & _flat(q) & (np.abs(p - q) <= PLAIN_TOLERANCE), frame):
+    for piece in _flat_pieces_near(_flat_and_alike(p, q), frame):
         tone = float(np.median(p[piece]))
         known = np.abs(np.asarray(colours, np.float64) - tone).min(initial=np.inf) <= PLAIN_TOLERANCE
         if not known and _walled(p, piece, frame) and _walled(q, piece, frame):
@@ -497,6 +497,11 @@ def _flat(region: np.ndarray) -> np.ndarray:
     return cv2.dilate(region, kernel) - cv2.erode(region, kernel) <= FLAT_RANGE
 
 
+def _flat_and_alike(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Where two aligned grey regions are both flat (`_flat`) and within PLAIN_TOLERANCE of each other."""
+    return _flat(p) & _flat(q) & (np.abs(p - q) <= PLAIN_TOLERANCE)
+
+
 def _near(mask: np.ndarray) -> np.ndarray:
     """`mask` and the pixels within LAYER_BAND[1] of it: where a layer nested against a frame lies."""
     return cv2.dilate(mask.astype(np.uint8), np.ones((2 * LAYER_BAND[1] + 1,) * 2, np.uint8)).astype(bool)
@@ -513,9 +518,12 @@ def _flat_pieces_near(flat: np.ndarray, frame: np.ndarray) -> list[np.ndarray]:
 def _less_layers(p, moved, found, layers, sim: float, apart: float) -> tuple[float, float]:
     """(similarity, `shading_apart`) measured again over what `found` and `layers` leave (`_inside`), the lower
     similarity and the larger apart kept; as they are where there is no layer or too little would remain."""
-    if not layers.any() or _inside(found | layers).mean() < MIN_INSIDE:
+    if not layers.any():
         return sim, apart
-    again, _, apart_again = _evidence(p, moved, _inside(found | layers))
+    inside = _inside(found | layers)
+    if inside.mean() < MIN_INSIDE:
+        return sim, apart
+    again, _, apart_again = _evidence(p, moved, inside)
     return min(sim, again), max(apart, apart_again)
 
 

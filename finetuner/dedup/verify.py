@@ -405,15 +405,15 @@ def _by_channel(thumbs, colours, trims, i, j, signals, aspect, best: Best, flat,
 def _toned_in_frame(
     thumbs, colours, trims, i, j, signals, aspect, best: Best, flat, rule: VerifyRule, looked, *verdicts
 ):
-    """Reject, in place (`verdicts`: accepted, rules, how), as rule "toned", the pairs `looked` (a mask: the accepted
-    ones, less those whose colours agreed once equalized by channel, `_by_channel`, a fit without the toned allowance)
-    compared inside a frame
-    below the verifier's own similarity (the surround check's MIN_INSIDE_SIMILARITY is lower) whose colours agree only
-    as a toned copy's: the colour check's allowance for a toned copy is no evidence of one, and the grey must then
-    carry the pair at `min_similarity`, as a pair outside a frame does. On the framed set a wallpaper of one muted
-    purple-red hue, its colour following its brightness, passed as a toned copy of a pastel one whose grey agreed with
-    it inside the disc at 0.87-0.88 (3 pairs, joining the two pictures' 26 images). So too the pairs whose grey agreed
-    only over local contrast (`searches.retoned`), which a toned copy's levels do not hold to the other's."""
+    """Reject, in place (`verdicts`: accepted, rules, how), as rule "toned", the pairs `looked` (a mask: the
+    accepted ones, less those whose colours agreed once equalized by channel, `_by_channel`, a fit without the toned
+    allowance) compared inside a frame below the verifier's own similarity (the surround check's
+    MIN_INSIDE_SIMILARITY is lower) whose colours agree only as a toned copy's: the colour check's allowance for a
+    toned copy is no evidence of one, and the grey must then carry the pair at `min_similarity`, as a pair outside a
+    frame does. On the framed set a wallpaper of one muted purple-red hue, its colour following its brightness,
+    passed as a toned copy of a pastel one whose grey agreed with it inside the disc at 0.87-0.88 (3 pairs, joining
+    the two pictures' 26 images). So too the pairs whose grey agreed only over local contrast (`searches.retoned`),
+    which a toned copy's levels do not hold to the other's."""
     accepted, rules, how = verdicts
     inside = (rules == "frame") & (best.sim < rule.min_similarity)
     lenient = np.flatnonzero(looked & (inside | (best.stage == searches.RETONED)))
