@@ -113,7 +113,7 @@ def verified_files(
 ) -> Verified:
     """The verifier's verdicts on the candidates among image files, as the stage makes them from its contents (views,
     colour check, the second look at full size), without caches or guards: for benchmarks and tests. `aspect`: width
-    / height per file (None: not checked); the files are hashed by `hash_workers` processes (0: in this one)."""
+    / height per file (None: not checked); the files are hashed by `hash_workers` processes (0: one per core)."""
     batch = hash_files(files, tuple(config.methods), hash_workers, views=VIEWS)
     return verified_pairs(
         batch.hashes,
