@@ -25,6 +25,7 @@ from scipy.spatial import cKDTree
 from finetuner.common.memory import with_array_memory
 from finetuner.config import VerifyConfig
 from finetuner.dedup.align import resized
+from finetuner.dedup.colour_checks import LOW_DETAIL_COLOUR_FIT
 from finetuner.dedup.decide import decide
 from finetuner.dedup.full_size import full_size_looks
 from finetuner.dedup.hashing import DECODE_SIZE, PIXELS, THUMB, view_key
@@ -35,7 +36,7 @@ from finetuner.dedup.shape import LOOK_ALIKE_MARGIN, is_graphic
 from finetuner.dedup.surround import MIN_BLOCK_AGREEMENT, MIN_INSIDE_SIMILARITY, plain
 from finetuner.dedup.trims import trim_boxes
 from finetuner.dedup.units import cluster_stats
-from finetuner.dedup.verify import LOW_DETAIL_COLOUR_FIT, VERIFIER, Verdicts, VerifyRule
+from finetuner.dedup.verify import VERIFIER, Verdicts, VerifyRule
 from finetuner.dedup.view_search import Candidates, nearest_per_image, subset, view_candidates
 from finetuner.dedup.views import VIEW_BOXES, VIEWS, signal_codes, signal_cornered
 

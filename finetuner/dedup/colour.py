@@ -31,10 +31,10 @@ blue glow and a greyish lilac one whose grey matched once mirrored. On the blank
 blanks) false pairs went from 182 to 73 (precision 0.915 to 0.964, largest cluster 21 to 20), and no true pair was
 lost there or on the eleven other sets.
 
-Since 2026-12-07 a pair the check refuses may pass on its colours with each red, green and blue channel equalized on
-its own (`equalized_fit`, finetuner/dedup/verify.py `_by_channel`): a copy equalized or auto-contrasted channel by
-channel, or brightened until one channel clips before the others, ranks its pixels in each channel as its original
-does, while no one global edit explains its colours. A twin does not: a hue turned far round trades the channels, a
+Since 2026-12-07 a pair the check refuses may pass on its colours with each red, green and blue channel equalized on its
+own (`equalized_fit`, finetuner/dedup/colour_checks.py `_by_channel`): a copy equalized or auto-contrasted channel by
+channel, or brightened until one channel clips before the others, ranks its pixels in each channel as its original does,
+while no one global edit explains its colours. A twin does not: a hue turned far round trades the channels, a
 recoloured part ranks its pixels elsewhere. On the heavier photo set equalized copies went from 0.81 to 0.92 found.
 """
 

@@ -23,10 +23,9 @@ copy in one of two ways:
 On the photo benches (benchmarks/bench_dedup_quality.py) the shading match found a smooth wallpaper's copies at
 JPEG quality 15, at contrast x0.6, cropped 10% on each side or on one, in a white letterbox and toned sepia, which the
 pixel match missed, and it matched none of the 9,423 pairs of two different low-detail images there (synthetic smooth
-negatives, wallpapers, their letterboxed copies). Colour decides these pairs (finetuner/dedup/verify.py: the colour
-check compares the regions the match compared, inside bars where it took the content, each way, and holds them to
-LOW_DETAIL_COLOUR_FIT). Pure numpy and OpenCV on the 64x64 grey thumbnails, about 0.2 ms a
-shaded pair on one core.
+negatives, wallpapers, their letterboxed copies). Colour decides these pairs (finetuner/dedup/colour_checks.py: the
+colour check compares the regions the match compared, inside bars where it took the content, each way, and holds them to
+LOW_DETAIL_COLOUR_FIT). Pure numpy and OpenCV on the 64x64 grey thumbnails, about 0.2 ms a shaded pair on one core.
 """
 
 from __future__ import annotations

@@ -251,8 +251,8 @@ def retoned(best: Best, thumbs, trims, i, j, aspect, rule: VerifyRule, part: np.
     adjustment, CLAHE's local equalisation, as medical and microscope images often are) keeps its structure and the
     order of its pixels' brightness, not their levels, which the correlation of the frames as they are reads as another
     picture. The same evidence thresholds hold: normalising each image on its own fits nothing of one to the other. A
-    toned colour allowance is no evidence for such a pair (`verify._toned_in_frame`): a sepia copy of one picture and a
-    twin in other colours agree in grey up to its levels."""
+    toned colour allowance is no evidence for such a pair (`colour_checks._toned_in_frame`): a sepia copy of one picture
+    and a twin in other colours agree in grey up to its levels."""
     if len(part) == 0:
         return
     sim, det = np.zeros(len(part)), np.zeros(len(part))

@@ -47,7 +47,7 @@ LOOK_ALIKE_MARGIN = 0.03
 # The verifier accepts a photograph's copy resized to another shape (dedup.verify.max_stretch, about 2x); two graphics
 # whose alignment stretches one into the other by more than this are another design before any refit (the verifier's
 # limit for every image until it was raised; on the glyph set the raise alone let 51 more look-alikes through and cost
-# 1.5x the time in refits). The exceptions: a whole file resized to another shape (verify._resized_whole), and an
+# 1.5x the time in refits). The exceptions: a whole file resized to another shape (second_looks._resized_whole), and an
 # alignment ending in the refit, whose warp may take the stretch back (verify.REFITTED: the shape check measures it)
 GRAPHIC_STRETCH = 0.12
 # Two graphics, one clipped to white or black (within CLIP_MARGIN grey levels) over CLIP_SHARE of its region, the other

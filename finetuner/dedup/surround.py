@@ -58,9 +58,9 @@ Where a frame is missed in part (a rim too grainy to count, a mat around the pri
 of the template left inside still dominate a correlation over the whole inside: two grey textures (brick and gravel)
 on one kind of print agreed at 0.85-0.98 inside. So the inside is also compared block by block
 (finetuner/dedup/correlation.py `block_agreement`): a copy's textured blocks agree as its whole does (where a crop's
-view aligned it a few percent off, once refitted: finetuner/dedup/verify.py `_inside`), two pictures' blocks do not.
-Below MIN_BLOCK_AGREEMENT the blocks' median is the similarity inside. Where one image shows a frame but the aligned
-regions share none (a letterbox's bars trimmed away, leaving a print on a grainy table), the blocks of the whole
+view aligned it a few percent off, once refitted: finetuner/dedup/second_looks.py `_inside`), two pictures' blocks do
+not. Below MIN_BLOCK_AGREEMENT the blocks' median is the similarity inside. Where one image shows a frame but the
+aligned regions share none (a letterbox's bars trimmed away, leaving a print on a grainy table), the blocks of the whole
 regions must agree (`blocks_apart`). On the print set (bench_dedup_quality.py --set prints) false pairs went from 141
 to 9 (precision 0.968 to 0.998, largest cluster 98 to 42), and no true pair was lost there or on the eight other
 quality sets: of the 6,600 true pairs the frame rule accepts on them, 28 agree below MIN_BLOCK_AGREEMENT as first

@@ -202,7 +202,7 @@ def test_cached_looks_equal_computed_ones_and_are_computed_once(tmp_path, monkey
 
 
 def test_local_order_puts_the_pairs_of_linked_images_together() -> None:
-    from finetuner.dedup.verify import _local_order
+    from finetuner.dedup.correlation import local_order
 
     place = np.random.default_rng(0).permutation(200)  # 50 groups of 4 copies, scattered over the collection
     groups = place.reshape(50, 4)
@@ -210,7 +210,7 @@ def test_local_order_puts_the_pairs_of_linked_images_together() -> None:
         np.concatenate([g[list(side)] for g in groups])
         for side in zip(*[(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)])
     )
-    order = _local_order(200, i, j)
+    order = local_order(200, i, j)
     assert sorted(order.tolist()) == list(range(len(i)))
 
     def images_per_chunk(o: np.ndarray) -> list[int]:

@@ -1,4 +1,4 @@
-"""The block look: every accepted pair of photographs must agree part by part (finetuner/dedup/verify.py
+"""The block look: every accepted pair of photographs must agree part by part (finetuner/dedup/second_looks.py
 `_block_look`), not only as a whole. Two faint pictures on one grainy mount correlate through the mount's edge (its
 paper is too grainy to be a plain frame, so the surround check never sees it); their blocks do not agree. A copy's
 do, and a mirrored copy's once compared mirrored."""
@@ -50,7 +50,7 @@ def test_different_faint_pictures_on_one_grainy_mount_are_refused_by_their_block
     verdict = verify(a, b, aspect=(ASPECT, ASPECT))
     assert not verdict.accepted and verdict.rule == "blocks", verdict
     assert verdict.similarity < MIN_BLOCK_AGREEMENT and "its parts disagree" in verdict.transform
-    monkeypatch.setattr("finetuner.dedup.verify.MIN_BLOCK_AGREEMENT", -1.0)
+    monkeypatch.setattr("finetuner.dedup.second_looks.MIN_BLOCK_AGREEMENT", -1.0)
     without = verify(a, b, aspect=(ASPECT, ASPECT))
     assert without.accepted and without.rule == "aligned", without  # through the mount they matched
 
@@ -89,7 +89,7 @@ def test_a_mirrored_copy_on_a_symmetric_mount_is_compared_mirrored(seed, monkeyp
     copy = original.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     verdict = verify(lanczos(original), lanczos(copy), aspect=(ASPECT, ASPECT))
     assert verdict.accepted and verdict.transform.startswith("mirror"), verdict
-    monkeypatch.setattr("finetuner.dedup.verify._mirrored_look", lambda *args: False)
+    monkeypatch.setattr("finetuner.dedup.second_looks._mirrored_look", lambda *args: False)
     unmirrored = verify(lanczos(original), lanczos(copy), aspect=(ASPECT, ASPECT))
     assert not unmirrored.accepted and unmirrored.rule == "blocks", unmirrored
 
@@ -115,7 +115,7 @@ def test_a_watermarked_copy_is_not_judged_by_its_blocks(amplitude, seed, monkeyp
     copy = watermarked(original)
     verdict = verify(thumb(original), thumb(copy), aspect=(ASPECT, ASPECT))
     assert verdict.accepted and "disagree most left out" in verdict.transform, verdict
-    monkeypatch.setattr("finetuner.dedup.verify.PARTLY_COVERED", ())
+    monkeypatch.setattr("finetuner.dedup.second_looks.PARTLY_COVERED", ())
     judged = verify(thumb(original), thumb(copy), aspect=(ASPECT, ASPECT))
     assert not judged.accepted and judged.rule == "blocks", judged
 

@@ -12,8 +12,8 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 from finetuner.common.stage import write_csv
 from finetuner.config import VerifyConfig, parse_params
+from finetuner.dedup import colour_checks
 from finetuner.dedup import stage as dedup
-from finetuner.dedup import verify as verify_module
 from finetuner.dedup.candidates import Verified, margin
 from finetuner.dedup.colour import colour_fit, colour_planes, equalized_fit
 from finetuner.dedup.hashing import hash_images
@@ -340,7 +340,7 @@ def test_inside_a_frame_colours_agreeing_only_as_a_toned_copys_leave_the_grey_at
     verdict = decide(a, b, aspect=SQUARE)
     assert not verdict.accepted and verdict.rule == "toned" and "toned copy" in verdict.transform, verdict
     assert 0.85 <= verdict.similarity < 0.93
-    monkeypatch.setattr("finetuner.dedup.verify._toned_in_frame", lambda *args: None)
+    monkeypatch.setattr("finetuner.dedup.colour_checks._toned_in_frame", lambda *args: None)
     without = decide(a, b, aspect=SQUARE)
     assert without.accepted and without.rule == "frame" and without.colour == 1.0, without
     refused = Verdicts(
@@ -373,7 +373,7 @@ def test_a_copy_equalized_channel_by_channel_is_compared_on_its_equalized_colour
     copy = ImageOps.equalize(original)
     verdict = decide(original, copy)
     assert verdict.accepted and "colours alike once each channel is equalized" in verdict.transform, verdict
-    monkeypatch.setattr(verify_module, "EQUALIZED_MIN_FIT", 2.0)  # no fit reaches it: the colour check as it was
+    monkeypatch.setattr(colour_checks, "EQUALIZED_MIN_FIT", 2.0)  # no fit reaches it: the colour check as it was
     verdict = decide(original, copy)
     assert not verdict.accepted and verdict.rule in ("colour", "toned"), verdict
 

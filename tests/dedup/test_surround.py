@@ -16,6 +16,7 @@ from finetuner.dedup.align import warped
 from finetuner.dedup.candidates import Verified, margin, verify_tradeoff
 from finetuner.dedup.correlation import block_agreement, blur_each, evidence_inside
 from finetuner.dedup.hashing import hash_images
+from finetuner.dedup.second_looks import _blocks_apart, _inside
 from finetuner.dedup.surround import (
     BEYOND_SHADING,
     MIN_BLOCK_AGREEMENT,
@@ -37,7 +38,7 @@ from finetuner.dedup.surround import (
     template_layers,
     toned_layers,
 )
-from finetuner.dedup.verify import Verdicts, VerifyRule, _blocks_apart, _inside, verify
+from finetuner.dedup.verify import Verdicts, VerifyRule, verify
 from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
 from tests.dedup.test_shape import product_shot
 
@@ -178,7 +179,7 @@ def test_different_pictures_in_one_app_window_are_not_copies(seeds, monkeypatch)
     monkeypatch.setattr("finetuner.dedup.surround.MIN_RIM", 2.0)  # no image counts as framed: the check is off
     apart = verify(a, b, aspect=(4 / 3, 4 / 3))
     assert not apart.accepted and apart.rule == "blocks", apart  # their parts still disagree
-    monkeypatch.setattr("finetuner.dedup.verify.MIN_BLOCK_AGREEMENT", -1.0)
+    monkeypatch.setattr("finetuner.dedup.second_looks.MIN_BLOCK_AGREEMENT", -1.0)
     without = verify(a, b, aspect=(4 / 3, 4 / 3))
     assert without.accepted and without.rule == "aligned", without  # through the window they matched
 
@@ -363,7 +364,7 @@ def test_a_refit_moves_the_frame_found_before_it(monkeypatch):
 
 def test_a_region_cut_from_a_print_shows_its_border_as_its_frame():
     """The aligned region of a crop view cuts into the print's border, which then holds the region's rim: its own
-    frame colours are read (`frame_colours` of the regions, as `verify._second_looks` does); a region of a
+    frame colours are read (`frame_colours` of the regions, as `second_looks.second_looks` does); a region of a
     photograph has none."""
     printed = thumb(print_on_table(dark(0))).astype(np.float32)
     region = cv2.resize(printed[8:-2, 8:-8], (64, 64), interpolation=cv2.INTER_AREA)
@@ -391,7 +392,7 @@ def test_a_border_inside_slivers_of_table_is_found_where_both_are_flat_and_alike
     with monkeypatch.context() as patched:  # (`toned_layers`), and without those layers no shared frame
         patched.setattr("finetuner.dedup.surround.toned_layers", lambda p, q, framed: np.zeros(p.shape, bool))
         assert np.isnan(inside_agreement(p, q, 60.0, 60.0)[0])
-    colours = np.array([60.0, 249.0])  # the border's colour, from a region's own rim (verify._second_looks)
+    colours = np.array([60.0, 249.0])  # the border's colour, from a region's own rim (second_looks.second_looks)
     assert inside_agreement(p, q, colours, 60.0)[0] < 0.5  # the border found nested in the table (`nested_tones`)...
     without_nested_tones(monkeypatch)
     similarity, detail, left_out, _ = inside_agreement(p, q, colours, 60.0)  # ...or where both are flat and alike
@@ -514,13 +515,13 @@ def test_where_no_frame_is_shared_the_blocks_of_the_aligned_regions_must_agree(s
     print's table is too grainy to be found in the aligned regions no frame is shared (as `_inside` is made to say
     here). The regions then agree along the print's border, and block by block they do not."""
     a, b = (thumb(letterboxed(print_on_table(textured(seed)))) for seed in seeds)
-    monkeypatch.setattr("finetuner.dedup.verify._inside", lambda *args: Inside(float("nan"), float("nan"), 0.0))
+    monkeypatch.setattr("finetuner.dedup.second_looks._inside", lambda *args: Inside(float("nan"), float("nan"), 0.0))
     verdict = verify(a, b, aspect=(1.6, 1.6))
     assert not verdict.accepted and verdict.rule == "frame" and "no frame shared" in verdict.transform, verdict
     assert verdict.similarity < MIN_BLOCK_AGREEMENT
     copy = thumb(letterboxed(grainy(print_on_table(textured(seeds[0])), seeds[1])))
     assert verify(a, copy, aspect=(1.6, 1.6)).accepted
-    monkeypatch.setattr("finetuner.dedup.verify.MIN_BLOCK_AGREEMENT", -1.0)
+    monkeypatch.setattr("finetuner.dedup.second_looks.MIN_BLOCK_AGREEMENT", -1.0)
     assert verify(a, b, aspect=(1.6, 1.6)).accepted
 
 
@@ -553,7 +554,7 @@ def test_a_mirrored_copy_in_a_symmetric_frame_is_compared_mirrored_inside_it(see
     a, b = thumb(picture), thumb(ImageOps.mirror(picture))
     verdict = verify(a, b, aspect=SQUARE)
     assert verdict.accepted and verdict.rule == "frame" and verdict.transform.startswith("mirror:"), verdict
-    monkeypatch.setattr("finetuner.dedup.verify.signal_mirrored", lambda signal: False)
+    monkeypatch.setattr("finetuner.dedup.second_looks.signal_mirrored", lambda signal: False)
     unmirrored = verify(a, b, aspect=SQUARE)
     assert not unmirrored.accepted and unmirrored.transform.startswith("identity"), unmirrored
 

@@ -521,7 +521,7 @@ def test_a_product_shot_with_a_caption_over_its_foot_is_its_copy(monkeypatch) ->
         whole = "less the bottom band, compared as whole frames (one trim stripped a caption)"
         assert verdict.transform.endswith(whole), verdict
         assert not verify(thumb(caption_over(standing(seed + 20))), thumb(standing(seed)), aspect=ratio).accepted
-    monkeypatch.setattr("finetuner.dedup.verify._panel_stripped", lambda *args: False)
+    monkeypatch.setattr("finetuner.dedup.second_looks._panel_stripped", lambda *args: False)
     verdict = verify(thumb(caption_over(standing(3))), thumb(standing(3)), aspect=ratio)
     assert not verdict.accepted and "proportions changed by 29%" in verdict.transform, verdict
 
@@ -888,7 +888,7 @@ def test_local_contrast_and_a_matched_blur_make_no_other_picture_agree() -> None
 def test_a_sepia_copy_is_no_copy_of_a_twin_in_other_colours_over_local_contrast(monkeypatch) -> None:
     """A sepia copy of a picture and the picture with its hues turned 120 degrees (a product in another colour)
     agree in grey over local contrast, and in colour only as a toned copy: that allowance is no evidence here."""
-    from finetuner.dedup import verify as verifier
+    from finetuner.dedup import colour_checks
 
     picture = np.asarray(photo(2, (320, 240)))
     grey = np.asarray(Image.fromarray(picture).convert("L"), np.float32)[..., None]
@@ -900,7 +900,7 @@ def test_a_sepia_copy_is_no_copy_of_a_twin_in_other_colours_over_local_contrast(
     pair = (batch.thumbs[0], batch.thumbs[1])
     verdict = verify(*pair, colours=(batch.colours[0], batch.colours[1]))
     assert not verdict.accepted and verdict.rule == "toned" and "over local contrast" in verdict.transform, verdict
-    monkeypatch.setattr(verifier, "_toned_in_frame", lambda *args: None)
+    monkeypatch.setattr(colour_checks, "_toned_in_frame", lambda *args: None)
     assert verify(*pair, colours=(batch.colours[0], batch.colours[1])).accepted
 
 
