@@ -6,11 +6,11 @@
 2. Candidates: an exact radius search over every view's hashes (`view_search`, `neighbours`, its compiled loop
    `probing`), capped per image by a 16x16 look (`candidates`, `prescreen`); cached per pair (`pair_cache`).
 3. Decide each candidate (`decide`, in worker processes): the look, then the verifier (`verify`), which aligns the two
-   thumbnails (`align`, `correlation`; the searches beyond the frames as they are: `searches`) and judges by its
-   thresholds (`verdicts`), with its own rules where images mislead it: near-blank frames (`low_detail`), and second
-   looks at accepted pairs (`second_looks`) at graphics (`shape`; large pages of text looked at again at full size:
-   `full_size`, its keypoint matching `descriptors`) and photographs framed alike (`surround`); last, colours
-   (`colour_checks`, on `colour`'s fit).
+   thumbnails (`align`, `correlation`; the searches beyond the frames as they are: `searches`, and for copies edited
+   in their pixels `retouched`) and judges by its thresholds (`verdicts`), with its own rules where images mislead it:
+   near-blank frames (`low_detail`), and second looks at accepted pairs (`second_looks`) at graphics (`shape`; large
+   pages of text looked at again at full size: `full_size`, its keypoint matching `descriptors`) and photographs
+   framed alike (`surround`); last, colours (`colour_checks`, on `colour`'s fit).
 4. Optional embeddings as a second signal (`embedding`, `similarity`).
 5. Guards against twin designs and chaining (`guards`); pairs and declared groups to leakage units, giant units
    explained (`units`); the report (`report`).

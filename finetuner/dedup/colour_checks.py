@@ -18,7 +18,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from finetuner.dedup import searches
+from finetuner.dedup import retouched
 from finetuner.dedup.align import aligned_colours, cut, resized
 from finetuner.dedup.colour import EQUALIZED_MIN_FIT, colour_fit, colour_planes, equalized_fit, same_colour_fit
 from finetuner.dedup.colour import SIDE as COLOUR_SIDE
@@ -106,17 +106,17 @@ def _toned_in_frame(
     toned copy is no evidence of one, and the grey must then carry the pair at `min_similarity`, as a pair outside a
     frame does. On the framed set a wallpaper of one muted purple-red hue, its colour following its brightness,
     passed as a toned copy of a pastel one whose grey agreed with it inside the disc at 0.87-0.88 (3 pairs, joining
-    the two pictures' 26 images). So too the pairs whose grey agreed only over local contrast (`searches.retoned`),
+    the two pictures' 26 images). So too the pairs whose grey agreed only over local contrast (`retouched.retoned`),
     which a toned copy's levels do not hold to the other's."""
     accepted, rules, how = verdicts
     inside = (rules == "frame") & (best.sim < rule.min_similarity)
-    lenient = np.flatnonzero(looked & (inside | (best.stage == searches.RETONED)))
+    lenient = np.flatnonzero(looked & (inside | (best.stage == retouched.RETONED)))
     if not len(lenient):
         return
     untoned = _colour_look(thumbs, colours, trims, i, j, signals, aspect, best.stage, flat, lenient, None, False)
     for q in lenient[untoned < rule.min_colour_fit].tolist():
         accepted[q], rules[q] = False, "toned"
-        grey = "over local contrast" if best.stage[q] == searches.RETONED else "inside the frame"
+        grey = "over local contrast" if best.stage[q] == retouched.RETONED else "inside the frame"
         how[q] = f"{how[q]}; colours agree only as a toned copy's, and the grey {grey} at {best.sim[q]:.2f}"
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from finetuner.dedup import searches
+from finetuner.dedup import retouched
 from finetuner.dedup.align import INSIDE_BARS, aligned_pair, cut, refit, signal_boxes, warped
 from finetuner.dedup.correlation import (
     PAIR_CHUNK,
@@ -59,7 +59,7 @@ RESIZED_SLACK = 2
 REFITTED = (3, 6, 14)
 # Stages whose copies disagree in part by design (the verifier left out what a watermark or a logo covers): the block
 # look does not judge them
-PARTLY_COVERED = (searches.OVERDRAWN,)
+PARTLY_COVERED = (retouched.OVERDRAWN,)
 
 
 def second_looks(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: Best, judged, accepted, rules, how):

@@ -1,4 +1,4 @@
-"""What the verifier decides, and by which thresholds (finetuner/dedup/verify.py, searches.py).
+"""What the verifier decides, and by which thresholds (finetuner/dedup/verify.py, searches.py, retouched.py).
 
 `VerifyRule` holds the acceptance thresholds (params.yaml `dedup.verify`), `Verdicts` the decision and evidence per
 pair (`Verdict` one row), `Best` each pair's best alignment so far while the verifier searches, and `passing`,

@@ -5,7 +5,7 @@ each other without being copies, while a 10% crop or a mirror is far away. So ca
 only proposals. On the 64x64 grey thumbnails, a pair joins units when its two images align, and what the alignment
 explains is enough.
 
-Where the images are compared, first to last (each try keeps the best alignment so far; searches.py):
+Where the images are compared, first to last (each try keeps the best alignment so far; searches.py, retouched.py):
 - the frames as they are, inside their bars (where the two were trimmed differently, also over the content both
   trims keep);
 - the regions the candidate's views name (a view of image a shows a view of image b; mirrored for a mirror view);
@@ -45,8 +45,9 @@ Where images mislead that measure, they have their own rules:
   `min_similarity` must agree without the allowance for a toned copy, which is no evidence of one (rule "toned").
 
 `verify_pairs` does the cheap steps for all pairs at once (numpy) and the search only where it can matter: the frames
-as they are here, the searches beyond them in finetuner/dedup/searches.py, the second looks and the colour check in
-the two modules above, the thresholds and verdicts in finetuner/dedup/verdicts.py.
+as they are here, the searches beyond them in finetuner/dedup/searches.py (where the two images lie) and retouched.py
+(copies edited in their pixels), the second looks and the colour check in the two modules above, the thresholds and
+verdicts in finetuner/dedup/verdicts.py.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from finetuner.dedup import searches
+from finetuner.dedup import retouched, searches
 from finetuner.dedup.align import resized
 from finetuner.dedup.colour_checks import LOW_DETAIL_COLOUR_FIT, colour_checks
 from finetuner.dedup.correlation import BAND, PAIR_CHUNK, bands, local_order, unit_rows
@@ -92,7 +93,7 @@ __all__ = [
 # check refitted where the inside falls short, 23 graphics whose whole file was resized to another shape
 # (_resized_whole), 24 the shape check's proportions counting the refit's warp (align.aligned_pair), 25 toned copies
 # whose tone bends where a channel clips, and toned copies of a picture of one hue (colour._tone), 26 copies with
-# their hues turned compared with the grey turned alike (searches.hue_turned), 27 a whole frame opposite a cut
+# their hues turned compared with the grey turned alike (retouched.hue_turned), 27 a whole frame opposite a cut
 # compared whole, as it was hashed (views.whole_frame), 28 textures refused at 64x64 looked at full size
 # (full_size.worth_a_look), 29 a bar's edge blended over two lines trimmed with it, and a ground with text on it
 # trimmed under bars of another shade (trims.py, views.VIEW_BOXES 5), 30 a picture in a post or a window trimmed to
@@ -120,15 +121,15 @@ __all__ = [
 # caption stripped with nothing at the sides, by exactly one of the two trims), 54 caption panels whose text reaches
 # the line where the picture starts trimmed (views.VIEW_BOXES 9), 55 two low-detail images of one hue each no toned
 # copy of one another (colour._fit), 56 inside a frame, one's shading a tone change of the other's
-# (surround.shading_apart), 57 copies with their tones remapped compared over local contrast (searches.retoned),
-# blurred copies with the sharper blurred to match (searches.deblurred), 58 a retoned pair may pass on its fine detail
-# (searches.retoned_rule), 59 a template's layer no frame colour found left out inside a shared frame
+# (surround.shading_apart), 57 copies with their tones remapped compared over local contrast (retouched.retoned),
+# blurred copies with the sharper blurred to match (retouched.deblurred), 58 a retoned pair may pass on its fine detail
+# (retouched.retoned_rule), 59 a template's layer no frame colour found left out inside a shared frame
 # (surround.template_layers), 60 a frame found only where flat, framed apart, followed into its thin strips
 # (surround.frame_grown), 61 framed apart, a layer of one template in tones of their own (surround.toned_layers), 62
 # colours the colour check refused compared again with each channel equalized (_by_channel, colour.equalized_fit)
 VERIFIER = 62
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
-# over one (searches.overdrawn; watermarked copies: 0.79 and up in detail)
+# over one (retouched.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6
 OVERDRAWN_REACH_DETAIL = 0.7
 
@@ -220,8 +221,8 @@ def verify_pairs(
     _search(best, thumbs, trims, i, j, signals, aspect, rule, todo, chunk, thorough, sim0, det0, colours)
     sim, det, overlap, stretch, how = best.sim, best.det, best.overlap, best.stretch, best.how
     accepted = passes(sim, det, overlap, stretch)
-    retoned = best.stage == searches.RETONED  # over local contrast: its own pair of thresholds too
-    accepted[retoned] |= passing(searches.retoned_rule(rule))(sim, det, overlap, stretch)[retoned]
+    retoned = best.stage == retouched.RETONED  # over local contrast: its own pair of thresholds too
+    accepted[retoned] |= passing(retouched.retoned_rule(rule))(sim, det, overlap, stretch)[retoned]
     # A corner view proposes one picture zoomed into a corner of the other, which look-alike designs can meet near
     # the thresholds: what its regions align must explain as much as a refit
     named = np.flatnonzero(accepted & np.isin(best.stage, (1, 2, 3)))  # only these can be a corner view's
@@ -259,17 +260,17 @@ def _search(best, thumbs, trims, i, j, signals, aspect, rule, todo, chunk, thoro
         searches.realign(best, thumbs, trims, i, j, signals, aspect, rule, todo[s : s + chunk], thorough)
     short = todo[~passes(best.sim[todo], best.det[todo], best.overlap[todo], best.stretch[todo])]
     reach = (sim0[short] >= OVERDRAWN_REACH) & (det0[short] >= OVERDRAWN_REACH_DETAIL)
-    searches.overdrawn(best, thumbs, trims, i, j, aspect, rule, short[reach])
+    retouched.overdrawn(best, thumbs, trims, i, j, aspect, rule, short[reach])
     short = short[~passes(best.sim[short], best.det[short], best.overlap[short], best.stretch[short])]
-    searches.relit(best, thumbs, trims, i, j, aspect, rule, short[det0[short] >= searches.RELIT_MIN_DETAIL])
+    retouched.relit(best, thumbs, trims, i, j, aspect, rule, short[det0[short] >= retouched.RELIT_MIN_DETAIL])
     if colours is not None:
         short = short[~passes(best.sim[short], best.det[short], best.overlap[short], best.stretch[short])]
-        reach = short[det0[short] >= searches.HUE_REACH_DETAIL]
-        searches.hue_turned(best, thumbs, colours, trims, i, j, aspect, rule, reach)
+        reach = short[det0[short] >= retouched.HUE_REACH_DETAIL]
+        retouched.hue_turned(best, thumbs, colours, trims, i, j, aspect, rule, reach)
     short = short[~passes(best.sim[short], best.det[short], best.overlap[short], best.stretch[short])]
-    searches.retoned(best, thumbs, trims, i, j, aspect, rule, short[det0[short] >= searches.TONE_REACH_DETAIL])
+    retouched.retoned(best, thumbs, trims, i, j, aspect, rule, short[det0[short] >= retouched.TONE_REACH_DETAIL])
     short = short[~passes(best.sim[short], best.det[short], best.overlap[short], best.stretch[short])]
-    searches.deblurred(best, thumbs, trims, i, j, aspect, rule, short[sim0[short] >= searches.BLUR_REACH])
+    retouched.deblurred(best, thumbs, trims, i, j, aspect, rule, short[sim0[short] >= retouched.BLUR_REACH])
 
 
 def _identity_names(trims: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:

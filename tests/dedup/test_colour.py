@@ -17,7 +17,7 @@ from finetuner.dedup import stage as dedup
 from finetuner.dedup.candidates import Verified, margin
 from finetuner.dedup.colour import colour_fit, colour_planes, equalized_fit
 from finetuner.dedup.hashing import hash_images
-from finetuner.dedup.searches import _colour_contents, _hue_turn
+from finetuner.dedup.retouched import _colour_contents, _hue_turn
 from finetuner.dedup.verify import LOW_DETAIL_COLOUR_FIT, Verdicts, VerifyRule, verify
 from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
 from tests.dedup.test_low_detail import jpeg

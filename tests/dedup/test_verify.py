@@ -776,20 +776,20 @@ LIGHTS = {
 
 @pytest.mark.parametrize("light", LIGHTS)
 def test_a_vignetted_or_side_lit_copy_is_found_with_its_light_fitted(light: str, monkeypatch) -> None:
-    from finetuner.dedup import searches
+    from finetuner.dedup import retouched
 
     original = photo(3, (320, 240))
     copy = relit(original, LIGHTS[light])
     verdict = verify(thumb(original), thumb(copy))
     assert verdict.accepted and "lit alike by a smooth light field" in verdict.transform, verdict
     assert not verify(thumb(photo(4, (320, 240))), thumb(copy)).accepted
-    monkeypatch.setattr(searches, "RELIT_MIN_SIMILARITY", 1.01)  # without the stage, the light hides the copy
-    monkeypatch.setattr(searches, "TONE_REACH_DETAIL", 2.0)  # (and local contrast, which also evens out the light)
+    monkeypatch.setattr(retouched, "RELIT_MIN_SIMILARITY", 1.01)  # without the stage, the light hides the copy
+    monkeypatch.setattr(retouched, "TONE_REACH_DETAIL", 2.0)  # (and local contrast, which also evens out the light)
     assert not verify(thumb(original), thumb(copy)).accepted
 
 
 def staged(images: list[Image.Image], stage):
-    """`Best` after one of the verifier's searches (`stage`, e.g. searches.relit) on its own, on the first image paired
+    """`Best` after one of the verifier's searches (`stage`, e.g. retouched.relit) on its own, on the first image paired
     with each other one, whatever they scored before."""
     from finetuner.dedup.verdicts import Best
 
@@ -802,15 +802,15 @@ def staged(images: list[Image.Image], stage):
 
 
 def test_a_light_field_makes_no_other_picture_or_repainted_region_agree() -> None:
-    """The stage on its own (searches.relit): a smooth field fits a vignette, not another picture, nor half of one
+    """The stage on its own (retouched.relit): a smooth field fits a vignette, not another picture, nor half of one
     picture painted darker."""
-    from finetuner.dedup import searches
+    from finetuner.dedup import retouched
 
     original = photo(11, (320, 240))
     repainted = np.asarray(original).copy()
     repainted[60:180, 80:200] //= 2
     images = [original, relit(original, LIGHTS["vignette"]), photo(12, (320, 240)), Image.fromarray(repainted)]
-    best = staged(images, searches.relit)
+    best = staged(images, retouched.relit)
     assert best.stage.tolist() == [10, 0, 0], best.how
 
 
@@ -825,14 +825,14 @@ def grey_photo(seed: int) -> Image.Image:
 
 
 def test_a_copy_with_its_tones_remapped_locally_is_found_over_local_contrast(monkeypatch) -> None:
-    from finetuner.dedup import searches
+    from finetuner.dedup import retouched
 
     original = grey_photo(3)
     copy = clahe(original)
     verdict = verify(thumb(original), thumb(copy))
     assert verdict.accepted and "over its local contrast" in verdict.transform, verdict
     assert not verify(thumb(grey_photo(13)), thumb(copy)).accepted
-    monkeypatch.setattr(searches, "TONE_REACH_DETAIL", 2.0)  # without the stage, the new levels hide the copy
+    monkeypatch.setattr(retouched, "TONE_REACH_DETAIL", 2.0)  # without the stage, the new levels hide the copy
     assert not verify(thumb(original), thumb(copy)).accepted
 
 
@@ -846,20 +846,20 @@ def glow(seed: int) -> Image.Image:
 
 
 def test_a_copy_equalised_in_large_tiles_passes_over_local_contrast_on_its_fine_detail(monkeypatch) -> None:
-    from finetuner.dedup import searches
+    from finetuner.dedup import retouched
 
     original = glow(1)
     copy = clahe(original, clip=4.0, tiles=4)
     verdict = verify(thumb(original), thumb(copy))
     assert verdict.accepted and "over its local contrast" in verdict.transform, verdict
-    assert verdict.similarity < VerifyRule().min_similarity <= verdict.similarity + searches.TONE_FINE_SLACK, verdict
+    assert verdict.similarity < VerifyRule().min_similarity <= verdict.similarity + retouched.TONE_FINE_SLACK, verdict
     assert not verify(thumb(glow(11)), thumb(copy)).accepted
-    monkeypatch.setattr(searches, "TONE_FINE_SLACK", 0.0)  # the verifier's own similarity: the tiles hide the copy
+    monkeypatch.setattr(retouched, "TONE_FINE_SLACK", 0.0)  # the verifier's own similarity: the tiles hide the copy
     assert not verify(thumb(original), thumb(copy)).accepted
 
 
 def test_a_heavily_blurred_copy_is_found_with_the_sharper_blurred_to_match(monkeypatch) -> None:
-    from finetuner.dedup import searches
+    from finetuner.dedup import retouched
 
     original, stranger = texture(1, sigma=1.5), texture(11, sigma=1.5)
     copy = original.filter(ImageFilter.GaussianBlur(8))
@@ -867,21 +867,21 @@ def test_a_heavily_blurred_copy_is_found_with_the_sharper_blurred_to_match(monke
     assert verdict.accepted and "sharper blurred by" in verdict.transform, verdict
     assert not verify(thumb(stranger), thumb(copy)).accepted
     assert not verify(thumb(stranger.filter(ImageFilter.GaussianBlur(8))), thumb(original)).accepted
-    monkeypatch.setattr(searches, "BLUR_REACH", 2.0)  # without the stage, the lost texture hides the copy
+    monkeypatch.setattr(retouched, "BLUR_REACH", 2.0)  # without the stage, the lost texture hides the copy
     assert not verify(thumb(original), thumb(copy)).accepted
 
 
 def test_local_contrast_and_a_matched_blur_make_no_other_picture_agree() -> None:
-    """The two stages on their own (searches.retoned, searches.deblurred), on every pair whatever it scored before:
+    """The two stages on their own (retouched.retoned, retouched.deblurred), on every pair whatever it scored before:
     each takes its copy and no other picture, remapped or blurred alike or not."""
-    from finetuner.dedup import searches
+    from finetuner.dedup import retouched
 
     original, other = grey_photo(11), grey_photo(12)
-    best = staged([original, clahe(original), other, clahe(other)], searches.retoned)
+    best = staged([original, clahe(original), other, clahe(other)], retouched.retoned)
     assert best.stage.tolist() == [20, 0, 0], best.how
     fine, stranger = texture(2, sigma=1.5), texture(12, sigma=1.5)
     blurred = [image.filter(ImageFilter.GaussianBlur(8)) for image in (fine, stranger)]
-    best = staged([fine, blurred[0], stranger, blurred[1]], searches.deblurred)
+    best = staged([fine, blurred[0], stranger, blurred[1]], retouched.deblurred)
     assert best.stage.tolist() == [21, 0, 0], best.how
 
 
