@@ -13,7 +13,7 @@
    framed alike (`surround`); last, colours (`colour_checks`, on `colour`'s fit).
 4. Optional embeddings as a second signal (`embedding`, `similarity`).
 5. Guards against twin designs and chaining (`guards`); pairs and declared groups to leakage units, giant units
-   explained (`units`); the report (`report`).
+   explained (`units`); the report (`report`; its audit of the verifier's cut-off: `audit`).
 """
 
 from finetuner import lazy_exports

@@ -4,10 +4,8 @@ Candidates are image pairs with some view of one (full, mirror, centre and one-s
 finetuner/dedup/views.py) within `dedup.verify.candidate_distance` bits of some view of the other, plus pairs within
 `dedup.max_distance` under any configured hash method; each image's `candidates_per_image` closest are kept. Every
 candidate is then decided (finetuner/dedup/decide.py: a 16x16 look, then finetuner/dedup/verify.py) on the cached
-thumbnails, so no file is decoded again. Also
-builds the report's trade-off table (pairs and largest cluster at thresholds around `min_similarity`) and the list of
-rejected candidates nearest the cut-off, which dedup.html shows so a person can audit it. Called by
-finetuner/dedup/stage.py.
+thumbnails, so no file is decoded again. The report's audit of the verifier's cut-off is finetuner/dedup/audit.py.
+Called by finetuner/dedup/detect.py.
 """
 
 from __future__ import annotations
@@ -25,7 +23,6 @@ from scipy.spatial import cKDTree
 from finetuner.common.memory import with_array_memory
 from finetuner.config import VerifyConfig
 from finetuner.dedup.align import resized
-from finetuner.dedup.colour_checks import LOW_DETAIL_COLOUR_FIT
 from finetuner.dedup.decide import decide
 from finetuner.dedup.full_size import full_size_looks
 from finetuner.dedup.hashing import DECODE_SIZE, PIXELS, THUMB, view_key
@@ -33,9 +30,8 @@ from finetuner.dedup.neighbours import hamming, radius_pairs, radius_pairs_betwe
 from finetuner.dedup.pair_cache import CandidateCache, LookCache, VerdictCache, pair_keys
 from finetuner.dedup.prescreen import prescreen
 from finetuner.dedup.shape import LOOK_ALIKE_MARGIN, is_graphic
-from finetuner.dedup.surround import MIN_BLOCK_AGREEMENT, MIN_INSIDE_SIMILARITY, plain
+from finetuner.dedup.surround import plain
 from finetuner.dedup.trims import trim_boxes
-from finetuner.dedup.units import cluster_stats
 from finetuner.dedup.verify import VERIFIER, Verdicts, VerifyRule
 from finetuner.dedup.view_search import Candidates, nearest_per_image, subset, view_candidates
 from finetuner.dedup.views import VIEW_BOXES, VIEWS, signal_codes, signal_cornered
@@ -51,7 +47,6 @@ EVIDENCE = ("signal", "rule", "similarity", "detail_similarity", "overlap", "tra
 # Verdict rules whose evidence a twin passes as well as a copy: two designs of one letter (the shape check), two
 # blank frames (the pixel rule for near-blank images). The design guard weighs their pairs by groups instead
 TWIN_PRONE = ("shape", "low-detail")
-MAX_REJECTED_SHOWN = 30
 # Bump when the signal a pair keeps changes for the same hashes (cached candidates are then searched again): 2 a view
 # pair other than a corner's before a hash method's (`_views_first`)
 SIGNALS = 2
@@ -481,68 +476,3 @@ def _with_known(
     for f in VerdictCache.FIELDS:
         out[f][todo] = columns[f]
     return Verdicts(*(out[f] for f in VerdictCache.FIELDS))
-
-
-def margin(verified: Verified, config: VerifyConfig) -> np.ndarray:
-    """How far each candidate is from the cut-off (negative = rejected), in the measure its rule uses."""
-    v = verified.verdicts
-    aligned = np.minimum.reduce(
-        [
-            v.similarity - config.min_similarity,
-            v.detail_similarity - config.min_detail_similarity,
-            v.overlap - config.min_overlap,
-        ]
-    )
-    shape = np.minimum(aligned, v.detail_similarity - config.min_shape_similarity)
-    inside = np.minimum.reduce(
-        [
-            v.similarity - MIN_INSIDE_SIMILARITY,
-            v.detail_similarity - config.min_detail_similarity,
-            v.overlap - config.min_overlap,
-        ]
-    )
-    flat = v.similarity - (1.0 - config.flat_max_difference / 255.0)
-    colour = np.asarray(v.colour, np.float64) - config.min_colour_fit
-    plain_colour = np.asarray(v.colour, np.float64) - max(config.min_colour_fit, LOW_DETAIL_COLOUR_FIT)
-    blocks = v.similarity - MIN_BLOCK_AGREEMENT  # a pair refused by its blocks has their agreement as its similarity
-    toned = v.similarity - config.min_similarity  # inside a frame, held to the verifier's own bar
-    rules = ["low-detail", "shape", "frame", "colour", "low-detail-colour", "blocks", "toned"]
-    measures = [flat, shape, inside, colour, plain_colour, blocks, toned]
-    return np.select([v.rule == r for r in rules], measures, aligned)
-
-
-def nearest_rejected(verified: Verified, config: VerifyConfig) -> np.ndarray:
-    """Positions of the rejected candidates closest to the cut-off, closest first (at most MAX_REJECTED_SHOWN)."""
-    gap = margin(verified, config)
-    rejected = np.flatnonzero(~verified.verdicts.accepted)
-    order = np.lexsort((verified.b[rejected], verified.a[rejected], -gap[rejected]))
-    return rejected[order][:MAX_REJECTED_SHOWN]
-
-
-def verify_tradeoff(n: int, verified: Verified, config: VerifyConfig) -> list[dict]:
-    """Pairs and largest cluster (before the size guard) if min_similarity were a little looser or stricter. The row
-    at the threshold is the verdicts as they are, and stricter rows drop accepted pairs below them; looser rows add
-    the aligned candidates rejected only for similarity, an upper bound: the stretch limit and, for graphics and
-    framed photographs, the shape and surround checks were not run on them. Framed pairs, like near-blank ones, are
-    judged by their own threshold in every row."""
-    v = verified.verdicts
-    exempt = np.isin(v.rule, ("low-detail", "frame"))  # their own rules, not this similarity threshold
-    short = (  # aligned, rejected for similarity alone (not for its stretch)
-        (v.rule == "aligned")
-        & (v.similarity < config.min_similarity)
-        & (v.detail_similarity >= config.min_detail_similarity)
-        & (v.overlap >= config.min_overlap)
-    )
-    rows = []
-    for step in (-0.06, -0.03, 0.0, 0.02, 0.04):
-        threshold = round(config.min_similarity + step, 4)
-        if not 0 < threshold <= 1:
-            continue
-        keep = v.accepted & (exempt | (v.similarity >= threshold))
-        if step < 0:
-            keep |= short & (v.similarity >= threshold)
-        clusters, largest = cluster_stats(n, verified.a[keep], verified.b[keep])
-        rows.append(
-            {"min_similarity": threshold, "pairs": int(keep.sum()), "clusters": clusters, "largest_cluster": largest}
-        )
-    return rows

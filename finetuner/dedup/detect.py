@@ -15,7 +15,8 @@ import numpy as np
 
 from finetuner.common.memory import with_array_memory
 from finetuner.config import DedupConfig, Params
-from finetuner.dedup.candidates import TWIN_PRONE, Verified, nearest_rejected, verified_pairs, verify_tradeoff
+from finetuner.dedup.audit import nearest_rejected, verify_tradeoff
+from finetuner.dedup.candidates import TWIN_PRONE, Verified, verified_pairs
 from finetuner.dedup.hash_cache import HashCache
 from finetuner.dedup.hashing import DECODE_SIZE, HASH_SIZE, hash_files, view_key
 from finetuner.dedup.units import PairRule, apply_rule, find_pairs, tradeoff

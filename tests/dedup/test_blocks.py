@@ -12,7 +12,8 @@ import pytest
 from PIL import Image, ImageEnhance, ImageFilter
 
 from finetuner.config import VerifyConfig
-from finetuner.dedup.candidates import Verified, margin
+from finetuner.dedup.audit import margin
+from finetuner.dedup.candidates import Verified
 from finetuner.dedup.correlation import SMOOTH_SIGMA, block_agreement, block_agreements, block_parts, blur_each
 from finetuner.dedup.surround import MIN_BLOCK_AGREEMENT, _inside, whole_inside
 from finetuner.dedup.verify import Verdicts, verify

@@ -14,7 +14,8 @@ from finetuner.common.stage import write_csv
 from finetuner.config import VerifyConfig, parse_params
 from finetuner.dedup import colour_checks
 from finetuner.dedup import stage as dedup
-from finetuner.dedup.candidates import Verified, margin
+from finetuner.dedup.audit import margin
+from finetuner.dedup.candidates import Verified
 from finetuner.dedup.colour import colour_fit, colour_planes, equalized_fit
 from finetuner.dedup.hashing import hash_images
 from finetuner.dedup.retouched import _colour_contents, _hue_turn

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
 from finetuner.config import VerifyConfig
-from finetuner.dedup.candidates import Verified, margin, verify_tradeoff
+from finetuner.dedup.audit import margin, verify_tradeoff
+from finetuner.dedup.candidates import Verified
 from finetuner.dedup.hashing import hash_images
 from finetuner.dedup.shape import CAPTION_AGREEMENT, MAX_ANISOTROPY, _clipped_alike, graphic, shape_agreement
 from finetuner.dedup.verify import Verdicts, VerifyRule, verify

@@ -13,7 +13,8 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 from finetuner.config import VerifyConfig
 from finetuner.dedup.align import warped
-from finetuner.dedup.candidates import Verified, margin, verify_tradeoff
+from finetuner.dedup.audit import margin, verify_tradeoff
+from finetuner.dedup.candidates import Verified
 from finetuner.dedup.correlation import block_agreement, blur_each, evidence_inside
 from finetuner.dedup.hashing import hash_images
 from finetuner.dedup.second_looks import _blocks_apart, _inside
