@@ -10,7 +10,8 @@
    in their pixels `retouched`) and judges by its thresholds (`verdicts`), with its own rules where images mislead it:
    near-blank frames (`low_detail`), and second looks at accepted pairs (`second_looks`) at graphics (`shape`; large
    pages of text looked at again at full size: `full_size`, its keypoint matching `descriptors`) and photographs
-   framed alike (`surround`); last, colours (`colour_checks`, on `colour`'s fit).
+   framed alike (`surround`; an image's frame: `frames`; a template's layers: `layers`); last, colours
+   (`colour_checks`, on `colour`'s fit).
 4. Optional embeddings as a second signal (`embedding`, `similarity`).
 5. Guards against twin designs and chaining (`guards`); pairs and declared groups to leakage units, giant units
    explained (`units`); the report (`report`; its audit of the verifier's cut-off: `audit`).

@@ -24,13 +24,13 @@ from finetuner.common.memory import with_array_memory
 from finetuner.config import VerifyConfig
 from finetuner.dedup.align import resized
 from finetuner.dedup.decide import decide
+from finetuner.dedup.frames import plain
 from finetuner.dedup.full_size import full_size_looks
 from finetuner.dedup.hashing import DECODE_SIZE, PIXELS, THUMB, view_key
 from finetuner.dedup.neighbours import hamming, radius_pairs, radius_pairs_between
 from finetuner.dedup.pair_cache import CandidateCache, LookCache, VerdictCache, pair_keys
 from finetuner.dedup.prescreen import prescreen
 from finetuner.dedup.shape import LOOK_ALIKE_MARGIN, is_graphic
-from finetuner.dedup.surround import plain
 from finetuner.dedup.trims import trim_boxes
 from finetuner.dedup.verify import VERIFIER, Verdicts, VerifyRule
 from finetuner.dedup.view_search import Candidates, nearest_per_image, subset, view_candidates

@@ -43,10 +43,10 @@ from PIL import Image
 from finetuner.dedup.colour import SIDE as COLOUR_SIDE
 from finetuner.dedup.colour import colour_fit, colour_planes
 from finetuner.dedup.correlation import corr_many, per_side
+from finetuner.dedup.frames import PLAIN_TOLERANCE, plain
 from finetuner.dedup.hashing import THUMB, decode_for_hash
 from finetuner.dedup.prescreen import textured
 from finetuner.dedup.shape import graphic
-from finetuner.dedup.surround import PLAIN_TOLERANCE, plain
 from finetuner.dedup.trims import trim_boxes
 from finetuner.dedup.verdicts import Verdicts, VerifyRule
 from finetuner.dedup.views import mirrored_signals

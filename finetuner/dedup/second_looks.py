@@ -29,6 +29,7 @@ from finetuner.dedup.correlation import (
     evidence,
     local_order,
 )
+from finetuner.dedup.frames import frame_colours, framed, plain
 from finetuner.dedup.hashing import THUMB
 from finetuner.dedup.shape import GRAPHIC_STRETCH, MAX_ANISOTROPY, is_graphic, shape_agreement
 from finetuner.dedup.surround import (
@@ -37,10 +38,7 @@ from finetuner.dedup.surround import (
     MIN_INSIDE_SIMILARITY,
     Inside,
     blocks_apart,
-    frame_colours,
-    framed,
     inside_agreement,
-    plain,
     whole_inside,
 )
 from finetuner.dedup.trims import caption_panels

@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from finetuner.dedup.correlation import BAND, SMOOTH_SIGMA, bands, blur_each, corr_many
-from finetuner.dedup.surround import Plain, plain
+from finetuner.dedup.frames import Plain, plain
 
 GRAPHIC_SHARE = 0.5  # a graphic: at least this share of the thumbnail is plain background
 PLAIN_FLATNESS = 1.0  # grey levels: the most the plain part may lie from the background on average (see graphic)

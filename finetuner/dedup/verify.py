@@ -101,14 +101,14 @@ __all__ = [
 # (full_size.full_size_looks), 32 a picture on a plain ground found with bays in its box (trims.py, VIEW_BOXES 7), 33
 # the full-size look's overlap a share of each image's content (its trim), not of its frame, 34 a crop of one side
 # compared as a band at one end of the other's canvas (searches._bands, align.BAND_STAGES), 35 a frame in two layers
-# (surround.inner_layer), a frame holding under half the rim by its flat tone, the aligned regions' own rims, 36 the
+# (frames.inner_layer), a frame holding under half the rim by its flat tone, the aligned regions' own rims, 36 the
 # full-size look's matches must spread over the overlap (full_size.MIN_SPREAD), 37 the surround check where either
 # image may show a frame, 38 inside a frame, textured blocks must agree too (surround.MIN_BLOCK_AGREEMENT), 39 and
 # where no frame is shared in the aligned regions, over all of them (surround.blocks_apart), 40 a mirrored copy of a
 # picture framed symmetrically compared mirrored inside the frame, 41 every other pair of photographs compared block
 # by block too (`_block_look`), a mirrored copy that fails there compared mirrored, 42 a side without colour
 # structure held to the mean colour of one with (colour._fit), 43 a frame colour the other image shows found nested
-# inside the frame (surround.nested_tones), 44 inside a frame below min_similarity, colours must fit without the toned
+# inside the frame (frames.nested_tones), 44 inside a frame below min_similarity, colours must fit without the toned
 # allowance (_toned_in_frame), 45 low-detail pairs' colours compared over the regions their match compared, each way,
 # and held to LOW_DETAIL_COLOUR_FIT, 46 those short of it refused as rule "low-detail-colour" (the report's margin),
 # 47 the pixel match also compares contents inside bars where they show (low_detail._bars), 48 two plain fields held
@@ -124,8 +124,8 @@ __all__ = [
 # (surround.shading_apart), 57 copies with their tones remapped compared over local contrast (retouched.retoned),
 # blurred copies with the sharper blurred to match (retouched.deblurred), 58 a retoned pair may pass on its fine detail
 # (retouched.retoned_rule), 59 a template's layer no frame colour found left out inside a shared frame
-# (surround.template_layers), 60 a frame found only where flat, framed apart, followed into its thin strips
-# (surround.frame_grown), 61 framed apart, a layer of one template in tones of their own (surround.toned_layers), 62
+# (layers.template_layers), 60 a frame found only where flat, framed apart, followed into its thin strips
+# (layers.frame_grown), 61 framed apart, a layer of one template in tones of their own (layers.toned_layers), 62
 # colours the colour check refused compared again with each channel equalized (_by_channel, colour.equalized_fit)
 VERIFIER = 62
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn

@@ -16,28 +16,27 @@ from finetuner.dedup.align import warped
 from finetuner.dedup.audit import margin, verify_tradeoff
 from finetuner.dedup.candidates import Verified
 from finetuner.dedup.correlation import block_agreement, blur_each, evidence_inside
+from finetuner.dedup.frames import (
+    RIM_FLATNESS,
+    frame_colours,
+    frame_mask,
+    frame_of,
+    framed,
+    inner_layer,
+    plain,
+    rim_tones,
+)
 from finetuner.dedup.hashing import hash_images
+from finetuner.dedup.layers import flat_alike, frame_grown, template_layers, toned_layers
 from finetuner.dedup.second_looks import _blocks_apart, _inside
 from finetuner.dedup.surround import (
     BEYOND_SHADING,
     MIN_BLOCK_AGREEMENT,
     MIN_INSIDE_SIMILARITY,
-    RIM_FLATNESS,
     Inside,
     blocks_apart,
-    flat_alike,
-    frame_colours,
-    frame_grown,
-    frame_mask,
-    frame_of,
-    framed,
-    inner_layer,
     inside_agreement,
-    plain,
-    rim_tones,
     shading_apart,
-    template_layers,
-    toned_layers,
 )
 from finetuner.dedup.verify import Verdicts, VerifyRule, verify
 from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
@@ -79,7 +78,7 @@ def test_different_pictures_in_one_frame_are_not_copies(seeds, monkeypatch):
     verdict = verify(a, b, aspect=SQUARE)
     assert not verdict.accepted and verdict.rule == "frame", verdict
     assert verdict.similarity < MIN_INSIDE_SIMILARITY and "inside the shared frame" in verdict.transform
-    monkeypatch.setattr("finetuner.dedup.surround.MIN_RIM", 2.0)  # no image counts as framed: the check is off
+    monkeypatch.setattr("finetuner.dedup.frames.MIN_RIM", 2.0)  # no image counts as framed: the check is off
     without = verify(a, b, aspect=SQUARE)
     assert without.accepted and without.rule == "aligned", without  # through the frame they matched
 
@@ -120,7 +119,7 @@ def test_a_thin_strip_of_frame_is_frame_too(monkeypatch):
     region[8:10, 30:33] = 60.0  # ...where nothing of it is wider than the thin runs
     mask = frame_mask(region, 236.0)
     assert mask[8:10, :28].all() and mask[8:10, 35:].all() and not mask[11:, 3:].any()  # less the runs' ends
-    monkeypatch.setattr("finetuner.dedup.surround.THIN_RUN", 99)  # 3x3 blocks only: the strip is lost
+    monkeypatch.setattr("finetuner.dedup.frames.THIN_RUN", 99)  # 3x3 blocks only: the strip is lost
     assert not frame_mask(region, 236.0)[8:10, 10:20].any()
 
 
@@ -177,7 +176,7 @@ def test_different_pictures_in_one_app_window_are_not_copies(seeds, monkeypatch)
     assert not one.any() and several.all(), seen
     verdict = verify(a, b, aspect=(4 / 3, 4 / 3))
     assert not verdict.accepted and verdict.rule == "frame", verdict
-    monkeypatch.setattr("finetuner.dedup.surround.MIN_RIM", 2.0)  # no image counts as framed: the check is off
+    monkeypatch.setattr("finetuner.dedup.frames.MIN_RIM", 2.0)  # no image counts as framed: the check is off
     apart = verify(a, b, aspect=(4 / 3, 4 / 3))
     assert not apart.accepted and apart.rule == "blocks", apart  # their parts still disagree
     monkeypatch.setattr("finetuner.dedup.second_looks.MIN_BLOCK_AGREEMENT", -1.0)
@@ -258,7 +257,7 @@ def print_on_table(picture: Image.Image) -> Image.Image:
 
 def without_nested_tones(monkeypatch) -> None:
     """`nested_tones` off: what the other layers of the check do alone."""
-    monkeypatch.setattr("finetuner.dedup.surround.nested_tones", lambda region, frame, tones: np.zeros_like(frame))
+    monkeypatch.setattr("finetuner.dedup.frames.nested_tones", lambda region, frame, tones: np.zeros_like(frame))
 
 
 @pytest.mark.parametrize("seeds", [(0, 1), (2, 3), (4, 5), (6, 7)], ids=str)
@@ -269,7 +268,7 @@ def test_different_pictures_on_turned_prints_are_not_copies(seeds, monkeypatch):
     aspect = (a.width / a.height,) * 2
     verdict = verify(thumb(a), thumb(b), aspect=aspect)
     assert not verdict.accepted and verdict.rule == "frame" and verdict.similarity < 0.5, verdict
-    monkeypatch.setattr("finetuner.dedup.surround.NESTED_TONE", 2.0)  # no second layer: the border is compared...
+    monkeypatch.setattr("finetuner.dedup.frames.NESTED_TONE", 2.0)  # no second layer: the border is compared...
     without_nested_tones(monkeypatch)
     assert not verify(thumb(a), thumb(b), aspect=aspect).accepted  # ...and the blocks inside it disagree
     monkeypatch.setattr("finetuner.dedup.surround.MIN_BLOCK_AGREEMENT", -1.0)
@@ -631,7 +630,7 @@ def test_a_templates_layer_no_frame_colour_found_is_left_out(monkeypatch):
     it), two pictures of like layout agreed through its wide foot. A flat piece of one tone in both regions, walled off
     from the pictures and next to the shared frame, is a layer of their template (`template_layers`): left out too,
     the pictures disagree; a copy still agrees."""
-    monkeypatch.setattr("finetuner.dedup.surround.inner_layer", lambda region, frame: np.zeros_like(frame))
+    monkeypatch.setattr("finetuner.dedup.frames.inner_layer", lambda region, frame: np.zeros_like(frame))
     without_nested_tones(monkeypatch)
     p, q = letterboxed_print(1), letterboxed_print(2)
     colours = np.array([0.0, 60.0])  # the bars and the table: the rim's tones
