@@ -2,38 +2,35 @@
 
 Candidates are image pairs with some view of one (full, mirror, centre and one-sided crops, letterbox-trimmed:
 finetuner/dedup/views.py) within `dedup.verify.candidate_distance` bits of some view of the other, plus pairs within
-`dedup.max_distance` under any configured hash method; each image's `candidates_per_image` closest are kept. Every
-candidate is then decided (finetuner/dedup/decide.py: a 16x16 look, then finetuner/dedup/verify.py) on the cached
-thumbnails, so no file is decoded again. The report's audit of the verifier's cut-off is finetuner/dedup/audit.py.
-Called by finetuner/dedup/detect.py.
+`dedup.max_distance` under any configured hash method, plus near-blank images near in colour layout
+(finetuner/dedup/blank_candidates.py); each image's `candidates_per_image` closest are kept
+(finetuner/dedup/look_cap.py). Every candidate is then decided (finetuner/dedup/decide.py: a 16x16 look, then
+finetuner/dedup/verify.py) on the cached thumbnails, so no file is decoded again. The report's audit of the verifier's
+cut-off is finetuner/dedup/audit.py. Called by finetuner/dedup/detect.py.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from finetuner.common.memory import with_array_memory
 from finetuner.config import VerifyConfig
-from finetuner.dedup.align import resized
+from finetuner.dedup.blank_candidates import plain_candidates
 from finetuner.dedup.decide import decide
-from finetuner.dedup.frames import plain
 from finetuner.dedup.full_size import full_size_looks
-from finetuner.dedup.hashing import DECODE_SIZE, PIXELS, THUMB, view_key
+from finetuner.dedup.hashing import DECODE_SIZE, PIXELS, view_key
+from finetuner.dedup.look_cap import cached_looks, capped_by_look
 from finetuner.dedup.neighbours import hamming, radius_pairs, radius_pairs_between
 from finetuner.dedup.pair_cache import CandidateCache, LookCache, VerdictCache, pair_keys
-from finetuner.dedup.prescreen import prescreen
-from finetuner.dedup.shape import LOOK_ALIKE_MARGIN, is_graphic
-from finetuner.dedup.trims import trim_boxes
+from finetuner.dedup.shape import LOOK_ALIKE_MARGIN
 from finetuner.dedup.verify import VERIFIER, Verdicts, VerifyRule
-from finetuner.dedup.view_search import Candidates, nearest_per_image, subset, view_candidates
+from finetuner.dedup.view_search import Candidates, subset, view_candidates
 from finetuner.dedup.views import VIEW_BOXES, VIEWS, signal_codes, signal_cornered
 
 log = logging.getLogger("finetuner.dedup")
@@ -192,161 +189,6 @@ def searched_candidates(
         found = merge_candidates([fresh, old])
         cache.save(shas, low_detail, ~known, fresh)
     return found
-
-
-# Near-blank images proposed by their colour layout (`plain_candidates`): each one's PLAIN_NEAREST nearest among the
-# others, as they are or mirrored, whose 4x4 colour layouts differ by at most PLAIN_RADIUS levels in every block and
-# channel. A plain field's hash bits are its sensor noise's, which a JPEG copy smooths away: among 300 smooth fields
-# and their copies, 28 of 150 re-encoded copies and 7 of 150 PNG ones were no view's candidates (their layouts lie
-# within 2 levels), and a letterboxed copy's trim view is that noise too. A brightened or recoloured field is another
-# shade, which the pixel rule refuses anyway
-PLAIN_NEAREST = 5
-PLAIN_RADIUS = 12.0
-PLAIN_SIGNAL = "plain-colour"
-
-
-def plain_candidates(
-    thumbs: np.ndarray,
-    images: np.ndarray,
-    low_detail: np.ndarray,
-    trimmed: np.ndarray,
-    full: np.ndarray,
-    taken: Candidates,
-    low_info_std: float,
-    at: np.ndarray | None = None,
-) -> Candidates:
-    """Pairs of near-blank images near in colour layout (PLAIN_NEAREST, PLAIN_RADIUS) that `taken` lacks, with signal
-    PLAIN_SIGNAL and their `full` view hashes' distance. Near-blank: `low_detail`, or `trimmed` (bars or a mat
-    stripped: its trim view differs from its full one) with a content inside whose 32x32 grey std is under
-    `low_info_std`, laid out as that content. `images`: the colour (or grey) thumbnails, `thumbs` the grey ones;
-    image k's at row at[k] (default k; only the near-blank and trimmed images' rows are read). Searched afresh on
-    every run (a k-d tree over the near-blank images alone: milliseconds for thousands), so a grown collection
-    proposes what a cold run does."""
-    at = np.arange(len(low_detail)) if at is None else at
-    rows, layout = _plain_layouts(thumbs, images, low_detail, trimmed, low_info_std, at)
-    if len(rows) < 2:
-        return subset(taken, np.zeros(len(taken.i), bool))
-    tree = cKDTree(layout.reshape(len(rows), -1))
-    k = min(PLAIN_NEAREST + 1, len(rows))
-    found = []
-    for query in (layout, layout[:, :, ::-1]):  # as they are, and mirrored
-        dist, nearest = tree.query(query.reshape(len(rows), -1), k=k, p=np.inf, distance_upper_bound=PLAIN_RADIUS)
-        near = np.isfinite(dist.reshape(len(rows), -1))
-        ends = np.stack([np.repeat(np.arange(len(rows)), k), nearest.reshape(-1)], axis=1)[near.ravel()]
-        found.append(ends[ends[:, 0] != ends[:, 1]])
-    pairs = np.unique(np.sort(rows[np.concatenate(found)], axis=1), axis=0).reshape(-1, 2)
-    n = len(low_detail)
-    fresh = ~np.isin(pairs[:, 0].astype(np.int64) * n + pairs[:, 1], taken.i.astype(np.int64) * n + taken.j)
-    i, j = pairs[fresh, 0], pairs[fresh, 1]
-    signal = np.empty(len(i), object)
-    signal[:] = PLAIN_SIGNAL  # one string shared by every pair (views.signal_codes)
-    return Candidates(i, j, signal, hamming(full[i], full[j]))
-
-
-def _plain_layouts(thumbs, images, low_detail, trimmed, low_info_std: float, at) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, (len(rows), 4, 4[, 3]) float32 layouts) of the near-blank images `plain_candidates` searches: the
-    low-detail ones whole, the trimmed ones whose content is near-blank by that content (its box on `images` rounded
-    inward, so no bar blends in)."""
-    flat, barred = np.flatnonzero(low_detail), np.flatnonzero(~low_detail & trimmed)
-    side = (4, 4)
-    layouts = [resized(image, side) for image in np.asarray(images[at[flat]])] if len(flat) else []
-    plain = []
-    if len(barred):
-        grey, colour = np.asarray(thumbs[at[barred]]), np.asarray(images[at[barred]])
-        scale = colour.shape[1] / THUMB
-        for r, image, shown, (top, bottom, left, right) in zip(
-            barred.tolist(), grey, colour, trim_boxes(grey).tolist()
-        ):
-            inner = (math.ceil(top * scale), int(bottom * scale), math.ceil(left * scale), int(right * scale))
-            if inner[1] <= inner[0] or inner[3] <= inner[2]:
-                continue
-            if resized(image[top:bottom, left:right], (32, 32)).std() < low_info_std:
-                plain.append(r)
-                layouts.append(resized(shown[inner[0] : inner[1], inner[2] : inner[3]], side))
-    rows = np.r_[flat, np.array(plain, np.int64)]
-    return rows, np.stack(layouts).astype(np.float32) if layouts else np.zeros((0, *side), np.float32)
-
-
-# Besides the candidates that look most alike, a crowded photograph keeps this many nearest in hash bits, whatever they
-# look like: where many images share one frame (a quarter of the framed set in one white mat), the frame dominates
-# the 16x16 look, and a copy cut 5% at two sides, which its signal aligns a few percent off, looks less alike than
-# other pictures in the same mat (0.92, 34th of 48). Not a crowded graphic: among twin designs (letters of many
-# typefaces) hash bits favour look-alikes
-HASH_NEAREST = 3
-
-
-def capped_by_look(
-    found: Candidates,
-    thumbs: np.ndarray,
-    hashed: np.ndarray,
-    flat: np.ndarray,
-    per_image: int,
-    look_of: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
-    aspect: np.ndarray | None = None,
-    colours: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(keep, looks): the per-image cap (`dedup.verify.candidates_per_image`) and, for the pairs kept, their 16x16
-    look (finetuner/dedup/prescreen.py; NaN where not computed). An image with more candidates than the cap keeps
-    those that look most alike, not those nearest in hash bits: among twin designs (letters of many typefaces) the
-    hashes of a clone are no nearer than those of a dozen look-alikes (on the glyph set the hash-nearest 20 held 283 of
-    598 clone pairs, the best-looking 20 held 516). Pairs with a near-blank image, which the look does not judge, rank
-    by how little their 16x16 `colours` (else their grey thumbnails) differ, as they are or mirrored: a plain field's
-    hash bits are its noise's, or all alike (among 300 smooth fields and their copies, 189 candidates an image, recall
-    was 0.31 with them ranked by hash distance, 0.69 so). Each image's HASH_NEAREST candidates nearest in hash bits
-    are kept too, but a crowded graphic's. `look_of(a, b, signal)`: the looks of content pairs (default: computed from
-    `thumbs` and `aspect`; the stage reads them from a cache)."""
-    n = len(hashed)
-    count = np.bincount(found.i, minlength=n) + np.bincount(found.j, minlength=n)
-    crowded = count > per_image
-    a, b = hashed[found.i], hashed[found.j]
-    looks = np.full(len(found.i), np.nan)
-    judged = np.flatnonzero((crowded[found.i] | crowded[found.j]) & ~flat[a] & ~flat[b])
-    look_of = look_of or (lambda x, y, signal: prescreen(thumbs, x, y, signal, aspect))
-    looks[judged] = look_of(a[judged], b[judged], found.signal[judged])
-    key = np.where(np.isnan(looks), found.distance / 64.0, 1.0 - looks)
-    blank = np.flatnonzero((crowded[found.i] | crowded[found.j]) & (flat[a] | flat[b]))
-    key[blank] = _plain_difference(thumbs if colours is None else colours, a[blank], b[blank])
-    keep = nearest_per_image(found, n, per_image, key)
-    drawn, busy = np.zeros(n, bool), np.flatnonzero(crowded)  # a crowded graphic ranks by its look alone
-    drawn[busy] = is_graphic(plain(thumbs[hashed[busy]])) if len(busy) else False
-    photos = np.flatnonzero(~drawn[found.i] & ~drawn[found.j])
-    keep[photos] |= nearest_per_image(subset(found, photos), n, HASH_NEAREST)
-    return keep, looks[keep]
-
-
-def _plain_difference(images: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per pair, the mean absolute difference of images[a] and images[b] (grey or colour thumbnails) at 16x16, as
-    they are or mirrored, whichever is less, as a share of 255: how near-blank frames rank, whose hash bits are their
-    noise's."""
-    if len(a) == 0:
-        return np.zeros(0)
-    seen, at = np.unique(np.r_[a, b], return_inverse=True)
-    x_at, y_at = np.split(at, 2)
-    small = np.stack([resized(image, (16, 16)) for image in np.asarray(images[seen])]).astype(np.float32)
-    out = np.empty(len(a))
-    for s in range(0, len(a), 4096):
-        p, q = small[x_at[s : s + 4096]], small[y_at[s : s + 4096]]
-        axes = tuple(range(1, p.ndim))
-        out[s : s + len(p)] = np.minimum(np.abs(p - q).mean(axis=axes), np.abs(p - q[:, :, ::-1]).mean(axis=axes))
-    return out / 255.0
-
-
-def cached_looks(thumbs, shas: list[str], cache: LookCache, aspect: np.ndarray | None = None) -> Callable:
-    """`look_of` for `capped_by_look` that computes only the looks `cache` lacks, and keeps them: a grown collection
-    ranks its crowded images' candidates again, most of them pairs it ranked before."""
-
-    def look_of(a: np.ndarray, b: np.ndarray, signal: np.ndarray) -> np.ndarray:
-        keys = pair_keys(shas, a, b, signal)
-        at, known = cache.get(keys)
-        looks = known["look"]
-        todo = np.flatnonzero(at < 0)
-        if len(todo):
-            looks[todo] = prescreen(thumbs, a[todo], b[todo], signal[todo], aspect)
-            cache.add(keys[todo], {"look": looks[todo]})
-            cache.save()
-        return looks
-
-    return look_of
 
 
 @with_array_memory  # large arrays in small pages, freed memory reused (finetuner/common/memory.py)

@@ -184,19 +184,19 @@ def test_verdict_cache_round_trips_newest_wins_and_ignores_other_layouts(tmp_pat
 
 
 def test_cached_looks_equal_computed_ones_and_are_computed_once(tmp_path, monkeypatch) -> None:
-    from finetuner.dedup import candidates
+    from finetuner.dedup import look_cap
     from finetuner.dedup.pair_cache import LookCache
 
     thumbs = collection()
     shas = [hashlib.sha256(bytes([k])).hexdigest() for k in range(len(thumbs))]
     a, b = np.array([0, 0, 1, 2, 3]), np.array([1, 2, 3, 4, 5])
     signal = np.array(["full~full", "full~mirror", "full~crop90", "full~full", "full~full"], dtype=object)
-    plain = candidates.prescreen(thumbs, a, b, signal)
+    plain = look_cap.prescreen(thumbs, a, b, signal)
     computed = []
-    real = candidates.prescreen
-    monkeypatch.setattr(candidates, "prescreen", lambda t, x, y, s, r: computed.append(len(x)) or real(t, x, y, s, r))
-    first = candidates.cached_looks(thumbs, shas, LookCache(tmp_path, "s"))(a[:3], b[:3], signal[:3])
-    again = candidates.cached_looks(thumbs, shas, LookCache(tmp_path, "s"))(a, b, signal)
+    real = look_cap.prescreen
+    monkeypatch.setattr(look_cap, "prescreen", lambda t, x, y, s, r: computed.append(len(x)) or real(t, x, y, s, r))
+    first = look_cap.cached_looks(thumbs, shas, LookCache(tmp_path, "s"))(a[:3], b[:3], signal[:3])
+    again = look_cap.cached_looks(thumbs, shas, LookCache(tmp_path, "s"))(a, b, signal)
     assert np.allclose(first, plain[:3]) and np.allclose(again, plain)
     assert computed == [3, 2]  # the second call computed only the two pairs the cache lacked
 

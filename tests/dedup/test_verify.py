@@ -580,7 +580,7 @@ def test_the_cap_keeps_the_hash_nearest_too_where_the_look_ranks_a_copy_last(mon
     """Images 0 and 1, copies, each have 29 other candidates (the cap is 20). Their pair is nearest in hash bits but
     looks least alike (where many pictures share a frame, the frame decides the 16x16 look): the cap keeps it among
     the hash-nearest, between photographs; between graphics, where hash bits favour twin designs, it does not."""
-    from finetuner.dedup import candidates
+    from finetuner.dedup import look_cap
 
     i = np.r_[0, np.zeros(29, np.int64), np.ones(29, np.int64)]
     j = np.r_[1, np.arange(2, 31), np.arange(31, 60)]
@@ -589,14 +589,14 @@ def test_the_cap_keeps_the_hash_nearest_too_where_the_look_ranks_a_copy_last(mon
     order = {(int(a), int(b)): k for k, (a, b) in enumerate(zip(i, j))}
     look_of = lambda a, b, signal: looks[[order[(int(x), int(y))] for x, y in zip(a, b)]]  # noqa: E731
     photos = np.random.default_rng(0).integers(0, 256, (60, 64, 64)).astype(np.uint8)
-    keep, _ = candidates.capped_by_look(found, photos, np.arange(60), np.zeros(60, bool), 20, look_of)
+    keep, _ = look_cap.capped_by_look(found, photos, np.arange(60), np.zeros(60, bool), 20, look_of)
     assert keep[0]
     graphics = np.full((60, 64, 64), 255, np.uint8)
     graphics[:, 20:40, 28:36] = 0  # a bar on white paper: graphics rank by their look alone
-    keep, _ = candidates.capped_by_look(found, graphics, np.arange(60), np.zeros(60, bool), 20, look_of)
+    keep, _ = look_cap.capped_by_look(found, graphics, np.arange(60), np.zeros(60, bool), 20, look_of)
     assert not keep[0]
-    monkeypatch.setattr(candidates, "HASH_NEAREST", 0)
-    keep, _ = candidates.capped_by_look(found, photos, np.arange(60), np.zeros(60, bool), 20, look_of)
+    monkeypatch.setattr(look_cap, "HASH_NEAREST", 0)
+    keep, _ = look_cap.capped_by_look(found, photos, np.arange(60), np.zeros(60, bool), 20, look_of)
     assert not keep[0]  # the look alone ranks it last at both ends
 
 
@@ -604,7 +604,7 @@ def test_the_cap_ranks_near_blank_candidates_by_how_alike_they_look() -> None:
     """Near-blank fields 58 and 59, copies, each have 29 other candidates (the cap is 20), all at hash distance 0: the
     hash bits of a plain field are its noise's, or all alike. The cap ranks them by the difference of their colour
     thumbnails, so the copy is kept; by hash distance, ties went by index and it was dropped at both ends."""
-    from finetuner.dedup import candidates
+    from finetuner.dedup import look_cap
 
     i = np.r_[np.arange(0, 29), 58, np.arange(29, 58)]
     j = np.r_[np.full(29, 58), 59, np.full(29, 59)]
@@ -614,9 +614,9 @@ def test_the_cap_ranks_near_blank_candidates_by_how_alike_they_look() -> None:
     colours = rng.integers(40, 200, (60, 1, 1, 3)).repeat(16, axis=1).repeat(16, axis=2).astype(np.uint8)
     colours[59] = colours[58] + 1  # the copy: a level lighter
     flat = np.ones(60, bool)
-    keep, _ = candidates.capped_by_look(found, thumbs, np.arange(60), flat, 20, colours=colours)
+    keep, _ = look_cap.capped_by_look(found, thumbs, np.arange(60), flat, 20, colours=colours)
     assert keep[29]
-    keep, _ = candidates.capped_by_look(found, thumbs, np.arange(60), flat, 20, colours=np.repeat(colours[:1], 60, 0))
+    keep, _ = look_cap.capped_by_look(found, thumbs, np.arange(60), flat, 20, colours=np.repeat(colours[:1], 60, 0))
     assert not keep[29]  # all alike: ties by index, as by hash distance
 
 
@@ -627,7 +627,8 @@ def test_near_blank_copies_whose_hash_bits_differ_are_proposed_by_their_colour_l
     mirrored, and the pixel rule accepts both copies, the letterboxed one inside its bars. A field of other colours
     and the photograph are not proposed, and a pair the views found keeps its view signal."""
     from finetuner.config import parse_params
-    from finetuner.dedup.candidates import PLAIN_SIGNAL, plain_candidates, verified_pairs
+    from finetuner.dedup.blank_candidates import PLAIN_SIGNAL, plain_candidates
+    from finetuner.dedup.candidates import verified_pairs
     from finetuner.dedup.hashing import view_key
 
     field, ramp = near_blank((90, 96, 110), 0), near_blank((120, 110, 100), 1, slope=12)
