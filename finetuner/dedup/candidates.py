@@ -215,24 +215,9 @@ def verified_pairs(
     grey alone decides). `files`: each content's file, for a second look at full size at large graphics the shape
     check refused (finetuner/dedup/full_size.py; None: the thumbnails alone decide)."""
     hashed = np.flatnonzero(ok)
-    found = searched_candidates(
-        {name: values[hashed] for name, values in hashes.items()},
-        detail[hashed] < low_info_std,
-        methods,
-        max_distance,
-        config,
-        workers,
-        None if shas is None else [shas[k] for k in hashed],
-        cache_dir,
+    found = _proposed(
+        hashes, detail, thumbs, colours, hashed, methods, max_distance, low_info_std, config, workers, shas, cache_dir
     )
-    images = thumbs if colours is None else colours
-    full = hashes[view_key("full")][hashed]
-    trimmed = hashes[view_key("trim")][hashed] != full
-    plain_found = plain_candidates(
-        thumbs, images, detail[hashed] < low_info_std, trimmed, full, found, low_info_std, at=hashed
-    )
-    if len(plain_found.i):
-        found = merge_candidates([found, plain_found])
     searched = len(found.i)
     crowded = crowded_note(searched, len(hashed), config.candidate_distance)
     if crowded:
@@ -286,6 +271,29 @@ def verified_pairs(
         log.info("verified %d pairs in %.1f s: %d accepted", len(todo), seconds, verdicts.accepted.sum())
     verdicts = _with_known(verdicts, todo, known, len(a), cache, None if keys is None else keys[todo])
     return Verified(a, b, found.signal, found.distance, verdicts, (crowded,) if crowded else ())
+
+
+def _proposed(
+    hashes, detail, thumbs, colours, hashed, methods, max_distance, low_info_std, config, workers, shas, cache_dir
+) -> Candidates:
+    """The candidates of the contents `hashed` (positions among all), before the per-image cap: the hash and view
+    search's (cached per pair with `shas` and `cache_dir`) and the near-blank images' by colour layout."""
+    low = detail[hashed] < low_info_std
+    found = searched_candidates(
+        {name: values[hashed] for name, values in hashes.items()},
+        low,
+        methods,
+        max_distance,
+        config,
+        workers,
+        None if shas is None else [shas[k] for k in hashed],
+        cache_dir,
+    )
+    images = thumbs if colours is None else colours
+    full = hashes[view_key("full")][hashed]
+    trimmed = hashes[view_key("trim")][hashed] != full
+    plain_found = plain_candidates(thumbs, images, low, trimmed, full, found, low_info_std, at=hashed)
+    return merge_candidates([found, plain_found]) if len(plain_found.i) else found
 
 
 def crowded_note(searched: int, n: int, radius: int) -> str | None:
