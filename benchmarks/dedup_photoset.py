@@ -81,7 +81,7 @@ CHAINED = {
 # The heavier set (`build_heavier`): issue 15's must-find edits made heavier than the bench's (a blur of 6-12 pixels of
 # 640, brightness and contrast halved or doubled, JPEG quality 5, a tenth of the size), and the tone edits photo and
 # medical-imaging tools make (equalised and auto-contrasted channel by channel, CLAHE on the lightness, a gamma), made
-# on 2026-12-07 and acted on that day (finetuner/dedup/searches.py `retoned`, `deblurred`): not a held-out set. Each
+# on 2026-12-07 and acted on that day (finetuner/dedup/retouched.py `retoned`, `deblurred`): not a held-out set. Each
 # picture with half of them (alternating).
 HEAVIER = {
     **{k: "blur" for k in ("blur6", "blur8", "blur10", "blur12")},
