@@ -17,16 +17,16 @@ or one post; with the tones, and each region's edge left out (`surround.inside_a
 those tones may also be the picture's own (a silhouette's black, a posterised sky): where the tones leave less than
 surround.MIN_INSIDE to compare, the check says nothing (with one tone, such a pair is rejected, as it always was).
 
-A frame may come in two layers: a print's white border on the dark table it lies on, turned, so that only the
-table's corners reach the image's edge. The second layer is one flat tone just inside the first (`inner_layer`); 26
-pictures each on such a print gave 8 false pairs through the border, none with it. Where the second layer leaves
-less than MIN_INSIDE to compare, it is the picture's own (a silhouette on a mat), and the check measures without it.
-That layer is found by the one tone that holds the band just inside the first, which a blended line two pixels wide
-or a grainy border can deny it; where the other image's rim shows the border (a crop, a caption under one print), its
-colour is known, and its plain pieces within LAYER_BAND[1] pixels of the table are the layer too (`nested_tones`,
-since 2026-12-06). On the print set that took 4 of 9 false pairs (a dark wallpaper's captioned print against three
-prints of a night photograph, two letterboxed prints) and one pair of one picture's copies (a brightened logo and its
-captioned copy, both still in their picture's cluster), and changed no pair on the nine other sets.
+A frame may come in two layers: a print's white border on the dark table it lies on, turned, so that only the table's
+corners reach the image's edge. The second layer is one flat tone just inside the first (`inner_layer`); 26 pictures
+each on such a print gave 8 false pairs through the border, none with it. Where the second layer leaves less than
+surround.MIN_INSIDE to compare, it is the picture's own (a silhouette on a mat), and the check measures without it. That
+layer is found by the one tone that holds the band just inside the first, which a blended line two pixels wide or a
+grainy border can deny it; where the other image's rim shows the border (a crop, a caption under one print), its colour
+is known, and its plain pieces within LAYER_BAND[1] pixels of the table are the layer too (`nested_tones`, since
+2026-12-06). On the print set that took 4 of 9 false pairs (a dark wallpaper's captioned print against three prints of a
+night photograph, two letterboxed prints) and one pair of one picture's copies (a brightened logo and its captioned
+copy, both still in their picture's cluster), and changed no pair on the nine other sets.
 """
 
 from __future__ import annotations
