@@ -38,7 +38,8 @@ from finetuner.common.stage import write_csv  # noqa: E402
 from finetuner.config import parse_params  # noqa: E402
 from finetuner.dedup import stage as dedup  # noqa: E402
 from finetuner.dedup.candidates import verified_pairs  # noqa: E402
-from finetuner.dedup.hashing import decode_for_hash, decode_grey, hash_files  # noqa: E402
+from finetuner.dedup.decoding import decode_for_hash, decode_grey  # noqa: E402
+from finetuner.dedup.hashing import hash_files  # noqa: E402
 from finetuner.dedup.neighbours import radius_pairs  # noqa: E402
 from finetuner.dedup.view_search import search_loader  # noqa: E402
 from finetuner.dedup.views import VIEWS  # noqa: E402

@@ -1,8 +1,8 @@
 """Dedup: near-duplicate pairs and leakage units, in the order a run goes (the stage: `stage`, entry tasks/dedup.py).
 
-1. Hash each distinct content once: perceptual hashes of several views (`hashing`, `views`; the content inside bars
-   and panels: `trims`; Pillow's resize batched, `resample`), cached per content with the thumbnails (`hash_cache`);
-   `detect` runs steps 1-3 for the stage.
+1. Hash each distinct content once: decoded at reduced size (`decoding`), perceptual hashes of several views
+   (`hashing`, `views`; the content inside bars and panels: `trims`; Pillow's resize batched, `resample`), cached per
+   content with the thumbnails (`hash_cache`); `detect` runs steps 1-3 for the stage.
 2. Candidates: an exact radius search over every view's hashes (`view_search`, `neighbours`, its compiled loop
    `probing`), near-blank images by their colour layout (`blank_candidates`); capped per image by a 16x16 look
    (`look_cap`, `prescreen`); all in `candidates`, cached per pair (`pair_cache`).

@@ -23,8 +23,9 @@ from finetuner.common.memory import with_array_memory
 from finetuner.config import VerifyConfig
 from finetuner.dedup.blank_candidates import plain_candidates
 from finetuner.dedup.decide import decide
+from finetuner.dedup.decoding import DECODE_SIZE
 from finetuner.dedup.full_size import full_size_looks
-from finetuner.dedup.hashing import DECODE_SIZE, PIXELS, view_key
+from finetuner.dedup.hashing import PIXELS, view_key
 from finetuner.dedup.look_cap import cached_looks, capped_by_look
 from finetuner.dedup.neighbours import hamming, radius_pairs, radius_pairs_between
 from finetuner.dedup.pair_cache import CandidateCache, LookCache, VerdictCache, pair_keys

@@ -17,8 +17,9 @@ from finetuner.common.memory import with_array_memory
 from finetuner.config import DedupConfig, Params
 from finetuner.dedup.audit import nearest_rejected, verify_tradeoff
 from finetuner.dedup.candidates import TWIN_PRONE, Verified, verified_pairs
+from finetuner.dedup.decoding import DECODE_SIZE
 from finetuner.dedup.hash_cache import HashCache
-from finetuner.dedup.hashing import DECODE_SIZE, HASH_SIZE, hash_files, view_key
+from finetuner.dedup.hashing import HASH_SIZE, hash_files, view_key
 from finetuner.dedup.units import PairRule, apply_rule, find_pairs, tradeoff
 from finetuner.dedup.view_search import search_loader
 from finetuner.dedup.views import VIEWS

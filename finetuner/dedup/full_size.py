@@ -43,8 +43,9 @@ from PIL import Image
 from finetuner.dedup.colour import SIDE as COLOUR_SIDE
 from finetuner.dedup.colour import colour_fit, colour_planes
 from finetuner.dedup.correlation import corr_many, per_side
+from finetuner.dedup.decoding import decode_for_hash
 from finetuner.dedup.frames import PLAIN_TOLERANCE, plain
-from finetuner.dedup.hashing import THUMB, decode_for_hash
+from finetuner.dedup.hashing import THUMB
 from finetuner.dedup.prescreen import textured
 from finetuner.dedup.shape import graphic
 from finetuner.dedup.trims import trim_boxes

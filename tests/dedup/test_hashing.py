@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from finetuner.dedup import hashing
-from finetuner.dedup.hashing import decode_for_hash, decode_grey, hash_files, hash_images
+from finetuner.dedup import decoding, hashing
+from finetuner.dedup.decoding import decode_for_hash, decode_grey
+from finetuner.dedup.hashing import hash_files, hash_images
 from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
 
 REFERENCE = {
@@ -102,10 +103,10 @@ def test_plain_jpegs_decode_through_opencv_as_pillow_decodes_them(tmp_path: Path
             for mode in ("RGB", "L"):
                 path = tmp_path / f"{name}-{size[0]}x{size[1]}-{mode}.jpg"
                 photo(size[0] + size[1], size).convert(mode).save(path, format="JPEG", **options)
-                assert hashing._plain_jpeg_size(path.read_bytes()) == size, path.name  # OpenCV's path is taken
+                assert decoding._plain_jpeg_size(path.read_bytes()) == size, path.name  # OpenCV's path is taken
                 assert np.array_equal(decode_grey(path), np.asarray(decode_for_hash(path))), path.name
                 colour = np.asarray(decode_for_hash(path, color=True))
-                assert np.array_equal(hashing.decode_colour(path), colour), path.name  # and its colours
+                assert np.array_equal(decoding.decode_colour(path), colour), path.name  # and its colours
                 checked += 1
     assert checked == 72
 
@@ -133,13 +134,13 @@ def test_metadata_that_leaves_a_jpeg_upright_keeps_opencvs_path(tmp_path: Path) 
     for name, (options, fast) in cases.items():
         path = tmp_path / f"{name}.jpg"
         image.save(path, format="JPEG", **options)
-        assert (hashing._plain_jpeg_size(path.read_bytes()) is not None) == fast, name
+        assert (decoding._plain_jpeg_size(path.read_bytes()) is not None) == fast, name
         assert np.array_equal(decode_grey(path), np.asarray(decode_for_hash(path))), name
     assert decode_grey(tmp_path / "exif-MM-6.jpg").shape == decode_grey(tmp_path / "exif-II-6.jpg").shape == (160, 96)
     image.save(tmp_path / "two.mpo", format="MPO", save_all=True, append_images=[photo(6, (160, 96))])
     image.convert("CMYK").save(tmp_path / "adobe.jpg", format="JPEG")
     for name in ("two.mpo", "adobe.jpg"):
-        assert hashing._plain_jpeg_size((tmp_path / name).read_bytes()) is None, name
+        assert decoding._plain_jpeg_size((tmp_path / name).read_bytes()) is None, name
         assert np.array_equal(decode_grey(tmp_path / name), np.asarray(decode_for_hash(tmp_path / name))), name
 
 
@@ -171,7 +172,7 @@ def test_other_files_decode_through_pillow(tmp_path: Path, monkeypatch: pytest.M
     whole = to_jpeg_bytes(image)
     (tmp_path / "truncated.jpg").write_bytes(whole[: len(whole) // 2])
     opened = []
-    monkeypatch.setattr(hashing.cv2, "imdecode", lambda *args: opened.append(args))
+    monkeypatch.setattr(decoding.cv2, "imdecode", lambda *args: opened.append(args))
     for name in ("rotated.jpg", "cmyk.jpg", "photo.png"):
         assert np.array_equal(decode_grey(tmp_path / name), np.asarray(decode_for_hash(tmp_path / name))), name
     assert decode_grey(tmp_path / "rotated.jpg").shape == (160, 96)  # upright: portrait
