@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from finetuner.dedup import neighbours
-from finetuner.dedup.neighbours import choose_plan, make_plan, radius_pairs, radius_pairs_between
+from finetuner.dedup import multi_index, neighbours
+from finetuner.dedup.multi_index import choose_plan, make_plan
+from finetuner.dedup.neighbours import radius_pairs, radius_pairs_between
 
 
 @contextlib.contextmanager
@@ -160,7 +161,7 @@ def test_plans_keep_their_tables_in_cache_where_that_is_cheaper() -> None:
     # the views of 100,000 images at the default radius: four 16-bit tables (768 KiB each), not three of 21-22 bits
     # (24-48 MiB), whose probes miss the caches (19.5 s against 5.3 s on random hashes)
     assert choose_plan(900_000, 12).widths == (16, 16, 16, 16)
-    assert neighbours.plan_cost(900_000, make_plan(900_000, 12, 3)) > neighbours.plan_cost(
+    assert multi_index.plan_cost(900_000, make_plan(900_000, 12, 3)) > multi_index.plan_cost(
         900_000, make_plan(900_000, 12, 4)
     )
     assert choose_plan(20_000_000, 8).widths == (22, 21, 21)  # where 16-bit keys hold hundreds of items each
@@ -235,4 +236,4 @@ def test_key_order_is_the_stable_argsort(width: int, n: int, data: st.DataObject
     keys = np.random.default_rng(n * 64 + width).integers(0, top, n, dtype=np.uint64)
     for dtype in (np.int64, np.uint64) if width <= 32 else (np.uint64,):
         values = keys.astype(dtype)
-        assert np.array_equal(neighbours.key_order(values, width), np.argsort(values, kind="stable"))
+        assert np.array_equal(multi_index.key_order(values, width), np.argsort(values, kind="stable"))
