@@ -15,7 +15,7 @@
    (`colour_checks`, on `colour`'s fit).
 4. Optional embeddings as a second signal (`embedding`, `similarity`).
 5. Guards against twin designs and chaining (`guards`); pairs and declared groups to leakage units, giant units
-   explained (`units`); the report (`report`; its audit of the verifier's cut-off: `audit`).
+   explained (`units`); the report (`report`, its page `report_page`; its audit of the verifier's cut-off: `audit`).
 """
 
 from finetuner import lazy_exports
@@ -37,6 +37,6 @@ __getattr__, __all__ = lazy_exports(
         "guard_units": "guards",
         "HashCache": "hash_cache",
         "summarize": "report",
-        "render_html": "report",
+        "render_html": "report_page",
     },
 )

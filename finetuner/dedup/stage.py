@@ -32,7 +32,8 @@ from finetuner.dedup.guards import blank_copies, guard_clusters, guard_designs, 
 from finetuner.dedup.hash_cache import PreviewCache
 from finetuner.dedup.hashing import THUMB as VERIFIER_THUMB
 from finetuner.dedup.hashing import resolve_workers
-from finetuner.dedup.report import pair_record, paths_to_preview, render_html, summarize
+from finetuner.dedup.report import pair_record, paths_to_preview, summarize
+from finetuner.dedup.report_page import render_html
 from finetuner.dedup.units import assign_units, components, exact_duplicate_pairs, explain_units
 
 log = logging.getLogger("finetuner.dedup")

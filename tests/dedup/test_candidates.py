@@ -14,7 +14,7 @@ from PIL import ImageOps
 
 from finetuner.common.stage import write_csv
 from finetuner.config import parse_params
-from finetuner.dedup import report
+from finetuner.dedup import report_page
 from finetuner.dedup import stage as dedup
 from finetuner.dedup.units import explain_units
 from finetuner.demo.synthetic_photos import photo, to_jpeg_bytes
@@ -53,7 +53,7 @@ def test_a_unit_giant_in_several_classes_is_bridged_once() -> None:
     assert [(u["class"], u["images_of_class"], u["bridges"]) for u in found] == [("a", 4, [(0, 4)]), ("b", 4, [(0, 4)])]
     assert found[0]["bridges"] is not found[1]["bridges"]  # the stage replaces each entry's bridges by pair records
     summary = {"giant_units": [u | {"bridges": []} for u in found], "settings": {"explain_unit_share": 0.5}}
-    page = "".join(report._giant_units_section(summary, {}))
+    page = "".join(report_page._giant_units_section(summary, {}))
     assert "Giant units (1)" in page and page.count("<h3>") == 1
     assert "4 of class a (100%), 4 of class b (100%)" in page
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 from finetuner.dedup import report
-from finetuner.dedup.report import pair_record, render_html, summarize
+from finetuner.dedup.report import pair_record, summarize
+from finetuner.dedup.report_page import render_html
 
 
 def crossing(a: str, b: str, group_a: str, group_b: str, similarity: float, method: str = "verified") -> dict:
