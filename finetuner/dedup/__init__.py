@@ -1,4 +1,5 @@
-"""Dedup: near-duplicate pairs and leakage units, in the order a run goes (the stage: `stage`, entry tasks/dedup.py).
+"""Dedup: near-duplicate pairs and leakage units, in the order a run goes (the stage: `stage`, entry tasks/dedup.py;
+its input, the manifest's usable rows: `usable`).
 
 1. Hash each distinct content once: decoded at reduced size (`decoding`), perceptual hashes of several views
    (`hashing`, `views`; the content inside bars and panels: `trims`; Pillow's resize batched, `resample`), cached per

@@ -1,11 +1,11 @@
 """The `dedup` stage. Run by DVC as `python -m tasks.dedup` (see dvc.yaml), from the repository root.
 
-`run` reads the manifest's usable rows, finds near-duplicate pairs among their distinct contents (hashed once, cached
-by sha256 in data/cache/dedup so grown data decodes only new files; candidates verified: finetuner/dedup/detect.py),
-adds exact copies and, with dedup.embedding.enabled, pairs of similar backbone embeddings
-(finetuner/dedup/embedding.py), runs the guards (finetuner/dedup/guards.py), joins the kept pairs and declared groups
-into leakage units, and writes data/interim/near_duplicates.csv, data/interim/units.csv, reports/dedup.json and
-reports/dedup.html.
+`run` reads the manifest's usable rows (finetuner/dedup/usable.py), finds near-duplicate pairs among their distinct
+contents (hashed once, cached by sha256 in data/cache/dedup so grown data decodes only new files; candidates
+verified: finetuner/dedup/detect.py), adds exact copies and, with dedup.embedding.enabled, pairs of similar backbone
+embeddings (finetuner/dedup/embedding.py), runs the guards (finetuner/dedup/guards.py), joins the kept pairs and
+declared groups into leakage units, and writes data/interim/near_duplicates.csv, data/interim/units.csv,
+reports/dedup.json and reports/dedup.html.
 """
 
 from __future__ import annotations
@@ -23,18 +23,18 @@ from PIL import Image
 from finetuner import layout
 from finetuner.common.imageio import to_rgb
 from finetuner.common.memory import with_collector_paused
-from finetuner.common.stage import log_run, read_csv, run_stage, split_run_facts, write_csv, write_json, write_text
+from finetuner.common.stage import log_run, run_stage, split_run_facts, write_csv, write_json, write_text
 from finetuner.config import DedupConfig, Params
 from finetuner.dedup.candidates import EVIDENCE
 from finetuner.dedup.detect import ContentFiles, Found, hash_contents, hash_pairs
 from finetuner.dedup.embedding import HashedContents, embedding_signal
 from finetuner.dedup.guards import blank_copies, guard_clusters, guard_designs, guard_units
 from finetuner.dedup.hash_cache import PreviewCache
-from finetuner.dedup.hashing import THUMB as VERIFIER_THUMB
 from finetuner.dedup.hashing import resolve_workers
 from finetuner.dedup.report import pair_record, paths_to_preview, summarize
 from finetuner.dedup.report_page import render_html
 from finetuner.dedup.units import assign_units, components, exact_duplicate_pairs, explain_units
+from finetuner.dedup.usable import Usable, aspects, read_usable, small_images_note
 
 log = logging.getLogger("finetuner.dedup")
 
@@ -46,7 +46,6 @@ REPORT_HTML = layout.DEDUP_PAGE
 CACHE_DIR = layout.DEDUP_CACHE
 RUN_FACTS = (("counts", "newly_hashed"), ("embedding", "newly_embedded"))  # logs/dedup.jsonl, not the reports
 THUMB = 96
-SMALL_MIN, SMALL_MIN_SHARE = 20, 0.1  # how many images under the verifier's thumbnail side make a warning
 EMBEDDING_RANK = 65.0  # guard order key of embedding pairs: after every Hamming distance (0..64)
 
 
@@ -61,42 +60,6 @@ def thumbnail_b64(path: Path) -> str | None:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=85)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-@dataclass(frozen=True)
-class Usable:
-    """The manifest's usable rows in path order (row order never matters), and their distinct contents."""
-
-    rows: list[dict]
-    paths: list[str]
-    groups: list[str]
-    labels: list[str]
-    # Groups a user declared (metadata.csv or split.group_pattern), "" for none: ingest files an image without one as
-    # its own group (group_source "image"), which joins the split's units alike but is no group a pair can cross
-    declared: list[str]
-    shas: list[str]
-    contents: list[str]  # distinct shas, in the order of their first row; copies are linked as `exact`
-    rep_rows: np.ndarray  # per content, its first row
-
-
-def read_usable(manifest: Path) -> Usable:
-    """The manifest's `ok` rows; the first row holding each content (sha256) stands for it."""
-    rows = read_csv(manifest, required=("path", "group", "status", "sha256"))
-    usable = sorted((r for r in rows if r["status"] == "ok"), key=lambda r: r["path"])
-    shas = [r["sha256"] for r in usable]
-    first: dict[str, int] = {}
-    for index, sha in enumerate(shas):
-        first.setdefault(sha, index)
-    return Usable(
-        rows=usable,
-        paths=[r["path"] for r in usable],
-        groups=[r["group"] for r in usable],
-        labels=[r.get("label", "") for r in usable],
-        declared=[r["group"] if r.get("group_source") != layout.IMAGE_GROUP else "" for r in usable],
-        shas=shas,
-        contents=list(first),
-        rep_rows=np.array(list(first.values()), dtype=np.int64),
-    )
 
 
 @dataclass(frozen=True)
@@ -268,33 +231,6 @@ def run(params: Params, root: Path = Path(".")) -> dict:
     return summary
 
 
-def small_images_note(usable: Usable) -> str | None:
-    """A warning when many images (SMALL_MIN_SHARE, at least SMALL_MIN) are smaller than the verifier's thumbnail
-    and most of those declare no group: the verifier sees them upsampled, and patches of one picture that hold one
-    edge or a periodic texture then pass as copies of each other (docs/dedup.md, *Tiles of one picture*). Sizes from
-    the manifest's width and height; rows without them are not counted."""
-    sides = np.array([min(w, h) for w, h in (_size(r) for r in usable.rows)], dtype=np.float64)
-    small = np.flatnonzero(sides < VERIFIER_THUMB)
-    undeclared = sum(not usable.declared[k] for k in small.tolist())
-    if len(small) < max(SMALL_MIN, SMALL_MIN_SHARE * len(sides)) or undeclared * 2 <= len(small):
-        return None
-    return (
-        f"{len(small)} of {len(sides)} images are under {VERIFIER_THUMB} px on their short side, {undeclared} of them "
-        "in no declared group: the verifier sees such images upsampled, and small patches of one picture that hold "
-        "one edge or a periodic texture pass as copies of each other (docs/dedup.md, Tiles of one picture). Declare "
-        "each slide's or video's images as one group (metadata.csv's group column, or split.group_pattern)"
-    )
-
-
-def _size(row: dict) -> tuple[float, float]:
-    """(width, height) of a manifest row, NaN where it does not say."""
-    try:
-        width, height = float(row.get("width") or 0), float(row.get("height") or 0)
-    except ValueError:
-        return np.nan, np.nan
-    return (width, height) if width > 0 and height > 0 else (np.nan, np.nan)
-
-
 def rejected_records(usable: Usable, found: Found) -> list[dict]:
     """The rejected candidates nearest the verifier's cut-off, as report rows."""
     paths, rows = usable.paths, usable.rep_rows
@@ -308,11 +244,6 @@ def cut_records(records: list[dict], order: np.ndarray, keep: np.ndarray) -> lis
     """The cut pairs' records, closest first (only they are sorted: a few of tens of thousands)."""
     cut = ((o, r) for o, r, k in zip(order.tolist(), records, keep) if not k)
     return [r for _, r in sorted(cut, key=lambda t: (t[0], t[1]["path_a"], t[1]["path_b"]))]
-
-
-def aspects(rows: list[dict]) -> np.ndarray:
-    """width / height per manifest row, NaN where the manifest does not say (the verifier then skips that check)."""
-    return np.array([w / h for w, h in (_size(r) for r in rows)], dtype=np.float64)
 
 
 def records_kept(records: list[dict], keep: np.ndarray) -> list[dict]:

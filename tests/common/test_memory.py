@@ -130,7 +130,7 @@ def test_the_collector_stays_off_after_the_block_when_it_was_off_before_and_on_a
 
 def test_the_dedup_stage_runs_with_the_collector_paused(monkeypatch, tmp_path):
     from finetuner.config import parse_params
-    from finetuner.dedup import stage
+    from finetuner.dedup import stage, usable
 
     seen = []
 
@@ -138,7 +138,7 @@ def test_the_dedup_stage_runs_with_the_collector_paused(monkeypatch, tmp_path):
         seen.append(gc.isenabled())
         raise RuntimeError("stop here")
 
-    monkeypatch.setattr(stage, "read_csv", lambda *args, **kwargs: [])
+    monkeypatch.setattr(usable, "read_csv", lambda *args, **kwargs: [])
     monkeypatch.setattr(stage, "hash_contents", hash_contents)
     with pytest.raises(RuntimeError, match="stop here"):
         stage.run(parse_params({}), tmp_path)

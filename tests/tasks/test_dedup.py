@@ -20,6 +20,7 @@ from finetuner.common.stage import InputError, split_run_facts, write_csv
 from finetuner.config import parse_params
 from finetuner.dedup import candidates, full_size, hashing
 from finetuner.dedup import stage as dedup
+from finetuner.dedup.usable import read_usable, small_images_note
 from finetuner.demo.synthetic_photos import VARIANTS, photo, to_jpeg_bytes, variant
 from tests.dedup.test_full_size import page, turned
 from tests.dedup.test_shape import letter
@@ -139,13 +140,13 @@ def test_the_stage_warns_of_small_images_without_groups(
     assert len(summary["warnings"]) == 1 and said in summary["warnings"][0]  # in the report, and on its page
     assert said in json.loads((tmp_path / dedup.REPORT_JSON).read_text())["warnings"][0]
     assert f'<p class="warning">{said}' in (tmp_path / dedup.REPORT_HTML).read_text()
-    usable = dedup.read_usable(tmp_path / dedup.MANIFEST)
-    assert dedup.small_images_note(replace(usable, declared=[f"slide{k % 3}" for k in range(24)])) is None
-    assert dedup.small_images_note(replace(usable, declared=[""] * 11 + ["s"] * 13)) is None  # most declare one
+    usable = read_usable(tmp_path / dedup.MANIFEST)
+    assert small_images_note(replace(usable, declared=[f"slide{k % 3}" for k in range(24)])) is None
+    assert small_images_note(replace(usable, declared=[""] * 11 + ["s"] * 13)) is None  # most declare one
     big = [r | {"width": 640, "height": 480} for r in usable.rows]
-    assert dedup.small_images_note(replace(usable, rows=big)) is None
-    assert dedup.small_images_note(replace(usable, rows=[r | {"width": 0} for r in usable.rows])) is None  # unknown
-    assert dedup.small_images_note(replace(usable, rows=usable.rows[:19], declared=[""] * 19)) is None  # a few
+    assert small_images_note(replace(usable, rows=big)) is None
+    assert small_images_note(replace(usable, rows=[r | {"width": 0} for r in usable.rows])) is None  # unknown
+    assert small_images_note(replace(usable, rows=usable.rows[:19], declared=[""] * 19)) is None  # a few
 
 
 def test_the_stage_says_what_it_hashes_and_verifies(tmp_path: Path, params, caplog: pytest.LogCaptureFixture) -> None:
