@@ -5,8 +5,9 @@ its input, the manifest's usable rows: `usable`).
    (`hashing`, `views`; the content inside bars and panels: `trims`; Pillow's resize batched, `resample`), cached per
    content with the thumbnails (`hash_cache`); `detect` runs steps 1-3 for the stage.
 2. Candidates: an exact radius search over every view's hashes (`view_search`, `neighbours` on `multi_index`, its
-   compiled loop `probing`), near-blank images by their colour layout (`blank_candidates`); capped per image by a
-   16x16 look (`look_cap`, `prescreen`); all in `candidates`, cached per pair (`pair_cache`).
+   compiled loop `probing`; each candidate's signal, the view pair that found it: `signals`), near-blank images by
+   their colour layout (`blank_candidates`); capped per image by a 16x16 look (`look_cap`, `prescreen`); all in
+   `candidates`, cached per pair (`pair_cache`).
 3. Decide each candidate (`decide`, in worker processes): the look, then the verifier (`verify`), which aligns the two
    thumbnails (`align`, `correlation`; the searches beyond the frames as they are: `searches`, and for copies edited
    in their pixels `retouched`) and judges by its thresholds (`verdicts`), with its own rules where images mislead it:

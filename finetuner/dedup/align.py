@@ -16,7 +16,8 @@ import numpy as np
 from finetuner.dedup.correlation import SMOOTH_SIGMA, blur_each, corr_many
 from finetuner.dedup.hashing import THUMB
 from finetuner.dedup.shape import graphic
-from finetuner.dedup.views import mirrored_boxes, signal_mirrored, signal_views, view_box, whole_frame
+from finetuner.dedup.signals import signal_mirrored, signal_views
+from finetuner.dedup.views import mirrored_boxes, view_box, whole_frame
 
 # The verifier's stages (searches.py) that compare the two frames inside their bars as they lie: the frames as they
 # are (0), less what a watermark covers (9), lit alike (10), with a's hues turned (15), each over its local contrast

@@ -62,7 +62,7 @@ def plain_candidates(
     fresh = ~np.isin(pairs[:, 0].astype(np.int64) * n + pairs[:, 1], taken.i.astype(np.int64) * n + taken.j)
     i, j = pairs[fresh, 0], pairs[fresh, 1]
     signal = np.empty(len(i), object)
-    signal[:] = PLAIN_SIGNAL  # one string shared by every pair (views.signal_codes)
+    signal[:] = PLAIN_SIGNAL  # one string shared by every pair (signals.signal_codes)
     return Candidates(i, j, signal, hamming(full[i], full[j]))
 
 

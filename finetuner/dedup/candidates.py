@@ -30,9 +30,10 @@ from finetuner.dedup.look_cap import cached_looks, capped_by_look
 from finetuner.dedup.neighbours import hamming, radius_pairs, radius_pairs_between
 from finetuner.dedup.pair_cache import CandidateCache, LookCache, VerdictCache, pair_keys
 from finetuner.dedup.shape import LOOK_ALIKE_MARGIN
+from finetuner.dedup.signals import signal_codes, signal_cornered
 from finetuner.dedup.verify import VERIFIER, Verdicts, VerifyRule
 from finetuner.dedup.view_search import Candidates, subset, view_candidates
-from finetuner.dedup.views import VIEW_BOXES, VIEWS, signal_codes, signal_cornered
+from finetuner.dedup.views import VIEW_BOXES, VIEWS
 
 log = logging.getLogger("finetuner.dedup")
 # Candidate pairs per image, on average, past which a collection is crowded: many images within the search radius of
@@ -120,7 +121,7 @@ def candidate_pairs(
             pairs = np.sort(np.stack([queries[pairs[:, 0]], pairs[:, 1]], axis=1), axis=1)
             pairs = np.unique(pairs[pairs[:, 0] != pairs[:, 1]], axis=0).reshape(-1, 2)
         signal = np.empty(len(pairs), object)
-        signal[:] = method  # one string shared by every pair (np.full makes one each; views.signal_codes)
+        signal[:] = method  # one string shared by every pair (np.full makes one each; signals.signal_codes)
         parts.append(
             Candidates(
                 pairs[:, 0], pairs[:, 1], signal, hamming(hashes[method][pairs[:, 0]], hashes[method][pairs[:, 1]])

@@ -56,7 +56,7 @@ def decide(
         score[screened] = prescreen(thumbs, a[screened], b[screened], signal[screened], aspect)
     thorough = _with_texture(thumbs, a, b, score < prescreen_similarity)
     todo = np.flatnonzero((score >= prescreen_similarity) | thorough)
-    fresh = verify_pairs(  # on a stack of the verified candidates' images only (views.unturned)
+    fresh = verify_pairs(  # on a stack of the verified candidates' images only (signals.unturned)
         thumbs, a[todo], b[todo], list(signal[todo]), rule, aspect, thorough=thorough[todo], colours=colours
     )
     rejected = np.flatnonzero(score < prescreen_similarity)  # by the look: its correlation is the evidence

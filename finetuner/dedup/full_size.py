@@ -48,9 +48,9 @@ from finetuner.dedup.frames import PLAIN_TOLERANCE, plain
 from finetuner.dedup.hashing import THUMB
 from finetuner.dedup.prescreen import textured
 from finetuner.dedup.shape import graphic
+from finetuner.dedup.signals import mirrored_signals
 from finetuner.dedup.trims import trim_boxes
 from finetuner.dedup.verdicts import Verdicts, VerifyRule
-from finetuner.dedup.views import mirrored_signals
 
 log = logging.getLogger("finetuner.dedup")
 

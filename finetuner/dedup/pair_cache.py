@@ -20,8 +20,8 @@ import numpy as np
 
 from finetuner.common.shards import ShardedTable
 from finetuner.dedup.hash_cache import VERSION
+from finetuner.dedup.signals import signal_codes
 from finetuner.dedup.view_search import Candidates
-from finetuner.dedup.views import signal_codes
 
 log = logging.getLogger("finetuner.dedup")
 

@@ -48,8 +48,8 @@ from finetuner.dedup.correlation import (
 )
 from finetuner.dedup.hashing import THUMB
 from finetuner.dedup.shape import graphic
+from finetuner.dedup.signals import mirrored_signals
 from finetuner.dedup.verdicts import Best, VerifyRule, passing, refit_rule
-from finetuner.dedup.views import mirrored_signals
 
 REFINE_MARGIN = 0.25  # pairs this far below min_similarity are not worth a template search
 # Pairs the local search placed more than REFIT_REACH below min_similarity, or with fine detail below

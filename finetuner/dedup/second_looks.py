@@ -32,6 +32,7 @@ from finetuner.dedup.correlation import (
 from finetuner.dedup.frames import frame_colours, framed, plain
 from finetuner.dedup.hashing import THUMB
 from finetuner.dedup.shape import GRAPHIC_STRETCH, MAX_ANISOTROPY, is_graphic, shape_agreement
+from finetuner.dedup.signals import signal_mirrored
 from finetuner.dedup.surround import (
     BEYOND_SHADING,
     MIN_BLOCK_AGREEMENT,
@@ -43,7 +44,7 @@ from finetuner.dedup.surround import (
 )
 from finetuner.dedup.trims import caption_panels
 from finetuner.dedup.verdicts import Best, VerifyRule, passing
-from finetuner.dedup.views import mirrored_boxes, signal_mirrored
+from finetuner.dedup.views import mirrored_boxes
 
 # A graphic stretched past GRAPHIC_STRETCH is another design unless its whole file was resized to another shape: the
 # alignment maps frame onto frame as they are (these stages: the frames inside their bars, or over the content both

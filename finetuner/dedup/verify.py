@@ -64,8 +64,9 @@ from finetuner.dedup.hashing import THUMB
 from finetuner.dedup.low_detail import low_detail_verdicts
 from finetuner.dedup.searches import IMAGE_CHUNK
 from finetuner.dedup.second_looks import second_looks
+from finetuner.dedup.signals import signal_cornered, unturned
 from finetuner.dedup.verdicts import Best, Verdict, Verdicts, VerifyRule, passing, refit_rule
-from finetuner.dedup.views import VIEWS, allowed_combos, signal_cornered, trim_boxes, unturned, view_hashes
+from finetuner.dedup.views import VIEWS, allowed_combos, trim_boxes, view_hashes
 
 __all__ = [
     "LOW_DETAIL_COLOUR_FIT",

@@ -12,7 +12,7 @@ import pytest
 import scipy.fftpack
 from PIL import ImageOps
 
-from finetuner.dedup import candidates, searches, trims, view_search, views
+from finetuner.dedup import candidates, searches, signals, trims, view_search, views
 from finetuner.dedup import prescreen as prescreen_module
 from finetuner.dedup import verify as verify_module
 from finetuner.dedup.hashing import bits_to_uint64
@@ -121,18 +121,18 @@ def test_decide_in_threads_and_processes_gives_the_serial_verdicts(monkeypatch) 
 def test_signal_codes_equal_numpy_unique_of_the_strings(monkeypatch) -> None:
     shared = np.array(["full~crop90", "mirror", "phash"], dtype=object)[[0, 1, 0, 2, 2, 0]]  # shared by reference
     rebuilt = np.array(["".join(("full", "~crop90")), "mirror"], dtype=object)  # equal text, other string objects
-    for many in (views.SHARED_SIGNALS, 1):  # ...and past the count of shared strings: compared as text
-        monkeypatch.setattr(views, "SHARED_SIGNALS", many)
-        for signals in (shared, np.r_[shared, rebuilt], list(shared), np.zeros(0, object)):
-            labels, code = views.signal_codes(signals)
-            expected, inverse = np.unique(np.asarray(list(signals), dtype=str), return_inverse=True)
+    for many in (signals.SHARED_SIGNALS, 1):  # ...and past the count of shared strings: compared as text
+        monkeypatch.setattr(signals, "SHARED_SIGNALS", many)
+        for given in (shared, np.r_[shared, rebuilt], list(shared), np.zeros(0, object)):
+            labels, code = signals.signal_codes(given)
+            expected, inverse = np.unique(np.asarray(list(given), dtype=str), return_inverse=True)
             assert labels.tolist() == expected.tolist() and code.tolist() == inverse.ravel().tolist()
 
 
 def test_dense_unique_equals_numpy_unique() -> None:
     rng = np.random.default_rng(1)
     for values in (rng.integers(0, 50, 400), rng.integers(0, 5, 3), np.array([49]), np.zeros(0, np.int64)):
-        keys, inverse = views.dense_unique(values, 50)
+        keys, inverse = signals.dense_unique(values, 50)
         expected, where = np.unique(values, return_inverse=True)
         assert keys.tolist() == expected.tolist() and inverse.tolist() == where.ravel().tolist()
 
