@@ -1,5 +1,6 @@
 """Where a candidate pair's two images are compared: the view regions its signal names, resized onto one 64x64 grid,
-and the local placement search that refines them (used by the verifier, finetuner/dedup/verify.py).
+and the local placement search that refines them (used by the verifier, finetuner/dedup/verify.py; the affine refit
+after it: finetuner/dedup/refit.py).
 
 A whole frame is compared without its letterbox bars (bars alike in two pictures are no evidence); a view such as
 "crop90" or "top90" names a box on the thumbnail (finetuner/dedup/views.py). Thumbnails are squashed to a square, so
@@ -13,9 +14,9 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from finetuner.dedup.correlation import SMOOTH_SIGMA, blur_each, corr_many
+from finetuner.dedup.correlation import corr_many
 from finetuner.dedup.hashing import THUMB
-from finetuner.dedup.shape import graphic
+from finetuner.dedup.refit import max_turns, refit, warped
 from finetuner.dedup.signals import signal_mirrored, signal_views
 from finetuner.dedup.views import mirrored_boxes, view_box, whole_frame
 
@@ -30,21 +31,6 @@ BAND_MIN_STRETCH = 0.1  # |log| of the two contents' proportions below which no 
 # canvas, at 0 its start (top or left), 1 its middle, 2 its end). Centred (7, 8): a picture shown whole on a repost's
 # fill; at either end (16-19): a crop of one side of a larger picture, whose proportions say how much of it it keeps
 BAND_STAGES = {7: (True, 1), 8: (False, 1), 16: (True, 0), 17: (False, 0), 18: (True, 2), 19: (False, 2)}
-# The refit after the local search (`refit`): OpenCV's ECC fits an affine warp of one placed region onto the other. It
-# may not move further than a crop of up to 10% per side or a modest change of proportions needs: a looser warp bends
-# two photographs of one scene onto each other (a stereo pair, turned 2.1 degrees, scored 0.968 / 0.891).
-REFIT_MAX_SCALE = 0.15  # |log| of the warp's overall scale
-REFIT_MAX_ANISOTROPY = 0.15  # |log| of the ratio of its singular values
-REFIT_MAX_TURN = 0.025  # radians (about 1.5 degrees): where either image is a graphic
-# ...and where both are photographs: a scan or a print photographed again, straightened by hand, is off by a few
-# degrees. A letter turned a little matches a slanted one of another typeface, so graphics keep the tighter limit: at
-# 3.4 degrees for all, 22 more look-alike letters of other typefaces were accepted on the glyph set, with this split
-# none. On the held-out photos' 52 pictures turned (corners cut) 2 / 3 / 4 / 5 degrees, 0.87 / 0.71 / 0.60 / 0.42 were
-# found at 1.5 degrees, 0.96 / 0.87 / 0.79 / 0.46 at 5, with no false pair there or on the photo bench.
-PHOTO_MAX_TURN = 0.0873  # radians (5 degrees)
-REFIT_MIN_INSIDE = 0.7  # share of the region the warped one must still cover
-# ECC stops after 15 iterations or a step below 1e-3 (30 gave one more copy of 403 on the photo sets, 8 lost 12)
-REFIT_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 15, 1e-3)
 
 
 def resized(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -201,55 +187,6 @@ def placed(a: np.ndarray, b: np.ndarray, where: tuple[str, int, int, float]) -> 
     outer, inner = (a, b) if name == "b in a" else (b, a)
     patch, template = outer[y : y + side, x : x + side], resized(inner, (side, side))
     return (patch, template) if name == "b in a" else (template, patch)
-
-
-def refit(p: np.ndarray, q: np.ndarray, max_turn: float = REFIT_MAX_TURN) -> tuple[np.ndarray, np.ndarray, str] | None:
-    """(warp, inside, description) of an affine warp fitted onto p of q's smoothed content, both grey regions of
-    one size already placed by `placement`: what a crop on two sides, a crop of one side resized back, or a slight
-    turn leaves after a uniform scale and shift. `warp` maps p's pixels to q's (for cv2.warpAffine with
-    WARP_INVERSE_MAP), `inside` marks p's pixels whose warped q pixel lies inside q. None where ECC does not
-    converge or the warp goes beyond a crop's (REFIT_MAX_*, turned at most `max_turn` radians) or leaves too little
-    overlap."""
-    smooth_p, smooth_q = blur_each(np.stack([p, q]).astype(np.float32), SMOOTH_SIGMA)
-    try:
-        _, warp = cv2.findTransformECC(
-            smooth_p, smooth_q, np.eye(2, 3, dtype=np.float32), cv2.MOTION_AFFINE, REFIT_CRITERIA, None, 5
-        )
-    except cv2.error:
-        return None
-    linear = warp[:, :2].astype(np.float64)
-    singular = np.linalg.svd(linear, compute_uv=False)
-    scale = float(np.sqrt(singular[0] * singular[1]))
-    anisotropy = float(np.log(singular[0] / max(singular[1], 1e-9)))
-    turn = float(np.arctan2(linear[1, 0] - linear[0, 1], linear[0, 0] + linear[1, 1]))
-    if scale <= 0 or abs(np.log(scale)) > REFIT_MAX_SCALE or anisotropy > REFIT_MAX_ANISOTROPY:
-        return None
-    if abs(turn) > max_turn:
-        return None
-    inside = warped(np.ones_like(smooth_q), warp, border=0.0) > 0.999
-    if inside.mean() < REFIT_MIN_INSIDE:
-        return None
-    return warp, inside, f", refit x{scale:.3f} turned {round(np.degrees(turn), 1) + 0.0:.1f} deg"
-
-
-def max_turns(thumbs: np.ndarray, i, j) -> np.ndarray:
-    """Per pair (thumbs[i[k]], thumbs[j[k]]), the largest turn `refit` may find: PHOTO_MAX_TURN for two
-    photographs, REFIT_MAX_TURN where either is a graphic (finetuner/dedup/shape.py)."""
-    i, j = np.asarray(i, np.int64), np.asarray(j, np.int64)
-    if len(i) == 0:
-        return np.zeros(0)
-    images, inverse = np.unique(np.r_[i, j], return_inverse=True)
-    drawn = graphic(np.asarray(thumbs[images]))[inverse.ravel()].reshape(2, len(i)).any(axis=0)
-    return np.where(drawn, REFIT_MAX_TURN, PHOTO_MAX_TURN)
-
-
-def warped(image: np.ndarray, warp: np.ndarray, border: float | None = None) -> np.ndarray:
-    """`image` (one grey or colour region) moved onto the other region's pixels by a `refit` warp; outside:
-    `border`, or the nearest pixel (None)."""
-    h, w = image.shape[:2]
-    mode = cv2.BORDER_REPLICATE if border is None else cv2.BORDER_CONSTANT
-    flags = cv2.INTER_LINEAR + cv2.WARP_INVERSE_MAP
-    return cv2.warpAffine(image, warp, (w, h), flags=flags, borderMode=mode, borderValue=border or 0.0)
 
 
 def coarse_placement(thumbs: np.ndarray, trims: np.ndarray, i, j, mirrored: np.ndarray) -> np.ndarray:

@@ -27,15 +27,12 @@ from finetuner.dedup.align import (
     coarse_similarity,
     cut,
     cuts,
-    max_turns,
     pair_ratios,
     placement,
-    refit,
     regions,
     resized,
     shared_content,
     signal_boxes,
-    warped,
 )
 from finetuner.dedup.correlation import (
     SMOOTH_SIGMA,
@@ -47,6 +44,7 @@ from finetuner.dedup.correlation import (
     per_side,
 )
 from finetuner.dedup.hashing import THUMB
+from finetuner.dedup.refit import max_turns, refit, warped
 from finetuner.dedup.shape import graphic
 from finetuner.dedup.signals import mirrored_signals
 from finetuner.dedup.verdicts import Best, VerifyRule, passing, refit_rule
@@ -83,7 +81,7 @@ def _refine(ra: np.ndarray, rb: np.ndarray) -> tuple[np.ndarray, np.ndarray, lis
 
 def _refits(placed: list, turns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """(similarity, detail similarity, share of the region kept, description) of placed region pairs after an
-    affine refit (finetuner/dedup/align.py `refit`, turned at most `turns[k]`), measured over the refit's overlap;
+    affine refit (finetuner/dedup/refit.py, turned at most `turns[k]`), measured over the refit's overlap;
     similarity -1 where no refit within a crop's reach was found."""
     sim, det, kept, notes = np.full(len(placed), -1.0), np.full(len(placed), -1.0), np.zeros(len(placed)), []
     for k, (p, q, _) in enumerate(placed):

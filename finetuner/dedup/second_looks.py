@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from finetuner.dedup import retouched
-from finetuner.dedup.align import INSIDE_BARS, aligned_pair, cut, refit, signal_boxes, warped
+from finetuner.dedup.align import INSIDE_BARS, aligned_pair, cut, signal_boxes
 from finetuner.dedup.correlation import (
     PAIR_CHUNK,
     SMOOTH_SIGMA,
@@ -31,6 +31,7 @@ from finetuner.dedup.correlation import (
 )
 from finetuner.dedup.frames import frame_colours, framed, plain
 from finetuner.dedup.hashing import THUMB
+from finetuner.dedup.refit import refit, warped
 from finetuner.dedup.shape import GRAPHIC_STRETCH, MAX_ANISOTROPY, is_graphic, shape_agreement
 from finetuner.dedup.signals import signal_mirrored
 from finetuner.dedup.surround import (

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-# A refit (finetuner/dedup/align.py `refit`) bends one image onto the other more freely than a scale and a shift, so
+# A refit (finetuner/dedup/refit.py) bends one image onto the other more freely than a scale and a shift, so
 # it must explain more: at the verifier's own thresholds it let through light/dark twin wallpapers (0.93 / 0.79) and
 # a stereo pair; a crop refitted scores 0.99 and more. So must whole frames placed and bands (searches beyond the
 # candidate's views): at the plain thresholds they linked 3 pairs of look-alike specimens in the demo data.

@@ -12,7 +12,6 @@ import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 from finetuner.config import VerifyConfig
-from finetuner.dedup.align import warped
 from finetuner.dedup.audit import margin, verify_tradeoff
 from finetuner.dedup.candidates import Verified
 from finetuner.dedup.correlation import block_agreement, blur_each, evidence_inside
@@ -28,6 +27,7 @@ from finetuner.dedup.frames import (
 )
 from finetuner.dedup.hashing import hash_images
 from finetuner.dedup.layers import flat_alike, frame_grown, template_layers, toned_layers
+from finetuner.dedup.refit import warped
 from finetuner.dedup.second_looks import _blocks_apart, _inside
 from finetuner.dedup.surround import (
     BEYOND_SHADING,

@@ -12,10 +12,11 @@ import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 from finetuner.dedup import trims, views
-from finetuner.dedup.align import PHOTO_MAX_TURN, REFIT_MAX_TURN, band_boxes, max_turns, refit, signal_boxes
+from finetuner.dedup.align import band_boxes, signal_boxes
 from finetuner.dedup.hashing import hash_files, hash_images
 from finetuner.dedup.neighbours import hamming
 from finetuner.dedup.prescreen import prescreen
+from finetuner.dedup.refit import PHOTO_MAX_TURN, REFIT_MAX_TURN, max_turns, refit
 from finetuner.dedup.trims import trim_box
 from finetuner.dedup.verify import VerifyRule, best_signal, verify, verify_pairs
 from finetuner.dedup.view_search import Candidates, nearest_per_image, subset, view_candidates
@@ -322,7 +323,7 @@ def test_a_photograph_turned_a_few_degrees_is_refitted(degrees: float, monkeypat
     copy = straightened(original, degrees)
     verdict = verify(thumb(original), thumb(copy))
     assert verdict.accepted and "turned" in verdict.transform, verdict
-    monkeypatch.setattr("finetuner.dedup.align.PHOTO_MAX_TURN", REFIT_MAX_TURN)
+    monkeypatch.setattr("finetuner.dedup.refit.PHOTO_MAX_TURN", REFIT_MAX_TURN)
     assert not verify(thumb(original), thumb(copy)).accepted
 
 
