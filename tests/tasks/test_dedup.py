@@ -189,7 +189,7 @@ def test_only_new_files_are_decoded(tmp_path: Path, params, monkeypatch: pytest.
         decoded.append(str(path))
         return original(path, **kwargs)
 
-    monkeypatch.setattr(hashing, "decode_colour", counting)
+    monkeypatch.setattr(hashing, "decode_colour", counting)  # decoding.decode_colour, as hashing calls it per file
     first = dedup.run(params, tmp_path)
     assert len(decoded) == first["counts"]["distinct_contents"] == len(rows) - 2  # one copy, one quarantined
     units_before = read(tmp_path / dedup.UNITS_CSV)
