@@ -22,8 +22,8 @@ from finetuner.dedup.views import mirrored_boxes, view_box, whole_frame
 
 # The verifier's stages (searches.py) that compare the two frames inside their bars as they lie: the frames as they
 # are (0), less what a watermark covers (9), lit alike (10), with a's hues turned (15), each over its local contrast
-# (20), the sharper blurred to match (21)
-INSIDE_BARS = (0, 9, 10, 15, 20, 21)
+# (20), the sharper blurred to match (21), one's tones clipped as the other's (22)
+INSIDE_BARS = (0, 9, 10, 15, 20, 21, 22)
 REFINE_SCALES = (0.9, 0.95)  # the inner region's size relative to the outer one in the local search
 COARSE = 16  # pixels a side of `coarse_placement`
 BAND_MIN_STRETCH = 0.1  # |log| of the two contents' proportions below which no band is looked for (`band_boxes`)

@@ -7,6 +7,8 @@ edit (finetuner/dedup/colour.py), on the 16x16 colour thumbnails aligned as the 
   "colour");
 - a refused pair whose channels went through tone curves of their own (equalized or auto-contrasted channel by
   channel) compared again with each channel equalized (`_by_channel`);
+- a refused pair whose grey agreed with one's tones clipped as the other's compared again with that one's colours
+  clipped alike (`_clipped`);
 - two near-blank frames, which agree in grey whatever they show, held to LOW_DETAIL_COLOUR_FIT (rule
   "low-detail-colour");
 - a pair whose grey agreed only inside a shared frame below `min_similarity`, or only over local contrast, held to the
@@ -24,6 +26,7 @@ from finetuner.dedup.colour import EQUALIZED_MIN_FIT, colour_fit, colour_planes,
 from finetuner.dedup.colour import SIDE as COLOUR_SIDE
 from finetuner.dedup.hashing import THUMB
 from finetuner.dedup.low_detail import SHADING, mean_deviation
+from finetuner.dedup.shape import clip_maps
 from finetuner.dedup.verdicts import Best, VerifyRule
 
 # Two near-blank frames agree in grey whatever they show, so their colours carry the pair: one copy's colour edit must
@@ -49,6 +52,7 @@ def colour_checks(
     # inside a shared frame the frame's pixels rank alike in every channel of both: no rescue there
     refused = looked[(colour[looked] < rule.min_colour_fit) & ~flat[looked] & (rules[looked] != "frame")]
     curved = _by_channel(thumbs, colours, trims, i, j, signals, aspect, best, flat, refused, rule, colour, how)
+    curved |= _clipped(thumbs, colours, trims, i, j, best, refused[~curved[refused]], rule, colour, how)
     _colour_verdicts(colour, looked, rule.min_colour_fit, accepted, rules, how)
     # two near-blank frames agree in grey whatever they show: their colours must agree within one copy's edit
     low_detail_fit = max(rule.min_colour_fit, LOW_DETAIL_COLOUR_FIT)
@@ -94,6 +98,28 @@ def _by_channel(thumbs, colours, trims, i, j, signals, aspect, best: Best, flat,
         colour[q], curved[q] = fit, True
         how[q] = f"{how[q]}; colours alike once each channel is equalized ({fit:.2f})"
     return curved
+
+
+def _clipped(thumbs, colours, trims, i, j, best: Best, refused, rule: VerifyRule, colour, how) -> np.ndarray:
+    """Which of the pairs `refused` by the colour check whose grey agreed with one's tones clipped as the other's
+    (`retouched.clipped`) pass it with the same map applied to that one's red, green and blue, each clipped to the
+    range (`shape.clip_maps`; at `min_colour_fit` or more): a copy brightened past the range turns its highlights
+    white channel by channel, so its chroma no longer follows its original's by one global edit (a photo brightened 2x
+    explained 0.24-0.25). Their `colour` becomes that fit and `how` says so, in place; a mask over all pairs."""
+    passed = np.zeros(len(i), bool)
+    for q in refused[best.stage[refused] == retouched.CLIPPED].tolist():
+        x, y = int(i[q]), int(j[q])
+        grey = [cut(thumbs[z], tuple(trims[z])) for z in (x, y)]
+        rgb = [resized(cut(_enlarged(colours[z]), tuple(trims[z])), (COLOUR_SIDE, COLOUR_SIDE)) for z in (x, y)]
+        for side, gain, offset in clip_maps(*grey):
+            mapped = list(rgb)
+            mapped[side] = np.clip(gain * rgb[side] + offset, 0, 255)
+            fit = float(colour_fit(*(colour_planes(m)[None] for m in mapped))[0])
+            if fit >= rule.min_colour_fit and fit > (colour[q] if passed[q] else -np.inf):
+                colour[q], passed[q] = fit, True
+        if passed[q]:
+            how[q] = f"{how[q]}; colours alike once clipped alike ({colour[q]:.2f})"
+    return passed
 
 
 def _toned_in_frame(
@@ -178,6 +204,11 @@ def _colour_look(
     return fit
 
 
+def _enlarged(image: np.ndarray) -> np.ndarray:
+    """A 16x16 colour thumbnail (or its planes) as float32 at the grey thumbnails' size, so their boxes apply."""
+    return cv2.resize(np.asarray(image, np.float32), (THUMB, THUMB), interpolation=cv2.INTER_LINEAR)
+
+
 class _Enlarged:
     """Images' colour planes enlarged to the grey thumbnails' size where read, so the grey alignment's boxes apply."""
 
@@ -185,4 +216,4 @@ class _Enlarged:
         self.small = small
 
     def __getitem__(self, x: int) -> np.ndarray:
-        return cv2.resize(self.small[x], (THUMB, THUMB), interpolation=cv2.INTER_LINEAR)
+        return _enlarged(self.small[x])

@@ -10,7 +10,9 @@ whichever alignment scores better (`verdicts.Best`, stage numbers there):
   each colour's grey by its own amount);
 - `retoned` (20): each over its local contrast (a copy equalised, auto-levelled, given a tone curve or CLAHE's local
   equalisation);
-- `deblurred` (21): the sharper one blurred to match the other (a copy blurred heavily).
+- `deblurred` (21): the sharper one blurred to match the other (a copy blurred heavily);
+- `clipped` (22): one's tones mapped onto the other's where the other is clipped to white or black (a copy brightened
+  or darkened past the grey range).
 Undoing an edit helps any pair a little, so each is tried only where the frames as they are already came close
 (the *_REACH thresholds), and pixels left out and a fitted light field must reach stricter thresholds
 (OVERDRAWN_MIN_*, RELIT_MIN_*).
@@ -30,6 +32,7 @@ from finetuner.dedup.colour import LUMA, MAX_TURN, colour_planes
 from finetuner.dedup.correlation import banded_corr, bands, blur_each, evidence, robust_evidence
 from finetuner.dedup.hashing import THUMB
 from finetuner.dedup.searches import IMAGE_CHUNK, content_stretch
+from finetuner.dedup.shape import clipped_alike
 from finetuner.dedup.verdicts import Best, VerifyRule, passing
 
 OVERDRAWN = 9  # the stage of `overdrawn`
@@ -74,6 +77,12 @@ TONE_FINE_DETAIL = 0.93
 BLUR_REACH = 0.65
 BLUR_SIGMAS = (0.5, 0.8, 1.2, 1.7, 2.4)
 DEBLURRED = 21  # the stage
+# Pairs whose fine detail agrees this well as the frames are are compared with one's tones clipped as the other's, where
+# the other has lost its highlights or shadows to the grey range's ends and this one has not (`clipped`): a photo
+# brightened 2x keeps a fifth to a half of its pixels at white, which neither the frames as they are nor each over its
+# local contrast see as the picture (copies so found agreed 0.75 and up in fine detail as the frames are)
+CLIP_REACH = 0.65
+CLIPPED = 22  # the stage
 
 
 def overdrawn(best: Best, thumbs, trims, i, j, aspect, rule: VerifyRule, part: np.ndarray) -> None:
@@ -169,6 +178,25 @@ def deblurred(best: Best, thumbs, trims, i, j, aspect, rule: VerifyRule, part: n
             sigma[cut_] = np.where(better, blur, sigma[cut_])
     how = np.array([f"identity, the sharper blurred by {b:.1f} to match" for b in sigma.tolist()], object)
     _take_as_they_are(best, trims, i, j, aspect, rule, part, sim, det, (0.0, 0.0), 1.0, how, DEBLURRED)
+
+
+def clipped(best: Best, thumbs, trims, i, j, aspect, rule: VerifyRule, part: np.ndarray) -> None:
+    """Pairs `part` compared as their frames are (inside their bars), with one's tones mapped onto the other's where
+    the other is clipped to white or black and this one is not (stage 22): one gain and offset fitted to the two
+    contents' tone quantiles where neither is clipped, clipped to the grey range (shape.clipped_alike, as the shape
+    check compares brightened graphics). Two parameters and the clip move no pixel and sharpen no edge: the thresholds
+    are the verifier's own."""
+    if len(part) == 0:
+        return
+    sim, det = np.zeros(len(part)), np.zeros(len(part))
+    for cut_, p, q in _contents(thumbs, trims, i, j, part):
+        for k, (one, other) in enumerate(zip(p, q), start=cut_.start):
+            for mapped_p, mapped_q, _ in clipped_alike(one, other):
+                s_, d_ = (float(x[0]) for x in evidence(mapped_p[None], mapped_q[None]))
+                if s_ + d_ > sim[k] + det[k]:
+                    sim[k], det[k] = s_, d_
+    how = "identity, tones clipped alike"
+    _take_as_they_are(best, trims, i, j, aspect, rule, part, sim, det, (0.0, 0.0), 1.0, how, CLIPPED)
 
 
 def hue_turned(best: Best, thumbs, colours, trims, i, j, aspect, rule: VerifyRule, part: np.ndarray) -> None:

@@ -100,9 +100,9 @@ def shape_agreement(
     accepted grew by 13%, against twice as many at the copy threshold).
 
     Where one region is clipped to white or black and the other is not (a brightened copy), the other is refitted
-    again with its tones clipped alike (`_clipped_alike`)."""
+    again with its tones clipped alike (`clipped_alike`)."""
     found = _refit(p, q, enough, frames)
-    for p_tones, q_tones, tones in _clipped_alike(p, q) if found[0] < enough else ():
+    for p_tones, q_tones, tones in clipped_alike(p, q) if found[0] < enough else ():
         score, anisotropy, note = _refit(p_tones, q_tones, enough, frames)
         if score > found[0]:
             found = (score, anisotropy, f"{note}{tones}")
@@ -158,28 +158,34 @@ def _refit(p: np.ndarray, q: np.ndarray, enough: float, frames: tuple) -> tuple[
     return best, anisotropy, f"shape: affine refit x{scale:.3f}, anisotropy {anisotropy:.3f}{how}"
 
 
-def _clipped_alike(p: np.ndarray, q: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray, str]]:
-    """(p, q, description) with one region's tones mapped onto the other's, where the other is clipped to white (or
-    black) over CLIP_SHARE of its pixels and this one over at most UNCLIPPED: a brightened copy of a graphic loses its
-    light ground and highlights to white, which moves the edges its refit fits to and flattens the shading the original
-    keeps there (on the product set 11 of 52 copies brightened 1.3x were refused so, at 0.93-0.98). The map is one gain
-    and offset, fitted to the two regions' tone quantiles where neither is clipped, then clipped to the grey range:
-    it moves no edge, so another design's strokes still disagree (a map of every quantile matched a bold letter's ink
-    to a light one's, thinning its strokes). Two drawings on one white ground are both clipped, and are not mapped."""
+def clipped_alike(p: np.ndarray, q: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray, str]]:
+    """(p, q, description) with one region's tones mapped onto the other's by `clip_maps`: a brightened copy of a
+    graphic loses its light ground and highlights to white, which moves the edges its refit fits to and flattens the
+    shading the original keeps there (on the product set 11 of 52 copies brightened 1.3x were refused so, at
+    0.93-0.98). The map moves no edge, so another design's strokes still disagree (a map of every quantile matched a
+    bold letter's ink to a light one's, thinning its strokes)."""
     p, q = np.asarray(p, np.float32), np.asarray(q, np.float32)
-    for name, own, other in (("a", p, q), ("b", q, p)):
+    for side, gain, offset in clip_maps(p, q):
+        mapped = np.clip(gain * (p, q)[side] + offset, 0, 255).astype(np.float32)
+        tones = f", {'ab'[side]}'s tones clipped as the other's"
+        yield (mapped, q, tones) if side == 0 else (p, mapped, tones)
+
+
+def clip_maps(p: np.ndarray, q: np.ndarray) -> Iterator[tuple[int, float, float]]:
+    """(side, gain, offset): region `side` (0 p, 1 q) mapped by `gain * x + offset`, clipped to the grey range, takes
+    the other's tones, where the other is clipped to white (or black) over CLIP_SHARE of its pixels and this one over
+    at most UNCLIPPED. The gain and offset are fitted to the two regions' tone quantiles where neither is clipped. Two
+    drawings on one white ground are both clipped, and are not mapped."""
+    p, q = np.asarray(p, np.float32), np.asarray(q, np.float32)
+    for side, own, other in ((0, p, q), (1, q, p)):
         white = (np.mean(other >= 255 - CLIP_MARGIN), np.mean(own >= 255 - CLIP_MARGIN))
         black = (np.mean(other <= CLIP_MARGIN), np.mean(own <= CLIP_MARGIN))
         if not any(theirs >= CLIP_SHARE and mine <= UNCLIPPED for theirs, mine in (white, black)):
             continue
-        # the gain and offset that put own's tone quantiles on the other's, fitted where neither is clipped
         x, y = np.percentile(own, TONE_LEVELS), np.percentile(other, TONE_LEVELS)
         fit = (np.minimum(x, y) > CLIP_MARGIN) & (np.maximum(x, y) < 255 - CLIP_MARGIN)
         if fit.sum() < 3 or np.ptp(x[fit]) < 1:
             continue
         gain, offset = np.polyfit(x[fit], y[fit], 1)
-        if gain <= 0:
-            continue
-        mapped = np.clip(gain * own + offset, 0, 255).astype(np.float32)
-        tones = f", {name}'s tones clipped as the other's"
-        yield (mapped, q, tones) if name == "a" else (p, mapped, tones)
+        if gain > 0:
+            yield side, float(gain), float(offset)

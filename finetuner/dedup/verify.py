@@ -20,7 +20,9 @@ Where the images are compared, first to last (each try keeps the best alignment 
 - the frames as they are with one lit like the other by a smooth light field (a vignette, light from one side),
   where their fine detail already agrees, at stricter thresholds still;
 - the frames as they are with one's grey as turning its hues would make it, by the turn (at most the colour check's)
-  that relates their colours (a filter's hue shift brightens some colours and darkens others).
+  that relates their colours (a filter's hue shift brightens some colours and darkens others);
+- the frames as they are each over its local contrast (tones remapped), the sharper blurred to match (a heavy blur),
+  and one's tones clipped as the other's (a copy brightened past white).
 
 What is enough, over the aligned overlap (verdicts.py):
 - the images correlate (`similarity`, Pearson over pixels, tolerant of one caption band at the top or bottom);
@@ -89,7 +91,7 @@ __all__ = [
 # flat tones (an app window), 18 caption panels trimmed (views.VIEW_BOXES 3), the surround check clear of the regions'
 # edges, 19 the prescreen's look at whole frames where two trims differ, 20 bars around a plain ground trimmed with the
 # ground (trims.py, views.VIEW_BOXES 4), 21 large graphics the shape check refused looked at again at full size
-# (full_size.py), 22 brightened graphics compared with tones clipped alike (shape._clipped_alike), mirrored copies
+# (full_size.py), 22 brightened graphics compared with tones clipped alike (shape.clipped_alike), mirrored copies
 # compared mirrored across differing trims, whole frames also placed mirrored (searches._place_mirrored), the surround
 # check refitted where the inside falls short, 23 graphics whose whole file was resized to another shape
 # (_resized_whole), 24 the shape check's proportions counting the refit's warp (align.aligned_pair), 25 toned copies
@@ -127,8 +129,10 @@ __all__ = [
 # (retouched.retoned_rule), 59 a template's layer no frame colour found left out inside a shared frame
 # (layers.template_layers), 60 a frame found only where flat, framed apart, followed into its thin strips
 # (layers.frame_grown), 61 framed apart, a layer of one template in tones of their own (layers.toned_layers), 62
-# colours the colour check refused compared again with each channel equalized (_by_channel, colour.equalized_fit)
-VERIFIER = 62
+# colours the colour check refused compared again with each channel equalized (_by_channel, colour.equalized_fit), 63
+# a copy brightened or darkened past the grey range compared with one's tones clipped as the other's, in grey and in
+# colour (retouched.clipped, colour_checks._clipped)
+VERIFIER = 63
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (retouched.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6
@@ -272,6 +276,8 @@ def _search(best, thumbs, trims, i, j, signals, aspect, rule, todo, chunk, thoro
     retouched.retoned(best, thumbs, trims, i, j, aspect, rule, short[det0[short] >= retouched.TONE_REACH_DETAIL])
     short = short[~passes(best.sim[short], best.det[short], best.overlap[short], best.stretch[short])]
     retouched.deblurred(best, thumbs, trims, i, j, aspect, rule, short[sim0[short] >= retouched.BLUR_REACH])
+    short = short[~passes(best.sim[short], best.det[short], best.overlap[short], best.stretch[short])]
+    retouched.clipped(best, thumbs, trims, i, j, aspect, rule, short[det0[short] >= retouched.CLIP_REACH])
 
 
 def _identity_names(trims: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:

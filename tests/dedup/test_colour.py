@@ -415,3 +415,22 @@ def test_the_stage_keeps_a_shirt_apart_from_the_same_shot_in_blue(tmp_path: Path
     assert float(pairs["shirt/red.jpg", "shirt/red_small.jpg"]["colour"]) > 0.9  # the evidence column
     rejected = [p for p in summary["nearest_rejected"] if "shirt/blue.jpg" in (p["path_a"], p["path_b"])]
     assert rejected and {p["rule"] for p in rejected} == {"colour"} and all(p["colour"] < 0.5 for p in rejected)
+
+
+def test_a_copy_brightened_past_white_is_compared_on_its_colours_clipped_alike(monkeypatch) -> None:
+    """Brightened 2.5x, each channel clips where it reaches white, so the copy's colours bend toward white by amounts
+    no one global colour edit explains; its original's colours clipped by the same map as its grey agree. A twin in
+    other colours, brightened or not, agrees in grey that way too, and not in colour."""
+    original = photo(8, (320, 240))
+    copy = ImageEnhance.Brightness(original).enhance(2.5)
+    verdict = decide(original, copy)
+    assert verdict.accepted and "colours alike once clipped alike" in verdict.transform, verdict
+    for degrees in (120, 240):
+        twin = hue_turned(original, degrees)
+        for a, b in ((original, ImageEnhance.Brightness(twin).enhance(2.5)), (twin, copy)):
+            verdict = decide(a, b)
+            assert not verdict.accepted and "clipped alike (" not in verdict.transform, verdict
+    unclipped = lambda thumbs, colours, trims, i, *rest: np.zeros(len(i), bool)  # noqa: E731 - the check as it was
+    monkeypatch.setattr(colour_checks, "_clipped", unclipped)
+    verdict = decide(original, copy)
+    assert not verdict.accepted and verdict.rule == "colour", verdict

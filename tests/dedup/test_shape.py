@@ -12,7 +12,7 @@ from finetuner.config import VerifyConfig
 from finetuner.dedup.audit import margin, verify_tradeoff
 from finetuner.dedup.candidates import Verified
 from finetuner.dedup.hashing import hash_images
-from finetuner.dedup.shape import CAPTION_AGREEMENT, MAX_ANISOTROPY, _clipped_alike, graphic, shape_agreement
+from finetuner.dedup.shape import CAPTION_AGREEMENT, MAX_ANISOTROPY, clipped_alike, graphic, shape_agreement
 from finetuner.dedup.verify import Verdicts, VerifyRule, verify
 from finetuner.demo.synthetic_photos import photo
 
@@ -200,16 +200,16 @@ def test_a_brightened_look_alike_design_is_still_another_design(design):
 
 def test_tones_are_matched_only_where_one_image_is_clipped_and_the_other_is_not():
     light = np.asarray(product_shot(2).convert("L"), np.float32)
-    assert not list(_clipped_alike(light, light))  # neither clipped
+    assert not list(clipped_alike(light, light))  # neither clipped
     bright = np.asarray(brightened(product_shot(2)).convert("L"), np.float32)
-    (p, q, how), *others = _clipped_alike(light, bright)
+    (p, q, how), *others = clipped_alike(light, bright)
     assert not others and q is bright and "a's tones" in how
     assert np.mean(p >= 253) > 0.3 and np.mean(light >= 253) < 0.002  # the original's ground now clips as the copy's
     paper = np.full((64, 64), 255.0, np.float32)
     paper[20:40, 20:40] = 30.0
     ink = paper.copy()
     ink[10:50, 30:34] = 30.0
-    assert not list(_clipped_alike(paper, ink))  # two drawings on one white: their strokes are not remapped
+    assert not list(clipped_alike(paper, ink))  # two drawings on one white: their strokes are not remapped
 
 
 @pytest.mark.parametrize("seed", [1, 4, 7])

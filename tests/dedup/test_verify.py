@@ -887,6 +887,41 @@ def test_local_contrast_and_a_matched_blur_make_no_other_picture_agree() -> None
     assert best.stage.tolist() == [21, 0, 0], best.how
 
 
+def brightened(image: Image.Image, factor: float = 2.0) -> Image.Image:
+    """Pillow's brightness: every channel times `factor`, clipped at white (a blown-out copy)."""
+    return ImageEnhance.Brightness(image).enhance(factor)
+
+
+@pytest.mark.parametrize("seed", [2, 4, 8])
+def test_a_copy_brightened_past_white_is_found_with_its_tones_clipped_alike(seed: int, monkeypatch) -> None:
+    from finetuner.dedup import retouched
+
+    original = photo(seed, (320, 240))
+    copy = brightened(original)
+    verdict = verify(thumb(original), thumb(copy))
+    assert verdict.accepted and "tones clipped alike" in verdict.transform, verdict
+    for other in (12, 13):
+        stranger = photo(other, (320, 240))
+        assert not verify(thumb(stranger), thumb(copy)).accepted
+        assert not verify(thumb(brightened(stranger)), thumb(original)).accepted
+    monkeypatch.setattr(retouched, "CLIP_REACH", 2.0)  # without the stage, the lost highlights hide the copy
+    assert not verify(thumb(original), thumb(copy)).accepted
+
+
+def test_tones_clipped_alike_make_no_other_picture_agree() -> None:
+    """The stage on its own (retouched.clipped), on every pair whatever it scored before: it takes the blown-out copy
+    and no other picture, brightened alike or not; and it maps nothing where neither image is clipped (a darker
+    copy)."""
+    from finetuner.dedup import retouched
+
+    for seed, other in ((2, 12), (8, 4)):
+        original, stranger = photo(seed, (320, 240)), photo(other, (320, 240))
+        best = staged([original, brightened(original), stranger, brightened(stranger)], retouched.clipped)
+        assert best.stage.tolist() == [22, 0, 0], best.how
+    best = staged([photo(2, (320, 240)), brightened(photo(2, (320, 240)), 0.8)], retouched.clipped)
+    assert best.stage.tolist() == [0], best.how
+
+
 def test_a_sepia_copy_is_no_copy_of_a_twin_in_other_colours_over_local_contrast(monkeypatch) -> None:
     """A sepia copy of a picture and the picture with its hues turned 120 degrees (a product in another colour)
     agree in grey over local contrast, and in colour only as a toned copy: that allowance is no evidence here."""
