@@ -8,8 +8,8 @@ whichever alignment scores better (`verdicts.Best`, stage numbers there):
   light from one side);
 - `hue_turned` (15): one's grey as it would be with its hues turned as its colours show (a filter's hue shift changes
   each colour's grey by its own amount);
-- `retoned` (20): each over its local contrast (a copy equalised, auto-levelled, given a tone curve or CLAHE's local
-  equalisation);
+- `retoned` (20): each over its local contrast, or one's levels put on the other's by rank (a copy equalised,
+  auto-levelled, given a tone curve, posterised, or CLAHE's local equalisation);
 - `deblurred` (21): the sharper one blurred to match the other (a copy blurred heavily);
 - `clipped` (22): one's tones mapped onto the other's where the other is clipped to white or black (a copy brightened
   or darkened past the grey range).
@@ -119,23 +119,48 @@ def relit(best: Best, thumbs, trims, i, j, aspect, rule: VerifyRule, part: np.nd
 
 
 def retoned(best: Best, thumbs, trims, i, j, aspect, rule: VerifyRule, part: np.ndarray) -> None:
-    """Pairs `part` compared as their frames are (inside their bars), each image less its local mean over its local
-    spread (stage 20): a copy whose tones were remapped (equalised, auto contrast or levels, a gamma or curves
-    adjustment, CLAHE's local equalisation, as medical and microscope images often are) keeps its structure and the
-    order of its pixels' brightness, not their levels, which the correlation of the frames as they are reads as another
-    picture. The same evidence thresholds hold: normalising each image on its own fits nothing of one to the other. A
-    toned colour allowance is no evidence for such a pair (`colour_checks._toned_in_frame`): a sepia copy of one picture
-    and a twin in other colours agree in grey up to its levels."""
+    """Pairs `part` compared as their frames are (inside their bars) after undoing a tone remap two ways, the better
+    kept (stage 20): each image less its local mean over its local spread (`_local_contrast`), and each image's levels
+    put on the other's by rank (`tones_matched`, both ways). A copy whose tones were remapped (equalised, auto contrast
+    or levels, a gamma or curves adjustment, posterised, CLAHE's local equalisation, as medical and microscope images
+    often are) keeps its structure and the order of its pixels' brightness, not their levels, which the correlation of
+    the frames as they are reads as another picture. Local contrast undoes a remap that varies over the picture
+    (CLAHE's tiles), the rank map one over the whole picture exactly, including where it clips or crushes tones
+    together. The same evidence thresholds hold; the rank map fits one image to the other, which helps two pictures
+    framed alike (a frame's tones match too), and those face the surround check as every framed pair does. A toned
+    colour allowance is no evidence for such a pair (`colour_checks._toned_in_frame`): a sepia copy of one picture and
+    a twin in other colours agree in grey up to its levels."""
     if len(part) == 0:
         return
     sim, det = np.zeros(len(part)), np.zeros(len(part))
+    ranked = np.zeros(len(part), bool)
     for cut_, p, q in _contents(thumbs, trims, i, j, part):
         sim[cut_], det[cut_] = evidence(_local_contrast(p), _local_contrast(q))
+        for x, y in ((tones_matched(p, q), q), (p, tones_matched(q, p))):
+            s_, d_ = evidence(x, y)
+            better = s_ + d_ > sim[cut_] + det[cut_]
+            sim[cut_], det[cut_] = np.where(better, s_, sim[cut_]), np.where(better, d_, det[cut_])
+            ranked[cut_] |= better
     stretch = content_stretch(trims, i[part], j[part], aspect)
     whole = np.ones(len(part))
     good = passing(rule)(sim, det, whole, stretch) | passing(retoned_rule(rule))(sim, det, whole, stretch)
-    how = np.full(int(good.sum()), "identity, each over its local contrast", object)
-    best.take(part[good], sim[good], det[good], 1.0, stretch[good], how, RETONED)
+    how = np.where(ranked, "identity, tones matched by rank", "identity, each over its local contrast")[good]
+    best.take(part[good], sim[good], det[good], 1.0, stretch[good], how.astype(object), RETONED)
+
+
+def tones_matched(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Each p[k] of a (k, h, w) stack with its grey levels put on q[k]'s by rank (histogram matching): the pixels of
+    one level (rounded) take the mean of q[k]'s values at their ranks, so an area flat in p stays flat."""
+    n = len(p)
+    levels = np.clip(np.rint(p), 0, 255).astype(np.int64).reshape(n, -1)
+    ranked = np.sort(np.asarray(q, np.float64).reshape(n, -1), axis=1)
+    below = np.zeros((n, ranked.shape[1] + 1))  # below[k, r]: the sum of q[k]'s r lowest values
+    np.cumsum(ranked, axis=1, out=below[:, 1:])
+    counts = np.bincount((levels + 256 * np.arange(n)[:, None]).ravel(), minlength=256 * n).reshape(n, 256)
+    last = np.cumsum(counts, axis=1)
+    rows = np.arange(n)[:, None]
+    means = (below[rows, last] - below[rows, last - counts]) / np.maximum(counts, 1)
+    return np.take_along_axis(means, levels, axis=1).reshape(np.shape(p)).astype(np.float32)
 
 
 def retoned_rule(rule: VerifyRule) -> VerifyRule:

@@ -21,8 +21,9 @@ Where the images are compared, first to last (each try keeps the best alignment 
   where their fine detail already agrees, at stricter thresholds still;
 - the frames as they are with one's grey as turning its hues would make it, by the turn (at most the colour check's)
   that relates their colours (a filter's hue shift brightens some colours and darkens others);
-- the frames as they are each over its local contrast (tones remapped), the sharper blurred to match (a heavy blur),
-  and one's tones clipped as the other's (a copy brightened past white).
+- the frames as they are with one's tones clipped as the other's (a copy brightened past white), each over its local
+  contrast or with one's grey levels put on the other's by rank (tones remapped), the sharper blurred to match (a
+  heavy blur).
 
 What is enough, over the aligned overlap (verdicts.py):
 - the images correlate (`similarity`, Pearson over pixels, tolerant of one caption band at the top or bottom);
@@ -131,8 +132,9 @@ __all__ = [
 # (layers.frame_grown), 61 framed apart, a layer of one template in tones of their own (layers.toned_layers), 62
 # colours the colour check refused compared again with each channel equalized (_by_channel, colour.equalized_fit), 63
 # a copy brightened or darkened past the grey range compared with one's tones clipped as the other's, in grey and in
-# colour (retouched.clipped, colour_checks._clipped)
-VERIFIER = 63
+# colour (retouched.clipped, colour_checks._clipped), 64 copies with their tones remapped also compared with one's
+# levels put on the other's by rank (retouched.tones_matched), after the tones clipped alike
+VERIFIER = 64
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (retouched.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6
@@ -257,9 +259,10 @@ def _search(best, thumbs, trims, i, j, signals, aspect, rule, todo, chunk, thoro
     """The searches beyond the frames as they are, into `best`, each on the pairs (of `todo`) the one before left
     short of the thresholds: the signal's alignment and the local search (`realign`, in chunks), a copy drawn over
     where the frames as they are already came close (`overdrawn`), a copy relit where their detail agreed (`relit`),
-    a copy with its hues turned where its colours show the turn (`hue_turned`; with `colours`), a copy with its tones
-    remapped where its fine detail agreed (`retoned`), a blurred copy where its smoothed content agreed
-    (`deblurred`)."""
+    a copy with its hues turned where its colours show the turn (`hue_turned`; with `colours`), a copy brightened or
+    darkened past the grey range where its fine detail agreed (`clipped`; before `retoned`, whose rank map would take
+    it too, but without the colour check's look at its colours clipped alike), a copy with its tones remapped where
+    its fine detail agreed (`retoned`), a blurred copy where its smoothed content agreed (`deblurred`)."""
     passes = passing(rule)
     for s in range(0, len(todo), chunk):
         searches.realign(best, thumbs, trims, i, j, signals, aspect, rule, todo[s : s + chunk], thorough)
@@ -273,11 +276,11 @@ def _search(best, thumbs, trims, i, j, signals, aspect, rule, todo, chunk, thoro
         reach = short[det0[short] >= retouched.HUE_REACH_DETAIL]
         retouched.hue_turned(best, thumbs, colours, trims, i, j, aspect, rule, reach)
     short = short[~passes(best.sim[short], best.det[short], best.overlap[short], best.stretch[short])]
+    retouched.clipped(best, thumbs, trims, i, j, aspect, rule, short[det0[short] >= retouched.CLIP_REACH])
+    short = short[~passes(best.sim[short], best.det[short], best.overlap[short], best.stretch[short])]
     retouched.retoned(best, thumbs, trims, i, j, aspect, rule, short[det0[short] >= retouched.TONE_REACH_DETAIL])
     short = short[~passes(best.sim[short], best.det[short], best.overlap[short], best.stretch[short])]
     retouched.deblurred(best, thumbs, trims, i, j, aspect, rule, short[sim0[short] >= retouched.BLUR_REACH])
-    short = short[~passes(best.sim[short], best.det[short], best.overlap[short], best.stretch[short])]
-    retouched.clipped(best, thumbs, trims, i, j, aspect, rule, short[det0[short] >= retouched.CLIP_REACH])
 
 
 def _identity_names(trims: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:

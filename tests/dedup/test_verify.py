@@ -875,16 +875,65 @@ def test_a_heavily_blurred_copy_is_found_with_the_sharper_blurred_to_match(monke
 
 def test_local_contrast_and_a_matched_blur_make_no_other_picture_agree() -> None:
     """The two stages on their own (retouched.retoned, retouched.deblurred), on every pair whatever it scored before:
-    each takes its copy and no other picture, remapped or blurred alike or not."""
+    each takes its copy and no other picture, remapped or blurred alike or not (tones remapped: over local contrast and
+    by rank)."""
     from finetuner.dedup import retouched
 
     original, other = grey_photo(11), grey_photo(12)
     best = staged([original, clahe(original), other, clahe(other)], retouched.retoned)
     assert best.stage.tolist() == [20, 0, 0], best.how
+    for seed, stranger in ((2, 12), (3, 13)):  # by rank too
+        original, other = photo(seed, (320, 240)), photo(stranger, (320, 240))
+        best = staged([original, steep(original), other, steep(other)], retouched.retoned)
+        assert best.stage.tolist() == [20, 0, 0] and best.how[0] == "identity, tones matched by rank", best.how
     fine, stranger = texture(2, sigma=1.5), texture(12, sigma=1.5)
     blurred = [image.filter(ImageFilter.GaussianBlur(8)) for image in (fine, stranger)]
     best = staged([fine, blurred[0], stranger, blurred[1]], retouched.deblurred)
     assert best.stage.tolist() == [21, 0, 0], best.how
+
+
+def steep(image: Image.Image, gamma: float = 4.0) -> Image.Image:
+    """Each channel through one steep tone curve (a gamma of 4): the shadows crushed together, the highlights spread."""
+    curve = np.clip((np.arange(256) / 255.0) ** gamma * 255, 0, 255).astype(np.uint8)
+    return Image.fromarray(curve[np.asarray(image)])
+
+
+def found_alone(edit, seed: int, how: str, strangers: tuple[int, ...]) -> tuple[Image.Image, Image.Image]:
+    """A photograph and its copy through `edit`: the verifier finds the copy (`how` in its transform), and no stranger
+    against the copy, nor a stranger through the edit against the photograph."""
+    original = photo(seed, (320, 240))
+    copy = edit(original)
+    verdict = verify(thumb(original), thumb(copy))
+    assert verdict.accepted and how in verdict.transform, verdict
+    for other in strangers:
+        stranger = photo(other, (320, 240))
+        assert not verify(thumb(stranger), thumb(copy)).accepted
+        assert not verify(thumb(edit(stranger)), thumb(original)).accepted
+    return original, copy
+
+
+@pytest.mark.parametrize("seed", [2, 3, 6])
+def test_a_copy_through_a_steep_tone_curve_is_found_with_its_tones_matched_by_rank(seed: int, monkeypatch) -> None:
+    from finetuner.dedup import retouched
+
+    original, copy = found_alone(steep, seed, "tones matched by rank", (4, 12, 13))
+    monkeypatch.setattr(retouched, "tones_matched", lambda p, q: np.zeros_like(p))  # local contrast alone misses it
+    assert not verify(thumb(original), thumb(copy)).accepted
+
+
+def test_tones_matched_by_rank_undo_a_monotone_curve_and_keep_a_flat_area_flat() -> None:
+    """A level of p takes the mean of q's values at its pixels' ranks: through any monotone curve, clipping or crushing
+    levels together included, q itself; a flat area of p stays one value whatever q holds at its ranks."""
+    from finetuner.dedup.retouched import tones_matched
+
+    rng = np.random.default_rng(0)
+    p = rng.integers(0, 256, (3, 32, 32)).astype(np.float32)
+    for curve in (np.arange(256) ** 2 / 255.0, np.clip(2.0 * np.arange(256), 0, 255), np.arange(256) // 64 * 64.0):
+        q = curve[p.astype(np.int64)].astype(np.float32)
+        assert np.allclose(tones_matched(p, q), q)
+    flat = np.full((1, 8, 8), 100.0, np.float32)
+    matched = tones_matched(flat, rng.normal(128, 40, (1, 8, 8)).astype(np.float32))
+    assert np.ptp(matched) == 0.0
 
 
 def brightened(image: Image.Image, factor: float = 2.0) -> Image.Image:
@@ -896,15 +945,10 @@ def brightened(image: Image.Image, factor: float = 2.0) -> Image.Image:
 def test_a_copy_brightened_past_white_is_found_with_its_tones_clipped_alike(seed: int, monkeypatch) -> None:
     from finetuner.dedup import retouched
 
-    original = photo(seed, (320, 240))
-    copy = brightened(original)
-    verdict = verify(thumb(original), thumb(copy))
-    assert verdict.accepted and "tones clipped alike" in verdict.transform, verdict
-    for other in (12, 13):
-        stranger = photo(other, (320, 240))
-        assert not verify(thumb(stranger), thumb(copy)).accepted
-        assert not verify(thumb(brightened(stranger)), thumb(original)).accepted
-    monkeypatch.setattr(retouched, "CLIP_REACH", 2.0)  # without the stage, the lost highlights hide the copy
+    original, copy = found_alone(brightened, seed, "tones clipped alike", (12, 13))
+    monkeypatch.setattr(retouched, "CLIP_REACH", 2.0)  # without the stage, the rank map finds it in grey...
+    assert "tones matched by rank" in verify(thumb(original), thumb(copy)).transform
+    monkeypatch.setattr(retouched, "TONE_REACH_DETAIL", 2.0)  # ...and without both, the lost highlights hide the copy
     assert not verify(thumb(original), thumb(copy)).accepted
 
 
