@@ -80,7 +80,9 @@ DEBLURRED = 21  # the stage
 # Pairs whose fine detail agrees this well as the frames are are compared with one's tones clipped as the other's, where
 # the other has lost its highlights or shadows to the grey range's ends and this one has not (`clipped`): a photo
 # brightened 2x keeps a fifth to a half of its pixels at white, which neither the frames as they are nor each over its
-# local contrast see as the picture (copies so found agreed 0.75 and up in fine detail as the frames are)
+# local contrast see as the picture (copies so found on the heavier photo set agreed 0.72 and up in fine detail as the
+# frames are). Tried before `retoned`, whose rank map takes such a copy's grey too, but not its colours
+# (colour_checks._clipped)
 CLIP_REACH = 0.65
 CLIPPED = 22  # the stage
 
