@@ -110,7 +110,7 @@ def _clipped(thumbs, colours, trims, i, j, best: Best, refused, rule: VerifyRule
     for q in refused[best.stage[refused] == retouched.CLIPPED].tolist():
         x, y = int(i[q]), int(j[q])
         grey = [cut(thumbs[z], tuple(trims[z])) for z in (x, y)]
-        rgb = [resized(cut(_enlarged(colours[z]), tuple(trims[z])), (COLOUR_SIDE, COLOUR_SIDE)) for z in (x, y)]
+        rgb = [_inside_bars(colours[z], trims[z]) for z in (x, y)]
         for side, gain, offset in clip_maps(*grey):
             mapped = list(rgb)
             mapped[side] = np.clip(gain * rgb[side] + offset, 0, 255)
@@ -180,7 +180,7 @@ def _colour_look(
         side = (COLOUR_SIDE, COLOUR_SIDE)
         for k, x in enumerate(images.tolist()):
             if tuple(trims[x]) != (0, THUMB, 0, THUMB):  # bars trimmed
-                content[k] = resized(cut(enlarged[x], tuple(trims[x])), side)
+                content[k] = _inside_bars(planes[k], trims[x])
         as_they_are = (stage[part] == 0) & ~flat[part]
         inside_a = as_they_are | (flat[part] & inside[part, 0])
         inside_b = as_they_are | (flat[part] & inside[part, 1])
@@ -202,6 +202,11 @@ def _colour_look(
                 both = low[(shading_a < plain_level) & (shading_b < plain_level)]
                 fit[s + both] = np.minimum(fit[s + both], same_colour_fit(a[both], b[both]))
     return fit
+
+
+def _inside_bars(image: np.ndarray, box) -> np.ndarray:
+    """A 16x16 colour thumbnail (or its planes) cut to a box on the grey thumbnails (a trim), back at 16x16."""
+    return resized(cut(_enlarged(image), tuple(box)), (COLOUR_SIDE, COLOUR_SIDE))
 
 
 def _enlarged(image: np.ndarray) -> np.ndarray:
