@@ -113,6 +113,9 @@ def second_looks(thumbs, trims, i, j, signals, aspect, rule: VerifyRule, best: B
             if look.shading > BEYOND_SHADING:
                 note = f"residual {look.shading:.1f}x their departure from a smooth surface"
                 how[q] = f"{how[q]}, its shading no tone change of the other's ({note})"
+            elif look.pixels > rule.flat_max_difference:
+                note = f"{look.pixels:.1f} grey levels apart after one brightness gain"
+                how[q] = f"{how[q]}, a ramp or a glow whose pixels are not the other's ({note})"
             continue
         blocks = _blocks_apart(p_region, q_region)  # no frame shared in what was aligned: its blocks must agree
         if blocks < MIN_BLOCK_AGREEMENT:
@@ -135,14 +138,14 @@ def _inside(p: np.ndarray, q: np.ndarray, frame_p, frame_q, rule: VerifyRule) ->
     original, which two smooth frames forgive and the inside of a product shot does not (8 of 52 letterboxed product
     shots compared inside their shared ground at 0.72-0.85). Two pictures framed alike have their frames aligned
     already; a refit cannot make their insides agree."""
-    found = inside_agreement(p, q, frame_p, frame_q)
+    found = inside_agreement(p, q, frame_p, frame_q, flat_max_difference=rule.flat_max_difference)
     detailed = np.isnan(found[1]) or found[1] >= rule.min_detail_similarity  # NaN: the caller's detail stands
     if found[2] <= 0 or (found[0] >= MIN_INSIDE_SIMILARITY and detailed):
         return found
     fitted = refit(p, q)
     if fitted is None:
         return found
-    again = inside_agreement(p, q, frame_p, frame_q, move=lambda x: warped(x, fitted[0]))
+    again = inside_agreement(p, q, frame_p, frame_q, lambda x: warped(x, fitted[0]), rule.flat_max_difference)
     score = [r[0] + (1.0 if np.isnan(r[1]) else r[1]) for r in (again, found)]  # NaN detail: not measured, stands
     return again if again[2] > 0 and score[0] > score[1] else found
 

@@ -43,7 +43,11 @@ letterboxed, which the trim strips, leaving low-detail frames). Since 2026-12-07
 other's up to a tone change (`shading_apart`, as the low-detail rule's shading match asks): 10 and 5 remain. The
 twelve photo sets of benchmarks/bench_dedup_quality.py give the same recall; two of their 28,847 pairs went, each
 image still joined to the other through their picture's other copies (a smooth wallpaper's border and its vignetted
-copy, a blurred page and its 10% crop on a print).
+copy, a blurred page and its 10% crop on a print). A ramp or a glow is a tone change of any other, so where both
+insides are one (their shading, smoothed over the inside alone, within SMOOTH_DEPARTURE of a quadratic surface) they
+must also be the same pixels up to one brightness gain, as two low-detail frames must (`pixels_apart`, since VERIFIER
+65): on the smooth framed set (benchmarks/bench_dedup_quality.py --set smooth-framed) 177 false pairs of two
+gradients in one disc went, no true pair, and no other set changed.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ from finetuner.dedup.correlation import block_agreement, evidence_inside
 from finetuner.dedup.frames import MIN_SHARED, frame_of
 from finetuner.dedup.hashing import THUMB
 from finetuner.dedup.layers import flat_alike, frame_grown, template_layers, toned_layers
+from finetuner.dedup.low_detail import MAX_GAIN
 
 EDGE = 5  # thumbnail pixels around the shared frame left out too (the detail band's reach, 2 x its outer sigma)
 MIN_INSIDE = 0.1  # share of the region that must remain to compare; less: no evidence of a copy, rejected
@@ -78,6 +83,13 @@ MIN_BLOCK_AGREEMENT = 0.5
 # departure, 0.9 the copy's)
 SHADING_SIGMA = 2.0
 BEYOND_SHADING = 1.5
+# Where both insides' shading departs less than this (grey levels, smoothed over the inside alone) from its
+# best-fitting quadratic surface, it is a ramp or a glow, which a tone change maps onto any other: two linear
+# gradients in one disc, turned onto each other, fit at 0.12 grey levels. Such insides must match pixel for pixel, up to
+# one brightness gain, as two low-detail frames must (`pixels_apart`). The copies' insides on the quality sets depart
+# 0.06 or more, the framed and print sets' photographs 0.55 or more, and none of theirs under 1.0 differs by more than
+# flat_max_difference.
+SMOOTH_DEPARTURE = 1.0
 
 
 class Inside(NamedTuple):
@@ -87,6 +99,7 @@ class Inside(NamedTuple):
     detail: float  # NaN where not measured there (the caller's, over the whole regions, stands)
     left_out: float  # the share of the regions that was frame (0: no frame shared, nothing measured)
     shading: float = 0.0  # `shading_apart` of what was compared (the larger where two insides were)
+    pixels: float = float("nan")  # `pixels_apart` of what was compared (the larger), NaN where either shows detail
 
 
 def inside_agreement(
@@ -95,15 +108,16 @@ def inside_agreement(
     frame_p: float | np.ndarray,
     frame_q: float | np.ndarray,
     move: Callable[[np.ndarray], np.ndarray] | None = None,
+    flat_max_difference: float = np.inf,
 ) -> Inside:
-    """`Inside` (similarity, detail similarity, share left out, how far apart the shading lies) of two aligned grey
-    regions of one size over the pixels that are not frame in both (`frame_mask`, with frame colours `frame_p`,
-    `frame_q`: one each, or several tones, NaN where unused), less EDGE pixels around it and inside the regions' edge
-    (where a trim cut the bars away, the line the picture's edge blends into them stays, and two pictures framed alike
-    would correlate through it). The share left out is 0 (and the similarities NaN) where the regions share less than
-    MIN_SHARED of frame: there is no frame to see through; or, with several tones, where less than MIN_INSIDE would
-    remain: the tones are the picture's own. `move`: what moves q onto p (a refit's warp), applied after q's frame is
-    found (it would warp the frame's rim off the border).
+    """`Inside` (similarity, detail similarity, share left out, how far apart the shading and the pixels lie) of two
+    aligned grey regions of one size over the pixels that are not frame in both (`frame_mask`, with frame colours
+    `frame_p`, `frame_q`: one each, or several tones, NaN where unused), less EDGE pixels around it and inside the
+    regions' edge (where a trim cut the bars away, the line the picture's edge blends into them stays, and two pictures
+    framed alike would correlate through it). The share left out is 0 (and the similarities NaN) where the regions share
+    less than MIN_SHARED of frame: there is no frame to see through; or, with several tones, where less than MIN_INSIDE
+    would remain: the tones are the picture's own. `move`: what moves q onto p (a refit's warp), applied after q's frame
+    is found (it would warp the frame's rim off the border).
 
     Where the two frames' colours differ, each region's frame is also looked for in both regions' colours: a crop of
     a print turned on a table shows the print's white border on its rim where the other's rim shows only the table,
@@ -113,8 +127,9 @@ def inside_agreement(
     smooth picture's copy has no fine detail left to agree in.
 
     Each similarity is also measured block by block (`_evidence`): where the textured blocks inside disagree, their
-    median agreement is the similarity; and where one's shading inside is no tone change of the other's, it falls
-    short of MIN_INSIDE_SIMILARITY."""
+    median agreement is the similarity; and where one's shading inside is no tone change of the other's, or where
+    both insides are a ramp or a glow whose pixels lie more than `flat_max_difference` apart (`pixels_apart`), it
+    falls short of MIN_INSIDE_SIMILARITY."""
     p, q = np.asarray(p, np.float32), np.asarray(q, np.float32)
     tones_p, tones_q = (np.atleast_1d(np.asarray(f, np.float64)) for f in (frame_p, frame_q))
     tones_p, tones_q = np.unique(tones_p[np.isfinite(tones_p)]), np.unique(tones_q[np.isfinite(tones_q)])
@@ -140,22 +155,24 @@ def inside_agreement(
         inside = _inside(crossed)
         if inside.mean() < MIN_INSIDE:
             return Inside(float("nan"), float("nan"), 0.0)
-        sim, _, apart = _evidence(p, moved, inside)
-        sim, apart = _less_layers(p, moved, crossed, frame_grown(p, q, crossed, both) & inside, sim, apart)
-        return Inside(sim, float("nan"), float(1.0 - inside.mean()), apart)
+        found = _evidence(p, moved, inside, flat_max_difference)
+        grown = (frame_grown(p, q, crossed, both) | template_layers(p, q, crossed, both)) & inside
+        sim, _, apart, pixels = _less_layers(p, moved, crossed, grown, found, flat_max_difference)
+        return Inside(sim, float("nan"), float(1.0 - inside.mean()), apart, pixels)
     inside = _inside(frame)
     if inside.mean() < MIN_INSIDE:  # a second layer may be the picture's own (a silhouette)
         inside = _inside(shared(tones_p, tones_q, layers=False))
     if inside.mean() < MIN_INSIDE:
         several = len(tones_p) > 1 or len(tones_q) > 1
         return Inside(float("nan"), float("nan"), 0.0) if several else Inside(0.0, 0.0, float(1.0 - inside.mean()))
-    sim, det, apart = _evidence(p, moved, inside)  # a caption band may disagree, as in the verifier's correlation
+    found = _evidence(p, moved, inside, flat_max_difference)  # a caption band may disagree, as in the verifier's
     # found where the frames first lay (a refit's warp moves q's pixels off the template's, not the template)
-    sim, apart = _less_layers(p, moved, frame, template_layers(p, q, frame, both) & inside, sim, apart)
+    layers = template_layers(p, q, frame, both) & inside
+    sim, det, apart, pixels = _less_layers(p, moved, frame, layers, found, flat_max_difference)
     if crossed is not None and _inside(crossed).mean() >= MIN_INSIDE:
-        crossed_sim, _, crossed_apart = _evidence(p, moved, _inside(crossed))
-        sim, apart = min(sim, crossed_sim), max(apart, crossed_apart)
-    return Inside(sim, det, float(1.0 - inside.mean()), apart)
+        crossed_found = _evidence(p, moved, _inside(crossed), flat_max_difference)
+        sim, _, apart, pixels = _worse((sim, det, apart, pixels), crossed_found)
+    return Inside(sim, det, float(1.0 - inside.mean()), apart, pixels)
 
 
 def blocks_apart(p: np.ndarray, q: np.ndarray) -> float:
@@ -171,16 +188,29 @@ def whole_inside(side: int) -> np.ndarray:
     return _inside(np.zeros((side, side), bool))
 
 
-def _evidence(p: np.ndarray, q: np.ndarray, inside: np.ndarray) -> tuple[float, float, float]:
-    """(similarity, detail, `shading_apart`): `evidence_inside`, its similarity lowered to the blocks' agreement where
-    that falls below MIN_BLOCK_AGREEMENT (so under MIN_INSIDE_SIMILARITY too), and below MIN_INSIDE_SIMILARITY, by the
-    share the shading's residual lies past its allowance, where one inside's shading is no tone change of the other's
-    (`shading_apart`)."""
+_Evidence = tuple[float, float, float, float]  # similarity, detail, `shading_apart`, `pixels_apart`
+
+
+def _evidence(p: np.ndarray, q: np.ndarray, inside: np.ndarray, flat_max_difference: float) -> _Evidence:
+    """(similarity, detail, `shading_apart`, `pixels_apart`): `evidence_inside`, its similarity lowered to the blocks'
+    agreement where that falls below MIN_BLOCK_AGREEMENT (so under MIN_INSIDE_SIMILARITY too), and below
+    MIN_INSIDE_SIMILARITY, by the share it lies past its allowance, where one inside's shading is no tone change of
+    the other's (`shading_apart`) or where two ramps or glows differ by more than `flat_max_difference` pixel for
+    pixel (`pixels_apart`)."""
     sim, det = evidence_inside(p, q, inside)
     blocks = block_agreement(p, q, inside)
     sim = min(sim, blocks) if blocks < MIN_BLOCK_AGREEMENT else sim
     apart = shading_apart(p, q, inside)
-    return (min(sim, MIN_INSIDE_SIMILARITY * BEYOND_SHADING / apart) if apart > BEYOND_SHADING else sim), det, apart
+    sim = min(sim, MIN_INSIDE_SIMILARITY * BEYOND_SHADING / apart) if apart > BEYOND_SHADING else sim
+    pixels = pixels_apart(p, q, inside)
+    sim = min(sim, MIN_INSIDE_SIMILARITY * flat_max_difference / pixels) if pixels > flat_max_difference else sim
+    return sim, det, apart, pixels
+
+
+def _worse(first: _Evidence, second: _Evidence) -> _Evidence:
+    """Two measurements of one pair's evidence taken together: the lower similarity, the first's detail, the farther
+    shading and pixels (NaN where neither measured them)."""
+    return (min(first[0], second[0]), first[1], max(first[2], second[2]), float(np.fmax(first[3], second[3])))
 
 
 def shading_apart(p: np.ndarray, q: np.ndarray, inside: np.ndarray) -> float:
@@ -191,14 +221,37 @@ def shading_apart(p: np.ndarray, q: np.ndarray, inside: np.ndarray) -> float:
     if len(rows) < 24:  # four pixels for each of the surface's six terms
         return 0.0
     smooth = [cv2.GaussianBlur(np.asarray(x, np.float32), (0, 0), SHADING_SIGMA)[rows, cols] for x in (p, q)]
-    y, x = rows / float(THUMB - 1), cols / float(THUMB - 1)
-    surface = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=1)  # a quadratic surface over (x, y)
-    both = np.stack(smooth, axis=1)
-    departure = np.abs(both - surface @ np.linalg.solve(surface.T @ surface, surface.T @ both)).mean(axis=0)
+    departure = _departure(np.stack(smooth, axis=1), rows, cols)
     first, second = smooth[0] - smooth[0].mean(), smooth[1] - smooth[1].mean()
     gain = float((first * second).sum() / max((first * first).sum(), 1e-6))  # least squares, with the offset
     residual = np.abs(second - gain * first).mean()
     return float(residual / max(np.sqrt(departure[0] * departure[1]), 1e-6))
+
+
+def pixels_apart(p: np.ndarray, q: np.ndarray, inside: np.ndarray) -> float:
+    """Where two aligned grey regions are a ramp or a glow over the pixels `inside` (each one's mean departure from its
+    best-fitting quadratic surface under SMOOTH_DEPARTURE, both smoothed by SHADING_SIGMA over the inside alone, so
+    the frame's edge does not bend them), their mean grey difference there, q against p times one brightness gain
+    (their means' ratio, within low_detail.MAX_GAIN); NaN where either shows more (or too little is inside)."""
+    rows, cols = np.nonzero(inside)
+    if len(rows) < 24:
+        return float("nan")
+    weight = inside.astype(np.float32)
+    share = np.maximum(cv2.GaussianBlur(weight, (0, 0), SHADING_SIGMA)[rows, cols], 1e-6)
+    blurred = [cv2.GaussianBlur(np.asarray(x, np.float32) * weight, (0, 0), SHADING_SIGMA) for x in (p, q)]
+    smooth = np.stack([x[rows, cols] / share for x in blurred], axis=1)
+    if _departure(smooth, rows, cols).max() >= SMOOTH_DEPARTURE:
+        return float("nan")
+    gain = np.clip(smooth[:, 1].mean() / max(smooth[:, 0].mean(), 1.0), 1 / MAX_GAIN, MAX_GAIN)
+    return float(np.abs(smooth[:, 1] - gain * smooth[:, 0]).mean())
+
+
+def _departure(values: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Per column of `values` (pixels at rows, cols of a thumbnail), its mean absolute departure from its best-fitting
+    quadratic surface over (x, y)."""
+    y, x = rows / float(THUMB - 1), cols / float(THUMB - 1)
+    surface = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=1)
+    return np.abs(values - surface @ np.linalg.solve(surface.T @ surface, surface.T @ values)).mean(axis=0)
 
 
 def _inside(shared: np.ndarray) -> np.ndarray:
@@ -210,13 +263,12 @@ def _inside(shared: np.ndarray) -> np.ndarray:
     return cv2.dilate(edged.astype(np.uint8), kernel) == 0
 
 
-def _less_layers(p, moved, found, layers, sim: float, apart: float) -> tuple[float, float]:
-    """(similarity, `shading_apart`) measured again over what `found` and `layers` leave (`_inside`), the lower
-    similarity and the larger apart kept; as they are where there is no layer or too little would remain."""
+def _less_layers(p, moved, found, layers, evidence: _Evidence, flat_max_difference: float) -> _Evidence:
+    """`evidence` (`_evidence`) measured again over what `found` and `layers` leave (`_inside`), taken together
+    (`_worse`); as it is where there is no layer or too little would remain."""
     if not layers.any():
-        return sim, apart
+        return evidence
     inside = _inside(found | layers)
     if inside.mean() < MIN_INSIDE:
-        return sim, apart
-    again, _, apart_again = _evidence(p, moved, inside)
-    return min(sim, again), max(apart, apart_again)
+        return evidence
+    return _worse(evidence, _evidence(p, moved, inside, flat_max_difference))

@@ -133,8 +133,10 @@ __all__ = [
 # colours the colour check refused compared again with each channel equalized (_by_channel, colour.equalized_fit), 63
 # a copy brightened or darkened past the grey range compared with one's tones clipped as the other's, in grey and in
 # colour (retouched.clipped, colour_checks._clipped), 64 copies with their tones remapped also compared with one's
-# levels put on the other's by rank (retouched.tones_matched), after the tones clipped alike
-VERIFIER = 64
+# levels put on the other's by rank (retouched.tones_matched), after the tones clipped alike, 65 inside a frame, two
+# ramps or glows the same pixels up to one brightness gain (surround.pixels_apart), and framed apart, a template's
+# layer no frame colour found left out too
+VERIFIER = 65
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (retouched.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6

@@ -36,6 +36,7 @@ from finetuner.dedup.surround import (
     Inside,
     blocks_apart,
     inside_agreement,
+    pixels_apart,
     shading_apart,
 )
 from finetuner.dedup.verify import Verdicts, VerifyRule, verify
@@ -125,7 +126,7 @@ def test_a_thin_strip_of_frame_is_frame_too(monkeypatch):
 
 def test_no_shared_frame_leaves_the_evidence_alone():
     a = np.asarray(soft(1).convert("L").resize((64, 64)), np.float32)
-    sim, det, left_out, _ = inside_agreement(a, a, 255.0, 255.0)
+    sim, det, left_out = inside_agreement(a, a, 255.0, 255.0)[:3]
     assert left_out == 0.0 and np.isnan(sim) and np.isnan(det)
 
 
@@ -210,9 +211,9 @@ def test_tones_that_leave_nothing_inside_say_nothing():
     """A region made of the tones (a silhouette's black on a white ground) is the picture, not a frame around it."""
     region = np.full((64, 64), 255.0, np.float32)
     region[20:64, 10:50] = 0.0  # a dark shape reaching the bottom edge
-    sim, det, left_out, _ = inside_agreement(region, region, np.array([255.0, 0.0]), np.array([255.0, 0.0]))
+    sim, det, left_out = inside_agreement(region, region, np.array([255.0, 0.0]), np.array([255.0, 0.0]))[:3]
     assert left_out == 0.0 and np.isnan(sim) and np.isnan(det)
-    sim, det, left_out, _ = inside_agreement(region, region, 255.0, 255.0)  # one tone: the shape remains to compare
+    sim, det, left_out = inside_agreement(region, region, 255.0, 255.0)[:3]  # one tone: the shape remains to compare
     assert 0 < left_out < 0.9 and np.isfinite(sim)
 
 
@@ -225,7 +226,7 @@ def test_the_line_where_a_trim_cut_the_bars_away_is_left_out():
     for region in (p, q):
         region[:, :8] = region[:, -8:] = 236.0  # the canvas on either side
         region[-2:, 8:-8] = 200.0  # the picture's edge blended into the canvas below, cut there
-    sim, det, left_out, _ = inside_agreement(p, q, 236.0, 236.0)
+    sim, det, left_out = inside_agreement(p, q, 236.0, 236.0)[:3]
     assert sim < MIN_INSIDE_SIMILARITY and left_out > 0
     inside = np.zeros((64, 64), bool)
     inside[:, 13:-13] = True  # the frame less EDGE around it, the edge line kept
@@ -241,7 +242,7 @@ def test_the_inside_of_a_copy_placed_a_few_pixels_off_is_refitted_before_it_is_c
     shot = thumb(product_shot(seed)).astype(np.float32)
     moved = cv2.warpAffine(shot, np.float32([[1, 0, 3], [0, 1, 2]]), (64, 64), borderMode=cv2.BORDER_REPLICATE)
     assert inside_agreement(shot, moved, 248.0, 248.0)[0] < MIN_INSIDE_SIMILARITY
-    similarity, detail, left_out, _ = _inside(shot, moved, 248.0, 248.0, VerifyRule())
+    similarity, detail, left_out = _inside(shot, moved, 248.0, 248.0, VerifyRule())[:3]
     assert similarity >= 0.99 and detail >= 0.99 and left_out > 0.5
     stranger = thumb(product_shot(seed + 20)).astype(np.float32)
     assert _inside(shot, stranger, 248.0, 248.0, VerifyRule())[0] < 0.5
@@ -337,10 +338,10 @@ def test_pictures_framed_apart_are_compared_inside_both_frames():
     whole = np.zeros((64, 64), bool)
     whole[1:-1, 1:-1] = True
     assert min(evidence_inside(page, other, whole)) > 0.9  # through the page and the border they agree
-    similarity, detail, left_out, _ = inside_agreement(page, other, 255.0, 60.0)
+    similarity, detail, left_out = inside_agreement(page, other, 255.0, 60.0)[:3]
     assert similarity < MIN_INSIDE_SIMILARITY and np.isnan(detail) and left_out > 0.5
     copy = framed_apart(a)[1]
-    similarity, detail, left_out, _ = inside_agreement(page, copy, 255.0, 60.0)
+    similarity, detail, left_out = inside_agreement(page, copy, 255.0, 60.0)[:3]
     assert similarity > 0.99 and left_out > 0.5
 
 
@@ -358,7 +359,7 @@ def test_a_refit_moves_the_frame_found_before_it(monkeypatch):
     with monkeypatch.context() as patched:
         patched.setattr("finetuner.dedup.surround.toned_layers", lambda p, q, framed: np.zeros(p.shape, bool))
         assert np.isnan(inside_agreement(p, move(q), 60.0, 60.0)[0])  # no frame found on the warped q
-    similarity, _, left_out, _ = inside_agreement(p, q, 60.0, 60.0, move=move)
+    similarity, _, left_out = inside_agreement(p, q, 60.0, 60.0, move=move)[:3]
     assert similarity < 0.5 and left_out > 0.5
 
 
@@ -395,7 +396,7 @@ def test_a_border_inside_slivers_of_table_is_found_where_both_are_flat_and_alike
     colours = np.array([60.0, 249.0])  # the border's colour, from a region's own rim (second_looks.second_looks)
     assert inside_agreement(p, q, colours, 60.0)[0] < 0.5  # the border found nested in the table (`nested_tones`)...
     without_nested_tones(monkeypatch)
-    similarity, detail, left_out, _ = inside_agreement(p, q, colours, 60.0)  # ...or where both are flat and alike
+    similarity, detail, left_out = inside_agreement(p, q, colours, 60.0)[:3]  # ...or where both are flat and alike
     assert similarity < 0.5 and np.isnan(detail) and left_out > 0.3
     copy = p + rng.normal(0, 1, p.shape).astype(np.float32)
     assert inside_agreement(p, copy, colours, 60.0)[0] > 0.95
@@ -589,6 +590,7 @@ def test_different_smooth_pictures_in_one_frame_are_not_copies(frame, monkeypatc
             verdict = in_colour(picture, copy)
             assert verdict.accepted, verdict
     monkeypatch.setattr("finetuner.dedup.surround.BEYOND_SHADING", float("inf"))
+    monkeypatch.setattr("finetuner.dedup.surround.SMOOTH_DEPARTURE", 0.0)  # nor `pixels_apart`
     assert any(in_colour(a, b).accepted for a, b in pairs)
 
 
@@ -611,6 +613,71 @@ def test_shading_apart_is_the_tone_fits_residual_against_the_departure_from_a_qu
     assert shading_apart(a, 0.7 * a + 40, inside) < 0.01
     assert shading_apart(a, b, inside) > BEYOND_SHADING
     assert shading_apart(a, b, np.zeros((64, 64), bool)) == 0.0  # too little to fit a surface: says nothing
+
+
+def ramp(angle: float, low: float, high: float, tint=(1.0, 0.9, 0.7), size: int = 200) -> Image.Image:
+    """A linear gradient from grey `low` to `high` along `angle` (radians), tinted, with a little sensor noise: a
+    plain ramp, which any tone change maps onto another."""
+    y, x = np.mgrid[0:size, 0:size] / (size - 1.0)
+    t = (np.cos(angle) * (x - 0.5) + np.sin(angle) * (y - 0.5)) / (abs(np.cos(angle)) + abs(np.sin(angle))) + 0.5
+    grey = low + (high - low) * t + np.random.default_rng(0).normal(0, 1.5, t.shape)
+    return Image.fromarray(np.clip(grey[..., None] * np.asarray(tint), 0, 255).astype(np.uint8))
+
+
+def test_pixels_apart_holds_two_ramps_or_glows_to_one_brightness_gain():
+    """Two ramps turned onto each other are one tone change apart (`shading_apart` finds nothing), so where both
+    insides are a ramp or a glow their pixels must agree up to one brightness gain: a brightened copy does, another
+    ramp of other tones does not. An inside with more than a smooth surface in it is not measured (NaN)."""
+    y, x = np.mgrid[0:64, 0:64] / 63.0
+    inside = (x - 0.5) ** 2 + (y - 0.5) ** 2 < 0.35**2
+    ramp_a = (110 + 50 * x + 20 * y).astype(np.float32)
+    other = 0.6 * ramp_a + 70  # another ramp of this direction, of other tones
+    assert shading_apart(ramp_a, other, inside) < BEYOND_SHADING
+    assert pixels_apart(ramp_a, 1.3 * ramp_a, inside) < 0.1
+    assert pixels_apart(ramp_a, other, inside) > 3  # flat_max_difference: 1.5
+    glow = (90 + 120 * np.hypot(x - 0.9, y - 0.1)).astype(np.float32)  # a radial glow from beyond the inside
+    assert pixels_apart(glow, 0.8 * glow, inside) < 0.1 and pixels_apart(glow, 0.5 * glow + 50, inside) > 3
+    waves = ramp_a + 12 * np.sin(9 * x) * np.cos(7 * y).astype(np.float32)  # shading beyond a quadratic surface
+    assert np.isnan(pixels_apart(waves, 0.6 * waves + 70, inside))
+    assert np.isnan(pixels_apart(ramp_a, other, np.zeros((64, 64), bool)))  # too little inside: says nothing
+    outside = np.where(inside, ramp_a, 0.0).astype(np.float32)  # the disc's black next to it bends nothing
+    assert pixels_apart(outside, np.where(inside, 1.3 * ramp_a, 0.0).astype(np.float32), inside) < 0.1
+
+
+def test_two_ramps_in_one_disc_are_not_copies(monkeypatch):
+    """Two linear gradients in one circular field of view correlate inside it at 0.99 or more and fit one tone change
+    apart, and their colours fit one colour edit: before `pixels_apart` the frame rule took them for copies. A ramp's
+    copies (re-encoded, brightened, halved, mirrored) still pass."""
+    from tests.dedup.test_low_detail import jpeg
+
+    first, second = disc(ramp(0.3, 100, 170)), disc(ramp(0.3, 60, 190))
+    assert not in_colour(first, second).accepted
+    verdict = in_colour(second, first)
+    assert "a ramp or a glow whose pixels are not the other's" in verdict.transform, verdict
+    for copy in (
+        jpeg(first, 30),
+        ImageEnhance.Brightness(first).enhance(1.2),
+        first.resize((100, 100)),
+        ImageOps.mirror(first),
+    ):
+        assert in_colour(first, copy).accepted, in_colour(first, copy)
+    monkeypatch.setattr("finetuner.dedup.surround.SMOOTH_DEPARTURE", 0.0)
+    assert in_colour(first, second).accepted
+
+
+def test_framed_apart_a_templates_layer_no_frame_colour_found_is_left_out_too(monkeypatch):
+    """Framed apart (one region's rim too grainy or blurred to give a frame colour, so the frame is the other's
+    colours found in both), the print's border lies behind its blended line as before: its wide foot, a flat piece
+    walled off in both, is left out there too (`template_layers`), and the pictures disagree; a copy agrees."""
+    monkeypatch.setattr("finetuner.dedup.frames.inner_layer", lambda region, frame: np.zeros_like(frame))
+    without_nested_tones(monkeypatch)
+    p, q = letterboxed_print(1), letterboxed_print(2)
+    colours, none = np.array([0.0, 60.0]), np.array([np.nan])
+    assert inside_agreement(p, q, colours, none).similarity < MIN_INSIDE_SIMILARITY
+    copy = p + np.random.default_rng(5).normal(0, 1, p.shape).astype(np.float32)
+    assert inside_agreement(p, copy, colours, none).similarity > 0.99
+    monkeypatch.setattr("finetuner.dedup.surround.template_layers", lambda p, q, frame, colours: np.zeros_like(frame))
+    assert inside_agreement(p, q, colours, none).similarity > 0.95  # through the foot
 
 
 def letterboxed_print(seed: int) -> np.ndarray:
@@ -675,11 +742,15 @@ def test_a_frame_found_only_where_flat_goes_on_into_its_thin_strips(monkeypatch)
     assert foot[48:58, 12:52].all() and not foot[8:10, 12:52].any()
     grown = frame_grown(p, q, foot, np.array([249.0]))
     assert grown[8:10, 12:52].all() and grown[12:44, 8:10].all() and not grown[12:44, 12:52].any()
-    similarity, detail, left_out, _ = inside_agreement(p, q, 249.0, 249.0)
+    similarity, detail, left_out = inside_agreement(p, q, 249.0, 249.0)[:3]
     assert similarity < 0.5 and np.isnan(detail) and left_out > 0.5
     copy = p + np.random.default_rng(5).normal(0, 1, p.shape).astype(np.float32)
     assert inside_agreement(p, copy, 249.0, 249.0)[0] > 0.99
     monkeypatch.setattr("finetuner.dedup.surround.frame_grown", lambda p, q, found, colours: np.zeros_like(found))
+    # the table, a walled layer of no frame colour, is left out too (`template_layers`), and with it the strips beside
+    # it; and smoothed, the two dim pictures differ pixel for pixel (`pixels_apart`)
+    monkeypatch.setattr("finetuner.dedup.surround.template_layers", lambda p, q, frame, colours: np.zeros_like(frame))
+    monkeypatch.setattr("finetuner.dedup.surround.SMOOTH_DEPARTURE", 0.0)
     assert inside_agreement(p, q, 249.0, 249.0)[0] > 0.95  # through the strips' edges
 
 
@@ -701,7 +772,7 @@ def test_a_templates_layer_in_other_tones_is_left_out():
     assert not flat_alike(p, q, np.array([45.0, 255.0])).any()
     layers = toned_layers(p, q, frame_of(p, np.array([45.0])))
     assert layers[48:58, 12:52].all() and layers[8:10, 12:52].all() and not layers[12:44, 12:52].any()
-    similarity, detail, left_out, _ = inside_agreement(p, q, 45.0, 255.0)
+    similarity, detail, left_out = inside_agreement(p, q, 45.0, 255.0)[:3]
     assert similarity < 0.5 and np.isnan(detail) and left_out > 0.5
     copy = print_in_tones(1, 60.0, 249.0)
     copy[10:46, 10:54] = p[10:46, 10:54] * 1.3
