@@ -1,6 +1,7 @@
 """The low-detail rule (finetuner/dedup/low_detail.py) on made-up smooth pictures: a wallpaper of soft shapes is
 found through heavy JPEG, a contrast change and a crop by its shading; two wallpapers, two plain ramps and two
-faintly vignetted blank pages are not matched by theirs."""
+faintly vignetted blank pages are not matched by theirs; a heavily blurred copy matches its original blurred to
+match."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image, ImageEnhance
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
 from finetuner.dedup import low_detail, trims
 from finetuner.dedup.hashing import hash_images
@@ -275,3 +276,40 @@ def test_two_glows_of_one_hue_each_are_not_taken_for_a_toned_copy_of_one_another
     ):
         verdict = in_colour(blue, copy)
         assert verdict.accepted and verdict.rule == "low-detail", verdict
+
+
+def spots(seed: int, size: int = 240) -> Image.Image:
+    """A retina's or a slide's kind of picture: dark spots on a smooth, faintly shaded orange ground. Blurred by a
+    few percent of its width, its spots fade into the ground and the copy is low-detail while the original is not."""
+    rng = np.random.default_rng(seed)
+    x = np.mgrid[0:size, 0:size][1] / size
+    ground = 150 + 10 * np.cos(2 * np.pi * (x * rng.uniform(0.3, 0.8) + rng.uniform(0, 1)))
+    image = Image.fromarray(np.stack([ground, ground * 0.6, ground * 0.3], axis=-1).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    for _ in range(25):
+        cx, cy, r = rng.uniform(0, size, 2).tolist() + [rng.uniform(3, 8)]
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=(60, 30, 20))
+    return image
+
+
+@pytest.mark.parametrize(("seed", "percent"), [(0, 6), (2, 10)])
+def test_a_heavily_blurred_copy_matches_its_original_blurred_to_match(seed: int, percent: int, monkeypatch) -> None:
+    """A blur of 6-10% of the width leaves a picture of small spots low-detail, 4-6 grey levels from its original
+    pixel for pixel: the original's spots are no difference the copy could show. The sharper of the pair blurred by
+    one of DEBLUR_SIGMAS matches it within a grey level; another picture of spots, blurred or not, stays apart."""
+
+    def in_colour(a: Image.Image, b: Image.Image):
+        batch = hash_images([a, b], ["phash"])
+        return verify(batch.thumbs[0], batch.thumbs[1], colours=(batch.colours[0], batch.colours[1]))
+
+    def blurred(image: Image.Image) -> Image.Image:
+        return image.filter(ImageFilter.GaussianBlur(image.width * percent / 100))
+
+    original, other = spots(seed), spots(seed + 10)
+    verdict = in_colour(original, blurred(original))
+    assert verdict.accepted and verdict.rule == "low-detail", verdict
+    assert verdict.transform.startswith("the sharper blurred by"), verdict
+    assert not in_colour(original, blurred(other)).accepted
+    assert not in_colour(blurred(original), blurred(other)).accepted
+    monkeypatch.setattr("finetuner.dedup.low_detail.DEBLUR_SIGMAS", ())
+    assert not in_colour(original, blurred(original)).accepted
