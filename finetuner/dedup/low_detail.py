@@ -57,6 +57,7 @@ BEYOND_BOWL_SHARE = 1.0  # ...and from its best-fitting quadratic surface (a bow
 CROPS = (0.9, 0.8)  # centre crops (share of each side) the shading match tries on either frame
 CHUNK = 256  # pairs whose views are compared together
 DEBLUR_SIGMAS = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)  # thumbnail pixels the sharper of a pair is blurred by
+COARSE = 4  # pixels a side of the blocks whose means bound a blurred pair's difference from below
 BAR_SLACK = 2  # thumbnail pixels a proposed view may reach past an image's content into its bars (a trim's rounding)
 # A blur bends a ramp near the frame's edges (the edge pixels repeated): the departure from a plane is measured inside
 # a margin of twice the blur
@@ -135,40 +136,79 @@ def _pixel_match(a: np.ndarray, b: np.ndarray, rule: VerifyRule, no_gain=None) -
     """(matched, mean difference, how, the lesser frame's mean deviation) per pair of (k, h, w) float32 frames; pairs
     `no_gain` (a mask) are matched as they are, whatever shading they show."""
     spread = np.minimum(mean_deviation(a), mean_deviation(b))
-    ratio = b.reshape(len(a), -1).mean(axis=1) / np.maximum(a.reshape(len(a), -1).mean(axis=1), 1.0)
+    gain = _gain(a.reshape(len(a), -1).mean(axis=1), b.reshape(len(b), -1).mean(axis=1), spread, rule, no_gain)
+    straight, mirrored = _differences(a, b, gain)
+    difference = np.minimum(straight, mirrored)
+    return difference <= rule.flat_max_difference, difference, _said(straight, mirrored, gain), spread
+
+
+def _gain(mean_a: np.ndarray, mean_b: np.ndarray, spread: np.ndarray, rule: VerifyRule, no_gain=None) -> np.ndarray:
+    """Per pair the brightness gain the pixel match takes: the means' ratio where both frames show shading (the lesser
+    mean deviation, `spread`, SHADING flat_max_difference or more) and the pair is not `no_gain`, else 1."""
     pinned = spread >= SHADING * rule.flat_max_difference
     pinned = pinned if no_gain is None else pinned & ~no_gain
-    gain = np.where(pinned, np.clip(ratio, 1 / MAX_GAIN, MAX_GAIN), 1.0)
+    return np.where(pinned, np.clip(mean_b / np.maximum(mean_a, 1.0), 1 / MAX_GAIN, MAX_GAIN), 1.0)
+
+
+def _differences(a: np.ndarray, b: np.ndarray, gain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair of (k, h, w) frames, the mean absolute difference of b from a times `gain`, as they are and mirrored."""
     scaled = a * gain[:, None, None].astype(np.float32)
     straight = np.abs(scaled - b).reshape(len(a), -1).mean(axis=1)
     mirrored = np.abs(scaled - b[:, :, ::-1]).reshape(len(a), -1).mean(axis=1)
-    difference = np.minimum(straight, mirrored)
-    how = np.array(
+    return straight, mirrored
+
+
+def _said(straight: np.ndarray, mirrored: np.ndarray, gain: np.ndarray) -> np.ndarray:
+    """Per pair, how the pixel match matched it: mirrored or not, the gain, the mean difference."""
+    return np.array(
         [
             f"{'mirror' if m < s else 'identity'}{f', gain {g:.2f}' if abs(g - 1) >= 0.005 else ''}, "
-            f"mean difference {d:.1f} grey levels"
-            for s, m, d, g in zip(straight.tolist(), mirrored.tolist(), difference.tolist(), gain.tolist())
+            f"mean difference {min(s, m):.1f} grey levels"
+            for s, m, g in zip(straight.tolist(), mirrored.tolist(), gain.tolist())
         ],
         dtype=object,
     )
-    return difference <= rule.flat_max_difference, difference, how, spread
 
 
 def _blurred_match(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, rule: VerifyRule) -> tuple[np.ndarray, ...]:
     """(matched, mean difference, how) of the pixel match of frames thumbs[i] and thumbs[j] with the sharper of each
-    pair (the more fine detail) blurred by each of DEBLUR_SIGMAS, the best kept."""
-    a, b = thumbs[i].astype(np.float32), thumbs[j].astype(np.float32)
-    first = (_fine(a) >= _fine(b))[:, None, None]
-    sharp, soft = np.where(first, a, b), np.where(first, b, a)
-    matched, difference = np.zeros(len(i), bool), np.full(len(i), np.inf)
-    how = np.full(len(i), "", dtype=object)
+    pair (the more fine detail) blurred by each of DEBLUR_SIGMAS, the best kept. Each image is blurred once per sigma,
+    and a pair is compared pixel for pixel only where its frames' means over blocks of COARSE pixels lie within
+    `flat_max_difference`: the mean difference of block means is never more than the pixels' (a near-blank
+    collection has tens of thousands of such pairs)."""
+    images, inverse = np.unique(np.r_[i, j], return_inverse=True)
+    a, b = np.split(inverse.ravel(), 2)
+    frames = thumbs[images].astype(np.float32)
+    fine = _fine(frames)
+    sharp, soft = np.where(fine[a] >= fine[b], a, b), np.where(fine[a] >= fine[b], b, a)
+    means, deviations, coarse = frames.mean(axis=(1, 2)), mean_deviation(frames), _block_means(frames)
+    best = np.full((4, len(i)), np.inf)  # per pair its best try: mean difference, as they are, mirrored, gain
+    sigmas = np.zeros(len(i))
+    used = np.unique(sharp)
     for sigma in DEBLUR_SIGMAS:
-        blurred = np.stack([cv2.GaussianBlur(x, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE) for x in sharp])
-        ok, gap, said, _ = _pixel_match(blurred, soft, rule)
-        better = (ok & ~matched) | ((ok == matched) & (gap < difference))
-        matched[better], difference[better] = ok[better], gap[better]
-        how[better] = [f"the sharper blurred by {sigma:.1f} to match: {text}" for text in said[better].tolist()]
-    return matched, difference, how
+        blurred = frames.copy()  # each sharper image blurred once, not once per pair
+        blurred[used] = [cv2.GaussianBlur(frames[k], (0, 0), sigma, borderType=cv2.BORDER_REPLICATE) for k in used]
+        spread = np.minimum(mean_deviation(blurred)[sharp], deviations[soft])
+        gain = _gain(blurred.mean(axis=(1, 2))[sharp], means[soft], spread, rule)
+        bound = np.minimum(*_differences(_block_means(blurred)[sharp], coarse[soft], gain))
+        near = np.flatnonzero(bound <= np.minimum(best[0], rule.flat_max_difference))
+        if len(near) == 0:
+            continue
+        straight, mirrored = _differences(blurred[sharp[near]], frames[soft[near]], gain[near])
+        tried = np.stack([np.minimum(straight, mirrored), straight, mirrored, gain[near]])
+        better = tried[0] < best[0, near]
+        best[:, near[better]], sigmas[near[better]] = tried[:, better], sigma
+    matched = best[0] <= rule.flat_max_difference
+    how = np.full(len(i), "", dtype=object)
+    said = _said(best[1, matched], best[2, matched], best[3, matched])
+    how[matched] = [f"the sharper blurred by {s:.1f} to match: {t}" for s, t in zip(sigmas[matched].tolist(), said)]
+    return matched, best[0], how
+
+
+def _block_means(stack: np.ndarray) -> np.ndarray:
+    """Each (h, w) image's means over blocks of COARSE x COARSE pixels."""
+    n, h, w = stack.shape
+    return stack.reshape(n, h // COARSE, COARSE, w // COARSE, COARSE).mean(axis=(2, 4))
 
 
 def _fine(stack: np.ndarray) -> np.ndarray:

@@ -313,3 +313,18 @@ def test_a_heavily_blurred_copy_matches_its_original_blurred_to_match(seed: int,
     assert not in_colour(blurred(original), blurred(other)).accepted
     monkeypatch.setattr("finetuner.dedup.low_detail.DEBLUR_SIGMAS", ())
     assert not in_colour(original, blurred(original)).accepted
+
+
+def test_the_block_means_bound_leaves_out_no_pair_the_pixels_would_match(monkeypatch) -> None:
+    """`_blurred_match` compares pixel for pixel only the pairs whose block means lie within flat_max_difference:
+    the mean difference of block means is never more than the pixels', so it matches what comparing every pair
+    matches, at every sigma."""
+    pictures = [spots(seed) for seed in range(4)]
+    images = pictures + [p.filter(ImageFilter.GaussianBlur(p.width * 0.08)) for p in pictures]
+    thumbs = np.stack([thumb(image) for image in images])
+    i, j = np.triu_indices(len(images), 1)
+    matched, difference, _ = low_detail._blurred_match(thumbs, i, j, VerifyRule())
+    monkeypatch.setattr(low_detail, "COARSE", 1)  # blocks of one pixel: no pair left out
+    assert matched.sum() == 4
+    every = low_detail._blurred_match(thumbs, i, j, VerifyRule())
+    assert (every[0] == matched).all() and np.allclose(every[1][matched], difference[matched])
