@@ -136,8 +136,9 @@ __all__ = [
 # levels put on the other's by rank (retouched.tones_matched), after the tones clipped alike, 65 inside a frame, two
 # ramps or glows the same pixels up to one brightness gain (surround.pixels_apart), and framed apart, a template's
 # layer no frame colour found left out too, 66 a low-detail pair both matches refused tried again with the sharper
-# frame blurred to match (low_detail._blurred_match)
-VERIFIER = 66
+# frame blurred to match (low_detail._blurred_match), 67 the sharper blurred to match by up to 4.8 thumbnail pixels
+# (retouched.BLUR_SIGMAS)
+VERIFIER = 67
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (retouched.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6

@@ -873,6 +873,25 @@ def test_a_heavily_blurred_copy_is_found_with_the_sharper_blurred_to_match(monke
     assert not verify(thumb(original), thumb(copy)).accepted
 
 
+@pytest.mark.parametrize("seed", [0, 3])
+def test_a_photo_blurred_by_a_twelfth_of_its_width_is_found_blurred_to_match(seed: int, monkeypatch) -> None:
+    """Blurred by 8% of its width, a photograph keeps its layout and loses its detail: the sharper blurred by up to
+    2.4 thumbnail pixels is still sharper than the copy, by 3.4 or 4.8 it matches. Another photograph blurred alike
+    stays apart."""
+    from finetuner.dedup import retouched
+
+    def blurred(image: Image.Image) -> Image.Image:
+        return image.filter(ImageFilter.GaussianBlur(image.width * 0.08))
+
+    original, stranger = photo(seed, (320, 240)), photo(seed + 50, (320, 240))
+    verdict = verify(thumb(original), thumb(blurred(original)))
+    assert verdict.accepted and verdict.transform.startswith("identity, the sharper blurred by"), verdict
+    assert not verify(thumb(original), thumb(blurred(stranger))).accepted
+    assert not verify(thumb(blurred(original)), thumb(blurred(stranger))).accepted
+    monkeypatch.setattr(retouched, "BLUR_SIGMAS", (0.5, 0.8, 1.2, 1.7, 2.4))  # the ladder before 2026-12-07's end
+    assert not verify(thumb(original), thumb(blurred(original))).accepted
+
+
 def test_local_contrast_and_a_matched_blur_make_no_other_picture_agree() -> None:
     """The two stages on their own (retouched.retoned, retouched.deblurred), on every pair whatever it scored before:
     each takes its copy and no other picture, remapped or blurred alike or not (tones remapped: over local contrast and
