@@ -43,6 +43,7 @@ import cv2
 import numpy as np
 
 from finetuner.dedup.align import area, cuts, signal_boxes
+from finetuner.dedup.correlation import blur_each
 from finetuner.dedup.hashing import THUMB
 from finetuner.dedup.trims import caption_panels
 from finetuner.dedup.verdicts import VerifyRule
@@ -180,14 +181,15 @@ def _blurred_match(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, rule: Verif
     a, b = np.split(inverse.ravel(), 2)
     frames = thumbs[images].astype(np.float32)
     fine = _fine(frames)
-    sharp, soft = np.where(fine[a] >= fine[b], a, b), np.where(fine[a] >= fine[b], b, a)
+    first = fine[a] >= fine[b]
+    sharp, soft = np.where(first, a, b), np.where(first, b, a)
     means, deviations, coarse = frames.mean(axis=(1, 2)), mean_deviation(frames), _block_means(frames)
     best = np.full((4, len(i)), np.inf)  # per pair its best try: mean difference, as they are, mirrored, gain
     sigmas = np.zeros(len(i))
     used = np.unique(sharp)
     for sigma in DEBLUR_SIGMAS:
         blurred = frames.copy()  # each sharper image blurred once, not once per pair
-        blurred[used] = [cv2.GaussianBlur(frames[k], (0, 0), sigma, borderType=cv2.BORDER_REPLICATE) for k in used]
+        blurred[used] = blur_each(frames[used], sigma)
         spread = np.minimum(mean_deviation(blurred)[sharp], deviations[soft])
         gain = _gain(blurred.mean(axis=(1, 2))[sharp], means[soft], spread, rule)
         bound = np.minimum(*_differences(_block_means(blurred)[sharp], coarse[soft], gain))
@@ -213,8 +215,7 @@ def _block_means(stack: np.ndarray) -> np.ndarray:
 
 def _fine(stack: np.ndarray) -> np.ndarray:
     """Each (h, w) image's fine detail: its mean absolute difference from itself blurred by one pixel."""
-    blurred = np.stack([cv2.GaussianBlur(x, (0, 0), 1.0, borderType=cv2.BORDER_REPLICATE) for x in stack])
-    return np.abs(stack - blurred).reshape(len(stack), -1).mean(axis=1)
+    return np.abs(stack - blur_each(stack, 1.0)).reshape(len(stack), -1).mean(axis=1)
 
 
 def _bars(thumbs: np.ndarray, images: np.ndarray, trims: np.ndarray | None, rule: VerifyRule) -> np.ndarray:
