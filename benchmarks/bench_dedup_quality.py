@@ -53,7 +53,8 @@ microscope collection frames every picture alike, with 6 edits each: where the f
 heavier set (`--set heavier`, dedup_photoset.HEAVIER, 2026-12-07): the must-find edits made heavier than the bench's
 (blur of 6-12 pixels, most pictures being 640 wide, brightness and contrast halved or doubled, JPEG 5, a tenth of
 the size) and tone edits (equalised, auto contrast, CLAHE, a gamma), half of them per picture; made and acted on that
-day, not held out.
+day, not held out. The turned set (`--set turned`, dedup_photoset.TURNED, 2026-12-08): copies turned 3-15 degrees,
+cropped to fit or with black corners, half of them per picture, beyond issue 15's targets; acted on that day.
 """
 
 from __future__ import annotations
@@ -240,6 +241,7 @@ def main() -> int:
             "chained",
             "smooth-framed",
             "heavier",
+            "turned",
             "all",
         ),
         default="all",
@@ -253,7 +255,8 @@ def main() -> int:
         "one layout), the blank set (dedup_photoset.build_blanks: 300 near-blank and smooth pictures with copies), the "
         "chained set (dedup_photoset.CHAINED: 23 chains of common edits, made after tuning), the smooth framed set "
         "(dedup_photoset.build_smooth_framed: 60 smooth pictures in one disc or on one turned print, with copies), the "
-        "heavier set (dedup_photoset.HEAVIER: the must-find edits made heavier, and tone edits), or all in turn",
+        "heavier set (dedup_photoset.HEAVIER: the must-find edits made heavier, and tone edits), the turned set "
+        "(dedup_photoset.TURNED: copies turned 3-15 degrees), or all in turn",
     )
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
@@ -272,6 +275,7 @@ def main() -> int:
         "chained": (dedup_photoset.build_chained, dedup_photoset.CHAINED),
         "smooth-framed": (dedup_photoset.build_smooth_framed, dedup_photoset.SMOOTH_FRAMED),
         "heavier": (dedup_photoset.build_heavier, dedup_photoset.HEAVIER),
+        "turned": (dedup_photoset.build_turned, dedup_photoset.TURNED),
     }
     for name, (build, kinds) in sets.items():
         if args.set in (name, "all") and not compare(name, build, kinds, args):

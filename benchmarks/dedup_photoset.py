@@ -89,6 +89,14 @@ HEAVIER = {
     **{k: "coding" for k in ("jpeg5", "tenth")},
     **{k: "tone" for k in ("equalize", "autocontrast", "clahe", "clahe4", "gamma05")},
 }
+# The turned set (`build_turned`): copies turned by 3 to 15 degrees, cropped to fit (as an augmentation saved to disk or
+# a photo straightened in an editor leaves them) or with the canvas's black corners, and one mirrored, turned and
+# darkened, made on 2026-12-08 to probe turns past the verifier's refit: beyond issue 15's targets. Each picture with
+# half of them (alternating).
+TURNED = {
+    k: "turned"
+    for k in ("turn3", "turn5", "turn7", "turn10", "turn15", "turn5corners", "turn10corners", "mirror_turn7_dark")
+}
 # The colour set (`build_colours`): copies whose colours were edited as a whole, which must be found, and each
 # picture's colour twins, which must not: the same shot with its hues turned round or its colourful parts recoloured,
 # as a product photographed in another colour. Twins are other pictures (base "<picture>~<kind>"); grey pictures
@@ -729,6 +737,29 @@ def heavier_edit(image: Image.Image, kind: str, rng: np.random.Generator) -> Ima
     if kind == "gamma05":
         return Image.fromarray((255 * (np.asarray(image, np.float32) / 255) ** 0.5).astype(np.uint8))
     raise ValueError(kind)
+
+
+def turned_edit(image: Image.Image, kind: str, rng: np.random.Generator) -> Image.Image:
+    """One TURNED copy of a picture: turned (counter-clockwise for even degrees, clockwise for odd) and cut to the
+    largest box of its proportions inside the turned frame, or with the canvas's black corners."""
+    if kind == "mirror_turn7_dark":
+        return ImageEnhance.Brightness(turned_edit(ImageOps.mirror(image), "turn7", rng)).enhance(0.85)
+    degrees = int(kind[4:].removesuffix("corners"))
+    degrees = degrees if degrees % 2 == 0 else -degrees
+    turned = image.rotate(degrees, Image.Resampling.BICUBIC)
+    if kind.endswith("corners"):
+        return turned
+    w, h = image.size
+    turn = np.radians(abs(degrees))
+    scale = 1.0 / (np.cos(turn) + max(w / h, h / w) * np.sin(turn))
+    cw, ch = round(w * scale), round(h * scale)
+    return turned.crop(((w - cw) // 2, (h - ch) // 2, (w - cw) // 2 + cw, (h - ch) // 2 + ch))
+
+
+def build_turned(cache: Path, peer_python: Path, wallpapers: Path | None = None) -> list[tuple[str, str, str]] | None:
+    """(path, base, kind) of the turned set: the same pictures and negatives as `build`, each picture with half of the
+    TURNED edits (alternating); None when sources are missing."""
+    return _rotating_set(cache / "turned", cache, peer_python, wallpapers, list(TURNED), turned_edit, 29, 2)
 
 
 def build_heavier(cache: Path, peer_python: Path, wallpapers: Path | None = None) -> list[tuple[str, str, str]] | None:

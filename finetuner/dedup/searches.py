@@ -44,7 +44,7 @@ from finetuner.dedup.correlation import (
     per_side,
 )
 from finetuner.dedup.hashing import THUMB
-from finetuner.dedup.refit import max_turns, refit, warped
+from finetuner.dedup.refit import WIDE_TURN, WIDE_TURN_MIN_DETAIL, max_turns, refit, turn_of, warped
 from finetuner.dedup.shape import graphic
 from finetuner.dedup.signals import mirrored_signals
 from finetuner.dedup.verdicts import Best, VerifyRule, passing, refit_rule
@@ -90,8 +90,11 @@ def _refits(placed: list, turns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
             notes.append("")
             continue
         warp, inside, note = fitted
-        sim[k], det[k] = evidence_inside(np.asarray(p, np.float32), warped(np.asarray(q, np.float32), warp), inside)
-        kept[k] = inside.mean()
+        fs, fd = evidence_inside(np.asarray(p, np.float32), warped(np.asarray(q, np.float32), warp), inside)
+        if abs(turn_of(warp)) > WIDE_TURN and fd < WIDE_TURN_MIN_DETAIL:  # look-alikes turned onto each other
+            notes.append("")
+            continue
+        sim[k], det[k], kept[k] = fs, fd, inside.mean()
         notes.append(note)
     return sim, det, kept, notes
 

@@ -137,8 +137,9 @@ __all__ = [
 # ramps or glows the same pixels up to one brightness gain (surround.pixels_apart), and framed apart, a template's
 # layer no frame colour found left out too, 66 a low-detail pair both matches refused tried again with the sharper
 # frame blurred to match (low_detail._blurred_match), 67 the sharper blurred to match by up to 4.8 thumbnail pixels
-# (retouched.BLUR_SIGMAS)
-VERIFIER = 67
+# (retouched.BLUR_SIGMAS), 68 photographs refitted turned by up to 10 degrees, not 5 (refit.PHOTO_MAX_TURN), past 5
+# held to refit.WIDE_TURN_MIN_DETAIL
+VERIFIER = 68
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (retouched.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6
