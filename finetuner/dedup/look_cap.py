@@ -17,6 +17,7 @@ from finetuner.dedup.frames import plain
 from finetuner.dedup.pair_cache import LookCache, pair_keys
 from finetuner.dedup.prescreen import prescreen
 from finetuner.dedup.shape import is_graphic
+from finetuner.dedup.signals import tilted_signals
 from finetuner.dedup.view_search import Candidates, nearest_per_image, subset
 
 # Besides the candidates that look most alike, a crowded photograph keeps this many nearest in hash bits, whatever they
@@ -58,9 +59,11 @@ def capped_by_look(
     key = np.where(np.isnan(looks), found.distance / 64.0, 1.0 - looks)
     blank = np.flatnonzero((crowded[found.i] | crowded[found.j]) & (flat[a] | flat[b]))
     key[blank] = _plain_difference(thumbs if colours is None else colours, a[blank], b[blank])
-    keep = nearest_per_image(found, n, per_image, key)
     drawn, busy = np.zeros(n, bool), np.flatnonzero(crowded)  # a crowded graphic ranks by its look alone
     drawn[busy] = is_graphic(plain(thumbs[hashed[busy]])) if len(busy) else False
+    # a graphic turned 10 degrees is another design (a slanted letter), which the verifier refuses: ranked last
+    key[tilted_signals(found.signal) & (drawn[found.i] | drawn[found.j])] = np.inf
+    keep = nearest_per_image(found, n, per_image, key)
     photos = np.flatnonzero(~drawn[found.i] & ~drawn[found.j])
     keep[photos] |= nearest_per_image(subset(found, photos), n, HASH_NEAREST)
     return keep, looks[keep]

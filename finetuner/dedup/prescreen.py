@@ -24,14 +24,14 @@ import numpy as np
 from finetuner.dedup.hashing import THUMB
 from finetuner.dedup.signals import dense_unique, signal_codes, signal_mirrored, signal_views, unturned
 from finetuner.dedup.trims import caption_panels
-from finetuner.dedup.views import TURNS, VIEWS, square_boxes, trim_boxes, view_box, whole_frame
+from finetuner.dedup.views import TURNED, VIEWS, square_boxes, trim_boxes, view_box, whole_frame
 
 SIDE = 16  # pixels per side of the compared regions
 BAND = 2  # rows: a caption bar at the top or bottom may disagree (the verifier's 15% band, at 16 px)
 
 
 # a whole frame is compared trimmed; a turned one is undone first (signals.unturned turns the image)
-BOXES = ("trim", "full", *(v for v in VIEWS if v not in ("full", "mirror", "trim") and v not in TURNS))
+BOXES = ("trim", "full", *(v for v in VIEWS if v not in ("full", "mirror", "trim") and v not in TURNED))
 WHOLE = BOXES.index("full")  # the untrimmed frame, looked at where the two trims differ
 _FIXED_BOXES = np.array([view_box(name, (0, THUMB, 0, THUMB))[0] for name in BOXES], np.int64)  # per image: replaced
 _SQUARE = BOXES.index("square")

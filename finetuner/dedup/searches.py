@@ -17,6 +17,8 @@ refits, placed frames and bands are held to `verdicts.refit_rule`.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from finetuner.dedup.align import (
@@ -44,7 +46,7 @@ from finetuner.dedup.correlation import (
     per_side,
 )
 from finetuner.dedup.hashing import THUMB
-from finetuner.dedup.refit import WIDE_TURN, WIDE_TURN_MIN_DETAIL, max_turns, refit, turn_of, warped
+from finetuner.dedup.refit import PHOTO_MAX_TURN, WIDE_TURN, WIDE_TURN_MIN_DETAIL, max_turns, refit, turn_of, warped
 from finetuner.dedup.shape import graphic
 from finetuner.dedup.signals import mirrored_signals
 from finetuner.dedup.verdicts import Best, VerifyRule, passing, refit_rule
@@ -279,6 +281,28 @@ def _place(
     refitted = np.array([n + note for n, note in zip(named[again].tolist(), notes)], dtype=object)
     where = where[again]
     best.take(where[better], fs[better], fd[better], overlap[better], stretch[better], refitted[better], stage + 1)
+
+
+def tilted_rule(rule: VerifyRule) -> VerifyRule:
+    """The thresholds a pair proposed through a tilted view (views.TILTS) must reach: its alignment turned one frame
+    10 degrees, so its fine detail must agree as a refit's turned past WIDE_TURN must (WIDE_TURN_MIN_DETAIL)."""
+    return replace(rule, min_detail_similarity=max(rule.min_detail_similarity, WIDE_TURN_MIN_DETAIL))
+
+
+def refit_tilted(best: Best, thumbs, trims, i, j, signals, rule: VerifyRule, where: np.ndarray) -> None:
+    """The pairs `where`, proposed through a tilted view and aligned on one frame turned 10 degrees, placed and refitted
+    as whole frames (stages 5 and 6) where they fall short of `tilted_rule`: a copy turned 5-15 degrees lies up to 5
+    degrees and a crop's scale off the turned frame."""
+    strict = tilted_rule(rule)
+    left = where[~passing(strict)(best.sim[where], best.det[where], best.overlap[where], best.stretch[where])]
+    if len(left) == 0:
+        return
+    mirrored = mirrored_signals([signals[q] for q in left.tolist()])
+    ra, rb = cuts(thumbs, i[left], trims[i[left]]), cuts(thumbs, j[left], trims[j[left]])
+    rb[mirrored] = rb[mirrored][:, :, ::-1]
+    names = np.array([FRAMES[m] for m in mirrored.tolist()], dtype=object)
+    turns = np.full(len(left), PHOTO_MAX_TURN)
+    _place(best, ra, rb, best.overlap[left], best.stretch[left], names, left, strict, None, 5, turns)
 
 
 def _place_frames(best: Best, thumbs, trims, i, j, signals, aspect, rule: VerifyRule, part, thorough) -> None:

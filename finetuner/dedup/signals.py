@@ -1,7 +1,8 @@
 """A candidate's signal: the view pair that proposed it ("full~crop90": the full frame of a met the 90% centre crop of
 b; a hash method's name, "phash", for the whole frames), parsed once per distinct signal however many pairs share it
-(`signal_codes`); and pairs proposed through a turned view (finetuner/dedup/views.py TURNS) put on a stack with that
-image turned back, so the verifier aligns them as it aligns unturned ones (`unturned`).
+(`signal_codes`); and pairs proposed through a turned view (finetuner/dedup/views.py TURNS, or TILTS: 10 degrees) put
+on a stack with that image turned as its view was, so the verifier aligns them as it aligns unturned ones
+(`unturned`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from finetuner.dedup.views import CORNERS, TURNS
+from finetuner.dedup.views import CORNERS, TILT_DEGREES, TILTS, TURNED, tilted
+
+CODES = 1 + max(TURNED.values())  # a view's turn code: 0 as it lies, 1-3 quarter turns, then the tilts
 
 
 @dataclass(frozen=True)
@@ -32,9 +35,14 @@ class Unturned:
         """Each turned pair's `transform` prefixed with its turns."""
         out = np.asarray(transform, dtype=object).copy()
         for k in np.flatnonzero(self.turns.any(axis=1)).tolist():
-            turned = " and ".join(f"{name} turned {90 * t} degrees" for name, t in zip("ab", self.turns[k]) if t)
+            turned = " and ".join(f"{name} turned {_degrees(t):g} degrees" for name, t in zip("ab", self.turns[k]) if t)
             out[k] = f"{turned}: {out[k]}"
         return out
+
+
+def _degrees(code: int) -> float:
+    """The turn a view's code stands for: quarter turns (views.TURNS) or a tilt (views.TILTS)."""
+    return TILT_DEGREES.get(code, 90.0 * code)
 
 
 def dense_unique(values: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
@@ -86,6 +94,18 @@ def signal_cornered(signal: str) -> bool:
     return bool(set(signal_views(signal)) & set(CORNERS))
 
 
+def signal_tilted(signal: str) -> bool:
+    """Whether either of the signal's two views is tilted (views.TILTS): one frame turned 10 degrees."""
+    return bool(set(signal_views(signal)) & TILTS.keys())
+
+
+def tilted_signals(signals: Sequence[str]) -> np.ndarray:
+    """`signal_tilted` of each signal, each distinct signal parsed once."""
+    labels, code = signal_codes(signals)
+    tilt = np.array([signal_tilted(label) for label in labels.tolist()], bool)
+    return tilt[code.ravel()] if len(labels) else np.zeros(0, bool)
+
+
 def mirrored_signals(signals: Sequence[str]) -> np.ndarray:
     """`signal_mirrored` of each signal, each distinct signal parsed once."""
     labels, code = signal_codes(signals)
@@ -101,16 +121,16 @@ def unturned(thumbs, i, j, signals: Sequence[str], colours=None, aspect=None) ->
     Each distinct signal (a few dozen) is parsed once, not each pair's."""
     labels, code = signal_codes(signals)
     views = [signal_views(label) for label in labels.tolist()]
-    turns = np.array([[TURNS.get(v, 0) for v in pair] for pair in views], np.int64).reshape(len(views), 2)
+    turns = np.array([[TURNED.get(v, 0) for v in pair] for pair in views], np.int64).reshape(len(views), 2)
     turns = turns[code.ravel()]
     i, j = np.asarray(i, np.int64), np.asarray(j, np.int64)
     aspect = None if aspect is None else np.asarray(aspect, np.float64)
     n = len(thumbs)
     # (quarter turns, image) keys sorted: the plain images come first, then each turn's copies
-    keys, place = dense_unique(np.r_[turns[:, 0] * n + i, turns[:, 1] * n + j], 4 * n)
+    keys, place = dense_unique(np.r_[turns[:, 0] * n + i, turns[:, 1] * n + j], CODES * n)
     quarter, images = np.divmod(keys, n)
     whole = [  # per label: turned views undone, other signals as they are
-        "~".join("full" if v in TURNS else v for v in pair) if {*pair} & TURNS.keys() else label
+        "~".join("full" if v in TURNED else v for v in pair) if {*pair} & TURNED.keys() else label
         for label, pair in zip(labels.tolist(), views)
     ]
     plain = np.asarray(whole, dtype=object)[code.ravel()].tolist()
@@ -118,14 +138,15 @@ def unturned(thumbs, i, j, signals: Sequence[str], colours=None, aspect=None) ->
     if arrays and len(keys) == n and not quarter.any():  # every image, none turned: the inputs as they are
         return Unturned(thumbs, i, j, plain, colours, aspect, turns)
     a, b = np.split(place.ravel(), 2)
-    stack = _turned_stack(thumbs, images, quarter)
-    tinted = None if colours is None else _turned_stack(colours, images, quarter)
+    ratio = None if aspect is None else aspect[images]
+    stack = _turned_stack(thumbs, images, quarter, ratio)
+    tinted = None if colours is None else _turned_stack(colours, images, quarter, ratio)
     if aspect is not None:
-        aspect = np.where(quarter % 2 == 1, 1.0 / aspect[images], aspect[images])
+        aspect = np.where((quarter % 2 == 1) & (quarter < 4), 1.0 / aspect[images], aspect[images])
     return Unturned(stack, a, b, plain, tinted, aspect, turns)
 
 
-def _turned_stack(images, rows: np.ndarray, quarter: np.ndarray) -> np.ndarray:
+def _turned_stack(images, rows: np.ndarray, quarter: np.ndarray, aspect: np.ndarray | None = None) -> np.ndarray:
     """images[rows[k]] turned by quarter[k] quarter turns, for rows sorted by quarter turns, as one fresh array.
     `images`: an array, or a lazy stack that reads the rows it is asked for (hash_cache.Thumbs)."""
     if isinstance(images, np.ndarray):
@@ -133,7 +154,10 @@ def _turned_stack(images, rows: np.ndarray, quarter: np.ndarray) -> np.ndarray:
         np.take(images, rows, axis=0, out=out, mode="clip")  # mode "raise" would copy through a buffer
     else:
         out = images[rows]
-    for t, (start, stop) in enumerate(zip(*np.searchsorted(quarter, [np.arange(1, 4), np.arange(2, 5)])), start=1):
-        if stop > start:
+    bounds = np.searchsorted(quarter, [np.arange(1, CODES), np.arange(2, CODES + 1)])
+    for t, (start, stop) in enumerate(zip(*bounds), start=1):
+        if stop > start and t < 4:
             out[start:stop] = np.rot90(out[start:stop], t, axes=(1, 2))
+        elif stop > start:
+            out[start:stop] = tilted(out[start:stop], TILT_DEGREES[t], None if aspect is None else aspect[start:stop])
     return out

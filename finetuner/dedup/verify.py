@@ -65,11 +65,12 @@ from finetuner.dedup.colour_checks import LOW_DETAIL_COLOUR_FIT, colour_checks
 from finetuner.dedup.correlation import BAND, PAIR_CHUNK, bands, local_order, unit_rows
 from finetuner.dedup.hashing import THUMB
 from finetuner.dedup.low_detail import low_detail_verdicts
+from finetuner.dedup.refit import PHOTO_MAX_TURN, max_turns
 from finetuner.dedup.searches import IMAGE_CHUNK
 from finetuner.dedup.second_looks import second_looks
 from finetuner.dedup.signals import signal_cornered, unturned
 from finetuner.dedup.verdicts import Best, Verdict, Verdicts, VerifyRule, passing, refit_rule
-from finetuner.dedup.views import VIEWS, allowed_combos, trim_boxes, view_hashes
+from finetuner.dedup.views import TILT_MARGIN, TILTS, VIEWS, allowed_combos, trim_boxes, view_hashes
 
 __all__ = [
     "LOW_DETAIL_COLOUR_FIT",
@@ -138,8 +139,9 @@ __all__ = [
 # layer no frame colour found left out too, 66 a low-detail pair both matches refused tried again with the sharper
 # frame blurred to match (low_detail._blurred_match), 67 the sharper blurred to match by up to 4.8 thumbnail pixels
 # (retouched.BLUR_SIGMAS), 68 photographs refitted turned by up to 10 degrees, not 5 (refit.PHOTO_MAX_TURN), past 5
-# held to refit.WIDE_TURN_MIN_DETAIL
-VERIFIER = 68
+# held to refit.WIDE_TURN_MIN_DETAIL, 69 copies turned 5-15 degrees proposed through a whole frame turned 10 degrees
+# (views.TILTS) and aligned on it (signals.unturned, searches.refit_tilted)
+VERIFIER = 69
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (retouched.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6
@@ -231,8 +233,14 @@ def verify_pairs(
     passes = passing(rule)
     todo = np.flatnonzero(~flat & ~passes(sim, det, best.overlap, best.stretch))
     _search(best, thumbs, trims, i, j, signals, aspect, rule, todo, chunk, thorough, sim0, det0, colours)
+    tilted = np.flatnonzero(~flat & np.isin(turned.turns, list(TILTS.values())).any(axis=1))
+    searches.refit_tilted(best, thumbs, trims, i, j, signals, rule, tilted)
     sim, det, overlap, stretch, how = best.sim, best.det, best.overlap, best.stretch, best.how
     accepted = passes(sim, det, overlap, stretch)
+    # one frame turned 10 degrees: fine detail as a refit turned past 5 degrees agrees, and never a graphic (a letter
+    # turned 10 degrees is a slanted one of another typeface: the refit turns graphics 1.5 degrees at most)
+    accepted[tilted] &= passing(searches.tilted_rule(rule))(sim, det, overlap, stretch)[tilted]
+    accepted[tilted] &= max_turns(thumbs, i[tilted], j[tilted]) >= PHOTO_MAX_TURN
     retoned = best.stage == retouched.RETONED  # over local contrast: its own pair of thresholds too
     accepted[retoned] |= passing(retouched.retoned_rule(rule))(sim, det, overlap, stretch)[retoned]
     # A corner view proposes one picture zoomed into a corner of the other, which look-alike designs can meet near
@@ -295,11 +303,11 @@ def _identity_names(trims: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarr
 
 def best_signal(a: np.ndarray, b: np.ndarray, aspect: tuple[float, float] | None = None) -> str:
     """The view pair ("full~crop90") whose hashes of two thumbnails (of images of `aspect`, width / height) are
-    closest, as a candidate search names it."""
+    closest, as a candidate search names it (a tilted view pair TILT_MARGIN bits farther)."""
     hashes = view_hashes(np.stack([a, b]), None if aspect is None else np.array(aspect, np.float64))
     allowed = allowed_combos(VIEWS).tolist()
     pairs = [
-        (int(np.bitwise_count(hashes[x][0] ^ hashes[y][1])), f"{x}~{y}")
+        (int(np.bitwise_count(hashes[x][0] ^ hashes[y][1])) + TILT_MARGIN * bool({x, y} & TILTS.keys()), f"{x}~{y}")
         for (x, y), ok in zip(((x, y) for x in VIEWS for y in VIEWS), allowed)
         if ok
     ]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from finetuner.dedup.neighbours import load_compiled, radius_pair_parts, radius_pairs_between_parts, uses_compiled
-from finetuner.dedup.views import CORNERS, DETAIL_VIEWS, TURNS, VIEWS, allowed_combos
+from finetuner.dedup.views import CORNERS, DETAIL_VIEWS, TILT_MARGIN, TILTS, TURNED, VIEWS, allowed_combos
 
 COMPACT_AT = 4_000_000  # closest-view keys kept from earlier blocks before they are reduced again (32 MB)
 
@@ -62,15 +62,16 @@ def view_candidates(
         stacked.append(views[name][members])
     owner, kind, stacked = np.concatenate(owner), np.concatenate(kind), np.concatenate(stacked)
     # a turned frame or a corner is only ever compared with a whole one: searched against those alone
-    to_whole = np.isin(kind, [k for k, name in enumerate(names) if name in TURNS or name in CORNERS])
+    to_whole = np.isin(kind, [k for k, name in enumerate(names) if name in TURNED or name in CORNERS])
     whole = np.isin(kind, [k for k, name in enumerate(names) if name in ("full", "mirror")])
     blocks = _searched(stacked, owner, np.flatnonzero(~to_whole), radius, workers, new)
     if to_whole.any():
         between = _between(stacked, owner, np.flatnonzero(to_whole), np.flatnonzero(whole), radius, workers, new)
         blocks = itertools.chain(blocks, between)
-    per_pair = 65 * len(names) ** 2  # a key: (pair, distance, view pair), distance 0..64
+    per_pair = (65 + TILT_MARGIN) * len(names) ** 2  # a key: (pair, distance, view pair); a tilt ranks farther
     code, rest = np.divmod(_closest(blocks, stacked, owner, kind, names, n, per_pair), per_pair)
     dist, combo = np.divmod(rest, len(names) ** 2)
+    dist = np.where(np.isin(combo, np.flatnonzero(_tilted_combos(names))), dist - TILT_MARGIN, dist)
     label = np.array([f"{x}~{y}" for x in names for y in names], dtype=object)
     i, j = np.divmod(code, n)
     found = Candidates(i=i, j=j, signal=label[combo], distance=dist)
@@ -98,6 +99,9 @@ def _closest(blocks: Iterable[np.ndarray], stacked, owner, kind, names: list[str
     (2,000 frames of one static scene: 57M view pairs, 2M image pairs; 6.3 GB when they were all kept at once)."""
     v = len(names)
     allowed_table = allowed_combos(names)
+    # a tilted view pair only where no other proposed the image pair: a picture on a plain ground (a product shot)
+    # hashes as near its tilted view as its copy's crop does, and the alignment the signal names must be the copy's
+    tilt = _tilted_combos(names) * TILT_MARGIN
     kept, size, bound = [], 0, COMPACT_AT
     for pairs in blocks:
         a, b = owner[pairs[:, 0]], owner[pairs[:, 1]]
@@ -110,7 +114,8 @@ def _closest(blocks: Iterable[np.ndarray], stacked, owner, kind, names: list[str
         combo = np.where(swap, kb * v + ka, ka * v + kb)  # (view of image i, view of image j)
         allowed = allowed_table[combo]
         # One int64 sort key (pair, distance, view pair): a single sort instead of a multi-key lexsort of millions.
-        key = (i[allowed] * n + j[allowed]) * per_pair + dist[allowed] * v * v + combo[allowed]
+        combo = combo[allowed]
+        key = (i[allowed] * n + j[allowed]) * per_pair + (dist[allowed] + tilt[combo]) * v * v + combo
         kept.append(_first_per_pair(key, per_pair))
         size += len(kept[-1])
         if size > bound:  # the same image pairs found again in later blocks: keep each pair's closest once
@@ -118,6 +123,11 @@ def _closest(blocks: Iterable[np.ndarray], stacked, owner, kind, names: list[str
             size = len(kept[0])
             bound = max(COMPACT_AT, 2 * size)
     return _first_per_pair(np.concatenate([np.zeros(0, np.int64), *kept]), per_pair)
+
+
+def _tilted_combos(names: list[str]) -> np.ndarray:
+    """Per view pair (x * len(names) + y), whether either view is tilted (views.TILTS)."""
+    return np.array([x in TILTS or y in TILTS for x in names for y in names])
 
 
 def _first_per_pair(key: np.ndarray, per_pair: int) -> np.ndarray:

@@ -14,7 +14,11 @@ below undoes one kind of edit before hashing, so the copy and the original meet 
 - `square`: the centre square of the picture in its true proportions (a wide photo reposted cropped to a square, as
   social media and thumbnails do), from the image's aspect ratio; none for a near-square image;
 - `rot90`, `rot180`, `rot270`: the whole frame turned (a scan or a slide saved on its side or upside down; with
-  `mirror`, flipped top to bottom): the full frame's low DCT transposed and its odd rows or columns negated.
+  `mirror`, flipped top to bottom): the full frame's low DCT transposed and its odd rows or columns negated;
+- `tilt10`, `tilt-10`: the whole frame turned 10 degrees either way in the image's true proportions and enlarged
+  until no corner of the canvas shows (a photograph turned 5-15 degrees and cropped to fit: an augmentation saved to
+  disk, a horizon straightened in an editor); like the quarter turns, searched only against whole frames, and a
+  candidate's signal only where no other view pair lies within TILT_MARGIN bits.
 Views are computed from a 64x64 grey thumbnail (aspect squashed: a per-axis scale, which the verifier undoes the
 same way; the square view also takes the image's aspect ratio), so they can be recomputed from the cached thumbnail.
 Also here: which view pairs may propose a candidate (`allowed_combos`; the search is finetuner/dedup/view_search.py),
@@ -28,6 +32,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 
 from finetuner.dedup.hashing import THUMB, bits_to_uint64
@@ -51,6 +56,8 @@ VIEWS = (
     "topright85",
     "bottomleft85",
     "bottomright85",
+    "tilt10",
+    "tilt-10",
 )
 CORNERS = ("topleft85", "topright85", "bottomleft85", "bottomright85")  # 85% of each side, in one corner
 CUTS = ("crop90", "crop80", "left90", "right90", "top90", "bottom90", "square", *CORNERS)  # boxes of the whole frame
@@ -60,9 +67,16 @@ CUTS = ("crop90", "crop80", "left90", "right90", "top90", "bottom90", "square", 
 # ground stripped with the ground, 5 an edge blended over two lines stripped with its bar, and a ground with text on it
 # stripped under bars of another shade, 6 a picture shown on a plain ground among other marks, 7 such a picture with
 # bays of ground in its box when its inside spreads over many shades, 8 a caption panel whose letters fill most of its
-# lines, 9 ...or whose text reaches the line where the picture starts (trims.py)
-VIEW_BOXES = 9
+# lines, 9 ...or whose text reaches the line where the picture starts (trims.py), 10 the tilted views (TILTS)
+VIEW_BOXES = 10
 TURNS = {"rot90": 1, "rot180": 2, "rot270": 3}  # the whole frame turned by quarter turns (counter-clockwise)
+# The whole frame turned 10 degrees either way (counter-clockwise first) and enlarged until no corner of the canvas
+# shows: a photograph turned by 5-15 degrees and cropped to fit (an augmentation saved to disk, a horizon straightened
+# in an editor) hashes near one of them, where its whole frame lies beyond the candidate radius. Codes after TURNS'.
+TILTS = {"tilt10": 4, "tilt-10": 5}
+TILT_DEGREES = {4: 10.0, 5: -10.0}
+TILT_MARGIN = 6  # bits a tilted view pair's distance counts more when the closest signal of a pair is chosen
+TURNED = {**TURNS, **TILTS}  # views of the whole frame turned, undone before alignment (signals.unturned)
 DETAIL_VIEWS = VIEWS[2:]  # skipped for low-detail images: they add only chance candidates
 SQUARE_MIN_STRETCH = 0.1  # |log| of an image's aspect ratio below which it is square enough to have no square view
 
@@ -127,6 +141,54 @@ def _turned_hashes(low: np.ndarray) -> dict[str, np.ndarray]:
         flat = values.reshape(len(low), -1)
         out[name] = bits_to_uint64(flat > np.median(flat, axis=1, keepdims=True))
     return out
+
+
+def tilted(images: np.ndarray, degrees: float, aspect: np.ndarray | None = None) -> np.ndarray:
+    """A stack of squashed thumbnails (n, side, side[, 3]) of images of `aspect` (width / height each; None or NaN:
+    square) turned `degrees` counter-clockwise about their centre in the images' true proportions, and enlarged until
+    the turned frame covers each whole (the largest box of the image's proportions inside it, brought back to the full
+    side), as a photograph turned and cropped to fit is: the TILTS views, and the image a tilted view's pair is
+    aligned on. Grey thumbnails of one shape are warped four at a time, as the channels of one image (the same
+    pixels, 4x faster)."""
+    images = np.asarray(images)
+    ratio = np.ones(len(images)) if aspect is None else np.asarray(aspect, np.float64)
+    ratio = np.where(np.isfinite(ratio) & (ratio > 0), ratio, 1.0)
+    shapes, group = np.unique(np.round(ratio, 6), return_inverse=True)
+    out = np.empty_like(images)
+    for g, r in enumerate(shapes.tolist()):
+        members = np.flatnonzero(group.ravel() == g)
+        move = _tilt_move(images.shape[1], degrees, r)
+        four = len(members) // 4 * 4 if images.ndim == 3 else 0  # (two channels take another path: other pixels)
+        for s in range(0, four, 4):
+            part = members[s : s + 4]
+            out[part] = np.moveaxis(_warped(np.ascontiguousarray(np.moveaxis(images[part], 0, -1)), move), -1, 0)
+        for k in members[four:].tolist():
+            out[k] = _warped(np.ascontiguousarray(images[k]), move)
+    return out
+
+
+def _warped(image: np.ndarray, move: np.ndarray) -> np.ndarray:
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    return cv2.warpAffine(image, move, image.shape[1::-1], flags=flags, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _tilt_move(side: int, degrees: float, ratio: float) -> np.ndarray:
+    """The 2x3 map (for cv2.warpAffine with WARP_INVERSE_MAP) from a tilted thumbnail's pixels to the thumbnail's, for
+    an image of width / height `ratio`: a pixel's place in true proportions is (x * ratio, y); the output shows the
+    input turned by `degrees` and enlarged by the zoom that leaves no corner of the canvas in view."""
+    turn = np.radians(degrees)
+    zoom = np.cos(abs(turn)) + max(ratio, 1.0 / ratio) * np.sin(abs(turn))
+    back = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]]) / zoom
+    linear = np.diag([1.0 / ratio, 1.0]) @ back @ np.diag([ratio, 1.0])
+    centre = np.full(2, (side - 1) / 2.0)
+    return np.hstack([linear, (centre - linear @ centre)[:, None]])
+
+
+def _whole_hashes(thumbs: np.ndarray) -> np.ndarray:
+    """The whole frame's hash of each thumbnail (the full view's)."""
+    rows, columns = _box_matrices((0, THUMB, 0, THUMB), False)
+    low = (rows @ thumbs.astype(np.float32) @ columns.T).reshape(len(thumbs), -1)
+    return bits_to_uint64(low > np.median(low, axis=1, keepdims=True))
 
 
 def mirrored_boxes(boxes) -> np.ndarray:
@@ -194,7 +256,9 @@ def view_hashes(thumbs: np.ndarray, aspect: np.ndarray | None = None) -> dict[st
     each image, NaN where unknown) places the square view; without it (or for a near-square image) that view is the
     full frame's hash."""
     thumbs = np.asarray(thumbs)
-    out = _fixed_view_hashes(thumbs, [name for name in VIEWS if name not in ("trim", "square") and name not in TURNS])
+    out = _fixed_view_hashes(thumbs, [name for name in VIEWS if name not in ("trim", "square") and name not in TURNED])
+    for name, code in TILTS.items():
+        out[name] = _whole_hashes(tilted(thumbs, TILT_DEGREES[code], aspect))
     out["trim"] = _boxed_hashes(thumbs, trim_boxes(thumbs), out["full"])
     out["square"] = _boxed_hashes(thumbs, square_boxes(aspect, len(thumbs)), out["full"])
     return {name: out[name] for name in VIEWS}
@@ -224,8 +288,8 @@ def allowed_combos(names: Sequence[str]) -> np.ndarray:
     whole = {"full", "mirror"}
 
     def allowed(x: str, y: str) -> bool:
-        if x in TURNS or y in TURNS:
-            return (x in TURNS) != (y in TURNS) and bool({x, y} & whole)
+        if x in TURNED or y in TURNED:
+            return (x in TURNED) != (y in TURNED) and bool({x, y} & whole)
         if "square" in (x, y) or x in CORNERS or y in CORNERS:  # what a crop of one shows whole
             return bool({x, y} & whole)
         return not ("trim" in (x, y) and not {x, y} & whole)

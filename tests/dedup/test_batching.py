@@ -34,6 +34,8 @@ def reference_view_hash(t: np.ndarray, view: str) -> int:
     turned view is the whole frame of the turned thumbnail."""
     if view in views.TURNS:
         t, view = np.rot90(t, views.TURNS[view]), "full"
+    if view in views.TILTS:  # turned 10 degrees either way, enlarged until no corner of the canvas shows
+        t, view = views.tilted(t[None], views.TILT_DEGREES[views.TILTS[view]])[0], "full"
     (top, bottom, left, right), mirrored = views.view_box(view, trims.trim_box(t))
     region = t[top:bottom, left:right].astype(np.float32)
     small = cv2.resize(region[:, ::-1] if mirrored else region, (32, 32), interpolation=cv2.INTER_AREA)
@@ -222,7 +224,8 @@ def test_local_order_puts_the_pairs_of_linked_images_together() -> None:
 
 def brute_force_view_candidates(hashes: dict, low_detail: np.ndarray, radius: int) -> dict:
     """{(i, j): (distance, signal)}: every view of i against every view of j that may pair (low-detail images with
-    their whole-frame views only), the closest, ties to view order."""
+    their whole-frame views only), the closest (a tilted view pair views.TILT_MARGIN bits farther), ties to view
+    order."""
     names = [v for v in views.VIEWS if v in hashes]
     allowed = views.allowed_combos(names).reshape(len(names), len(names))
     out = {}
@@ -234,10 +237,12 @@ def brute_force_view_candidates(hashes: dict, low_detail: np.ndarray, radius: in
                     detail_views = [low_detail[k] and v in views.DETAIL_VIEWS for k, v in ((i, vx), (j, vy))]
                     if not allowed[x, y] or any(detail_views):
                         continue
-                    key = (int(np.bitwise_count(hashes[vx][i] ^ hashes[vy][j])), x * len(names) + y)
-                    if key[0] <= radius and key < out.get((i, j), (key[0] + 1, 0)):
+                    distance = int(np.bitwise_count(hashes[vx][i] ^ hashes[vy][j]))
+                    tilt = views.TILT_MARGIN * bool({vx, vy} & views.TILTS.keys())
+                    key = (distance + tilt, x * len(names) + y, distance)
+                    if distance <= radius and key < out.get((i, j), (key[0] + 1, 0, 0)):
                         out[(i, j)] = key
-    return {pair: (d, f"{names[c // len(names)]}~{names[c % len(names)]}") for pair, (d, c) in out.items()}
+    return {pair: (d, f"{names[c // len(names)]}~{names[c % len(names)]}") for pair, (_, c, d) in out.items()}
 
 
 def test_view_candidates_equal_brute_force_with_untrimmed_images_searched_once() -> None:
