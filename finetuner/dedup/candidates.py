@@ -47,8 +47,9 @@ EVIDENCE = ("signal", "rule", "similarity", "detail_similarity", "overlap", "tra
 # blank frames (the pixel rule for near-blank images). The design guard weighs their pairs by groups instead
 TWIN_PRONE = ("shape", "low-detail")
 # Bump when the signal a pair keeps changes for the same hashes (cached candidates are then searched again): 2 a view
-# pair other than a corner's before a hash method's (`_views_first`)
-SIGNALS = 2
+# pair other than a corner's before a hash method's (`_views_first`), 3 a tilted view against the centre crops too
+# (views.TILT_CENTRE)
+SIGNALS = 3
 
 
 def verify_rule(config: VerifyConfig) -> VerifyRule:

@@ -17,7 +17,7 @@ from finetuner.dedup.frames import plain
 from finetuner.dedup.pair_cache import LookCache, pair_keys
 from finetuner.dedup.prescreen import prescreen
 from finetuner.dedup.shape import is_graphic
-from finetuner.dedup.signals import tilted_signals
+from finetuner.dedup.signals import per_signal, signal_centred, tilted_signals
 from finetuner.dedup.view_search import Candidates, nearest_per_image, subset
 
 # Besides the candidates that look most alike, a crowded photograph keeps this many nearest in hash bits, whatever they
@@ -63,6 +63,9 @@ def capped_by_look(
     drawn[busy] = is_graphic(plain(thumbs[hashed[busy]])) if len(busy) else False
     # a graphic turned 10 degrees is another design (a slanted letter), which the verifier refuses: ranked last
     key[tilted_signals(found.signal) & (drawn[found.i] | drawn[found.j])] = np.inf
+    # a tilted view against the other's centre, the weakest signal, last too: prints turned on one table meet each
+    # other's centres so, and took a true pair's place on the print set
+    key[per_signal(found.signal, signal_centred)] = np.inf
     keep = nearest_per_image(found, n, per_image, key)
     photos = np.flatnonzero(~drawn[found.i] & ~drawn[found.j])
     keep[photos] |= nearest_per_image(subset(found, photos), n, HASH_NEAREST)

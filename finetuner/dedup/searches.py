@@ -48,8 +48,9 @@ from finetuner.dedup.correlation import (
 from finetuner.dedup.hashing import THUMB
 from finetuner.dedup.refit import PHOTO_MAX_TURN, WIDE_TURN, WIDE_TURN_MIN_DETAIL, max_turns, refit, turn_of, warped
 from finetuner.dedup.shape import graphic
-from finetuner.dedup.signals import mirrored_signals
+from finetuner.dedup.signals import mirrored_signals, signal_views
 from finetuner.dedup.verdicts import Best, VerifyRule, passing, refit_rule
+from finetuner.dedup.views import TILT_CENTRE
 
 REFINE_MARGIN = 0.25  # pairs this far below min_similarity are not worth a template search
 # Pairs the local search placed more than REFIT_REACH below min_similarity, or with fine detail below
@@ -289,20 +290,30 @@ def tilted_rule(rule: VerifyRule) -> VerifyRule:
     return replace(rule, min_detail_similarity=max(rule.min_detail_similarity, WIDE_TURN_MIN_DETAIL))
 
 
-def refit_tilted(best: Best, thumbs, trims, i, j, signals, rule: VerifyRule, where: np.ndarray) -> None:
+def refit_tilted(best: Best, thumbs, trims, i, j, signals, aspect, rule: VerifyRule, where: np.ndarray) -> None:
     """The pairs `where`, proposed through a tilted view and aligned on one frame turned 10 degrees, placed and refitted
     as whole frames (stages 5 and 6) where they fall short of `tilted_rule`: a copy turned 5-15 degrees lies up to 5
-    degrees and a crop's scale off the turned frame."""
+    degrees and a crop's scale off the turned frame. A pair whose signal names the other's centre (views.TILT_CENTRE:
+    a copy turned with the canvas's corners showing, its centre 77-86% of the frame) is placed from that centre, which
+    the whole frames' local search (sizes 0.9-0.95) cannot reach."""
     strict = tilted_rule(rule)
     left = where[~passing(strict)(best.sim[where], best.det[where], best.overlap[where], best.stretch[where])]
     if len(left) == 0:
         return
-    mirrored = mirrored_signals([signals[q] for q in left.tolist()])
-    ra, rb = cuts(thumbs, i[left], trims[i[left]]), cuts(thumbs, j[left], trims[j[left]])
-    rb[mirrored] = rb[mirrored][:, :, ::-1]
-    names = np.array([FRAMES[m] for m in mirrored.tolist()], dtype=object)
+    centred = np.array([TILT_CENTRE in signal_views(signals[q]) for q in left.tolist()], bool)  # unturned signals
     turns = np.full(len(left), PHOTO_MAX_TURN)
-    _place(best, ra, rb, best.overlap[left], best.stretch[left], names, left, strict, None, 5, turns)
+    whole = left[~centred]
+    if len(whole):
+        mirrored = mirrored_signals([signals[q] for q in whole.tolist()])
+        ra, rb = cuts(thumbs, i[whole], trims[i[whole]]), cuts(thumbs, j[whole], trims[j[whole]])
+        rb[mirrored] = rb[mirrored][:, :, ::-1]
+        names = np.array([FRAMES[m] for m in mirrored.tolist()], dtype=object)
+        _place(best, ra, rb, best.overlap[whole], best.stretch[whole], names, whole, strict, None, 5, turns[~centred])
+    centre = left[centred]
+    if len(centre):
+        ra, rb, cover, bend, names = regions(thumbs, i[centre], j[centre], [signals[q] for q in centre], trims, aspect)
+        names = np.asarray(names, dtype=object)
+        _place(best, ra, rb, cover, bend, names, centre, strict, None, 5, turns[centred])
 
 
 def _place_frames(best: Best, thumbs, trims, i, j, signals, aspect, rule: VerifyRule, part, thorough) -> None:

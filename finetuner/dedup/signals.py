@@ -7,21 +7,22 @@ on a stack with that image turned as its view was, so the verifier aligns them a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from finetuner.dedup.views import CORNERS, TILT_DEGREES, TILTS, TURNED, tilted
+from finetuner.dedup.views import CORNERS, TILT_CENTRE, TILT_DEGREES, TILTS, TURNED, tilted
 
 CODES = 1 + max(TURNED.values())  # a view's turn code: 0 as it lies, 1-3 quarter turns, then the tilts
 
 
 @dataclass(frozen=True)
 class Unturned:
-    """Pairs on a stack of their own images, with turned views (TURNS) undone: a turned side's image replaced by its
-    turned copy, and its view by the whole frame, so a pair proposed as "rot90~full" is aligned as "full~full" is.
-    `i`, `j` index `thumbs` (and `colours`, `aspect`); `turns` holds each pair's quarter turns of a and of b."""
+    """Pairs on a stack of their own images, with turned views (TURNS, TILTS) undone: a turned side's image replaced by
+    its turned copy, and its view by the whole frame, so a pair proposed as "rot90~full" or "tilt10~full" is aligned
+    as "full~full" is. `i`, `j` index `thumbs` (and `colours`, `aspect`); `turns` holds each pair's turn code (CODES:
+    quarter turns, then the tilts) of a and of b."""
 
     thumbs: np.ndarray
     i: np.ndarray
@@ -99,18 +100,27 @@ def signal_tilted(signal: str) -> bool:
     return bool(set(signal_views(signal)) & TILTS.keys())
 
 
-def tilted_signals(signals: Sequence[str]) -> np.ndarray:
-    """`signal_tilted` of each signal, each distinct signal parsed once."""
+def signal_centred(signal: str) -> bool:
+    """Whether the signal pairs a tilted view with the other's centre (views.TILT_CENTRE): a copy turned with the
+    canvas's corners showing."""
+    return signal_tilted(signal) and TILT_CENTRE in signal_views(signal)
+
+
+def per_signal(signals: Sequence[str], test: Callable[[str], bool]) -> np.ndarray:
+    """`test` of each signal, as a boolean array, each distinct signal parsed once."""
     labels, code = signal_codes(signals)
-    tilt = np.array([signal_tilted(label) for label in labels.tolist()], bool)
-    return tilt[code.ravel()] if len(labels) else np.zeros(0, bool)
+    out = np.array([test(label) for label in labels.tolist()], bool)
+    return out[code.ravel()] if len(labels) else np.zeros(0, bool)
+
+
+def tilted_signals(signals: Sequence[str]) -> np.ndarray:
+    """`signal_tilted` of each signal."""
+    return per_signal(signals, signal_tilted)
 
 
 def mirrored_signals(signals: Sequence[str]) -> np.ndarray:
-    """`signal_mirrored` of each signal, each distinct signal parsed once."""
-    labels, code = signal_codes(signals)
-    flip = np.array([signal_mirrored(label) for label in labels.tolist()], bool)
-    return flip[code.ravel()] if len(labels) else np.zeros(0, bool)
+    """`signal_mirrored` of each signal."""
+    return per_signal(signals, signal_mirrored)
 
 
 def unturned(thumbs, i, j, signals: Sequence[str], colours=None, aspect=None) -> Unturned:

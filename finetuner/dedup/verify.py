@@ -140,8 +140,9 @@ __all__ = [
 # frame blurred to match (low_detail._blurred_match), 67 the sharper blurred to match by up to 4.8 thumbnail pixels
 # (retouched.BLUR_SIGMAS), 68 photographs refitted turned by up to 10 degrees, not 5 (refit.PHOTO_MAX_TURN), past 5
 # held to refit.WIDE_TURN_MIN_DETAIL, 69 copies turned 5-15 degrees proposed through a whole frame turned 10 degrees
-# (views.TILTS) and aligned on it (signals.unturned, searches.refit_tilted)
-VERIFIER = 69
+# (views.TILTS) and aligned on it (signals.unturned, searches.refit_tilted), 70 a pair proposed through a tilted view
+# and the other's centre (views.TILT_CENTRE: a copy turned with the canvas's corners showing) placed from that centre
+VERIFIER = 70
 # Pairs whose frames correlate this well as they are (and in fine detail) are also compared without what is drawn
 # over one (retouched.overdrawn; watermarked copies: 0.79 and up in detail)
 OVERDRAWN_REACH = 0.6
@@ -234,7 +235,7 @@ def verify_pairs(
     todo = np.flatnonzero(~flat & ~passes(sim, det, best.overlap, best.stretch))
     _search(best, thumbs, trims, i, j, signals, aspect, rule, todo, chunk, thorough, sim0, det0, colours)
     tilted = np.flatnonzero(~flat & np.isin(turned.turns, list(TILTS.values())).any(axis=1))
-    searches.refit_tilted(best, thumbs, trims, i, j, signals, rule, tilted)
+    searches.refit_tilted(best, thumbs, trims, i, j, signals, aspect, rule, tilted)
     sim, det, overlap, stretch, how = best.sim, best.det, best.overlap, best.stretch, best.how
     accepted = passes(sim, det, overlap, stretch)
     # one frame turned 10 degrees: fine detail as a refit turned past 5 degrees agrees, and never a graphic (a letter

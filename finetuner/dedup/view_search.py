@@ -3,10 +3,10 @@
 `view_candidates` stacks the views' 64-bit hashes (a low-detail image takes part with its whole-frame views only, an
 image with nothing to trim or cut without its trim and square views) and searches them with multi-index hashing
 (finetuner/dedup/neighbours.py), so the cost stays near-linear in the number of images. Turned views are searched
-against whole frames alone. Each image pair keeps its closest view pair (`Candidates.signal`, e.g. "full~crop90"),
-taken as the search hands its pairs on, so memory follows the image pairs, not the view pairs (in a crowded
-collection one image pair is found through dozens). `nearest_per_image` keeps each image's closest candidates. Used
-by finetuner/dedup/candidates.py.
+against whole frames alone, tilted ones against centre crops too (views.TILT_CENTRE). Each image pair keeps its closest
+view pair (`Candidates.signal`, e.g. "full~crop90"), taken as the search hands its pairs on, so memory follows the image
+pairs, not the view pairs (in a crowded collection one image pair is found through dozens). `nearest_per_image` keeps
+each image's closest candidates. Used by finetuner/dedup/candidates.py.
 """
 
 from __future__ import annotations
@@ -18,7 +18,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from finetuner.dedup.neighbours import load_compiled, radius_pair_parts, radius_pairs_between_parts, uses_compiled
-from finetuner.dedup.views import CORNERS, DETAIL_VIEWS, TILT_MARGIN, TILTS, TURNED, VIEWS, allowed_combos
+from finetuner.dedup.views import (
+    CORNERS,
+    DETAIL_VIEWS,
+    TILT_CENTRE,
+    TILT_MARGIN,
+    TILTS,
+    TURNED,
+    VIEWS,
+    allowed_combos,
+)
 
 COMPACT_AT = 4_000_000  # closest-view keys kept from earlier blocks before they are reduced again (32 MB)
 
@@ -67,6 +76,12 @@ def view_candidates(
     blocks = _searched(stacked, owner, np.flatnonzero(~to_whole), radius, workers, new)
     if to_whole.any():
         between = _between(stacked, owner, np.flatnonzero(to_whole), np.flatnonzero(whole), radius, workers, new)
+        blocks = itertools.chain(blocks, between)
+    # a tilted frame against the centre crops too: a copy turned with the canvas's corners showing
+    tilted = np.isin(kind, [k for k, name in enumerate(names) if name in TILTS])
+    centre = np.isin(kind, [k for k, name in enumerate(names) if name == TILT_CENTRE])
+    if tilted.any() and centre.any():
+        between = _between(stacked, owner, np.flatnonzero(tilted), np.flatnonzero(centre), radius, workers, new)
         blocks = itertools.chain(blocks, between)
     per_pair = (65 + TILT_MARGIN) * len(names) ** 2  # a key: (pair, distance, view pair); a tilt ranks farther
     code, rest = np.divmod(_closest(blocks, stacked, owner, kind, names, n, per_pair), per_pair)

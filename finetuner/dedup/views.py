@@ -17,8 +17,10 @@ below undoes one kind of edit before hashing, so the copy and the original meet 
   `mirror`, flipped top to bottom): the full frame's low DCT transposed and its odd rows or columns negated;
 - `tilt10`, `tilt-10`: the whole frame turned 10 degrees either way in the image's true proportions and enlarged
   until no corner of the canvas shows (a photograph turned 5-15 degrees and cropped to fit: an augmentation saved to
-  disk, a horizon straightened in an editor); like the quarter turns, searched only against whole frames, and a
-  candidate's signal only where no other view pair lies within TILT_MARGIN bits.
+  disk, a horizon straightened in an editor); searched only against whole frames, as the quarter turns are, and
+  against the 80% centre crop (`TILT_CENTRE`: the centre of a copy turned 10 degrees with the canvas's black corners
+  showing, as a rotation augmentation leaves it, is the other's tilted view); a candidate's signal only where no
+  other view pair lies within TILT_MARGIN bits.
 Views are computed from a 64x64 grey thumbnail (aspect squashed: a per-axis scale, which the verifier undoes the
 same way; the square view also takes the image's aspect ratio), so they can be recomputed from the cached thumbnail.
 Also here: which view pairs may propose a candidate (`allowed_combos`; the search is finetuner/dedup/view_search.py),
@@ -76,6 +78,10 @@ TURNS = {"rot90": 1, "rot180": 2, "rot270": 3}  # the whole frame turned by quar
 TILTS = {"tilt10": 4, "tilt-10": 5}
 TILT_DEGREES = {4: 10.0, 5: -10.0}
 TILT_MARGIN = 6  # bits a tilted view pair's distance counts more when the closest signal of a pair is chosen
+# A copy turned with the canvas's corners showing (a rotation saved to disk that keeps the frame, as torchvision's
+# RandomRotation leaves it): its centre, cut to 80% of each side, is the other's frame turned 10 degrees and enlarged
+# to fit, so a tilted view is searched against that view too.
+TILT_CENTRE = "crop80"
 TURNED = {**TURNS, **TILTS}  # views of the whole frame turned, undone before alignment (signals.unturned)
 DETAIL_VIEWS = VIEWS[2:]  # skipped for low-detail images: they add only chance candidates
 SQUARE_MIN_STRETCH = 0.1  # |log| of an image's aspect ratio below which it is square enough to have no square view
@@ -283,11 +289,14 @@ def allowed_combos(names: Sequence[str]) -> np.ndarray:
     """Which view pairs may propose a candidate: the trimmed content only against a whole frame. Two trimmed frames
     (or a trimmed frame and a crop) both lose their own framing; letters of different typefaces, trimmed to their
     bounding boxes, look alike that way without being copies. A turned frame only against the other's whole frame
-    (as it is or mirrored): two turned frames are their frames as they are. A square view likewise only against a
+    (as it is or mirrored), a tilted one also against its centre (`TILT_CENTRE`: a copy turned with the canvas's
+    corners showing): two turned frames are their frames as they are. A square view likewise only against a
     whole frame."""
     whole = {"full", "mirror"}
 
     def allowed(x: str, y: str) -> bool:
+        if x in TILTS or y in TILTS:
+            return (x in TURNED) != (y in TURNED) and bool({x, y} & (whole | {TILT_CENTRE}))
         if x in TURNED or y in TURNED:
             return (x in TURNED) != (y in TURNED) and bool({x, y} & whole)
         if "square" in (x, y) or x in CORNERS or y in CORNERS:  # what a crop of one shows whole

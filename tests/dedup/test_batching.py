@@ -259,6 +259,7 @@ def test_view_candidates_equal_brute_force_with_untrimmed_images_searched_once()
     hashes["full"][5] = near(hashes["full"][4], (5,))  # untrimmed 4: full~full (trim~full ties, and loses)
     hashes["trim"][4] = hashes["full"][4]
     hashes["rot90"][7] = near(hashes["mirror"][8], (2, 30, 50, 61))
+    hashes["tilt10"][9] = near(hashes["crop80"][6], (4, 20))  # 9 turned with its corners showing: tilt~centre
     low = np.isin(np.arange(n), [10, 11])
     hashes["mirror"][11] = near(hashes["full"][10], (0,))
     hashes["crop80"][11] = hashes["full"][10]  # a low-detail image's crops take no part
@@ -268,6 +269,7 @@ def test_view_candidates_equal_brute_force_with_untrimmed_images_searched_once()
         assert got == brute_force_view_candidates(hashes, low, radius)
     assert got[(0, 1)] == (3, "trim~full") and got[(2, 4)] == (2, "full~crop90") and got[(4, 5)] == (1, "full~full")
     assert got[(7, 8)] == (4, "rot90~mirror") and got[(10, 11)] == (1, "full~mirror")
+    assert got[(6, 9)] == (2, "crop80~tilt10")
 
 
 def test_view_candidates_reduced_block_by_block_equal_brute_force(monkeypatch) -> None:

@@ -388,6 +388,26 @@ def test_a_photograph_turned_ten_degrees_or_more_is_found_through_a_tilted_view(
     assert not verify(a, thumb(stranger), aspect=(4 / 3, stranger.width / stranger.height)).accepted
 
 
+@pytest.mark.parametrize("degrees", [12.0, -12.0])
+def test_a_photograph_turned_with_the_canvas_corners_showing_is_found_through_a_tilted_view(degrees, monkeypatch):
+    """Turned 12 degrees inside its own canvas, black corners and all (as torchvision's RandomRotation saves it), a
+    copy's centre is its original's frame turned 10 degrees and enlarged to fit: the tilted view meets the centre
+    crop (views.TILT_CENTRE), and the verifier places the pair from that centre, then refits the last 2 degrees. The
+    whole frames, placed at 0.9-0.95 of each other, do not reach a wide picture's centre at 0.77; another photograph
+    turned alike stays apart."""
+    original = photo(17, (640, 360))
+    copy = Image.open(io.BytesIO(to_jpeg_bytes(original.rotate(degrees, resample=Image.Resampling.BICUBIC))))
+    a, b, aspect = thumb(original), thumb(copy), (16 / 9, 16 / 9)
+    signal = best_signal(a, b, aspect)
+    assert "tilt" in signal and views.TILT_CENTRE in signal, signal
+    verdict = verify(a, b, aspect=aspect)
+    assert verdict.accepted and "turned" in verdict.transform, verdict
+    stranger = photo(18, (640, 360)).rotate(degrees, resample=Image.Resampling.BICUBIC)
+    assert not verify(a, thumb(stranger), aspect=aspect).accepted
+    monkeypatch.setattr("finetuner.dedup.searches.TILT_CENTRE", "none")  # placed as whole frames
+    assert not verify(a, b, aspect=aspect).accepted
+
+
 def test_a_graphic_is_never_paired_through_a_tilted_view() -> None:
     """Line art turned 12 degrees matches its original through a tilted view, as a slanted letter matches an upright
     one of another typeface: where either image is a graphic the refit turns 1.5 degrees at most, and a tilted view
@@ -692,6 +712,28 @@ def test_the_cap_keeps_the_hash_nearest_too_where_the_look_ranks_a_copy_last(mon
     monkeypatch.setattr(look_cap, "HASH_NEAREST", 0)
     keep, _ = look_cap.capped_by_look(found, photos, np.arange(60), np.zeros(60, bool), 20, look_of)
     assert not keep[0]  # the look alone ranks it last at both ends
+
+
+def test_the_cap_ranks_a_tilted_view_against_a_centre_last(monkeypatch) -> None:
+    """Images 0 and 1, copies, each have 29 other candidates (the cap is 20), all proposed by a tilted view against
+    the other's centre (views.TILT_CENTRE) and looking more alike than the copies do: prints turned on one table meet
+    each other's centres so. Those rank last, and the copies' pair is kept; ranked by their look, it was dropped."""
+    from finetuner.dedup import look_cap
+
+    i = np.r_[0, np.zeros(29, np.int64), np.ones(29, np.int64)]
+    j = np.r_[1, np.arange(2, 31), np.arange(31, 60)]
+    signals = np.array(["full~full", *["tilt10~crop80"] * 58], dtype=object)
+    found = Candidates(i, j, signals, np.full(59, 9))
+    looks = np.r_[0.95, np.full(58, 0.99)]
+    order = {(int(a), int(b)): k for k, (a, b) in enumerate(zip(i, j))}
+    look_of = lambda a, b, signal: looks[[order[(int(x), int(y))] for x, y in zip(a, b)]]  # noqa: E731
+    photos = np.random.default_rng(0).integers(0, 256, (60, 64, 64)).astype(np.uint8)
+    monkeypatch.setattr(look_cap, "HASH_NEAREST", 0)
+    keep, _ = look_cap.capped_by_look(found, photos, np.arange(60), np.zeros(60, bool), 20, look_of)
+    assert keep[0]
+    found = Candidates(i, j, np.array(["full~full", *["tilt10~full"] * 58], dtype=object), np.full(59, 9))
+    keep, _ = look_cap.capped_by_look(found, photos, np.arange(60), np.zeros(60, bool), 20, look_of)
+    assert not keep[0]  # a tilted view against a whole frame ranks by its look
 
 
 def test_the_cap_ranks_near_blank_candidates_by_how_alike_they_look() -> None:
