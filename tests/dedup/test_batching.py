@@ -275,7 +275,7 @@ def test_view_candidates_equal_brute_force_with_untrimmed_images_searched_once()
 def test_view_candidates_reduced_block_by_block_equal_brute_force(monkeypatch) -> None:
     """A crowded collection (frames of one scene: every view of every image near every other) is found through many
     view pairs per image pair; they are reduced to each pair's closest as the search's blocks come, whatever how often
-    the kept keys are compacted."""
+    the kept keys are compacted; searched from new images only, the pairs with one of them come out the same."""
     rng = np.random.default_rng(8)
     n = 40
     centre = rng.integers(0, 2**63, dtype=np.uint64)
@@ -288,6 +288,10 @@ def test_view_candidates_reduced_block_by_block_equal_brute_force(monkeypatch) -
         found = view_search.view_candidates(hashes, low, 6, workers=2)
         got = dict(zip(zip(found.i.tolist(), found.j.tolist()), zip(found.distance.tolist(), found.signal)))
         assert got == expected and len(got) == n * (n - 1) // 2
+    new = np.arange(n) >= 30  # a grown collection: only the pairs with a new image are searched, as they were cold
+    found = view_search.view_candidates(hashes, low, 6, new=new)
+    got = dict(zip(zip(found.i.tolist(), found.j.tolist()), zip(found.distance.tolist(), found.signal)))
+    assert got == {pair: value for pair, value in expected.items() if new[list(pair)].any()}
 
 
 @pytest.mark.parametrize("wide", [False, True])
