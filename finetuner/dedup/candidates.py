@@ -30,10 +30,10 @@ from finetuner.dedup.look_cap import cached_looks, capped_by_look
 from finetuner.dedup.neighbours import hamming, radius_pairs, radius_pairs_between
 from finetuner.dedup.pair_cache import CandidateCache, LookCache, VerdictCache, pair_keys
 from finetuner.dedup.shape import LOOK_ALIKE_MARGIN
-from finetuner.dedup.signals import signal_codes, signal_cornered, signal_tilted
+from finetuner.dedup.signals import per_signal, signal_codes, signal_cornered, signal_tilted, signal_views
 from finetuner.dedup.verify import VERIFIER, Verdicts, VerifyRule
 from finetuner.dedup.view_search import Candidates, subset, view_candidates
-from finetuner.dedup.views import TILT_MARGIN, VIEW_BOXES, VIEWS
+from finetuner.dedup.views import VIEW_BOXES, VIEWS, view_margin
 
 log = logging.getLogger("finetuner.dedup")
 # Candidate pairs per image, on average, past which a collection is crowded: many images within the search radius of
@@ -140,8 +140,7 @@ def _views_first(parts: list[Candidates], n: int) -> list[Candidates]:
     thresholds (look-alike designs meet near them in a corner), so where a whole-frame hash is closer, the pair starts
     from the whole frames (a corner crop then places there exactly)."""
     views = parts[0]
-    labels, code = signal_codes(views.signal)  # each distinct signal parsed once
-    corner = np.array([signal_cornered(s) or signal_tilted(s) for s in labels.tolist()], bool)[code]
+    corner = per_signal(views.signal, lambda s: signal_cornered(s) or signal_tilted(s))
     taken = (views.i.astype(np.int64) * n + views.j)[~corner]
     return [views] + [subset(p, np.flatnonzero(~np.isin(p.i.astype(np.int64) * n + p.j, taken))) for p in parts[1:]]
 
@@ -153,8 +152,8 @@ def merge_candidates(parts: list[Candidates]) -> Candidates:
     )
     signal = np.concatenate([np.asarray(p.signal, dtype=object) for p in parts])
     labels, code = signal_codes(signal) if len(signal) else (np.zeros(0, str), np.zeros(0, np.int64))
-    tilted = np.array([signal_tilted(s) for s in labels.tolist()], bool)[code] if len(labels) else np.zeros(0, bool)
-    rank = np.where(tilted, d + TILT_MARGIN, d)  # as view_search._closest ranks a tilted view pair
+    margin = np.array([view_margin(*signal_views(s)) for s in labels.tolist()], np.int64)
+    rank = d + (margin[code] if len(labels) else 0)  # as view_search._closest ranks a tilted view pair
     n, m = int(max(i.max(initial=-1), j.max(initial=-1))) + 1, int(rank.max(initial=0)) + 1
     if n * n * m < 2**62 and d.min(initial=0) >= 0:  # (pair, distance) as one int64: one stable sort, not lexsort's
         key = (i * n + j) * m + rank  # three keys over every row (views, phash and dhash: 24M rows for 4,000 frames)

@@ -70,7 +70,7 @@ from finetuner.dedup.searches import IMAGE_CHUNK
 from finetuner.dedup.second_looks import second_looks
 from finetuner.dedup.signals import signal_cornered, unturned
 from finetuner.dedup.verdicts import Best, Verdict, Verdicts, VerifyRule, passing, refit_rule
-from finetuner.dedup.views import TILT_MARGIN, TILTS, VIEWS, allowed_combos, trim_boxes, view_hashes
+from finetuner.dedup.views import TILTS, VIEWS, allowed_combos, trim_boxes, view_hashes, view_margin
 
 __all__ = [
     "LOW_DETAIL_COLOUR_FIT",
@@ -304,11 +304,11 @@ def _identity_names(trims: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarr
 
 def best_signal(a: np.ndarray, b: np.ndarray, aspect: tuple[float, float] | None = None) -> str:
     """The view pair ("full~crop90") whose hashes of two thumbnails (of images of `aspect`, width / height) are
-    closest, as a candidate search names it (a tilted view pair TILT_MARGIN bits farther)."""
+    closest, as a candidate search names it (a tilted view pair `view_margin` bits farther)."""
     hashes = view_hashes(np.stack([a, b]), None if aspect is None else np.array(aspect, np.float64))
     allowed = allowed_combos(VIEWS).tolist()
     pairs = [
-        (int(np.bitwise_count(hashes[x][0] ^ hashes[y][1])) + TILT_MARGIN * bool({x, y} & TILTS.keys()), f"{x}~{y}")
+        (int(np.bitwise_count(hashes[x][0] ^ hashes[y][1])) + view_margin(x, y), f"{x}~{y}")
         for (x, y), ok in zip(((x, y) for x in VIEWS for y in VIEWS), allowed)
         if ok
     ]

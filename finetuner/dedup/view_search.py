@@ -22,11 +22,11 @@ from finetuner.dedup.views import (
     CORNERS,
     DETAIL_VIEWS,
     TILT_CENTRE,
-    TILT_MARGIN,
     TILTS,
     TURNED,
     VIEWS,
     allowed_combos,
+    view_margin,
 )
 
 COMPACT_AT = 4_000_000  # closest-view keys kept from earlier blocks before they are reduced again (32 MB)
@@ -83,10 +83,11 @@ def view_candidates(
     if tilted.any() and centre.any():
         between = _between(stacked, owner, np.flatnonzero(tilted), np.flatnonzero(centre), radius, workers, new)
         blocks = itertools.chain(blocks, between)
-    per_pair = (65 + TILT_MARGIN) * len(names) ** 2  # a key: (pair, distance, view pair); a tilt ranks farther
+    margin = _margins(names)
+    per_pair = (65 + int(margin.max())) * len(names) ** 2  # a key: (pair, distance, view pair); a tilt ranks farther
     code, rest = np.divmod(_closest(blocks, stacked, owner, kind, names, n, per_pair), per_pair)
     dist, combo = np.divmod(rest, len(names) ** 2)
-    dist = np.where(np.isin(combo, np.flatnonzero(_tilted_combos(names))), dist - TILT_MARGIN, dist)
+    dist = dist - margin[combo]
     label = np.array([f"{x}~{y}" for x in names for y in names], dtype=object)
     i, j = np.divmod(code, n)
     found = Candidates(i=i, j=j, signal=label[combo], distance=dist)
@@ -114,9 +115,7 @@ def _closest(blocks: Iterable[np.ndarray], stacked, owner, kind, names: list[str
     (2,000 frames of one static scene: 57M view pairs, 2M image pairs; 6.3 GB when they were all kept at once)."""
     v = len(names)
     allowed_table = allowed_combos(names)
-    # a tilted view pair only where no other proposed the image pair: a picture on a plain ground (a product shot)
-    # hashes as near its tilted view as its copy's crop does, and the alignment the signal names must be the copy's
-    tilt = _tilted_combos(names) * TILT_MARGIN
+    tilt = _margins(names)  # a tilted view pair only where no other lies within its margin (views.view_margin)
     kept, size, bound = [], 0, COMPACT_AT
     for pairs in blocks:
         a, b = owner[pairs[:, 0]], owner[pairs[:, 1]]
@@ -140,9 +139,9 @@ def _closest(blocks: Iterable[np.ndarray], stacked, owner, kind, names: list[str
     return _first_per_pair(np.concatenate([np.zeros(0, np.int64), *kept]), per_pair)
 
 
-def _tilted_combos(names: list[str]) -> np.ndarray:
-    """Per view pair (x * len(names) + y), whether either view is tilted (views.TILTS)."""
-    return np.array([x in TILTS or y in TILTS for x in names for y in names])
+def _margins(names: list[str]) -> np.ndarray:
+    """Per view pair (x * len(names) + y), the bits its distance counts more (views.view_margin)."""
+    return np.array([view_margin(x, y) for x in names for y in names], np.int64)
 
 
 def _first_per_pair(key: np.ndarray, per_pair: int) -> np.ndarray:

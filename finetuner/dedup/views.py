@@ -285,6 +285,13 @@ def _boxed_hashes(thumbs: np.ndarray, regions: np.ndarray, full: np.ndarray) -> 
     return out
 
 
+def view_margin(x: str, y: str) -> int:
+    """Bits the view pair (x, y)'s hash distance counts more when the closest signal of an image pair is chosen:
+    TILT_MARGIN where either view is tilted (a picture on a plain ground hashes as near its own tilted view as its
+    cropped copy's views do, and the alignment the signal names must be the copy's), else none."""
+    return TILT_MARGIN if x in TILTS or y in TILTS else 0
+
+
 def allowed_combos(names: Sequence[str]) -> np.ndarray:
     """Which view pairs may propose a candidate: the trimmed content only against a whole frame. Two trimmed frames
     (or a trimmed frame and a crop) both lose their own framing; letters of different typefaces, trimmed to their

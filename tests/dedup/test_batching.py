@@ -238,7 +238,7 @@ def brute_force_view_candidates(hashes: dict, low_detail: np.ndarray, radius: in
                     if not allowed[x, y] or any(detail_views):
                         continue
                     distance = int(np.bitwise_count(hashes[vx][i] ^ hashes[vy][j]))
-                    tilt = views.TILT_MARGIN * bool({vx, vy} & views.TILTS.keys())
+                    tilt = views.view_margin(vx, vy)
                     key = (distance + tilt, x * len(names) + y, distance)
                     if distance <= radius and key < out.get((i, j), (key[0] + 1, 0, 0)):
                         out[(i, j)] = key
