@@ -11,6 +11,7 @@ cut-off is finetuner/dedup/audit.py. Called by finetuner/dedup/detect.py.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Sequence
@@ -29,11 +30,19 @@ from finetuner.dedup.hashing import PIXELS, view_key
 from finetuner.dedup.look_cap import cached_looks, capped_by_look
 from finetuner.dedup.neighbours import hamming, radius_pairs, radius_pairs_between
 from finetuner.dedup.pair_cache import CandidateCache, LookCache, VerdictCache, pair_keys
+from finetuner.dedup.refit import PHOTO_MAX_TURN, max_turns
 from finetuner.dedup.shape import LOOK_ALIKE_MARGIN
-from finetuner.dedup.signals import per_signal, signal_codes, signal_cornered, signal_tilted, signal_views
+from finetuner.dedup.signals import (
+    per_signal,
+    signal_codes,
+    signal_cornered,
+    signal_tilted,
+    signal_views,
+    tilted_signals,
+)
 from finetuner.dedup.verify import VERIFIER, Verdicts, VerifyRule
 from finetuner.dedup.view_search import Candidates, subset, view_candidates
-from finetuner.dedup.views import VIEW_BOXES, VIEWS, view_margin
+from finetuner.dedup.views import TILTS, VIEW_BOXES, VIEWS, allowed_combos, view_margin
 
 log = logging.getLogger("finetuner.dedup")
 # Candidate pairs per image, on average, past which a collection is crowded: many images within the search radius of
@@ -243,39 +252,107 @@ def verified_pairs(
         if caching
         else None
     )
-    ratio = np.full(len(detail), np.nan) if aspect is None else aspect
-    keys = pair_keys(shas, a, b, found.signal, ratio) if cache else None
-    at, known = cache.get(keys) if cache else (np.full(len(a), -1), None)
-    todo = np.flatnonzero(at < 0)
-    log.info(
-        "verifying %d of %d candidate pairs (%d decided in earlier runs; %d more beyond %d per image not verified)",
-        len(todo),
-        len(a),
-        len(a) - len(todo),
-        searched - len(a),
-        config.candidates_per_image,
-    )
-    start = time.perf_counter()
-    verdicts = decide(
-        thumbs,
-        a[todo],
-        b[todo],
-        found.signal[todo],
-        flat,
-        aspect,
-        rule,
-        config.prescreen_similarity,
-        workers,
-        looks[todo],
-        colours,
-    )
-    if files is not None:
-        verdicts = full_size_looks(files, thumbs, a[todo], b[todo], verdicts, rule, workers, found.signal[todo])
-    if len(todo):
-        seconds = time.perf_counter() - start
-        log.info("verified %d pairs in %.1f s: %d accepted", len(todo), seconds, verdicts.accepted.sum())
-    verdicts = _with_known(verdicts, todo, known, len(a), cache, None if keys is None else keys[todo])
+    judge = _Judge(thumbs, flat, aspect, rule, config.prescreen_similarity, workers, colours, files, shas, cache)
+    beyond = f"; {searched - len(a)} more beyond {config.candidates_per_image} per image not verified"
+    verdicts = judge(a, b, found.signal, looks, note=beyond)
+    found, verdicts = _tilted_retry(judge, hashes, flat, a, b, found, verdicts, config.candidate_distance)
     return Verified(a, b, found.signal, found.distance, verdicts, (crowded,) if crowded else ())
+
+
+@dataclass(frozen=True)
+class _Judge:
+    """Verdicts of candidate pairs, read from the verdict cache where decided in an earlier run, else decided (and
+    kept there)."""
+
+    thumbs: np.ndarray
+    flat: np.ndarray
+    aspect: np.ndarray | None
+    rule: VerifyRule
+    prescreen_similarity: float
+    workers: int
+    colours: np.ndarray | None
+    files: Sequence[Path] | None
+    shas: list[str] | None
+    cache: VerdictCache | None
+
+    def __call__(self, a, b, signal, looks, what: str = "candidate pairs", note: str = "") -> Verdicts:
+        """The verdicts of pairs (a, b) proposed by `signal`, with their 16x16 `looks` where known (else NaN); the
+        log names them `what`, and adds `note`."""
+        cache = self.cache
+        ratio = np.full(len(self.flat), np.nan) if self.aspect is None else self.aspect
+        keys = pair_keys(self.shas, a, b, signal, ratio) if cache else None
+        at, known = cache.get(keys) if cache else (np.full(len(a), -1), None)
+        todo = np.flatnonzero(at < 0)
+        log.info(
+            "verifying %d of %d %s (%d decided in earlier runs%s)", len(todo), len(a), what, len(a) - len(todo), note
+        )
+        start = time.perf_counter()
+        verdicts = decide(
+            self.thumbs,
+            a[todo],
+            b[todo],
+            signal[todo],
+            self.flat,
+            self.aspect,
+            self.rule,
+            self.prescreen_similarity,
+            self.workers,
+            looks[todo],
+            self.colours,
+        )
+        if self.files is not None:
+            verdicts = full_size_looks(
+                self.files, self.thumbs, a[todo], b[todo], verdicts, self.rule, self.workers, signal[todo]
+            )
+        if len(todo):
+            seconds = time.perf_counter() - start
+            log.info("verified %d pairs in %.1f s: %d accepted", len(todo), seconds, verdicts.accepted.sum())
+        return _with_known(verdicts, todo, known, len(a), cache, None if keys is None else keys[todo])
+
+
+def tilted_alternatives(
+    hashes: dict[str, np.ndarray], flat: np.ndarray, a: np.ndarray, b: np.ndarray, radius: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(signal, distance) per pair (a, b): its closest view pair with a tilted view (views.TILTS) that may propose a
+    candidate, within `radius` bits; "" where none (or either image is near-blank: it has no tilted views)."""
+    signal = np.full(len(a), "", dtype=object)
+    distance = np.full(len(a), radius + 1, np.int64)
+    for (x, y), allowed in zip(itertools.product(VIEWS, VIEWS), allowed_combos(VIEWS).tolist()):
+        if allowed and (x in TILTS or y in TILTS):
+            d = hamming(hashes[view_key(x)][a], hashes[view_key(y)][b])
+            closer = d < distance
+            distance[closer], signal[closer] = d[closer], f"{x}~{y}"
+    signal[flat[a] | flat[b]] = ""
+    return signal, distance
+
+
+def _tilted_retry(
+    judge: _Judge, hashes, flat, a, b, found: Candidates, verdicts: Verdicts, radius: int
+) -> tuple[Candidates, Verdicts]:
+    """(candidates, verdicts), refused candidates that a tilted view pair names too decided again on that pair: a
+    tilted pair counts TILT_MARGIN bits farther when a pair's signal is chosen (views.view_margin), so a copy turned 7
+    degrees with the canvas's corners showing was proposed by a centre crop against a centre crop, an alignment 7
+    degrees off, and refused, where its tilted view pair aligns it. Where the second verdict accepts, it and its
+    signal replace the first."""
+    refused = np.flatnonzero(~verdicts.accepted & ~tilted_signals(found.signal))
+    alt, distance = tilted_alternatives(hashes, flat, a[refused], b[refused], radius)
+    named = np.flatnonzero(alt != "")
+    # a graphic is never paired through a tilted view (verify.verify_pairs): on the glyph set 25,944 letters' refused
+    # candidates had a tilted view pair, all refused again
+    named = named[max_turns(judge.thumbs, a[refused[named]], b[refused[named]]) >= PHOTO_MAX_TURN]
+    again, alt, distance = refused[named], alt[named], distance[named]
+    if len(again) == 0:
+        return found, verdicts
+    second = judge(a[again], b[again], alt, np.full(len(again), np.nan), "refused candidates on a tilted view pair")
+    by = np.flatnonzero(second.accepted & (second.rule == "aligned"))
+    won = again[by]
+    log.info("%d refused candidates accepted on a tilted view pair by the alignment", len(won))
+    signal, dist = found.signal.copy(), found.distance.copy()
+    signal[won], dist[won] = alt[by], distance[by]
+    columns = {f: np.array(getattr(verdicts, f), copy=True) for f in VerdictCache.FIELDS}
+    for f in VerdictCache.FIELDS:
+        columns[f][won] = np.asarray(getattr(second, f))[by]
+    return Candidates(found.i, found.j, signal, dist), Verdicts(*(columns[f] for f in VerdictCache.FIELDS))
 
 
 def _proposed(

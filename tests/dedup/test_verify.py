@@ -408,6 +408,38 @@ def test_a_photograph_turned_with_the_canvas_corners_showing_is_found_through_a_
     assert not verify(a, b, aspect=aspect).accepted
 
 
+def test_a_refused_candidate_is_decided_again_on_its_tilted_view_pair(tmp_path: Path, monkeypatch) -> None:
+    """Turned 7 degrees inside its canvas, a copy's closest view pair is a cut against a cut (its tilted view pair,
+    2 bits apart, counts TILT_MARGIN bits farther), which names an alignment 7 degrees off, and is refused: the stage
+    decides it again on the tilted view pair, which places it. A stranger turned alike stays apart."""
+    from finetuner.config import parse_params
+    from finetuner.dedup import candidates
+    from finetuner.dedup.detect import verified_files
+
+    original = photo(0, (640, 360))
+    files = []
+    for name, image in [
+        ("original", original),
+        ("copy", original.rotate(7.0, resample=Image.Resampling.BICUBIC)),
+        ("stranger", photo(1, (640, 360)).rotate(7.0, resample=Image.Resampling.BICUBIC)),
+    ]:
+        files.append(tmp_path / f"{name}.jpg")
+        files[-1].write_bytes(to_jpeg_bytes(image))
+    aspect = np.full(3, 16 / 9)
+
+    def accepted() -> dict[tuple[int, int], str]:
+        found = verified_files(files, parse_params({}).dedup, workers=1, aspect=aspect)
+        keep = np.flatnonzero(found.verdicts.accepted)
+        return {(int(found.a[k]), int(found.b[k])): str(found.signal[k]) for k in keep}
+
+    pairs = accepted()
+    assert list(pairs) == [(0, 1)] and "tilt" in pairs[0, 1] and views.TILT_CENTRE in pairs[0, 1], pairs
+    monkeypatch.setattr(
+        candidates, "_tilted_retry", lambda judge, hashes, flat, a, b, found, verdicts, radius: (found, verdicts)
+    )
+    assert accepted() == {}  # decided on its closest view pair alone
+
+
 def test_a_graphic_is_never_paired_through_a_tilted_view() -> None:
     """Line art turned 12 degrees matches its original through a tilted view, as a slanted letter matches an upright
     one of another typeface: where either image is a graphic the refit turns 1.5 degrees at most, and a tilted view
