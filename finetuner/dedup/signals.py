@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from finetuner.dedup.views import CORNERS, TILT_CENTRE, TILT_DEGREES, TILTS, TURNED, tilted
+from finetuner.dedup.views import CORNERS, TILT_CENTRE, TILT_DEGREES, TILTS, TURNED, TURNS, tilted
 
 CODES = 1 + max(TURNED.values())  # a view's turn code: 0 as it lies, 1-3 quarter turns, then the tilts
+SIDEWAYS = [TURNS["rot90"], TURNS["rot270"]]  # the codes of the quarter turns that swap width and height
 
 
 @dataclass(frozen=True)
@@ -136,38 +137,43 @@ def unturned(thumbs, i, j, signals: Sequence[str], colours=None, aspect=None) ->
     i, j = np.asarray(i, np.int64), np.asarray(j, np.int64)
     aspect = None if aspect is None else np.asarray(aspect, np.float64)
     n = len(thumbs)
-    # (quarter turns, image) keys sorted: the plain images come first, then each turn's copies
+    # (turn code, image) keys sorted: the plain images come first, then each turn's copies
     keys, place = dense_unique(np.r_[turns[:, 0] * n + i, turns[:, 1] * n + j], CODES * n)
-    quarter, images = np.divmod(keys, n)
+    turn, images = np.divmod(keys, n)
     whole = [  # per label: turned views undone, other signals as they are
         "~".join("full" if v in TURNED else v for v in pair) if {*pair} & TURNED.keys() else label
         for label, pair in zip(labels.tolist(), views)
     ]
     plain = np.asarray(whole, dtype=object)[code.ravel()].tolist()
     arrays = isinstance(thumbs, np.ndarray) and (colours is None or isinstance(colours, np.ndarray))
-    if arrays and len(keys) == n and not quarter.any():  # every image, none turned: the inputs as they are
+    if arrays and len(keys) == n and not turn.any():  # every image, none turned: the inputs as they are
         return Unturned(thumbs, i, j, plain, colours, aspect, turns)
     a, b = np.split(place.ravel(), 2)
     ratio = None if aspect is None else aspect[images]
-    stack = _turned_stack(thumbs, images, quarter, ratio)
-    tinted = None if colours is None else _turned_stack(colours, images, quarter, ratio)
+    stack = _turned_stack(thumbs, images, turn, ratio)
+    tinted = None if colours is None else _turned_stack(colours, images, turn, ratio)
     if aspect is not None:
-        aspect = np.where((quarter % 2 == 1) & (quarter < 4), 1.0 / aspect[images], aspect[images])
+        aspect = np.where(np.isin(turn, SIDEWAYS), 1.0 / aspect[images], aspect[images])
     return Unturned(stack, a, b, plain, tinted, aspect, turns)
 
 
-def _turned_stack(images, rows: np.ndarray, quarter: np.ndarray, aspect: np.ndarray | None = None) -> np.ndarray:
-    """images[rows[k]] turned by quarter[k] quarter turns, for rows sorted by quarter turns, as one fresh array.
-    `images`: an array, or a lazy stack that reads the rows it is asked for (hash_cache.Thumbs)."""
+def _turned_stack(images, rows: np.ndarray, turn: np.ndarray, aspect: np.ndarray | None = None) -> np.ndarray:
+    """images[rows[k]] turned as turn code turn[k] says (a quarter turn, or a tilt: views.TURNED), for rows sorted by
+    code, as one fresh array. `images`: an array, or a lazy stack that reads the rows it is asked for
+    (hash_cache.Thumbs); `aspect`: the rows' width / height, which a tilt keeps."""
     if isinstance(images, np.ndarray):
         out = np.empty((len(rows), *images.shape[1:]), images.dtype)
         np.take(images, rows, axis=0, out=out, mode="clip")  # mode "raise" would copy through a buffer
     else:
         out = images[rows]
-    bounds = np.searchsorted(quarter, [np.arange(1, CODES), np.arange(2, CODES + 1)])
-    for t, (start, stop) in enumerate(zip(*bounds), start=1):
-        if stop > start and t < 4:
-            out[start:stop] = np.rot90(out[start:stop], t, axes=(1, 2))
-        elif stop > start:
-            out[start:stop] = tilted(out[start:stop], TILT_DEGREES[t], None if aspect is None else aspect[start:stop])
+    bounds = np.searchsorted(turn, [np.arange(1, CODES), np.arange(2, CODES + 1)])
+    for code, (start, stop) in enumerate(zip(*bounds), start=1):
+        if stop == start:
+            continue
+        if code in TILT_DEGREES:
+            out[start:stop] = tilted(
+                out[start:stop], TILT_DEGREES[code], None if aspect is None else aspect[start:stop]
+            )
+        else:
+            out[start:stop] = np.rot90(out[start:stop], code, axes=(1, 2))
     return out
