@@ -8,7 +8,7 @@ its input, the manifest's usable rows: `usable`).
    compiled loop `probing`; each candidate's signal, the view pair that found it: `signals`), near-blank images by
    their colour layout (`blank_candidates`); capped per image by a 16x16 look (`look_cap`, `prescreen`); all in
    `candidates`, cached per pair (`pair_cache`).
-3. Decide each candidate (`decide`, in worker processes): the look, then the verifier (`verify`), which aligns the two
+3. Decide each candidate (`decide`, in worker processes forked as hashing's are: `forking`): the look, then the verifier (`verify`), which aligns the two
    thumbnails (`align`, its affine refit `refit`, `correlation`; the searches beyond the frames as they are:
    `searches`, and for copies edited in their pixels `retouched`) and judges by its thresholds (`verdicts`), with its
    own rules where images mislead it: near-blank frames (`low_detail`), and second looks at accepted pairs

@@ -8,12 +8,12 @@ candidates are decided in forked processes, which inherit the arguments instead 
 
 from __future__ import annotations
 
-import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
 
 from finetuner.dedup.correlation import per_side
+from finetuner.dedup.forking import fork_context
 from finetuner.dedup.pair_cache import VerdictCache
 from finetuner.dedup.prescreen import prescreen, textured
 from finetuner.dedup.verify import Verdicts, VerifyRule, verify_pairs
@@ -108,13 +108,14 @@ def _decide_in_processes(args: tuple, workers: int) -> Verdicts:
     is pickled). Threads share one interpreter: the verifier's many small numpy and OpenCV calls hold the GIL long
     enough that 2 threads decided 83k candidates in 2.1-2.4 s, 2 processes in 1.6-1.7 s (1 thread: 2.7 s); at 4k
     candidates, forking costs no more than the threads lose. Where processes cannot fork, threads."""
-    if "fork" not in multiprocessing.get_all_start_methods():
+    context = fork_context()
+    if context is None:
         return _decide_in_threads(args, workers)
     global _SHARED
     cuts = np.linspace(0, len(args[1]), workers * SLICES_PER_WORKER + 1).astype(int).tolist()
     _SHARED = args
     try:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
             return _joined(list(pool.map(_decide_slice, zip(cuts, cuts[1:]))))
     finally:
         _SHARED = ()

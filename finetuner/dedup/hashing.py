@@ -28,6 +28,7 @@ from PIL import Image
 from finetuner.common.memory import with_array_memory
 from finetuner.dedup.colour import SIDE as COLOUR_SIDE
 from finetuner.dedup.decoding import decode_colour, decode_for_hash, grey_of
+from finetuner.dedup.forking import fork_context
 from finetuner.dedup.resample import resize_all
 
 HASH_SIZE = 8  # 8x8 = 64 bits: the size `dedup.max_distance` is defined on
@@ -229,8 +230,7 @@ def hash_files(
             meanwhile()
         return _fill(empty_batch(len(paths), names), map(_hash_chunk, chunks), chunk)
     # fork: the stage never imports torch, so forking is cheap and safe, and avoids re-importing scipy per worker
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
-    with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context(method)) as pool:
+    with ProcessPoolExecutor(n_workers, mp_context=fork_context() or multiprocessing.get_context()) as pool:
         parts = pool.map(_hash_chunk, chunks)  # every worker is forked here, before `meanwhile` starts any thread
         if meanwhile is not None:
             meanwhile()

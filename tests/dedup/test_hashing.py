@@ -219,3 +219,19 @@ def test_parallel_equals_serial_and_marks_unreadable(tmp_path: Path) -> None:
 def test_resolve_workers() -> None:
     assert hashing.resolve_workers(3) == 3
     assert hashing.resolve_workers(0) >= 1
+
+
+def test_worker_processes_are_forked_with_opencv_single_threaded(tmp_path: Path) -> None:
+    """OpenCV's thread pool does not survive fork(): a worker forked while one of its threads held the pool's lock
+    waits forever in its first parallel call. The stage's workers (hashing here, decide likewise) are forked with
+    OpenCV's threads off, in the caller and so in every worker, and hash as the caller does."""
+    paths = []
+    for seed in range(2):
+        paths.append(tmp_path / f"{seed}.jpg")
+        paths[-1].write_bytes(to_jpeg_bytes(photo(seed, (160, 120))))
+    cv2.setNumThreads(2)  # the pool in use, as a caller's own OpenCV calls leave it
+    cv2.GaussianBlur(np.zeros((512, 512), np.float32), (0, 0), 3)
+    forked = hash_files(paths, ("phash",), workers=2, chunk=1)
+    assert cv2.getNumThreads() == 1  # sequential: setNumThreads(0)
+    alone = hash_files(paths, ("phash",), workers=1)
+    assert forked.hashes["phash"].tolist() == alone.hashes["phash"].tolist() and forked.ok.all()
