@@ -8,13 +8,13 @@ its input, the manifest's usable rows: `usable`).
    compiled loop `probing`; each candidate's signal, the view pair that found it: `signals`), near-blank images by
    their colour layout (`blank_candidates`); capped per image by a 16x16 look (`look_cap`, `prescreen`); all in
    `candidates`, cached per pair (`pair_cache`).
-3. Decide each candidate (`decide`, in worker processes forked as hashing's are: `forking`): the look, then the verifier (`verify`), which aligns the two
-   thumbnails (`align`, its affine refit `refit`, `correlation`; the searches beyond the frames as they are:
-   `searches`, and for copies edited in their pixels `retouched`) and judges by its thresholds (`verdicts`), with its
-   own rules where images mislead it: near-blank frames (`low_detail`), and second looks at accepted pairs
-   (`second_looks`) at graphics (`shape`; large pages of text looked at again at full size: `full_size`, its keypoint
-   matching `descriptors`) and photographs framed alike (`surround`; an image's frame: `frames`; a template's layers:
-   `layers`); last, colours (`colour_checks`, on `colour`'s fit).
+3. Decide each candidate (`decide`, in worker processes forked as hashing's are: `forking`): the look, then the
+   verifier (`verify`), which aligns the two thumbnails (`align`, its affine refit `refit`, `correlation`; the
+   searches beyond the frames as they are: `searches`, and for copies edited in their pixels `retouched`) and judges
+   by its thresholds (`verdicts`), with its own rules where images mislead it: near-blank frames (`low_detail`), and
+   second looks at accepted pairs (`second_looks`) at graphics (`shape`; large pages of text looked at again at full
+   size: `full_size`, its keypoint matching `descriptors`) and photographs framed alike (`surround`; an image's
+   frame: `frames`; a template's layers: `layers`); last, colours (`colour_checks`, on `colour`'s fit).
 4. Optional embeddings as a second signal (`embedding`, `similarity`).
 5. Guards against twin designs and chaining (`guards`); pairs and declared groups to leakage units, giant units
    explained (`units`); the report (`report`, its page `report_page`; its audit of the verifier's cut-off: `audit`).
