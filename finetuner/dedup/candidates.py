@@ -42,7 +42,7 @@ from finetuner.dedup.signals import (
 )
 from finetuner.dedup.verify import VERIFIER, Verdicts, VerifyRule
 from finetuner.dedup.view_search import Candidates, subset, view_candidates
-from finetuner.dedup.views import TILTS, VIEW_BOXES, VIEWS, allowed_combos, view_margin
+from finetuner.dedup.views import VIEW_BOXES, VIEWS, allowed_combos, view_margin
 
 log = logging.getLogger("finetuner.dedup")
 # Candidate pairs per image, on average, past which a collection is crowded: many images within the search radius of
@@ -318,10 +318,11 @@ def tilted_alternatives(
     signal = np.full(len(a), "", dtype=object)
     distance = np.full(len(a), radius + 1, np.int64)
     for (x, y), allowed in zip(itertools.product(VIEWS, VIEWS), allowed_combos(VIEWS).tolist()):
-        if allowed and (x in TILTS or y in TILTS):
+        label = f"{x}~{y}"
+        if allowed and signal_tilted(label):
             d = hamming(hashes[view_key(x)][a], hashes[view_key(y)][b])
             closer = d < distance
-            distance[closer], signal[closer] = d[closer], f"{x}~{y}"
+            distance[closer], signal[closer] = d[closer], label
     signal[flat[a] | flat[b]] = ""
     return signal, distance
 

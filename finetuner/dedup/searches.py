@@ -48,7 +48,7 @@ from finetuner.dedup.correlation import (
 from finetuner.dedup.hashing import THUMB
 from finetuner.dedup.refit import PHOTO_MAX_TURN, WIDE_TURN, WIDE_TURN_MIN_DETAIL, max_turns, refit, turn_of, warped
 from finetuner.dedup.shape import graphic
-from finetuner.dedup.signals import mirrored_signals, signal_views
+from finetuner.dedup.signals import mirrored_signals, per_signal, signal_views
 from finetuner.dedup.verdicts import Best, VerifyRule, passing, refit_rule
 from finetuner.dedup.views import TILT_CENTRE
 
@@ -300,7 +300,7 @@ def refit_tilted(best: Best, thumbs, trims, i, j, signals, aspect, rule: VerifyR
     left = where[~passing(strict)(best.sim[where], best.det[where], best.overlap[where], best.stretch[where])]
     if len(left) == 0:
         return
-    centred = np.array([TILT_CENTRE in signal_views(signals[q]) for q in left.tolist()], bool)  # unturned signals
+    centred = per_signal([signals[q] for q in left.tolist()], lambda s: TILT_CENTRE in signal_views(s))  # unturned
     turns = np.full(len(left), PHOTO_MAX_TURN)
     whole = left[~centred]
     if len(whole):
